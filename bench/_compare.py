@@ -1,0 +1,113 @@
+"""Side-by-side measurement: fastengage and the tool a user would otherwise pick, in one run.
+
+Every benchmark calls :func:`compare`. It times fastengage through pytest-benchmark (so
+``--benchmark-*`` options and JSON output work as usual), times each peer the same number of
+rounds in the same process, checks that every peer gave the same answer, and records medians and
+ratios. Ratios (peer time / fastengage time, >1 means fastengage is faster) are what we quote:
+the machine is shared and absolute times drift.
+
+Each call also appends one JSON line to ``bench/out/results.jsonl`` holding the medians, the
+ratios and the median of a fixed reference workload timed in the same run, which is what
+``bench/regress.py`` compares with the committed baseline.
+"""
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+OUT_DIR = Path(__file__).parent / "out"
+RESULTS = OUT_DIR / "results.jsonl"
+
+_REFERENCE_CACHE: dict[str, float] = {}
+
+
+def reference_seconds() -> float:
+    """Median time of a fixed CPU workload (sorting 2M float64), measured once per process.
+
+    Dividing a timing by this makes it comparable across machines of different speed.
+    """
+    if "ref" not in _REFERENCE_CACHE:
+        rng = np.random.default_rng(0)
+        data = rng.random(2_000_000)
+        times = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            np.sort(data)
+            times.append(time.perf_counter() - t0)
+        _REFERENCE_CACHE["ref"] = statistics.median(times)
+    return _REFERENCE_CACHE["ref"]
+
+
+def _time_rounds(fn: Callable[[], Any], rounds: int) -> tuple[float, Any]:
+    result = fn()  # warm-up (JIT, caches); its result is the one checked
+    times = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), result
+
+
+def compare(benchmark, name: str, ours: Callable[[], Any], peers: Mapping[str, Callable[[], Any]],
+            check: Callable[[Any, Any, str], None], *, rounds: int = 3,
+            size: str = "", extra: Mapping[str, Any] | None = None) -> dict:
+    """Measure ``ours`` against each peer on the same data in this run.
+
+    Parameters
+    ----------
+    benchmark : pytest-benchmark fixture
+    name : str
+        Stable identifier of the measurement (used as the baseline key).
+    ours : callable
+        Runs fastengage; its return value is passed to ``check``.
+    peers : mapping of peer name to callable
+        Each runs the peer on the same data.
+    check : callable(ours_result, peer_result, peer_name)
+        Asserts that the two results are the same answer.
+    rounds : int
+        Timed repetitions of each side (after one warm-up call).
+
+    Returns
+    -------
+    dict with ``median_s`` (ours), ``peers`` ({name: median_s}) and ``ratios`` ({name: peer/ours}).
+    """
+    ours_result = ours()  # warm-up, also JIT compilation
+    benchmark.pedantic(ours, rounds=rounds, iterations=1, warmup_rounds=0)
+    ours_median = benchmark.stats.stats.median if benchmark.stats is not None else None
+    if ours_median is None:  # --benchmark-disable: time it ourselves
+        ours_median, _ = _time_rounds(ours, rounds)
+    peer_medians, ratios = {}, {}
+    for peer_name, fn in peers.items():
+        median, peer_result = _time_rounds(fn, rounds)
+        check(ours_result, peer_result, peer_name)
+        peer_medians[peer_name] = median
+        ratios[peer_name] = median / ours_median
+    record = {
+        "name": name,
+        "size": size,
+        "median_s": ours_median,
+        "peers": peer_medians,
+        "ratios": ratios,
+        "reference_s": reference_seconds(),
+        "rounds": rounds,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        **(dict(extra) if extra else {}),
+    }
+    benchmark.extra_info.update({k: v for k, v in record.items() if k != "name"})
+    OUT_DIR.mkdir(exist_ok=True)
+    with open(RESULTS, "a") as fh:
+        fh.write(json.dumps(record) + "\n")
+    line = ", ".join(f"{p}: {r:.2f}x" for p, r in ratios.items())
+    print(f"\n[{name}] fastengage median {ours_median:.4f}s; speed-up vs {line}")
+    return record
+
+
+def bench_size() -> str:
+    """``"smoke"`` (default: tiny sizes, for CI) or ``"full"`` (FASTENGAGE_BENCH=full)."""
+    return os.environ.get("FASTENGAGE_BENCH", "smoke")

@@ -1,0 +1,334 @@
+# cython: language_level=3
+"""Dense id encoding: map int64 or byte-string ids to codes 0, 1, 2, ... in first-seen order.
+
+Open-addressing hash tables (linear probing, power-of-two capacity, load factor <= 1/2) kept in
+C memory, so that an encoder can live for the whole life of a streaming state and be fed batch
+after batch. Every loop over values runs without the GIL.
+
+These objects are *not* safe for concurrent mutation: callers that share one map between threads
+hold a lock around ``encode`` (``fastengage._ids.IdEncoder`` does). ``lookup`` does not mutate
+and may run concurrently with other lookups.
+"""
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
+from libc.stdlib cimport free, malloc, realloc
+from libc.string cimport memcmp, memcpy
+
+import numpy as np
+
+cimport numpy as cnp
+
+cnp.import_array()
+
+ctypedef fused offset_t:
+    int32_t
+    int64_t
+
+cdef struct IntSlot:
+    int64_t key
+    int64_t code  # -1 marks an empty slot
+
+cdef struct StrSlot:
+    uint64_t hash
+    int64_t code  # -1 marks an empty slot
+
+
+cdef inline uint64_t mix64(uint64_t x) noexcept nogil:
+    # splitmix64 finaliser: consecutive ids (the common case) spread over the whole table.
+    x ^= x >> 30
+    x *= <uint64_t>0xbf58476d1ce4e5b9
+    x ^= x >> 27
+    x *= <uint64_t>0x94d049bb133111eb
+    x ^= x >> 31
+    return x
+
+
+cdef inline uint64_t hash_bytes(const uint8_t* data, int64_t n) noexcept nogil:
+    # Word-at-a-time multiply/rotate hash (FxHash style) with a splitmix finaliser; ids are short.
+    cdef uint64_t h = <uint64_t>n * <uint64_t>0x9e3779b97f4a7c15
+    cdef uint64_t word
+    cdef int64_t i = 0
+    while i + 8 <= n:
+        memcpy(&word, data + i, 8)
+        h = ((h << 5) | (h >> 59)) ^ word
+        h *= <uint64_t>0x517cc1b727220a95
+        i += 8
+    word = 0
+    if i < n:
+        memcpy(&word, data + i, n - i)
+        h = ((h << 5) | (h >> 59)) ^ word
+        h *= <uint64_t>0x517cc1b727220a95
+    return mix64(h)
+
+
+cdef inline int64_t _capacity_for(int64_t n_keys) noexcept nogil:
+    cdef int64_t cap = 16
+    while cap < 2 * n_keys:
+        cap *= 2
+    return cap
+
+
+cdef class Int64IdMap:
+    """Hash map from int64 id to dense int64 code (first-seen order)."""
+
+    cdef IntSlot* slots
+    cdef int64_t capacity
+    cdef int64_t size
+    cdef int64_t* keys_by_code
+    cdef int64_t keys_capacity
+
+    def __cinit__(self, int64_t expected=0):
+        self.capacity = _capacity_for(expected)
+        self.slots = <IntSlot*>malloc(self.capacity * sizeof(IntSlot))
+        self.keys_capacity = max(16, expected)
+        self.keys_by_code = <int64_t*>malloc(self.keys_capacity * sizeof(int64_t))
+        if self.slots == NULL or self.keys_by_code == NULL:
+            raise MemoryError()
+        self.size = 0
+        cdef int64_t i
+        for i in range(self.capacity):
+            self.slots[i].code = -1
+
+    def __dealloc__(self):
+        free(self.slots)
+        free(self.keys_by_code)
+
+    def __len__(self):
+        return self.size
+
+    cdef int _grow(self, int64_t n_more) except -1 nogil:
+        """Make room for n_more new keys without any resize inside the probing loop."""
+        cdef int64_t need = self.size + n_more
+        cdef int64_t new_cap, i, j, mask
+        cdef IntSlot* new_slots
+        cdef int64_t* new_keys
+        if need > self.keys_capacity:
+            new_cap = self.keys_capacity
+            while new_cap < need:
+                new_cap *= 2
+            new_keys = <int64_t*>realloc(self.keys_by_code, new_cap * sizeof(int64_t))
+            if new_keys == NULL:
+                with gil:
+                    raise MemoryError()
+            self.keys_by_code = new_keys
+            self.keys_capacity = new_cap
+        if 2 * need <= self.capacity:
+            return 0
+        new_cap = _capacity_for(need)
+        new_slots = <IntSlot*>malloc(new_cap * sizeof(IntSlot))
+        if new_slots == NULL:
+            with gil:
+                raise MemoryError()
+        for i in range(new_cap):
+            new_slots[i].code = -1
+        mask = new_cap - 1
+        for i in range(self.capacity):
+            if self.slots[i].code >= 0:
+                j = <int64_t>(mix64(<uint64_t>self.slots[i].key) & <uint64_t>mask)
+                while new_slots[j].code >= 0:
+                    j = (j + 1) & mask
+                new_slots[j] = self.slots[i]
+        free(self.slots)
+        self.slots = new_slots
+        self.capacity = new_cap
+        return 0
+
+    def encode(self, const int64_t[::1] values,  # IN  ids, any order, repeats allowed
+               int64_t[::1] out):                # OUT dense code of each id
+        """Encode ``values`` into ``out``, adding unseen ids. Returns the number of new ids."""
+        cdef int64_t n = values.shape[0]
+        cdef int64_t i, j, key, mask, before
+        with nogil:
+            # Worst case every value is new; growing once up front keeps the loop branch-light.
+            self._grow(n)
+            before = self.size
+            mask = self.capacity - 1
+            for i in range(n):
+                key = values[i]
+                j = <int64_t>(mix64(<uint64_t>key) & <uint64_t>mask)
+                while True:
+                    if self.slots[j].code < 0:
+                        self.slots[j].key = key
+                        self.slots[j].code = self.size
+                        self.keys_by_code[self.size] = key
+                        out[i] = self.size
+                        self.size += 1
+                        break
+                    if self.slots[j].key == key:
+                        out[i] = self.slots[j].code
+                        break
+                    j = (j + 1) & mask
+        return self.size - before
+
+    def lookup(self, const int64_t[::1] values,  # IN  ids
+               int64_t[::1] out):                # OUT code, or -1 for an unknown id
+        """Codes of known ids without inserting; -1 where the id is unknown."""
+        cdef int64_t n = values.shape[0]
+        cdef int64_t i, j, key, mask = self.capacity - 1
+        with nogil:
+            for i in range(n):
+                key = values[i]
+                j = <int64_t>(mix64(<uint64_t>key) & <uint64_t>mask)
+                while True:
+                    if self.slots[j].code < 0:
+                        out[i] = -1
+                        break
+                    if self.slots[j].key == key:
+                        out[i] = self.slots[j].code
+                        break
+                    j = (j + 1) & mask
+
+    def keys(self):
+        """The ids in code order, as a new int64 NumPy array of length ``len(self)``."""
+        cdef cnp.ndarray[cnp.int64_t, ndim=1] result = np.empty(self.size, dtype=np.int64)
+        if self.size:
+            memcpy(&result[0], self.keys_by_code, self.size * sizeof(int64_t))
+        return result
+
+
+cdef class BytesIdMap:
+    """Hash map from byte strings (Arrow string buffers) to dense int64 codes (first-seen order).
+
+    The distinct strings are kept in one growable byte arena with int64 offsets, which is exactly
+    the layout of an Arrow ``large_string`` array, so decoding is a zero-parse buffer wrap.
+    """
+
+    cdef StrSlot* slots
+    cdef int64_t capacity
+    cdef int64_t size
+    cdef int64_t* offsets        # size + 1 entries into arena
+    cdef int64_t offsets_capacity
+    cdef uint8_t* arena
+    cdef int64_t arena_capacity
+
+    def __cinit__(self, int64_t expected=0):
+        self.capacity = _capacity_for(expected)
+        self.slots = <StrSlot*>malloc(self.capacity * sizeof(StrSlot))
+        self.offsets_capacity = max(16, expected + 1)
+        self.offsets = <int64_t*>malloc(self.offsets_capacity * sizeof(int64_t))
+        self.arena_capacity = 1024
+        self.arena = <uint8_t*>malloc(self.arena_capacity)
+        if self.slots == NULL or self.offsets == NULL or self.arena == NULL:
+            raise MemoryError()
+        self.size = 0
+        self.offsets[0] = 0
+        cdef int64_t i
+        for i in range(self.capacity):
+            self.slots[i].code = -1
+
+    def __dealloc__(self):
+        free(self.slots)
+        free(self.offsets)
+        free(self.arena)
+
+    def __len__(self):
+        return self.size
+
+    cdef int _grow(self, int64_t n_more, int64_t bytes_more) except -1 nogil:
+        cdef int64_t need = self.size + n_more
+        cdef int64_t new_cap, i, j, mask
+        cdef StrSlot* new_slots
+        cdef int64_t* new_offsets
+        cdef uint8_t* new_arena
+        if need + 1 > self.offsets_capacity:
+            new_cap = self.offsets_capacity
+            while new_cap < need + 1:
+                new_cap *= 2
+            new_offsets = <int64_t*>realloc(self.offsets, new_cap * sizeof(int64_t))
+            if new_offsets == NULL:
+                with gil:
+                    raise MemoryError()
+            self.offsets = new_offsets
+            self.offsets_capacity = new_cap
+        if self.offsets[self.size] + bytes_more > self.arena_capacity:
+            new_cap = self.arena_capacity
+            while new_cap < self.offsets[self.size] + bytes_more:
+                new_cap *= 2
+            new_arena = <uint8_t*>realloc(self.arena, new_cap)
+            if new_arena == NULL:
+                with gil:
+                    raise MemoryError()
+            self.arena = new_arena
+            self.arena_capacity = new_cap
+        if 2 * need <= self.capacity:
+            return 0
+        new_cap = _capacity_for(need)
+        new_slots = <StrSlot*>malloc(new_cap * sizeof(StrSlot))
+        if new_slots == NULL:
+            with gil:
+                raise MemoryError()
+        for i in range(new_cap):
+            new_slots[i].code = -1
+        mask = new_cap - 1
+        for i in range(self.capacity):
+            if self.slots[i].code >= 0:
+                j = <int64_t>(self.slots[i].hash & <uint64_t>mask)
+                while new_slots[j].code >= 0:
+                    j = (j + 1) & mask
+                new_slots[j] = self.slots[i]
+        free(self.slots)
+        self.slots = new_slots
+        self.capacity = new_cap
+        return 0
+
+    cdef inline int64_t _find(self, const uint8_t* s, int64_t n, uint64_t h, bint insert) noexcept nogil:
+        cdef int64_t mask = self.capacity - 1
+        cdef int64_t j = <int64_t>(h & <uint64_t>mask)
+        cdef int64_t code, start
+        while True:
+            code = self.slots[j].code
+            if code < 0:
+                if not insert:
+                    return -1
+                start = self.offsets[self.size]
+                if n:
+                    memcpy(self.arena + start, s, n)
+                self.offsets[self.size + 1] = start + n
+                self.slots[j].hash = h
+                self.slots[j].code = self.size
+                self.size += 1
+                return self.size - 1
+            if self.slots[j].hash == h:
+                start = self.offsets[code]
+                if self.offsets[code + 1] - start == n and (n == 0 or memcmp(self.arena + start, s, n) == 0):
+                    return code
+            j = (j + 1) & mask
+
+    def encode(self, const offset_t[::1] offsets,  # IN  Arrow offsets, length n + 1
+               const uint8_t[::1] data,            # IN  Arrow value bytes (may be empty)
+               int64_t[::1] out):                  # OUT dense code of each string
+        """Encode the n strings ``data[offsets[i]:offsets[i+1]]``; returns the number of new ids."""
+        cdef int64_t n = offsets.shape[0] - 1
+        cdef int64_t i, start, length, before
+        cdef const uint8_t* base = &data[0] if data.shape[0] > 0 else NULL
+        with nogil:
+            self._grow(n, <int64_t>(offsets[n] - offsets[0]))
+            before = self.size
+            for i in range(n):
+                start = offsets[i]
+                length = offsets[i + 1] - start
+                out[i] = self._find(base + start if length else NULL, length,
+                                    hash_bytes(base + start, length) if length else 0, True)
+        return self.size - before
+
+    def lookup(self, const offset_t[::1] offsets,  # IN  Arrow offsets, length n + 1
+               const uint8_t[::1] data,            # IN  Arrow value bytes
+               int64_t[::1] out):                  # OUT code, or -1 for an unknown string
+        cdef int64_t n = offsets.shape[0] - 1
+        cdef int64_t i, start, length
+        cdef const uint8_t* base = &data[0] if data.shape[0] > 0 else NULL
+        with nogil:
+            for i in range(n):
+                start = offsets[i]
+                length = offsets[i + 1] - start
+                out[i] = self._find(base + start if length else NULL, length,
+                                    hash_bytes(base + start, length) if length else 0, False)
+
+    def buffers(self):
+        """(offsets int64[len+1], data uint8[...]) copies: the large_string layout of the ids."""
+        cdef cnp.ndarray[cnp.int64_t, ndim=1] offs = np.empty(self.size + 1, dtype=np.int64)
+        memcpy(&offs[0], self.offsets, (self.size + 1) * sizeof(int64_t))
+        cdef int64_t nbytes = self.offsets[self.size]
+        cdef cnp.ndarray[cnp.uint8_t, ndim=1] data = np.empty(nbytes, dtype=np.uint8)
+        if nbytes:
+            memcpy(&data[0], self.arena, nbytes)
+        return offs, data

@@ -1,0 +1,88 @@
+"""Open-addressing hash set of (customer code, value) pairs packed into one int64.
+
+Used to count distinct values per customer (purchase days, orders) exactly and incrementally: a
+pair counts once however many batches, merges or out-of-order events bring it again. The table
+is an int64 array whose length is a power of two, ``EMPTY`` marks a free slot, and the load
+factor stays at or below 1/2 (callers grow through :func:`grow_for`).
+"""
+import numpy as np
+from numba import njit
+
+from ._config import NJIT
+
+EMPTY = np.int64(-1)
+_LOW32 = np.int64(0xFFFFFFFF)
+
+
+@njit(**NJIT)
+def pair_key(code, value):
+    """Pack a customer code (< 2**31) and the low 32 bits of ``value`` into one non-negative key."""
+    return (np.int64(code) << np.int64(32)) | (np.int64(value) & _LOW32)
+
+
+@njit(**NJIT)
+def _slot(key, mask):
+    # splitmix64 finaliser; uint64 arithmetic wraps, which is what a hash wants.
+    x = np.uint64(key)
+    x ^= x >> np.uint64(30)
+    x *= np.uint64(0xBF58476D1CE4E5B9)
+    x ^= x >> np.uint64(27)
+    x *= np.uint64(0x94D049BB133111EB)
+    x ^= x >> np.uint64(31)
+    return np.int64(x & np.uint64(mask))
+
+
+@njit(**NJIT)
+def insert(table, key):
+    """Insert ``key``; True when it was not there before. The caller keeps the load <= 1/2."""
+    mask = table.shape[0] - 1
+    j = _slot(key, mask)
+    while True:
+        k = table[j]
+        if k == EMPTY:
+            table[j] = key
+            return True
+        if k == key:
+            return False
+        j = (j + 1) & mask
+
+
+@njit(**NJIT)
+def rehash(table, capacity):
+    """A new table of ``capacity`` slots (a power of two) holding every key of ``table``."""
+    out = np.full(capacity, EMPTY, dtype=np.int64)
+    for k in table:
+        if k != EMPTY:
+            insert(out, k)
+    return out
+
+
+@njit(**NJIT)
+def occupied(table):
+    """The keys held by ``table``, in slot order."""
+    n = 0
+    for k in table:
+        if k != EMPTY:
+            n += 1
+    out = np.empty(n, dtype=np.int64)
+    n = 0
+    for k in table:
+        if k != EMPTY:
+            out[n] = k
+            n += 1
+    return out
+
+
+def capacity_for(n_keys: int) -> int:
+    """Smallest power-of-two capacity (>= 16) that keeps ``n_keys`` at load <= 1/2."""
+    cap = 16
+    while cap < 2 * n_keys:
+        cap *= 2
+    return cap
+
+
+def grow_for(table: np.ndarray, size: int, n_more: int) -> np.ndarray:
+    """``table`` itself, or a rehashed larger copy, able to take ``n_more`` further keys."""
+    if 2 * (size + n_more) <= table.shape[0]:
+        return table
+    return rehash(table, capacity_for(size + n_more))

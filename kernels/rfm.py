@@ -1,0 +1,245 @@
+"""RFM kernels: fold transactions into per-customer records, then finalise features and scores.
+
+A customer's running aggregate is one 64-byte record (``STATE_DTYPE``), so the random access a
+transaction costs is a single cache line. Records merge associatively, which is what makes the
+batch, streaming and incremental paths give identical results.
+
+Times are int64 microseconds since the epoch (UTC); days are ``floor(us / 86_400e6)``.
+"""
+import numpy as np
+from numba import njit
+
+from ._config import NJIT
+from .pairset import EMPTY, insert, pair_key
+
+US_PER_DAY = np.int64(86_400_000_000)
+INT64_MAX = np.iinfo(np.int64).max
+INT64_MIN = np.iinfo(np.int64).min
+NO_DAY = np.int32(np.iinfo(np.int32).min)
+
+#: One customer's running aggregate; exactly one 64-byte cache line.
+STATE_DTYPE = np.dtype(
+    [
+        ("first_us", np.int64),       # earliest purchase time
+        ("last_us", np.int64),        # latest purchase time
+        ("purchase_sum", np.float64),  # sum of purchase amounts (amount >= 0)
+        ("return_sum", np.float64),   # sum of return amounts (amount < 0), kept even if unused
+        ("last_order", np.int64),     # order code of the latest purchase row seen (dedup hint)
+        ("purchase_rows", np.int32),
+        ("return_rows", np.int32),
+        ("frequency", np.int32),      # distinct orders (or purchase rows when there is no order)
+        ("purchase_days", np.int32),  # distinct UTC days with a purchase
+        ("last_day", np.int32),       # day of the latest purchase row seen (dedup hint)
+        ("_pad", np.int32),
+    ],
+    align=True,
+)
+assert STATE_DTYPE.itemsize == 64
+
+
+def new_state(n: int) -> np.ndarray:
+    """``n`` empty customer records."""
+    state = np.zeros(n, dtype=STATE_DTYPE)
+    state["first_us"] = INT64_MAX
+    state["last_us"] = INT64_MIN
+    state["last_order"] = -1
+    state["last_day"] = NO_DAY
+    return state
+
+
+@njit(**NJIT)
+def update(state,          # IN/OUT records, indexed by customer code
+           codes,          # IN  int64[n] customer code of each row
+           times,          # IN  int64[n] microseconds, UTC
+           amounts,        # IN  float64[n]
+           orders,         # IN  int64[n] order codes (ignored unless has_order)
+           has_order,      # IN  bool
+           limit_us,       # IN  rows with time > limit_us are skipped (point-in-time cut)
+           exclude_returns,  # IN bool: drop rows with amount < 0 instead of netting them
+           day_set,        # IN/OUT pair set of (customer, day); unused if days_sorted
+           order_set,      # IN/OUT pair set of (customer, order)
+           days_sorted):   # IN  bool: every customer's rows arrive in time order (no day set)
+    """Fold rows into ``state``. Both sets must have room for ``n`` more keys.
+
+    Returns
+    -------
+    (n_after_limit, n_returns, n_day_keys_added, n_order_keys_added) : tuple of int
+    """
+    n_after = 0
+    n_returns = 0
+    day_added = 0
+    order_added = 0
+    for i in range(codes.shape[0]):
+        t = times[i]
+        if t > limit_us:
+            n_after += 1
+            continue
+        rec = state[codes[i]]
+        a = amounts[i]
+        if a < 0.0:
+            n_returns += 1
+            if not exclude_returns:
+                rec.return_sum += a
+                rec.return_rows += 1
+            continue
+        rec.purchase_rows += 1
+        rec.purchase_sum += a
+        if t < rec.first_us:
+            rec.first_us = t
+        if t > rec.last_us:
+            rec.last_us = t
+        day = np.int32(t // US_PER_DAY)
+        if day != rec.last_day:
+            # A day equal to the record's latest one is already counted: most rows of a
+            # multi-line order stop here without touching the set.
+            if days_sorted:
+                rec.purchase_days += 1
+            elif insert(day_set, pair_key(codes[i], day)):
+                rec.purchase_days += 1
+                day_added += 1
+            rec.last_day = day
+        if has_order:
+            o = orders[i]
+            if o != rec.last_order:
+                if insert(order_set, pair_key(codes[i], o)):
+                    rec.frequency += 1
+                    order_added += 1
+                rec.last_order = o
+        else:
+            rec.frequency += 1
+    return n_after, n_returns, day_added, order_added
+
+
+@njit(**NJIT)
+def merge(state, other, code_map):
+    """Fold the records of ``other`` into ``state``; other's customer k is ``code_map[k]`` here.
+
+    Distinct counts (frequency with orders, purchase_days) are *not* added here: they are rebuilt
+    by :func:`merge_pairs` from the union of the pair sets.
+    """
+    for k in range(other.shape[0]):
+        src = other[k]
+        dst = state[code_map[k]]
+        if src.first_us < dst.first_us:
+            dst.first_us = src.first_us
+        if src.last_us > dst.last_us:
+            dst.last_us = src.last_us
+        dst.purchase_sum += src.purchase_sum
+        dst.return_sum += src.return_sum
+        dst.purchase_rows += src.purchase_rows
+        dst.return_rows += src.return_rows
+
+
+@njit(**NJIT)
+def merge_pairs(state, pair_set, other_keys, code_map, value_map, which):
+    """Insert other's pair keys (remapped) into ``pair_set``; count new ones per customer.
+
+    ``which`` is 0 for purchase days (value kept as is) and 1 for orders (value remapped through
+    ``value_map``). Returns the number of keys added.
+    """
+    added = 0
+    for key in other_keys:
+        code = code_map[key >> np.int64(32)]
+        low = key & np.int64(0xFFFFFFFF)
+        if which == 0:
+            value = np.int64(np.int32(np.uint32(low)))
+        else:
+            value = value_map[low]
+        if insert(pair_set, pair_key(code, value)):
+            added += 1
+            if which == 0:
+                state[code].purchase_days += 1
+                if state[code].last_day == NO_DAY:
+                    state[code].last_day = np.int32(value)
+            else:
+                state[code].frequency += 1
+    return added
+
+
+@njit(**NJIT)
+def count_purchasers(state):
+    n = 0
+    for k in range(state.shape[0]):
+        if state[k].purchase_rows > 0:
+            n += 1
+    return n
+
+
+@njit(**NJIT)
+def finalize(state, as_of_us, net_returns, frequency_is_rows):
+    """Feature columns of every customer with at least one purchase, in code order.
+
+    Returns
+    -------
+    codes : int64[m]
+    first_us, last_us : int64[m]
+    recency_days, tenure_days : int64[m]  floor((as_of - last|first) / 1 day)
+    frequency, purchase_days : int64[m]
+    monetary_total, monetary_mean : float64[m]
+    """
+    m = count_purchasers(state)
+    codes = np.empty(m, np.int64)
+    first = np.empty(m, np.int64)
+    last = np.empty(m, np.int64)
+    recency = np.empty(m, np.int64)
+    tenure = np.empty(m, np.int64)
+    frequency = np.empty(m, np.int64)
+    days = np.empty(m, np.int64)
+    total = np.empty(m, np.float64)
+    mean = np.empty(m, np.float64)
+    j = 0
+    for k in range(state.shape[0]):
+        rec = state[k]
+        if rec.purchase_rows == 0:
+            continue
+        codes[j] = k
+        first[j] = rec.first_us
+        last[j] = rec.last_us
+        recency[j] = (as_of_us - rec.last_us) // US_PER_DAY
+        tenure[j] = (as_of_us - rec.first_us) // US_PER_DAY
+        freq = rec.purchase_rows if frequency_is_rows else rec.frequency
+        frequency[j] = freq
+        days[j] = rec.purchase_days
+        money = rec.purchase_sum + (rec.return_sum if net_returns else 0.0)
+        total[j] = money
+        mean[j] = money / freq
+        j += 1
+    return codes, first, last, recency, tenure, frequency, days, total, mean
+
+
+@njit(**NJIT)
+def quintile_scores(values, higher_is_better):
+    """RFM scores 1..5: ``1 + floor(5 * w / n)`` capped at 5, w = customers strictly worse.
+
+    Ties share a score because w only counts strictly worse values.
+    """
+    n = values.shape[0]
+    out = np.empty(n, np.int8)
+    if n == 0:
+        return out
+    ordered = np.sort(values)
+    for i in range(n):
+        if higher_is_better:
+            worse = np.searchsorted(ordered, values[i], side="left")
+        else:
+            worse = n - np.searchsorted(ordered, values[i], side="right")
+        s = 1 + (5 * worse) // n
+        out[i] = 5 if s > 5 else s
+    return out
+
+
+@njit(**NJIT)
+def lookup_segments(r, f, m, table):
+    """Segment index of each customer from a (6, 6, 6) table indexed by the three scores."""
+    out = np.empty(r.shape[0], np.int16)
+    for i in range(r.shape[0]):
+        out[i] = table[r[i], f[i], m[i]]
+    return out
+
+
+@njit(**NJIT)
+def has_empty_slots(table):
+    for k in table:
+        if k == EMPTY:
+            return True
+    return False

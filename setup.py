@@ -1,0 +1,41 @@
+"""Build script: compiles the Cython kernels and installs ``kernels/`` as ``fastengage.kernels``.
+
+Metadata and dependencies live in pyproject.toml; this file only describes the compiled parts.
+Every Cython module is listed explicitly so that a stray .pyx never ends up in a wheel by accident.
+"""
+import numpy as np
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+# One place for the Cython directives of every kernel: no bounds checks or wraparound in the hot
+# loops (the Python layer validates), C division semantics, and Python 3 language level.
+CYTHON_DIRECTIVES = {
+    "language_level": "3",
+    "boundscheck": False,
+    "wraparound": False,
+    "cdivision": True,
+    "initializedcheck": False,
+    "nonecheck": False,
+}
+
+CYTHON_MODULES = [
+    "idmap",
+]
+
+extensions = [
+    Extension(
+        f"fastengage.kernels.{name}",
+        [f"kernels/{name}.pyx"],
+        include_dirs=[np.get_include()],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+        extra_compile_args=["-O3"],
+    )
+    for name in CYTHON_MODULES
+]
+
+setup(
+    packages=["fastengage", "fastengage.kernels", "fastengage.data"],
+    package_dir={"fastengage": "fastengage", "fastengage.kernels": "kernels"},
+    ext_modules=cythonize(extensions, compiler_directives=CYTHON_DIRECTIVES),
+    zip_safe=False,
+)
