@@ -2,3 +2,5 @@
 from .errors import ColumnNotFoundError, ConvergenceError, FastEngageError, InputError, ModelFormatError
 
 __version__ = "0.1.0"
+from .features import RFMState, rfm
+from .segments import DEFAULT_SEGMENTS
