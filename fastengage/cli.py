@@ -1,0 +1,99 @@
+"""The ``fastengage`` command line: ``rfm``, ``demo`` (and ``score`` when scoring is installed).
+
+Bad input ends with a one-line ``fastengage: error: ...`` on stderr and exit status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .errors import FastEngageError
+
+
+def _add_rfm(sub) -> None:
+    p = sub.add_parser("rfm", help="RFM features per customer from a transaction file",
+                       description="Compute RFM features (see fastengage.rfm) and write Parquet.")
+    p.add_argument("input", help="Parquet file or directory of Parquet files")
+    p.add_argument("--customer", required=True, help="customer id column")
+    p.add_argument("--time", required=True, help="event time column (timestamp or date)")
+    p.add_argument("--amount", required=True, help="amount column (negative = return)")
+    p.add_argument("--order", help="order/invoice id column (frequency = distinct orders)")
+    p.add_argument("--as-of", help="point in time, ISO date or datetime (default: latest event)")
+    p.add_argument("--returns", choices=["net", "exclude", "error"], default="net")
+    p.add_argument("--drop-null-customers", action="store_true",
+                   help="drop rows with a null customer id (the count is reported)")
+    p.add_argument("--batch-size", type=int, default=1_000_000, help="rows per streamed batch")
+    p.add_argument("-o", "--output", required=True, help="output Parquet file")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=_run_rfm)
+
+
+def _run_rfm(args) -> int:
+    import json
+
+    import pyarrow.parquet as pq
+
+    from ._input import open_source
+    from ._progress import ProgressBar
+    from .features import rfm
+
+    source = open_source(args.input)
+    total = source._data.count_rows() if source.kind == "dataset" else None
+    bar = None if args.quiet else ProgressBar(total)
+    result = rfm(source, customer=args.customer, time=args.time, amount=args.amount,
+                 order=args.order, as_of=args.as_of, returns=args.returns,
+                 drop_null_customers=args.drop_null_customers, batch_size=args.batch_size,
+                 progress=bar)
+    report = json.loads(result.schema.metadata[b"fastengage"])
+    if bar is not None:
+        bar.close(report["rows_read"])
+    pq.write_table(result, args.output)
+    print(f"wrote {result.num_rows:,} customers to {args.output} "
+          f"(rows read {report['rows_read']:,}, null customers dropped "
+          f"{report['null_customer_rows_dropped']:,}, after as_of {report['rows_after_as_of']:,}, "
+          f"returns {report['return_rows']:,})", file=sys.stderr)
+    return 0
+
+
+def _add_demo(sub) -> None:
+    p = sub.add_parser("demo", help="run every capability on the bundled real data")
+    p.add_argument("--out", default="fastengage-demo", help="output folder (default: ./fastengage-demo)")
+    p.set_defaults(run=_run_demo)
+
+
+def _run_demo(args) -> int:
+    from .demo import run_demo
+
+    return run_demo(args.out)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fastengage", description=__doc__.splitlines()[0])
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"fastengage {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_rfm(sub)
+    _add_demo(sub)
+    try:
+        from .scoring.cli import add_score_command
+    except ImportError:
+        pass
+    else:
+        add_score_command(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except (FastEngageError, OSError) as exc:
+        print(f"fastengage: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

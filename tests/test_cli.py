@@ -1,0 +1,50 @@
+"""The command line: rfm on a Parquet file, errors as one line with exit status 2, the demo."""
+import subprocess
+import sys
+
+import pyarrow.parquet as pq
+import pytest
+
+import fastengage as fe
+from fastengage.cli import main
+
+
+@pytest.fixture
+def retail_parquet(retail_table, tmp_path):
+    path = tmp_path / "retail.parquet"
+    pq.write_table(retail_table, path, row_group_size=100_000)
+    return path
+
+
+def test_rfm_command_streams_and_matches_the_api(retail_parquet, retail_table, tmp_path, capsys):
+    out = tmp_path / "features.parquet"
+    code = main(["rfm", str(retail_parquet), "--customer", "CustomerID", "--time", "InvoiceDate",
+                 "--amount", "amount", "--order", "InvoiceNo", "--drop-null-customers",
+                 "--as-of", "2011-11-01", "--batch-size", "100000", "-o", str(out)])
+    assert code == 0
+    err = capsys.readouterr().err
+    assert "541,909 / 541,909 rows" in err and "after as_of 83,259" in err
+    expected = fe.rfm(retail_table, customer="CustomerID", time="InvoiceDate", amount="amount",
+                      order="InvoiceNo", drop_null_customers=True, as_of="2011-11-01")
+    got = pq.read_table(out)
+    assert got.drop_columns(["monetary_total", "monetary_mean", "m_score"]).equals(
+        expected.drop_columns(["monetary_total", "monetary_mean", "m_score"]))
+
+
+def test_bad_input_is_one_line_and_exit_2(retail_parquet, tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "fastengage", "rfm", str(retail_parquet), "--customer", "CustomerID",
+         "--time", "InvoiceDate", "--amount", "amount", "-o", str(tmp_path / "x.parquet"), "-q"],
+        capture_output=True, text=True)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("fastengage: error: customer column 'CustomerID' has 135080 null")
+
+
+def test_demo_rfm_step(tmp_path):
+    from fastengage.demo import rfm_step
+
+    summary = rfm_step(tmp_path)
+    assert "Champions" in summary and "null CustomerID dropped 135,080" in summary
+    assert pq.read_table(tmp_path / "rfm.parquet").num_rows == 4339
