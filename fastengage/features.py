@@ -178,9 +178,11 @@ class RFMState:
         n_null = cust.null_count
         if n_null:
             if not self.drop_null_customers:
+                first = self.report["rows_read"]
                 raise InputError(
-                    f"customer column {cols['customer']!r} has {n_null} null value(s); pass "
-                    "drop_null_customers=True to drop those rows (the count is reported)"
+                    f"customer column {cols['customer']!r} has {n_null} null value(s) in rows "
+                    f"{first + 1:,}..{first + batch.num_rows:,}; pass drop_null_customers=True to "
+                    "drop those rows (the count is reported)"
                 )
             batch = batch.filter(pc.is_valid(cust))
         times = time_to_us(batch.column(cols["time"]), cols["time"])

@@ -34,12 +34,12 @@ def test_rfm_command_streams_and_matches_the_api(retail_parquet, retail_table, t
 def test_bad_input_is_one_line_and_exit_2(retail_parquet, tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "fastengage", "rfm", str(retail_parquet), "--customer", "CustomerID",
-         "--time", "InvoiceDate", "--amount", "amount", "-o", str(tmp_path / "x.parquet"), "-q"],
+         "--time", "InvoiceDate", "--amount", "amount", "-o", str(tmp_path / "x.parquet"), "-q", "--batch-size", "100000"],
         capture_output=True, text=True)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1
-    assert lines[0].startswith("fastengage: error: customer column 'CustomerID' has 135080 null")
+    assert lines[0].startswith("fastengage: error: customer column 'CustomerID' has 34915 null value(s) in rows 1..100,000;")
 
 
 def test_demo_rfm_step(tmp_path):

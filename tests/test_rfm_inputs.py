@@ -123,7 +123,7 @@ def test_wrong_types_are_named(column, value, message):
 def test_null_customers_raise_or_are_dropped_and_counted():
     t = pa.table({"cust": pa.array([1, None, 2, None]), "ts": pa.array([1, 2, 3, 4], pa.timestamp("s")),
                   "amt": pa.array([1.0, 2.0, 3.0, 4.0])})
-    with pytest.raises(fe.InputError, match=r"customer column 'cust' has 2 null value\(s\)"):
+    with pytest.raises(fe.InputError, match=r"customer column 'cust' has 2 null value\(s\) in rows 1..4;"):
         fe.rfm(t, **KW)
     result = fe.rfm(t, **KW, drop_null_customers=True)
     assert result["cust"].to_pylist() == [1, 2]
