@@ -1,0 +1,239 @@
+"""Tree ensembles flattened into arrays for the native kernels (``kernels/score_trees.py``).
+
+Both ONNX ``TreeEnsembleClassifier``/``TreeEnsembleRegressor`` (ai.onnx.ml) and LightGBM text
+models are first brought to one canonical form, :class:`Tree`: internal nodes with a feature, a
+float64 threshold, a split kind, the side NaN takes, and left/right children (``~leaf`` for a
+leaf), plus one leaf value per leaf and the output column the tree adds to. Every ONNX mode is
+rewritten to "go left iff ``x <= t``" where it can be:
+
+* ``BRANCH_LEQ``: as is;  ``BRANCH_LT``: ``x < t  <=>  x <= nextafter(t, -inf)`` (exact for
+  every double ``x``);  ``BRANCH_GT``/``BRANCH_GTE``: the negation of ``LEQ``/``LT`` with the
+  children swapped;  ``BRANCH_EQ``/``BRANCH_NEQ``: an equality node (general layout only).
+* NaN follows ONNX Runtime: it takes the *true* branch iff ``missing_value_tracks_true`` is set
+  or the mode is ``BRANCH_NEQ`` (``NaN != t`` is true in C), and the false branch otherwise.
+
+:class:`TreeEnsemble` then picks the layout: the branch-free "perfect" layout when every split is
+a ``<=`` split and trees are shallow, the general one otherwise.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..kernels import score_post, score_trees
+
+__all__ = ["Tree", "TreeEnsemble"]
+
+#: Deepest tree padded to the perfect layout (2**D leaves per tree).
+MAX_PERFECT_DEPTH = 10
+#: Padded node budget of the perfect layout over the whole ensemble.
+MAX_PERFECT_NODES = 1 << 22
+
+
+@dataclass
+class Tree:
+    """One tree in canonical form (internal node 0 is the root; a tree may be a single leaf).
+
+    Attributes
+    ----------
+    feature : (m,) int32
+    threshold : (m,) float64
+    kind : (m,) uint8, ``score_trees.KIND_*``
+    nan_left : (m,) uint8
+    left, right : (m,) int32; ``c >= 0`` is internal node ``c``, ``c < 0`` is leaf ``~c``
+    leaf_value : (L,) float64
+    target : int, output column this tree adds to
+    cat_bits : list of uint32 arrays, one per categorical node (in node order), else empty
+    """
+
+    feature: np.ndarray
+    threshold: np.ndarray
+    kind: np.ndarray
+    nan_left: np.ndarray
+    left: np.ndarray
+    right: np.ndarray
+    leaf_value: np.ndarray
+    target: int
+    cat_bits: dict = field(default_factory=dict)
+
+    @property
+    def n_internal(self) -> int:
+        return int(self.feature.shape[0])
+
+    def depth(self) -> int:
+        if self.n_internal == 0:
+            return 0
+        depth = np.zeros(self.n_internal, np.int64)
+        best = 1
+        # Children always come after their parent in a pre-order numbering; do not assume it.
+        order = [0]
+        depth[0] = 1
+        while order:
+            node = order.pop()
+            for child in (self.left[node], self.right[node]):
+                if child >= 0:
+                    depth[child] = depth[node] + 1
+                    best = max(best, int(depth[child]))
+                    order.append(int(child))
+        return best
+
+
+class TreeEnsemble:
+    """A flattened ensemble and its scoring: raw sums, base values, post-transform.
+
+    Parameters
+    ----------
+    trees : list of Tree
+        In model order; the per-output sums follow this order exactly.
+    n_features : int
+    n_raw : int
+        Number of raw score columns the trees add to.
+    acc_dtype : numpy dtype
+        float32 (ONNX float models, as ONNX Runtime sums) or float64 (LightGBM).
+    input_dtype : numpy dtype
+        dtype the features are rounded to before comparing (float32 for ONNX float inputs).
+    base : (n_raw,) array or None
+        Added after the sums (``average`` divides the sums by the number of trees first).
+    post : int
+        ``score_post`` mode; ``scale`` its scale (LightGBM sigmoid).
+    layout : "auto", "perfect" or "general"
+    """
+
+    def __init__(self, trees: list[Tree], n_features: int, n_raw: int, *, acc_dtype=np.float64,
+                 input_dtype=np.float64, base=None, average_over: int = 0,
+                 post: int = score_post.NONE, scale: float = 1.0, layout: str = "auto"):
+        self.trees = trees
+        self.n_features = int(n_features)
+        self.n_raw = int(n_raw)
+        self.acc_dtype = np.dtype(acc_dtype)
+        self.input_dtype = np.dtype(input_dtype)
+        self.base = None if base is None else np.asarray(base, dtype=self.acc_dtype)
+        self.average_over = int(average_over)
+        self.post = int(post)
+        self.scale = float(scale)
+        self.n_out = 2 if self.post >= score_post.PAIR_LOGISTIC else self.n_raw
+        self.depth = max((t.depth() for t in trees), default=0)
+        simple = all(bool(np.all(t.kind == score_trees.KIND_LEQ)) for t in trees)
+        fits = self.depth <= MAX_PERFECT_DEPTH and len(trees) * (2 << self.depth) <= MAX_PERFECT_NODES
+        if layout == "auto":
+            layout = "perfect" if simple and fits else "general"
+        if layout == "perfect" and not simple:
+            raise ValueError("the perfect layout needs '<=' splits only")
+        self.layout = layout
+        if layout == "perfect":
+            self._build_perfect()
+        else:
+            self._build_general()
+
+    # -- layouts -------------------------------------------------------------------------------
+
+    def _build_perfect(self) -> None:
+        depth = self.depth
+        n_int = (1 << depth) - 1
+        n_trees = len(self.trees)
+        feat = np.zeros((n_trees, max(n_int, 1)), np.int32)
+        thr = np.full((n_trees, max(n_int, 1)), np.inf)
+        nan_left = np.ones((n_trees, max(n_int, 1)), np.uint8)
+        leaves = np.zeros((n_trees, 1 << depth), self.acc_dtype)
+        for t, tree in enumerate(self.trees):
+            # (node, position, level): a leaf met above the last level is pushed down the
+            # always-left chain (x <= +inf, NaN left), its value copied to every leaf below.
+            stack = [(0 if tree.n_internal else -1, 0, 0)]
+            while stack:
+                node, pos, level = stack.pop()
+                if level == depth:
+                    leaves[t, pos - n_int] = tree.leaf_value[~node]
+                    continue
+                if node >= 0:
+                    feat[t, pos] = tree.feature[node]
+                    thr[t, pos] = tree.threshold[node]
+                    nan_left[t, pos] = tree.nan_left[node]
+                    stack.append((int(tree.left[node]), 2 * pos + 1, level + 1))
+                    stack.append((int(tree.right[node]), 2 * pos + 2, level + 1))
+                else:
+                    stack.append((node, 2 * pos + 1, level + 1))
+                    stack.append((node, 2 * pos + 2, level + 1))
+        self._arrays = (feat, thr, nan_left, leaves,
+                        np.array([t.target for t in self.trees], np.int32), np.int64(depth))
+
+    def _build_general(self) -> None:
+        feats, thrs, kinds, nls, lefts, rights, leaves = [], [], [], [], [], [], []
+        cat_start, cat_len, bits = [], [], []
+        roots = np.empty(len(self.trees), np.int32)
+        node_off = leaf_off = bit_off = 0
+        for t, tree in enumerate(self.trees):
+            m = tree.n_internal
+
+            def shift(child, node_off=node_off, leaf_off=leaf_off):
+                child = child.astype(np.int64)
+                return np.where(child >= 0, child + node_off, ~(~child + leaf_off)).astype(np.int32)
+
+            roots[t] = node_off if m else ~leaf_off
+            feats.append(tree.feature)
+            thrs.append(tree.threshold)
+            kinds.append(tree.kind)
+            nls.append(tree.nan_left)
+            lefts.append(shift(tree.left))
+            rights.append(shift(tree.right))
+            leaves.append(tree.leaf_value)
+            starts = np.zeros(m, np.int32)
+            lens = np.zeros(m, np.int32)
+            for node, words in sorted(tree.cat_bits.items()):
+                starts[node] = bit_off
+                lens[node] = len(words)
+                bits.append(np.asarray(words, np.uint32))
+                bit_off += len(words)
+            cat_start.append(starts)
+            cat_len.append(lens)
+            node_off += m
+            leaf_off += tree.leaf_value.shape[0]
+
+        def cat(parts, dtype):
+            return np.ascontiguousarray(np.concatenate(parts) if parts else np.zeros(0), dtype=dtype)
+
+        self._arrays = (
+            roots, cat(feats, np.int32), cat(thrs, np.float64), cat(lefts, np.int32),
+            cat(rights, np.int32), cat(kinds, np.uint8), cat(nls, np.uint8),
+            cat(cat_start, np.int32), cat(cat_len, np.int32),
+            cat(bits, np.uint32) if bits else np.zeros(1, np.uint32),
+            cat(leaves, self.acc_dtype), np.array([t.target for t in self.trees], np.int32),
+        )
+
+    # -- scoring -------------------------------------------------------------------------------
+
+    def raw(self, X: np.ndarray, parallel: bool = True) -> np.ndarray:
+        """Sum of leaf values per output: ``(n, n_raw)`` in ``acc_dtype``; ``X`` is ``(n, F)``."""
+        out = np.zeros((X.shape[0], self.n_raw), self.acc_dtype)
+        if X.shape[0] == 0 or not self.trees:
+            return out
+        if self.layout == "perfect":
+            fn = score_trees.perfect_parallel if parallel else score_trees.perfect_serial
+        else:
+            fn = score_trees.general_parallel if parallel else score_trees.general_serial
+        fn(X, *self._arrays, out)
+        return out
+
+    def predict(self, X: np.ndarray, parallel: bool = True) -> np.ndarray:
+        """Final scores ``(n, n_out)`` in ``acc_dtype``: sums, then base values, then transform."""
+        raw = self.raw(X, parallel)
+        if self.average_over:
+            raw /= self.acc_dtype.type(self.average_over)
+        if self.base is not None:
+            raw += self.base
+        if self.post == score_post.NONE:
+            return raw
+        out = np.empty((raw.shape[0], self.n_out), self.acc_dtype)
+        fn = score_post.post_parallel if parallel else score_post.post_serial
+        fn(raw, out, self.post, self.acc_dtype.type(1), self.acc_dtype.type(self.scale))
+        return out
+
+
+def lt_to_leq(threshold: np.ndarray) -> np.ndarray:
+    """``x < t  <=>  x <= nextafter(t, -inf)`` for every double ``x``."""
+    return np.nextafter(threshold, -np.inf)
+
+
+def is_finite_model(values) -> bool:
+    return all(math.isfinite(v) for v in values)
