@@ -1,0 +1,4 @@
+"""Lifetime value and churn: BTYD summaries, BG/NBD, MBG/NBD, Pareto/NBD, BG/BB, Gamma-Gamma, sBG."""
+from .summary import summary
+
+__all__ = ["summary"]

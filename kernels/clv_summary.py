@@ -1,0 +1,187 @@
+"""CLV sufficient statistics (frequency, recency, T, monetary value) and pattern compression.
+
+Transactions arrive as dense customer codes and integer period numbers (days, weeks, hours since
+the epoch, already floored the way pandas' ``to_period`` floors them). Customers are grouped with
+a counting sort (O(n)); each customer's periods are then sorted in place, which is cheap because a
+customer has few transactions.
+"""
+import numpy as np
+from numba import njit, prange
+
+from ._config import NJIT, NJIT_PARALLEL
+
+
+@njit(**NJIT)
+def group_by_customer(codes, n_customers):
+    """Counting sort of row indices by customer code. Returns (offsets[n+1], order[n])."""
+    n = codes.shape[0]
+    offsets = np.zeros(n_customers + 1, dtype=np.int64)
+    for i in range(n):
+        offsets[codes[i] + 1] += 1
+    for c in range(n_customers):
+        offsets[c + 1] += offsets[c]
+    fill = offsets[:-1].copy()
+    order = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        c = codes[i]
+        order[fill[c]] = i
+        fill[c] += 1
+    return offsets, order
+
+
+@njit(**NJIT)
+def _sort_segment(keys, vals, lo, hi):
+    """Sort keys[lo:hi] ascending carrying vals along (insertion sort for short runs)."""
+    m = hi - lo
+    if m <= 32:
+        for i in range(lo + 1, hi):
+            k = keys[i]
+            v = vals[i]
+            j = i - 1
+            while j >= lo and keys[j] > k:
+                keys[j + 1] = keys[j]
+                vals[j + 1] = vals[j]
+                j -= 1
+            keys[j + 1] = k
+            vals[j + 1] = v
+    else:
+        idx = np.argsort(keys[lo:hi], kind="mergesort")
+        ks = keys[lo:hi][idx]
+        vs = vals[lo:hi][idx]
+        keys[lo:hi] = ks
+        vals[lo:hi] = vs
+
+
+@njit(**NJIT_PARALLEL)
+def summarize(codes, periods, amounts, n_customers, has_amount):
+    """Per-customer BTYD statistics from transactions already restricted to the window.
+
+    Parameters
+    ----------
+    codes : int64[n]     customer codes in 0..n_customers-1
+    periods : int64[n]   period number of each transaction
+    amounts : float64[n] (ignored unless has_amount)
+
+    Returns
+    -------
+    first : int64[n_customers]   first period (or INT64 max for a customer with no rows)
+    last : int64[n_customers]    last period
+    n_periods : int64[n_customers] distinct periods with a purchase
+    monetary : float64[n_customers] mean over repeat periods of the per-period amount sums
+        (the first period excluded; 0 when there is no repeat period)
+    """
+    offsets, order = group_by_customer(codes, n_customers)
+    n = codes.shape[0]
+    keys = np.empty(n, dtype=np.int64)
+    vals = np.empty(n, dtype=np.float64)
+    first = np.full(n_customers, np.iinfo(np.int64).max, dtype=np.int64)
+    last = np.full(n_customers, np.iinfo(np.int64).min, dtype=np.int64)
+    n_periods = np.zeros(n_customers, dtype=np.int64)
+    monetary = np.zeros(n_customers, dtype=np.float64)
+    for c in prange(n_customers):
+        lo = offsets[c]
+        hi = offsets[c + 1]
+        if hi == lo:
+            continue
+        for j in range(lo, hi):
+            keys[j] = periods[order[j]]
+            vals[j] = amounts[order[j]] if has_amount else 0.0
+        _sort_segment(keys, vals, lo, hi)
+        first[c] = keys[lo]
+        last[c] = keys[hi - 1]
+        count = 1
+        repeat_sum = 0.0
+        for j in range(lo + 1, hi):
+            if keys[j] != keys[j - 1]:
+                count += 1
+            if keys[j] != keys[lo]:
+                repeat_sum += vals[j]
+        n_periods[c] = count
+        if count > 1:
+            monetary[c] = repeat_sum / (count - 1)
+    return first, last, n_periods, monetary
+
+
+@njit(**NJIT_PARALLEL)
+def holdout_counts(codes, periods, amounts, n_customers):
+    """Holdout statistics: distinct periods per customer and the mean of the raw amounts."""
+    offsets, order = group_by_customer(codes, n_customers)
+    n = codes.shape[0]
+    keys = np.empty(n, dtype=np.int64)
+    vals = np.empty(n, dtype=np.float64)
+    counts = np.zeros(n_customers, dtype=np.int64)
+    mean_amount = np.zeros(n_customers, dtype=np.float64)
+    for c in prange(n_customers):
+        lo = offsets[c]
+        hi = offsets[c + 1]
+        if hi == lo:
+            continue
+        total = 0.0
+        for j in range(lo, hi):
+            keys[j] = periods[order[j]]
+            vals[j] = amounts[order[j]]
+            total += vals[j]
+        _sort_segment(keys, vals, lo, hi)
+        count = 1
+        for j in range(lo + 1, hi):
+            if keys[j] != keys[j - 1]:
+                count += 1
+        counts[c] = count
+        mean_amount[c] = total / (hi - lo)
+    return counts, mean_amount
+
+
+@njit(**NJIT)
+def _mix(h):
+    h ^= h >> np.uint64(33)
+    h *= np.uint64(0xFF51AFD7ED558CCD)
+    h ^= h >> np.uint64(33)
+    h *= np.uint64(0xC4CEB9FE1A85EC53)
+    h ^= h >> np.uint64(33)
+    return h
+
+
+@njit(**NJIT)
+def unique_patterns(cols):
+    """Distinct rows of a float64 (n, k) matrix, by exact bit pattern, with an open-address table.
+
+    Returns (first_row[m], inverse[n], counts[m]) with patterns in first-seen order, so that a
+    likelihood over the m patterns weighted by counts equals the one over the n rows.
+    """
+    n, k = cols.shape
+    bits = cols.view(np.uint64)
+    size = 16
+    while size < 2 * n:
+        size *= 2
+    mask = np.uint64(size - 1)
+    table = np.full(size, -1, dtype=np.int64)
+    first_row = np.empty(n, dtype=np.int64)
+    counts = np.zeros(n, dtype=np.int64)
+    inverse = np.empty(n, dtype=np.int64)
+    m = 0
+    for i in range(n):
+        h = np.uint64(0x9E3779B97F4A7C15)
+        for j in range(k):
+            h = _mix(h ^ bits[i, j])
+        slot = h & mask
+        while True:
+            p = table[slot]
+            if p == -1:
+                table[slot] = m
+                first_row[m] = i
+                counts[m] = 1
+                inverse[i] = m
+                m += 1
+                break
+            r = first_row[p]
+            same = True
+            for j in range(k):
+                if bits[r, j] != bits[i, j]:
+                    same = False
+                    break
+            if same:
+                counts[p] += 1
+                inverse[i] = p
+                break
+            slot = (slot + np.uint64(1)) & mask
+    return first_row[:m].copy(), inverse, counts[:m].copy()
