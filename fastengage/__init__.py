@@ -4,3 +4,4 @@ from .errors import ColumnNotFoundError, ConvergenceError, FastEngageError, Inpu
 __version__ = "0.1.0"
 from .features import RFMState, rfm
 from .segments import DEFAULT_SEGMENTS
+from . import recommend

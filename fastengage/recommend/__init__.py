@@ -1,0 +1,13 @@
+"""Recommendations from implicit feedback (``fastengage.recommend``).
+
+Build a customer x item :class:`Interactions` from transactions, fit :class:`ALS`,
+:class:`BPR` or :class:`ItemKNN`, get batch top-N as an Arrow table with
+``recommend(customers=None, n=10, exclude_seen=True, items=None, exclude_items=None)``, fold in
+new customers with ``recommend_new``, and evaluate with :func:`evaluate` on a
+:func:`temporal_split` or :func:`random_split`. Ids in and out are the user's own.
+"""
+from .als import ALS
+from .interactions import WEIGHTINGS, Interactions
+from .split import Split, random_split, temporal_split
+
+__all__ = ["ALS", "Interactions", "WEIGHTINGS", "Split", "random_split", "temporal_split"]

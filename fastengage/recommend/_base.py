@@ -1,0 +1,412 @@
+"""The shape every recommender shares: fit on interactions, batch top-N, fold-in, similar items,
+save/load. Subclasses supply how a block of customers is scored.
+
+Output tables (stable column names):
+
+* :meth:`Recommender.recommend` / :meth:`Recommender.recommend_new` ->
+  ``customer`` (user's id type), ``rank`` (int32, 1 = best), ``item`` (user's id type),
+  ``score`` (float32, model-specific scale; higher is better);
+* :meth:`Recommender.similar_items` -> ``item``, ``rank``, ``similar_item``, ``score``.
+"""
+from __future__ import annotations
+
+import contextlib
+
+import numba
+import numpy as np
+import pyarrow as pa
+
+from .._ids import IdEncoder
+from .._input import amount_to_float64, open_source
+from .._persist import load_bundle, save_bundle
+from ..errors import InputError, ModelFormatError
+from ..kernels import rec_csr, rec_topn
+from .interactions import Interactions, _apply_weighting
+
+__all__ = ["Recommender"]
+
+# A request for this many customers or fewer is served on the calling thread only (no thread
+# pool launch), which is what a service answering single customers from many threads wants.
+SERIAL_MAX = 16
+
+
+@contextlib.contextmanager
+def numba_threads(num_threads: int | None):
+    """Run parallel kernels with ``num_threads`` threads (None: numba's current setting)."""
+    if not num_threads:
+        yield
+        return
+    old = numba.get_num_threads()
+    numba.set_num_threads(min(int(num_threads), numba.config.NUMBA_NUM_THREADS))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(old)
+
+
+def _as_id_array(values, role: str) -> pa.Array:
+    if isinstance(values, pa.ChunkedArray):
+        return values.combine_chunks()
+    if isinstance(values, pa.Array):
+        return values
+    if np.isscalar(values) or isinstance(values, (str, bytes)):
+        values = [values]
+    try:
+        return pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise InputError(f"{role} ids could not be read as an Arrow array: {exc}") from exc
+
+
+class Recommender:
+    """Base class: see :class:`~fastengage.recommend.ALS`, :class:`~fastengage.recommend.BPR`,
+    :class:`~fastengage.recommend.ItemKNN`."""
+
+    kind = "recommend.base"
+    version = 1
+    _params: tuple[str, ...] = ()
+
+    def __init__(self, num_threads: int | None = None, use_native: bool = True):
+        self.num_threads = num_threads
+        self.use_native = use_native
+        self.customers_: IdEncoder | None = None
+        self.items_: IdEncoder | None = None
+
+    # -- fitting ---------------------------------------------------------------------------
+    def fit(self, data, customer: str | None = None, item: str | None = None,
+            weight: str | None = None, weighting: str | None = None,
+            log_epsilon: float = 1.0) -> "Recommender":
+        """Fit on transactions or on a prebuilt :class:`Interactions`.
+
+        Parameters
+        ----------
+        data : Interactions or any input of the Arrow layer
+        customer, item : str
+            Id columns (required unless ``data`` is an Interactions).
+        weight, weighting, log_epsilon
+            See :meth:`Interactions.from_data`.
+        """
+        if isinstance(data, Interactions):
+            inter = data
+        else:
+            if customer is None or item is None:
+                raise InputError("fit() needs customer= and item= column names")
+            inter = Interactions.from_data(data, customer, item, weight, weighting, log_epsilon)
+        if inter.nnz == 0:
+            raise InputError("cannot fit a recommender on an empty interaction matrix")
+        self._set_training(inter)
+        with numba_threads(self.num_threads):
+            self._fit(inter)
+        return self
+
+    def _set_training(self, inter: Interactions) -> None:
+        self.customers_ = inter.customers
+        self.items_ = inter.items
+        self.weighting_ = inter.weighting
+        self.log_epsilon_ = inter.log_epsilon
+        self.seen_indptr_, self.seen_indices_, self.seen_data_ = inter.csr_arrays()
+        self._cache_ids()
+
+    def _cache_ids(self) -> None:
+        self._customer_ids = self.customers_.ids()
+        self._item_ids = self.items_.ids()
+
+    def _fit(self, inter: Interactions) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @property
+    def n_customers(self) -> int:
+        return self.seen_indptr_.size - 1
+
+    @property
+    def n_items(self) -> int:
+        return len(self._item_ids)
+
+    def _check_fitted(self) -> None:
+        if self.customers_ is None:
+            raise InputError(f"this {type(self).__name__} is not fitted yet; call fit() first")
+
+    # -- scoring hooks (subclasses) ----------------------------------------------------------
+    def _topn_rows(self, rows: np.ndarray, n: int, seen: tuple, allowed: np.ndarray,
+                   use_allowed: bool, serial: bool):
+        """Top-n of the model's customers ``rows`` (int64 codes)."""
+        raise NotImplementedError
+
+    def _topn_new(self, hist: tuple, n: int, seen: tuple, allowed: np.ndarray,
+                  use_allowed: bool, serial: bool):
+        """Top-n of new histories ``hist`` = (indptr, indices, values) (fold-in)."""
+        raise NotImplementedError
+
+    # -- id handling -------------------------------------------------------------------------
+    def _customer_rows(self, customers) -> np.ndarray:
+        if customers is None:
+            return np.arange(self.n_customers, dtype=np.int64)
+        arr = _as_id_array(customers, "customer")
+        codes = self.customers_.lookup(arr)
+        unknown = int(np.count_nonzero(codes < 0))
+        if unknown:
+            examples = arr.filter(pa.array(codes < 0))[:3].to_pylist()
+            raise InputError(
+                f"{unknown} customer id(s) are not in the model (e.g. {examples}); use "
+                "recommend_new() to recommend from their items without refitting")
+        return codes
+
+    def _item_codes(self, items, role: str, strict: bool) -> np.ndarray:
+        arr = _as_id_array(items, "item")
+        if len(arr) == 0:
+            return np.empty(0, np.int64)
+        codes = self.items_.lookup(arr)
+        if strict and (codes < 0).any():
+            unknown = int(np.count_nonzero(codes < 0))
+            examples = arr.filter(pa.array(codes < 0))[:3].to_pylist()
+            raise InputError(f"{role}: {unknown} item id(s) are not in the model (e.g. {examples})")
+        return codes[codes >= 0]
+
+    def _allowed(self, items, exclude_items) -> tuple[np.ndarray, bool]:
+        if items is None and exclude_items is None:
+            return np.ones(1, np.uint8), False
+        allowed = np.ones(self.n_items, np.uint8)
+        if items is not None:
+            allowed[:] = 0
+            allowed[self._item_codes(items, "items=", strict=True)] = 1
+        if exclude_items is not None:
+            # excluding an item the model does not know is a no-op, not an error
+            allowed[self._item_codes(exclude_items, "exclude_items=", strict=False)] = 0
+        return allowed, True
+
+    def _check_n(self, n) -> int:
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise InputError(f"n must be a positive integer, got {n!r}")
+        return int(n)
+
+    def _table(self, customer_ids: pa.Array, idx: np.ndarray, score: np.ndarray,
+               count: np.ndarray, first: str = "customer", second: str = "item",
+               metadata: dict | None = None) -> pa.Table:
+        n = idx.shape[1]
+        mask = np.arange(n)[None, :] < count[:, None]
+        owner = np.repeat(np.arange(len(customer_ids), dtype=np.int64), count)
+        rank = np.broadcast_to(np.arange(1, n + 1, dtype=np.int32), idx.shape)[mask]
+        table = pa.table({
+            first: customer_ids.take(pa.array(owner)),
+            "rank": pa.array(rank, pa.int32()),
+            second: self._item_ids.take(pa.array(idx[mask])),
+            "score": pa.array(score[mask].astype(np.float32)),
+        })
+        if metadata:
+            table = table.replace_schema_metadata({k: str(v) for k, v in metadata.items()})
+        return table
+
+    # -- public API ----------------------------------------------------------------------------
+    def recommend(self, customers=None, n: int = 10, exclude_seen: bool = True, items=None,
+                  exclude_items=None) -> pa.Table:
+        """Top-``n`` items for customers of the model.
+
+        Parameters
+        ----------
+        customers : sequence, pyarrow.Array or scalar of customer ids, optional
+            Default: every customer of the training data, in code (first-seen) order.
+        n : int
+            Results per customer: exactly ``n`` whenever at least ``n`` candidate items exist
+            (candidates = allowed items minus seen items), else all candidates.
+        exclude_seen : bool
+            Never return an item the customer has in the training data.
+        items : sequence of item ids, optional
+            Rank only these items (all must be in the model).
+        exclude_items : sequence of item ids, optional
+            Never return these items (unknown ids are ignored).
+
+        Returns
+        -------
+        pyarrow.Table
+            ``customer``, ``rank`` (int32, 1 = best), ``item``, ``score`` (float32), sorted by
+            customer (in the order asked) then rank.
+        """
+        self._check_fitted()
+        n = self._check_n(n)
+        rows = self._customer_rows(customers)
+        allowed, use_allowed = self._allowed(items, exclude_items)
+        seen = (self.seen_indptr_, self.seen_indices_) if exclude_seen else None
+        with numba_threads(self.num_threads):
+            idx, score, count = self._topn_rows(rows, n, seen, allowed, use_allowed,
+                                                serial=rows.size <= SERIAL_MAX)
+        return self._table(self._customer_ids.take(pa.array(rows)), idx, score, count)
+
+    def recommend_new(self, data, customer: str, item: str, weight: str | None = None,
+                      n: int = 10, exclude_seen: bool = True, items=None, exclude_items=None,
+                      unknown_items: str = "error") -> pa.Table:
+        """Fold-in: recommend from the given histories without refitting.
+
+        Works for customers not in the model and for customers whose history changed; the
+        model is not modified. Histories are weighted as the training data was.
+
+        Parameters
+        ----------
+        data : any input of the Arrow layer
+            Events of the customers to serve (their whole current history).
+        customer, item, weight : str
+            Columns, as in :meth:`fit`.
+        unknown_items : {"error", "ignore"}
+            What to do with items the model has never seen (they cannot be scored). With
+            ``"ignore"`` they are left out and their count is in the table's schema metadata
+            under ``b"unknown_item_events"``.
+        Other parameters as :meth:`recommend`.
+        """
+        self._check_fitted()
+        n = self._check_n(n)
+        if unknown_items not in ("error", "ignore"):
+            raise InputError(f'unknown_items must be "error" or "ignore", got {unknown_items!r}')
+        src = open_source(data)
+        roles = src.require({"customer": customer, "item": item, "weight": weight})
+        enc = IdEncoder(customer, "customer")
+        cs, its, ws = [], [], []
+        for batch in src.batches(list(roles.values())):
+            if batch.num_rows == 0:
+                continue
+            cs.append(enc.encode(batch.column(roles["customer"])))
+            its.append(self.items_.lookup(batch.column(roles["item"])))
+            if weight is not None:
+                w = amount_to_float64(batch.column(roles["weight"]), weight, "weight")
+                if not (w > 0).all():
+                    raise InputError(f"weight column {weight!r} has values that are zero or "
+                                     "negative; weights must be > 0")
+                ws.append(w)
+        if not cs:
+            raise InputError(f"the input has no rows (customer column {customer!r})")
+        cust = np.concatenate(cs)
+        itm = np.concatenate(its)
+        w = np.concatenate(ws) if ws else np.ones(cust.size)
+        unknown = int(np.count_nonzero(itm < 0))
+        if unknown and unknown_items == "error":
+            raise InputError(
+                f"item column {item!r} has {unknown} event(s) with items the model does not "
+                'know; pass unknown_items="ignore" to leave them out')
+        known = itm >= 0
+        indptr, indices, sums, counts = rec_csr.coo_to_csr(
+            cust[known], itm[known], w[known], len(enc))
+        has_w = weight is not None
+        weighting = self.weighting_
+        if weighting == "sum" and not has_w:
+            raise InputError(f"the model was fitted with weighting='sum'; pass weight=")
+        if weighting == "given":
+            weighting = "sum" if has_w else "count"
+        values = _apply_weighting(sums, counts, weighting, has_w, self.log_epsilon_)
+        allowed, use_allowed = self._allowed(items, exclude_items)
+        seen = (indptr, indices) if exclude_seen else None
+        with numba_threads(self.num_threads):
+            idx, score, count = self._topn_new((indptr, indices, values), n, seen, allowed,
+                                               use_allowed, serial=len(enc) <= SERIAL_MAX)
+        meta = {"unknown_item_events": unknown} if unknown_items == "ignore" else None
+        return self._table(enc.ids(), idx, score, count, metadata=meta)
+
+    def similar_items(self, items, n: int = 10) -> pa.Table:
+        """The ``n`` items most similar to each of ``items`` (the item itself included, as in
+        implicit).
+
+        Returns
+        -------
+        pyarrow.Table
+            ``item``, ``rank`` (int32), ``similar_item``, ``score`` (float32).
+        """
+        self._check_fitted()
+        n = self._check_n(n)
+        arr = _as_id_array(items, "item")
+        codes = self._item_codes(arr, "similar_items", strict=True)
+        with numba_threads(self.num_threads):
+            idx, score, count = self._similar(codes, n)
+        return self._table(self._item_ids.take(pa.array(codes)), idx, score, count,
+                           first="item", second="similar_item")
+
+    def _similar(self, codes: np.ndarray, n: int):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # -- persistence -----------------------------------------------------------------------------
+    def _arrays(self) -> dict:
+        return {}
+
+    def _restore(self, bundle) -> None:
+        pass
+
+    def save(self, path) -> None:
+        """Write the model to ``path`` (ZIP of JSON + .npy + Arrow IPC; never pickle)."""
+        self._check_fitted()
+        params = {k: getattr(self, k) for k in self._params}
+        if "dtype" in params:
+            params["dtype"] = np.dtype(params["dtype"]).name
+        meta = {
+            "params": params,
+            "weighting": self.weighting_,
+            "log_epsilon": self.log_epsilon_,
+            "customer_column": self.customers_.column,
+            "item_column": self.items_.column,
+        }
+        arrays = {
+            "seen_indptr": self.seen_indptr_,
+            "seen_indices": self.seen_indices_,
+            "seen_data": self.seen_data_,
+            **self._arrays(),
+        }
+        tables = {"customers": pa.table({"id": self._customer_ids}),
+                  "items": pa.table({"id": self._item_ids})}
+        save_bundle(path, self.kind, self.version, meta, arrays=arrays, tables=tables)
+
+    @classmethod
+    def load(cls, path) -> "Recommender":
+        """Read a model written by :meth:`save` (raises ModelFormatError on a wrong file)."""
+        b = load_bundle(path, cls.kind, cls.version)
+        params = dict(b.meta.get("params", {}))
+        try:
+            model = cls(**params)
+            model.customers_ = IdEncoder.from_arrow(
+                b.table("customers").column("id").combine_chunks(),
+                b.meta["customer_column"], "customer")
+            model.items_ = IdEncoder.from_arrow(
+                b.table("items").column("id").combine_chunks(), b.meta["item_column"], "item")
+            model.weighting_ = b.meta["weighting"]
+            model.log_epsilon_ = float(b.meta["log_epsilon"])
+        except (KeyError, TypeError) as exc:
+            raise ModelFormatError(f"{cls.kind} file has malformed metadata: {exc}") from exc
+        model.seen_indptr_ = np.ascontiguousarray(b.array("seen_indptr"), np.int64)
+        model.seen_indices_ = np.ascontiguousarray(b.array("seen_indices"), np.int64)
+        model.seen_data_ = np.ascontiguousarray(b.array("seen_data"), np.float32)
+        model._cache_ids()
+        if model.seen_indptr_.size - 1 != len(model._customer_ids):
+            raise ModelFormatError(f"{cls.kind} file: seen matrix and customer ids disagree")
+        model._restore(b)
+        return model
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={getattr(self, k)!r}" for k in self._params)
+        return f"{type(self).__name__}({params})"
+
+
+def topn_from_scores(score_block, rows: np.ndarray, n: int, seen, allowed, use_allowed,
+                     serial: bool, block: int | None = None, native: bool = True):
+    """Drive the top-N kernel over customer blocks whose scores come from ``score_block``.
+
+    ``score_block(start, stop)`` returns the float32/float64 score matrix of rows
+    ``rows[start:stop]``; ``seen`` is ``(indptr, indices)`` indexed by ``rows`` or None.
+    """
+    B = rows.size
+    out_idx = np.empty((B, n), np.int64)
+    out_score = np.empty((B, n), np.float32)
+    out_count = np.empty(B, np.int64)
+    if B == 0:
+        return out_idx, out_score, out_count
+    if seen is None:
+        seen_indptr = np.zeros(2, np.int64)
+        seen_indices = np.zeros(0, np.int64)
+        seen_rows = np.full(B, -1, np.int64)
+    else:
+        seen_indptr, seen_indices = seen
+        seen_rows = rows
+    if native:
+        kernel = rec_topn.topn_block_serial if serial else rec_topn.topn_block
+    else:
+        from ..kernels import rec_numpy
+        kernel = rec_numpy.topn_block
+    step = block or B
+    for start in range(0, B, step):
+        stop = min(B, start + step)
+        scores = np.ascontiguousarray(score_block(start, stop), dtype=np.float32)
+        kernel(scores, seen_rows[start:stop], seen_indptr, seen_indices, allowed, use_allowed, n,
+               out_idx[start:stop], out_score[start:stop], out_count[start:stop])
+    return out_idx, out_score, out_count

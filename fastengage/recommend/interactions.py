@@ -1,0 +1,212 @@
+"""Customer x item interaction matrices built from transactions, with the user's ids kept.
+
+Every recommender in :mod:`fastengage.recommend` is fitted on an :class:`Interactions`: a CSR
+matrix (customers x items) of *values* ``r_ui`` plus the two id encoders that map the user's
+own customer and item ids (integers or strings) to rows and columns and back.
+
+Weighting (the value ``r_ui`` stored for a pair; the ALS confidence is ``alpha * r_ui``, the
+implicit library's convention):
+
+``"count"``   number of events (rows) of the pair — the default without ``weight=``;
+``"sum"``     sum of the ``weight`` column (spend, quantity) — the default with ``weight=``;
+``"binary"``  1 for every pair seen;
+``"log"``     ``log(1 + x / log_epsilon)`` of the count (or of the sum when ``weight=`` is
+              given): Hu, Koren & Volinsky (2008), section 4, ``c_ui = 1 + alpha log(1 + r/eps)``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import scipy.sparse as sp
+
+from .._ids import IdEncoder
+from .._input import amount_to_float64, open_source, time_to_us
+from ..errors import InputError
+from ..kernels import rec_csr
+
+__all__ = ["Interactions", "WEIGHTINGS"]
+
+WEIGHTINGS = ("count", "sum", "binary", "log")
+
+
+@dataclass
+class _Events:
+    """Coded events read from the input: one entry per row."""
+    customer: np.ndarray
+    item: np.ndarray
+    weight: np.ndarray
+    time: np.ndarray | None
+    customers: IdEncoder
+    items: IdEncoder
+    roles: dict = field(default_factory=dict)
+
+
+def read_events(data, customer: str, item: str, weight: str | None = None,
+                time: str | None = None, customers: IdEncoder | None = None,
+                items: IdEncoder | None = None, batch_size: int | None = None) -> _Events:
+    """Read the columns once through the Arrow input layer and encode the ids.
+
+    Weights must be finite and strictly positive: rows with a zero or negative weight (returns,
+    free items) are an error, never dropped quietly; filter them first.
+    """
+    src = open_source(data)
+    roles = src.require({"customer": customer, "item": item, "weight": weight, "time": time})
+    customers = customers if customers is not None else IdEncoder(customer, "customer")
+    items = items if items is not None else IdEncoder(item, "item")
+    cs, its, ws, ts = [], [], [], []
+    for batch in src.batches(list(roles.values()), batch_size=batch_size):
+        if batch.num_rows == 0:
+            continue
+        cs.append(customers.encode(batch.column(roles["customer"])))
+        its.append(items.encode(batch.column(roles["item"])))
+        if weight is not None:
+            w = amount_to_float64(batch.column(roles["weight"]), weight, "weight")
+            bad = int(np.count_nonzero(~(w > 0)))
+            if bad:
+                raise InputError(
+                    f"weight column {weight!r} has {bad} value(s) that are zero or negative; "
+                    "weights must be > 0 (filter returns and free items first)")
+            ws.append(w)
+        if time is not None:
+            ts.append(time_to_us(batch.column(roles["time"]), time))
+    if not cs:
+        raise InputError(f"the input has no rows (customer column {customer!r})")
+    cust = np.concatenate(cs)
+    itm = np.concatenate(its)
+    w = np.concatenate(ws) if ws else np.ones(cust.size, np.float64)
+    t = np.concatenate(ts) if ts else None
+    return _Events(cust, itm, w, t, customers, items, roles)
+
+
+def _apply_weighting(sums: np.ndarray, counts: np.ndarray, weighting: str, has_weight: bool,
+                     log_epsilon: float) -> np.ndarray:
+    if weighting == "count":
+        return counts.astype(np.float32)
+    if weighting == "sum":
+        if not has_weight:
+            raise InputError('weighting="sum" needs a weight= column')
+        return sums.astype(np.float32)
+    if weighting == "binary":
+        return np.ones(counts.size, np.float32)
+    if weighting == "log":
+        base = sums if has_weight else counts.astype(np.float64)
+        return np.log1p(base / log_epsilon).astype(np.float32)
+    raise InputError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
+
+
+class Interactions:
+    """A customer x item matrix of interaction values, keyed by the user's own ids.
+
+    Attributes
+    ----------
+    matrix : scipy.sparse.csr_matrix, float32, shape (n_customers, n_items)
+        ``r_ui`` per the weighting; indices sorted within rows; int64 index arrays.
+    customers, items : IdEncoder
+        Row and column ids (codes are row and column numbers).
+    weighting : str
+    """
+
+    def __init__(self, matrix: sp.csr_matrix, customers: IdEncoder, items: IdEncoder,
+                 weighting: str = "count", log_epsilon: float = 1.0):
+        self.matrix = matrix
+        self.customers = customers
+        self.items = items
+        self.weighting = weighting
+        self.log_epsilon = log_epsilon
+
+    # -- construction ----------------------------------------------------------------------
+    @classmethod
+    def from_data(cls, data, customer: str, item: str, weight: str | None = None,
+                  weighting: str | None = None, log_epsilon: float = 1.0,
+                  batch_size: int | None = None) -> "Interactions":
+        """Build from transactions (any input the Arrow layer accepts).
+
+        Parameters
+        ----------
+        data : pyarrow Table / RecordBatch / reader / Dataset / Parquet path / Arrow stream
+        customer, item : str
+            Id columns (integers or strings, no nulls).
+        weight : str, optional
+            Positive numeric column (spend, quantity) summed per pair.
+        weighting : {"count", "sum", "binary", "log"}, optional
+            Default ``"sum"`` with ``weight``, else ``"count"``.
+        log_epsilon : float
+            Scale ``eps`` of the ``"log"`` weighting.
+        """
+        ev = read_events(data, customer, item, weight, batch_size=batch_size)
+        return cls.from_events(ev, weighting, log_epsilon, has_weight=weight is not None)
+
+    @classmethod
+    def from_events(cls, ev: _Events, weighting: str | None, log_epsilon: float,
+                    has_weight: bool, mask: np.ndarray | None = None) -> "Interactions":
+        weighting = weighting or ("sum" if has_weight else "count")
+        if weighting not in WEIGHTINGS:
+            raise InputError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
+        if not log_epsilon > 0:
+            raise InputError(f"log_epsilon must be > 0, got {log_epsilon}")
+        cust, itm, w = ev.customer, ev.item, ev.weight
+        if mask is not None:
+            cust, itm, w = cust[mask], itm[mask], w[mask]
+        n_rows, n_cols = len(ev.customers), len(ev.items)
+        indptr, indices, sums, counts = rec_csr.coo_to_csr(
+            np.ascontiguousarray(cust), np.ascontiguousarray(itm), np.ascontiguousarray(w), n_rows)
+        values = _apply_weighting(sums, counts, weighting, has_weight, log_epsilon)
+        matrix = sp.csr_matrix((values, indices, indptr), shape=(n_rows, n_cols))
+        matrix.has_sorted_indices = True
+        return cls(matrix, ev.customers, ev.items, weighting, log_epsilon)
+
+    @classmethod
+    def from_csr(cls, matrix, customer_ids=None, item_ids=None) -> "Interactions":
+        """Wrap an existing scipy CSR matrix (ids default to 0..n-1 as int64)."""
+        m = sp.csr_matrix(matrix, dtype=np.float32)
+        m.sum_duplicates()
+        m.sort_indices()
+        m = sp.csr_matrix((m.data, m.indices.astype(np.int64), m.indptr.astype(np.int64)),
+                          shape=m.shape)
+        cids = pa.array(np.arange(m.shape[0], dtype=np.int64)) if customer_ids is None \
+            else pa.array(customer_ids)
+        iids = pa.array(np.arange(m.shape[1], dtype=np.int64)) if item_ids is None \
+            else pa.array(item_ids)
+        if len(cids) != m.shape[0] or len(iids) != m.shape[1]:
+            raise InputError("customer_ids/item_ids lengths must match the matrix shape")
+        return cls(m, IdEncoder.from_arrow(cids, "customer", "customer"),
+                   IdEncoder.from_arrow(iids, "item", "item"), "given")
+
+    # -- views -----------------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.matrix.shape
+
+    @property
+    def n_customers(self) -> int:
+        return self.matrix.shape[0]
+
+    @property
+    def n_items(self) -> int:
+        return self.matrix.shape[1]
+
+    @property
+    def nnz(self) -> int:
+        return self.matrix.nnz
+
+    def csr_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(indptr int64, indices int64, data float32)`` of the matrix, contiguous."""
+        m = self.matrix
+        return (np.ascontiguousarray(m.indptr, dtype=np.int64),
+                np.ascontiguousarray(m.indices, dtype=np.int64),
+                np.ascontiguousarray(m.data, dtype=np.float32))
+
+    def to_arrow(self) -> pa.Table:
+        """The stored pairs as a table ``(customer, item, value)`` with the user's ids."""
+        coo = self.matrix.tocoo()
+        return pa.table({
+            "customer": self.customers.decode(coo.row),
+            "item": self.items.decode(coo.col),
+            "value": pa.array(coo.data.astype(np.float32)),
+        })
+
+    def __repr__(self) -> str:
+        return (f"Interactions({self.n_customers} customers x {self.n_items} items, "
+                f"{self.nnz} pairs, weighting={self.weighting!r})")

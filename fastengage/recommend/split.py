@@ -1,0 +1,121 @@
+"""Train/test splits for evaluating recommenders: temporal (by event time) and random (by pair).
+
+Both return train and test :class:`~fastengage.recommend.Interactions` with the *same* id
+encoders and shape, so test rows and columns line up with the model fitted on train.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+
+import numpy as np
+import pyarrow as pa
+import scipy.sparse as sp
+
+from ..errors import InputError
+from ..kernels import rec_csr
+from .interactions import Interactions, read_events
+
+__all__ = ["Split", "temporal_split", "random_split"]
+
+
+class Split:
+    """``train, test = split``; ``removed`` counts test pairs dropped because train has them."""
+
+    def __init__(self, train: Interactions, test: Interactions, removed: int):
+        self.train = train
+        self.test = test
+        self.removed = removed
+
+    def __iter__(self):
+        return iter((self.train, self.test))
+
+    def __repr__(self) -> str:
+        return (f"Split(train={self.train.nnz} pairs, test={self.test.nnz} pairs, "
+                f"removed={self.removed} test pairs already in train)")
+
+
+def _cutoff_us(cutoff) -> int:
+    if isinstance(cutoff, str):
+        cutoff = np.datetime64(cutoff)
+    if isinstance(cutoff, _dt.datetime):
+        if cutoff.tzinfo is not None:
+            cutoff = cutoff.astimezone(_dt.timezone.utc).replace(tzinfo=None)
+        cutoff = np.datetime64(cutoff)
+    elif isinstance(cutoff, _dt.date):
+        cutoff = np.datetime64(cutoff)
+    if isinstance(cutoff, pa.Scalar):
+        cutoff = cutoff.as_py()
+        return _cutoff_us(cutoff)
+    if isinstance(cutoff, np.datetime64):
+        return int(cutoff.astype("datetime64[us]").astype(np.int64))
+    raise InputError(f"cutoff must be a date, datetime, numpy datetime64 or ISO string, got {cutoff!r}")
+
+
+def _drop_seen(train: Interactions, test: Interactions) -> tuple[Interactions, int]:
+    tr, te = train.matrix, test.matrix
+    keep = rec_csr.csr_difference_mask(
+        te.indptr.astype(np.int64), te.indices.astype(np.int64),
+        tr.indptr.astype(np.int64), tr.indices.astype(np.int64))
+    removed = int(keep.size - np.count_nonzero(keep))
+    if removed:
+        coo = te.tocoo()
+        k = keep.astype(bool)
+        m = sp.csr_matrix((coo.data[k], (coo.row[k], coo.col[k])), shape=te.shape)
+        m.sort_indices()
+        test = Interactions(m, test.customers, test.items, test.weighting, test.log_epsilon)
+    return test, removed
+
+
+def temporal_split(data, customer: str, item: str, time: str, cutoff, weight: str | None = None,
+                   weighting: str | None = None, log_epsilon: float = 1.0,
+                   exclude_train_pairs: bool = True) -> Split:
+    """Events before ``cutoff`` train, events at or after it test.
+
+    Parameters
+    ----------
+    data : any input of the Arrow layer
+    customer, item, time : str
+        Columns; ``time`` is a timestamp or date column (UTC).
+    cutoff : str, datetime.date, datetime.datetime or numpy.datetime64
+    weight, weighting, log_epsilon
+        As in :meth:`Interactions.from_data`.
+    exclude_train_pairs : bool
+        Drop from test the (customer, item) pairs already in train (they are filtered from
+        recommendations, so they could never be hit); the count is ``Split.removed``.
+
+    Returns
+    -------
+    Split
+        ``train, test`` over the same customers and items (all ids of ``data``).
+    """
+    ev = read_events(data, customer, item, weight, time)
+    t0 = _cutoff_us(cutoff)
+    before = ev.time < t0
+    if not before.any():
+        raise InputError(f"no events before the cutoff {cutoff!r} in time column {time!r}")
+    has_w = weight is not None
+    train = Interactions.from_events(ev, weighting, log_epsilon, has_w, mask=before)
+    test = Interactions.from_events(ev, weighting, log_epsilon, has_w, mask=~before)
+    removed = 0
+    if exclude_train_pairs:
+        test, removed = _drop_seen(train, test)
+    return Split(train, test, removed)
+
+
+def random_split(interactions: Interactions, test_fraction: float = 0.2,
+                 seed: int | None = None) -> Split:
+    """Hold out each stored pair with probability ``test_fraction`` (implicit's
+    ``train_test_split`` protocol); train and test never share a pair."""
+    if not 0.0 < test_fraction < 1.0:
+        raise InputError(f"test_fraction must be in (0, 1), got {test_fraction}")
+    rng = np.random.default_rng(seed)
+    m = interactions.matrix.tocoo()
+    test_mask = rng.random(m.nnz) < test_fraction
+
+    def part(mask):
+        out = sp.csr_matrix((m.data[mask], (m.row[mask], m.col[mask])), shape=m.shape)
+        out.sort_indices()
+        return Interactions(out, interactions.customers, interactions.items,
+                            interactions.weighting, interactions.log_epsilon)
+
+    return Split(part(~test_mask), part(test_mask), 0)

@@ -1,0 +1,183 @@
+"""Top-N selection with seen-item filtering, for one customer or a block of customers.
+
+Each row of scores is scanned once with a size-n min-heap ("worst kept item on top"), so the
+cost is O(n_items + k log n) per row and no score array is sorted or copied. Seen items come as
+a sorted CSR row and are skipped by a merge walk (one comparison per item, no scratch mask),
+so a seen item can never be returned, and every other allowed item is a candidate whatever its
+score: a row always gets ``min(n, n_candidates)`` results (the implicit #736 failure mode, where
+filtered items ate into the n slots, cannot happen).
+
+Order: higher score first; equal scores by lower item code. NaN scores are never returned.
+"""
+import numpy as np
+from numba import njit, prange
+
+from ._config import NJIT, NJIT_PARALLEL
+
+
+@njit(**NJIT)
+def _worse(s1, i1, s2, i2):
+    return s1 < s2 or (s1 == s2 and i1 > i2)
+
+
+@njit(**NJIT)
+def _sift_down(hs, hi, pos, size):
+    while True:
+        left = 2 * pos + 1
+        if left >= size:
+            return
+        child = left
+        right = left + 1
+        if right < size and _worse(hs[right], hi[right], hs[left], hi[left]):
+            child = right
+        if _worse(hs[child], hi[child], hs[pos], hi[pos]):
+            ts = hs[pos]
+            ti = hi[pos]
+            hs[pos] = hs[child]
+            hi[pos] = hi[child]
+            hs[child] = ts
+            hi[child] = ti
+            pos = child
+        else:
+            return
+
+
+@njit(**NJIT)
+def _sift_up(hs, hi, pos):
+    while pos > 0:
+        parent = (pos - 1) // 2
+        if _worse(hs[pos], hi[pos], hs[parent], hi[parent]):
+            ts = hs[pos]
+            ti = hi[pos]
+            hs[pos] = hs[parent]
+            hi[pos] = hi[parent]
+            hs[parent] = ts
+            hi[parent] = ti
+            pos = parent
+        else:
+            return
+
+
+@njit(**NJIT)
+def topn_row(scores, seen, seen_start, seen_end, allowed, use_allowed, n, out_idx, out_score):
+    """Best ``n`` items of one score row; returns how many were written.
+
+    Parameters
+    ----------
+    scores : float[n_items]
+    seen : int64[:]
+        Sorted item codes to skip are ``seen[seen_start:seen_end]`` (an empty range skips none).
+    allowed : uint8[n_items] or uint8[1]
+        When ``use_allowed``, only items with ``allowed[j] != 0`` are candidates.
+    n : int
+    out_idx : int64[n]   # OUT, best first, -1 beyond the returned count
+    out_score : float[n] # OUT
+    """
+    n_items = scores.size
+    hs = np.empty(n, scores.dtype)
+    hi = np.empty(n, np.int64)
+    size = 0
+    q = seen_start
+    for j in range(n_items):
+        if use_allowed and allowed[j] == 0:
+            continue
+        while q < seen_end and seen[q] < j:
+            q += 1
+        if q < seen_end and seen[q] == j:
+            continue
+        s = scores[j]
+        if s != s:
+            continue
+        if size < n:
+            hs[size] = s
+            hi[size] = j
+            _sift_up(hs, hi, size)
+            size += 1
+        elif s > hs[0]:  # ties with the worst kept item lose: it has the lower code
+            hs[0] = s
+            hi[0] = j
+            _sift_down(hs, hi, 0, size)
+    # pop the worst repeatedly, writing from the back: best ends up first
+    count = size
+    for k in range(count - 1, -1, -1):
+        out_score[k] = hs[0]
+        out_idx[k] = hi[0]
+        size -= 1
+        hs[0] = hs[size]
+        hi[0] = hi[size]
+        _sift_down(hs, hi, 0, size)
+    for k in range(count, n):
+        out_idx[k] = -1
+        out_score[k] = np.nan
+    return count
+
+
+@njit(**NJIT)
+def topn_block_serial(scores, rows, seen_indptr, seen_indices, allowed, use_allowed, n,
+                      out_idx, out_score, out_count):
+    """:func:`topn_row` for every row of ``scores`` (float[B, n_items]), one thread.
+
+    ``rows[b]`` is the CSR row of seen items of score row ``b`` (-1: nothing seen).
+    Outputs: ``out_idx`` int64[B, n], ``out_score`` float[B, n], ``out_count`` int64[B].
+    """
+    for b in range(scores.shape[0]):
+        r = rows[b]
+        a = seen_indptr[r] if r >= 0 else 0
+        e = seen_indptr[r + 1] if r >= 0 else 0
+        out_count[b] = topn_row(scores[b], seen_indices, a, e, allowed, use_allowed, n,
+                                out_idx[b], out_score[b])
+
+
+@njit(**NJIT_PARALLEL)
+def topn_block(scores, rows, seen_indptr, seen_indices, allowed, use_allowed, n,
+               out_idx, out_score, out_count):
+    """Parallel :func:`topn_block_serial` (rows spread over threads)."""
+    for b in prange(scores.shape[0]):
+        r = rows[b]
+        a = seen_indptr[r] if r >= 0 else 0
+        e = seen_indptr[r + 1] if r >= 0 else 0
+        out_count[b] = topn_row(scores[b], seen_indices, a, e, allowed, use_allowed, n,
+                                out_idx[b], out_score[b])
+
+
+@njit(**NJIT)
+def _knn_scores_row(u_indptr, u_indices, u_data, r, sim_indptr, sim_indices, sim_data, acc):
+    for k in range(u_indptr[r], u_indptr[r + 1]):
+        i = u_indices[k]
+        w = u_data[k]
+        for p in range(sim_indptr[i], sim_indptr[i + 1]):
+            acc[sim_indices[p]] += w * sim_data[p]
+
+
+@njit(**NJIT_PARALLEL)
+def knn_topn(rows, hist_indptr, hist_indices, hist_data, seen_indptr, seen_indices,
+             sim_indptr, sim_indices, sim_data, n_items, allowed, use_allowed, n,
+             out_idx, out_score, out_count):
+    """Item-item scoring ``score_j = sum_{i in history} r_ui sim(i, j)`` fused with top-N.
+
+    ``hist_*`` is the CSR of histories used for scoring (row ``rows[b]``); ``seen_*`` the CSR of
+    items to exclude (same rows; pass an empty-row CSR to exclude none).
+    """
+    B = rows.size
+    for b in prange(B):
+        acc = np.zeros(n_items, np.float64)
+        r = rows[b]
+        _knn_scores_row(hist_indptr, hist_indices, hist_data, r, sim_indptr, sim_indices,
+                        sim_data, acc)
+        out_count[b] = topn_row(acc, seen_indices, seen_indptr[r], seen_indptr[r + 1], allowed,
+                                use_allowed, n, out_idx[b], out_score[b])
+
+
+@njit(**NJIT)
+def knn_topn_serial(rows, hist_indptr, hist_indices, hist_data, seen_indptr, seen_indices,
+                    sim_indptr, sim_indices, sim_data, n_items, allowed, use_allowed, n,
+                    out_idx, out_score, out_count):
+    """One-thread :func:`knn_topn` (for single-customer requests from service threads)."""
+    acc = np.zeros(n_items, np.float64)
+    for b in range(rows.size):
+        acc[:] = 0.0
+        r = rows[b]
+        _knn_scores_row(hist_indptr, hist_indices, hist_data, r, sim_indptr, sim_indices,
+                        sim_data, acc)
+        out_count[b] = topn_row(acc, seen_indices, seen_indptr[r], seen_indptr[r + 1], allowed,
+                                use_allowed, n, out_idx[b], out_score[b])
