@@ -7,7 +7,11 @@ new customers with ``recommend_new``, and evaluate with :func:`evaluate` on a
 :func:`temporal_split` or :func:`random_split`. Ids in and out are the user's own.
 """
 from .als import ALS
+from .bpr import BPR
 from .interactions import WEIGHTINGS, Interactions
+from .itemknn import ItemKNN
+from .metrics import evaluate, ranking_metrics
 from .split import Split, random_split, temporal_split
 
-__all__ = ["ALS", "Interactions", "WEIGHTINGS", "Split", "random_split", "temporal_split"]
+__all__ = ["ALS", "BPR", "ItemKNN", "Interactions", "WEIGHTINGS", "Split", "random_split",
+           "temporal_split", "evaluate", "ranking_metrics"]

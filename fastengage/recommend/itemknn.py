@@ -1,0 +1,137 @@
+"""Item-item nearest-neighbour recommenders (Sarwar et al. 2001, "Item-based collaborative
+filtering recommendation algorithms"), as implicit's ``CosineRecommender`` and
+``BM25Recommender``.
+
+``sim(i, j) = sum_u W_ui W_uj`` over a weighted customer x item matrix W, keeping the ``K``
+largest per item (the item itself included); a customer's score for item j is
+``sum_{i in history} r_ui sim(i, j)``. Weighting of W:
+
+* ``"cosine"``: each item column of the interaction values L2-normalised;
+* ``"bm25"``: Okapi BM25 (Robertson et al. 1995) with items as documents and customers as
+  terms: ``W_ui = r_ui (K1 + 1) / (K1 ((1 - B) + B |i| / avg|i|) + r_ui) * idf_u``,
+  ``idf_u = log(n_items) - log(1 + n_items_of_u)``, ``|i|`` the item's total value.
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from .._persist import Bundle
+from ..errors import InputError, ModelFormatError
+from ..kernels import rec_knn, rec_topn
+from ._base import Recommender
+
+__all__ = ["ItemKNN"]
+
+
+def _cosine_weight(m: sp.csr_matrix) -> sp.csr_matrix:
+    coo = m.tocoo()
+    data = coo.data.astype(np.float64)
+    norms = np.sqrt(np.bincount(coo.col, data * data, minlength=m.shape[1]))
+    return sp.csr_matrix((data / norms[coo.col], (coo.row, coo.col)), shape=m.shape)
+
+
+def _bm25_weight(m: sp.csr_matrix, K1: float, B: float) -> sp.csr_matrix:
+    coo = m.tocoo()
+    data = coo.data.astype(np.float64)
+    n_items = float(m.shape[1])
+    idf = np.log(n_items) - np.log1p(np.bincount(coo.row, minlength=m.shape[0]))
+    item_len = np.bincount(coo.col, data, minlength=m.shape[1])
+    length_norm = (1.0 - B) + B * item_len / item_len.mean()
+    w = data * (K1 + 1.0) / (K1 * length_norm[coo.col] + data) * idf[coo.row]
+    return sp.csr_matrix((w, (coo.row, coo.col)), shape=m.shape)
+
+
+class ItemKNN(Recommender):
+    """Item-item neighbours recommender.
+
+    Parameters
+    ----------
+    similarity : {"cosine", "bm25"}
+    K : int
+        Neighbours kept per item (implicit's default 20).
+    K1, B : float
+        BM25 parameters (implicit's defaults 1.2, 0.75).
+    num_threads : int, optional
+
+    Attributes
+    ----------
+    neighbours_ : int64 (n_items, K), -1 padded;  similarities_ : float64 (n_items, K)
+    """
+
+    kind = "recommend.itemknn"
+    _params = ("similarity", "K", "K1", "B", "num_threads")
+
+    def __init__(self, similarity: str = "cosine", K: int = 20, K1: float = 1.2, B: float = 0.75,
+                 num_threads: int | None = None):
+        super().__init__(num_threads=num_threads, use_native=True)
+        if similarity not in ("cosine", "bm25"):
+            raise InputError(f'similarity must be "cosine" or "bm25", got {similarity!r}')
+        if int(K) < 1:
+            raise InputError(f"K must be >= 1, got {K}")
+        self.similarity = similarity
+        self.K = int(K)
+        self.K1 = float(K1)
+        self.B = float(B)
+
+    def _fit(self, inter) -> None:
+        m = sp.csr_matrix((self.seen_data_, self.seen_indices_, self.seen_indptr_),
+                          shape=inter.shape)
+        w = _cosine_weight(m) if self.similarity == "cosine" else _bm25_weight(m, self.K1, self.B)
+        w.sort_indices()
+        wt = w.T.tocsr()
+        wt.sort_indices()
+        nbr, sim, count = rec_knn.item_knn(
+            wt.indptr.astype(np.int64), wt.indices.astype(np.int64), wt.data.astype(np.float64),
+            w.indptr.astype(np.int64), w.indices.astype(np.int64), w.data.astype(np.float64),
+            inter.n_items, self.K)
+        self.neighbours_, self.similarities_, self.counts_ = nbr, sim, count
+        self._finalize()
+
+    def _finalize(self) -> None:
+        mask = self.neighbours_ >= 0
+        self._sim_indptr = np.concatenate([[0], np.cumsum(self.counts_)]).astype(np.int64)
+        self._sim_indices = np.ascontiguousarray(self.neighbours_[mask], np.int64)
+        self._sim_data = np.ascontiguousarray(self.similarities_[mask], np.float64)
+
+    def _run(self, rows, hist, n, seen, allowed, use_allowed, serial):
+        B = rows.size
+        out_idx = np.empty((B, n), np.int64)
+        out_score = np.empty((B, n), np.float32)
+        out_count = np.empty(B, np.int64)
+        h_indptr, h_indices, h_data = hist
+        if seen is None:
+            seen = (np.zeros(h_indptr.size, np.int64), np.zeros(0, np.int64))
+        kernel = rec_topn.knn_topn_serial if serial else rec_topn.knn_topn
+        kernel(rows, h_indptr, h_indices, np.ascontiguousarray(h_data, np.float64), seen[0],
+               seen[1], self._sim_indptr, self._sim_indices, self._sim_data, self.n_items,
+               allowed, use_allowed, n, out_idx, out_score, out_count)
+        return out_idx, out_score, out_count
+
+    def _topn_rows(self, rows, n, seen, allowed, use_allowed, serial):
+        hist = (self.seen_indptr_, self.seen_indices_, self.seen_data_)
+        return self._run(rows, hist, n, seen, allowed, use_allowed, serial)
+
+    def _topn_new(self, hist, n, seen, allowed, use_allowed, serial):
+        rows = np.arange(hist[0].size - 1, dtype=np.int64)
+        return self._run(rows, hist, n, seen, allowed, use_allowed, serial)
+
+    def _similar(self, codes, n):
+        k = min(n, self.K)
+        idx = np.full((codes.size, n), -1, np.int64)
+        score = np.full((codes.size, n), np.nan, np.float32)
+        idx[:, :k] = self.neighbours_[codes, :k]
+        score[:, :k] = self.similarities_[codes, :k]
+        return idx, score, np.minimum(self.counts_[codes], n)
+
+    def _arrays(self) -> dict:
+        return {"neighbours": self.neighbours_, "similarities": self.similarities_,
+                "counts": self.counts_}
+
+    def _restore(self, b: Bundle) -> None:
+        self.neighbours_ = np.ascontiguousarray(b.array("neighbours"), np.int64)
+        self.similarities_ = np.ascontiguousarray(b.array("similarities"), np.float64)
+        self.counts_ = np.ascontiguousarray(b.array("counts"), np.int64)
+        if self.neighbours_.shape != (self.n_items, self.K):
+            raise ModelFormatError(f"{self.kind} file: neighbour table does not match the ids")
+        self._finalize()
