@@ -1,0 +1,329 @@
+"""Machinery shared by every CLV model: input columns, pattern compression, maximum likelihood in
+log-parameter space with analytic gradients, Hessian-based standard errors, persistence.
+
+A model subclass declares its parameter names, its data columns and two kernel calls (the
+weighted log-likelihood with its gradient, and a starting point); everything else lives here.
+"""
+from __future__ import annotations
+
+import math
+import os
+from typing import Callable, Sequence
+
+import numpy as np
+import pyarrow as pa
+from scipy import optimize
+
+from .._input import amount_to_float64, open_source
+from .._persist import load_bundle, save_bundle
+from ..errors import ConvergenceError, InputError
+from ..kernels import clv_summary as _ks
+
+__all__ = ["BaseModel", "read_columns", "as_float_array", "compress"]
+
+_Z95 = 1.959963984540054
+#: |log(parameter)| beyond this (1e-11 .. 7e10) means the optimiser ran to a boundary.
+_LOG_BOUND = 25.0
+
+
+def _is_table_like(obj) -> bool:
+    return isinstance(obj, (pa.Table, pa.RecordBatch, pa.RecordBatchReader, str, os.PathLike)) or \
+        hasattr(obj, "__arrow_c_stream__")
+
+
+def read_columns(data, names: dict[str, str | None]) -> dict[str, np.ndarray]:
+    """Read numeric columns ``{role: column}`` from any Arrow input as float64 arrays."""
+    src = open_source(data)
+    roles = src.require(names)
+    parts: dict[str, list] = {role: [] for role in roles}
+    for batch in src.batches(list(roles.values())):
+        for role, col in roles.items():
+            parts[role].append(amount_to_float64(batch.column(col), col, role))
+    out = {}
+    for role, col in roles.items():
+        out[role] = np.concatenate(parts[role]) if parts[role] else np.zeros(0)
+    return out
+
+
+def as_float_array(values, name: str) -> np.ndarray:
+    """A 1-D contiguous float64 copy-free view of array-like ``values`` (NaN/inf rejected)."""
+    if isinstance(values, (pa.Array, pa.ChunkedArray)):
+        return amount_to_float64(values, name, name)
+    arr = np.ascontiguousarray(np.asarray(values, dtype=np.float64).reshape(-1))
+    if not np.isfinite(arr).all():
+        raise InputError(f"{name} has {int(np.count_nonzero(~np.isfinite(arr)))} NaN/inf value(s)")
+    return arr
+
+
+def compress(*cols: np.ndarray, weights: np.ndarray | None = None):
+    """Distinct rows of the columns, their total weight and the inverse index.
+
+    Returns (pattern_columns, pattern_weights, inverse).
+    """
+    stacked = np.ascontiguousarray(np.column_stack(cols))
+    first, inverse, counts = _ks.unique_patterns(stacked)
+    pats = [np.ascontiguousarray(c[first]) for c in cols]
+    if weights is None:
+        w = counts.astype(np.float64)
+    else:
+        w = np.bincount(inverse, weights=weights, minlength=first.shape[0])
+    return pats, w, inverse
+
+
+class BaseModel:
+    """Common shape of the CLV models (see the subclasses for the model equations).
+
+    Attributes (after ``fit``)
+    --------------------------
+    params_ : dict[str, float]
+        Maximum-likelihood estimates under the papers' names.
+    log_likelihood_ : float
+        Total (weighted) log-likelihood at ``params_`` (not the mean, and without the penalty).
+    standard_errors_ : dict[str, float]
+        From the inverse of the observed information (Hessian of the penalised negative
+        log-likelihood, by central differences of the analytic gradient).
+    covariance_ : numpy.ndarray
+        The inverse Hessian, in ``param_names`` order.
+    n_ : float
+        Number (total weight) of fitted customers / observations.
+    """
+
+    _kind = ""
+    _version = 1
+    param_names: tuple[str, ...] = ()
+
+    def __init__(self, penalizer: float = 0.0):
+        if not (penalizer >= 0 and math.isfinite(penalizer)):
+            raise InputError(f"penalizer must be a finite non-negative number, got {penalizer!r}")
+        self.penalizer = float(penalizer)
+        self.params_: dict[str, float] | None = None
+        self.log_likelihood_: float | None = None
+        self.standard_errors_: dict[str, float] | None = None
+        self.covariance_: np.ndarray | None = None
+        self.n_: float | None = None
+        self.fit_info_: dict = {}
+
+    # -- to be provided by subclasses -------------------------------------------------------
+    def _loglik_grad(self, theta: np.ndarray, data: tuple) -> tuple[float, np.ndarray]:
+        raise NotImplementedError
+
+    def _start(self, data: tuple) -> np.ndarray:
+        return np.ones(len(self.param_names))
+
+    # -- fitting ------------------------------------------------------------------------------
+    def _theta(self) -> np.ndarray:
+        self._check_fitted()
+        return np.array([self.params_[k] for k in self.param_names], dtype=np.float64)
+
+    def _check_fitted(self):
+        if self.params_ is None:
+            raise InputError(f"{type(self).__name__} is not fitted: call fit(...) first")
+
+    def _objective(self, data, total_weight):
+        """Mean penalised negative log-likelihood in log-parameter space, with its gradient."""
+        pen = self.penalizer
+
+        def f(u):
+            theta = np.exp(u)
+            if not np.all(np.isfinite(theta)) or np.any(theta <= 0):
+                return np.inf, np.zeros_like(u)
+            ll, grad = self._loglik_grad(theta, data)
+            if not np.isfinite(ll) or not np.all(np.isfinite(grad)):
+                return np.inf, np.zeros_like(u)
+            val = -ll / total_weight + pen * float(np.sum(theta ** 2))
+            g = (-grad / total_weight + 2.0 * pen * theta) * theta
+            return val, g
+        return f
+
+    def _maximise(self, data, total_weight, start: np.ndarray | None = None):
+        f = self._objective(data, total_weight)
+        starts = [np.log(self._start(data) if start is None else np.asarray(start, float))]
+        starts.append(np.zeros(len(self.param_names)))
+        tried = []
+        best = None
+        for u0 in starts:
+            for method in ("L-BFGS-B", "BFGS"):
+                opts = {"maxiter": 5000}
+                if method == "L-BFGS-B":
+                    opts.update(ftol=1e-15, gtol=1e-10, maxcor=20)
+                else:
+                    opts.update(gtol=1e-9)
+                try:
+                    res = optimize.minimize(f, u0, jac=True, method=method, options=opts)
+                except (FloatingPointError, ValueError) as exc:
+                    tried.append(f"{method} from {np.round(np.exp(u0), 4).tolist()}: {exc}")
+                    continue
+                u = self._newton_polish(f, res.x)
+                val, g = f(u)
+                gnorm = float(np.max(np.abs(g))) if np.isfinite(val) else np.inf
+                note = res.message
+                if np.any(np.abs(u) > _LOG_BOUND):
+                    # a parameter ran off to 0 or infinity: no interior maximum was found
+                    gnorm = np.inf
+                    note = f"parameters ran to the boundary: {np.exp(u).tolist()}"
+                tried.append(f"{method} from {np.round(np.exp(u0), 4).tolist()}: "
+                             f"objective {val:.6g}, max |gradient| {gnorm:.2e} ({note})")
+                if np.isfinite(val) and (best is None or val < best[1]):
+                    best = (u, val, gnorm, method)
+                if np.isfinite(val) and gnorm < 1e-6:
+                    return u, tried
+        if best is not None and best[2] < 1e-4:
+            return best[0], tried
+        raise ConvergenceError(
+            f"{type(self).__name__}.fit did not converge (maximum likelihood in log-parameter space, "
+            "analytic gradient). Tried: " + "; ".join(tried)
+            + ". Check the input (units of recency/T, frequency = repeat purchases), try a "
+            "penalizer > 0 or other starting values via fit(..., initial_params=...)."
+        )
+
+    def _newton_polish(self, f, u, steps: int = 8):
+        """A few safeguarded Newton steps with a finite-difference Hessian of the analytic gradient."""
+        val, g = f(u)
+        for _ in range(steps):
+            if not np.isfinite(val) or np.max(np.abs(g)) < 1e-12:
+                break
+            H = _jacobian(lambda v: f(v)[1], u, 1e-6)
+            try:
+                step = np.linalg.solve(H, -g)
+            except np.linalg.LinAlgError:
+                break
+            if not np.all(np.isfinite(step)):
+                break
+            improved = False
+            for shrink in (1.0, 0.5, 0.25, 0.1):
+                cand = u + shrink * step
+                v2, g2 = f(cand)
+                if np.isfinite(v2) and v2 <= val + 1e-15 * abs(val) and \
+                        np.max(np.abs(g2)) < np.max(np.abs(g)):
+                    u, val, g = cand, v2, g2
+                    improved = True
+                    break
+            if not improved:
+                break
+        return u
+
+    def _finish_fit(self, data, total_weight, u):
+        theta = np.exp(u)
+        ll, _ = self._loglik_grad(theta, data)
+        self.params_ = {k: float(v) for k, v in zip(self.param_names, theta)}
+        self.log_likelihood_ = float(ll)
+        self.n_ = float(total_weight)
+        pen = self.penalizer
+
+        def neg_grad(th):
+            _, g = self._loglik_grad(th, data)
+            return -g + 2.0 * pen * total_weight * th
+        H = _jacobian(neg_grad, theta, 1e-5 * theta, relative=False)
+        H = 0.5 * (H + H.T)
+        try:
+            cov = np.linalg.inv(H)
+            se = np.sqrt(np.where(np.diag(cov) > 0, np.diag(cov), np.nan))
+        except np.linalg.LinAlgError:
+            cov = np.full_like(H, np.nan)
+            se = np.full(len(theta), np.nan)
+        self.covariance_ = cov
+        self.standard_errors_ = {k: float(v) for k, v in zip(self.param_names, se)}
+        return self
+
+    def _fit_data(self, data, total_weight, initial_params=None):
+        if not total_weight > 0:
+            raise InputError(f"{type(self).__name__}.fit needs at least one observation")
+        start = None
+        if initial_params is not None:
+            start = np.array([initial_params[k] for k in self.param_names], dtype=np.float64) \
+                if isinstance(initial_params, dict) else np.asarray(initial_params, float)
+        u, tried = self._maximise(data, total_weight, start)
+        self.fit_info_ = {"attempts": tried}
+        return self._finish_fit(data, total_weight, u)
+
+    # -- inference ----------------------------------------------------------------------------
+    def confidence_intervals(self, level: float = 0.95) -> pa.Table:
+        """Wald intervals ``estimate +/- z * se`` from the Hessian, one row per parameter.
+
+        Returns a table with columns ``param``, ``estimate``, ``se``, ``lower``, ``upper``.
+        """
+        from scipy.stats import norm
+        self._check_fitted()
+        z = float(norm.ppf(0.5 + level / 2.0))
+        est = self._theta()
+        se = np.array([self.standard_errors_[k] for k in self.param_names])
+        return pa.table({"param": list(self.param_names), "estimate": est, "se": se,
+                         "lower": est - z * se, "upper": est + z * se})
+
+    # -- persistence --------------------------------------------------------------------------
+    def _extra_meta(self) -> dict:
+        return {}
+
+    def _load_extra(self, meta: dict) -> None:
+        pass
+
+    def save(self, path) -> None:
+        """Write the fitted model as a fastengage bundle (JSON + .npy; never pickle).
+
+        Layout: ``meta.json`` with ``kind`` = ``"clv.<model>"``, ``version`` = 1, and ``meta`` =
+        {params, param_names, log_likelihood, standard_errors, penalizer, n}; ``covariance.npy``.
+        """
+        self._check_fitted()
+        meta = {"params": self.params_, "param_names": list(self.param_names),
+                "log_likelihood": self.log_likelihood_, "standard_errors": {
+                    k: (None if not np.isfinite(v) else v) for k, v in self.standard_errors_.items()},
+                "penalizer": self.penalizer, "n": self.n_, **self._extra_meta()}
+        save_bundle(path, self._kind, self._version, meta,
+                    arrays={"covariance": np.asarray(self.covariance_, dtype=np.float64)})
+
+    @classmethod
+    def load(cls, path):
+        """Read a model written by :meth:`save` (raises ModelFormatError on a wrong/newer file)."""
+        from ..errors import ModelFormatError
+        bundle = load_bundle(path, cls._kind, cls._version)
+        meta = bundle.meta
+        model = cls(penalizer=float(meta.get("penalizer", 0.0)))
+        try:
+            model.params_ = {k: float(meta["params"][k]) for k in cls.param_names}
+            model.log_likelihood_ = meta["log_likelihood"]
+            model.standard_errors_ = {k: (np.nan if meta["standard_errors"].get(k) is None
+                                          else float(meta["standard_errors"][k]))
+                                      for k in cls.param_names}
+            model.n_ = meta.get("n")
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelFormatError(f"{cls._kind} file has malformed parameters: {exc}") from exc
+        if not all(math.isfinite(v) and v > 0 for v in model.params_.values()):
+            raise ModelFormatError(f"{cls._kind} file has non-positive or non-finite parameters")
+        model.covariance_ = bundle.array("covariance")
+        model._load_extra(meta)
+        return model
+
+    def __repr__(self):
+        if self.params_ is None:
+            return f"{type(self).__name__}(unfitted)"
+        ps = ", ".join(f"{k}={v:.6g}" for k, v in self.params_.items())
+        return f"{type(self).__name__}({ps}, log_likelihood={self.log_likelihood_:.4f})"
+
+
+def _jacobian(fun: Callable[[np.ndarray], np.ndarray], x: np.ndarray, h, relative: bool = False):
+    """Central-difference Jacobian of a vector function (used on analytic gradients only)."""
+    x = np.asarray(x, dtype=np.float64)
+    hs = np.broadcast_to(np.asarray(h, dtype=np.float64), x.shape)
+    cols = []
+    for j in range(x.size):
+        e = np.zeros_like(x)
+        e[j] = hs[j]
+        cols.append((np.asarray(fun(x + e)) - np.asarray(fun(x - e))) / (2.0 * hs[j]))
+    return np.column_stack(cols)
+
+
+def check_rft(frequency: np.ndarray, recency: np.ndarray, T: np.ndarray,
+              names: Sequence[str] = ("frequency", "recency", "T")) -> None:
+    """Validate BTYD summaries: same length, x >= 0, 0 <= t_x <= T, and t_x = 0 when x = 0."""
+    if not (frequency.shape == recency.shape == T.shape):
+        raise InputError(f"{names[0]}, {names[1]} and {names[2]} must have the same length "
+                         f"(got {frequency.shape[0]}, {recency.shape[0]}, {T.shape[0]})")
+    if frequency.size and frequency.min() < 0:
+        raise InputError(f"{names[0]} has negative values (it counts repeat purchases)")
+    if recency.size and recency.min() < 0:
+        raise InputError(f"{names[1]} has negative values")
+    bad = int(np.count_nonzero(recency > T * (1 + 1e-12) + 1e-12))
+    if bad:
+        raise InputError(f"{names[1]} exceeds {names[2]} for {bad} customer(s); recency is the "
+                         "time from first to last purchase and T the time from first purchase "
+                         "to the end of the period")
