@@ -37,7 +37,21 @@ _ZERO = 1e-35
 
 
 @njit(**NJIT)
-def perfect_block(X, lo, hi, feat, thr, nan_left, leaves, target, depth, out):
+def _flush(part, out, lo):
+    """``out[lo + r] += part[r]``; ``part = 0``.
+
+    Trees are summed in chunks, each from zero, and the chunk sums added to ``out`` in order:
+    with one chunk this is the plain sequential sum, with several it reproduces ONNX Runtime's
+    split of the trees over its threads bit for bit.
+    """
+    for r in range(part.shape[0]):
+        for k in range(part.shape[1]):
+            out[lo + r, k] += part[r, k]
+            part[r, k] = 0
+
+
+@njit(**NJIT)
+def perfect_block(X, lo, hi, feat, thr, nan_left, leaves, target, flush, depth, out):
     """Add every tree's leaf value to ``out[lo:hi]`` (perfect layout).
 
     Parameters
@@ -48,11 +62,13 @@ def perfect_block(X, lo, hi, feat, thr, nan_left, leaves, target, depth, out):
     nan_left : (T, 2**depth - 1) uint8, side taken by NaN
     leaves : (T, 2**depth) out.dtype
     target : (T,) int32, output column each tree adds to
+    flush : (T,) uint8, 1 after the last tree of a chunk (see ``_flush``)
     out : (n, K) float32/float64   # OUT (accumulated)
     """
     n_int = (1 << depth) - 1
     m = hi - lo
     idx = np.zeros(m, np.int64)
+    part = np.zeros_like(out[lo:hi])
     for t in range(feat.shape[0]):
         ft = feat[t]
         tt = thr[t]
@@ -71,26 +87,29 @@ def perfect_block(X, lo, hi, feat, thr, nan_left, leaves, target, depth, out):
         k = target[t]
         lt = leaves[t]
         for r in range(m):
-            out[lo + r, k] += lt[idx[r] - n_int]
+            part[r, k] += lt[idx[r] - n_int]
+        if flush[t]:
+            _flush(part, out, lo)
 
 
 @njit(**NJIT_PARALLEL)
-def perfect_parallel(X, feat, thr, nan_left, leaves, target, depth, out):
+def perfect_parallel(X, feat, thr, nan_left, leaves, target, flush, depth, out):
     """:func:`perfect_block` over all rows, blocks spread over threads (``out`` pre-zeroed)."""
     n = X.shape[0]
     nb = (n + BLOCK - 1) // BLOCK
     for b in prange(nb):
         lo = b * BLOCK
         hi = min(n, lo + BLOCK)
-        perfect_block(X, lo, hi, feat, thr, nan_left, leaves, target, depth, out)
+        perfect_block(X, lo, hi, feat, thr, nan_left, leaves, target, flush, depth, out)
 
 
 @njit(**NJIT)
-def perfect_serial(X, feat, thr, nan_left, leaves, target, depth, out):
+def perfect_serial(X, feat, thr, nan_left, leaves, target, flush, depth, out):
     """Serial :func:`perfect_parallel`, for a few rows (no thread-pool launch)."""
     n = X.shape[0]
     for lo in range(0, n, BLOCK):
-        perfect_block(X, lo, min(n, lo + BLOCK), feat, thr, nan_left, leaves, target, depth, out)
+        perfect_block(X, lo, min(n, lo + BLOCK), feat, thr, nan_left, leaves, target, flush, depth,
+                      out)
 
 
 @njit(**NJIT)
@@ -103,7 +122,7 @@ def _in_bitset(bits, start, length, v):
 
 @njit(**NJIT)
 def general_block(X, lo, hi, roots, feat, thr, left, right, kind, nan_left,
-                  cat_start, cat_len, cat_bits, leaves, target, out):
+                  cat_start, cat_len, cat_bits, leaves, target, flush, out):
     """Add every tree's leaf value to ``out[lo:hi]`` (general layout).
 
     Parameters
@@ -115,8 +134,10 @@ def general_block(X, lo, hi, roots, feat, thr, left, right, kind, nan_left,
     cat_start, cat_len : (n_nodes,) int32, slice of ``cat_bits`` (uint32) for categorical nodes
     leaves : (n_leaves,) out.dtype
     target : (T,) int32
+    flush : (T,) uint8
     out : (n, K)   # OUT (accumulated)
     """
+    part = np.zeros_like(out[lo:hi])
     for t in range(roots.shape[0]):
         k = target[t]
         root = roots[t]
@@ -141,24 +162,26 @@ def general_block(X, lo, hi, roots, feat, thr, left, right, kind, nan_left,
                     else:
                         go = x <= thr[node]
                 node = left[node] if go else right[node]
-            out[i, k] += leaves[~node]
+            part[i - lo, k] += leaves[~node]
+        if flush[t]:
+            _flush(part, out, lo)
 
 
 @njit(**NJIT_PARALLEL)
 def general_parallel(X, roots, feat, thr, left, right, kind, nan_left,
-                     cat_start, cat_len, cat_bits, leaves, target, out):
+                     cat_start, cat_len, cat_bits, leaves, target, flush, out):
     """:func:`general_block` over all rows, blocks spread over threads (``out`` pre-zeroed)."""
     n = X.shape[0]
     nb = (n + BLOCK - 1) // BLOCK
     for b in prange(nb):
         lo = b * BLOCK
         general_block(X, lo, min(n, lo + BLOCK), roots, feat, thr, left, right, kind, nan_left,
-                      cat_start, cat_len, cat_bits, leaves, target, out)
+                      cat_start, cat_len, cat_bits, leaves, target, flush, out)
 
 
 @njit(**NJIT)
 def general_serial(X, roots, feat, thr, left, right, kind, nan_left,
-                   cat_start, cat_len, cat_bits, leaves, target, out):
+                   cat_start, cat_len, cat_bits, leaves, target, flush, out):
     """Serial :func:`general_parallel`."""
     general_block(X, 0, X.shape[0], roots, feat, thr, left, right, kind, nan_left,
-                  cat_start, cat_len, cat_bits, leaves, target, out)
+                  cat_start, cat_len, cat_bits, leaves, target, flush, out)

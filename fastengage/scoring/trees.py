@@ -17,14 +17,15 @@ a ``<=`` split and trees are shallow, the general one otherwise.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..kernels import score_post, score_trees
+from ._columns import feature_matrix
+from .model import Model
 
-__all__ = ["Tree", "TreeEnsemble"]
+__all__ = ["Tree", "TreeEnsemble", "TreeModel"]
 
 #: Deepest tree padded to the perfect layout (2**D leaves per tree).
 MAX_PERFECT_DEPTH = 10
@@ -57,6 +58,7 @@ class Tree:
     leaf_value: np.ndarray
     target: int
     cat_bits: dict = field(default_factory=dict)
+    source: int = -1  # index of the model tree this came from (ONNX trees voting for K outputs split in K)
 
     @property
     def n_internal(self) -> int:
@@ -103,7 +105,8 @@ class TreeEnsemble:
 
     def __init__(self, trees: list[Tree], n_features: int, n_raw: int, *, acc_dtype=np.float64,
                  input_dtype=np.float64, base=None, average_over: int = 0,
-                 post: int = score_post.NONE, scale: float = 1.0, layout: str = "auto"):
+                 post: int = score_post.NONE, scale: float = 1.0, layout: str = "auto",
+                 n_source: int | None = None):
         self.trees = trees
         self.n_features = int(n_features)
         self.n_raw = int(n_raw)
@@ -115,6 +118,8 @@ class TreeEnsemble:
         self.scale = float(scale)
         self.n_out = 2 if self.post >= score_post.PAIR_LOGISTIC else self.n_raw
         self.depth = max((t.depth() for t in trees), default=0)
+        self._flush_cache = {}
+        self.n_source = n_source
         simple = all(bool(np.all(t.kind == score_trees.KIND_LEQ)) for t in trees)
         fits = self.depth <= MAX_PERFECT_DEPTH and len(trees) * (2 << self.depth) <= MAX_PERFECT_NODES
         if layout == "auto":
@@ -126,6 +131,13 @@ class TreeEnsemble:
             self._build_perfect()
         else:
             self._build_general()
+
+    @property
+    def n_source_trees(self) -> int:
+        """Trees of the original model (ONNX trees may vote for several outputs, or none)."""
+        if self.n_source is not None:
+            return self.n_source
+        return len({t.source if t.source >= 0 else i for i, t in enumerate(self.trees)})
 
     # -- layouts -------------------------------------------------------------------------------
 
@@ -156,7 +168,8 @@ class TreeEnsemble:
                     stack.append((node, 2 * pos + 1, level + 1))
                     stack.append((node, 2 * pos + 2, level + 1))
         self._arrays = (feat, thr, nan_left, leaves,
-                        np.array([t.target for t in self.trees], np.int32), np.int64(depth))
+                        np.array([t.target for t in self.trees], np.int32))
+        self._tail = (np.int64(depth),)
 
     def _build_general(self) -> None:
         feats, thrs, kinds, nls, lefts, rights, leaves = [], [], [], [], [], [], []
@@ -200,10 +213,30 @@ class TreeEnsemble:
             cat(bits, np.uint32) if bits else np.zeros(1, np.uint32),
             cat(leaves, self.acc_dtype), np.array([t.target for t in self.trees], np.int32),
         )
+        self._tail = ()
 
     # -- scoring -------------------------------------------------------------------------------
 
-    def raw(self, X: np.ndarray, parallel: bool = True) -> np.ndarray:
+    def flush(self, chunks: int = 1) -> np.ndarray:
+        """Chunk ends: the model's trees split in ``chunks`` contiguous runs (ONNX Runtime's
+        ``PartitionWork``: the first ``n % chunks`` runs one tree longer), each summed from zero."""
+        cached = self._flush_cache.get(chunks)
+        if cached is not None:
+            return cached
+        src = np.array([t.source if t.source >= 0 else i for i, t in enumerate(self.trees)], np.int64)
+        n_src = self.n_source_trees
+        chunks = max(1, min(int(chunks), max(n_src, 1)))
+        per, extra = divmod(n_src, chunks)
+        starts = np.array([b * per + min(b, extra) for b in range(chunks)], np.int64)
+        chunk_of = np.searchsorted(starts, src, side="right") - 1
+        flush = np.zeros(len(self.trees), np.uint8)
+        if len(self.trees):
+            flush[:-1] = chunk_of[1:] != chunk_of[:-1]
+            flush[-1] = 1
+        self._flush_cache[chunks] = flush
+        return flush
+
+    def raw(self, X: np.ndarray, parallel: bool = True, chunks: int = 1) -> np.ndarray:
         """Sum of leaf values per output: ``(n, n_raw)`` in ``acc_dtype``; ``X`` is ``(n, F)``."""
         out = np.zeros((X.shape[0], self.n_raw), self.acc_dtype)
         if X.shape[0] == 0 or not self.trees:
@@ -212,12 +245,12 @@ class TreeEnsemble:
             fn = score_trees.perfect_parallel if parallel else score_trees.perfect_serial
         else:
             fn = score_trees.general_parallel if parallel else score_trees.general_serial
-        fn(X, *self._arrays, out)
+        fn(X, *self._arrays, self.flush(chunks), *self._tail, out)
         return out
 
-    def predict(self, X: np.ndarray, parallel: bool = True) -> np.ndarray:
+    def predict(self, X: np.ndarray, parallel: bool = True, chunks: int = 1) -> np.ndarray:
         """Final scores ``(n, n_out)`` in ``acc_dtype``: sums, then base values, then transform."""
-        raw = self.raw(X, parallel)
+        raw = self.raw(X, parallel, chunks)
         if self.average_over:
             raw /= self.acc_dtype.type(self.average_over)
         if self.base is not None:
@@ -235,5 +268,54 @@ def lt_to_leq(threshold: np.ndarray) -> np.ndarray:
     return np.nextafter(threshold, -np.inf)
 
 
-def is_finite_model(values) -> bool:
-    return all(math.isfinite(v) for v in values)
+class TreeModel(Model):
+    """A tree ensemble scored natively (ONNX TreeEnsemble* or LightGBM text model).
+
+    Null rule: a null feature is a missing value (NaN) and follows the model's missing rule.
+    Features are read into one row-major ``(n, F)`` matrix of the model's input dtype per batch
+    (tree traversal reads a row's features at random, so a row should sit in one cache line or
+    two).
+    """
+
+    default_nulls = "nan"
+
+    def __init__(self, ensemble: TreeEnsemble, *, features, kind, classes=None, note=""):
+        super().__init__(features=features, n_features=ensemble.n_features, kind=kind,
+                         classes=classes, backend="native-trees", note=note)
+        self.ensemble = ensemble
+
+    def _n_outputs(self) -> int:
+        return self.ensemble.n_out
+
+    #: ONNX models: the ONNX Runtime thread count whose summation order is reproduced
+    #: (``match_onnxruntime``); None for LightGBM (plain sequential sums, as LightGBM does).
+    ort_threads: int | None = None
+
+    def match_onnxruntime(self, threads: int) -> "TreeModel":
+        """Sum trees in the order ONNX Runtime uses with ``threads`` intra-op threads.
+
+        ONNX Runtime (TreeEnsemble*, ``ComputeAgg``) sums trees sequentially for batches of
+        at most 50 rows or with one thread; otherwise it splits the trees in ``threads``
+        contiguous chunks, sums each from zero, and adds the chunk sums in order. Float32 sums
+        depend on that order, so this is what makes native and ORT results bit-identical. It
+        does not change how many threads the native kernel uses (``n_threads=``).
+        """
+        self.ort_threads = max(1, int(threads))
+        return self
+
+    def _chunks(self, n_rows: int) -> int:
+        t = self.ort_threads
+        n_src = self.ensemble.n_source_trees
+        if t is None or t == 1:
+            return 1
+        if n_rows == 1 and not (self.ensemble.n_raw == 1 and self.kind == "regressor"):
+            return min(t, n_src) if n_src > 80 else 1
+        if n_rows <= 50:
+            return 1
+        if self.ensemble.n_raw == 1 and self.kind == "regressor":
+            return min(t, n_src) if n_src > t else 1
+        return min(t, n_src) if n_src >= t else 1
+
+    def _predict(self, batch, features, nulls, parallel, n_threads):
+        X = feature_matrix(batch, features, self.ensemble.input_dtype, nulls)
+        return self.ensemble.predict(X, parallel, self._chunks(X.shape[0]))

@@ -1,0 +1,61 @@
+"""Feature columns out of a record batch: type checks, the null rule, one conversion each."""
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..errors import InputError
+
+__all__ = ["feature_column", "feature_columns", "feature_matrix", "NULL_RULES"]
+
+#: ``"error"``: a null in a feature raises; ``"nan"``: a null is read as NaN (missing).
+NULL_RULES = ("error", "nan")
+
+
+def feature_column(array, column: str, dtype, nulls: str) -> np.ndarray:
+    """One feature column as a contiguous ``dtype`` array (zero-copy for float64 without nulls).
+
+    Raises
+    ------
+    InputError
+        If the column is not numeric (bool counts as 0/1), or has nulls under ``nulls="error"``.
+    """
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    typ = array.type
+    if pa.types.is_dictionary(typ):
+        array = array.dictionary_decode()
+        typ = array.type
+    if pa.types.is_boolean(typ):
+        array = pc.cast(array, pa.int8())
+        typ = array.type
+    if not (pa.types.is_integer(typ) or pa.types.is_floating(typ) or pa.types.is_decimal(typ)):
+        raise InputError(f"feature column {column!r} has type {typ}; expected a number")
+    if array.null_count:
+        if nulls == "error":
+            raise InputError(
+                f"feature column {column!r} has {array.null_count} null value(s); this model's "
+                "scoring path does not accept missing values (fill them, or pass nulls='nan' if "
+                "the model handles NaN)"
+            )
+        array = pc.cast(array, pa.float64()) if not pa.types.is_floating(typ) else array
+        values = array.to_numpy(zero_copy_only=False)  # nulls become NaN
+    elif pa.types.is_decimal(typ) or pa.types.is_float16(typ):
+        values = pc.cast(array, pa.float64()).to_numpy(zero_copy_only=False)
+    else:
+        values = array.to_numpy(zero_copy_only=False)
+    return np.ascontiguousarray(values, dtype=dtype)
+
+
+def feature_columns(batch, features: list[str], dtype, nulls: str) -> list[np.ndarray]:
+    """Every feature column of ``batch``, in ``features`` order."""
+    return [feature_column(batch.column(name), name, dtype, nulls) for name in features]
+
+
+def feature_matrix(batch, features: list[str], dtype, nulls: str) -> np.ndarray:
+    """A row-major ``(n, F)`` matrix of the features (what tree traversal and ONNX Runtime read)."""
+    out = np.empty((batch.num_rows, len(features)), dtype=dtype)
+    for j, name in enumerate(features):
+        out[:, j] = feature_column(batch.column(name), name, None, nulls)
+    return out

@@ -1,0 +1,149 @@
+"""Linear and logistic models scored by the fused native kernel (``kernels/score_linear.py``).
+
+``score = b + W x`` with ``W`` of shape ``(K, F)``, then an optional link: logistic
+``p = 1 / (1 + exp(-score))`` (one column per output; a single output of a two-class model
+becomes ``[1 - p, p]``), or softmax over the ``K`` outputs (multinomial logistic regression).
+Columns are read straight from the Arrow buffers, one float64 array per feature, and never
+stacked into an ``n x F`` matrix. Arithmetic is float64 (ONNX Runtime computes in float32, so
+results agree with it to float32 precision, not bit for bit).
+
+File format (``LinearModel.save``/``load_model``), UTF-8 JSON, nothing executable::
+
+    {"format": "fastengage.linear", "version": 1, "kind": "classifier" | "regressor",
+     "features": [F names], "coefficients": [[F floats] * K], "intercepts": [K floats],
+     "link": "identity" | "logistic" | "softmax", "classes": [labels] (classifiers)}
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import numpy as np
+
+from ..errors import ModelFormatError
+from ..kernels import score_linear, score_post
+from ._columns import feature_column
+from .model import Model
+
+__all__ = ["LinearModel"]
+
+FORMAT = "fastengage.linear"
+VERSION = 1
+_LINKS = ("identity", "logistic", "softmax")
+
+
+class LinearModel(Model):
+    """A linear/logistic model with coefficients given directly or read from ONNX/JSON.
+
+    Parameters
+    ----------
+    coefficients : (K, F) or (F,) array_like
+    intercepts : (K,) array_like or float
+    features : list of F str, optional
+    link : {"identity", "logistic", "softmax"}
+    classes : list, optional
+        Class labels, making this a classifier: ``K == len(classes)``, or ``K == 1`` with two
+        classes (the single score is the log-odds of ``classes[1]``).
+    l1_normalize : bool
+        Divide each row's outputs by their sum (what ONNX ``Normalizer(norm="L1")`` does after
+        a one-vs-rest logistic model).
+    """
+
+    def __init__(self, coefficients, intercepts=0.0, *, features=None, link="identity",
+                 classes=None, l1_normalize=False, note=""):
+        coef = np.atleast_2d(np.asarray(coefficients, dtype=np.float64))
+        k, f = coef.shape
+        icpt = np.broadcast_to(np.asarray(intercepts, dtype=np.float64).ravel(), (k,)).copy() \
+            if np.size(intercepts) in (1, k) else None
+        if icpt is None:
+            raise ModelFormatError(f"linear model: {np.size(intercepts)} intercepts for {k} outputs")
+        if link not in _LINKS:
+            raise ModelFormatError(f"linear model: link must be one of {_LINKS}, got {link!r}")
+        if not (np.all(np.isfinite(coef)) and np.all(np.isfinite(icpt))):
+            raise ModelFormatError("linear model: coefficients and intercepts must be finite")
+        if features is not None and len(features) != f:
+            raise ModelFormatError(f"linear model: {len(features)} feature names for {f} coefficients")
+        if classes is not None and not (len(classes) == k or (k == 1 and len(classes) == 2)):
+            raise ModelFormatError(f"linear model: {len(classes)} classes for {k} outputs")
+        super().__init__(features=features, n_features=f,
+                         kind="classifier" if classes is not None else "regressor",
+                         classes=classes, backend="native-linear", note=note)
+        self.coefficients = np.ascontiguousarray(coef)
+        self.intercepts = icpt
+        self.link = link
+        self.l1_normalize = bool(l1_normalize)
+        if link == "identity":
+            self._post = score_post.PAIR_ONE_MINUS if (classes and k == 1) else score_post.NONE
+        elif link == "logistic":
+            self._post = score_post.PAIR_SIGMOID if (classes and k == 1) else score_post.SIGMOID
+        else:
+            self._post = score_post.SOFTMAX
+
+    def _n_outputs(self) -> int:
+        return 2 if self._post >= score_post.PAIR_LOGISTIC else self.coefficients.shape[0]
+
+    def _predict(self, batch, features, nulls, parallel, n_threads):
+        cols = tuple(feature_column(batch.column(name), name, np.float64, nulls) for name in features)
+        return self.predict_columns(cols, parallel=parallel)
+
+    def predict_columns(self, cols, *, parallel: bool = True) -> np.ndarray:
+        """Scores ``(n, n_outputs)`` float64 from a tuple of F contiguous float64 columns."""
+        n = cols[0].shape[0] if cols else 0
+        raw = np.empty((self.coefficients.shape[0], n), np.float64)
+        fn = score_linear.linear_parallel if parallel else score_linear.linear_serial
+        fn(tuple(cols), self.coefficients, self.intercepts, raw)
+        raw = raw.T
+        if self._post == score_post.NONE:
+            out = np.ascontiguousarray(raw)
+        else:
+            out = np.empty((n, self._n_outputs()), np.float64)
+            post = score_post.post_parallel if parallel else score_post.post_serial
+            post(np.ascontiguousarray(raw), out, self._post, 1.0, 1.0)
+        if self.l1_normalize:
+            total = np.abs(out).sum(axis=1, keepdims=True)
+            np.divide(out, total, out=out, where=total != 0)
+        return out
+
+    # -- persistence ---------------------------------------------------------------------------
+
+    def to_dict(self) -> dict:
+        return {"format": FORMAT, "version": VERSION, "kind": self.kind,
+                "features": self.features, "coefficients": self.coefficients.tolist(),
+                "intercepts": self.intercepts.tolist(), "link": self.link,
+                "classes": self.classes, "l1_normalize": self.l1_normalize}
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the model as fastengage linear-model JSON (see the module docstring)."""
+        with open(path, "w", encoding="utf-8") as fh:
+            json.dump(self.to_dict(), fh, indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> "LinearModel":
+        """Read fastengage linear-model JSON; raises ModelFormatError on anything unexpected."""
+        try:
+            doc = json.loads(text)
+        except ValueError as exc:
+            raise ModelFormatError(f"linear model JSON is malformed: {exc}") from exc
+        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+            raise ModelFormatError(f"not a fastengage linear model (format must be {FORMAT!r})")
+        version = doc.get("version")
+        if not isinstance(version, int) or not 1 <= version <= VERSION:
+            raise ModelFormatError(f"linear model version {version!r}; this fastengage reads 1..{VERSION}")
+        try:
+            coef = np.asarray(doc["coefficients"], dtype=np.float64)
+            icpt = np.asarray(doc.get("intercepts", 0.0), dtype=np.float64)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelFormatError(f"linear model: bad coefficients/intercepts ({exc})") from exc
+        if coef.ndim not in (1, 2) or coef.size == 0:
+            raise ModelFormatError("linear model: coefficients must be a non-empty (K, F) list")
+        classes = doc.get("classes")
+        if doc.get("kind", "classifier" if classes else "regressor") == "regressor":
+            classes = None
+        features = doc.get("features")
+        if features is not None and not all(isinstance(x, str) for x in features):
+            raise ModelFormatError("linear model: features must be a list of column names")
+        if not all(math.isfinite(v) for v in icpt.ravel()):
+            raise ModelFormatError("linear model: intercepts must be finite")
+        return cls(coef, icpt, features=features, link=doc.get("link", "identity"),
+                   classes=classes, l1_normalize=bool(doc.get("l1_normalize", False)))

@@ -1,0 +1,311 @@
+"""ONNX models: native kernels when the graph allows it, ONNX Runtime otherwise.
+
+:func:`load_onnx` reads the graph with the ``onnx`` package (protobuf only, nothing executed) and
+looks for a graph the native kernels reproduce:
+
+* one ``TreeEnsembleClassifier``/``TreeEnsembleRegressor`` on the model input (plus the
+  ``Cast``/``ZipMap`` converters add) -> :class:`~fastengage.scoring.trees.TreeModel`,
+  identical to ONNX Runtime;
+* ``LinearClassifier``/``LinearRegressor`` (optionally followed by ``Normalizer(L1)``), or
+  ``MatMul``/``Gemm`` + ``Add`` (+ ``Sigmoid``/``Softmax``) with constant weights ->
+  :class:`~fastengage.scoring.linear.LinearModel` (float64; agrees with ONNX Runtime to float32
+  precision).
+
+Anything else runs through :class:`OnnxModel` (ONNX Runtime), and ``model.note`` says in one
+line why the native path was not taken. ``ZipMap`` outputs (lists of dicts) are removed from
+the graph so ONNX Runtime returns the probability tensor directly; its class labels name the
+output columns.
+
+Feature names come from the model's ``metadata_props["feature_names"]`` (a JSON list or
+comma-separated), from the input names when the model takes one input per column, or from
+``features=``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import threading
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from ..errors import ModelFormatError
+from ._columns import feature_column, feature_matrix
+from .linear import LinearModel
+from .model import Model
+from .onnx_trees import NotNative, _attrs, tree_ensemble_from_onnx
+from .trees import TreeModel
+
+__all__ = ["load_onnx", "OnnxModel"]
+
+_PASS = ("Cast", "ZipMap", "Identity")
+_CLASSIFIER_OPS = ("TreeEnsembleClassifier", "LinearClassifier", "SVMClassifier")
+
+
+def _parse(data: bytes) -> onnx.ModelProto:
+    proto = onnx.ModelProto()
+    try:
+        proto.ParseFromString(data)
+    except Exception as exc:  # protobuf raises DecodeError and friends
+        raise ModelFormatError(f"not a valid ONNX model: {exc}") from None
+    if not proto.graph.node or not proto.graph.output:
+        raise ModelFormatError("not a valid ONNX model: the graph has no nodes or no outputs")
+    return proto
+
+
+def _np_dtype(value_info):
+    elem = value_info.type.tensor_type.elem_type
+    if not value_info.type.HasField("tensor_type") or elem == 0:
+        raise ModelFormatError(f"ONNX input {value_info.name!r} is not a tensor")
+    return np.dtype(helper.tensor_dtype_to_np_dtype(elem))
+
+
+def _dims(value_info):
+    return [d.dim_value if d.HasField("dim_value") else None
+            for d in value_info.type.tensor_type.shape.dim]
+
+
+def _meta_features(proto):
+    for prop in proto.metadata_props:
+        if prop.key == "feature_names":
+            text = prop.value.strip()
+            try:
+                names = json.loads(text)
+            except ValueError:
+                names = [n.strip() for n in text.split(",") if n.strip()]
+            if isinstance(names, list) and all(isinstance(n, str) for n in names):
+                return names
+            raise ModelFormatError("ONNX metadata 'feature_names' must be a JSON list of strings")
+    return None
+
+
+def _class_labels(graph):
+    for node in graph.node:
+        if node.op_type in ("ZipMap",) + _CLASSIFIER_OPS:
+            a = _attrs(node)
+            for key in ("classlabels_int64s", "classlabels_ints", "classlabels_strings"):
+                labels = a.get(key)
+                if labels is not None and len(labels):
+                    return [x.decode() if isinstance(x, bytes) else int(x) for x in labels]
+    return None
+
+
+def _linear_from_graph(graph, inits, input_name, n_features, features):
+    """LinearClassifier/LinearRegressor or MatMul+Add(+Sigmoid/Softmax) -> LinearModel."""
+    core = [n for n in graph.node if n.op_type not in _PASS]
+    ops = [n.op_type for n in core]
+    if ops and ops[0] in ("LinearClassifier", "LinearRegressor") and set(ops[1:]) <= {"Normalizer"}:
+        node = core[0]
+        a = _attrs(node)
+        post = a.get("post_transform", b"NONE")
+        post = post.decode() if isinstance(post, bytes) else str(post)
+        coef = np.asarray(a["coefficients"], np.float64)
+        icpt = np.asarray(a.get("intercepts", []), np.float64)
+        if node.op_type == "LinearRegressor":
+            k = int(a.get("targets", 1))
+            classes = None
+        else:
+            classes = _class_labels(graph)
+            k = icpt.size
+        l1 = False
+        if len(core) == 2:
+            norm = _attrs(core[1]).get("norm", b"MAX")
+            if (norm.decode() if isinstance(norm, bytes) else norm) != "L1":
+                raise NotNative("Normalizer other than L1")
+            l1 = True
+        links = {"NONE": "identity", "LOGISTIC": "logistic", "SOFTMAX": "softmax"}
+        if post not in links or coef.size != k * n_features:
+            raise NotNative(f"linear {post} model that the native kernel does not reproduce")
+        if icpt.size == 0:
+            icpt = np.zeros(k)
+        return LinearModel(coef.reshape(k, n_features), icpt, features=features, link=links[post],
+                           classes=classes, l1_normalize=l1)
+    if ops and ops[0] in ("MatMul", "Gemm"):
+        first = core[0]
+        if first.input[0] != input_name or first.input[1] not in inits:
+            raise NotNative("MatMul not applied to the model input and a constant")
+        w = inits[first.input[1]].astype(np.float64)
+        b = np.zeros(w.shape[1] if first.op_type == "MatMul" else w.shape[0])
+        if first.op_type == "Gemm":
+            a = _attrs(first)
+            if a.get("transA", 0):
+                raise NotNative("Gemm with transA")
+            w = w * float(a.get("alpha", 1.0))
+            if not a.get("transB", 0):
+                w = w.T
+            if len(first.input) > 2:
+                b = np.broadcast_to(inits[first.input[2]].astype(np.float64) * float(a.get("beta", 1.0)),
+                                    (w.shape[0],)).copy()
+            coef = w
+        else:
+            coef = w.T
+        rest = core[1:]
+        prev = first.output[0]
+        if rest and rest[0].op_type == "Add":
+            other = [i for i in rest[0].input if i != prev]
+            if rest[0].input[0] != prev and rest[0].input[1] != prev or len(other) != 1 \
+                    or other[0] not in inits:
+                raise NotNative("Add of something other than a constant bias")
+            b = b + np.broadcast_to(inits[other[0]].astype(np.float64).ravel(), (coef.shape[0],))
+            prev = rest[0].output[0]
+            rest = rest[1:]
+        link = "identity"
+        if rest and rest[0].op_type in ("Sigmoid", "Softmax") and rest[0].input[0] == prev:
+            link = "logistic" if rest[0].op_type == "Sigmoid" else "softmax"
+            rest = rest[1:]
+        if rest:
+            raise NotNative("operators after the linear part: " + ", ".join(n.op_type for n in rest))
+        return LinearModel(coef, b, features=features, link=link)
+    raise NotNative("graph operators " + ", ".join(dict.fromkeys(ops))
+                    + " (native: one TreeEnsemble*, Linear*, or MatMul+Add[+Sigmoid/Softmax])")
+
+
+def _native(proto, input_info, n_features, features):
+    graph = proto.graph
+    if len(input_info) != 1:
+        raise NotNative("the model takes one input per column")
+    name = input_info[0].name
+    in_dtype = _np_dtype(input_info[0])
+    if in_dtype not in (np.float32, np.float64):
+        raise NotNative(f"input dtype {in_dtype}")
+    core = [n for n in graph.node if n.op_type not in _PASS]
+    if len(core) == 1 and core[0].op_type in ("TreeEnsembleClassifier", "TreeEnsembleRegressor"):
+        if core[0].input[0] != name:
+            raise NotNative("the tree ensemble does not read the model input directly")
+        ens, classes, kind = tree_ensemble_from_onnx(core[0], in_dtype, n_features)
+        # ONNX Runtime's default intra-op thread count is the number of cores; its float32
+        # sums depend on it, so reproduce that order by default (see match_onnxruntime).
+        return TreeModel(ens, features=features, kind=kind, classes=classes).match_onnxruntime(
+            os.cpu_count() or 1)
+    inits = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    return _linear_from_graph(graph, inits, name, n_features, features)
+
+
+def load_onnx(data: bytes, *, backend: str = "auto", features=None) -> Model:
+    """Load an ONNX model (bytes). See the module docstring for how the backend is chosen."""
+    proto = _parse(data)
+    graph = proto.graph
+    inits = {t.name for t in graph.initializer}
+    inputs = [i for i in graph.input if i.name not in inits]
+    if not inputs:
+        raise ModelFormatError("ONNX model has no inputs")
+    names = list(features) if features is not None else _meta_features(proto)
+    if len(inputs) == 1:
+        dims = _dims(inputs[0])
+        n_features = dims[1] if len(dims) == 2 and dims[1] else (len(names) if names else None)
+        if n_features is None:
+            raise ModelFormatError("ONNX input has no fixed feature dimension; pass features=[...]")
+    else:
+        for i in inputs:
+            dims = _dims(i)
+            if len(dims) > 2 or (len(dims) == 2 and dims[1] not in (1, None)):
+                raise ModelFormatError(f"ONNX input {i.name!r} has shape {dims}; multi-input "
+                                       "models must take one column per input")
+        n_features = len(inputs)
+        names = names or [i.name for i in inputs]
+    if names is not None and len(names) != n_features:
+        raise ModelFormatError(f"{len(names)} feature names for a model with {n_features} inputs")
+    note = ""
+    if backend not in ("auto", "native", "onnxruntime"):
+        raise ValueError(f"backend must be 'auto', 'native' or 'onnxruntime', got {backend!r}")
+    if backend != "onnxruntime":
+        try:
+            return _native(proto, inputs, n_features, names)
+        except NotNative as exc:
+            note = f"ONNX Runtime used: {exc}"
+        except (KeyError, ValueError, IndexError, TypeError) as exc:
+            note = f"ONNX Runtime used: graph not understood natively ({type(exc).__name__}: {exc})"
+        if backend == "native":
+            raise ModelFormatError(note.replace("ONNX Runtime used", "cannot score natively"))
+    return OnnxModel(proto, inputs, n_features, names, note=note)
+
+
+class OnnxModel(Model):
+    """A model scored by ONNX Runtime (CPU); one session per thread count, shared by threads."""
+
+    def __init__(self, proto, inputs, n_features, features, note=""):
+        classes = _class_labels(proto.graph)
+        self._proto, score_name = self._strip_zipmap(proto, classes)
+        kind = "classifier" if classes is not None else "regressor"
+        super().__init__(features=features, n_features=n_features, kind=kind, classes=classes,
+                         backend="onnxruntime", note=note)
+        self._inputs = [(i.name, _np_dtype(i), len(_dims(i))) for i in inputs]
+        self._bytes = self._proto.SerializeToString()
+        self._sessions = {}
+        sess = self._session(None)
+        outs = sess.get_outputs()
+        if score_name is None:
+            floats = [o for o in outs if o.type in ("tensor(float)", "tensor(double)")]
+            if not floats:
+                raise ModelFormatError("ONNX model has no float tensor output to use as scores")
+            score_name = floats[-1].name if kind == "classifier" else floats[0].name
+        self._score_name = score_name
+        out = next(o for o in outs if o.name == score_name)
+        shape = out.shape
+        self._n_out = shape[1] if len(shape) == 2 and isinstance(shape[1], int) else None
+        if self._n_out is None:
+            self._n_out = self._run(np.zeros((1, n_features)), None).shape[1] \
+                if len(self._inputs) == 1 else 1
+        if kind == "classifier" and self._n_out != len(classes):
+            raise ModelFormatError(f"ONNX classifier outputs {self._n_out} scores for "
+                                   f"{len(classes)} classes")
+
+    @staticmethod
+    def _strip_zipmap(proto, classes):
+        zipmaps = [n for n in proto.graph.node if n.op_type == "ZipMap"]
+        if not zipmaps:
+            return proto, None
+        proto = onnx.ModelProto.FromString(proto.SerializeToString())
+        graph = proto.graph
+        zm = next(n for n in graph.node if n.op_type == "ZipMap")
+        src = zm.input[0]
+        dst = zm.output[0]
+        graph.node.remove(zm)
+        keep = [o for o in graph.output if o.name != dst]
+        del graph.output[:]
+        graph.output.extend(keep)
+        graph.output.append(helper.make_tensor_value_info(src, onnx.TensorProto.FLOAT,
+                                                          [None, len(classes)]))
+        return proto, src
+
+    def _session(self, n_threads):
+        import onnxruntime as ort
+
+        key = int(n_threads or 0)
+        with self._lock:
+            sess = self._sessions.get(key)
+            if sess is None:
+                opts = ort.SessionOptions()
+                opts.intra_op_num_threads = key
+                opts.inter_op_num_threads = 1
+                opts.log_severity_level = 3
+                try:
+                    sess = ort.InferenceSession(self._bytes, opts, providers=["CPUExecutionProvider"])
+                except Exception as exc:
+                    raise ModelFormatError(f"ONNX Runtime cannot load this model: {exc}") from None
+                self._sessions[key] = sess
+        return sess
+
+    def _n_outputs(self) -> int:
+        return self._n_out
+
+    def _run(self, feeds_or_X, n_threads):
+        sess = self._session(n_threads)
+        if isinstance(feeds_or_X, np.ndarray):
+            name, dtype, _ = self._inputs[0]
+            feeds_or_X = {name: feeds_or_X.astype(dtype, copy=False)}
+        out = sess.run([self._score_name], feeds_or_X)[0]
+        out = np.asarray(out)
+        return out.reshape(out.shape[0], -1) if out.ndim != 2 else out
+
+    def _predict(self, batch, features, nulls, parallel, n_threads):
+        if len(self._inputs) == 1:
+            name, dtype, _ = self._inputs[0]
+            feeds = {name: feature_matrix(batch, features, dtype, nulls)}
+        else:
+            feeds = {}
+            for (name, dtype, ndim), col in zip(self._inputs, features):
+                arr = feature_column(batch.column(col), col, dtype, nulls)
+                feeds[name] = arr.reshape(-1, 1) if ndim == 2 else arr
+        return self._run(feeds, n_threads)

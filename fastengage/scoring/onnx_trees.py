@@ -1,0 +1,213 @@
+"""ONNX ``TreeEnsembleClassifier``/``TreeEnsembleRegressor`` (ai.onnx.ml) -> :class:`TreeEnsemble`.
+
+The result must equal ONNX Runtime's, so its conventions are reproduced (``tree_ensemble_*``
+in onnxruntime/core/providers/cpu/ml):
+
+* thresholds and leaf weights are float32 unless given ``*_as_tensor`` in double; sums are
+  accumulated in that dtype, tree after tree, then base values are added;
+* NaN takes the true branch iff ``missing_value_tracks_true`` (or the mode is ``BRANCH_NEQ``);
+* classifiers with two labels and weights for a single class ("binary case") output
+  ``[logistic(-s), logistic(s)]`` under ``LOGISTIC``, ``[-s, s]`` under ``NONE`` and, when all
+  weights are non-negative, ``[1 - s, s]``; otherwise one score per class, transformed row-wise.
+
+What this module cannot reproduce exactly (PROBIT, MIN/MAX aggregation, odd base-value counts,
+set-membership nodes) raises :class:`NotNative` with the reason, and the caller falls back to
+ONNX Runtime.
+"""
+from __future__ import annotations
+
+import numpy as np
+from onnx import helper, numpy_helper
+
+from ..kernels import score_post, score_trees
+from .trees import Tree, TreeEnsemble, lt_to_leq
+
+__all__ = ["NotNative", "tree_ensemble_from_onnx"]
+
+
+class NotNative(Exception):
+    """The model is valid but the native path cannot reproduce it exactly; message says why."""
+
+
+_POST = {"NONE": score_post.NONE, "LOGISTIC": score_post.LOGISTIC, "SOFTMAX": score_post.SOFTMAX,
+         "SOFTMAX_ZERO": score_post.SOFTMAX_ZERO}
+
+
+def _attrs(node) -> dict:
+    out = {}
+    for a in node.attribute:
+        v = helper.get_attribute_value(a)
+        if hasattr(v, "dims"):  # TensorProto
+            v = numpy_helper.to_array(v)
+        out[a.name] = v
+    return out
+
+
+def _get(attrs, name, dtype, default=None):
+    if name + "_as_tensor" in attrs:
+        return np.asarray(attrs[name + "_as_tensor"]).ravel(), np.float64
+    if name in attrs:
+        return np.asarray(attrs[name], dtype=dtype).ravel(), np.float32
+    return default, np.float32
+
+
+def tree_ensemble_from_onnx(node, input_dtype, n_features: int):
+    """Flatten one TreeEnsemble node.
+
+    Returns
+    -------
+    (TreeEnsemble, classes, kind): ``classes`` is the list of class labels (classifiers) or None.
+    """
+    a = _attrs(node)
+    is_clf = node.op_type == "TreeEnsembleClassifier"
+    post_name = a.get("post_transform", b"NONE")
+    post_name = post_name.decode() if isinstance(post_name, bytes) else str(post_name)
+    agg = a.get("aggregate_function", b"SUM")
+    agg = agg.decode() if isinstance(agg, bytes) else str(agg)
+    if agg not in ("SUM", "AVERAGE"):
+        raise NotNative(f"aggregate_function {agg} is not supported natively")
+    modes = [m.decode() if isinstance(m, bytes) else str(m) for m in a.get("nodes_modes", [])]
+    thr, thr_dtype = _get(a, "nodes_values", np.float32)
+    if thr is None:
+        raise NotNative("tree ensemble without nodes_values")
+    tree_ids = np.asarray(a["nodes_treeids"], np.int64)
+    node_ids = np.asarray(a["nodes_nodeids"], np.int64)
+    feat = np.asarray(a["nodes_featureids"], np.int64)
+    true_ids = np.asarray(a["nodes_truenodeids"], np.int64)
+    false_ids = np.asarray(a["nodes_falsenodeids"], np.int64)
+    tracks = np.asarray(a.get("nodes_missing_value_tracks_true", np.zeros(len(modes))), np.int64)
+    if tracks.size == 0:
+        tracks = np.zeros(len(modes), np.int64)
+    prefix = "class_" if is_clf else "target_"
+    w_tree = np.asarray(a[prefix + "treeids"], np.int64)
+    w_node = np.asarray(a[prefix + "nodeids"], np.int64)
+    w_id = np.asarray(a[prefix + "ids"], np.int64)
+    weights, w_dtype = _get(a, prefix + "weights", np.float32)
+    acc = np.float64 if (thr_dtype == np.float64 or w_dtype == np.float64) else np.float32
+    base, _ = _get(a, "base_values", np.float32, np.zeros(0))
+    if feat.size and (feat.min() < 0 or feat.max() >= n_features):
+        raise NotNative("a node uses a feature index outside the model input")
+    if any(m not in ("BRANCH_LEQ", "BRANCH_LT", "BRANCH_GTE", "BRANCH_GT", "BRANCH_EQ",
+                     "BRANCH_NEQ", "LEAF") for m in modes):
+        raise NotNative("node modes other than BRANCH_* and LEAF")
+
+    if is_clf:
+        labels = a.get("classlabels_int64s")
+        if labels is None or len(labels) == 0:
+            labels = [s.decode() if isinstance(s, bytes) else s for s in a.get("classlabels_strings", [])]
+        labels = list(labels)
+        n_classes = len(labels)
+        distinct = np.unique(w_id)
+        binary = n_classes == 2 and distinct.size == 1
+        if binary:
+            n_raw = 1
+            w_id = np.zeros_like(w_id)
+            if base.size > 1:
+                raise NotNative("binary classifier with two base values")
+            if bool(np.all(weights >= 0)):
+                post = score_post.PAIR_ONE_MINUS
+            elif post_name == "LOGISTIC":
+                post = score_post.PAIR_LOGISTIC
+            elif post_name == "NONE":
+                post = score_post.PAIR_NEG
+            else:
+                raise NotNative(f"binary classifier with post_transform {post_name}")
+            base_vec = base[:1] if base.size == 1 else None
+        else:
+            n_raw = n_classes
+            if n_classes == 2 and base.size:
+                raise NotNative("two-class classifier with per-class weights and base values")
+            if base.size not in (0, n_classes):
+                raise NotNative("base_values do not match the classes")
+            if post_name not in _POST:
+                raise NotNative(f"post_transform {post_name}")
+            post = _POST[post_name]
+            base_vec = base if base.size else None
+        kind = "classifier"
+    else:
+        labels = None
+        n_raw = int(a.get("n_targets", 1))
+        if post_name != "NONE":
+            raise NotNative(f"regressor with post_transform {post_name}")
+        post = score_post.NONE
+        if base.size == 1 and n_raw == 1 or base.size == n_raw:
+            base_vec = base
+        elif base.size == 0:
+            base_vec = None
+        else:
+            raise NotNative("base_values do not match the targets")
+        kind = "regressor"
+    if w_id.size and (w_id.min() < 0 or w_id.max() >= n_raw):
+        raise NotNative("leaf weight for an unknown class/target")
+
+    # Index nodes by (tree, node id); trees in order of first appearance of their id.
+    trees_out: list[Tree] = []
+    order = np.argsort(tree_ids, kind="stable")
+    uniq_trees, starts = np.unique(tree_ids[order], return_index=True)
+    ends = list(starts[1:]) + [order.size]
+    w_order = np.lexsort((np.arange(w_tree.size), w_tree))
+    w_trees_sorted = w_tree[w_order]
+    for src, (tid, s, e) in enumerate(zip(uniq_trees, starts, ends)):
+        rows = order[s:e]
+        ids = node_ids[rows]
+        pos = {int(n): int(r) for n, r in zip(ids, rows)}
+        ws = w_order[np.searchsorted(w_trees_sorted, tid, "left"):np.searchsorted(w_trees_sorted, tid, "right")]
+        # Internal nodes and leaves numbered in pre-order from the root (node id 0).
+        if 0 not in pos:
+            raise NotNative(f"tree {tid} has no node 0")
+        internal, leaf_of = {}, {}
+        stack = [0]
+        seen = 0
+        while stack:
+            nid = stack.pop()
+            seen += 1
+            if seen > len(pos):
+                raise NotNative(f"tree {tid} is not a tree (cycle)")
+            r = pos.get(nid)
+            if r is None:
+                raise NotNative(f"tree {tid} refers to a missing node {nid}")
+            if modes[r] == "LEAF":
+                leaf_of[nid] = len(leaf_of)
+            else:
+                internal[nid] = len(internal)
+                stack.append(int(false_ids[r]))
+                stack.append(int(true_ids[r]))
+        m = len(internal)
+        f_ = np.zeros(m, np.int32)
+        t_ = np.zeros(m, np.float64)
+        k_ = np.zeros(m, np.uint8)
+        nl_ = np.zeros(m, np.uint8)
+        l_ = np.zeros(m, np.int32)
+        r_ = np.zeros(m, np.int32)
+
+        def ref(nid):
+            return internal[nid] if nid in internal else ~leaf_of[nid]
+
+        for nid, i in internal.items():
+            r = pos[nid]
+            mode = modes[r]
+            tchild, fchild = ref(int(true_ids[r])), ref(int(false_ids[r]))
+            v = float(thr[r])
+            nan_true = bool(tracks[r]) or mode == "BRANCH_NEQ"
+            if mode in ("BRANCH_LEQ", "BRANCH_LT", "BRANCH_EQ"):
+                left, right, nan_left = tchild, fchild, nan_true
+            else:  # GT = not LEQ, GTE = not LT, NEQ = not EQ: swap the children
+                left, right, nan_left = fchild, tchild, not nan_true
+            if mode in ("BRANCH_LT", "BRANCH_GTE"):
+                v = float(lt_to_leq(np.float64(v)))
+            f_[i], t_[i], l_[i], r_[i], nl_[i] = feat[r], v, left, right, nan_left
+            k_[i] = score_trees.KIND_EQ if mode in ("BRANCH_EQ", "BRANCH_NEQ") else score_trees.KIND_LEQ
+        # One canonical tree per output the tree's leaves vote for, in output order.
+        targets = np.unique(w_id[ws]) if ws.size else np.zeros(0, np.int64)
+        for target in targets:
+            leaf_value = np.zeros(len(leaf_of), acc)
+            for wi in ws:
+                if w_id[wi] == target and int(w_node[wi]) in leaf_of:
+                    leaf_value[leaf_of[int(w_node[wi])]] += acc(weights[wi])
+            trees_out.append(Tree(f_, t_, k_, nl_, l_, r_, leaf_value.astype(np.float64), int(target),
+                                  source=src))
+
+    ens = TreeEnsemble(trees_out, n_features, n_raw, acc_dtype=acc, input_dtype=input_dtype,
+                       base=base_vec, average_over=len(uniq_trees) if agg == "AVERAGE" else 0,
+                       post=post, n_source=len(uniq_trees))
+    return ens, labels, kind
