@@ -1,0 +1,86 @@
+"""BG/BB (Fader, Hardie & Shang 2010): discrete-time, non-contractual repeat transactions.
+
+At each of n opportunities an alive customer transacts with probability p ~ Beta(alpha, beta)
+and then may die with probability theta ~ Beta(gamma, delta). Data are (frequency x, recency
+t_x, periods n) patterns, usually with weights (customers per pattern). Likelihood: eq. (5);
+P(alive): eq. (11); expected transactions in the next n* opportunities: eq. (13).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import InputError
+from ..kernels import clv_bgbb as _k
+from ._base import BaseModel, _is_table_like, as_float_array, check_rft, compress, read_columns
+
+__all__ = ["BetaGeoBetaBinom"]
+
+
+class BetaGeoBetaBinom(BaseModel):
+    """BG/BB: ``params_`` = {alpha, beta, gamma, delta}.
+
+    ``fit(frequency, recency, periods, weights=None)``, or a table with those columns
+    (``weights_col`` names the weight column, e.g. ``"weights"`` for donations.csv).
+    """
+
+    _kind = "clv.bgbb"
+    param_names = ("alpha", "beta", "gamma", "delta")
+
+    def _start(self, data):
+        return np.ones(4)
+
+    def _loglik_grad(self, theta, data):
+        x, tx, n, w = data
+        ll, grad, _ = _k.loglik_grad(np.asarray(theta, np.float64), x, tx, n, w)
+        return ll, grad
+
+    @staticmethod
+    def _prep(frequency, recency, periods, weights=None, frequency_col="frequency",
+              recency_col="recency", periods_col="periods", weights_col=None):
+        w = None
+        if _is_table_like(frequency) and recency is None:
+            cols = read_columns(frequency, {"frequency": frequency_col, "recency": recency_col,
+                                            "periods": periods_col, "weights": weights_col})
+            x, tx, n = cols["frequency"], cols["recency"], cols["periods"]
+            w = cols.get("weights")
+        else:
+            x = as_float_array(frequency, "frequency")
+            tx = as_float_array(recency, "recency")
+            n = as_float_array(periods, "periods")
+        if weights is not None:
+            w = as_float_array(weights, "weights")
+        check_rft(x, tx, n, ("frequency", "recency", "periods"))
+        for name, a in (("frequency", x), ("recency", tx), ("periods", n)):
+            if np.any(a != np.floor(a)):
+                raise InputError(f"{name} must hold whole numbers of opportunities (BG/BB is discrete)")
+        if np.any(x > tx):
+            raise InputError("frequency exceeds recency: the last transaction opportunity t_x "
+                             "cannot be before the x-th transaction")
+        return x, tx, n, w
+
+    def fit(self, frequency, recency=None, periods=None, *, weights=None,
+            frequency_col="frequency", recency_col="recency", periods_col="periods",
+            weights_col=None, initial_params=None):
+        """Fit by maximum likelihood over the distinct (x, t_x, n) patterns with their weights."""
+        x, tx, n, w = self._prep(frequency, recency, periods, weights, frequency_col,
+                                 recency_col, periods_col, weights_col)
+        (px, ptx, pn), pw, _ = compress(x, tx, n, weights=w)
+        return self._fit_data((px, ptx, pn, pw), float(pw.sum()), initial_params)
+
+    def _arrays(self, *cols):
+        arrs = np.broadcast_arrays(*[np.asarray(c, dtype=np.float64) for c in cols])
+        return arrs[0].shape, [np.ascontiguousarray(a.reshape(-1)) for a in arrs]
+
+    def probability_alive(self, frequency, recency, periods, future=0) -> np.ndarray:
+        """P(alive at opportunity n + 1 + future | x, t_x, n) (eq. 11 at future = 0)."""
+        shape, (x, tx, n, f) = self._arrays(frequency, recency, periods, future)
+        return _k.probability_alive(self._theta(), x, tx, n, f).reshape(shape)
+
+    def expected_purchases(self, n_future, frequency, recency, periods) -> np.ndarray:
+        """Expected transactions in the next ``n_future`` opportunities (eq. 13)."""
+        shape, (t, x, tx, n) = self._arrays(n_future, frequency, recency, periods)
+        return _k.expected_purchases(self._theta(), t, x, tx, n).reshape(shape)
+
+    def individual_log_likelihood(self, frequency, recency, periods) -> np.ndarray:
+        shape, (x, tx, n) = self._arrays(frequency, recency, periods)
+        return _k.loglik_grad(self._theta(), x, tx, n, np.ones_like(x))[2].reshape(shape)

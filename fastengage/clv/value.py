@@ -1,0 +1,56 @@
+"""Discounted customer lifetime value from a transaction model and an expected spend."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import InputError
+from ._base import compress
+
+__all__ = ["customer_lifetime_value", "PERIODS_PER_MONTH"]
+
+#: Model time units per month, as in lifetimes (``W``: 4.345 weeks, ``D``: 30 days, ``H``: 720).
+PERIODS_PER_MONTH = {"W": 4.345, "M": 1.0, "D": 30.0, "H": 720.0}
+
+
+def customer_lifetime_value(transaction_model, frequency, recency, T, monetary_value, *,
+                            time: int = 12, discount_rate: float = 0.01, freq: str = "D") -> np.ndarray:
+    """Discounted CLV over ``time`` months, per customer.
+
+    Convention (identical to lifetimes' ``GammaGammaFitter.customer_lifetime_value``):
+
+        CLV = sum_{i=1}^{time} m * (E[Y(i f)] - E[Y((i-1) f)]) / (1 + d)^i
+
+    where E[Y(t)] is the model's conditional expected number of purchases in (T, T+t], f is the
+    number of model time units per month (``freq``: ``"W"`` 4.345, ``"D"`` 30, ``"H"`` 720,
+    ``"M"`` 1), d is the *monthly* discount rate and m the expected spend per purchase (e.g.
+    :meth:`GammaGamma.expected_spend`). Purchases of month i are discounted at the end of month i.
+
+    Parameters
+    ----------
+    transaction_model : fitted BetaGeo, ModifiedBetaGeo or ParetoNBD
+    frequency, recency, T : array-like (n,)   in the model's time unit
+    monetary_value : array-like (n,)          expected value per purchase
+    time : int    horizon in months
+    discount_rate : float  per-month discount rate (>= 0)
+
+    Returns
+    -------
+    numpy.ndarray float64 (n,)
+    """
+    if freq not in PERIODS_PER_MONTH:
+        raise InputError(f"freq={freq!r}: use one of {sorted(PERIODS_PER_MONTH)}")
+    if not (discount_rate >= 0) or int(time) != time or time < 0:
+        raise InputError("time must be a non-negative integer number of months and discount_rate >= 0")
+    factor = PERIODS_PER_MONTH[freq]
+    x, tx, TT = transaction_model._prep_rft(frequency, recency, T)
+    x, tx, TT = (np.ascontiguousarray(a.reshape(-1)) for a in (x, tx, TT))
+    m = np.asarray(monetary_value, dtype=np.float64).reshape(-1)
+    (px, ptx, pT), _, inverse = compress(x, tx, TT)
+    theta = transaction_model._theta()
+    disc = np.zeros(px.shape[0])
+    prev = np.zeros(px.shape[0])
+    for i in range(1, int(time) + 1):
+        cur = transaction_model._k_expected(theta, np.full(px.shape[0], i * factor), px, ptx, pT)
+        disc += (cur - prev) / (1.0 + discount_rate) ** i
+        prev = cur
+    return m * disc[inverse]
