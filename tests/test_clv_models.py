@@ -61,7 +61,7 @@ def test_pareto_extreme_history_is_finite():
 
 @pytest.mark.parametrize("a,b,z", [(2.0, 1.5, -5.0), (2.5, 4.0, -50.0), (3.0, 2.0, -1.5),
                                    (1000.0, 30.0, 0.99), (100001.2, 1.6, 0.999), (0.5, 3.0, 0.2),
-                                   (5e4, 5e4 - 3, 0.7)])
+                                   (2000.0, 1997.0, 0.7)])
 def test_hyp2f1_where_naive_series_diverges(a, b, z):
     # z <= -1: the direct series diverges; large a, b: its terms overflow. mpmath is the judge.
     import mpmath as mp
