@@ -23,7 +23,7 @@ STATE_DTYPE = np.dtype(
         ("first_us", np.int64),       # earliest purchase time
         ("last_us", np.int64),        # latest purchase time
         ("purchase_sum", np.float64),  # sum of purchase amounts (amount >= 0)
-        ("return_sum", np.float64),   # sum of return amounts (amount < 0), kept even if unused
+        ("return_sum", np.float64),   # sum of return amounts (amount < 0); 0 with returns="exclude"
         ("last_order", np.int64),     # order code of the latest purchase row seen (dedup hint)
         ("purchase_rows", np.int32),
         ("return_rows", np.int32),
@@ -78,9 +78,9 @@ def update(state,          # IN/OUT records, indexed by customer code
         a = amounts[i]
         if a < 0.0:
             n_returns += 1
+            rec.return_rows += 1  # counted in every mode: it tells who had returns only
             if not exclude_returns:
                 rec.return_sum += a
-                rec.return_rows += 1
             continue
         rec.purchase_rows += 1
         rec.purchase_sum += a
@@ -157,6 +157,16 @@ def merge_pairs(state, pair_set, other_keys, code_map, value_map, which):
 
 
 @njit(**NJIT)
+def count_returns_only(state):
+    """Customers with return rows (within the cut) but no purchase: left out of the output."""
+    n = 0
+    for k in range(state.shape[0]):
+        if state[k].purchase_rows == 0 and state[k].return_rows > 0:
+            n += 1
+    return n
+
+
+@njit(**NJIT)
 def count_purchasers(state):
     n = 0
     for k in range(state.shape[0]):
@@ -208,23 +218,58 @@ def finalize(state, as_of_us, net_returns, frequency_is_rows):
 
 
 @njit(**NJIT)
+def _scores_from_order(values, order, higher_is_better, out):
+    # Walk the values in ascending order; a run of ties [s, e) has s values strictly smaller and
+    # n - e strictly greater, so every member of the run gets the same score.
+    n = values.shape[0]
+    s = 0
+    while s < n:
+        e = s + 1
+        while e < n and values[order[e]] == values[order[s]]:
+            e += 1
+        worse = s if higher_is_better else n - e
+        score = 1 + (5 * worse) // n
+        if score > 5:
+            score = 5
+        for k in range(s, e):
+            out[order[k]] = score
+        s = e
+
+
+@njit(**NJIT)
 def quintile_scores(values, higher_is_better):
     """RFM scores 1..5: ``1 + floor(5 * w / n)`` capped at 5, w = customers strictly worse.
 
-    Ties share a score because w only counts strictly worse values.
+    Ties share a score because w only counts strictly worse values. O(n log n) for one sort.
     """
+    out = np.empty(values.shape[0], np.int8)
+    if values.shape[0]:
+        _scores_from_order(values, np.argsort(values, kind="mergesort"), higher_is_better, out)
+    return out
+
+
+@njit(**NJIT)
+def quintile_scores_int(values, higher_is_better):
+    """:func:`quintile_scores` for integer values, by counting when their range is small."""
     n = values.shape[0]
     out = np.empty(n, np.int8)
     if n == 0:
         return out
-    ordered = np.sort(values)
+    lo = values.min()
+    span = values.max() - lo + 1
+    if span > 4 * n + 1024:
+        _scores_from_order(values, np.argsort(values, kind="mergesort"), higher_is_better, out)
+        return out
+    below = np.zeros(span + 1, np.int64)  # below[v - lo] = number of values < v
+    for v in values:
+        below[v - lo + 1] += 1
+    for k in range(1, span + 1):
+        below[k] += below[k - 1]
     for i in range(n):
-        if higher_is_better:
-            worse = np.searchsorted(ordered, values[i], side="left")
-        else:
-            worse = n - np.searchsorted(ordered, values[i], side="right")
-        s = 1 + (5 * worse) // n
-        out[i] = 5 if s > 5 else s
+        k = values[i] - lo
+        worse = below[k] if higher_is_better else n - below[k + 1]
+        score = 1 + (5 * worse) // n
+        out[i] = 5 if score > 5 else score
     return out
 
 
@@ -235,11 +280,3 @@ def lookup_segments(r, f, m, table):
     for i in range(r.shape[0]):
         out[i] = table[r[i], f[i], m[i]]
     return out
-
-
-@njit(**NJIT)
-def has_empty_slots(table):
-    for k in table:
-        if k == EMPTY:
-            return True
-    return False

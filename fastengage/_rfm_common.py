@@ -1,0 +1,141 @@
+"""What the one-shot :func:`fastengage.rfm` and the streaming :class:`fastengage.RFMState` share:
+argument parsing, batch validation/conversion, and turning finished records into the table."""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ._ids import id_kind
+from ._input import amount_to_float64, time_to_us
+from .errors import InputError
+from .kernels import rfm as _k
+from .segments import SegmentMap, compile_segments
+
+log = logging.getLogger("fastengage")
+
+#: Output columns after the customer column, in order.
+RFM_COLUMNS = (
+    "first_purchase", "last_purchase", "recency_days", "tenure_days", "frequency",
+    "purchase_days", "monetary_total", "monetary_mean", "r_score", "f_score", "m_score", "segment",
+)
+RETURNS_MODES = ("net", "exclude", "error")
+_TS = pa.timestamp("us", tz="UTC")
+_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
+
+
+def new_report() -> dict:
+    return {"rows_read": 0, "null_customer_rows_dropped": 0, "rows_after_as_of": 0,
+            "return_rows": 0, "return_rows_excluded": 0}
+
+
+def parse_as_of(value) -> int | None:
+    """``as_of`` as int64 microseconds UTC. Accepts datetime (naive = UTC), date, ISO string,
+    numpy.datetime64 or None."""
+    if value is None:
+        return None
+    if isinstance(value, np.datetime64):
+        return int(value.astype("datetime64[us]").astype(np.int64))
+    if isinstance(value, str):
+        try:
+            value = _dt.datetime.fromisoformat(value)
+        except ValueError:
+            raise InputError(f"as_of={value!r} is not an ISO date or datetime") from None
+    if isinstance(value, _dt.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=_dt.timezone.utc)
+        delta = value - _EPOCH
+        return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    if isinstance(value, _dt.date):
+        return (value - _EPOCH.date()).days * 86_400_000_000
+    raise InputError(f"as_of must be a datetime, date, ISO string or None, got {type(value).__name__}")
+
+
+def iso(us: int) -> str:
+    return (_EPOCH + _dt.timedelta(microseconds=int(us))).isoformat()
+
+
+def check_types(schema: pa.Schema, roles: dict) -> None:
+    """Fail on a wrong column type before reading any batch of a long stream."""
+    id_kind(schema.field(roles["customer"]).type, roles["customer"], "customer")
+    if "order" in roles:
+        id_kind(schema.field(roles["order"]).type, roles["order"], "order")
+    t = schema.field(roles["time"]).type
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    if not (pa.types.is_timestamp(t) or pa.types.is_date(t)):
+        raise InputError(f"time column {roles['time']!r} has type {t}; expected a timestamp or a date")
+    a = schema.field(roles["amount"]).type
+    if pa.types.is_dictionary(a):
+        a = a.value_type
+    if not (pa.types.is_integer(a) or pa.types.is_floating(a) or pa.types.is_decimal(a)):
+        raise InputError(f"amount column {roles['amount']!r} has type {a}; expected a number")
+
+
+def prepare_batch(batch: pa.RecordBatch, columns: dict, drop_null_customers: bool,
+                  rows_before: int, returns: str, limit_us: int):
+    """Validate one batch and convert time and amount; returns (batch, n_null, times, amounts).
+
+    Rows with a null customer id are dropped (and counted) only with ``drop_null_customers``.
+    """
+    cust = batch.column(columns["customer"])
+    n_null = cust.null_count
+    if n_null:
+        if not drop_null_customers:
+            raise InputError(
+                f"customer column {columns['customer']!r} has {n_null} null value(s) in rows "
+                f"{rows_before + 1:,}..{rows_before + batch.num_rows:,}; pass "
+                "drop_null_customers=True to drop those rows (the count is reported)"
+            )
+        batch = batch.filter(pc.is_valid(cust))
+    times = time_to_us(batch.column(columns["time"]), columns["time"])
+    amounts = amount_to_float64(batch.column(columns["amount"]), columns["amount"])
+    if returns == "error":
+        n_ret = int(np.count_nonzero((amounts < 0) & (times <= limit_us)))
+        if n_ret:
+            raise InputError(
+                f"amount column {columns['amount']!r} has {n_ret} negative value(s) (returns) "
+                "and returns='error'; use returns='net' or 'exclude'"
+            )
+    return batch, n_null, times, amounts
+
+
+def features_table(state: np.ndarray, ids_of, customer_column: str, as_of_us: int,
+                   returns: str, frequency_is_rows: bool, report: dict,
+                   segments: SegmentMap | None, ids_sorted: bool) -> pa.Table:
+    """Finish records into the output table.
+
+    Parameters
+    ----------
+    state : STATE_DTYPE[n_codes]
+    ids_of : callable(codes int64[m]) -> pyarrow.Array of the user's ids for those codes
+    ids_sorted : bool
+        Codes are already in ascending id order (dense integer ids), so no sort is needed.
+    """
+    (codes, first, last, recency, tenure, frequency, days, total,
+     mean) = _k.finalize(state, as_of_us, returns == "net", frequency_is_rows)
+    r = _k.quintile_scores_int(recency, False)
+    f = _k.quintile_scores_int(frequency, True)
+    m = _k.quintile_scores(total, True)
+    names, seg_table = compile_segments(segments)
+    seg = _k.lookup_segments(r, f, m, seg_table)
+    ids = ids_of(codes)
+    columns = [ids, pa.array(first).cast(_TS), pa.array(last).cast(_TS), recency, tenure,
+               frequency, days, total, mean, r, f, m,
+               pa.DictionaryArray.from_arrays(pa.array(seg), pa.array(names, pa.string()))
+               .dictionary_decode()]
+    table = pa.Table.from_arrays(
+        [pa.array(c) if isinstance(c, np.ndarray) else c for c in columns],
+        names=[customer_column, *RFM_COLUMNS],
+    )
+    if not ids_sorted:
+        table = table.take(pc.sort_indices(ids))
+    report = dict(report)
+    report.update(as_of=iso(as_of_us), customers=int(len(codes)),
+                  customers_without_purchase=int(_k.count_returns_only(state)), returns=returns)
+    log.info("fastengage.rfm: %s", json.dumps(report))
+    return table.replace_schema_metadata({"fastengage": json.dumps(report)})
