@@ -51,65 +51,70 @@ def _flush(part, out, lo):
 
 
 @njit(**NJIT)
-def perfect_block(X, lo, hi, feat, thr, nan_left, leaves, target, flush, depth, out):
+def perfect_block(Xf, n_feat, lo, hi, feat, thr, nan_left, leaves, target, flush, depth, out):
     """Add every tree's leaf value to ``out[lo:hi]`` (perfect layout).
+
+    All indexing is unsigned (``uint64``): Numba then skips the negative-index fix-up on every
+    load, which is a large share of a three-load inner loop.
 
     Parameters
     ----------
-    X : (n, F) float32/float64
-    feat : (T, 2**depth - 1) int32, feature of each internal node
-    thr : (T, 2**depth - 1) float64, go left iff ``x <= thr``
-    nan_left : (T, 2**depth - 1) uint8, side taken by NaN
-    leaves : (T, 2**depth) out.dtype
+    Xf : (n * F,) float32/float64, the row-major feature matrix flattened
+    n_feat : int, F
+    feat : (T * (2**depth - 1),) uint32, feature of each internal node, tree after tree
+    thr : (T * (2**depth - 1),) float32 (exact float32 thresholds and float32 X) or float64;
+        go left iff ``x <= thr``
+    nan_left : (T * (2**depth - 1),) uint8, side taken by NaN
+    leaves : (T * 2**depth,) out.dtype
     target : (T,) int32, output column each tree adds to
     flush : (T,) uint8, 1 after the last tree of a chunk (see ``_flush``)
     out : (n, K) float32/float64   # OUT (accumulated)
     """
-    n_int = (1 << depth) - 1
+    U = np.uint64
+    n_int = U((1 << depth) - 1)
+    n_leaf = U(1 << depth)
+    F = U(n_feat)
     m = hi - lo
-    idx = np.zeros(m, np.int64)
+    idx = np.zeros(m, np.uint64)
     part = np.zeros_like(out[lo:hi])
-    for t in range(feat.shape[0]):
-        ft = feat[t]
-        tt = thr[t]
-        nl = nan_left[t]
+    for t in range(target.shape[0]):
+        tb = U(t) * n_int
         for r in range(m):
-            idx[r] = 0
+            idx[r] = U(0)
         for _ in range(depth):
             for r in range(m):
                 j = idx[r]
-                x = np.float64(X[lo + r, ft[j]])
-                if x != x:
-                    go = nl[j]
-                else:
-                    go = 1 if x <= tt[j] else 0
-                idx[r] = 2 * j + 2 - go
+                x = Xf[U(lo + r) * F + U(feat[tb + j])]
+                # Branch-free: NaN fails "<=" and then takes the stored side; a branch on
+                # NaN here would be mispredicted on every missing value.
+                go = U(x <= thr[tb + j]) | (U(x != x) & U(nan_left[tb + j]))
+                idx[r] = U(2) * j + U(2) - go
         k = target[t]
-        lt = leaves[t]
+        lb = U(t) * n_leaf - n_int
         for r in range(m):
-            part[r, k] += lt[idx[r] - n_int]
+            part[r, k] += leaves[lb + idx[r]]
         if flush[t]:
             _flush(part, out, lo)
 
 
 @njit(**NJIT_PARALLEL)
-def perfect_parallel(X, feat, thr, nan_left, leaves, target, flush, depth, out):
+def perfect_parallel(Xf, n_feat, feat, thr, nan_left, leaves, target, flush, depth, out):
     """:func:`perfect_block` over all rows, blocks spread over threads (``out`` pre-zeroed)."""
-    n = X.shape[0]
+    n = out.shape[0]
     nb = (n + BLOCK - 1) // BLOCK
     for b in prange(nb):
         lo = b * BLOCK
         hi = min(n, lo + BLOCK)
-        perfect_block(X, lo, hi, feat, thr, nan_left, leaves, target, flush, depth, out)
+        perfect_block(Xf, n_feat, lo, hi, feat, thr, nan_left, leaves, target, flush, depth, out)
 
 
 @njit(**NJIT)
-def perfect_serial(X, feat, thr, nan_left, leaves, target, flush, depth, out):
+def perfect_serial(Xf, n_feat, feat, thr, nan_left, leaves, target, flush, depth, out):
     """Serial :func:`perfect_parallel`, for a few rows (no thread-pool launch)."""
-    n = X.shape[0]
+    n = out.shape[0]
     for lo in range(0, n, BLOCK):
-        perfect_block(X, lo, min(n, lo + BLOCK), feat, thr, nan_left, leaves, target, flush, depth,
-                      out)
+        perfect_block(Xf, n_feat, lo, min(n, lo + BLOCK), feat, thr, nan_left, leaves, target,
+                      flush, depth, out)
 
 
 @njit(**NJIT)
