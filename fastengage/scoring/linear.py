@@ -33,6 +33,15 @@ VERSION = 1
 _LINKS = ("identity", "logistic", "softmax")
 
 
+def _readonly(a: np.ndarray) -> np.ndarray:
+    # Arrow buffers come in read-only, converted columns writable; Numba types a tuple of arrays
+    # only when every element has the same type, so present all of them as read-only views.
+    if a.flags.writeable:
+        a = a.view()
+        a.flags.writeable = False
+    return a
+
+
 class LinearModel(Model):
     """A linear/logistic model with coefficients given directly or read from ONNX/JSON.
 
@@ -92,7 +101,7 @@ class LinearModel(Model):
         n = cols[0].shape[0] if cols else 0
         raw = np.empty((self.coefficients.shape[0], n), np.float64)
         fn = score_linear.linear_parallel if parallel else score_linear.linear_serial
-        fn(tuple(cols), self.coefficients, self.intercepts, raw)
+        fn(tuple(_readonly(c) for c in cols), self.coefficients, self.intercepts, raw)
         raw = raw.T
         if self._post == score_post.NONE:
             out = np.ascontiguousarray(raw)

@@ -81,13 +81,16 @@ def _meta_features(proto):
 
 
 def _class_labels(graph):
-    for node in graph.node:
-        if node.op_type in ("ZipMap",) + _CLASSIFIER_OPS:
-            a = _attrs(node)
-            for key in ("classlabels_int64s", "classlabels_ints", "classlabels_strings"):
-                labels = a.get(key)
-                if labels is not None and len(labels):
-                    return [x.decode() if isinstance(x, bytes) else int(x) for x in labels]
+    # ZipMap names the final classes; otherwise the last classifier operator does (a one-vs-rest
+    # graph holds one two-class classifier per class before them).
+    nodes = [n for n in graph.node if n.op_type == "ZipMap"]
+    nodes += [n for n in reversed(graph.node) if n.op_type in _CLASSIFIER_OPS]
+    for node in nodes:
+        a = _attrs(node)
+        for key in ("classlabels_int64s", "classlabels_ints", "classlabels_strings"):
+            labels = a.get(key)
+            if labels is not None and len(labels):
+                return [x.decode() if isinstance(x, bytes) else int(x) for x in labels]
     return None
 
 
