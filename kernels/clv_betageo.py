@@ -14,8 +14,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ._config import NJIT, NJIT_PARALLEL
-from .clv_special import (bg_conditional_alive_expectation, digamma, expit, log_nb_tail,
+from ._config import NJIT
+from .clv_special import (dual, bg_conditional_alive_expectation, digamma, expit, log_nb_tail,
                           logaddexp)
 
 
@@ -31,7 +31,7 @@ def _terms(r, alpha, a, b, x, tx, T, m):
     return head, t1, t2
 
 
-@njit(**NJIT_PARALLEL)
+@dual(1)
 def loglik_grad(params, x, tx, T, w, modified):
     """Weighted total log-likelihood and its gradient w.r.t. (r, alpha, a, b).
 
@@ -97,7 +97,7 @@ def _log_odds_dead(r, alpha, a, b, x, tx, T, m):
         math.log(alpha + T) - math.log(alpha + tx))
 
 
-@njit(**NJIT_PARALLEL)
+@dual(1)
 def probability_alive(params, x, tx, T, future_t, modified):
     """P(alive at T + future_t | x, t_x, T) (FHL 2005 eq. 13 at future_t = 0).
 
@@ -141,7 +141,7 @@ def _survive(k, a, c, u):
     return math.exp(-a * math.log1p(u)) * total
 
 
-@njit(**NJIT_PARALLEL)
+@dual(1)
 def expected_purchases(params, t, x, tx, T, modified):
     """E[Y(t) | x, t_x, T]: expected purchases in (T, T+t] (FHL 2005 eq. 10; Batislam eq. 9)."""
     r, alpha, a, b = params[0], params[1], params[2], params[3]
@@ -160,7 +160,7 @@ def expected_purchases(params, t, x, tx, T, modified):
     return out
 
 
-@njit(**NJIT_PARALLEL)
+@dual(1)
 def population_expected(params, t, modified):
     """E[X(t)] for a customer who made the first purchase at 0 (FHL 2005 eq. 9; Batislam eq. 8)."""
     r, alpha, a, b = params[0], params[1], params[2], params[3]
@@ -179,7 +179,7 @@ def population_expected(params, t, modified):
     return out
 
 
-@njit(**NJIT_PARALLEL)
+@dual(1)
 def probability_n_purchases(params, t, k, modified):
     """P(X(t) = k) (FHL 2005 eq. 8), in log space; for MBG/NBD the time-zero drop-out is added."""
     r, alpha, a, b = params[0], params[1], params[2], params[3]

@@ -11,8 +11,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ._config import NJIT, NJIT_PARALLEL
-from .clv_special import digamma, lbeta
+from ._config import NJIT
+from .clv_special import dual, digamma, lbeta
 
 
 @njit(**NJIT)
@@ -69,7 +69,7 @@ def _pattern(al, be, ga, de, x, tx, n, want_grad):
     return ll, t0, g_al, g_be, g_ga, g_de
 
 
-@njit(**NJIT_PARALLEL)
+@dual(1)
 def loglik_grad(params, x, tx, n, w):
     """Weighted total log-likelihood, gradient w.r.t. (alpha, beta, gamma, delta), per-pattern ll."""
     al, be, ga, de = params[0], params[1], params[2], params[3]
@@ -97,7 +97,7 @@ def loglik_grad(params, x, tx, n, w):
     return total, grad, lls
 
 
-@njit(**NJIT_PARALLEL)
+@dual(1)
 def probability_alive(params, x, tx, n, future):
     """P(alive at opportunity n + 1 + future | x, t_x, n) (FHS 2010 eq. 11; surviving ``future``
     more opportunities replaces B(gamma, delta+n+1) by B(gamma, delta+n+1+future))."""
@@ -112,7 +112,7 @@ def probability_alive(params, x, tx, n, future):
     return out
 
 
-@njit(**NJIT_PARALLEL)
+@dual(2)
 def expected_purchases(params, n_future, x, tx, n):
     """E[X(n, n+n*) | x, t_x, n] (FHS 2010 eq. 13), continuous at gamma = 1."""
     al, be, ga, de = params[0], params[1], params[2], params[3]

@@ -14,8 +14,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ._config import NJIT, NJIT_PARALLEL
-from .clv_special import digamma, expit, logaddexp, one_minus_pow_over, series_1_e_f
+from ._config import NJIT
+from .clv_special import dual, digamma, logaddexp, one_minus_pow_over, series_1_e_f
 
 
 @njit(**NJIT)
@@ -78,7 +78,7 @@ def _pattern(r, alpha, s, beta, x, tx, T, want_grad):
     return ll, l1 - lse, d_r, d_al, d_s, d_be
 
 
-@njit(**NJIT_PARALLEL)
+@dual(1)
 def loglik_grad(params, x, tx, T, w):
     """Weighted total log-likelihood, gradient w.r.t. (r, alpha, s, beta), per-pattern ll."""
     r, alpha, s, beta = params[0], params[1], params[2], params[3]
@@ -106,7 +106,7 @@ def loglik_grad(params, x, tx, T, w):
     return total, grad, lls
 
 
-@njit(**NJIT_PARALLEL)
+@dual(1)
 def probability_alive(params, x, tx, T, future_t):
     """P(alive at T + t | x, t_x, T) = P(alive at T) ((beta+T)/(beta+T+t))^s (posterior of mu)."""
     r, alpha, s, beta = params[0], params[1], params[2], params[3]
@@ -121,7 +121,7 @@ def probability_alive(params, x, tx, T, future_t):
     return out
 
 
-@njit(**NJIT_PARALLEL)
+@dual(1)
 def expected_purchases(params, t, x, tx, T):
     """E[Y(t) | x, t_x, T] (Fader & Hardie 2005 note, eq. 26), continuous at s = 1."""
     r, alpha, s, beta = params[0], params[1], params[2], params[3]
@@ -139,7 +139,7 @@ def expected_purchases(params, t, x, tx, T):
     return out
 
 
-@njit(**NJIT_PARALLEL)
+@dual(1)
 def population_expected(params, t):
     """E[X(t)] = r beta / (alpha (s-1)) [1 - (beta/(beta+t))^(s-1)] (eq. 17 of the note)."""
     r, alpha, s, beta = params[0], params[1], params[2], params[3]

@@ -8,13 +8,12 @@ S(t) = B(alpha, beta+t)/B(alpha, beta) (eq. 6). Observations are (t, censored, w
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
-from ._config import NJIT_PARALLEL
-from .clv_special import digamma, lbeta
+from .clv_special import dual, digamma, lbeta
 
 
-@njit(**NJIT_PARALLEL)
+@dual(1)
 def loglik_grad(params, t, censored, w):
     """Weighted total log-likelihood, gradient w.r.t. (alpha, beta), per-row ll."""
     al, be = params[0], params[1]
@@ -50,7 +49,7 @@ def loglik_grad(params, t, censored, w):
     return total, grad, lls
 
 
-@njit(**NJIT_PARALLEL)
+@dual(1)
 def survival(params, t):
     """S(t) = B(alpha, beta+t)/B(alpha, beta)."""
     al, be = params[0], params[1]
@@ -61,7 +60,7 @@ def survival(params, t):
     return out
 
 
-@njit(**NJIT_PARALLEL)
+@dual(1)
 def derl(params, d, n):
     """Discounted expected residual lifetime of a customer who has made n renewals (Fader &
     Hardie 2010, "Customer-base valuation in a contractual setting", eq. 6):

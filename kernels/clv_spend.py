@@ -8,13 +8,12 @@ For a customer with x repeat purchases of mean value m (x > 0):
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
-from ._config import NJIT_PARALLEL
-from .clv_special import digamma
+from .clv_special import dual, digamma
 
 
-@njit(**NJIT_PARALLEL)
+@dual(1)
 def loglik_grad(params, x, m, w):
     """Weighted total log-likelihood, gradient w.r.t. (p, q, gamma), per-row ll (x > 0, m > 0)."""
     p, q, v = params[0], params[1], params[2]
