@@ -5,3 +5,4 @@ __version__ = "0.1.0"
 from .features import RFMState, rfm
 from .segments import DEFAULT_SEGMENTS
 from . import recommend
+from . import clv
