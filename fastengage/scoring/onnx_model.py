@@ -311,4 +311,8 @@ class OnnxModel(Model):
             for (name, dtype, ndim), col in zip(self._inputs, features):
                 arr = feature_column(batch.column(col), col, dtype, nulls)
                 feeds[name] = arr.reshape(-1, 1) if ndim == 2 else arr
-        return self._run(feeds, n_threads)
+        out = self._run(feeds, n_threads)
+        if out.shape[0] != batch.num_rows:
+            raise ModelFormatError(f"the ONNX model returned {out.shape[0]} rows of scores for "
+                                   f"{batch.num_rows} input rows; it must score row by row")
+        return out

@@ -1,0 +1,223 @@
+"""Model.score over every Arrow input, bad inputs and bad model files, threads, latency."""
+import io
+import pickle
+import statistics
+import threading
+import time
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from fastengage.errors import ColumnNotFoundError, InputError, ModelFormatError
+from fastengage.scoring import LinearModel, load_model
+from fastengage.scoring.export import sklearn_to_onnx
+
+F = 5
+NAMES = ["recency", "frequency", "monetary", "tenure", "visits"]
+
+
+@pytest.fixture(scope="module")
+def hgb_onnx():
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(2000, F))
+    y = (X[:, 0] - X[:, 2] > 0).astype(int)
+    return sklearn_to_onnx(HistGradientBoostingClassifier(max_iter=20).fit(X, y), NAMES)
+
+
+@pytest.fixture
+def table():
+    rng = np.random.default_rng(1)
+    n = 3000
+    return pa.table({"customer": pa.array([f"c{i:05d}" for i in range(n)]),
+                     **{name: rng.normal(size=n) for name in NAMES},
+                     "segment": pa.array(["a"] * n)})
+
+
+def _equal(a, b):
+    assert a.column_names == b.column_names
+    for name in a.column_names:
+        assert a.column(name).to_pylist() == b.column(name).to_pylist(), name
+
+
+def test_every_input_kind_gives_the_same_scores(hgb_onnx, table, tmp_path):
+    model = load_model(hgb_onnx)
+    ref = model.score(table, id="customer")
+    assert ref.num_rows == table.num_rows
+    path = tmp_path / "t.parquet"
+    pq.write_table(table, path, row_group_size=700)
+    inputs = [
+        table.to_batches(max_chunksize=1000)[0],
+        pa.RecordBatchReader.from_batches(table.schema, table.to_batches(max_chunksize=512)),
+        ds.dataset(path),
+        str(path),
+    ]
+    for data in inputs:
+        n = data.num_rows if hasattr(data, "num_rows") and not isinstance(data, ds.Dataset) else table.num_rows
+        _equal(model.score(data, id="customer"), ref.slice(0, n))
+    pl = pytest.importorskip("polars")
+    _equal(model.score(pl.from_arrow(table), id="customer"), ref)
+    _equal(model.score(table.to_pandas(types_mapper=None), id="customer"), ref)
+    # streaming in small batches yields one output batch per input batch
+    batches = list(model.score_batches(str(path), id="customer", batch_size=500))
+    assert max(b.num_rows for b in batches) <= 500
+    _equal(pa.Table.from_batches(batches), ref)
+
+
+def test_missing_feature_column_lists_available(hgb_onnx, table):
+    model = load_model(hgb_onnx)
+    with pytest.raises(ColumnNotFoundError, match=r"'visits'.*available columns: 'customer'"):
+        model.score(table.drop_columns(["visits"]), id="customer")
+    with pytest.raises(ColumnNotFoundError, match="id column 'cust'"):
+        model.score(table, id="cust")
+
+
+def test_wrong_dtype_and_nulls(hgb_onnx, table):
+    model = load_model(hgb_onnx)
+    bad = table.set_column(table.schema.get_field_index("monetary"), "monetary",
+                           pa.array(["x"] * table.num_rows))
+    with pytest.raises(InputError, match="'monetary' has type string"):
+        model.score(bad, id="customer")
+    nulls = table.set_column(table.schema.get_field_index("tenure"), "tenure",
+                             pa.array([None, 1.0] * (table.num_rows // 2)))
+    # trees: null = missing value, scored by the model's missing rule
+    out = model.score(nulls, id="customer")
+    nan_rows = nulls.to_pandas().fillna(np.nan)
+    assert out.num_rows == table.num_rows and np.isfinite(out.column("probability_1").to_numpy()).all()
+    with pytest.raises(InputError, match="'tenure' has 1500 null"):
+        model.score(nulls, id="customer", nulls="error")
+    rt = load_model(hgb_onnx, backend="onnxruntime")
+    with pytest.raises(InputError, match="'tenure' has 1500 null"):
+        rt.score(nulls, id="customer")
+    del nan_rows
+    ids = table.set_column(0, "customer", pa.array([None] + ["x"] * (table.num_rows - 1)))
+    with pytest.raises(InputError, match="id column 'customer' has 1 null"):
+        model.score(ids, id="customer")
+
+
+def test_booleans_and_ints_are_numbers(hgb_onnx, table):
+    model = load_model(hgb_onnx)
+    t = table.set_column(table.schema.get_field_index("visits"), "visits",
+                         pa.array(np.arange(table.num_rows) % 2 == 0))
+    assert model.score(t).num_rows == table.num_rows
+
+
+@pytest.mark.parametrize("blob,match", [
+    (b"", "empty"),
+    (b"\x80\x04\x95 pickle", "pickle"),
+    (pickle.dumps({"a": 1}), "pickle"),
+    (b"\x08\x07\x12\x00garbage-not-onnx" * 3, "ONNX"),
+    (b"tree\nversion=v4\n", "LightGBM"),
+    (b"tree\nversion=v4\nmax_feature_idx=1\nobjective=binary sigmoid:1\n\nTree=0\nnum_leaves=2\n"
+     b"split_feature=7\nthreshold=0.5\ndecision_type=2\nleft_child=-1\nright_child=-2\n"
+     b"leaf_value=0 1\n\nend of trees\n", "feature out of range"),
+    (b"tree\nversion=v4\nmax_feature_idx=1\nobjective=lambdamart_weird\n\nTree=0\nnum_leaves=1\n"
+     b"leaf_value=0.5\n\nend of trees\n", "objective"),
+])
+def test_malformed_model_files(blob, match):
+    with pytest.raises(ModelFormatError, match=match):
+        load_model(blob)
+
+
+def test_unsupported_graph_runs_on_onnxruntime_with_note():
+    rng = np.random.default_rng(2)
+    W = rng.normal(size=(F, 3)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["X", "W"], ["h"]), helper.make_node("Relu", ["h"], ["r"]),
+         helper.make_node("MatMul", ["r", "W2"], ["y"])],
+        "mlp", [helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, F])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 1])],
+        initializer=[numpy_helper.from_array(W, "W"),
+                     numpy_helper.from_array(np.ones((3, 1), np.float32), "W2")])
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    proto.ir_version = 8
+    model = load_model(proto.SerializeToString(), features=NAMES)
+    assert model.backend == "onnxruntime"
+    assert "Relu" in model.note
+    X = rng.normal(size=(100, F))
+    out = model.score(pa.table({n: X[:, j] for j, n in enumerate(NAMES)}))
+    ref = np.maximum(X.astype(np.float32) @ W, 0).sum(axis=1)
+    np.testing.assert_allclose(out.column("value").to_numpy(), ref, rtol=1e-5)
+    with pytest.raises(InputError, match="features="):
+        load_model(proto.SerializeToString()).score(pa.table({"a": [1.0]}))
+
+
+def test_zipmap_and_string_labels(table):
+    from sklearn.linear_model import LogisticRegression
+
+    X = np.column_stack([table.column(n).to_numpy() for n in NAMES])
+    y = np.where(X[:, 0] > 0, "churn", "stay")
+    b = sklearn_to_onnx(LogisticRegression().fit(X, y), NAMES, zipmap=True)
+    for backend in ("auto", "onnxruntime"):
+        out = load_model(b, backend=backend).score(table, id="customer")
+        assert out.column_names == ["customer", "probability_churn", "probability_stay"]
+        p = out.column("probability_churn").to_numpy()
+        assert ((p > 0.5) == (X[:, 0] > 0)).mean() > 0.95
+
+
+@pytest.mark.parametrize("backend", ["native", "onnxruntime"])
+def test_eight_threads_equal_serial(hgb_onnx, table, backend):
+    model = load_model(hgb_onnx, backend=backend)
+    serial = [model.score(table.slice(i * 300, 300), id="customer") for i in range(8)]
+    if backend == "native":  # native results do not depend on the kernel's thread count
+        for i, ref in enumerate(serial):
+            assert model.score(table.slice(i * 300, 300), id="customer", n_threads=1).equals(ref)
+    results = [None] * 8
+    errors = []
+
+    def work(i):
+        try:
+            for _ in range(5):
+                results[i] = model.score(table.slice(i * 300, 300), id="customer")
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for a, b in zip(results, serial):
+        assert a.equals(b)
+
+
+def test_single_row_latency(hgb_onnx, table):
+    """One customer at a time, as a service scores: p50/p99 measured and bounded loosely."""
+    model = load_model(hgb_onnx)
+    row = table.slice(5, 1)
+    model.score(row, id="customer")
+    times = []
+    for _ in range(300):
+        t0 = time.perf_counter()
+        model.score(row, id="customer")
+        times.append(time.perf_counter() - t0)
+    times.sort()
+    p50, p99 = statistics.median(times), times[int(0.99 * len(times)) - 1]
+    print(f"\nsingle-row latency: p50 {p50 * 1e6:.0f} us, p99 {p99 * 1e6:.0f} us")
+    assert p50 < 0.005
+
+
+def test_given_features_override_and_count_check(table):
+    model = LinearModel(np.ones(2), 1.0)
+    with pytest.raises(InputError, match="does not name"):
+        model.score(table)
+    out = model.score(table, features=["recency", "tenure"])
+    ref = 1 + table.column("recency").to_numpy() + table.column("tenure").to_numpy()
+    np.testing.assert_allclose(out.column("value").to_numpy(), ref)
+    with pytest.raises(InputError, match="takes 2"):
+        model.score(table, features=["recency"])
+
+
+def test_model_file_from_stream(tmp_path, hgb_onnx):
+    path = tmp_path / "m.onnx"
+    path.write_bytes(hgb_onnx)
+    assert load_model(path).backend == "native-trees"
+    assert load_model(io.BytesIO(hgb_onnx).getvalue()).backend == "native-trees"
+    with pytest.raises(ModelFormatError, match="cannot read"):
+        load_model(tmp_path / "missing.onnx")
