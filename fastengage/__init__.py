@@ -6,3 +6,5 @@ from .features import RFMState, rfm
 from .segments import DEFAULT_SEGMENTS
 from . import recommend
 from . import clv
+from . import scoring
+from .scoring.churn import churn_dataset

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 
 from ..errors import ModelFormatError
+from .churn import churn_dataset
 from .linear import LinearModel
 from .model import Model
 from .onnx_model import OnnxModel, load_onnx
@@ -89,10 +90,3 @@ def load_model(path_or_bytes, *, backend: str = "auto", features=None) -> Model:
             model.features = list(features)
         return model
     return load_onnx(data, backend=backend, features=features)
-
-
-def churn_dataset(*args, **kwargs):
-    """See :func:`fastengage.scoring.churn.churn_dataset`."""
-    from .churn import churn_dataset as impl
-
-    return impl(*args, **kwargs)
