@@ -221,3 +221,24 @@ def test_model_file_from_stream(tmp_path, hgb_onnx):
     assert load_model(io.BytesIO(hgb_onnx).getvalue()).backend == "native-trees"
     with pytest.raises(ModelFormatError, match="cannot read"):
         load_model(tmp_path / "missing.onnx")
+
+
+def test_cli_score(tmp_path, hgb_onnx, table):
+    import pyarrow.parquet as pq
+
+    from fastengage.cli import main
+
+    model_path = tmp_path / "m.onnx"
+    model_path.write_bytes(hgb_onnx)
+    data = tmp_path / "in.parquet"
+    pq.write_table(table, data)
+    out = tmp_path / "out.parquet"
+    assert main(["score", str(model_path), str(data), "--id", "customer", "-o", str(out),
+                 "--batch-size", "1000", "-q"]) == 0
+    got = pq.read_table(out)
+    _equal(got, load_model(hgb_onnx).score(table, id="customer"))
+    # bad input: one line, non-zero exit, no partial output
+    bad = tmp_path / "bad.parquet"
+    assert main(["score", str(model_path), str(data), "--id", "nope", "-o", str(bad), "-q"]) == 2
+    assert not bad.exists()
+    assert main(["score", str(data), str(data), "--id", "customer", "-o", str(bad), "-q"]) == 2
