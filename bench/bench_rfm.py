@@ -7,6 +7,8 @@ results are asserted equal before the ratio is reported.
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -17,7 +19,7 @@ from bench.datagen import transactions
 from fastengage.segments import DEFAULT_SEGMENTS
 
 FULL = bench_size() == "full"
-N_ROWS = 20_000_000 if FULL else 200_000
+N_ROWS = int(os.environ.get("FASTENGAGE_BENCH_ROWS", 20_000_000 if FULL else 200_000))
 N_CUSTOMERS = N_ROWS // 20
 ROUNDS = 3 if FULL else 1
 US_PER_DAY = 86_400_000_000

@@ -162,16 +162,15 @@ def _rfm_in_memory(source: Source, columns: dict, limit_us: int | None, returns:
                    if has_order else np.empty(0, np.int64))
     # Detected, never assumed: with non-decreasing times each customer's days arrive in order,
     # so a new day is simply a day different from the customer's latest one.
-    days_sorted = bool(np.all(times[1:] >= times[:-1]))
-    lanes = n_threads or numba.get_num_threads()
+    days_sorted = _one.is_sorted(times)
+    chunks = n_threads or numba.get_num_threads()
+    shift = _one.partition_shift(n_codes)
+    parts = _one.partition(codes, times, amounts, order_codes, has_order, n_codes, shift, chunks)
+    del codes  # the partitioned copy is all that is needed from here on
     state = _k.new_state(n_codes)
-    n_after, n_returns = _one.aggregate(state, codes, times, amounts, limit, returns == "exclude",
-                                        days_sorted, lanes)
-    if has_order or not days_sorted:
-        offsets = _one.purchase_offsets(state)
-        days, orders = _one.group_purchases(codes, times, amounts, order_codes, has_order,
-                                            not days_sorted, limit, offsets, lanes)
-        _one.count_distinct(state, offsets, days, orders, not days_sorted, has_order)
+    n_after, n_returns = _one.fold(state, *parts, has_order, shift, limit, returns == "exclude",
+                                   days_sorted)
+    del parts
     report["rows_after_as_of"] = int(n_after)
     report["return_rows"] = int(n_returns)
     if returns == "exclude":

@@ -13,6 +13,13 @@ from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
 from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcmp, memcpy
 
+cdef extern from *:
+    # GCC/Clang builtin: start loading a cache line we will probe a few keys later.
+    void __builtin_prefetch(const void* addr) nogil
+
+# Keys hashed and prefetched ahead of probing: enough misses in flight to hide memory latency.
+DEF BLOCK = 16
+
 import numpy as np
 
 cimport numpy as cnp
@@ -136,27 +143,34 @@ cdef class Int64IdMap:
                int64_t[::1] out):                # OUT dense code of each id
         """Encode ``values`` into ``out``, adding unseen ids. Returns the number of new ids."""
         cdef int64_t n = values.shape[0]
-        cdef int64_t i, j, key, mask, before
+        cdef int64_t i, b, end, j, key, mask, before
+        cdef int64_t slot_of[BLOCK]
         with nogil:
-            # Worst case every value is new; growing once up front keeps the loop branch-light.
-            self._grow(n)
             before = self.size
-            mask = self.capacity - 1
-            for i in range(n):
-                key = values[i]
-                j = <int64_t>(mix64(<uint64_t>key) & <uint64_t>mask)
-                while True:
-                    if self.slots[j].code < 0:
-                        self.slots[j].key = key
-                        self.slots[j].code = self.size
-                        self.keys_by_code[self.size] = key
-                        out[i] = self.size
-                        self.size += 1
-                        break
-                    if self.slots[j].key == key:
-                        out[i] = self.slots[j].code
-                        break
-                    j = (j + 1) & mask
+            for b in range(0, n, BLOCK):
+                end = min(b + BLOCK, n)
+                # Room for the whole block up front, so no resize happens between the
+                # prefetch and the probe of a key (a resize would move the slots).
+                self._grow(end - b)
+                mask = self.capacity - 1
+                for i in range(b, end):
+                    slot_of[i - b] = <int64_t>(mix64(<uint64_t>values[i]) & <uint64_t>mask)
+                    __builtin_prefetch(&self.slots[slot_of[i - b]])
+                for i in range(b, end):
+                    key = values[i]
+                    j = slot_of[i - b]
+                    while True:
+                        if self.slots[j].code < 0:
+                            self.slots[j].key = key
+                            self.slots[j].code = self.size
+                            self.keys_by_code[self.size] = key
+                            out[i] = self.size
+                            self.size += 1
+                            break
+                        if self.slots[j].key == key:
+                            out[i] = self.slots[j].code
+                            break
+                        j = (j + 1) & mask
         return self.size - before
 
     def lookup(self, const int64_t[::1] values,  # IN  ids
@@ -298,16 +312,24 @@ cdef class BytesIdMap:
                int64_t[::1] out):                  # OUT dense code of each string
         """Encode the n strings ``data[offsets[i]:offsets[i+1]]``; returns the number of new ids."""
         cdef int64_t n = offsets.shape[0] - 1
-        cdef int64_t i, start, length, before
+        cdef int64_t i, b, end, start, length, before, block_bytes
+        cdef uint64_t hash_of[BLOCK]
         cdef const uint8_t* base = &data[0] if data.shape[0] > 0 else NULL
         with nogil:
-            self._grow(n, <int64_t>(offsets[n] - offsets[0]))
             before = self.size
-            for i in range(n):
-                start = offsets[i]
-                length = offsets[i + 1] - start
-                out[i] = self._find(base + start if length else NULL, length,
-                                    hash_bytes(base + start, length) if length else 0, True)
+            for b in range(0, n, BLOCK):
+                end = min(b + BLOCK, n)
+                block_bytes = <int64_t>(offsets[end] - offsets[b])
+                self._grow(end - b, block_bytes)
+                for i in range(b, end):
+                    start = offsets[i]
+                    length = offsets[i + 1] - start
+                    hash_of[i - b] = hash_bytes(base + start, length) if length else 0
+                    __builtin_prefetch(&self.slots[hash_of[i - b] & <uint64_t>(self.capacity - 1)])
+                for i in range(b, end):
+                    start = offsets[i]
+                    length = offsets[i + 1] - start
+                    out[i] = self._find(base + start if length else NULL, length, hash_of[i - b], True)
         return self.size - before
 
     def lookup(self, const offset_t[::1] offsets,  # IN  Arrow offsets, length n + 1

@@ -244,7 +244,7 @@ def quintile_scores(values, higher_is_better):
     """
     out = np.empty(values.shape[0], np.int8)
     if values.shape[0]:
-        _scores_from_order(values, np.argsort(values, kind="mergesort"), higher_is_better, out)
+        _scores_from_order(values, np.argsort(values), higher_is_better, out)
     return out
 
 

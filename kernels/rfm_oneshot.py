@@ -1,118 +1,99 @@
-"""One-pass RFM over a whole in-memory table, parallel over customers.
+"""One-pass RFM over a whole in-memory table: radix-partitioned by customer, parallel.
 
-The streaming state (``kernels/rfm.py``) needs hash sets of (customer, day) and (customer, order)
-pairs because events may keep coming. A whole table does not: after aggregating the records we
-group each customer's purchase days (and orders) together with a counting sort and count the
-distinct values per customer, which touches memory far less randomly than a 20M-key hash set.
+With a million customers the 64-byte records (64 MB) do not fit in cache, and folding rows
+straight into them costs a cache miss per row. Instead the rows are first scattered into
+partitions of at most ``2**shift`` consecutive customer codes (a sequential, streaming write),
+then each partition is folded into its records while they sit in L2, and — for unsorted input or
+when orders are given — each customer's purchase days/orders are grouped by a local counting
+sort and their distinct values counted. No hash set is needed because the table is complete; the
+streaming state (``kernels/rfm.py``) keeps pair sets instead.
 
-Work is split into ``n_lanes`` lanes by ``customer_code % n_lanes``: each lane reads every row but
-only writes the records of its own customers, so the parallel loops need no atomics.
+Both phases are parallel: the scatter over row chunks (stable, so rows keep their order inside a
+partition), the folding over partitions (disjoint records, so no atomics).
 """
 import numpy as np
 from numba import njit, prange
 
 from ._config import NJIT, NJIT_PARALLEL
-from .rfm import INT64_MAX, NO_DAY, US_PER_DAY, STATE_DTYPE
+from .rfm import US_PER_DAY
+
+#: Customers per partition: 2**13 records of 64 bytes = 512 KiB, which stays in L2.
+MIN_SHIFT = 13
+#: Upper bound on partitions, so the scatter keeps few enough write streams.
+MAX_PARTITIONS = 2048
+
+
+def partition_shift(n_codes: int) -> int:
+    """log2 of the customers per partition for ``n_codes`` customers."""
+    shift = MIN_SHIFT
+    while ((max(n_codes, 1) - 1) >> shift) + 1 > MAX_PARTITIONS:
+        shift += 1
+    return shift
 
 
 @njit(**NJIT)
-def _aggregate_lane(state, codes, times, amounts, limit_us, exclude_returns, days_sorted,
-                    lane, n_lanes):
-    """The rows of the customers with ``code % n_lanes == lane``; returns (n_after, n_returns)."""
-    n_after = 0
-    n_ret = 0
-    for i in range(codes.shape[0]):
+def _histogram(codes, lo, hi, shift, counts):
+    for i in range(lo, hi):
+        counts[codes[i] >> shift] += 1
+
+
+@njit(**NJIT)
+def _scatter(codes, times, amounts, orders, has_order, lo, hi, shift, cursor,
+             out_local, out_times, out_amounts, out_orders):
+    mask = (np.int64(1) << shift) - 1
+    for i in range(lo, hi):
         c = codes[i]
-        if c % n_lanes != lane:
-            continue
-        t = times[i]
-        if t > limit_us:
-            n_after += 1
-            continue
-        rec = state[c]
-        a = amounts[i]
-        if a < 0.0:
-            n_ret += 1
-            rec.return_rows += 1  # counted in every mode: it tells who had returns only
-            if not exclude_returns:
-                rec.return_sum += a
-            continue
-        rec.purchase_rows += 1
-        rec.purchase_sum += a
-        if t < rec.first_us:
-            rec.first_us = t
-        if t > rec.last_us:
-            rec.last_us = t
-        if days_sorted:
-            day = np.int32(t // US_PER_DAY)
-            if day != rec.last_day:
-                rec.purchase_days += 1
-                rec.last_day = day
-    return n_after, n_ret
-
-
-@njit(**NJIT_PARALLEL)
-def aggregate(state,       # OUT records, one per customer code, initialised by new_state
-              codes,       # IN  int64[n] customer code of each row, 0 <= code < len(state)
-              times,       # IN  int64[n] µs UTC
-              amounts,     # IN  float64[n]
-              limit_us,    # IN  rows with time > limit_us are skipped
-              exclude_returns,  # IN bool
-              days_sorted,  # IN  bool: rows are in time order, count days on the fly
-              n_lanes):    # IN  number of parallel lanes (threads)
-    """Fold all rows into ``state``; returns (n_after_limit, n_returns)."""
-    counts = np.zeros((n_lanes, 2), np.int64)
-    for lane in prange(n_lanes):
-        n_after, n_ret = _aggregate_lane(state, codes, times, amounts, limit_us, exclude_returns,
-                                         days_sorted, lane, n_lanes)
-        counts[lane, 0] = n_after
-        counts[lane, 1] = n_ret
-    return counts[:, 0].sum(), counts[:, 1].sum()
-
-
-@njit(**NJIT)
-def purchase_offsets(state):
-    """CSR offsets of each customer's purchase rows: ``offsets[c+1] - offsets[c] = purchase_rows``."""
-    offsets = np.empty(state.shape[0] + 1, np.int64)
-    offsets[0] = 0
-    for c in range(state.shape[0]):
-        offsets[c + 1] = offsets[c] + state[c].purchase_rows
-    return offsets
-
-
-@njit(**NJIT)
-def _group_lane(codes, times, amounts, orders, has_order, need_days, limit_us, cursor, days,
-                grouped_orders, lane, n_lanes):
-    for i in range(codes.shape[0]):
-        c = codes[i]
-        if c % n_lanes != lane:
-            continue
-        t = times[i]
-        if t > limit_us or amounts[i] < 0.0:
-            continue
-        k = cursor[c]
-        cursor[c] = k + 1
-        if need_days:
-            days[k] = np.int32(t // US_PER_DAY)
+        k = cursor[c >> shift]
+        cursor[c >> shift] = k + 1
+        out_local[k] = np.int32(c & mask)
+        out_times[k] = times[i]
+        out_amounts[k] = amounts[i]
         if has_order:
-            grouped_orders[k] = orders[i]
+            out_orders[k] = orders[i]
 
 
 @njit(**NJIT_PARALLEL)
-def group_purchases(codes, times, amounts, orders, has_order, need_days, limit_us, offsets,
-                    n_lanes):
-    """Counting-sort the purchase rows by customer: each customer's days and orders, contiguous.
+def partition(codes,      # IN  int64[n] customer codes, 0 <= code < n_codes
+              times,      # IN  int64[n] µs UTC
+              amounts,    # IN  float64[n]
+              orders,     # IN  int64[n] order codes (or empty when not has_order)
+              has_order,  # IN  bool
+              n_codes,    # IN  number of customer codes
+              shift,      # IN  log2 customers per partition
+              n_chunks):  # IN  parallel row chunks
+    """Stable scatter of the rows into partitions of ``2**shift`` customer codes.
 
-    Returns (days int32[m], orders int64[m] or empty), m = total purchase rows.
+    Returns
+    -------
+    part_offsets : int64[n_parts + 1]   rows of partition p are [part_offsets[p], part_offsets[p+1])
+    local : int32[n]                    code - (p << shift)
+    times, amounts, orders : permuted copies of the inputs (orders empty when not has_order)
     """
-    m = offsets[offsets.shape[0] - 1]
-    days = np.empty(m if need_days else 0, np.int32)
-    grouped_orders = np.empty(m if has_order else 0, np.int64)
-    cursor = offsets[:-1].copy()
-    for lane in prange(n_lanes):
-        _group_lane(codes, times, amounts, orders, has_order, need_days, limit_us, cursor, days,
-                    grouped_orders, lane, n_lanes)
-    return days, grouped_orders
+    n = codes.shape[0]
+    n_parts = ((max(n_codes, 1) - 1) >> shift) + 1
+    hist = np.zeros((n_chunks, n_parts), np.int64)
+    step = (n + n_chunks - 1) // n_chunks
+    for t in prange(n_chunks):
+        _histogram(codes, min(n, t * step), min(n, (t + 1) * step), shift, hist[t])
+    # Partition-major, chunk-minor starts: chunk t's rows of a partition follow chunk t-1's,
+    # so the scatter is stable and time order inside a partition is kept.
+    cursors = np.empty((n_chunks, n_parts), np.int64)
+    part_offsets = np.empty(n_parts + 1, np.int64)
+    pos = 0
+    for p in range(n_parts):
+        part_offsets[p] = pos
+        for t in range(n_chunks):
+            cursors[t, p] = pos
+            pos += hist[t, p]
+    part_offsets[n_parts] = pos
+    out_local = np.empty(n, np.int32)
+    out_times = np.empty(n, np.int64)
+    out_amounts = np.empty(n, np.float64)
+    out_orders = np.empty(n if has_order else 0, np.int64)
+    for t in prange(n_chunks):
+        _scatter(codes, times, amounts, orders, has_order, min(n, t * step), min(n, (t + 1) * step),
+                 shift, cursors[t], out_local, out_times, out_amounts, out_orders)
+    return part_offsets, out_local, out_times, out_amounts, out_orders
 
 
 @njit(**NJIT)
@@ -137,16 +118,91 @@ def _count_distinct(values, lo, hi):
     return distinct
 
 
-@njit(**NJIT_PARALLEL)
-def count_distinct(state, offsets, days, orders, need_days, has_order):
-    """Fill ``purchase_days`` and ``frequency`` of every record from the grouped values."""
-    for c in prange(state.shape[0]):
-        lo = offsets[c]
-        hi = offsets[c + 1]
-        if need_days:
-            state[c].purchase_days = _count_distinct(days, lo, hi)
+@njit(**NJIT)
+def _fold_partition(state, base, n_local, lo, hi, local, times, amounts, orders, has_order,
+                    limit_us, exclude_returns, days_sorted):
+    """Fold rows [lo, hi) (customers base..base+n_local-1) into ``state``.
+
+    Returns (rows after the cut, return rows).
+    """
+    n_after = 0
+    n_ret = 0
+    for i in range(lo, hi):
+        t = times[i]
+        if t > limit_us:
+            n_after += 1
+            continue
+        rec = state[base + local[i]]
+        a = amounts[i]
+        if a < 0.0:
+            n_ret += 1
+            rec.return_rows += 1  # counted in every mode: it tells who had returns only
+            if not exclude_returns:
+                rec.return_sum += a
+            continue
+        rec.purchase_rows += 1
+        rec.purchase_sum += a
+        if t < rec.first_us:
+            rec.first_us = t
+        if t > rec.last_us:
+            rec.last_us = t
+        if days_sorted:
+            day = np.int32(t // US_PER_DAY)
+            if day != rec.last_day:
+                rec.purchase_days += 1
+                rec.last_day = day
+    if days_sorted and not has_order:
+        return n_after, n_ret
+    # Group this partition's purchase rows by customer (counting sort) and count distinct
+    # days and/or orders per customer, all within cache.
+    offsets = np.empty(n_local + 1, np.int64)
+    offsets[0] = 0
+    for c in range(n_local):
+        offsets[c + 1] = offsets[c] + state[base + c].purchase_rows
+    m = offsets[n_local]
+    cursor = offsets[:-1].copy()
+    days = np.empty(0 if days_sorted else m, np.int32)
+    grouped = np.empty(m if has_order else 0, np.int64)
+    for i in range(lo, hi):
+        if times[i] > limit_us or amounts[i] < 0.0:
+            continue
+        c = local[i]
+        k = cursor[c]
+        cursor[c] = k + 1
+        if not days_sorted:
+            days[k] = np.int32(times[i] // US_PER_DAY)
         if has_order:
-            state[c].frequency = _count_distinct(orders, lo, hi)
+            grouped[k] = orders[i]
+    for c in range(n_local):
+        if not days_sorted:
+            state[base + c].purchase_days = _count_distinct(days, offsets[c], offsets[c + 1])
+        if has_order:
+            state[base + c].frequency = _count_distinct(grouped, offsets[c], offsets[c + 1])
+    return n_after, n_ret
+
+
+@njit(**NJIT_PARALLEL)
+def fold(state,          # OUT records (new_state), one per customer code
+         part_offsets,   # IN  from partition()
+         local, times, amounts, orders,  # IN  partitioned rows, from partition()
+         has_order,      # IN  bool
+         shift,          # IN  as given to partition()
+         limit_us,       # IN  rows with time > limit_us are skipped
+         exclude_returns,  # IN bool
+         days_sorted):   # IN  bool: rows are in time order, so days are counted on the fly
+    """Fold every partition into ``state``; returns (rows after the cut, return rows)."""
+    n_parts = part_offsets.shape[0] - 1
+    counts = np.zeros((n_parts, 2), np.int64)
+    n_codes = state.shape[0]
+    for p in prange(n_parts):
+        base = p << shift
+        n_local = min(n_codes - base, np.int64(1) << shift)
+        a, r = _fold_partition(state, base, n_local, part_offsets[p], part_offsets[p + 1], local,
+                               times, amounts, orders, has_order, limit_us, exclude_returns,
+                               days_sorted)
+        counts[p, 0] = a
+        counts[p, 1] = r
+    return counts[:, 0].sum(), counts[:, 1].sum()
 
 
 @njit(**NJIT)
@@ -158,5 +214,10 @@ def dense_codes(values, base):
     return out
 
 
-__all__ = ["aggregate", "purchase_offsets", "group_purchases", "count_distinct", "dense_codes",
-           "STATE_DTYPE", "INT64_MAX", "NO_DAY"]
+@njit(**NJIT)
+def is_sorted(values):
+    """True when ``values`` is non-decreasing (stops at the first descent)."""
+    for i in range(1, values.shape[0]):
+        if values[i] < values[i - 1]:
+            return False
+    return True
