@@ -36,14 +36,25 @@ def _dot(a, b):
 
 
 @njit(**_FAST)
+def _symv(A, v, out):
+    f = v.size
+    for a in range(f):
+        out[a] = 0
+    for b in range(f):
+        vb = v[b]
+        row = A[b]
+        for a in range(f):
+            out[a] += vb * row[a]
+
+
+@njit(**_FAST)
 def _cg_user(x, Y, A0, indices, conf, start, end, cg_steps, r, p, ap):
     f = x.size
-    # r = b - A x with A = A0 + sum (c-1) y y^T and b = sum c y
+    # r = b - A x with A = A0 + sum (c-1) y y^T and b = sum c y. A0 is symmetric, so A0 x is
+    # accumulated column by column (vertical FMAs, no horizontal reductions).
+    _symv(A0, x, r)
     for a in range(f):
-        s = x.dtype.type(0.0)
-        for b in range(f):
-            s += A0[a, b] * x[b]
-        r[a] = -s
+        r[a] = -r[a]
     for k in range(start, end):
         y = Y[indices[k]]
         c = conf[k]
@@ -56,11 +67,7 @@ def _cg_user(x, Y, A0, indices, conf, start, end, cg_steps, r, p, ap):
     if rsold < 1e-20:
         return
     for _ in range(cg_steps):
-        for a in range(f):
-            s = x.dtype.type(0.0)
-            for b in range(f):
-                s += A0[a, b] * p[b]
-            ap[a] = s
+        _symv(A0, p, ap)
         for k in range(start, end):
             y = Y[indices[k]]
             coef = (conf[k] - 1) * _dot(y, p)

@@ -13,6 +13,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._config import NJIT, NJIT_PARALLEL
+from .rec_csr import contains_sorted
 
 
 @njit(**NJIT)
@@ -78,25 +79,38 @@ def topn_row(scores, seen, seen_start, seen_end, allowed, use_allowed, n, out_id
     hi = np.empty(n, np.int64)
     size = 0
     q = seen_start
-    for j in range(n_items):
-        if use_allowed and allowed[j] == 0:
-            continue
-        while q < seen_end and seen[q] < j:
-            q += 1
-        if q < seen_end and seen[q] == j:
-            continue
+    j = 0
+    # phase 1: the first n candidates fill the heap (seen items skipped by a merge walk)
+    while j < n_items and size < n:
+        ok = not (use_allowed and allowed[j] == 0)
+        if ok:
+            while q < seen_end and seen[q] < j:
+                q += 1
+            if q < seen_end and seen[q] == j:
+                ok = False
         s = scores[j]
-        if s != s:
-            continue
-        if size < n:
+        if ok and s == s:
             hs[size] = s
             hi[size] = j
             _sift_up(hs, hi, size)
             size += 1
-        elif s > hs[0]:  # ties with the worst kept item lose: it has the lower code
-            hs[0] = s
-            hi[0] = j
-            _sift_down(hs, hi, 0, size)
+        j += 1
+    # phase 2: almost every score loses to the worst kept one, so that comparison comes first
+    # and the candidate checks (mask, binary search in the seen row) run only for winners.
+    # NaN never compares greater; an equal score loses because its code is higher.
+    if size == n:
+        thr = hs[0]
+        for jj in range(j, n_items):
+            s = scores[jj]
+            if s > thr:
+                if use_allowed and allowed[jj] == 0:
+                    continue
+                if seen_end > seen_start and contains_sorted(seen, seen_start, seen_end, jj):
+                    continue
+                hs[0] = s
+                hi[0] = jj
+                _sift_down(hs, hi, 0, size)
+                thr = hs[0]
     # pop the worst repeatedly, writing from the back: best ends up first
     count = size
     for k in range(count - 1, -1, -1):

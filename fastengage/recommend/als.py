@@ -18,6 +18,7 @@ import scipy.sparse as sp
 
 from ..errors import InputError
 from ..kernels import rec_als
+from ._base import _single_thread_blas
 from ._mf import MatrixFactorization
 
 __all__ = ["ALS"]
@@ -117,11 +118,15 @@ class ALS(MatrixFactorization):
         X = rng.random((n_users, self.factors), dtype=self.dtype) * self.dtype.type(0.01)
         Y = rng.random((n_items, self.factors), dtype=self.dtype) * self.dtype.type(0.01)
         self.loss_history_ = []
-        for _ in range(self.iterations):
-            self._half(indptr, indices, conf, X, Y)
-            self._half(t_indptr, t_indices, t_conf, Y, X)
-            if self.calculate_loss:
-                self.loss_history_.append(self._loss(indptr, indices, conf, X, Y))
+        # the only BLAS calls are the small f x f Gram matrices; multi-threaded BLAS right after
+        # a parallel kernel fights its still-spinning OpenMP threads and costs more than the
+        # kernel itself, so it runs on one thread here
+        with _single_thread_blas():
+            for _ in range(self.iterations):
+                self._half(indptr, indices, conf, X, Y)
+                self._half(t_indptr, t_indices, t_conf, Y, X)
+                if self.calculate_loss:
+                    self.loss_history_.append(self._loss(indptr, indices, conf, X, Y))
         self.user_factors_ = X
         self.item_factors_ = Y
         self._finalize()
