@@ -67,3 +67,27 @@ def test_partition_is_a_stable_scatter():
     np.testing.assert_array_equal(t, times[order])
     np.testing.assert_array_equal(local, (codes[order] & 8191).astype(np.int32))
     np.testing.assert_array_equal(np.diff(offsets), np.bincount(codes >> 13, minlength=7))
+
+
+def test_numba_and_cython_id_maps_agree():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from fastengage.kernels.idmap import Int64IdMap
+    from fastengage.kernels.idmap_numba import encode_int64
+
+    @settings(max_examples=100, deadline=None)
+    @given(st.lists(st.integers(-2**63, 2**63 - 1) | st.integers(-5, 5), max_size=300))
+    def check(values):
+        arr = np.array(values, dtype=np.int64)
+        m = Int64IdMap()
+        out = np.empty(len(arr), np.int64)
+        m.encode(arr, out)
+        codes, keys = encode_int64(arr)
+        np.testing.assert_array_equal(out, codes)
+        np.testing.assert_array_equal(m.keys(), keys)
+        np.testing.assert_array_equal(keys[codes], arr)  # decodes back to the input
+        _, first = np.unique(arr, return_index=True)
+        np.testing.assert_array_equal(keys, arr[np.sort(first)])  # first-seen order
+
+    check()
