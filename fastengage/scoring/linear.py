@@ -82,37 +82,48 @@ class LinearModel(Model):
         self.intercepts = icpt
         self.link = link
         self.l1_normalize = bool(l1_normalize)
+        self._coef, self._icpt = self.coefficients, self.intercepts
         if link == "identity":
-            self._post = score_post.PAIR_ONE_MINUS if (classes and k == 1) else score_post.NONE
+            self._post = score_post.PAIR_ONE_MINUS if (classes and k == 1) else score_linear.NONE
         elif link == "logistic":
-            self._post = score_post.PAIR_SIGMOID if (classes and k == 1) else score_post.SIGMOID
+            self._post = score_linear.PAIR_SIGMOID if (classes and k == 1) else score_linear.SIGMOID
+            if (classes and k == 2 and np.array_equal(coef[0], -coef[1])
+                    and icpt[0] == -icpt[1]):
+                # Converters write a two-class logistic model as [-w, w]: one dot product
+                # gives both probabilities.
+                self._post = score_linear.PAIR_LOGISTIC
+                self._coef, self._icpt = np.ascontiguousarray(coef[1:]), icpt[1:].copy()
         else:
-            self._post = score_post.SOFTMAX
+            self._post = score_linear.SOFTMAX
 
     def _n_outputs(self) -> int:
-        return 2 if self._post >= score_post.PAIR_LOGISTIC else self.coefficients.shape[0]
+        if self._post in (score_linear.PAIR_LOGISTIC, score_linear.PAIR_SIGMOID,
+                          score_post.PAIR_ONE_MINUS):
+            return 2
+        return self.coefficients.shape[0]
 
     def _predict(self, batch, features, nulls, parallel, n_threads):
         cols = tuple(feature_column(batch.column(name), name, np.float64, nulls) for name in features)
         return self.predict_columns(cols, parallel=parallel)
 
     def predict_columns(self, cols, *, parallel: bool = True) -> np.ndarray:
-        """Scores ``(n, n_outputs)`` float64 from a tuple of F contiguous float64 columns."""
+        """Scores ``(n, n_outputs)`` float64 from a tuple of F contiguous float64 columns.
+
+        The result is a transposed view of an output-major array: each column is contiguous.
+        """
         n = cols[0].shape[0] if cols else 0
-        raw = np.empty((self.coefficients.shape[0], n), np.float64)
+        out = np.empty((self._n_outputs(), n), np.float64)
         fn = score_linear.linear_parallel if parallel else score_linear.linear_serial
-        fn(tuple(_readonly(c) for c in cols), self.coefficients, self.intercepts, raw)
-        raw = raw.T
-        if self._post == score_post.NONE:
-            out = np.ascontiguousarray(raw)
+        mode = self._post
+        if mode == score_post.PAIR_ONE_MINUS:  # identity on one output of a two-class model
+            fn(tuple(_readonly(c) for c in cols), self._coef, self._icpt, score_linear.NONE, out[1:])
+            out[0] = 1.0 - out[1]
         else:
-            out = np.empty((n, self._n_outputs()), np.float64)
-            post = score_post.post_parallel if parallel else score_post.post_serial
-            post(np.ascontiguousarray(raw), out, self._post, 1.0, 1.0)
+            fn(tuple(_readonly(c) for c in cols), self._coef, self._icpt, mode, out)
         if self.l1_normalize:
-            total = np.abs(out).sum(axis=1, keepdims=True)
+            total = np.abs(out).sum(axis=0, keepdims=True)
             np.divide(out, total, out=out, where=total != 0)
-        return out
+        return out.T
 
     # -- persistence ---------------------------------------------------------------------------
 
