@@ -26,6 +26,7 @@ def item_knn(item_indptr, item_users, item_w, user_indptr, user_items, user_w, n
 
     Returns
     -------
+    Ties are broken by the lower item code.
     nbr : int64[n_items, K] (-1 padded), sim : float64[n_items, K], count : int64[n_items]
     """
     nbr = np.full((n_items, K), -1, np.int64)
@@ -33,6 +34,7 @@ def item_knn(item_indptr, item_users, item_w, user_indptr, user_items, user_w, n
     count = np.zeros(n_items, np.int64)
     n_chunks = (n_items + CHUNK - 1) // CHUNK
     no_seen = np.zeros(1, np.int64)
+    tb = np.arange(n_items)
     for ch in prange(n_chunks):
         acc = np.zeros(n_items, np.float64)
         mark = np.zeros(n_items, np.uint8)
@@ -50,7 +52,7 @@ def item_knn(item_indptr, item_users, item_w, user_indptr, user_items, user_w, n
                         touched[nt] = j
                         nt += 1
                     acc[j] += wu * user_w[q]
-            count[i] = topn_row(acc, no_seen, 0, 0, allowed, True, K, nbr[i], sim[i])
+            count[i] = topn_row(acc, no_seen, 0, 0, allowed, True, tb, K, nbr[i], sim[i])
             for t in range(nt):
                 acc[touched[t]] = 0.0
                 mark[touched[t]] = 0

@@ -47,6 +47,7 @@ def als_cg_half(indptr, indices, conf, X, Y, A0, cg_steps):
         p = np.where(still[:, None], r + beta[:, None] * p, p)
         rsold = np.where(still, rsnew, rsold)
         active = still
+    x[np.diff(indptr) == 0] = 0.0  # empty rows: exact solution 0, as the native kernel
     X[:] = x.astype(X.dtype)
 
 
@@ -78,7 +79,7 @@ def als_loss(indptr, indices, conf, X, Y, YtY, regularization):
     return float(total + regularization * (np.sum(Xd * Xd) + np.sum(Yd * Yd)))
 
 
-def topn_block(scores, rows, seen_indptr, seen_indices, allowed, use_allowed, n,
+def topn_block(scores, rows, seen_indptr, seen_indices, allowed, use_allowed, tb, n,
                out_idx, out_score, out_count):
     """Lexsort version of :func:`fastengage.kernels.rec_topn.topn_block`."""
     B, I = scores.shape
@@ -93,7 +94,7 @@ def topn_block(scores, rows, seen_indptr, seen_indices, allowed, use_allowed, n,
         offs = np.arange(lens.sum()) - np.repeat(np.cumsum(lens) - lens, lens)
         valid[owner, seen_indices[np.repeat(starts, lens) + offs]] = False
     key = np.where(valid, scores.astype(np.float64), -np.inf)
-    order = np.lexsort((np.broadcast_to(np.arange(I), (B, I)), -key), axis=-1)[:, :n]
+    order = np.lexsort((np.broadcast_to(tb, (B, I)), -key), axis=-1)[:, :n]
     count = np.minimum(valid.sum(axis=1), n)
     m = order.shape[1]
     keep = np.arange(m)[None, :] < count[:, None]

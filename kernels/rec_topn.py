@@ -7,7 +7,9 @@ so a seen item can never be returned, and every other allowed item is a candidat
 score: a row always gets ``min(n, n_candidates)`` results (the implicit #736 failure mode, where
 filtered items ate into the n slots, cannot happen).
 
-Order: higher score first; equal scores by lower item code. NaN scores are never returned.
+Order: higher score first; equal scores by lower ``tiebreak[item]`` (the models pass the item's
+popularity rank in the training data, so that a customer with no history, whose scores are all
+equal, gets the most popular items rather than the lowest codes). NaN scores are never returned.
 """
 import numpy as np
 from numba import njit, prange
@@ -17,21 +19,21 @@ from .rec_csr import contains_sorted
 
 
 @njit(**NJIT)
-def _worse(s1, i1, s2, i2):
-    return s1 < s2 or (s1 == s2 and i1 > i2)
+def _worse(s1, i1, s2, i2, tb):
+    return s1 < s2 or (s1 == s2 and tb[i1] > tb[i2])
 
 
 @njit(**NJIT)
-def _sift_down(hs, hi, pos, size):
+def _sift_down(hs, hi, pos, size, tb):
     while True:
         left = 2 * pos + 1
         if left >= size:
             return
         child = left
         right = left + 1
-        if right < size and _worse(hs[right], hi[right], hs[left], hi[left]):
+        if right < size and _worse(hs[right], hi[right], hs[left], hi[left], tb):
             child = right
-        if _worse(hs[child], hi[child], hs[pos], hi[pos]):
+        if _worse(hs[child], hi[child], hs[pos], hi[pos], tb):
             ts = hs[pos]
             ti = hi[pos]
             hs[pos] = hs[child]
@@ -44,10 +46,10 @@ def _sift_down(hs, hi, pos, size):
 
 
 @njit(**NJIT)
-def _sift_up(hs, hi, pos):
+def _sift_up(hs, hi, pos, tb):
     while pos > 0:
         parent = (pos - 1) // 2
-        if _worse(hs[pos], hi[pos], hs[parent], hi[parent]):
+        if _worse(hs[pos], hi[pos], hs[parent], hi[parent], tb):
             ts = hs[pos]
             ti = hi[pos]
             hs[pos] = hs[parent]
@@ -60,7 +62,8 @@ def _sift_up(hs, hi, pos):
 
 
 @njit(**NJIT)
-def topn_row(scores, seen, seen_start, seen_end, allowed, use_allowed, n, out_idx, out_score):
+def topn_row(scores, seen, seen_start, seen_end, allowed, use_allowed, tb, n, out_idx,
+             out_score):
     """Best ``n`` items of one score row; returns how many were written.
 
     Parameters
@@ -70,6 +73,8 @@ def topn_row(scores, seen, seen_start, seen_end, allowed, use_allowed, n, out_id
         Sorted item codes to skip are ``seen[seen_start:seen_end]`` (an empty range skips none).
     allowed : uint8[n_items] or uint8[1]
         When ``use_allowed``, only items with ``allowed[j] != 0`` are candidates.
+    tb : int64[n_items]
+        Tie-break rank of each item (lower wins among equal scores).
     n : int
     out_idx : int64[n]   # OUT, best first, -1 beyond the returned count
     out_score : float[n] # OUT
@@ -92,24 +97,24 @@ def topn_row(scores, seen, seen_start, seen_end, allowed, use_allowed, n, out_id
         if ok and s == s:
             hs[size] = s
             hi[size] = j
-            _sift_up(hs, hi, size)
+            _sift_up(hs, hi, size, tb)
             size += 1
         j += 1
     # phase 2: almost every score loses to the worst kept one, so that comparison comes first
     # and the candidate checks (mask, binary search in the seen row) run only for winners.
-    # NaN never compares greater; an equal score loses because its code is higher.
+    # NaN never compares greater; an equal score wins only on a better tie-break rank.
     if size == n:
         thr = hs[0]
         for jj in range(j, n_items):
             s = scores[jj]
-            if s > thr:
+            if s > thr or (s == thr and tb[jj] < tb[hi[0]]):
                 if use_allowed and allowed[jj] == 0:
                     continue
                 if seen_end > seen_start and contains_sorted(seen, seen_start, seen_end, jj):
                     continue
                 hs[0] = s
                 hi[0] = jj
-                _sift_down(hs, hi, 0, size)
+                _sift_down(hs, hi, 0, size, tb)
                 thr = hs[0]
     # pop the worst repeatedly, writing from the back: best ends up first
     count = size
@@ -119,7 +124,7 @@ def topn_row(scores, seen, seen_start, seen_end, allowed, use_allowed, n, out_id
         size -= 1
         hs[0] = hs[size]
         hi[0] = hi[size]
-        _sift_down(hs, hi, 0, size)
+        _sift_down(hs, hi, 0, size, tb)
     for k in range(count, n):
         out_idx[k] = -1
         out_score[k] = np.nan
@@ -127,7 +132,7 @@ def topn_row(scores, seen, seen_start, seen_end, allowed, use_allowed, n, out_id
 
 
 @njit(**NJIT)
-def topn_block_serial(scores, rows, seen_indptr, seen_indices, allowed, use_allowed, n,
+def topn_block_serial(scores, rows, seen_indptr, seen_indices, allowed, use_allowed, tb, n,
                       out_idx, out_score, out_count):
     """:func:`topn_row` for every row of ``scores`` (float[B, n_items]), one thread.
 
@@ -138,19 +143,19 @@ def topn_block_serial(scores, rows, seen_indptr, seen_indices, allowed, use_allo
         r = rows[b]
         a = seen_indptr[r] if r >= 0 else 0
         e = seen_indptr[r + 1] if r >= 0 else 0
-        out_count[b] = topn_row(scores[b], seen_indices, a, e, allowed, use_allowed, n,
+        out_count[b] = topn_row(scores[b], seen_indices, a, e, allowed, use_allowed, tb, n,
                                 out_idx[b], out_score[b])
 
 
 @njit(**NJIT_PARALLEL)
-def topn_block(scores, rows, seen_indptr, seen_indices, allowed, use_allowed, n,
+def topn_block(scores, rows, seen_indptr, seen_indices, allowed, use_allowed, tb, n,
                out_idx, out_score, out_count):
     """Parallel :func:`topn_block_serial` (rows spread over threads)."""
     for b in prange(scores.shape[0]):
         r = rows[b]
         a = seen_indptr[r] if r >= 0 else 0
         e = seen_indptr[r + 1] if r >= 0 else 0
-        out_count[b] = topn_row(scores[b], seen_indices, a, e, allowed, use_allowed, n,
+        out_count[b] = topn_row(scores[b], seen_indices, a, e, allowed, use_allowed, tb, n,
                                 out_idx[b], out_score[b])
 
 
@@ -165,7 +170,7 @@ def _knn_scores_row(u_indptr, u_indices, u_data, r, sim_indptr, sim_indices, sim
 
 @njit(**NJIT_PARALLEL)
 def knn_topn(rows, hist_indptr, hist_indices, hist_data, seen_indptr, seen_indices,
-             sim_indptr, sim_indices, sim_data, n_items, allowed, use_allowed, n,
+             sim_indptr, sim_indices, sim_data, n_items, allowed, use_allowed, tb, n,
              out_idx, out_score, out_count):
     """Item-item scoring ``score_j = sum_{i in history} r_ui sim(i, j)`` fused with top-N.
 
@@ -179,12 +184,12 @@ def knn_topn(rows, hist_indptr, hist_indices, hist_data, seen_indptr, seen_indic
         _knn_scores_row(hist_indptr, hist_indices, hist_data, r, sim_indptr, sim_indices,
                         sim_data, acc)
         out_count[b] = topn_row(acc, seen_indices, seen_indptr[r], seen_indptr[r + 1], allowed,
-                                use_allowed, n, out_idx[b], out_score[b])
+                                use_allowed, tb, n, out_idx[b], out_score[b])
 
 
 @njit(**NJIT)
 def knn_topn_serial(rows, hist_indptr, hist_indices, hist_data, seen_indptr, seen_indices,
-                    sim_indptr, sim_indices, sim_data, n_items, allowed, use_allowed, n,
+                    sim_indptr, sim_indices, sim_data, n_items, allowed, use_allowed, tb, n,
                     out_idx, out_score, out_count):
     """One-thread :func:`knn_topn` (for single-customer requests from service threads)."""
     acc = np.zeros(n_items, np.float64)
@@ -194,4 +199,4 @@ def knn_topn_serial(rows, hist_indptr, hist_indices, hist_data, seen_indptr, see
         _knn_scores_row(hist_indptr, hist_indices, hist_data, r, sim_indptr, sim_indices,
                         sim_data, acc)
         out_count[b] = topn_row(acc, seen_indices, seen_indptr[r], seen_indptr[r + 1], allowed,
-                                use_allowed, n, out_idx[b], out_score[b])
+                                use_allowed, tb, n, out_idx[b], out_score[b])

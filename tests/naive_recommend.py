@@ -13,12 +13,14 @@ def group_pairs(rows, cols, weights):
     return out
 
 
-def topn(scores, n, seen=(), allowed=None):
-    """Best n (item, score) by score desc then item asc; skips seen, disallowed and NaN."""
+def topn(scores, n, seen=(), allowed=None, tiebreak=None):
+    """Best n (item, score) by score desc then tiebreak[item] asc (default: item code);
+    skips seen, disallowed and NaN."""
     seen = set(int(s) for s in seen)
+    tb = list(range(len(scores))) if tiebreak is None else list(tiebreak)
     cand = [(float(s), j) for j, s in enumerate(scores)
             if j not in seen and (allowed is None or allowed[j]) and not math.isnan(s)]
-    cand.sort(key=lambda t: (-t[0], t[1]))
+    cand.sort(key=lambda t: (-t[0], tb[t[1]]))
     return [j for _, j in cand[:n]], [s for s, _ in cand[:n]]
 
 
@@ -35,7 +37,10 @@ def normal_equations(Y, reg, items, conf):
 
 
 def cg_user(x0, Y, reg, items, conf, steps):
-    """Textbook conjugate gradient on the normal equations, from x0."""
+    """Textbook conjugate gradient on the normal equations, from x0 (a row without items is
+    set to its exact solution 0, as implicit does)."""
+    if len(items) == 0:
+        return np.zeros_like(x0, dtype=np.float64)
     A, b = normal_equations(Y, reg, items, conf)
     x = x0.astype(np.float64).copy()
     r = b - A @ x

@@ -24,7 +24,8 @@ def score_matrices(draw):
     use_allowed = draw(st.booleans())
     allowed = np.array(draw(st.lists(st.booleans(), min_size=I, max_size=I)), np.uint8)
     n = draw(st.integers(1, I + 2))
-    return scores, seen, use_allowed, allowed, n
+    tb = np.array(draw(st.permutations(list(range(I)))), np.int64)
+    return scores, seen, use_allowed, allowed, n, tb
 
 
 def _seen_csr(seen):
@@ -37,7 +38,7 @@ def _seen_csr(seen):
 @SETTINGS
 @given(score_matrices())
 def test_topn_matches_naive(case):
-    scores, seen, use_allowed, allowed, n = case
+    scores, seen, use_allowed, allowed, n, tb = case
     B = scores.shape[0]
     indptr, indices = _seen_csr(seen)
     rows = np.arange(B, dtype=np.int64)
@@ -46,9 +47,10 @@ def test_topn_matches_naive(case):
         sc = np.empty((B, n), np.float32)
         cnt = np.empty(B, np.int64)
         kernel(scores, rows, indptr, indices, allowed if use_allowed else np.ones(1, np.uint8),
-               use_allowed, n, idx, sc, cnt)
+               use_allowed, tb, n, idx, sc, cnt)
         for b in range(B):
-            ref_idx, ref_sc = naive.topn(scores[b], n, seen[b], allowed if use_allowed else None)
+            ref_idx, ref_sc = naive.topn(scores[b], n, seen[b], allowed if use_allowed else None,
+                                         tb)
             assert cnt[b] == len(ref_idx)
             assert idx[b, :cnt[b]].tolist() == ref_idx
             np.testing.assert_array_equal(sc[b, :cnt[b]], np.array(ref_sc, np.float32))

@@ -116,6 +116,11 @@ class Recommender:
     def _cache_ids(self) -> None:
         self._customer_ids = self.customers_.ids()
         self._item_ids = self.items_.ids()
+        # equal scores are ordered by training popularity (customers per item), then by code
+        popularity = np.bincount(self.seen_indices_, minlength=len(self._item_ids))
+        order = np.argsort(-popularity, kind="stable")
+        self._tiebreak = np.empty(order.size, np.int64)
+        self._tiebreak[order] = np.arange(order.size)
 
     def _fit(self, inter: Interactions) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -213,7 +218,8 @@ class Recommender:
             Default: every customer of the training data, in code (first-seen) order.
         n : int
             Results per customer: exactly ``n`` whenever at least ``n`` candidate items exist
-            (candidates = allowed items minus seen items), else all candidates.
+            (candidates = allowed items minus seen items), else all candidates. Equal scores
+            (e.g. a customer with no history) are ordered by the items' training popularity.
         exclude_seen : bool
             Never return an item the customer has in the training data.
         items : sequence of item ids, optional
@@ -401,8 +407,8 @@ def _single_thread_blas():
 
 
 def topn_from_scores(score_block, rows: np.ndarray, n: int, seen, allowed, use_allowed,
-                     serial: bool, block: int | None = None, native: bool = True,
-                     workers: int | None = None):
+                     tiebreak: np.ndarray, serial: bool, block: int | None = None,
+                     native: bool = True, workers: int | None = None):
     """Drive the top-N kernel over customer blocks whose scores come from ``score_block``.
 
     ``score_block(start, stop)`` returns the float32/float64 score matrix of rows
@@ -433,8 +439,8 @@ def topn_from_scores(score_block, rows: np.ndarray, n: int, seen, allowed, use_a
     def run(start):
         stop = min(B, start + step)
         scores = np.ascontiguousarray(score_block(start, stop), dtype=np.float32)
-        kernel(scores, seen_rows[start:stop], seen_indptr, seen_indices, allowed, use_allowed, n,
-               out_idx[start:stop], out_score[start:stop], out_count[start:stop])
+        kernel(scores, seen_rows[start:stop], seen_indptr, seen_indices, allowed, use_allowed,
+               tiebreak, n, out_idx[start:stop], out_score[start:stop], out_count[start:stop])
 
     starts = range(0, B, step)
     workers = workers or numba.get_num_threads()

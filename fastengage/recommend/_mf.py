@@ -37,7 +37,7 @@ class MatrixFactorization(Recommender):
 
         # the kernel indexes the seen CSR by rows_for_seen[b]; scores come from U[b]
         return topn_from_scores(score_block, rows_for_seen, n, seen, allowed, use_allowed,
-                                serial, self._block(), native=self.use_native)
+                                self._tiebreak, serial, self._block(), native=self.use_native)
 
     def _topn_rows(self, rows, n, seen, allowed, use_allowed, serial):
         U = self.user_factors_
@@ -46,8 +46,8 @@ class MatrixFactorization(Recommender):
         def score_block(s, e):
             return U[rows[s:e]] @ VT
 
-        return topn_from_scores(score_block, rows, n, seen, allowed, use_allowed, serial,
-                                self._block(), native=self.use_native)
+        return topn_from_scores(score_block, rows, n, seen, allowed, use_allowed,
+                                self._tiebreak, serial, self._block(), native=self.use_native)
 
     def _fold_in(self, hist) -> np.ndarray:  # pragma: no cover - per model
         raise NotImplementedError(f"{type(self).__name__} does not support fold-in")
@@ -67,8 +67,8 @@ class MatrixFactorization(Recommender):
             return (V[q] @ VT) / (norms[q][:, None] * norms[None, :])
 
         one = np.ones(1, np.uint8)
-        return topn_from_scores(score_block, codes, n, None, one, False, codes.size <= 16,
-                                self._block(), native=self.use_native)
+        return topn_from_scores(score_block, codes, n, None, one, False, self._tiebreak,
+                                codes.size <= 16, self._block(), native=self.use_native)
 
     def _arrays(self) -> dict:
         return {"user_factors": self.user_factors_, "item_factors": self.item_factors_}

@@ -105,7 +105,7 @@ class ItemKNN(Recommender):
         kernel = rec_topn.knn_topn_serial if serial else rec_topn.knn_topn
         kernel(rows, h_indptr, h_indices, np.ascontiguousarray(h_data, np.float64), seen[0],
                seen[1], self._sim_indptr, self._sim_indices, self._sim_data, self.n_items,
-               allowed, use_allowed, n, out_idx, out_score, out_count)
+               allowed, use_allowed, self._tiebreak, n, out_idx, out_score, out_count)
         return out_idx, out_score, out_count
 
     def _topn_rows(self, rows, n, seen, allowed, use_allowed, serial):
