@@ -79,3 +79,18 @@ def test_streamed_input_and_errors():
         fe.churn_dataset(log, **dict(KW, cutoff="2020-01-01"))
     with pytest.raises(fe.ColumnNotFoundError, match="available columns"):
         fe.churn_dataset(log, **dict(KW, amount="amount"))
+
+
+def test_demo_step_scores_retail_with_bundled_model(tmp_path):
+    from sklearn.metrics import roc_auc_score
+
+    from fastengage.scoring.demo import auc, demo_step
+
+    rng = np.random.default_rng(0)
+    y, s = rng.random(500) < 0.4, np.round(rng.random(500), 2)
+    assert auc(y, s) == pytest.approx(roc_auc_score(y, s), abs=1e-12)
+    summary = demo_step(tmp_path)
+    assert "holdout AUC" in summary and "native-trees" in summary
+    assert (tmp_path / "churn_scores.parquet").exists()
+    auc_value = float(summary.split("holdout AUC ")[1].split()[0])
+    assert auc_value > 0.7
