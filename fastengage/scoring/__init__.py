@@ -17,7 +17,6 @@ from ..errors import ModelFormatError
 from .churn import churn_dataset
 from .linear import LinearModel
 from .model import Model
-from .onnx_model import OnnxModel, load_onnx
 from .trees import TreeModel
 
 __all__ = ["load_model", "Model", "LinearModel", "TreeModel", "OnnxModel", "churn_dataset"]
@@ -89,4 +88,17 @@ def load_model(path_or_bytes, *, backend: str = "auto", features=None) -> Model:
                 raise ModelFormatError(f"{len(features)} feature names for {model.n_features} features")
             model.features = list(features)
         return model
+    try:
+        from .onnx_model import load_onnx
+    except ImportError as exc:  # the onnx package reads the graph; onnxruntime alone cannot
+        raise ModelFormatError(f"reading ONNX models needs the 'onnx' package ({exc}); "
+                               "pip install onnx") from exc
     return load_onnx(data, backend=backend, features=features)
+
+
+def __getattr__(name):
+    if name == "OnnxModel":  # imported on demand: it needs the optional onnx package
+        from .onnx_model import OnnxModel
+
+        return OnnxModel
+    raise AttributeError(name)
