@@ -1,0 +1,138 @@
+"""Recommendations side by side: fastengage vs implicit, same data, same run, same thread count.
+
+implicit runs with its BLAS pinned to one thread (as it asks; its own OpenMP threads do the
+parallel work); both libraries use every core otherwise. Each measurement asserts the answers
+agree before the ratio is reported.
+
+    python -m pytest bench/bench_recommend.py -s                       # smoke sizes
+    FASTENGAGE_BENCH=full python -m pytest bench/bench_recommend.py -s # 100k x 20k x 5M
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from threadpoolctl import threadpool_limits
+
+from bench._compare import bench_size, compare
+from fastengage.recommend import ALS, Interactions, evaluate, ranking_metrics, temporal_split
+from fastengage.recommend.demo import RETAIL_CUTOFF, RETAIL_PARAMS, retail_purchases
+
+implicit_als = pytest.importorskip("implicit.als")  # installs on 3.11: always runs here
+from implicit.evaluation import ranking_metrics_at_k  # noqa: E402
+
+FULL = bench_size() == "full"
+N_USERS, N_ITEMS, NNZ = (100_000, 20_000, 5_000_000) if FULL else (4_000, 1_500, 60_000)
+FACTORS = 64
+ITERATIONS = 15 if FULL else 3
+ROUNDS = 1 if FULL else 1
+
+
+def powerlaw_events(n_users: int, n_items: int, nnz: int, seed: int = 0) -> pa.Table:
+    """Synthetic implicit feedback: power-law item popularity (Zipf-like, exponent 1) and
+    customer activity (exponent 0.6); ids shuffled so popularity is not code order. About 1.31
+    events per distinct pair are drawn so that ``nnz`` pairs remain after merging repeats."""
+    rng = np.random.default_rng(seed)
+    pu = 1.0 / np.arange(1, n_users + 1) ** 0.6
+    pi = 1.0 / np.arange(1, n_items + 1) ** 1.0
+    m = int(nnz * 1.31)
+    u = rng.permutation(n_users)[rng.choice(n_users, m, p=pu / pu.sum())]
+    i = rng.permutation(n_items)[rng.choice(n_items, m, p=pi / pi.sum())]
+    return pa.table({"customer": u.astype(np.int64), "item": i.astype(np.int64)})
+
+
+@pytest.fixture(scope="module")
+def synthetic():
+    return Interactions.from_data(powerlaw_events(N_USERS, N_ITEMS, NNZ), "customer", "item")
+
+
+def _implicit_fit(matrix, **kw):
+    with threadpool_limits(1, "blas"):
+        model = implicit_als.AlternatingLeastSquares(**kw)
+        model.fit(matrix, show_progress=False)
+    return model
+
+
+def test_als_fit(benchmark, synthetic):
+    matrix = synthetic.matrix.astype(np.float32)
+    params = dict(factors=FACTORS, iterations=ITERATIONS, regularization=0.01, alpha=1.0)
+
+    def ours():
+        return ALS(seed=0, **params).fit(synthetic)
+
+    def peer():
+        return _implicit_fit(matrix, random_state=0, **params)
+
+    def check(model, theirs, name):
+        # same objective value (eq. 3) for both factorisations, evaluated by the same kernel
+        probe = ALS(seed=0, **params)
+        probe.__dict__.update(model.__dict__)
+        mine = model.loss()
+        probe.user_factors_, probe.item_factors_ = theirs.user_factors, theirs.item_factors
+        other = probe.loss()
+        assert abs(mine - other) <= 1e-2 * abs(other), (mine, other)
+
+    compare(benchmark, "recommend.als_fit", ours, {"implicit": peer}, check, rounds=ROUNDS,
+            size=f"{synthetic.n_customers}x{synthetic.n_items}x{synthetic.nnz}",
+            extra={"factors": FACTORS, "iterations": ITERATIONS, "solver": "cg"})
+
+
+def test_recommend_all(benchmark, synthetic):
+    model = ALS(factors=FACTORS, iterations=2, seed=0).fit(synthetic)
+    matrix = synthetic.matrix.astype(np.float32)
+    theirs = implicit_als.AlternatingLeastSquares(factors=FACTORS)
+    theirs.user_factors, theirs.item_factors = model.user_factors_, model.item_factors_
+    users = np.arange(synthetic.n_customers)
+
+    def ours():
+        return model.recommend(n=10)
+
+    def peer():
+        with threadpool_limits(1, "blas"):
+            return theirs.recommend(users, matrix, N=10, filter_already_liked_items=True)
+
+    def check(table, res, name):
+        ids = np.asarray(res[0])
+        assert table.num_rows == 10 * users.size  # exactly n for everyone
+        got = synthetic.items.lookup(table.column("item")).reshape(-1, 10)
+        seen = synthetic.matrix
+        rows = np.repeat(users, 10)
+        assert not np.asarray(seen[rows, got.ravel()]).any(), "a seen item was recommended"
+        same = (np.sort(got, axis=1) == np.sort(ids, axis=1)).all(axis=1).mean()
+        assert same >= 0.995, same  # float rounding may swap near-ties at rank 10
+
+    compare(benchmark, "recommend.recommend_all_n10", ours, {"implicit": peer}, check,
+            rounds=ROUNDS, size=f"{synthetic.n_customers}x{synthetic.n_items}x{synthetic.nnz}")
+
+
+QUALITY = {}
+
+
+def test_retail_quality(benchmark):
+    """Online Retail, temporal split at 2011-10-01: fit time ratio and precision/NDCG@10."""
+    purchases, _ = retail_purchases()
+    train, test = temporal_split(purchases, customer="CustomerID", item="StockCode",
+                                 time="InvoiceDate", cutoff=RETAIL_CUTOFF)
+    tr = train.matrix.astype(np.float32)
+    te = test.matrix.astype(np.float32)
+
+    def ours():
+        return ALS(seed=0, **RETAIL_PARAMS).fit(train)
+
+    def peer():
+        return _implicit_fit(tr, random_state=0, **RETAIL_PARAMS)
+
+    def check(model, theirs, name):
+        mine = evaluate(model, test, k=10)
+        with threadpool_limits(1, "blas"):
+            ref = ranking_metrics_at_k(theirs, tr, te, K=10, show_progress=False)
+        QUALITY.update(ours=mine, implicit=ref)
+        print(f"\n[recommend.retail_quality] ours P@10 {mine['precision']:.4f} "
+              f"NDCG@10 {mine['ndcg']:.4f} | implicit P@10 {ref['precision']:.4f} "
+              f"NDCG@10 {ref['ndcg']:.4f}")
+        assert mine["precision"] >= 0.98 * ref["precision"]
+        assert mine["ndcg"] >= 0.98 * ref["ndcg"]
+
+    compare(benchmark, "recommend.retail_als_fit", ours, {"implicit": peer}, check,
+            rounds=3 if FULL else 1, size=f"{train.n_customers}x{train.n_items}x{train.nnz}",
+            extra={"params": RETAIL_PARAMS})
