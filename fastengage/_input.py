@@ -101,7 +101,9 @@ class Source:
                 for start in range(0, batch.num_rows, batch_size):
                     yield batch.slice(start, batch_size)
         elif self.kind == "dataset":
-            kwargs = {"columns": columns}
+            # Arrow reads ahead 16 batches x 4 files by default; one of each keeps the memory of
+            # a stream bounded by the batch size, and the decoding still runs on Arrow's threads.
+            kwargs = {"columns": columns, "batch_readahead": 1, "fragment_readahead": 1}
             if batch_size is not None:
                 kwargs["batch_size"] = batch_size
             yield from data.to_batches(**kwargs)

@@ -41,7 +41,7 @@ from ._rfm_common import (RETURNS_MODES, RFM_COLUMNS, check_types, features_tabl
 from .errors import InputError
 from .kernels import rfm as _k
 from .kernels import rfm_oneshot as _one
-from .rfm_state import RFMState
+from .rfm_state import RFMState, _NotTimeSorted
 from .segments import SegmentMap
 
 __all__ = ["rfm", "RFMState", "RFM_COLUMNS", "parse_as_of"]
@@ -105,9 +105,24 @@ def rfm(data, *, customer: str, time: str, amount: str, order: str | None = None
         if progress is not None:
             progress(source.num_rows)
         return table
-    state = RFMState(customer=customer, time=time, amount=amount, order=order, as_of=as_of,
-                     returns=returns, drop_null_customers=drop_null_customers)
-    state.update(source, batch_size=batch_size, progress=progress)
+    def new_state():
+        return RFMState(customer=customer, time=time, amount=amount, order=order, as_of=as_of,
+                        returns=returns, drop_null_customers=drop_null_customers)
+
+    state = new_state()
+    if source.kind == "dataset":
+        # A file or dataset can be read twice: try the lean pass that assumes time order (no
+        # set of customer-days to keep), and fall back to the general pass at the first event
+        # out of order. Logs are usually written in time order, so the fallback is rare.
+        state._sorted_only = True
+        try:
+            state.update(source, batch_size=batch_size, progress=progress)
+        except _NotTimeSorted:
+            state = new_state()
+            state.update(source, batch_size=batch_size, progress=progress)
+        state._sorted_only = False
+    else:
+        state.update(source, batch_size=batch_size, progress=progress)
     if state.report["rows_read"] == 0:
         raise InputError("the input is empty: no rows to compute features from")
     return state.to_table(as_of, segments=segments)

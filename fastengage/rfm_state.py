@@ -22,11 +22,16 @@ from ._rfm_common import (RETURNS_MODES, check_types, features_table, iso, new_r
 from .errors import InputError, ModelFormatError
 from .kernels import pairset as _pairset
 from .kernels import rfm as _k
+from .kernels import rfm_oneshot as _one
 from .segments import SegmentMap
 
 __all__ = ["RFMState"]
 
 _STATE_VERSION = 1
+
+
+class _NotTimeSorted(Exception):
+    """Raised by the optimistic time-sorted pass when an event arrives out of order."""
 
 
 class RFMState:
@@ -69,6 +74,8 @@ class RFMState:
         self._order_keys = 0
         self._max_time_us: int | None = None
         self._lock = threading.RLock()
+        # Set only by rfm() for its optimistic time-sorted pass (no day set); never saved/merged.
+        self._sorted_only = False
         self.report = new_report()
 
     # -- feeding ----------------------------------------------------------------------------
@@ -99,15 +106,24 @@ class RFMState:
                 order_codes = self.orders.encode(batch.column(cols["order"]))
             else:
                 order_codes = np.empty(0, dtype=np.int64)
+            days_sorted = False
+            if self._sorted_only:
+                # Optimistic pass of rfm() over a re-readable source: valid only while every
+                # event arrives in time order; the caller restarts on the general path if not.
+                if not (_one.is_sorted(times) and (self._max_time_us is None or not len(times)
+                                                   or times[0] >= self._max_time_us)):
+                    raise _NotTimeSorted
+                days_sorted = True
             codes = self.customers.encode(batch.column(cols["customer"]))
             self._grow_state(len(self.customers))
             m = len(codes)
-            self._day_set = _pairset.grow_for(self._day_set, self._day_keys, m)
+            if not days_sorted:
+                self._day_set = _pairset.grow_for(self._day_set, self._day_keys, m)
             if self.orders is not None:
                 self._order_set = _pairset.grow_for(self._order_set, self._order_keys, m)
             n_after, n_returns, day_added, order_added = _k.update(
                 self._state, codes, times, amounts, order_codes, self.orders is not None,
-                limit, self.returns == "exclude", self._day_set, self._order_set, False)
+                limit, self.returns == "exclude", self._day_set, self._order_set, days_sorted)
             self._day_keys += day_added
             self._order_keys += order_added
             if m:
@@ -138,6 +154,7 @@ class RFMState:
         """
         if not isinstance(other, RFMState):
             raise TypeError("can only merge another RFMState")
+        assert not (self._sorted_only or other._sorted_only)
         if (other.columns, other.returns, other.limit_us) != (self.columns, self.returns, self.limit_us):
             raise InputError("cannot merge RFM states with different columns, returns or as_of settings")
         with self._lock, other._lock:

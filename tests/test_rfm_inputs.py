@@ -207,3 +207,18 @@ def test_concurrent_updates_from_threads_equal_serial(table):
     np.testing.assert_allclose(state.to_table()["monetary_total"].to_numpy(),
                                fe.rfm(table, **kw)["monetary_total"].to_numpy())
     assert state.to_table()["frequency"].equals(fe.rfm(table, **kw)["frequency"])
+
+
+def test_parquet_time_sorted_pass_and_its_fallback(table, tmp_path):
+    """rfm(path) streams a time-sorted file without a day set, and restarts on the exact
+    general path when a later batch goes back in time; both equal the in-memory result."""
+    kw = dict(KW, order="ord")
+    ordered = table.sort_by("ts")
+    late = pa.concat_tables([ordered.slice(100), ordered.slice(0, 100)])  # old events at the end
+    for data in (ordered, late):
+        path = tmp_path / "tx.parquet"
+        pq.write_table(data, path, row_group_size=64)
+        expected = fe.rfm(data, **kw)
+        got = fe.rfm(str(path), **kw, batch_size=50)
+        assert got.drop_columns(["monetary_total", "monetary_mean", "m_score"]).equals(
+            expected.drop_columns(["monetary_total", "monetary_mean", "m_score"]))
