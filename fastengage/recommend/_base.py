@@ -22,7 +22,7 @@ from .._input import amount_to_float64, open_source
 from .._persist import load_bundle, save_bundle
 from ..errors import InputError, ModelFormatError
 from ..kernels import rec_csr, rec_topn
-from .interactions import Interactions, _apply_weighting
+from .interactions import Interactions, _apply_weighting, id_array
 
 __all__ = ["Recommender"]
 
@@ -114,8 +114,8 @@ class Recommender:
         self._cache_ids()
 
     def _cache_ids(self) -> None:
-        self._customer_ids = self.customers_.ids()
-        self._item_ids = self.items_.ids()
+        self._customer_ids = id_array(self.customers_)
+        self._item_ids = id_array(self.items_)
         # equal scores are ordered by training popularity (customers per item), then by code
         popularity = np.bincount(self.seen_indices_, minlength=len(self._item_ids))
         order = np.argsort(-popularity, kind="stable")
@@ -308,7 +308,7 @@ class Recommender:
             idx, score, count = self._topn_new((indptr, indices, values), n, seen, allowed,
                                                use_allowed, serial=len(enc) <= SERIAL_MAX)
         meta = {"unknown_item_events": unknown} if unknown_items == "ignore" else None
-        return self._table(enc.ids(), idx, score, count, metadata=meta)
+        return self._table(id_array(enc), idx, score, count, metadata=meta)
 
     def similar_items(self, items, n: int = 10) -> pa.Table:
         """The ``n`` items most similar to each of ``items`` (the item itself included, as in

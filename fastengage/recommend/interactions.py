@@ -26,7 +26,16 @@ from .._input import amount_to_float64, open_source, time_to_us
 from ..errors import InputError
 from ..kernels import rec_csr
 
-__all__ = ["Interactions", "WEIGHTINGS"]
+__all__ = ["Interactions", "WEIGHTINGS", "id_array"]
+
+
+def id_array(encoder: IdEncoder) -> pa.Array:
+    """The encoder's ids in code order, in a type ``take`` supports: ``string_view`` ids (as
+    polars hands them over) come back as ``large_string``, every other type unchanged."""
+    ids = encoder.ids()
+    if pa.types.is_string_view(ids.type):
+        ids = ids.cast(pa.large_string())
+    return ids
 
 WEIGHTINGS = ("count", "sum", "binary", "log")
 
@@ -202,8 +211,8 @@ class Interactions:
         """The stored pairs as a table ``(customer, item, value)`` with the user's ids."""
         coo = self.matrix.tocoo()
         return pa.table({
-            "customer": self.customers.decode(coo.row),
-            "item": self.items.decode(coo.col),
+            "customer": id_array(self.customers).take(pa.array(coo.row.astype(np.int64))),
+            "item": id_array(self.items).take(pa.array(coo.col.astype(np.int64))),
             "value": pa.array(coo.data.astype(np.float32)),
         })
 

@@ -12,12 +12,13 @@ implicit's on the same split): only customers with at least one held-out item co
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
 import scipy.sparse as sp
 
 from ..errors import InputError
 from ..kernels import rec_metrics
 from ._base import numba_threads
-from .interactions import Interactions
+from .interactions import Interactions, id_array
 
 __all__ = ["ranking_metrics", "evaluate"]
 
@@ -101,7 +102,7 @@ def evaluate(model, test: Interactions, k: int = 10, exclude_seen: bool = True) 
         model_rows = test_rows
         test_use = test
     else:
-        model_rows = model.customers_.lookup(test.customers.ids().take(test_rows))
+        model_rows = model.customers_.lookup(id_array(test.customers).take(pa.array(test_rows)))
         known = model_rows >= 0
         extra["customers_unknown"] = int(np.count_nonzero(~known))
         test_rows, model_rows = test_rows[known], model_rows[known]
