@@ -142,32 +142,36 @@ def general_block(X, lo, hi, roots, feat, thr, left, right, kind, nan_left,
     flush : (T,) uint8
     out : (n, K)   # OUT (accumulated)
     """
+    U = np.uint64
+    n_feat = U(X.shape[1])
+    Xf = X.reshape(-1)
     part = np.zeros_like(out[lo:hi])
     for t in range(roots.shape[0]):
         k = target[t]
-        root = roots[t]
+        root = np.int64(roots[t])
         for i in range(lo, hi):
             node = root
+            base = U(i) * n_feat
             while node >= 0:
-                x = np.float64(X[i, feat[node]])
-                kd = kind[node]
-                if kd == KIND_CAT:
+                un = U(node)
+                x = np.float64(Xf[base + U(feat[un])])
+                kd = kind[un]
+                if kd == KIND_LEQ:  # the common case first, without a branch on NaN
+                    go = (x <= thr[un]) | ((x != x) & (nan_left[un] == 1))
+                elif kd == KIND_CAT:
                     go = False
                     if x == x and x >= 0.0:
-                        go = _in_bitset(cat_bits, cat_start[node], cat_len[node], np.int64(x))
+                        go = _in_bitset(cat_bits, cat_start[un], cat_len[un], np.int64(x))
                 elif x != x:
-                    go = nan_left[node] == 1
-                elif kd == KIND_LEQ:
-                    go = x <= thr[node]
+                    go = nan_left[un] == 1
                 elif kd == KIND_EQ:
-                    go = x == thr[node]
+                    go = x == thr[un]
+                elif abs(x) <= _ZERO:
+                    go = nan_left[un] == 1
                 else:
-                    if abs(x) <= _ZERO:
-                        go = nan_left[node] == 1
-                    else:
-                        go = x <= thr[node]
-                node = left[node] if go else right[node]
-            part[i - lo, k] += leaves[~node]
+                    go = x <= thr[un]
+                node = np.int64(left[un]) if go else np.int64(right[un])
+            part[i - lo, k] += leaves[U(~node)]
         if flush[t]:
             _flush(part, out, lo)
 
@@ -188,5 +192,7 @@ def general_parallel(X, roots, feat, thr, left, right, kind, nan_left,
 def general_serial(X, roots, feat, thr, left, right, kind, nan_left,
                    cat_start, cat_len, cat_bits, leaves, target, flush, out):
     """Serial :func:`general_parallel`."""
-    general_block(X, 0, X.shape[0], roots, feat, thr, left, right, kind, nan_left,
-                  cat_start, cat_len, cat_bits, leaves, target, flush, out)
+    n = X.shape[0]
+    for lo in range(0, n, BLOCK):
+        general_block(X, lo, min(n, lo + BLOCK), roots, feat, thr, left, right, kind, nan_left,
+                      cat_start, cat_len, cat_bits, leaves, target, flush, out)
