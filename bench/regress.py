@@ -1,0 +1,105 @@
+"""Performance regression check against the committed baseline (bench/baseline.json).
+
+    python bench/regress.py check  [--tolerance 0.30] [--results F] [--baseline F]
+    python bench/regress.py update [--results F] [--baseline F]     # accept the latest run
+
+Each benchmark run appends records to bench/out/results.jsonl (see bench/_compare.py). For every
+(name, size) in the baseline, ``check`` takes the newest record and compares two figures that do
+not depend on the machine's speed:
+
+* ``normalized``: fastengage's median divided by the median of a fixed reference workload timed
+  in the same process (``reference_s``) — it must not grow by more than the tolerance;
+* ``ratios``: the speed-up over each peer measured in the same run — none may shrink by more
+  than the tolerance.
+
+Exit status 1 lists every regression; benchmarks absent from the latest results are reported
+as missing but do not fail the check (run the benchmark first).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DEFAULT_RESULTS = os.path.join(HERE, "out", "results.jsonl")
+DEFAULT_BASELINE = os.path.join(HERE, "baseline.json")
+
+
+def latest_records(path: str) -> dict:
+    """Newest record per (name, size) key, from a JSON-lines results file."""
+    latest = {}
+    if not os.path.exists(path):
+        return latest
+    with open(path) as fh:
+        for line in fh:
+            line = line.strip()
+            if not line:
+                continue
+            rec = json.loads(line)
+            if "median_s" in rec and "reference_s" in rec:
+                latest[f"{rec['name']}@{rec.get('size', '')}"] = rec
+    return latest
+
+
+def figures(rec: dict) -> dict:
+    return {"normalized": rec["median_s"] / rec["reference_s"], "ratios": dict(rec.get("ratios", {}))}
+
+
+def compare(baseline: dict, latest: dict, tolerance: float) -> tuple[list, list]:
+    """Return (regressions, missing) as lists of human-readable lines."""
+    regressions, missing = [], []
+    for key, base in sorted(baseline.items()):
+        rec = latest.get(key)
+        if rec is None:
+            missing.append(key)
+            continue
+        now = figures(rec)
+        if now["normalized"] > base["normalized"] * (1 + tolerance):
+            regressions.append(f"{key}: normalized time {now['normalized']:.3g} vs baseline "
+                               f"{base['normalized']:.3g} (+{now['normalized'] / base['normalized'] - 1:.0%})")
+        for peer, ratio in base["ratios"].items():
+            got = now["ratios"].get(peer)
+            if got is not None and got < ratio * (1 - tolerance):
+                regressions.append(f"{key}: speed-up vs {peer} {got:.2f}x vs baseline {ratio:.2f}x")
+    return regressions, missing
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=["check", "update"])
+    parser.add_argument("--results", default=DEFAULT_RESULTS)
+    parser.add_argument("--baseline", default=DEFAULT_BASELINE)
+    parser.add_argument("--tolerance", type=float, default=0.30,
+                        help="allowed relative slow-down (default 0.30 = 30%%)")
+    args = parser.parse_args(argv)
+    latest = latest_records(args.results)
+    if args.command == "update":
+        baseline = {}
+        if os.path.exists(args.baseline):
+            with open(args.baseline) as fh:
+                baseline = json.load(fh)
+        baseline.update({key: figures(rec) for key, rec in latest.items()})
+        with open(args.baseline, "w") as fh:
+            json.dump(baseline, fh, indent=1, sort_keys=True)
+        print(f"baseline: {len(baseline)} benchmarks written to {args.baseline}")
+        return 0
+    if not os.path.exists(args.baseline):
+        print(f"no baseline at {args.baseline}", file=sys.stderr)
+        return 1
+    with open(args.baseline) as fh:
+        baseline = json.load(fh)
+    regressions, missing = compare(baseline, latest, args.tolerance)
+    for key in missing:
+        print(f"missing (not run): {key}")
+    for line in regressions:
+        print(f"REGRESSION {line}")
+    checked = len(baseline) - len(missing)
+    print(f"{checked} benchmarks checked against the baseline, {len(regressions)} regressions "
+          f"(tolerance {args.tolerance:.0%})")
+    return 1 if regressions else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
