@@ -200,3 +200,90 @@ def knn_topn_serial(rows, hist_indptr, hist_indices, hist_data, seen_indptr, see
                         sim_data, acc)
         out_count[b] = topn_row(acc, seen_indices, seen_indptr[r], seen_indptr[r + 1], allowed,
                                 use_allowed, tb, n, out_idx[b], out_score[b])
+
+
+# -- incremental top-N over item blocks (norm-bounded pruning) ---------------------------------
+@njit(**NJIT)
+def _candidate(j, allowed, use_allowed, seen, a, e):
+    if use_allowed and allowed[j] == 0:
+        return False
+    if e > a and contains_sorted(seen, a, e, j):
+        return False
+    return True
+
+
+@njit(**NJIT)
+def topn_update(scores, state_rows, seen_rows, codes, seen_indptr, seen_indices, allowed,
+                use_allowed, tb, hs, hi, size):
+    """Feed a block of scores into per-customer heaps (one thread).
+
+    Parameters
+    ----------
+    scores : float32[k, m]
+        Scores of ``k`` customers for ``m`` items.
+    state_rows : int64[k]
+        Heap row (in ``hs``/``hi``/``size``) of each score row.
+    seen_rows : int64[n_state]
+        Seen-CSR row of each heap row (-1: nothing seen).
+    codes : int64[m]
+        Item code of each score column (columns may be in any order).
+    hs : float32[n_state, n], hi : int64[n_state, n], size : int64[n_state]  # IN/OUT
+        Min-heaps of the best items so far (worst on top) and their fill.
+    """
+    n = hs.shape[1]
+    m = codes.size
+    for r in range(scores.shape[0]):
+        st = state_rows[r]
+        sr = seen_rows[st]
+        a = seen_indptr[sr] if sr >= 0 else 0
+        e = seen_indptr[sr + 1] if sr >= 0 else 0
+        h_s = hs[st]
+        h_i = hi[st]
+        sz = size[st]
+        row = scores[r]
+        c = 0
+        while c < m and sz < n:
+            s = row[c]
+            j = codes[c]
+            if s == s and _candidate(j, allowed, use_allowed, seen_indices, a, e):
+                h_s[sz] = s
+                h_i[sz] = j
+                _sift_up(h_s, h_i, sz, tb)
+                sz += 1
+            c += 1
+        if sz == n:
+            thr = h_s[0]
+            for cc in range(c, m):
+                s = row[cc]
+                if s > thr or (s == thr and tb[codes[cc]] < tb[h_i[0]]):
+                    j = codes[cc]
+                    if not _candidate(j, allowed, use_allowed, seen_indices, a, e):
+                        continue
+                    h_s[0] = s
+                    h_i[0] = j
+                    _sift_down(h_s, h_i, 0, sz, tb)
+                    thr = h_s[0]
+        size[st] = sz
+
+
+@njit(**NJIT)
+def heap_finalize(hs, hi, size, tb, out_idx, out_score, out_count):
+    """Sort every heap best-first into ``out_idx``/``out_score`` (-1/NaN padded); destroys the
+    heaps."""
+    n = hs.shape[1]
+    for b in range(hs.shape[0]):
+        h_s = hs[b]
+        h_i = hi[b]
+        sz = size[b]
+        count = sz
+        for k in range(count - 1, -1, -1):
+            out_score[b, k] = h_s[0]
+            out_idx[b, k] = h_i[0]
+            sz -= 1
+            h_s[0] = h_s[sz]
+            h_i[0] = h_i[sz]
+            _sift_down(h_s, h_i, 0, sz, tb)
+        for k in range(count, n):
+            out_idx[b, k] = -1
+            out_score[b, k] = np.nan
+        out_count[b] = count

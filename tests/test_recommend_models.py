@@ -189,3 +189,32 @@ def test_fit_from_interactions_equals_fit_from_table(events):
     a = ALS(factors=4, iterations=2, seed=1).fit(inter).recommend(n=3)
     b = ALS(factors=4, iterations=2, seed=1).fit(events, customer="cust", item="sku").recommend(n=3)
     assert a.equals(b)
+
+
+@pytest.mark.parametrize("model_cls", [ALS, BPR])
+def test_pruned_topn_equals_exhaustive(model_cls):
+    """The norm-bounded block pruning returns exactly the exhaustive top-n."""
+    rng = np.random.default_rng(5)
+    n = 40_000
+    pu = 1.0 / np.arange(1, 801) ** 0.6
+    pi = 1.0 / np.arange(1, 5001)
+    t = pa.table({"c": rng.choice(800, n, p=pu / pu.sum()),
+                  "i": rng.permutation(5000)[rng.choice(5000, n, p=pi / pi.sum())]})
+    inter = Interactions.from_data(t, "c", "i")
+    model = (ALS(factors=16, iterations=5, seed=1) if model_cls is ALS
+             else BPR(factors=16, iterations=5, seed=1, num_threads=1)).fit(inter)
+    assert len(model._item_blocks) > 1
+    catalogue = inter.items.ids().to_pylist()[::2]
+    for kw in ({}, {"items": catalogue}, {"exclude_items": catalogue}, {"exclude_seen": False}):
+        pruned = model.recommend(n=20, **kw)
+        model.use_native = False
+        try:
+            full = model.recommend(n=20, **kw)
+        finally:
+            model.use_native = True
+        assert pruned.num_rows == full.num_rows
+        a = pruned.column("item").to_numpy().reshape(-1, 20)
+        b = full.column("item").to_numpy().reshape(-1, 20)
+        assert (a == b).all(axis=1).mean() > 0.99  # float rounding may swap near-ties
+        np.testing.assert_allclose(pruned.column("score").to_numpy(),
+                                   full.column("score").to_numpy(), rtol=1e-4, atol=1e-6)
