@@ -48,3 +48,18 @@ def test_demo_rfm_step(tmp_path):
     summary = rfm_step(tmp_path)
     assert "Champions" in summary and "null CustomerID dropped 135,080" in summary
     assert pq.read_table(tmp_path / "rfm.parquet").num_rows == 4339
+
+
+def test_missing_extension_gives_a_readable_import_error():
+    code = (
+        "import sys, importlib.abc\n"
+        "class Block(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name == 'fastengage.kernels.idmap':\n"
+        "            raise ImportError('simulated: extension not built')\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "import fastengage\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert "compiled kernels are missing" in proc.stderr and "pip install -e ." in proc.stderr

@@ -1,8 +1,10 @@
 """RFM kernels against the plain reference in tests/naive.py, on generated Arrow tables."""
 import datetime as dt
+import json
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -43,6 +45,14 @@ def transactions(draw, min_rows=1, max_rows=60):
     ts_seconds = [base + s for s in secs]
     per_second = {"s": 1, "ms": 1000, "us": 1_000_000, "ns": 1_000_000_000}[unit]
     times = pa.array([s * per_second for s in ts_seconds], pa.timestamp(unit, tz=tz))
+    if draw(st.booleans()):  # null customer ids, dropped with drop_null_customers=True
+        mask = draw(st.lists(st.booleans(), min_size=n, max_size=n))
+        if all(mask):
+            mask[0] = False
+        ids = pa.array(ids.to_pylist() if not pa.types.is_dictionary(ids.type) else
+                       ids.cast(ids.type.value_type).to_pylist(), ids.type if not
+                       pa.types.is_dictionary(ids.type) else ids.type.value_type,
+                       mask=np.array(mask))
     table = pa.table({"cust": ids, "ts": times, "amt": pa.array(amounts, pa.float64()),
                       "ord": pa.array([f"o{c}-{o}" for c, o in zip(cust, orders)])})
     n_chunks = draw(st.integers(1, 3))
@@ -58,6 +68,7 @@ def transactions(draw, min_rows=1, max_rows=60):
 
 
 def _py_rows(table):
+    table = table.filter(pc.is_valid(table["cust"]))  # what drop_null_customers=True keeps
     cust = table.column("cust")
     if pa.types.is_dictionary(cust.type):
         cust = cust.cast(cust.type.value_type)
@@ -91,10 +102,11 @@ SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[Heal
        with_order=st.booleans(), cut=st.one_of(st.none(), st.integers(0, 45)))
 def test_rfm_matches_reference(table, returns, with_order, cut):
     ids, us, amounts, orders = _py_rows(table)
+    n_null = table["cust"].null_count
     as_of_us = None if cut is None else min(us) + cut * 86_400 * US
     expected = rfm_reference(ids, us, amounts, orders if with_order else None, as_of_us, returns)
     kwargs = dict(customer="cust", time="ts", amount="amt", returns=returns,
-                  order="ord" if with_order else None)
+                  order="ord" if with_order else None, drop_null_customers=True)
     if as_of_us is not None:
         kwargs["as_of"] = np.datetime64(as_of_us, "us")
     if not expected:  # only returns, or everything after as_of: no customer qualifies
@@ -102,6 +114,7 @@ def test_rfm_matches_reference(table, returns, with_order, cut):
         return
     result = fe.rfm(table, **kwargs)
     _check(result, expected, with_order)
+    assert json.loads(result.schema.metadata[b"fastengage"])["null_customer_rows_dropped"] == n_null
     assert result.schema.field(0).type == (table.schema.field(0).type.value_type
                                            if pa.types.is_dictionary(table.schema.field(0).type)
                                            else table.schema.field(0).type)
@@ -111,7 +124,8 @@ def test_rfm_matches_reference(table, returns, with_order, cut):
 @given(table=transactions(min_rows=2), with_order=st.booleans(), data=st.data())
 def test_any_split_and_merge_gives_the_same_result(table, with_order, data):
     """Batches one at a time, in any order, or merged states: identical to the whole table."""
-    kwargs = dict(customer="cust", time="ts", amount="amt", order="ord" if with_order else None)
+    kwargs = dict(customer="cust", time="ts", amount="amt", order="ord" if with_order else None,
+                  drop_null_customers=True)
     whole = fe.rfm(table, **kwargs)
     n = table.num_rows
     perm = data.draw(st.permutations(range(n)))
