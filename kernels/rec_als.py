@@ -48,17 +48,54 @@ def _symv(A, v, out):
 
 
 @njit(**_FAST)
+def _weight(c, d, residual):
+    return c - (c - 1) * d if residual else (c - 1) * d
+
+
+@njit(**_FAST)
 def _sparse_apply(Y, indices, conf, start, end, v, out, residual):
     """``out += sum_k w_k y_k`` over the row's stored entries, with
     ``w_k = (c_k - 1) (y_k . v)`` (the CG product) or, when ``residual``,
     ``w_k = c_k - (c_k - 1) (y_k . v)`` (the right-hand side minus the product).
 
-    Entries go four at a time: the four dot products are independent chains, so their
-    horizontal reductions overlap instead of serialising, and ``out`` is loaded and stored once
-    per four entries instead of once per entry.
+    Entries go eight (then four) at a time: the dot products are independent chains, so their
+    horizontal reductions and the cache misses on the rows of ``Y`` overlap instead of
+    serialising, and ``out`` is loaded and stored once per group instead of once per entry.
     """
     f = v.size
     k = start
+    while k + 8 <= end:
+        y0 = Y[indices[k]]
+        y1 = Y[indices[k + 1]]
+        y2 = Y[indices[k + 2]]
+        y3 = Y[indices[k + 3]]
+        y4 = Y[indices[k + 4]]
+        y5 = Y[indices[k + 5]]
+        y6 = Y[indices[k + 6]]
+        y7 = Y[indices[k + 7]]
+        d0 = d1 = d2 = d3 = d4 = d5 = d6 = d7 = v.dtype.type(0.0)
+        for a in range(f):
+            va = v[a]
+            d0 += y0[a] * va
+            d1 += y1[a] * va
+            d2 += y2[a] * va
+            d3 += y3[a] * va
+            d4 += y4[a] * va
+            d5 += y5[a] * va
+            d6 += y6[a] * va
+            d7 += y7[a] * va
+        w0 = _weight(conf[k], d0, residual)
+        w1 = _weight(conf[k + 1], d1, residual)
+        w2 = _weight(conf[k + 2], d2, residual)
+        w3 = _weight(conf[k + 3], d3, residual)
+        w4 = _weight(conf[k + 4], d4, residual)
+        w5 = _weight(conf[k + 5], d5, residual)
+        w6 = _weight(conf[k + 6], d6, residual)
+        w7 = _weight(conf[k + 7], d7, residual)
+        for a in range(f):
+            out[a] += (w0 * y0[a] + w1 * y1[a] + w2 * y2[a] + w3 * y3[a]) + \
+                (w4 * y4[a] + w5 * y5[a] + w6 * y6[a] + w7 * y7[a])
+        k += 8
     while k + 4 <= end:
         y0 = Y[indices[k]]
         y1 = Y[indices[k + 1]]
@@ -71,20 +108,10 @@ def _sparse_apply(Y, indices, conf, start, end, v, out, residual):
             d1 += y1[a] * va
             d2 += y2[a] * va
             d3 += y3[a] * va
-        c0 = conf[k]
-        c1 = conf[k + 1]
-        c2 = conf[k + 2]
-        c3 = conf[k + 3]
-        if residual:
-            w0 = c0 - (c0 - 1) * d0
-            w1 = c1 - (c1 - 1) * d1
-            w2 = c2 - (c2 - 1) * d2
-            w3 = c3 - (c3 - 1) * d3
-        else:
-            w0 = (c0 - 1) * d0
-            w1 = (c1 - 1) * d1
-            w2 = (c2 - 1) * d2
-            w3 = (c3 - 1) * d3
+        w0 = _weight(conf[k], d0, residual)
+        w1 = _weight(conf[k + 1], d1, residual)
+        w2 = _weight(conf[k + 2], d2, residual)
+        w3 = _weight(conf[k + 3], d3, residual)
         for a in range(f):
             out[a] += w0 * y0[a] + w1 * y1[a] + w2 * y2[a] + w3 * y3[a]
         k += 4
