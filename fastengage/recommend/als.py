@@ -97,10 +97,15 @@ class ALS(MatrixFactorization):
 
     def _half(self, indptr, indices, conf, X, Y, solver=None):
         f = self.factors
-        YtY = Y.T.astype(np.float64) @ Y.astype(np.float64)
+        cg = (solver or self.solver) == "cg"
+        if cg and Y.dtype == np.float32:
+            # CG works in float32 anyway (as implicit); skips two float64 copies of Y
+            YtY = (Y.T @ Y).astype(np.float64)
+        else:
+            YtY = Y.T.astype(np.float64) @ Y.astype(np.float64)
         A0 = YtY + self.regularization * np.eye(f)
         k = self._k()
-        if (solver or self.solver) == "cg":
+        if cg:
             k.als_cg_half(indptr, indices, conf, X, Y, A0.astype(X.dtype), self.cg_steps)
         else:
             k.als_cholesky_half(indptr, indices, conf, X, Y, A0)
