@@ -187,13 +187,15 @@ class BaseModel:
             "penalizer > 0 or other starting values via fit(..., initial_params=...)."
         )
 
-    def _newton_polish(self, f, u, steps: int = 8):
-        """A few safeguarded Newton steps with a finite-difference Hessian of the analytic gradient."""
+    def _newton_polish(self, f, u, steps: int = 4):
+        """Safeguarded Newton steps (forward-difference Hessian of the analytic gradient), taken
+        only while the gradient of the mean objective is above 1e-9."""
         val, g = f(u)
         for _ in range(steps):
-            if not np.isfinite(val) or np.max(np.abs(g)) < 1e-12:
+            if not np.isfinite(val) or np.max(np.abs(g)) < 1e-9:
                 break
-            H = _jacobian(lambda v: f(v)[1], u, 1e-6)
+            H = _jacobian(lambda v: f(v)[1], u, 1e-6, g0=g)
+            H = 0.5 * (H + H.T)
             try:
                 step = np.linalg.solve(H, -g)
             except np.linalg.LinAlgError:
@@ -224,7 +226,7 @@ class BaseModel:
         def neg_grad(th):
             _, g = self._loglik_grad(th, data)
             return -g + 2.0 * pen * total_weight * th
-        H = _jacobian(neg_grad, theta, 1e-5 * theta, relative=False)
+        H = _jacobian(neg_grad, theta, 1e-5 * theta, central=True)
         H = 0.5 * (H + H.T)
         try:
             cov = np.linalg.inv(H)
@@ -312,15 +314,22 @@ class BaseModel:
         return f"{type(self).__name__}({ps}, log_likelihood={self.log_likelihood_:.4f})"
 
 
-def _jacobian(fun: Callable[[np.ndarray], np.ndarray], x: np.ndarray, h, relative: bool = False):
-    """Central-difference Jacobian of a vector function (used on analytic gradients only)."""
+def _jacobian(fun: Callable[[np.ndarray], np.ndarray], x: np.ndarray, h, g0=None,
+              central: bool = False):
+    """Finite-difference Jacobian of a vector function (used on analytic gradients only):
+    forward differences from ``g0 = fun(x)`` when given, else central differences."""
     x = np.asarray(x, dtype=np.float64)
     hs = np.broadcast_to(np.asarray(h, dtype=np.float64), x.shape)
+    if g0 is None and not central:
+        g0 = fun(x)
     cols = []
     for j in range(x.size):
         e = np.zeros_like(x)
         e[j] = hs[j]
-        cols.append((np.asarray(fun(x + e)) - np.asarray(fun(x - e))) / (2.0 * hs[j]))
+        if central:
+            cols.append((np.asarray(fun(x + e)) - np.asarray(fun(x - e))) / (2.0 * hs[j]))
+        else:
+            cols.append((np.asarray(fun(x + e)) - np.asarray(g0)) / hs[j])
     return np.column_stack(cols)
 
 

@@ -74,8 +74,11 @@ class TransactionModel(BaseModel):
                                  recency_col=recency_col, T_col=T_col, weights=weights,
                                  weights_col=weights_col)
         (px, ptx, pT), pw, _ = compress(x, tx, TT, weights=w)
-        data = (px, ptx, pT, pw)
-        return self._fit_data(data, float(pw.sum()), initial_params)
+        return self._fit_data(self._payload(px, ptx, pT, pw), float(pw.sum()), initial_params)
+
+    def _payload(self, x, tx, T, w):
+        """What ``_loglik_grad`` receives; subclasses may add precomputed indices."""
+        return (x, tx, T, w)
 
     # -- predictions --------------------------------------------------------------------------
     def _pattern_eval(self, fn, *cols):

@@ -37,16 +37,25 @@ class BetaGeo(TransactionModel):
     param_names = ("r", "alpha", "a", "b")
     _modified = 0
 
+    def _payload(self, x, tx, T, w):
+        # distinct frequencies and distinct recency/T values: the kernel tabulates every special
+        # function over them, leaving one exp and one log1p per pattern
+        ux, ix = np.unique(x, return_inverse=True)
+        uy, iy = np.unique(np.concatenate([tx, T]), return_inverse=True)
+        n = x.shape[0]
+        return (x, tx, T, w, (ux, uy, ix.astype(np.int64), np.ascontiguousarray(iy[n:], np.int64),
+                              np.ascontiguousarray(iy[:n], np.int64)))
+
     def _start(self, data):
-        x, tx, T, w = data
+        x, tx, T, w = data[:4]
         mean_T = float(np.average(T, weights=w)) if w.sum() > 0 else 1.0
         mean_x = float(np.average(x, weights=w)) if w.sum() > 0 else 0.0
         return np.array([1.0, max(mean_T / (1.0 + mean_x), 1e-3), 1.0, 1.0])
 
     def _loglik_grad(self, theta, data):
-        x, tx, T, w = data
-        ll, grad, _ = _k.loglik_grad(np.asarray(theta, np.float64), x, tx, T, w, self._modified)
-        return ll, grad
+        ux, uy, ix, iT, itx = data[4]
+        return _k.loglik_grad_tab(np.asarray(theta, np.float64), ux, uy, ix, iT, itx, data[3],
+                                  self._modified)
 
     def individual_log_likelihood(self, frequency, recency, T) -> np.ndarray:
         """Per-customer log-likelihood at ``params_`` (float64, shape (n,))."""

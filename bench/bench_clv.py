@@ -1,0 +1,175 @@
+"""CLV side by side: fastengage.clv vs lifetimes, same data, same run, same answers asserted.
+
+    python -m pytest bench/bench_clv.py -s                          # smoke sizes (CI)
+    FASTENGAGE_BENCH=full python -m pytest bench/bench_clv.py -s    # the issue's sizes
+
+Full sizes: summary from 1M transactions, BG/NBD fit on 1M customers, Pareto/NBD fit on 100k,
+Gamma-Gamma fit on the repeat buyers of 1M customers, 12-month CLV of 1M customers. Customers are
+simulated from a BG/NBD (CDNOW-like parameters, daily resolution over a year).
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from bench._compare import bench_size, compare
+from fastengage import clv
+
+FULL = bench_size() == "full"
+ROUNDS = 3 if FULL else 1
+N_TX = 1_000_000 if FULL else 20_000
+N_BG = 1_000_000 if FULL else 20_000
+N_PARETO = 100_000 if FULL else 2_000
+N_CLV = 1_000_000 if FULL else 20_000
+
+lifetimes = pytest.importorskip("lifetimes")
+pd = pytest.importorskip("pandas")
+warnings.filterwarnings("ignore", module="lifetimes")
+
+
+def simulate_customers(n: int, seed: int = 0):
+    """BG/NBD customers in days: (frequency, recency, T, monetary_value), integer days."""
+    rng = np.random.default_rng(seed)
+    r, alpha, a, b = 0.25, 30.0, 0.8, 2.4
+    T = rng.integers(1, 366, n).astype(np.float64)
+    lam = rng.gamma(r, 1.0 / alpha, n)
+    p = rng.beta(a, b, n)
+    drop_at = rng.geometric(p)                # drops right after this repeat purchase
+    count = rng.poisson(lam * T)
+    x = np.minimum(count, drop_at).astype(np.float64)
+    frac = np.where(x > 0, rng.beta(np.maximum(x, 1), np.maximum(count - x + 1, 1)), 0.0)
+    tx = np.floor(frac * T)
+    x = np.where(tx > 0, x, 0.0)
+    tx = np.where(x > 0, tx, 0.0)
+    nu = rng.gamma(3.7, 1.0 / 15.0, n)
+    m = np.where(x > 0, rng.gamma(6.25 * np.maximum(x, 1), 1.0 / (nu * np.maximum(x, 1))), 0.0)
+    m = np.round(m, 2)
+    m = np.where((x > 0) & (m <= 0), 0.01, m)
+    return x, tx, T, m
+
+
+def _S(a):
+    return pd.Series(a)
+
+
+@pytest.fixture(scope="module")
+def customers():
+    return simulate_customers(max(N_BG, N_CLV))
+
+
+def test_summary(benchmark):
+    rng = np.random.default_rng(1)
+    n_cust = max(N_TX // 10, 10)
+    days = rng.integers(0, 730, N_TX)
+    table = pa.table({
+        "customer": rng.integers(0, n_cust, N_TX),
+        "date": pa.array((days * 86_400_000_000 + rng.integers(0, 86_400_000_000, N_TX)),
+                         pa.timestamp("us")),
+        "amount": np.round(rng.gamma(2.0, 20.0, N_TX), 2),
+    })
+    df = table.to_pandas()
+    end = "2021-12-31"
+
+    def ours():
+        return clv.summary(table, customer="customer", time="date", amount="amount", as_of=end)
+
+    def theirs():
+        return lifetimes.utils.summary_data_from_transaction_data(
+            df, "customer", "date", "amount", observation_period_end=end, freq="D")
+
+    def check(o, t, _):
+        o = o.to_pandas().set_index("customer").loc[t.index]
+        for col in ("frequency", "recency", "T", "monetary_value"):
+            np.testing.assert_allclose(o[col].to_numpy(), t[col].to_numpy(), rtol=1e-9, atol=1e-9)
+
+    compare(benchmark, "clv.summary", ours, {"lifetimes": theirs}, check, rounds=ROUNDS,
+            size=f"{N_TX} transactions")
+
+
+def test_betageo_fit(benchmark, customers):
+    x, tx, T, _ = (c[:N_BG] for c in customers)
+
+    def ours():
+        return clv.BetaGeo().fit(x, tx, T)
+
+    def theirs():
+        return lifetimes.BetaGeoFitter().fit(_S(x), _S(tx), _S(T))
+
+    def check(o, t, _):
+        ref = clv.BetaGeo()
+        ref.params_ = {k: float(t.params_[k]) for k in ("r", "alpha", "a", "b")}
+        ll_theirs = ref.individual_log_likelihood(x, tx, T).sum()
+        assert o.log_likelihood_ >= ll_theirs - 1e-6 * abs(ll_theirs)
+        for k in ("r", "alpha", "a", "b"):
+            assert o.params_[k] == pytest.approx(t.params_[k], rel=2e-3), k
+
+    compare(benchmark, "clv.betageo_fit", ours, {"lifetimes": theirs}, check, rounds=ROUNDS,
+            size=f"{N_BG} customers")
+
+
+def test_pareto_fit(benchmark, customers):
+    x, tx, T, _ = (c[:N_PARETO] for c in customers)
+
+    def ours():
+        return clv.ParetoNBD().fit(x, tx, T)
+
+    def theirs():
+        return lifetimes.ParetoNBDFitter().fit(_S(x), _S(tx), _S(T))
+
+    def check(o, t, _):
+        ref = clv.ParetoNBD()
+        ref.params_ = {k: float(t.params_[k]) for k in ("r", "alpha", "s", "beta")}
+        ll_theirs = ref.individual_log_likelihood(x, tx, T).sum()
+        # same maximum: our optimum is at least as good, and the parameters agree
+        assert o.log_likelihood_ >= ll_theirs - 1e-6 * abs(ll_theirs)
+        for k in ("r", "alpha", "s", "beta"):
+            assert o.params_[k] == pytest.approx(t.params_[k], rel=1e-2), k
+
+    compare(benchmark, "clv.pareto_fit", ours, {"lifetimes": theirs}, check, rounds=ROUNDS,
+            size=f"{N_PARETO} customers")
+
+
+def test_gammagamma_fit(benchmark, customers):
+    x, _, _, m = (c[:N_BG] for c in customers)
+    keep = x > 0
+
+    def ours():
+        return clv.GammaGamma().fit(x, m)
+
+    def theirs():
+        return lifetimes.GammaGammaFitter().fit(_S(x[keep]), _S(m[keep]))
+
+    def check(o, t, _):
+        for k, kk in (("p", "p"), ("q", "q"), ("gamma", "v")):
+            assert o.params_[k] == pytest.approx(t.params_[kk], rel=2e-3), k
+
+    compare(benchmark, "clv.gammagamma_fit", ours, {"lifetimes": theirs}, check, rounds=ROUNDS,
+            size=f"{int(keep.sum())} repeat buyers")
+
+
+def test_clv_12_months(benchmark, customers):
+    x, tx, T, m = (c[:N_CLV] for c in customers)
+    bg = clv.BetaGeo().fit(x[:20_000], tx[:20_000], T[:20_000])
+    gg = clv.GammaGamma().fit(x[:20_000], m[:20_000])
+    ref_bg = lifetimes.BetaGeoFitter()
+    ref_bg.params_ = pd.Series(bg.params_)
+    ref_bg.predict = ref_bg.conditional_expected_number_of_purchases_up_to_time
+    ref_gg = lifetimes.GammaGammaFitter()
+    ref_gg.params_ = pd.Series({"p": gg.params_["p"], "q": gg.params_["q"], "v": gg.params_["gamma"]})
+    sx, stx, sT, sm = _S(x), _S(tx), _S(T), _S(m)
+
+    def ours():
+        return gg.customer_lifetime_value(bg, x, tx, T, m, time=12, discount_rate=0.01, freq="D")
+
+    def theirs():
+        return ref_gg.customer_lifetime_value(ref_bg, sx, stx, sT, sm, time=12,
+                                              discount_rate=0.01, freq="D").to_numpy()
+
+    def check(o, t, _):
+        np.testing.assert_allclose(o, t, rtol=1e-6)
+
+    compare(benchmark, "clv.clv_12m", ours, {"lifetimes": theirs}, check, rounds=ROUNDS,
+            size=f"{N_CLV} customers")
