@@ -160,3 +160,20 @@ def test_input_errors():
         clv.BetaGeo().fit([-1, 2], [0.0, 1.0], [4.0, 3.0])
     with pytest.raises(InputError, match="not fitted"):
         clv.BetaGeo().probability_alive(1, 1, 2)
+
+
+@pytest.mark.parametrize("modified", [0, 1])
+def test_tabulated_kernel_equals_plain_kernel(cdnow, modified):
+    x, tx, T = cdnow
+    w = np.arange(1.0, x.size + 1.0)
+    ux, ix = np.unique(x, return_inverse=True)
+    uy, iy = np.unique(np.concatenate([tx, T]), return_inverse=True)
+    n = x.size
+    theta = np.array([0.3, 5.0, 0.9, 2.2])
+    ll, grad, _ = kb.loglik_grad(theta, x, tx, T, w, modified)
+    args = (theta, ux, uy, ix.astype(np.int64), iy[n:].astype(np.int64), iy[:n].astype(np.int64), w,
+            modified)
+    for fn in (kb.loglik_grad_tab.serial, kb.loglik_grad_tab.parallel):
+        ll2, grad2 = fn(*args)
+        assert ll2 == pytest.approx(ll, rel=1e-13)
+        np.testing.assert_allclose(grad2, grad, rtol=1e-11)
