@@ -26,16 +26,15 @@ class GammaGamma(BaseModel):
     param_names = ("p", "q", "gamma")
 
     def _start(self, data):
-        x, m, w = data
+        x, m, w = data[:3]
         mean = float(np.average(m, weights=w))
         var = float(np.average((m - mean) ** 2, weights=w)) + 1e-12
         return np.array([1.0, 2.0, max(mean, 1e-3)]) if var <= 0 else \
             np.array([max(mean ** 2 / var, 0.1), 3.0, max(mean, 1e-3) * 2.0])
 
     def _loglik_grad(self, theta, data):
-        x, m, w = data
-        ll, grad, _ = _k.loglik_grad(np.asarray(theta, np.float64), x, m, w)
-        return ll, grad
+        x, m, w, ux, ix, log_m = data
+        return _k.loglik_grad_tab(np.asarray(theta, np.float64), ux, ix, m, log_m, w)
 
     @staticmethod
     def _xm(frequency, monetary_value, frequency_col, monetary_col):
@@ -69,7 +68,9 @@ class GammaGamma(BaseModel):
             raise InputError(f"monetary_value must be > 0 for repeat buyers; {bad} customer(s) "
                              "have frequency > 0 and monetary_value <= 0")
         (px, pm), pw, _ = compress(x[keep], m[keep], weights=None if w is None else w[keep])
-        return self._fit_data((px, pm, pw), float(pw.sum()), initial_params)
+        ux, ix = np.unique(px, return_inverse=True)
+        data = (px, pm, pw, ux, ix.astype(np.int64), np.log(pm))
+        return self._fit_data(data, float(pw.sum()), initial_params)
 
     def individual_log_likelihood(self, frequency, monetary_value) -> np.ndarray:
         x = as_float_array(frequency, "frequency")
