@@ -295,3 +295,43 @@ def loglik_grad_tab(params, ux, uy, ix, iT, itx, w, modified):
     grad[2] = g2
     grad[3] = g3
     return total, grad
+
+
+@dual(1)
+def discounted_if_alive(params, x, T, times, disc, modified):
+    """sum_i (E[Y(t_i) | alive at T] - E[Y(t_{i-1}) | alive at T]) * disc_i per (x, T) pair.
+
+    The conditional expectation factors into P(alive | x, t_x, T) times a term that depends on
+    (x, T) only (FHL 2005 eq. 10), so CLV needs this once per distinct (x, T), not per customer
+    and horizon.
+    """
+    r, alpha, a, b = params[0], params[1], params[2], params[3]
+    m = float(modified)
+    n = x.shape[0]
+    out = np.empty(n)
+    for i in prange(n):
+        prev = 0.0
+        acc = 0.0
+        for h in range(times.shape[0]):
+            t = times[h]
+            cur = 0.0
+            if t > 0.0:
+                z = t / (alpha + T[i] + t)
+                cur = bg_conditional_alive_expectation(r + x[i], a, a + b + x[i] + m - 1.0, z)
+            acc += (cur - prev) * disc[h]
+            prev = cur
+        out[i] = acc
+    return out
+
+
+@dual(1)
+def probability_alive_now(params, x, tx, T, modified):
+    """P(alive at T | x, t_x, T) (eq. 13)."""
+    r, alpha, a, b = params[0], params[1], params[2], params[3]
+    m = float(modified)
+    n = x.shape[0]
+    out = np.empty(n)
+    for i in prange(n):
+        lo = _log_odds_dead(r, alpha, a, b, x[i], tx[i], T[i], m)
+        out[i] = expit(-lo) if lo > -np.inf else 1.0
+    return out

@@ -152,3 +152,38 @@ def population_expected(params, t):
         else:
             out[i] = r * beta / alpha * one_minus_pow_over(s - 1.0, math.log(beta) - math.log(beta + ti))
     return out
+
+
+@dual(1)
+def discounted_if_alive(params, x, T, times, disc):
+    """sum_i (E[Y(t_i) | alive at T] - E[Y(t_{i-1}) | alive at T]) * disc_i per (x, T) pair;
+    E[Y(t) | alive] = (r+x)(beta+T)/((alpha+T)(s-1)) [1 - ((beta+T)/(beta+T+t))^(s-1)]."""
+    r, alpha, s, beta = params[0], params[1], params[2], params[3]
+    n = x.shape[0]
+    out = np.empty(n)
+    for i in prange(n):
+        bt = beta + T[i]
+        lead = (r + x[i]) / (alpha + T[i]) * bt
+        prev = 0.0
+        acc = 0.0
+        for h in range(times.shape[0]):
+            t = times[h]
+            cur = 0.0
+            if t > 0.0:
+                cur = lead * one_minus_pow_over(s - 1.0, math.log(bt) - math.log(bt + t))
+            acc += (cur - prev) * disc[h]
+            prev = cur
+        out[i] = acc
+    return out
+
+
+@dual(1)
+def probability_alive_now(params, x, tx, T):
+    """P(alive at T | x, t_x, T)."""
+    r, alpha, s, beta = params[0], params[1], params[2], params[3]
+    n = x.shape[0]
+    out = np.empty(n)
+    for i in prange(n):
+        _, lp, _, _, _, _ = _pattern(r, alpha, s, beta, x[i], tx[i], T[i], False)
+        out[i] = math.exp(lp)
+    return out

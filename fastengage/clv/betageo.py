@@ -69,6 +69,12 @@ class BetaGeo(TransactionModel):
     def _k_expected(self, theta, t, x, tx, T):
         return _k.expected_purchases(theta, t, x, tx, T, self._modified)
 
+    def _k_alive_now(self, theta, x, tx, T):
+        return _k.probability_alive_now(theta, x, tx, T, self._modified)
+
+    def _k_discounted(self, theta, x, T, times, disc):
+        return _k.discounted_if_alive(theta, x, T, times, disc, self._modified)
+
     def _k_population(self, theta, t):
         return _k.population_expected(theta, t, self._modified)
 

@@ -45,12 +45,16 @@ def customer_lifetime_value(transaction_model, frequency, recency, T, monetary_v
     x, tx, TT = transaction_model._prep_rft(frequency, recency, T)
     x, tx, TT = (np.ascontiguousarray(a.reshape(-1)) for a in (x, tx, TT))
     m = np.asarray(monetary_value, dtype=np.float64).reshape(-1)
-    (px, ptx, pT), _, inverse = compress(x, tx, TT)
+    if m.shape != x.shape:
+        raise InputError("monetary_value must have one value per customer")
     theta = transaction_model._theta()
-    disc = np.zeros(px.shape[0])
-    prev = np.zeros(px.shape[0])
-    for i in range(1, int(time) + 1):
-        cur = transaction_model._k_expected(theta, np.full(px.shape[0], i * factor), px, ptx, pT)
-        disc += (cur - prev) / (1.0 + discount_rate) ** i
-        prev = cur
-    return m * disc[inverse]
+    # E[Y(t) | x, t_x, T] = P(alive | x, t_x, T) * E[Y(t) | alive, x, T]: the second factor,
+    # summed over the horizons with their discounts, is computed once per distinct (x, T)
+    (px, ptx, pT), _, inverse = compress(x, tx, TT)
+    alive = transaction_model._k_alive_now(theta, px, ptx, pT)
+    (qx, qT), _, pair = compress(px, pT)
+    steps = np.arange(1, int(time) + 1, dtype=np.float64)
+    times = np.ascontiguousarray(steps * factor)
+    disc = np.ascontiguousarray((1.0 + discount_rate) ** -steps)
+    per_pair = transaction_model._k_discounted(theta, qx, qT, times, disc)
+    return m * (alive * per_pair[pair])[inverse]
