@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 
 from .errors import ColumnNotFoundError, InputError
 
@@ -40,9 +41,10 @@ class Source:
     schema : pyarrow.Schema
         Schema of the whole input.
     kind : str
-        What the user passed: ``"table"``, ``"batch"``, ``"reader"``, ``"dataset"`` or ``"stream"``.
+        What the user passed: ``"table"``, ``"batch"``, ``"reader"``, ``"parquet_file"`` (a path to
+        one file), ``"dataset"`` (a Dataset or a folder) or ``"stream"``.
     num_rows : int or None
-        Row count when known without reading the data (tables, batches, datasets).
+        Row count when known without reading the data (tables, batches, Parquet files).
     """
 
     schema: pa.Schema
@@ -100,10 +102,16 @@ class Source:
             else:
                 for start in range(0, batch.num_rows, batch_size):
                     yield batch.slice(start, batch_size)
+        elif self.kind == "parquet_file":
+            yield from data.iter_batches(batch_size=batch_size or 1_000_000, columns=columns)
         elif self.kind == "dataset":
             # Arrow reads ahead 16 batches x 4 files by default; one of each keeps the memory of
             # a stream bounded by the batch size, and the decoding still runs on Arrow's threads.
             kwargs = {"columns": columns, "batch_readahead": 1, "fragment_readahead": 1}
+            if isinstance(data.format, ds.ParquetFileFormat):
+                # Pre-buffering coalesces reads of whole row groups far ahead of the scan; off,
+                # the memory of a 20M-row scan drops from ~350 MiB to ~160 MiB.
+                kwargs["fragment_scan_options"] = ds.ParquetFragmentScanOptions(pre_buffer=False)
             if batch_size is not None:
                 kwargs["batch_size"] = batch_size
             yield from data.to_batches(**kwargs)
@@ -149,6 +157,14 @@ def open_source(data) -> Source:
         path = os.fspath(data)
         if not os.path.exists(path):
             raise InputError(f"input path {path!r} does not exist")
+        if os.path.isfile(path):
+            # One file: the plain sequential reader holds the least memory (one row group's
+            # pages at a time, no async read-ahead), which is what streaming is for.
+            try:
+                parquet = pq.ParquetFile(path, pre_buffer=False)
+            except (pa.ArrowInvalid, OSError) as exc:
+                raise InputError(f"cannot read {path!r} as Parquet: {exc}") from exc
+            return Source(parquet.schema_arrow, "parquet_file", parquet.metadata.num_rows, parquet)
         try:
             dataset = ds.dataset(path, format="parquet")
         except (pa.ArrowInvalid, OSError) as exc:

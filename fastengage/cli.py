@@ -38,7 +38,8 @@ def _run_rfm(args) -> int:
     from .features import rfm
 
     source = open_source(args.input)
-    total = source._data.count_rows() if source.kind == "dataset" else None
+    total = source.num_rows if source.num_rows is not None else (
+        source._data.count_rows() if source.kind == "dataset" else None)
     bar = None if args.quiet else ProgressBar(total)
     result = rfm(source, customer=args.customer, time=args.time, amount=args.amount,
                  order=args.order, as_of=args.as_of, returns=args.returns,

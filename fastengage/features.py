@@ -110,7 +110,7 @@ def rfm(data, *, customer: str, time: str, amount: str, order: str | None = None
                         returns=returns, drop_null_customers=drop_null_customers)
 
     state = new_state()
-    if source.kind == "dataset":
+    if source.kind in ("dataset", "parquet_file"):
         # A file or dataset can be read twice: try the lean pass that assumes time order (no
         # set of customer-days to keep), and fall back to the general pass at the first event
         # out of order. Logs are usually written in time order, so the fallback is rare.
