@@ -142,21 +142,31 @@ def _mix(h):
 
 
 @njit(**NJIT)
+def _hash_row(keys, i, k):
+    h = np.uint64(0x9E3779B97F4A7C15)
+    for j in range(k):
+        h = _mix(h ^ keys[i, j])
+    return h
+
+
+@njit(**NJIT)
 def unique_patterns(cols):
     """Distinct rows of a float64 (n, k) matrix, by exact bit pattern, with an open-address table.
 
     Returns (first_row[m], inverse[n], counts[m]) with patterns in first-seen order, so that a
-    likelihood over the m patterns weighted by counts equals the one over the n rows.
+    likelihood over the m patterns weighted by counts equals the one over the n rows. The table
+    grows with the number of distinct rows (not of rows) and probes compare against a compact copy
+    of the distinct keys, so few distinct patterns stay cache-resident however long the input is.
     """
     n, k = cols.shape
     bits = cols.view(np.uint64)
-    size = 16
-    while size < 2 * n:
-        size *= 2
+    size = 1024
     mask = np.uint64(size - 1)
     table = np.full(size, -1, dtype=np.int64)
-    first_row = np.empty(n, dtype=np.int64)
-    counts = np.zeros(n, dtype=np.int64)
+    cap = 1024
+    keys = np.empty((cap, k), dtype=np.uint64)
+    first_row = np.empty(cap, dtype=np.int64)
+    counts = np.zeros(cap, dtype=np.int64)
     inverse = np.empty(n, dtype=np.int64)
     m = 0
     for i in range(n):
@@ -167,16 +177,38 @@ def unique_patterns(cols):
         while True:
             p = table[slot]
             if p == -1:
+                if m == cap:
+                    cap *= 2
+                    keys2 = np.empty((cap, k), dtype=np.uint64)
+                    keys2[:m] = keys[:m]
+                    keys = keys2
+                    fr2 = np.empty(cap, dtype=np.int64)
+                    fr2[:m] = first_row[:m]
+                    first_row = fr2
+                    c2 = np.zeros(cap, dtype=np.int64)
+                    c2[:m] = counts[:m]
+                    counts = c2
+                for j in range(k):
+                    keys[m, j] = bits[i, j]
                 table[slot] = m
                 first_row[m] = i
                 counts[m] = 1
                 inverse[i] = m
                 m += 1
+                if 2 * m > size:
+                    # keep the load factor below 1/2: double the table and reinsert
+                    size *= 2
+                    mask = np.uint64(size - 1)
+                    table = np.full(size, -1, dtype=np.int64)
+                    for q in range(m):
+                        sl = _hash_row(keys, q, k) & mask
+                        while table[sl] != -1:
+                            sl = (sl + np.uint64(1)) & mask
+                        table[sl] = q
                 break
-            r = first_row[p]
             same = True
             for j in range(k):
-                if bits[r, j] != bits[i, j]:
+                if keys[p, j] != bits[i, j]:
                     same = False
                     break
             if same:

@@ -50,11 +50,10 @@ def customer_lifetime_value(transaction_model, frequency, recency, T, monetary_v
     theta = transaction_model._theta()
     # E[Y(t) | x, t_x, T] = P(alive | x, t_x, T) * E[Y(t) | alive, x, T]: the second factor,
     # summed over the horizons with their discounts, is computed once per distinct (x, T)
-    (px, ptx, pT), _, inverse = compress(x, tx, TT)
-    alive = transaction_model._k_alive_now(theta, px, ptx, pT)
-    (qx, qT), _, pair = compress(px, pT)
+    alive = transaction_model._k_alive_now(theta, x, tx, TT)
+    (qx, qT), _, pair = compress(x, TT)
     steps = np.arange(1, int(time) + 1, dtype=np.float64)
     times = np.ascontiguousarray(steps * factor)
     disc = np.ascontiguousarray((1.0 + discount_rate) ** -steps)
     per_pair = transaction_model._k_discounted(theta, qx, qT, times, disc)
-    return m * (alive * per_pair[pair])[inverse]
+    return m * alive * per_pair[pair]
