@@ -53,12 +53,16 @@ def _implicit_fit(matrix, **kw):
     return model
 
 
+FITTED = {}
+
+
 def test_als_fit(benchmark, synthetic):
     matrix = synthetic.matrix.astype(np.float32)
     params = dict(factors=FACTORS, iterations=ITERATIONS, regularization=0.01, alpha=1.0)
 
     def ours():
-        return ALS(seed=0, **params).fit(synthetic)
+        FITTED["als"] = ALS(seed=0, **params).fit(synthetic)
+        return FITTED["als"]
 
     def peer():
         return _implicit_fit(matrix, random_state=0, **params)
@@ -78,7 +82,8 @@ def test_als_fit(benchmark, synthetic):
 
 
 def test_recommend_all(benchmark, synthetic):
-    model = ALS(factors=FACTORS, iterations=2, seed=0).fit(synthetic)
+    # the fully trained model of test_als_fit (how well top-N pruning works depends on it)
+    model = FITTED.get("als") or ALS(factors=FACTORS, iterations=ITERATIONS, seed=0).fit(synthetic)
     matrix = synthetic.matrix.astype(np.float32)
     theirs = implicit_als.AlternatingLeastSquares(factors=FACTORS)
     theirs.user_factors, theirs.item_factors = model.user_factors_, model.item_factors_

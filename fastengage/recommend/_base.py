@@ -344,6 +344,8 @@ class Recommender:
         params = {k: getattr(self, k) for k in self._params}
         if "dtype" in params:
             params["dtype"] = np.dtype(params["dtype"]).name
+        # numpy scalars (e.g. a seed drawn with numpy) are stored as plain JSON numbers
+        params = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in params.items()}
         meta = {
             "params": params,
             "weighting": self.weighting_,
