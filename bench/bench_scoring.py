@@ -12,6 +12,9 @@ peers get a prepared float matrix (except where the conversion is the point of t
 """
 from __future__ import annotations
 
+import statistics
+import time
+
 import numpy as np
 import onnxruntime as ort
 import pyarrow as pa
@@ -84,7 +87,10 @@ def test_tree_ensemble_onnx_vs_onnxruntime(benchmark, trained, tree_data):
         if peer == "onnxruntime":
             np.testing.assert_array_equal(mine, theirs)  # bit-identical
         else:
-            np.testing.assert_allclose(mine, theirs, atol=2e-5)
+            # scikit-learn compares float64 features; ONNX rounds them to float32, which flips a
+            # split for a handful of rows per million lying within float32 rounding of a threshold.
+            close = np.abs(mine - theirs) <= 2e-5
+            assert close.mean() >= 0.9999, f"{(~close).sum()} rows differ from scikit-learn"
 
     compare(benchmark, "scoring.trees_onnx", ours, {
         "onnxruntime": lambda: sess.run(None, {"X": X32})[1][:, 1],
@@ -164,3 +170,38 @@ def test_onnxruntime_path_overhead(benchmark, trained):
     compare(benchmark, "scoring.onnxruntime_path", ours,
             {"onnxruntime_direct": lambda: sess.run(None, {"X": X32})[1][:, 1]}, check,
             rounds=ROUNDS, size=f"{N_ORT} rows x {F} features, batches of 100k")
+
+
+def _percentiles(fn, n):
+    fn()
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    times.sort()
+    return statistics.median(times), times[max(0, int(0.99 * n) - 1)]
+
+
+def test_single_row_latency(benchmark, trained):
+    """One customer per call, as a service scores: p50/p99 of fastengage (Arrow row in, Arrow
+    table out; and the NumPy ``predict`` entry) vs ONNX Runtime's ``run`` on a 1-row array."""
+    _, _, _, b = trained
+    model = load_model(b)
+    row = _table(_features(1, 6))
+    x = np.column_stack([row.column(n).to_numpy() for n in NAMES])
+    x32 = x.astype(np.float32)
+    sess = _ort_session(b)
+    n = 2000 if FULL else 200
+    lat = {
+        "fastengage.score (Arrow)": _percentiles(lambda: model.score(row, id="id"), n),
+        "fastengage.predict (NumPy)": _percentiles(lambda: model.predict(x), n),
+        "onnxruntime.run (NumPy)": _percentiles(lambda: sess.run(None, {"X": x32}), n),
+    }
+    for name, (p50, p99) in lat.items():
+        print(f"\n[scoring.latency] {name}: p50 {p50 * 1e6:.0f} us, p99 {p99 * 1e6:.0f} us", end="")
+    np.testing.assert_array_equal(model.predict(x), sess.run(None, {"X": x32})[1])
+    compare(benchmark, "scoring.single_row", lambda: model.predict(x),
+            {"onnxruntime": lambda: sess.run(None, {"X": x32})[1]},
+            lambda a, c, p: np.testing.assert_array_equal(a, c), rounds=50,
+            size="1 row", extra={"latency_us": {k: [v[0] * 1e6, v[1] * 1e6] for k, v in lat.items()}})

@@ -9,6 +9,8 @@ from ..errors import InputError
 
 __all__ = ["feature_column", "feature_columns", "feature_matrix", "NULL_RULES"]
 
+_PLAIN = (pa.float64(), pa.float32(), pa.int64(), pa.int32())
+
 #: ``"error"``: a null in a feature raises; ``"nan"``: a null is read as NaN (missing).
 NULL_RULES = ("error", "nan")
 
@@ -24,6 +26,8 @@ def feature_column(array, column: str, dtype, nulls: str) -> np.ndarray:
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()
     typ = array.type
+    if typ in _PLAIN and not array.null_count:  # the common case, without the checks below
+        return np.ascontiguousarray(array.to_numpy(), dtype=dtype)
     if pa.types.is_dictionary(typ):
         array = array.dictionary_decode()
         typ = array.type
@@ -57,5 +61,9 @@ def feature_matrix(batch, features: list[str], dtype, nulls: str) -> np.ndarray:
     """A row-major ``(n, F)`` matrix of the features (what tree traversal and ONNX Runtime read)."""
     out = np.empty((batch.num_rows, len(features)), dtype=dtype)
     for j, name in enumerate(features):
-        out[:, j] = feature_column(batch.column(name), name, None, nulls)
+        col = batch.column(name)
+        if col.type in _PLAIN and not col.null_count:
+            out[:, j] = col.to_numpy()
+        else:
+            out[:, j] = feature_column(col, name, None, nulls)
     return out

@@ -106,6 +106,11 @@ class LinearModel(Model):
         cols = tuple(feature_column(batch.column(name), name, np.float64, nulls) for name in features)
         return self.predict_columns(cols, parallel=parallel)
 
+    def _predict_matrix(self, X, parallel, n_threads):
+        X = np.asarray(X, dtype=np.float64)
+        return self.predict_columns(tuple(np.ascontiguousarray(X[:, j]) for j in range(X.shape[1])),
+                                    parallel=parallel)
+
     def predict_columns(self, cols, *, parallel: bool = True) -> np.ndarray:
         """Scores ``(n, n_outputs)`` float64 from a tuple of F contiguous float64 columns.
 

@@ -129,7 +129,8 @@ class Model:
         src = open_source(data)
         if id is not None:
             src.require({"id": id})
-        missing = [name for name in feats if name not in src.schema.names]
+        available = set(src.schema.names)
+        missing = [name for name in feats if name not in available]
         if missing:
             raise ColumnNotFoundError(
                 "feature column(s) " + ", ".join(repr(m) for m in missing)
@@ -185,11 +186,16 @@ class Model:
         return pa.Table.from_batches(batches)
 
     def predict(self, X: np.ndarray, *, n_threads: int | None = None) -> np.ndarray:
-        """Scores of a NumPy matrix ``X`` ``(n, n_features)`` (nulls rule: NaN passed through)."""
+        """Scores of a NumPy matrix ``X`` ``(n, n_features)``, columns in the model's feature
+        order (NaN passed through as missing). The low-latency entry for a service scoring one
+        customer at a time: no Arrow round trip."""
         X = np.asarray(X)
         if X.ndim != 2 or X.shape[1] != self.n_features:
             raise InputError(f"X must have shape (n, {self.n_features}), got {X.shape}")
+        with numba_threads(n_threads):
+            return self._predict_matrix(X, X.shape[0] > SERIAL_ROWS, n_threads)
+
+    def _predict_matrix(self, X, parallel, n_threads):
         names = [f"f{j}" for j in range(self.n_features)]
         batch = pa.RecordBatch.from_arrays([pa.array(X[:, j]) for j in range(X.shape[1])], names=names)
-        with numba_threads(n_threads):
-            return self._predict(batch, names, "nan", X.shape[0] > SERIAL_ROWS, n_threads)
+        return self._predict(batch, names, "nan", parallel, n_threads)

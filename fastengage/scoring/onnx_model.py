@@ -302,6 +302,11 @@ class OnnxModel(Model):
         out = np.asarray(out)
         return out.reshape(out.shape[0], -1) if out.ndim != 2 else out
 
+    def _predict_matrix(self, X, parallel, n_threads):
+        if len(self._inputs) == 1:
+            return self._run(X, n_threads)
+        return super()._predict_matrix(X, parallel, n_threads)
+
     def _predict(self, batch, features, nulls, parallel, n_threads):
         if len(self._inputs) == 1:
             name, dtype, _ = self._inputs[0]

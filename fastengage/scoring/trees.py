@@ -326,6 +326,10 @@ class TreeModel(Model):
             return min(t, n_src) if n_src > t else 1
         return min(t, n_src) if n_src >= t else 1
 
+    def _predict_matrix(self, X, parallel, n_threads):
+        X = np.ascontiguousarray(X, dtype=self.ensemble.input_dtype)
+        return self.ensemble.predict(X, parallel, self._chunks(X.shape[0]))
+
     def _predict(self, batch, features, nulls, parallel, n_threads):
         X = feature_matrix(batch, features, self.ensemble.input_dtype, nulls)
         return self.ensemble.predict(X, parallel, self._chunks(X.shape[0]))
