@@ -198,3 +198,19 @@ def test_gammagamma_tabulated_kernel(cdnow):
         ll2, grad2 = fn(theta, ux, ix.astype(np.int64), zz, np.log(zz), w)
         assert ll2 == pytest.approx(ll, rel=1e-13)
         np.testing.assert_allclose(grad2, grad, rtol=1e-10)
+
+
+def test_pareto_tabulated_kernel(cdnow):
+    from fastengage.clv._base import compress
+    x, tx, T, _ = cdnow
+    w = np.linspace(0.5, 2.0, x.size)
+    theta = np.array([0.5, 12.0, 0.7, 3.0])
+    ll, grad, _ = clv_pareto.loglik_grad(theta, x, tx, T, w)
+    n = x.size
+    (qx, qy), _, pair = compress(np.concatenate([x, x]), np.concatenate([tx, T]))
+    ux, ix = np.unique(x, return_inverse=True)
+    args = (theta, qx, qy, ux, ix.astype(np.int64), pair[:n].copy(), pair[n:].copy(), T, w)
+    for fn in (clv_pareto.loglik_grad_tab.serial, clv_pareto.loglik_grad_tab.parallel):
+        ll2, grad2 = fn(*args)
+        assert ll2 == pytest.approx(ll, rel=1e-12)
+        np.testing.assert_allclose(grad2, grad, rtol=1e-9)

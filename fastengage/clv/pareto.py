@@ -28,17 +28,26 @@ class ParetoNBD(TransactionModel):
     _kind = "clv.paretonbd"
     param_names = ("r", "alpha", "s", "beta")
 
+    def _payload(self, x, tx, T, w):
+        # F(y) depends on (x, y) only: evaluate it once per distinct pair, y in {t_x, T}
+        from ._base import compress
+        n = x.shape[0]
+        (qx, qy), _, pair = compress(np.concatenate([x, x]), np.concatenate([tx, T]))
+        ux, ix = np.unique(x, return_inverse=True)
+        return (x, tx, T, w, (qx, qy, ux, ix.astype(np.int64), np.ascontiguousarray(pair[:n]),
+                              np.ascontiguousarray(pair[n:])))
+
     def _start(self, data):
-        x, tx, T, w = data
+        x, tx, T, w = data[:4]
         mean_T = float(np.average(T, weights=w)) if w.sum() > 0 else 1.0
         mean_x = float(np.average(x, weights=w)) if w.sum() > 0 else 0.0
         scale = max(mean_T / (1.0 + mean_x), 1e-3)
         return np.array([1.0, scale, 1.0, max(mean_T, 1e-3)])
 
     def _loglik_grad(self, theta, data):
-        x, tx, T, w = data
-        ll, grad, _ = _k.loglik_grad(np.asarray(theta, np.float64), x, tx, T, w)
-        return ll, grad
+        qx, qy, ux, ix, ia, ib = data[4]
+        return _k.loglik_grad_tab(np.asarray(theta, np.float64), qx, qy, ux, ix, ia, ib, data[2],
+                                  data[3])
 
     def individual_log_likelihood(self, frequency, recency, T) -> np.ndarray:
         """Per-customer log-likelihood at ``params_`` (float64, shape (n,))."""
