@@ -34,6 +34,8 @@ class MatrixFactorization(Recommender):
 
     user_factors_: np.ndarray
     item_factors_: np.ndarray
+    #: items in the first pruning block (later blocks double); tests make it small
+    first_item_block = _FIRST_ITEM_BLOCK
 
     def _finalize(self) -> None:
         # one contiguous transposed copy, so every score block is a plain row-major gemm
@@ -44,7 +46,7 @@ class MatrixFactorization(Recommender):
         self._sorted_T = np.ascontiguousarray(self.item_factors_[self._perm].T)
         self._sorted_norms = norms[self._perm]
         bounds = [0]
-        size = _FIRST_ITEM_BLOCK
+        size = int(self.first_item_block)
         while bounds[-1] < norms.size:
             bounds.append(min(norms.size, bounds[-1] + size))
             size *= 2
