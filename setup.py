@@ -20,6 +20,7 @@ CYTHON_DIRECTIVES = {
 
 CYTHON_MODULES = [
     "idmap",
+    "rec_heap",
 ]
 
 extensions = [

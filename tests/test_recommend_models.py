@@ -243,6 +243,9 @@ def test_recommend_equals_naive_topn(seed, n, block, with_items):
     if with_items:
         items = model.items_.ids().to_pylist()[::2]
     table = model.recommend(n=n, items=items)
+    model.heap_kernel = "numba"
+    assert model.recommend(n=n, items=items).equals(table)  # Cython and Numba heaps agree
+    model.heap_kernel = "cython"
     S = model.user_factors_.astype(np.float32) @ model.item_factors_.T.astype(np.float32)
     allowed = None
     if items is not None:

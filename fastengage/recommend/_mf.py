@@ -16,8 +16,15 @@ import numpy as np
 
 from .._persist import Bundle
 from ..errors import ModelFormatError
-from ..kernels import rec_topn
+from ..kernels import rec_heap, rec_topn
 from ._base import Recommender, _single_thread_blas, topn_from_scores
+
+# The heap kernels: Cython (compiled ahead, so a service's first request has no JIT warm-up)
+# by default; the Numba twins give the same results and are kept as a cross-check.
+HEAP_KERNELS = {
+    "cython": (rec_heap.topn_update, rec_heap.heap_finalize),
+    "numba": (rec_topn.topn_update, rec_topn.heap_finalize),
+}
 
 _USER_BLOCK = 256
 _FIRST_ITEM_BLOCK = 1024
@@ -36,6 +43,8 @@ class MatrixFactorization(Recommender):
     item_factors_: np.ndarray
     #: items in the first pruning block (later blocks double); tests make it small
     first_item_block = _FIRST_ITEM_BLOCK
+    #: "cython" or "numba" (see HEAP_KERNELS)
+    heap_kernel = "cython"
 
     def _finalize(self) -> None:
         # one contiguous transposed copy, so every score block is a plain row-major gemm
@@ -54,6 +63,7 @@ class MatrixFactorization(Recommender):
 
     def _pruned_block(self, U, seen_rows, n, seen_indptr, seen_indices, allowed, use_allowed,
                       out_idx, out_score, out_count):
+        update, finalize = HEAP_KERNELS[self.heap_kernel]
         B = U.shape[0]
         hs = np.empty((B, n), U.dtype)
         hi = np.empty((B, n), np.int64)
@@ -68,9 +78,9 @@ class MatrixFactorization(Recommender):
                 if active.size == 0:
                     break
             scores = U[active] @ self._sorted_T[:, a:b]
-            rec_topn.topn_update(scores, active, seen_rows, self._perm[a:b], seen_indptr,
-                                 seen_indices, allowed, use_allowed, self._tiebreak, hs, hi, size)
-        rec_topn.heap_finalize(hs, hi, size, self._tiebreak, out_idx, out_score, out_count)
+            update(scores, active, seen_rows, self._perm[a:b], seen_indptr, seen_indices,
+                   allowed, use_allowed, self._tiebreak, hs, hi, size)
+        finalize(hs, hi, size, self._tiebreak, out_idx, out_score, out_count)
 
     def _pruned_topn(self, get_u, seen_rows, n, seen, allowed, use_allowed, serial):
         """Exact top-n of customers whose factors are ``get_u(start, stop)``; ``seen_rows[b]``
