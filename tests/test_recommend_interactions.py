@@ -174,3 +174,26 @@ def test_from_csr_roundtrip():
     assert inter.shape == (30, 20)
     assert np.allclose(inter.matrix.toarray(), m.toarray().astype(np.float32))
     assert inter.items.decode([3]).to_pylist() == ["i3"]
+
+
+def test_recency_decay(events):
+    inter = Interactions.from_data(events, "cust", "sku", time="ts", half_life_days=1.0)
+    got = _dense(inter)
+    # as_of = 2011-01-06: (a, 10) events are 5 and 3 days old -> 2**-5 + 2**-3
+    assert got[("a", 10)] == pytest.approx(2.0 ** -5 + 2.0 ** -3, rel=1e-6)
+    assert got[("b", 20)] == pytest.approx(2.0 ** -4 + 1.0, rel=1e-6)
+    spend = Interactions.from_data(events, "cust", "sku", weight="spend", time="ts",
+                                   half_life_days=2.0, as_of="2011-01-08")
+    assert _dense(spend)[("c", 30)] == pytest.approx(4.0 * 2.0 ** -2, rel=1e-6)
+    with pytest.raises(InputError, match="after as_of"):
+        Interactions.from_data(events, "cust", "sku", time="ts", half_life_days=1.0,
+                               as_of="2011-01-03")
+    with pytest.raises(InputError, match="needs a time"):
+        Interactions.from_data(events, "cust", "sku", half_life_days=1.0)
+
+
+def test_temporal_split_with_decay(events):
+    train, test = temporal_split(events, "cust", "sku", "ts", "2011-01-04", half_life_days=1.0)
+    # train events on Jan 1 and 3 for (a, 10): 3 and 1 days before the cutoff
+    assert _dense(train)[("a", 10)] == pytest.approx(2.0 ** -3 + 2.0 ** -1, rel=1e-6)
+    assert _dense(test) == {("c", 30): 1, ("a", 20): 1}

@@ -12,6 +12,9 @@ implicit library's convention):
 ``"binary"``  1 for every pair seen;
 ``"log"``     ``log(1 + x / log_epsilon)`` of the count (or of the sum when ``weight=`` is
               given): Hu, Koren & Volinsky (2008), section 4, ``c_ui = 1 + alpha log(1 + r/eps)``.
+
+With ``time=`` and ``half_life_days=``, every event is first multiplied by an exponential recency
+decay, so recent purchases weigh more.
 """
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ import pyarrow as pa
 import scipy.sparse as sp
 
 from .._ids import IdEncoder
-from .._input import amount_to_float64, open_source, time_to_us
+from .._input import US_PER_DAY, amount_to_float64, open_source, time_to_us
 from ..errors import InputError
 from ..kernels import rec_csr
 
@@ -89,6 +92,21 @@ def read_events(data, customer: str, item: str, weight: str | None = None,
     return _Events(cust, itm, w, t, customers, items, roles)
 
 
+def event_decay(t_us: np.ndarray, column: str, half_life_days: float, as_of=None) -> np.ndarray:
+    """``2 ** (-(as_of - t) / half_life)`` per event (float64); ``as_of`` defaults to the latest
+    event."""
+    from .split import _cutoff_us  # one parser of user-given times
+
+    if not half_life_days > 0:
+        raise InputError(f"half_life_days must be > 0, got {half_life_days}")
+    ref = int(t_us.max()) if as_of is None else _cutoff_us(as_of)
+    late = int(np.count_nonzero(t_us > ref))
+    if late:
+        raise InputError(f"time column {column!r} has {late} event(s) after as_of={as_of!r}")
+    age_days = (ref - t_us).astype(np.float64) / US_PER_DAY
+    return np.exp2(-age_days / half_life_days)
+
+
 def _apply_weighting(sums: np.ndarray, counts: np.ndarray, weighting: str, has_weight: bool,
                      log_epsilon: float) -> np.ndarray:
     if weighting == "count":
@@ -129,7 +147,8 @@ class Interactions:
     @classmethod
     def from_data(cls, data, customer: str, item: str, weight: str | None = None,
                   weighting: str | None = None, log_epsilon: float = 1.0,
-                  batch_size: int | None = None) -> "Interactions":
+                  time: str | None = None, half_life_days: float | None = None,
+                  as_of=None, batch_size: int | None = None) -> "Interactions":
         """Build from transactions (any input the Arrow layer accepts).
 
         Parameters
@@ -143,13 +162,28 @@ class Interactions:
             Default ``"sum"`` with ``weight``, else ``"count"``.
         log_epsilon : float
             Scale ``eps`` of the ``"log"`` weighting.
+        time : str, optional
+            Event time column (timestamp or date); needed by ``half_life_days``.
+        half_life_days : float, optional
+            Recency decay: each event counts ``2 ** (-(as_of - t) / half_life)`` (so "count"
+            becomes a decayed count and "sum" a decayed sum; "binary" is unaffected).
+        as_of : date, datetime, numpy datetime64 or ISO string, optional
+            Reference time of the decay (default: the latest event). Events after it are an
+            error.
         """
-        ev = read_events(data, customer, item, weight, batch_size=batch_size)
-        return cls.from_events(ev, weighting, log_epsilon, has_weight=weight is not None)
+        if half_life_days is not None and time is None:
+            raise InputError("half_life_days needs a time= column")
+        ev = read_events(data, customer, item, weight, time, batch_size=batch_size)
+        decay = None
+        if half_life_days is not None:
+            decay = event_decay(ev.time, time, half_life_days, as_of)
+        return cls.from_events(ev, weighting, log_epsilon, has_weight=weight is not None,
+                               decay=decay)
 
     @classmethod
     def from_events(cls, ev: _Events, weighting: str | None, log_epsilon: float,
-                    has_weight: bool, mask: np.ndarray | None = None) -> "Interactions":
+                    has_weight: bool, mask: np.ndarray | None = None,
+                    decay: np.ndarray | None = None) -> "Interactions":
         weighting = weighting or ("sum" if has_weight else "count")
         if weighting not in WEIGHTINGS:
             raise InputError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
@@ -158,9 +192,17 @@ class Interactions:
         cust, itm, w = ev.customer, ev.item, ev.weight
         if mask is not None:
             cust, itm, w = cust[mask], itm[mask], w[mask]
+            decay = decay[mask] if decay is not None else None
         n_rows, n_cols = len(ev.customers), len(ev.items)
-        indptr, indices, sums, counts = rec_csr.coo_to_csr(
-            np.ascontiguousarray(cust), np.ascontiguousarray(itm), np.ascontiguousarray(w), n_rows)
+        cust = np.ascontiguousarray(cust)
+        itm = np.ascontiguousarray(itm)
+        if decay is not None:
+            w = w * decay
+        indptr, indices, sums, counts = rec_csr.coo_to_csr(cust, itm, np.ascontiguousarray(w),
+                                                           n_rows)
+        if decay is not None:
+            # a decayed count is the sum of the decay factors
+            counts = rec_csr.coo_to_csr(cust, itm, np.ascontiguousarray(decay), n_rows)[2]
         values = _apply_weighting(sums, counts, weighting, has_weight, log_epsilon)
         matrix = sp.csr_matrix((values, indices, indptr), shape=(n_rows, n_cols))
         matrix.has_sorted_indices = True

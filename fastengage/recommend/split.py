@@ -68,7 +68,8 @@ def _drop_seen(train: Interactions, test: Interactions) -> tuple[Interactions, i
 
 def temporal_split(data, customer: str, item: str, time: str, cutoff, weight: str | None = None,
                    weighting: str | None = None, log_epsilon: float = 1.0,
-                   exclude_train_pairs: bool = True) -> Split:
+                   exclude_train_pairs: bool = True,
+                   half_life_days: float | None = None) -> Split:
     """Events before ``cutoff`` train, events at or after it test.
 
     Parameters
@@ -82,6 +83,9 @@ def temporal_split(data, customer: str, item: str, time: str, cutoff, weight: st
     exclude_train_pairs : bool
         Drop from test the (customer, item) pairs already in train (they are filtered from
         recommendations, so they could never be hit); the count is ``Split.removed``.
+    half_life_days : float, optional
+        Recency decay of the train values, measured back from the cutoff (see
+        :meth:`Interactions.from_data`); test values are not decayed.
 
     Returns
     -------
@@ -94,7 +98,12 @@ def temporal_split(data, customer: str, item: str, time: str, cutoff, weight: st
     if not before.any():
         raise InputError(f"no events before the cutoff {cutoff!r} in time column {time!r}")
     has_w = weight is not None
-    train = Interactions.from_events(ev, weighting, log_epsilon, has_w, mask=before)
+    decay = None
+    if half_life_days is not None:
+        from .interactions import event_decay
+        decay = np.ones(ev.time.size)
+        decay[before] = event_decay(ev.time[before], time, half_life_days, np.datetime64(t0, "us"))
+    train = Interactions.from_events(ev, weighting, log_epsilon, has_w, mask=before, decay=decay)
     test = Interactions.from_events(ev, weighting, log_epsilon, has_w, mask=~before)
     removed = 0
     if exclude_train_pairs:
