@@ -160,20 +160,24 @@ def test_zipmap_and_string_labels(table):
         assert ((p > 0.5) == (X[:, 0] > 0)).mean() > 0.95
 
 
-@pytest.mark.parametrize("backend", ["native", "onnxruntime"])
+@pytest.mark.parametrize("backend", ["native", "onnxruntime", "linear"])
 def test_eight_threads_equal_serial(hgb_onnx, table, backend):
-    model = load_model(hgb_onnx, backend=backend)
-    serial = [model.score(table.slice(i * 300, 300), id="customer") for i in range(8)]
-    if backend == "native":  # native results do not depend on the kernel's thread count
+    if backend == "linear":
+        model = LinearModel(np.arange(1.0, F + 1), 0.5, features=NAMES, link="logistic",
+                            classes=[0, 1])
+    else:
+        model = load_model(hgb_onnx, backend=backend)
+    serial = [model.score(table.slice(i * 250, 1000), id="customer") for i in range(8)]
+    if backend != "onnxruntime":  # native results do not depend on the kernel's thread count
         for i, ref in enumerate(serial):
-            assert model.score(table.slice(i * 300, 300), id="customer", n_threads=1).equals(ref)
+            assert model.score(table.slice(i * 250, 1000), id="customer", n_threads=1).equals(ref)
     results = [None] * 8
     errors = []
 
     def work(i):
         try:
             for _ in range(5):
-                results[i] = model.score(table.slice(i * 300, 300), id="customer")
+                results[i] = model.score(table.slice(i * 250, 1000), id="customer")
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
