@@ -299,3 +299,26 @@ def test_unsupported_tree_feature_falls_back_with_note():
     assert "PROBIT" in model.note
     with pytest.raises(ValueError, match="natively"):
         load_model(b, features=NAMES, backend="native")
+
+
+@pytest.mark.parametrize("kind", ["binary", "multiclass", "regression"])
+def test_onnxmltools_lightgbm_is_native_and_identical(kind):
+    lgb = pytest.importorskip("lightgbm")
+    from onnxmltools import convert_lightgbm
+    from onnxmltools.convert.common.data_types import FloatTensorType
+
+    X = _data(3000, 7)
+    y = (np.nan_to_num(X[:, 0]) > 0).astype(int)
+    if kind == "multiclass":
+        y = y + (np.nan_to_num(X[:, 1]) > 0.5)
+    if kind == "regression":
+        est = lgb.LGBMRegressor(n_estimators=30, verbose=-1).fit(X, y * 1.5)
+    else:
+        est = lgb.LGBMClassifier(n_estimators=30, verbose=-1).fit(X, y)
+    b = convert_lightgbm(est, initial_types=[("X", FloatTensorType([None, F]))],
+                         zipmap=False).SerializeToString()
+    model = load_model(b, features=NAMES)
+    assert model.backend == "native-trees", model.note
+    Xt = _data(4000, 8)
+    for threads in (1, 2):
+        np.testing.assert_array_equal(model.match_onnxruntime(threads).predict(Xt), _ort(b, Xt, threads))

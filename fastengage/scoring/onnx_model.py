@@ -94,9 +94,52 @@ def _class_labels(graph):
     return None
 
 
+def _score_output(graph) -> str | None:
+    """Name of the tensor holding the scores: ZipMap's input, else the classifier's probability
+    output (its last float output), else the first float output."""
+    for node in graph.node:
+        if node.op_type == "ZipMap":
+            return node.input[0]
+    floats = [o.name for o in graph.output
+              if o.type.tensor_type.elem_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE)]
+    if not floats:
+        return None
+    classifier = any(n.op_type in _CLASSIFIER_OPS for n in graph.node)
+    return floats[-1] if classifier else floats[0]
+
+
+def _score_path(graph):
+    """The nodes the score output depends on, in graph order (a label-only branch, such as the
+    Cast/Mul onnxmltools adds to the label, does not stop the native path)."""
+    target = _score_output(graph)
+    producer = {o: n for n in graph.node for o in n.output}
+    needed, stack = set(), [target]
+    while stack:
+        node = producer.get(stack.pop())
+        if node is None or id(node) in needed:
+            continue
+        needed.add(id(node))
+        stack.extend(node.input)
+    return [n for n in graph.node if id(n) in needed]
+
+
+def _core(graph, inits):
+    """Nodes on the score path that change values: drops Cast/Identity/ZipMap and the
+    multiplication by a constant 1 that onnxmltools appends to LightGBM classifiers."""
+    out = []
+    for n in _score_path(graph):
+        if n.op_type in _PASS:
+            continue
+        if n.op_type in ("Mul", "Div") and len(n.input) == 2 and n.input[1] in inits \
+                and np.all(inits[n.input[1]] == 1):
+            continue
+        out.append(n)
+    return out
+
+
 def _linear_from_graph(graph, inits, input_name, n_features, features):
     """LinearClassifier/LinearRegressor or MatMul+Add(+Sigmoid/Softmax) -> LinearModel."""
-    core = [n for n in graph.node if n.op_type not in _PASS]
+    core = _core(graph, inits)
     ops = [n.op_type for n in core]
     if ops and ops[0] in ("LinearClassifier", "LinearRegressor") and set(ops[1:]) <= {"Normalizer"}:
         node = core[0]
@@ -172,7 +215,8 @@ def _native(proto, input_info, n_features, features):
     in_dtype = _np_dtype(input_info[0])
     if in_dtype not in (np.float32, np.float64):
         raise NotNative(f"input dtype {in_dtype}")
-    core = [n for n in graph.node if n.op_type not in _PASS]
+    inits = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    core = _core(graph, inits)
     if len(core) == 1 and core[0].op_type in ("TreeEnsembleClassifier", "TreeEnsembleRegressor"):
         if core[0].input[0] != name:
             raise NotNative("the tree ensemble does not read the model input directly")
@@ -181,7 +225,6 @@ def _native(proto, input_info, n_features, features):
         # sums depend on it, so reproduce that order by default (see match_onnxruntime).
         return TreeModel(ens, features=features, kind=kind, classes=classes).match_onnxruntime(
             os.cpu_count() or 1)
-    inits = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
     return _linear_from_graph(graph, inits, name, n_features, features)
 
 
