@@ -322,3 +322,21 @@ def test_onnxmltools_lightgbm_is_native_and_identical(kind):
     Xt = _data(4000, 8)
     for threads in (1, 2):
         np.testing.assert_array_equal(model.match_onnxruntime(threads).predict(Xt), _ort(b, Xt, threads))
+
+
+@pytest.mark.parametrize("classifier", [True, False])
+def test_double_input_models_identical_to_onnxruntime(classifier):
+    proto = onnx.ModelProto.FromString(_handmade_onnx(ALL_MODES, [1, 0], "LOGISTIC" if classifier else "NONE",
+                                                      classifier))
+    proto.graph.input[0].type.tensor_type.elem_type = TensorProto.DOUBLE
+    b = proto.SerializeToString()
+    model = load_model(b, features=NAMES)
+    assert model.backend == "native-trees", model.note
+    X = _data(2000, 9, nan=0.2)
+    X[::5] = np.float32(X[::5])
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    sess = ort.InferenceSession(b, so, providers=["CPUExecutionProvider"])
+    ref = sess.run(None, {"X": X})[-1].reshape(len(X), -1)
+    got = model.match_onnxruntime(1).predict(X)
+    np.testing.assert_array_equal(got, ref[:, :got.shape[1]])

@@ -83,7 +83,10 @@ def tree_ensemble_from_onnx(node, input_dtype, n_features: int):
     w_node = np.asarray(a[prefix + "nodeids"], np.int64)
     w_id = np.asarray(a[prefix + "ids"], np.int64)
     weights, w_dtype = _get(a, prefix + "weights", np.float32)
-    acc = np.float64 if (thr_dtype == np.float64 or w_dtype == np.float64) else np.float32
+    # ONNX Runtime's threshold/accumulator type is double when the input is double (float
+    # attributes are widened), float otherwise.
+    acc = np.float64 if (thr_dtype == np.float64 or w_dtype == np.float64
+                         or np.dtype(input_dtype) == np.float64) else np.float32
     base, _ = _get(a, "base_values", np.float32, np.zeros(0))
     if feat.size and (feat.min() < 0 or feat.max() >= n_features):
         raise NotNative("a node uses a feature index outside the model input")
@@ -209,5 +212,5 @@ def tree_ensemble_from_onnx(node, input_dtype, n_features: int):
 
     ens = TreeEnsemble(trees_out, n_features, n_raw, acc_dtype=acc, input_dtype=input_dtype,
                        base=base_vec, average_over=len(uniq_trees) if agg == "AVERAGE" else 0,
-                       post=post, n_source=len(uniq_trees))
+                       post=post, n_source=len(uniq_trees), out_dtype=np.float32)
     return ens, labels, kind

@@ -106,7 +106,7 @@ class TreeEnsemble:
     def __init__(self, trees: list[Tree], n_features: int, n_raw: int, *, acc_dtype=np.float64,
                  input_dtype=np.float64, base=None, average_over: int = 0,
                  post: int = score_post.NONE, scale: float = 1.0, layout: str = "auto",
-                 n_source: int | None = None):
+                 n_source: int | None = None, out_dtype=None):
         self.trees = trees
         self.n_features = int(n_features)
         self.n_raw = int(n_raw)
@@ -120,6 +120,8 @@ class TreeEnsemble:
         self.depth = max((t.depth() for t in trees), default=0)
         self._flush_cache = {}
         self.n_source = n_source
+        #: dtype of the scores; ONNX tree operators output float32 even when they sum in double
+        self.out_dtype = np.dtype(out_dtype) if out_dtype is not None else self.acc_dtype
         simple = all(bool(np.all(t.kind == score_trees.KIND_LEQ)) for t in trees)
         fits = self.depth <= MAX_PERFECT_DEPTH and len(trees) * (2 << self.depth) <= MAX_PERFECT_NODES
         if layout == "auto":
@@ -265,11 +267,14 @@ class TreeEnsemble:
             raw /= self.acc_dtype.type(self.average_over)
         if self.base is not None:
             raw += self.base
+        if self.out_dtype != self.acc_dtype:
+            raw = raw.astype(self.out_dtype)
         if self.post == score_post.NONE:
             return raw
-        out = np.empty((raw.shape[0], self.n_out), self.acc_dtype)
+        dt = self.out_dtype
+        out = np.empty((raw.shape[0], self.n_out), dt)
         fn = score_post.post_parallel if parallel else score_post.post_serial
-        fn(raw, out, self.post, self.acc_dtype.type(1), self.acc_dtype.type(self.scale))
+        fn(raw, out, self.post, dt.type(1), dt.type(self.scale))
         return out
 
 
