@@ -22,6 +22,7 @@ does; float64 for LightGBM, as LightGBM does), tree after tree in model order.
 import numpy as np
 from numba import njit, prange
 
+from . import score_post
 from ._config import NJIT, NJIT_PARALLEL
 
 #: Rows per block: enough independent traversals to hide load latency, small enough that the
@@ -196,3 +197,42 @@ def general_serial(X, roots, feat, thr, left, right, kind, nan_left,
     for lo in range(0, n, BLOCK):
         general_block(X, lo, min(n, lo + BLOCK), roots, feat, thr, left, right, kind, nan_left,
                       cat_start, cat_len, cat_bits, leaves, target, flush, out)
+
+
+@njit(**NJIT)
+def _finish(raw, inv_avg, use_avg, base, mode, one, scale, out):
+    """Averaging, base values and post-transform of ``raw`` (in its dtype) into ``out``."""
+    for i in range(raw.shape[0]):
+        for k in range(raw.shape[1]):
+            v = raw[i, k]
+            if use_avg:
+                v = v / inv_avg
+            raw[i, k] = v + base[k]
+    if mode == score_post.NONE:
+        for i in range(raw.shape[0]):
+            for k in range(raw.shape[1]):
+                out[i, k] = raw[i, k]
+    else:
+        for i in range(raw.shape[0]):
+            score_post._row(raw, out, i, mode, one, scale)
+
+
+@njit(**NJIT)
+def perfect_predict_serial(Xf, n_feat, feat, thr, nan_left, leaves, target, flush, depth,
+                           avg, use_avg, base, mode, one, scale, raw, out):
+    """Whole prediction of a few rows in one call (one dispatch: the single-row latency path).
+
+    ``raw`` (n, K) zeros in the accumulation dtype; ``out`` (n, n_out) in the same dtype.
+    """
+    perfect_serial(Xf, n_feat, feat, thr, nan_left, leaves, target, flush, depth, raw)
+    _finish(raw, avg, use_avg, base, mode, one, scale, out)
+
+
+@njit(**NJIT)
+def general_predict_serial(X, roots, feat, thr, left, right, kind, nan_left, cat_start, cat_len,
+                           cat_bits, leaves, target, flush, avg, use_avg, base, mode, one, scale,
+                           raw, out):
+    """:func:`perfect_predict_serial` for the general layout."""
+    general_serial(X, roots, feat, thr, left, right, kind, nan_left, cat_start, cat_len, cat_bits,
+                   leaves, target, flush, raw)
+    _finish(raw, avg, use_avg, base, mode, one, scale, out)

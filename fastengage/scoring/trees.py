@@ -244,6 +244,31 @@ class TreeEnsemble:
         self._flush_cache[chunks] = flush
         return flush
 
+    def _predict_fused(self, X, chunks):
+        # One kernel call for the whole prediction: what a service scoring one row waits on.
+        dt = self.acc_dtype
+        X = np.ascontiguousarray(X)
+        raw = np.zeros((X.shape[0], self.n_raw), dt)
+        out = raw if self.post == score_post.NONE else np.empty((X.shape[0], self.n_out), dt)
+        tail = self._fused_tail
+        if self.layout == "perfect":
+            score_trees.perfect_predict_serial(X.reshape(-1), X.shape[1], *self._arrays,
+                                               self.flush(chunks), *self._tail, *tail, raw, out)
+        else:
+            score_trees.general_predict_serial(X, *self._arrays, self.flush(chunks), *tail, raw, out)
+        return out
+
+    @property
+    def _fused_tail(self):
+        tail = self.__dict__.get("_tail_cache")
+        if tail is None:
+            dt = self.acc_dtype
+            base = self.base if self.base is not None else np.zeros(self.n_raw, dt)
+            tail = (dt.type(self.average_over or 1), bool(self.average_over), base,
+                    np.int64(self.post), dt.type(1), dt.type(self.scale))
+            self._tail_cache = tail
+        return tail
+
     def raw(self, X: np.ndarray, parallel: bool = True, chunks: int = 1) -> np.ndarray:
         """Sum of leaf values per output: ``(n, n_raw)`` in ``acc_dtype``; ``X`` is ``(n, F)``."""
         out = np.zeros((X.shape[0], self.n_raw), self.acc_dtype)
@@ -261,7 +286,9 @@ class TreeEnsemble:
         return out
 
     def predict(self, X: np.ndarray, parallel: bool = True, chunks: int = 1) -> np.ndarray:
-        """Final scores ``(n, n_out)`` in ``acc_dtype``: sums, then base values, then transform."""
+        """Final scores ``(n, n_out)`` in ``out_dtype``: sums, then base values, then transform."""
+        if not parallel and self.out_dtype == self.acc_dtype and self.trees and X.shape[0]:
+            return self._predict_fused(X, chunks)
         raw = self.raw(X, parallel, chunks)
         if self.average_over:
             raw /= self.acc_dtype.type(self.average_over)
