@@ -2,6 +2,7 @@
 
     python bench/regress.py check  [--tolerance 0.30] [--results F] [--baseline F]
     python bench/regress.py update [--results F] [--baseline F]     # accept the latest run
+    (``--size full`` or ``--size smoke`` restricts either command to runs of that size)
 
 Each benchmark run appends records to bench/out/results.jsonl (see bench/_compare.py). For every
 (name, size) in the baseline, ``check`` takes the newest record and compares two figures that do
@@ -71,10 +72,14 @@ def main(argv=None) -> int:
     parser.add_argument("command", choices=["check", "update"])
     parser.add_argument("--results", default=DEFAULT_RESULTS)
     parser.add_argument("--baseline", default=DEFAULT_BASELINE)
+    parser.add_argument("--size", default=None,
+                        help="only benchmarks run at this size (smoke or full)")
     parser.add_argument("--tolerance", type=float, default=0.30,
                         help="allowed relative slow-down (default 0.30 = 30%%)")
     args = parser.parse_args(argv)
     latest = latest_records(args.results)
+    if args.size is not None:
+        latest = {k: v for k, v in latest.items() if k.endswith(f"@{args.size}")}
     if args.command == "update":
         baseline = {}
         if os.path.exists(args.baseline):
@@ -90,6 +95,8 @@ def main(argv=None) -> int:
         return 1
     with open(args.baseline) as fh:
         baseline = json.load(fh)
+    if args.size is not None:
+        baseline = {k: v for k, v in baseline.items() if k.endswith(f"@{args.size}")}
     regressions, missing = compare(baseline, latest, args.tolerance)
     for key in missing:
         print(f"missing (not run): {key}")

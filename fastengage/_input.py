@@ -8,14 +8,13 @@ column and what is wrong with it.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from typing import Iterator, Mapping
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
-import pyarrow.parquet as pq
 
 from .errors import ColumnNotFoundError, InputError
 
@@ -105,6 +104,8 @@ class Source:
         elif self.kind == "parquet_file":
             yield from data.iter_batches(batch_size=batch_size or 1_000_000, columns=columns)
         elif self.kind == "dataset":
+            import pyarrow.dataset as ds
+
             # Arrow reads ahead 16 batches x 4 files by default; one of each keeps the memory of
             # a stream bounded by the batch size, and the decoding still runs on Arrow's threads.
             kwargs = {"columns": columns, "batch_readahead": 1, "fragment_readahead": 1}
@@ -151,9 +152,14 @@ def open_source(data) -> Source:
         return Source(data.schema, "batch", data.num_rows, data)
     if isinstance(data, pa.RecordBatchReader):
         return Source(data.schema, "reader", None, data)
-    if isinstance(data, ds.Dataset):
+    # pyarrow.dataset/parquet are imported only when needed: they cost a service ~0.2 s of
+    # start-up, and a Dataset object can only exist if its module was already imported.
+    if "pyarrow.dataset" in sys.modules and isinstance(data, sys.modules["pyarrow.dataset"].Dataset):
         return Source(data.schema, "dataset", None, data)
     if isinstance(data, (str, os.PathLike)):
+        import pyarrow.dataset as ds
+        import pyarrow.parquet as pq
+
         path = os.fspath(data)
         if not os.path.exists(path):
             raise InputError(f"input path {path!r} does not exist")
