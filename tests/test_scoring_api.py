@@ -11,6 +11,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 from onnx import TensorProto, helper, numpy_helper
+from threadpoolctl import threadpool_limits
 
 from fastengage.errors import ColumnNotFoundError, InputError, ModelFormatError
 from fastengage.scoring import LinearModel, load_model
@@ -27,7 +28,8 @@ def hgb_onnx():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(2000, F))
     y = (X[:, 0] - X[:, 2] > 0).astype(int)
-    return sklearn_to_onnx(HistGradientBoostingClassifier(max_iter=20).fit(X, y), NAMES)
+    with threadpool_limits(1):  # OpenMP training threads crawl on a shared, loaded machine
+        return sklearn_to_onnx(HistGradientBoostingClassifier(max_iter=20).fit(X, y), NAMES)
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ import onnxruntime as ort
 import pyarrow as pa
 import pytest
 from hypothesis import given, settings
+from threadpoolctl import threadpool_limits
 from hypothesis import strategies as st
 from onnx import TensorProto, helper
 
@@ -46,6 +47,14 @@ def sk_models():
     y = (np.nan_to_num(X[:, 0]) + np.nan_to_num(X[:, 1]) ** 2 > 0.5).astype(int)
     y3 = y + (np.nan_to_num(X[:, 2]) > 0)
     Xf = np.nan_to_num(X)
+    with threadpool_limits(1):  # OpenMP training threads crawl on a shared, loaded machine
+        return _fit_all(X, Xf, y, y3)
+
+
+def _fit_all(X, Xf, y, y3):
+    from sklearn.ensemble import (HistGradientBoostingClassifier, HistGradientBoostingRegressor,
+                                  RandomForestClassifier)
+
     return {
         "hgb_binary": sklearn_to_onnx(HistGradientBoostingClassifier(max_iter=90, max_depth=4).fit(X, y), NAMES),
         "hgb_multi": sklearn_to_onnx(HistGradientBoostingClassifier(max_iter=20, max_depth=4).fit(X, y3), NAMES,
@@ -188,8 +197,8 @@ def test_lightgbm_text_matches_predict(tmp_path, params):
         y = signal
     ds = lgb.Dataset(X, y, categorical_feature=[5] if categorical else "auto",
                      feature_name=NAMES)
-    booster = lgb.train(dict(params, verbose=-1, num_leaves=15, min_data_in_leaf=5), ds,
-                        num_boost_round=30)
+    booster = lgb.train(dict(params, verbose=-1, num_leaves=15, min_data_in_leaf=5, num_threads=1),
+                        ds, num_boost_round=30)
     path = tmp_path / "m.txt"
     booster.save_model(str(path))
     model = load_model(path)
@@ -312,9 +321,9 @@ def test_onnxmltools_lightgbm_is_native_and_identical(kind):
     if kind == "multiclass":
         y = y + (np.nan_to_num(X[:, 1]) > 0.5)
     if kind == "regression":
-        est = lgb.LGBMRegressor(n_estimators=30, verbose=-1).fit(X, y * 1.5)
+        est = lgb.LGBMRegressor(n_estimators=30, verbose=-1, n_jobs=1).fit(X, y * 1.5)
     else:
-        est = lgb.LGBMClassifier(n_estimators=30, verbose=-1).fit(X, y)
+        est = lgb.LGBMClassifier(n_estimators=30, verbose=-1, n_jobs=1).fit(X, y)
     b = convert_lightgbm(est, initial_types=[("X", FloatTensorType([None, F]))],
                          zipmap=False).SerializeToString()
     model = load_model(b, features=NAMES)
