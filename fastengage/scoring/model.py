@@ -176,8 +176,9 @@ class Model:
         Returns
         -------
         pyarrow.Table
-            ``id`` (if given) then :attr:`output_names`; float32 for ONNX float models, float64
-            otherwise; one row per input row, in input order.
+            ``id`` (if given) then :attr:`output_names`; float32 for ONNX tree models and ONNX
+            Runtime, float64 for LightGBM and linear models; one row per input row, in input
+            order.
         """
         batches = list(self.score_batches(data, id=id, features=features, batch_size=batch_size,
                                           n_threads=n_threads, nulls=nulls))
