@@ -64,7 +64,8 @@ class IdEncoder:
         self.column = column
         self.role = role
         self.kind: str | None = None
-        self.type: pa.DataType | None = None
+        self.type: pa.DataType | None = None  # value type (the dictionary's, for dictionary ids)
+        self.input_type: pa.DataType | None = None  # as first given, dictionary included
         self._map = None
         self._lock = threading.Lock()
 
@@ -76,6 +77,7 @@ class IdEncoder:
         if self.kind is None:
             self.kind = kind
             self.type = _value_type(typ)
+            self.input_type = typ
             self._map = Int64IdMap() if kind == "int" else BytesIdMap()
         elif kind != self.kind:
             raise InputError(

@@ -106,7 +106,8 @@ def prepare_batch(batch: pa.RecordBatch, columns: dict, drop_null_customers: boo
 
 def features_table(state: np.ndarray, ids_of, customer_column: str, as_of_us: int,
                    returns: str, frequency_is_rows: bool, report: dict,
-                   segments: SegmentMap | None, ids_sorted: bool) -> pa.Table:
+                   segments: SegmentMap | None, ids_sorted: bool,
+                   output_type: pa.DataType | None = None) -> pa.Table:
     """Finish records into the output table.
 
     Parameters
@@ -115,6 +116,9 @@ def features_table(state: np.ndarray, ids_of, customer_column: str, as_of_us: in
     ids_of : callable(codes int64[m]) -> pyarrow.Array of the user's ids for those codes
     ids_sorted : bool
         Codes are already in ascending id order (dense integer ids), so no sort is needed.
+    output_type : pyarrow.DataType, optional
+        Type of the customer column in the output when it differs from what ``ids_of`` returns
+        (dictionary-encoded input ids).
     """
     (codes, first, last, recency, tenure, frequency, days, total,
      mean) = _k.finalize(state, as_of_us, returns == "net", frequency_is_rows)
@@ -134,6 +138,9 @@ def features_table(state: np.ndarray, ids_of, customer_column: str, as_of_us: in
     )
     if not ids_sorted:
         table = table.take(pc.sort_indices(ids))
+    if output_type is not None and table.schema.field(0).type != output_type:
+        # Dictionary-encoded ids go back out dictionary-encoded, sorted by their values.
+        table = table.set_column(0, customer_column, table.column(0).cast(output_type))
     report = dict(report)
     report.update(as_of=iso(as_of_us), customers=int(len(codes)),
                   customers_without_purchase=int(_k.count_returns_only(state)), returns=returns)

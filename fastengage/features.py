@@ -133,7 +133,7 @@ def _customer_codes(column: pa.Array, name: str):
 
     Integer ids whose range is close to the row count index the records directly
     (``code = id - min``), which needs no hashing and leaves codes in id order.
-    Returns (codes, n_codes, ids_of, ids_sorted).
+    Returns (codes, n_codes, ids_of, ids_sorted, output_type).
     """
     typ = column.type
     if id_kind(typ, name, "customer") == "int" and not pa.types.is_dictionary(typ):
@@ -146,10 +146,10 @@ def _customer_codes(column: pa.Array, name: str):
             def ids_of(c):
                 return pa.array(c + np.int64(lo)).cast(typ)
 
-            return codes, hi - lo + 1, ids_of, True
+            return codes, hi - lo + 1, ids_of, True, typ
     encoder = IdEncoder(name, "customer")
     codes = encoder.encode(column)
-    return codes, len(encoder), encoder.decode, False
+    return codes, len(encoder), encoder.decode, False, encoder.input_type
 
 
 def _rfm_in_memory(source: Source, columns: dict, limit_us: int | None, returns: str,
@@ -170,7 +170,7 @@ def _rfm_in_memory(source: Source, columns: dict, limit_us: int | None, returns:
     report["null_customer_rows_dropped"] = n_null
     if batch.num_rows == 0:
         raise InputError("no rows left after dropping null customer ids")
-    codes, n_codes, ids_of, ids_sorted = _customer_codes(batch.column(columns["customer"]),
+    codes, n_codes, ids_of, ids_sorted, output_type = _customer_codes(batch.column(columns["customer"]),
                                                          columns["customer"])
     has_order = columns["order"] is not None
     order_codes = (IdEncoder(columns["order"], "order").encode(batch.column(columns["order"]))
@@ -192,4 +192,4 @@ def _rfm_in_memory(source: Source, columns: dict, limit_us: int | None, returns:
         report["return_rows_excluded"] = int(n_returns)
     as_of_us = limit_us if limit_us is not None else int(times.max())
     return features_table(state, ids_of, columns["customer"], as_of_us, returns, not has_order,
-                          report, segments, ids_sorted)
+                          report, segments, ids_sorted, output_type)

@@ -208,7 +208,8 @@ class RFMState:
             n = len(self.customers)
             return features_table(self._state[:n], self.customers.decode, self.columns["customer"],
                                   as_of_us, self.returns, self.orders is None, self.report,
-                                  segments, ids_sorted=False)
+                                  segments, ids_sorted=False,
+                                  output_type=self.customers.input_type)
 
     def _latest_held_us(self) -> int | None:
         if self.limit_us is not None:
