@@ -5,6 +5,8 @@ import numpy as np
 import onnxruntime as ort
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
 import naive_scoring as naive
@@ -163,3 +165,19 @@ def test_linear_nulls_raise_by_default():
         model.score(table)
     out = model.score(table, nulls="nan")
     assert np.isnan(out.column("value").to_numpy()[0])
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 4), st.sampled_from([1, 3, 6]), st.integers(0, 3000),
+       st.sampled_from(["identity", "logistic", "softmax"]), st.integers(0, 2**31 - 1))
+def test_kernel_matches_reference_property(k, f, n, link, seed):
+    rng = np.random.default_rng(seed)
+    coef, icpt = rng.normal(size=(k, f)) * 3, rng.normal(size=k)
+    cols = tuple(rng.normal(size=n) for _ in range(f))
+    model = LinearModel(coef, icpt, link=link)
+    raw = naive.linear(cols, coef, icpt) if n else np.zeros((0, k))
+    ref = {"identity": raw, "logistic": naive.sigmoid(raw)}.get(link) if link != "softmax" else (
+        naive.softmax(raw) if n else raw)
+    for parallel in (True, False):
+        np.testing.assert_allclose(model.predict_columns(cols, parallel=parallel), ref,
+                                   rtol=1e-12, atol=1e-12)
