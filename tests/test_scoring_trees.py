@@ -349,3 +349,22 @@ def test_double_input_models_identical_to_onnxruntime(classifier):
     ref = sess.run(None, {"X": X})[-1].reshape(len(X), -1)
     got = model.match_onnxruntime(1).predict(X)
     np.testing.assert_array_equal(got, ref[:, :got.shape[1]])
+
+
+def test_lightgbm_random_forest_and_linear_trees(tmp_path):
+    lgb = pytest.importorskip("lightgbm")
+    from fastengage.errors import ModelFormatError
+
+    X = _lgb_data(3000, 3)
+    y = (np.nan_to_num(X[:, 0]) > 0).astype(int)
+    rf = lgb.train(dict(objective="binary", boosting="rf", bagging_fraction=0.7, bagging_freq=1,
+                        verbose=-1, num_threads=1), lgb.Dataset(X, y), 20)
+    rf.save_model(str(tmp_path / "rf.txt"))
+    model = load_model(tmp_path / "rf.txt")
+    assert model.ensemble.average_over == 20
+    np.testing.assert_allclose(model.predict(X)[:, 1], rf.predict(X), rtol=0, atol=1e-12)
+    lin = lgb.train(dict(objective="regression", linear_tree=True, verbose=-1, num_threads=1),
+                    lgb.Dataset(np.nan_to_num(X), y * 1.0), 3)
+    lin.save_model(str(tmp_path / "lin.txt"))
+    with pytest.raises(ModelFormatError, match="linear tree"):
+        load_model(tmp_path / "lin.txt")
