@@ -221,11 +221,20 @@ def _native(proto, input_info, n_features, features):
         if core[0].input[0] != name:
             raise NotNative("the tree ensemble does not read the model input directly")
         ens, classes, kind = tree_ensemble_from_onnx(core[0], in_dtype, n_features)
-        # ONNX Runtime's default intra-op thread count is the number of cores; its float32
-        # sums depend on it, so reproduce that order by default (see match_onnxruntime).
+        # ONNX Runtime's default intra-op thread count is the number of physical cores; its
+        # float32 sums depend on it, so reproduce that order by default (see match_onnxruntime).
         return TreeModel(ens, features=features, kind=kind, classes=classes).match_onnxruntime(
-            os.cpu_count() or 1)
+            _physical_cores())
     return _linear_from_graph(graph, inits, name, n_features, features)
+
+
+def _physical_cores() -> int:
+    try:
+        import psutil
+
+        return psutil.cpu_count(logical=False) or os.cpu_count() or 1
+    except ImportError:
+        return os.cpu_count() or 1
 
 
 def load_onnx(data: bytes, *, backend: str = "auto", features=None) -> Model:
