@@ -88,8 +88,7 @@ def parse_lightgbm(text: str) -> tuple[TreeEnsemble, dict]:
         if kv.get("is_linear", "0") != "0":
             raise ModelFormatError(f"LightGBM model: {where} is a linear tree, which is not supported")
         n_leaves = int(kv.get("num_leaves", "0"))
-        shrinkage = float(kv.get("shrinkage", "1"))  # already folded into leaf_value by LightGBM
-        del shrinkage
+        # "shrinkage" is informational: LightGBM has already folded it into leaf_value.
         leaf_value = _nums(kv, "leaf_value", float, n_leaves, where)
         m = n_leaves - 1
         tree_index = int(where.split("=")[1])

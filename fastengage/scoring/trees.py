@@ -46,7 +46,8 @@ class Tree:
     left, right : (m,) int32; ``c >= 0`` is internal node ``c``, ``c < 0`` is leaf ``~c``
     leaf_value : (L,) float64
     target : int, output column this tree adds to
-    cat_bits : list of uint32 arrays, one per categorical node (in node order), else empty
+    cat_bits : dict of node -> uint32 bitset words (LightGBM categorical nodes), else empty
+    source : int, index of the model tree this came from (-1: its position)
     """
 
     feature: np.ndarray
@@ -58,7 +59,7 @@ class Tree:
     leaf_value: np.ndarray
     target: int
     cat_bits: dict = field(default_factory=dict)
-    source: int = -1  # index of the model tree this came from (ONNX trees voting for K outputs split in K)
+    source: int = -1  # an ONNX tree voting for K outputs becomes K trees with the same source
 
     @property
     def n_internal(self) -> int:
