@@ -76,6 +76,8 @@ def parse_lightgbm(text: str) -> tuple[TreeEnsemble, dict]:
     objective = header.get("objective", "regression").split()
     obj_name = objective[0] if objective else "regression"
     obj_args = dict(a.split(":", 1) for a in objective[1:] if ":" in a)
+    if "sqrt" in objective[1:]:
+        raise ModelFormatError("LightGBM objective with reg_sqrt=true is not supported natively")
     average = "average_output" in blocks[0].split("\n")
 
     trees = []
