@@ -15,7 +15,7 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 from bench._compare import bench_size, compare
-from fastengage.recommend import ALS, Interactions, evaluate, ranking_metrics, temporal_split
+from fastengage.recommend import ALS, Interactions, evaluate, temporal_split
 from fastengage.recommend.demo import RETAIL_CUTOFF, RETAIL_PARAMS, retail_purchases
 
 implicit_als = pytest.importorskip("implicit.als")  # installs on 3.11: always runs here

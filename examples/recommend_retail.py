@@ -12,7 +12,6 @@ import pathlib
 import tempfile
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from fastengage.recommend import ALS, evaluate, temporal_split
 from fastengage.recommend.demo import RETAIL_CUTOFF, RETAIL_PARAMS, retail_purchases

@@ -2,7 +2,6 @@
 import numpy as np
 import pyarrow as pa
 import pytest
-import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
 from fastengage.kernels import rec_als

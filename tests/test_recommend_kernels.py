@@ -154,7 +154,6 @@ def test_ranking_metrics_match_naive(seed, K):
 @settings(max_examples=15, deadline=None)
 @given(st.integers(0, 10_000), st.integers(1, 6))
 def test_item_knn_matches_naive(seed, K):
-    rng = np.random.default_rng(seed)
     W = sp.random(10, 8, density=0.3, random_state=seed, format="csr")
     W.sort_indices()
     Wt = W.T.tocsr()

@@ -230,14 +230,15 @@ def test_recommend_equals_naive_topn(seed, n, block, with_items):
     import naive_recommend as naive
 
     rng = np.random.default_rng(seed)
-    n_users, n_items = 12, 30
-    k = rng.integers(20, 120)
+    n_users, n_items = 40, 30  # more customers than the serial path takes: batch path
+    k = rng.integers(60, 300)
     t = pa.table({"c": rng.integers(0, n_users, k), "i": rng.integers(0, n_items, k)})
     model = ALS(factors=3, iterations=2, seed=int(seed % 1000)).fit(t, customer="c", item="i")
     model.first_item_block = block
     # coarse factors create exact score ties, which must follow the tie-break rule
-    model.user_factors_ = np.round(model.user_factors_, 1).astype(np.float32)
-    model.item_factors_ = np.round(model.item_factors_, 1).astype(np.float32)
+    # (multiples of 1/4: every product and sum is exact in float32, whatever the order)
+    model.user_factors_ = (np.round(model.user_factors_ * 40) / 4).astype(np.float32)
+    model.item_factors_ = (np.round(model.item_factors_ * 40) / 4).astype(np.float32)
     model._finalize()
     items = None
     if with_items:

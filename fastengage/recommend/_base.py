@@ -298,7 +298,7 @@ class Recommender:
         has_w = weight is not None
         weighting = self.weighting_
         if weighting == "sum" and not has_w:
-            raise InputError(f"the model was fitted with weighting='sum'; pass weight=")
+            raise InputError("the model was fitted with weighting='sum'; pass weight=")
         if weighting == "given":
             weighting = "sum" if has_w else "count"
         values = _apply_weighting(sums, counts, weighting, has_w, self.log_epsilon_)
