@@ -5,7 +5,7 @@ Every Cython module is listed explicitly so that a stray .pyx never ends up in a
 """
 import numpy as np
 from Cython.Build import cythonize
-from setuptools import Extension, setup
+from setuptools import Extension, find_packages, setup
 
 # One place for the Cython directives of every kernel: no bounds checks or wraparound in the hot
 # loops (the Python layer validates), C division semantics, and Python 3 language level.
@@ -35,7 +35,8 @@ extensions = [
 ]
 
 setup(
-    packages=["fastengage", "fastengage.kernels", "fastengage.data"],
+    # Every subpackage of fastengage/ (clv, recommend, scoring, data, ...) plus kernels/.
+    packages=find_packages(include=["fastengage", "fastengage.*"]) + ["fastengage.kernels"],
     package_dir={"fastengage": "fastengage", "fastengage.kernels": "kernels"},
     ext_modules=cythonize(extensions, compiler_directives=CYTHON_DIRECTIVES),
     zip_safe=False,

@@ -47,19 +47,22 @@ def rfm_step(out_dir: pathlib.Path) -> str:
     return "\n".join(lines)
 
 
+def _step_of(name: str):
+    def step(out_dir: pathlib.Path) -> str:
+        return importlib.import_module(f"fastengage.{name}.demo").demo_step(out_dir)
+
+    return step
+
+
 def run_demo(out: str | pathlib.Path) -> int:
     """Run every step, print its summary; exit status 1 if any step failed."""
     out_dir = pathlib.Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     steps = [("rfm", rfm_step)]
     for name in DEMO_STEPS:
-        try:
-            module = importlib.import_module(f"fastengage.{name}.demo")
-        except ModuleNotFoundError as exc:
-            if exc.name and exc.name.startswith(f"fastengage.{name}"):
-                continue  # capability not part of this build
-            raise
-        steps.append((name, module.demo_step))
+        # Imported inside the step so that a broken or missing capability fails loudly as that
+        # step (a silently skipped step once hid subpackages missing from the wheel).
+        steps.append((name, _step_of(name)))
     failed = 0
     for name, step in steps:
         t0 = time.perf_counter()

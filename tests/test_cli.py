@@ -63,3 +63,14 @@ def test_missing_extension_gives_a_readable_import_error():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode != 0
     assert "compiled kernels are missing" in proc.stderr and "pip install -e ." in proc.stderr
+
+
+def test_every_source_folder_is_a_package_that_setup_installs():
+    """setup.py discovers subpackages by their __init__.py: a folder of modules without one
+    would be left out of the wheel (the editable install would still hide it)."""
+    import pathlib
+
+    root = pathlib.Path(__file__).parent.parent / "fastengage"
+    for folder in root.rglob("*"):
+        if folder.is_dir() and folder.name != "__pycache__" and any(folder.glob("*.py")):
+            assert (folder / "__init__.py").exists(), f"{folder} has modules but no __init__.py"
