@@ -11,6 +11,9 @@ from cython cimport floating
 from libc.stdint cimport int64_t, uint8_t
 from libc.math cimport NAN
 
+# Scores tested per vectorised comparison pass before any per-item work.
+DEF CHUNK = 64
+
 
 cdef inline bint _worse(floating s1, int64_t i1, floating s2, int64_t i2,
                         const int64_t[::1] tb) noexcept nogil:
@@ -92,9 +95,11 @@ def topn_update(const floating[:, ::1] scores,      # IN  (k, m) scores of k cus
                 int64_t[::1] size):                 # IN/OUT (n_state) heap fill
     """Feed a block of scores into the per-customer heaps."""
     cdef Py_ssize_t n = hs.shape[1], m = codes.shape[0], k = scores.shape[0]
-    cdef Py_ssize_t r, c, cc, a, e, sz
+    cdef Py_ssize_t r, c, cc, ce, q, a, e, sz
     cdef int64_t st, sr, j
     cdef floating s, thr
+    cdef const floating* row
+    cdef int hit
     with nogil:
         for r in range(k):
             st = state_rows[r]
@@ -114,16 +119,27 @@ def topn_update(const floating[:, ::1] scores,      # IN  (k, m) scores of k cus
                 c += 1
             if sz == n:
                 thr = hs[st, 0]
-                for cc in range(c, m):
-                    s = scores[r, cc]
-                    if s > thr or (s == thr and tb[codes[cc]] < tb[hi[st, 0]]):
-                        j = codes[cc]
-                        if not _candidate(j, allowed, use_allowed, seen_indices, a, e):
-                            continue
-                        hs[st, 0] = s
-                        hi[st, 0] = j
-                        _sift_down(hs[st], hi[st], 0, sz, tb)
-                        thr = hs[st, 0]
+                row = &scores[r, 0]
+                cc = c
+                while cc < m:
+                    ce = cc + CHUNK if cc + CHUNK < m else m
+                    # branch-free OR of comparisons: the compiler vectorises it (a float max
+                    # would need -ffast-math), and almost every chunk is skipped whole
+                    hit = 0
+                    for q in range(cc, ce):
+                        hit |= row[q] >= thr
+                    if hit:
+                        for q in range(cc, ce):
+                            s = row[q]
+                            if s > thr or (s == thr and tb[codes[q]] < tb[hi[st, 0]]):
+                                j = codes[q]
+                                if not _candidate(j, allowed, use_allowed, seen_indices, a, e):
+                                    continue
+                                hs[st, 0] = s
+                                hi[st, 0] = j
+                                _sift_down(hs[st], hi[st], 0, sz, tb)
+                                thr = hs[st, 0]
+                    cc = ce
             size[st] = sz
 
 

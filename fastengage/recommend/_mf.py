@@ -27,7 +27,7 @@ HEAP_KERNELS = {
 }
 
 _USER_BLOCK = 256
-_FIRST_ITEM_BLOCK = 1024
+_FIRST_ITEM_BLOCK = 512
 _SLACK = 1.0 + 1e-3
 
 # Score blocks of about this many entries (16 MB of float32): large enough for an efficient
@@ -41,8 +41,9 @@ class MatrixFactorization(Recommender):
 
     user_factors_: np.ndarray
     item_factors_: np.ndarray
-    #: items in the first pruning block (later blocks double); tests make it small
+    #: items in the first pruning block, and the growth factor of the later ones
     first_item_block = _FIRST_ITEM_BLOCK
+    block_growth = 1.5
     #: "cython" or "numba" (see HEAP_KERNELS)
     heap_kernel = "cython"
 
@@ -55,10 +56,10 @@ class MatrixFactorization(Recommender):
         self._sorted_T = np.ascontiguousarray(self.item_factors_[self._perm].T)
         self._sorted_norms = norms[self._perm]
         bounds = [0]
-        size = int(self.first_item_block)
+        size = float(self.first_item_block)
         while bounds[-1] < norms.size:
-            bounds.append(min(norms.size, bounds[-1] + size))
-            size *= 2
+            bounds.append(min(norms.size, bounds[-1] + int(size)))
+            size *= self.block_growth
         self._item_blocks = list(zip(bounds[:-1], bounds[1:]))
 
     def _pruned_block(self, U, seen_rows, n, seen_indptr, seen_indices, allowed, use_allowed,
