@@ -248,3 +248,26 @@ def test_cli_score(tmp_path, hgb_onnx, table):
     assert main(["score", str(model_path), str(data), "--id", "nope", "-o", str(bad), "-q"]) == 2
     assert not bad.exists()
     assert main(["score", str(data), str(data), "--id", "customer", "-o", str(bad), "-q"]) == 2
+
+
+def test_one_input_per_column_model_maps_inputs_by_name(table):
+    """Converters can give each column its own input; names then come from the inputs."""
+    w = np.array([[0.5], [-2.0]], np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Concat", ["tenure", "recency"], ["x"], axis=1),
+         helper.make_node("MatMul", ["x", "w"], ["y"])],
+        "two_inputs",
+        [helper.make_tensor_value_info("tenure", TensorProto.FLOAT, [None, 1]),
+         helper.make_tensor_value_info("recency", TensorProto.DOUBLE, [None, 1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 1])],
+        initializer=[numpy_helper.from_array(w, "w")])
+    graph.node.insert(0, helper.make_node("Cast", ["recency"], ["recency32"], to=TensorProto.FLOAT))
+    graph.node[1].input[1] = "recency32"
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    proto.ir_version = 8
+    model = load_model(proto.SerializeToString())
+    assert model.backend == "onnxruntime" and "one input per column" in model.note
+    assert model.features == ["tenure", "recency"]
+    out = model.score(table, id="customer")
+    ref = 0.5 * table.column("tenure").to_numpy() - 2.0 * table.column("recency").to_numpy()
+    np.testing.assert_allclose(out.column("value").to_numpy(), ref, rtol=1e-5, atol=1e-5)
