@@ -271,3 +271,20 @@ def test_one_input_per_column_model_maps_inputs_by_name(table):
     out = model.score(table, id="customer")
     ref = 0.5 * table.column("tenure").to_numpy() - 2.0 * table.column("recency").to_numpy()
     np.testing.assert_allclose(out.column("value").to_numpy(), ref, rtol=1e-5, atol=1e-5)
+
+
+def test_integer_input_model_refuses_float_columns(table):
+    w = np.array([[2], [3]], np.int64)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["X", "w"], ["y"]),
+         helper.make_node("Cast", ["y"], ["yf"], to=TensorProto.FLOAT)],
+        "ints", [helper.make_tensor_value_info("X", TensorProto.INT64, [None, 2])],
+        [helper.make_tensor_value_info("yf", TensorProto.FLOAT, [None, 1])],
+        initializer=[numpy_helper.from_array(w, "w")])
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    proto.ir_version = 8
+    model = load_model(proto.SerializeToString(), features=["a", "b"])
+    ints = pa.table({"a": pa.array([1, 2], pa.int32()), "b": pa.array([10, 20])})
+    np.testing.assert_array_equal(model.score(ints).column("value").to_numpy(), [32, 64])
+    with pytest.raises(InputError, match="'b' has type double; the model input expects integers"):
+        model.score(ints.set_column(1, "b", pa.array([1.5, 2.0])))

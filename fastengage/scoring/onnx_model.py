@@ -28,9 +28,10 @@ import threading
 
 import numpy as np
 import onnx
+import pyarrow as pa
 from onnx import helper, numpy_helper
 
-from ..errors import ModelFormatError
+from ..errors import InputError, ModelFormatError
 from ._columns import feature_column, feature_matrix
 from .linear import LinearModel
 from .model import Model
@@ -359,7 +360,19 @@ class OnnxModel(Model):
             return self._run(X, n_threads)
         return super()._predict_matrix(X, parallel, n_threads)
 
+    def _check_integer_inputs(self, batch, features):
+        # A float column fed to an integer model input would be truncated without a word.
+        for i, col in enumerate(features):
+            dtype = self._inputs[0][1] if len(self._inputs) == 1 else self._inputs[i][1]
+            typ = batch.schema.field(col).type
+            if np.issubdtype(dtype, np.integer) and not (pa.types.is_integer(typ)
+                                                         or pa.types.is_boolean(typ)):
+                raise InputError(f"feature column {col!r} has type {typ}; the model input "
+                                 f"expects integers ({dtype})")
+
     def _predict(self, batch, features, nulls, parallel, n_threads):
+        if any(np.issubdtype(d, np.integer) for _, d, _ in self._inputs):
+            self._check_integer_inputs(batch, features)
         if len(self._inputs) == 1:
             name, dtype, _ = self._inputs[0]
             feeds = {name: feature_matrix(batch, features, dtype, nulls)}
