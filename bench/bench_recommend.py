@@ -25,7 +25,7 @@ FULL = bench_size() == "full"
 N_USERS, N_ITEMS, NNZ = (100_000, 20_000, 5_000_000) if FULL else (4_000, 1_500, 60_000)
 FACTORS = 64
 ITERATIONS = 15 if FULL else 3
-ROUNDS = 1 if FULL else 1
+ROUNDS = 3 if FULL else 1
 
 
 def powerlaw_events(n_users: int, n_items: int, nnz: int, seed: int = 0) -> pa.Table:
