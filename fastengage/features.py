@@ -36,6 +36,7 @@ import pyarrow.compute as pc
 
 from ._ids import IdEncoder, id_kind
 from ._input import Source, open_source
+from ._parallel import run_parallel
 from ._rfm_common import (RETURNS_MODES, RFM_COLUMNS, check_types, features_table, new_report,
                           parse_as_of, prepare_batch)
 from .errors import InputError
@@ -180,11 +181,12 @@ def _rfm_in_memory(source: Source, columns: dict, limit_us: int | None, returns:
     days_sorted = _one.is_sorted(times)
     chunks = n_threads or numba.get_num_threads()
     shift = _one.partition_shift(n_codes)
-    parts = _one.partition(codes, times, amounts, order_codes, has_order, n_codes, shift, chunks)
+    parts = run_parallel(_one.partition, codes, times, amounts, order_codes, has_order, n_codes,
+                         shift, chunks)
     del codes  # the partitioned copy is all that is needed from here on
     state = _k.new_state(n_codes)
-    n_after, n_returns = _one.fold(state, *parts, has_order, shift, limit, returns == "exclude",
-                                   days_sorted)
+    n_after, n_returns = run_parallel(_one.fold, state, *parts, has_order, shift, limit,
+                                      returns == "exclude", days_sorted)
     del parts
     report["rows_after_as_of"] = int(n_after)
     report["return_rows"] = int(n_returns)

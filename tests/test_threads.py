@@ -1,0 +1,38 @@
+"""rfm() from many threads at once equals serial results, whatever Numba's threading layer."""
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+SCRIPT = textwrap.dedent("""
+    import threading, numpy as np, pyarrow as pa, numba
+    import fastengage as fe
+    rng = np.random.default_rng(0)
+    tables = [pa.table({"c": rng.integers(0, 20_000, 30_000),
+                        "t": pa.array(rng.integers(0, 10**9, 30_000) * 10**6, pa.timestamp("us")),
+                        "a": rng.random(30_000)}) for _ in range(8)]
+    serial = [fe.rfm(t, customer="c", time="t", amount="a") for t in tables]
+    out = [None] * 8
+    def work(i):
+        for _ in range(3):
+            out[i] = fe.rfm(tables[i], customer="c", time="t", amount="a")
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    [t.start() for t in threads]; [t.join() for t in threads]
+    assert all(o.equals(s) for o, s in zip(out, serial))
+    print("layer", numba.threading_layer())
+""")
+
+
+@pytest.mark.parametrize("layer", ["default", "workqueue"])
+def test_rfm_from_eight_threads_equals_serial(layer):
+    env = None
+    if layer != "default":
+        import os
+
+        env = dict(os.environ, NUMBA_THREADING_LAYER=layer)
+    proc = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    if layer != "default":
+        assert f"layer {layer}" in proc.stdout
