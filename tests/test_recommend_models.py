@@ -258,3 +258,17 @@ def test_recommend_equals_naive_topn(seed, n, block, with_items):
         seen = model.seen_indices_[model.seen_indptr_[u]:model.seen_indptr_[u + 1]]
         ref, _ = naive.topn(S[u], n, seen, allowed, model._tiebreak)
         assert got_i[got_c == u].tolist() == ref
+
+
+def test_fold_in_from_threads_equals_serial(fitted, events):
+    name, model = fitted
+    if name == "bpr":
+        return
+    baskets = [events.filter(pa.compute.equal(events.column("cust"), f"c{i}")).select(["cust", "sku"])
+               for i in range(0, 40, 3)]
+    serial = [model.recommend_new(b, customer="cust", item="sku", n=6) for b in baskets]
+    with cf.ThreadPoolExecutor(8) as pool:
+        par = list(pool.map(lambda b: model.recommend_new(b, customer="cust", item="sku", n=6),
+                            baskets))
+    for a, b in zip(serial, par):
+        assert a.equals(b)
