@@ -112,6 +112,12 @@ def test_customer_subset_order_and_ids(fitted):
     assert sub.column("item").to_pylist() == t.column("item").to_pylist()[3:]
 
 
+def test_empty_requests(fitted):
+    _, model = fitted
+    assert model.recommend([], n=3).num_rows == 0
+    assert model.recommend(["c1"], n=3, items=[]).num_rows == 0
+
+
 def test_unknown_customer_and_bad_n(fitted):
     _, model = fitted
     with pytest.raises(InputError, match="not in the model"):

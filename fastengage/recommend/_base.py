@@ -153,6 +153,8 @@ class Recommender:
         if customers is None:
             return np.arange(self.n_customers, dtype=np.int64)
         arr = _as_id_array(customers, "customer")
+        if len(arr) == 0:
+            return np.empty(0, np.int64)
         codes = self.customers_.lookup(arr)
         unknown = int(np.count_nonzero(codes < 0))
         if unknown:
