@@ -251,7 +251,9 @@ class Recommender:
         """Fold-in: recommend from the given histories without refitting.
 
         Works for customers not in the model and for customers whose history changed; the
-        model is not modified. Histories are weighted as the training data was.
+        model is not modified. Histories are weighted as the training data was (same
+        weighting and ``log_epsilon``; a recency decay used in training is not re-applied:
+        pass the decayed value as ``weight=`` if wanted).
 
         Parameters
         ----------
