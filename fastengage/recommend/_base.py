@@ -252,8 +252,7 @@ class Recommender:
 
         Works for customers not in the model and for customers whose history changed; the
         model is not modified. Histories are weighted as the training data was (same
-        weighting and ``log_epsilon``; a recency decay used in training is not re-applied:
-        pass the decayed value as ``weight=`` if wanted).
+        weighting and ``log_epsilon``; a recency decay used in training is not re-applied).
 
         Parameters
         ----------
