@@ -8,17 +8,7 @@ import numpy as np
 from numba import njit
 
 from ._config import NJIT
-
-
-@njit(**NJIT)
-def _mix64(key):
-    x = np.uint64(key)
-    x ^= x >> np.uint64(30)
-    x *= np.uint64(0xBF58476D1CE4E5B9)
-    x ^= x >> np.uint64(27)
-    x *= np.uint64(0x94D049BB133111EB)
-    x ^= x >> np.uint64(31)
-    return x
+from .pairset import mix64 as _mix64
 
 
 @njit(**NJIT)

@@ -21,15 +21,20 @@ def pair_key(code, value):
 
 
 @njit(**NJIT)
-def _slot(key, mask):
-    # splitmix64 finaliser; uint64 arithmetic wraps, which is what a hash wants.
+def mix64(key):
+    """splitmix64 finaliser (the same as the Cython id maps'); uint64 arithmetic wraps."""
     x = np.uint64(key)
     x ^= x >> np.uint64(30)
     x *= np.uint64(0xBF58476D1CE4E5B9)
     x ^= x >> np.uint64(27)
     x *= np.uint64(0x94D049BB133111EB)
     x ^= x >> np.uint64(31)
-    return np.int64(x & np.uint64(mask))
+    return x
+
+
+@njit(**NJIT)
+def _slot(key, mask):
+    return np.int64(mix64(key) & np.uint64(mask))
 
 
 @njit(**NJIT)

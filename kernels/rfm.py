@@ -48,6 +48,27 @@ def new_state(n: int) -> np.ndarray:
 
 
 @njit(**NJIT)
+def fold_amount(rec, t, a, exclude_returns):
+    """Fold one row's time and amount into a customer record; True when it is a purchase.
+
+    A return (``a < 0``) is counted in every mode, because it tells who had returns only; its
+    amount is kept for ``returns="net"`` and dropped for ``"exclude"``.
+    """
+    if a < 0.0:
+        rec.return_rows += 1
+        if not exclude_returns:
+            rec.return_sum += a
+        return False
+    rec.purchase_rows += 1
+    rec.purchase_sum += a
+    if t < rec.first_us:
+        rec.first_us = t
+    if t > rec.last_us:
+        rec.last_us = t
+    return True
+
+
+@njit(**NJIT)
 def update(state,          # IN/OUT records, indexed by customer code
            codes,          # IN  int64[n] customer code of each row
            times,          # IN  int64[n] microseconds, UTC
@@ -75,19 +96,9 @@ def update(state,          # IN/OUT records, indexed by customer code
             n_after += 1
             continue
         rec = state[codes[i]]
-        a = amounts[i]
-        if a < 0.0:
+        if not fold_amount(rec, t, amounts[i], exclude_returns):
             n_returns += 1
-            rec.return_rows += 1  # counted in every mode: it tells who had returns only
-            if not exclude_returns:
-                rec.return_sum += a
             continue
-        rec.purchase_rows += 1
-        rec.purchase_sum += a
-        if t < rec.first_us:
-            rec.first_us = t
-        if t > rec.last_us:
-            rec.last_us = t
         day = np.int32(t // US_PER_DAY)
         if day != rec.last_day:
             # A day equal to the record's latest one is already counted: most rows of a

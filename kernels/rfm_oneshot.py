@@ -15,7 +15,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._config import NJIT, NJIT_PARALLEL
-from .rfm import US_PER_DAY
+from .rfm import US_PER_DAY, fold_amount
 
 #: Customers per partition: 2**13 records of 64 bytes = 512 KiB, which stays in L2.
 MIN_SHIFT = 13
@@ -133,19 +133,9 @@ def _fold_partition(state, base, n_local, lo, hi, local, times, amounts, orders,
             n_after += 1
             continue
         rec = state[base + local[i]]
-        a = amounts[i]
-        if a < 0.0:
+        if not fold_amount(rec, t, amounts[i], exclude_returns):
             n_ret += 1
-            rec.return_rows += 1  # counted in every mode: it tells who had returns only
-            if not exclude_returns:
-                rec.return_sum += a
             continue
-        rec.purchase_rows += 1
-        rec.purchase_sum += a
-        if t < rec.first_us:
-            rec.first_us = t
-        if t > rec.last_us:
-            rec.last_us = t
         if days_sorted:
             day = np.int32(t // US_PER_DAY)
             if day != rec.last_day:
