@@ -120,13 +120,9 @@ def features_table(state: np.ndarray, ids_of, customer_column: str, as_of_us: in
         Type of the customer column in the output when it differs from what ``ids_of`` returns
         (dictionary-encoded input ids).
     """
-    (codes, first, last, recency, tenure, frequency, days, total,
-     mean) = _k.finalize(state, as_of_us, returns == "net", frequency_is_rows)
-    r = _k.quintile_scores_int(recency, False)
-    f = _k.quintile_scores_int(frequency, True)
-    m = _k.quintile_scores(total, True)
     names, seg_table = compile_segments(segments)
-    seg = _k.lookup_segments(r, f, m, seg_table)
+    (codes, first, last, recency, tenure, frequency, days, total, mean, r, f, m, seg,
+     n_returns_only) = _k.finish(state, as_of_us, returns == "net", frequency_is_rows, seg_table)
     ids = ids_of(codes)
     columns = [ids, pa.array(first).cast(_TS), pa.array(last).cast(_TS), recency, tenure,
                frequency, days, total, mean, r, f, m,
@@ -143,6 +139,6 @@ def features_table(state: np.ndarray, ids_of, customer_column: str, as_of_us: in
         table = table.set_column(0, customer_column, table.column(0).cast(output_type))
     report = dict(report)
     report.update(as_of=iso(as_of_us), customers=int(len(codes)),
-                  customers_without_purchase=int(_k.count_returns_only(state)), returns=returns)
+                  customers_without_purchase=int(n_returns_only), returns=returns)
     log.info("fastengage.rfm: %s", json.dumps(report))
     return table.replace_schema_metadata({"fastengage": json.dumps(report)})
