@@ -27,8 +27,10 @@ from .model import Model
 
 __all__ = ["Tree", "TreeEnsemble", "TreeModel"]
 
-#: Deepest tree padded to the perfect layout (2**D leaves per tree).
-MAX_PERFECT_DEPTH = 10
+#: Deepest tree padded to the perfect layout (2**D leaves per tree). Branch-free traversal of
+#: the padded tree beats pointer chasing up to here (LightGBM, 100 trees: 0.45 s vs 1.34 s at
+#: depth 8, 0.82 s vs 1.27 s at depth 12, 200k rows, one thread).
+MAX_PERFECT_DEPTH = 12
 #: Padded node budget of the perfect layout over the whole ensemble.
 MAX_PERFECT_NODES = 1 << 22
 
@@ -153,23 +155,27 @@ class TreeEnsemble:
         nan_left = np.ones((n_trees, max(n_int, 1)), np.uint8)
         leaves = np.zeros((n_trees, 1 << depth), self.acc_dtype)
         for t, tree in enumerate(self.trees):
-            # (node, position, level): a leaf met above the last level is pushed down the
-            # always-left chain (x <= +inf, NaN left), its value copied to every leaf below.
-            stack = [(0 if tree.n_internal else -1, 0, 0)]
-            while stack:
-                node, pos, level = stack.pop()
-                if level == depth:
-                    leaves[t, pos - n_int] = tree.leaf_value[~node]
-                    continue
-                if node >= 0:
-                    feat[t, pos] = tree.feature[node]
-                    thr[t, pos] = tree.threshold[node]
-                    nan_left[t, pos] = tree.nan_left[node]
-                    stack.append((int(tree.left[node]), 2 * pos + 1, level + 1))
-                    stack.append((int(tree.right[node]), 2 * pos + 2, level + 1))
+            # Level by level: ``cur`` holds, for each position of the level, the canonical node
+            # there (>= 0 internal, < 0 a leaf ~l). A leaf met above the last level is pushed
+            # down the always-left chain (x <= +inf, NaN left), its value copied to every leaf
+            # below it.
+            cur = np.array([0 if tree.n_internal else -1], np.int64)
+            for level in range(depth):
+                pos = (1 << level) - 1 + np.arange(cur.size)
+                inner = cur >= 0
+                idx = cur[inner]
+                feat[t, pos[inner]] = tree.feature[idx]
+                thr[t, pos[inner]] = tree.threshold[idx]
+                nan_left[t, pos[inner]] = tree.nan_left[idx]
+                nxt = np.empty(2 * cur.size, np.int64)
+                if tree.n_internal:
+                    safe = np.maximum(cur, 0)
+                    nxt[0::2] = np.where(inner, tree.left[safe], cur)
+                    nxt[1::2] = np.where(inner, tree.right[safe], cur)
                 else:
-                    stack.append((node, 2 * pos + 1, level + 1))
-                    stack.append((node, 2 * pos + 2, level + 1))
+                    nxt[0::2] = nxt[1::2] = cur
+                cur = nxt
+            leaves[t] = tree.leaf_value[~cur]
         # Float32 inputs against float32-exact thresholds compare in float32 (same result, half
         # the bytes, and no conversion in the inner loop).
         if self.input_dtype == np.float32:
