@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import ModelFormatError
 from ..kernels import score_linear, score_post
-from ._columns import feature_column
+from ._columns import feature_columns
 from .model import Model
 
 __all__ = ["LinearModel"]
@@ -103,8 +103,8 @@ class LinearModel(Model):
         return self.coefficients.shape[0]
 
     def _predict(self, batch, features, nulls, parallel, n_threads):
-        cols = tuple(feature_column(batch.column(name), name, np.float64, nulls) for name in features)
-        return self.predict_columns(cols, parallel=parallel)
+        return self.predict_columns(tuple(feature_columns(batch, features, np.float64, nulls)),
+                                    parallel=parallel)
 
     def _predict_matrix(self, X, parallel, n_threads):
         X = np.asarray(X, dtype=np.float64)
