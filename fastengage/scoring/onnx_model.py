@@ -278,7 +278,12 @@ def load_onnx(data: bytes, *, backend: str = "auto", features=None) -> Model:
 
 
 class OnnxModel(Model):
-    """A model scored by ONNX Runtime (CPU); one session per thread count, shared by threads."""
+    """A model scored by ONNX Runtime (CPU); one session per thread count, shared by threads.
+
+    ``n_threads`` sets ONNX Runtime's intra-op threads. For tree ensembles ONNX Runtime's float32
+    sums depend on that count (it splits the trees over its threads), so results can differ in
+    the last bit between thread counts -- never between calls with the same count.
+    """
 
     def __init__(self, proto, inputs, n_features, features, note=""):
         classes = _class_labels(proto.graph)
