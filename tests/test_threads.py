@@ -36,3 +36,36 @@ def test_rfm_from_eight_threads_equals_serial(layer):
     assert proc.returncode == 0, proc.stderr[-3000:]
     if layer != "default":
         assert f"layer {layer}" in proc.stdout
+
+
+SCORING_SCRIPT = textwrap.dedent("""
+    import threading, pyarrow as pa, numba
+    import fastengage as fe
+    from fastengage.datasets import data_path, load_online_retail
+    from fastengage.scoring import load_model
+    retail = load_online_retail()
+    feats = fe.churn_dataset(retail, customer="CustomerID", time="InvoiceDate", amount="amount",
+                             order="InvoiceNo", cutoff="2011-09-01", horizon=90,
+                             drop_null_customers=True)
+    feats = pa.concat_tables([feats] * 30)  # ~100k rows: the parallel tree kernel runs
+    model = load_model(data_path("churn_hgb.onnx"))
+    serial = model.score(feats, id="CustomerID")
+    out = [None] * 8
+    def work(i):
+        for _ in range(3):
+            out[i] = model.score(feats, id="CustomerID")
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    [t.start() for t in threads]; [t.join() for t in threads]
+    assert all(o.equals(serial) for o in out)
+    print("layer", numba.threading_layer())
+""")
+
+
+def test_scoring_from_eight_threads_under_workqueue():
+    import os
+
+    env = dict(os.environ, NUMBA_THREADING_LAYER="workqueue")
+    proc = subprocess.run([sys.executable, "-c", SCORING_SCRIPT], capture_output=True, text=True,
+                          env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "layer workqueue" in proc.stdout

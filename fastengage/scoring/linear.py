@@ -18,13 +18,16 @@ from __future__ import annotations
 import json
 import math
 import os
+from functools import partial
 
 import numpy as np
 
+from .._parallel import run_parallel
 from ..errors import ModelFormatError
 from ..kernels import score_linear, score_post
 from ._columns import feature_columns
 from .model import Model
+
 
 __all__ = ["LinearModel"]
 
@@ -118,7 +121,8 @@ class LinearModel(Model):
         """
         n = cols[0].shape[0] if cols else 0
         out = np.empty((self._n_outputs(), n), np.float64)
-        fn = score_linear.linear_parallel if parallel else score_linear.linear_serial
+        fn = (partial(run_parallel, score_linear.linear_parallel) if parallel
+              else score_linear.linear_serial)
         mode = self._post
         if mode == score_post.PAIR_ONE_MINUS:  # identity on one output of a two-class model
             fn(tuple(_readonly(c) for c in cols), self._coef, self._icpt, score_linear.NONE, out[1:])

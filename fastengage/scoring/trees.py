@@ -18,12 +18,15 @@ a ``<=`` split and trees are shallow, the general one otherwise.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 
+from .._parallel import run_parallel
 from ..kernels import score_post, score_trees
 from ._columns import feature_matrix
 from .model import Model
+
 
 __all__ = ["Tree", "TreeEnsemble", "TreeModel"]
 
@@ -282,9 +285,11 @@ class TreeEnsemble:
         if X.shape[0] == 0 or not self.trees:
             return out
         if self.layout == "perfect":
-            fn = score_trees.perfect_parallel if parallel else score_trees.perfect_serial
+            fn = (partial(run_parallel, score_trees.perfect_parallel) if parallel
+                  else score_trees.perfect_serial)
         else:
-            fn = score_trees.general_parallel if parallel else score_trees.general_serial
+            fn = (partial(run_parallel, score_trees.general_parallel) if parallel
+                  else score_trees.general_serial)
         X = np.ascontiguousarray(X)
         if self.layout == "perfect":
             fn(X.reshape(-1), X.shape[1], *self._arrays, self.flush(chunks), *self._tail, out)
@@ -307,7 +312,8 @@ class TreeEnsemble:
             return raw
         dt = self.out_dtype
         out = np.empty((raw.shape[0], self.n_out), dt)
-        fn = score_post.post_parallel if parallel else score_post.post_serial
+        fn = (partial(run_parallel, score_post.post_parallel) if parallel
+              else score_post.post_serial)
         fn(raw, out, self.post, dt.type(1), dt.type(self.scale))
         return out
 
