@@ -17,6 +17,7 @@ import numba
 import numpy as np
 import pyarrow as pa
 
+from .._parallel import run_parallel
 from .._ids import IdEncoder
 from .._input import amount_to_float64, open_source
 from .._persist import load_bundle, save_bundle
@@ -296,7 +297,7 @@ class Recommender:
                 f"item column {item!r} has {unknown} event(s) with items the model does not "
                 'know; pass unknown_items="ignore" to leave them out')
         known = itm >= 0
-        indptr, indices, sums, counts = rec_csr.coo_to_csr(
+        indptr, indices, sums, counts = run_parallel(rec_csr.coo_to_csr,
             cust[known], itm[known], w[known], len(enc))
         has_w = weight is not None
         weighting = self.weighting_

@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from .._parallel import run_parallel
 from ..errors import InputError
 from ..kernels import rec_als
 from ._base import _single_thread_blas
@@ -106,9 +107,10 @@ class ALS(MatrixFactorization):
         A0 = YtY + self.regularization * np.eye(f)
         k = self._k()
         if cg:
-            k.als_cg_half(indptr, indices, conf, X, Y, A0.astype(X.dtype), self.cg_steps)
+            run_parallel(k.als_cg_half, indptr, indices, conf, X, Y, A0.astype(X.dtype),
+                         self.cg_steps)
         else:
-            k.als_cholesky_half(indptr, indices, conf, X, Y, A0)
+            run_parallel(k.als_cholesky_half, indptr, indices, conf, X, Y, A0)
 
     def _fit(self, inter) -> None:
         indptr, indices, data = self.seen_indptr_, self.seen_indices_, self.seen_data_

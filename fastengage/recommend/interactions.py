@@ -24,6 +24,7 @@ import numpy as np
 import pyarrow as pa
 import scipy.sparse as sp
 
+from .._parallel import run_parallel
 from .._ids import IdEncoder
 from .._input import US_PER_DAY, amount_to_float64, open_source, time_to_us
 from ..errors import InputError
@@ -198,11 +199,12 @@ class Interactions:
         itm = np.ascontiguousarray(itm)
         if decay is not None:
             w = w * decay
-        indptr, indices, sums, counts = rec_csr.coo_to_csr(cust, itm, np.ascontiguousarray(w),
-                                                           n_rows)
+        indptr, indices, sums, counts = run_parallel(rec_csr.coo_to_csr, cust, itm,
+                                                     np.ascontiguousarray(w), n_rows)
         if decay is not None:
             # a decayed count is the sum of the decay factors
-            counts = rec_csr.coo_to_csr(cust, itm, np.ascontiguousarray(decay), n_rows)[2]
+            counts = run_parallel(rec_csr.coo_to_csr, cust, itm, np.ascontiguousarray(decay),
+                                  n_rows)[2]
         values = _apply_weighting(sums, counts, weighting, has_weight, log_epsilon)
         matrix = sp.csr_matrix((values, indices, indptr), shape=(n_rows, n_cols))
         matrix.has_sorted_indices = True

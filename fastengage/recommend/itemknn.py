@@ -13,9 +13,12 @@ largest per item (the item itself included); a customer's score for item j is
 """
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import scipy.sparse as sp
 
+from .._parallel import run_parallel
 from .._persist import Bundle
 from ..errors import InputError, ModelFormatError
 from ..kernels import rec_knn, rec_topn
@@ -81,7 +84,7 @@ class ItemKNN(Recommender):
         w.sort_indices()
         wt = w.T.tocsr()
         wt.sort_indices()
-        nbr, sim, count = rec_knn.item_knn(
+        nbr, sim, count = run_parallel(rec_knn.item_knn,
             wt.indptr.astype(np.int64), wt.indices.astype(np.int64), wt.data.astype(np.float64),
             w.indptr.astype(np.int64), w.indices.astype(np.int64), w.data.astype(np.float64),
             inter.n_items, self.K)
@@ -102,7 +105,8 @@ class ItemKNN(Recommender):
         h_indptr, h_indices, h_data = hist
         if seen is None:
             seen = (np.zeros(h_indptr.size, np.int64), np.zeros(0, np.int64))
-        kernel = rec_topn.knn_topn_serial if serial else rec_topn.knn_topn
+        kernel = (rec_topn.knn_topn_serial if serial
+                  else partial(run_parallel, rec_topn.knn_topn))
         kernel(rows, h_indptr, h_indices, np.ascontiguousarray(h_data, np.float64), seen[0],
                seen[1], self._sim_indptr, self._sim_indices, self._sim_data, self.n_items,
                allowed, use_allowed, self._tiebreak, n, out_idx, out_score, out_count)

@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow as pa
 import scipy.sparse as sp
 
+from .._parallel import run_parallel
 from ..errors import InputError
 from ..kernels import rec_csr
 from .interactions import Interactions, read_events
@@ -53,7 +54,7 @@ def _cutoff_us(cutoff) -> int:
 
 def _drop_seen(train: Interactions, test: Interactions) -> tuple[Interactions, int]:
     tr, te = train.matrix, test.matrix
-    keep = rec_csr.csr_difference_mask(
+    keep = run_parallel(rec_csr.csr_difference_mask,
         te.indptr.astype(np.int64), te.indices.astype(np.int64),
         tr.indptr.astype(np.int64), tr.indices.astype(np.int64))
     removed = int(keep.size - np.count_nonzero(keep))
