@@ -110,8 +110,14 @@ def lbeta(a, b):
     return math.lgamma(a) + math.lgamma(b) - math.lgamma(a + b)
 
 
+#: Term cap of the Pareto/NBD series. Slow convergence happens for z -> 1 with a small exponent
+#: gap (beta >> alpha with small r+x, or alpha >> beta with small s: near-exponential lifetimes);
+#: past the cap the series reports NaN and the kernel switches to an exp-sinh quadrature.
+PARETO_MAX_TERMS = 400
+
+
 @njit(**NJIT)
-def series_1_e_f(e, f, z):
+def series_1_e_f(e, f, z, max_terms=MAX_TERMS):
     """S = sum_n (e)_n / (f)_n z^n with its derivatives dS/de, dS/df, dS/dz, for 0 <= z < 1, f > 0.
 
     This is 2F1(1, e; f; z). When e < f every term ratio (e+n)/(f+n) z is below z, so the terms
@@ -128,7 +134,8 @@ def series_1_e_f(e, f, z):
     n = 0
     if z == 0.0:
         return 1.0, 0.0, 0.0, e / f
-    while n < MAX_TERMS:
+    converged = False
+    while n < max_terms:
         de += 1.0 / (e + n)
         df -= 1.0 / (f + n)
         term *= (e + n) / (f + n) * z
@@ -140,7 +147,10 @@ def series_1_e_f(e, f, z):
         # the tail after this term is at most term * rb / (1 - rb), rb bounding every later ratio
         rb = max((e + n) / (f + n) * z, z)
         if rb < 1.0 and abs(term) * rb < _TINY * (1.0 - rb) * abs(s):
+            converged = True
             break
+    if not converged:
+        return np.nan, np.nan, np.nan, np.nan
     return s, s_e, s_f, s_z / z
 
 

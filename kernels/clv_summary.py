@@ -30,6 +30,28 @@ def group_by_customer(codes, n_customers):
 
 
 @njit(**NJIT)
+def scatter_by_customer(codes, periods, amounts, n_customers, has_amount):
+    """Counting sort of (period, amount) by customer code, scattering values directly (rows are
+    read once, in order). Returns (offsets[n+1], keys[n], vals[n])."""
+    n = codes.shape[0]
+    offsets = np.zeros(n_customers + 1, dtype=np.int64)
+    for i in range(n):
+        offsets[codes[i] + 1] += 1
+    for c in range(n_customers):
+        offsets[c + 1] += offsets[c]
+    fill = offsets[:-1].copy()
+    keys = np.empty(n, dtype=np.int64)
+    vals = np.empty(n, dtype=np.float64)
+    for i in range(n):
+        c = codes[i]
+        pos = fill[c]
+        keys[pos] = periods[i]
+        vals[pos] = amounts[i] if has_amount else 0.0
+        fill[c] = pos + 1
+    return offsets, keys, vals
+
+
+@njit(**NJIT)
 def _sort_segment(keys, vals, lo, hi):
     """Sort keys[lo:hi] ascending carrying vals along (insertion sort for short runs)."""
     m = hi - lo
@@ -70,10 +92,7 @@ def summarize(codes, periods, amounts, n_customers, has_amount):
     monetary : float64[n_customers] mean over repeat periods of the per-period amount sums
         (the first period excluded; 0 when there is no repeat period)
     """
-    offsets, order = group_by_customer(codes, n_customers)
-    n = codes.shape[0]
-    keys = np.empty(n, dtype=np.int64)
-    vals = np.empty(n, dtype=np.float64)
+    offsets, keys, vals = scatter_by_customer(codes, periods, amounts, n_customers, has_amount)
     first = np.full(n_customers, np.iinfo(np.int64).max, dtype=np.int64)
     last = np.full(n_customers, np.iinfo(np.int64).min, dtype=np.int64)
     n_periods = np.zeros(n_customers, dtype=np.int64)
@@ -83,9 +102,6 @@ def summarize(codes, periods, amounts, n_customers, has_amount):
         hi = offsets[c + 1]
         if hi == lo:
             continue
-        for j in range(lo, hi):
-            keys[j] = periods[order[j]]
-            vals[j] = amounts[order[j]] if has_amount else 0.0
         _sort_segment(keys, vals, lo, hi)
         first[c] = keys[lo]
         last[c] = keys[hi - 1]
@@ -105,10 +121,7 @@ def summarize(codes, periods, amounts, n_customers, has_amount):
 @njit(**NJIT_PARALLEL)
 def holdout_counts(codes, periods, amounts, n_customers):
     """Holdout statistics: distinct periods per customer and the mean of the raw amounts."""
-    offsets, order = group_by_customer(codes, n_customers)
-    n = codes.shape[0]
-    keys = np.empty(n, dtype=np.int64)
-    vals = np.empty(n, dtype=np.float64)
+    offsets, keys, vals = scatter_by_customer(codes, periods, amounts, n_customers, True)
     counts = np.zeros(n_customers, dtype=np.int64)
     mean_amount = np.zeros(n_customers, dtype=np.float64)
     for c in prange(n_customers):
@@ -118,8 +131,6 @@ def holdout_counts(codes, periods, amounts, n_customers):
             continue
         total = 0.0
         for j in range(lo, hi):
-            keys[j] = periods[order[j]]
-            vals[j] = amounts[order[j]]
             total += vals[j]
         _sort_segment(keys, vals, lo, hi)
         count = 1
@@ -217,3 +228,65 @@ def unique_patterns(cols):
                 break
             slot = (slot + np.uint64(1)) & mask
     return first_row[:m].copy(), inverse, counts[:m].copy()
+
+
+@njit(**NJIT)
+def is_sorted(values):
+    """True when values are non-decreasing (a time-ordered transaction log)."""
+    for i in range(1, values.shape[0]):
+        if values[i] < values[i - 1]:
+            return False
+    return True
+
+
+@njit(**NJIT)
+def summarize_sorted(codes, periods, amounts, n_customers, has_amount):
+    """``summarize`` for rows already in time order: one sequential pass, no grouping.
+
+    In time order, a customer's rows of one period are consecutive among that customer's rows,
+    so a new period is a change from the customer's last period, and the repeat-period mean is the
+    sum of the amounts outside the first period over the number of repeat periods.
+    """
+    first = np.full(n_customers, np.iinfo(np.int64).max, dtype=np.int64)
+    last = np.full(n_customers, np.iinfo(np.int64).min, dtype=np.int64)
+    n_periods = np.zeros(n_customers, dtype=np.int64)
+    repeat = np.zeros(n_customers, dtype=np.float64)
+    for i in range(codes.shape[0]):
+        c = codes[i]
+        p = periods[i]
+        if n_periods[c] == 0:
+            first[c] = p
+            last[c] = p
+            n_periods[c] = 1
+        else:
+            if p != last[c]:
+                n_periods[c] += 1
+                last[c] = p
+            if has_amount and p != first[c]:
+                repeat[c] += amounts[i]
+    monetary = np.zeros(n_customers, dtype=np.float64)
+    for c in range(n_customers):
+        if n_periods[c] > 1:
+            monetary[c] = repeat[c] / (n_periods[c] - 1)
+    return first, last, n_periods, monetary
+
+
+@njit(**NJIT)
+def holdout_counts_sorted(codes, periods, amounts, n_customers):
+    """``holdout_counts`` for rows in time order (one pass)."""
+    counts = np.zeros(n_customers, dtype=np.int64)
+    rows = np.zeros(n_customers, dtype=np.int64)
+    total = np.zeros(n_customers, dtype=np.float64)
+    last = np.full(n_customers, np.iinfo(np.int64).min, dtype=np.int64)
+    for i in range(codes.shape[0]):
+        c = codes[i]
+        if rows[c] == 0 or periods[i] != last[c]:
+            counts[c] += 1
+            last[c] = periods[i]
+        rows[c] += 1
+        total[c] += amounts[i]
+    mean_amount = np.zeros(n_customers, dtype=np.float64)
+    for c in range(n_customers):
+        if rows[c] > 0:
+            mean_amount[c] = total[c] / rows[c]
+    return counts, mean_amount

@@ -105,3 +105,17 @@ def test_errors(cdnow):
         clv.summary(bad, customer="c", time="t")
     with pytest.raises(InputError, match="calibration_end"):
         clv.summary(cdnow, customer="customer_id", time="date", calibration_end="1999-01-01")
+
+
+def test_time_ordered_and_shuffled_logs_agree(cdnow):
+    # a time-ordered log takes the one-pass path, a shuffled one the grouping path
+    ordered = cdnow.sort_by([("date", "ascending")])
+    rng = np.random.default_rng(0)
+    shuffled = cdnow.take(pa.array(rng.permutation(cdnow.num_rows)))
+    for kw in (dict(as_of="1997-09-30"), dict(as_of="1998-06-30", calibration_end="1997-09-30")):
+        a = clv.summary(ordered, customer="customer_id", time="date", amount="dollar_value", **kw)
+        b = clv.summary(shuffled, customer="customer_id", time="date", amount="dollar_value", **kw)
+        a = a.sort_by("customer_id")
+        b = b.sort_by("customer_id")
+        for col in a.column_names:
+            np.testing.assert_allclose(a[col].to_numpy(), b[col].to_numpy(), rtol=1e-12)

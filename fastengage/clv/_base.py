@@ -176,7 +176,7 @@ class BaseModel:
                              f"objective {val:.6g}, max |gradient| {gnorm:.2e} ({note})")
                 if np.isfinite(val) and (best is None or val < best[1]):
                     best = (u, val, gnorm, method)
-                if np.isfinite(val) and gnorm < 1e-6:
+                if np.isfinite(val) and gnorm < 1e-5:
                     return u, tried
         if best is not None and best[2] < 1e-4:
             return best[0], tried

@@ -136,8 +136,9 @@ def summary(data, *, customer: str, time: str, amount: str | None = None, as_of=
             if amount is not None:
                 amounts = amounts[keep]
         metadata["rows_after_as_of"] = str(n_after)
-        first, last, n_per, monetary = _k.summarize(codes, periods, amounts, n_customers,
-                                                    amount is not None)
+        # a time-ordered log (the usual case) needs one sequential pass; otherwise group first
+        fold = _k.summarize_sorted if _k.is_sorted(periods) else _k.summarize
+        first, last, n_per, monetary = fold(codes, periods, amounts, n_customers, amount is not None)
         present = n_per > 0
         if not present.all():
             # customers whose only purchases are after as_of do not exist yet at as_of
@@ -161,12 +162,14 @@ def summary(data, *, customer: str, time: str, amount: str | None = None, as_of=
     in_cal = us <= cal_us
     in_hold = (us > cal_us) & (us <= end_us)
     metadata["rows_after_as_of"] = str(int(np.count_nonzero(us > end_us)))
-    c_codes = codes[in_cal]
-    first, last, n_per, monetary = _k.summarize(
-        c_codes, periods[in_cal], amounts[in_cal] if amount is not None else amounts,
+    ordered = _k.is_sorted(periods)
+    fold = _k.summarize_sorted if ordered else _k.summarize
+    first, last, n_per, monetary = fold(
+        codes[in_cal], periods[in_cal], amounts[in_cal] if amount is not None else amounts,
         n_customers, amount is not None)
     h_amounts = amounts[in_hold] if amount is not None else np.zeros(int(np.count_nonzero(in_hold)))
-    h_count, h_mean = _k.holdout_counts(codes[in_hold], periods[in_hold], h_amounts, n_customers)
+    fold_h = _k.holdout_counts_sorted if ordered else _k.holdout_counts
+    h_count, h_mean = fold_h(codes[in_hold], periods[in_hold], h_amounts, n_customers)
     idx = np.flatnonzero(n_per > 0)
     cols = {customer: ids.take(pa.array(idx)),
             "frequency": (n_per[idx] - 1).astype(np.float64),
