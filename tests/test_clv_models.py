@@ -214,3 +214,39 @@ def test_pareto_tabulated_kernel(cdnow):
         ll2, grad2 = fn(*args)
         assert ll2 == pytest.approx(ll, rel=1e-12)
         np.testing.assert_allclose(grad2, grad, rtol=1e-9)
+
+
+@pytest.mark.parametrize("theta,x,y", [
+    ((0.44, 59.5, 674.8, 214354.0), 0.0, 0.0),      # beta >> alpha: z -> 1, series too slow
+    ((0.44, 59.5, 674.8, 214354.0), 3.0, 100.0),
+    ((0.5, 1000.0, 0.05, 1.0), 0.0, 0.0),           # alpha >> beta with small s
+    ((0.5, 1000.0, 0.05, 1.0), 5.0, 3.0),
+    ((2.0, 1.0, 0.5, 40.0), 1.0, 1.0),
+    ((0.2, 2.0, 0.1, 1e5), 0.0, 0.0),
+])
+def test_pareto_slow_series_region_uses_accurate_quadrature(theta, x, y):
+    import mpmath as mp
+    r, alpha, s, beta = theta
+    A = r + s + x
+    if alpha >= beta:
+        b2, m, z = s + 1, alpha, (alpha - beta) / (alpha + y)
+    else:
+        b2, m, z = r + x, beta, (beta - alpha) / (beta + y)
+    with mp.workdps(30):
+        ref = float(mp.log(mp.hyp2f1(A, b2, A + 1, z, maxterms=10**7)) - A * mp.log(m + y))
+    series = clv_pareto._log_F_series(r, alpha, s, beta, x, y)
+    assert np.isnan(series[0])            # the capped series declines ...
+    got = clv_pareto._log_F(r, alpha, s, beta, x, y)
+    assert got[0] == pytest.approx(ref, rel=1e-12)   # ... and the quadrature is exact
+    # its gradient agrees with finite differences of the value
+    th = np.array(theta)
+    fd = nv.fd_grad(lambda t: clv_pareto._log_F(*t, x, y)[0], th, 1e-7)
+    np.testing.assert_allclose(got[1:], fd, rtol=1e-4, atol=1e-7)
+
+
+def test_pareto_quadrature_matches_series_where_both_work():
+    for theta, x, y in [((0.55, 10.6, 0.6, 11.7), 2.0, 30.0), ((0.3, 5.0, 2.0, 5000.0), 100000.0, 50.0),
+                        ((1.2, 3.0, 0.9, 2.0), 0.0, 0.0)]:
+        a = np.array(clv_pareto._log_F_series(*theta, x, y))
+        b = np.array(clv_pareto._log_F_quad(*theta, x, y))
+        np.testing.assert_allclose(b, a, rtol=1e-11)
