@@ -2,7 +2,8 @@
 
     python bench/regress.py check  [--tolerance 0.30] [--results F] [--baseline F]
     python bench/regress.py update [--results F] [--baseline F]     # accept the latest run
-    (``--size full`` or ``--size smoke`` restricts either command to runs of that size)
+    (``--size full`` or ``--size smoke`` restricts either command to runs of that size, and
+    ``--match REGEX`` to the ``name@size`` keys matching it)
 
 Each benchmark run appends records to bench/out/results.jsonl (see bench/_compare.py). For every
 (name, size) in the baseline, ``check`` takes the newest record and compares two figures that do
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -67,6 +69,12 @@ def compare(baseline: dict, latest: dict, tolerance: float) -> tuple[list, list]
     return regressions, missing
 
 
+def _selected(key: str, args) -> bool:
+    if args.size is not None and not key.endswith(f"@{args.size}"):
+        return False
+    return args.match is None or re.search(args.match, key) is not None
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=["check", "update"])
@@ -74,12 +82,13 @@ def main(argv=None) -> int:
     parser.add_argument("--baseline", default=DEFAULT_BASELINE)
     parser.add_argument("--size", default=None,
                         help="only benchmarks run at this size (smoke or full)")
+    parser.add_argument("--match", default=None,
+                        help="only benchmarks whose 'name@size' key matches this regular expression")
     parser.add_argument("--tolerance", type=float, default=0.30,
                         help="allowed relative slow-down (default 0.30 = 30%%)")
     args = parser.parse_args(argv)
     latest = latest_records(args.results)
-    if args.size is not None:
-        latest = {k: v for k, v in latest.items() if k.endswith(f"@{args.size}")}
+    latest = {k: v for k, v in latest.items() if _selected(k, args)}
     if args.command == "update":
         baseline = {}
         if os.path.exists(args.baseline):
@@ -95,8 +104,7 @@ def main(argv=None) -> int:
         return 1
     with open(args.baseline) as fh:
         baseline = json.load(fh)
-    if args.size is not None:
-        baseline = {k: v for k, v in baseline.items() if k.endswith(f"@{args.size}")}
+    baseline = {k: v for k, v in baseline.items() if _selected(k, args)}
     regressions, missing = compare(baseline, latest, args.tolerance)
     for key in missing:
         print(f"missing (not run): {key}")
