@@ -290,3 +290,86 @@ def holdout_counts_sorted(codes, periods, amounts, n_customers):
         if rows[c] > 0:
             mean_amount[c] = total[c] / rows[c]
     return counts, mean_amount
+
+
+@njit(**NJIT)
+def summarize_sorted_us(codes, us, length, offset, end_period, amounts, n_customers, has_amount):
+    """``summarize_sorted`` fused with the period flooring and the as-of cut, straight from the
+    time-ordered int64 microseconds. Returns (first, last, n_periods, monetary, rows_after)."""
+    first = np.full(n_customers, np.iinfo(np.int64).max, dtype=np.int64)
+    last = np.full(n_customers, np.iinfo(np.int64).min, dtype=np.int64)
+    n_periods = np.zeros(n_customers, dtype=np.int64)
+    repeat = np.zeros(n_customers, dtype=np.float64)
+    after = 0
+    for i in range(codes.shape[0]):
+        p = (us[i] - offset) // length
+        if p > end_period:
+            after = codes.shape[0] - i   # time order: every later row is after as well
+            break
+        c = codes[i]
+        if n_periods[c] == 0:
+            first[c] = p
+            last[c] = p
+            n_periods[c] = 1
+        else:
+            if p != last[c]:
+                n_periods[c] += 1
+                last[c] = p
+            if has_amount and p != first[c]:
+                repeat[c] += amounts[i]
+    monetary = np.zeros(n_customers, dtype=np.float64)
+    for c in range(n_customers):
+        if n_periods[c] > 1:
+            monetary[c] = repeat[c] / (n_periods[c] - 1)
+    return first, last, n_periods, monetary, after
+
+
+@njit(**NJIT)
+def int_patterns(xi, ti, Ti, w, nx, ny):
+    """Distinct (x, t_x, T) rows of whole-number data with their total weight, cache-friendly.
+
+    Rows are bucketed by x with a counting sort, then each bucket's (t_x, T) pairs are
+    deduplicated in a dense ny*ny slot array that fits in cache and is reset after the bucket.
+    Returns (px, ptx, pT, weight) as int64, int64, int64, float64 arrays.
+    """
+    n = xi.shape[0]
+    offsets = np.zeros(nx + 1, dtype=np.int64)
+    for i in range(n):
+        offsets[xi[i] + 1] += 1
+    for j in range(nx):
+        offsets[j + 1] += offsets[j]
+    fill = offsets[:-1].copy()
+    key = np.empty(n, dtype=np.int64)
+    wk = np.empty(n, dtype=np.float64)
+    for i in range(n):
+        j = xi[i]
+        pos = fill[j]
+        key[pos] = ti[i] * ny + Ti[i]
+        wk[pos] = w[i]
+        fill[j] = pos + 1
+    slot = np.full(ny * ny, -1, dtype=np.int64)
+    px = np.empty(n, dtype=np.int64)
+    pk = np.empty(n, dtype=np.int64)
+    pw = np.zeros(n, dtype=np.float64)
+    m = 0
+    for j in range(nx):
+        start = m
+        for pos in range(offsets[j], offsets[j + 1]):
+            k = key[pos]
+            s = slot[k]
+            if s == -1:
+                slot[k] = m
+                px[m] = j
+                pk[m] = k
+                pw[m] = wk[pos]
+                m += 1
+            else:
+                pw[s] += wk[pos]
+        for q in range(start, m):
+            slot[pk[q]] = -1
+    ptx = np.empty(m, dtype=np.int64)
+    pT = np.empty(m, dtype=np.int64)
+    for q in range(m):
+        ptx[q] = pk[q] // ny
+        pT[q] = pk[q] % ny
+    return px[:m].copy(), ptx, pT, pw[:m].copy()

@@ -177,3 +177,22 @@ def test_tabulated_kernel_equals_plain_kernel(cdnow, modified):
         ll2, grad2 = fn(*args)
         assert ll2 == pytest.approx(ll, rel=1e-13)
         np.testing.assert_allclose(grad2, grad, rtol=1e-11)
+
+
+def test_whole_number_pattern_path_equals_hash_path():
+    from fastengage.clv._base import compress, compress_rft
+    rng = np.random.default_rng(3)
+    T = rng.integers(1, 200, 5000).astype(float)
+    x = rng.integers(0, 20, 5000).astype(float)
+    tx = np.where(x > 0, np.floor(rng.random(5000) * T), 0.0)
+    w = rng.random(5000)
+    (a, b, c), pw = compress_rft(x, tx, T, weights=w)
+    (a2, b2, c2), pw2, _ = compress(x, tx, T, weights=w)
+    got = {(i, j, k): v for i, j, k, v in zip(a, b, c, pw)}
+    ref = {(i, j, k): v for i, j, k, v in zip(a2, b2, c2, pw2)}
+    assert got.keys() == ref.keys()
+    assert all(abs(got[k] - ref[k]) < 1e-9 for k in ref)
+    # a fit on days (whole numbers) equals the fit on the same data shifted off the integers
+    m1 = clv.BetaGeo().fit(x, tx, T)
+    m2 = clv.BetaGeo().fit(x, tx * (1 + 1e-12), T * (1 + 1e-12))
+    assert m1.log_likelihood_ == pytest.approx(m2.log_likelihood_, rel=1e-9)

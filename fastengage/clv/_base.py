@@ -81,6 +81,31 @@ def compress(*cols: np.ndarray, weights: np.ndarray | None = None):
     return pats, w, inverse
 
 
+#: Whole-number data whose recency/T stay below this use the dense pattern path (slot array of
+#: INT_PATTERN_MAX_Y**2 entries, 8 MB at most).
+INT_PATTERN_MAX_Y = 1024
+
+
+def compress_rft(x, tx, T, weights=None):
+    """Distinct (x, t_x, T) patterns and their weights for a likelihood (no inverse needed).
+
+    Whole-number data (days, weeks) with recency/T below INT_PATTERN_MAX_Y take a dense,
+    cache-resident path; anything else the general hash.
+    """
+    if x.size and x.min() >= 0 and tx.min() >= 0 and T.min() >= 0:
+        ny = int(max(tx.max(), T.max())) + 1
+        nx = int(x.max()) + 1
+        if ny <= INT_PATTERN_MAX_Y and nx <= 10 * x.size + 16 and \
+                np.array_equal(x, np.floor(x)) and np.array_equal(tx, np.floor(tx)) and \
+                np.array_equal(T, np.floor(T)):
+            w = np.ones(x.size) if weights is None else np.ascontiguousarray(weights, np.float64)
+            px, ptx, pT, pw = _ks.int_patterns(x.astype(np.int64), tx.astype(np.int64),
+                                               T.astype(np.int64), w, nx, ny)
+            return [px.astype(np.float64), ptx.astype(np.float64), pT.astype(np.float64)], pw
+    pats, pw, _ = compress(x, tx, T, weights=weights)
+    return pats, pw
+
+
 class BaseModel:
     """Common shape of the CLV models (see the subclasses for the model equations).
 
@@ -226,7 +251,7 @@ class BaseModel:
         def neg_grad(th):
             _, g = self._loglik_grad(th, data)
             return -g + 2.0 * pen * total_weight * th
-        H = _jacobian(neg_grad, theta, 1e-5 * theta, central=True)
+        H = _jacobian(neg_grad, theta, 1e-6 * theta)
         H = 0.5 * (H + H.T)
         try:
             cov = np.linalg.inv(H)

@@ -7,7 +7,8 @@ import numpy as np
 import pyarrow as pa
 
 from ..errors import InputError
-from ._base import BaseModel, _is_table_like, as_float_array, check_rft, compress, read_columns
+from ._base import (BaseModel, _is_table_like, as_float_array, check_rft, compress, compress_rft,
+                    read_columns)
 
 #: Above this many customers, predictions are computed once per distinct pattern and scattered.
 _COMPRESS_ABOVE = 4096
@@ -73,7 +74,7 @@ class TransactionModel(BaseModel):
         x, tx, TT, w = self._rft(frequency, recency, T, frequency_col=frequency_col,
                                  recency_col=recency_col, T_col=T_col, weights=weights,
                                  weights_col=weights_col)
-        (px, ptx, pT), pw, _ = compress(x, tx, TT, weights=w)
+        (px, ptx, pT), pw = compress_rft(x, tx, TT, weights=w)
         return self._fit_data(self._payload(px, ptx, pT, pw), float(pw.sum()), initial_params)
 
     def _payload(self, x, tx, T, w):

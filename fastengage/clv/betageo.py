@@ -40,9 +40,15 @@ class BetaGeo(TransactionModel):
     def _payload(self, x, tx, T, w):
         # distinct frequencies and distinct recency/T values: the kernel tabulates every special
         # function over them, leaving one exp and one log1p per pattern
+        n = x.shape[0]
+        ymax = max(float(tx.max()), float(T.max()))
+        if ymax < 4 * n + 1024 and x.max() < 4 * n + 1024 and np.array_equal(x, np.floor(x)) \
+                and np.array_equal(tx, np.floor(tx)) and np.array_equal(T, np.floor(T)):
+            # whole numbers: the values are their own table indices
+            return (x, tx, T, w, (np.arange(x.max() + 1.0), np.arange(ymax + 1.0), x.astype(np.int64),
+                                  T.astype(np.int64), tx.astype(np.int64)))
         ux, ix = np.unique(x, return_inverse=True)
         uy, iy = np.unique(np.concatenate([tx, T]), return_inverse=True)
-        n = x.shape[0]
         return (x, tx, T, w, (ux, uy, ix.astype(np.int64), np.ascontiguousarray(iy[n:], np.int64),
                               np.ascontiguousarray(iy[:n], np.int64)))
 

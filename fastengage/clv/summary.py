@@ -117,28 +117,37 @@ def summary(data, *, customer: str, time: str, amount: str | None = None, as_of=
             amount_parts.append(amount_to_float64(batch.column(amount), amount, "amount"))
     if not code_parts:
         raise InputError("the transaction input is empty: no rows to summarise")
-    codes = np.concatenate(code_parts)
-    us = np.concatenate(time_parts)
-    amounts = np.concatenate(amount_parts) if amount is not None else np.zeros(1)
+
+    def _join(parts):
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+    codes = _join(code_parts)
+    us = _join(time_parts)
+    amounts = _join(amount_parts) if amount is not None else np.zeros(1)
     del code_parts, time_parts, amount_parts
     end_us = int(us.max()) if as_of is None else to_us(as_of, "as_of")
-    periods = _period(us, freq)
     end_period = int(_period(np.array([end_us]), freq)[0])
     ids = enc.ids()
     n_customers = len(ids)
     metadata = {}
+    ordered = bool(_k.is_sorted(us))
 
     if calibration_end is None:
-        keep = periods <= end_period
-        n_after = int(codes.shape[0] - np.count_nonzero(keep))
-        if n_after:
-            codes, periods = codes[keep], periods[keep]
-            if amount is not None:
-                amounts = amounts[keep]
-        metadata["rows_after_as_of"] = str(n_after)
-        # a time-ordered log (the usual case) needs one sequential pass; otherwise group first
-        fold = _k.summarize_sorted if _k.is_sorted(periods) else _k.summarize
-        first, last, n_per, monetary = fold(codes, periods, amounts, n_customers, amount is not None)
+        if ordered:
+            # a time-ordered log (the usual case): one sequential pass from the microseconds
+            length, offset = FREQS[freq]
+            first, last, n_per, monetary, n_after = _k.summarize_sorted_us(
+                codes, us, length, offset, end_period, amounts, n_customers, amount is not None)
+        else:
+            periods = _period(us, freq)
+            keep = periods <= end_period
+            n_after = int(codes.shape[0] - np.count_nonzero(keep))
+            if n_after:
+                codes, periods = codes[keep], periods[keep]
+                if amount is not None:
+                    amounts = amounts[keep]
+            first, last, n_per, monetary = _k.summarize(codes, periods, amounts, n_customers,
+                                                        amount is not None)
+        metadata["rows_after_as_of"] = str(int(n_after))
         present = n_per > 0
         if not present.all():
             # customers whose only purchases are after as_of do not exist yet at as_of
@@ -159,10 +168,10 @@ def summary(data, *, customer: str, time: str, amount: str | None = None, as_of=
         raise InputError(f"calibration_end ({calibration_end}) must be before as_of / the last "
                          "transaction time")
     cal_period = int(_period(np.array([cal_us]), freq)[0])
+    periods = _period(us, freq)
     in_cal = us <= cal_us
     in_hold = (us > cal_us) & (us <= end_us)
     metadata["rows_after_as_of"] = str(int(np.count_nonzero(us > end_us)))
-    ordered = _k.is_sorted(periods)
     fold = _k.summarize_sorted if ordered else _k.summarize
     first, last, n_per, monetary = fold(
         codes[in_cal], periods[in_cal], amounts[in_cal] if amount is not None else amounts,
