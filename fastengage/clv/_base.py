@@ -158,8 +158,20 @@ class BaseModel:
     def _objective(self, data, total_weight):
         """Mean penalised negative log-likelihood in log-parameter space, with its gradient."""
         pen = self.penalizer
+        last = {}
 
         def f(u):
+            # the optimiser, the polish and the convergence check ask for the same point again
+            key = np.asarray(u, dtype=np.float64).tobytes()
+            if key in last:
+                val, g = last[key]
+                return val, g.copy()
+            val, g = _f(u)
+            last.clear()
+            last[key] = (val, g.copy())
+            return val, g
+
+        def _f(u):
             theta = np.exp(u)
             if not np.all(np.isfinite(theta)) or np.any(theta <= 0):
                 return np.inf, np.zeros_like(u)
