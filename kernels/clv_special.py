@@ -10,6 +10,7 @@ import numpy as np
 from numba import njit
 
 from ._config import NJIT, NJIT_PARALLEL
+from ._launch import run_parallel
 
 #: Below this many rows (patterns, customers) a kernel runs on one thread: thread start-up and
 #: contention on a busy machine cost more than the work (measured: 0.4 ms serial vs 3.5 ms on two
@@ -34,7 +35,7 @@ def dual(size_arg: int):
 
         def call(*args):
             if args[size_arg].shape[0] >= PARALLEL_MIN_ROWS:
-                return parallel(*args)
+                return run_parallel(parallel, *args)
             return serial(*args)
         call.__name__ = fn.__name__
         call.__qualname__ = fn.__qualname__
