@@ -23,7 +23,6 @@ __all__ = [
     "open_source",
     "time_to_us",
     "amount_to_float64",
-    "null_count",
     "US_PER_DAY",
 ]
 
@@ -184,11 +183,6 @@ def open_source(data) -> Source:
         "RecordBatchReader or Dataset, a Parquet path, or an object with __arrow_c_stream__ "
         "(polars, pandas, DuckDB)"
     )
-
-
-def null_count(array: pa.Array | pa.ChunkedArray) -> int:
-    """Number of nulls in ``array`` (0 without scanning when the array has no validity bitmap)."""
-    return array.null_count
 
 
 def time_to_us(array: pa.Array, column: str) -> np.ndarray:

@@ -275,9 +275,6 @@ class RFMState:
 
 
 def _rebuild_set(keys: np.ndarray) -> np.ndarray:
-    table = np.full(_pairset.capacity_for(len(keys)), _pairset.EMPTY, dtype=np.int64)
-    if len(keys):
-        table = _pairset.rehash(np.ascontiguousarray(keys, dtype=np.int64), len(table))
-    return table
-
-
+    """A pair set holding exactly ``keys`` (rehash builds a fresh table, empty keys included)."""
+    keys = np.ascontiguousarray(keys, dtype=np.int64)
+    return _pairset.rehash(keys, _pairset.capacity_for(len(keys)))
