@@ -16,7 +16,7 @@ from numba import njit, prange
 
 from ._config import NJIT
 from .clv_special import (dual, bg_conditional_alive_expectation, digamma, expit, log_nb_tail,
-                          logaddexp)
+                          logaddexp, trigamma)
 
 
 @njit(**NJIT)
@@ -213,41 +213,62 @@ def probability_n_purchases(params, t, k, modified):
 
 @njit(**NJIT)
 def _x_tables(r, alpha, a, b, ux, m):
-    """Per distinct frequency: the parameter-dependent constants of eq. 6 and their derivatives."""
+    """Per distinct frequency: the parameter-dependent constants of eq. 6 and their first and
+    second derivatives (columns documented inline; t1/t2 are the two terms of the sum)."""
     nx = ux.shape[0]
-    tab = np.empty((nx, 8))
+    tab = np.empty((nx, 13))
     lg_r = math.lgamma(r)
     dg_r = digamma(r)
+    tg_r = trigamma(r)
     lg_ab = math.lgamma(a + b)
     lg_b = math.lgamma(b)
     dg_ab = digamma(a + b)
     dg_b = digamma(b)
+    tg_ab = trigamma(a + b)
+    tg_b = trigamma(b)
     la = math.log(alpha)
     for j in range(nx):
         x = ux[j]
         c0 = lg_ab - lg_b - math.lgamma(a + b + x + m)
+        tg_abx = trigamma(a + b + x + m)
         tab[j, 0] = math.lgamma(r + x) - lg_r + r * la                      # head
         tab[j, 1] = c0 + math.lgamma(b + x + m)                              # K1
         if x > 0 or m > 0:
             tab[j, 2] = c0 + math.log(a) + math.lgamma(b + x + m - 1.0)     # K2
-            tab[j, 6] = digamma(b + x + m - 1.0) - dg_b
+            tab[j, 6] = digamma(b + x + m - 1.0) - dg_b                      # d K2 / db - c0_b
+            tab[j, 11] = tg_ab - tg_b - tg_abx + trigamma(b + x + m - 1.0)   # d2 t2 / db2
+            tab[j, 12] = 1.0 / (b + x + m - 1.0)                             # d(t1 - t2) / db
         else:
             tab[j, 2] = -np.inf
             tab[j, 6] = 0.0
+            tab[j, 11] = 0.0
+            tab[j, 12] = 0.0
         tab[j, 3] = digamma(r + x) - dg_r + la                               # d head / dr
         tab[j, 4] = dg_ab - digamma(a + b + x + m)                           # common d/da, d/db
         tab[j, 5] = digamma(b + x + m) - dg_b
         tab[j, 7] = r + x
+        tab[j, 8] = trigamma(r + x) - tg_r                                   # d2 head / dr2
+        tab[j, 9] = tg_ab - tg_abx                                           # d2 t / da2, da db
+        tab[j, 10] = tg_ab - tg_b - tg_abx + trigamma(b + x + m)             # d2 t1 / db2
     return tab
 
 
 @dual(3)
-def loglik_grad_tab(params, ux, uy, ix, iT, itx, w, modified):
-    """Same total and gradient as ``loglik_grad``, with every special function tabulated.
+def loglik_derivs_tab(params, ux, uy, ix, iT, itx, w, modified, want_hess):
+    """Weighted total log-likelihood (FHL 2005 eq. 6), its gradient and, when ``want_hess``, its
+    Hessian w.r.t. (r, alpha, a, b), with every special function tabulated.
 
     ``ux`` are the distinct frequencies and ``uy`` the distinct recency/T values; pattern i is
     (ux[ix[i]], uy[itx[i]], uy[iT[i]]). Per pattern only one exp and one log1p remain, so the cost
     of an evaluation is O(patterns) cheap operations plus O(distinct values) special functions.
+
+    With ll_i = head + log(e^t1 + e^t2) and softmax weights w1, w2 of (t1, t2), the Hessian is
+    d2 head + w1 d2 t1 + w2 d2 t2 + w1 w2 d d^T with d = grad t1 - grad t2
+    = (log(alpha+t_x) - log(alpha+T), (r+x) (1/(alpha+t_x) - 1/(alpha+T)), -1/a, 1/(b+x+m-1)).
+
+    Returns
+    -------
+    (ll, grad[4], hess[4, 4])  weighted sums; ``hess`` is zero unless ``want_hess``.
     """
     r, alpha, a, b = params[0], params[1], params[2], params[3]
     m = float(modified)
@@ -264,6 +285,20 @@ def loglik_grad_tab(params, ux, uy, ix, iT, itx, w, modified):
     g1 = 0.0
     g2 = 0.0
     g3 = 0.0
+    # Hessian sums (v = weight * w1 * w2, d as in the docstring)
+    h_rr = 0.0      # sum wt * d2 head/dr2 + v d0^2
+    h_ral = 0.0     # sum wt * (w1/(alpha+T) + w2/(alpha+t_x))
+    h_alal = 0.0    # sum wt * (r+x) (w1/(alpha+T)^2 + w2/(alpha+t_x)^2) + v d1^2
+    s_d0 = 0.0      # sum v d0
+    s_d1 = 0.0      # sum v d1
+    s_d3 = 0.0      # sum v d3
+    s_d0d1 = 0.0
+    s_d0d3 = 0.0
+    s_d1d3 = 0.0
+    s_vw2 = 0.0     # sum v - wt * w2
+    h_ab = 0.0      # sum wt * tab9
+    h_bb = 0.0      # sum wt * (w1 tab10 + w2 tab11) + v d3^2
+    wsum = 0.0
     inv_a = 1.0 / a
     r_al = r / alpha
     for i in prange(n):
@@ -289,12 +324,45 @@ def loglik_grad_tab(params, ux, uy, ix, iT, itx, w, modified):
         g1 += wi * (r_al - kx * (w1 * iy[kT] + w2 * iy[kt]))
         g2 += wi * (tab[j, 4] + w2 * inv_a)
         g3 += wi * (tab[j, 4] + w1 * tab[j, 5] + w2 * tab[j, 6])
+        if want_hess:
+            wsum += wi
+            v = wi * w1 * w2
+            d0 = ly[kt] - ly[kT]
+            d1 = kx * (iy[kt] - iy[kT])
+            d3 = tab[j, 12]
+            h_rr += wi * tab[j, 8] + v * d0 * d0
+            h_ral += wi * (w1 * iy[kT] + w2 * iy[kt])
+            h_alal += wi * kx * (w1 * iy[kT] * iy[kT] + w2 * iy[kt] * iy[kt]) + v * d1 * d1
+            s_d0 += v * d0
+            s_d1 += v * d1
+            s_d3 += v * d3
+            s_d0d1 += v * d0 * d1
+            s_d0d3 += v * d0 * d3
+            s_d1d3 += v * d1 * d3
+            s_vw2 += v - wi * w2
+            h_ab += wi * tab[j, 9]
+            h_bb += wi * (w1 * tab[j, 10] + w2 * tab[j, 11]) + v * d3 * d3
     grad = np.empty(4)
     grad[0] = g0
     grad[1] = g1
     grad[2] = g2
     grad[3] = g3
-    return total, grad
+    hess = np.zeros((4, 4))
+    if want_hess:
+        hess[0, 0] = h_rr
+        hess[0, 1] = wsum / alpha - h_ral + s_d0d1
+        hess[1, 1] = -wsum * r / (alpha * alpha) + h_alal
+        hess[0, 2] = -s_d0 * inv_a
+        hess[0, 3] = s_d0d3
+        hess[1, 2] = -s_d1 * inv_a
+        hess[1, 3] = s_d1d3
+        hess[2, 2] = h_ab + s_vw2 * inv_a * inv_a
+        hess[2, 3] = h_ab - s_d3 * inv_a
+        hess[3, 3] = h_bb
+        for p in range(4):
+            for q in range(p):
+                hess[p, q] = hess[q, p]
+    return total, grad, hess
 
 
 @dual(1)

@@ -69,6 +69,24 @@ def digamma(x):
 
 
 @njit(**NJIT)
+def trigamma(x):
+    """psi'(x) for x > 0: upward recurrence to x >= 10, then the asymptotic series
+    1/x + 1/(2x^2) + sum_k B_2k / x^(2k+1) (error < 1e-14 relative)."""
+    if not x > 0.0:
+        return np.nan
+    result = 0.0
+    while x < 10.0:
+        result += 1.0 / (x * x)
+        x += 1.0
+    inv = 1.0 / x
+    inv2 = inv * inv
+    result += inv + 0.5 * inv2 + inv * inv2 * (
+        1.0 / 6 - inv2 * (1.0 / 30 - inv2 * (1.0 / 42 - inv2 * (1.0 / 30 - inv2 * (
+            5.0 / 66 - inv2 * (691.0 / 2730))))))
+    return result
+
+
+@njit(**NJIT)
 def logaddexp(a, b):
     """log(exp(a) + exp(b)) without overflow; -inf + -inf = -inf."""
     if a == -np.inf:
@@ -254,3 +272,42 @@ def log_nb_tail(r, x, q):
     if lower >= 1.0:
         return -np.inf
     return math.log1p(-lower)
+
+
+@njit(**NJIT)
+def damped_newton_step(H, g, lam):
+    """-(H + lam I)^-1 g for a small symmetric H by an in-place Cholesky factorisation (no BLAS:
+    the optimiser's 2x2..4x4 systems cost more in a BLAS call than in arithmetic).
+
+    Returns (ok, step); ok is False when H + lam I is not positive definite.
+    """
+    k = g.shape[0]
+    L = np.zeros((k, k))
+    step = np.zeros(k)
+    for j in range(k):
+        d = H[j, j] + lam
+        for q in range(j):
+            d -= L[j, q] * L[j, q]
+        if not d > 0.0:
+            return False, step
+        L[j, j] = math.sqrt(d)
+        for i in range(j + 1, k):
+            v = H[i, j]
+            for q in range(j):
+                v -= L[i, q] * L[j, q]
+            L[i, j] = v / L[j, j]
+    y = np.empty(k)
+    for i in range(k):
+        v = -g[i]
+        for q in range(i):
+            v -= L[i, q] * y[q]
+        y[i] = v / L[i, i]
+    for i in range(k - 1, -1, -1):
+        v = y[i]
+        for q in range(i + 1, k):
+            v -= L[q, i] * step[q]
+        step[i] = v / L[i, i]
+    for i in range(k):
+        if not math.isfinite(step[i]):
+            return False, step
+    return True, step

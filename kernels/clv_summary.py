@@ -325,51 +325,93 @@ def summarize_sorted_us(codes, us, length, offset, end_period, amounts, n_custom
 
 
 @njit(**NJIT)
-def int_patterns(xi, ti, Ti, w, nx, ny):
+def whole_patterns(x, tx, T, w, max_y):
     """Distinct (x, t_x, T) rows of whole-number data with their total weight, cache-friendly.
 
-    Rows are bucketed by x with a counting sort, then each bucket's (t_x, T) pairs are
-    deduplicated in a dense ny*ny slot array that fits in cache and is reset after the bucket.
-    Returns (px, ptx, pT, weight) as int64, int64, int64, float64 arrays.
+    Parameters
+    ----------
+    x, tx, T : float64[n]  frequency, recency, age
+    w : float64[n] or float64[0]  weights (empty: every row weighs 1)
+    max_y : int  the dense path is taken only for T < max_y
+
+    Returns
+    -------
+    (ok, px, ptx, pT, pw) : ok is False (and the arrays empty) when a value is not a whole number,
+    is negative, t_x > T, or T >= max_y; the caller then takes the hash path (``unique_patterns``).
+
+    One pass checks the rows and counts them per x; a counting sort then buckets the rows by x,
+    and within a bucket the (t_x, T) pairs (t_x <= T) are deduplicated in a dense int32 slot array
+    over the triangle T (T + 1) / 2 + t_x (268 kB for a year of days: it stays in L2), which is
+    reset after each bucket.
     """
-    n = xi.shape[0]
+    n = x.shape[0]
+    has_w = w.shape[0] == n
+    fail = (False, np.empty(0, np.float64), np.empty(0, np.float64), np.empty(0, np.float64),
+            np.empty(0, np.float64))
+    counts = np.zeros(64, dtype=np.int64)
+    ymax = 0.0
+    for i in range(n):
+        xi = x[i]
+        ti = tx[i]
+        Ti = T[i]
+        if not (xi >= 0.0 and ti >= 0.0 and ti <= Ti and Ti < max_y and xi < 4.0 * n + 64.0):
+            return fail
+        k = int(xi)
+        if k != xi or int(ti) != ti or int(Ti) != Ti:
+            return fail
+        if k >= counts.shape[0]:
+            grown = np.zeros(max(2 * counts.shape[0], k + 1), dtype=np.int64)
+            grown[:counts.shape[0]] = counts
+            counts = grown
+        counts[k] += 1
+        if Ti > ymax:
+            ymax = Ti
+    nx = counts.shape[0]
+    ny = int(ymax) + 1
     offsets = np.zeros(nx + 1, dtype=np.int64)
-    for i in range(n):
-        offsets[xi[i] + 1] += 1
     for j in range(nx):
-        offsets[j + 1] += offsets[j]
+        offsets[j + 1] = offsets[j] + counts[j]
     fill = offsets[:-1].copy()
-    key = np.empty(n, dtype=np.int64)
-    wk = np.empty(n, dtype=np.float64)
+    key = np.empty(n, dtype=np.int32)
+    wk = np.empty(n if has_w else 0, dtype=np.float64)
     for i in range(n):
-        j = xi[i]
+        j = int(x[i])
         pos = fill[j]
-        key[pos] = ti[i] * ny + Ti[i]
-        wk[pos] = w[i]
+        Ti = int(T[i])
+        key[pos] = Ti * (Ti + 1) // 2 + int(tx[i])
+        if has_w:
+            wk[pos] = w[i]
         fill[j] = pos + 1
-    slot = np.full(ny * ny, -1, dtype=np.int64)
-    px = np.empty(n, dtype=np.int64)
-    pk = np.empty(n, dtype=np.int64)
-    pw = np.zeros(n, dtype=np.float64)
+    slot = np.full(ny * (ny + 1) // 2, -1, dtype=np.int32)
+    px = np.empty(n, dtype=np.float64)
+    pk = np.empty(n, dtype=np.int32)
+    pw = np.empty(n, dtype=np.float64)
     m = 0
     for j in range(nx):
         start = m
         for pos in range(offsets[j], offsets[j + 1]):
             k = key[pos]
             s = slot[k]
+            wt = wk[pos] if has_w else 1.0
             if s == -1:
                 slot[k] = m
                 px[m] = j
                 pk[m] = k
-                pw[m] = wk[pos]
+                pw[m] = wt
                 m += 1
             else:
-                pw[s] += wk[pos]
+                pw[s] += wt
         for q in range(start, m):
             slot[pk[q]] = -1
-    ptx = np.empty(m, dtype=np.int64)
-    pT = np.empty(m, dtype=np.int64)
+    ptx = np.empty(m, dtype=np.float64)
+    pT = np.empty(m, dtype=np.float64)
     for q in range(m):
-        ptx[q] = pk[q] // ny
-        pT[q] = pk[q] % ny
-    return px[:m].copy(), ptx, pT, pw[:m].copy()
+        k = pk[q]
+        Ti = int((np.sqrt(8.0 * k + 1.0) - 1.0) / 2.0)
+        while Ti * (Ti + 1) // 2 > k:
+            Ti -= 1
+        while (Ti + 1) * (Ti + 2) // 2 <= k:
+            Ti += 1
+        pT[q] = Ti
+        ptx[q] = k - Ti * (Ti + 1) // 2
+    return True, px[:m].copy(), ptx, pT, pw[:m].copy()

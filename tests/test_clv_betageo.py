@@ -173,10 +173,28 @@ def test_tabulated_kernel_equals_plain_kernel(cdnow, modified):
     ll, grad, _ = kb.loglik_grad(theta, x, tx, T, w, modified)
     args = (theta, ux, uy, ix.astype(np.int64), iy[n:].astype(np.int64), iy[:n].astype(np.int64), w,
             modified)
-    for fn in (kb.loglik_grad_tab.serial, kb.loglik_grad_tab.parallel):
-        ll2, grad2 = fn(*args)
-        assert ll2 == pytest.approx(ll, rel=1e-13)
-        np.testing.assert_allclose(grad2, grad, rtol=1e-11)
+    for fn in (kb.loglik_derivs_tab.serial, kb.loglik_derivs_tab.parallel):
+        for want_hess in (False, True):
+            ll2, grad2, _ = fn(*args, want_hess)
+            assert ll2 == pytest.approx(ll, rel=1e-13)
+            np.testing.assert_allclose(grad2, grad, rtol=1e-11)
+
+
+@pytest.mark.parametrize("modified", [0, 1])
+@pytest.mark.parametrize("theta", [(0.3, 5.0, 0.9, 2.2), (2.0, 0.5, 0.05, 40.0), (0.05, 80.0, 3.0, 0.3)])
+def test_tabulated_hessian_matches_fd_of_gradient(cdnow, modified, theta):
+    x, tx, T = cdnow
+    w = np.random.default_rng(0).random(x.size) + 0.5
+    ux, ix = np.unique(x, return_inverse=True)
+    uy, iy = np.unique(np.concatenate([tx, T]), return_inverse=True)
+    n = x.size
+    idx = (ux, uy, ix.astype(np.int64), iy[n:].astype(np.int64), iy[:n].astype(np.int64), w, modified)
+    theta = np.array(theta)
+    _, _, H = kb.loglik_derivs_tab.serial(theta, *idx, True)
+    fd = np.column_stack([nv.fd_grad(lambda th: kb.loglik_derivs_tab.serial(th, *idx, False)[1][j],
+                                     theta, 1e-6) for j in range(4)])
+    np.testing.assert_allclose(H, H.T, rtol=0, atol=0)
+    np.testing.assert_allclose(H, fd, rtol=1e-6, atol=1e-6 * np.abs(fd).max())
 
 
 def test_whole_number_pattern_path_equals_hash_path(cdnow):

@@ -17,6 +17,7 @@ from scipy import optimize
 from .._input import amount_to_float64, open_source
 from .._persist import load_bundle, save_bundle
 from ..errors import ConvergenceError, InputError
+from ..kernels import clv_special as _kspecial
 from ..kernels import clv_summary as _ks
 
 __all__ = ["BaseModel", "read_columns", "as_float_array", "compress"]
@@ -81,27 +82,21 @@ def compress(*cols: np.ndarray, weights: np.ndarray | None = None):
     return pats, w, inverse
 
 
-#: Whole-number data whose recency/T stay below this use the dense pattern path (slot array of
-#: INT_PATTERN_MAX_Y**2 entries, 8 MB at most).
+#: Whole-number data whose T stays below this uses the dense pattern path (an int32 slot array
+#: over the (t_x <= T) triangle, 2 MB at most).
 INT_PATTERN_MAX_Y = 1024
 
 
 def compress_rft(x, tx, T, weights=None):
     """Distinct (x, t_x, T) patterns and their weights for a likelihood (no inverse needed).
 
-    Whole-number data (days, weeks) with recency/T below INT_PATTERN_MAX_Y take a dense,
-    cache-resident path; anything else the general hash.
+    Whole-number data (days, weeks) with T below INT_PATTERN_MAX_Y take a dense, cache-resident
+    path; anything else the general hash.
     """
-    if x.size and x.min() >= 0 and tx.min() >= 0 and T.min() >= 0:
-        ny = int(max(tx.max(), T.max())) + 1
-        nx = int(x.max()) + 1
-        if ny <= INT_PATTERN_MAX_Y and nx <= 10 * x.size + 16 and \
-                np.array_equal(x, np.floor(x)) and np.array_equal(tx, np.floor(tx)) and \
-                np.array_equal(T, np.floor(T)):
-            w = np.ones(x.size) if weights is None else np.ascontiguousarray(weights, np.float64)
-            px, ptx, pT, pw = _ks.int_patterns(x.astype(np.int64), tx.astype(np.int64),
-                                               T.astype(np.int64), w, nx, ny)
-            return [px.astype(np.float64), ptx.astype(np.float64), pT.astype(np.float64)], pw
+    w = np.empty(0) if weights is None else np.ascontiguousarray(weights, np.float64)
+    ok, px, ptx, pT, pw = _ks.whole_patterns(x, tx, T, w, INT_PATTERN_MAX_Y)
+    if ok:
+        return [px, ptx, pT], pw
     pats, pw, _ = compress(x, tx, T, weights=weights)
     return pats, pw
 
@@ -142,6 +137,18 @@ class BaseModel:
     # -- to be provided by subclasses -------------------------------------------------------
     def _loglik_grad(self, theta: np.ndarray, data: tuple) -> tuple[float, np.ndarray]:
         raise NotImplementedError
+
+    #: True when the model provides ``_loglik_derivs`` (then fitted by Newton steps).
+    _analytic_hessian = False
+
+    def _loglik_derivs(self, theta: np.ndarray, data: tuple):
+        """(ll, gradient, Hessian) w.r.t. the parameters, weighted sums over the data."""
+        raise NotImplementedError
+
+    def _subsample(self, data: tuple, step: int):
+        """The payload restricted to every ``step``-th pattern, weights times ``step`` (a cheap
+        stand-in for the whole data when looking for starting values); ``None`` if unsupported."""
+        return None
 
     def _start(self, data: tuple) -> np.ndarray:
         return np.ones(len(self.param_names))
@@ -184,10 +191,29 @@ class BaseModel:
         return f
 
     def _maximise(self, data, total_weight, start: np.ndarray | None = None):
+        """Maximum likelihood in log-parameter space.
+
+        Models with an analytic Hessian first take damped Newton steps (:meth:`_newton`) from
+        ``start``, else from a fit on a subsample of the patterns; quasi-Newton (L-BFGS-B, then
+        BFGS, from the model's start and from all-ones) is the fallback. Returns
+        (u, attempts, newton_result_or_None).
+        """
+        tried = []
+        if self._analytic_hessian:
+            u0 = np.log(self._start(data) if start is None else np.asarray(start, float))
+            if start is None:
+                u0 = self._prefit(data, u0, tried)
+            res = self._newton(data, total_weight, u0)
+            tried.append(res.note)
+            if res.ok:
+                return res.u, tried, res
+        with _one_blas_thread():
+            return self._quasi_newton(data, total_weight, start, tried)
+
+    def _quasi_newton(self, data, total_weight, start, tried):
         f = self._objective(data, total_weight)
         starts = [np.log(self._start(data) if start is None else np.asarray(start, float))]
         starts.append(np.zeros(len(self.param_names)))
-        tried = []
         best = None
         for u0 in starts:
             for method in ("L-BFGS-B", "BFGS"):
@@ -214,15 +240,103 @@ class BaseModel:
                 if np.isfinite(val) and (best is None or val < best[1]):
                     best = (u, val, gnorm, method)
                 if np.isfinite(val) and gnorm < 1e-5:
-                    return u, tried
+                    return u, tried, None
         if best is not None and best[2] < 1e-4:
-            return best[0], tried
+            return best[0], tried, None
         raise ConvergenceError(
             f"{type(self).__name__}.fit did not converge (maximum likelihood in log-parameter space, "
             "analytic gradient). Tried: " + "; ".join(tried)
             + ". Check the input (units of recency/T, frequency = repeat purchases), try a "
             "penalizer > 0 or other starting values via fit(..., initial_params=...)."
         )
+
+    def _newton(self, data, total_weight, u0, max_iter: int = 100) -> "_NewtonResult":
+        """Damped Newton (Levenberg-Marquardt) steps on the mean penalised negative
+        log-likelihood in log-parameter space, with the model's analytic Hessian.
+
+        In u = log(theta) the gradient is g_u = theta * g and the Hessian
+        H_u = diag(theta) H diag(theta) + diag(g_u). A step solves (H_u + lam I) s = -g_u (lam = 0
+        while H_u is positive definite and the objective falls), each coordinate capped at 3
+        (a factor e^3); a step that does not lower the objective is retried with a larger lam.
+        Converged when the full Newton step is below 1e-9 in every coordinate (relative change
+        of the parameters), or the gradient below 1e-10.
+        """
+        pen = self.penalizer
+        k = len(self.param_names)
+        eye = np.eye(k)
+        counter = [0]
+
+        def evaluate(u):
+            if np.any(np.abs(u) > _LOG_BOUND):
+                return None
+            theta = np.exp(u)
+            counter[0] += 1
+            ll, g, H = self._loglik_derivs(theta, data)
+            if not (np.isfinite(ll) and np.all(np.isfinite(g)) and np.all(np.isfinite(H))):
+                return None
+            val = -ll / total_weight + pen * float(theta @ theta)
+            g_t = -g / total_weight + 2.0 * pen * theta
+            H_t = -H / total_weight + 2.0 * pen * eye
+            g_u = g_t * theta
+            H_u = H_t * np.outer(theta, theta) + np.diag(g_u)
+            return val, g_u, H_u, ll, H
+
+        u = np.asarray(u0, dtype=np.float64).copy()
+        cur = evaluate(u)
+        lam = 0.0
+        start_note = np.round(np.exp(u), 4).tolist()
+        if cur is None:
+            return _NewtonResult(False, u, None, counter[0],
+                                 f"Newton from {start_note}: not finite at the start")
+        for _ in range(max_iter):
+            val, g_u, H_u = cur[:3]
+            gmax = float(np.max(np.abs(g_u)))
+            newton_step = _damped_step(H_u, g_u, 0.0)
+            step = newton_step if lam == 0.0 else _damped_step(H_u, g_u, lam)
+            if gmax < 1e-10 or (newton_step is not None and np.max(np.abs(newton_step)) < 1e-9):
+                return _NewtonResult(True, u, cur, counter[0],
+                                     f"Newton from {start_note}: converged, objective {val:.10g}, "
+                                     f"max |gradient| {gmax:.2e}, {counter[0]} evaluations")
+            if step is None:
+                lam = max(10.0 * lam, 1e-6 * max(1.0, float(np.max(np.abs(H_u)))))
+                continue
+            big = float(np.max(np.abs(step)))
+            if big > 3.0:
+                step *= 3.0 / big
+            cand = evaluate(u + step)
+            if cand is not None and (cand[0] < val or (cand[0] <= val + 1e-15 * abs(val) and
+                                                       np.max(np.abs(cand[1])) < gmax)):
+                u, cur = u + step, cand
+                lam = 0.0 if lam < 1e-6 else lam / 10.0
+            else:
+                if lam > 1e10:
+                    break
+                lam = max(10.0 * lam, 1e-4 * max(1.0, float(np.max(np.abs(H_u)))))
+        return _NewtonResult(False, u, None, counter[0],
+                             f"Newton from {start_note}: stopped at {np.exp(u).tolist()} after "
+                             f"{counter[0]} evaluations without converging")
+
+    #: Pattern counts from which a subsample fit supplies the starting values, and its size.
+    PREFIT_MIN_PATTERNS = 40_000
+    PREFIT_PATTERNS = 8_000
+
+    def _prefit(self, data, u0, tried):
+        """Starting values from a Newton fit on every k-th pattern (weights times k) when the
+        data has many patterns: a few cheap steps there leave 2-3 on the whole data."""
+        n = self._n_patterns(data)
+        if n < self.PREFIT_MIN_PATTERNS:
+            return u0
+        step = n // self.PREFIT_PATTERNS
+        sub = self._subsample(data, step)
+        if sub is None:
+            return u0
+        sub_data, sub_weight = sub
+        res = self._newton(sub_data, sub_weight, u0)
+        tried.append(f"start from every {step}-th pattern: {res.note}")
+        return res.u if res.ok else u0
+
+    def _n_patterns(self, data) -> int:
+        return int(data[3].shape[0])
 
     def _newton_polish(self, f, u, steps: int = 4):
         """Safeguarded Newton steps (forward-difference Hessian of the analytic gradient), taken
@@ -252,19 +366,24 @@ class BaseModel:
                 break
         return u
 
-    def _finish_fit(self, data, total_weight, u):
+    def _finish_fit(self, data, total_weight, u, newton=None):
         theta = np.exp(u)
-        ll, _ = self._loglik_grad(theta, data)
+        pen = self.penalizer
+        if newton is not None:
+            # the last Newton evaluation holds the log-likelihood and the analytic Hessian here
+            ll, H_ll = newton.last[3], newton.last[4]
+            H = -H_ll + 2.0 * pen * total_weight * np.eye(theta.size)
+        else:
+            ll, _ = self._loglik_grad(theta, data)
+
+            def neg_grad(th):
+                _, g = self._loglik_grad(th, data)
+                return -g + 2.0 * pen * total_weight * th
+            H = _jacobian(neg_grad, theta, 1e-6 * theta)
+            H = 0.5 * (H + H.T)
         self.params_ = {k: float(v) for k, v in zip(self.param_names, theta)}
         self.log_likelihood_ = float(ll)
         self.n_ = float(total_weight)
-        pen = self.penalizer
-
-        def neg_grad(th):
-            _, g = self._loglik_grad(th, data)
-            return -g + 2.0 * pen * total_weight * th
-        H = _jacobian(neg_grad, theta, 1e-6 * theta)
-        H = 0.5 * (H + H.T)
         try:
             cov = np.linalg.inv(H)
             se = np.sqrt(np.where(np.diag(cov) > 0, np.diag(cov), np.nan))
@@ -282,10 +401,11 @@ class BaseModel:
         if initial_params is not None:
             start = np.array([initial_params[k] for k in self.param_names], dtype=np.float64) \
                 if isinstance(initial_params, dict) else np.asarray(initial_params, float)
-        with _one_blas_thread():
-            u, tried = self._maximise(data, total_weight, start)
-            self.fit_info_ = {"attempts": tried}
-            return self._finish_fit(data, total_weight, u)
+        u, tried, newton = self._maximise(data, total_weight, start)
+        self.fit_info_ = {"attempts": tried}
+        if newton is not None:
+            self.fit_info_["evaluations"] = newton.evaluations
+        return self._finish_fit(data, total_weight, u, newton)
 
     # -- inference ----------------------------------------------------------------------------
     def confidence_intervals(self, level: float = 0.95) -> pa.Table:
@@ -349,6 +469,23 @@ class BaseModel:
             return f"{type(self).__name__}(unfitted)"
         ps = ", ".join(f"{k}={v:.6g}" for k, v in self.params_.items())
         return f"{type(self).__name__}({ps}, log_likelihood={self.log_likelihood_:.4f})"
+
+
+class _NewtonResult:
+    """Outcome of :meth:`BaseModel._newton`: ``last`` = (objective, g_u, H_u, ll, Hessian of ll)
+    at ``u`` when it converged."""
+
+    __slots__ = ("ok", "u", "last", "evaluations", "note")
+
+    def __init__(self, ok, u, last, evaluations, note):
+        self.ok, self.u, self.last, self.evaluations, self.note = ok, u, last, evaluations, note
+
+
+def _damped_step(H: np.ndarray, g: np.ndarray, lam: float):
+    """-(H + lam I)^-1 g, or None when H + lam I is not positive definite."""
+    ok, step = _kspecial.damped_newton_step(np.ascontiguousarray(H), np.ascontiguousarray(g),
+                                             float(lam))
+    return step if ok else None
 
 
 def _jacobian(fun: Callable[[np.ndarray], np.ndarray], x: np.ndarray, h, g0=None,

@@ -58,10 +58,25 @@ class BetaGeo(TransactionModel):
         mean_x = float(np.average(x, weights=w)) if w.sum() > 0 else 0.0
         return np.array([1.0, max(mean_T / (1.0 + mean_x), 1e-3), 1.0, 1.0])
 
+    _analytic_hessian = True
+
     def _loglik_grad(self, theta, data):
         ux, uy, ix, iT, itx = data[4]
-        return _k.loglik_grad_tab(np.asarray(theta, np.float64), ux, uy, ix, iT, itx, data[3],
-                                  self._modified)
+        ll, g, _ = _k.loglik_derivs_tab(np.asarray(theta, np.float64), ux, uy, ix, iT, itx,
+                                        data[3], self._modified, False)
+        return ll, g
+
+    def _loglik_derivs(self, theta, data):
+        ux, uy, ix, iT, itx = data[4]
+        return _k.loglik_derivs_tab(np.asarray(theta, np.float64), ux, uy, ix, iT, itx, data[3],
+                                    self._modified, True)
+
+    def _subsample(self, data, step):
+        x, tx, T, w, (ux, uy, ix, iT, itx) = data
+        sl = slice(step // 2, None, step)
+        ws = w[sl] * step
+        return (x[sl], tx[sl], T[sl], ws, (ux, uy, ix[sl].copy(), iT[sl].copy(), itx[sl].copy())), \
+            float(ws.sum())
 
     def individual_log_likelihood(self, frequency, recency, T) -> np.ndarray:
         """Per-customer log-likelihood at ``params_`` (float64, shape (n,))."""
