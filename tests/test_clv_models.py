@@ -6,6 +6,8 @@ from scipy.special import hyp2f1
 
 from fastengage import clv
 from fastengage.clv.datasets import SBG_COHORTS, load_cdnow_summary, load_donations
+from fastengage.clv.gammagamma import _spend_data
+from fastengage.errors import InputError
 from fastengage.kernels import clv_bgbb, clv_pareto, clv_sbg, clv_spend
 from fastengage.kernels.clv_special import log_hyp2f1_ap1
 
@@ -187,19 +189,47 @@ def test_save_load(cls, tmp_path):
 
 
 def test_gammagamma_tabulated_kernel(cdnow):
+    # the per-frequency sums + one row pass equal the plain per-row kernel; Hessian = FD of grad
     x, _, _, z = cdnow
     keep = x > 0
     xx, zz = x[keep], z[keep]
     w = np.linspace(0.5, 2.0, xx.size)
     theta = np.array([6.0, 3.5, 15.0])
     ll, grad, _ = clv_spend.loglik_grad(theta, xx, zz, w)
-    ux, ix = np.unique(xx, return_inverse=True)
-    for fn in (clv_spend.loglik_grad_tab.serial, clv_spend.loglik_grad_tab.parallel):
-        ll2, grad2 = fn(theta, ux, ix.astype(np.int64), zz, np.log(zz), w)
-        assert ll2 == pytest.approx(ll, rel=1e-13)
-        np.testing.assert_allclose(grad2, grad, rtol=1e-10)
+    for whole in (True, False):
+        d = _spend_data(xx, zz, w, whole)
+        for fn in (clv_spend.loglik_derivs.serial, clv_spend.loglik_derivs.parallel):
+            ll2, grad2, H = fn(theta, d.ux, d.W, d.S, d.x, d.m, d.w, True)
+            assert ll2 == pytest.approx(ll, rel=1e-13)
+            np.testing.assert_allclose(grad2, grad, rtol=1e-10)
+            fd = np.column_stack([nv.fd_grad(lambda th: fn(th, d.ux, d.W, d.S, d.x, d.m, d.w,
+                                                           False)[1][j], theta, 1e-6)
+                                  for j in range(3)])
+            np.testing.assert_allclose(H, fd, rtol=1e-6, atol=1e-7 * np.abs(fd).max())
+    # unit weights passed as an empty array
+    d = _spend_data(xx, zz, np.empty(0), True)
+    ll1 = clv_spend.loglik_derivs(theta, d.ux, d.W, d.S, d.x, d.m, d.w, False)[0]
+    assert ll1 == pytest.approx(clv_spend.loglik_grad(theta, xx, zz, np.ones_like(xx))[0], rel=1e-13)
 
 
+def test_gammagamma_input_errors_and_weights(cdnow):
+    x, _, _, z = cdnow
+    with pytest.raises(InputError, match="monetary_value has 1 NaN"):
+        clv.GammaGamma().fit(x, np.where(np.arange(x.size) == 3, np.nan, z))
+    with pytest.raises(InputError, match="frequency > 0 and monetary_value <= 0"):
+        clv.GammaGamma().fit(x, np.where(x > 0, 0.0, z))
+    with pytest.raises(InputError, match="repeat buyers"):
+        clv.GammaGamma().fit(np.zeros(5), np.ones(5))
+    # duplicated rows == weight 2; non-whole frequencies take the general per-frequency path
+    g = clv.GammaGamma().fit(x, z)
+    g2 = clv.GammaGamma().fit(np.concatenate([x, x]), np.concatenate([z, z]))
+    gw = clv.GammaGamma().fit(x, z, weights=np.full(x.size, 2.0))
+    assert gw.log_likelihood_ == pytest.approx(g2.log_likelihood_, rel=1e-12)
+    for k in g.params_:
+        assert gw.params_[k] == pytest.approx(g2.params_[k], rel=1e-7)
+        assert gw.params_[k] == pytest.approx(g.params_[k], rel=1e-7)
+    gh = clv.GammaGamma().fit(x * (1 + 1e-12), z)
+    assert gh.params_["p"] == pytest.approx(g.params_["p"], rel=1e-6)
 def test_pareto_tabulated_kernel(cdnow):
     from fastengage.clv._base import compress
     x, tx, T, _ = cdnow

@@ -6,13 +6,43 @@ spend: E[M | x, m] = (gamma + m x) p / (p x + q - 1) (eq. 5).
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from ..errors import InputError
 from ..kernels import clv_spend as _k
-from ._base import BaseModel, _is_table_like, as_float_array, compress, read_columns
+from ._base import BaseModel, _is_table_like, as_float_array, read_columns
 
 __all__ = ["GammaGamma"]
+
+
+class _SpendData(NamedTuple):
+    """What the Gamma-Gamma kernels receive: per distinct frequency ``ux`` the total weight ``W``
+    and ``S`` = sum w log m; the repeat buyers' rows (x, m, w; ``w`` empty for unit weights);
+    sum w m and sum w m^2."""
+    ux: np.ndarray
+    W: np.ndarray
+    S: np.ndarray
+    x: np.ndarray
+    m: np.ndarray
+    w: np.ndarray
+    s_m: float
+    s_m2: float
+
+
+def _spend_data(x, m, w, whole: bool) -> _SpendData:
+    if whole:
+        ix = x.astype(np.int64)
+        W, S, s_m, s_m2 = _k.spend_sums(ix, int(ix.max()) + 1, m, w)
+        ux = np.flatnonzero(W > 0)
+        W, S, ux = W[ux], S[ux], ux.astype(np.float64)
+    else:
+        ux, ix = np.unique(x, return_inverse=True)
+        W, S, s_m, s_m2 = _k.spend_sums(ix.astype(np.int64), ux.size, m, w)
+        present = W > 0
+        ux, W, S = ux[present], W[present], S[present]
+    return _SpendData(ux, W, S, x, m, w, s_m, s_m2)
 
 
 class GammaGamma(BaseModel):
@@ -24,17 +54,32 @@ class GammaGamma(BaseModel):
 
     _kind = "clv.gammagamma"
     param_names = ("p", "q", "gamma")
+    _analytic_hessian = True
 
     def _start(self, data):
-        x, m, w = data[:3]
-        mean = float(np.average(m, weights=w))
-        var = float(np.average((m - mean) ** 2, weights=w)) + 1e-12
-        return np.array([1.0, 2.0, max(mean, 1e-3)]) if var <= 0 else \
-            np.array([max(mean ** 2 / var, 0.1), 3.0, max(mean, 1e-3) * 2.0])
+        total = float(data.W.sum())
+        mean = data.s_m / total
+        var = max(data.s_m2 / total - mean * mean, 0.0) + 1e-12
+        return np.array([max(mean ** 2 / var, 0.1), 3.0, max(mean, 1e-3) * 2.0])
 
     def _loglik_grad(self, theta, data):
-        x, m, w, ux, ix, log_m = data
-        return _k.loglik_grad_tab(np.asarray(theta, np.float64), ux, ix, m, log_m, w)
+        ll, g, _ = _k.loglik_derivs(np.asarray(theta, np.float64), data.ux, data.W, data.S,
+                                    data.x, data.m, data.w, False)
+        return ll, g
+
+    def _loglik_derivs(self, theta, data):
+        return _k.loglik_derivs(np.asarray(theta, np.float64), data.ux, data.W, data.S, data.x,
+                                data.m, data.w, True)
+
+    def _n_patterns(self, data):
+        return int(data.x.shape[0])
+
+    def _subsample(self, data, step):
+        sl = slice(step // 2, None, step)
+        x, m = data.x[sl].copy(), data.m[sl].copy()
+        w = data.w[sl] * step if data.w.size else np.full(x.size, float(step))
+        sub = _spend_data(x, m, w, bool(np.all(data.ux == np.floor(data.ux))))
+        return sub, float(sub.W.sum())
 
     @staticmethod
     def _xm(frequency, monetary_value, frequency_col, monetary_col):
@@ -44,8 +89,9 @@ class GammaGamma(BaseModel):
         else:
             if monetary_value is None:
                 raise InputError("pass a table with frequency/monetary_value columns or both arrays")
-            x = as_float_array(frequency, "frequency")
-            m = as_float_array(monetary_value, "monetary_value")
+            # NaN/inf are counted by the kernel below, in the same pass that selects the rows
+            x = as_float_array(frequency, "frequency", check_finite=False)
+            m = as_float_array(monetary_value, "monetary_value", check_finite=False)
         if x.shape != m.shape:
             raise InputError("frequency and monetary_value must have the same length")
         return x, m
@@ -54,23 +100,28 @@ class GammaGamma(BaseModel):
             monetary_col="monetary_value", initial_params=None):
         """Fit on customers with frequency > 0 (mean repeat value must then be > 0).
 
+        Maximum likelihood by Newton steps with the analytic Hessian; each step costs one log and
+        one division per repeat buyer (see ``kernels.clv_spend.loglik_derivs``).
+
         Raises
         ------
         InputError if a repeat buyer has a non-positive monetary value, or there is none.
         """
         x, m = self._xm(frequency, monetary_value, frequency_col, monetary_col)
-        w = None if weights is None else as_float_array(weights, "weights")
-        keep = x > 0
-        if not keep.any():
+        w = np.empty(0) if weights is None else as_float_array(weights, "weights")
+        if weights is not None and w.shape != x.shape:
+            raise InputError("weights must have one value per customer")
+        xs, ms, ws, bad_x, bad_m, nonpos, whole = _k.repeat_buyers(x, m, w)
+        for name, bad in (("frequency", bad_x), ("monetary_value", bad_m)):
+            if bad:
+                raise InputError(f"{name} has {bad} NaN/inf value(s)")
+        if xs.size == 0:
             raise InputError("GammaGamma needs customers with frequency > 0 (repeat buyers)")
-        bad = int(np.count_nonzero(m[keep] <= 0))
-        if bad:
-            raise InputError(f"monetary_value must be > 0 for repeat buyers; {bad} customer(s) "
+        if nonpos:
+            raise InputError(f"monetary_value must be > 0 for repeat buyers; {nonpos} customer(s) "
                              "have frequency > 0 and monetary_value <= 0")
-        (px, pm), pw, _ = compress(x[keep], m[keep], weights=None if w is None else w[keep])
-        ux, ix = np.unique(px, return_inverse=True)
-        data = (px, pm, pw, ux, ix.astype(np.int64), np.log(pm))
-        return self._fit_data(data, float(pw.sum()), initial_params)
+        data = _spend_data(xs, ms, ws, whole)
+        return self._fit_data(data, float(data.W.sum()), initial_params)
 
     def individual_log_likelihood(self, frequency, monetary_value) -> np.ndarray:
         x = as_float_array(frequency, "frequency")
