@@ -11,23 +11,32 @@ solved either exactly (Cholesky) or by a few warm-started conjugate-gradient ste
 Pilaszy & Tikk 2011, "Applications of the conjugate gradient method for implicit feedback
 collaborative filtering"). The same kernels solve the item side with the transposed matrix.
 
-Users are processed in chunks so scratch vectors are allocated once per chunk, not per user;
-``prange`` over chunks balances the power-law row lengths.
+Rows are processed in chunks of about equal cost, claimed dynamically by the workers
+(:mod:`rec_sched`), with the scratch vectors allocated once per worker. The row loops index the
+factor matrices as ``Y[i, a]`` and inline every helper: a row view (``Y[i]``) or a call taking an
+array would increment and decrement the reference count of the array's shared meminfo, an atomic
+on one cache line that both cores then fight over, several times per row.
 """
+import numba
 import numpy as np
 from numba import njit, prange
 
 from ._config import NJIT, NJIT_PARALLEL
+from .rec_sched import CHUNKS_PER_WORKER, cost_chunks, fetch_add
 
 # Reassociation lets LLVM vectorise the length-f dot products and axpys; the result differs from
 # the strict-order sum only by rounding, well inside the CG-vs-Cholesky tolerance.
 _FAST_PARALLEL = dict(NJIT_PARALLEL, fastmath=True)
-_FAST = dict(NJIT, fastmath=True)
-
-CHUNK = 64
+_INLINE = dict(NJIT, fastmath=True, inline="always")
 
 
-@njit(**_FAST)
+@njit(**_INLINE)
+def _row_cost(f):
+    """Dense work of one row (the f x f products with A0) in units of one stored entry."""
+    return max(1, f // 4)
+
+
+@njit(**_INLINE)
 def _dot(a, b):
     s = a.dtype.type(0.0)
     for k in range(a.size):
@@ -35,24 +44,25 @@ def _dot(a, b):
     return s
 
 
-@njit(**_FAST)
+@njit(**_INLINE)
 def _symv(A, v, out):
+    # A is symmetric: out = A v accumulated column by column (vertical FMAs, no horizontal
+    # reductions)
     f = v.size
     for a in range(f):
         out[a] = 0
     for b in range(f):
         vb = v[b]
-        row = A[b]
         for a in range(f):
-            out[a] += vb * row[a]
+            out[a] += vb * A[b, a]
 
 
-@njit(**_FAST)
+@njit(**_INLINE)
 def _weight(c, d, residual):
     return c - (c - 1) * d if residual else (c - 1) * d
 
 
-@njit(**_FAST)
+@njit(**_INLINE)
 def _sparse_apply(Y, indices, conf, start, end, v, out, residual):
     """``out += sum_k w_k y_k`` over the row's stored entries, with
     ``w_k = (c_k - 1) (y_k . v)`` (the CG product) or, when ``residual``,
@@ -65,25 +75,25 @@ def _sparse_apply(Y, indices, conf, start, end, v, out, residual):
     f = v.size
     k = start
     while k + 8 <= end:
-        y0 = Y[indices[k]]
-        y1 = Y[indices[k + 1]]
-        y2 = Y[indices[k + 2]]
-        y3 = Y[indices[k + 3]]
-        y4 = Y[indices[k + 4]]
-        y5 = Y[indices[k + 5]]
-        y6 = Y[indices[k + 6]]
-        y7 = Y[indices[k + 7]]
+        i0 = indices[k]
+        i1 = indices[k + 1]
+        i2 = indices[k + 2]
+        i3 = indices[k + 3]
+        i4 = indices[k + 4]
+        i5 = indices[k + 5]
+        i6 = indices[k + 6]
+        i7 = indices[k + 7]
         d0 = d1 = d2 = d3 = d4 = d5 = d6 = d7 = v.dtype.type(0.0)
         for a in range(f):
             va = v[a]
-            d0 += y0[a] * va
-            d1 += y1[a] * va
-            d2 += y2[a] * va
-            d3 += y3[a] * va
-            d4 += y4[a] * va
-            d5 += y5[a] * va
-            d6 += y6[a] * va
-            d7 += y7[a] * va
+            d0 += Y[i0, a] * va
+            d1 += Y[i1, a] * va
+            d2 += Y[i2, a] * va
+            d3 += Y[i3, a] * va
+            d4 += Y[i4, a] * va
+            d5 += Y[i5, a] * va
+            d6 += Y[i6, a] * va
+            d7 += Y[i7, a] * va
         w0 = _weight(conf[k], d0, residual)
         w1 = _weight(conf[k + 1], d1, residual)
         w2 = _weight(conf[k + 2], d2, residual)
@@ -93,48 +103,51 @@ def _sparse_apply(Y, indices, conf, start, end, v, out, residual):
         w6 = _weight(conf[k + 6], d6, residual)
         w7 = _weight(conf[k + 7], d7, residual)
         for a in range(f):
-            out[a] += (w0 * y0[a] + w1 * y1[a] + w2 * y2[a] + w3 * y3[a]) + \
-                (w4 * y4[a] + w5 * y5[a] + w6 * y6[a] + w7 * y7[a])
+            out[a] += (w0 * Y[i0, a] + w1 * Y[i1, a] + w2 * Y[i2, a] + w3 * Y[i3, a]) + \
+                (w4 * Y[i4, a] + w5 * Y[i5, a] + w6 * Y[i6, a] + w7 * Y[i7, a])
         k += 8
     while k + 4 <= end:
-        y0 = Y[indices[k]]
-        y1 = Y[indices[k + 1]]
-        y2 = Y[indices[k + 2]]
-        y3 = Y[indices[k + 3]]
+        i0 = indices[k]
+        i1 = indices[k + 1]
+        i2 = indices[k + 2]
+        i3 = indices[k + 3]
         d0 = d1 = d2 = d3 = v.dtype.type(0.0)
         for a in range(f):
             va = v[a]
-            d0 += y0[a] * va
-            d1 += y1[a] * va
-            d2 += y2[a] * va
-            d3 += y3[a] * va
+            d0 += Y[i0, a] * va
+            d1 += Y[i1, a] * va
+            d2 += Y[i2, a] * va
+            d3 += Y[i3, a] * va
         w0 = _weight(conf[k], d0, residual)
         w1 = _weight(conf[k + 1], d1, residual)
         w2 = _weight(conf[k + 2], d2, residual)
         w3 = _weight(conf[k + 3], d3, residual)
         for a in range(f):
-            out[a] += w0 * y0[a] + w1 * y1[a] + w2 * y2[a] + w3 * y3[a]
+            out[a] += w0 * Y[i0, a] + w1 * Y[i1, a] + w2 * Y[i2, a] + w3 * Y[i3, a]
         k += 4
     while k < end:
-        y = Y[indices[k]]
-        c = conf[k]
-        d = _dot(y, v)
-        w = c - (c - 1) * d if residual else (c - 1) * d
+        i0 = indices[k]
+        d = v.dtype.type(0.0)
         for a in range(f):
-            out[a] += w * y[a]
+            d += Y[i0, a] * v[a]
+        w = _weight(conf[k], d, residual)
+        for a in range(f):
+            out[a] += w * Y[i0, a]
         k += 1
 
 
-@njit(**_FAST)
-def _cg_user(x, Y, A0, indices, conf, start, end, cg_steps, r, p, ap):
+@njit(**_INLINE)
+def _cg_row(X, u, Y, A0, indices, conf, start, end, cg_steps, x, r, p, ap):
+    """``cg_steps`` conjugate-gradient steps on row u's normal equations, from ``X[u]``."""
     f = x.size
     if start == end:
         # no interactions: the exact solution is 0 (b = 0), which is also what implicit stores
         for a in range(f):
-            x[a] = 0
+            X[u, a] = 0
         return
-    # r = b - A x with A = A0 + sum (c-1) y y^T and b = sum c y. A0 is symmetric, so A0 x is
-    # accumulated column by column (vertical FMAs, no horizontal reductions).
+    for a in range(f):
+        x[a] = X[u, a]
+    # r = b - A x with A = A0 + sum (c-1) y y^T and b = sum c y
     _symv(A0, x, r)
     for a in range(f):
         r[a] = -r[a]
@@ -142,25 +155,25 @@ def _cg_user(x, Y, A0, indices, conf, start, end, cg_steps, r, p, ap):
     for a in range(f):
         p[a] = r[a]
     rsold = _dot(r, r)
-    if rsold < 1e-20:
-        return
-    for _ in range(cg_steps):
-        _symv(A0, p, ap)
-        _sparse_apply(Y, indices, conf, start, end, p, ap, False)
-        alpha = rsold / _dot(p, ap)
-        for a in range(f):
-            x[a] += alpha * p[a]
-            r[a] -= alpha * ap[a]
-        rsnew = _dot(r, r)
-        if rsnew < 1e-20:
-            return
-        beta = rsnew / rsold
-        for a in range(f):
-            p[a] = r[a] + beta * p[a]
-        rsold = rsnew
+    if rsold >= 1e-20:
+        for _ in range(cg_steps):
+            _symv(A0, p, ap)
+            _sparse_apply(Y, indices, conf, start, end, p, ap, False)
+            alpha = rsold / _dot(p, ap)
+            for a in range(f):
+                x[a] += alpha * p[a]
+                r[a] -= alpha * ap[a]
+            rsnew = _dot(r, r)
+            if rsnew < 1e-20:
+                break
+            beta = rsnew / rsold
+            for a in range(f):
+                p[a] = r[a] + beta * p[a]
+            rsold = rsnew
+    for a in range(f):
+        X[u, a] = x[a]
 
 
-@njit(**_FAST_PARALLEL)
 def als_cg_half(indptr, indices, conf, X, Y, A0, cg_steps):
     """One conjugate-gradient half-step: update every row of ``X`` in place.
 
@@ -177,17 +190,30 @@ def als_cg_half(indptr, indices, conf, X, Y, A0, cg_steps):
     cg_steps : int
         Conjugate-gradient steps per row (implicit uses 3).
     """
+    _cg_half(indptr, indices, conf, X, Y, A0, cg_steps, numba.get_num_threads())
+
+
+@njit(**_FAST_PARALLEL)
+def _cg_half(indptr, indices, conf, X, Y, A0, cg_steps, workers):
     n_rows, f = X.shape
-    n_chunks = (n_rows + CHUNK - 1) // CHUNK
-    for ch in prange(n_chunks):
+    bounds, order = cost_chunks(indptr, _row_cost(f), workers * CHUNKS_PER_WORKER)
+    n_chunks = order.size
+    next_chunk = np.zeros(1, np.int64)
+    for _w in prange(workers):
+        x = np.empty(f, X.dtype)
         r = np.empty(f, X.dtype)
         p = np.empty(f, X.dtype)
         ap = np.empty(f, X.dtype)
-        for u in range(ch * CHUNK, min(n_rows, (ch + 1) * CHUNK)):
-            _cg_user(X[u], Y, A0, indices, conf, indptr[u], indptr[u + 1], cg_steps, r, p, ap)
+        c = fetch_add(next_chunk, 1)
+        while c < n_chunks:
+            ch = order[c]
+            for u in range(bounds[ch], bounds[ch + 1]):
+                _cg_row(X, u, Y, A0, indices, conf, indptr[u], indptr[u + 1], cg_steps,
+                        x, r, p, ap)
+            c = fetch_add(next_chunk, 1)
 
 
-@njit(**_FAST)
+@njit(**_INLINE)
 def _cholesky_solve(A, b, x):
     # In-place Cholesky A = L L^T (lower triangle of A), then two triangular solves into x.
     f = b.size
@@ -214,7 +240,6 @@ def _cholesky_solve(A, b, x):
         x[i] = s / A[i, i]
 
 
-@njit(**_FAST_PARALLEL)
 def als_cholesky_half(indptr, indices, conf, X, Y, A0):
     """Exact half-step: solve the normal equations of every row of ``X`` by Cholesky.
 
@@ -222,30 +247,43 @@ def als_cholesky_half(indptr, indices, conf, X, Y, A0):
     Linear algebra runs in float64 whatever the factor dtype, so that this is the reference
     the CG solver is compared with.
     """
+    _cholesky_half(indptr, indices, conf, X, Y, A0, numba.get_num_threads())
+
+
+@njit(**_FAST_PARALLEL)
+def _cholesky_half(indptr, indices, conf, X, Y, A0, workers):
     n_rows, f = X.shape
-    n_chunks = (n_rows + CHUNK - 1) // CHUNK
-    for ch in prange(n_chunks):
+    # forming A costs about f^2 / 2 per stored entry and the solve f^3 / 3 per row
+    bounds, order = cost_chunks(indptr, max(1, (2 * f) // 3), workers * CHUNKS_PER_WORKER)
+    n_chunks = order.size
+    next_chunk = np.zeros(1, np.int64)
+    for _w in prange(workers):
         A = np.empty((f, f), np.float64)
         b = np.empty(f, np.float64)
         x = np.empty(f, np.float64)
         y = np.empty(f, np.float64)
-        for u in range(ch * CHUNK, min(n_rows, (ch + 1) * CHUNK)):
-            for i in range(f):
-                b[i] = 0.0
-                for j in range(f):
-                    A[i, j] = A0[i, j]
-            for k in range(indptr[u], indptr[u + 1]):
-                c = np.float64(conf[k])
+        c = fetch_add(next_chunk, 1)
+        while c < n_chunks:
+            ch = order[c]
+            for u in range(bounds[ch], bounds[ch + 1]):
                 for i in range(f):
-                    y[i] = Y[indices[k], i]
+                    b[i] = 0.0
+                    for j in range(f):
+                        A[i, j] = A0[i, j]
+                for k in range(indptr[u], indptr[u + 1]):
+                    cu = np.float64(conf[k])
+                    item = indices[k]
+                    for i in range(f):
+                        y[i] = Y[item, i]
+                    for i in range(f):
+                        ci = (cu - 1.0) * y[i]
+                        b[i] += cu * y[i]
+                        for j in range(i + 1):
+                            A[i, j] += ci * y[j]
+                _cholesky_solve(A, b, x)
                 for i in range(f):
-                    ci = (c - 1.0) * y[i]
-                    b[i] += c * y[i]
-                    for j in range(i + 1):
-                        A[i, j] += ci * y[j]
-            _cholesky_solve(A, b, x)
-            for i in range(f):
-                X[u, i] = x[i]
+                    X[u, i] = x[i]
+            c = fetch_add(next_chunk, 1)
 
 
 @njit(**_FAST_PARALLEL)
@@ -258,19 +296,20 @@ def als_loss(indptr, indices, conf, X, Y, YtY, regularization):
     n_rows, f = X.shape
     total = 0.0
     for u in prange(n_rows):
-        x = X[u]
+        # X[u, a] and Y[i, a], not row views: a view per row would be an atomic reference
+        # count update on memory shared by all threads
         part = 0.0
         for a in range(f):
             s = 0.0
             for b in range(f):
-                s += np.float64(YtY[a, b]) * np.float64(x[b])
-            part += s * np.float64(x[a])
-            part += regularization * np.float64(x[a]) * np.float64(x[a])
+                s += np.float64(YtY[a, b]) * np.float64(X[u, b])
+            part += s * np.float64(X[u, a])
+            part += regularization * np.float64(X[u, a]) * np.float64(X[u, a])
         for k in range(indptr[u], indptr[u + 1]):
-            y = Y[indices[k]]
+            i = indices[k]
             s = 0.0
             for a in range(f):
-                s += np.float64(x[a]) * np.float64(y[a])
+                s += np.float64(X[u, a]) * np.float64(Y[i, a])
             c = np.float64(conf[k])
             part += c * (1.0 - s) * (1.0 - s) - s * s
         total += part
