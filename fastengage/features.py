@@ -30,27 +30,16 @@ from __future__ import annotations
 
 from typing import Callable
 
-import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from ._ids import IdEncoder, id_kind
-from ._input import Source, open_source
-from ._parallel import run_parallel
-from ._rfm_common import (RETURNS_MODES, RFM_COLUMNS, check_types, features_table, new_report,
-                          parse_as_of, prepare_batch)
+from ._input import open_source
+from ._rfm_batch import rfm_in_memory
+from ._rfm_common import RETURNS_MODES, RFM_COLUMNS, parse_as_of
 from .errors import InputError
-from .kernels import rfm as _k
-from .kernels import rfm_oneshot as _one
 from .rfm_state import RFMState, _NotTimeSorted
 from .segments import SegmentMap
 
 __all__ = ["rfm", "RFMState", "RFM_COLUMNS", "parse_as_of"]
-
-#: Integer ids whose range is at most this many slots past the row count index records directly.
-_DENSE_SLACK = 1024
-#: Largest id range indexed directly (records are 64 bytes: 2**24 of them are 1 GiB).
-_DENSE_MAX_RANGE = 1 << 24
 
 
 def rfm(data, *, customer: str, time: str, amount: str, order: str | None = None, as_of=None,
@@ -100,9 +89,9 @@ def rfm(data, *, customer: str, time: str, amount: str, order: str | None = None
         raise InputError(f"returns must be one of {RETURNS_MODES}, got {returns!r}")
     source = open_source(data)
     if source.is_in_memory and batch_size is None:
-        table = _rfm_in_memory(source, dict(customer=customer, time=time, amount=amount, order=order),
-                               parse_as_of(as_of), returns, drop_null_customers, segments,
-                               n_threads)
+        table = rfm_in_memory(source, dict(customer=customer, time=time, amount=amount, order=order),
+                              parse_as_of(as_of), returns, drop_null_customers, segments,
+                              n_threads)
         if progress is not None:
             progress(source.num_rows)
         return table
@@ -127,71 +116,3 @@ def rfm(data, *, customer: str, time: str, amount: str, order: str | None = None
     if state.report["rows_read"] == 0:
         raise InputError("the input is empty: no rows to compute features from")
     return state.to_table(as_of, segments=segments)
-
-
-def _customer_codes(column: pa.Array, name: str):
-    """Dense codes for the customer column and a function mapping codes back to ids.
-
-    Integer ids whose range is close to the row count index the records directly
-    (``code = id - min``), which needs no hashing and leaves codes in id order.
-    Returns (codes, n_codes, ids_of, ids_sorted, output_type).
-    """
-    typ = column.type
-    if id_kind(typ, name, "customer") == "int" and not pa.types.is_dictionary(typ):
-        bounds = pc.min_max(column)
-        lo, hi = bounds["min"].as_py(), bounds["max"].as_py()
-        if hi - lo < min(len(column) + _DENSE_SLACK, _DENSE_MAX_RANGE):
-            values = column.cast(pa.int64()).to_numpy(zero_copy_only=False)
-            codes = _one.dense_codes(values, np.int64(lo))
-
-            def ids_of(c):
-                return pa.array(c + np.int64(lo)).cast(typ)
-
-            return codes, hi - lo + 1, ids_of, True, typ
-    encoder = IdEncoder(name, "customer")
-    codes = encoder.encode(column)
-    return codes, len(encoder), encoder.decode, False, encoder.input_type
-
-
-def _rfm_in_memory(source: Source, columns: dict, limit_us: int | None, returns: str,
-                   drop_null_customers: bool, segments, n_threads: int | None) -> pa.Table:
-    """One parallel pass over a whole in-memory table (no hash sets)."""
-    import numba
-
-    roles = source.require(columns)
-    check_types(source.schema, roles)
-    batches = list(source.batches(list(roles.values())))
-    if not batches or batches[0].num_rows == 0:
-        raise InputError("the input is empty: no rows to compute features from")
-    (batch,) = batches  # in-memory inputs come as one combined batch
-    report = new_report()
-    report["rows_read"] = batch.num_rows
-    limit = limit_us if limit_us is not None else _k.INT64_MAX
-    batch, n_null, times, amounts = prepare_batch(batch, columns, drop_null_customers, 0, returns, limit)
-    report["null_customer_rows_dropped"] = n_null
-    if batch.num_rows == 0:
-        raise InputError("no rows left after dropping null customer ids")
-    codes, n_codes, ids_of, ids_sorted, output_type = _customer_codes(batch.column(columns["customer"]),
-                                                         columns["customer"])
-    has_order = columns["order"] is not None
-    order_codes = (IdEncoder(columns["order"], "order").encode(batch.column(columns["order"]))
-                   if has_order else np.empty(0, np.int64))
-    # Detected, never assumed: with non-decreasing times each customer's days arrive in order,
-    # so a new day is simply a day different from the customer's latest one.
-    days_sorted = _one.is_sorted(times)
-    chunks = n_threads or numba.get_num_threads()
-    shift = _one.partition_shift(n_codes)
-    parts = run_parallel(_one.partition, codes, times, amounts, order_codes, has_order, n_codes,
-                         shift, chunks)
-    del codes  # the partitioned copy is all that is needed from here on
-    state = _k.new_state(n_codes)
-    n_after, n_returns = run_parallel(_one.fold, state, *parts, has_order, shift, limit,
-                                      returns == "exclude", days_sorted)
-    del parts
-    report["rows_after_as_of"] = int(n_after)
-    report["return_rows"] = int(n_returns)
-    if returns == "exclude":
-        report["return_rows_excluded"] = int(n_returns)
-    as_of_us = limit_us if limit_us is not None else int(times.max())
-    return features_table(state, ids_of, columns["customer"], as_of_us, returns, not has_order,
-                          report, segments, ids_sorted, output_type)

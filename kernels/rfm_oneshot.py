@@ -118,13 +118,27 @@ def _count_distinct(values, lo, hi):
     return distinct
 
 
+#: Largest per-partition day bitmap (uint64 words): 2 MiB, which stays in the core's cache.
+BITMAP_WORDS = 1 << 18
+
+
+def day_words(times_min: int, times_max: int) -> tuple:
+    """(first day, uint64 words per customer) of the day bitmaps that cover [times_min, times_max]."""
+    first = times_min // int(US_PER_DAY)
+    return first, (times_max // int(US_PER_DAY) - first) // 64 + 1
+
+
 @njit(**NJIT)
 def _fold_partition(state, base, n_local, lo, hi, local, times, amounts, orders, has_order,
-                    limit_us, exclude_returns, days_sorted):
+                    limit_us, exclude_returns, days_sorted, first_day, words):
     """Fold rows [lo, hi) (customers base..base+n_local-1) into ``state``.
 
+    Distinct purchase days are counted on the fly when the rows are in time order, else with a
+    bitmap of days per customer when it fits in cache, else after a counting sort by customer.
     Returns (rows after the cut, return rows).
     """
+    use_bitmap = not days_sorted and n_local * words <= BITMAP_WORDS
+    bitmap = np.zeros(n_local * words if use_bitmap else 0, np.uint64)
     n_after = 0
     n_ret = 0
     for i in range(lo, hi):
@@ -132,7 +146,8 @@ def _fold_partition(state, base, n_local, lo, hi, local, times, amounts, orders,
         if t > limit_us:
             n_after += 1
             continue
-        rec = state[base + local[i]]
+        c = local[i]
+        rec = state[base + c]
         if not fold_amount(rec, t, amounts[i], exclude_returns):
             n_ret += 1
             continue
@@ -141,7 +156,15 @@ def _fold_partition(state, base, n_local, lo, hi, local, times, amounts, orders,
             if day != rec.last_day:
                 rec.purchase_days += 1
                 rec.last_day = day
-    if days_sorted and not has_order:
+        elif use_bitmap:
+            offset = t // US_PER_DAY - first_day
+            w = c * words + (offset >> 6)
+            bit = np.uint64(1) << np.uint64(offset & 63)
+            if not (bitmap[w] & bit):
+                bitmap[w] |= bit
+                rec.purchase_days += 1
+    days_done = days_sorted or use_bitmap
+    if days_done and not has_order:
         return n_after, n_ret
     # Group this partition's purchase rows by customer (counting sort) and count distinct
     # days and/or orders per customer, all within cache.
@@ -151,7 +174,7 @@ def _fold_partition(state, base, n_local, lo, hi, local, times, amounts, orders,
         offsets[c + 1] = offsets[c] + state[base + c].purchase_rows
     m = offsets[n_local]
     cursor = offsets[:-1].copy()
-    days = np.empty(0 if days_sorted else m, np.int32)
+    days = np.empty(0 if days_done else m, np.int32)
     grouped = np.empty(m if has_order else 0, np.int64)
     for i in range(lo, hi):
         if times[i] > limit_us or amounts[i] < 0.0:
@@ -159,37 +182,48 @@ def _fold_partition(state, base, n_local, lo, hi, local, times, amounts, orders,
         c = local[i]
         k = cursor[c]
         cursor[c] = k + 1
-        if not days_sorted:
+        if not days_done:
             days[k] = np.int32(times[i] // US_PER_DAY)
         if has_order:
             grouped[k] = orders[i]
     for c in range(n_local):
-        if not days_sorted:
+        if not days_done:
             state[base + c].purchase_days = _count_distinct(days, offsets[c], offsets[c + 1])
         if has_order:
             state[base + c].frequency = _count_distinct(grouped, offsets[c], offsets[c + 1])
     return n_after, n_ret
 
 
+def code_bases(n_codes: int, shift: int) -> np.ndarray:
+    """First customer code of each partition made by :func:`partition` (and ``n_codes`` last)."""
+    n_parts = ((max(n_codes, 1) - 1) >> shift) + 1
+    return np.minimum(np.arange(n_parts + 1, dtype=np.int64) << shift, n_codes)
+
+
 @njit(**NJIT_PARALLEL)
 def fold(state,          # OUT records (new_state), one per customer code
-         part_offsets,   # IN  from partition()
-         local, times, amounts, orders,  # IN  partitioned rows, from partition()
+         part_offsets,   # IN  int64[n_parts + 1] row range of each partition
+         local, times, amounts, orders,  # IN  partitioned rows (local = code - bases[p])
+         bases,          # IN  int64[n_parts + 1] partition p owns codes [bases[p], bases[p+1])
          has_order,      # IN  bool
-         shift,          # IN  as given to partition()
          limit_us,       # IN  rows with time > limit_us are skipped
          exclude_returns,  # IN bool
-         days_sorted):   # IN  bool: rows are in time order, so days are counted on the fly
-    """Fold every partition into ``state``; returns (rows after the cut, return rows)."""
+         days_sorted,    # IN  bool: rows are in time order, so days are counted on the fly
+         first_day,      # IN  day_words(min time, max time): first day of the day bitmaps
+         words):         # IN  ... and their uint64 words per customer
+    """Fold every partition into ``state``; returns (rows after the cut, return rows).
+
+    Partitions come from :func:`partition` (``bases = code_bases(n_codes, shift)``) or from
+    :func:`fastengage.kernels.rfm_hashed.encode_partitions`.
+    """
     n_parts = part_offsets.shape[0] - 1
     counts = np.zeros((n_parts, 2), np.int64)
-    n_codes = state.shape[0]
     for p in prange(n_parts):
-        base = p << shift
-        n_local = min(n_codes - base, np.int64(1) << shift)
+        base = bases[p]
+        n_local = bases[p + 1] - base
         a, r = _fold_partition(state, base, n_local, part_offsets[p], part_offsets[p + 1], local,
                                times, amounts, orders, has_order, limit_us, exclude_returns,
-                               days_sorted)
+                               days_sorted, first_day, words)
         counts[p, 0] = a
         counts[p, 1] = r
     return counts[:, 0].sum(), counts[:, 1].sum()

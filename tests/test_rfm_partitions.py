@@ -2,10 +2,14 @@
 against the independent streaming path (pair sets)."""
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import fastengage as fe
-from fastengage.kernels import rfm_oneshot
+from fastengage import _rfm_batch
+from fastengage.kernels import rfm_hashed, rfm_oneshot
 from naive import rfm_reference
 
 
@@ -38,8 +42,12 @@ def _assert_matches(result, expected):
 
 @pytest.mark.parametrize("sort", [False, True])
 @pytest.mark.parametrize("with_order", [False, True])
-def test_many_partitions_match_reference(many_customers, sort, with_order):
+@pytest.mark.parametrize("wide", [False, True])
+def test_many_partitions_match_reference(many_customers, sort, with_order, wide):
     customer, times, amounts, orders = many_customers
+    if wide:  # 16 years: day bitmaps would not fit in cache, so days are counted after a sort
+        times = times[0] + (times - times[0]) * 30
+        assert 8192 * rfm_oneshot.day_words(times.min(), times.max())[1] > rfm_oneshot.BITMAP_WORDS
     if sort:
         idx = np.argsort(times, kind="stable")
         customer, times, amounts, orders = customer[idx], times[idx], amounts[idx], orders[idx]
@@ -49,9 +57,18 @@ def test_many_partitions_match_reference(many_customers, sort, with_order):
     kw = dict(customer="cust", time="ts", amount="amt", order="ord" if with_order else None)
     dense = fe.rfm(_table(customer, times, amounts, orders, customer), **kw)
     _assert_matches(dense, expected)
-    # sparse ids force the hashed path; same features
-    sparse = fe.rfm(_table(customer, times, amounts, orders, customer * 1_000_003 + 7), **kw)
+    # sparse ids: the hash map below HASHED_MIN_ROWS, the hash partitions above; same features
+    sparse_ids = customer * 1_000_003 + 7
+    sparse = fe.rfm(_table(customer, times, amounts, orders, sparse_ids), **kw)
     assert sparse.drop_columns(["cust"]).equals(dense.drop_columns(["cust"]))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_rfm_batch, "HASHED_MIN_ROWS", 0)
+        hashed = fe.rfm(_table(customer, times, amounts, orders, sparse_ids), **kw)
+        names = pa.array([f"customer-{c:07d}" for c in customer])
+        hashed_str = fe.rfm(_table(customer, times, amounts, orders, names), **kw)
+    assert hashed.equals(sparse)
+    assert hashed_str.drop_columns(["cust"]).equals(dense.drop_columns(["cust"]))
+    assert hashed_str["cust"].to_pylist() == [f"customer-{c:07d}" for c in dense["cust"].to_pylist()]
     streamed = fe.rfm(_table(customer, times, amounts, orders, customer), **kw, batch_size=7_000)
     for col in ("recency_days", "tenure_days", "frequency", "purchase_days", "r_score", "f_score"):
         assert streamed[col].equals(dense[col]), col
@@ -91,3 +108,75 @@ def test_numba_and_cython_id_maps_agree():
         np.testing.assert_array_equal(keys, arr[np.sort(first)])  # first-seen order
 
     check()
+
+
+def _codes_by_row(offsets, local, bases, rows):
+    part_of_row = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
+    codes = np.empty(len(rows), np.int64)
+    codes[rows] = bases[part_of_row] + local
+    return codes
+
+
+@pytest.mark.parametrize("n_chunks", [1, 3])
+def test_hash_partitions_number_ids_densely_and_exactly(n_chunks):
+    """Codes from the hash partitions against np.unique: one code per distinct id, dense."""
+    rng = np.random.default_rng(5)
+    ids = rng.choice(np.array([-2**63, -1, 0, 1, 2**63 - 1] + list(rng.integers(-2**62, 2**62, 3000))),
+                     50_000)
+    times = np.arange(len(ids), dtype=np.int64)
+    offsets, k0, k1, rows, p_times, _, _ = rfm_hashed.partition(
+        ids.view(np.uint64), np.empty(0, np.uint64), False, times, times.astype(float),
+        np.empty(0, np.int64), False, 4, n_chunks)
+    np.testing.assert_array_equal(p_times, rows)  # rows travel with their payload
+    np.testing.assert_array_equal(np.sort(rows), times)  # every row lands exactly once
+    for p in range(len(offsets) - 1):  # and keeps input order within its partition
+        assert np.all(np.diff(rows[offsets[p]:offsets[p + 1]]) > 0)
+    local, bases, first_rows = rfm_hashed.encode_partitions(offsets, k0, k1, False, rows)
+    codes = _codes_by_row(offsets, local, bases, rows)
+    distinct = np.unique(ids)
+    assert bases[-1] == len(distinct)
+    np.testing.assert_array_equal(ids[first_rows][codes], ids)  # each code decodes to its id
+    assert np.array_equal(np.sort(ids[first_rows]), distinct)  # and each id has one code
+
+
+def test_short_strings_pack_injectively():
+    """Strings that differ only by length or trailing NULs get different codes."""
+    values = ["", "a", "a\x00", "\x00", "ab", "abcdefgh", "abcdefgh\x00", "abcdefghijklmno",
+              "abcdefghijklmn", "é", "e"]
+    column = pa.array(values * 50)
+    offsets, data = _rfm_batch._string_buffers(column)
+    k0 = np.empty(len(column), np.uint64)
+    k1 = np.empty(len(column), np.uint64)
+    rfm_hashed.pack_short_strings(offsets, data, k0, k1)
+    assert len(set(zip(k0.tolist(), k1.tolist()))) == len(values)
+    times = np.zeros(len(column), np.int64)
+    parts = rfm_hashed.partition(k0, k1, True, times, times.astype(float), np.empty(0, np.int64),
+                                 False, 2, 2)
+    local, bases, first_rows = rfm_hashed.encode_partitions(parts[0], parts[1], parts[2], True,
+                                                            parts[3])
+    codes = _codes_by_row(parts[0], local, bases, parts[3])
+    assert column.take(pa.array(first_rows)).take(pa.array(codes)).equals(column)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists((st.text(max_size=5) | st.binary(max_size=15).map(lambda b: b.decode("latin-1")))
+                .filter(lambda t: len(t.encode()) <= 15), unique=True))
+def test_short_string_order_is_byte_order(values):
+    column = pa.array(values, pa.string())
+    offsets, data = _rfm_batch._string_buffers(column)
+    k0 = np.empty(len(column), np.uint64)
+    k1 = np.empty(len(column), np.uint64)
+    rfm_hashed.pack_short_strings(offsets, data, k0, k1)
+    order = rfm_hashed.short_string_order(k0, k1)
+    assert [values[i] for i in order] == sorted(values, key=lambda v: v.encode())
+    assert column.take(pa.array(order, pa.int64())).equals(column.take(pc.sort_indices(column)))
+
+
+def test_long_string_ids_take_the_hash_map(monkeypatch, many_customers):
+    customer, times, amounts, orders = many_customers
+    kw = dict(customer="cust", time="ts", amount="amt")
+    names = pa.array([f"a-customer-id-longer-than-fifteen-bytes-{c}" for c in customer])
+    exact = fe.rfm(_table(customer, times, amounts, orders, names), **kw)
+    monkeypatch.setattr(_rfm_batch, "HASHED_MIN_ROWS", 0)
+    assert _rfm_batch._hashed_partitions(names, "cust", (None,) * 5) is None
+    assert fe.rfm(_table(customer, times, amounts, orders, names), **kw).equals(exact)

@@ -122,6 +122,29 @@ def test_rfm_matches_reference(table, returns, with_order, cut):
 
 
 @SETTINGS
+@given(table=transactions(), returns=st.sampled_from(["net", "exclude"]),
+       with_order=st.booleans())
+def test_hashed_path_matches_reference(table, returns, with_order):
+    """Small tables normally use the hash map; force the hash-partitioned path on them."""
+    from unittest import mock
+
+    from fastengage import _rfm_batch
+
+    ids, us, amounts, orders = _py_rows(table)
+    expected = rfm_reference(ids, us, amounts, orders if with_order else None, None, returns)
+    kwargs = dict(customer="cust", time="ts", amount="amt", returns=returns,
+                  order="ord" if with_order else None, drop_null_customers=True)
+    with mock.patch.object(_rfm_batch, "HASHED_MIN_ROWS", 0), \
+            mock.patch.object(_rfm_batch, "DENSE_MAX_RANGE", 0):
+        result = fe.rfm(table, **kwargs)
+    if not expected:
+        assert result.num_rows == 0
+        return
+    _check(result, expected, with_order)
+    assert result.schema.field(0).type == table.schema.field(0).type
+
+
+@SETTINGS
 @given(table=transactions(min_rows=2), with_order=st.booleans(), data=st.data())
 def test_any_split_and_merge_gives_the_same_result(table, with_order, data):
     """Batches one at a time, in any order, or merged states: identical to the whole table."""

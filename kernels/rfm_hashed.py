@@ -1,0 +1,276 @@
+"""Dense customer codes for a whole in-memory table, without a global hash map.
+
+A hash map over a million ids is tens of megabytes, so probing it costs a cache miss per row,
+one row after the other. Here the rows are first scattered into partitions by the top bits of a
+64-bit hash of their id (a sequential, streaming write, as in ``rfm_oneshot.partition``); each
+partition then holds a few thousand distinct ids, and numbering them with a small open-addressing
+table stays inside the core's cache. Partitions are numbered independently and in parallel;
+partition ``p`` owns the codes ``bases[p] .. bases[p+1] - 1``, which is the layout
+``rfm_oneshot.fold`` consumes directly.
+
+Exactness
+---------
+Rows carry their id itself, never only a hash: an integer id is one 64-bit key word, a string of
+at most :data:`MAX_SHORT` bytes is packed into two words (its bytes and its length, so "a" and
+"a\\0" differ). Equal words mean equal ids, so the codes are exact. Longer strings take the
+hash map of ``kernels/idmap.pyx`` instead.
+"""
+import numpy as np
+from numba import njit, prange
+
+from ._config import NJIT, NJIT_PARALLEL
+
+#: Rows per partition the partition count aims at; with ~20 rows per customer that is ~1,000
+#: distinct ids per partition, whose table (12 bytes a slot) and records stay in L2.
+ROWS_PER_PARTITION = 1 << 18
+MAX_BITS = 10
+
+#: Longest string id packed into two key words (15 bytes + 1 length byte).
+MAX_SHORT = 15
+
+
+def partition_bits(n_rows: int) -> int:
+    """log2 of the number of hash partitions for ``n_rows`` rows (at least 1: a shift by 64
+    bits, which one partition would need, is undefined)."""
+    bits = 1
+    while bits < MAX_BITS and (n_rows >> bits) > ROWS_PER_PARTITION:
+        bits += 1
+    return bits
+
+
+@njit(**NJIT)
+def mix64(x):
+    """splitmix64 finaliser of a uint64: invertible, and spreads consecutive ids apart."""
+    x ^= x >> np.uint64(30)
+    x *= np.uint64(0xBF58476D1CE4E5B9)
+    x ^= x >> np.uint64(27)
+    x *= np.uint64(0x94D049BB133111EB)
+    x ^= x >> np.uint64(31)
+    return x
+
+
+@njit(**NJIT)
+def _hash(keys0, keys1, two_words, i):
+    if two_words:
+        return mix64(keys0[i] ^ mix64(keys1[i]))
+    return mix64(keys0[i])
+
+
+@njit(**NJIT_PARALLEL)
+def pack_short_strings(offsets,  # IN  int32/int64[n + 1] Arrow string offsets (lengths <= 15)
+                       data,     # IN  uint8[...] Arrow string bytes
+                       words0,   # OUT uint64[n] bytes 0..7, little-endian, zero-padded
+                       words1):  # OUT uint64[n] bytes 8..14, and the length in the top byte
+    """Pack each string of at most MAX_SHORT bytes into two words, injectively."""
+    for i in prange(words0.shape[0]):
+        start = offsets[i]
+        length = offsets[i + 1] - start
+        w0 = np.uint64(0)
+        w1 = np.uint64(length) << np.uint64(56)
+        for k in range(min(length, 8)):
+            w0 |= np.uint64(data[start + k]) << np.uint64(8 * k)
+        for k in range(8, length):
+            w1 |= np.uint64(data[start + k]) << np.uint64(8 * (k - 8))
+        words0[i] = w0
+        words1[i] = w1
+
+
+@njit(**NJIT)
+def _histogram(keys0, keys1, two_words, lo, hi, drop, counts):
+    for i in range(lo, hi):
+        counts[_hash(keys0, keys1, two_words, i) >> drop] += 1
+
+
+@njit(**NJIT)
+def _scatter(keys0, keys1, two_words, times, amounts, orders, has_order, lo, hi, drop, cursor,
+             out_keys0, out_keys1, out_rows, out_times, out_amounts, out_orders):
+    for i in range(lo, hi):
+        p = _hash(keys0, keys1, two_words, i) >> drop
+        k = cursor[p]
+        cursor[p] = k + 1
+        out_keys0[k] = keys0[i]
+        if two_words:
+            out_keys1[k] = keys1[i]
+        out_rows[k] = i
+        out_times[k] = times[i]
+        out_amounts[k] = amounts[i]
+        if has_order:
+            out_orders[k] = orders[i]
+
+
+@njit(**NJIT_PARALLEL)
+def partition(keys0,      # IN  uint64[n] id key words (an int64 id viewed as uint64)
+              keys1,      # IN  uint64[n] second key words (empty unless two_words)
+              two_words,  # IN  bool: ids are packed short strings
+              times,      # IN  int64[n] µs UTC
+              amounts,    # IN  float64[n]
+              orders,     # IN  int64[n] order codes (or empty when not has_order)
+              has_order,  # IN  bool
+              bits,       # IN  log2 of the number of partitions (partition_bits)
+              n_chunks):  # IN  parallel row chunks
+    """Stable scatter of the rows into ``2**bits`` partitions by the top bits of their id's hash.
+
+    Returns
+    -------
+    part_offsets : int64[n_parts + 1]   rows of partition p are [part_offsets[p], part_offsets[p+1])
+    keys0, keys1 : uint64[n]            permuted copies of the key words (keys1 empty unless two_words)
+    rows : int64[n]                     input row of each partitioned row
+    times, amounts, orders : permuted copies of the inputs (orders empty when not has_order)
+    """
+    n = keys0.shape[0]
+    n_parts = 1 << bits
+    drop = np.uint64(64 - bits)
+    hist = np.zeros((n_chunks, n_parts), np.int64)
+    step = (n + n_chunks - 1) // n_chunks
+    for t in prange(n_chunks):
+        _histogram(keys0, keys1, two_words, min(n, t * step), min(n, (t + 1) * step), drop, hist[t])
+    # Partition-major, chunk-minor starts keep the scatter stable (input order within a partition).
+    cursors = np.empty((n_chunks, n_parts), np.int64)
+    part_offsets = np.empty(n_parts + 1, np.int64)
+    pos = 0
+    for p in range(n_parts):
+        part_offsets[p] = pos
+        for t in range(n_chunks):
+            cursors[t, p] = pos
+            pos += hist[t, p]
+    part_offsets[n_parts] = pos
+    out_keys0 = np.empty(n, np.uint64)
+    out_keys1 = np.empty(n if two_words else 0, np.uint64)
+    out_rows = np.empty(n, np.int64)
+    out_times = np.empty(n, np.int64)
+    out_amounts = np.empty(n, np.float64)
+    out_orders = np.empty(n if has_order else 0, np.int64)
+    for t in prange(n_chunks):
+        _scatter(keys0, keys1, two_words, times, amounts, orders, has_order, min(n, t * step),
+                 min(n, (t + 1) * step), drop, cursors[t], out_keys0, out_keys1, out_rows,
+                 out_times, out_amounts, out_orders)
+    return part_offsets, out_keys0, out_keys1, out_rows, out_times, out_amounts, out_orders
+
+
+@njit(**NJIT)
+def _number_partition(keys0, keys1, two_words, rows, lo, hi, local, first_rows):
+    """Number the distinct ids of rows [lo, hi) 0, 1, ... in first-seen order.
+
+    Writes each row's number to ``local`` and the first row of number d to ``first_rows[lo + d]``
+    (there are at most hi - lo numbers). Returns how many distinct ids there are.
+    """
+    capacity = 256
+    while capacity < 2 * min(hi - lo, 2048):
+        capacity *= 2
+    slot_key0 = np.empty(capacity, np.uint64)
+    slot_key1 = np.empty(capacity if two_words else 0, np.uint64)
+    slot_code = np.full(capacity, -1, np.int32)
+    mask = np.uint64(capacity - 1)
+    n_distinct = 0
+    for i in range(lo, hi):
+        j = _hash(keys0, keys1, two_words, i) & mask
+        while True:
+            c = slot_code[j]
+            if c < 0:
+                slot_key0[j] = keys0[i]
+                if two_words:
+                    slot_key1[j] = keys1[i]
+                slot_code[j] = n_distinct
+                local[i] = n_distinct
+                first_rows[lo + n_distinct] = rows[i]
+                n_distinct += 1
+                break
+            if slot_key0[j] == keys0[i] and (not two_words or slot_key1[j] == keys1[i]):
+                local[i] = c
+                break
+            j = (j + np.uint64(1)) & mask
+        if 2 * n_distinct > capacity:
+            # Double and re-insert: the table stays at most half full, so probes stay short.
+            capacity *= 2
+            mask = np.uint64(capacity - 1)
+            new_key0 = np.empty(capacity, np.uint64)
+            new_key1 = np.empty(capacity if two_words else 0, np.uint64)
+            new_code = np.full(capacity, -1, np.int32)
+            for s in range(slot_code.shape[0]):
+                if slot_code[s] >= 0:
+                    j = _hash(slot_key0, slot_key1, two_words, s) & mask
+                    while new_code[j] >= 0:
+                        j = (j + np.uint64(1)) & mask
+                    new_key0[j] = slot_key0[s]
+                    if two_words:
+                        new_key1[j] = slot_key1[s]
+                    new_code[j] = slot_code[s]
+            slot_key0 = new_key0
+            slot_key1 = new_key1
+            slot_code = new_code
+    return n_distinct
+
+
+@njit(**NJIT_PARALLEL)
+def encode_partitions(part_offsets,  # IN  int64[n_parts + 1] from partition()
+                      keys0, keys1,  # IN  uint64[n] partitioned key words, from partition()
+                      two_words,     # IN  bool
+                      rows):         # IN  int64[n] input row of each partitioned row
+    """Dense codes, partition by partition.
+
+    Returns
+    -------
+    local : int32[n]             code - bases[p] of each partitioned row
+    bases : int64[n_parts + 1]   partition p owns codes [bases[p], bases[p+1])
+    first_rows : int64[n_codes]  input row where each code first occurs
+    """
+    n = keys0.shape[0]
+    n_parts = part_offsets.shape[0] - 1
+    local = np.empty(n, np.int32)
+    scratch = np.empty(n, np.int64)
+    counts = np.zeros(n_parts, np.int64)
+    for p in prange(n_parts):
+        counts[p] = _number_partition(keys0, keys1, two_words, rows, part_offsets[p],
+                                      part_offsets[p + 1], local, scratch)
+    bases = np.zeros(n_parts + 1, np.int64)
+    for p in range(n_parts):
+        bases[p + 1] = bases[p] + counts[p]
+    first_rows = np.empty(bases[n_parts], np.int64)
+    for p in prange(n_parts):
+        lo = part_offsets[p]
+        for d in range(counts[p]):
+            first_rows[bases[p] + d] = scratch[lo + d]
+    return local, bases, first_rows
+
+
+@njit(**NJIT)
+def _big_endian_keys(words0, words1):
+    # (high, low) uint64 pairs whose lexicographic order is the strings' byte order: bytes in
+    # big-endian significance, zero padding, then the length (a prefix sorts first).
+    n = words0.shape[0]
+    high = np.empty(n, np.uint64)
+    low = np.empty(n, np.uint64)
+    for i in range(n):
+        w0 = words0[i]
+        w1 = words1[i]
+        h = np.uint64(0)
+        lo = np.uint64(0)
+        for k in range(8):
+            h = (h << np.uint64(8)) | ((w0 >> np.uint64(8 * k)) & np.uint64(0xFF))
+        for k in range(7):
+            lo = (lo << np.uint64(8)) | ((w1 >> np.uint64(8 * k)) & np.uint64(0xFF))
+        high[i] = h
+        low[i] = (lo << np.uint64(8)) | (w1 >> np.uint64(56))
+    return high, low
+
+
+@njit(**NJIT)
+def short_string_order(words0,  # IN  uint64[m] packed distinct strings (pack_short_strings)
+                       words1):  # IN  uint64[m]
+    """Permutation that sorts packed short strings in byte order (what Arrow's sort gives).
+
+    One sort on the first eight bytes; only runs that share them are sorted again on the rest.
+    """
+    high, low = _big_endian_keys(words0, words1)
+    order = np.argsort(high)
+    n = order.shape[0]
+    start = 0
+    while start < n:
+        stop = start + 1
+        while stop < n and high[order[stop]] == high[order[start]]:
+            stop += 1
+        if stop - start > 1:
+            run = order[start:stop].copy()
+            order[start:stop] = run[np.argsort(low[run])]
+        start = stop
+    return order
