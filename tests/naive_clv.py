@@ -107,3 +107,28 @@ def fd_grad(f, theta, h=1e-6):
         e[j] = h * max(1.0, abs(theta[j]))
         g[j] = (f(theta + e) - f(theta - e)) / (2 * e[j])
     return g
+
+
+def pareto_pmf_mp(params, t, x, dps=60):
+    """P(X(t)=x) of the Pareto/NBD from the closed form of Fader, Hardie & Lee (2005, note eq. 19),
+    in mpmath at ``dps`` digits (its difference B1 - sum_i ... cancels in double precision)."""
+    import mpmath as mp
+    with mp.workdps(dps):
+        r, alpha, s, beta = (mp.mpf(float(v)) for v in params)
+        t = mp.mpf(float(t))
+        x = int(x)
+        nb = (mp.gamma(r + x) / (mp.gamma(r) * mp.factorial(x)) * (alpha / (alpha + t)) ** r
+              * (t / (alpha + t)) ** x)
+        first = nb * (beta / (beta + t)) ** s
+        if alpha >= beta:
+            b, M, d = s + 1, alpha, alpha - beta
+        else:
+            b, M, d = r + x, beta, beta - alpha
+        c = r + s + x + 1
+        B1 = mp.hyp2f1(r + s, b, c, d / M) / M ** (r + s)
+        tot = mp.mpf(0)
+        for i in range(x + 1):
+            B2 = mp.hyp2f1(r + s + i, b, c, d / (M + t)) / (M + t) ** (r + s + i)
+            tot += mp.gamma(r + s + i) / (mp.gamma(r + s) * mp.factorial(i)) * t ** i * B2
+        second = alpha ** r * beta ** s * mp.beta(r + x, s + 1) / mp.beta(r, s) * (B1 - tot)
+        return float(first + second)

@@ -88,6 +88,48 @@ def test_pareto_predictions_vs_lifetimes(cdnow, pareto):
     assert np.all(pareto.probability_alive(x, tx, T, future_t=10) <= pareto.probability_alive(x, tx, T))
 
 
+@pytest.mark.parametrize("theta", [[0.55315, 10.57633, 0.60625, 11.6715], [0.55, 2.0, 0.6, 80.0],
+                                   [2.0, 50.0, 0.3, 1.5], [0.05, 1.0, 3.0, 200.0]])
+def test_pareto_pmf_vs_closed_form(theta):
+    # the closed form (FHL 2005 note eq. 19) in mpmath at 150 digits: its B1 - sum_i B2_i
+    # difference cancels, e.g. to ~1e-62 at t = 0.1, k = 30 (lifetimes gets 0.0 there)
+    theta = np.array(theta)
+    ts, ks = np.meshgrid([0.1, 1.0, 39.0, 500.0], [0.0, 1.0, 2.0, 5.0, 10.0, 30.0])
+    got = clv_pareto.probability_n_purchases(theta, ts.ravel(), ks.ravel())
+    ref = [nv.pareto_pmf_mp(theta, t, k, dps=150) for t, k in zip(ts.ravel(), ks.ravel())]
+    np.testing.assert_allclose(got, ref, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("theta,t", [([0.55315, 10.57633, 0.60625, 11.6715], 39.0),
+                                     ([0.55315, 10.57633, 0.60625, 11.6715], 2000.0),
+                                     ([5.0, 0.5, 0.2, 30.0], 10.0), ([0.3, 20.0, 4.0, 0.5], 1.0)])
+def test_pareto_pmf_sums_to_one(theta, t):
+    m = clv.ParetoNBD()
+    m.params_ = dict(zip(m.param_names, theta))
+    k = np.arange(0, 20_000)
+    p = m.probability_of_n_purchases(t, k)
+    assert np.all(p >= 0) and np.all(np.isfinite(p))
+    assert p.sum() == pytest.approx(1.0, abs=1e-10)
+    # the mean of the pmf is E[X(t)] (FHL note eq. 17)
+    assert (k * p).sum() == pytest.approx(float(m.population_expected_purchases(t)), rel=1e-8)
+
+
+def test_pareto_pmf_vs_lifetimes(pareto):
+    # lifetimes has only the conditional pmf (Fader & Hardie note 028, eq. 16); with no history
+    # (x = t_x = T = 0) it is P(X(t)=n)
+    from lifetimes import ParetoNBDFitter
+    ref = ParetoNBDFitter()
+    ref.params_ = pd.Series(pareto.params_)
+    for t in (1.0, 39.0, 78.0):
+        for n in range(0, 8):
+            want = ref.conditional_probability_of_n_purchases_up_to_time(n, t, 0.0, 0.0, 0.0)
+            assert pareto.probability_of_n_purchases(t, n) == pytest.approx(want, rel=1e-9), (t, n)
+    got = pareto.probability_of_n_purchases(np.array([[0.0], [39.0]]), np.array([0, 1, 2]))
+    assert got.shape == (2, 3) and got[0].tolist() == [1.0, 0.0, 0.0]
+    with pytest.raises(InputError, match="non-negative integers"):
+        pareto.probability_of_n_purchases(39.0, 1.5)
+
+
 def test_gammagamma_published_and_lifetimes(cdnow):
     from lifetimes import GammaGammaFitter
     x, _, _, z = cdnow

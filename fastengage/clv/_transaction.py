@@ -123,6 +123,19 @@ class TransactionModel(BaseModel):
         tt = np.ascontiguousarray(np.asarray(t, dtype=np.float64).reshape(-1))
         return self._k_population(self._theta(), tt).reshape(np.shape(t))
 
+    def probability_of_n_purchases(self, t, n) -> np.ndarray:
+        """P(X(t) = n): n purchases in (0, t] for a customer who made the first purchase at 0
+        (BG/NBD: FHL 2005 eq. 8; Pareto/NBD: FHL 2005 note eq. 19).
+
+        ``t`` and ``n`` broadcast; returns float64 of the broadcast shape. Computed once per
+        distinct (t, n) pair.
+        """
+        tt, nn = np.broadcast_arrays(np.asarray(t, dtype=np.float64), np.asarray(n, dtype=np.float64))
+        if np.any(nn < 0) or np.any(nn != np.floor(nn)):
+            raise InputError("n must hold non-negative integers")
+        theta = self._theta()
+        return self._pattern_eval(lambda a, b: self._k_pmf(theta, a, b), tt, nn)
+
     def predict(self, data, t: float, *, customer: str | None = None, frequency_col="frequency",
                 recency_col="recency", T_col="T") -> pa.Table:
         """Per-customer predictions as an Arrow table.

@@ -99,19 +99,8 @@ class BetaGeo(TransactionModel):
     def _k_population(self, theta, t):
         return _k.population_expected(theta, t, self._modified)
 
-    def probability_of_n_purchases(self, t, n) -> np.ndarray:
-        """P(X(t) = n) for a customer who made the first purchase at 0 (FHL 2005 eq. 8).
-
-        ``t`` and ``n`` broadcast; returns float64 of the broadcast shape.
-        """
-        tt, nn = np.broadcast_arrays(np.asarray(t, dtype=np.float64), np.asarray(n, dtype=np.float64))
-        shape = tt.shape
-        tt = np.ascontiguousarray(tt.reshape(-1))
-        nn = np.ascontiguousarray(nn.reshape(-1))
-        if np.any(nn < 0) or np.any(nn != np.floor(nn)):
-            from ..errors import InputError
-            raise InputError("n must hold non-negative integers")
-        return _k.probability_n_purchases(self._theta(), tt, nn, self._modified).reshape(shape)
+    def _k_pmf(self, theta, t, n):
+        return _k.probability_n_purchases(theta, t, n, self._modified)
 
 
 class ModifiedBetaGeo(BetaGeo):

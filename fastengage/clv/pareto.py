@@ -4,7 +4,8 @@
 While alive, purchases are Poisson with rate lambda ~ Gamma(r, alpha); the lifetime is exponential
 with rate mu ~ Gamma(s, beta). Likelihood: eq. (22) of the note, with the Gauss hypergeometric
 term computed after Euler's transformation (bounded terms, see ``kernels/clv_pareto.py``);
-P(alive): eq. (18); conditional expectation: eq. (26); E[X(t)]: eq. (17).
+P(alive): eq. (18); conditional expectation: eq. (26); E[X(t)]: eq. (17); P(X(t)=x): eq. (19),
+evaluated as an integral over the lifetime (see ``kernels/clv_pareto.probability_n_purchases``).
 """
 from __future__ import annotations
 
@@ -68,3 +69,6 @@ class ParetoNBD(TransactionModel):
 
     def _k_population(self, theta, t):
         return _k.population_expected(theta, t)
+
+    def _k_pmf(self, theta, t, n):
+        return _k.probability_n_purchases(theta, t, n)

@@ -73,10 +73,11 @@ def period_transactions(model, table, *, max_frequency: int = 7) -> pa.Table:
 
     The model column is sum_i P(X(T_i) = k) (exact, over distinct T values), with the last row
     collecting k >= max_frequency. Needs a model with ``probability_of_n_purchases`` (BG/NBD,
-    MBG/NBD).
+    MBG/NBD, Pareto/NBD).
     """
     if not hasattr(model, "probability_of_n_purchases"):
-        raise InputError(f"{type(model).__name__} has no P(X(t)=x); use BetaGeo or ModifiedBetaGeo")
+        raise InputError(f"{type(model).__name__} has no P(X(t)=x); use BetaGeo, ModifiedBetaGeo or "
+                         "ParetoNBD")
     data = _read(table, ["frequency", "T"])
     (uT,), wT, _ = compress(data["T"])
     k = np.arange(max_frequency, dtype=np.float64)
