@@ -124,6 +124,17 @@ def features_table(state: np.ndarray, ids_of, customer_column: str, as_of_us: in
     (codes, first, last, recency, tenure, frequency, days, total, mean, r, f, m, seg,
      n_returns_only) = _k.finish(state, as_of_us, returns == "net", frequency_is_rows, seg_table)
     ids = ids_of(codes)
+    values = [first, last, recency, tenure, frequency, days, total, mean, r, f, m, seg]
+    if not ids_sorted:
+        # Permute column by column, so that only one extra column is alive at a time (a table
+        # take would hold a second copy of the whole output: the peak of a streamed run).
+        order = pc.sort_indices(ids)
+        ids = ids.take(order)
+        order = order.to_numpy()
+        for k in range(len(values)):
+            values[k] = values[k][order]
+    first, last, recency, tenure, frequency, days, total, mean, r, f, m, seg = values
+    del values
     columns = [ids, pa.array(first).cast(_TS), pa.array(last).cast(_TS), recency, tenure,
                frequency, days, total, mean, r, f, m,
                pa.DictionaryArray.from_arrays(pa.array(seg), pa.array(names, pa.string()))
@@ -132,8 +143,6 @@ def features_table(state: np.ndarray, ids_of, customer_column: str, as_of_us: in
         [pa.array(c) if isinstance(c, np.ndarray) else c for c in columns],
         names=[customer_column, *RFM_COLUMNS],
     )
-    if not ids_sorted:
-        table = table.take(pc.sort_indices(ids))
     if output_type is not None and table.schema.field(0).type != output_type:
         # Dictionary-encoded ids go back out dictionary-encoded, sorted by their values.
         table = table.set_column(0, customer_column, table.column(0).cast(output_type))
