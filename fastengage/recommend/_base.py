@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from .._parallel import run_parallel
-from .._ids import IdEncoder
+from .._ids import IdEncoder, id_kind
 from .._input import amount_to_float64, open_source
 from .._persist import load_bundle, save_bundle
 from ..errors import InputError, ModelFormatError
@@ -117,6 +117,7 @@ class Recommender:
     def _cache_ids(self) -> None:
         self._customer_ids = id_array(self.customers_)
         self._item_ids = id_array(self.items_)
+        self._item_ids_np = None
         # equal scores are ordered by training popularity (customers per item), then by code
         popularity = np.bincount(self.seen_indices_, minlength=len(self._item_ids))
         order = np.argsort(-popularity, kind="stable")
@@ -156,6 +157,10 @@ class Recommender:
         arr = _as_id_array(customers, "customer")
         if len(arr) == 0:
             return np.empty(0, np.int64)
+        kind = id_kind(arr.type, self.customers_.column, "customer")
+        if kind != self.customers_.kind:
+            raise InputError(f"customer ids of type {arr.type} given, but the model's customer "
+                             f"ids are of type {self.customers_.type}")
         codes = self.customers_.lookup(arr)
         unknown = int(np.count_nonzero(codes < 0))
         if unknown:
@@ -245,6 +250,70 @@ class Recommender:
             idx, score, count = self._topn_rows(rows, n, seen, allowed, use_allowed,
                                                 serial=rows.size <= SERIAL_MAX)
         return self._table(self._customer_ids.take(pa.array(rows)), idx, score, count)
+
+    def recommend_one(self, customer, n: int = 10,
+                      exclude_seen: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``n`` items for one customer of the model, as NumPy arrays (the serving path).
+
+        Meant for a service answering one customer per request, possibly from many threads:
+        no Arrow table is built, and for ALS and BPR the whole request (id lookup, scoring,
+        seen-item filtering, top-n) is a single compiled call that releases the GIL, so
+        requests from several threads run on several cores. Results are those of
+        ``recommend([customer], n, exclude_seen)`` (for ALS and BPR, scores are computed by a
+        different kernel, so they may differ in the last float32 bit and exact near-ties may
+        swap).
+
+        Parameters
+        ----------
+        customer : int or str
+            One customer id of the training data (same kind as the model's ids).
+        n : int
+            Number of items: exactly ``n`` whenever at least ``n`` candidates exist.
+        exclude_seen : bool
+            Never return an item the customer has in the training data.
+
+        Returns
+        -------
+        items : numpy.ndarray
+            Item ids, best first: the model's integer id type, or ``object`` (``str``) for
+            string ids.
+        scores : numpy.ndarray
+            float32 scores, same length.
+
+        Raises
+        ------
+        InputError
+            If the customer is not in the model (use :meth:`recommend_new` for new customers).
+        """
+        self._check_fitted()
+        n = self._check_n(n)
+        self._check_one_id(customer)
+        table = self.recommend([customer], n=n, exclude_seen=exclude_seen)
+        return (self._item_ids_numpy()[self.items_.lookup(table.column("item"))],
+                table.column("score").to_numpy())
+
+    def _check_one_id(self, customer) -> None:
+        """InputError unless ``customer`` is one id of the model's kind (int or str) that fits
+        the model's id type."""
+        kind = self.customers_.kind
+        is_int = isinstance(customer, (int, np.integer)) and not isinstance(customer,
+                                                                            (bool, np.bool_))
+        if kind == "int" and is_int:
+            if not -2 ** 63 <= int(customer) < 2 ** 63:
+                raise InputError(f"customer id {customer!r} is not in the model")
+        elif not (kind == "str" and isinstance(customer, str)):
+            raise InputError(
+                f"customer id {customer!r} ({type(customer).__name__}) is not one "
+                f"{'integer' if kind == 'int' else 'string'} id, the kind of this model's "
+                "customer ids")
+
+    def _item_ids_numpy(self) -> np.ndarray:
+        """The item ids in code order as a NumPy array (``object`` for strings), cached."""
+        ids = getattr(self, "_item_ids_np", None)
+        if ids is None:
+            ids = self._item_ids.to_numpy(zero_copy_only=False)
+            self._item_ids_np = ids
+        return ids
 
     def recommend_new(self, data, customer: str, item: str, weight: str | None = None,
                       n: int = 10, exclude_seen: bool = True, items=None, exclude_items=None,

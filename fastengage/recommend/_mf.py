@@ -13,10 +13,12 @@ import concurrent.futures as cf
 
 import numba
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from .._persist import Bundle
-from ..errors import ModelFormatError
-from ..kernels import rec_heap, rec_topn
+from ..errors import InputError, ModelFormatError
+from ..kernels import rec_heap, rec_serve, rec_topn
 from ._base import Recommender, _single_thread_blas, topn_from_scores
 
 # The heap kernels: Cython (compiled ahead, so a service's first request has no JIT warm-up)
@@ -29,6 +31,9 @@ HEAP_KERNELS = {
 _USER_BLOCK = 256
 _FIRST_ITEM_BLOCK = 512
 _SLACK = 1.0 + 1e-3
+
+# Principal directions of the item factors in the single-customer serving bound.
+SERVE_DIRECTIONS = 8
 
 # Score blocks of about this many entries (16 MB of float32): large enough for an efficient
 # BLAS gemm, small enough to stay near the cache while the top-N kernel scans it.
@@ -61,6 +66,8 @@ class MatrixFactorization(Recommender):
             bounds.append(min(norms.size, bounds[-1] + int(size)))
             size *= self.block_growth
         self._item_blocks = list(zip(bounds[:-1], bounds[1:]))
+        self._serve_keys = None
+        self._serve_items = None
 
     def _pruned_block(self, U, seen_rows, n, seen_indptr, seen_indices, allowed, use_allowed,
                       out_idx, out_score, out_count):
@@ -111,6 +118,82 @@ class MatrixFactorization(Recommender):
                 for fut in [pool.submit(run, start) for start in starts]:
                     fut.result()
         return out_idx, out_score, out_count
+
+    # -- single-customer serving (one nogil kernel call per request) -----------------------
+    def _customer_keys(self):
+        """Sorted copy of the customer ids for the serving kernels' binary search, built on the
+        first :meth:`recommend_one` (int ids: keys and codes; string ids: offsets, bytes and
+        the codes in byte order)."""
+        keys = self._serve_keys
+        if keys is None:
+            ids = self._customer_ids
+            if self.customers_.kind == "int":
+                values = np.ascontiguousarray(ids.to_numpy(zero_copy_only=False), np.int64)
+                order = np.argsort(values, kind="stable").astype(np.int64)
+                keys = ("int", np.ascontiguousarray(values[order]), order)
+            else:
+                strings = ids.cast(pa.large_string())
+                _, offsets, data = strings.buffers()
+                n = len(strings)
+                offsets = np.frombuffer(offsets, np.int64)[strings.offset:strings.offset + n + 1]
+                data = np.frombuffer(data, np.uint8) if data is not None and data.size \
+                    else np.zeros(1, np.uint8)
+                order = pc.sort_indices(strings).to_numpy().astype(np.int64)
+                keys = ("str", np.ascontiguousarray(offsets), data, order)
+            self._serve_keys = keys
+        return keys
+
+    def _item_bounds(self):
+        """Per-item data of the serving kernel's bound (:func:`rec_serve.mf_topn_row`), built
+        on the first :meth:`recommend_one`: the top ``SERVE_DIRECTIONS`` principal directions
+        ``P`` of the item factors, ``P^T y`` per item and the residual norms, in the
+        decreasing-norm order of ``_perm``."""
+        state = self._serve_items
+        if state is None:
+            V = self.item_factors_
+            Vs = V[self._perm].astype(np.float64)
+            k = min(SERVE_DIRECTIONS, V.shape[1])
+            _, vecs = np.linalg.eigh(Vs.T @ Vs)
+            proj = np.ascontiguousarray(vecs[:, ::-1][:, :k])
+            coords = Vs @ proj
+            resid = np.linalg.norm(Vs - coords @ proj.T, axis=1) * (1.0 + 1e-6)
+            state = (proj, np.ascontiguousarray(coords.T, V.dtype), resid.astype(V.dtype))
+            self._serve_items = state
+        return state
+
+    def recommend_one(self, customer, n: int = 10,
+                      exclude_seen: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        if type(n) is not int or n < 1:
+            n = self._check_n(n)
+        if self.customers_ is None or not self.use_native:
+            return super().recommend_one(customer, n, exclude_seen)
+        keys = self._serve_keys or self._customer_keys()
+        proj, proj_T, resid = self._serve_items or self._item_bounds()
+        out_idx = np.empty(n, np.int64)
+        out_score = np.empty(n, self.user_factors_.dtype)
+        args = (self.user_factors_, self.item_factors_, proj, proj_T, resid, self._sorted_norms,
+                self._perm, _SLACK, self.seen_indptr_, self.seen_indices_, bool(exclude_seen),
+                self._tiebreak, out_idx, out_score)
+        if keys[0] == "int" and isinstance(customer, (int, np.integer)) \
+                and not isinstance(customer, bool):
+            key = int(customer)
+            count = rec_serve.mf_topn_int(key, keys[1], keys[2], *args) \
+                if -2 ** 63 <= key < 2 ** 63 else -1
+        elif keys[0] == "str" and isinstance(customer, str):
+            key = np.frombuffer(customer.encode("utf-8"), np.uint8)
+            count = rec_serve.mf_topn_str(key, keys[1], keys[2], keys[3], *args)
+        else:
+            self._check_one_id(customer)  # raises: an id of the other kind, or out of range
+            count = -1
+        if count < 0:
+            raise InputError(
+                f"customer id {customer!r} is not in the model; use recommend_new() to "
+                "recommend from their items without refitting")
+        return (self._item_ids_np if self._item_ids_np is not None
+                else self._item_ids_numpy())[out_idx[:count]], \
+            out_score[:count].astype(np.float32, copy=False)
+
+    recommend_one.__doc__ = Recommender.recommend_one.__doc__
 
     def _block(self) -> int:
         return max(16, _BLOCK_ENTRIES // max(1, self.n_items))
