@@ -51,8 +51,8 @@ def loglik_grad(params, x, m, w):
 
 @njit(**NJIT)
 def repeat_buyers(x, m, w):
-    """The rows Gamma-Gamma is fitted on (x > 0), compacted without branches, with the counts the
-    API turns into errors.
+    """The rows Gamma-Gamma is fitted on (x > 0), compacted without branches, their sums, and the
+    counts the API turns into errors.
 
     Parameters
     ----------
@@ -61,9 +61,11 @@ def repeat_buyers(x, m, w):
 
     Returns
     -------
-    (xs, ms, ws, n_nonfinite_x, n_nonfinite_m, n_nonpositive_m, whole) : the kept rows (``ws``
-    empty when ``w`` is); NaN/inf counts over all rows; repeat buyers with m <= 0; whether every
-    kept x is a whole number below 2^31 (the dense per-frequency tables of ``spend_sums``).
+    (xs, ms, ws, n_nonfinite_x, n_nonfinite_m, n_nonpositive_m, W, S, s_m, s_m2)
+        the kept rows (``ws`` empty when ``w`` is; views of n-sized buffers); NaN/inf counts
+        over all rows; repeat buyers with m <= 0; when every kept x is a whole number below
+        2^31, W[j] and S[j] = total weight and sum w log m of the rows with x = j (see
+        ``spend_sums``), else W and S are empty; sum w m and sum w m^2 over the kept rows.
     """
     n = x.shape[0]
     has_w = w.shape[0] == n
@@ -74,6 +76,7 @@ def repeat_buyers(x, m, w):
     bad_x = 0
     bad_m = 0
     nonpos = 0
+    xmax = 0.0
     whole = True
     for i in range(n):
         xi = x[i]
@@ -83,16 +86,21 @@ def repeat_buyers(x, m, w):
         ms[k] = mi
         if has_w:
             ws[k] = w[i]
+        # bitwise, not and/or: short-circuits are branches, mispredicted on random x > 0
         bad_x += not math.isfinite(xi)
         bad_m += not math.isfinite(mi)
-        nonpos += keep and not (mi > 0.0)
+        nonpos += keep & (not mi > 0.0)
+        whole &= (not keep) | (xi == math.floor(xi))
+        xmax = xi if xi > xmax else xmax
         k += keep
-    for i in range(k):
-        xi = xs[i]
-        if not (xi < 2147483648.0 and xi == math.floor(xi)):
-            whole = False
-            break
-    return (xs[:k].copy(), ms[:k].copy(), ws[:k].copy(), bad_x, bad_m, nonpos, whole)
+    xs = xs[:k]
+    ms = ms[:k]
+    ws = ws[:k]
+    whole &= xmax < 2147483648.0
+    if not whole or bad_x or bad_m or nonpos:
+        return xs, ms, ws, bad_x, bad_m, nonpos, np.empty(0), np.empty(0), 0.0, 0.0
+    W, S, s_m, s_m2 = spend_sums(xs.astype(np.int64), int(xmax) + 1, ms, ws)
+    return xs, ms, ws, bad_x, bad_m, nonpos, W, S, s_m, s_m2
 
 
 @njit(**NJIT)

@@ -31,10 +31,12 @@ class _SpendData(NamedTuple):
     s_m2: float
 
 
-def _spend_data(x, m, w, whole: bool) -> _SpendData:
+def _spend_data(x, m, w, whole: bool, sums=None) -> _SpendData:
+    """The payload of the rows (x, m, w); ``sums`` = (W, S, s_m, s_m2) by whole frequency when
+    already computed (``repeat_buyers``)."""
     if whole:
-        ix = x.astype(np.int64)
-        W, S, s_m, s_m2 = _k.spend_sums(ix, int(ix.max()) + 1, m, w)
+        W, S, s_m, s_m2 = sums if sums is not None else \
+            _k.spend_sums(x.astype(np.int64), int(x.max()) + 1, m, w)
         ux = np.flatnonzero(W > 0)
         W, S, ux = W[ux], S[ux], ux.astype(np.float64)
     else:
@@ -111,7 +113,7 @@ class GammaGamma(BaseModel):
         w = np.empty(0) if weights is None else as_float_array(weights, "weights")
         if weights is not None and w.shape != x.shape:
             raise InputError("weights must have one value per customer")
-        xs, ms, ws, bad_x, bad_m, nonpos, whole = _k.repeat_buyers(x, m, w)
+        xs, ms, ws, bad_x, bad_m, nonpos, W, S, s_m, s_m2 = _k.repeat_buyers(x, m, w)
         for name, bad in (("frequency", bad_x), ("monetary_value", bad_m)):
             if bad:
                 raise InputError(f"{name} has {bad} NaN/inf value(s)")
@@ -120,7 +122,8 @@ class GammaGamma(BaseModel):
         if nonpos:
             raise InputError(f"monetary_value must be > 0 for repeat buyers; {nonpos} customer(s) "
                              "have frequency > 0 and monetary_value <= 0")
-        data = _spend_data(xs, ms, ws, whole)
+        whole = W.size > 0
+        data = _spend_data(xs, ms, ws, whole, (W, S, s_m, s_m2) if whole else None)
         return self._fit_data(data, float(data.W.sum()), initial_params)
 
     def individual_log_likelihood(self, frequency, monetary_value) -> np.ndarray:
