@@ -357,3 +357,28 @@ def damped_newton_step(H, g, lam):
         if not math.isfinite(step[i]):
             return False, step
     return True, step
+
+
+@njit(**NJIT)
+def log_space_objective(theta, ll, grad, hess, total_weight, pen):
+    """The optimiser's objective in u = log(theta): f = -ll/W + pen |theta|^2, its gradient
+    g_u = theta * df/dtheta and Hessian H_u = diag(theta) d2f/dtheta2 diag(theta) + diag(g_u).
+
+    Returns (ok, f, g_u, H_u, max |g_u|); ok is False when any input is not finite.
+    """
+    k = theta.shape[0]
+    g_u = np.zeros(k)
+    H_u = np.zeros((k, k))
+    ok = math.isfinite(ll)
+    val = -ll / total_weight
+    gmax = 0.0
+    for i in range(k):
+        ok &= math.isfinite(grad[i])
+        val += pen * theta[i] * theta[i]
+        g_u[i] = (-grad[i] / total_weight + 2.0 * pen * theta[i]) * theta[i]
+        gmax = max(gmax, abs(g_u[i]))
+        for j in range(k):
+            ok &= math.isfinite(hess[i, j])
+            H_u[i, j] = -hess[i, j] / total_weight * theta[i] * theta[j]
+        H_u[i, i] += 2.0 * pen * theta[i] * theta[i] + g_u[i]
+    return ok, val, g_u, H_u, gmax

@@ -5,6 +5,8 @@ the epoch, already floored the way pandas' ``to_period`` floors them). Customers
 a counting sort (O(n)); each customer's periods are then sorted in place, which is cheap because a
 customer has few transactions.
 """
+import math
+
 import numpy as np
 from numba import njit, prange
 
@@ -415,3 +417,26 @@ def whole_patterns(x, tx, T, w, max_y):
         pT[q] = Ti
         ptx[q] = k - Ti * (Ti + 1) // 2
     return True, px[:m].copy(), ptx, pT, pw[:m].copy()
+
+
+@njit(**NJIT)
+def rft_violations(x, tx, T):
+    """One pass over BTYD summaries counting what ``check_rft`` reports: NaN/inf in x, t_x and T,
+    x < 0, t_x < 0, and t_x > T (1 + 1e-12) + 1e-12 (branch-free counts)."""
+    bad_x = 0
+    bad_tx = 0
+    bad_T = 0
+    neg_x = 0
+    neg_tx = 0
+    over = 0
+    for i in range(x.shape[0]):
+        xi = x[i]
+        ti = tx[i]
+        Ti = T[i]
+        bad_x += not math.isfinite(xi)
+        bad_tx += not math.isfinite(ti)
+        bad_T += not math.isfinite(Ti)
+        neg_x += xi < 0.0
+        neg_tx += ti < 0.0
+        over += ti > Ti * (1.0 + 1e-12) + 1e-12
+    return bad_x, bad_tx, bad_T, neg_x, neg_tx, over

@@ -263,24 +263,18 @@ class BaseModel:
         of the parameters), or the gradient below 1e-10.
         """
         pen = self.penalizer
-        k = len(self.param_names)
-        eye = np.eye(k)
         counter = [0]
 
         def evaluate(u):
+            """(objective, g_u, H_u, ll, Hessian of ll, max |g_u|), or None where not finite."""
             if np.any(np.abs(u) > _LOG_BOUND):
                 return None
             theta = np.exp(u)
             counter[0] += 1
             ll, g, H = self._loglik_derivs(theta, data)
-            if not (np.isfinite(ll) and np.all(np.isfinite(g)) and np.all(np.isfinite(H))):
-                return None
-            val = -ll / total_weight + pen * float(theta @ theta)
-            g_t = -g / total_weight + 2.0 * pen * theta
-            H_t = -H / total_weight + 2.0 * pen * eye
-            g_u = g_t * theta
-            H_u = H_t * np.outer(theta, theta) + np.diag(g_u)
-            return val, g_u, H_u, ll, H
+            ok, val, g_u, H_u, gmax = _kspecial.log_space_objective(theta, ll, g, H,
+                                                                    total_weight, pen)
+            return (val, g_u, H_u, ll, H, gmax) if ok else None
 
         u = np.asarray(u0, dtype=np.float64).copy()
         cur = evaluate(u)
@@ -290,8 +284,7 @@ class BaseModel:
             return _NewtonResult(False, u, None, counter[0],
                                  f"Newton from {start_note}: not finite at the start")
         for _ in range(max_iter):
-            val, g_u, H_u = cur[:3]
-            gmax = float(np.max(np.abs(g_u)))
+            val, g_u, H_u, _, _, gmax = cur
             newton_step = _damped_step(H_u, g_u, 0.0)
             step = newton_step if lam == 0.0 else _damped_step(H_u, g_u, lam)
             if gmax < 1e-10 or (newton_step is not None and np.max(np.abs(newton_step)) < 1e-9):
@@ -309,7 +302,7 @@ class BaseModel:
             # relative) exceeds the predicted decrease: accept a step that lowers the gradient
             # there
             if cand is not None and (cand[0] < val or (cand[0] <= val + 1e-11 * (1.0 + abs(val))
-                                                       and np.max(np.abs(cand[1])) < gmax)):
+                                                       and cand[5] < gmax)):
                 u, cur = u + step, cand
                 lam = 0.0 if lam < 1e-6 else lam / 10.0
             else:
@@ -476,8 +469,8 @@ class BaseModel:
 
 
 class _NewtonResult:
-    """Outcome of :meth:`BaseModel._newton`: ``last`` = (objective, g_u, H_u, ll, Hessian of ll)
-    at ``u`` when it converged."""
+    """Outcome of :meth:`BaseModel._newton`: ``last`` = (objective, g_u, H_u, ll, Hessian of ll,
+    max |g_u|) at ``u`` when it converged."""
 
     __slots__ = ("ok", "u", "last", "evaluations", "note")
 
@@ -512,17 +505,25 @@ def _jacobian(fun: Callable[[np.ndarray], np.ndarray], x: np.ndarray, h, g0=None
 
 
 def check_rft(frequency: np.ndarray, recency: np.ndarray, T: np.ndarray,
-              names: Sequence[str] = ("frequency", "recency", "T")) -> None:
-    """Validate BTYD summaries: same length, x >= 0, 0 <= t_x <= T, and t_x = 0 when x = 0."""
+              names: Sequence[str] = ("frequency", "recency", "T"),
+              check_finite: bool = False) -> None:
+    """Validate BTYD summaries: same length, x >= 0, 0 <= t_x <= T (and, with ``check_finite``,
+    no NaN/inf), in one pass of a kernel."""
     if not (frequency.shape == recency.shape == T.shape):
         raise InputError(f"{names[0]}, {names[1]} and {names[2]} must have the same length "
                          f"(got {frequency.shape[0]}, {recency.shape[0]}, {T.shape[0]})")
-    if frequency.size and frequency.min() < 0:
+    # contiguous copies of broadcast views (a no-op for the arrays fit passes)
+    bad_x, bad_tx, bad_T, neg_x, neg_tx, over = _ks.rft_violations(
+        *(np.ascontiguousarray(a, dtype=np.float64) for a in (frequency, recency, T)))
+    if check_finite:
+        for name, bad in zip(names, (bad_x, bad_tx, bad_T)):
+            if bad:
+                raise InputError(f"{name} has {bad} NaN/inf value(s)")
+    if neg_x:
         raise InputError(f"{names[0]} has negative values (it counts repeat purchases)")
-    if recency.size and recency.min() < 0:
+    if neg_tx:
         raise InputError(f"{names[1]} has negative values")
-    bad = int(np.count_nonzero(recency > T * (1 + 1e-12) + 1e-12))
-    if bad:
-        raise InputError(f"{names[1]} exceeds {names[2]} for {bad} customer(s); recency is the "
+    if over:
+        raise InputError(f"{names[1]} exceeds {names[2]} for {over} customer(s); recency is the "
                          "time from first to last purchase and T the time from first purchase "
                          "to the end of the period")

@@ -31,12 +31,13 @@ class TransactionModel(BaseModel):
             if recency is None or T is None:
                 raise InputError("pass either a table with frequency/recency/T columns or the "
                                  "three arrays fit(frequency, recency, T)")
-            x = as_float_array(frequency, "frequency")
-            tx = as_float_array(recency, "recency")
-            TT = as_float_array(T, "T")
+            # NaN/inf are counted by check_rft's one-pass kernel
+            x = as_float_array(frequency, "frequency", check_finite=False)
+            tx = as_float_array(recency, "recency", check_finite=False)
+            TT = as_float_array(T, "T", check_finite=False)
         if weights is not None:
             w = as_float_array(weights, "weights")
-        check_rft(x, tx, TT)
+        check_rft(x, tx, TT, check_finite=True)
         if w is not None:
             if w.shape != x.shape:
                 raise InputError("weights must have one value per customer")
