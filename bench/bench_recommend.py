@@ -9,6 +9,11 @@ agree before the ratio is reported.
 """
 from __future__ import annotations
 
+import concurrent.futures as cf
+import os
+import statistics
+import time
+
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -108,6 +113,88 @@ def test_recommend_all(benchmark, synthetic):
 
     compare(benchmark, "recommend.recommend_all_n10", ours, {"implicit": peer}, check,
             rounds=ROUNDS, size=f"{synthetic.n_customers}x{synthetic.n_items}x{synthetic.nnz}")
+
+
+def _in_threads(fn, parts):
+    """Run ``fn(part)`` for every part, one thread per part; results in part order."""
+    if len(parts) == 1:
+        return [fn(parts[0])]
+    with cf.ThreadPoolExecutor(len(parts)) as pool:
+        return list(pool.map(fn, parts))
+
+
+def test_recommend_one_threads(benchmark, synthetic):
+    """Single-customer serving: throughput of ``recommend_one`` from 2 threads vs 1 thread (the
+    "serial" ratio is the 2-thread/1-thread throughput ratio) and vs implicit's single-user
+    ``recommend`` from 2 threads; 8 threads on the 2 cores are timed too and must give the
+    serial answers."""
+    model = FITTED.get("als") or ALS(factors=FACTORS, iterations=ITERATIONS, seed=0).fit(synthetic)
+    matrix = synthetic.matrix.astype(np.float32).tocsr()
+    theirs = implicit_als.AlternatingLeastSquares(factors=FACTORS)
+    theirs.user_factors, theirs.item_factors = model.user_factors_, model.item_factors_
+    rng = np.random.default_rng(3)
+    rows = rng.choice(synthetic.n_customers, 20_000 if FULL else 2_000, replace=False)
+    ids = [int(c) for c in np.asarray(synthetic.customers.decode(rows))]
+
+    def serve(part):
+        return [model.recommend_one(c, n=10)[0] for c in part]
+
+    def split(k):
+        return [ids[i::k] for i in range(k)]
+
+    def merge(results, k):
+        out = [None] * len(ids)
+        for i, res in enumerate(results):
+            out[i::k] = res
+        return out
+
+    def ours():
+        return merge(_in_threads(serve, split(2)), 2)
+
+    def serial():
+        return serve(ids)
+
+    def implicit_two_threads():
+        def one(part):
+            return [theirs.recommend(int(r), matrix[int(r)], N=10)[0] for r in part]
+        with threadpool_limits(1, "blas"):
+            parts = [rows[i::2] for i in range(2)]
+            return merge(_in_threads(one, parts), 2)
+
+    def check(got, theirs_result, name):
+        if name == "serial":
+            assert all(np.array_equal(a, b) for a, b in zip(got, theirs_result))
+            eight = merge(_in_threads(serve, split(8)), 8)
+            assert all(np.array_equal(a, b) for a, b in zip(eight, theirs_result))
+        else:  # implicit: item codes, same factors -> same top-10 sets up to float near-ties
+            same = np.mean([set(synthetic.items.lookup(pa.array(a)).tolist()) == set(b.tolist())
+                            for a, b in zip(got, theirs_result)])
+            assert same >= 0.995, same
+
+    def timed(fn, rounds=5):
+        times, cpu = [], []
+        for _ in range(rounds):
+            c0, t0 = time.process_time(), time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+            cpu.append((time.process_time() - c0) / times[-1])
+        return statistics.median(times), statistics.median(cpu)
+
+    t8, cpu8 = timed(lambda: _in_threads(serve, split(8)))
+    t2, cpu2 = timed(ours)
+    t1, cpu1 = timed(serial)
+    extra = {"customers": len(ids), "n": 10, "ratio_2_over_1_threads": t1 / t2,
+             "ratio_8_over_1_threads": t1 / t8, "cpu_per_wall": {"1": cpu1, "2": cpu2, "8": cpu8},
+             "loadavg": os.getloadavg()}
+    print(f"\n[recommend.recommend_one] {len(ids)} calls: 1 thread {t1 / len(ids) * 1e6:.1f} us/call"
+          f", 2 threads {t2 / len(ids) * 1e6:.1f}, 8 threads {t8 / len(ids) * 1e6:.1f}; throughput"
+          f" 2/1 threads {t1 / t2:.2f}x, 8/1 {t1 / t8:.2f}x; cpu/wall {cpu1:.2f} {cpu2:.2f} "
+          f"{cpu8:.2f}; load {os.getloadavg()[0]:.2f}")
+    rec = compare(benchmark, "recommend.recommend_one_2threads", ours,
+                  {"serial": serial, "implicit": implicit_two_threads}, check, rounds=5,
+                  size=f"{synthetic.n_customers}x{synthetic.n_items}x{len(ids)}", extra=extra)
+    if FULL:  # a shared machine can starve the second thread: asserted on full runs only
+        assert rec["ratios"]["serial"] > 1.0, rec["ratios"]
 
 
 QUALITY = {}
