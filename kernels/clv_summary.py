@@ -341,7 +341,7 @@ def whole_patterns(x, tx, T, w, max_y):
     (ok, px, ptx, pT, pw) : ok is False (and the arrays empty) when a value is not a whole number,
     is negative, t_x > T, or T >= max_y; the caller then takes the hash path (``unique_patterns``).
 
-    One pass checks the rows and counts them per x; a counting sort then buckets the rows by x,
+    One pass checks the rows, one counts them per x; a counting sort then buckets the rows by x,
     and within a bucket the (t_x, T) pairs (t_x <= T) are deduplicated in a dense int32 slot array
     over the triangle T (T + 1) / 2 + t_x (268 kB for a year of days: it stays in L2), which is
     reset after each bucket.
@@ -350,25 +350,25 @@ def whole_patterns(x, tx, T, w, max_y):
     has_w = w.shape[0] == n
     fail = (False, np.empty(0, np.float64), np.empty(0, np.float64), np.empty(0, np.float64),
             np.empty(0, np.float64))
-    counts = np.zeros(64, dtype=np.int64)
+    # checks without early exit or branches (the loop vectorises), then the counts per x
+    ok = True
+    xmax = 0.0
     ymax = 0.0
     for i in range(n):
         xi = x[i]
         ti = tx[i]
         Ti = T[i]
-        if not (xi >= 0.0 and ti >= 0.0 and ti <= Ti and Ti < max_y and xi < 4.0 * n + 64.0):
-            return fail
-        k = int(xi)
-        if k != xi or int(ti) != ti or int(Ti) != Ti:
-            return fail
-        if k >= counts.shape[0]:
-            grown = np.zeros(max(2 * counts.shape[0], k + 1), dtype=np.int64)
-            grown[:counts.shape[0]] = counts
-            counts = grown
-        counts[k] += 1
-        if Ti > ymax:
-            ymax = Ti
-    nx = counts.shape[0]
+        ok &= (xi >= 0.0) & (ti >= 0.0) & (ti <= Ti) & (Ti < max_y) & (xi < n + 1024.0)
+        ok &= (math.floor(xi) == xi) & (math.floor(ti) == ti) & (math.floor(Ti) == Ti)
+        xmax = xi if xi > xmax else xmax
+        ymax = Ti if Ti > ymax else ymax
+    if not ok:
+        return fail
+    nx = int(xmax) + 1
+    lanes = np.zeros((nx, 4), dtype=np.int64)   # 4 lanes: no store-to-load chain on runs of one x
+    for i in range(n):
+        lanes[int(x[i]), i & 3] += 1
+    counts = lanes.sum(axis=1)
     ny = int(ymax) + 1
     offsets = np.zeros(nx + 1, dtype=np.int64)
     for j in range(nx):
