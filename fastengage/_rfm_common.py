@@ -121,10 +121,14 @@ def features_table(state: np.ndarray, ids_of, customer_column: str, as_of_us: in
         (dictionary-encoded input ids).
     """
     names, seg_table = compile_segments(segments)
-    (codes, first, last, recency, tenure, frequency, days, total, mean, r, f, m, seg,
-     n_returns_only) = _k.finish(state, as_of_us, returns == "net", frequency_is_rows, seg_table)
+    # The columns stay in one list (no other names) so that each can be replaced, and freed,
+    # one at a time below.
+    values = list(_k.finish(state, as_of_us, returns == "net", frequency_is_rows, seg_table))
+    codes = values.pop(0)
+    n_returns_only = values.pop()
+    n_customers = len(codes)
     ids = ids_of(codes)
-    values = [first, last, recency, tenure, frequency, days, total, mean, r, f, m, seg]
+    del codes
     if not ids_sorted:
         # Permute column by column, so that only one extra column is alive at a time (a table
         # take would hold a second copy of the whole output: the peak of a streamed run).
@@ -133,21 +137,22 @@ def features_table(state: np.ndarray, ids_of, customer_column: str, as_of_us: in
         order = order.to_numpy()
         for k in range(len(values)):
             values[k] = values[k][order]
-    first, last, recency, tenure, frequency, days, total, mean, r, f, m, seg = values
-    del values
-    columns = [ids, pa.array(first).cast(_TS), pa.array(last).cast(_TS), recency, tenure,
-               frequency, days, total, mean, r, f, m,
-               pa.DictionaryArray.from_arrays(pa.array(seg), pa.array(names, pa.string()))
-               .dictionary_decode()]
+        del order
+    seg = values.pop()
+    values[0] = pa.array(values[0]).cast(_TS)  # first_purchase
+    values[1] = pa.array(values[1]).cast(_TS)  # last_purchase
+    segment = pa.DictionaryArray.from_arrays(pa.array(seg), pa.array(names, pa.string()))
     table = pa.Table.from_arrays(
-        [pa.array(c) if isinstance(c, np.ndarray) else c for c in columns],
+        [ids, *(pa.array(c) if isinstance(c, np.ndarray) else c for c in values),
+         segment.dictionary_decode()],
         names=[customer_column, *RFM_COLUMNS],
     )
+    del values, seg, segment
     if output_type is not None and table.schema.field(0).type != output_type:
         # Dictionary-encoded ids go back out dictionary-encoded, sorted by their values.
         table = table.set_column(0, customer_column, table.column(0).cast(output_type))
     report = dict(report)
-    report.update(as_of=iso(as_of_us), customers=int(len(codes)),
+    report.update(as_of=iso(as_of_us), customers=int(n_customers),
                   customers_without_purchase=int(n_returns_only), returns=returns)
     log.info("fastengage.rfm: %s", json.dumps(report))
     return table.replace_schema_metadata({"fastengage": json.dumps(report)})

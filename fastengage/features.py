@@ -115,4 +115,7 @@ def rfm(data, *, customer: str, time: str, amount: str, order: str | None = None
         state.update(source, batch_size=batch_size, progress=progress)
     if state.report["rows_read"] == 0:
         raise InputError("the input is empty: no rows to compute features from")
+    # The stream is over: hand the reader's cached buffers back before the output is built,
+    # which is when a streamed run peaks.
+    pa.default_memory_pool().release_unused()
     return state.to_table(as_of, segments=segments)

@@ -39,12 +39,16 @@ assert STATE_DTYPE.itemsize == 64
 
 def new_state(n: int) -> np.ndarray:
     """``n`` empty customer records."""
-    state = np.zeros(n, dtype=STATE_DTYPE)
-    state["first_us"] = INT64_MAX
-    state["last_us"] = INT64_MIN
-    state["last_order"] = -1
-    state["last_day"] = NO_DAY
-    return state
+    return clear_records(np.zeros(n, dtype=STATE_DTYPE))
+
+
+def clear_records(records: np.ndarray) -> np.ndarray:
+    """Make zero-filled ``records`` empty customer records, in place; returns them."""
+    records["first_us"] = INT64_MAX
+    records["last_us"] = INT64_MIN
+    records["last_order"] = -1
+    records["last_day"] = NO_DAY
+    return records
 
 
 @njit(**NJIT)

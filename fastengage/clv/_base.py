@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Callable, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -259,14 +259,20 @@ class BaseModel:
         H_u = diag(theta) H diag(theta) + diag(g_u). A step solves (H_u + lam I) s = -g_u (lam = 0
         while H_u is positive definite and the objective falls), each coordinate capped at 3
         (a factor e^3); a step that does not lower the objective is retried with a larger lam.
-        Converged when the full Newton step is below 1e-9 in every coordinate (relative change
-        of the parameters), or the gradient below 1e-10.
+
+        Converged when the gradient is below 1e-10, the full Newton step below 1e-9 in every
+        coordinate (relative change of the parameters), or when the iteration is visibly in its
+        quadratic phase: after an accepted full step s_prev, the next full step s is at most
+        1e-4 and half of s_prev, and the error left after taking it, estimated as
+        (|s| / |s_prev|^2) |s|^2, is below 1e-10. That last step is then taken without another
+        pass over the data: the log-likelihood at u + s is its second-order Taylor value (exact to
+        far below its own rounding) and the Hessian (standard errors) the one at u, which
+        differs by a relative O(|s|) <= 1e-4.
         """
         pen = self.penalizer
         counter = [0]
 
         def evaluate(u):
-            """(objective, g_u, H_u, ll, Hessian of ll, max |g_u|), or None where not finite."""
             if np.any(np.abs(u) > _LOG_BOUND):
                 return None
             theta = np.exp(u)
@@ -274,25 +280,32 @@ class BaseModel:
             ll, g, H = self._loglik_derivs(theta, data)
             ok, val, g_u, H_u, gmax = _kspecial.log_space_objective(theta, ll, g, H,
                                                                     total_weight, pen)
-            return (val, g_u, H_u, ll, H, gmax) if ok else None
+            return _Point(val, g_u, H_u, ll, g, H, gmax) if ok else None
 
         u = np.asarray(u0, dtype=np.float64).copy()
         cur = evaluate(u)
         lam = 0.0
-        start_note = np.round(np.exp(u), 4).tolist()
+        prev_full = None   # size of the last accepted undamped step
+        start_note = f"Newton from {np.round(np.exp(u), 4).tolist()}"
         if cur is None:
-            return _NewtonResult(False, u, None, counter[0],
-                                 f"Newton from {start_note}: not finite at the start")
+            return _NewtonResult(False, u, None, counter[0], f"{start_note}: not finite at the start")
         for _ in range(max_iter):
-            val, g_u, H_u, _, _, gmax = cur
-            newton_step = _damped_step(H_u, g_u, 0.0)
-            step = newton_step if lam == 0.0 else _damped_step(H_u, g_u, lam)
-            if gmax < 1e-10 or (newton_step is not None and np.max(np.abs(newton_step)) < 1e-9):
+            gmax = cur.gmax
+            newton_step = _damped_step(cur.H_u, cur.g_u, 0.0)
+            size = np.inf if newton_step is None else float(np.max(np.abs(newton_step)))
+            if gmax < 1e-10 or size < 1e-9:
                 return _NewtonResult(True, u, cur, counter[0],
-                                     f"Newton from {start_note}: converged, objective {val:.10g}, "
-                                     f"max |gradient| {gmax:.2e}, {counter[0]} evaluations")
+                                     f"{start_note}: converged, objective {cur.val:.10g}, max "
+                                     f"|gradient| {gmax:.2e}, {counter[0]} evaluations")
+            if prev_full is not None and size <= 1e-4 and size <= 0.5 * prev_full and \
+                    size ** 3 / prev_full ** 2 <= 1e-10:
+                return _NewtonResult(True, u + newton_step, _taylor_point(u, newton_step, cur),
+                                     counter[0],
+                                     f"{start_note}: converged, last step {size:.1e} taken "
+                                     f"without another evaluation, {counter[0]} evaluations")
+            step = newton_step if lam == 0.0 else _damped_step(cur.H_u, cur.g_u, lam)
             if step is None:
-                lam = max(10.0 * lam, 1e-6 * max(1.0, float(np.max(np.abs(H_u)))))
+                lam = max(10.0 * lam, 1e-6 * max(1.0, float(np.max(np.abs(cur.H_u)))))
                 continue
             big = float(np.max(np.abs(step)))
             if big > 3.0:
@@ -301,16 +314,18 @@ class BaseModel:
             # near the optimum the objective's rounding (a sum of large cancelling terms, ~1e-13
             # relative) exceeds the predicted decrease: accept a step that lowers the gradient
             # there
-            if cand is not None and (cand[0] < val or (cand[0] <= val + 1e-11 * (1.0 + abs(val))
-                                                       and cand[5] < gmax)):
+            if cand is not None and (cand.val < cur.val or (
+                    cand.val <= cur.val + 1e-11 * (1.0 + abs(cur.val)) and cand.gmax < gmax)):
+                prev_full = big if lam == 0.0 and big <= 3.0 else None
                 u, cur = u + step, cand
                 lam = 0.0 if lam < 1e-6 else lam / 10.0
             else:
+                prev_full = None
                 if lam > 1e10:
                     break
-                lam = max(10.0 * lam, 1e-4 * max(1.0, float(np.max(np.abs(H_u)))))
+                lam = max(10.0 * lam, 1e-4 * max(1.0, float(np.max(np.abs(cur.H_u)))))
         return _NewtonResult(False, u, None, counter[0],
-                             f"Newton from {start_note}: stopped at {np.exp(u).tolist()} after "
+                             f"{start_note}: stopped at {np.exp(u).tolist()} after "
                              f"{counter[0]} evaluations without converging")
 
     #: Pattern counts from which a subsample fit supplies the starting values, and its size.
@@ -368,7 +383,7 @@ class BaseModel:
         pen = self.penalizer
         if newton is not None:
             # the last Newton evaluation holds the log-likelihood and the analytic Hessian here
-            ll, H_ll = newton.last[3], newton.last[4]
+            ll, H_ll = newton.last.ll, newton.last.hess
             H = -H_ll + 2.0 * pen * total_weight * np.eye(theta.size)
         else:
             ll, _ = self._loglik_grad(theta, data)
@@ -468,9 +483,32 @@ class BaseModel:
         return f"{type(self).__name__}({ps}, log_likelihood={self.log_likelihood_:.4f})"
 
 
+class _Point(NamedTuple):
+    """One evaluation of the Newton iteration: the objective, its gradient and Hessian in
+    u = log(theta), the log-likelihood with its gradient and Hessian in theta, max |g_u|."""
+    val: float
+    g_u: np.ndarray
+    H_u: np.ndarray
+    ll: float
+    grad: np.ndarray
+    hess: np.ndarray
+    gmax: float
+
+
+def _taylor_point(u: np.ndarray, s: np.ndarray, p: _Point) -> _Point:
+    """The log-likelihood at u + s by its second-order Taylor expansion in u (gradient
+    theta * grad, Hessian diag(theta) hess diag(theta) + diag(theta * grad)); the Hessian in theta
+    is kept from ``p``."""
+    theta = np.exp(u)
+    g_ll = theta * p.grad
+    H_ll = p.hess * np.outer(theta, theta) + np.diag(g_ll)
+    ll = p.ll + float(g_ll @ s) + 0.5 * float(s @ H_ll @ s)
+    return _Point(np.nan, p.g_u, p.H_u, ll, p.grad, p.hess, p.gmax)
+
+
 class _NewtonResult:
-    """Outcome of :meth:`BaseModel._newton`: ``last`` = (objective, g_u, H_u, ll, Hessian of ll,
-    max |g_u|) at ``u`` when it converged."""
+    """Outcome of :meth:`BaseModel._newton`: ``last`` is the :class:`_Point` at ``u`` when it
+    converged."""
 
     __slots__ = ("ok", "u", "last", "evaluations", "note")
 
