@@ -264,7 +264,7 @@ class BaseModel:
         coordinate (relative change of the parameters), or when the iteration is visibly in its
         quadratic phase: after an accepted full step s_prev, the next full step s is at most
         1e-4 and half of s_prev, and the error left after taking it, estimated as
-        (|s| / |s_prev|^2) |s|^2, is below 1e-10. That last step is then taken without another
+        (|s| / |s_prev|^2) |s|^2, is below 1e-9. That last step is then taken without another
         pass over the data: the log-likelihood at u + s is its second-order Taylor value (exact to
         far below its own rounding) and the Hessian (standard errors) the one at u, which
         differs by a relative O(|s|) <= 1e-4.
@@ -298,7 +298,7 @@ class BaseModel:
                                      f"{start_note}: converged, objective {cur.val:.10g}, max "
                                      f"|gradient| {gmax:.2e}, {counter[0]} evaluations")
             if prev_full is not None and size <= 1e-4 and size <= 0.5 * prev_full and \
-                    size ** 3 / prev_full ** 2 <= 1e-10:
+                    size ** 3 / prev_full ** 2 <= 1e-9:
                 return _NewtonResult(True, u + newton_step, _taylor_point(u, newton_step, cur),
                                      counter[0],
                                      f"{start_note}: converged, last step {size:.1e} taken "
