@@ -36,7 +36,7 @@ from ._input import open_source
 from ._rfm_batch import rfm_in_memory
 from ._rfm_common import RETURNS_MODES, RFM_COLUMNS, parse_as_of
 from .errors import InputError
-from .rfm_state import RFMState, _NotTimeSorted
+from .rfm_state import RFMState, _NotTimeSorted, _OutsideDayRange
 from .segments import SegmentMap
 
 __all__ = ["rfm", "RFMState", "RFM_COLUMNS", "parse_as_of"]
@@ -101,16 +101,7 @@ def rfm(data, *, customer: str, time: str, amount: str, order: str | None = None
 
     state = new_state()
     if source.kind in ("dataset", "parquet_file"):
-        # A file or dataset can be read twice: try the lean pass that assumes time order (no
-        # set of customer-days to keep), and fall back to the general pass at the first event
-        # out of order. Logs are usually written in time order, so the fallback is rare.
-        state._sorted_only = True
-        try:
-            state.update(source, batch_size=batch_size, progress=progress)
-        except _NotTimeSorted:
-            state = new_state()
-            state.update(source, batch_size=batch_size, progress=progress)
-        state._sorted_only = False
+        state = _rfm_from_file(source, new_state, time, batch_size, progress)
     else:
         state.update(source, batch_size=batch_size, progress=progress)
     if state.report["rows_read"] == 0:
@@ -119,3 +110,53 @@ def rfm(data, *, customer: str, time: str, amount: str, order: str | None = None
     # which is when a streamed run peaks.
     pa.default_memory_pool().release_unused()
     return state.to_table(as_of, segments=segments)
+
+
+#: Widest day bitmap per customer (words of 64 days) rfm() uses for an unsorted file: 16 words
+#: (~2.8 years of days) cost 128 bytes a customer, less than a (customer, day) set of such data.
+MAX_DAY_WORDS = 16
+
+
+def _rfm_from_file(source, new_state, time: str, batch_size, progress) -> RFMState:
+    """Stream a file or dataset, which can be read more than once, with the leanest exact pass.
+
+    1. Assume time order (logs are usually written that way): a new purchase day is then just a
+       day different from the customer's latest, and no set of customer-days is kept. The pass
+       stops at the first event out of order.
+    2. Otherwise read the time column alone for its range of days; if it is narrow enough, count
+       distinct days in a bitmap per customer (``MAX_DAY_WORDS``).
+    3. Otherwise, or if a day falls outside that range after all, keep the (customer, day) set.
+    """
+    state = new_state()
+    state._sorted_only = True
+    try:
+        state.update(source, batch_size=batch_size, progress=progress)
+        state._sorted_only = False
+        return state
+    except _NotTimeSorted:
+        pass
+    first_day, words = _day_range(source, time, batch_size)
+    if words <= MAX_DAY_WORDS:
+        state = new_state()
+        state._use_day_bitmaps(first_day, words)
+        try:
+            return state.update(source, batch_size=batch_size, progress=progress)
+        except _OutsideDayRange:
+            pass
+    return new_state().update(source, batch_size=batch_size, progress=progress)
+
+
+def _day_range(source, time: str, batch_size) -> tuple:
+    """(first day, 64-day words) spanning every time in ``source``; one pass over that column."""
+    from ._input import time_to_us
+    from .kernels import rfm_oneshot
+
+    lo = hi = None
+    for batch in source.batches([time], batch_size=batch_size):
+        if batch.num_rows:
+            us = time_to_us(batch.column(0), time)
+            lo = int(us.min()) if lo is None else min(lo, int(us.min()))
+            hi = int(us.max()) if hi is None else max(hi, int(us.max()))
+    if lo is None:
+        return 0, 0
+    return rfm_oneshot.day_words(lo, hi)

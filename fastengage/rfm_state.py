@@ -30,6 +30,10 @@ __all__ = ["RFMState"]
 _STATE_VERSION = 1
 
 
+class _OutsideDayRange(Exception):
+    """Raised by rfm()'s bitmap pass when a purchase day falls outside the bitmaps' range."""
+
+
 class _NotTimeSorted(Exception):
     """Raised by the optimistic time-sorted pass when an event arrives out of order."""
 
@@ -74,8 +78,12 @@ class RFMState:
         self._order_keys = 0
         self._max_time_us: int | None = None
         self._lock = threading.RLock()
-        # Set only by rfm() for its optimistic time-sorted pass (no day set); never saved/merged.
+        # Set only by rfm() for its passes over a re-readable file (never saved or merged): the
+        # optimistic time-sorted pass (no day set), or day bitmaps over a known range of days.
         self._sorted_only = False
+        self._day_bitmap = np.zeros(0, np.uint64)
+        self._first_day = 0
+        self._day_words = 0
         self.report = new_report()
 
     # -- feeding ----------------------------------------------------------------------------
@@ -123,13 +131,16 @@ class RFMState:
             codes = self.customers.encode(batch.column(cols["customer"]))
             self._grow_state(len(self.customers))
             m = len(codes)
-            if not days_sorted:
+            if not days_sorted and not self._day_words:
                 self._day_set = _pairset.grow_for(self._day_set, self._day_keys, m)
             if self.orders is not None:
                 self._order_set = _pairset.grow_for(self._order_set, self._order_keys, m)
             n_after, n_returns, day_added, order_added = _k.update(
                 self._state, codes, times, amounts, order_codes, self.orders is not None,
-                limit, self.returns == "exclude", self._day_set, self._order_set, days_sorted)
+                limit, self.returns == "exclude", self._day_set, self._order_set, days_sorted,
+                self._day_bitmap, self._first_day, self._day_words)
+            if day_added < 0:
+                raise _OutsideDayRange
             self._day_keys += day_added
             self._order_keys += order_added
             if m:
@@ -156,10 +167,27 @@ class RFMState:
             old.resize(size, refcheck=False)  # zero-fills the new records
             _k.clear_records(old[n_old:])
             self._state = old
+            self._grow_bitmap(size)
             return
         new = _k.new_state(size)
         new[: len(old)] = old
         self._state = new
+        self._grow_bitmap(size)
+
+    def _use_day_bitmaps(self, first_day: int, words: int) -> None:
+        """Count distinct days with a bitmap of ``words`` words per customer from ``first_day``."""
+        self._first_day, self._day_words = first_day, words
+        self._grow_bitmap(len(self._state))
+
+    def _grow_bitmap(self, customers: int) -> None:
+        size = customers * self._day_words
+        if size > len(self._day_bitmap):
+            if self._day_bitmap.flags.owndata and len(self._day_bitmap):
+                self._day_bitmap.resize(size, refcheck=False)  # in place; zero-fills
+            else:
+                grown = np.zeros(size, np.uint64)
+                grown[:len(self._day_bitmap)] = self._day_bitmap
+                self._day_bitmap = grown
 
     # -- combining --------------------------------------------------------------------------
     def merge(self, other: "RFMState") -> "RFMState":
@@ -169,7 +197,7 @@ class RFMState:
         """
         if not isinstance(other, RFMState):
             raise TypeError("can only merge another RFMState")
-        assert not (self._sorted_only or other._sorted_only)
+        assert not (self._sorted_only or other._sorted_only or self._day_words or other._day_words)
         if (other.columns, other.returns, other.limit_us) != (self.columns, self.returns, self.limit_us):
             raise InputError("cannot merge RFM states with different columns, returns or as_of settings")
         with self._lock, other._lock:
@@ -240,6 +268,7 @@ class RFMState:
         ``order_pairs`` (int64 pair keys ``customer_code << 32 | value``); tables ``customers``
         and ``orders`` (ids in code order, original Arrow type).
         """
+        assert not (self._sorted_only or self._day_words), "rfm()'s internal pass state"
         with self._lock:
             n = len(self.customers)
             meta = {

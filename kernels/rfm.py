@@ -83,17 +83,23 @@ def update(state,          # IN/OUT records, indexed by customer code
            exclude_returns,  # IN bool: drop rows with amount < 0 instead of netting them
            day_set,        # IN/OUT pair set of (customer, day); unused if days_sorted
            order_set,      # IN/OUT pair set of (customer, order)
-           days_sorted):   # IN  bool: every customer's rows arrive in time order (no day set)
+           days_sorted,    # IN  bool: every customer's rows arrive in time order (no day set)
+           day_bitmap,     # IN/OUT uint64[customers * words]: days seen, used instead of day_set
+           first_day,      # IN  day of bit 0 of each customer's bitmap
+           words):         # IN  bitmap words per customer; 0: no bitmap
     """Fold rows into ``state``. Both sets must have room for ``n`` more keys.
 
     Returns
     -------
     (n_after_limit, n_returns, n_day_keys_added, n_order_keys_added) : tuple of int
+        With a bitmap, ``n_day_keys_added`` is -1 (and the batch is only partly folded) when a
+        purchase day falls outside the bitmap's range.
     """
     n_after = 0
     n_returns = 0
     day_added = 0
     order_added = 0
+    n_bits = words * 64
     for i in range(codes.shape[0]):
         t = times[i]
         if t > limit_us:
@@ -109,6 +115,15 @@ def update(state,          # IN/OUT records, indexed by customer code
             # multi-line order stop here without touching the set.
             if days_sorted:
                 rec.purchase_days += 1
+            elif words:
+                offset = np.int64(day) - first_day
+                if offset < 0 or offset >= n_bits:
+                    return n_after, n_returns, -1, order_added
+                w = codes[i] * words + (offset >> 6)
+                bit = np.uint64(1) << np.uint64(offset & 63)
+                if not (day_bitmap[w] & bit):
+                    day_bitmap[w] |= bit
+                    rec.purchase_days += 1
             elif insert(day_set, pair_key(codes[i], day)):
                 rec.purchase_days += 1
                 day_added += 1
