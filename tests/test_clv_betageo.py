@@ -213,3 +213,43 @@ def test_whole_number_pattern_path_equals_hash_path(cdnow):
     m2 = clv.BetaGeo().fit(x, tx * (1 + 1e-13), T * (1 + 1e-13))
     assert m1.log_likelihood_ == pytest.approx(m2.log_likelihood_, rel=1e-9)
     assert m1.params_["r"] == pytest.approx(m2.params_["r"], rel=1e-6)
+
+
+def _simulate_bgnbd(n, seed=0):
+    """BG/NBD customers in whole days (many distinct patterns: the subsample start is used)."""
+    rng = np.random.default_rng(seed)
+    T = rng.integers(1, 366, n).astype(float)
+    lam = rng.gamma(0.25, 1.0 / 30.0, n)
+    p = rng.beta(0.8, 2.4, n)
+    count = rng.poisson(lam * T)
+    x = np.minimum(count, rng.geometric(p)).astype(float)
+    tx = np.floor(np.where(x > 0, rng.beta(np.maximum(x, 1), 1.0), 0.0) * T)
+    x = np.where(tx > 0, x, 0.0)
+    return x, np.where(x > 0, tx, 0.0), T
+
+
+@pytest.mark.parametrize("cls", [clv.BetaGeo, clv.GammaGamma])
+def test_newton_path_equals_quasi_newton(cls):
+    # Newton steps from a subsample start, last step taken without a pass, vs the L-BFGS-B/BFGS
+    # fallback on the same data: the same maximum
+    x, tx, T = _simulate_bgnbd(250_000)
+    if cls is clv.GammaGamma:
+        rng = np.random.default_rng(1)
+        m = np.round(rng.gamma(6.0 * np.maximum(x, 1), 1.0 / (rng.gamma(3.7, 1 / 15.0, x.size)
+                                                             * np.maximum(x, 1))), 2) + 0.01
+        args = (x, m)
+    else:
+        args = (x, tx, T)
+    fast = cls().fit(*args)
+    assert any("subsample" in a or "-th pattern" in a for a in fast.fit_info_["attempts"])
+    assert fast.fit_info_["evaluations"] <= 5
+
+    class QuasiNewton(cls):
+        _analytic_hessian = False
+    slow = QuasiNewton().fit(*args)
+    # (the quasi-Newton fallback stops at a gradient ~1e-8, i.e. ~1e-6 from the maximum)
+    for k in fast.params_:
+        assert fast.params_[k] == pytest.approx(slow.params_[k], rel=1e-5), k
+        assert fast.standard_errors_[k] == pytest.approx(slow.standard_errors_[k], rel=1e-3), k
+    assert fast.log_likelihood_ >= slow.log_likelihood_ - 1e-12 * abs(slow.log_likelihood_)
+    assert fast.log_likelihood_ == pytest.approx(slow.log_likelihood_, rel=1e-10)

@@ -113,11 +113,15 @@ class BaseModel:
         Total (weighted) log-likelihood at ``params_`` (not the mean, and without the penalty).
     standard_errors_ : dict[str, float]
         From the inverse of the observed information (Hessian of the penalised negative
-        log-likelihood, by central differences of the analytic gradient).
+        log-likelihood: analytic for models fitted by Newton steps, else by finite differences of
+        the analytic gradient).
     covariance_ : numpy.ndarray
         The inverse Hessian, in ``param_names`` order.
     n_ : float
         Number (total weight) of fitted customers / observations.
+    fit_info_ : dict
+        ``attempts``: what the optimiser tried, in order; ``evaluations``: passes over the whole
+        data by the Newton iteration (models with an analytic Hessian).
     """
 
     _kind = ""
