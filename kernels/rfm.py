@@ -270,11 +270,26 @@ def _scores_from_order(values, order, higher_is_better, out):
 def quintile_scores(values, higher_is_better):
     """RFM scores 1..5: ``1 + floor(5 * w / n)`` capped at 5, w = customers strictly worse.
 
-    Ties share a score because w only counts strictly worse values. O(n log n) for one sort.
+    Ties share a score because w only counts strictly worse values. No sort is needed:
+    ``floor(5 w / n) >= k`` exactly when ``w >= c_k = ceil(k n / 5)``, i.e. when ``v`` is beyond
+    the c_k-th worst value, so four order statistics (one O(n) selection) decide every score.
     """
-    out = np.empty(values.shape[0], np.int8)
-    if values.shape[0]:
-        _scores_from_order(values, np.argsort(values), higher_is_better, out)
+    n = values.shape[0]
+    out = np.empty(n, np.int8)
+    if n == 0:
+        return out
+    positions = np.empty(4, np.int64)
+    for k in range(1, 5):
+        c = (k * n + 4) // 5
+        positions[k - 1] = c - 1 if higher_is_better else n - c
+    cuts = np.partition(values, positions)[positions]
+    for i in range(n):
+        v = values[i]
+        score = 1
+        for k in range(4):
+            if (v > cuts[k]) if higher_is_better else (v < cuts[k]):
+                score += 1
+        out[i] = score
     return out
 
 
