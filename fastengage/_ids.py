@@ -99,7 +99,9 @@ class IdEncoder:
         method = self._map.encode if insert else self._map.lookup
         if self.kind == "int":
             try:
-                values = pc.cast(array, pa.int64()).to_numpy(zero_copy_only=False)
+                # uint64 ids past int64's range keep their bits: the map only needs equality.
+                values = (array.view(pa.int64()) if pa.types.is_uint64(array.type)
+                          else pc.cast(array, pa.int64())).to_numpy(zero_copy_only=False)
             except pa.ArrowInvalid as exc:
                 raise InputError(f"{self.role} column {self.column!r}: {exc}") from exc
             method(np.ascontiguousarray(values), out)
@@ -134,16 +136,20 @@ class IdEncoder:
         return self._apply(array, insert=False)
 
     def ids(self) -> pa.Array:
-        """All ids in code order, in the user's original type."""
+        """All ids in code order, in the user's original type (string_view as large_string)."""
         if self._map is None:
             return pa.array([], type=pa.int64())
         if self.kind == "int":
-            return pa.array(self._map.keys()).cast(self.type)
+            keys = pa.array(self._map.keys())
+            return keys.view(self.type) if pa.types.is_uint64(self.type) else keys.cast(self.type)
         offsets, data = self._map.buffers()
         strings = pa.Array.from_buffers(
             pa.large_string(), len(offsets) - 1, [None, pa.py_buffer(offsets), pa.py_buffer(data)]
         )
-        return strings if pa.types.is_large_string(self.type) else strings.cast(self.type)
+        # string_view has no take kernel in every pyarrow: such ids stay large_string here and
+        # callers cast their final output (RFM does, through its output type).
+        return strings if pa.types.is_large_string(self.type) or pa.types.is_string_view(
+            self.type) else strings.cast(self.type)
 
     def decode(self, codes: np.ndarray) -> pa.Array:
         """The user's ids for ``codes`` (any int array), in the original type."""

@@ -143,23 +143,38 @@ def _hashed_partitions(column: pa.Array, name: str, rows: tuple):
         offsets, data = _string_buffers(column)
         if len(offsets) > 1 and int(np.diff(offsets).max()) > _hashed.MAX_SHORT:
             return None
+        # Whole-word loads need an 8-byte aligned buffer (Arrow's are 64-byte aligned).
+        aligned = (data[:len(data) // 8 * 8].view(np.uint64) if data.ctypes.data % 8 == 0
+                   else np.empty(0, np.uint64))
         keys0 = np.empty(len(column), np.uint64)
         keys1 = np.empty(len(column), np.uint64)
-        run_parallel(_hashed.pack_short_strings, offsets, data, keys0, keys1)
+        run_parallel(_hashed.pack_short_strings, offsets, data, aligned, keys0, keys1)
+        del offsets, data, aligned
     else:
-        keys0 = column.cast(pa.int64()).to_numpy(zero_copy_only=False).view(np.uint64)
+        values = column.to_numpy(zero_copy_only=False)
+        keys0 = values.astype(np.uint64 if values.dtype.kind == "u" else np.int64,
+                              copy=False).view(np.uint64)
         keys1 = np.empty(0, np.uint64)
     bits = _hashed.partition_bits(len(column))
-    part_offsets, p_keys0, p_keys1, p_rows, p_times, p_amounts, p_orders = run_parallel(
+    part_offsets, p_keys0, p_keys1, p_times, p_amounts, p_orders = run_parallel(
         _hashed.partition, keys0, keys1, two_words, times, amounts, order_codes, has_order, bits,
         chunks)
-    local, bases, first_rows = run_parallel(_hashed.encode_partitions, part_offsets, p_keys0,
-                                            p_keys1, two_words, p_rows)
-    del p_keys0, p_keys1, p_rows
-    ids_by_code = column.take(pa.array(first_rows))
-    # The packed words sort short strings several times faster than a string sort would.
-    id_order = (_hashed.short_string_order(keys0[first_rows], keys1[first_rows]) if two_words
-                else None)
+    del keys0, keys1
+    local, bases, ids0, ids1 = run_parallel(_hashed.encode_partitions, part_offsets, p_keys0,
+                                            p_keys1, two_words)
+    del p_keys0, p_keys1
+    if two_words:
+        # The packed words sort short strings several times faster than a string sort would,
+        # and unpack into the ids without touching the input column again.
+        id_order = _hashed.short_string_order(ids0, ids1)
+        str_offsets, str_data = _hashed.unpack_short_strings(ids0, ids1)
+        ids_by_code = pa.Array.from_buffers(
+            pa.large_string(), len(ids0), [None, pa.py_buffer(str_offsets), pa.py_buffer(str_data)])
+    else:
+        id_order = None
+        ids_by_code = pa.array(ids0 if values.dtype.kind == "u" else ids0.view(np.int64))
+    if ids_by_code.type != column.type and not pa.types.is_string_view(column.type):
+        ids_by_code = ids_by_code.cast(column.type)  # string_view: cast by features_table
     return ((part_offsets, local, p_times, p_amounts, p_orders), bases, ids_by_code, id_order,
             column.type)
 

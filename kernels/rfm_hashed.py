@@ -56,23 +56,62 @@ def _hash(keys0, keys1, two_words, i):
     return mix64(keys0[i])
 
 
+@njit(**NJIT)
+def _low_bytes(word, n_bytes):
+    # The n_bytes (0..8) least significant bytes of word.
+    if n_bytes >= 8:
+        return word
+    return word & ((np.uint64(1) << np.uint64(8 * n_bytes)) - np.uint64(1))
+
+
+@njit(**NJIT)
+def _word_at(aligned, byte):
+    # The 8 bytes from ``byte`` on, little-endian, from two aligned loads.
+    a = byte >> 3
+    r = np.uint64(8 * (byte & 7))
+    if r == 0:
+        return aligned[a]
+    return (aligned[a] >> r) | (aligned[a + 1] << (np.uint64(64) - r))
+
+
 @njit(**NJIT_PARALLEL)
 def pack_short_strings(offsets,  # IN  int32/int64[n + 1] Arrow string offsets (lengths <= 15)
                        data,     # IN  uint8[...] Arrow string bytes
+                       aligned,  # IN  uint64 view of data's whole words (empty if unaligned)
                        words0,   # OUT uint64[n] bytes 0..7, little-endian, zero-padded
                        words1):  # OUT uint64[n] bytes 8..14, and the length in the top byte
     """Pack each string of at most MAX_SHORT bytes into two words, injectively."""
     for i in prange(words0.shape[0]):
         start = offsets[i]
         length = offsets[i + 1] - start
-        w0 = np.uint64(0)
-        w1 = np.uint64(length) << np.uint64(56)
-        for k in range(min(length, 8)):
-            w0 |= np.uint64(data[start + k]) << np.uint64(8 * k)
-        for k in range(8, length):
-            w1 |= np.uint64(data[start + k]) << np.uint64(8 * (k - 8))
+        if (start >> 3) + 2 < aligned.shape[0]:
+            w0 = _low_bytes(_word_at(aligned, start), min(length, 8))
+            w1 = _low_bytes(_word_at(aligned, start + 8), max(length - 8, 0))
+        else:  # the last few strings: the two loads could run past the buffer
+            w0 = np.uint64(0)
+            w1 = np.uint64(0)
+            for k in range(min(length, 8)):
+                w0 |= np.uint64(data[start + k]) << np.uint64(8 * k)
+            for k in range(8, length):
+                w1 |= np.uint64(data[start + k]) << np.uint64(8 * (k - 8))
         words0[i] = w0
-        words1[i] = w1
+        words1[i] = w1 | (np.uint64(length) << np.uint64(56))
+
+
+@njit(**NJIT)
+def unpack_short_strings(words0, words1):
+    """Inverse of :func:`pack_short_strings`: (int64 offsets[m + 1], uint8 data) of the strings."""
+    m = words0.shape[0]
+    offsets = np.empty(m + 1, np.int64)
+    offsets[0] = 0
+    for i in range(m):
+        offsets[i + 1] = offsets[i] + np.int64(words1[i] >> np.uint64(56))
+    data = np.empty(offsets[m], np.uint8)
+    for i in range(m):
+        for k in range(offsets[i + 1] - offsets[i]):
+            word = words0[i] if k < 8 else words1[i]
+            data[offsets[i] + k] = np.uint8((word >> np.uint64(8 * (k & 7))) & np.uint64(0xFF))
+    return offsets, data
 
 
 @njit(**NJIT)
@@ -83,7 +122,7 @@ def _histogram(keys0, keys1, two_words, lo, hi, drop, counts):
 
 @njit(**NJIT)
 def _scatter(keys0, keys1, two_words, times, amounts, orders, has_order, lo, hi, drop, cursor,
-             out_keys0, out_keys1, out_rows, out_times, out_amounts, out_orders):
+             out_keys0, out_keys1, out_times, out_amounts, out_orders):
     for i in range(lo, hi):
         p = _hash(keys0, keys1, two_words, i) >> drop
         k = cursor[p]
@@ -91,7 +130,6 @@ def _scatter(keys0, keys1, two_words, times, amounts, orders, has_order, lo, hi,
         out_keys0[k] = keys0[i]
         if two_words:
             out_keys1[k] = keys1[i]
-        out_rows[k] = i
         out_times[k] = times[i]
         out_amounts[k] = amounts[i]
         if has_order:
@@ -114,7 +152,6 @@ def partition(keys0,      # IN  uint64[n] id key words (an int64 id viewed as ui
     -------
     part_offsets : int64[n_parts + 1]   rows of partition p are [part_offsets[p], part_offsets[p+1])
     keys0, keys1 : uint64[n]            permuted copies of the key words (keys1 empty unless two_words)
-    rows : int64[n]                     input row of each partitioned row
     times, amounts, orders : permuted copies of the inputs (orders empty when not has_order)
     """
     n = keys0.shape[0]
@@ -136,23 +173,22 @@ def partition(keys0,      # IN  uint64[n] id key words (an int64 id viewed as ui
     part_offsets[n_parts] = pos
     out_keys0 = np.empty(n, np.uint64)
     out_keys1 = np.empty(n if two_words else 0, np.uint64)
-    out_rows = np.empty(n, np.int64)
     out_times = np.empty(n, np.int64)
     out_amounts = np.empty(n, np.float64)
     out_orders = np.empty(n if has_order else 0, np.int64)
     for t in prange(n_chunks):
         _scatter(keys0, keys1, two_words, times, amounts, orders, has_order, min(n, t * step),
-                 min(n, (t + 1) * step), drop, cursors[t], out_keys0, out_keys1, out_rows,
-                 out_times, out_amounts, out_orders)
-    return part_offsets, out_keys0, out_keys1, out_rows, out_times, out_amounts, out_orders
+                 min(n, (t + 1) * step), drop, cursors[t], out_keys0, out_keys1, out_times,
+                 out_amounts, out_orders)
+    return part_offsets, out_keys0, out_keys1, out_times, out_amounts, out_orders
 
 
 @njit(**NJIT)
-def _number_partition(keys0, keys1, two_words, rows, lo, hi, local, first_rows):
+def _number_partition(keys0, keys1, two_words, lo, hi, local, ids0, ids1):
     """Number the distinct ids of rows [lo, hi) 0, 1, ... in first-seen order.
 
-    Writes each row's number to ``local`` and the first row of number d to ``first_rows[lo + d]``
-    (there are at most hi - lo numbers). Returns how many distinct ids there are.
+    Writes each row's number to ``local`` and the key words of number d to ``ids0[lo + d]`` and
+    ``ids1[lo + d]`` (there are at most hi - lo numbers). Returns how many distinct ids there are.
     """
     capacity = 256
     while capacity < 2 * min(hi - lo, 2048):
@@ -172,7 +208,9 @@ def _number_partition(keys0, keys1, two_words, rows, lo, hi, local, first_rows):
                     slot_key1[j] = keys1[i]
                 slot_code[j] = n_distinct
                 local[i] = n_distinct
-                first_rows[lo + n_distinct] = rows[i]
+                ids0[lo + n_distinct] = keys0[i]
+                if two_words:
+                    ids1[lo + n_distinct] = keys1[i]
                 n_distinct += 1
                 break
             if slot_key0[j] == keys0[i] and (not two_words or slot_key1[j] == keys1[i]):
@@ -204,33 +242,36 @@ def _number_partition(keys0, keys1, two_words, rows, lo, hi, local, first_rows):
 @njit(**NJIT_PARALLEL)
 def encode_partitions(part_offsets,  # IN  int64[n_parts + 1] from partition()
                       keys0, keys1,  # IN  uint64[n] partitioned key words, from partition()
-                      two_words,     # IN  bool
-                      rows):         # IN  int64[n] input row of each partitioned row
+                      two_words):    # IN  bool
     """Dense codes, partition by partition.
 
     Returns
     -------
     local : int32[n]             code - bases[p] of each partitioned row
     bases : int64[n_parts + 1]   partition p owns codes [bases[p], bases[p+1])
-    first_rows : int64[n_codes]  input row where each code first occurs
+    ids0, ids1 : uint64[n_codes] key words of each code (ids1 empty unless two_words)
     """
     n = keys0.shape[0]
     n_parts = part_offsets.shape[0] - 1
     local = np.empty(n, np.int32)
-    scratch = np.empty(n, np.int64)
+    scratch0 = np.empty(n, np.uint64)
+    scratch1 = np.empty(n if two_words else 0, np.uint64)
     counts = np.zeros(n_parts, np.int64)
     for p in prange(n_parts):
-        counts[p] = _number_partition(keys0, keys1, two_words, rows, part_offsets[p],
-                                      part_offsets[p + 1], local, scratch)
+        counts[p] = _number_partition(keys0, keys1, two_words, part_offsets[p],
+                                      part_offsets[p + 1], local, scratch0, scratch1)
     bases = np.zeros(n_parts + 1, np.int64)
     for p in range(n_parts):
         bases[p + 1] = bases[p] + counts[p]
-    first_rows = np.empty(bases[n_parts], np.int64)
+    ids0 = np.empty(bases[n_parts], np.uint64)
+    ids1 = np.empty(bases[n_parts] if two_words else 0, np.uint64)
     for p in prange(n_parts):
         lo = part_offsets[p]
         for d in range(counts[p]):
-            first_rows[bases[p] + d] = scratch[lo + d]
-    return local, bases, first_rows
+            ids0[bases[p] + d] = scratch0[lo + d]
+            if two_words:
+                ids1[bases[p] + d] = scratch1[lo + d]
+    return local, bases, ids0, ids1
 
 
 @njit(**NJIT)

@@ -123,39 +123,54 @@ def test_hash_partitions_number_ids_densely_and_exactly(n_chunks):
     rng = np.random.default_rng(5)
     ids = rng.choice(np.array([-2**63, -1, 0, 1, 2**63 - 1] + list(rng.integers(-2**62, 2**62, 3000))),
                      50_000)
-    times = np.arange(len(ids), dtype=np.int64)
-    offsets, k0, k1, rows, p_times, _, _ = rfm_hashed.partition(
-        ids.view(np.uint64), np.empty(0, np.uint64), False, times, times.astype(float),
+    rows = np.arange(len(ids), dtype=np.int64)  # travels as the "time" payload
+    offsets, k0, k1, p_rows, _, _ = rfm_hashed.partition(
+        ids.view(np.uint64), np.empty(0, np.uint64), False, rows, rows.astype(float),
         np.empty(0, np.int64), False, 4, n_chunks)
-    np.testing.assert_array_equal(p_times, rows)  # rows travel with their payload
-    np.testing.assert_array_equal(np.sort(rows), times)  # every row lands exactly once
+    np.testing.assert_array_equal(k0.view(np.int64), ids[p_rows])  # keys travel with their row
+    np.testing.assert_array_equal(np.sort(p_rows), rows)  # every row lands exactly once
     for p in range(len(offsets) - 1):  # and keeps input order within its partition
-        assert np.all(np.diff(rows[offsets[p]:offsets[p + 1]]) > 0)
-    local, bases, first_rows = rfm_hashed.encode_partitions(offsets, k0, k1, False, rows)
-    codes = _codes_by_row(offsets, local, bases, rows)
+        assert np.all(np.diff(p_rows[offsets[p]:offsets[p + 1]]) > 0)
+    local, bases, ids0, _ = rfm_hashed.encode_partitions(offsets, k0, k1, False)
+    codes = _codes_by_row(offsets, local, bases, p_rows)
     distinct = np.unique(ids)
     assert bases[-1] == len(distinct)
-    np.testing.assert_array_equal(ids[first_rows][codes], ids)  # each code decodes to its id
-    assert np.array_equal(np.sort(ids[first_rows]), distinct)  # and each id has one code
+    np.testing.assert_array_equal(ids0.view(np.int64)[codes], ids)  # each code decodes to its id
+    assert np.array_equal(np.sort(ids0.view(np.int64)), distinct)  # and each id has one code
 
 
-def test_short_strings_pack_injectively():
+def _pack(column):
+    offsets, data = _rfm_batch._string_buffers(column)
+    k0 = np.empty(len(column), np.uint64)
+    k1 = np.empty(len(column), np.uint64)
+    aligned = data[:len(data) // 8 * 8].view(np.uint64)
+    rfm_hashed.pack_short_strings(offsets, data, aligned, k0, k1)
+    slow0, slow1 = np.empty_like(k0), np.empty_like(k1)  # the byte-by-byte path agrees
+    rfm_hashed.pack_short_strings(offsets, data, np.empty(0, np.uint64), slow0, slow1)
+    np.testing.assert_array_equal(k0, slow0)
+    np.testing.assert_array_equal(k1, slow1)
+    return k0, k1
+
+
+def test_short_strings_pack_injectively_and_unpack_back():
     """Strings that differ only by length or trailing NULs get different codes."""
     values = ["", "a", "a\x00", "\x00", "ab", "abcdefgh", "abcdefgh\x00", "abcdefghijklmno",
               "abcdefghijklmn", "é", "e"]
     column = pa.array(values * 50)
-    offsets, data = _rfm_batch._string_buffers(column)
-    k0 = np.empty(len(column), np.uint64)
-    k1 = np.empty(len(column), np.uint64)
-    rfm_hashed.pack_short_strings(offsets, data, k0, k1)
+    k0, k1 = _pack(column)
     assert len(set(zip(k0.tolist(), k1.tolist()))) == len(values)
-    times = np.zeros(len(column), np.int64)
-    parts = rfm_hashed.partition(k0, k1, True, times, times.astype(float), np.empty(0, np.int64),
-                                 False, 2, 2)
-    local, bases, first_rows = rfm_hashed.encode_partitions(parts[0], parts[1], parts[2], True,
-                                                            parts[3])
-    codes = _codes_by_row(parts[0], local, bases, parts[3])
-    assert column.take(pa.array(first_rows)).take(pa.array(codes)).equals(column)
+    str_offsets, str_data = rfm_hashed.unpack_short_strings(k0, k1)
+    unpacked = pa.Array.from_buffers(pa.large_string(), len(column),
+                                     [None, pa.py_buffer(str_offsets), pa.py_buffer(str_data)])
+    assert unpacked.to_pylist() == column.to_pylist()
+    rows = np.arange(len(column), dtype=np.int64)
+    offsets, p0, p1, p_rows, _, _ = rfm_hashed.partition(
+        k0, k1, True, rows, rows.astype(float), np.empty(0, np.int64), False, 2, 2)
+    local, bases, ids0, ids1 = rfm_hashed.encode_partitions(offsets, p0, p1, True)
+    codes = _codes_by_row(offsets, local, bases, p_rows)
+    assert bases[-1] == len(values)
+    np.testing.assert_array_equal(ids0[codes], k0)
+    np.testing.assert_array_equal(ids1[codes], k1)
 
 
 @settings(max_examples=200, deadline=None)
@@ -163,10 +178,7 @@ def test_short_strings_pack_injectively():
                 .filter(lambda t: len(t.encode()) <= 15), unique=True))
 def test_short_string_order_is_byte_order(values):
     column = pa.array(values, pa.string())
-    offsets, data = _rfm_batch._string_buffers(column)
-    k0 = np.empty(len(column), np.uint64)
-    k1 = np.empty(len(column), np.uint64)
-    rfm_hashed.pack_short_strings(offsets, data, k0, k1)
+    k0, k1 = _pack(column)
     order = rfm_hashed.short_string_order(k0, k1)
     assert [values[i] for i in order] == sorted(values, key=lambda v: v.encode())
     assert column.take(pa.array(order, pa.int64())).equals(column.take(pc.sort_indices(column)))
@@ -180,3 +192,29 @@ def test_long_string_ids_take_the_hash_map(monkeypatch, many_customers):
     monkeypatch.setattr(_rfm_batch, "HASHED_MIN_ROWS", 0)
     assert _rfm_batch._hashed_partitions(names, "cust", (None,) * 5) is None
     assert fe.rfm(_table(customer, times, amounts, orders, names), **kw).equals(exact)
+
+
+@pytest.mark.parametrize("typ", [pa.int8(), pa.int32(), pa.uint16(), pa.uint64(), pa.int64(),
+                                 pa.string(), pa.large_string(), pa.string_view()])
+def test_hashed_path_keeps_every_id_type(monkeypatch, typ):
+    rng = np.random.default_rng(8)
+    n = 5_000
+    raw = rng.integers(0, 100, n)
+    if pa.types.is_integer(typ):
+        if typ == pa.uint64():  # beyond int64: must not be cast through it
+            values = pa.array(raw.astype(np.uint64) + np.uint64(2**64 - 101), type=typ)
+        else:
+            values = pa.array(raw - 100 if typ == pa.int8() else raw, type=typ)
+    else:
+        values = pa.array([f"id{v}" for v in raw]).cast(typ)
+    table = pa.table({"cust": values,
+                      "ts": pa.array(1_600_000_000_000_000 + rng.integers(0, 10**12, n),
+                                     pa.timestamp("us")),
+                      "amt": rng.random(n)})
+    kw = dict(customer="cust", time="ts", amount="amt")
+    expected = fe.rfm(table, **kw, batch_size=1_000)  # the streaming path: hash map, no partitions
+    monkeypatch.setattr(_rfm_batch, "HASHED_MIN_ROWS", 0)
+    monkeypatch.setattr(_rfm_batch, "DENSE_MAX_RANGE", 0)
+    result = fe.rfm(table, **kw)
+    assert result.schema.field("cust").type == typ
+    assert result.equals(expected)
