@@ -189,13 +189,14 @@ def loglik_derivs(params, ux, W, S, x, m, w, want_hess):
         xi = x[i]
         vz = v + m[i] * xi
         L = math.log(vz)
-        u = wi / vz
+        inv = 1.0 / vz
+        u = wi * inv
         R0 += wi * L
         R1 += wi * xi * L
         D0 += u
         D1 += u * xi
-        E0 += u / vz
-        E1 += u * xi / vz
+        E0 += u * inv
+        E1 += u * xi * inv
     total += -p * R1 - q * R0
     grad = np.empty(3)
     grad[0] = g0 - R1
