@@ -16,7 +16,7 @@ from numba import njit, prange
 
 from ._config import NJIT
 from .clv_special import (dual, bg_conditional_alive_expectation, digamma, expit, log_nb_tail,
-                          logaddexp, trigamma)
+                          logaddexp, trigamma, weighted_totals)
 
 
 @njit(**NJIT)
@@ -48,12 +48,7 @@ def loglik_grad(params, x, tx, T, w, modified):
     r, alpha, a, b = params[0], params[1], params[2], params[3]
     m = float(modified)
     n = x.shape[0]
-    lls = np.empty(n)
-    g0 = 0.0
-    g1 = 0.0
-    g2 = 0.0
-    g3 = 0.0
-    total = 0.0
+    terms = np.empty((n, 5))
     dg_ab = digamma(a + b)
     dg_b = digamma(b)
     dg_r = digamma(r)
@@ -61,31 +56,20 @@ def loglik_grad(params, x, tx, T, w, modified):
         xi = x[i]
         head, t1, t2 = _terms(r, alpha, a, b, xi, tx[i], T[i], m)
         lse = logaddexp(t1, t2)
-        ll = head + lse
-        lls[i] = ll
         w1 = math.exp(t1 - lse)
         w2 = 1.0 - w1 if t2 > -np.inf else 0.0
-        la_T = math.log(alpha + T[i])
-        la_t = math.log(alpha + tx[i])
         dg_abx = digamma(a + b + xi + m)
-        d_r = digamma(r + xi) - dg_r + math.log(alpha) - w1 * la_T - w2 * la_t
-        d_alpha = r / alpha - (r + xi) * (w1 / (alpha + T[i]) + w2 / (alpha + tx[i]))
-        d_a = dg_ab - dg_abx + w2 / a
         d_b = dg_ab - dg_b - dg_abx + w1 * digamma(b + xi + m)
         if w2 > 0.0:
             d_b += w2 * digamma(b + xi + m - 1.0)
-        wi = w[i]
-        total += wi * ll
-        g0 += wi * d_r
-        g1 += wi * d_alpha
-        g2 += wi * d_a
-        g3 += wi * d_b
-    grad = np.empty(4)
-    grad[0] = g0
-    grad[1] = g1
-    grad[2] = g2
-    grad[3] = g3
-    return total, grad, lls
+        terms[i, 0] = head + lse
+        terms[i, 1] = digamma(r + xi) - dg_r + math.log(alpha) - w1 * math.log(alpha + T[i]) \
+            - w2 * math.log(alpha + tx[i])
+        terms[i, 2] = r / alpha - (r + xi) * (w1 / (alpha + T[i]) + w2 / (alpha + tx[i]))
+        terms[i, 3] = dg_ab - dg_abx + w2 / a
+        terms[i, 4] = d_b
+    total, grad = weighted_totals(terms, w)
+    return total, grad, terms[:, 0].copy()
 
 
 @njit(**NJIT)

@@ -12,7 +12,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._config import NJIT
-from .clv_special import dual, digamma, lbeta
+from .clv_special import dual, digamma, lbeta, weighted_totals
 
 
 @njit(**NJIT)
@@ -74,27 +74,16 @@ def loglik_grad(params, x, tx, n, w):
     """Weighted total log-likelihood, gradient w.r.t. (alpha, beta, gamma, delta), per-pattern ll."""
     al, be, ga, de = params[0], params[1], params[2], params[3]
     m = x.shape[0]
-    lls = np.empty(m)
-    total = 0.0
-    g0 = 0.0
-    g1 = 0.0
-    g2 = 0.0
-    g3 = 0.0
+    terms = np.empty((m, 5))
     for i in prange(m):
         ll, _, a1, a2, a3, a4 = _pattern(al, be, ga, de, x[i], tx[i], n[i], True)
-        lls[i] = ll
-        wi = w[i]
-        total += wi * ll
-        g0 += wi * a1
-        g1 += wi * a2
-        g2 += wi * a3
-        g3 += wi * a4
-    grad = np.empty(4)
-    grad[0] = g0
-    grad[1] = g1
-    grad[2] = g2
-    grad[3] = g3
-    return total, grad, lls
+        terms[i, 0] = ll
+        terms[i, 1] = a1
+        terms[i, 2] = a2
+        terms[i, 3] = a3
+        terms[i, 4] = a4
+    total, grad = weighted_totals(terms, w)
+    return total, grad, terms[:, 0].copy()
 
 
 @dual(1)

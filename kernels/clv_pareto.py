@@ -16,7 +16,7 @@ from numba import njit, prange
 
 from ._config import NJIT
 from .clv_special import (PARETO_MAX_TERMS, digamma, dual, logaddexp, one_minus_pow_over,
-                          series_1_e_f)
+                          series_1_e_f, weighted_totals)
 
 
 #: exp-sinh quadrature: step and half-width in t (tau - y = L exp(pi/2 sinh t)).
@@ -160,27 +160,16 @@ def loglik_grad(params, x, tx, T, w):
     """Weighted total log-likelihood, gradient w.r.t. (r, alpha, s, beta), per-pattern ll."""
     r, alpha, s, beta = params[0], params[1], params[2], params[3]
     n = x.shape[0]
-    lls = np.empty(n)
-    total = 0.0
-    g0 = 0.0
-    g1 = 0.0
-    g2 = 0.0
-    g3 = 0.0
+    terms = np.empty((n, 5))
     for i in prange(n):
         ll, _, d_r, d_al, d_s, d_be = _pattern(r, alpha, s, beta, x[i], tx[i], T[i], True)
-        lls[i] = ll
-        wi = w[i]
-        total += wi * ll
-        g0 += wi * d_r
-        g1 += wi * d_al
-        g2 += wi * d_s
-        g3 += wi * d_be
-    grad = np.empty(4)
-    grad[0] = g0
-    grad[1] = g1
-    grad[2] = g2
-    grad[3] = g3
-    return total, grad, lls
+        terms[i, 0] = ll
+        terms[i, 1] = d_r
+        terms[i, 2] = d_al
+        terms[i, 3] = d_s
+        terms[i, 4] = d_be
+    total, grad = weighted_totals(terms, w)
+    return total, grad, terms[:, 0].copy()
 
 
 @dual(1)

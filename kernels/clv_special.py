@@ -382,3 +382,17 @@ def log_space_objective(theta, ll, grad, hess, total_weight, pen):
             H_u[i, j] = -hess[i, j] / total_weight * theta[i] * theta[j]
         H_u[i, i] += 2.0 * pen * theta[i] * theta[i] + g_u[i]
     return ok, val, g_u, H_u, gmax
+
+
+@njit(**NJIT)
+def weighted_totals(terms, w):
+    """Weighted column sums of per-pattern terms: ``terms[i] = (ll_i, d ll_i / d theta_1, ...)``
+    gives (sum w ll, gradient = sum w d ll / d theta) — the reduction every pattern kernel's
+    log-likelihood ends with."""
+    n, k = terms.shape
+    sums = np.zeros(k)
+    for i in range(n):
+        wi = w[i]
+        for j in range(k):
+            sums[j] += wi * terms[i, j]
+    return sums[0], sums[1:].copy()
