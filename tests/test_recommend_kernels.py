@@ -1,11 +1,12 @@
 """Each recommend kernel against its plain reference in tests/naive_recommend.py."""
+import numba
 import numpy as np
 import pytest
 import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fastengage.kernels import rec_als, rec_csr, rec_knn, rec_metrics, rec_numpy, rec_topn
+from fastengage.kernels import rec_als, rec_csr, rec_knn, rec_metrics, rec_numpy, rec_sched, rec_topn
 
 import naive_recommend as naive
 
@@ -166,3 +167,71 @@ def test_item_knn_matches_naive(seed, K):
         assert count[i] == len(ref[i])
         assert nbr[i, :count[i]].tolist() == [j for _, j in ref[i]]
         np.testing.assert_allclose(sim[i, :count[i]], [s for s, _ in ref[i]], rtol=1e-12)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(0, 50), min_size=0, max_size=200), st.integers(0, 20),
+       st.integers(1, 64))
+def test_cost_chunks_cover_rows_once_in_balanced_chunks(lengths, row_cost, n_chunks):
+    indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    bounds, order = rec_sched.cost_chunks(indptr, row_cost, n_chunks)
+    assert bounds[0] == 0 and bounds[-1] == len(lengths)
+    assert (np.diff(bounds) > 0).all()  # contiguous, non-empty, every row exactly once
+    assert sorted(order.tolist()) == list(range(order.size))
+    cost = np.array([sum(lengths[a:b]) + row_cost * (b - a)
+                     for a, b in zip(bounds[:-1], bounds[1:])])
+    assert (np.diff(cost[order]) <= 0).all()  # claimed heaviest first
+    if len(lengths):
+        total = sum(lengths) + row_cost * len(lengths)
+        target = max(1, -(-total // n_chunks))
+        # a chunk closes as soon as it reaches the target: only its last row can overshoot
+        last = np.array([lengths[b - 1] + row_cost for b in bounds[1:]])
+        assert (cost - last < target).all()
+        # every chunk but the last reaches the target, so there are at most n_chunks + 1
+        assert order.size <= n_chunks + 1
+
+
+@numba.njit(parallel=True)
+def _claim_tickets(counter, workers, per_worker):
+    out = np.empty(workers * per_worker, np.int64)
+    for w in numba.prange(workers):
+        for k in range(per_worker):
+            out[w * per_worker + k] = rec_sched.fetch_add(counter, 1)
+    return out
+
+
+def test_fetch_add_is_atomic_across_threads():
+    counter = np.zeros(1, np.int64)
+    claimed = _claim_tickets(counter, 4, 100_000)
+    # every ticket 0 .. total-1 handed out exactly once, whatever the interleaving
+    assert counter[0] == claimed.size == 4 * 100_000
+    assert np.array_equal(np.sort(claimed), np.arange(claimed.size))
+
+
+@pytest.mark.parametrize("solver", ["cg", "cholesky"])
+def test_als_half_steps_do_not_depend_on_thread_count(solver):
+    """Rows are independent and each is solved in a fixed order, so the dynamic schedule
+    cannot change a single bit of the result."""
+    rng = np.random.default_rng(4)
+    m = sp.random(3000, 400, density=0.02, random_state=5, format="csr", dtype=np.float64)
+    m.data = (1.0 + 4.0 * m.data).astype(np.float32)
+    indptr = m.indptr.astype(np.int64)
+    indices = m.indices.astype(np.int64)
+    Y = rng.random((400, 16), dtype=np.float32)
+    A0 = Y.T.astype(np.float64) @ Y + 0.1 * np.eye(16)
+    X0 = rng.random((3000, 16), dtype=np.float32) * 0.01
+    results = []
+    old = numba.get_num_threads()
+    try:
+        for threads in sorted({1, numba.config.NUMBA_NUM_THREADS}):
+            numba.set_num_threads(threads)
+            X = X0.copy()
+            if solver == "cg":
+                rec_als.als_cg_half(indptr, indices, m.data, X, Y, A0.astype(np.float32), 3)
+            else:
+                rec_als.als_cholesky_half(indptr, indices, m.data, X, Y, A0)
+            results.append(X)
+    finally:
+        numba.set_num_threads(old)
+    for X in results[1:]:
+        assert np.array_equal(X, results[0])
