@@ -228,11 +228,23 @@ def _simulate_bgnbd(n, seed=0):
     return x, np.where(x > 0, tx, 0.0), T
 
 
-@pytest.mark.parametrize("cls", [clv.BetaGeo, clv.GammaGamma])
+def _simulate_pareto(n, seed=2):
+    """Pareto/NBD customers in whole days (on BG/NBD data its likelihood has a ridge, s/beta
+    fixed, with no interior maximum)."""
+    rng = np.random.default_rng(seed)
+    T = rng.integers(1, 366, n).astype(float)
+    alive = np.minimum(rng.exponential(1.0 / rng.gamma(0.6, 1.0 / 80.0, n)), T)
+    x = rng.poisson(rng.gamma(0.55, 1.0 / 70.0, n) * alive).astype(float)
+    tx = np.floor(np.where(x > 0, alive * rng.beta(np.maximum(x, 1), 1.0), 0.0))
+    x = np.where(tx > 0, x, 0.0)
+    return x, np.where(x > 0, tx, 0.0), T
+
+
+@pytest.mark.parametrize("cls", [clv.BetaGeo, clv.GammaGamma, clv.ParetoNBD])
 def test_newton_path_equals_quasi_newton(cls):
     # Newton steps from a subsample start, last step taken without a pass, vs the L-BFGS-B/BFGS
     # fallback on the same data: the same maximum
-    x, tx, T = _simulate_bgnbd(250_000)
+    x, tx, T = _simulate_bgnbd(250_000) if cls is not clv.ParetoNBD else _simulate_pareto(60_000)
     if cls is clv.GammaGamma:
         rng = np.random.default_rng(1)
         m = np.round(rng.gamma(6.0 * np.maximum(x, 1), 1.0 / (rng.gamma(3.7, 1 / 15.0, x.size)
@@ -241,11 +253,11 @@ def test_newton_path_equals_quasi_newton(cls):
     else:
         args = (x, tx, T)
     fast = cls().fit(*args)
-    assert any("subsample" in a or "-th pattern" in a for a in fast.fit_info_["attempts"])
-    assert fast.fit_info_["evaluations"] <= 5
+    assert any("-th pattern" in a for a in fast.fit_info_["attempts"])
+    assert fast.fit_info_["evaluations"] <= 10
 
     class QuasiNewton(cls):
-        _analytic_hessian = False
+        _has_hessian = False
     slow = QuasiNewton().fit(*args)
     # (the quasi-Newton fallback stops at a gradient ~1e-8, i.e. ~1e-6 from the maximum)
     for k in fast.params_:

@@ -45,6 +45,24 @@ class ParetoNBD(TransactionModel):
         scale = max(mean_T / (1.0 + mean_x), 1e-3)
         return np.array([1.0, scale, 1.0, max(mean_T, 1e-3)])
 
+    # Newton steps with a finite-difference Hessian of the analytic gradient (5 passes a step)
+    # from a subsample fit: ~4x fewer passes than L-BFGS-B on 100k customers
+    _has_hessian = True
+    _passes_per_hessian = 5
+    PREFIT_MIN_PATTERNS = 10_000
+    PREFIT_PATTERNS = 2_000
+    NEWTON_MAX_ITER = 15     # each step costs 5 passes: hand a ridge to L-BFGS-B early
+
+    def _loglik_derivs(self, theta, data):
+        return self._fd_loglik_derivs(theta, data)
+
+    def _subsample(self, data, step):
+        x, tx, T, w, (qx, qy, ux, ix, ia, ib) = data
+        sl = slice(step // 2, None, step)
+        ws = w[sl] * step
+        return (x[sl], tx[sl], T[sl], ws, (qx, qy, ux, ix[sl].copy(), ia[sl].copy(),
+                                           ib[sl].copy())), float(ws.sum())
+
     def _loglik_grad(self, theta, data):
         qx, qy, ux, ix, ia, ib = data[4]
         return _k.loglik_grad_tab(np.asarray(theta, np.float64), qx, qy, ux, ix, ia, ib, data[2],
