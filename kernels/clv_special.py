@@ -19,7 +19,8 @@ from ._launch import run_parallel
 PARALLEL_MIN_ROWS = 100_000
 
 #: From PARALLEL_MIN_ROWS rows on, a kernel runs the variant (serial or parallel) with the lower
-#: measured time per row, and times the other one again every PROBE_EVERY calls.
+#: measured time per row, and times the other one again every PROBE_EVERY calls (times how many
+#: times slower it was).
 PROBE_EVERY = 32
 
 
@@ -38,8 +39,8 @@ class _Chooser:
     busy it can take several times longer than one thread (measured on two shared cores: 16 ms
     instead of 6.4 ms serial for 182k BG/NBD patterns), while on idle cores it takes half the
     time. The choice follows what the machine does now: the faster variant by an average of its
-    last timings, the other one re-timed every PROBE_EVERY calls. Races between threads only
-    blur the averages.
+    last timings, the other one re-timed every PROBE_EVERY calls times its slowness ratio. Races
+    between threads only blur the averages.
     """
 
     __slots__ = ("calls", "per_row")
@@ -56,7 +57,10 @@ class _Chooser:
         if ser is None:
             return 0
         best = 0 if ser <= par else 1
-        return 1 - best if self.calls % PROBE_EVERY == 0 else best
+        # a variant k times slower is re-timed k times less often (a probe of the parallel one
+        # on busy cores costs ~8 serial calls)
+        every = PROBE_EVERY * max(1, int(max(ser, par) / max(min(ser, par), 1e-30)))
+        return 1 - best if self.calls % every == 0 else best
 
     def record(self, which: int, seconds: float, rows: int) -> None:
         t = seconds / max(rows, 1)
