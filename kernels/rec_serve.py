@@ -79,7 +79,7 @@ def find_str(offsets, data, order, key):
 
 @njit(**_FAST)
 def mf_topn_row(row, U, V, proj, proj_T, resid, sorted_norms, perm, slack, seen_indptr,
-                seen_indices, exclude_seen, tb, out_idx, out_score):
+                seen_indices, tb, item_out, exclude_seen, out_idx, out_score):
     """Exact top-n items of customer ``row``; returns how many were written (n = out size).
 
     Items are visited in decreasing-norm order, a slice of ``SLICE`` at a time. Two bounds
@@ -115,10 +115,12 @@ def mf_topn_row(row, U, V, proj, proj_T, resid, sorted_norms, perm, slack, seen_
         ``1 + relative margin`` of the bounds (covers float rounding of the scores).
     seen_indptr, seen_indices : int64
         Training CSR (sorted rows) of seen items.
-    exclude_seen : bool
     tb : int64[n_items]
         Tie-break rank of each item code (lower wins among equal scores).
-    out_idx : int64[n], out_score : float[n]   # OUT, best first, -1/NaN beyond the count
+    item_out : int64[n_items]
+        What to write to ``out_idx`` for each item code (the item ids, or ``arange``).
+    exclude_seen : bool
+    out_idx : int64[n], out_score : float32[n]   # OUT, best first, -1/NaN beyond the count
     """
     f = U.shape[1]
     kp = proj.shape[1]
@@ -199,7 +201,7 @@ def mf_topn_row(row, U, V, proj, proj_T, resid, sorted_norms, perm, slack, seen_
     count = size
     for k in range(count - 1, -1, -1):
         out_score[k] = hs[0]
-        out_idx[k] = hi[0]
+        out_idx[k] = item_out[hi[0]]
         size -= 1
         hs[0] = hs[size]
         hi[0] = hi[size]
@@ -212,23 +214,23 @@ def mf_topn_row(row, U, V, proj, proj_T, resid, sorted_norms, perm, slack, seen_
 
 @njit(**NJIT)
 def mf_topn_int(key, sorted_keys, key_codes, U, V, proj, proj_T, resid, sorted_norms, perm,
-                slack, seen_indptr, seen_indices, exclude_seen, tb, out_idx, out_score):
+                slack, seen_indptr, seen_indices, tb, item_out, exclude_seen, out_idx, out_score):
     """:func:`mf_topn_row` for the customer with integer id ``key`` (see :func:`find_int`);
     returns the count, or -1 when the id is not in the model."""
     row = find_int(sorted_keys, key_codes, key)
     if row < 0:
         return -1
     return mf_topn_row(row, U, V, proj, proj_T, resid, sorted_norms, perm, slack, seen_indptr,
-                       seen_indices, exclude_seen, tb, out_idx, out_score)
+                       seen_indices, tb, item_out, exclude_seen, out_idx, out_score)
 
 
 @njit(**NJIT)
 def mf_topn_str(key, offsets, data, order, U, V, proj, proj_T, resid, sorted_norms, perm,
-                slack, seen_indptr, seen_indices, exclude_seen, tb, out_idx, out_score):
+                slack, seen_indptr, seen_indices, tb, item_out, exclude_seen, out_idx, out_score):
     """:func:`mf_topn_row` for the customer whose string id has the UTF-8 bytes ``key`` (see
     :func:`find_str`); returns the count, or -1 when the id is not in the model."""
     row = find_str(offsets, data, order, key)
     if row < 0:
         return -1
     return mf_topn_row(row, U, V, proj, proj_T, resid, sorted_norms, perm, slack, seen_indptr,
-                       seen_indices, exclude_seen, tb, out_idx, out_score)
+                       seen_indices, tb, item_out, exclude_seen, out_idx, out_score)

@@ -110,7 +110,7 @@ def test_numpy_scalar_ids_and_item_id_type(fitted):
     items, _ = model.recommend_one(key, n=5)
     assert list(items) == model.recommend_one(c, n=5)[0].tolist()
     if model.items_.kind == "int":
-        assert items.dtype == np.int32  # the model's item id type
+        assert items.dtype == np.int64  # int32 ids in the data: int64 out
     else:
         assert items.dtype == object and isinstance(items[0], str)
 

@@ -275,8 +275,7 @@ class Recommender:
         Returns
         -------
         items : numpy.ndarray
-            Item ids, best first: the model's integer id type, or ``object`` (``str``) for
-            string ids.
+            Item ids, best first: int64 for integer ids, ``object`` (``str``) for string ids.
         scores : numpy.ndarray
             float32 scores, same length.
 
@@ -289,7 +288,8 @@ class Recommender:
         n = self._check_n(n)
         self._check_one_id(customer)
         table = self.recommend([customer], n=n, exclude_seen=exclude_seen)
-        return (self._item_ids_numpy()[self.items_.lookup(table.column("item"))],
+        items = self._item_ids_numpy()[self.items_.lookup(table.column("item"))]
+        return (items.astype(np.int64) if self.items_.kind == "int" else items,
                 table.column("score").to_numpy())
 
     def _check_one_id(self, customer) -> None:

@@ -66,8 +66,7 @@ class MatrixFactorization(Recommender):
             bounds.append(min(norms.size, bounds[-1] + int(size)))
             size *= self.block_growth
         self._item_blocks = list(zip(bounds[:-1], bounds[1:]))
-        self._serve_keys = None
-        self._serve_items = None
+        self._serve = None
 
     def _pruned_block(self, U, seen_rows, n, seen_indptr, seen_indices, allowed, use_allowed,
                       out_idx, out_score, out_count):
@@ -120,78 +119,82 @@ class MatrixFactorization(Recommender):
         return out_idx, out_score, out_count
 
     # -- single-customer serving (one nogil kernel call per request) -----------------------
-    def _customer_keys(self):
-        """Sorted copy of the customer ids for the serving kernels' binary search, built on the
-        first :meth:`recommend_one` (int ids: keys and codes; string ids: offsets, bytes and
-        the codes in byte order)."""
-        keys = self._serve_keys
-        if keys is None:
-            ids = self._customer_ids
-            if self.customers_.kind == "int":
-                values = np.ascontiguousarray(ids.to_numpy(zero_copy_only=False), np.int64)
-                order = np.argsort(values, kind="stable").astype(np.int64)
-                keys = ("int", np.ascontiguousarray(values[order]), order)
-            else:
-                strings = ids.cast(pa.large_string())
-                _, offsets, data = strings.buffers()
-                n = len(strings)
-                offsets = np.frombuffer(offsets, np.int64)[strings.offset:strings.offset + n + 1]
-                data = np.frombuffer(data, np.uint8) if data is not None and data.size \
-                    else np.zeros(1, np.uint8)
-                order = pc.sort_indices(strings).to_numpy().astype(np.int64)
-                keys = ("str", np.ascontiguousarray(offsets), data, order)
-            self._serve_keys = keys
-        return keys
-
-    def _item_bounds(self):
-        """Per-item data of the serving kernel's bound (:func:`rec_serve.mf_topn_row`), built
-        on the first :meth:`recommend_one`: the top ``SERVE_DIRECTIONS`` principal directions
-        ``P`` of the item factors, ``P^T y`` per item and the residual norms, in the
-        decreasing-norm order of ``_perm``."""
-        state = self._serve_items
-        if state is None:
-            V = self.item_factors_
-            Vs = V[self._perm].astype(np.float64)
-            k = min(SERVE_DIRECTIONS, V.shape[1])
-            _, vecs = np.linalg.eigh(Vs.T @ Vs)
-            proj = np.ascontiguousarray(vecs[:, ::-1][:, :k])
-            coords = Vs @ proj
-            resid = np.linalg.norm(Vs - coords @ proj.T, axis=1) * (1.0 + 1e-6)
-            state = (proj, np.ascontiguousarray(coords.T, V.dtype), resid.astype(V.dtype))
-            self._serve_items = state
+    def _serving(self):
+        """Everything :meth:`recommend_one` passes to the serving kernel, built on its first
+        call: ``(kind, lookup, static)`` where ``lookup`` holds the customer ids sorted for the
+        kernel's binary search (int ids: keys and codes; string ids: offsets, UTF-8 bytes and
+        the codes in byte order) and ``static`` the kernel's model arguments (see
+        :func:`rec_serve.mf_topn_row`), among them the top ``SERVE_DIRECTIONS`` principal
+        directions ``P`` of the item factors, ``P^T y`` and residual norms in the
+        decreasing-norm order of ``_perm``, and what the kernel writes out per item (the
+        integer item ids themselves, or codes for string ids, whose names are the last
+        element)."""
+        state = self._serve
+        if state is not None:
+            return state
+        ids = self._customer_ids
+        if self.customers_.kind == "int":
+            values = np.ascontiguousarray(ids.to_numpy(zero_copy_only=False), np.int64)
+            order = np.argsort(values, kind="stable").astype(np.int64)
+            kind, lookup = "int", (np.ascontiguousarray(values[order]), order)
+        else:
+            strings = ids.cast(pa.large_string())
+            _, offsets, data = strings.buffers()
+            n = len(strings)
+            offsets = np.frombuffer(offsets, np.int64)[strings.offset:strings.offset + n + 1]
+            data = np.frombuffer(data, np.uint8) if data is not None and data.size \
+                else np.zeros(1, np.uint8)
+            order = pc.sort_indices(strings).to_numpy().astype(np.int64)
+            kind, lookup = "str", (np.ascontiguousarray(offsets), data, order)
+        V = self.item_factors_
+        Vs = V[self._perm].astype(np.float64)
+        k = min(SERVE_DIRECTIONS, V.shape[1])
+        _, vecs = np.linalg.eigh(Vs.T @ Vs)
+        proj = np.ascontiguousarray(vecs[:, ::-1][:, :k])
+        coords = Vs @ proj
+        resid = np.linalg.norm(Vs - coords @ proj.T, axis=1) * (1.0 + 1e-6)
+        if self.items_.kind == "int":
+            item_out, item_names = np.ascontiguousarray(self._item_ids_numpy(), np.int64), None
+        else:
+            item_out, item_names = np.arange(self.n_items, dtype=np.int64), self._item_ids_numpy()
+        static = (self.user_factors_, V, proj, np.ascontiguousarray(coords.T, V.dtype),
+                  resid.astype(V.dtype), self._sorted_norms, self._perm, _SLACK,
+                  self.seen_indptr_, self.seen_indices_, self._tiebreak, item_out)
+        self._serve = state = (kind, lookup, static, item_names)
         return state
 
     def recommend_one(self, customer, n: int = 10,
                       exclude_seen: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        # Everything under the GIL is kept short: threads serving requests queue for it.
         if type(n) is not int or n < 1:
             n = self._check_n(n)
         if self.customers_ is None or not self.use_native:
             return super().recommend_one(customer, n, exclude_seen)
-        keys = self._serve_keys or self._customer_keys()
-        proj, proj_T, resid = self._serve_items or self._item_bounds()
+        kind, lookup, static, item_names = self._serve or self._serving()
         out_idx = np.empty(n, np.int64)
-        out_score = np.empty(n, self.user_factors_.dtype)
-        args = (self.user_factors_, self.item_factors_, proj, proj_T, resid, self._sorted_norms,
-                self._perm, _SLACK, self.seen_indptr_, self.seen_indices_, bool(exclude_seen),
-                self._tiebreak, out_idx, out_score)
-        if keys[0] == "int" and isinstance(customer, (int, np.integer)) \
+        out_score = np.empty(n, np.float32)
+        count = -1
+        if kind == "int" and isinstance(customer, (int, np.integer)) \
                 and not isinstance(customer, bool):
             key = int(customer)
-            count = rec_serve.mf_topn_int(key, keys[1], keys[2], *args) \
-                if -2 ** 63 <= key < 2 ** 63 else -1
-        elif keys[0] == "str" and isinstance(customer, str):
+            if -2 ** 63 <= key < 2 ** 63:
+                count = rec_serve.mf_topn_int(key, *lookup, *static, bool(exclude_seen),
+                                              out_idx, out_score)
+        elif kind == "str" and isinstance(customer, str):
             key = np.frombuffer(customer.encode("utf-8"), np.uint8)
-            count = rec_serve.mf_topn_str(key, keys[1], keys[2], keys[3], *args)
+            count = rec_serve.mf_topn_str(key, *lookup, *static, bool(exclude_seen),
+                                          out_idx, out_score)
         else:
-            self._check_one_id(customer)  # raises: an id of the other kind, or out of range
-            count = -1
+            self._check_one_id(customer)  # raises: an id of the other kind
         if count < 0:
             raise InputError(
                 f"customer id {customer!r} is not in the model; use recommend_new() to "
                 "recommend from their items without refitting")
-        return (self._item_ids_np if self._item_ids_np is not None
-                else self._item_ids_numpy())[out_idx[:count]], \
-            out_score[:count].astype(np.float32, copy=False)
+        if count < n:
+            out_idx, out_score = out_idx[:count], out_score[:count]
+        if item_names is not None:  # string item ids: the kernel wrote codes
+            return item_names[out_idx], out_score
+        return out_idx, out_score
 
     recommend_one.__doc__ = Recommender.recommend_one.__doc__
 
