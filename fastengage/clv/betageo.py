@@ -58,7 +58,7 @@ class BetaGeo(TransactionModel):
         mean_x = float(np.average(x, weights=w)) if w.sum() > 0 else 0.0
         return np.array([1.0, max(mean_T / (1.0 + mean_x), 1e-3), 1.0, 1.0])
 
-    _analytic_hessian = True
+    _has_hessian = True
 
     def _loglik_grad(self, theta, data):
         ux, uy, ix, iT, itx = data[4]

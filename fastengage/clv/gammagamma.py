@@ -56,7 +56,7 @@ class GammaGamma(BaseModel):
 
     _kind = "clv.gammagamma"
     param_names = ("p", "q", "gamma")
-    _analytic_hessian = True
+    _has_hessian = True
 
     def _start(self, data):
         total = float(data.W.sum())
