@@ -171,22 +171,25 @@ def test_recommend_one_threads(benchmark, synthetic):
                             for a, b in zip(got, theirs_result)])
             assert same >= 0.995, same
 
-    def timed(fn, rounds=5):
-        times, cpu = [], []
+    def timed_interleaved(fns, rounds=5):
+        # one round times every variant in turn, so load changes hit all of them alike
+        times = [[] for _ in fns]
+        cpu = [[] for _ in fns]
         for _ in range(rounds):
-            c0, t0 = time.process_time(), time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t0)
-            cpu.append((time.process_time() - c0) / times[-1])
-        return statistics.median(times), statistics.median(cpu)
+            for k, fn in enumerate(fns):
+                c0, t0 = time.process_time(), time.perf_counter()
+                fn()
+                times[k].append(time.perf_counter() - t0)
+                cpu[k].append((time.process_time() - c0) / times[k][-1])
+        return [(statistics.median(t), statistics.median(c)) for t, c in zip(times, cpu)]
 
-    t8, cpu8 = timed(lambda: _in_threads(serve, split(8)))
-    t2, cpu2 = timed(ours)
-    t1, cpu1 = timed(serial)
+    (t1, cpu1), (t2, cpu2), (t8, cpu8) = timed_interleaved(
+        [serial, ours, lambda: _in_threads(serve, split(8))])
     extra = {"customers": len(ids), "n": 10, "ratio_2_over_1_threads": t1 / t2,
              "ratio_8_over_1_threads": t1 / t8, "cpu_per_wall": {"1": cpu1, "2": cpu2, "8": cpu8},
              "loadavg": os.getloadavg()}
-    print(f"\n[recommend.recommend_one] {len(ids)} calls: 1 thread {t1 / len(ids) * 1e6:.1f} us/call"
+    print(f"\n[recommend.recommend_one] {len(ids)} calls: 1 thread "
+          f"{t1 / len(ids) * 1e6:.1f} us/call"
           f", 2 threads {t2 / len(ids) * 1e6:.1f}, 8 threads {t8 / len(ids) * 1e6:.1f}; throughput"
           f" 2/1 threads {t1 / t2:.2f}x, 8/1 {t1 / t8:.2f}x; cpu/wall {cpu1:.2f} {cpu2:.2f} "
           f"{cpu8:.2f}; load {os.getloadavg()[0]:.2f}")

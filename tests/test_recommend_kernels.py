@@ -6,7 +6,8 @@ import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fastengage.kernels import rec_als, rec_csr, rec_knn, rec_metrics, rec_numpy, rec_sched, rec_topn
+from fastengage.kernels import (rec_als, rec_csr, rec_knn, rec_metrics, rec_numpy, rec_sched,
+                                rec_topn)
 
 import naive_recommend as naive
 
