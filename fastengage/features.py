@@ -31,6 +31,7 @@ from __future__ import annotations
 from typing import Callable
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ._input import open_source
 from ._rfm_batch import rfm_in_memory
@@ -106,6 +107,9 @@ def rfm(data, *, customer: str, time: str, amount: str, order: str | None = None
         state.update(source, batch_size=batch_size, progress=progress)
     if state.report["rows_read"] == 0:
         raise InputError("the input is empty: no rows to compute features from")
+    # The records hold every count now; the structures that deduplicated days and orders are
+    # not needed for the output, which is when a streamed run peaks.
+    state._release_dedup_structures()
     # The stream is over: hand the reader's cached buffers back before the output is built,
     # which is when a streamed run peaks.
     pa.default_memory_pool().release_unused()
@@ -123,8 +127,9 @@ def _rfm_from_file(source, new_state, time: str, batch_size, progress) -> RFMSta
     1. Assume time order (logs are usually written that way): a new purchase day is then just a
        day different from the customer's latest, and no set of customer-days is kept. The pass
        stops at the first event out of order.
-    2. Otherwise read the time column alone for its range of days; if it is narrow enough, count
-       distinct days in a bitmap per customer (``MAX_DAY_WORDS``).
+    2. Otherwise read the customer and time columns alone: every customer id gets its code and
+       the range of days is known, so the records and a bitmap of days per customer are
+       allocated once at their exact size (``MAX_DAY_WORDS`` at most), then fold the rows.
     3. Otherwise, or if a day falls outside that range after all, keep the (customer, day) set.
     """
     state = new_state()
@@ -135,9 +140,11 @@ def _rfm_from_file(source, new_state, time: str, batch_size, progress) -> RFMSta
         return state
     except _NotTimeSorted:
         pass
-    first_day, words = _day_range(source, time, batch_size)
+    del state
+    pa.default_memory_pool().release_unused()  # the batch the failed pass stopped in
+    state = new_state()
+    first_day, words = _encode_ids_and_day_range(state, source, time, batch_size)
     if words <= MAX_DAY_WORDS:
-        state = new_state()
         state._use_day_bitmaps(first_day, words)
         try:
             return state.update(source, batch_size=batch_size, progress=progress)
@@ -146,17 +153,25 @@ def _rfm_from_file(source, new_state, time: str, batch_size, progress) -> RFMSta
     return new_state().update(source, batch_size=batch_size, progress=progress)
 
 
-def _day_range(source, time: str, batch_size) -> tuple:
-    """(first day, 64-day words) spanning every time in ``source``; one pass over that column."""
+def _encode_ids_and_day_range(state: RFMState, source, time: str, batch_size) -> tuple:
+    """Give every customer id of ``source`` its code in ``state``, size its records exactly, and
+    return (first day, 64-day words) spanning every time; one pass over those two columns."""
     from ._input import time_to_us
     from .kernels import rfm_oneshot
 
+    customer = state.columns["customer"]
     lo = hi = None
-    for batch in source.batches([time], batch_size=batch_size):
-        if batch.num_rows:
-            us = time_to_us(batch.column(0), time)
-            lo = int(us.min()) if lo is None else min(lo, int(us.min()))
-            hi = int(us.max()) if hi is None else max(hi, int(us.max()))
+    for batch in source.batches([customer, time], batch_size=batch_size):
+        if not batch.num_rows:
+            continue
+        # Null ids are left to the folding pass, which drops and counts them or raises.
+        state.customers.encode(pc.drop_null(batch.column(0)))
+        us = time_to_us(batch.column(1), time)
+        lo = int(us.min()) if lo is None else min(lo, int(us.min()))
+        hi = int(us.max()) if hi is None else max(hi, int(us.max()))
+        del batch, us
+        pa.default_memory_pool().release_unused()  # as RFMState.update does between batches
+    state._grow_state(len(state.customers), exact=True)
     if lo is None:
         return 0, 0
     return rfm_oneshot.day_words(lo, hi)

@@ -155,11 +155,11 @@ class RFMState:
             if self.returns == "exclude":
                 rep["return_rows_excluded"] += n_returns
 
-    def _grow_state(self, n: int) -> None:
+    def _grow_state(self, n: int, exact: bool = False) -> None:
         old = self._state
         if n <= len(old):
             return
-        size = max(n, len(old) + len(old) // 2)  # 1.5x: less slack at the peak
+        size = n if exact else max(n, len(old) + len(old) // 2)  # 1.5x: less slack at the peak
         if old.flags.owndata and len(old):
             # realloc in place (mremap for large blocks): no second copy of the records at the
             # peak. Safe because no view of self._state outlives a locked call.
@@ -173,6 +173,15 @@ class RFMState:
         new[: len(old)] = old
         self._state = new
         self._grow_bitmap(size)
+
+    def _release_dedup_structures(self) -> None:
+        """Free the day bitmaps and pair sets: for rfm(), whose state ends with to_table()."""
+        with self._lock:
+            self._day_bitmap = np.zeros(0, np.uint64)
+            self._day_set = np.full(16, _pairset.EMPTY, dtype=np.int64)
+            self._order_set = np.full(16, _pairset.EMPTY, dtype=np.int64)
+            self._day_keys = self._order_keys = 0
+            self._day_words = 0
 
     def _use_day_bitmaps(self, first_day: int, words: int) -> None:
         """Count distinct days with a bitmap of ``words`` words per customer from ``first_day``."""

@@ -64,8 +64,33 @@ def test_a_day_outside_the_bitmap_range_falls_back_to_the_set(tmp_path, monkeypa
     path = tmp_path / "log.parquet"
     pq.write_table(table, path)
     first_day = int(table["ts"].cast(pa.int64()).to_numpy().min()) // US_PER_DAY
-    monkeypatch.setattr(features, "_day_range", lambda *a: (first_day + 100, 1))
+    real = features._encode_ids_and_day_range
+    monkeypatch.setattr(features, "_encode_ids_and_day_range",
+                        lambda *a: (real(*a), (first_day + 100, 1))[1])
     seen = _passes(monkeypatch)
     streamed = fe.rfm(str(path), **KW)
     assert seen == ["sorted", "bitmap", "set"]
     assert streamed["purchase_days"].equals(fe.rfm(table, **KW)["purchase_days"])
+
+
+def test_bitmap_pass_with_as_of_nulls_and_customers_seen_only_later(tmp_path, monkeypatch):
+    """The id pre-pass codes every customer, also those whose only rows are null-dropped or after
+    as_of: they must not appear in the output or in the counts."""
+    table = _log(400, sort=False)
+    cust = table["cust"].to_numpy().copy()
+    late = table["ts"].cast(pa.int64()).to_numpy() > np.quantile(table["ts"].cast(pa.int64()), 0.9)
+    cust[late] += 10**9  # customers that exist only after the cut
+    mask = np.zeros(len(cust), bool)
+    mask[::97] = True  # null ids, dropped and counted
+    table = table.set_column(0, "cust", pa.array(cust, mask=mask))
+    path = tmp_path / "log.parquet"
+    pq.write_table(table, path, row_group_size=3_000)
+    as_of = table["ts"].cast(pa.int64()).to_numpy()[late].min() - 1
+    kw = dict(KW, as_of=np.datetime64(int(as_of), "us"), drop_null_customers=True)
+    expected = fe.rfm(table, **kw)
+    seen = _passes(monkeypatch)
+    streamed = fe.rfm(str(path), **kw, batch_size=4_000)
+    assert seen == ["sorted", "bitmap"]
+    assert streamed.drop_columns(["monetary_total", "monetary_mean", "m_score"]).equals(
+        expected.drop_columns(["monetary_total", "monetary_mean", "m_score"]))
+    assert streamed.schema.metadata == expected.schema.metadata
