@@ -19,6 +19,8 @@ import numpy as np
 from numba import njit, prange
 
 from ._config import NJIT, NJIT_PARALLEL
+from .pairset import mix64  # splitmix64 finaliser: a bijection of 64-bit words
+from .rfm_oneshot import partition_starts
 
 #: Rows per partition the partition count aims at; with ~20 rows per customer that is ~1,000
 #: distinct ids per partition, whose table (12 bytes a slot) and records stay in L2.
@@ -36,17 +38,6 @@ def partition_bits(n_rows: int) -> int:
     while bits < MAX_BITS and (n_rows >> bits) > ROWS_PER_PARTITION:
         bits += 1
     return bits
-
-
-@njit(**NJIT)
-def mix64(x):
-    """splitmix64 finaliser of a uint64: invertible, and spreads consecutive ids apart."""
-    x ^= x >> np.uint64(30)
-    x *= np.uint64(0xBF58476D1CE4E5B9)
-    x ^= x >> np.uint64(27)
-    x *= np.uint64(0x94D049BB133111EB)
-    x ^= x >> np.uint64(31)
-    return x
 
 
 @njit(**NJIT)
@@ -161,16 +152,7 @@ def partition(keys0,      # IN  uint64[n] id key words (an int64 id viewed as ui
     step = (n + n_chunks - 1) // n_chunks
     for t in prange(n_chunks):
         _histogram(keys0, keys1, two_words, min(n, t * step), min(n, (t + 1) * step), drop, hist[t])
-    # Partition-major, chunk-minor starts keep the scatter stable (input order within a partition).
-    cursors = np.empty((n_chunks, n_parts), np.int64)
-    part_offsets = np.empty(n_parts + 1, np.int64)
-    pos = 0
-    for p in range(n_parts):
-        part_offsets[p] = pos
-        for t in range(n_chunks):
-            cursors[t, p] = pos
-            pos += hist[t, p]
-    part_offsets[n_parts] = pos
+    cursors, part_offsets = partition_starts(hist)  # stable: input order kept per partition
     out_keys0 = np.empty(n, np.uint64)
     out_keys1 = np.empty(n if two_words else 0, np.uint64)
     out_times = np.empty(n, np.int64)

@@ -52,6 +52,27 @@ def _scatter(codes, times, amounts, orders, has_order, lo, hi, shift, cursor,
             out_orders[k] = orders[i]
 
 
+@njit(**NJIT)
+def partition_starts(hist):
+    """Scatter cursors and partition offsets from per-chunk histograms ``hist[chunk, part]``.
+
+    Partition-major, chunk-minor starts: chunk t's rows of a partition follow chunk t-1's, so
+    the scatter is stable and time order inside a partition is kept.
+    Returns (cursors int64[n_chunks, n_parts], part_offsets int64[n_parts + 1]).
+    """
+    n_chunks, n_parts = hist.shape
+    cursors = np.empty((n_chunks, n_parts), np.int64)
+    part_offsets = np.empty(n_parts + 1, np.int64)
+    pos = 0
+    for p in range(n_parts):
+        part_offsets[p] = pos
+        for t in range(n_chunks):
+            cursors[t, p] = pos
+            pos += hist[t, p]
+    part_offsets[n_parts] = pos
+    return cursors, part_offsets
+
+
 @njit(**NJIT_PARALLEL)
 def partition(codes,      # IN  int64[n] customer codes, 0 <= code < n_codes
               times,      # IN  int64[n] µs UTC
@@ -75,17 +96,7 @@ def partition(codes,      # IN  int64[n] customer codes, 0 <= code < n_codes
     step = (n + n_chunks - 1) // n_chunks
     for t in prange(n_chunks):
         _histogram(codes, min(n, t * step), min(n, (t + 1) * step), shift, hist[t])
-    # Partition-major, chunk-minor starts: chunk t's rows of a partition follow chunk t-1's,
-    # so the scatter is stable and time order inside a partition is kept.
-    cursors = np.empty((n_chunks, n_parts), np.int64)
-    part_offsets = np.empty(n_parts + 1, np.int64)
-    pos = 0
-    for p in range(n_parts):
-        part_offsets[p] = pos
-        for t in range(n_chunks):
-            cursors[t, p] = pos
-            pos += hist[t, p]
-    part_offsets[n_parts] = pos
+    cursors, part_offsets = partition_starts(hist)
     out_local = np.empty(n, np.int32)
     out_times = np.empty(n, np.int64)
     out_amounts = np.empty(n, np.float64)
