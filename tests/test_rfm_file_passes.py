@@ -94,3 +94,20 @@ def test_bitmap_pass_with_as_of_nulls_and_customers_seen_only_later(tmp_path, mo
     assert streamed.drop_columns(["monetary_total", "monetary_mean", "m_score"]).equals(
         expected.drop_columns(["monetary_total", "monetary_mean", "m_score"]))
     assert streamed.schema.metadata == expected.schema.metadata
+
+
+def test_unsorted_dataset_folder_takes_the_bitmap_pass(tmp_path, monkeypatch):
+    """A folder of Parquet files (a dataset): files in any order, rows unsorted within them."""
+    table = _log(500, sort=False, seed=9)
+    folder = tmp_path / "events"
+    folder.mkdir()
+    half = table.num_rows // 2
+    pq.write_table(table.slice(half), folder / "part-0.parquet")  # later rows first
+    pq.write_table(table.slice(0, half), folder / "part-1.parquet")
+    kw = dict(KW, order="ord")
+    expected = fe.rfm(table, **kw)
+    seen = _passes(monkeypatch)
+    streamed = fe.rfm(str(folder), **kw, batch_size=2_500)
+    assert seen == ["sorted", "bitmap"]
+    assert streamed.drop_columns(["monetary_total", "monetary_mean", "m_score"]).equals(
+        expected.drop_columns(["monetary_total", "monetary_mean", "m_score"]))
