@@ -22,7 +22,7 @@ except ImportError as exc:  # pragma: no cover - exercised only on a broken inst
         "`pip install -e .` (or `python setup.py build_ext --inplace`) from the source checkout."
     ) from exc
 
-__all__ = ["IdEncoder", "id_kind"]
+__all__ = ["IdEncoder", "id_kind", "string_buffers"]
 
 
 def id_kind(typ: pa.DataType, column: str, role: str = "id") -> str:
@@ -38,6 +38,23 @@ def id_kind(typ: pa.DataType, column: str, role: str = "id") -> str:
         + (" (cast the column, e.g. pyarrow.compute.cast(col, pyarrow.int64()))"
            if pa.types.is_floating(typ) else "")
     )
+
+
+def string_buffers(array: pa.Array) -> tuple:
+    """(offsets, data): NumPy views of a string array's Arrow buffers, no copy.
+
+    ``offsets`` is int32 (``string``) or int64 (``large_string``; ``string_view`` is cast to it),
+    ``len(array) + 1`` entries into ``data`` (uint8; one zero byte when there is no data).
+    """
+    if pa.types.is_string_view(array.type):
+        array = array.cast(pa.large_string())
+    offset_type = np.int64 if pa.types.is_large_string(array.type) else np.int32
+    _, offsets_buf, data_buf = array.buffers()
+    start = array.offset
+    offsets = np.frombuffer(offsets_buf, dtype=offset_type)[start:start + len(array) + 1]
+    data = (np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None and data_buf.size
+            else np.zeros(1, dtype=np.uint8))
+    return offsets, data
 
 
 def _value_type(typ: pa.DataType) -> pa.DataType:
@@ -106,13 +123,7 @@ class IdEncoder:
                 raise InputError(f"{self.role} column {self.column!r}: {exc}") from exc
             method(np.ascontiguousarray(values), out)
         else:
-            if pa.types.is_string_view(array.type):
-                array = array.cast(pa.large_string())
-            offset_type = np.int64 if pa.types.is_large_string(array.type) else np.int32
-            _, offsets_buf, data_buf = array.buffers()
-            offsets = np.frombuffer(offsets_buf, dtype=offset_type)[array.offset:array.offset + n + 1]
-            data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None and data_buf.size \
-                else np.zeros(1, dtype=np.uint8)
+            offsets, data = string_buffers(array)
             method(np.ascontiguousarray(offsets), data, out)
         return out
 

@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ._ids import IdEncoder, id_kind
+from ._ids import IdEncoder, id_kind, string_buffers
 from ._input import Source
 from ._parallel import run_parallel
 from ._rfm_common import check_types, features_table, new_report, prepare_batch
@@ -61,7 +61,7 @@ def rfm_in_memory(source: Source, columns: dict, limit_us: int | None, returns: 
     rows = (times, amounts, order_codes, has_order, chunks)
     column = batch.column(columns["customer"])
     name = columns["customer"]
-    parts = _dense_partitions(column, rows)
+    parts = _dense_partitions(column, name, rows)
     if parts is None and len(column) >= HASHED_MIN_ROWS and not pa.types.is_dictionary(column.type):
         parts = _hashed_partitions(column, name, rows)
     if parts is None:
@@ -84,14 +84,14 @@ def rfm_in_memory(source: Source, columns: dict, limit_us: int | None, returns: 
     if returns == "exclude":
         report["return_rows_excluded"] = int(n_returns)
     as_of_us = limit_us if limit_us is not None else int(times.max())
-    return features_table(state, lambda codes: ids_by_code.take(pa.array(codes)), name, as_of_us, returns, not has_order,
-                          report, segments, True, output_type)
+    return features_table(state, lambda codes: ids_by_code.take(pa.array(codes)), name, as_of_us,
+                          returns, not has_order, report, segments, True, output_type)
 
 
-def _dense_partitions(column: pa.Array, rows: tuple):
+def _dense_partitions(column: pa.Array, name: str, rows: tuple):
     """Integer ids whose range is close to the row count index the records directly."""
     typ = column.type
-    if id_kind(typ, "", "customer") != "int" or pa.types.is_dictionary(typ):
+    if id_kind(typ, name, "customer") != "int" or pa.types.is_dictionary(typ):
         return None
     bounds = pc.min_max(column)
     lo, hi = bounds["min"].as_py(), bounds["max"].as_py()
@@ -119,19 +119,6 @@ def _code_partitions(codes: np.ndarray, n_codes: int, rows: tuple):
     return (offsets, local, p_times, p_amounts, p_orders), _one.code_bases(n_codes, shift)
 
 
-def _string_buffers(column: pa.Array):
-    """(offsets, data) NumPy views of a string column's Arrow buffers (string_view is cast)."""
-    if pa.types.is_string_view(column.type):
-        column = column.cast(pa.large_string())
-    offset_type = np.int64 if pa.types.is_large_string(column.type) else np.int32
-    _, offsets_buf, data_buf = column.buffers()
-    n = len(column)
-    offsets = np.frombuffer(offsets_buf, dtype=offset_type)[column.offset:column.offset + n + 1]
-    data = (np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None and data_buf.size
-            else np.zeros(1, dtype=np.uint8))
-    return offsets, data
-
-
 def _hashed_partitions(column: pa.Array, name: str, rows: tuple):
     """Scatter rows by a hash of their id and number the ids partition by partition.
 
@@ -140,7 +127,7 @@ def _hashed_partitions(column: pa.Array, name: str, rows: tuple):
     times, amounts, order_codes, has_order, chunks = rows
     two_words = id_kind(column.type, name, "customer") == "str"
     if two_words:
-        offsets, data = _string_buffers(column)
+        offsets, data = string_buffers(column)
         if len(offsets) > 1 and int(np.diff(offsets).max()) > _hashed.MAX_SHORT:
             return None
         # Whole-word loads need an 8-byte aligned buffer (Arrow's are 64-byte aligned).

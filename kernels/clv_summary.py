@@ -233,15 +233,6 @@ def unique_patterns(cols):
 
 
 @njit(**NJIT)
-def is_sorted(values):
-    """True when values are non-decreasing (a time-ordered transaction log)."""
-    for i in range(1, values.shape[0]):
-        if values[i] < values[i - 1]:
-            return False
-    return True
-
-
-@njit(**NJIT)
 def summarize_sorted(codes, periods, amounts, n_customers, has_amount):
     """``summarize`` for rows already in time order: one sequential pass, no grouping.
 

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 import fastengage as fe
 from fastengage import _rfm_batch
+from fastengage._ids import string_buffers
 from fastengage.kernels import rfm_hashed, rfm_oneshot
 from naive import rfm_reference
 
@@ -140,7 +141,7 @@ def test_hash_partitions_number_ids_densely_and_exactly(n_chunks):
 
 
 def _pack(column):
-    offsets, data = _rfm_batch._string_buffers(column)
+    offsets, data = string_buffers(column)
     k0 = np.empty(len(column), np.uint64)
     k1 = np.empty(len(column), np.uint64)
     aligned = data[:len(data) // 8 * 8].view(np.uint64)

@@ -24,6 +24,7 @@ from .._ids import IdEncoder
 from .._input import US_PER_DAY, amount_to_float64, open_source, time_to_us
 from ..errors import InputError
 from ..kernels import clv_summary as _k
+from ..kernels.rfm_oneshot import is_sorted
 
 __all__ = ["summary", "FREQS", "to_us"]
 
@@ -129,7 +130,7 @@ def summary(data, *, customer: str, time: str, amount: str | None = None, as_of=
     ids = enc.ids()
     n_customers = len(ids)
     metadata = {}
-    ordered = bool(_k.is_sorted(us))
+    ordered = bool(is_sorted(us))
 
     if calibration_end is None:
         if ordered:

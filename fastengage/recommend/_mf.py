@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .._ids import string_buffers
 from .._persist import Bundle
 from ..errors import InputError, ModelFormatError
 from ..kernels import rec_heap, rec_serve, rec_topn
@@ -139,11 +140,7 @@ class MatrixFactorization(Recommender):
             kind, lookup = "int", (np.ascontiguousarray(values[order]), order)
         else:
             strings = ids.cast(pa.large_string())
-            _, offsets, data = strings.buffers()
-            n = len(strings)
-            offsets = np.frombuffer(offsets, np.int64)[strings.offset:strings.offset + n + 1]
-            data = np.frombuffer(data, np.uint8) if data is not None and data.size \
-                else np.zeros(1, np.uint8)
+            offsets, data = string_buffers(strings)
             order = pc.sort_indices(strings).to_numpy().astype(np.int64)
             kind, lookup = "str", (np.ascontiguousarray(offsets), data, order)
         V = self.item_factors_
