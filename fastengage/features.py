@@ -33,10 +33,11 @@ from typing import Callable
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ._input import open_source
+from ._input import open_source, time_to_us
 from ._rfm_batch import rfm_in_memory
 from ._rfm_common import RETURNS_MODES, RFM_COLUMNS, parse_as_of
 from .errors import InputError
+from .kernels import rfm_oneshot
 from .rfm_state import RFMState, _NotTimeSorted, _OutsideDayRange
 from .segments import SegmentMap
 
@@ -100,18 +101,16 @@ def rfm(data, *, customer: str, time: str, amount: str, order: str | None = None
         return RFMState(customer=customer, time=time, amount=amount, order=order, as_of=as_of,
                         returns=returns, drop_null_customers=drop_null_customers)
 
-    state = new_state()
     if source.kind in ("dataset", "parquet_file"):
         state = _rfm_from_file(source, new_state, time, batch_size, progress)
     else:
-        state.update(source, batch_size=batch_size, progress=progress)
+        state = new_state().update(source, batch_size=batch_size, progress=progress)
     if state.report["rows_read"] == 0:
         raise InputError("the input is empty: no rows to compute features from")
     # The records hold every count now; the structures that deduplicated days and orders are
-    # not needed for the output, which is when a streamed run peaks.
+    # not needed for the output, which is when a streamed run peaks. So are the pages Arrow's
+    # reader kept once the stream ended (RFMState.update frees them only between batches).
     state._release_dedup_structures()
-    # The stream is over: hand the reader's cached buffers back before the output is built,
-    # which is when a streamed run peaks.
     pa.default_memory_pool().release_unused()
     return state.to_table(as_of, segments=segments)
 
@@ -156,9 +155,6 @@ def _rfm_from_file(source, new_state, time: str, batch_size, progress) -> RFMSta
 def _encode_ids_and_day_range(state: RFMState, source, time: str, batch_size) -> tuple:
     """Give every customer id of ``source`` its code in ``state``, size its records exactly, and
     return (first day, 64-day words) spanning every time; one pass over those two columns."""
-    from ._input import time_to_us
-    from .kernels import rfm_oneshot
-
     customer = state.columns["customer"]
     lo = hi = None
     for batch in source.batches([customer, time], batch_size=batch_size):

@@ -38,6 +38,21 @@ class _NotTimeSorted(Exception):
     """Raised by the optimistic time-sorted pass when an event arrives out of order."""
 
 
+def _grown(array: np.ndarray, size: int) -> np.ndarray:
+    """``array`` lengthened to ``size`` entries, the new ones zero.
+
+    In place (realloc, i.e. mremap for large blocks) when the array owns its memory, so the
+    peak holds no second copy. Safe for RFMState because no view of its arrays outlives a
+    locked call.
+    """
+    if array.flags.owndata and len(array):
+        array.resize(size, refcheck=False)  # zero-fills
+        return array
+    grown = np.zeros(size, array.dtype)
+    grown[:len(array)] = array
+    return grown
+
+
 class RFMState:
     """Mergeable per-customer RFM state, fed with batches of transactions.
 
@@ -156,22 +171,12 @@ class RFMState:
                 rep["return_rows_excluded"] += n_returns
 
     def _grow_state(self, n: int, exact: bool = False) -> None:
-        old = self._state
-        if n <= len(old):
+        n_old = len(self._state)
+        if n <= n_old:
             return
-        size = n if exact else max(n, len(old) + len(old) // 2)  # 1.5x: less slack at the peak
-        if old.flags.owndata and len(old):
-            # realloc in place (mremap for large blocks): no second copy of the records at the
-            # peak. Safe because no view of self._state outlives a locked call.
-            n_old = len(old)
-            old.resize(size, refcheck=False)  # zero-fills the new records
-            _k.clear_records(old[n_old:])
-            self._state = old
-            self._grow_bitmap(size)
-            return
-        new = _k.new_state(size)
-        new[: len(old)] = old
-        self._state = new
+        size = n if exact else max(n, n_old + n_old // 2)  # 1.5x: less slack at the peak
+        self._state = _grown(self._state, size)
+        _k.clear_records(self._state[n_old:])
         self._grow_bitmap(size)
 
     def _release_dedup_structures(self) -> None:
@@ -191,12 +196,7 @@ class RFMState:
     def _grow_bitmap(self, customers: int) -> None:
         size = customers * self._day_words
         if size > len(self._day_bitmap):
-            if self._day_bitmap.flags.owndata and len(self._day_bitmap):
-                self._day_bitmap.resize(size, refcheck=False)  # in place; zero-fills
-            else:
-                grown = np.zeros(size, np.uint64)
-                grown[:len(self._day_bitmap)] = self._day_bitmap
-                self._day_bitmap = grown
+            self._day_bitmap = _grown(self._day_bitmap, size)
 
     # -- combining --------------------------------------------------------------------------
     def merge(self, other: "RFMState") -> "RFMState":
