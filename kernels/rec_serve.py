@@ -18,7 +18,7 @@ from numba import njit
 
 from ._config import NJIT
 from .rec_csr import contains_sorted
-from .rec_topn import _sift_down, _sift_up
+from .rec_topn import _sift_down, _sift_up, drain_heap
 
 _FAST = dict(NJIT, fastmath=True)
 
@@ -198,17 +198,9 @@ def mf_topn_row(row, U, V, proj, proj_T, resid, sorted_norms, perm, slack, seen_
                 hs[0] = sc
                 hi[0] = item
                 _sift_down(hs, hi, 0, size, tb)
-    count = size
-    for k in range(count - 1, -1, -1):
-        out_score[k] = hs[0]
-        out_idx[k] = item_out[hi[0]]
-        size -= 1
-        hs[0] = hs[size]
-        hi[0] = hi[size]
-        _sift_down(hs, hi, 0, size, tb)
-    for k in range(count, n):
-        out_idx[k] = -1
-        out_score[k] = np.nan
+    count = drain_heap(hs, hi, size, tb, n, out_idx, out_score)
+    for k in range(count):
+        out_idx[k] = item_out[out_idx[k]]
     return count
 
 

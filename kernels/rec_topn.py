@@ -62,6 +62,26 @@ def _sift_up(hs, hi, pos, tb):
 
 
 @njit(**NJIT)
+def drain_heap(hs, hi, size, tb, n, out_idx, out_score):
+    """Empty a min-heap of ``size`` (score, item) entries best-first into ``out_idx[:size]`` /
+    ``out_score[:size]`` and pad up to ``n`` with -1 / NaN; returns ``size``. Destroys the heap.
+    """
+    # pop the worst repeatedly, writing from the back: best ends up first
+    count = size
+    for k in range(count - 1, -1, -1):
+        out_score[k] = hs[0]
+        out_idx[k] = hi[0]
+        size -= 1
+        hs[0] = hs[size]
+        hi[0] = hi[size]
+        _sift_down(hs, hi, 0, size, tb)
+    for k in range(count, n):
+        out_idx[k] = -1
+        out_score[k] = np.nan
+    return count
+
+
+@njit(**NJIT)
 def topn_row(scores, seen, seen_start, seen_end, allowed, use_allowed, tb, n, out_idx,
              out_score):
     """Best ``n`` items of one score row; returns how many were written.
@@ -116,19 +136,7 @@ def topn_row(scores, seen, seen_start, seen_end, allowed, use_allowed, tb, n, ou
                 hi[0] = jj
                 _sift_down(hs, hi, 0, size, tb)
                 thr = hs[0]
-    # pop the worst repeatedly, writing from the back: best ends up first
-    count = size
-    for k in range(count - 1, -1, -1):
-        out_score[k] = hs[0]
-        out_idx[k] = hi[0]
-        size -= 1
-        hs[0] = hs[size]
-        hi[0] = hi[size]
-        _sift_down(hs, hi, 0, size, tb)
-    for k in range(count, n):
-        out_idx[k] = -1
-        out_score[k] = np.nan
-    return count
+    return drain_heap(hs, hi, size, tb, n, out_idx, out_score)
 
 
 @njit(**NJIT)
@@ -274,16 +282,4 @@ def heap_finalize(hs, hi, size, tb, out_idx, out_score, out_count):
     for b in range(hs.shape[0]):
         h_s = hs[b]
         h_i = hi[b]
-        sz = size[b]
-        count = sz
-        for k in range(count - 1, -1, -1):
-            out_score[b, k] = h_s[0]
-            out_idx[b, k] = h_i[0]
-            sz -= 1
-            h_s[0] = h_s[sz]
-            h_i[0] = h_i[sz]
-            _sift_down(h_s, h_i, 0, sz, tb)
-        for k in range(count, n):
-            out_idx[b, k] = -1
-            out_score[b, k] = np.nan
-        out_count[b] = count
+        out_count[b] = drain_heap(h_s, h_i, size[b], tb, n, out_idx[b], out_score[b])
