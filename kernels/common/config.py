@@ -1,0 +1,63 @@
+"""Every tunable of the kernels in one place (as in stumpy's ``config`` module).
+
+Numba compilation flags, thread defaults and the size thresholds that choose between code
+paths. A threshold may only choose between paths that give bit-identical results; tests check
+each such pair.
+
+``NUMBA_DISABLE_JIT=1`` in the environment turns every kernel into plain Python, which is how
+coverage of kernel code is measured.
+"""
+import os
+
+#: Keyword arguments for serial kernels: GIL released, machine code cached next to the module
+#: so a new process does not recompile.
+NJIT = dict(nogil=True, cache=True, fastmath=False, error_model="numpy")
+
+#: Keyword arguments for kernels whose outer loop is a ``prange``. Only
+#: :func:`kernels.common.launch.parallel_kernel` may use them (the one launch rule).
+NJIT_PARALLEL = dict(NJIT, parallel=True)
+
+
+def _env_threads() -> int | None:
+    raw = os.environ.get("FASTENGAGE_NUM_THREADS", "").strip()
+    if not raw:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        return None  # a bad variable must not break import; the launch rule uses all cores
+    return value if value > 0 else None
+
+
+#: Default number of worker threads for parallel kernels: ``FASTENGAGE_NUM_THREADS`` when set
+#: to a positive integer, otherwise Numba's own default (all cores). ``n_threads=`` on an entry
+#: point overrides it for that call.
+DEFAULT_THREADS = _env_threads()
+
+
+# --- privacy (keyed hashing of id columns) ---------------------------------------------------
+#: Ids of one call are split into this many equal blocks, hashed in parallel; each id is
+#: independent, so the result does not depend on it. 64 blocks balance 2-16 threads.
+PRIVACY_HASH_CHUNKS = 64
+
+# --- monitor (drift profiles and model quality, issue #13) -------------------------------------
+#: Profile.from_data(mode="auto") keeps every value of a numeric column (exact statistics) up to
+#: this many values, then turns that column into a quantile sketch.
+MONITOR_EXACT_LIMIT = 2_000_000
+#: Capacity of one level of the quantile sketch. The guaranteed rank error after n values is at
+#: most n * (ceil(log2(n / k)) + 1) / k (each profile reports its own, usually far smaller, bound).
+MONITOR_SKETCH_K = 4096
+#: PSI and Jensen-Shannon use this many quantile bins of the reference (numeric columns).
+MONITOR_PSI_BINS = 10
+#: Empty bins/categories count as this proportion in PSI (as evidently does); 0 would make it inf.
+MONITOR_PSI_EPS = 1e-4
+#: Default drift-flag thresholds (documented in the README): PSI >= 0.2 is the usual "major
+#: shift"; like evidently, small references (<= 1000 values) use the test p-values and large ones
+#: the normalised Wasserstein distance (numeric) or Jensen-Shannon distance (categorical).
+MONITOR_PSI_THRESHOLD = 0.2
+MONITOR_PVALUE_THRESHOLD = 0.05
+MONITOR_WASSERSTEIN_THRESHOLD = 0.1
+MONITOR_JS_THRESHOLD = 0.1
+MONITOR_SMALL_SAMPLE = 1000
+#: A column's null rate moving by more than this (absolute) flags drift as well.
+MONITOR_NULL_RATE_THRESHOLD = 0.1
