@@ -61,3 +61,16 @@ MONITOR_JS_THRESHOLD = 0.1
 MONITOR_SMALL_SAMPLE = 1000
 #: A column's null rate moving by more than this (absolute) flags drift as well.
 MONITOR_NULL_RATE_THRESHOLD = 0.1
+
+# --- bandits (next-best-action policies and off-policy evaluation, issue #12) ------------------
+#: Rows per parallel task of a batch decision; scratch buffers are allocated once per task.
+#: Every row draws from its own (seed, row) stream, so the result does not depend on it.
+BANDIT_DECIDE_CHUNK = 2048
+#: A policy update sums the rows of one arm in tasks of at most this many rows, then adds the
+#: task sums in task order: the statistics do not depend on the thread count.
+BANDIT_ROWS_PER_TASK = 65_536
+#: Default number of extra Thompson draws per row behind a Thompson-sampling propensity (the
+#: share of the chosen arm among the decision's draw plus these draws).
+BANDIT_TS_PROPENSITY_DRAWS = 100
+#: Rows per parallel task of the off-policy evaluation passes (per-row terms, no reductions).
+BANDIT_OPE_CHUNK = 16_384
