@@ -1,0 +1,8 @@
+"""Privacy built in: keyed pseudonymisation of ids, consent filtering, differentially private
+segment reports, and the protocol every stateful object follows to forget a customer.
+
+See the README section "Privacy" for what each function guarantees and what it does not.
+"""
+from .pseudonyms import METADATA_KEY, key_id, pseudonymize
+
+__all__ = ["pseudonymize", "key_id", "METADATA_KEY"]

@@ -1,0 +1,111 @@
+"""Locating OpenSSL's libcrypto -- the one this Python's ``hashlib``/``hmac`` already use -- and
+the addresses of the few functions the hashing kernels call.
+
+No build-time dependency on OpenSSL headers: the library is opened at run time with ctypes.
+The library is found, in order, as the ``libcrypto`` mapped into this process by CPython's
+``_hashlib`` extension (Linux: read from ``/proc/self/maps``), then by ``ctypes.util``, then by
+its usual sonames. If none is usable, :func:`libcrypto` returns ``None`` and pseudonymisation
+falls back to Python's ``hmac``/``hashlib`` (same tokens, slower).
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import threading
+from dataclasses import dataclass
+
+__all__ = ["Libcrypto", "libcrypto"]
+
+_SONAMES = ("libcrypto.so.3", "libcrypto.so.1.1", "libcrypto.3.dylib", "libcrypto.dylib",
+            "libcrypto.so")
+
+
+@dataclass(frozen=True)
+class Libcrypto:
+    """Addresses (ints) of the libcrypto functions the kernels call, and the library handle."""
+
+    path: str
+    version: str
+    lib: ctypes.CDLL
+    sha256_init: int
+    sha256_update: int
+    sha256_final: int
+    mac_fetch: object       # ctypes functions, used once per call to set up a keyed context
+    mac_ctx_new: object
+    mac_init: object
+    mac_ctx_dup: int
+    mac_update: int
+    mac_final: int
+    mac_ctx_free: int
+    mac_ctx_free_py: object
+
+
+def _mapped_path() -> str | None:
+    try:
+        import _hashlib  # noqa: F401  (maps the libcrypto CPython was built against)
+    except ImportError:
+        return None
+    try:
+        with open("/proc/self/maps") as fh:
+            for line in fh:
+                path = line.rsplit(None, 1)[-1]
+                if "libcrypto" in os.path.basename(path) and os.path.isfile(path):
+                    return path
+    except OSError:
+        return None
+    return None
+
+
+def _address(lib, name: str) -> int:
+    return ctypes.cast(getattr(lib, name), ctypes.c_void_p).value
+
+
+def _open() -> Libcrypto | None:
+    candidates = [p for p in (_mapped_path(), ctypes.util.find_library("crypto")) if p]
+    candidates += list(_SONAMES)
+    for path in candidates:
+        try:
+            lib = ctypes.CDLL(path)
+            version_fn = lib.OpenSSL_version
+            version_fn.restype = ctypes.c_char_p
+            version_fn.argtypes = [ctypes.c_int]
+            version = version_fn(0).decode()
+            if not version.startswith("OpenSSL 3"):
+                continue  # EVP_MAC (used for BLAKE2b) exists from OpenSSL 3.0 on
+            fetch, new, init, free = lib.EVP_MAC_fetch, lib.EVP_MAC_CTX_new, lib.EVP_MAC_init, \
+                lib.EVP_MAC_CTX_free
+            fetch.restype, fetch.argtypes = ctypes.c_void_p, [ctypes.c_void_p, ctypes.c_char_p,
+                                                               ctypes.c_char_p]
+            new.restype, new.argtypes = ctypes.c_void_p, [ctypes.c_void_p]
+            init.restype = ctypes.c_int
+            init.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_void_p]
+            free.restype, free.argtypes = None, [ctypes.c_void_p]
+            return Libcrypto(
+                path=path, version=version, lib=lib,
+                sha256_init=_address(lib, "SHA256_Init"),
+                sha256_update=_address(lib, "SHA256_Update"),
+                sha256_final=_address(lib, "SHA256_Final"),
+                mac_fetch=fetch, mac_ctx_new=new, mac_init=init,
+                mac_ctx_dup=_address(lib, "EVP_MAC_CTX_dup"),
+                mac_update=_address(lib, "EVP_MAC_update"),
+                mac_final=_address(lib, "EVP_MAC_final"),
+                mac_ctx_free=_address(lib, "EVP_MAC_CTX_free"),
+                mac_ctx_free_py=free,
+            )
+        except (OSError, AttributeError):
+            continue
+    return None
+
+
+_LOCK = threading.Lock()
+_CACHE: list = []
+
+
+def libcrypto() -> Libcrypto | None:
+    """The process's libcrypto (OpenSSL 3), opened once; ``None`` when not available."""
+    if not _CACHE:
+        with _LOCK:
+            if not _CACHE:
+                _CACHE.append(None if os.environ.get("FASTENGAGE_NO_LIBCRYPTO") else _open())
+    return _CACHE[0]
