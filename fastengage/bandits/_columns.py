@@ -1,0 +1,143 @@
+"""Columns of the bandit API at the Arrow boundary: arm ids, feature matrices, eligibility masks.
+
+Arm ids are the user's own (integers or strings). A policy keeps them as one Arrow array (int64
+or string) whose positions are the arm codes the kernels see; logged or allowed arm ids are mapped
+to codes with ``pyarrow.compute.index_in``, once per column.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .._io.sources import amount_to_float64
+from ..errors import InputError
+
+__all__ = ["arm_array", "arm_codes", "feature_matrix", "eligible_mask", "reward_vector"]
+
+
+def _plain(array):
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    if pa.types.is_dictionary(array.type):
+        array = array.dictionary_decode()
+    return array
+
+
+def arm_array(arms, role: str = "arms") -> pa.Array:
+    """The user's arm ids as an int64 or string Arrow array; unique, no nulls."""
+    if isinstance(arms, (str, bytes)) or not hasattr(arms, "__len__"):
+        raise InputError(f"{role} must be a list of arm ids (strings or integers)")
+    try:
+        array = _plain(arms if isinstance(arms, (pa.Array, pa.ChunkedArray)) else pa.array(list(arms)))
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise InputError(f"{role}: arm ids must be all strings or all integers ({exc})") from exc
+    typ = array.type
+    if pa.types.is_integer(typ):
+        array = pc.cast(array, pa.int64())
+    elif pa.types.is_string(typ) or pa.types.is_large_string(typ) or pa.types.is_string_view(typ):
+        array = pc.cast(array, pa.string())
+    elif len(array) == 0 and pa.types.is_null(typ):
+        raise InputError(f"{role}: give at least one arm")
+    else:
+        raise InputError(f"{role}: arm ids must be strings or integers, got {typ}")
+    if array.null_count:
+        raise InputError(f"{role}: arm ids may not be null")
+    if len(pc.unique(array)) != len(array):
+        raise InputError(f"{role}: arm ids must be unique")
+    return array
+
+
+def _as_arm_type(values, arms: pa.Array, column: str, role: str) -> pa.Array:
+    values = _plain(values)
+    typ = values.type
+    want_int = pa.types.is_int64(arms.type)
+    is_int = pa.types.is_integer(typ)
+    is_str = pa.types.is_string(typ) or pa.types.is_large_string(typ) or pa.types.is_string_view(typ)
+    if want_int and is_int:
+        return pc.cast(values, pa.int64())
+    if not want_int and is_str:
+        return pc.cast(values, pa.string())
+    raise InputError(
+        f"{role} column {column!r} has type {typ}, but this policy's arm ids are "
+        f"{'integers' if want_int else 'strings'}"
+    )
+
+
+def arm_codes(values, arms: pa.Array, column: str, role: str = "arm") -> np.ndarray:
+    """Codes (int64, positions in ``arms``) of a column of arm ids.
+
+    Raises
+    ------
+    InputError
+        On nulls, a type other than the arms', or ids the policy does not know (named).
+    """
+    values = _as_arm_type(values, arms, column, role)
+    if values.null_count:
+        raise InputError(f"{role} column {column!r} has {values.null_count} null value(s)")
+    codes = pc.index_in(values, value_set=arms)
+    if codes.null_count:
+        unknown = pc.unique(pc.filter(values, pc.is_null(codes))).to_pylist()
+        raise InputError(
+            f"{role} column {column!r} holds {len(unknown)} arm id(s) this policy does not know: "
+            + ", ".join(repr(u) for u in unknown[:5]) + (" ..." if len(unknown) > 5 else "")
+            + " (add them first with add_arms)"
+        )
+    return np.ascontiguousarray(codes.to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+def feature_matrix(batch, features: list[str]) -> np.ndarray:
+    """The named columns of ``batch`` as a C-contiguous (n, d) float64 matrix; finite values only."""
+    n = batch.num_rows
+    X = np.empty((n, len(features)), dtype=np.float64)
+    for j, name in enumerate(features):
+        X[:, j] = amount_to_float64(batch.column(name), name, role="feature")
+    if len(features) and not np.isfinite(X).all():
+        bad = [name for j, name in enumerate(features) if not np.isfinite(X[:, j]).all()]
+        raise InputError(f"feature column(s) {', '.join(map(repr, bad))} hold infinite values")
+    return X
+
+
+def reward_vector(batch, column: str, binary: bool) -> np.ndarray:
+    """A reward column as float64: finite, and within [0, 1] when ``binary`` (Beta-Bernoulli)."""
+    r = amount_to_float64(batch.column(column), column, role="reward")
+    if not np.isfinite(r).all():
+        raise InputError(f"reward column {column!r} holds infinite values")
+    if binary and r.size and (r.min() < 0.0 or r.max() > 1.0):
+        raise InputError(f"reward column {column!r} must lie in [0, 1] for Beta-Bernoulli "
+                         f"Thompson sampling (found {r.min()} .. {r.max()})")
+    return r
+
+
+def eligible_mask(eligible, batch, start: int, arms: pa.Array, n_rows_total: int | None):
+    """The (n, K) uint8 eligibility mask of one batch, or ``None`` when every arm is eligible.
+
+    ``eligible`` is ``None``, the name of a list column of allowed arm ids (a null or empty list
+    means no arm is allowed), or a boolean array of shape (rows, K) in the policy's arm order
+    (``start`` is the batch's first row in it).
+    """
+    n, K = batch.num_rows, len(arms)
+    if eligible is None:
+        return None
+    if isinstance(eligible, str):
+        lists = _plain(batch.column(eligible))
+        if not (pa.types.is_list(lists.type) or pa.types.is_large_list(lists.type)
+                or pa.types.is_list_view(lists.type) or pa.types.is_fixed_size_list(lists.type)):
+            raise InputError(f"eligible column {eligible!r} has type {lists.type}; expected a "
+                             "list of arm ids per row")
+        if pa.types.is_list_view(lists.type):
+            lists = lists.cast(pa.large_list(lists.type.value_type))
+        parents = pc.list_parent_indices(lists).to_numpy(zero_copy_only=False)
+        values = pc.list_flatten(lists)
+        keep = pc.is_valid(values)  # a null id inside a list allows nothing
+        codes = arm_codes(values.filter(keep), arms, eligible, role="eligible")
+        mask = np.zeros((n, K), dtype=np.uint8)
+        mask[parents[keep.to_numpy(zero_copy_only=False)], codes] = 1
+        return mask
+    mask = np.asarray(eligible)
+    if mask.ndim != 2 or mask.shape[1] != K or (n_rows_total is not None and mask.shape[0] != n_rows_total):
+        raise InputError(f"eligible mask must have shape (rows, {K}) = ({n_rows_total}, {K}), "
+                         f"got {mask.shape}")
+    if mask.dtype != np.bool_ and not np.isin(mask, (0, 1)).all():
+        raise InputError("eligible mask must be boolean (or 0/1)")
+    return np.ascontiguousarray(mask[start:start + n], dtype=np.uint8)

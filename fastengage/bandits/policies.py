@@ -1,0 +1,476 @@
+"""Bandit policies: decide over Arrow (batch) or NumPy (one row), learn online, merge, save.
+
+Every policy keeps additive per-arm statistics (count, reward sum, sum of squared rewards, and for
+the linear policies the Gram matrix ``G = sum x x^T`` and ``g = sum r x``); hyperparameters and
+priors are kept apart, so two policies trained on different rows merge by adding statistics.
+After each update the statistics are turned, under a lock, into a read-only *snapshot* of the
+per-arm numbers the decision kernel needs (means, ``A^-1``, ``theta``); decisions read one
+snapshot reference, so ``decide_one`` never sees a half-applied update.
+"""
+from __future__ import annotations
+
+import itertools
+import threading
+
+import numpy as np
+import pyarrow as pa
+
+from .._io.sources import open_source
+from ..errors import InputError
+from ..kernels.bandits import decide as _decide
+from ..kernels.bandits import ridge as _ridge
+from ..kernels.common.config import BANDIT_ROWS_PER_TASK, BANDIT_TS_PROPENSITY_DRAWS
+from ._columns import arm_array, arm_codes, eligible_mask, feature_matrix, reward_vector
+
+__all__ = ["Policy", "EpsilonGreedy", "UCB1", "BetaTS", "GaussianTS", "LinUCB", "LinTS",
+           "LinEpsilonGreedy"]
+
+_UINT64 = 2 ** 64
+
+
+def _seed64(seed) -> np.uint64:
+    if seed is None:
+        return np.uint64(np.random.SeedSequence().generate_state(1, dtype=np.uint64)[0])
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+        raise InputError(f"seed must be an integer, got {type(seed).__name__}")
+    return np.uint64(int(seed) % _UINT64)
+
+
+class _Snapshot:
+    """The arrays one decision reads; never modified after it is built."""
+
+    __slots__ = ("theta", "A_inv", "base_mean", "base_var", "scale", "beta_a", "beta_b")
+
+    def __init__(self, theta, A_inv, base_mean, base_var, scale, beta_a, beta_b):
+        self.theta, self.A_inv = theta, A_inv
+        self.base_mean, self.base_var, self.scale = base_mean, base_var, float(scale)
+        self.beta_a, self.beta_b = beta_a, beta_b
+
+
+class Policy:
+    """Base class. Subclasses set ``KIND`` (kernel scoring rule) and ``CONTEXTUAL`` and turn the
+    statistics into a snapshot in ``_derive``."""
+
+    KIND = _decide.GREEDY
+    CONTEXTUAL = False
+    BINARY_REWARDS = False
+    PARAMS: tuple = ()
+
+    def __init__(self, arms, *, features: list[str] | None = None, **params):
+        self._arms = arm_array(arms)
+        if not len(self._arms):
+            raise InputError("arms: give at least one arm")
+        self.features = list(features) if features is not None and self.CONTEXTUAL else None
+        if self.features is not None and not all(isinstance(f, str) for f in self.features):
+            raise InputError("features= must be a list of column names")
+        self.params = self._check_params(params)
+        d = len(self.features) if self.features is not None else 0
+        K = len(self._arms)
+        self._lock = threading.Lock()
+        self._counts, self._sums, self._sums2 = np.zeros(K), np.zeros(K), np.zeros(K)
+        self._G, self._g = np.zeros((K, d, d)), np.zeros((K, d))
+        self._service_rows = itertools.count()
+        self._service_seed = _seed64(None)
+        self._refresh()
+
+    # -- hyperparameters ------------------------------------------------------------------
+    def _check_params(self, params: dict) -> dict:
+        unknown = set(params) - {name for name, _, _ in self.PARAMS}
+        if unknown:
+            raise InputError(f"{type(self).__name__} has no parameter(s) {sorted(unknown)}")
+        out = {}
+        for name, default, (lo, hi) in self.PARAMS:
+            value = params.get(name, default)
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+                raise InputError(f"{name} must be a number, got {value!r}")
+            value = float(value)
+            if not (lo <= value <= hi) or not np.isfinite(value):
+                raise InputError(f"{name} must lie in [{lo}, {hi}], got {value}")
+            out[name] = value
+        return out
+
+    # -- arms -----------------------------------------------------------------------------
+    @property
+    def arms(self) -> pa.Array:
+        """The arm ids in code order (positions are what ``eligible`` masks index)."""
+        return self._arms
+
+    @property
+    def n_features(self) -> int:
+        return self._G.shape[1]
+
+    def add_arms(self, arms) -> "Policy":
+        """Add new arms (with empty statistics) to a running policy; ids already known raise."""
+        new = arm_array(arms, role="add_arms")
+        with self._lock:
+            if len(new) and new.type != self._arms.type:
+                raise InputError(f"add_arms: arm ids must have this policy's type {self._arms.type}")
+            self._arms = arm_array(pa.concat_arrays([self._arms, new]), role="add_arms")
+            k, d = len(new), self.n_features
+            self._counts = np.concatenate([self._counts, np.zeros(k)])
+            self._sums = np.concatenate([self._sums, np.zeros(k)])
+            self._sums2 = np.concatenate([self._sums2, np.zeros(k)])
+            self._G = np.concatenate([self._G, np.zeros((k, d, d))])
+            self._g = np.concatenate([self._g, np.zeros((k, d))])
+            self._refresh()
+        return self
+
+    # -- statistics -> snapshot -----------------------------------------------------------
+    def _refresh(self, arms: np.ndarray | None = None) -> None:
+        """Rebuild the snapshot from the statistics (caller holds the lock or owns the object)."""
+        K, d = self._G.shape[0], self.n_features
+        old = getattr(self, "_snapshot", None)
+        if d and arms is not None and old is not None and old.theta.shape[0] == K:
+            theta, A_inv = old.theta.copy(), old.A_inv.copy()
+            for a in arms:  # only the arms an update touched
+                self._solve(theta, A_inv, slice(a, a + 1))
+        else:
+            theta, A_inv = np.zeros((K, d)), np.zeros((K, d, d))
+            if d:
+                self._solve(theta, A_inv, slice(0, K))
+        self._snapshot = _Snapshot(theta, A_inv, *self._derive())
+
+    def _solve(self, theta, A_inv, rows) -> None:
+        bad = _ridge.solve_arms(self._G[rows], self._g[rows], self.params["l2"], theta[rows],
+                                A_inv[rows])
+        if bad >= 0:
+            raise InputError(f"the ridge matrix of arm {self._arms[rows.start + bad]} is not "
+                             "positive definite (l2 must be > 0)")
+
+    def _derive(self):
+        """``(base_mean, base_var, scale, beta_a, beta_b)`` for the kernel (K-vectors)."""
+        K = self._counts.shape[0]
+        return np.zeros(K), np.zeros(K), 0.0, np.ones(K), np.ones(K)
+
+    def _read(self, data, features, extra):
+        features = self._features_for(features)
+        source = open_source(data)
+        names = source.require({**{f"feature {f!r}": f for f in features}, **extra})
+        columns = list(dict.fromkeys(features + list(names.values())))
+        return features, source, columns
+
+    def _features_for(self, features) -> list[str]:
+        if not self.CONTEXTUAL:
+            return []
+        if features is None:
+            if self.features is None:
+                raise InputError(f"{type(self).__name__} needs features=[column names]")
+            return self.features
+        if isinstance(features, str) or not all(isinstance(f, str) for f in features):
+            raise InputError("features= must be a list of column names")
+        features = list(features)
+        if self.features is None and not self._counts.any() and self.n_features == 0:
+            with self._lock:  # first use fixes the feature count
+                if self.features is None:
+                    self.features = features
+                    K, d = len(self._arms), len(features)
+                    self._G, self._g = np.zeros((K, d, d)), np.zeros((K, d))
+                    self._refresh()
+        if len(features) != self.n_features:
+            raise InputError(f"this policy was built on {self.n_features} features, "
+                             f"got {len(features)}")
+        return features
+
+    # -- learning -------------------------------------------------------------------------
+    def update(self, data, *, arm: str, reward: str, features: list[str] | None = None,
+               n_threads: int | None = None) -> "Policy":
+        """Learn from logged outcomes: one row per decision with its arm and reward.
+
+        Safe to call from several threads (statistics are added under a lock); decisions
+        running meanwhile keep reading the previous snapshot.
+        """
+        features, source, columns = self._read(data, features, {"arm": arm, "reward": reward})
+        for batch in source.batches(columns):
+            if batch.num_rows == 0:
+                continue
+            codes = arm_codes(batch.column(arm), self._arms, arm)
+            rewards = reward_vector(batch, reward, self.BINARY_REWARDS)
+            X = feature_matrix(batch, features)
+            self._add(X, codes, rewards, n_threads)
+        return self
+
+    def _add(self, X, codes, rewards, n_threads) -> None:
+        with self._lock:
+            K, d = len(self._arms), self.n_features
+            order, task_arm, start, stop = _ridge.plan_tasks(codes, K, BANDIT_ROWS_PER_TASK)
+            T = task_arm.shape[0]
+            part_G, part_g, part_s = np.zeros((T, d, d)), np.zeros((T, d)), np.zeros((T, 3))
+            _ridge.task_sums(X, rewards, order, start, stop, part_G, part_g, part_s,
+                             n_threads=n_threads)
+            _ridge.add_task_sums(task_arm, part_G, part_g, part_s, self._G, self._g,
+                                 self._counts, self._sums, self._sums2)
+            self._refresh(np.unique(task_arm))
+
+    def update_one(self, x, arm, reward: float) -> None:
+        """Learn from one outcome (a service's feedback call): ``x`` the context (1-D NumPy,
+        ignored by non-contextual policies), ``arm`` the arm id, ``reward`` a number."""
+        x = self._context(x)
+        code = arm_codes(pa.array([arm]), self._arms, "arm")[0]
+        r = float(reward)
+        if not np.isfinite(r) or (self.BINARY_REWARDS and not 0.0 <= r <= 1.0):
+            raise InputError(f"reward {reward!r} is not a valid reward for {type(self).__name__}")
+        with self._lock:
+            _ridge.add_one(x, r, code, self._G, self._g, self._counts, self._sums, self._sums2)
+            self._refresh(np.array([code]))
+
+    def merge(self, other: "Policy") -> "Policy":
+        """Add another policy's statistics to this one (same class, hyperparameters and feature
+        count); arms only the other knows are added. Returns ``self``."""
+        if type(other) is not type(self) or other.params != self.params:
+            raise InputError("merge needs a policy of the same class and hyperparameters")
+        if other.n_features != self.n_features:
+            raise InputError("merge needs policies built on the same number of features")
+        with other._lock:
+            o_arms, stats = other._arms, (other._counts.copy(), other._sums.copy(),
+                                          other._sums2.copy(), other._G.copy(), other._g.copy())
+        import pyarrow.compute as pc
+
+        if o_arms.type != self._arms.type:
+            raise InputError("merge needs policies whose arm ids have the same type")
+        missing = pc.filter(o_arms, pc.invert(pc.is_in(o_arms, value_set=self._arms)))
+        if len(missing):
+            self.add_arms(missing)
+        with self._lock:
+            idx = pc.index_in(o_arms, value_set=self._arms).to_numpy()
+            for mine, theirs in zip((self._counts, self._sums, self._sums2, self._G, self._g),
+                                    stats):
+                np.add.at(mine, idx, theirs)
+            self._refresh()
+        return self
+
+    # -- decisions ------------------------------------------------------------------------
+    def _context(self, x) -> np.ndarray:
+        d = self.n_features
+        if not self.CONTEXTUAL:
+            return np.zeros(0)
+        x = np.ascontiguousarray(x, dtype=np.float64)
+        if x.shape != (d,):
+            raise InputError(f"x must be a 1-D array of {d} features, got shape {x.shape}")
+        return x
+
+    def _run(self, X, mask, seed, row0, draws, want_mean, want_dist, n_threads):
+        snap = self._snapshot
+        n, K = X.shape[0], snap.theta.shape[0]
+        arm, prop = np.empty(n, dtype=np.int64), np.empty(n)
+        mean = np.empty((n if want_mean else 0, K))
+        dist = np.empty((n if want_dist else 0, K))
+        _decide.decide_rows(X, mask if mask is not None else np.zeros((0, K), np.uint8),
+                            snap.theta, snap.A_inv, snap.base_mean, snap.base_var, snap.scale,
+                            snap.beta_a, snap.beta_b, self.KIND, self.params.get("epsilon", 0.0),
+                            seed, row0, draws, arm, prop, mean, dist, n_threads=n_threads)
+        return arm, prop, mean, dist
+
+    def _batches(self, data, features, id, eligible):
+        extra = {"id": id} if id is not None else {}
+        if isinstance(eligible, str):
+            extra["eligible"] = eligible
+        features, source, columns = self._read(data, features, extra)
+        total = source.num_rows
+        start = 0
+        for batch in source.batches(columns):
+            mask = eligible_mask(eligible, batch, start, self._arms, total)
+            yield start, batch, feature_matrix(batch, features), mask
+            start += batch.num_rows
+
+    def decide(self, data, *, features: list[str] | None = None, id: str | None = None,
+               eligible=None, seed: int | None = None, expected: bool = False,
+               propensity_draws: int | None = None, n_threads: int | None = None) -> pa.Table:
+        """Choose an arm for every row.
+
+        Returns a table with ``id`` (when given), ``arm`` (the user's arm id; null when the row
+        has no eligible arm), ``propensity`` (probability that this policy picks that arm for
+        that row; null with a null arm) and, with ``expected=True``, ``expected_reward`` (one
+        value per arm in ``policy.arms`` order; NaN for arms not eligible on the row).
+
+        Row ``i`` draws its randomness from ``(seed, i)``: the same seed gives the same table
+        whatever ``n_threads``. Thompson-sampling propensities are Monte Carlo shares over the
+        decision's draw plus ``propensity_draws`` (default 100) further draws.
+        """
+        seed = _seed64(seed)
+        draws = self._draws(propensity_draws)
+        ids, arms, props, means = [], [], [], []
+        for start, batch, X, mask in self._batches(data, features, id, eligible):
+            a, p, m, _ = self._run(X, mask, seed, start, draws, expected, False, n_threads)
+            arms.append(a)
+            props.append(p)
+            means.append(m)
+            if id is not None:
+                ids.append(batch.column(id))
+        codes = np.concatenate(arms) if arms else np.zeros(0, np.int64)
+        null = codes < 0
+        out = {}
+        if id is not None:
+            out["id"] = pa.chunked_array(ids) if ids else pa.array([], pa.int64())
+        out["arm"] = self._arms.take(pa.array(codes, mask=null))
+        out["propensity"] = pa.array(np.concatenate(props) if props else np.zeros(0), mask=null)
+        if expected:
+            K = len(self._arms)
+            flat = np.concatenate(means).ravel() if means else np.zeros(0)
+            out["expected_reward"] = pa.FixedSizeListArray.from_arrays(pa.array(flat), K)
+        return pa.table(out)
+
+    def action_distribution(self, data, *, features: list[str] | None = None, eligible=None,
+                            seed: int | None = 0, propensity_draws: int | None = None,
+                            n_threads: int | None = None) -> np.ndarray:
+        """(rows, K) probability of each arm (``policy.arms`` order) per row, as ``decide``
+        would use it: exact for greedy/UCB policies, Monte Carlo shares for Thompson sampling."""
+        seed, draws = _seed64(seed), self._draws(propensity_draws)
+        parts = [self._run(X, mask, seed, start, draws, False, True, n_threads)[3]
+                 for start, _, X, mask in self._batches(data, features, None, eligible)]
+        return np.concatenate(parts) if parts else np.zeros((0, len(self._arms)))
+
+    def decide_one(self, x=None, eligible=None, seed: int | None = None):
+        """One decision for a service: ``(arm id, propensity)``; ``(None, nan)`` when no arm is
+        eligible. One nogil kernel call on an immutable snapshot: safe from many threads.
+        Without ``seed``, each call takes the next row of a per-policy random stream."""
+        x = self._context(x)
+        snap = self._snapshot
+        K = snap.theta.shape[0]
+        elig = (np.ones(K, np.uint8) if eligible is None
+                else np.ascontiguousarray(eligible, dtype=np.uint8))
+        if elig.shape != (K,):
+            raise InputError(f"eligible must be a length-{K} boolean array")
+        if seed is None:
+            seed_, row = self._service_seed, next(self._service_rows)
+        else:
+            seed_, row = _seed64(seed), 0
+        arm, p = _decide.decide_single(x, elig, snap.theta, snap.A_inv, snap.base_mean,
+                                       snap.base_var, snap.scale, snap.beta_a, snap.beta_b,
+                                       self.KIND, self.params.get("epsilon", 0.0), seed_, row,
+                                       self._draws(None))
+        return (None, float("nan")) if arm < 0 else (self._arm_list()[arm], p)
+
+    def _arm_list(self) -> list:
+        cached = getattr(self, "_arm_list_cache", None)
+        if cached is None or cached[0] is not self._arms:
+            cached = (self._arms, self._arms.to_pylist())
+            self._arm_list_cache = cached
+        return cached[1]
+
+    def _draws(self, draws) -> int:
+        if draws is None:
+            return BANDIT_TS_PROPENSITY_DRAWS
+        if isinstance(draws, bool) or not isinstance(draws, (int, np.integer)) or draws < 0:
+            raise InputError("propensity_draws must be a non-negative integer")
+        return int(draws)
+
+    # -- persistence ----------------------------------------------------------------------
+    def save(self, path) -> None:
+        """Write the policy in fastengage's safe bundle format (no pickle)."""
+        from ._persist import save_policy
+
+        save_policy(self, path)
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v:g}" for k, v in self.params.items())
+        return (f"{type(self).__name__}({len(self._arms)} arms, {self.n_features} features, "
+                f"{int(self._counts.sum())} rows learned, {params})")
+
+
+_POS = (0.0, np.inf)
+_PROB = (0.0, 1.0)
+
+
+class EpsilonGreedy(Policy):
+    """Best empirical mean (0 for an arm never played) with probability ``1 - epsilon``, a
+    uniformly random eligible arm otherwise."""
+
+    KIND = _decide.GREEDY
+    PARAMS = (("epsilon", 0.1, _PROB),)
+
+    def _derive(self):
+        K = self._counts.shape[0]
+        mean = np.divide(self._sums, self._counts, out=np.zeros(K), where=self._counts > 0)
+        return mean, np.zeros(K), 0.0, np.ones(K), np.ones(K)
+
+
+class UCB1(Policy):
+    """Argmax of ``mean + alpha * sqrt(2 ln N / n_a)`` (N rows learned in all); an arm never
+    played scores +inf, so each arm is tried once first (ties broken at random)."""
+
+    KIND = _decide.UCB
+    PARAMS = (("alpha", 1.0, _POS),)
+
+    def _derive(self):
+        K, n = self._counts.shape[0], self._counts
+        played = n > 0
+        mean = np.divide(self._sums, n, out=np.zeros(K), where=played)
+        total = max(float(n.sum()), 1.0)
+        var = np.full(K, np.inf)
+        var[played] = 2.0 * np.log(total) / n[played]
+        return mean, var, self.params["alpha"], np.ones(K), np.ones(K)
+
+
+class BetaTS(Policy):
+    """Beta-Bernoulli Thompson sampling: arm ``a`` scores a draw of
+    Beta(prior_alpha + successes, prior_beta + failures); rewards must lie in [0, 1]."""
+
+    KIND = _decide.BETA_TS
+    BINARY_REWARDS = True
+    PARAMS = (("prior_alpha", 1.0, (1e-12, np.inf)), ("prior_beta", 1.0, (1e-12, np.inf)))
+
+    def _derive(self):
+        K = self._counts.shape[0]
+        a = self.params["prior_alpha"] + self._sums
+        b = self.params["prior_beta"] + (self._counts - self._sums)
+        return np.zeros(K), np.zeros(K), 0.0, a, b
+
+
+class GaussianTS(Policy):
+    """Gaussian Thompson sampling with known noise: the mean reward of arm ``a`` has prior
+    N(prior_mean, prior_sd^2); rewards are N(mean, noise_sd^2); each arm scores a draw of its
+    posterior N(m_a, s_a^2), ``1/s_a^2 = 1/prior_sd^2 + n_a/noise_sd^2``."""
+
+    KIND = _decide.GAUSS_TS
+    PARAMS = (("prior_mean", 0.0, (-np.inf, np.inf)), ("prior_sd", 1.0, (1e-12, np.inf)),
+              ("noise_sd", 1.0, (1e-12, np.inf)))
+
+    def _derive(self):
+        K = self._counts.shape[0]
+        p0 = 1.0 / self.params["prior_sd"] ** 2
+        nv = 1.0 / self.params["noise_sd"] ** 2
+        precision = p0 + self._counts * nv
+        mean = (self.params["prior_mean"] * p0 + self._sums * nv) / precision
+        return mean, 1.0 / precision, 1.0, np.ones(K), np.ones(K)
+
+
+class _Linear(Policy):
+    CONTEXTUAL = True
+
+    def _derive(self):
+        K = self._counts.shape[0]
+        return np.zeros(K), np.zeros(K), self._scale(), np.ones(K), np.ones(K)
+
+    def _scale(self) -> float:
+        return 0.0
+
+
+class LinUCB(_Linear):
+    """Disjoint LinUCB (Li et al. 2010): per-arm ridge ``theta_a = (G_a + l2 I)^-1 g_a``; arm
+    score ``x . theta_a + alpha * sqrt(x^T A_a^-1 x)`` (MABWiser's LinUCB with the same alpha
+    and l2 chooses the same arms); ties broken at random, propensity 1 / n_tied."""
+
+    KIND = _decide.UCB
+    PARAMS = (("alpha", 1.0, _POS), ("l2", 1.0, (1e-12, np.inf)))
+
+    def _scale(self):
+        return self.params["alpha"]
+
+
+class LinTS(_Linear):
+    """Linear Thompson sampling (Agrawal & Goyal 2013): ``theta ~ N(theta_a, v^2 A_a^-1)``; the
+    score ``x . theta`` is drawn directly as N(x . theta_a, v^2 x^T A_a^-1 x), which is the same
+    distribution for the row's decision."""
+
+    KIND = _decide.GAUSS_TS
+    PARAMS = (("v", 1.0, _POS), ("l2", 1.0, (1e-12, np.inf)))
+
+    def _scale(self):
+        return self.params["v"]
+
+
+class LinEpsilonGreedy(_Linear):
+    """Epsilon-greedy over per-arm ridge predictions ``x . theta_a``."""
+
+    KIND = _decide.GREEDY
+    PARAMS = (("epsilon", 0.1, _PROB), ("l2", 1.0, (1e-12, np.inf)))

@@ -1,0 +1,164 @@
+"""Per-arm sufficient statistics of the bandit policies and the ridge solves built on them.
+
+Every policy keeps, per arm ``a``: the count ``n[a]``, the reward sum ``s[a]`` and the sum of
+squared rewards ``s2[a]``; contextual policies also keep the Gram matrix ``G[a] = sum x x^T`` and
+``g[a] = sum r x`` over the rows logged for that arm. The ridge model of an arm is
+``A = G + lambda I``, ``theta = A^-1 g``. Statistics add, so two policies merge by adding them.
+
+Accumulation is parallel over tasks of at most ``rows_per_task`` rows of one arm (rows grouped by
+arm in their original order); each task sums into its own slot and the slots of an arm are added
+in task order afterwards, so the result does not depend on the thread count.
+"""
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from ..common.config import NJIT
+from ..common.launch import parallel_kernel
+
+
+@njit(**NJIT)
+def plan_tasks(arms, n_arms, rows_per_task):
+    """Group row indices by arm (stable) and cut each arm's rows into tasks.
+
+    Returns ``(order, task_arm, task_start, task_stop)``: ``order`` lists row indices arm by arm;
+    task ``t`` covers ``order[task_start[t]:task_stop[t]]``, all rows of arm ``task_arm[t]``.
+    """
+    n = arms.shape[0]
+    counts = np.zeros(n_arms, dtype=np.int64)
+    for i in range(n):
+        counts[arms[i]] += 1
+    starts = np.zeros(n_arms + 1, dtype=np.int64)
+    n_tasks = 0
+    for a in range(n_arms):
+        starts[a + 1] = starts[a] + counts[a]
+        n_tasks += (counts[a] + rows_per_task - 1) // rows_per_task
+    order = np.empty(n, dtype=np.int64)
+    fill = starts[:-1].copy()
+    for i in range(n):
+        a = arms[i]
+        order[fill[a]] = i
+        fill[a] += 1
+    task_arm = np.empty(n_tasks, dtype=np.int64)
+    task_start = np.empty(n_tasks, dtype=np.int64)
+    task_stop = np.empty(n_tasks, dtype=np.int64)
+    t = 0
+    for a in range(n_arms):
+        lo = starts[a]
+        while lo < starts[a + 1]:
+            hi = min(lo + rows_per_task, starts[a + 1])
+            task_arm[t] = a
+            task_start[t] = lo
+            task_stop[t] = hi
+            t += 1
+            lo = hi
+    return order, task_arm, task_start, task_stop
+
+
+@parallel_kernel
+def task_sums(X, rewards, order, task_start, task_stop, part_G, part_g, part_s):
+    """Per task: ``part_G[t]`` (upper triangle of sum x x^T), ``part_g[t]`` (sum r x) and
+    ``part_s[t] = (count, sum r, sum r^2)`` over the task's rows."""
+    d = X.shape[1]
+    for t in prange(task_start.shape[0]):
+        G = part_G[t]
+        g = part_g[t]
+        s1 = 0.0
+        s2 = 0.0
+        for k in range(task_start[t], task_stop[t]):
+            i = order[k]
+            r = rewards[i]
+            s1 += r
+            s2 += r * r
+            for p in range(d):
+                xp = X[i, p]
+                g[p] += r * xp
+                for q in range(p, d):
+                    G[p, q] += xp * X[i, q]
+        part_s[t, 0] = task_stop[t] - task_start[t]
+        part_s[t, 1] = s1
+        part_s[t, 2] = s2
+
+
+@njit(**NJIT)
+def add_task_sums(task_arm, part_G, part_g, part_s, G, g, counts, sums, sums2):
+    """Add the task slots into the statistics arm by arm in task order; mirror the triangles."""
+    d = G.shape[1]
+    touched = np.zeros(G.shape[0], dtype=np.bool_)
+    for t in range(task_arm.shape[0]):
+        a = task_arm[t]
+        touched[a] = True
+        counts[a] += part_s[t, 0]
+        sums[a] += part_s[t, 1]
+        sums2[a] += part_s[t, 2]
+        for p in range(d):
+            g[a, p] += part_g[t, p]
+            for q in range(p, d):
+                G[a, p, q] += part_G[t, p, q]
+    for a in range(G.shape[0]):
+        if touched[a]:
+            for p in range(d):
+                for q in range(p + 1, d):
+                    G[a, q, p] = G[a, p, q]
+
+
+@njit(**NJIT)
+def add_one(x, reward, arm, G, g, counts, sums, sums2):
+    """Add one logged row to the statistics (the single-event update of a service)."""
+    d = x.shape[0]
+    counts[arm] += 1.0
+    sums[arm] += reward
+    sums2[arm] += reward * reward
+    for p in range(d):
+        g[arm, p] += reward * x[p]
+        for q in range(d):
+            G[arm, p, q] += x[p] * x[q]
+
+
+@njit(**NJIT)
+def solve_arms(G, g, lam, theta, A_inv):
+    """``A_inv[a] = (G[a] + lam I)^-1`` and ``theta[a] = A_inv[a] g[a]`` by Cholesky.
+
+    Returns the index of the first arm whose matrix is not positive definite, or -1.
+    """
+    K = G.shape[0]
+    d = G.shape[1]
+    L = np.empty((d, d))
+    Linv = np.empty((d, d))
+    for a in range(K):
+        # Cholesky A = L L^T.
+        for i in range(d):
+            for j in range(i + 1):
+                s = G[a, i, j] + (lam if i == j else 0.0)
+                for k in range(j):
+                    s -= L[i, k] * L[j, k]
+                if i == j:
+                    if not s > 0.0:
+                        return a
+                    L[i, i] = math.sqrt(s)
+                else:
+                    L[i, j] = s / L[j, j]
+        # L^-1 (lower triangular), then A^-1 = L^-T L^-1.
+        for j in range(d):
+            for i in range(d):
+                Linv[i, j] = 0.0
+            Linv[j, j] = 1.0 / L[j, j]
+            for i in range(j + 1, d):
+                s = 0.0
+                for k in range(j, i):
+                    s -= L[i, k] * Linv[k, j]
+                Linv[i, j] = s / L[i, i]
+        for i in range(d):
+            for j in range(i, d):
+                s = 0.0
+                for k in range(j, d):
+                    s += Linv[k, i] * Linv[k, j]
+                A_inv[a, i, j] = s
+                A_inv[a, j, i] = s
+        for i in range(d):
+            s = 0.0
+            for j in range(d):
+                s += A_inv[a, i, j] * g[a, j]
+            theta[a, i] = s
+    return -1
