@@ -1,0 +1,56 @@
+"""Plain-Python references for the privacy kernels (slow, obvious, independent of them)."""
+import numpy as np
+
+REASONS = ("kept", "no_consent", "withdrawn", "not_consented_as_of")
+
+
+def consent_state(records, customer, purpose, t, as_of=None):
+    """'granted', 'withdrawn' or None: the state of ``customer``'s consent for ``purpose`` at
+    ``t`` from ``records`` = [(customer, purpose, granted, from or None, to or None)]."""
+    covering = []
+    for c, p, granted, start, end in records:
+        if c != customer or p != purpose:
+            continue
+        if as_of is not None and start is not None and start > as_of:
+            continue  # not yet known at as_of
+        if (start is None or start <= t) and (end is None or t < end):
+            covering.append((float("-inf") if start is None else start, 0 if granted else 1))
+    if not covering:
+        return None
+    # the latest start decides; at equal starts a withdrawal (1) wins
+    start, withdrawn = max(covering)
+    return "withdrawn" if withdrawn else "granted"
+
+
+def consent_reasons(events, records, purpose, as_of=None):
+    """Reason of every event [(customer, t)] (one of REASONS)."""
+    out = []
+    for customer, t in events:
+        state = consent_state(records, customer, purpose, t, as_of)
+        if state == "granted":
+            if as_of is not None and consent_state(records, customer, purpose, as_of,
+                                                   as_of) != "granted":
+                out.append("not_consented_as_of")
+            else:
+                out.append("kept")
+        elif state == "withdrawn":
+            out.append("withdrawn")
+        else:
+            out.append("no_consent")
+    return out
+
+
+def bounded_aggregates(segments, customers, amounts, n_segments, max_rows, lower, upper):
+    """Per-segment (count, clamped sum) keeping each customer's first ``max_rows`` rows in input
+    order (per customer, across all segments)."""
+    seen = {}
+    counts = np.zeros(n_segments, np.int64)
+    sums = np.zeros(n_segments, np.float64)
+    for s, c, a in zip(segments, customers, amounts):
+        k = seen.get(c, 0)
+        seen[c] = k + 1
+        if max_rows is not None and k >= max_rows:
+            continue
+        counts[s] += 1
+        sums[s] += min(max(a, lower), upper)
+    return counts, sums
