@@ -1,0 +1,224 @@
+"""Drift between a reference and a current data set (or their saved profiles), per column."""
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+from scipy import stats
+
+from ..errors import InputError
+from ..kernels.common import config
+from ..kernels.monitor.drift import categorical_drift, numeric_drift
+from ._columns import NUMERIC
+from .profile import Profile
+
+SCHEMA = pa.schema([
+    ("column", pa.string()), ("kind", pa.string()),
+    ("n_reference", pa.int64()), ("n_current", pa.int64()),
+    ("null_rate_reference", pa.float64()), ("null_rate_current", pa.float64()),
+    ("null_rate_change", pa.float64()),
+    ("psi", pa.float64()), ("js_distance", pa.float64()),
+    ("ks_statistic", pa.float64()), ("ks_pvalue", pa.float64()),
+    ("wasserstein", pa.float64()), ("wasserstein_norm", pa.float64()),
+    ("chi2_statistic", pa.float64()), ("chi2_pvalue", pa.float64()),
+    ("new_categories", pa.list_(pa.string())), ("missing_categories", pa.list_(pa.string())),
+    ("rank_error", pa.float64()), ("method", pa.string()), ("drift", pa.bool_()),
+])
+
+
+def _as_profile(data, columns, categorical, n_threads, kinds=None) -> Profile:
+    if isinstance(data, Profile):
+        return data
+    if kinds is not None:
+        columns = list(kinds)
+        categorical = [c for c, k in kinds.items() if k != NUMERIC]
+    return Profile.from_data(data, columns, categorical=categorical or (), mode="exact",
+                             n_threads=n_threads)
+
+
+def drift(reference, current, *, columns=None, categorical=(), n_bins: int | None = None,
+          psi_threshold: float | None = None, pvalue_threshold: float | None = None,
+          wasserstein_threshold: float | None = None, js_threshold: float | None = None,
+          null_rate_threshold: float | None = None, n_threads: int | None = None) -> pa.Table:
+    """Drift of every column of ``current`` against ``reference``: one row per column.
+
+    ``reference`` and ``current`` are :class:`Profile` objects (e.g. loaded from disk) or any
+    Arrow input (profiled exactly on the fly). Numeric columns get PSI and Jensen-Shannon
+    distance on ``n_bins`` (default 10) quantile bins of the reference (bin b holds
+    ``edge[b-1] < x <= edge[b]``, edges at the reference's inverted-CDF quantiles b/n_bins,
+    repeated edges merged; empty bins count as 1e-4 in PSI), the two-sample Kolmogorov-Smirnov
+    statistic with its asymptotic p-value (``scipy.stats.ks_2samp(method="asymp")``), the
+    Wasserstein-1 distance and that distance divided by the reference's standard deviation
+    (``wasserstein_norm``, as evidently). Categorical columns get the chi-square goodness-of-fit
+    of current counts against the reference's proportions (``scipy.stats.chisquare``; a category
+    absent from the reference makes it inf), PSI and Jensen-Shannon distance on category
+    proportions, and the lists of new and missing categories. Both get the null rates.
+
+    ``drift`` is true when, for references of more than 1000 values, ``wasserstein_norm >= 0.1``
+    (numeric) or ``js_distance >= 0.1`` (categorical); for smaller references the test p-value
+    is below 0.05 (KS or chi-square); and in every case when ``psi >= 0.2`` or the null rate
+    moved by more than 0.1. ``method`` names the rule that was applied. ``rank_error`` is the
+    relative rank-error bound of sketched columns (0 when both sides are exact): then the KS
+    statistic is within that bound and the Wasserstein distance within bound * (max - min).
+    """
+    n_bins = int(n_bins if n_bins is not None else config.MONITOR_PSI_BINS)
+    if n_bins < 2:
+        raise InputError(f"n_bins must be >= 2, got {n_bins}")
+    ref = _as_profile(reference, columns, categorical, n_threads)
+    if columns is None:
+        columns = ref.columns
+    elif isinstance(columns, str):
+        columns = [columns]
+    missing = [c for c in columns if c not in ref.kinds]
+    if missing:
+        raise InputError(f"column(s) {missing} are not in the reference profile")
+    kinds = {c: ref.kinds[c] for c in columns}
+    cur = _as_profile(current, None, None, n_threads, kinds=kinds)
+    for c in columns:
+        if cur.kinds.get(c) != kinds[c]:
+            raise InputError(f"column {c!r} is {kinds[c]} in the reference but "
+                             f"{cur.kinds.get(c, 'absent')} in the current data")
+    thresholds = dict(
+        psi=config.MONITOR_PSI_THRESHOLD if psi_threshold is None else psi_threshold,
+        p=config.MONITOR_PVALUE_THRESHOLD if pvalue_threshold is None else pvalue_threshold,
+        w=config.MONITOR_WASSERSTEIN_THRESHOLD if wasserstein_threshold is None
+        else wasserstein_threshold,
+        js=config.MONITOR_JS_THRESHOLD if js_threshold is None else js_threshold,
+        null=config.MONITOR_NULL_RATE_THRESHOLD if null_rate_threshold is None
+        else null_rate_threshold)
+    rows = {name: [] for name in SCHEMA.names}
+    numeric = [c for c in columns if kinds[c] == NUMERIC]
+    num = _numeric_stats([ref.state(c) for c in numeric], [cur.state(c) for c in numeric],
+                         n_bins, n_threads)
+    for c in columns:
+        rs, cs = ref.state(c), cur.state(c)
+        if kinds[c] == NUMERIC:
+            row = num[numeric.index(c)]
+        else:
+            row = _categorical_stats(rs, cs)
+        row["column"], row["kind"] = c, kinds[c]
+        row["n_reference"], row["n_current"] = rs.n, cs.n
+        row["null_rate_reference"] = _rate(rs.n_null, rs.n)
+        row["null_rate_current"] = _rate(cs.n_null, cs.n)
+        row["null_rate_change"] = row["null_rate_current"] - row["null_rate_reference"]
+        row["method"], row["drift"] = _flag(row, kinds[c], rs.n, thresholds)
+        for name in SCHEMA.names:
+            rows[name].append(row.get(name))
+    return pa.table(rows, schema=SCHEMA)
+
+
+def _rate(nulls: int, valid: int) -> float:
+    total = nulls + valid
+    return nulls / total if total else float("nan")
+
+
+def _flag(row, kind, n_ref, t) -> tuple[str, bool]:
+    if kind == NUMERIC:
+        method, stat = ("ks_pvalue", row["ks_pvalue"]) if n_ref <= config.MONITOR_SMALL_SAMPLE \
+            else ("wasserstein_norm", row["wasserstein_norm"])
+    else:
+        method, stat = ("chi2_pvalue", row["chi2_pvalue"]) if n_ref <= config.MONITOR_SMALL_SAMPLE \
+            else ("js_distance", row["js_distance"])
+    if stat is None or not np.isfinite(stat) and method.endswith("pvalue"):
+        flagged = False if stat is None or np.isnan(stat) else True
+    elif method.endswith("pvalue"):
+        flagged = stat < t["p"]
+    else:
+        flagged = stat >= (t["w"] if method == "wasserstein_norm" else t["js"])
+    psi = row["psi"]
+    flagged = flagged or (psi is not None and psi >= t["psi"])
+    change = row["null_rate_change"]
+    flagged = flagged or (np.isfinite(change) and abs(change) > t["null"])
+    return method, bool(flagged)
+
+
+def _numeric_stats(refs, curs, n_bins, n_threads) -> list[dict]:
+    if not refs:
+        return []
+    ref_flat = _flatten(refs)
+    cur_flat = _flatten(curs)
+    m = len(refs)
+    ks, wass, psi, js = (np.empty(m) for _ in range(4))
+    bins = np.empty(m, dtype=np.int64)
+    ref_p = np.zeros((m, n_bins))
+    cur_p = np.zeros((m, n_bins))
+    numeric_drift(*ref_flat, *cur_flat, n_bins, config.MONITOR_PSI_EPS,
+                  ks, wass, psi, js, bins, ref_p, cur_p, n_threads=n_threads)
+    n_ref = ref_flat[-1]
+    n_cur = cur_flat[-1]
+    # Smirnov's asymptotic p-value, computed as scipy's ks_2samp(method="asymp") does.
+    big = np.maximum(n_ref, n_cur)
+    small = np.minimum(n_ref, n_cur)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        en = np.round(big * small / (big + small))
+        pvalue = np.clip(stats.kstwo.sf(ks, en), 0, 1)
+    out = []
+    for j, (rs, cs) in enumerate(zip(refs, curs)):
+        std = rs.std()
+        rel = (rs.rank_error / rs.n if rs.n else 0.0) + (cs.rank_error / cs.n if cs.n else 0.0)
+        valid = rs.n > 0 and cs.n > 0
+        out.append({
+            "psi": float(psi[j]) if valid else None, "js_distance": float(js[j]) if valid else None,
+            "ks_statistic": float(ks[j]) if valid else None,
+            "ks_pvalue": float(pvalue[j]) if valid else None,
+            "wasserstein": float(wass[j]) if valid else None,
+            "wasserstein_norm": (float(wass[j] / std) if std > 0 else
+                                 (0.0 if wass[j] == 0 else float("inf"))) if valid else None,
+            "rank_error": rel, "new_categories": None, "missing_categories": None,
+        })
+    return out
+
+
+def _flatten(states):
+    """Flat (values, weights, start, length, weight start, total) arrays over columns."""
+    values, weights, start, length, wstart, total = [], [], [], [], [], []
+    pos = 0
+    wpos = 0
+    for st in states:
+        v, w = st.points()
+        values.append(v)
+        start.append(pos)
+        length.append(v.shape[0])
+        pos += v.shape[0]
+        if w is None:
+            wstart.append(-1)
+        else:
+            weights.append(w)
+            wstart.append(wpos)
+            wpos += w.shape[0]
+        total.append(float(st.n))
+    flat_w = np.concatenate(weights) if weights else np.empty(0)
+    return (np.concatenate(values), flat_w, np.array(start, dtype=np.int64),
+            np.array(length, dtype=np.int64), np.array(wstart, dtype=np.int64),
+            np.array(total, dtype=np.float64))
+
+
+def _categorical_stats(rs, cs) -> dict:
+    ref_vals, cur_vals = rs.values, cs.values
+    if len(ref_vals) and len(cur_vals) and ref_vals.type != cur_vals.type:
+        raise InputError(f"categories have type {ref_vals.type} in the reference and "
+                         f"{cur_vals.type} in the current data")
+    union = pa.concat_arrays([ref_vals, cur_vals.cast(ref_vals.type)]).unique() \
+        if len(ref_vals) else cur_vals
+    ref_counts = _aligned(union, ref_vals, rs.counts)
+    cur_counts = _aligned(union, cur_vals, cs.counts)
+    new = [str(v) for v, r, c in zip(union.to_pylist(), ref_counts, cur_counts) if r == 0 and c > 0]
+    gone = [str(v) for v, r, c in zip(union.to_pylist(), ref_counts, cur_counts) if c == 0 and r > 0]
+    row = {"new_categories": new, "missing_categories": gone, "rank_error": 0.0}
+    if rs.n == 0 or cs.n == 0:
+        return row | {"psi": None, "js_distance": None, "chi2_statistic": None,
+                      "chi2_pvalue": None}
+    chi2, psi, js = categorical_drift(ref_counts, cur_counts, config.MONITOR_PSI_EPS)
+    dof = len(union) - 1
+    pvalue = float(stats.chi2.sf(chi2, dof)) if dof > 0 else float("nan")
+    return row | {"psi": float(psi), "js_distance": float(js), "chi2_statistic": float(chi2),
+                  "chi2_pvalue": pvalue}
+
+
+def _aligned(union: pa.Array, values: pa.Array, counts: np.ndarray) -> np.ndarray:
+    import pyarrow.compute as pc
+
+    out = np.zeros(len(union), dtype=np.float64)
+    if len(values):
+        idx = pc.index_in(values.cast(union.type), value_set=union).to_numpy()
+        out[idx] = counts
+    return out

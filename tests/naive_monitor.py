@@ -1,0 +1,54 @@
+"""Plain NumPy/scipy references for the monitor kernels (drift and model quality)."""
+import numpy as np
+from scipy import stats
+from scipy.spatial.distance import jensenshannon
+
+EPS = 1e-4
+
+
+def quantile_bins(ref, cur, n_bins):
+    """Bin proportions on the reference's inverted-CDF quantile edges, bins (e[b-1], e[b]]."""
+    ref = np.sort(np.asarray(ref, dtype=float))
+    edges = np.unique(np.quantile(ref, np.arange(1, n_bins) / n_bins, method="inverted_cdf"))
+    def props(x):
+        below = np.searchsorted(np.sort(x), edges, side="right")
+        counts = np.diff(np.concatenate([[0], below, [len(x)]]))
+        return counts / len(x)
+    return props(ref), props(np.asarray(cur, dtype=float))
+
+
+def psi(p, q, eps=EPS):
+    p = np.where(p > 0, p, eps)
+    q = np.where(q > 0, q, eps)
+    return float(np.sum((q - p) * np.log(q / p)))
+
+
+def numeric_drift(ref, cur, n_bins=10):
+    ref = np.asarray(ref, dtype=float)
+    cur = np.asarray(cur, dtype=float)
+    p, q = quantile_bins(ref, cur, n_bins)
+    ks = stats.ks_2samp(ref, cur, method="asymp")
+    w = stats.wasserstein_distance(ref, cur)
+    return {"psi": psi(p, q), "js_distance": float(jensenshannon(p, q)),
+            "ks_statistic": float(ks.statistic), "ks_pvalue": float(ks.pvalue),
+            "wasserstein": float(w), "wasserstein_norm": float(w / np.std(ref))}
+
+
+def categorical_drift(ref, cur):
+    """Chi-square of current counts vs reference proportions over the union of categories."""
+    keys = sorted(set(ref) | set(cur))
+    rc = np.array([np.sum(np.asarray(ref) == k) for k in keys], dtype=float)
+    cc = np.array([np.sum(np.asarray(cur) == k) for k in keys], dtype=float)
+    p, q = rc / rc.sum(), cc / cc.sum()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        chi = stats.chisquare(cc, rc * cc.sum() / rc.sum()) if np.all(rc > 0) else None
+    return {"psi": psi(p, q), "js_distance": float(jensenshannon(p, q)),
+            "chi2_statistic": float(chi.statistic) if chi is not None else np.inf,
+            "chi2_pvalue": float(chi.pvalue) if chi is not None else 0.0,
+            "new": [k for k, r, c in zip(keys, rc, cc) if r == 0],
+            "missing": [k for k, r, c in zip(keys, rc, cc) if c == 0]}
+
+
+def weighted_rank(values, weights, x):
+    """Weight of the points <= x (for checking sketches)."""
+    return float(np.sum(weights[values <= x]))
