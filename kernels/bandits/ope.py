@@ -92,7 +92,8 @@ def round_rewards(reward, w, dm, qf, mean_w, clip, tau, lam, estimators, out):
                 elif code == SWITCH_DR:
                     v = dm[i] + (wi * (r - qf[i]) if wi <= tau else 0.0)
                 else:  # DR_OS
-                    shrunk = lam * wi / (wi * wi + lam) if lam < np.inf else wi
+                    den = wi * wi + lam
+                    shrunk = (lam * wi / den if den > 0.0 else 0.0) if lam < np.inf else wi
                     v = dm[i] + shrunk * (r - qf[i])
                 out[i, e] = v
 

@@ -1,0 +1,213 @@
+"""Off-policy evaluation: what would a target policy have earned on logged decisions?
+
+Estimators are Open Bandit Pipeline's (``obp.ope``), with its definitions and argument meanings:
+``ipw``, ``snipw``, ``dm``, ``dr``, ``sndr``, ``switch-dr`` and ``dr-os`` (formulas in
+``fastengage.kernels.bandits.ope``). Confidence intervals are percentile bootstraps of the mean
+round reward, as obp's ``estimate_interval`` (rounds resampled with replacement), drawn from
+counter streams so that any thread count gives the same interval for a seed. ``ess`` is Kish's
+effective sample size ``(sum w)^2 / sum w^2`` of the weights each estimator puts on the logged
+rewards (null for ``dm``).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .._io.sources import amount_to_float64, open_source
+from ..errors import InputError
+from ..kernels.bandits import ope as _ope
+from ._columns import arm_array, arm_codes, feature_matrix
+from .policies import Policy, _seed64
+from .reward_model import fit_predict_rewards
+
+__all__ = ["evaluate", "ESTIMATORS"]
+
+ESTIMATORS = {"ipw": _ope.IPW, "snipw": _ope.SNIPW, "dm": _ope.DM, "dr": _ope.DR,
+              "sndr": _ope.SNDR, "switch-dr": _ope.SWITCH_DR, "dr-os": _ope.DR_OS}
+_NEEDS_MODEL = {"dm", "dr", "sndr", "switch-dr", "dr-os"}
+#: Target probabilities at a round's position must sum to 1 within this tolerance.
+_SUM_TOLERANCE = 1e-6
+
+
+def _positions(table, position):
+    if position is None:
+        return np.zeros(table.num_rows, dtype=np.int64), 1
+    col = table.column(position).combine_chunks()
+    if col.null_count:
+        raise InputError(f"position column {position!r} has {col.null_count} null value(s)")
+    # Dense rank of the position values (obp's OpenBanditDataset does the same).
+    levels = pc.unique(col).sort()
+    return np.ascontiguousarray(pc.index_in(col, value_set=levels).to_numpy(), np.int64), len(levels)
+
+
+def _target_array(target, table, arms, features, n, L, eligible, seed, draws, n_threads):
+    if isinstance(target, Policy):
+        dist = target.action_distribution(table, features=features, eligible=eligible,
+                                          seed=seed, propensity_draws=draws, n_threads=n_threads)
+        return np.repeat(dist[:, :, None], L, axis=2) if L > 1 else dist[:, :, None]
+    if isinstance(target, np.ndarray):
+        pi = target
+    else:
+        tsource = open_source(target)
+        names = [str(a) for a in arms.to_pylist()]
+        tsource.require({f"target for arm {a!r}": a for a in names})
+        ttable = pa.Table.from_batches(list(tsource.batches(names)), schema=None)
+        pi = np.stack([amount_to_float64(ttable.column(a), a, role="target probability")
+                       for a in names], axis=1) if names else np.zeros((ttable.num_rows, 0))
+    pi = np.asarray(pi, dtype=np.float64)
+    if pi.ndim == 2:
+        pi = pi[:, :, None]
+    if pi.ndim != 3 or pi.shape[0] != n or pi.shape[1] != len(arms) or pi.shape[2] not in (1, L):
+        raise InputError(f"target probabilities must have shape ({n}, {len(arms)}) or "
+                         f"({n}, {len(arms)}, {L}), got {pi.shape}")
+    if pi.shape[2] != L:
+        pi = np.repeat(pi, L, axis=2)
+    return np.ascontiguousarray(pi)
+
+
+def _arms_for(target, arms, action_col, action):
+    if isinstance(target, Policy):
+        return target.arms
+    if arms is not None:
+        return arm_array(arms)
+    if isinstance(target, np.ndarray):
+        if not pa.types.is_integer(action_col.type):
+            raise InputError("with a target array, pass arms=[ids in column order] (or log "
+                             "integer actions 0..K-1)")
+        return pa.array(np.arange(target.shape[1]), pa.int64())
+    names = open_source(target).schema.names
+    return arm_array([int(a) for a in names] if pa.types.is_integer(action_col.type) else names)
+
+
+def evaluate(logs, *, action: str, reward: str, propensity: str, target, position: str | None = None,
+             features: list[str] | None = None, arms=None, eligible=None,
+             estimators=("ipw", "snipw", "dm", "dr", "sndr", "switch-dr", "dr-os"),
+             reward_model=None, action_context=None, n_folds: int = 3, n_bootstrap: int = 1000, alpha: float = 0.05,
+             seed: int = 0, clip: float = np.inf, switch_tau: float = 100.0,
+             dros_lambda: float = 100.0, propensity_draws: int | None = None,
+             n_threads: int | None = None) -> pa.Table:
+    """Estimate the policy value of ``target`` on logged bandit feedback.
+
+    Parameters
+    ----------
+    logs : Arrow-readable data with one row per logged decision.
+    action, reward, propensity : column names: the logged arm id, its reward, and the logging
+        policy's probability of that arm (obp's ``pscore``).
+    target : a :class:`Policy` (its action distribution on the logs' ``features`` is used), a
+        NumPy array of target probabilities (rows, K) or (rows, K, positions) in ``arms`` order
+        (obp's ``action_dist``), or an Arrow-readable table with one probability column per arm,
+        named by the arm id.
+    position : optional column of slot positions (dense-ranked; obp's ``position``).
+    features : context columns for the target policy and the default reward model.
+    reward_model : ``None`` (logistic regression, cross-fitted over ``n_folds``), any
+        scikit-learn estimator (fitted the same way), or an array ``q_hat`` of shape
+        (rows, K[, positions]) of expected rewards.
+    action_context : optional (K, m) array of arm features for the reward model (obp's
+        ``action_context``; one-hot arms by default).
+    n_bootstrap, alpha, seed : percentile bootstrap of ``n_bootstrap`` resamples for a
+        ``1 - alpha`` interval (``n_bootstrap=0`` skips intervals).
+    clip, switch_tau, dros_lambda : obp's ``lambda_`` of IPW/DR (weight clipping), of Switch-DR
+        and of DR-OS.
+
+    Returns
+    -------
+    pyarrow.Table with ``estimator``, ``value``, ``ci_lower``, ``ci_upper``, ``std_error``
+    (bootstrap), ``ess`` and ``n_rounds``, one row per estimator.
+    """
+    names = [estimators] if isinstance(estimators, str) else list(estimators)
+    unknown = [e for e in names if e not in ESTIMATORS]
+    if unknown or not names:
+        raise InputError(f"unknown estimator(s) {unknown}; choose from {list(ESTIMATORS)}")
+    for label, value, lo in (("clip", clip, 0.0), ("switch_tau", switch_tau, 0.0),
+                             ("dros_lambda", dros_lambda, 0.0)):
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not value >= lo:
+            raise InputError(f"{label} must be a number >= {lo}, got {value!r}")
+    if not isinstance(n_bootstrap, (int, np.integer)) or isinstance(n_bootstrap, bool) or n_bootstrap < 0:
+        raise InputError("n_bootstrap must be a non-negative integer")
+    if not 0.0 < alpha < 1.0:
+        raise InputError("alpha must lie in (0, 1)")
+    features = list(features) if features is not None else []
+    source = open_source(logs)
+    roles = {"action": action, "reward": reward, "propensity": propensity, "position": position}
+    if isinstance(eligible, str):
+        roles["eligible"] = eligible
+    cols = source.require(roles)
+    source.require({f"feature {f!r}": f for f in features})
+    table = pa.Table.from_batches(list(source.batches(list(cols.values()) + features)))
+    n = table.num_rows
+    if n == 0:
+        raise InputError("logs are empty")
+    action_col = table.column(action).combine_chunks()
+    arm_ids = _arms_for(target, arms, action_col, action)
+    codes = arm_codes(action_col, arm_ids, action, role="action")
+    r = amount_to_float64(table.column(reward), reward, role="reward")
+    pscore = amount_to_float64(table.column(propensity), propensity, role="propensity")
+    pos, L = _positions(table, position)
+    seed64 = _seed64(seed)
+    pi_e = _target_array(target, table, arm_ids, features or None, n, L, eligible, seed,
+                         propensity_draws, n_threads)
+    K = pi_e.shape[1]
+    needs_model = any(e in _NEEDS_MODEL for e in names)
+    q_hat = np.zeros((0, K, L))
+    if needs_model:
+        if isinstance(reward_model, np.ndarray):
+            q_hat = reward_model.astype(np.float64)
+            if q_hat.ndim == 2:
+                q_hat = q_hat[:, :, None]
+            if q_hat.shape[:2] != (n, K) or q_hat.shape[2] not in (1, L):
+                raise InputError(f"reward_model array must have shape ({n}, {K}[, {L}]), "
+                                 f"got {reward_model.shape}")
+            q_hat = np.ascontiguousarray(np.repeat(q_hat, L, axis=2) if q_hat.shape[2] != L else q_hat)
+            if not np.isfinite(q_hat).all():
+                raise InputError("reward_model array holds non-finite values")
+        else:
+            X = feature_matrix(table, features) if features else None
+            q_hat = fit_predict_rewards(X, codes, r, pos, K, L, reward_model, n_folds, seed,
+                                        _action_context(action_context, K))
+    w, dm, qf = np.empty(n), np.empty(n if needs_model else 0), np.empty(n if needs_model else 0)
+    bad = np.empty(n, dtype=np.uint8)
+    _ope.round_terms(codes, pos, pscore, pi_e, q_hat, _SUM_TOLERANCE, w, dm, qf, bad,
+                     n_threads=n_threads)
+    n_bad = int(np.count_nonzero(bad))
+    if n_bad:
+        raise InputError(f"{n_bad} round(s) have a propensity outside (0, 1] or target "
+                         "probabilities that are negative or do not sum to 1")
+    mean_w = float(w.mean())
+    est_codes = np.array([ESTIMATORS[e] for e in names], dtype=np.int64)
+    rounds = np.empty((n, len(names)))
+    _ope.round_rewards(r, w, dm, qf, mean_w, float(clip), float(switch_tau), float(dros_lambda),
+                       est_codes, rounds, n_threads=n_threads)
+    values = rounds.mean(axis=0)
+    lo = hi = se = np.full(len(names), np.nan)
+    if n_bootstrap:
+        boot = np.empty((int(n_bootstrap), len(names)))
+        _ope.bootstrap_means(rounds, seed64, boot, n_threads=n_threads)
+        lo, hi = np.percentile(boot, [100 * alpha / 2, 100 * (1 - alpha / 2)], axis=0)
+        se = boot.std(axis=0, ddof=1) if n_bootstrap > 1 else se
+    ess = [_ess(e, w, clip, switch_tau, dros_lambda) for e in names]
+    return pa.table({"estimator": names, "value": values, "ci_lower": lo, "ci_upper": hi,
+                     "std_error": se, "ess": pa.array(ess, pa.float64()),
+                     "n_rounds": pa.array([n] * len(names), pa.int64())})
+
+
+def _action_context(action_context, K):
+    if action_context is None:
+        return None
+    ac = np.asarray(action_context, dtype=np.float64)
+    if ac.ndim != 2 or ac.shape[0] != K or not np.isfinite(ac).all():
+        raise InputError(f"action_context must be a finite ({K}, m) array, got shape {ac.shape}")
+    return ac
+
+
+def _ess(name, w, clip, tau, lam):
+    if name == "dm":
+        return None
+    if name in ("ipw", "dr"):
+        w = np.minimum(w, clip) if clip < np.inf else w
+    elif name == "switch-dr":
+        w = np.where(w <= tau, w, 0.0)
+    elif name == "dr-os":
+        w = lam * w / (w * w + lam) if lam < np.inf else w
+    s2 = float(np.dot(w, w))
+    return float(w.sum()) ** 2 / s2 if s2 > 0 else 0.0

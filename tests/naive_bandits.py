@@ -1,0 +1,160 @@
+"""Plain NumPy references for the bandit kernels.
+
+* Open Bandit Pipeline 0.5.7's estimators (``obp/ope/estimators.py``), transcribed line by line
+  (obp itself cannot be installed here: it pins torch 1.12, scikit-learn 1.1.3, scipy 1.9.3),
+  and its ``RegressionModel.fit_predict`` ("normal" fitting, per-position models, KFold
+  cross-fitting) and ``estimate_confidence_interval_by_bootstrap`` given resample indices.
+* The counter-based random streams of ``kernels/bandits/rng.py``, vectorised in NumPy uint64.
+* Ridge statistics and LinUCB/epsilon-greedy decisions with their exact propensities.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+M1 = np.uint64(0xBF58476D1CE4E5B9)
+M2 = np.uint64(0x94D049BB133111EB)
+STREAM = np.uint64(0xD1B54A32D192ED03)
+
+
+# -- random streams -------------------------------------------------------------------------
+def mix64(z):
+    z = np.asarray(z, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        z = (z ^ (z >> np.uint64(30))) * M1
+        z = (z ^ (z >> np.uint64(27))) * M2
+    return z ^ (z >> np.uint64(31))
+
+
+def stream_base(seed, row):
+    with np.errstate(over="ignore"):
+        return mix64(np.uint64(seed) ^ mix64(np.asarray(row, np.uint64) * STREAM + GOLDEN))
+
+
+def uniforms(seed, row, count):
+    """The first ``count`` uniforms of stream ``(seed, row)``."""
+    k = np.arange(1, count + 1, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        states = stream_base(seed, row) + k * GOLDEN
+    return (mix64(states) >> np.uint64(11)).astype(np.float64) * (1.0 / 9007199254740992.0)
+
+
+def bootstrap_indices(seed, replicate, n):
+    return np.minimum((uniforms(seed, replicate, n) * n).astype(np.int64), n - 1)
+
+
+# -- obp estimators -------------------------------------------------------------------------
+def obp_round_rewards(name, reward, action, pscore, action_dist, q_hat=None, position=None,
+                      lambda_=np.inf):
+    """obp's ``_estimate_round_rewards`` of estimator ``name`` (obp's ``lambda_`` semantics)."""
+    n = action.shape[0]
+    if position is None:
+        position = np.zeros(n, dtype=int)
+    idx = np.arange(n)
+    iw = action_dist[idx, action, position] / pscore
+    if name == "ipw":
+        return reward * np.minimum(iw, lambda_)
+    if name == "snipw":
+        return reward * iw / iw.mean()
+    q_at_pos = q_hat[idx, :, position]
+    q_factual = q_hat[idx, action, position]
+    pi_at_pos = action_dist[idx, :, position]
+    dm = np.average(q_at_pos, weights=pi_at_pos, axis=1)
+    if name == "dm":
+        return dm
+    if name == "dr":
+        return dm + np.minimum(iw, lambda_) * (reward - q_factual)
+    if name == "sndr":
+        return dm + iw * (reward - q_factual) / iw.mean()
+    if name == "switch-dr":
+        return dm + np.array(iw <= lambda_, dtype=int) * iw * (reward - q_factual)
+    if name == "dr-os":
+        iw_hat = (lambda_ * iw) / (iw ** 2 + lambda_) if lambda_ < np.inf else iw
+        return dm + iw_hat * (reward - q_factual)
+    raise ValueError(name)
+
+
+def obp_interval(samples, indices, alpha=0.05):
+    """obp's bootstrap interval with given resample indices (B, n) instead of its RandomState."""
+    boot = [np.mean(samples[ix]) for ix in indices]
+    return (np.mean(boot), np.percentile(boot, 100 * (alpha / 2)),
+            np.percentile(boot, 100 * (1.0 - alpha / 2)))
+
+
+def obp_regression_fit_predict(base_model, context, action, reward, position, n_actions,
+                               len_list, action_context=None, n_folds=1, random_state=None):
+    """obp's ``RegressionModel(fitting_method="normal").fit_predict``."""
+    from sklearn.base import clone, is_classifier
+    from sklearn.model_selection import KFold
+
+    if action_context is None:
+        action_context = np.eye(n_actions, dtype=int)
+    models = [clone(base_model) for _ in range(len_list)]
+
+    def fit(c, a, r, p):
+        for pos_ in range(len_list):
+            idx = p == pos_
+            models[pos_].fit(np.c_[c[idx], action_context[a[idx]]], r[idx])
+
+    def predict(c):
+        n = c.shape[0]
+        q = np.zeros((n, n_actions, len_list))
+        for a in range(n_actions):
+            for pos_ in range(len_list):
+                X = np.c_[c, action_context[a * np.ones(n, int)]]
+                m = models[pos_]
+                q[np.arange(n), a, pos_] = (m.predict_proba(X)[:, 1] if is_classifier(m)
+                                            else m.predict(X))
+        return q
+
+    if n_folds == 1:
+        fit(context, action, reward, position)
+        return predict(context)
+    q_hat = np.zeros((context.shape[0], n_actions, len_list))
+    for tr, te in KFold(n_splits=n_folds, shuffle=True, random_state=random_state).split(context):
+        fit(context[tr], action[tr], reward[tr], position[tr])
+        q_hat[te] = predict(context[te])
+    return q_hat
+
+
+# -- policies -------------------------------------------------------------------------------
+def ridge_stats(X, arms, rewards, n_arms, lam):
+    """Per arm: A = X^T X + lam I, b = X^T r, theta = A^-1 b, A^-1."""
+    d = X.shape[1]
+    A = np.stack([lam * np.eye(d) + X[arms == a].T @ X[arms == a] for a in range(n_arms)])
+    b = np.stack([X[arms == a].T @ rewards[arms == a] for a in range(n_arms)])
+    A_inv = np.linalg.inv(A)
+    theta = np.einsum("kij,kj->ki", A_inv, b)
+    return A, b, theta, A_inv
+
+
+def linucb_scores(X, theta, A_inv, alpha):
+    mean = X @ theta.T
+    width = np.sqrt(np.einsum("ni,kij,nj->nk", X, A_inv, X))
+    return mean, mean + alpha * width
+
+
+def greedy_propensities(scores, mask, epsilon):
+    """Exact probability of every arm under epsilon-greedy with random tie-breaking."""
+    scores = np.where(mask, scores, -np.inf)
+    best = scores == scores.max(axis=1, keepdims=True)
+    best &= mask
+    n_elig = mask.sum(axis=1, keepdims=True)
+    n_best = best.sum(axis=1, keepdims=True)
+    return np.where(mask, epsilon / n_elig + (1 - epsilon) * best / n_best, 0.0)
+
+
+def gaussian_argmax_probabilities(mean, sd, grid=20001):
+    """P(arm a has the largest of independent N(mean_a, sd_a^2) draws), by quadrature."""
+    from scipy.stats import norm
+
+    lo = (mean - 8 * sd).min()
+    hi = (mean + 8 * sd).max()
+    t = np.linspace(lo, hi, grid)
+    pdf = norm.pdf((t[None] - mean[:, None]) / sd[:, None]) / sd[:, None]
+    cdf = norm.cdf((t[None] - mean[:, None]) / sd[:, None])
+    out = []
+    for a in range(mean.shape[0]):
+        others = np.prod(np.delete(cdf, a, axis=0), axis=0)
+        out.append(np.trapezoid(pdf[a] * others, t))
+    return np.array(out)
