@@ -113,7 +113,8 @@ def evaluate(logs, *, action: str, reward: str, propensity: str, target, positio
     Returns
     -------
     pyarrow.Table with ``estimator``, ``value``, ``ci_lower``, ``ci_upper``, ``std_error``
-    (bootstrap), ``ess`` and ``n_rounds``, one row per estimator.
+    (bootstrap; the three are null with ``n_bootstrap=0``), ``ess`` and ``n_rounds``, one row
+    per estimator.
     """
     names = [estimators] if isinstance(estimators, str) else list(estimators)
     unknown = [e for e in names if e not in ESTIMATORS]
@@ -179,12 +180,12 @@ def evaluate(logs, *, action: str, reward: str, propensity: str, target, positio
     _ope.round_rewards(r, w, dm, qf, mean_w, float(clip), float(switch_tau), float(dros_lambda),
                        est_codes, rounds, n_threads=n_threads)
     values = rounds.mean(axis=0)
-    lo = hi = se = np.full(len(names), np.nan)
+    lo = hi = se = pa.nulls(len(names), pa.float64())  # no bootstrap, no interval
     if n_bootstrap:
         boot = np.empty((int(n_bootstrap), len(names)))
         _ope.bootstrap_means(rounds, seed64, boot, n_threads=n_threads)
         lo, hi = np.percentile(boot, [100 * alpha / 2, 100 * (1 - alpha / 2)], axis=0)
-        se = boot.std(axis=0, ddof=1) if n_bootstrap > 1 else se
+        se = boot.std(axis=0, ddof=1) if n_bootstrap > 1 else pa.nulls(len(names), pa.float64())
     ess = [_ess(e, w, clip, switch_tau, dros_lambda) for e in names]
     return pa.table({"estimator": names, "value": values, "ci_lower": lo, "ci_upper": hi,
                      "std_error": se, "ess": pa.array(ess, pa.float64()),
