@@ -40,17 +40,17 @@ def consent_reasons(events, records, purpose, as_of=None):
     return out
 
 
-def bounded_aggregates(segments, customers, amounts, n_segments, max_rows, lower, upper):
-    """Per-segment (count, clamped sum) keeping each customer's first ``max_rows`` rows in input
-    order (per customer, across all segments)."""
-    seen = {}
-    counts = np.zeros(n_segments, np.int64)
-    sums = np.zeros(n_segments, np.float64)
+def bounded_aggregates(segments, customers, amounts, max_rows, lower, upper, resolution):
+    """{segment: (count, sum in units of resolution)} for every segment seen, keeping each customer's first
+    ``max_rows`` rows in input order (per customer, across all segments; None: no cap);
+    amounts rounded to units then clamped to the rounded bounds."""
+    lo, hi = round(lower / resolution), round(upper / resolution)
+    seen, out = {}, {}
     for s, c, a in zip(segments, customers, amounts):
         k = seen.get(c, 0)
         seen[c] = k + 1
+        count, total = out.setdefault(s, (0, 0))  # every segment seen is reported
         if max_rows is not None and k >= max_rows:
             continue
-        counts[s] += 1
-        sums[s] += min(max(a, lower), upper)
-    return counts, sums
+        out[s] = (count + 1, total + min(max(int(np.rint(a / resolution)), lo), hi))
+    return out

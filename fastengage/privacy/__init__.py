@@ -9,3 +9,6 @@ __all__ = ["pseudonymize", "key_id", "METADATA_KEY"]
 from .consent import ConsentResult, consented  # noqa: E402
 
 __all__ += ["consented", "ConsentResult"]
+from .dp import Budget, DPReport, dp_report  # noqa: E402
+
+__all__ += ["dp_report", "DPReport", "Budget"]
