@@ -12,3 +12,8 @@ __all__ += ["consented", "ConsentResult"]
 from .dp import Budget, DPReport, dp_report  # noqa: E402
 
 __all__ += ["dp_report", "DPReport", "Budget"]
+from . import forget  # noqa: E402  (the protocol module: forget.AuditRecord, forget.drop_ids, ...)
+from .forget import AuditRecord, find_traces, forget_everywhere, forget_rows, read_log  # noqa: E402
+
+__all__ += ["forget", "AuditRecord", "forget_everywhere", "forget_rows", "read_log",
+            "find_traces"]
