@@ -83,7 +83,8 @@ class NumericState:
         self.n_null += other.n_null
         keep_exact = self.exact and other.exact and (exact_limit is None or n <= exact_limit)
         if keep_exact:
-            self.values = merge_sorted(self.values, other.values) if self.n else other.values
+            if other.n:
+                self.values = merge_sorted(self.values, other.values) if self.n else other.values
         else:
             self.to_sketch(k)
             if other.exact:

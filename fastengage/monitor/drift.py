@@ -8,6 +8,7 @@ from scipy import stats
 from ..errors import InputError
 from ..kernels.common import config
 from ..kernels.monitor.drift import categorical_drift, numeric_drift
+from ..kernels.monitor.ksdist import smirnov_many
 from ._columns import NUMERIC
 from .profile import Profile
 
@@ -143,14 +144,7 @@ def _numeric_stats(refs, curs, n_bins, n_threads) -> list[dict]:
     cur_p = np.zeros((m, n_bins))
     numeric_drift(*ref_flat, *cur_flat, n_bins, config.MONITOR_PSI_EPS,
                   ks, wass, psi, js, bins, ref_p, cur_p, n_threads=n_threads)
-    n_ref = ref_flat[-1]
-    n_cur = cur_flat[-1]
-    # Smirnov's asymptotic p-value, computed as scipy's ks_2samp(method="asymp") does.
-    big = np.maximum(n_ref, n_cur)
-    small = np.minimum(n_ref, n_cur)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        en = np.round(big * small / (big + small))
-        pvalue = np.clip(stats.kstwo.sf(ks, en), 0, 1)
+    pvalue = ks_pvalues(ks, ref_flat[-1], cur_flat[-1], n_threads)
     out = []
     for j, (rs, cs) in enumerate(zip(refs, curs)):
         std = rs.std()
@@ -166,6 +160,28 @@ def _numeric_stats(refs, curs, n_bins, n_threads) -> list[dict]:
             "rank_error": rel, "new_categories": None, "missing_categories": None,
         })
     return out
+
+
+def ks_pvalues(d, n_ref, n_cur, n_threads=None) -> np.ndarray:
+    """Smirnov's asymptotic two-sided p-values, equal to ``scipy.stats.ks_2samp(...,
+    method="asymp")``: ``kstwo.sf(d, round(n_ref n_cur / (n_ref + n_cur)))``. Where scipy sums
+    Smirnov's series term by term (O(n): 1.3 s at n = 500,000), a kernel sums it from its
+    largest term outwards; every other case is scipy's own function."""
+    big = np.maximum(n_ref, n_cur)
+    small = np.minimum(n_ref, n_cur)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        en = np.round(big * small / (big + small))
+        nx2 = en * d * d
+        series = (en > 140) & (en * d > 1) & (en * d < en - 1) & (nx2 >= 2.2) & (nx2 < 370)
+        out = np.where(nx2 >= 370, 0.0, np.nan)
+        rest = ~series & ~(nx2 >= 370)
+        if rest.any():
+            out[rest] = stats.kstwo.sf(d[rest], en[rest])
+    if series.any():
+        tail = np.empty(int(series.sum()))
+        smirnov_many(en[series], d[series], tail, n_threads=n_threads)
+        out[series] = 2.0 * tail
+    return np.clip(out, 0.0, 1.0)
 
 
 def _flatten(states):

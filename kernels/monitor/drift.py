@@ -93,26 +93,37 @@ def numeric_drift(ref_vals, ref_w, ref_start, ref_len, ref_wstart, ref_total,
         cb = 0.0
         d_max = 0.0
         area = 0.0
+        gap = 0.0
+        prev = 0.0
+        unit_a = ref_wstart[j] < 0
+        unit_b = cur_wstart[j] < 0
         while i < na or k < nb:
             if k >= nb or (i < na and ref_vals[sa + i] <= cur_vals[sb + k]):
                 v = ref_vals[sa + i]
             else:
                 v = cur_vals[sb + k]
-            while i < na and ref_vals[sa + i] == v:
-                ca += _weight(ref_w, ref_wstart[j], i)
-                i += 1
-            while k < nb and cur_vals[sb + k] == v:
-                cb += _weight(cur_w, cur_wstart[j], k)
-                k += 1
+            if i + k > 0:
+                area += gap * (v - prev)  # the gap held on [prev, v)
+            if unit_a:
+                while i < na and ref_vals[sa + i] == v:
+                    i += 1
+                ca = float(i)
+            else:
+                while i < na and ref_vals[sa + i] == v:
+                    ca += ref_w[ref_wstart[j] + i]
+                    i += 1
+            if unit_b:
+                while k < nb and cur_vals[sb + k] == v:
+                    k += 1
+                cb = float(k)
+            else:
+                while k < nb and cur_vals[sb + k] == v:
+                    cb += cur_w[cur_wstart[j] + k]
+                    k += 1
             gap = abs(ca / ta - cb / tb)
             if gap > d_max:
                 d_max = gap
-            if i < na or k < nb:
-                if k >= nb or (i < na and ref_vals[sa + i] <= cur_vals[sb + k]):
-                    nxt = ref_vals[sa + i]
-                else:
-                    nxt = cur_vals[sb + k]
-                area += gap * (nxt - v)
+            prev = v
         ks_out[j] = d_max
         wass_out[j] = area
         # --- reference quantile edges (inverted CDF), deduplicated ---------------------------

@@ -145,3 +145,29 @@ def test_bad_arguments():
         drift(Profile.from_data(t, ["x"]), pa.table({"x": ["a"]}))
     with pytest.raises(InputError, match="floating point"):
         Profile.from_data(t, ["x"], categorical=["x"])
+
+
+def test_ks_pvalues_equal_scipy_in_every_region():
+    from scipy import special
+
+    from fastengage.monitor.drift import ks_pvalues
+
+    rng = np.random.default_rng(8)
+    n_ref = rng.choice([50, 300, 5_000, 80_000, 1_000_000], 400).astype(float)
+    n_cur = rng.choice([70, 900, 12_000, 1_000_000], 400).astype(float)
+    en = np.round(n_ref * n_cur / (n_ref + n_cur))
+    # n d^2 from 1e-3 (no drift) to 500 (certain drift), plus a few large d
+    d = np.sqrt(np.exp(rng.uniform(np.log(1e-3), np.log(500), 400)) / en)
+    d[:10] = rng.uniform(0.5, 0.99, 10)
+    got = ks_pvalues(d, n_ref, n_cur, n_threads=2)
+    want = np.clip(stats.kstwo.sf(d, en), 0, 1)
+    tiny = want < 1e-300
+    np.testing.assert_allclose(got[~tiny], want[~tiny], rtol=1e-9, atol=0)
+    assert np.all(got[tiny] < 1e-290)
+    assert np.array_equal(got, ks_pvalues(d, n_ref, n_cur, n_threads=1))
+    # the direct series (scipy's special.smirnov) at a large n
+    from fastengage.kernels.monitor.ksdist import smirnov
+
+    for nd2 in (2.2, 9.0, 60.0):
+        dd = np.sqrt(nd2 / 200_000)
+        assert smirnov(200_000.0, dd) == pytest.approx(special.smirnov(200_000, dd), rel=1e-10)
