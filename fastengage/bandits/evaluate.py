@@ -18,7 +18,7 @@ from .._io.sources import amount_to_float64, open_source
 from ..errors import InputError
 from ..kernels.bandits import ope as _ope
 from ._columns import arm_array, arm_codes, feature_matrix
-from .policies import Policy, _seed64
+from .policies import Policy, _seed64, _threads
 from .reward_model import fit_predict_rewards
 
 __all__ = ["evaluate", "ESTIMATORS"]
@@ -169,7 +169,7 @@ def evaluate(logs, *, action: str, reward: str, propensity: str, target, positio
     w, dm, qf = np.empty(n), np.empty(n if needs_model else 0), np.empty(n if needs_model else 0)
     bad = np.empty(n, dtype=np.uint8)
     _ope.round_terms(codes, pos, pscore, pi_e, q_hat, _SUM_TOLERANCE, w, dm, qf, bad,
-                     n_threads=n_threads)
+                     n_threads=_threads(n, n_threads))
     n_bad = int(np.count_nonzero(bad))
     if n_bad:
         raise InputError(f"{n_bad} round(s) have a propensity outside (0, 1] or target "
@@ -178,12 +178,13 @@ def evaluate(logs, *, action: str, reward: str, propensity: str, target, positio
     est_codes = np.array([ESTIMATORS[e] for e in names], dtype=np.int64)
     rounds = np.empty((n, len(names)))
     _ope.round_rewards(r, w, dm, qf, mean_w, float(clip), float(switch_tau), float(dros_lambda),
-                       est_codes, rounds, n_threads=n_threads)
+                       est_codes, rounds, n_threads=_threads(n, n_threads))
     values = rounds.mean(axis=0)
     lo = hi = se = pa.nulls(len(names), pa.float64())  # no bootstrap, no interval
     if n_bootstrap:
         boot = np.empty((int(n_bootstrap), len(names)))
-        _ope.bootstrap_means(rounds, seed64, boot, n_threads=n_threads)
+        _ope.bootstrap_means(rounds, seed64, boot,
+                             n_threads=_threads(n * int(n_bootstrap), n_threads))
         lo, hi = np.percentile(boot, [100 * alpha / 2, 100 * (1 - alpha / 2)], axis=0)
         se = boot.std(axis=0, ddof=1) if n_bootstrap > 1 else pa.nulls(len(names), pa.float64())
     ess = [_ess(e, w, clip, switch_tau, dros_lambda) for e in names]

@@ -19,7 +19,8 @@ from .._io.sources import open_source
 from ..errors import InputError
 from ..kernels.bandits import decide as _decide
 from ..kernels.bandits import ridge as _ridge
-from ..kernels.common.config import BANDIT_ROWS_PER_TASK, BANDIT_TS_PROPENSITY_DRAWS
+from ..kernels.common.config import (BANDIT_PARALLEL_MIN_ROWS, BANDIT_ROWS_PER_TASK,
+                                     BANDIT_TS_PROPENSITY_DRAWS)
 from ._columns import arm_array, arm_codes, eligible_mask, feature_matrix, reward_vector
 
 __all__ = ["Policy", "EpsilonGreedy", "UCB1", "BetaTS", "GaussianTS", "LinUCB", "LinTS",
@@ -34,6 +35,11 @@ def _seed64(seed) -> np.uint64:
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
         raise InputError(f"seed must be an integer, got {type(seed).__name__}")
     return np.uint64(int(seed) % _UINT64)
+
+
+def _threads(n_rows: int, n_threads: int | None) -> int | None:
+    """One thread for small batches (see ``BANDIT_PARALLEL_MIN_ROWS``); same results."""
+    return 1 if n_rows < BANDIT_PARALLEL_MIN_ROWS else n_threads
 
 
 class _Snapshot:
@@ -196,7 +202,7 @@ class Policy:
             T = task_arm.shape[0]
             part_G, part_g, part_s = np.zeros((T, d, d)), np.zeros((T, d)), np.zeros((T, 3))
             _ridge.task_sums(X, rewards, order, start, stop, part_G, part_g, part_s,
-                             n_threads=n_threads)
+                             n_threads=_threads(X.shape[0], n_threads))
             _ridge.add_task_sums(task_arm, part_G, part_g, part_s, self._G, self._g,
                                  self._counts, self._sums, self._sums2)
             self._refresh(np.unique(task_arm))
@@ -257,7 +263,8 @@ class Policy:
         _decide.decide_rows(X, mask if mask is not None else np.zeros((0, K), np.uint8),
                             snap.theta, snap.A_inv, snap.base_mean, snap.base_var, snap.scale,
                             snap.beta_a, snap.beta_b, self.KIND, self.params.get("epsilon", 0.0),
-                            seed, row0, draws, arm, prop, mean, dist, n_threads=n_threads)
+                            seed, row0, draws, arm, prop, mean, dist,
+                            n_threads=_threads(n, n_threads))
         return arm, prop, mean, dist
 
     def _batches(self, data, features, id, eligible):

@@ -51,7 +51,7 @@ def test_estimators_equal_obp_formulas_on_generated_logs(n, K, L, seed, clip, ta
         assert got[name] == pytest.approx(ref.mean(), abs=1e-9, rel=1e-9), name
 
 
-def test_bootstrap_matches_reference_and_threads():
+def test_bootstrap_matches_reference_and_threads(parallel_always):
     logs, a, r, p, pos, pi_e, q_hat = _generated(500, 4, 2, 3)
     one = evaluate(logs, action="a", reward="r", propensity="p", position="pos", target=pi_e,
                    reward_model=q_hat, n_bootstrap=200, seed=9, n_threads=1)

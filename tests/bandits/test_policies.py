@@ -42,7 +42,7 @@ def test_ridge_statistics_match_numpy(n, d, K, seed, lam):
     np.testing.assert_array_equal(policy._counts, np.bincount(arms, minlength=K))
 
 
-def test_update_paths_agree_and_threads_do_not_change_bits(monkeypatch):
+def test_update_paths_agree_and_threads_do_not_change_bits(monkeypatch, parallel_always):
     import fastengage.bandits.policies as policies
 
     table, X, arms, r, names, ids = _logs(3000, 4, 3, 1)
@@ -79,7 +79,7 @@ def test_linucb_decisions_match_numpy_and_mabwiser():
     assert mab.predict(X) == out["arm"].to_pylist()
 
 
-def test_decisions_reproducible_for_a_seed_whatever_the_threads():
+def test_decisions_reproducible_for_a_seed_whatever_the_threads(parallel_always):
     table, X, arms, r, names, ids = _logs(5000, 3, 4, 3)
     for cls in (LinUCB, LinTS, LinEpsilonGreedy, EpsilonGreedy, UCB1, GaussianTS):
         policy = cls(ids, features=names).update(table, arm="arm", reward="r")
