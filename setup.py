@@ -19,14 +19,14 @@ CYTHON_DIRECTIVES = {
 }
 
 CYTHON_MODULES = [
-    "idmap",
-    "rec_heap",
+    "common.idmap",
+    "recommend.heap",
 ]
 
 extensions = [
     Extension(
         f"fastengage.kernels.{name}",
-        [f"kernels/{name}.pyx"],
+        [f"kernels/{name.replace('.', '/')}.pyx"],
         include_dirs=[np.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=["-O3"],
@@ -35,8 +35,10 @@ extensions = [
 ]
 
 setup(
-    # Every subpackage of fastengage/ (clv, recommend, scoring, data, ...) plus kernels/.
-    packages=find_packages(include=["fastengage", "fastengage.*"]) + ["fastengage.kernels"],
+    # Every subpackage of fastengage/ (clv, recommend, scoring, data, ...) plus kernels/ and its
+    # capability folders (kernels/common, kernels/features, ...), installed as fastengage.kernels.*.
+    packages=(find_packages(include=["fastengage", "fastengage.*"]) + ["fastengage.kernels"]
+              + [f"fastengage.kernels.{name}" for name in find_packages("kernels")]),
     package_dir={"fastengage": "fastengage", "fastengage.kernels": "kernels"},
     ext_modules=cythonize(extensions, compiler_directives=CYTHON_DIRECTIVES),
     zip_safe=False,

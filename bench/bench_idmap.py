@@ -1,17 +1,15 @@
-"""Id encoding, the hashing step of every module: Cython map vs its Numba twin vs Arrow.
+"""Id encoding, the hashing step of every module: Cython map vs Arrow.
 
 The Cython ``Int64IdMap``/``BytesIdMap`` (software prefetch, C memory) is what fastengage uses;
-``kernels/idmap_numba.py`` implements the same algorithm in Numba; ``pyarrow.compute.
-dictionary_encode`` is what a user would otherwise call. All three must give codes that decode
-to the same ids.
+``pyarrow.compute.dictionary_encode`` is what a user would otherwise call. Both must give codes
+that decode to the same ids.
 """
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from bench._compare import bench_size, compare
-from fastengage.kernels.idmap import BytesIdMap, Int64IdMap
-from fastengage.kernels.idmap_numba import encode_int64
+from fastengage.kernels.common.idmap import BytesIdMap, Int64IdMap
 
 FULL = bench_size() == "full"
 N = 20_000_000 if FULL else 200_000
@@ -31,7 +29,7 @@ def _decoded_int(codes, keys):
     return np.asarray(keys)[codes]
 
 
-def test_int64_encoding_cython_vs_numba_vs_arrow(benchmark):
+def test_int64_encoding_cython_vs_arrow(benchmark):
     values = _ids("int64")
     arrow_values = pa.array(values)
 
@@ -42,14 +40,10 @@ def test_int64_encoding_cython_vs_numba_vs_arrow(benchmark):
         return out, m.keys()
 
     def check(ours, theirs, peer):
-        if peer == "arrow":
-            np.testing.assert_array_equal(_decoded_int(*ours), theirs.dictionary.to_numpy()[theirs.indices.to_numpy()])
-        else:
-            np.testing.assert_array_equal(ours[0], theirs[0])
-            np.testing.assert_array_equal(ours[1], theirs[1])
+        np.testing.assert_array_equal(_decoded_int(*ours), theirs.dictionary.to_numpy()[theirs.indices.to_numpy()])
 
     compare(benchmark, "idmap_int64", cython,
-            {"numba": lambda: encode_int64(values), "arrow": lambda: pc.dictionary_encode(arrow_values)},
+            {"arrow": lambda: pc.dictionary_encode(arrow_values)},
             check, rounds=3, size=bench_size())
 
 

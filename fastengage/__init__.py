@@ -8,7 +8,7 @@ import importlib
 
 from .errors import ColumnNotFoundError, ConvergenceError, FastEngageError, InputError, ModelFormatError
 from .features import RFMState, rfm
-from .segments import DEFAULT_SEGMENTS
+from .features.segments import DEFAULT_SEGMENTS
 
 __version__ = "0.1.0"
 

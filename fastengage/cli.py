@@ -33,8 +33,8 @@ def _run_rfm(args) -> int:
 
     import pyarrow.parquet as pq
 
-    from ._input import open_source
-    from ._progress import ProgressBar
+    from ._io.sources import open_source
+    from ._io.progress import ProgressBar
     from .features import rfm
 
     source = open_source(args.input)

@@ -55,7 +55,7 @@ def test_missing_extension_gives_a_readable_import_error():
         "import sys, importlib.abc\n"
         "class Block(importlib.abc.MetaPathFinder):\n"
         "    def find_spec(self, name, path, target=None):\n"
-        "        if name == 'fastengage.kernels.idmap':\n"
+        "        if name == 'fastengage.kernels.common.idmap':\n"
         "            raise ImportError('simulated: extension not built')\n"
         "sys.meta_path.insert(0, Block())\n"
         "import fastengage\n"

@@ -14,11 +14,11 @@ import numpy as np
 import pyarrow as pa
 from scipy import optimize
 
-from .._input import amount_to_float64, open_source
-from .._persist import load_bundle, save_bundle
+from .._io.sources import amount_to_float64, open_source
+from .._io.persist import load_bundle, save_bundle
 from ..errors import ConvergenceError, InputError
-from ..kernels import clv_special as _kspecial
-from ..kernels import clv_summary as _ks
+from ..kernels.clv import special as _kspecial
+from ..kernels.clv import summary as _ks
 
 __all__ = ["BaseModel", "read_columns", "as_float_array", "compress"]
 

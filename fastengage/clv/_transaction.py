@@ -144,7 +144,7 @@ class TransactionModel(BaseModel):
         Returns columns [customer,] ``probability_alive``, ``expected_purchases`` (next ``t``),
         in the input's row order.
         """
-        from .._input import amount_to_float64, open_source
+        from .._io.sources import amount_to_float64, open_source
         src = open_source(data)
         roles = src.require({"customer": customer, "frequency": frequency_col,
                              "recency": recency_col, "T": T_col})

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..kernels import clv_betageo as _k
+from ..kernels.clv import betageo as _k
 from ._transaction import TransactionModel
 
 __all__ = ["BetaGeo", "ModifiedBetaGeo"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import InputError
-from ..kernels import clv_bgbb as _k
+from ..kernels.clv import bgbb as _k
 from ._base import BaseModel, _is_table_like, as_float_array, check_rft, compress, read_columns
 
 __all__ = ["BetaGeoBetaBinom"]

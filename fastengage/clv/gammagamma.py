@@ -11,7 +11,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..errors import InputError
-from ..kernels import clv_spend as _k
+from ..kernels.clv import spend as _k
 from ._base import BaseModel, _is_table_like, as_float_array, read_columns
 
 __all__ = ["GammaGamma"]
@@ -103,7 +103,7 @@ class GammaGamma(BaseModel):
         """Fit on customers with frequency > 0 (mean repeat value must then be > 0).
 
         Maximum likelihood by Newton steps with the analytic Hessian; each step costs one log and
-        one division per repeat buyer (see ``kernels.clv_spend.loglik_derivs``).
+        one division per repeat buyer (see ``kernels.clv.spend.loglik_derivs``).
 
         Raises
         ------

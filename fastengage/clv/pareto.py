@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..kernels import clv_pareto as _k
+from ..kernels.clv import pareto as _k
 from ._transaction import TransactionModel
 
 __all__ = ["ParetoNBD"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import InputError
-from ..kernels import clv_sbg as _k
+from ..kernels.clv import sbg as _k
 from ._base import BaseModel, as_float_array
 
 __all__ = ["ShiftedBetaGeo"]

@@ -15,16 +15,16 @@ day resolution, the CDNOW convention of Fader, Hardie & Lee 2005).
 """
 from __future__ import annotations
 
-import datetime as _dt
 
 import numpy as np
 import pyarrow as pa
 
-from .._ids import IdEncoder
-from .._input import US_PER_DAY, amount_to_float64, open_source, time_to_us
+from .._io.ids import IdEncoder
+from .._io.times import parse_time
+from .._io.sources import US_PER_DAY, amount_to_float64, open_source, time_to_us
 from ..errors import InputError
-from ..kernels import clv_summary as _k
-from ..kernels.rfm_oneshot import is_sorted
+from ..kernels.clv import summary as _k
+from ..kernels.common.scan import is_sorted
 
 __all__ = ["summary", "FREQS", "to_us"]
 
@@ -41,17 +41,8 @@ FREQS = {
 
 
 def to_us(value, what: str) -> int:
-    """A point in time (datetime, date, ISO string, numpy/pandas timestamp) as int64 µs UTC."""
-    if value is None:
-        raise InputError(f"{what} must be a date or a timestamp, got None")
-    if isinstance(value, _dt.datetime) and value.tzinfo is not None:
-        value = value.astimezone(_dt.timezone.utc).replace(tzinfo=None)
-    if hasattr(value, "tz_convert") and getattr(value, "tzinfo", None) is not None:
-        value = value.tz_convert("UTC").tz_localize(None)
-    try:
-        return int(np.datetime64(value, "us").astype(np.int64))
-    except (ValueError, TypeError) as exc:
-        raise InputError(f"{what}={value!r} is not a date or timestamp: {exc}") from exc
+    """A point in time as int64 µs UTC (the one parser, :func:`fastengage._io.times.parse_time`)."""
+    return parse_time(value, what)
 
 
 def _period(us: np.ndarray, freq: str) -> np.ndarray:

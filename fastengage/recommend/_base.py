@@ -17,12 +17,12 @@ import numba
 import numpy as np
 import pyarrow as pa
 
-from .._parallel import run_parallel
-from .._ids import IdEncoder, id_kind
-from .._input import amount_to_float64, open_source
-from .._persist import load_bundle, save_bundle
+from .._io.ids import IdEncoder, id_kind
+from .._io.sources import amount_to_float64, open_source
+from .._io.persist import load_bundle, save_bundle
 from ..errors import InputError, ModelFormatError
-from ..kernels import rec_csr, rec_topn
+from ..kernels.recommend import csr as rec_csr
+from ..kernels.recommend import topn as rec_topn
 from .interactions import Interactions, _apply_weighting, id_array
 
 __all__ = ["Recommender"]
@@ -366,8 +366,7 @@ class Recommender:
                 f"item column {item!r} has {unknown} event(s) with items the model does not "
                 'know; pass unknown_items="ignore" to leave them out')
         known = itm >= 0
-        indptr, indices, sums, counts = run_parallel(rec_csr.coo_to_csr,
-            cust[known], itm[known], w[known], len(enc))
+        indptr, indices, sums, counts = rec_csr.coo_to_csr(cust[known], itm[known], w[known], len(enc))
         has_w = weight is not None
         weighting = self.weighting_
         if weighting == "sum" and not has_w:
@@ -507,7 +506,7 @@ def topn_from_scores(score_block, rows: np.ndarray, n: int, seen, allowed, use_a
     if native:
         kernel = rec_topn.topn_block_serial
     else:
-        from ..kernels import rec_numpy
+        from ..kernels.recommend import vectorized as rec_numpy
         kernel = rec_numpy.topn_block
     step = block or B
 

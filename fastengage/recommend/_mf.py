@@ -16,10 +16,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .._ids import string_buffers
-from .._persist import Bundle
+from .._io.ids import string_buffers
+from .._io.persist import Bundle
 from ..errors import InputError, ModelFormatError
-from ..kernels import rec_heap, rec_serve, rec_topn
+from ..kernels.recommend import heap as rec_heap
+from ..kernels.recommend import serve as rec_serve
+from ..kernels.recommend import topn as rec_topn
 from ._base import Recommender, _single_thread_blas, topn_from_scores
 
 # The heap kernels: Cython (compiled ahead, so a service's first request has no JIT warm-up)

@@ -16,9 +16,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from .._parallel import run_parallel
 from ..errors import InputError
-from ..kernels import rec_als
+from ..kernels.recommend import als as rec_als
 from ._base import _single_thread_blas
 from ._mf import MatrixFactorization
 
@@ -93,7 +92,7 @@ class ALS(MatrixFactorization):
     def _k(self):
         if self.use_native:
             return rec_als
-        from ..kernels import rec_numpy
+        from ..kernels.recommend import vectorized as rec_numpy
         return rec_numpy
 
     def _half(self, indptr, indices, conf, X, Y, solver=None):
@@ -107,10 +106,10 @@ class ALS(MatrixFactorization):
         A0 = YtY + self.regularization * np.eye(f)
         k = self._k()
         if cg:
-            run_parallel(k.als_cg_half, indptr, indices, conf, X, Y, A0.astype(X.dtype),
+            k.als_cg_half(indptr, indices, conf, X, Y, A0.astype(X.dtype),
                          self.cg_steps)
         else:
-            run_parallel(k.als_cholesky_half, indptr, indices, conf, X, Y, A0)
+            k.als_cholesky_half(indptr, indices, conf, X, Y, A0)
 
     def _fit(self, inter) -> None:
         indptr, indices, data = self.seen_indptr_, self.seen_indices_, self.seen_data_

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .._parallel import run_parallel
 from ..errors import InputError
-from ..kernels import rec_bpr, rec_csr
+from ..kernels.recommend import bpr as rec_bpr
+from ..kernels.recommend import csr as rec_csr
 from ._mf import MatrixFactorization
 
 __all__ = ["BPR"]
@@ -75,8 +75,7 @@ class BPR(MatrixFactorization):
         correct = skipped = 0
         for _ in range(self.iterations):
             epoch_seed = np.uint64(rng.integers(1, 2**63 - 1))
-            correct, skipped = run_parallel(rec_bpr.bpr_epoch,
-                self.seen_indptr_, self.seen_indices_, nnz_rows, X, Y, self.learning_rate,
+            correct, skipped = rec_bpr.bpr_epoch(self.seen_indptr_, self.seen_indices_, nnz_rows, X, Y, self.learning_rate,
                 self.regularization, self.verify_negative_samples, epoch_seed, n_chunks)
         used = max(1, inter.nnz - int(skipped))
         self.train_accuracy_ = float(correct) / used

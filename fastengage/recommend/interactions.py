@@ -24,11 +24,11 @@ import numpy as np
 import pyarrow as pa
 import scipy.sparse as sp
 
-from .._parallel import run_parallel
-from .._ids import IdEncoder
-from .._input import US_PER_DAY, amount_to_float64, open_source, time_to_us
+from .._io.ids import IdEncoder
+from .._io.sources import US_PER_DAY, amount_to_float64, open_source, time_to_us
+from .._io.times import parse_time
 from ..errors import InputError
-from ..kernels import rec_csr
+from ..kernels.recommend import csr as rec_csr
 
 __all__ = ["Interactions", "WEIGHTINGS", "id_array"]
 
@@ -96,11 +96,10 @@ def read_events(data, customer: str, item: str, weight: str | None = None,
 def event_decay(t_us: np.ndarray, column: str, half_life_days: float, as_of=None) -> np.ndarray:
     """``2 ** (-(as_of - t) / half_life)`` per event (float64); ``as_of`` defaults to the latest
     event."""
-    from .split import _cutoff_us  # one parser of user-given times
 
     if not half_life_days > 0:
         raise InputError(f"half_life_days must be > 0, got {half_life_days}")
-    ref = int(t_us.max()) if as_of is None else _cutoff_us(as_of)
+    ref = int(t_us.max()) if as_of is None else parse_time(as_of, "as_of")
     late = int(np.count_nonzero(t_us > ref))
     if late:
         raise InputError(f"time column {column!r} has {late} event(s) after as_of={as_of!r}")
@@ -199,11 +198,11 @@ class Interactions:
         itm = np.ascontiguousarray(itm)
         if decay is not None:
             w = w * decay
-        indptr, indices, sums, counts = run_parallel(rec_csr.coo_to_csr, cust, itm,
+        indptr, indices, sums, counts = rec_csr.coo_to_csr(cust, itm,
                                                      np.ascontiguousarray(w), n_rows)
         if decay is not None:
             # a decayed count is the sum of the decay factors
-            counts = run_parallel(rec_csr.coo_to_csr, cust, itm, np.ascontiguousarray(decay),
+            counts = rec_csr.coo_to_csr(cust, itm, np.ascontiguousarray(decay),
                                   n_rows)[2]
         values = _apply_weighting(sums, counts, weighting, has_weight, log_epsilon)
         matrix = sp.csr_matrix((values, indices, indptr), shape=(n_rows, n_cols))

@@ -18,10 +18,10 @@ from functools import partial
 import numpy as np
 import scipy.sparse as sp
 
-from .._parallel import run_parallel
-from .._persist import Bundle
+from .._io.persist import Bundle
 from ..errors import InputError, ModelFormatError
-from ..kernels import rec_knn, rec_topn
+from ..kernels.recommend import knn as rec_knn
+from ..kernels.recommend import topn as rec_topn
 from ._base import Recommender
 
 __all__ = ["ItemKNN"]
@@ -84,8 +84,7 @@ class ItemKNN(Recommender):
         w.sort_indices()
         wt = w.T.tocsr()
         wt.sort_indices()
-        nbr, sim, count = run_parallel(rec_knn.item_knn,
-            wt.indptr.astype(np.int64), wt.indices.astype(np.int64), wt.data.astype(np.float64),
+        nbr, sim, count = rec_knn.item_knn(wt.indptr.astype(np.int64), wt.indices.astype(np.int64), wt.data.astype(np.float64),
             w.indptr.astype(np.int64), w.indices.astype(np.int64), w.data.astype(np.float64),
             inter.n_items, self.K)
         self.neighbours_, self.similarities_, self.counts_ = nbr, sim, count
@@ -106,7 +105,7 @@ class ItemKNN(Recommender):
         if seen is None:
             seen = (np.zeros(h_indptr.size, np.int64), np.zeros(0, np.int64))
         kernel = (rec_topn.knn_topn_serial if serial
-                  else partial(run_parallel, rec_topn.knn_topn))
+                  else rec_topn.knn_topn)
         kernel(rows, h_indptr, h_indices, np.ascontiguousarray(h_data, np.float64), seen[0],
                seen[1], self._sim_indptr, self._sim_indices, self._sim_data, self.n_items,
                allowed, use_allowed, self._tiebreak, n, out_idx, out_score, out_count)

@@ -1,4 +1,4 @@
-"""Ranking metrics at K, computed in a parallel kernel (:mod:`fastengage.kernels.rec_metrics`).
+"""Ranking metrics at K, computed in a parallel kernel (:mod:`fastengage.kernels.recommend.metrics`).
 
 Definitions match ``implicit.evaluation.ranking_metrics_at_k`` (so numbers can be compared with
 implicit's on the same split): only customers with at least one held-out item count;
@@ -15,9 +15,8 @@ import numpy as np
 import pyarrow as pa
 import scipy.sparse as sp
 
-from .._parallel import run_parallel
 from ..errors import InputError
-from ..kernels import rec_metrics
+from ..kernels.recommend import metrics as rec_metrics
 from ._base import numba_threads
 from .interactions import Interactions, id_array
 
@@ -62,7 +61,7 @@ def ranking_metrics(recs: np.ndarray, test, users: np.ndarray | None = None) -> 
     if users.size and (users.min() < 0 or users.max() >= shape[0]):
         raise InputError("users has rows outside the test matrix")
     out = np.empty((recs.shape[0], 6), np.float64)
-    run_parallel(rec_metrics.ranking_metrics, recs, users, indptr, indices, shape[1], out)
+    rec_metrics.ranking_metrics(recs, users, indptr, indices, shape[1], out)
     out = out[out[:, 0] > 0]
     if out.shape[0] == 0:
         raise InputError("no customer has held-out items: metrics are undefined")

@@ -5,15 +5,14 @@ encoders and shape, so test rows and columns line up with the model fitted on tr
 """
 from __future__ import annotations
 
-import datetime as _dt
 
 import numpy as np
 import pyarrow as pa
 import scipy.sparse as sp
 
-from .._parallel import run_parallel
+from .._io.times import parse_time
 from ..errors import InputError
-from ..kernels import rec_csr
+from ..kernels.recommend import csr as rec_csr
 from .interactions import Interactions, read_events
 
 __all__ = ["Split", "temporal_split", "random_split"]
@@ -35,27 +34,13 @@ class Split:
                 f"removed={self.removed} test pairs already in train)")
 
 
-def _cutoff_us(cutoff) -> int:
-    if isinstance(cutoff, str):
-        cutoff = np.datetime64(cutoff)
-    if isinstance(cutoff, _dt.datetime):
-        if cutoff.tzinfo is not None:
-            cutoff = cutoff.astimezone(_dt.timezone.utc).replace(tzinfo=None)
-        cutoff = np.datetime64(cutoff)
-    elif isinstance(cutoff, _dt.date):
-        cutoff = np.datetime64(cutoff)
-    if isinstance(cutoff, pa.Scalar):
-        cutoff = cutoff.as_py()
-        return _cutoff_us(cutoff)
-    if isinstance(cutoff, np.datetime64):
-        return int(cutoff.astype("datetime64[us]").astype(np.int64))
-    raise InputError(f"cutoff must be a date, datetime, numpy datetime64 or ISO string, got {cutoff!r}")
+def _cutoff_us(cutoff, name: str = "cutoff") -> int:
+    return parse_time(cutoff, name)
 
 
 def _drop_seen(train: Interactions, test: Interactions) -> tuple[Interactions, int]:
     tr, te = train.matrix, test.matrix
-    keep = run_parallel(rec_csr.csr_difference_mask,
-        te.indptr.astype(np.int64), te.indices.astype(np.int64),
+    keep = rec_csr.csr_difference_mask(te.indptr.astype(np.int64), te.indices.astype(np.int64),
         tr.indptr.astype(np.int64), tr.indices.astype(np.int64))
     removed = int(keep.size - np.count_nonzero(keep))
     if removed:

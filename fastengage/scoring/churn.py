@@ -20,8 +20,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .._input import US_PER_DAY, amount_to_float64, open_source, time_to_us
-from .._rfm_common import iso, parse_as_of
+from .._io.sources import US_PER_DAY, amount_to_float64, open_source, time_to_us
+from ..features._common import iso, parse_as_of
 from ..errors import InputError
 
 __all__ = ["churn_dataset"]

@@ -35,8 +35,8 @@ def run_score(args) -> int:
     """Run ``score``; bad input ends with one ``fastengage: error: ...`` line and exit status 2."""
     import pyarrow.parquet as pq
 
-    from .._input import open_source
-    from .._progress import ProgressBar
+    from .._io.sources import open_source
+    from .._io.progress import ProgressBar
     from ..errors import FastEngageError
     from . import load_model
 

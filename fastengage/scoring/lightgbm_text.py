@@ -14,7 +14,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ModelFormatError
-from ..kernels import score_post, score_trees
+from ..kernels.scoring import post as score_post
+from ..kernels.scoring import trees as score_trees
 from .trees import Tree, TreeEnsemble
 
 __all__ = ["parse_lightgbm"]

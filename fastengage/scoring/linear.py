@@ -22,9 +22,9 @@ from functools import partial
 
 import numpy as np
 
-from .._parallel import run_parallel
 from ..errors import ModelFormatError
-from ..kernels import score_linear, score_post
+from ..kernels.scoring import linear as score_linear
+from ..kernels.scoring import post as score_post
 from ._columns import feature_columns
 from .model import Model
 
@@ -121,7 +121,7 @@ class LinearModel(Model):
         """
         n = cols[0].shape[0] if cols else 0
         out = np.empty((self._n_outputs(), n), np.float64)
-        fn = (partial(run_parallel, score_linear.linear_parallel) if parallel
+        fn = (score_linear.linear_parallel if parallel
               else score_linear.linear_serial)
         mode = self._post
         if mode == score_post.PAIR_ONE_MINUS:  # identity on one output of a two-class model

@@ -23,7 +23,7 @@ import numba
 import numpy as np
 import pyarrow as pa
 
-from .._input import open_source
+from .._io.sources import open_source
 from ..errors import ColumnNotFoundError, InputError
 from ._columns import NULL_RULES
 

@@ -19,7 +19,8 @@ from __future__ import annotations
 import numpy as np
 from onnx import helper, numpy_helper
 
-from ..kernels import score_post, score_trees
+from ..kernels.scoring import post as score_post
+from ..kernels.scoring import trees as score_trees
 from .trees import Tree, TreeEnsemble, lt_to_leq
 
 __all__ = ["NotNative", "tree_ensemble_from_onnx"]

@@ -22,8 +22,8 @@ from functools import partial
 
 import numpy as np
 
-from .._parallel import run_parallel
-from ..kernels import score_post, score_trees
+from ..kernels.scoring import post as score_post
+from ..kernels.scoring import trees as score_trees
 from ._columns import feature_matrix
 from .model import Model
 
@@ -285,10 +285,10 @@ class TreeEnsemble:
         if X.shape[0] == 0 or not self.trees:
             return out
         if self.layout == "perfect":
-            fn = (partial(run_parallel, score_trees.perfect_parallel) if parallel
+            fn = (score_trees.perfect_parallel if parallel
                   else score_trees.perfect_serial)
         else:
-            fn = (partial(run_parallel, score_trees.general_parallel) if parallel
+            fn = (score_trees.general_parallel if parallel
                   else score_trees.general_serial)
         X = np.ascontiguousarray(X)
         if self.layout == "perfect":
@@ -312,7 +312,7 @@ class TreeEnsemble:
             return raw
         dt = self.out_dtype
         out = np.empty((raw.shape[0], self.n_out), dt)
-        fn = (partial(run_parallel, score_post.post_parallel) if parallel
+        fn = (score_post.post_parallel if parallel
               else score_post.post_serial)
         fn(raw, out, self.post, dt.type(1), dt.type(self.scale))
         return out

@@ -1,0 +1,184 @@
+"""Dictionary encoding of user ids (customers, items, orders) into dense int64 codes.
+
+An :class:`IdEncoder` lives as long as the model or state that uses it: it is fed batch after
+batch, gives every new id the next code, and decodes codes back to the user's own values *and
+type* on the way out. The hashing itself is the Cython kernel ``fastengage.kernels.common.idmap``.
+"""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..errors import InputError
+
+try:
+    from ..kernels.common.idmap import BytesIdMap, Int64IdMap
+except ImportError as exc:  # pragma: no cover - exercised only on a broken install
+    raise ImportError(
+        "fastengage's compiled kernels are missing (fastengage.kernels.common.idmap). Build them with "
+        "`pip install -e .` (or `python setup.py build_ext --inplace`) from the source checkout."
+    ) from exc
+
+__all__ = ["IdEncoder", "id_kind", "string_buffers"]
+
+
+def id_kind(typ: pa.DataType, column: str, role: str = "id") -> str:
+    """``"int"`` or ``"str"`` for a supported id type; raise InputError for anything else."""
+    if pa.types.is_dictionary(typ):
+        typ = typ.value_type
+    if pa.types.is_integer(typ):
+        return "int"
+    if pa.types.is_string(typ) or pa.types.is_large_string(typ) or pa.types.is_string_view(typ):
+        return "str"
+    raise InputError(
+        f"{role} column {column!r} has type {typ}; ids must be integers or strings"
+        + (" (cast the column, e.g. pyarrow.compute.cast(col, pyarrow.int64()))"
+           if pa.types.is_floating(typ) else "")
+    )
+
+
+def string_buffers(array: pa.Array) -> tuple:
+    """(offsets, data): NumPy views of a string array's Arrow buffers, no copy.
+
+    ``offsets`` is int32 (``string``) or int64 (``large_string``; ``string_view`` is cast to it),
+    ``len(array) + 1`` entries into ``data`` (uint8; one zero byte when there is no data).
+    """
+    if pa.types.is_string_view(array.type):
+        array = array.cast(pa.large_string())
+    offset_type = np.int64 if pa.types.is_large_string(array.type) else np.int32
+    _, offsets_buf, data_buf = array.buffers()
+    start = array.offset
+    offsets = np.frombuffer(offsets_buf, dtype=offset_type)[start:start + len(array) + 1]
+    data = (np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None and data_buf.size
+            else np.zeros(1, dtype=np.uint8))
+    return offsets, data
+
+
+def _value_type(typ: pa.DataType) -> pa.DataType:
+    return typ.value_type if pa.types.is_dictionary(typ) else typ
+
+
+class IdEncoder:
+    """Encode ids of one column into dense int64 codes ``0..len(self)-1`` in first-seen order.
+
+    Parameters
+    ----------
+    column : str
+        The user's column name, used in error messages.
+    role : str
+        What the ids are (``"customer"``, ``"item"``, ``"order"``), used in error messages.
+
+    Notes
+    -----
+    ``encode`` mutates the map and takes a lock, so one encoder may be shared by threads;
+    ``lookup`` and ``decode`` only read it.
+    """
+
+    def __init__(self, column: str, role: str = "id"):
+        self.column = column
+        self.role = role
+        self.kind: str | None = None
+        self.type: pa.DataType | None = None  # value type (the dictionary's, for dictionary ids)
+        self.input_type: pa.DataType | None = None  # as first given, dictionary included
+        self._map = None
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return 0 if self._map is None else len(self._map)
+
+    def _bind(self, typ: pa.DataType) -> None:
+        kind = id_kind(typ, self.column, self.role)
+        if self.kind is None:
+            self.kind = kind
+            self.type = _value_type(typ)
+            self.input_type = typ
+            self._map = Int64IdMap() if kind == "int" else BytesIdMap()
+        elif kind != self.kind:
+            raise InputError(
+                f"{self.role} column {self.column!r} changed type from {self.type} to {typ} "
+                "between batches"
+            )
+
+    def _apply(self, array: pa.Array, insert: bool) -> np.ndarray:
+        if isinstance(array, pa.ChunkedArray):
+            array = array.combine_chunks()
+        if array.null_count:
+            raise InputError(f"{self.role} column {self.column!r} has {array.null_count} null value(s)")
+        if pa.types.is_dictionary(array.type):
+            dict_codes = self._apply(array.dictionary, insert)
+            indices = array.indices.to_numpy(zero_copy_only=False)
+            return dict_codes[indices]
+        n = len(array)
+        out = np.empty(n, dtype=np.int64)
+        method = self._map.encode if insert else self._map.lookup
+        if self.kind == "int":
+            try:
+                # uint64 ids past int64's range keep their bits: the map only needs equality.
+                values = (array.view(pa.int64()) if pa.types.is_uint64(array.type)
+                          else pc.cast(array, pa.int64())).to_numpy(zero_copy_only=False)
+            except pa.ArrowInvalid as exc:
+                raise InputError(f"{self.role} column {self.column!r}: {exc}") from exc
+            method(np.ascontiguousarray(values), out)
+        else:
+            offsets, data = string_buffers(array)
+            method(np.ascontiguousarray(offsets), data, out)
+        return out
+
+    def encode(self, array: pa.Array | pa.ChunkedArray) -> np.ndarray:
+        """Codes of ``array`` (int64, same length), adding ids not seen before.
+
+        Raises
+        ------
+        InputError
+            If the array has nulls or a type that is not an integer or string.
+        """
+        with self._lock:
+            self._bind(array.type)
+            return self._apply(array, insert=True)
+
+    def lookup(self, array: pa.Array | pa.ChunkedArray) -> np.ndarray:
+        """Codes of ``array`` without adding anything: -1 marks an id the encoder has not seen."""
+        if self._map is None:
+            return np.full(len(array), -1, dtype=np.int64)
+        id_kind(array.type, self.column, self.role)
+        return self._apply(array, insert=False)
+
+    def ids(self) -> pa.Array:
+        """All ids in code order, in the user's original type (string_view as large_string)."""
+        if self._map is None:
+            return pa.array([], type=pa.int64())
+        if self.kind == "int":
+            keys = pa.array(self._map.keys())
+            return keys.view(self.type) if pa.types.is_uint64(self.type) else keys.cast(self.type)
+        offsets, data = self._map.buffers()
+        strings = pa.Array.from_buffers(
+            pa.large_string(), len(offsets) - 1, [None, pa.py_buffer(offsets), pa.py_buffer(data)]
+        )
+        # string_view has no take kernel in every pyarrow: such ids stay large_string here and
+        # callers cast their final output (RFM does, through its output type).
+        return strings if pa.types.is_large_string(self.type) or pa.types.is_string_view(
+            self.type) else strings.cast(self.type)
+
+    def decode(self, codes: np.ndarray) -> pa.Array:
+        """The user's ids for ``codes`` (any int array), in the original type."""
+        return self.ids().take(pa.array(np.asarray(codes, dtype=np.int64)))
+
+    # -- persistence: plain arrays, never pickle --------------------------------------------
+    def to_arrow(self) -> pa.Array:
+        """The ids in code order (what :meth:`from_arrow` needs to rebuild the encoder)."""
+        return self.ids()
+
+    @classmethod
+    def from_arrow(cls, ids: pa.Array, column: str, role: str = "id") -> "IdEncoder":
+        """Rebuild an encoder whose codes are the positions of ``ids``."""
+        encoder = cls(column, role)
+        if len(ids):
+            codes = encoder.encode(ids)
+            if not np.array_equal(codes, np.arange(len(ids))):
+                raise InputError(f"saved {role} ids for column {column!r} are not unique")
+        else:
+            encoder._bind(ids.type)
+        return encoder

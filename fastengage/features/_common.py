@@ -1,0 +1,136 @@
+"""What the one-shot :func:`fastengage.rfm` and the streaming :class:`fastengage.RFMState` share:
+argument parsing, batch validation/conversion, and turning finished records into the table."""
+from __future__ import annotations
+
+import json
+import logging
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .._io.ids import id_kind
+from .._io.sources import amount_to_float64, time_to_us
+from .._io.times import iso, parse_time  # noqa: F401  (iso re-exported)
+from ..errors import InputError
+from ..kernels.features import rfm as _k
+from .segments import SegmentMap, compile_segments
+
+log = logging.getLogger("fastengage")
+
+#: Output columns after the customer column, in order.
+RFM_COLUMNS = (
+    "first_purchase", "last_purchase", "recency_days", "tenure_days", "frequency",
+    "purchase_days", "monetary_total", "monetary_mean", "r_score", "f_score", "m_score", "segment",
+)
+RETURNS_MODES = ("net", "exclude", "error")
+_TS = pa.timestamp("us", tz="UTC")
+
+
+def new_report() -> dict:
+    return {"rows_read": 0, "null_customer_rows_dropped": 0, "rows_after_as_of": 0,
+            "return_rows": 0, "return_rows_excluded": 0}
+
+
+def parse_as_of(value) -> int | None:
+    """``as_of`` as int64 microseconds UTC, or None (see :mod:`fastengage._io.times`)."""
+    return parse_time(value, "as_of", optional=True)
+
+
+def check_types(schema: pa.Schema, roles: dict) -> None:
+    """Fail on a wrong column type before reading any batch of a long stream."""
+    id_kind(schema.field(roles["customer"]).type, roles["customer"], "customer")
+    if "order" in roles:
+        id_kind(schema.field(roles["order"]).type, roles["order"], "order")
+    t = schema.field(roles["time"]).type
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    if not (pa.types.is_timestamp(t) or pa.types.is_date(t)):
+        raise InputError(f"time column {roles['time']!r} has type {t}; expected a timestamp or a date")
+    a = schema.field(roles["amount"]).type
+    if pa.types.is_dictionary(a):
+        a = a.value_type
+    if not (pa.types.is_integer(a) or pa.types.is_floating(a) or pa.types.is_decimal(a)):
+        raise InputError(f"amount column {roles['amount']!r} has type {a}; expected a number")
+
+
+def prepare_batch(batch: pa.RecordBatch, columns: dict, drop_null_customers: bool,
+                  rows_before: int, returns: str, limit_us: int):
+    """Validate one batch and convert time and amount; returns (batch, n_null, times, amounts).
+
+    Rows with a null customer id are dropped (and counted) only with ``drop_null_customers``.
+    """
+    cust = batch.column(columns["customer"])
+    n_null = cust.null_count
+    if n_null:
+        if not drop_null_customers:
+            raise InputError(
+                f"customer column {columns['customer']!r} has {n_null} null value(s) in rows "
+                f"{rows_before + 1:,}..{rows_before + batch.num_rows:,}; pass "
+                "drop_null_customers=True to drop those rows (the count is reported)"
+            )
+        batch = batch.filter(pc.is_valid(cust))
+    times = time_to_us(batch.column(columns["time"]), columns["time"])
+    amounts = amount_to_float64(batch.column(columns["amount"]), columns["amount"])
+    if returns == "error":
+        n_ret = int(np.count_nonzero((amounts < 0) & (times <= limit_us)))
+        if n_ret:
+            raise InputError(
+                f"amount column {columns['amount']!r} has {n_ret} negative value(s) (returns) "
+                "and returns='error'; use returns='net' or 'exclude'"
+            )
+    return batch, n_null, times, amounts
+
+
+def features_table(state: np.ndarray, ids_of, customer_column: str, as_of_us: int,
+                   returns: str, frequency_is_rows: bool, report: dict,
+                   segments: SegmentMap | None, ids_sorted: bool,
+                   output_type: pa.DataType | None = None) -> pa.Table:
+    """Finish records into the output table.
+
+    Parameters
+    ----------
+    state : STATE_DTYPE[n_codes]
+    ids_of : callable(codes int64[m]) -> pyarrow.Array of the user's ids for those codes
+    ids_sorted : bool
+        Codes are already in ascending id order (dense integer ids), so no sort is needed.
+    output_type : pyarrow.DataType, optional
+        Type of the customer column in the output when it differs from what ``ids_of`` returns
+        (dictionary-encoded input ids).
+    """
+    names, seg_table = compile_segments(segments)
+    # The columns stay in one list (no other names) so that each can be replaced, and freed,
+    # one at a time below.
+    values = list(_k.finish(state, as_of_us, returns == "net", frequency_is_rows, seg_table))
+    codes = values.pop(0)
+    n_returns_only = values.pop()
+    n_customers = len(codes)
+    ids = ids_of(codes)
+    del codes
+    if not ids_sorted:
+        # Permute column by column, so that only one extra column is alive at a time (a table
+        # take would hold a second copy of the whole output: the peak of a streamed run).
+        order = pc.sort_indices(ids)
+        ids = ids.take(order)
+        order = order.to_numpy()
+        for k in range(len(values)):
+            values[k] = values[k][order]
+        del order
+    seg = values.pop()
+    values[0] = pa.array(values[0]).cast(_TS)  # first_purchase
+    values[1] = pa.array(values[1]).cast(_TS)  # last_purchase
+    segment = pa.DictionaryArray.from_arrays(pa.array(seg), pa.array(names, pa.string()))
+    table = pa.Table.from_arrays(
+        [ids, *(pa.array(c) if isinstance(c, np.ndarray) else c for c in values),
+         segment.dictionary_decode()],
+        names=[customer_column, *RFM_COLUMNS],
+    )
+    del values, seg, segment
+    if output_type is not None and table.schema.field(0).type != output_type:
+        # Dictionary-encoded ids go back out dictionary-encoded, sorted by their values.
+        table = table.set_column(0, customer_column, table.column(0).cast(output_type))
+    report = dict(report)
+    report.update(as_of=iso(as_of_us), customers=int(n_customers),
+                  customers_without_purchase=int(n_returns_only), returns=returns)
+    log.info("fastengage.rfm: %s", json.dumps(report))
+    return table.replace_schema_metadata({"fastengage": json.dumps(report)})

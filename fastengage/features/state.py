@@ -1,0 +1,333 @@
+"""The streaming, incremental RFM state behind :func:`fastengage.rfm` (semantics documented there).
+
+A service keeps one :class:`RFMState` alive, feeds it new events (``update``), reads features at
+any time (``to_table``), combines partial states from several workers (``merge``) and saves it
+(``save``/``load``; ZIP of JSON + arrays, never pickle). Distinct purchase days and orders are
+counted exactly through hash sets of (customer, day) and (customer, order) pairs, so any split of
+the events, in any order, gives the same features.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Callable
+
+import numpy as np
+import pyarrow as pa
+
+from .._io.ids import IdEncoder
+from .._io.sources import open_source
+from .._io.persist import load_bundle, save_bundle
+from ._common import (RETURNS_MODES, check_types, features_table, iso, new_report,
+                          parse_as_of, prepare_batch)
+from ..errors import InputError, ModelFormatError
+from ..kernels.features import pairset as _pairset
+from ..kernels.features import rfm as _k
+from ..kernels.features import oneshot as _one
+from .segments import SegmentMap
+
+__all__ = ["RFMState"]
+
+_STATE_VERSION = 1
+
+
+class _OutsideDayRange(Exception):
+    """Raised by rfm()'s bitmap pass when a purchase day falls outside the bitmaps' range."""
+
+
+class _NotTimeSorted(Exception):
+    """Raised by the optimistic time-sorted pass when an event arrives out of order."""
+
+
+def _grown(array: np.ndarray, size: int) -> np.ndarray:
+    """``array`` lengthened to ``size`` entries, the new ones zero.
+
+    In place (realloc, i.e. mremap for large blocks) when the array owns its memory, so the
+    peak holds no second copy. Safe for RFMState because no view of its arrays outlives a
+    locked call.
+    """
+    if array.flags.owndata and len(array):
+        array.resize(size, refcheck=False)  # zero-fills
+        return array
+    grown = np.zeros(size, array.dtype)
+    grown[:len(array)] = array
+    return grown
+
+
+class RFMState:
+    """Mergeable per-customer RFM state, fed with batches of transactions.
+
+    Parameters
+    ----------
+    customer, time, amount : str
+        Column names of the customer id (integer or string), the event time (timestamp or date)
+        and the amount (numeric; negative means a return).
+    order : str, optional
+        Column of the order (invoice) id; ``frequency`` counts distinct orders when given.
+    as_of : datetime, date, str or None
+        Point-in-time cut: events after it are skipped (and counted). None keeps every event.
+    returns : {"net", "exclude", "error"}
+        Treatment of return rows (``amount < 0``), see the module docstring.
+    drop_null_customers : bool
+        Drop rows with a null customer id (and count them) instead of raising.
+
+    Notes
+    -----
+    ``update`` and ``merge`` take an internal lock, so one state may be fed from several threads;
+    the kernels release the GIL while they run.
+    """
+
+    def __init__(self, *, customer: str, time: str, amount: str, order: str | None = None,
+                 as_of=None, returns: str = "net", drop_null_customers: bool = False):
+        if returns not in RETURNS_MODES:
+            raise InputError(f"returns must be one of {RETURNS_MODES}, got {returns!r}")
+        self.columns = {"customer": customer, "time": time, "amount": amount, "order": order}
+        self.returns = returns
+        self.drop_null_customers = bool(drop_null_customers)
+        self.limit_us = parse_as_of(as_of)
+        self.customers = IdEncoder(customer, "customer")
+        self.orders = IdEncoder(order, "order") if order is not None else None
+        self._state = _k.new_state(0)
+        self._day_set = np.full(16, _pairset.EMPTY, dtype=np.int64)
+        self._order_set = np.full(16, _pairset.EMPTY, dtype=np.int64)
+        self._day_keys = 0
+        self._order_keys = 0
+        self._max_time_us: int | None = None
+        self._lock = threading.RLock()
+        # Set only by rfm() for its passes over a re-readable file (never saved or merged): the
+        # optimistic time-sorted pass (no day set), or day bitmaps over a known range of days.
+        self._sorted_only = False
+        self._day_bitmap = np.zeros(0, np.uint64)
+        self._first_day = 0
+        self._day_words = 0
+        self.report = new_report()
+
+    # -- feeding ----------------------------------------------------------------------------
+    def update(self, data, *, batch_size: int | None = None,
+               progress: Callable[[int], None] | None = None) -> "RFMState":
+        """Fold new events into the state. ``data`` is any input :func:`open_source` accepts.
+
+        Returns ``self``. Streams are read batch by batch (memory is bounded by the batch size
+        plus the state); ``progress`` is called with the number of rows read after each batch.
+        """
+        source = open_source(data)
+        roles = source.require(self.columns)
+        check_types(source.schema, roles)
+        streamed = not source.is_in_memory
+        for batch in source.batches(list(roles.values()), batch_size=batch_size):
+            self._update_batch(batch)
+            del batch
+            if streamed:
+                # Arrow's allocator keeps a finished batch's pages for reuse; on a long stream
+                # that cache alone was ~90 MiB of the peak, so hand it back after each batch.
+                pa.default_memory_pool().release_unused()
+            if progress is not None:
+                progress(self.report["rows_read"])
+        return self
+
+    def _update_batch(self, batch: pa.RecordBatch) -> None:
+        cols = self.columns
+        with self._lock:
+            n_rows = batch.num_rows
+            limit = self.limit_us if self.limit_us is not None else _k.INT64_MAX
+            batch, n_null, times, amounts = prepare_batch(
+                batch, cols, self.drop_null_customers, self.report["rows_read"], self.returns, limit)
+            if self.orders is not None:
+                order_codes = self.orders.encode(batch.column(cols["order"]))
+            else:
+                order_codes = np.empty(0, dtype=np.int64)
+            days_sorted = False
+            if self._sorted_only:
+                # Optimistic pass of rfm() over a re-readable source: valid only while every
+                # event arrives in time order; the caller restarts on the general path if not.
+                if not (_one.is_sorted(times) and (self._max_time_us is None or not len(times)
+                                                   or times[0] >= self._max_time_us)):
+                    raise _NotTimeSorted
+                days_sorted = True
+            codes = self.customers.encode(batch.column(cols["customer"]))
+            self._grow_state(len(self.customers))
+            m = len(codes)
+            if not days_sorted and not self._day_words:
+                self._day_set = _pairset.grow_for(self._day_set, self._day_keys, m)
+            if self.orders is not None:
+                self._order_set = _pairset.grow_for(self._order_set, self._order_keys, m)
+            n_after, n_returns, day_added, order_added = _k.update(
+                self._state, codes, times, amounts, order_codes, self.orders is not None,
+                limit, self.returns == "exclude", self._day_set, self._order_set, days_sorted,
+                self._day_bitmap, self._first_day, self._day_words)
+            if day_added < 0:
+                raise _OutsideDayRange
+            self._day_keys += day_added
+            self._order_keys += order_added
+            if m:
+                batch_max = int(times.max())
+                if self._max_time_us is None or batch_max > self._max_time_us:
+                    self._max_time_us = batch_max
+            rep = self.report
+            rep["rows_read"] += n_rows
+            rep["null_customer_rows_dropped"] += n_null
+            rep["rows_after_as_of"] += n_after
+            rep["return_rows"] += n_returns
+            if self.returns == "exclude":
+                rep["return_rows_excluded"] += n_returns
+
+    def _grow_state(self, n: int, exact: bool = False) -> None:
+        n_old = len(self._state)
+        if n <= n_old:
+            return
+        size = n if exact else max(n, n_old + n_old // 2)  # 1.5x: less slack at the peak
+        self._state = _grown(self._state, size)
+        _k.clear_records(self._state[n_old:])
+        self._grow_bitmap(size)
+
+    def _release_dedup_structures(self) -> None:
+        """Free the day bitmaps and pair sets: for rfm(), whose state ends with to_table()."""
+        with self._lock:
+            self._day_bitmap = np.zeros(0, np.uint64)
+            self._day_set = np.full(16, _pairset.EMPTY, dtype=np.int64)
+            self._order_set = np.full(16, _pairset.EMPTY, dtype=np.int64)
+            self._day_keys = self._order_keys = 0
+            self._day_words = 0
+
+    def _use_day_bitmaps(self, first_day: int, words: int) -> None:
+        """Count distinct days with a bitmap of ``words`` words per customer from ``first_day``."""
+        self._first_day, self._day_words = first_day, words
+        self._grow_bitmap(len(self._state))
+
+    def _grow_bitmap(self, customers: int) -> None:
+        size = customers * self._day_words
+        if size > len(self._day_bitmap):
+            self._day_bitmap = _grown(self._day_bitmap, size)
+
+    # -- combining --------------------------------------------------------------------------
+    def merge(self, other: "RFMState") -> "RFMState":
+        """Fold ``other`` (same columns and settings) into this state; returns ``self``.
+
+        The result equals one state fed with both inputs, in any split and any order.
+        """
+        if not isinstance(other, RFMState):
+            raise TypeError("can only merge another RFMState")
+        assert not (self._sorted_only or other._sorted_only or self._day_words or other._day_words)
+        if (other.columns, other.returns, other.limit_us) != (self.columns, self.returns, self.limit_us):
+            raise InputError("cannot merge RFM states with different columns, returns or as_of settings")
+        with self._lock, other._lock:
+            n_other = len(other.customers)
+            if n_other == 0:
+                self._merge_report(other)
+                return self
+            code_map = self.customers.encode(other.customers.ids())
+            self._grow_state(len(self.customers))
+            _k.merge(self._state, other._state[:n_other], code_map)
+            day_keys = _pairset.occupied(other._day_set)
+            self._day_set = _pairset.grow_for(self._day_set, self._day_keys, len(day_keys))
+            self._day_keys += _k.merge_pairs(self._state, self._day_set, day_keys, code_map,
+                                             code_map, 0)
+            if self.orders is not None and len(other.orders):
+                order_map = self.orders.encode(other.orders.ids())
+                order_keys = _pairset.occupied(other._order_set)
+                self._order_set = _pairset.grow_for(self._order_set, self._order_keys, len(order_keys))
+                self._order_keys += _k.merge_pairs(self._state, self._order_set, order_keys,
+                                                   code_map, order_map, 1)
+            self._merge_report(other)
+        return self
+
+    def _merge_report(self, other: "RFMState") -> None:
+        for key, value in other.report.items():
+            self.report[key] += value
+        if other._max_time_us is not None and (
+                self._max_time_us is None or other._max_time_us > self._max_time_us):
+            self._max_time_us = other._max_time_us
+
+    # -- reading ----------------------------------------------------------------------------
+    def to_table(self, as_of=None, *, segments: SegmentMap | None = None) -> pa.Table:
+        """The features of every customer with a purchase, as of ``as_of``.
+
+        ``as_of`` defaults to the state's own cut, or else the latest event time seen. It may not
+        be earlier than an event the state already holds (a state cannot forget events; build it
+        with ``as_of=`` for a point-in-time cut).
+        """
+        with self._lock:
+            as_of_us = parse_as_of(as_of)
+            if as_of_us is None:
+                as_of_us = self.limit_us if self.limit_us is not None else self._max_time_us
+            if as_of_us is None:
+                raise InputError("the RFM state holds no events yet")
+            latest_held = self._latest_held_us()
+            if latest_held is not None and as_of_us < latest_held:
+                raise InputError(
+                    f"as_of={iso(as_of_us)} is before events the state already holds "
+                    f"(latest {iso(latest_held)}); create the state with as_of= to cut earlier"
+                )
+            n = len(self.customers)
+            return features_table(self._state[:n], self.customers.decode, self.columns["customer"],
+                                  as_of_us, self.returns, self.orders is None, self.report,
+                                  segments, ids_sorted=False,
+                                  output_type=self.customers.input_type)
+
+    def _latest_held_us(self) -> int | None:
+        if self.limit_us is not None:
+            return None  # events after the cut were never folded in
+        return self._max_time_us
+
+    # -- persistence ------------------------------------------------------------------------
+    def save(self, path) -> None:
+        """Save to a fastengage bundle (ZIP of JSON + .npy + Arrow IPC; never pickle).
+
+        Layout (version 1): ``meta.json`` with the settings and report; arrays ``state``
+        (structured, see ``fastengage.kernels.features.rfm.STATE_DTYPE``), ``day_pairs`` and
+        ``order_pairs`` (int64 pair keys ``customer_code << 32 | value``); tables ``customers``
+        and ``orders`` (ids in code order, original Arrow type).
+        """
+        assert not (self._sorted_only or self._day_words), "rfm()'s internal pass state"
+        with self._lock:
+            n = len(self.customers)
+            meta = {
+                "columns": self.columns, "returns": self.returns,
+                "drop_null_customers": self.drop_null_customers, "limit_us": self.limit_us,
+                "max_time_us": self._max_time_us, "report": self.report,
+            }
+            tables = {"customers": pa.table({"id": self.customers.ids()})}
+            if self.orders is not None:
+                tables["orders"] = pa.table({"id": self.orders.ids()})
+            save_bundle(path, "RFMState", _STATE_VERSION, meta,
+                        arrays={"state": self._state[:n],
+                                "day_pairs": _pairset.occupied(self._day_set),
+                                "order_pairs": _pairset.occupied(self._order_set)},
+                        tables=tables)
+
+    @classmethod
+    def load(cls, path) -> "RFMState":
+        """Load a state written by :meth:`save`."""
+        bundle = load_bundle(path, "RFMState", _STATE_VERSION)
+        meta = bundle.meta
+        try:
+            cols = meta["columns"]
+            self = cls(customer=cols["customer"], time=cols["time"], amount=cols["amount"],
+                       order=cols["order"], returns=meta["returns"],
+                       drop_null_customers=meta["drop_null_customers"])
+            self.limit_us = meta["limit_us"]
+            self._max_time_us = meta["max_time_us"]
+            self.report = {k: int(v) for k, v in meta["report"].items()}
+        except (KeyError, TypeError) as exc:
+            raise ModelFormatError(f"RFMState file has incomplete metadata: {exc}") from exc
+        state = bundle.array("state")
+        if state.dtype != _k.STATE_DTYPE:
+            raise ModelFormatError("RFMState file: state array has an unexpected layout")
+        self.customers = IdEncoder.from_arrow(bundle.table("customers").column("id").combine_chunks(),
+                                              cols["customer"], "customer")
+        if len(self.customers) != len(state):
+            raise ModelFormatError("RFMState file: customer ids and state rows disagree")
+        if self.orders is not None:
+            self.orders = IdEncoder.from_arrow(bundle.table("orders").column("id").combine_chunks(),
+                                               cols["order"], "order")
+        self._state = state.copy()
+        day_keys, order_keys = bundle.array("day_pairs"), bundle.array("order_pairs")
+        self._day_set = _rebuild_set(day_keys)
+        self._order_set = _rebuild_set(order_keys)
+        self._day_keys, self._order_keys = len(day_keys), len(order_keys)
+        return self
+
+
+def _rebuild_set(keys: np.ndarray) -> np.ndarray:
+    """A pair set holding exactly ``keys`` (rehash builds a fresh table, empty keys included)."""
+    keys = np.ascontiguousarray(keys, dtype=np.int64)
+    return _pairset.rehash(keys, _pairset.capacity_for(len(keys)))

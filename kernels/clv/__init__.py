@@ -1,0 +1,1 @@
+"""Kernels of fastengage.clv: every loop over rows of that capability."""

@@ -1,0 +1,324 @@
+"""Special functions shared by the CLV kernels, written for Numba and for stability in log space.
+
+Everything here is scalar and branch-light so that the pattern kernels can call it per pattern
+inside ``prange``. Nothing raises: out-of-domain input gives NaN, which the Python layer checks.
+"""
+import math
+
+import numpy as np
+from numba import njit
+
+from ..common.config import CLV_PARALLEL_MIN_ROWS, NJIT
+from ..common.launch import dual_kernel
+
+def dual(size_arg: int):
+    """The launch rule's serial-below-a-size variant for the CLV pattern kernels
+    (:func:`kernels.common.launch.dual_kernel` with ``CLV_PARALLEL_MIN_ROWS``)."""
+    return dual_kernel(size_arg, CLV_PARALLEL_MIN_ROWS)
+
+
+#: Hard cap on the terms of a hypergeometric series; the transformations below keep the ratio of
+#: successive terms below the argument ``z < 1``, so this only bites when ``z`` is within ~1e-5 of 1.
+MAX_TERMS = 2_000_000
+_TINY = 1e-17
+
+
+@njit(**NJIT)
+def digamma(x):
+    """psi(x) for x > 0: upward recurrence to x >= 10, then the asymptotic (Bernoulli) series (error < 1e-13)."""
+    if not x > 0.0:
+        return np.nan
+    result = 0.0
+    while x < 10.0:
+        result -= 1.0 / x
+        x += 1.0
+    inv = 1.0 / x
+    inv2 = inv * inv
+    result += math.log(x) - 0.5 * inv - inv2 * (
+        1.0 / 12 - inv2 * (1.0 / 120 - inv2 * (1.0 / 252 - inv2 * (1.0 / 240 - inv2 * (1.0 / 132))))
+    )
+    return result
+
+
+@njit(**NJIT)
+def trigamma(x):
+    """psi'(x) for x > 0: upward recurrence to x >= 10, then the asymptotic series
+    1/x + 1/(2x^2) + sum_k B_2k / x^(2k+1) (error < 1e-14 relative)."""
+    if not x > 0.0:
+        return np.nan
+    result = 0.0
+    while x < 10.0:
+        result += 1.0 / (x * x)
+        x += 1.0
+    inv = 1.0 / x
+    inv2 = inv * inv
+    result += inv + 0.5 * inv2 + inv * inv2 * (
+        1.0 / 6 - inv2 * (1.0 / 30 - inv2 * (1.0 / 42 - inv2 * (1.0 / 30 - inv2 * (
+            5.0 / 66 - inv2 * (691.0 / 2730))))))
+    return result
+
+
+@njit(**NJIT)
+def logaddexp(a, b):
+    """log(exp(a) + exp(b)) without overflow; -inf + -inf = -inf."""
+    if a == -np.inf:
+        return b
+    if b == -np.inf:
+        return a
+    if a > b:
+        return a + math.log1p(math.exp(b - a))
+    return b + math.log1p(math.exp(a - b))
+
+
+@njit(**NJIT)
+def log_expit(u):
+    """log(1 / (1 + exp(-u)))."""
+    if u >= 0:
+        return -math.log1p(math.exp(-u))
+    return u - math.log1p(math.exp(u))
+
+
+@njit(**NJIT)
+def expit(u):
+    """1 / (1 + exp(-u)) for any real u."""
+    if u >= 0:
+        return 1.0 / (1.0 + math.exp(-u))
+    e = math.exp(u)
+    return e / (1.0 + e)
+
+
+@njit(**NJIT)
+def one_minus_pow_over(e, log_q):
+    """(1 - q**e) / e for log_q = log(q) <= 0, continuous at e = 0 (where it is -log q)."""
+    v = e * log_q
+    if abs(e) < 1e-12:
+        return -log_q * (1.0 - 0.5 * v)
+    return -math.expm1(v) / e
+
+
+@njit(**NJIT)
+def lbeta(a, b):
+    return math.lgamma(a) + math.lgamma(b) - math.lgamma(a + b)
+
+
+#: Term cap of the Pareto/NBD series. Slow convergence happens for z -> 1 with a small exponent
+#: gap (beta >> alpha with small r+x, or alpha >> beta with small s: near-exponential lifetimes);
+#: past the cap the series reports NaN and the kernel switches to an exp-sinh quadrature.
+PARETO_MAX_TERMS = 400
+
+
+@njit(**NJIT)
+def series_1_e_f(e, f, z, max_terms=MAX_TERMS):
+    """S = sum_n (e)_n / (f)_n z^n with its derivatives dS/de, dS/df, dS/dz, for 0 <= z < 1, f > 0.
+
+    This is 2F1(1, e; f; z). When e < f every term ratio (e+n)/(f+n) z is below z, so the terms
+    are bounded by z^n and never overflow; when e >= f the ratio tends to z from above and terms
+    are summed in scaled form. Returns (S, S_e, S_f, S_z).
+    """
+    s = 1.0
+    s_e = 0.0
+    s_f = 0.0
+    s_z = 0.0
+    term = 1.0
+    de = 0.0   # d log(term) / de
+    df = 0.0   # d log(term) / df
+    n = 0
+    if z == 0.0:
+        return 1.0, 0.0, 0.0, e / f
+    converged = False
+    while n < max_terms:
+        de += 1.0 / (e + n)
+        df -= 1.0 / (f + n)
+        term *= (e + n) / (f + n) * z
+        n += 1
+        s += term
+        s_e += term * de
+        s_f += term * df
+        s_z += term * n
+        # the tail after this term is at most term * rb / (1 - rb), rb bounding every later ratio
+        rb = max((e + n) / (f + n) * z, z)
+        if rb < 1.0 and abs(term) * rb < _TINY * (1.0 - rb) * abs(s):
+            converged = True
+            break
+    if not converged:
+        return np.nan, np.nan, np.nan, np.nan
+    return s, s_e, s_f, s_z / z
+
+
+@njit(**NJIT)
+def log_hyp2f1_ap1(a, b, z):
+    """log 2F1(a, b; a + 1; z) for a > 0, b > 0 and any z < 1, without the direct series.
+
+    The direct series sum_n a/(a+n) (b)_n/n! z^n overflows for large a and b and diverges for
+    z <= -1. For 0 <= z < 1 the Euler transformation gives (1-z)^(1-b) 2F1(1, a+1-b; a+1; z),
+    whose terms are bounded by z^n when b > 0; for z < 0 the Pfaff transformation gives
+    (1-z)^(-b) 2F1(1, b; a+1; z/(z-1)), w = z/(z-1) in (0, 1), whose terms are bounded by w^n
+    when b < a + 1 (always so in the Pareto/NBD likelihood).
+    """
+    if z >= 0.0:
+        s, _, _, _ = series_1_e_f(a + 1.0 - b, a + 1.0, z)
+        if s <= 0.0:
+            return np.nan
+        return (1.0 - b) * math.log1p(-z) + math.log(s)
+    w = z / (z - 1.0)
+    s, _, _, _ = series_1_e_f(b, a + 1.0, w)
+    if s <= 0.0:
+        return np.nan
+    return -b * math.log1p(-z) + math.log(s)
+
+
+@njit(**NJIT)
+def bg_tail_series(c_minus_k, a, c, z):
+    """G = sum_{n>=1} (c-k)_n (a)_{n-1} / ((c)_n n!) z^n, for 0 <= z < 1.
+
+    Used by the BG/NBD and MBG/NBD conditional expectation after the Euler transformation:
+    2F1(k, b'; c; z) (1-z)^k = (1-z)^(a-1) [1 + (a-1) G], which removes the 0/0 at a = 1 and the
+    growth of the parameters with the frequency x (c grows with x, so G converges faster).
+    """
+    if z == 0.0:
+        return 0.0
+    total = 0.0
+    term = (c_minus_k) / c * z      # n = 1: (c-k)_1 (a)_0 / ((c)_1 1!) z
+    total = term
+    n = 1
+    while n < MAX_TERMS:
+        term *= (c_minus_k + n) * (a + n - 1.0) / ((c + n) * (n + 1.0)) * z
+        n += 1
+        total += term
+        ratio = abs((c_minus_k + n) * (a + n - 1.0) / ((c + n) * (n + 1.0)) * z)
+        rb = max(ratio, z)
+        if rb < 1.0 and abs(term) * rb < _TINY * (1.0 - rb) * abs(total):
+            break
+        if term == 0.0:
+            break
+    return total
+
+
+@njit(**NJIT)
+def bg_conditional_alive_expectation(k, a, c, z):
+    """E[purchases in (T, T+t] | alive at T] for BG/NBD-type models (Fader et al. 2005, eq. 10).
+
+    Equal to c/(a-1) [1 - (1-z)^k 2F1(k, c-a+1; c; z)] with k = r+x, z = t/(alpha+T+t) and
+    c = a+b+x-1 (BG/NBD) or a+b+x (MBG/NBD), evaluated as c [h(a-1) - (1-z)^(a-1) G].
+    """
+    if z <= 0.0:
+        return 0.0
+    log1mz = math.log1p(-z)
+    g = bg_tail_series(c - k, a, c, z)
+    return c * (one_minus_pow_over(a - 1.0, log1mz) - math.exp((a - 1.0) * log1mz) * g)
+
+
+@njit(**NJIT)
+def log_nb_tail(r, x, q):
+    """log P(N >= x) for N ~ NegBin(r, success prob 1-q) with pmf G(r+j)/(G(r) j!) (1-q)^r q^j.
+
+    Sums the lower part when it is the smaller one (x below the mean) and the upper tail
+    otherwise, so that 1 - sum never cancels.
+    """
+    if x <= 0:
+        return 0.0
+    if q <= 0.0:
+        return -np.inf
+    log_q = math.log(q)
+    log_1mq = math.log1p(-q)
+    mean = r * q / (1.0 - q)
+    if x > mean:
+        # upper tail: terms decrease geometrically once j > mean
+        lt = math.lgamma(r + x) - math.lgamma(r) - math.lgamma(x + 1.0) + r * log_1mq + x * log_q
+        total = 1.0
+        term = 1.0
+        j = x
+        while j < x + MAX_TERMS:
+            term *= (r + j) / (j + 1.0) * q
+            j += 1
+            total += term
+            if term < _TINY * total:
+                break
+        return lt + math.log(total)
+    # lower part, then 1 - lower
+    lower = 0.0
+    term = math.exp(r * log_1mq)
+    for j in range(x):
+        lower += term
+        term *= (r + j) / (j + 1.0) * q
+    if lower >= 1.0:
+        return -np.inf
+    return math.log1p(-lower)
+
+
+@njit(**NJIT)
+def damped_newton_step(H, g, lam):
+    """-(H + lam I)^-1 g for a small symmetric H by an in-place Cholesky factorisation (no BLAS:
+    the optimiser's 2x2..4x4 systems cost more in a BLAS call than in arithmetic).
+
+    Returns (ok, step); ok is False when H + lam I is not positive definite.
+    """
+    k = g.shape[0]
+    L = np.zeros((k, k))
+    step = np.zeros(k)
+    for j in range(k):
+        d = H[j, j] + lam
+        for q in range(j):
+            d -= L[j, q] * L[j, q]
+        if not d > 0.0:
+            return False, step
+        L[j, j] = math.sqrt(d)
+        for i in range(j + 1, k):
+            v = H[i, j]
+            for q in range(j):
+                v -= L[i, q] * L[j, q]
+            L[i, j] = v / L[j, j]
+    y = np.empty(k)
+    for i in range(k):
+        v = -g[i]
+        for q in range(i):
+            v -= L[i, q] * y[q]
+        y[i] = v / L[i, i]
+    for i in range(k - 1, -1, -1):
+        v = y[i]
+        for q in range(i + 1, k):
+            v -= L[q, i] * step[q]
+        step[i] = v / L[i, i]
+    for i in range(k):
+        if not math.isfinite(step[i]):
+            return False, step
+    return True, step
+
+
+@njit(**NJIT)
+def log_space_objective(theta, ll, grad, hess, total_weight, pen):
+    """The optimiser's objective in u = log(theta): f = -ll/W + pen |theta|^2, its gradient
+    g_u = theta * df/dtheta and Hessian H_u = diag(theta) d2f/dtheta2 diag(theta) + diag(g_u).
+
+    Returns (ok, f, g_u, H_u, max |g_u|); ok is False when any input is not finite.
+    """
+    k = theta.shape[0]
+    g_u = np.zeros(k)
+    H_u = np.zeros((k, k))
+    ok = math.isfinite(ll)
+    val = -ll / total_weight
+    gmax = 0.0
+    for i in range(k):
+        ok &= math.isfinite(grad[i])
+        val += pen * theta[i] * theta[i]
+        g_u[i] = (-grad[i] / total_weight + 2.0 * pen * theta[i]) * theta[i]
+        gmax = max(gmax, abs(g_u[i]))
+        for j in range(k):
+            ok &= math.isfinite(hess[i, j])
+            H_u[i, j] = -hess[i, j] / total_weight * theta[i] * theta[j]
+        H_u[i, i] += 2.0 * pen * theta[i] * theta[i] + g_u[i]
+    return ok, val, g_u, H_u, gmax
+
+
+@njit(**NJIT)
+def weighted_totals(terms, w):
+    """Weighted column sums of per-pattern terms: ``terms[i] = (ll_i, d ll_i / d theta_1, ...)``
+    gives (sum w ll, gradient = sum w d ll / d theta) — the reduction every pattern kernel's
+    log-likelihood ends with."""
+    n, k = terms.shape
+    sums = np.zeros(k)
+    for i in range(n):
+        wi = w[i]
+        for j in range(k):
+            sums[j] += wi * terms[i, j]
+    return sums[0], sums[1:].copy()

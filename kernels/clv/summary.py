@@ -1,0 +1,434 @@
+"""CLV sufficient statistics (frequency, recency, T, monetary value) and pattern compression.
+
+Transactions arrive as dense customer codes and integer period numbers (days, weeks, hours since
+the epoch, already floored the way pandas' ``to_period`` floors them). Customers are grouped with
+a counting sort (O(n)); each customer's periods are then sorted in place, which is cheap because a
+customer has few transactions.
+"""
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from ..common.config import NJIT
+from ..common.launch import parallel_kernel
+
+
+@njit(**NJIT)
+def group_by_customer(codes, n_customers):
+    """Counting sort of row indices by customer code. Returns (offsets[n+1], order[n])."""
+    n = codes.shape[0]
+    offsets = np.zeros(n_customers + 1, dtype=np.int64)
+    for i in range(n):
+        offsets[codes[i] + 1] += 1
+    for c in range(n_customers):
+        offsets[c + 1] += offsets[c]
+    fill = offsets[:-1].copy()
+    order = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        c = codes[i]
+        order[fill[c]] = i
+        fill[c] += 1
+    return offsets, order
+
+
+@njit(**NJIT)
+def scatter_by_customer(codes, periods, amounts, n_customers, has_amount):
+    """Counting sort of (period, amount) by customer code, scattering values directly (rows are
+    read once, in order). Returns (offsets[n+1], keys[n], vals[n])."""
+    n = codes.shape[0]
+    offsets = np.zeros(n_customers + 1, dtype=np.int64)
+    for i in range(n):
+        offsets[codes[i] + 1] += 1
+    for c in range(n_customers):
+        offsets[c + 1] += offsets[c]
+    fill = offsets[:-1].copy()
+    keys = np.empty(n, dtype=np.int64)
+    vals = np.empty(n, dtype=np.float64)
+    for i in range(n):
+        c = codes[i]
+        pos = fill[c]
+        keys[pos] = periods[i]
+        vals[pos] = amounts[i] if has_amount else 0.0
+        fill[c] = pos + 1
+    return offsets, keys, vals
+
+
+@njit(**NJIT)
+def _sort_segment(keys, vals, lo, hi):
+    """Sort keys[lo:hi] ascending carrying vals along (insertion sort for short runs)."""
+    m = hi - lo
+    if m <= 32:
+        for i in range(lo + 1, hi):
+            k = keys[i]
+            v = vals[i]
+            j = i - 1
+            while j >= lo and keys[j] > k:
+                keys[j + 1] = keys[j]
+                vals[j + 1] = vals[j]
+                j -= 1
+            keys[j + 1] = k
+            vals[j + 1] = v
+    else:
+        idx = np.argsort(keys[lo:hi], kind="mergesort")
+        ks = keys[lo:hi][idx]
+        vs = vals[lo:hi][idx]
+        keys[lo:hi] = ks
+        vals[lo:hi] = vs
+
+
+@parallel_kernel
+def summarize(codes, periods, amounts, n_customers, has_amount):
+    """Per-customer BTYD statistics from transactions already restricted to the window.
+
+    Parameters
+    ----------
+    codes : int64[n]     customer codes in 0..n_customers-1
+    periods : int64[n]   period number of each transaction
+    amounts : float64[n] (ignored unless has_amount)
+
+    Returns
+    -------
+    first : int64[n_customers]   first period (or INT64 max for a customer with no rows)
+    last : int64[n_customers]    last period
+    n_periods : int64[n_customers] distinct periods with a purchase
+    monetary : float64[n_customers] mean over repeat periods of the per-period amount sums
+        (the first period excluded; 0 when there is no repeat period)
+    """
+    offsets, keys, vals = scatter_by_customer(codes, periods, amounts, n_customers, has_amount)
+    first = np.full(n_customers, np.iinfo(np.int64).max, dtype=np.int64)
+    last = np.full(n_customers, np.iinfo(np.int64).min, dtype=np.int64)
+    n_periods = np.zeros(n_customers, dtype=np.int64)
+    monetary = np.zeros(n_customers, dtype=np.float64)
+    for c in prange(n_customers):
+        lo = offsets[c]
+        hi = offsets[c + 1]
+        if hi == lo:
+            continue
+        _sort_segment(keys, vals, lo, hi)
+        first[c] = keys[lo]
+        last[c] = keys[hi - 1]
+        count = 1
+        repeat_sum = 0.0
+        for j in range(lo + 1, hi):
+            if keys[j] != keys[j - 1]:
+                count += 1
+            if keys[j] != keys[lo]:
+                repeat_sum += vals[j]
+        n_periods[c] = count
+        if count > 1:
+            monetary[c] = repeat_sum / (count - 1)
+    return first, last, n_periods, monetary
+
+
+@parallel_kernel
+def holdout_counts(codes, periods, amounts, n_customers):
+    """Holdout statistics: distinct periods per customer and the mean of the raw amounts."""
+    offsets, keys, vals = scatter_by_customer(codes, periods, amounts, n_customers, True)
+    counts = np.zeros(n_customers, dtype=np.int64)
+    mean_amount = np.zeros(n_customers, dtype=np.float64)
+    for c in prange(n_customers):
+        lo = offsets[c]
+        hi = offsets[c + 1]
+        if hi == lo:
+            continue
+        total = 0.0
+        for j in range(lo, hi):
+            total += vals[j]
+        _sort_segment(keys, vals, lo, hi)
+        count = 1
+        for j in range(lo + 1, hi):
+            if keys[j] != keys[j - 1]:
+                count += 1
+        counts[c] = count
+        mean_amount[c] = total / (hi - lo)
+    return counts, mean_amount
+
+
+@njit(**NJIT)
+def _mix(h):
+    h ^= h >> np.uint64(33)
+    h *= np.uint64(0xFF51AFD7ED558CCD)
+    h ^= h >> np.uint64(33)
+    h *= np.uint64(0xC4CEB9FE1A85EC53)
+    h ^= h >> np.uint64(33)
+    return h
+
+
+@njit(**NJIT)
+def _hash_row(keys, i, k):
+    h = np.uint64(0x9E3779B97F4A7C15)
+    for j in range(k):
+        h = _mix(h ^ keys[i, j])
+    return h
+
+
+@njit(**NJIT)
+def unique_patterns(cols):
+    """Distinct rows of a float64 (n, k) matrix, by exact bit pattern, with an open-address table.
+
+    Returns (first_row[m], inverse[n], counts[m]) with patterns in first-seen order, so that a
+    likelihood over the m patterns weighted by counts equals the one over the n rows. The table
+    grows with the number of distinct rows (not of rows) and probes compare against a compact copy
+    of the distinct keys, so few distinct patterns stay cache-resident however long the input is.
+    """
+    n, k = cols.shape
+    bits = cols.view(np.uint64)
+    size = 1024
+    mask = np.uint64(size - 1)
+    table = np.full(size, -1, dtype=np.int64)
+    cap = 1024
+    keys = np.empty((cap, k), dtype=np.uint64)
+    first_row = np.empty(cap, dtype=np.int64)
+    counts = np.zeros(cap, dtype=np.int64)
+    inverse = np.empty(n, dtype=np.int64)
+    m = 0
+    for i in range(n):
+        h = np.uint64(0x9E3779B97F4A7C15)
+        for j in range(k):
+            h = _mix(h ^ bits[i, j])
+        slot = h & mask
+        while True:
+            p = table[slot]
+            if p == -1:
+                if m == cap:
+                    cap *= 2
+                    keys2 = np.empty((cap, k), dtype=np.uint64)
+                    keys2[:m] = keys[:m]
+                    keys = keys2
+                    fr2 = np.empty(cap, dtype=np.int64)
+                    fr2[:m] = first_row[:m]
+                    first_row = fr2
+                    c2 = np.zeros(cap, dtype=np.int64)
+                    c2[:m] = counts[:m]
+                    counts = c2
+                for j in range(k):
+                    keys[m, j] = bits[i, j]
+                table[slot] = m
+                first_row[m] = i
+                counts[m] = 1
+                inverse[i] = m
+                m += 1
+                if 2 * m > size:
+                    # keep the load factor below 1/2: double the table and reinsert
+                    size *= 2
+                    mask = np.uint64(size - 1)
+                    table = np.full(size, -1, dtype=np.int64)
+                    for q in range(m):
+                        sl = _hash_row(keys, q, k) & mask
+                        while table[sl] != -1:
+                            sl = (sl + np.uint64(1)) & mask
+                        table[sl] = q
+                break
+            same = True
+            for j in range(k):
+                if keys[p, j] != bits[i, j]:
+                    same = False
+                    break
+            if same:
+                counts[p] += 1
+                inverse[i] = p
+                break
+            slot = (slot + np.uint64(1)) & mask
+    return first_row[:m].copy(), inverse, counts[:m].copy()
+
+
+@njit(**NJIT)
+def summarize_sorted(codes, periods, amounts, n_customers, has_amount):
+    """``summarize`` for rows already in time order: one sequential pass, no grouping.
+
+    In time order, a customer's rows of one period are consecutive among that customer's rows,
+    so a new period is a change from the customer's last period, and the repeat-period mean is the
+    sum of the amounts outside the first period over the number of repeat periods.
+    """
+    first = np.full(n_customers, np.iinfo(np.int64).max, dtype=np.int64)
+    last = np.full(n_customers, np.iinfo(np.int64).min, dtype=np.int64)
+    n_periods = np.zeros(n_customers, dtype=np.int64)
+    repeat = np.zeros(n_customers, dtype=np.float64)
+    for i in range(codes.shape[0]):
+        c = codes[i]
+        p = periods[i]
+        if n_periods[c] == 0:
+            first[c] = p
+            last[c] = p
+            n_periods[c] = 1
+        else:
+            if p != last[c]:
+                n_periods[c] += 1
+                last[c] = p
+            if has_amount and p != first[c]:
+                repeat[c] += amounts[i]
+    monetary = np.zeros(n_customers, dtype=np.float64)
+    for c in range(n_customers):
+        if n_periods[c] > 1:
+            monetary[c] = repeat[c] / (n_periods[c] - 1)
+    return first, last, n_periods, monetary
+
+
+@njit(**NJIT)
+def holdout_counts_sorted(codes, periods, amounts, n_customers):
+    """``holdout_counts`` for rows in time order (one pass)."""
+    counts = np.zeros(n_customers, dtype=np.int64)
+    rows = np.zeros(n_customers, dtype=np.int64)
+    total = np.zeros(n_customers, dtype=np.float64)
+    last = np.full(n_customers, np.iinfo(np.int64).min, dtype=np.int64)
+    for i in range(codes.shape[0]):
+        c = codes[i]
+        if rows[c] == 0 or periods[i] != last[c]:
+            counts[c] += 1
+            last[c] = periods[i]
+        rows[c] += 1
+        total[c] += amounts[i]
+    mean_amount = np.zeros(n_customers, dtype=np.float64)
+    for c in range(n_customers):
+        if rows[c] > 0:
+            mean_amount[c] = total[c] / rows[c]
+    return counts, mean_amount
+
+
+@njit(**NJIT)
+def summarize_sorted_us(codes, us, length, offset, end_period, amounts, n_customers, has_amount):
+    """``summarize_sorted`` fused with the period flooring and the as-of cut, straight from the
+    time-ordered int64 microseconds. Returns (first, last, n_periods, monetary, rows_after)."""
+    first = np.full(n_customers, np.iinfo(np.int64).max, dtype=np.int64)
+    last = np.full(n_customers, np.iinfo(np.int64).min, dtype=np.int64)
+    n_periods = np.zeros(n_customers, dtype=np.int64)
+    repeat = np.zeros(n_customers, dtype=np.float64)
+    after = 0
+    for i in range(codes.shape[0]):
+        p = (us[i] - offset) // length
+        if p > end_period:
+            after = codes.shape[0] - i   # time order: every later row is after as well
+            break
+        c = codes[i]
+        if n_periods[c] == 0:
+            first[c] = p
+            last[c] = p
+            n_periods[c] = 1
+        else:
+            if p != last[c]:
+                n_periods[c] += 1
+                last[c] = p
+            if has_amount and p != first[c]:
+                repeat[c] += amounts[i]
+    monetary = np.zeros(n_customers, dtype=np.float64)
+    for c in range(n_customers):
+        if n_periods[c] > 1:
+            monetary[c] = repeat[c] / (n_periods[c] - 1)
+    return first, last, n_periods, monetary, after
+
+
+@njit(**NJIT)
+def whole_patterns(x, tx, T, w, max_y):
+    """Distinct (x, t_x, T) rows of whole-number data with their total weight, cache-friendly.
+
+    Parameters
+    ----------
+    x, tx, T : float64[n]  frequency, recency, age
+    w : float64[n] or float64[0]  weights (empty: every row weighs 1)
+    max_y : int  the dense path is taken only for T < max_y
+
+    Returns
+    -------
+    (ok, px, ptx, pT, pw) : ok is False (and the arrays empty) when a value is not a whole number,
+    is negative, t_x > T, or T >= max_y; the caller then takes the hash path (``unique_patterns``).
+
+    One pass checks the rows, one counts them per x; a counting sort then buckets the rows by x,
+    and within a bucket the (t_x, T) pairs (t_x <= T) are deduplicated in a dense int32 slot array
+    over the triangle T (T + 1) / 2 + t_x (268 kB for a year of days: it stays in L2), which is
+    reset after each bucket.
+    """
+    n = x.shape[0]
+    has_w = w.shape[0] == n
+    fail = (False, np.empty(0, np.float64), np.empty(0, np.float64), np.empty(0, np.float64),
+            np.empty(0, np.float64))
+    # checks without early exit or branches (the loop vectorises), then the counts per x
+    ok = True
+    xmax = 0.0
+    ymax = 0.0
+    for i in range(n):
+        xi = x[i]
+        ti = tx[i]
+        Ti = T[i]
+        ok &= (xi >= 0.0) & (ti >= 0.0) & (ti <= Ti) & (Ti < max_y) & (xi < n + 1024.0)
+        ok &= (math.floor(xi) == xi) & (math.floor(ti) == ti) & (math.floor(Ti) == Ti)
+        xmax = xi if xi > xmax else xmax
+        ymax = Ti if Ti > ymax else ymax
+    if not ok:
+        return fail
+    nx = int(xmax) + 1
+    lanes = np.zeros((nx, 4), dtype=np.int64)   # 4 lanes: no store-to-load chain on runs of one x
+    for i in range(n):
+        lanes[int(x[i]), i & 3] += 1
+    counts = lanes.sum(axis=1)
+    ny = int(ymax) + 1
+    offsets = np.zeros(nx + 1, dtype=np.int64)
+    for j in range(nx):
+        offsets[j + 1] = offsets[j] + counts[j]
+    fill = offsets[:-1].copy()
+    key = np.empty(n, dtype=np.int32)
+    wk = np.empty(n if has_w else 0, dtype=np.float64)
+    for i in range(n):
+        j = int(x[i])
+        pos = fill[j]
+        Ti = int(T[i])
+        key[pos] = Ti * (Ti + 1) // 2 + int(tx[i])
+        if has_w:
+            wk[pos] = w[i]
+        fill[j] = pos + 1
+    slot = np.full(ny * (ny + 1) // 2, -1, dtype=np.int32)
+    px = np.empty(n, dtype=np.float64)
+    pk = np.empty(n, dtype=np.int32)
+    pw = np.empty(n, dtype=np.float64)
+    m = 0
+    for j in range(nx):
+        start = m
+        for pos in range(offsets[j], offsets[j + 1]):
+            k = key[pos]
+            s = slot[k]
+            wt = wk[pos] if has_w else 1.0
+            if s == -1:
+                slot[k] = m
+                px[m] = j
+                pk[m] = k
+                pw[m] = wt
+                m += 1
+            else:
+                pw[s] += wt
+        for q in range(start, m):
+            slot[pk[q]] = -1
+    ptx = np.empty(m, dtype=np.float64)
+    pT = np.empty(m, dtype=np.float64)
+    for q in range(m):
+        k = pk[q]
+        Ti = int((np.sqrt(8.0 * k + 1.0) - 1.0) / 2.0)
+        while Ti * (Ti + 1) // 2 > k:
+            Ti -= 1
+        while (Ti + 1) * (Ti + 2) // 2 <= k:
+            Ti += 1
+        pT[q] = Ti
+        ptx[q] = k - Ti * (Ti + 1) // 2
+    return True, px[:m].copy(), ptx, pT, pw[:m].copy()
+
+
+@njit(**NJIT)
+def rft_violations(x, tx, T):
+    """One pass over BTYD summaries counting what ``check_rft`` reports: NaN/inf in x, t_x and T,
+    x < 0, t_x < 0, and t_x > T (1 + 1e-12) + 1e-12 (branch-free counts)."""
+    bad_x = 0
+    bad_tx = 0
+    bad_T = 0
+    neg_x = 0
+    neg_tx = 0
+    over = 0
+    for i in range(x.shape[0]):
+        xi = x[i]
+        ti = tx[i]
+        Ti = T[i]
+        bad_x += not math.isfinite(xi)
+        bad_tx += not math.isfinite(ti)
+        bad_T += not math.isfinite(Ti)
+        neg_x += xi < 0.0
+        neg_tx += ti < 0.0
+        over += ti > Ti * (1.0 + 1e-12) + 1e-12
+    return bad_x, bad_tx, bad_T, neg_x, neg_tx, over

@@ -1,0 +1,1 @@
+"""Kernels of fastengage.features: every loop over rows of that capability."""

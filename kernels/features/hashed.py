@@ -1,0 +1,301 @@
+"""Dense customer codes for a whole in-memory table, without a global hash map.
+
+A hash map over a million ids is tens of megabytes, so probing it costs a cache miss per row,
+one row after the other. Here the rows are first scattered into partitions by the top bits of a
+64-bit hash of their id (a sequential, streaming write, as in ``rfm_oneshot.partition``); each
+partition then holds a few thousand distinct ids, and numbering them with a small open-addressing
+table stays inside the core's cache. Partitions are numbered independently and in parallel;
+partition ``p`` owns the codes ``bases[p] .. bases[p+1] - 1``, which is the layout
+``rfm_oneshot.fold`` consumes directly.
+
+Exactness
+---------
+Rows carry their id itself, never only a hash: an integer id is one 64-bit key word, a string of
+at most :data:`MAX_SHORT` bytes is packed into two words (its bytes and its length, so "a" and
+"a\\0" differ). Equal words mean equal ids, so the codes are exact. Longer strings take the
+hash map of ``kernels/idmap.pyx`` instead.
+"""
+import numpy as np
+from numba import njit, prange
+
+from ..common.config import NJIT
+from ..common.launch import parallel_kernel
+from .pairset import mix64  # splitmix64 finaliser: a bijection of 64-bit words
+from .oneshot import partition_starts
+
+#: Rows per partition the partition count aims at. 20M rows make 128 partitions: few enough
+#: write streams for the scatter to stay fast (with 1,024 it took ~0.7 s, not 0.2-0.4 s), and
+#: at ~20 rows a customer ~8,000 ids each, whose table and 64-byte records fit in L2.
+ROWS_PER_PARTITION = 1 << 18
+MAX_BITS = 10
+
+#: Longest string id packed into two key words (15 bytes + 1 length byte).
+MAX_SHORT = 15
+
+
+def partition_bits(n_rows: int) -> int:
+    """log2 of the number of hash partitions for ``n_rows`` rows (at least 1: a shift by 64
+    bits, which one partition would need, is undefined)."""
+    bits = 1
+    while bits < MAX_BITS and (n_rows >> bits) > ROWS_PER_PARTITION:
+        bits += 1
+    return bits
+
+
+@njit(**NJIT)
+def _hash(keys0, keys1, two_words, i):
+    if two_words:
+        return mix64(keys0[i] ^ mix64(keys1[i]))
+    return mix64(keys0[i])
+
+
+@njit(**NJIT)
+def _low_bytes(word, n_bytes):
+    # The n_bytes (0..8) least significant bytes of word.
+    if n_bytes >= 8:
+        return word
+    return word & ((np.uint64(1) << np.uint64(8 * n_bytes)) - np.uint64(1))
+
+
+@njit(**NJIT)
+def _word_at(aligned, byte):
+    # The 8 bytes from ``byte`` on, little-endian, from two aligned loads.
+    a = byte >> 3
+    r = np.uint64(8 * (byte & 7))
+    if r == 0:
+        return aligned[a]
+    return (aligned[a] >> r) | (aligned[a + 1] << (np.uint64(64) - r))
+
+
+@parallel_kernel
+def pack_short_strings(offsets,  # IN  int32/int64[n + 1] Arrow string offsets (lengths <= 15)
+                       data,     # IN  uint8[...] Arrow string bytes
+                       aligned,  # IN  uint64 view of data's whole words (empty if unaligned)
+                       words0,   # OUT uint64[n] bytes 0..7, little-endian, zero-padded
+                       words1):  # OUT uint64[n] bytes 8..14, and the length in the top byte
+    """Pack each string of at most MAX_SHORT bytes into two words, injectively."""
+    for i in prange(words0.shape[0]):
+        start = offsets[i]
+        length = offsets[i + 1] - start
+        if (start >> 3) + 2 < aligned.shape[0]:
+            w0 = _low_bytes(_word_at(aligned, start), min(length, 8))
+            w1 = _low_bytes(_word_at(aligned, start + 8), max(length - 8, 0))
+        else:  # the last few strings: the two loads could run past the buffer
+            w0 = np.uint64(0)
+            w1 = np.uint64(0)
+            for k in range(min(length, 8)):
+                w0 |= np.uint64(data[start + k]) << np.uint64(8 * k)
+            for k in range(8, length):
+                w1 |= np.uint64(data[start + k]) << np.uint64(8 * (k - 8))
+        words0[i] = w0
+        words1[i] = w1 | (np.uint64(length) << np.uint64(56))
+
+
+@njit(**NJIT)
+def unpack_short_strings(words0, words1):
+    """Inverse of :func:`pack_short_strings`: (int64 offsets[m + 1], uint8 data) of the strings."""
+    m = words0.shape[0]
+    offsets = np.empty(m + 1, np.int64)
+    offsets[0] = 0
+    for i in range(m):
+        offsets[i + 1] = offsets[i] + np.int64(words1[i] >> np.uint64(56))
+    data = np.empty(offsets[m], np.uint8)
+    for i in range(m):
+        for k in range(offsets[i + 1] - offsets[i]):
+            word = words0[i] if k < 8 else words1[i]
+            data[offsets[i] + k] = np.uint8((word >> np.uint64(8 * (k & 7))) & np.uint64(0xFF))
+    return offsets, data
+
+
+@njit(**NJIT)
+def _histogram(keys0, keys1, two_words, lo, hi, drop, counts):
+    for i in range(lo, hi):
+        counts[_hash(keys0, keys1, two_words, i) >> drop] += 1
+
+
+@njit(**NJIT)
+def _scatter(keys0, keys1, two_words, times, amounts, orders, has_order, lo, hi, drop, cursor,
+             out_keys0, out_keys1, out_times, out_amounts, out_orders):
+    for i in range(lo, hi):
+        p = _hash(keys0, keys1, two_words, i) >> drop
+        k = cursor[p]
+        cursor[p] = k + 1
+        out_keys0[k] = keys0[i]
+        if two_words:
+            out_keys1[k] = keys1[i]
+        out_times[k] = times[i]
+        out_amounts[k] = amounts[i]
+        if has_order:
+            out_orders[k] = orders[i]
+
+
+@parallel_kernel
+def partition(keys0,      # IN  uint64[n] id key words (an int64 id viewed as uint64)
+              keys1,      # IN  uint64[n] second key words (empty unless two_words)
+              two_words,  # IN  bool: ids are packed short strings
+              times,      # IN  int64[n] µs UTC
+              amounts,    # IN  float64[n]
+              orders,     # IN  int64[n] order codes (or empty when not has_order)
+              has_order,  # IN  bool
+              bits,       # IN  log2 of the number of partitions (partition_bits)
+              n_chunks):  # IN  parallel row chunks
+    """Stable scatter of the rows into ``2**bits`` partitions by the top bits of their id's hash.
+
+    Returns
+    -------
+    part_offsets : int64[n_parts + 1]   rows of partition p are [part_offsets[p], part_offsets[p+1])
+    keys0, keys1 : uint64[n]            permuted copies of the key words (keys1 empty unless two_words)
+    times, amounts, orders : permuted copies of the inputs (orders empty when not has_order)
+    """
+    n = keys0.shape[0]
+    n_parts = 1 << bits
+    drop = np.uint64(64 - bits)
+    hist = np.zeros((n_chunks, n_parts), np.int64)
+    step = (n + n_chunks - 1) // n_chunks
+    for t in prange(n_chunks):
+        _histogram(keys0, keys1, two_words, min(n, t * step), min(n, (t + 1) * step), drop, hist[t])
+    cursors, part_offsets = partition_starts(hist)  # stable: input order kept per partition
+    out_keys0 = np.empty(n, np.uint64)
+    out_keys1 = np.empty(n if two_words else 0, np.uint64)
+    out_times = np.empty(n, np.int64)
+    out_amounts = np.empty(n, np.float64)
+    out_orders = np.empty(n if has_order else 0, np.int64)
+    for t in prange(n_chunks):
+        _scatter(keys0, keys1, two_words, times, amounts, orders, has_order, min(n, t * step),
+                 min(n, (t + 1) * step), drop, cursors[t], out_keys0, out_keys1, out_times,
+                 out_amounts, out_orders)
+    return part_offsets, out_keys0, out_keys1, out_times, out_amounts, out_orders
+
+
+@njit(**NJIT)
+def _number_partition(keys0, keys1, two_words, lo, hi, local, ids0, ids1):
+    """Number the distinct ids of rows [lo, hi) 0, 1, ... in first-seen order.
+
+    Writes each row's number to ``local`` and the key words of number d to ``ids0[lo + d]`` and
+    ``ids1[lo + d]`` (there are at most hi - lo numbers). Returns how many distinct ids there are.
+    """
+    capacity = 256
+    while capacity < 2 * min(hi - lo, 2048):
+        capacity *= 2
+    slot_key0 = np.empty(capacity, np.uint64)
+    slot_key1 = np.empty(capacity if two_words else 0, np.uint64)
+    slot_code = np.full(capacity, -1, np.int32)
+    mask = np.uint64(capacity - 1)
+    n_distinct = 0
+    for i in range(lo, hi):
+        j = _hash(keys0, keys1, two_words, i) & mask
+        while True:
+            c = slot_code[j]
+            if c < 0:
+                slot_key0[j] = keys0[i]
+                if two_words:
+                    slot_key1[j] = keys1[i]
+                slot_code[j] = n_distinct
+                local[i] = n_distinct
+                ids0[lo + n_distinct] = keys0[i]
+                if two_words:
+                    ids1[lo + n_distinct] = keys1[i]
+                n_distinct += 1
+                break
+            if slot_key0[j] == keys0[i] and (not two_words or slot_key1[j] == keys1[i]):
+                local[i] = c
+                break
+            j = (j + np.uint64(1)) & mask
+        if 2 * n_distinct > capacity:
+            # Double and re-insert: the table stays at most half full, so probes stay short.
+            capacity *= 2
+            mask = np.uint64(capacity - 1)
+            new_key0 = np.empty(capacity, np.uint64)
+            new_key1 = np.empty(capacity if two_words else 0, np.uint64)
+            new_code = np.full(capacity, -1, np.int32)
+            for s in range(slot_code.shape[0]):
+                if slot_code[s] >= 0:
+                    j = _hash(slot_key0, slot_key1, two_words, s) & mask
+                    while new_code[j] >= 0:
+                        j = (j + np.uint64(1)) & mask
+                    new_key0[j] = slot_key0[s]
+                    if two_words:
+                        new_key1[j] = slot_key1[s]
+                    new_code[j] = slot_code[s]
+            slot_key0 = new_key0
+            slot_key1 = new_key1
+            slot_code = new_code
+    return n_distinct
+
+
+@parallel_kernel
+def encode_partitions(part_offsets,  # IN  int64[n_parts + 1] from partition()
+                      keys0, keys1,  # IN  uint64[n] partitioned key words, from partition()
+                      two_words):    # IN  bool
+    """Dense codes, partition by partition.
+
+    Returns
+    -------
+    local : int32[n]             code - bases[p] of each partitioned row
+    bases : int64[n_parts + 1]   partition p owns codes [bases[p], bases[p+1])
+    ids0, ids1 : uint64[n_codes] key words of each code (ids1 empty unless two_words)
+    """
+    n = keys0.shape[0]
+    n_parts = part_offsets.shape[0] - 1
+    local = np.empty(n, np.int32)
+    scratch0 = np.empty(n, np.uint64)
+    scratch1 = np.empty(n if two_words else 0, np.uint64)
+    counts = np.zeros(n_parts, np.int64)
+    for p in prange(n_parts):
+        counts[p] = _number_partition(keys0, keys1, two_words, part_offsets[p],
+                                      part_offsets[p + 1], local, scratch0, scratch1)
+    bases = np.zeros(n_parts + 1, np.int64)
+    for p in range(n_parts):
+        bases[p + 1] = bases[p] + counts[p]
+    ids0 = np.empty(bases[n_parts], np.uint64)
+    ids1 = np.empty(bases[n_parts] if two_words else 0, np.uint64)
+    for p in prange(n_parts):
+        lo = part_offsets[p]
+        for d in range(counts[p]):
+            ids0[bases[p] + d] = scratch0[lo + d]
+            if two_words:
+                ids1[bases[p] + d] = scratch1[lo + d]
+    return local, bases, ids0, ids1
+
+
+@njit(**NJIT)
+def _big_endian_keys(words0, words1):
+    # (high, low) uint64 pairs whose lexicographic order is the strings' byte order: bytes in
+    # big-endian significance, zero padding, then the length (a prefix sorts first).
+    n = words0.shape[0]
+    high = np.empty(n, np.uint64)
+    low = np.empty(n, np.uint64)
+    for i in range(n):
+        w0 = words0[i]
+        w1 = words1[i]
+        h = np.uint64(0)
+        lo = np.uint64(0)
+        for k in range(8):
+            h = (h << np.uint64(8)) | ((w0 >> np.uint64(8 * k)) & np.uint64(0xFF))
+        for k in range(7):
+            lo = (lo << np.uint64(8)) | ((w1 >> np.uint64(8 * k)) & np.uint64(0xFF))
+        high[i] = h
+        low[i] = (lo << np.uint64(8)) | (w1 >> np.uint64(56))
+    return high, low
+
+
+@njit(**NJIT)
+def short_string_order(words0,  # IN  uint64[m] packed distinct strings (pack_short_strings)
+                       words1):  # IN  uint64[m]
+    """Permutation that sorts packed short strings in byte order (what Arrow's sort gives).
+
+    One sort on the first eight bytes; only runs that share them are sorted again on the rest.
+    """
+    high, low = _big_endian_keys(words0, words1)
+    order = np.argsort(high)
+    n = order.shape[0]
+    start = 0
+    while start < n:
+        stop = start + 1
+        while stop < n and high[order[stop]] == high[order[start]]:
+            stop += 1
+        if stop - start > 1:
+            run = order[start:stop].copy()
+            order[start:stop] = run[np.argsort(low[run])]
+        start = stop
+    return order

@@ -1,0 +1,346 @@
+"""RFM kernels: fold transactions into per-customer records, then finalise features and scores.
+
+A customer's running aggregate is one 64-byte record (``STATE_DTYPE``), so the random access a
+transaction costs is a single cache line. Records merge associatively, which is what makes the
+batch, streaming and incremental paths give identical results.
+
+Times are int64 microseconds since the epoch (UTC); days are ``floor(us / 86_400e6)``.
+"""
+import numpy as np
+from numba import njit
+
+from ..common.config import NJIT
+from .pairset import EMPTY, insert, pair_key
+
+US_PER_DAY = np.int64(86_400_000_000)
+INT64_MAX = np.iinfo(np.int64).max
+INT64_MIN = np.iinfo(np.int64).min
+NO_DAY = np.int32(np.iinfo(np.int32).min)
+
+#: One customer's running aggregate; exactly one 64-byte cache line.
+STATE_DTYPE = np.dtype(
+    [
+        ("first_us", np.int64),       # earliest purchase time
+        ("last_us", np.int64),        # latest purchase time
+        ("purchase_sum", np.float64),  # sum of purchase amounts (amount >= 0)
+        ("return_sum", np.float64),   # sum of return amounts (amount < 0); 0 with returns="exclude"
+        ("last_order", np.int64),     # order code of the latest purchase row seen (dedup hint)
+        ("purchase_rows", np.int32),
+        ("return_rows", np.int32),
+        ("frequency", np.int32),      # distinct orders (or purchase rows when there is no order)
+        ("purchase_days", np.int32),  # distinct UTC days with a purchase
+        ("last_day", np.int32),       # day of the latest purchase row seen (dedup hint)
+        ("_pad", np.int32),
+    ],
+    align=True,
+)
+assert STATE_DTYPE.itemsize == 64
+
+
+def new_state(n: int) -> np.ndarray:
+    """``n`` empty customer records."""
+    return clear_records(np.zeros(n, dtype=STATE_DTYPE))
+
+
+def clear_records(records: np.ndarray) -> np.ndarray:
+    """Make zero-filled ``records`` empty customer records, in place; returns them."""
+    records["first_us"] = INT64_MAX
+    records["last_us"] = INT64_MIN
+    records["last_order"] = -1
+    records["last_day"] = NO_DAY
+    return records
+
+
+@njit(**NJIT)
+def fold_amount(rec, t, a, exclude_returns):
+    """Fold one row's time and amount into a customer record; True when it is a purchase.
+
+    A return (``a < 0``) is counted in every mode, because it tells who had returns only; its
+    amount is kept for ``returns="net"`` and dropped for ``"exclude"``.
+    """
+    if a < 0.0:
+        rec.return_rows += 1
+        if not exclude_returns:
+            rec.return_sum += a
+        return False
+    rec.purchase_rows += 1
+    rec.purchase_sum += a
+    if t < rec.first_us:
+        rec.first_us = t
+    if t > rec.last_us:
+        rec.last_us = t
+    return True
+
+
+@njit(**NJIT)
+def update(state,          # IN/OUT records, indexed by customer code
+           codes,          # IN  int64[n] customer code of each row
+           times,          # IN  int64[n] microseconds, UTC
+           amounts,        # IN  float64[n]
+           orders,         # IN  int64[n] order codes (ignored unless has_order)
+           has_order,      # IN  bool
+           limit_us,       # IN  rows with time > limit_us are skipped (point-in-time cut)
+           exclude_returns,  # IN bool: drop rows with amount < 0 instead of netting them
+           day_set,        # IN/OUT pair set of (customer, day); unused if days_sorted
+           order_set,      # IN/OUT pair set of (customer, order)
+           days_sorted,    # IN  bool: every customer's rows arrive in time order (no day set)
+           day_bitmap,     # IN/OUT uint64[customers * words]: days seen, used instead of day_set
+           first_day,      # IN  day of bit 0 of each customer's bitmap
+           words):         # IN  bitmap words per customer; 0: no bitmap
+    """Fold rows into ``state``. Both sets must have room for ``n`` more keys.
+
+    Returns
+    -------
+    (n_after_limit, n_returns, n_day_keys_added, n_order_keys_added) : tuple of int
+        With a bitmap, ``n_day_keys_added`` is -1 (and the batch is only partly folded) when a
+        purchase day falls outside the bitmap's range.
+    """
+    n_after = 0
+    n_returns = 0
+    day_added = 0
+    order_added = 0
+    n_bits = words * 64
+    for i in range(codes.shape[0]):
+        t = times[i]
+        if t > limit_us:
+            n_after += 1
+            continue
+        rec = state[codes[i]]
+        if not fold_amount(rec, t, amounts[i], exclude_returns):
+            n_returns += 1
+            continue
+        day = np.int32(t // US_PER_DAY)
+        if day != rec.last_day:
+            # A day equal to the record's latest one is already counted: most rows of a
+            # multi-line order stop here without touching the set.
+            if days_sorted:
+                rec.purchase_days += 1
+            elif words:
+                offset = np.int64(day) - first_day
+                if offset < 0 or offset >= n_bits:
+                    return n_after, n_returns, -1, order_added
+                w = codes[i] * words + (offset >> 6)
+                bit = np.uint64(1) << np.uint64(offset & 63)
+                if not (day_bitmap[w] & bit):
+                    day_bitmap[w] |= bit
+                    rec.purchase_days += 1
+            elif insert(day_set, pair_key(codes[i], day)):
+                rec.purchase_days += 1
+                day_added += 1
+            rec.last_day = day
+        if has_order:
+            o = orders[i]
+            if o != rec.last_order:
+                if insert(order_set, pair_key(codes[i], o)):
+                    rec.frequency += 1
+                    order_added += 1
+                rec.last_order = o
+        else:
+            rec.frequency += 1
+    return n_after, n_returns, day_added, order_added
+
+
+@njit(**NJIT)
+def merge(state, other, code_map):
+    """Fold the records of ``other`` into ``state``; other's customer k is ``code_map[k]`` here.
+
+    Distinct counts (frequency with orders, purchase_days) are *not* added here: they are rebuilt
+    by :func:`merge_pairs` from the union of the pair sets.
+    """
+    for k in range(other.shape[0]):
+        src = other[k]
+        dst = state[code_map[k]]
+        if src.first_us < dst.first_us:
+            dst.first_us = src.first_us
+        if src.last_us > dst.last_us:
+            dst.last_us = src.last_us
+        dst.purchase_sum += src.purchase_sum
+        dst.return_sum += src.return_sum
+        dst.purchase_rows += src.purchase_rows
+        dst.return_rows += src.return_rows
+
+
+@njit(**NJIT)
+def merge_pairs(state, pair_set, other_keys, code_map, value_map, which):
+    """Insert other's pair keys (remapped) into ``pair_set``; count new ones per customer.
+
+    ``which`` is 0 for purchase days (value kept as is) and 1 for orders (value remapped through
+    ``value_map``). Returns the number of keys added.
+    """
+    added = 0
+    for key in other_keys:
+        code = code_map[key >> np.int64(32)]
+        low = key & np.int64(0xFFFFFFFF)
+        if which == 0:
+            value = np.int64(np.int32(np.uint32(low)))
+        else:
+            value = value_map[low]
+        if insert(pair_set, pair_key(code, value)):
+            added += 1
+            if which == 0:
+                state[code].purchase_days += 1
+                if state[code].last_day == NO_DAY:
+                    state[code].last_day = np.int32(value)
+            else:
+                state[code].frequency += 1
+    return added
+
+
+@njit(**NJIT)
+def count_returns_only(state):
+    """Customers with return rows (within the cut) but no purchase: left out of the output."""
+    n = 0
+    for k in range(state.shape[0]):
+        if state[k].purchase_rows == 0 and state[k].return_rows > 0:
+            n += 1
+    return n
+
+
+@njit(**NJIT)
+def count_purchasers(state):
+    n = 0
+    for k in range(state.shape[0]):
+        if state[k].purchase_rows > 0:
+            n += 1
+    return n
+
+
+@njit(**NJIT)
+def finalize(state, as_of_us, net_returns, frequency_is_rows):
+    """Feature columns of every customer with at least one purchase, in code order.
+
+    Returns
+    -------
+    codes : int64[m]
+    first_us, last_us : int64[m]
+    recency_days, tenure_days : int64[m]  floor((as_of - last|first) / 1 day)
+    frequency, purchase_days : int64[m]
+    monetary_total, monetary_mean : float64[m]
+    """
+    m = count_purchasers(state)
+    codes = np.empty(m, np.int64)
+    first = np.empty(m, np.int64)
+    last = np.empty(m, np.int64)
+    recency = np.empty(m, np.int64)
+    tenure = np.empty(m, np.int64)
+    frequency = np.empty(m, np.int64)
+    days = np.empty(m, np.int64)
+    total = np.empty(m, np.float64)
+    mean = np.empty(m, np.float64)
+    j = 0
+    for k in range(state.shape[0]):
+        rec = state[k]
+        if rec.purchase_rows == 0:
+            continue
+        codes[j] = k
+        first[j] = rec.first_us
+        last[j] = rec.last_us
+        recency[j] = (as_of_us - rec.last_us) // US_PER_DAY
+        tenure[j] = (as_of_us - rec.first_us) // US_PER_DAY
+        freq = rec.purchase_rows if frequency_is_rows else rec.frequency
+        frequency[j] = freq
+        days[j] = rec.purchase_days
+        money = rec.purchase_sum + (rec.return_sum if net_returns else 0.0)
+        total[j] = money
+        mean[j] = money / freq
+        j += 1
+    return codes, first, last, recency, tenure, frequency, days, total, mean
+
+
+@njit(**NJIT)
+def _scores_from_order(values, order, higher_is_better, out):
+    # Walk the values in ascending order; a run of ties [s, e) has s values strictly smaller and
+    # n - e strictly greater, so every member of the run gets the same score.
+    n = values.shape[0]
+    s = 0
+    while s < n:
+        e = s + 1
+        while e < n and values[order[e]] == values[order[s]]:
+            e += 1
+        worse = s if higher_is_better else n - e
+        score = 1 + (5 * worse) // n
+        if score > 5:
+            score = 5
+        for k in range(s, e):
+            out[order[k]] = score
+        s = e
+
+
+@njit(**NJIT)
+def quintile_scores(values, higher_is_better):
+    """RFM scores 1..5: ``1 + floor(5 * w / n)`` capped at 5, w = customers strictly worse.
+
+    Ties share a score because w only counts strictly worse values. No sort is needed:
+    ``floor(5 w / n) >= k`` exactly when ``w >= c_k = ceil(k n / 5)``, i.e. when ``v`` is beyond
+    the c_k-th worst value, so four order statistics (one O(n) selection) decide every score.
+    """
+    n = values.shape[0]
+    out = np.empty(n, np.int8)
+    if n == 0:
+        return out
+    positions = np.empty(4, np.int64)
+    for k in range(1, 5):
+        c = (k * n + 4) // 5
+        positions[k - 1] = c - 1 if higher_is_better else n - c
+    cuts = np.partition(values, positions)[positions]
+    for i in range(n):
+        v = values[i]
+        score = 1
+        for k in range(4):
+            if (v > cuts[k]) if higher_is_better else (v < cuts[k]):
+                score += 1
+        out[i] = score
+    return out
+
+
+@njit(**NJIT)
+def quintile_scores_int(values, higher_is_better):
+    """:func:`quintile_scores` for integer values, by counting when their range is small."""
+    n = values.shape[0]
+    out = np.empty(n, np.int8)
+    if n == 0:
+        return out
+    lo = values.min()
+    span = values.max() - lo + 1
+    if span > 4 * n + 1024:
+        _scores_from_order(values, np.argsort(values, kind="mergesort"), higher_is_better, out)
+        return out
+    below = np.zeros(span + 1, np.int64)  # below[v - lo] = number of values < v
+    for v in values:
+        below[v - lo + 1] += 1
+    for k in range(1, span + 1):
+        below[k] += below[k - 1]
+    for i in range(n):
+        k = values[i] - lo
+        worse = below[k] if higher_is_better else n - below[k + 1]
+        score = 1 + (5 * worse) // n
+        out[i] = 5 if score > 5 else score
+    return out
+
+
+@njit(**NJIT)
+def lookup_segments(r, f, m, table):
+    """Segment index of each customer from a (6, 6, 6) table indexed by the three scores."""
+    out = np.empty(r.shape[0], np.int16)
+    for i in range(r.shape[0]):
+        out[i] = table[r[i], f[i], m[i]]
+    return out
+
+
+@njit(**NJIT)
+def finish(state, as_of_us, net_returns, frequency_is_rows, segment_table):
+    """:func:`finalize`, the three scores and the segment lookup in one call.
+
+    One kernel instead of five means one load from Numba's on-disk cache on a service's first
+    request. Returns the columns of :func:`finalize` followed by r, f, m (int8) and the segment
+    index (int16), and the number of customers with returns only.
+    """
+    (codes, first, last, recency, tenure, frequency, days, total,
+     mean) = finalize(state, as_of_us, net_returns, frequency_is_rows)
+    r = quintile_scores_int(recency, False)
+    f = quintile_scores_int(frequency, True)
+    m = quintile_scores(total, True)
+    seg = lookup_segments(r, f, m, segment_table)
+    return (codes, first, last, recency, tenure, frequency, days, total, mean, r, f, m, seg,
+            count_returns_only(state))
+

@@ -1,0 +1,1 @@
+"""Kernels of fastengage.recommend: every loop over rows of that capability."""

@@ -1,0 +1,1 @@
+"""Kernels of fastengage.scoring: every loop over rows of that capability."""
