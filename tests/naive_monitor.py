@@ -52,3 +52,33 @@ def categorical_drift(ref, cur):
 def weighted_rank(values, weights, x):
     """Weight of the points <= x (for checking sketches)."""
     return float(np.sum(weights[values <= x]))
+
+
+def quality(p, y, k=0.1, n_bins=10):
+    """ECE on uniform bins and precision/recall at the top k (descending score; ties broken by
+    reversed input order, as the kernel documents)."""
+    p = np.asarray(p, dtype=float)
+    y = np.asarray(y, dtype=float)
+    n = len(p)
+    bins = np.searchsorted(np.linspace(0, 1, n_bins + 1)[1:-1], p)
+    ece = sum(abs(p[bins == b].sum() - y[bins == b].sum()) for b in range(n_bins)) / n
+    kk = int(np.ceil(k * n - 1e-9)) if k <= 1 else min(int(k), n)
+    order = np.argsort(p, kind="stable")[::-1]
+    hits = y[order[:kk]].sum()
+    return {"ece": ece, "precision_at_k": hits / kk if kk else np.nan,
+            "recall_at_k": hits / y.sum() if y.sum() else np.nan}
+
+
+def lift(p, y, n_dec=10):
+    p = np.asarray(p, dtype=float)
+    y = np.asarray(y, dtype=float)
+    order = np.argsort(p, kind="stable")[::-1]
+    n = len(p)
+    dec = np.arange(n) * n_dec // n
+    count = np.bincount(dec, minlength=n_dec).astype(float)
+    pos = np.bincount(dec, weights=y[order], minlength=n_dec)
+    rate = pos / count
+    overall = y.mean()
+    return {"count": count, "positives": pos, "rate": rate, "lift": rate / overall,
+            "cumulative_gain": np.cumsum(pos) / y.sum(),
+            "cumulative_lift": np.cumsum(pos) / np.cumsum(count) / overall}

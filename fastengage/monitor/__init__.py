@@ -6,8 +6,20 @@ model quality over time and per segment, and a self-contained HTML report.
   workers, saved in the safe bundle format.
 * :func:`drift` — PSI, Kolmogorov-Smirnov, Wasserstein, Jensen-Shannon, chi-square and null-rate
   change per column, with a drift flag.
+* :func:`quality`, :func:`reliability`, :func:`lift` — AUC, log loss, Brier, calibration, lift
+  and precision/recall at k per time window and segment (equal to scikit-learn's metrics).
+* :func:`report` — one self-contained HTML page with the tables and plots.
 """
 from .drift import drift
 from .profile import Profile
+from .quality import lift, quality, reliability
 
-__all__ = ["Profile", "drift"]
+__all__ = ["Profile", "drift", "quality", "reliability", "lift", "report"]
+
+
+def __getattr__(name):
+    if name == "report":  # matplotlib loads only when a report is written
+        from .report import report
+
+        return report
+    raise AttributeError(f"module 'fastengage.monitor' has no attribute {name!r}")
