@@ -19,7 +19,7 @@ __all__ = ["Profile", "drift", "quality", "reliability", "lift", "report"]
 
 def __getattr__(name):
     if name == "report":  # matplotlib loads only when a report is written
-        from .report import report
+        from ._report import report
 
         return report
     raise AttributeError(f"module 'fastengage.monitor' has no attribute {name!r}")
