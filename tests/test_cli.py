@@ -74,3 +74,88 @@ def test_every_source_folder_is_a_package_that_setup_installs():
     for folder in root.rglob("*"):
         if folder.is_dir() and folder.name != "__pycache__" and any(folder.glob("*.py")):
             assert (folder / "__init__.py").exists(), f"{folder} has modules but no __init__.py"
+
+
+# -- hostile flags and streams (#10.13, #10.14) -------------------------------------------------
+RFM_ARGS = ["--customer", "CustomerID", "--time", "InvoiceDate", "--amount", "amount",
+            "--drop-null-customers"]
+
+
+@pytest.mark.parametrize("flag, value", [("--batch-size", "-5"), ("--batch-size", "0"),
+                                         ("--batch-size", "x"), ("--threads", "-3"),
+                                         ("--threads", "0")])
+def test_bad_flags_are_one_line_and_exit_2(retail_parquet, tmp_path, flag, value):
+    proc = subprocess.run([sys.executable, "-m", "fastengage", "rfm", str(retail_parquet),
+                           *RFM_ARGS, flag, value, "-o", str(tmp_path / "x.parquet")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("fastengage rfm: error: ") and flag in lines[0]
+    assert not (tmp_path / "x.parquet").exists()
+
+
+@pytest.mark.parametrize("redirect", ["2>&-", "2>/dev/full"])
+def test_closed_or_full_stderr_does_not_fail_the_run(retail_parquet, tmp_path, redirect):
+    out = tmp_path / "features.parquet"
+    command = " ".join([sys.executable, "-m", "fastengage", "rfm", str(retail_parquet), *RFM_ARGS,
+                        "--batch-size", "200000", "-o", str(out), redirect])
+    proc = subprocess.run(["bash", "-c", command], capture_output=False, stdout=subprocess.PIPE)
+    assert proc.returncode == 0
+    assert pq.read_table(out).num_rows == 4339
+
+
+def test_threads_flag_gives_the_same_table(retail_parquet, tmp_path):
+    outs = []
+    for threads in ("1", "2"):
+        out = tmp_path / f"t{threads}.parquet"
+        assert main(["rfm", str(retail_parquet), *RFM_ARGS, "-q", "--threads", threads,
+                     "-o", str(out)]) == 0
+        outs.append(pq.read_table(out))
+    assert outs[0].equals(outs[1])
+
+
+KILL_DURING_WRITE = """
+import os, signal, sys
+import pyarrow.parquet as pq
+from fastengage.cli import main
+
+real_write = pq.write_table
+def write_then_die(table, where, **kw):
+    with open(where, "wb") as f:
+        f.write(b"PAR1")          # a partial file, as a writer interrupted mid-way leaves it
+    os.kill(os.getpid(), signal.{signal})
+    real_write(table, where, **kw)
+pq.write_table = write_then_die
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
+def test_signal_during_write_keeps_the_previous_output(retail_parquet, tmp_path, sig):
+    out = tmp_path / "features.parquet"
+    assert main(["rfm", str(retail_parquet), *RFM_ARGS, "-q", "-o", str(out)]) == 0
+    before = out.read_bytes()
+    proc = subprocess.run([sys.executable, "-c", KILL_DURING_WRITE.replace("{signal}", sig), "rfm",
+                           str(retail_parquet), *RFM_ARGS, "-q", "-o", str(out)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 130, proc.stderr
+    assert out.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["features.parquet", "retail.parquet"]
+
+
+def test_failed_write_keeps_the_previous_output_and_leaves_no_temporary(tmp_path):
+    from fastengage._io.output import atomic_output
+
+    target = tmp_path / "out.bin"
+    target.write_bytes(b"good")
+    with pytest.raises(OSError):
+        with atomic_output(target) as tmp:
+            with open(tmp, "wb") as f:
+                f.write(b"half")
+            raise OSError(28, "No space left on device")
+    assert target.read_bytes() == b"good"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]
+    with atomic_output(target) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(b"new")
+    assert target.read_bytes() == b"new" and [p.name for p in tmp_path.iterdir()] == ["out.bin"]

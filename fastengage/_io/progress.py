@@ -1,22 +1,25 @@
-"""A dependency-free progress bar for the command line (writes to stderr)."""
+"""A dependency-free progress bar for the command line (writes to stderr, never fails a run)."""
 from __future__ import annotations
 
 import sys
 import time
+
+from .output import SafeStream
 
 
 class ProgressBar:
     """Render ``[#####.....]  45%  1,234,567 / 2,700,000 rows`` on stderr, at most 10 times/s.
 
     Without a known total only the row count is shown. On a non-terminal stderr a plain line is
-    written at most once a second, so logs stay readable.
+    written at most once a second, so logs stay readable. A closed or full stderr silences the bar
+    instead of failing the run.
     """
 
     def __init__(self, total: int | None = None, label: str = "rows", stream=None):
         self.total = total
         self.label = label
-        self.stream = stream or sys.stderr
-        self.tty = getattr(self.stream, "isatty", lambda: False)()
+        self.stream = SafeStream(stream if stream is not None else sys.stderr)
+        self.tty = self.stream.isatty()
         self._last = 0.0
         self._shown = False
 
