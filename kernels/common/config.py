@@ -82,7 +82,19 @@ BANDIT_OPE_CHUNK = 16_384
 #: 1,016 CDNOW patterns; 5.3 ms serial vs 2.8 ms parallel for 182k patterns). Both variants give
 #: bit-identical results, so this threshold changes speed only.
 CLV_PARALLEL_MIN_ROWS = 100_000
+#: Likelihood sums over patterns are taken in chunks of this many rows (one partial sum per
+#: chunk, the chunks then added in order), so a fit is bit-identical for any thread count and
+#: either launch path. Changing it changes the last bits of fits, not their accuracy.
+CLV_REDUCE_CHUNK = 2048
+#: Above this many customers, predictions are computed once per distinct pattern and scattered.
+CLV_PREDICT_COMPRESS_ABOVE = 4096
+#: Whole-number (x, t_x, T) data whose T stays below this uses the dense pattern path (an int32
+#: slot array over the t_x <= T triangle, 2 MB at most) instead of the general hash.
+CLV_INT_PATTERN_MAX_Y = 1024
 #: Batches (decisions, updates, OPE rounds) smaller than this run on one thread: waking worker
 #: threads costs more than the work (16 ms per launch measured on a loaded 2-core machine with
 #: OpenMP's active wait). Results are per row or per fixed task, so they do not change.
 BANDIT_PARALLEL_MIN_ROWS = 20_000
+#: Rows whose arm scores are computed together (transposed, so inner loops run across rows and
+#: vectorise); each row's arithmetic is the same in any block.
+BANDIT_BLOCK = 32
