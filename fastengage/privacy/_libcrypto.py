@@ -5,7 +5,9 @@ No build-time dependency on OpenSSL headers: the library is opened at run time w
 The library is found, in order, as the ``libcrypto`` mapped into this process by CPython's
 ``_hashlib`` extension (Linux: read from ``/proc/self/maps``), then by ``ctypes.util``, then by
 its usual sonames. If none is usable, :func:`libcrypto` returns ``None`` and pseudonymisation
-falls back to Python's ``hmac``/``hashlib`` (same tokens, slower).
+falls back to Python's ``hmac`` (same tokens, slower). The functions used are OpenSSL's
+``SHA256_Init/Update/Final`` (deprecated in 3.0 in favour of EVP, still exported by every
+OpenSSL 3 build with the default options; a build without them takes the fallback).
 """
 from __future__ import annotations
 
@@ -31,14 +33,6 @@ class Libcrypto:
     sha256_init: int
     sha256_update: int
     sha256_final: int
-    mac_fetch: object       # ctypes functions, used once per call to set up a keyed context
-    mac_ctx_new: object
-    mac_init: object
-    mac_ctx_dup: int
-    mac_update: int
-    mac_final: int
-    mac_ctx_free: int
-    mac_ctx_free_py: object
 
 
 def _mapped_path() -> str | None:
@@ -71,27 +65,13 @@ def _open() -> Libcrypto | None:
             version_fn.restype = ctypes.c_char_p
             version_fn.argtypes = [ctypes.c_int]
             version = version_fn(0).decode()
-            if not version.startswith("OpenSSL 3"):
-                continue  # EVP_MAC (used for BLAKE2b) exists from OpenSSL 3.0 on
-            fetch, new, init, free = lib.EVP_MAC_fetch, lib.EVP_MAC_CTX_new, lib.EVP_MAC_init, \
-                lib.EVP_MAC_CTX_free
-            fetch.restype, fetch.argtypes = ctypes.c_void_p, [ctypes.c_void_p, ctypes.c_char_p,
-                                                               ctypes.c_char_p]
-            new.restype, new.argtypes = ctypes.c_void_p, [ctypes.c_void_p]
-            init.restype = ctypes.c_int
-            init.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_void_p]
-            free.restype, free.argtypes = None, [ctypes.c_void_p]
+            if not version.startswith(("OpenSSL 1.1", "OpenSSL 3")):
+                continue  # SHA256_CTX's layout is known (and <= 256 bytes) for these
             return Libcrypto(
                 path=path, version=version, lib=lib,
                 sha256_init=_address(lib, "SHA256_Init"),
                 sha256_update=_address(lib, "SHA256_Update"),
                 sha256_final=_address(lib, "SHA256_Final"),
-                mac_fetch=fetch, mac_ctx_new=new, mac_init=init,
-                mac_ctx_dup=_address(lib, "EVP_MAC_CTX_dup"),
-                mac_update=_address(lib, "EVP_MAC_update"),
-                mac_final=_address(lib, "EVP_MAC_final"),
-                mac_ctx_free=_address(lib, "EVP_MAC_CTX_free"),
-                mac_ctx_free_py=free,
             )
         except (OSError, AttributeError):
             continue
@@ -103,7 +83,7 @@ _CACHE: list = []
 
 
 def libcrypto() -> Libcrypto | None:
-    """The process's libcrypto (OpenSSL 3), opened once; ``None`` when not available."""
+    """The process's libcrypto (OpenSSL 1.1 or 3), opened once; ``None`` when not available."""
     if not _CACHE:
         with _LOCK:
             if not _CACHE:

@@ -21,7 +21,6 @@ at n = 1e9 ids, length 8 -> 2.7e-2, 12 -> 6.3e-12, 16 (default) -> 1.5e-21, 32 -
 """
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import hmac as _hmac
 import json
@@ -33,7 +32,8 @@ import pyarrow.compute as pc
 
 from .._io.sources import open_source
 from ..errors import InputError
-from ..kernels.privacy.keyed_hash import hmac_sha256_buffers, mac_ctx_buffers, sha256_state
+from ..kernels.privacy.blake2b import blake2b_buffers, blake2b_key_state
+from ..kernels.privacy.keyed_hash import hmac_sha256_buffers, sha256_state
 from ._libcrypto import libcrypto
 
 __all__ = ["pseudonymize", "key_id", "METADATA_KEY", "METHODS", "MIN_KEY_BYTES"]
@@ -108,12 +108,14 @@ class _Hasher:
 
     def __init__(self, key: bytes, method: str, length: int, hex_out: bool, n_threads):
         self.method, self.length, self.hex_out, self.n_threads = method, length, hex_out, n_threads
-        self.lib = libcrypto()
-        self._mac_ctx = None
+        self.lib = libcrypto() if method == "hmac-sha256" else None
         self._key = None
-        if self.lib is None:
+        if method == "blake2b":
+            self.state = np.zeros(16, np.uint64)
+            blake2b_key_state(np.frombuffer(key, np.uint8), length, self.state)
+        elif self.lib is None:
             self._key = key  # Python fallback needs the key itself (held only for this call)
-        elif method == "hmac-sha256":
+        else:
             block = hashlib.sha256(key).digest() if len(key) > 64 else key
             block = np.frombuffer(block.ljust(64, b"\0"), np.uint8)
             self.inner = np.zeros(_SHA256_CTX_BYTES, np.uint8)
@@ -121,8 +123,6 @@ class _Hasher:
             init, update = np.uint64(self.lib.sha256_init), np.uint64(self.lib.sha256_update)
             sha256_state(self.inner, init, update, block ^ np.uint8(0x36))
             sha256_state(self.outer, init, update, block ^ np.uint8(0x5C))
-        else:
-            self._mac_ctx = _blake2b_ctx(self.lib, key, length)
 
     def digest(self, array: pa.Array, column: str) -> pa.Array:
         n = len(array)
@@ -139,12 +139,8 @@ class _Hasher:
                                 np.uint64(self.lib.sha256_update), np.uint64(self.lib.sha256_final),
                                 self.length, self.hex_out, out, n_threads=self.n_threads)
         else:
-            lib = self.lib
-            # One thread: EVP_MAC_CTX_dup takes shared locks, a second thread only slows it down.
-            mac_ctx_buffers(offsets, data, np.uint64(self._mac_ctx), np.uint64(lib.mac_ctx_dup),
-                            np.uint64(lib.mac_update), np.uint64(lib.mac_final),
-                            np.uint64(lib.mac_ctx_free), self.length, self.hex_out, out,
-                            n_threads=1)
+            blake2b_buffers(offsets, data, self.state, self.length, self.hex_out, out,
+                            n_threads=self.n_threads)
         buf = pa.py_buffer(out)
         if self.hex_out:
             offs = pa.py_buffer(np.arange(n + 1, dtype=np.int32) * np.int32(width))
@@ -156,37 +152,11 @@ class _Hasher:
         return tokens
 
     def close(self) -> None:
-        for name in ("inner", "outer"):
+        for name in ("inner", "outer", "state"):
             state = getattr(self, name, None)
             if state is not None:
                 state[:] = 0
-        if self._mac_ctx is not None:
-            self.lib.mac_ctx_free_py(self._mac_ctx)
-            self._mac_ctx = None
         self._key = None
-
-
-class _OsslParam(ctypes.Structure):
-    _fields_ = [("key", ctypes.c_char_p), ("data_type", ctypes.c_uint),
-                ("data", ctypes.c_void_p), ("data_size", ctypes.c_size_t),
-                ("return_size", ctypes.c_size_t)]
-
-
-def _blake2b_ctx(lib, key: bytes, length: int) -> int:
-    """An OpenSSL BLAKE2BMAC context with digest size ``length``, initialised with ``key``."""
-    size = ctypes.c_size_t(length)
-    unsigned_integer, unmodified = 2, ctypes.c_size_t(-1).value
-    params = (_OsslParam * 2)(
-        _OsslParam(b"size", unsigned_integer, ctypes.cast(ctypes.byref(size), ctypes.c_void_p),
-                   ctypes.sizeof(size), unmodified),
-        _OsslParam(None, 0, None, 0, 0))
-    mac = lib.mac_fetch(None, b"BLAKE2BMAC", None)
-    ctx = lib.mac_ctx_new(mac) if mac else None
-    if not ctx or lib.mac_init(ctx, key, len(key), ctypes.cast(params, ctypes.c_void_p)) != 1:
-        if ctx:
-            lib.mac_ctx_free_py(ctx)
-        raise RuntimeError("OpenSSL could not set up BLAKE2BMAC")
-    return ctx
 
 
 def _python_digests(offsets, data, key, method, length, hex_out, out) -> None:

@@ -15,7 +15,7 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
-__all__ = ["call1", "call2", "call3", "call4"]
+__all__ = ["call1", "call2", "call3"]
 
 _I64 = ir.IntType(64)
 
@@ -50,9 +50,3 @@ def call2(typingctx, address, a, b):
 def call3(typingctx, address, a, b, c):
     """``address(a, b, c)``."""
     return _caller(3)(typingctx, address, a, b, c)
-
-
-@intrinsic
-def call4(typingctx, address, a, b, c, d):
-    """``address(a, b, c, d)``."""
-    return _caller(4)(typingctx, address, a, b, c, d)

@@ -8,18 +8,15 @@ HMAC-SHA256 (RFC 2104) is computed as ``H((K ^ opad) || H((K ^ ipad) || m))``: t
 states after absorbing the padded key blocks are prepared once per call, and for each id a copy
 of each is finished with OpenSSL's ``SHA256_Update``/``SHA256_Final``. That is two compressions
 per id for ids up to 55 bytes instead of four for a fresh ``HMAC()`` call.
-
-Keyed BLAKE2b uses OpenSSL's ``BLAKE2BMAC``: a context initialised with the key is duplicated
-per id (the key block is absorbed once, at initialisation).
 """
 import numpy as np
 from numba import prange
 
 from ..common.config import NJIT, PRIVACY_HASH_CHUNKS
 from ..common.launch import parallel_kernel
-from .ccall import call1, call2, call3, call4
+from .ccall import call1, call2, call3
 
-__all__ = ["hmac_sha256_buffers", "mac_ctx_buffers", "sha256_state"]
+__all__ = ["hmac_sha256_buffers", "sha256_state"]
 
 _HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 
@@ -61,32 +58,6 @@ def hmac_sha256_buffers(offsets, data, inner, outer, update_fn, final_fn, length
             call2(final_fn, md_p, ctx_p)
             _write(md, length, hex_out, hexdigits, out, i * width)
         ctx[:] = 0  # the copies hold key-derived state
-
-
-@parallel_kernel
-def mac_ctx_buffers(offsets, data, keyed_ctx, dup_fn, update_fn, final_fn, free_fn, length,
-                    hex_out, out):
-    """A MAC over every value through OpenSSL's EVP_MAC API: for each id, duplicate the keyed
-    context, update it with the id's bytes, finalise ``length`` bytes and free the copy."""
-    n = offsets.size - 1
-    n_chunks = min(n, PRIVACY_HASH_CHUNKS)
-    hexdigits = _HEX
-    width = 2 * length if hex_out else length
-    base = np.uint64(data.ctypes.data)
-    for chunk in prange(n_chunks):
-        lo, hi = _chunk_bounds(n, n_chunks, chunk)
-        md = np.empty(64, np.uint8)
-        out_len = np.zeros(1, np.uint64)
-        md_p = np.uint64(md.ctypes.data)
-        len_p = np.uint64(out_len.ctypes.data)
-        for i in range(lo, hi):
-            start = offsets[i]
-            ctx = call1(dup_fn, keyed_ctx)
-            call3(update_fn, ctx, base + np.uint64(start), np.uint64(offsets[i + 1] - start))
-            call4(final_fn, ctx, md_p, len_p, np.uint64(64))
-            call1(free_fn, ctx)
-            _write(md, length, hex_out, hexdigits, out, i * width)
-        md[:] = 0
 
 
 from numba import njit  # noqa: E402  (helpers below are inlined into the kernels)
