@@ -95,6 +95,8 @@ CLV_INT_PATTERN_MAX_Y = 1024
 #: threads costs more than the work (16 ms per launch measured on a loaded 2-core machine with
 #: OpenMP's active wait). Results are per row or per fixed task, so they do not change.
 BANDIT_PARALLEL_MIN_ROWS = 20_000
-#: Rows whose arm scores are computed together (transposed, so inner loops run across rows and
-#: vectorise); each row's arithmetic is the same in any block.
-BANDIT_BLOCK = 32
+#: Distinct strings one block of rows may hold in the segment-column encoder of dp_report
+#: (kernels/privacy/segments.py); past it the column is dictionary-encoded by Arrow instead.
+PRIVACY_SMALL_DICTIONARY = 256
+#: Rows below which a segment column goes straight to Arrow's dictionary encoding.
+PRIVACY_SMALL_DICTIONARY_MIN_ROWS = 50_000
