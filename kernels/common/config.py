@@ -100,3 +100,9 @@ BANDIT_PARALLEL_MIN_ROWS = 20_000
 PRIVACY_SMALL_DICTIONARY = 256
 #: Rows below which a segment column goes straight to Arrow's dictionary encoding.
 PRIVACY_SMALL_DICTIONARY_MIN_ROWS = 50_000
+
+# --- persistence (bounded loads of model/state files, issue #10) -------------------------------
+#: Largest ``meta.json`` a bundle may declare; anything larger is refused before it is read.
+BUNDLE_META_MAX_BYTES = 4 << 20
+#: Largest ``.npy`` header accepted (NumPy writes < 200 bytes for any real array).
+BUNDLE_NPY_HEADER_MAX_BYTES = 1 << 16
