@@ -111,6 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
         pass
     else:
         add_score_command(sub)
+    from .tools.benchrun import add_bench_command
+    from .tools.warmup import add_warmup_command
+
+    add_warmup_command(sub)
+    add_bench_command(sub)
     return parser
 
 

@@ -1,0 +1,212 @@
+"""``fastengage bench``: throughput of the installed fastengage on generated data, side by side
+with the peers that are installed, as a table and as pytest-benchmark JSON; ``--compare`` fails
+(exit status 1) on a regression against a previous ``--json`` file.
+
+What is compared (both survive a machine of another speed or a busy one better than seconds):
+
+* ``normalized``: fastengage's median time divided by the median of a fixed reference workload
+  (sorting 2M float64) timed in the same process; it may not grow by more than the tolerance;
+* ``ratios``: the speed-up over each peer, timed interleaved with fastengage round by round
+  (so both see the same load); none may shrink by more than the tolerance.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import platform
+import statistics
+import sys
+import time
+
+import numpy as np
+
+from .gendata import SIZES
+
+__all__ = ["run_bench", "compare_results", "add_bench_command", "reference_seconds"]
+
+_ROUNDS = {"tiny": 3, "small": 5, "medium": 5, "large": 3}
+
+
+def reference_seconds(repeats: int = 5) -> float:
+    """Median time of sorting 2M float64: the yardstick that makes timings comparable across
+    machines (same workload as the repository's bench/_compare.py)."""
+    data = np.random.default_rng(0).random(2_000_000)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        np.sort(data)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def _stats(times: list[float]) -> dict:
+    """pytest-benchmark's ``stats`` block for one benchmark."""
+    data = sorted(times)
+    q1, q3 = np.percentile(data, [25, 75])
+    iqr = q3 - q1
+    mean = statistics.fmean(data)
+    stddev = statistics.stdev(data) if len(data) > 1 else 0.0
+    lo, hi = q1 - 1.5 * iqr, q3 + 1.5 * iqr
+    return {"min": data[0], "max": data[-1], "mean": mean, "stddev": stddev,
+            "rounds": len(data), "median": statistics.median(data), "iqr": float(iqr),
+            "q1": float(q1), "q3": float(q3),
+            "iqr_outliers": sum(1 for t in data if t < lo or t > hi),
+            "stddev_outliers": sum(1 for t in data if abs(t - mean) > stddev),
+            "outliers": "0;0", "ld15iqr": min(t for t in data if t >= lo),
+            "hd15iqr": max(t for t in data if t <= hi), "ops": 1.0 / mean, "total": sum(data),
+            "data": times, "iterations": 1}
+
+
+def _measure(case, rounds: int, log) -> dict:
+    result = case.ours()  # warm-up: loads or compiles the kernels
+    peer_results = {}
+    for name, fn in case.peers.items():
+        peer_results[name] = fn()
+        if case.check is not None:
+            case.check(result, peer_results[name], name)
+    ours_t = []
+    peer_t = {name: [] for name in case.peers}
+    for _ in range(rounds):  # interleaved: every round times fastengage then each peer
+        t0 = time.perf_counter()
+        case.ours()
+        ours_t.append(time.perf_counter() - t0)
+        for name, fn in case.peers.items():
+            t0 = time.perf_counter()
+            fn()
+            peer_t[name].append(time.perf_counter() - t0)
+    median = statistics.median(ours_t)
+    ratios = {name: statistics.median(t) / median for name, t in peer_t.items()}
+    return {"times": ours_t, "median": median, "ratios": ratios,
+            "peer_medians": {n: statistics.median(t) for n, t in peer_t.items()}}
+
+
+def run_bench(capabilities, size: str = "small", *, log=print, rounds: int | None = None) -> dict:
+    """Run the bench cases; return a pytest-benchmark-layout document."""
+    from .benchcases import cases
+
+    rows = SIZES[size]
+    rounds = rounds or _ROUNDS[size]
+    ref = reference_seconds()
+    benchmarks = []
+    for cap in capabilities:
+        for case in cases(cap, rows):
+            m = _measure(case, rounds, log)
+            extra = {"size": size, "units": case.units, "count": case.count,
+                     "throughput": case.count / m["median"], "reference_s": ref,
+                     "normalized": m["median"] / ref, "ratios": m["ratios"],
+                     "peer_medians": m["peer_medians"], "skipped_peers": case.skipped}
+            benchmarks.append({
+                "group": cap, "name": case.name, "fullname": f"fastengage.bench::{case.name}",
+                "params": {"size": size}, "param": size, "extra_info": extra,
+                "options": {"disable_gc": False, "timer": "perf_counter", "min_rounds": rounds,
+                            "max_time": 0, "min_time": 0, "warmup": True},
+                "stats": _stats(m["times"]),
+            })
+            log(benchmarks[-1])
+    from .. import __version__
+
+    return {
+        "machine_info": {"node": platform.node(), "processor": platform.processor(),
+                         "machine": platform.machine(), "python_version": platform.python_version(),
+                         "python_implementation": platform.python_implementation(),
+                         "release": platform.release(), "system": platform.system(),
+                         "cpu": {"count": __import__("os").cpu_count()}},
+        "commit_info": {"fastengage": __version__},
+        "benchmarks": benchmarks,
+        "datetime": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        "version": "4.0.0",
+    }
+
+
+def compare_results(current: dict, baseline: dict, tolerance: float) -> tuple[list, list]:
+    """``(regressions, missing)``: human-readable lines; see the module docstring."""
+    base = {b["name"]: b for b in baseline.get("benchmarks", [])}
+    now = {b["name"]: b for b in current.get("benchmarks", [])}
+    regressions, missing = [], []
+    for name, b in sorted(base.items()):
+        c = now.get(name)
+        if c is None:
+            missing.append(name)
+            continue
+        bn, cn = _normalized(b), _normalized(c)
+        if cn > bn * (1 + tolerance):
+            regressions.append(f"{name}: normalized time {cn:.3g} vs baseline {bn:.3g} "
+                               f"(+{cn / bn - 1:.0%})")
+        for peer, ratio in b["extra_info"].get("ratios", {}).items():
+            got = c["extra_info"].get("ratios", {}).get(peer)
+            if got is not None and got < ratio * (1 - tolerance):
+                regressions.append(f"{name}: speed-up vs {peer} {got:.2f}x vs baseline {ratio:.2f}x")
+    return regressions, missing
+
+
+def _normalized(bench: dict) -> float:
+    extra = bench.get("extra_info", {})
+    if "normalized" in extra:
+        return extra["normalized"]
+    return bench["stats"]["median"] / extra.get("reference_s", 1.0)
+
+
+def add_bench_command(subparsers) -> None:
+    """Register ``fastengage bench`` on an ``argparse`` sub-parsers object."""
+    from .benchcases import BENCH_CAPABILITIES
+
+    p = subparsers.add_parser(
+        "bench", help="benchmark the installed fastengage on generated data (vs installed peers)",
+        description="Time each capability on generated data, next to the peers that are "
+                    "installed (skipped with a note otherwise). Writes pytest-benchmark JSON; "
+                    "with --compare, exits 1 when a figure regressed beyond --tolerance.")
+    p.add_argument("--capability", default=",".join(BENCH_CAPABILITIES),
+                   help=f"comma-separated subset of {','.join(BENCH_CAPABILITIES)}")
+    p.add_argument("--size", choices=["tiny", "small", "medium", "large"], default="small",
+                   help="rows of generated transactions: " +
+                        ", ".join(f"{k} {v:,}" for k, v in SIZES.items()))
+    p.add_argument("--rounds", type=int, default=None, help="timed rounds per case")
+    p.add_argument("--json", metavar="OUT", help="write results (pytest-benchmark JSON layout)")
+    p.add_argument("--compare", metavar="BASELINE", help="a previous --json file")
+    p.add_argument("--tolerance", type=float, default=0.3,
+                   help="allowed relative slow-down for --compare (default 0.3 = 30%%)")
+    p.set_defaults(run=_run_bench)
+
+
+def _run_bench(args) -> int:
+    from .._io.output import atomic_output, say
+    from .benchcases import BENCH_CAPABILITIES
+
+    caps = [c.strip() for c in args.capability.split(",") if c.strip()]
+    unknown = [c for c in caps if c not in BENCH_CAPABILITIES]
+    if unknown:
+        say(f"fastengage: error: unknown capability {', '.join(unknown)}; "
+            f"choose from {','.join(BENCH_CAPABILITIES)}")
+        return 2
+    if args.rounds is not None and args.rounds < 1:
+        say("fastengage: error: --rounds must be >= 1")
+        return 2
+    baseline = None
+    if args.compare:
+        with open(args.compare) as fh:
+            baseline = json.load(fh)
+    print(f"{'benchmark':<52}{'median':>10}{'throughput':>22}  speed-up vs peers")
+
+    def log(b):
+        e = b["extra_info"]
+        peers = ", ".join(f"{p} {r:.2f}x" for p, r in e["ratios"].items()) or "-"
+        notes = "; ".join(f"{p} skipped: {why}" for p, why in e["skipped_peers"].items())
+        print(f"{b['name']:<52}{b['stats']['median']:>9.4f}s{e['throughput']:>15,.0f} {e['units']}/s"
+              f"  {peers}" + (f"  ({notes})" if notes else ""), flush=True)
+
+    doc = run_bench(caps, args.size, log=log, rounds=args.rounds)
+    if args.json:
+        with atomic_output(args.json) as tmp:
+            with open(tmp, "w") as fh:
+                json.dump(doc, fh, indent=1)
+    if baseline is None:
+        return 0
+    regressions, missing = compare_results(doc, baseline, args.tolerance)
+    for name in missing:
+        print(f"missing (not run): {name}")
+    for line in regressions:
+        print(f"REGRESSION {line}")
+    print(f"{len(baseline.get('benchmarks', [])) - len(missing)} benchmarks compared with "
+          f"{args.compare}: {len(regressions)} regressions (tolerance {args.tolerance:.0%})")
+    sys.stdout.flush()
+    return 1 if regressions else 0
