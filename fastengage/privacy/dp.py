@@ -34,10 +34,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .._io.ids import IdEncoder
+from .._io.ids import IdEncoder, string_buffers
 from .._io.sources import amount_to_float64, open_source
 from ..errors import InputError
-from ..kernels.privacy.aggregate import bounded_aggregates, to_units
+from ..kernels.common.config import (PRIVACY_HASH_CHUNKS, PRIVACY_SMALL_DICTIONARY,
+                                     PRIVACY_SMALL_DICTIONARY_MIN_ROWS)
+from ..kernels.privacy.aggregate import bounded_aggregates
+from ..kernels.privacy.segments import remap_codes, small_dictionary
 
 __all__ = ["dp_report", "DPReport", "Budget", "METRICS"]
 
@@ -136,9 +139,7 @@ class _Segments:
             if column.null_count:
                 raise InputError(f"segment column {name!r} has {column.null_count} null "
                                  "value(s); fill them (e.g. with 'unknown') first")
-            if not pa.types.is_dictionary(column.type):
-                column = pc.dictionary_encode(column)  # hash the few distinct values once
-            codes = encoder.encode(column) if insert else encoder.lookup(column)
+            codes = _column_codes(column, encoder, insert)
             if len(encoder) >= 1 << _SHIFT:
                 raise InputError(f"segment column {name!r} has over {1 << _SHIFT} values")
             if len(self.by) == 1:
@@ -169,6 +170,32 @@ class _Segments:
             shift = _SHIFT * (len(self.by) - 1 - j)
             out[name] = encoder.decode((packed >> shift) & ((1 << _SHIFT) - 1))
         return out
+
+
+def _column_codes(column: pa.Array, encoder: IdEncoder, insert: bool) -> np.ndarray:
+    """Codes of a segment column: few distinct values are hashed once (strings by the
+    small-dictionary kernel, anything else by Arrow's dictionary encoding), then the distinct
+    values go through ``encoder``."""
+    n = len(column)
+    if (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)) \
+            and n >= PRIVACY_SMALL_DICTIONARY_MIN_ROWS:
+        offsets, data = string_buffers(column)
+        n_blocks = PRIVACY_HASH_CHUNKS
+        local = np.empty(n, np.int32)
+        first_rows = np.empty((n_blocks, PRIVACY_SMALL_DICTIONARY), np.int64)
+        n_distinct = np.empty(n_blocks, np.int64)
+        small_dictionary(offsets, data, PRIVACY_SMALL_DICTIONARY, local, first_rows, n_distinct)
+        if n_distinct.min() >= 0:
+            used = np.arange(PRIVACY_SMALL_DICTIONARY) < n_distinct[:, None]
+            values = column.take(pa.array(first_rows[used]))
+            translation = np.full(first_rows.shape, -1, np.int64)
+            translation[used] = encoder.encode(values) if insert else encoder.lookup(values)
+            codes = np.empty(n, np.int64)
+            remap_codes(local, translation, codes)
+            return codes
+    if not pa.types.is_dictionary(column.type):
+        column = pc.dictionary_encode(column)  # hash the few distinct values once
+    return encoder.encode(column) if insert else encoder.lookup(column)
 
 
 def _as_table(data, what: str) -> pa.Table:
@@ -252,8 +279,8 @@ def _bounded_aggregates(data, by, customer, amount, bounds, max_rows, keys, reso
     k = int(max_rows) if customer is not None else 0
     counts, sums = np.zeros(len(segments), np.int64), np.zeros(len(segments), np.int64)
     taken, dropped, rows = np.zeros(0, np.int32), 0, 0
-    if amount is not None:
-        lower_u, upper_u = (int(round(b / resolution)) for b in bounds)
+    lower_u, upper_u = (int(round(b / resolution)) for b in bounds) if amount is not None \
+        else (0, 0)
     whole = source.is_in_memory
     for batch in source.batches(list(roles.values()), batch_size=batch_size):
         rows += batch.num_rows
@@ -267,13 +294,11 @@ def _bounded_aggregates(data, by, customer, amount, bounds, max_rows, keys, reso
             cust = customers.codes(batch.column(roles["customer"]), whole)
             if len(customers) > taken.size:
                 taken = np.concatenate([taken, np.zeros(len(customers) - taken.size, np.int32)])
-        units = np.zeros(0, np.int64)
+        values = np.zeros(0, np.float64)
         if amount is not None:
             values = amount_to_float64(batch.column(roles["amount"]), roles["amount"])
-            units = np.empty(values.size, np.int64)
-            to_units(values, lower_u, upper_u, float(resolution), units)
-        dropped += bounded_aggregates(seg, cust, units, amount is not None, taken, k, counts,
-                                      sums)
+        dropped += bounded_aggregates(seg, cust, values, amount is not None, lower_u, upper_u,
+                                      float(resolution), taken, k, counts, sums)
     return segments, counts, sums, rows, int(dropped)
 
 

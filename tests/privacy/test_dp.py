@@ -175,3 +175,23 @@ def test_bad_arguments():
         dp_report(table, by=["seg"], amount="amount", epsilon=1, bounds=(0, 0.001))
     with pytest.raises(InputError, match="null"):
         dp_report(pa.table({"seg": ["a", None]}), by=["seg"], epsilon=1, metrics=["count"])
+
+
+@pytest.mark.parametrize("n_distinct", [25, 5000])  # small-dictionary kernel / Arrow fallback
+def test_large_string_segment_columns_match_reference(n_distinct):
+    rng = np.random.default_rng(n_distinct)
+    names = np.array(["", "é-ß"] + [f"seg-{i}" for i in range(n_distinct - 2)])
+    n = 120_000
+    segs = names[rng.integers(0, n_distinct, n)].tolist()
+    custs = rng.integers(0, 9000, n).tolist()
+    amounts = rng.uniform(-10, 150, n).tolist()
+    table = pa.table({"seg": segs, "cust": custs, "amount": amounts})
+    got, _ = _aggregates(table, by=["seg"], customer="cust", amount="amount", bounds=(0, 100),
+                         max_rows=3, keys=None, resolution=0.01, batch_size=None)
+    assert got == naive_privacy.bounded_aggregates(segs, custs, amounts, 3, 0, 100, 0.01)
+    keys = {"seg": names[:7].tolist()[::-1]}
+    segments, counts, _, _, _ = _bounded_aggregates(
+        table.set_column(0, "seg", table["seg"].cast(pa.large_string())), by=["seg"],
+        customer=None, amount=None, bounds=None, max_rows=None, keys=keys, resolution=0.01,
+        batch_size=None)
+    assert counts.tolist() == [segs.count(k) for k in keys["seg"]]

@@ -1,0 +1,89 @@
+"""Dictionary codes for a string column with few distinct values (segment names), in parallel.
+
+Each block of rows numbers its own distinct strings with a small open-addressing table that
+stays in L1 (FNV-1a hash, every candidate compared byte by byte), remembering the first row of
+each. The caller unifies the blocks' few representatives into global codes, then
+:func:`remap_codes` rewrites the rows. Blocks are fixed by the row count, so the result does
+not depend on the thread count. A block that meets more than ``capacity`` distinct strings
+reports overflow (-1) and the caller takes a general path instead.
+"""
+import numpy as np
+from numba import njit, prange
+
+from ..common.config import NJIT, PRIVACY_HASH_CHUNKS
+from ..common.launch import parallel_kernel
+
+__all__ = ["block_bounds", "small_dictionary", "remap_codes"]
+
+_FNV_OFFSET = np.uint64(0xCBF29CE484222325)
+_FNV_PRIME = np.uint64(0x100000001B3)
+
+
+@njit(**NJIT)
+def block_bounds(n, n_blocks, block):
+    size = (n + n_blocks - 1) // n_blocks
+    lo = min(n, block * size)
+    return lo, min(n, lo + size)
+
+
+@njit(**NJIT)
+def _same(data, a0, a1, b0, b1):
+    if a1 - a0 != b1 - b0:
+        return False
+    for k in range(a1 - a0):
+        if data[a0 + k] != data[b0 + k]:
+            return False
+    return True
+
+
+@parallel_kernel
+def small_dictionary(offsets, data, capacity, local_codes, first_rows, n_distinct):
+    """Per block b of ``n_distinct.size`` blocks: ``local_codes[i]`` numbers the distinct
+    strings of the block in first-seen order, ``first_rows[b, k]`` is the first row of local
+    code k, ``n_distinct[b]`` their count (-1: more than ``capacity``)."""
+    n = offsets.size - 1
+    n_blocks = n_distinct.size
+    table_size = 1
+    while table_size < 2 * capacity:
+        table_size *= 2
+    mask = np.uint64(table_size - 1)
+    for b in prange(n_blocks):
+        lo, hi = block_bounds(n, n_blocks, b)
+        table = np.full(table_size, -1, np.int32)
+        count = 0
+        for i in range(lo, hi):
+            start, end = offsets[i], offsets[i + 1]
+            h = _FNV_OFFSET
+            for k in range(start, end):
+                h = (h ^ np.uint64(data[k])) * _FNV_PRIME
+            slot = h & mask
+            while True:
+                code = table[slot]
+                if code < 0:
+                    if count == capacity:
+                        count = -1
+                        break
+                    table[slot] = count
+                    first_rows[b, count] = i
+                    local_codes[i] = count
+                    count += 1
+                    break
+                row = first_rows[b, code]
+                if _same(data, offsets[row], offsets[row + 1], start, end):
+                    local_codes[i] = code
+                    break
+                slot = (slot + np.uint64(1)) & mask
+            if count < 0:
+                break
+        n_distinct[b] = count
+
+
+@parallel_kernel
+def remap_codes(local_codes, translation, out):
+    """``out[i] = translation[b, local_codes[i]]`` for the rows of every block b."""
+    n = local_codes.size
+    n_blocks = translation.shape[0]
+    for b in prange(n_blocks):
+        lo, hi = block_bounds(n, n_blocks, b)
+        for i in range(lo, hi):
+            out[i] = translation[b, local_codes[i]]
