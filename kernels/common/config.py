@@ -106,3 +106,12 @@ PRIVACY_SMALL_DICTIONARY_MIN_ROWS = 50_000
 BUNDLE_META_MAX_BYTES = 4 << 20
 #: Largest ``.npy`` header accepted (NumPy writes < 200 bytes for any real array).
 BUNDLE_NPY_HEADER_MAX_BYTES = 1 << 16
+
+# --- recommend (issues #9, #10) ---------------------------------------------------------------
+#: Customers per task of the batch top-n and similar-items kernels (claimed dynamically by the
+#: workers: pruning makes customers' costs very uneven). Each customer is scored on one thread,
+#: so the result does not depend on it.
+MF_SERVE_CHUNK = 64
+#: Requests for at most this many customers run on the calling thread only (no parallel launch):
+#: what a service answering single customers from many threads wants. Same results either way.
+RECOMMEND_SERIAL_MAX = 16
