@@ -6,9 +6,9 @@ See the README section "Privacy" for what each function guarantees and what it d
 from .pseudonyms import METADATA_KEY, key_id, pseudonymize
 
 __all__ = ["pseudonymize", "key_id", "METADATA_KEY"]
-from .consent import ConsentResult, consented  # noqa: E402
+from .consent import ConsentFilter, ConsentResult, consented  # noqa: E402
 
-__all__ += ["consented", "ConsentResult"]
+__all__ += ["consented", "ConsentResult", "ConsentFilter"]
 from .dp import Budget, DPReport, dp_report  # noqa: E402
 
 __all__ += ["dp_report", "DPReport", "Budget"]

@@ -29,7 +29,7 @@ from .._io.times import iso, parse_time
 from ..errors import InputError
 from ..kernels.privacy import consent as kern
 
-__all__ = ["consented", "ConsentResult", "REASONS"]
+__all__ = ["consented", "ConsentResult", "ConsentFilter", "REASONS"]
 
 #: Row outcomes, in the order of the kernel's codes.
 REASONS = ("kept", "no_consent", "withdrawn", "not_consented_as_of")
@@ -178,3 +178,34 @@ def consented(data, consents, *, customer: str, time: str, purpose: str, as_of=N
                        "customers": pa.array(customer_counts, pa.int64())},
                       metadata={b"fastengage.privacy.consent": json.dumps(meta).encode()})
     return ConsentResult(kept, report)
+
+
+class ConsentFilter:
+    """A consent rule to hand to other entry points (their ``consent=`` argument).
+
+    ``ConsentFilter(consents, purpose="analytics", as_of=...)`` holds the consent table and the
+    purpose; an entry point that accepts ``consent=`` calls
+    ``data = consent.apply(data, customer=..., time=...).data`` before anything else, so that
+    features, models and scores are built on consented rows only (the report of what was
+    excluded is in ``.apply(...).report``).
+    """
+
+    def __init__(self, consents, *, purpose: str, as_of=None,
+                 consent_columns: dict | None = None):
+        if not isinstance(purpose, str) or not purpose:
+            raise InputError("purpose= must be a non-empty string")
+        self.consents = consents
+        self.purpose = purpose
+        self.as_of = as_of
+        self.consent_columns = dict(consent_columns or {})
+
+    def apply(self, data, *, customer: str, time: str, n_threads: int | None = None,
+              batch_size: int | None = None) -> ConsentResult:
+        """:func:`consented` of ``data`` with this filter's table, purpose and ``as_of``."""
+        return consented(data, self.consents, customer=customer, time=time,
+                         purpose=self.purpose, as_of=self.as_of,
+                         consent_columns=self.consent_columns, n_threads=n_threads,
+                         batch_size=batch_size)
+
+    def __repr__(self) -> str:
+        return f"ConsentFilter(purpose={self.purpose!r}, as_of={self.as_of!r})"

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import naive_privacy
 from fastengage.errors import ColumnNotFoundError, InputError
-from fastengage.privacy import consented
+from fastengage.privacy import ConsentFilter, consented
 
 DAY = 86_400_000_000
 
@@ -140,3 +140,17 @@ def test_bad_consent_tables():
                   consent_columns={"reason": "x"})
     with pytest.raises(InputError, match="purpose"):
         consented(events, good, customer="customer", time="t", purpose="")
+
+
+def test_consent_filter_applies_the_same_rule():
+    records = [(1, "m", True, 0, 10 * DAY), (2, "m", False, 0, None)]
+    events = pa.table({"customer": pa.array([1, 1, 2], pa.int64()),
+                       "t": _ts([DAY, 11 * DAY, DAY])})
+    rule = ConsentFilter(_consent_table(records), purpose="m", as_of=np.datetime64(5 * DAY, "us"))
+    kept, report = rule.apply(events, customer="customer", time="t")
+    direct = consented(events, _consent_table(records), customer="customer", time="t",
+                       purpose="m", as_of=np.datetime64(5 * DAY, "us"))
+    assert kept.equals(direct.data) and report.equals(direct.report)
+    assert kept.num_rows == 1
+    with pytest.raises(InputError, match="purpose"):
+        ConsentFilter(_consent_table(records), purpose="")
