@@ -182,7 +182,7 @@ def test_clv_12_months(benchmark, customers):
     sx, stx, sT, sm = _S(x), _S(tx), _S(T), _S(m)
 
     def ours():
-        return gg.customer_lifetime_value(bg, x, tx, T, m, time=12, discount_rate=0.01, freq="D")
+        return gg.customer_lifetime_value(bg, x, tx, T, m, months=12, discount_rate=0.01, freq="D")
 
     def theirs():
         return ref_gg.customer_lifetime_value(ref_bg, sx, stx, sT, sm, time=12,

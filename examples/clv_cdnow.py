@@ -36,7 +36,7 @@ table = pa.table({
     "purchases_52w": bg.expected_purchases(52, x, rec, T),
     "expected_spend": gg.expected_spend(x, m),
     # 12 months, 1% per month, 4.345 weeks per month: lifetimes' convention
-    "clv_12m": gg.customer_lifetime_value(bg, x, rec, T, m, time=12, discount_rate=0.01, freq="W"),
+    "clv_12m": gg.customer_lifetime_value(bg, x, rec, T, m, months=12, discount_rate=0.01, freq="W"),
 })
 pq.write_table(table, out / "clv_predictions.parquet")
 print(table.sort_by([("clv_12m", "descending")]).slice(0, 5).to_pandas())

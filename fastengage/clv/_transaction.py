@@ -7,22 +7,39 @@ import numpy as np
 import pyarrow as pa
 
 from ..errors import InputError
-from ._base import (BaseModel, _is_table_like, as_float_array, check_rft, compress, compress_rft,
-                    read_columns)
+from ..kernels.common.config import CLV_PREDICT_COMPRESS_ABOVE
+from ._base import BaseModel
+from ._inputs import as_float_array, check_rft, compress, compress_rft, is_table_like, read_columns
+from ._spec import TransactionKernels
 
-#: Above this many customers, predictions are computed once per distinct pattern and scattered.
-_COMPRESS_ABOVE = 4096
+
+def _deprecated(old: str, new: str):
+    import warnings
+    warnings.warn(f"{old} is deprecated; use {new}", DeprecationWarning, stacklevel=3)
 
 
 class TransactionModel(BaseModel):
-    """Base class of the (frequency, recency, T) models; see the subclasses for the equations."""
+    """Base class of the (frequency, recency, T) models; see the subclasses for the equations.
+
+    A concrete model sets ``spec`` (:class:`~._spec.ModelSpec`) and ``kernels``
+    (:class:`~._spec.TransactionKernels`). Every method that runs kernels takes ``n_threads=``
+    (default: ``FASTENGAGE_NUM_THREADS``, else all cores); results do not depend on it.
+    """
+
+    kernels: TransactionKernels | None = None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        kernels = cls.__dict__.get("kernels")
+        if kernels is not None and not isinstance(kernels, TransactionKernels):
+            raise TypeError(f"{cls.__name__}.kernels must be a TransactionKernels")
 
     # -- input ------------------------------------------------------------------------------
     @staticmethod
     def _rft(frequency, recency, T, *, frequency_col="frequency", recency_col="recency",
              T_col="T", weights=None, weights_col=None):
         w = None
-        if _is_table_like(frequency) and recency is None and T is None:
+        if is_table_like(frequency) and recency is None and T is None:
             cols = read_columns(frequency, {"frequency": frequency_col, "recency": recency_col,
                                             "T": T_col, "weights": weights_col})
             x, tx, TT = cols["frequency"], cols["recency"], cols["T"]
@@ -48,7 +65,8 @@ class TransactionModel(BaseModel):
         return x, tx, TT, w
 
     def fit(self, frequency, recency=None, T=None, *, weights=None, frequency_col="frequency",
-            recency_col="recency", T_col="T", weights_col=None, initial_params=None):
+            recency_col="recency", T_col="T", weights_col=None, initial_params=None,
+            n_threads: int | None = None):
         """Fit by maximum likelihood over the distinct (frequency, recency, T) patterns.
 
         Parameters
@@ -63,6 +81,8 @@ class TransactionModel(BaseModel):
             Customers represented by each row (default 1), e.g. when passing patterns.
         initial_params : dict or sequence, optional
             Starting point (papers' names); the default is model specific.
+        n_threads : int, optional
+            Threads of the likelihood kernels (the fit is bit-identical for any value).
 
         Returns
         -------
@@ -76,22 +96,19 @@ class TransactionModel(BaseModel):
                                  recency_col=recency_col, T_col=T_col, weights=weights,
                                  weights_col=weights_col)
         (px, ptx, pT), pw = compress_rft(x, tx, TT, weights=w)
-        return self._fit_data(self._payload(px, ptx, pT, pw), float(pw.sum()), initial_params)
-
-    def _payload(self, x, tx, T, w):
-        """What ``_loglik_grad`` receives; subclasses may add precomputed indices."""
-        return (x, tx, T, w)
+        return self._fit_payload(self.kernels.payload(px, ptx, pT, pw), initial_params, n_threads)
 
     # -- predictions --------------------------------------------------------------------------
-    def _pattern_eval(self, fn, *cols):
-        """Evaluate fn(*cols) once per distinct row of the (broadcast) columns."""
+    def _pattern_eval(self, kernel, n_threads, *cols):
+        """``kernel(theta, *cols)`` once per distinct row of the (broadcast) columns."""
+        theta = self._theta()
         arrs = np.broadcast_arrays(*[np.asarray(c, dtype=np.float64) for c in cols])
         shape = arrs[0].shape
         flat = [np.ascontiguousarray(a.reshape(-1)) for a in arrs]
-        if flat[0].size > _COMPRESS_ABOVE:
+        if flat[0].size > CLV_PREDICT_COMPRESS_ABOVE:
             pats, _, inverse = compress(*flat)
-            return fn(*pats)[inverse].reshape(shape)
-        return fn(*flat).reshape(shape)
+            return kernel(theta, *pats, n_threads=n_threads)[inverse].reshape(shape)
+        return kernel(theta, *flat, n_threads=n_threads).reshape(shape)
 
     def _prep_rft(self, frequency, recency, T):
         x = np.asarray(frequency, dtype=np.float64)
@@ -101,30 +118,43 @@ class TransactionModel(BaseModel):
         check_rft(x.reshape(-1), tx.reshape(-1), TT.reshape(-1))
         return x, tx, TT
 
-    def probability_alive(self, frequency, recency, T, future_t=0.0) -> np.ndarray:
+    def probability_alive(self, frequency, recency, T, future_t=0.0, *,
+                          n_threads: int | None = None) -> np.ndarray:
         """P(customer alive at T + future_t | frequency, recency, T), float64, broadcast shape."""
         x, tx, TT = self._prep_rft(frequency, recency, T)
-        theta = self._theta()
-        return self._pattern_eval(lambda a, b, c, d: self._k_alive(theta, a, b, c, d),
-                                  x, tx, TT, future_t)
+        return self._pattern_eval(self.kernels.alive, n_threads, x, tx, TT, future_t)
 
-    def expected_purchases(self, t, frequency, recency, T) -> np.ndarray:
+    def expected_purchases(self, t, frequency, recency, T, *,
+                           n_threads: int | None = None) -> np.ndarray:
         """E[number of purchases in (T, T+t] | frequency, recency, T], float64, broadcast shape."""
         x, tx, TT = self._prep_rft(frequency, recency, T)
-        theta = self._theta()
-        return self._pattern_eval(lambda tt, a, b, c: self._k_expected(theta, tt, a, b, c),
-                                  t, x, tx, TT)
+        return self._pattern_eval(self.kernels.expected, n_threads, t, x, tx, TT)
 
-    # lifetimes' name, for users porting code
     def conditional_expected_number_of_purchases_up_to_time(self, t, frequency, recency, T):
+        """Deprecated alias (lifetimes' name) of :meth:`expected_purchases`."""
+        _deprecated("conditional_expected_number_of_purchases_up_to_time", "expected_purchases")
         return self.expected_purchases(t, frequency, recency, T)
 
-    def population_expected_purchases(self, t) -> np.ndarray:
+    def conditional_probability_alive(self, frequency, recency, T):
+        """Deprecated alias (lifetimes' name) of :meth:`probability_alive`."""
+        _deprecated("conditional_probability_alive", "probability_alive")
+        return self.probability_alive(frequency, recency, T)
+
+    def individual_log_likelihood(self, frequency, recency, T, *,
+                                  n_threads: int | None = None) -> np.ndarray:
+        """Per-customer log-likelihood at ``params_`` (float64, broadcast shape)."""
+        x, tx, TT = self._prep_rft(frequency, recency, T)
+        theta = self._theta()
+        flat = [np.ascontiguousarray(a.reshape(-1)) for a in (x, tx, TT)]
+        return self.kernels.individual_ll(theta, *flat, n_threads=n_threads).reshape(x.shape)
+
+    def population_expected_purchases(self, t, *, n_threads: int | None = None) -> np.ndarray:
         """E[X(t)]: expected purchases in (0, t] of a customer who made a first purchase at 0."""
         tt = np.ascontiguousarray(np.asarray(t, dtype=np.float64).reshape(-1))
-        return self._k_population(self._theta(), tt).reshape(np.shape(t))
+        return self.kernels.population(self._theta(), tt,
+                                       n_threads=n_threads).reshape(np.shape(t))
 
-    def probability_of_n_purchases(self, t, n) -> np.ndarray:
+    def probability_of_n_purchases(self, t, n, *, n_threads: int | None = None) -> np.ndarray:
         """P(X(t) = n): n purchases in (0, t] for a customer who made the first purchase at 0
         (BG/NBD: FHL 2005 eq. 8; Pareto/NBD: FHL 2005 note eq. 19).
 
@@ -134,11 +164,10 @@ class TransactionModel(BaseModel):
         tt, nn = np.broadcast_arrays(np.asarray(t, dtype=np.float64), np.asarray(n, dtype=np.float64))
         if np.any(nn < 0) or np.any(nn != np.floor(nn)):
             raise InputError("n must hold non-negative integers")
-        theta = self._theta()
-        return self._pattern_eval(lambda a, b: self._k_pmf(theta, a, b), tt, nn)
+        return self._pattern_eval(self.kernels.pmf, n_threads, tt, nn)
 
     def predict(self, data, t: float, *, customer: str | None = None, frequency_col="frequency",
-                recency_col="recency", T_col="T") -> pa.Table:
+                recency_col="recency", T_col="T", n_threads: int | None = None) -> pa.Table:
         """Per-customer predictions as an Arrow table.
 
         Returns columns [customer,] ``probability_alive``, ``expected_purchases`` (next ``t``),
@@ -154,6 +183,6 @@ class TransactionModel(BaseModel):
         out = {}
         if customer is not None:
             out[customer] = table.column(customer)
-        out["probability_alive"] = self.probability_alive(x, tx, TT)
-        out["expected_purchases"] = self.expected_purchases(t, x, tx, TT)
+        out["probability_alive"] = self.probability_alive(x, tx, TT, n_threads=n_threads)
+        out["expected_purchases"] = self.expected_purchases(t, x, tx, TT, n_threads=n_threads)
         return pa.table(out)

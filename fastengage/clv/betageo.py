@@ -8,12 +8,105 @@ expectation: eq. 10; E[X(t)]: eq. 9; P(X(t)=x): eq. 8.
 """
 from __future__ import annotations
 
+import dataclasses
+import functools
+
 import numpy as np
 
 from ..kernels.clv import betageo as _k
+from ._spec import ModelSpec, Newton, Payload, TransactionKernels
 from ._transaction import TransactionModel
 
 __all__ = ["BetaGeo", "ModifiedBetaGeo"]
+
+
+@dataclasses.dataclass(frozen=True)
+class BetaGeoPayload(Payload):
+    """Distinct (x, t_x, T) patterns with weights ``w``, and the tables the likelihood kernel
+    reads: distinct frequencies ``ux`` and distinct recency/T values ``uy``; pattern i is
+    (ux[ix[i]], uy[itx[i]], uy[iT[i]]). ``modified`` = 1 for MBG/NBD."""
+
+    x: np.ndarray
+    tx: np.ndarray
+    T: np.ndarray
+    w: np.ndarray
+    ux: np.ndarray
+    uy: np.ndarray
+    ix: np.ndarray
+    iT: np.ndarray
+    itx: np.ndarray
+    modified: int
+
+    def subsample(self, step):
+        sl = slice(step // 2, None, step)
+        ws = self.w[sl] * step
+        return dataclasses.replace(self, total_weight=float(ws.sum()), n_patterns=int(ws.shape[0]),
+                                   x=self.x[sl], tx=self.tx[sl], T=self.T[sl], w=ws,
+                                   ix=self.ix[sl].copy(), iT=self.iT[sl].copy(),
+                                   itx=self.itx[sl].copy())
+
+
+def _payload(x, tx, T, w, modified):
+    # distinct frequencies and distinct recency/T values: the kernel tabulates every special
+    # function over them, leaving one exp and one log1p per pattern
+    n = x.shape[0]
+    ymax = max(float(tx.max()), float(T.max()))
+    common = dict(total_weight=float(w.sum()), n_patterns=int(n),
+                  time_scale=float(T.max()) if T.max() > 0 else 1.0,
+                  x=x, tx=tx, T=T, w=w, modified=int(modified))
+    if ymax < 4 * n + 1024 and x.max() < 4 * n + 1024 and np.array_equal(x, np.floor(x)) \
+            and np.array_equal(tx, np.floor(tx)) and np.array_equal(T, np.floor(T)):
+        # whole numbers: the values are their own table indices
+        return BetaGeoPayload(ux=np.arange(x.max() + 1.0), uy=np.arange(ymax + 1.0),
+                              ix=x.astype(np.int64), iT=T.astype(np.int64),
+                              itx=tx.astype(np.int64), **common)
+    ux, ix = np.unique(x, return_inverse=True)
+    uy, iy = np.unique(np.concatenate([tx, T]), return_inverse=True)
+    return BetaGeoPayload(ux=ux, uy=uy, ix=ix.astype(np.int64),
+                          iT=np.ascontiguousarray(iy[n:], np.int64),
+                          itx=np.ascontiguousarray(iy[:n], np.int64), **common)
+
+
+def _start(p: BetaGeoPayload):
+    mean_T = float(np.average(p.T, weights=p.w)) if p.w.sum() > 0 else 1.0
+    mean_x = float(np.average(p.x, weights=p.w)) if p.w.sum() > 0 else 0.0
+    return np.array([1.0, max(mean_T / (1.0 + mean_x), 1e-3), 1.0, 1.0])
+
+
+def _derivs(theta, p: BetaGeoPayload, n_threads, want_hess=True):
+    return _k.loglik_derivs_tab(theta, p.ux, p.uy, p.ix, p.iT, p.itx, p.w, p.modified, want_hess,
+                                n_threads=n_threads)
+
+
+def _loglik(theta, p: BetaGeoPayload, n_threads):
+    ll, g, _ = _derivs(theta, p, n_threads, False)
+    return ll, g
+
+
+def _spec(kind):
+    return ModelSpec(kind=kind, param_names=("r", "alpha", "a", "b"), loglik=_loglik,
+                     start=_start, newton=Newton(hessian=_derivs), time_params=("alpha",))
+
+
+def _kernels(modified):
+    m = int(modified)
+
+    def individual_ll(theta, x, tx, T, n_threads=None):
+        return _k.loglik_grad(theta, x, tx, T, np.ones_like(x), m, n_threads=n_threads)[2]
+
+    def bind(kernel):
+        return functools.partial(_append_modified, kernel, m)
+
+    return TransactionKernels(
+        payload=functools.partial(_payload, modified=m),
+        alive=bind(_k.probability_alive), alive_now=bind(_k.probability_alive_now),
+        expected=bind(_k.expected_purchases), discounted=bind(_k.discounted_if_alive),
+        population=bind(_k.population_expected), pmf=bind(_k.probability_n_purchases),
+        individual_ll=individual_ll)
+
+
+def _append_modified(kernel, modified, *args, n_threads=None):
+    return kernel(*args, modified, n_threads=n_threads)
 
 
 class BetaGeo(TransactionModel):
@@ -22,8 +115,9 @@ class BetaGeo(TransactionModel):
     Parameters
     ----------
     penalizer : float
-        L2 penalty: the optimiser minimises ``-LL/n + penalizer * (r^2 + alpha^2 + a^2 + b^2)``
-        (lifetimes' ``penalizer_coef`` convention); ``log_likelihood_`` is the unpenalised total.
+        L2 penalty: the optimiser minimises ``-LL/n + penalizer * (r^2 + (alpha/max T)^2 + a^2
+        + b^2)`` (lifetimes' ``penalizer_coef``, which rescales time by 1/max(T)); the penalised
+        fit does not depend on the time unit. ``log_likelihood_`` is the unpenalised total.
 
     Examples
     --------
@@ -33,74 +127,8 @@ class BetaGeo(TransactionModel):
     >>> m.expected_purchases(39, s["frequency"], s["recency"], s["T"])                 # doctest: +SKIP
     """
 
-    _kind = "clv.betageo"
-    param_names = ("r", "alpha", "a", "b")
-    _modified = 0
-
-    def _payload(self, x, tx, T, w):
-        # distinct frequencies and distinct recency/T values: the kernel tabulates every special
-        # function over them, leaving one exp and one log1p per pattern
-        n = x.shape[0]
-        ymax = max(float(tx.max()), float(T.max()))
-        if ymax < 4 * n + 1024 and x.max() < 4 * n + 1024 and np.array_equal(x, np.floor(x)) \
-                and np.array_equal(tx, np.floor(tx)) and np.array_equal(T, np.floor(T)):
-            # whole numbers: the values are their own table indices
-            return (x, tx, T, w, (np.arange(x.max() + 1.0), np.arange(ymax + 1.0), x.astype(np.int64),
-                                  T.astype(np.int64), tx.astype(np.int64)))
-        ux, ix = np.unique(x, return_inverse=True)
-        uy, iy = np.unique(np.concatenate([tx, T]), return_inverse=True)
-        return (x, tx, T, w, (ux, uy, ix.astype(np.int64), np.ascontiguousarray(iy[n:], np.int64),
-                              np.ascontiguousarray(iy[:n], np.int64)))
-
-    def _start(self, data):
-        x, tx, T, w = data[:4]
-        mean_T = float(np.average(T, weights=w)) if w.sum() > 0 else 1.0
-        mean_x = float(np.average(x, weights=w)) if w.sum() > 0 else 0.0
-        return np.array([1.0, max(mean_T / (1.0 + mean_x), 1e-3), 1.0, 1.0])
-
-    _has_hessian = True
-
-    def _loglik_grad(self, theta, data):
-        ux, uy, ix, iT, itx = data[4]
-        ll, g, _ = _k.loglik_derivs_tab(np.asarray(theta, np.float64), ux, uy, ix, iT, itx,
-                                        data[3], self._modified, False)
-        return ll, g
-
-    def _loglik_derivs(self, theta, data):
-        ux, uy, ix, iT, itx = data[4]
-        return _k.loglik_derivs_tab(np.asarray(theta, np.float64), ux, uy, ix, iT, itx, data[3],
-                                    self._modified, True)
-
-    def _subsample(self, data, step):
-        x, tx, T, w, (ux, uy, ix, iT, itx) = data
-        sl = slice(step // 2, None, step)
-        ws = w[sl] * step
-        return (x[sl], tx[sl], T[sl], ws, (ux, uy, ix[sl].copy(), iT[sl].copy(), itx[sl].copy())), \
-            float(ws.sum())
-
-    def individual_log_likelihood(self, frequency, recency, T) -> np.ndarray:
-        """Per-customer log-likelihood at ``params_`` (float64, shape (n,))."""
-        x, tx, TT = (np.ascontiguousarray(a.reshape(-1)) for a in self._prep_rft(frequency, recency, T))
-        _, _, lls = _k.loglik_grad(self._theta(), x, tx, TT, np.ones_like(x), self._modified)
-        return lls
-
-    def _k_alive(self, theta, x, tx, T, future_t):
-        return _k.probability_alive(theta, x, tx, T, future_t, self._modified)
-
-    def _k_expected(self, theta, t, x, tx, T):
-        return _k.expected_purchases(theta, t, x, tx, T, self._modified)
-
-    def _k_alive_now(self, theta, x, tx, T):
-        return _k.probability_alive_now(theta, x, tx, T, self._modified)
-
-    def _k_discounted(self, theta, x, T, times, disc):
-        return _k.discounted_if_alive(theta, x, T, times, disc, self._modified)
-
-    def _k_population(self, theta, t):
-        return _k.population_expected(theta, t, self._modified)
-
-    def _k_pmf(self, theta, t, n):
-        return _k.probability_n_purchases(theta, t, n, self._modified)
+    spec = _spec("clv.betageo")
+    kernels = _kernels(0)
 
 
 class ModifiedBetaGeo(BetaGeo):
@@ -109,5 +137,5 @@ class ModifiedBetaGeo(BetaGeo):
     ``params_`` = {r, alpha, a, b}; same methods and penalty convention as :class:`BetaGeo`.
     """
 
-    _kind = "clv.modifiedbetageo"
-    _modified = 1
+    spec = _spec("clv.modifiedbetageo")
+    kernels = _kernels(1)

@@ -7,13 +7,32 @@ P(alive): eq. (11); expected transactions in the next n* opportunities: eq. (13)
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from ..errors import InputError
 from ..kernels.clv import bgbb as _k
-from ._base import BaseModel, _is_table_like, as_float_array, check_rft, compress, read_columns
+from ._base import BaseModel
+from ._inputs import as_float_array, check_rft, compress, is_table_like, read_columns
+from ._spec import ModelSpec, Payload
 
 __all__ = ["BetaGeoBetaBinom"]
+
+
+@dataclasses.dataclass(frozen=True)
+class BGBBPayload(Payload):
+    """Distinct (x, t_x, n) patterns with their weights."""
+
+    x: np.ndarray
+    tx: np.ndarray
+    n: np.ndarray
+    w: np.ndarray
+
+
+def _loglik(theta, p: BGBBPayload, n_threads):
+    ll, grad, _ = _k.loglik_grad(theta, p.x, p.tx, p.n, p.w, n_threads=n_threads)
+    return ll, grad
 
 
 class BetaGeoBetaBinom(BaseModel):
@@ -23,22 +42,16 @@ class BetaGeoBetaBinom(BaseModel):
     (``weights_col`` names the weight column, e.g. ``"weights"`` for donations.csv).
     """
 
-    _kind = "clv.bgbb"
-    param_names = ("alpha", "beta", "gamma", "delta")
-
-    def _start(self, data):
-        return np.ones(4)
-
-    def _loglik_grad(self, theta, data):
-        x, tx, n, w = data
-        ll, grad, _ = _k.loglik_grad(np.asarray(theta, np.float64), x, tx, n, w)
-        return ll, grad
+    # quasi-Newton: the discrete likelihood's Hessian has no cheap closed form and the data
+    # are a few hundred patterns
+    spec = ModelSpec(kind="clv.bgbb", param_names=("alpha", "beta", "gamma", "delta"),
+                     loglik=_loglik, start=lambda p: np.ones(4))
 
     @staticmethod
     def _prep(frequency, recency, periods, weights=None, frequency_col="frequency",
               recency_col="recency", periods_col="periods", weights_col=None):
         w = None
-        if _is_table_like(frequency) and recency is None:
+        if is_table_like(frequency) and recency is None:
             cols = read_columns(frequency, {"frequency": frequency_col, "recency": recency_col,
                                             "periods": periods_col, "weights": weights_col})
             x, tx, n = cols["frequency"], cols["recency"], cols["periods"]
@@ -60,27 +73,35 @@ class BetaGeoBetaBinom(BaseModel):
 
     def fit(self, frequency, recency=None, periods=None, *, weights=None,
             frequency_col="frequency", recency_col="recency", periods_col="periods",
-            weights_col=None, initial_params=None):
+            weights_col=None, initial_params=None, n_threads: int | None = None):
         """Fit by maximum likelihood over the distinct (x, t_x, n) patterns with their weights."""
         x, tx, n, w = self._prep(frequency, recency, periods, weights, frequency_col,
                                  recency_col, periods_col, weights_col)
         (px, ptx, pn), pw, _ = compress(x, tx, n, weights=w)
-        return self._fit_data((px, ptx, pn, pw), float(pw.sum()), initial_params)
+        payload = BGBBPayload(total_weight=float(pw.sum()), n_patterns=int(pw.shape[0]),
+                              time_scale=1.0, x=px, tx=ptx, n=pn, w=pw)
+        return self._fit_payload(payload, initial_params, n_threads)
 
     def _arrays(self, *cols):
         arrs = np.broadcast_arrays(*[np.asarray(c, dtype=np.float64) for c in cols])
         return arrs[0].shape, [np.ascontiguousarray(a.reshape(-1)) for a in arrs]
 
-    def probability_alive(self, frequency, recency, periods, future=0) -> np.ndarray:
+    def probability_alive(self, frequency, recency, periods, future=0, *,
+                          n_threads: int | None = None) -> np.ndarray:
         """P(alive at opportunity n + 1 + future | x, t_x, n) (eq. 11 at future = 0)."""
         shape, (x, tx, n, f) = self._arrays(frequency, recency, periods, future)
-        return _k.probability_alive(self._theta(), x, tx, n, f).reshape(shape)
+        return _k.probability_alive(self._theta(), x, tx, n, f,
+                                    n_threads=n_threads).reshape(shape)
 
-    def expected_purchases(self, n_future, frequency, recency, periods) -> np.ndarray:
+    def expected_purchases(self, n_future, frequency, recency, periods, *,
+                           n_threads: int | None = None) -> np.ndarray:
         """Expected transactions in the next ``n_future`` opportunities (eq. 13)."""
         shape, (t, x, tx, n) = self._arrays(n_future, frequency, recency, periods)
-        return _k.expected_purchases(self._theta(), t, x, tx, n).reshape(shape)
+        return _k.expected_purchases(self._theta(), t, x, tx, n,
+                                     n_threads=n_threads).reshape(shape)
 
-    def individual_log_likelihood(self, frequency, recency, periods) -> np.ndarray:
+    def individual_log_likelihood(self, frequency, recency, periods, *,
+                                  n_threads: int | None = None) -> np.ndarray:
         shape, (x, tx, n) = self._arrays(frequency, recency, periods)
-        return _k.loglik_grad(self._theta(), x, tx, n, np.ones_like(x))[2].reshape(shape)
+        return _k.loglik_grad(self._theta(), x, tx, n, np.ones_like(x),
+                              n_threads=n_threads)[2].reshape(shape)

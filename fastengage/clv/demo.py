@@ -35,7 +35,7 @@ def demo_step(out_dir: pathlib.Path) -> str:
     alive = bg.probability_alive(x, tx, T)
     exp52 = bg.expected_purchases(52.0, x, tx, T)
     spend = gg.expected_spend(x, m)
-    value = gg.customer_lifetime_value(bg, x, tx, T, m, time=12, discount_rate=0.01, freq="W")
+    value = gg.customer_lifetime_value(bg, x, tx, T, m, months=12, discount_rate=0.01, freq="W")
     out = s.append_column("probability_alive", pa.array(alive)) \
         .append_column("expected_purchases_52w", pa.array(exp52)) \
         .append_column("expected_spend", pa.array(spend)) \

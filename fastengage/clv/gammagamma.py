@@ -6,21 +6,25 @@ spend: E[M | x, m] = (gamma + m x) p / (p x + q - 1) (eq. 5).
 """
 from __future__ import annotations
 
-from typing import NamedTuple
+import dataclasses
 
 import numpy as np
 
 from ..errors import InputError
 from ..kernels.clv import spend as _k
-from ._base import BaseModel, _is_table_like, as_float_array, read_columns
+from ._base import BaseModel
+from ._inputs import as_float_array, is_table_like, read_columns
+from ._spec import ModelSpec, Newton, Payload
 
 __all__ = ["GammaGamma"]
 
 
-class _SpendData(NamedTuple):
+@dataclasses.dataclass(frozen=True)
+class SpendPayload(Payload):
     """What the Gamma-Gamma kernels receive: per distinct frequency ``ux`` the total weight ``W``
     and ``S`` = sum w log m; the repeat buyers' rows (x, m, w; ``w`` empty for unit weights);
     sum w m and sum w m^2."""
+
     ux: np.ndarray
     W: np.ndarray
     S: np.ndarray
@@ -30,8 +34,14 @@ class _SpendData(NamedTuple):
     s_m: float
     s_m2: float
 
+    def subsample(self, step):
+        sl = slice(step // 2, None, step)
+        x, m = self.x[sl].copy(), self.m[sl].copy()
+        w = self.w[sl] * step if self.w.size else np.full(x.size, float(step))
+        return _spend_data(x, m, w, bool(np.all(self.ux == np.floor(self.ux))))
 
-def _spend_data(x, m, w, whole: bool, sums=None) -> _SpendData:
+
+def _spend_data(x, m, w, whole: bool, sums=None) -> SpendPayload:
     """The payload of the rows (x, m, w); ``sums`` = (W, S, s_m, s_m2) by whole frequency when
     already computed (``repeat_buyers``)."""
     if whole:
@@ -44,48 +54,40 @@ def _spend_data(x, m, w, whole: bool, sums=None) -> _SpendData:
         W, S, s_m, s_m2 = _k.spend_sums(ix.astype(np.int64), ux.size, m, w)
         present = W > 0
         ux, W, S = ux[present], W[present], S[present]
-    return _SpendData(ux, W, S, x, m, w, s_m, s_m2)
+    return SpendPayload(total_weight=float(W.sum()), n_patterns=int(x.shape[0]), time_scale=1.0,
+                        ux=ux, W=W, S=S, x=x, m=m, w=w, s_m=float(s_m), s_m2=float(s_m2))
+
+
+def _start(p: SpendPayload):
+    total = float(p.W.sum())
+    mean = p.s_m / total
+    var = max(p.s_m2 / total - mean * mean, 0.0) + 1e-12
+    return np.array([max(mean ** 2 / var, 0.1), 3.0, max(mean, 1e-3) * 2.0])
+
+
+def _derivs(theta, p: SpendPayload, n_threads, want_hess=True):
+    return _k.loglik_derivs(theta, p.ux, p.W, p.S, p.x, p.m, p.w, want_hess, n_threads=n_threads)
+
+
+def _loglik(theta, p: SpendPayload, n_threads):
+    ll, g, _ = _derivs(theta, p, n_threads, False)
+    return ll, g
 
 
 class GammaGamma(BaseModel):
     """Gamma-Gamma: ``params_`` = {p, q, gamma}.
 
     ``fit(frequency, monetary_value)`` (or a table with those columns) uses the customers with
-    ``frequency > 0`` only, as the model requires; how many were used is ``n_``.
+    ``frequency > 0`` only, as the model requires; how many were used is ``n_``. ``penalizer``
+    applies to (p, q, gamma) as they are (gamma is in the money unit; lifetimes does the same).
     """
 
-    _kind = "clv.gammagamma"
-    param_names = ("p", "q", "gamma")
-    _has_hessian = True
-
-    def _start(self, data):
-        total = float(data.W.sum())
-        mean = data.s_m / total
-        var = max(data.s_m2 / total - mean * mean, 0.0) + 1e-12
-        return np.array([max(mean ** 2 / var, 0.1), 3.0, max(mean, 1e-3) * 2.0])
-
-    def _loglik_grad(self, theta, data):
-        ll, g, _ = _k.loglik_derivs(np.asarray(theta, np.float64), data.ux, data.W, data.S,
-                                    data.x, data.m, data.w, False)
-        return ll, g
-
-    def _loglik_derivs(self, theta, data):
-        return _k.loglik_derivs(np.asarray(theta, np.float64), data.ux, data.W, data.S, data.x,
-                                data.m, data.w, True)
-
-    def _n_patterns(self, data):
-        return int(data.x.shape[0])
-
-    def _subsample(self, data, step):
-        sl = slice(step // 2, None, step)
-        x, m = data.x[sl].copy(), data.m[sl].copy()
-        w = data.w[sl] * step if data.w.size else np.full(x.size, float(step))
-        sub = _spend_data(x, m, w, bool(np.all(data.ux == np.floor(data.ux))))
-        return sub, float(sub.W.sum())
+    spec = ModelSpec(kind="clv.gammagamma", param_names=("p", "q", "gamma"), loglik=_loglik,
+                     start=_start, newton=Newton(hessian=_derivs))
 
     @staticmethod
     def _xm(frequency, monetary_value, frequency_col, monetary_col):
-        if _is_table_like(frequency) and monetary_value is None:
+        if is_table_like(frequency) and monetary_value is None:
             cols = read_columns(frequency, {"frequency": frequency_col, "monetary_value": monetary_col})
             x, m = cols["frequency"], cols["monetary_value"]
         else:
@@ -99,7 +101,7 @@ class GammaGamma(BaseModel):
         return x, m
 
     def fit(self, frequency, monetary_value=None, *, weights=None, frequency_col="frequency",
-            monetary_col="monetary_value", initial_params=None):
+            monetary_col="monetary_value", initial_params=None, n_threads: int | None = None):
         """Fit on customers with frequency > 0 (mean repeat value must then be > 0).
 
         Maximum likelihood by Newton steps with the analytic Hessian; each step costs one log and
@@ -124,12 +126,13 @@ class GammaGamma(BaseModel):
                              "have frequency > 0 and monetary_value <= 0")
         whole = W.size > 0
         data = _spend_data(xs, ms, ws, whole, (W, S, s_m, s_m2) if whole else None)
-        return self._fit_data(data, float(data.W.sum()), initial_params)
+        return self._fit_payload(data, initial_params, n_threads)
 
-    def individual_log_likelihood(self, frequency, monetary_value) -> np.ndarray:
+    def individual_log_likelihood(self, frequency, monetary_value, *,
+                                  n_threads: int | None = None) -> np.ndarray:
         x = as_float_array(frequency, "frequency")
         m = as_float_array(monetary_value, "monetary_value")
-        return _k.loglik_grad(self._theta(), x, m, np.ones_like(x))[2]
+        return _k.loglik_grad(self._theta(), x, m, np.ones_like(x), n_threads=n_threads)[2]
 
     def expected_spend(self, frequency, monetary_value) -> np.ndarray:
         """E[average transaction value | x, m] = (gamma + m x) p / (p x + q - 1).
@@ -142,13 +145,21 @@ class GammaGamma(BaseModel):
         m = np.asarray(monetary_value, dtype=np.float64)
         return (v + m * x) * p / (p * x + q - 1.0)
 
-    conditional_expected_average_profit = expected_spend
+    def conditional_expected_average_profit(self, frequency, monetary_value) -> np.ndarray:
+        """Deprecated alias (lifetimes' name) of :meth:`expected_spend`."""
+        import warnings
+        warnings.warn("conditional_expected_average_profit is deprecated; use expected_spend",
+                      DeprecationWarning, stacklevel=2)
+        return self.expected_spend(frequency, monetary_value)
 
     def customer_lifetime_value(self, transaction_model, frequency, recency, T, monetary_value,
-                                time: int = 12, discount_rate: float = 0.01, freq: str = "D"):
+                                months: int | None = None, discount_rate: float = 0.01,
+                                freq: str = "D", *, n_threads: int | None = None, time=None):
         """Discounted CLV with this model's expected spend (lifetimes' convention; see
-        :func:`fastengage.clv.customer_lifetime_value`)."""
+        :func:`fastengage.clv.customer_lifetime_value`; ``time=`` is the deprecated spelling of
+        ``months=``)."""
         from .value import customer_lifetime_value
         return customer_lifetime_value(transaction_model, frequency, recency, T,
                                        self.expected_spend(frequency, monetary_value),
-                                       time=time, discount_rate=discount_rate, freq=freq)
+                                       months=months, discount_rate=discount_rate, freq=freq,
+                                       n_threads=n_threads, time=time)

@@ -7,13 +7,32 @@ Hardie (2010), eq. (6).
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from ..errors import InputError
 from ..kernels.clv import sbg as _k
-from ._base import BaseModel, as_float_array
+from ._base import BaseModel
+from ._inputs import as_float_array
+from ._spec import ModelSpec, Payload
 
 __all__ = ["ShiftedBetaGeo"]
+
+
+@dataclasses.dataclass(frozen=True)
+class DurationPayload(Payload):
+    """(t, censored, weight) rows: ``w`` customers churned in period t, or (censored) were
+    still customers after period t."""
+
+    t: np.ndarray
+    censored: np.ndarray
+    w: np.ndarray
+
+
+def _loglik(theta, p: DurationPayload, n_threads):
+    ll, grad, _ = _k.loglik_grad(theta, p.t, p.censored, p.w, n_threads=n_threads)
+    return ll, grad
 
 
 class ShiftedBetaGeo(BaseModel):
@@ -24,13 +43,9 @@ class ShiftedBetaGeo(BaseModel):
     the customer churned (1, 2, ...) or, when ``censored``, the last period observed alive.
     """
 
-    _kind = "clv.sbg"
-    param_names = ("alpha", "beta")
-
-    def _loglik_grad(self, theta, data):
-        t, c, w = data
-        ll, grad, _ = _k.loglik_grad(np.asarray(theta, np.float64), t, c, w)
-        return ll, grad
+    # quasi-Newton over a handful of (t, censored) rows
+    spec = ModelSpec(kind="clv.sbg", param_names=("alpha", "beta"), loglik=_loglik,
+                     start=lambda p: np.ones(2))
 
     @staticmethod
     def survivors_to_durations(survivors):
@@ -47,7 +62,8 @@ class ShiftedBetaGeo(BaseModel):
         return t, censored, w
 
     def fit(self, survivors=None, *, durations=None, censored=None, weights=None,
-            initial_params=None):
+            initial_params=None, n_threads: int | None = None):
+        """Fit from survivor counts (``survivors``) or from individual durations."""
         if survivors is not None:
             t, c, w = self.survivors_to_durations(survivors)
         else:
@@ -59,12 +75,17 @@ class ShiftedBetaGeo(BaseModel):
             w = np.ones_like(t) if weights is None else as_float_array(weights, "weights")
             if np.any(t[~c] < 1) or np.any(t < 0) or np.any(t != np.floor(t)):
                 raise InputError("durations must be whole periods, >= 1 for churned customers")
-        return self._fit_data((t, c, w), float(w.sum()), initial_params)
+            if np.any(w < 0):
+                raise InputError("weights has negative values")
+        payload = DurationPayload(total_weight=float(w.sum()), n_patterns=int(t.shape[0]),
+                                  time_scale=1.0, t=t, censored=c, w=w)
+        return self._fit_payload(payload, initial_params, n_threads)
 
-    def survival(self, t) -> np.ndarray:
+    def survival(self, t, *, n_threads: int | None = None) -> np.ndarray:
         """S(t) = P(still a customer after t periods)."""
         tt = np.asarray(t, dtype=np.float64)
-        return _k.survival(self._theta(), np.ascontiguousarray(tt.reshape(-1))).reshape(tt.shape)
+        return _k.survival(self._theta(), np.ascontiguousarray(tt.reshape(-1)),
+                           n_threads=n_threads).reshape(tt.shape)
 
     def churn_probability(self, t) -> np.ndarray:
         """P(T = t) = S(t-1) - S(t), t >= 1."""
@@ -81,7 +102,7 @@ class ShiftedBetaGeo(BaseModel):
         """n0 * S(t) for t = 0..periods (the cohort projection of Fader & Hardie 2007)."""
         return n0 * self.survival(np.arange(periods + 1, dtype=np.float64))
 
-    def derl(self, discount_rate, renewals=0) -> np.ndarray:
+    def derl(self, discount_rate, renewals=0, *, n_threads: int | None = None) -> np.ndarray:
         """Discounted expected residual lifetime (in payments) of a customer who has made
         ``renewals`` renewals, with per-period discount rate > 0 (Fader & Hardie 2010 eq. 6).
         Multiply by the per-period margin for the residual value."""
@@ -91,4 +112,4 @@ class ShiftedBetaGeo(BaseModel):
             raise InputError("discount_rate must be > 0 (the undiscounted sum may diverge)")
         shape = d.shape
         return _k.derl(self._theta(), np.ascontiguousarray(d.reshape(-1)),
-                       np.ascontiguousarray(n.reshape(-1))).reshape(shape)
+                       np.ascontiguousarray(n.reshape(-1)), n_threads=n_threads).reshape(shape)

@@ -52,7 +52,7 @@ def _period(us: np.ndarray, freq: str) -> np.ndarray:
 
 def summary(data, *, customer: str, time: str, amount: str | None = None, as_of=None,
             freq: str = "D", freq_multiplier: float = 1.0, calibration_end=None,
-            batch_size: int | None = None) -> pa.Table:
+            batch_size: int | None = None, n_threads: int | None = None) -> pa.Table:
     """Per-customer frequency, recency, T (and monetary value, and holdout columns).
 
     Parameters
@@ -79,7 +79,13 @@ def summary(data, *, customer: str, time: str, amount: str | None = None, as_of=
         model's ``fit``) and the holdout ones are ``frequency_holdout`` (distinct holdout periods),
         ``monetary_value_holdout`` (mean of the holdout transaction amounts) and
         ``duration_holdout``. Only customers with a calibration purchase are kept, as in
-        lifetimes' ``calibration_and_holdout_data``.
+        lifetimes' ``calibration_and_holdout_data``. With no transaction at or before
+        ``calibration_end`` an :class:`InputError` says so.
+    batch_size : int, optional
+        Rows per batch when reading the input.
+    n_threads : int, optional
+        Threads of the per-customer folds (default ``FASTENGAGE_NUM_THREADS``, else all cores);
+        the table does not depend on it.
 
     Returns
     -------
@@ -138,7 +144,7 @@ def summary(data, *, customer: str, time: str, amount: str | None = None, as_of=
                 if amount is not None:
                     amounts = amounts[keep]
             first, last, n_per, monetary = _k.summarize(codes, periods, amounts, n_customers,
-                                                        amount is not None)
+                                                        amount is not None, n_threads=n_threads)
         metadata["rows_after_as_of"] = str(int(n_after))
         present = n_per > 0
         if not present.all():
@@ -163,14 +169,19 @@ def summary(data, *, customer: str, time: str, amount: str | None = None, as_of=
     periods = _period(us, freq)
     in_cal = us <= cal_us
     in_hold = (us > cal_us) & (us <= end_us)
+    if not in_cal.any():
+        raise InputError(f"no transaction at or before calibration_end={calibration_end!r} (the "
+                         f"earliest is {np.datetime64(int(us.min()), 'us')}): the calibration "
+                         "period is empty")
     metadata["rows_after_as_of"] = str(int(np.count_nonzero(us > end_us)))
-    fold = _k.summarize_sorted if ordered else _k.summarize
-    first, last, n_per, monetary = fold(
-        codes[in_cal], periods[in_cal], amounts[in_cal] if amount is not None else amounts,
-        n_customers, amount is not None)
+    cal_args = (codes[in_cal], periods[in_cal], amounts[in_cal] if amount is not None else amounts,
+                n_customers, amount is not None)
+    first, last, n_per, monetary = _k.summarize_sorted(*cal_args) if ordered else \
+        _k.summarize(*cal_args, n_threads=n_threads)
     h_amounts = amounts[in_hold] if amount is not None else np.zeros(int(np.count_nonzero(in_hold)))
-    fold_h = _k.holdout_counts_sorted if ordered else _k.holdout_counts
-    h_count, h_mean = fold_h(codes[in_hold], periods[in_hold], h_amounts, n_customers)
+    hold_args = (codes[in_hold], periods[in_hold], h_amounts, n_customers)
+    h_count, h_mean = _k.holdout_counts_sorted(*hold_args) if ordered else \
+        _k.holdout_counts(*hold_args, n_threads=n_threads)
     idx = np.flatnonzero(n_per > 0)
     cols = {customer: ids.take(pa.array(idx)),
             "frequency": (n_per[idx] - 1).astype(np.float64),

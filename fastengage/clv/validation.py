@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..errors import InputError
-from ._base import compress, read_columns
+from ._inputs import compress, read_columns
 
 __all__ = ["holdout_table", "holdout_errors", "period_transactions"]
 

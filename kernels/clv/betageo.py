@@ -14,7 +14,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ..common.config import NJIT
+from ..common.config import CLV_REDUCE_CHUNK, NJIT
 from .special import (dual, bg_conditional_alive_expectation, digamma, expit, log_nb_tail,
                           logaddexp, trigamma, weighted_totals)
 
@@ -237,40 +237,17 @@ def _x_tables(r, alpha, a, b, ux, m):
     return tab
 
 
-@dual(3)
-def loglik_derivs_tab(params, ux, uy, ix, iT, itx, w, modified, want_hess):
-    """Weighted total log-likelihood (FHL 2005 eq. 6), its gradient and, when ``want_hess``, its
-    Hessian w.r.t. (r, alpha, a, b), with every special function tabulated.
-
-    ``ux`` are the distinct frequencies and ``uy`` the distinct recency/T values; pattern i is
-    (ux[ix[i]], uy[itx[i]], uy[iT[i]]). Per pattern only one exp and one log1p remain, so the cost
-    of an evaluation is O(patterns) cheap operations plus O(distinct values) special functions.
-
-    With ll_i = head + log(e^t1 + e^t2) and softmax weights w1, w2 of (t1, t2), the Hessian is
-    d2 head + w1 d2 t1 + w2 d2 t2 + w1 w2 d d^T with d = grad t1 - grad t2
-    = (log(alpha+t_x) - log(alpha+T), (r+x) (1/(alpha+t_x) - 1/(alpha+T)), -1/a, 1/(b+x+m-1)).
-
-    Returns
-    -------
-    (ll, grad[4], hess[4, 4])  weighted sums; ``hess`` is zero unless ``want_hess``.
-    """
-    r, alpha, a, b = params[0], params[1], params[2], params[3]
-    m = float(modified)
-    tab = _x_tables(r, alpha, a, b, ux, m)
-    ny = uy.shape[0]
-    ly = np.empty(ny)
-    iy = np.empty(ny)
-    for k in range(ny):
-        ly[k] = math.log(alpha + uy[k])
-        iy[k] = 1.0 / (alpha + uy[k])
-    n = ix.shape[0]
+@njit(**NJIT)
+def _tab_rows(lo, hi, tab, ly, iy, ix, iT, itx, w, inv_a, r_al, want_hess, out):
+    """The sums of ``loglik_derivs_tab`` over patterns lo..hi-1, in row order, into ``out``:
+    [ll, g0..g3, wsum, h_rr, h_ral, h_alal, s_d0, s_d1, s_d3, s_d0d1, s_d0d3, s_d1d3, s_vw2,
+    h_ab, h_bb] (the Hessian sums as documented in ``loglik_derivs_tab``)."""
     total = 0.0
     g0 = 0.0
     g1 = 0.0
     g2 = 0.0
     g3 = 0.0
-    # Hessian sums (v = weight * w1 * w2, d as in the docstring)
-    h_rr = 0.0      # sum wt * d2 head/dr2 + v d0^2
+    h_rr = 0.0      # sum wt * d2 head/dr2 + v d0^2   (v = weight * w1 * w2)
     h_ral = 0.0     # sum wt * (w1/(alpha+T) + w2/(alpha+t_x))
     h_alal = 0.0    # sum wt * (r+x) (w1/(alpha+T)^2 + w2/(alpha+t_x)^2) + v d1^2
     s_d0 = 0.0      # sum v d0
@@ -283,9 +260,7 @@ def loglik_derivs_tab(params, ux, uy, ix, iT, itx, w, modified, want_hess):
     h_ab = 0.0      # sum wt * tab9
     h_bb = 0.0      # sum wt * (w1 tab10 + w2 tab11) + v d3^2
     wsum = 0.0
-    inv_a = 1.0 / a
-    r_al = r / alpha
-    for i in prange(n):
+    for i in range(lo, hi):
         j = ix[i]
         kT = iT[i]
         kt = itx[i]
@@ -326,11 +301,77 @@ def loglik_derivs_tab(params, ux, uy, ix, iT, itx, w, modified, want_hess):
             s_vw2 += v - wi * w2
             h_ab += wi * tab[j, 9]
             h_bb += wi * (w1 * tab[j, 10] + w2 * tab[j, 11]) + v * d3 * d3
+    out[0] = total
+    out[1] = g0
+    out[2] = g1
+    out[3] = g2
+    out[4] = g3
+    out[5] = wsum
+    out[6] = h_rr
+    out[7] = h_ral
+    out[8] = h_alal
+    out[9] = s_d0
+    out[10] = s_d1
+    out[11] = s_d3
+    out[12] = s_d0d1
+    out[13] = s_d0d3
+    out[14] = s_d1d3
+    out[15] = s_vw2
+    out[16] = h_ab
+    out[17] = h_bb
+
+
+@dual(3)
+def loglik_derivs_tab(params, ux, uy, ix, iT, itx, w, modified, want_hess):
+    """Weighted total log-likelihood (FHL 2005 eq. 6), its gradient and, when ``want_hess``, its
+    Hessian w.r.t. (r, alpha, a, b), with every special function tabulated.
+
+    ``ux`` are the distinct frequencies and ``uy`` the distinct recency/T values; pattern i is
+    (ux[ix[i]], uy[itx[i]], uy[iT[i]]). Per pattern only one exp and one log1p remain, so the cost
+    of an evaluation is O(patterns) cheap operations plus O(distinct values) special functions.
+
+    With ll_i = head + log(e^t1 + e^t2) and softmax weights w1, w2 of (t1, t2), the Hessian is
+    d2 head + w1 d2 t1 + w2 d2 t2 + w1 w2 d d^T with d = grad t1 - grad t2
+    = (log(alpha+t_x) - log(alpha+T), (r+x) (1/(alpha+t_x) - 1/(alpha+T)), -1/a, 1/(b+x+m-1)).
+
+    The sums are taken per chunk of CLV_REDUCE_CHUNK patterns (in parallel), then the chunks in
+    order: the result does not depend on the thread count or on the launch path.
+
+    Returns
+    -------
+    (ll, grad[4], hess[4, 4])  weighted sums; ``hess`` is zero unless ``want_hess``.
+    """
+    r, alpha, a, b = params[0], params[1], params[2], params[3]
+    m = float(modified)
+    tab = _x_tables(r, alpha, a, b, ux, m)
+    ny = uy.shape[0]
+    ly = np.empty(ny)
+    iy = np.empty(ny)
+    for k in range(ny):
+        ly[k] = math.log(alpha + uy[k])
+        iy[k] = 1.0 / (alpha + uy[k])
+    n = ix.shape[0]
+    inv_a = 1.0 / a
+    r_al = r / alpha
+    n_chunks = (n + CLV_REDUCE_CHUNK - 1) // CLV_REDUCE_CHUNK
+    parts = np.zeros((n_chunks, 18))
+    for c in prange(n_chunks):
+        lo = c * CLV_REDUCE_CHUNK
+        _tab_rows(lo, min(n, lo + CLV_REDUCE_CHUNK), tab, ly, iy, ix, iT, itx, w, inv_a, r_al,
+                  want_hess, parts[c])
+    s = np.zeros(18)
+    for c in range(n_chunks):
+        for k in range(18):
+            s[k] += parts[c, k]
+    total = s[0]
+    wsum, h_rr, h_ral, h_alal = s[5], s[6], s[7], s[8]
+    s_d0, s_d1, s_d3, s_d0d1, s_d0d3, s_d1d3, s_vw2 = s[9], s[10], s[11], s[12], s[13], s[14], s[15]
+    h_ab, h_bb = s[16], s[17]
     grad = np.empty(4)
-    grad[0] = g0
-    grad[1] = g1
-    grad[2] = g2
-    grad[3] = g3
+    grad[0] = s[1]
+    grad[1] = s[2]
+    grad[2] = s[3]
+    grad[3] = s[4]
     hess = np.zeros((4, 4))
     if want_hess:
         hess[0, 0] = h_rr

@@ -14,7 +14,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ..common.config import NJIT
+from ..common.config import CLV_REDUCE_CHUNK, NJIT
 from .special import (PARETO_MAX_TERMS, digamma, dual, logaddexp, one_minus_pow_over,
                           series_1_e_f, weighted_totals)
 
@@ -385,41 +385,18 @@ def probability_alive_now(params, x, tx, T):
     return out
 
 
-@dual(4)
-def loglik_grad_tab(params, qx, qy, ux, ix, ia, ib, T, w):
-    """Same total and gradient as ``loglik_grad``, with the hypergeometric term F evaluated once
-    per distinct (x, y) pair (y = t_x or T) and the gamma functions once per distinct x.
-
-    Pattern i has x = ux[ix[i]], F(t_x) at pair ia[i], F(T) at pair ib[i], and age T[i].
-    """
-    r, alpha, s, beta = params[0], params[1], params[2], params[3]
-    npair = qx.shape[0]
-    lF = np.empty(npair)
-    dF = np.empty((npair, 4))
-    for q in range(npair):
-        v, d_r, d_al, d_s, d_be = _log_F(r, alpha, s, beta, qx[q], qy[q])
-        lF[q] = v
-        dF[q, 0] = d_r
-        dF[q, 1] = d_al
-        dF[q, 2] = d_s
-        dF[q, 3] = d_be
-    nx = ux.shape[0]
-    hx = np.empty((nx, 2))
-    lg_r = math.lgamma(r)
-    dg_r = digamma(r)
-    la = math.log(alpha)
-    lb = math.log(beta)
-    for j in range(nx):
-        hx[j, 0] = math.lgamma(r + ux[j]) - lg_r + r * la + s * lb
-        hx[j, 1] = digamma(r + ux[j]) - dg_r + la
-    n = ix.shape[0]
+@njit(**NJIT)
+def _tab_rows(lo, hi, r, alpha, s, beta, lF, dF, hx, ux, ix, ia, ib, T, w, out):
+    """Sums of ``loglik_grad_tab`` over patterns lo..hi-1 in row order: [ll, d_r, d_alpha,
+    d_s, d_beta] into ``out``."""
     total = 0.0
     g0 = 0.0
     g1 = 0.0
     g2 = 0.0
     g3 = 0.0
     inv_s = 1.0 / s
-    for i in prange(n):
+    lb = math.log(beta)
+    for i in range(lo, hi):
         j = ix[i]
         x = ux[j]
         laT = math.log(alpha + T[i])
@@ -451,9 +428,52 @@ def loglik_grad_tab(params, qx, qy, ux, ix, ia, ib, T, w):
         g1 += wi * d_al
         g2 += wi * d_s
         g3 += wi * d_be
-    grad = np.empty(4)
-    grad[0] = g0
-    grad[1] = g1
-    grad[2] = g2
-    grad[3] = g3
-    return total, grad
+    out[0] = total
+    out[1] = g0
+    out[2] = g1
+    out[3] = g2
+    out[4] = g3
+
+
+@dual(4)
+def loglik_grad_tab(params, qx, qy, ux, ix, ia, ib, T, w):
+    """Same total and gradient as ``loglik_grad``, with the hypergeometric term F evaluated once
+    per distinct (x, y) pair (y = t_x or T) and the gamma functions once per distinct x.
+
+    Pattern i has x = ux[ix[i]], F(t_x) at pair ia[i], F(T) at pair ib[i], and age T[i]. The
+    pairs are evaluated in parallel (one output each) and the pattern sums taken per chunk of
+    CLV_REDUCE_CHUNK, then over the chunks in order: the result does not depend on the thread
+    count or the launch path.
+    """
+    r, alpha, s, beta = params[0], params[1], params[2], params[3]
+    npair = qx.shape[0]
+    lF = np.empty(npair)
+    dF = np.empty((npair, 4))
+    for q in prange(npair):
+        v, d_r, d_al, d_s, d_be = _log_F(r, alpha, s, beta, qx[q], qy[q])
+        lF[q] = v
+        dF[q, 0] = d_r
+        dF[q, 1] = d_al
+        dF[q, 2] = d_s
+        dF[q, 3] = d_be
+    nx = ux.shape[0]
+    hx = np.empty((nx, 2))
+    lg_r = math.lgamma(r)
+    dg_r = digamma(r)
+    la = math.log(alpha)
+    lb = math.log(beta)
+    for j in range(nx):
+        hx[j, 0] = math.lgamma(r + ux[j]) - lg_r + r * la + s * lb
+        hx[j, 1] = digamma(r + ux[j]) - dg_r + la
+    n = ix.shape[0]
+    n_chunks = (n + CLV_REDUCE_CHUNK - 1) // CLV_REDUCE_CHUNK
+    parts = np.zeros((n_chunks, 5))
+    for c in prange(n_chunks):
+        lo = c * CLV_REDUCE_CHUNK
+        _tab_rows(lo, min(n, lo + CLV_REDUCE_CHUNK), r, alpha, s, beta, lF, dF, hx, ux, ix, ia,
+                  ib, T, w, parts[c])
+    sums = np.zeros(5)
+    for c in range(n_chunks):
+        for k in range(5):
+            sums[k] += parts[c, k]
+    return sums[0], sums[1:].copy()

@@ -10,18 +10,16 @@ import math
 import numpy as np
 from numba import prange
 
-from .special import dual, digamma, lbeta
+from .special import dual, digamma, lbeta, weighted_totals
 
 
 @dual(1)
 def loglik_grad(params, t, censored, w):
-    """Weighted total log-likelihood, gradient w.r.t. (alpha, beta), per-row ll."""
+    """Weighted total log-likelihood, gradient w.r.t. (alpha, beta), per-row ll (per-row terms
+    in parallel, summed in row order)."""
     al, be = params[0], params[1]
     n = t.shape[0]
-    lls = np.empty(n)
-    total = 0.0
-    g0 = 0.0
-    g1 = 0.0
+    terms = np.empty((n, 3))
     lb = lbeta(al, be)
     d_ab = digamma(al + be)
     d_a = digamma(al)
@@ -38,15 +36,11 @@ def loglik_grad(params, t, censored, w):
             s = digamma(al + be + ti)
             ga = digamma(al + 1.0) - s - (d_a - d_ab)
             gb = digamma(be + ti - 1.0) - s - (d_b - d_ab)
-        lls[i] = ll
-        wi = w[i]
-        total += wi * ll
-        g0 += wi * ga
-        g1 += wi * gb
-    grad = np.empty(2)
-    grad[0] = g0
-    grad[1] = g1
-    return total, grad, lls
+        terms[i, 0] = ll
+        terms[i, 1] = ga
+        terms[i, 2] = gb
+    total, grad = weighted_totals(terms, w)
+    return total, grad, terms[:, 0].copy()
 
 
 @dual(1)

@@ -287,8 +287,9 @@ def damped_newton_step(H, g, lam):
 
 @njit(**NJIT)
 def log_space_objective(theta, ll, grad, hess, total_weight, pen):
-    """The optimiser's objective in u = log(theta): f = -ll/W + pen |theta|^2, its gradient
-    g_u = theta * df/dtheta and Hessian H_u = diag(theta) d2f/dtheta2 diag(theta) + diag(g_u).
+    """The optimiser's objective in u = log(theta): f = -ll/W + sum_i pen_i theta_i^2 (``pen``
+    holds one penalty weight per parameter), its gradient g_u = theta * df/dtheta and Hessian
+    H_u = diag(theta) d2f/dtheta2 diag(theta) + diag(g_u).
 
     Returns (ok, f, g_u, H_u, max |g_u|); ok is False when any input is not finite.
     """
@@ -300,13 +301,13 @@ def log_space_objective(theta, ll, grad, hess, total_weight, pen):
     gmax = 0.0
     for i in range(k):
         ok &= math.isfinite(grad[i])
-        val += pen * theta[i] * theta[i]
-        g_u[i] = (-grad[i] / total_weight + 2.0 * pen * theta[i]) * theta[i]
+        val += pen[i] * theta[i] * theta[i]
+        g_u[i] = (-grad[i] / total_weight + 2.0 * pen[i] * theta[i]) * theta[i]
         gmax = max(gmax, abs(g_u[i]))
         for j in range(k):
             ok &= math.isfinite(hess[i, j])
             H_u[i, j] = -hess[i, j] / total_weight * theta[i] * theta[j]
-        H_u[i, i] += 2.0 * pen * theta[i] * theta[i] + g_u[i]
+        H_u[i, i] += 2.0 * pen[i] * theta[i] * theta[i] + g_u[i]
     return ok, val, g_u, H_u, gmax
 
 

@@ -10,20 +10,17 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ..common.config import NJIT
-from .special import dual, digamma, trigamma
+from ..common.config import CLV_REDUCE_CHUNK, NJIT
+from .special import dual, digamma, trigamma, weighted_totals
 
 
 @dual(1)
 def loglik_grad(params, x, m, w):
-    """Weighted total log-likelihood, gradient w.r.t. (p, q, gamma), per-row ll (x > 0, m > 0)."""
+    """Weighted total log-likelihood, gradient w.r.t. (p, q, gamma), per-row ll (x > 0, m > 0).
+    Per-row terms in parallel, summed in row order (independent of the thread count)."""
     p, q, v = params[0], params[1], params[2]
     n = x.shape[0]
-    lls = np.empty(n)
-    total = 0.0
-    g0 = 0.0
-    g1 = 0.0
-    g2 = 0.0
+    terms = np.empty((n, 4))
     dq = digamma(q)
     lv = math.log(v)
     for i in prange(n):
@@ -33,20 +30,14 @@ def loglik_grad(params, x, m, w):
         lm = math.log(mi)
         lx = math.log(xi)
         lvm = math.log(v + mi * xi)
-        ll = (math.lgamma(px + q) - math.lgamma(px) - math.lgamma(q) + q * lv + (px - 1.0) * lm
-              + px * lx - (px + q) * lvm)
-        lls[i] = ll
         dpq = digamma(px + q)
-        wi = w[i]
-        total += wi * ll
-        g0 += wi * xi * (dpq - digamma(px) + lm + lx - lvm)
-        g1 += wi * (dpq - dq + lv - lvm)
-        g2 += wi * (q / v - (px + q) / (v + mi * xi))
-    grad = np.empty(3)
-    grad[0] = g0
-    grad[1] = g1
-    grad[2] = g2
-    return total, grad, lls
+        terms[i, 0] = (math.lgamma(px + q) - math.lgamma(px) - math.lgamma(q) + q * lv
+                       + (px - 1.0) * lm + px * lx - (px + q) * lvm)
+        terms[i, 1] = xi * (dpq - digamma(px) + lm + lx - lvm)
+        terms[i, 2] = dpq - dq + lv - lvm
+        terms[i, 3] = q / v - (px + q) / (v + mi * xi)
+    total, grad = weighted_totals(terms, w)
+    return total, grad, terms[:, 0].copy()
 
 
 @njit(**NJIT)
@@ -129,6 +120,37 @@ def spend_sums(ix, nx, m, w):
     return W, S, s_m, s_m2
 
 
+@njit(**NJIT)
+def _row_sums(lo, hi, v, x, m, w, out):
+    """Rows lo..hi-1 of ``loglik_derivs``: [R0, R1, D0, D1, E0, E1] into ``out``."""
+    has_w = w.shape[0] == x.shape[0]
+    R0 = 0.0
+    R1 = 0.0
+    D0 = 0.0
+    D1 = 0.0
+    E0 = 0.0
+    E1 = 0.0
+    for i in range(lo, hi):
+        wi = w[i] if has_w else 1.0
+        xi = x[i]
+        vz = v + m[i] * xi
+        L = math.log(vz)
+        inv = 1.0 / vz
+        u = wi * inv
+        R0 += wi * L
+        R1 += wi * xi * L
+        D0 += u
+        D1 += u * xi
+        E0 += u * inv
+        E1 += u * xi * inv
+    out[0] = R0
+    out[1] = R1
+    out[2] = D0
+    out[3] = D1
+    out[4] = E0
+    out[5] = E1
+
+
 @dual(4)
 def loglik_derivs(params, ux, W, S, x, m, w, want_hess):
     """Weighted total log-likelihood (Fader & Hardie 2013 eq. 3), gradient and Hessian w.r.t.
@@ -176,27 +198,27 @@ def loglik_derivs(params, ux, W, S, x, m, w, want_hess):
             h11 += Wj * (tpq - tg_q)
     # row sums: R0 = sum w L, R1 = sum w x L with L = log(gamma + m x), and the derivatives in
     # gamma: D0 = sum w / (gamma + m x), D1 = sum w x / (...), E0, E1 with squared denominators
+    # (per chunk of CLV_REDUCE_CHUNK rows in parallel, then the chunks in order: the result
+    # does not depend on the thread count or the launch path)
     n = x.shape[0]
-    has_w = w.shape[0] == n
+    n_chunks = (n + CLV_REDUCE_CHUNK - 1) // CLV_REDUCE_CHUNK
+    parts = np.zeros((n_chunks, 6))
+    for c in prange(n_chunks):
+        lo = c * CLV_REDUCE_CHUNK
+        _row_sums(lo, min(n, lo + CLV_REDUCE_CHUNK), v, x, m, w, parts[c])
     R0 = 0.0
     R1 = 0.0
     D0 = 0.0
     D1 = 0.0
     E0 = 0.0
     E1 = 0.0
-    for i in prange(n):
-        wi = w[i] if has_w else 1.0
-        xi = x[i]
-        vz = v + m[i] * xi
-        L = math.log(vz)
-        inv = 1.0 / vz
-        u = wi * inv
-        R0 += wi * L
-        R1 += wi * xi * L
-        D0 += u
-        D1 += u * xi
-        E0 += u * inv
-        E1 += u * xi * inv
+    for c in range(n_chunks):
+        R0 += parts[c, 0]
+        R1 += parts[c, 1]
+        D0 += parts[c, 2]
+        D1 += parts[c, 3]
+        E0 += parts[c, 4]
+        E1 += parts[c, 5]
     total += -p * R1 - q * R0
     grad = np.empty(3)
     grad[0] = g0 - R1

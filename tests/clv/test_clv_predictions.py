@@ -35,7 +35,7 @@ def test_clv_equals_lifetimes(cdnow, model_cls, ref_name, freq, time, rate):
     S = pd.Series
     ref = ref_gg.customer_lifetime_value(ref_model, S(x), S(tx), S(T), S(z), time=time,
                                          discount_rate=rate, freq=freq).to_numpy()
-    ours = gg.customer_lifetime_value(model, x, tx, T, z, time=time, discount_rate=rate, freq=freq)
+    ours = gg.customer_lifetime_value(model, x, tx, T, z, months=time, discount_rate=rate, freq=freq)
     np.testing.assert_allclose(ours, ref, rtol=1e-6)
     assert np.all(ours > 0)
 
