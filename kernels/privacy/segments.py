@@ -10,7 +10,7 @@ reports overflow (-1) and the caller takes a general path instead.
 import numpy as np
 from numba import njit, prange
 
-from ..common.config import NJIT, PRIVACY_HASH_CHUNKS
+from ..common.config import NJIT
 from ..common.launch import parallel_kernel
 
 __all__ = ["block_bounds", "small_dictionary", "remap_codes"]
