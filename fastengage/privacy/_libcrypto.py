@@ -3,8 +3,8 @@ the addresses of the few functions the hashing kernels call.
 
 No build-time dependency on OpenSSL headers: the library is opened at run time with ctypes.
 The library is found, in order, as the ``libcrypto`` mapped into this process by CPython's
-``_hashlib`` extension (Linux: read from ``/proc/self/maps``), then by ``ctypes.util``, then by
-its usual sonames. If none is usable, :func:`libcrypto` returns ``None`` and pseudonymisation
+``_hashlib`` extension (Linux: read from ``/proc/self/maps``; macOS: dyld's image list), then by
+``ctypes.util`` (not on macOS), then by its versioned sonames. If none is usable, :func:`libcrypto` returns ``None`` and pseudonymisation
 falls back to Python's ``hmac`` (same tokens, slower). The functions used are OpenSSL's
 ``SHA256_Init/Update/Final`` (deprecated in 3.0 in favour of EVP, still exported by every
 OpenSSL 3 build with the default options; a build without them takes the fallback).
@@ -14,13 +14,15 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import sys
 import threading
 from dataclasses import dataclass
 
 __all__ = ["Libcrypto", "libcrypto"]
 
-_SONAMES = ("libcrypto.so.3", "libcrypto.so.1.1", "libcrypto.3.dylib", "libcrypto.dylib",
-            "libcrypto.so")
+# Never the bare "libcrypto.dylib": on macOS that is the system's LibreSSL stub, and loading
+# it aborts the process.
+_SONAMES = ("libcrypto.so.3", "libcrypto.so.1.1", "libcrypto.3.dylib", "libcrypto.so")
 
 
 @dataclass(frozen=True)
@@ -35,11 +37,28 @@ class Libcrypto:
     sha256_final: int
 
 
+def _dyld_path() -> str | None:
+    """macOS: the libcrypto image already loaded (by ``_hashlib``), from dyld's image list."""
+    try:
+        libc = ctypes.CDLL(None)
+        count, name = libc._dyld_image_count, libc._dyld_get_image_name
+    except (OSError, AttributeError):
+        return None
+    count.restype, name.restype, name.argtypes = ctypes.c_uint32, ctypes.c_char_p, [ctypes.c_uint32]
+    for i in range(count()):
+        path = (name(i) or b"").decode(errors="replace")
+        if "libcrypto" in os.path.basename(path):
+            return path
+    return None
+
+
 def _mapped_path() -> str | None:
     try:
         import _hashlib  # noqa: F401  (maps the libcrypto CPython was built against)
     except ImportError:
         return None
+    if sys.platform == "darwin":
+        return _dyld_path()
     try:
         with open("/proc/self/maps") as fh:
             for line in fh:
@@ -56,7 +75,8 @@ def _address(lib, name: str) -> int:
 
 
 def _open() -> Libcrypto | None:
-    candidates = [p for p in (_mapped_path(), ctypes.util.find_library("crypto")) if p]
+    found = ctypes.util.find_library("crypto") if sys.platform != "darwin" else None
+    candidates = [p for p in (_mapped_path(), found) if p]
     candidates += list(_SONAMES)
     for path in candidates:
         try:
