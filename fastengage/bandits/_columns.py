@@ -86,15 +86,19 @@ def arm_codes(values, arms: pa.Array, column: str, role: str = "arm") -> np.ndar
     return np.ascontiguousarray(codes.to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
-def feature_matrix(batch, features: list[str]) -> np.ndarray:
-    """The named columns of ``batch`` as a C-contiguous (n, d) float64 matrix; finite values only."""
+def feature_matrix(batch, features: list[str], by_column: bool = False) -> np.ndarray:
+    """The named columns of ``batch`` as a C-contiguous float64 matrix, (n, d), or (d, n) with
+    ``by_column`` (one contiguous copy per column, as decisions read them); finite values only."""
     n = batch.num_rows
-    X = np.empty((n, len(features)), dtype=np.float64)
+    X = np.empty((len(features), n) if by_column else (n, len(features)), dtype=np.float64)
     for j, name in enumerate(features):
-        X[:, j] = amount_to_float64(batch.column(name), name, role="feature")
-    if len(features) and not np.isfinite(X).all():
-        bad = [name for j, name in enumerate(features) if not np.isfinite(X[:, j]).all()]
-        raise InputError(f"feature column(s) {', '.join(map(repr, bad))} hold infinite values")
+        col = amount_to_float64(batch.column(name), name, role="feature")
+        if not np.isfinite(col).all():
+            raise InputError(f"feature column {name!r} holds infinite values")
+        if by_column:
+            X[j] = col
+        else:
+            X[:, j] = col
     return X
 
 

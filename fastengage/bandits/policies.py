@@ -45,12 +45,19 @@ def _threads(n_rows: int, n_threads: int | None) -> int | None:
 class _Snapshot:
     """The arrays one decision reads; never modified after it is built."""
 
-    __slots__ = ("theta", "A_inv", "base_mean", "base_var", "scale", "beta_a", "beta_b")
+    __slots__ = ("theta", "A_inv", "L_inv", "base_mean", "base_var", "scale", "beta_a",
+                 "beta_b", "bound0", "bound1")
 
-    def __init__(self, theta, A_inv, base_mean, base_var, scale, beta_a, beta_b):
-        self.theta, self.A_inv = theta, A_inv
+    def __init__(self, theta, A_inv, L_inv, base_mean, base_var, scale, beta_a, beta_b):
+        self.theta, self.A_inv, self.L_inv = theta, A_inv, L_inv
         self.base_mean, self.base_var, self.scale = base_mean, base_var, float(scale)
         self.beta_a, self.beta_b = beta_a, beta_b
+        # Width bounds for skipping arms that cannot win a UCB row: width <= bound0 + bound1|x|
+        # (triangle inequality, spectral norm); the 1e-9 margin dwarfs any rounding.
+        margin = 1.0 + 1e-9
+        self.bound0 = self.scale * np.sqrt(base_var) * margin
+        self.bound1 = (self.scale * np.linalg.norm(L_inv, ord=2, axis=(1, 2)) * margin
+                       if L_inv.shape[1] else np.zeros(theta.shape[0]))
 
 
 class Policy:
@@ -127,18 +134,18 @@ class Policy:
         K, d = self._G.shape[0], self.n_features
         old = getattr(self, "_snapshot", None)
         if d and arms is not None and old is not None and old.theta.shape[0] == K:
-            theta, A_inv = old.theta.copy(), old.A_inv.copy()
+            theta, A_inv, L_inv = old.theta.copy(), old.A_inv.copy(), old.L_inv.copy()
             for a in arms:  # only the arms an update touched
-                self._solve(theta, A_inv, slice(a, a + 1))
+                self._solve(theta, A_inv, L_inv, slice(a, a + 1))
         else:
-            theta, A_inv = np.zeros((K, d)), np.zeros((K, d, d))
+            theta, A_inv, L_inv = np.zeros((K, d)), np.zeros((K, d, d)), np.zeros((K, d, d))
             if d:
-                self._solve(theta, A_inv, slice(0, K))
-        self._snapshot = _Snapshot(theta, A_inv, *self._derive())
+                self._solve(theta, A_inv, L_inv, slice(0, K))
+        self._snapshot = _Snapshot(theta, A_inv, L_inv, *self._derive())
 
-    def _solve(self, theta, A_inv, rows) -> None:
+    def _solve(self, theta, A_inv, L_inv, rows) -> None:
         bad = _ridge.solve_arms(self._G[rows], self._g[rows], self.params["l2"], theta[rows],
-                                A_inv[rows])
+                                A_inv[rows], L_inv[rows])
         if bad >= 0:
             raise InputError(f"the ridge matrix of arm {self._arms[rows.start + bad]} is not "
                              "positive definite (l2 must be > 0)")
@@ -254,15 +261,15 @@ class Policy:
             raise InputError(f"x must be a 1-D array of {d} features, got shape {x.shape}")
         return x
 
-    def _run(self, X, mask, seed, row0, draws, want_mean, want_dist, n_threads):
+    def _run(self, XC, mask, seed, row0, draws, want_mean, want_dist, n_threads):
         snap = self._snapshot
-        n, K = X.shape[0], snap.theta.shape[0]
+        n, K = XC.shape[1], snap.theta.shape[0]
         arm, prop = np.empty(n, dtype=np.int64), np.empty(n)
         mean = np.empty((n if want_mean else 0, K))
         dist = np.empty((n if want_dist else 0, K))
-        _decide.decide_rows(X, mask if mask is not None else np.zeros((0, K), np.uint8),
-                            snap.theta, snap.A_inv, snap.base_mean, snap.base_var, snap.scale,
-                            snap.beta_a, snap.beta_b, self.KIND, self.params.get("epsilon", 0.0),
+        _decide.decide_rows(XC, mask if mask is not None else np.zeros((0, K), np.uint8),
+                            snap.theta, snap.L_inv, snap.base_mean, snap.base_var, snap.scale,
+                            snap.bound0, snap.bound1, snap.beta_a, snap.beta_b, self.KIND, self.params.get("epsilon", 0.0),
                             seed, row0, draws, arm, prop, mean, dist,
                             n_threads=_threads(n, n_threads))
         return arm, prop, mean, dist
@@ -276,7 +283,7 @@ class Policy:
         start = 0
         for batch in source.batches(columns):
             mask = eligible_mask(eligible, batch, start, self._arms, total)
-            yield start, batch, feature_matrix(batch, features), mask
+            yield start, batch, feature_matrix(batch, features, by_column=True), mask
             start += batch.num_rows
 
     def decide(self, data, *, features: list[str] | None = None, id: str | None = None,
@@ -341,8 +348,9 @@ class Policy:
             seed_, row = self._service_seed, next(self._service_rows)
         else:
             seed_, row = _seed64(seed), 0
-        arm, p = _decide.decide_single(x, elig, snap.theta, snap.A_inv, snap.base_mean,
-                                       snap.base_var, snap.scale, snap.beta_a, snap.beta_b,
+        arm, p = _decide.decide_single(x, elig, snap.theta, snap.L_inv, snap.base_mean,
+                                       snap.base_var, snap.scale, snap.bound0, snap.bound1,
+                                       snap.beta_a, snap.beta_b,
                                        self.KIND, self.params.get("epsilon", 0.0), seed_, row,
                                        self._draws(None))
         return (None, float("nan")) if arm < 0 else (self._arm_list()[arm], p)

@@ -117,16 +117,17 @@ def add_one(x, reward, arm, G, g, counts, sums, sums2):
 
 
 @njit(**NJIT)
-def solve_arms(G, g, lam, theta, A_inv):
-    """``A_inv[a] = (G[a] + lam I)^-1`` and ``theta[a] = A_inv[a] g[a]`` by Cholesky.
+def solve_arms(G, g, lam, theta, A_inv, L_inv):
+    """``A_inv[a] = (G[a] + lam I)^-1``, ``theta[a] = A_inv[a] g[a]`` and ``L_inv[a]``, the
+    inverse of the Cholesky factor (lower triangular; ``A_inv = L_inv^T L_inv``).
 
     Returns the index of the first arm whose matrix is not positive definite, or -1.
     """
     K = G.shape[0]
     d = G.shape[1]
     L = np.empty((d, d))
-    Linv = np.empty((d, d))
     for a in range(K):
+        Linv = L_inv[a]
         # Cholesky A = L L^T.
         for i in range(d):
             for j in range(i + 1):
