@@ -19,12 +19,13 @@ def _read(table, cols):
     return read_columns(table, {c: c for c in cols})
 
 
-def _predict_holdout(model, data):
+def _predict_holdout(model, data, n_threads):
     x, tx, T, d = data["frequency"], data["recency"], data["T"], data["duration_holdout"]
-    return model.expected_purchases(d, x, tx, T)
+    return model.expected_purchases(d, x, tx, T, n_threads=n_threads)
 
 
-def holdout_table(model, table, *, max_frequency: int = 7) -> pa.Table:
+def holdout_table(model, table, *, max_frequency: int = 7,
+                  n_threads: int | None = None) -> pa.Table:
     """Mean predicted vs actual holdout purchases per calibration-frequency bucket.
 
     Parameters
@@ -41,7 +42,7 @@ def holdout_table(model, table, *, max_frequency: int = 7) -> pa.Table:
     duration_holdout).
     """
     data = _read(table, ["frequency", "recency", "T", "frequency_holdout", "duration_holdout"])
-    pred = _predict_holdout(model, data)
+    pred = _predict_holdout(model, data, n_threads)
     bucket = np.minimum(data["frequency"], max_frequency).astype(np.int64)
     n = np.bincount(bucket, minlength=max_frequency + 1)
     act = np.bincount(bucket, weights=data["frequency_holdout"], minlength=max_frequency + 1)
@@ -52,10 +53,10 @@ def holdout_table(model, table, *, max_frequency: int = 7) -> pa.Table:
                          "actual": act / n, "predicted": prd / n})
 
 
-def holdout_errors(model, table) -> dict:
+def holdout_errors(model, table, *, n_threads: int | None = None) -> dict:
     """Per-customer errors of the holdout prediction: MAE, RMSE, totals and relative bias."""
     data = _read(table, ["frequency", "recency", "T", "frequency_holdout", "duration_holdout"])
-    pred = _predict_holdout(model, data)
+    pred = _predict_holdout(model, data, n_threads)
     act = data["frequency_holdout"]
     if act.size == 0:
         raise InputError("the holdout table is empty")
@@ -68,7 +69,8 @@ def holdout_errors(model, table) -> dict:
             "correlation": float(np.corrcoef(pred, act)[0, 1]) if act.std() > 0 else float("nan")}
 
 
-def period_transactions(model, table, *, max_frequency: int = 7) -> pa.Table:
+def period_transactions(model, table, *, max_frequency: int = 7,
+                        n_threads: int | None = None) -> pa.Table:
     """Customers by number of repeat purchases in calibration: actual vs model expectation.
 
     The model column is sum_i P(X(T_i) = k) (exact, over distinct T values), with the last row
@@ -81,7 +83,7 @@ def period_transactions(model, table, *, max_frequency: int = 7) -> pa.Table:
     data = _read(table, ["frequency", "T"])
     (uT,), wT, _ = compress(data["T"])
     k = np.arange(max_frequency, dtype=np.float64)
-    pmf = model.probability_of_n_purchases(uT[:, None], k[None, :])   # distinct T x k (small)
+    pmf = model.probability_of_n_purchases(uT[:, None], k[None, :], n_threads=n_threads)   # distinct T x k (small)
     expected = wT @ pmf
     expected = np.append(expected, wT.sum() - expected.sum())
     bucket = np.minimum(data["frequency"], max_frequency).astype(np.int64)

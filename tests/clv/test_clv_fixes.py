@@ -149,3 +149,49 @@ def test_betageo_fit_is_bit_identical_under_load_and_any_thread_count():
         assert b.params_ == a.params_
         assert b.log_likelihood_ == a.log_likelihood_
         np.testing.assert_array_equal(b.covariance_, a.covariance_)
+
+
+# -- vocabulary ----------------------------------------------------------------------------------
+def test_old_spellings_work_with_a_deprecation_warning(cdnow):
+    x, tx, T = cdnow
+    bg = clv.BetaGeo().fit(x, tx, T)
+    gg = clv.GammaGamma()
+    gg.params_ = dict(p=6.25, q=3.74, gamma=15.44)
+    m = np.full(x.size, 20.0)
+    new = gg.customer_lifetime_value(bg, x, tx, T, m, months=6, freq="W")
+    with pytest.warns(DeprecationWarning, match="months="):
+        old = gg.customer_lifetime_value(bg, x, tx, T, m, time=6, freq="W")
+    np.testing.assert_array_equal(old, new)
+    with pytest.warns(DeprecationWarning, match="months="):
+        old = clv.customer_lifetime_value(bg, x, tx, T, m, time=6, freq="W")
+    np.testing.assert_array_equal(old, clv.customer_lifetime_value(bg, x, tx, T, m, months=6,
+                                                                   freq="W"))
+    with pytest.raises(InputError, match="months= only"), pytest.warns(DeprecationWarning):
+        clv.customer_lifetime_value(bg, x, tx, T, m, time=6, months=6)
+    for old_name, new_name, args in [
+            ("conditional_expected_number_of_purchases_up_to_time", "expected_purchases",
+             (10, x, tx, T)),
+            ("conditional_probability_alive", "probability_alive", (x, tx, T))]:
+        with pytest.warns(DeprecationWarning, match=new_name):
+            got = getattr(bg, old_name)(*args)
+        np.testing.assert_array_equal(got, getattr(bg, new_name)(*args))
+    with pytest.warns(DeprecationWarning, match="expected_spend"):
+        got = gg.conditional_expected_average_profit(x, m)
+    np.testing.assert_array_equal(got, gg.expected_spend(x, m))
+
+
+def test_n_threads_on_every_clv_entry_point_that_runs_kernels(cdnow):
+    import inspect
+    from fastengage.clv import validation
+    entry_points = [clv.summary, clv.customer_lifetime_value, validation.holdout_table,
+                    validation.holdout_errors, validation.period_transactions,
+                    clv.GammaGamma.customer_lifetime_value]
+    for cls in (clv.BetaGeo, clv.ModifiedBetaGeo, clv.ParetoNBD, clv.BetaGeoBetaBinom,
+                clv.GammaGamma, clv.ShiftedBetaGeo):
+        for name in ("fit", "probability_alive", "expected_purchases", "individual_log_likelihood",
+                     "probability_of_n_purchases", "population_expected_purchases", "predict",
+                     "survival", "derl"):
+            if hasattr(cls, name):
+                entry_points.append(getattr(cls, name))
+    for fn in entry_points:
+        assert "n_threads" in inspect.signature(fn).parameters, fn.__qualname__
