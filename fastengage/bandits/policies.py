@@ -198,18 +198,18 @@ class Policy:
                 continue
             codes = arm_codes(batch.column(arm), self._arms, arm)
             rewards = reward_vector(batch, reward, self.BINARY_REWARDS)
-            X = feature_matrix(batch, features)
-            self._add(X, codes, rewards, n_threads)
+            XC = feature_matrix(batch, features, by_column=True)
+            self._add(XC, codes, rewards, n_threads)
         return self
 
-    def _add(self, X, codes, rewards, n_threads) -> None:
+    def _add(self, XC, codes, rewards, n_threads) -> None:
         with self._lock:
             K, d = len(self._arms), self.n_features
             order, task_arm, start, stop = _ridge.plan_tasks(codes, K, BANDIT_ROWS_PER_TASK)
             T = task_arm.shape[0]
             part_G, part_g, part_s = np.zeros((T, d, d)), np.zeros((T, d)), np.zeros((T, 3))
-            _ridge.task_sums(X, rewards, order, start, stop, part_G, part_g, part_s,
-                             n_threads=_threads(X.shape[0], n_threads))
+            _ridge.task_sums(XC, rewards, order, start, stop, part_G, part_g, part_s,
+                             n_threads=_threads(XC.shape[1], n_threads))
             _ridge.add_task_sums(task_arm, part_G, part_g, part_s, self._G, self._g,
                                  self._counts, self._sums, self._sums2)
             self._refresh(np.unique(task_arm))

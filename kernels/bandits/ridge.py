@@ -14,7 +14,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ..common.config import NJIT
+from ..common.config import BANDIT_UPDATE_BLOCK, NJIT
 from ..common.launch import parallel_kernel
 
 
@@ -56,26 +56,54 @@ def plan_tasks(arms, n_arms, rows_per_task):
     return order, task_arm, task_start, task_stop
 
 
+@njit(**NJIT)
+def _dot(u, v, m):
+    """``sum(u[:m] * v[:m])`` with four accumulators (four chains of dependent adds run side by
+    side; a single running sum would wait on each add)."""
+    s0 = s1 = s2 = s3 = 0.0
+    r = 0
+    while r + 4 <= m:
+        s0 += u[r] * v[r]
+        s1 += u[r + 1] * v[r + 1]
+        s2 += u[r + 2] * v[r + 2]
+        s3 += u[r + 3] * v[r + 3]
+        r += 4
+    while r < m:
+        s0 += u[r] * v[r]
+        r += 1
+    return (s0 + s1) + (s2 + s3)
+
+
 @parallel_kernel
-def task_sums(X, rewards, order, task_start, task_stop, part_G, part_g, part_s):
+def task_sums(XC, rewards, order, task_start, task_stop, part_G, part_g, part_s):
     """Per task: ``part_G[t]`` (upper triangle of sum x x^T), ``part_g[t]`` (sum r x) and
-    ``part_s[t] = (count, sum r, sum r^2)`` over the task's rows."""
-    d = X.shape[1]
+    ``part_s[t] = (count, sum r, sum r^2)`` over the task's rows. ``XC`` is features x rows.
+
+    Rows are gathered ``BANDIT_UPDATE_BLOCK`` at a time into a features x block buffer and every
+    entry of the triangle adds one dot product per block, so the triangle is read and written
+    once per block instead of once per row. Blocks follow the task layout, not the threads.
+    """
+    d = XC.shape[0]
     for t in prange(task_start.shape[0]):
+        B = np.empty((d, BANDIT_UPDATE_BLOCK))
+        rb = np.empty(BANDIT_UPDATE_BLOCK)
         G = part_G[t]
         g = part_g[t]
         s1 = 0.0
         s2 = 0.0
-        for k in range(task_start[t], task_stop[t]):
-            i = order[k]
-            r = rewards[i]
-            s1 += r
-            s2 += r * r
+        for k0 in range(task_start[t], task_stop[t], BANDIT_UPDATE_BLOCK):
+            m = min(BANDIT_UPDATE_BLOCK, task_stop[t] - k0)
+            for r in range(m):
+                rb[r] = rewards[order[k0 + r]]
+                s1 += rb[r]
+                s2 += rb[r] * rb[r]
             for p in range(d):
-                xp = X[i, p]
-                g[p] += r * xp
+                for r in range(m):
+                    B[p, r] = XC[p, order[k0 + r]]
+            for p in range(d):
+                g[p] += _dot(B[p], rb, m)
                 for q in range(p, d):
-                    G[p, q] += xp * X[i, q]
+                    G[p, q] += _dot(B[p], B[q], m)
         part_s[t, 0] = task_stop[t] - task_start[t]
         part_s[t, 1] = s1
         part_s[t, 2] = s2

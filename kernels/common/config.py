@@ -115,3 +115,6 @@ MF_SERVE_CHUNK = 64
 #: Requests for at most this many customers run on the calling thread only (no parallel launch):
 #: what a service answering single customers from many threads wants. Same results either way.
 RECOMMEND_SERIAL_MAX = 16
+#: A policy update adds rows to the Gram matrices this many at a time (one dot product per
+#: entry per block). Blocks follow the per-arm task layout, so results do not depend on threads.
+BANDIT_UPDATE_BLOCK = 64

@@ -257,3 +257,18 @@ def test_decide_one_and_updates_from_many_threads():
     assert all(a in ids and 0 < p <= 1 for a, p in results)
     ref = LinTS(ids, features=names).update(table.slice(0, 900), arm="arm", reward="r")
     np.testing.assert_allclose(policy._G, ref._G, rtol=1e-12, atol=1e-12)
+
+
+def test_ucb_arm_skipping_never_changes_a_decision():
+    # Without a mask LinUCB skips the widths of arms whose mean + width bound cannot reach the
+    # row's best mean; with an all-true mask it computes every width. Same table either way.
+    table, X, arms, r, names, ids = _logs(6000, 6, 8, 9)
+    for alpha in (0.05, 1.0, 20.0):
+        policy = LinUCB(ids, features=names, alpha=alpha).update(table.slice(0, 3000), arm="arm",
+                                                                 reward="r")
+        pruned = policy.decide(table, seed=3)
+        full = policy.decide(table, seed=3, eligible=np.ones((6000, 8), bool))
+        assert pruned.equals(full)
+        _, _, theta, A_inv = nb.ridge_stats(X[:3000], arms[:3000], r[:3000], 8, 1.0)
+        _, score = nb.linucb_scores(X, theta, A_inv, alpha)
+        assert pruned["arm"].to_pylist() == list(np.asarray(ids)[score.argmax(axis=1)])
