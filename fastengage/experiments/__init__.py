@@ -12,8 +12,9 @@ ROI.
 """
 from .readout import readout
 from .sequential import bayesian, msprt, sequential
+from . import uplift
 from .stats import (adjust_pvalues, conversion, power, proportions_ztest, sample_size, srm,
                     welch)
 
 __all__ = ["readout", "sequential", "msprt", "bayesian", "proportions_ztest", "conversion",
-           "welch", "srm", "power", "sample_size", "adjust_pvalues"]
+           "welch", "srm", "power", "sample_size", "adjust_pvalues", "uplift"]
