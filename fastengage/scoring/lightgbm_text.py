@@ -4,7 +4,11 @@ Only the text is read (``key=value`` lines); nothing is evaluated. Decision rule
 LightGBM's ``Tree::NumericalDecision``/``CategoricalDecision``: ``decision_type`` bit 0 marks a
 categorical split, bit 1 "default left", bits 2-3 the missing type (0 None: NaN is read as 0;
 1 Zero: NaN and ``|x| <= 1e-35`` take the default side; 2 NaN: NaN takes the default side).
-Categorical splits go left iff ``int(x)`` is in the node's bitset (NaN and negatives go right).
+Categorical splits go left iff ``static_cast<int>(x)`` is in the node's bitset; NaN, +-inf and
+values outside int32 become INT_MIN on x86-64 and go right, as do negatives (-0.5 is category 0).
+LightGBM's predictor first replaces every ``|x| <= kZeroThreshold`` (``1e-35f``) by 0; numerical
+thresholds between -kZeroThreshold and kZeroThreshold are moved so that raw values compare as
+the zeroed ones do (see :func:`_zeroed_thresholds`), which keeps that rule out of the kernels.
 Scores are summed in float64 in LightGBM's order (iteration by iteration, class by class) and
 transformed by the objective (binary/cross-entropy: ``1/(1+exp(-sigmoid*s))``; multiclass:
 softmax; poisson/gamma/tweedie: ``exp``; regression objectives: identity).
@@ -51,6 +55,19 @@ def _nums(block, key, dtype, n, where):
         raise ModelFormatError(f"LightGBM model: {where} {key!r} has {arr.shape[0]} values, "
                                f"expected {n}")
     return arr
+
+
+def _zeroed_thresholds(threshold: np.ndarray) -> np.ndarray:
+    """Thresholds ``t'`` with ``x <= t'  <=>  z(x) <= t`` where ``z(x)`` is 0 for
+    ``|x| <= Z = float32(1e-35)`` and ``x`` otherwise (LightGBM zeroes such inputs).
+
+    ``0 <= t < Z``: every ``|x| <= Z`` goes left, so ``t' = Z``; ``-Z <= t < 0``: they all go right,
+    so ``t' = nextafter(-Z, -inf)``; other thresholds already agree.
+    """
+    z = score_trees._ZERO
+    t = threshold
+    out = np.where((t >= 0) & (t < z), z, t)
+    return np.where((t >= -z) & (t < 0), np.nextafter(-z, -np.inf), out)
 
 
 def parse_lightgbm(text: str) -> tuple[TreeEnsemble, dict]:
@@ -120,6 +137,7 @@ def parse_lightgbm(text: str) -> tuple[TreeEnsemble, dict]:
         none = missing == 0
         nan_left[none] = (0.0 <= threshold[none]).astype(np.uint8)
         kind[missing == 1] = score_trees.KIND_ZERO_LEQ
+        threshold = np.where(is_cat, threshold, _zeroed_thresholds(threshold))
         cat_bits = {}
         if is_cat.any():
             bounds = _nums(kv, "cat_boundaries", int, None, where)

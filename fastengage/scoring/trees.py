@@ -319,8 +319,11 @@ class TreeEnsemble:
 
 
 def lt_to_leq(threshold: np.ndarray) -> np.ndarray:
-    """``x < t  <=>  x <= nextafter(t, -inf)`` for every double ``x``."""
-    return np.nextafter(threshold, -np.inf)
+    """``x < t  <=>  x <= nextafter(t, -inf)`` for every non-NaN double ``x``, except at
+    ``t = -inf``, where ``x < -inf`` is never true but ``-inf <= -inf`` is: that threshold
+    becomes NaN (``x <= NaN`` is false for every ``x``; NaN inputs follow the node's NaN side)."""
+    t = np.asarray(threshold, dtype=np.float64)
+    return np.where(t == -np.inf, np.nan, np.nextafter(t, -np.inf))
 
 
 class TreeModel(Model):

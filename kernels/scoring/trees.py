@@ -32,10 +32,15 @@ BLOCK = 64
 
 KIND_LEQ = 0        # go left iff x <= t (NaN: nan_left)
 KIND_EQ = 1         # go left iff x == t (NaN: nan_left)
-KIND_ZERO_LEQ = 2   # LightGBM missing type Zero: |x| <= 1e-35 or NaN -> nan_left, else x <= t
-KIND_CAT = 3        # LightGBM categorical: left iff int(x) is in the node's bitset (NaN, <0: right)
+KIND_ZERO_LEQ = 2   # LightGBM missing type Zero: |x| <= kZeroThreshold or NaN -> nan_left, else x <= t
+KIND_CAT = 3        # LightGBM categorical: left iff int(x) is in the node's bitset (see _cat_left)
 
-_ZERO = 1e-35
+#: LightGBM's ``kZeroThreshold`` is the float literal ``1e-35f``: 1.0000000180025095e-35 as a
+#: double, not 1e-35 (values in between are "zero" for LightGBM).
+_ZERO = float(np.float32(1e-35))
+#: ``static_cast<int>(x)`` is in range iff ``-2**31 - 1 < x < 2**31``; LightGBM (x86-64) reads
+#: any other value, NaN and +-inf included, as INT_MIN, a negative category that goes right.
+_INT32_END = 2147483648.0
 
 
 @njit(**NJIT)
@@ -128,6 +133,16 @@ def _in_bitset(bits, start, length, v):
 
 
 @njit(**NJIT)
+def _cat_left(bits, start, length, x):
+    """LightGBM's ``CategoricalDecision``: ``i = static_cast<int>(x)``; NaN, out-of-int32 and
+    ``i < 0`` go right, otherwise left iff bit ``i`` is set. ``trunc(x) >= 0  <=>  x > -1``, so
+    -0.5 is category 0, as in LightGBM; NaN fails both comparisons."""
+    if x > -1.0 and x < _INT32_END:
+        return _in_bitset(bits, start, length, np.int64(x))
+    return False
+
+
+@njit(**NJIT)
 def general_block(X, lo, hi, roots, feat, thr, left, right, kind, nan_left,
                   cat_start, cat_len, cat_bits, leaves, target, flush, out):
     """Add every tree's leaf value to ``out[lo:hi]`` (general layout).
@@ -161,9 +176,7 @@ def general_block(X, lo, hi, roots, feat, thr, left, right, kind, nan_left,
                 if kd == KIND_LEQ:  # the common case first, without a branch on NaN
                     go = (x <= thr[un]) | ((x != x) & (nan_left[un] == 1))
                 elif kd == KIND_CAT:
-                    go = False
-                    if x == x and x >= 0.0:
-                        go = _in_bitset(cat_bits, cat_start[un], cat_len[un], np.int64(x))
+                    go = _cat_left(cat_bits, cat_start[un], cat_len[un], x)
                 elif x != x:
                     go = nan_left[un] == 1
                 elif kd == KIND_EQ:
