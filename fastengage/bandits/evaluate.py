@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 from .._io.sources import amount_to_float64, open_source
 from ..errors import InputError
 from ..kernels.bandits import ope as _ope
+from ..kernels.common.config import BANDIT_OPE_CHUNK
 from ._columns import arm_array, arm_codes, feature_matrix
 from .policies import Policy, _seed64, _threads
 from .reward_model import fit_predict_rewards
@@ -153,33 +154,36 @@ def evaluate(logs, *, action: str, reward: str, propensity: str, target, positio
     q_hat = np.zeros((0, K, L))
     if needs_model:
         if isinstance(reward_model, np.ndarray):
-            q_hat = reward_model.astype(np.float64)
+            q_hat = np.asarray(reward_model, dtype=np.float64)  # no copy when already float64
             if q_hat.ndim == 2:
                 q_hat = q_hat[:, :, None]
             if q_hat.shape[:2] != (n, K) or q_hat.shape[2] not in (1, L):
                 raise InputError(f"reward_model array must have shape ({n}, {K}[, {L}]), "
                                  f"got {reward_model.shape}")
             q_hat = np.ascontiguousarray(np.repeat(q_hat, L, axis=2) if q_hat.shape[2] != L else q_hat)
-            if not np.isfinite(q_hat).all():
-                raise InputError("reward_model array holds non-finite values")
         else:
             X = feature_matrix(table, features) if features else None
             q_hat = fit_predict_rewards(X, codes, r, pos, K, L, reward_model, n_folds, seed,
                                         _action_context(action_context, K))
     w, dm, qf = np.empty(n), np.empty(n if needs_model else 0), np.empty(n if needs_model else 0)
     bad = np.empty(n, dtype=np.uint8)
-    _ope.round_terms(codes, pos, pscore, pi_e, q_hat, _SUM_TOLERANCE, w, dm, qf, bad,
+    n_chunks = -(-n // BANDIT_OPE_CHUNK)
+    chunk_w = np.empty((n_chunks, 2))
+    _ope.round_terms(codes, pos, pscore, pi_e, q_hat, _SUM_TOLERANCE, w, dm, qf, bad, chunk_w,
                      n_threads=_threads(n, n_threads))
     n_bad = int(np.count_nonzero(bad))
     if n_bad:
-        raise InputError(f"{n_bad} round(s) have a propensity outside (0, 1] or target "
-                         "probabilities that are negative or do not sum to 1")
-    mean_w = float(w.mean())
+        raise InputError(f"{n_bad} round(s) have a propensity outside (0, 1], target "
+                         "probabilities that are negative or do not sum to 1, or a non-finite "
+                         "reward-model value")
+    sum_w, sum_w2 = chunk_w.sum(axis=0)  # chunk sums added in chunk order
+    mean_w = float(sum_w) / n
     est_codes = np.array([ESTIMATORS[e] for e in names], dtype=np.int64)
-    rounds = np.empty((n, len(names)))
+    rounds = np.empty((n if n_bootstrap else 0, len(names)))
+    chunk_sums = np.empty((n_chunks, len(names)))
     _ope.round_rewards(r, w, dm, qf, mean_w, float(clip), float(switch_tau), float(dros_lambda),
-                       est_codes, rounds, n_threads=_threads(n, n_threads))
-    values = rounds.mean(axis=0)
+                       est_codes, rounds, chunk_sums, n_threads=_threads(n, n_threads))
+    values = chunk_sums.sum(axis=0) / n
     lo = hi = se = pa.nulls(len(names), pa.float64())  # no bootstrap, no interval
     if n_bootstrap:
         boot = np.empty((int(n_bootstrap), len(names)))
@@ -187,7 +191,8 @@ def evaluate(logs, *, action: str, reward: str, propensity: str, target, positio
                              n_threads=_threads(n * int(n_bootstrap), n_threads))
         lo, hi = np.percentile(boot, [100 * alpha / 2, 100 * (1 - alpha / 2)], axis=0)
         se = boot.std(axis=0, ddof=1) if n_bootstrap > 1 else pa.nulls(len(names), pa.float64())
-    ess = [_ess(e, w, clip, switch_tau, dros_lambda) for e in names]
+    cache = {"raw": float(sum_w) ** 2 / float(sum_w2) if sum_w2 > 0 else 0.0}
+    ess = [_ess(e, w, clip, switch_tau, dros_lambda, cache) for e in names]
     return pa.table({"estimator": names, "value": values, "ci_lower": lo, "ci_upper": hi,
                      "std_error": se, "ess": pa.array(ess, pa.float64()),
                      "n_rounds": pa.array([n] * len(names), pa.int64())})
@@ -202,14 +207,21 @@ def _action_context(action_context, K):
     return ac
 
 
-def _ess(name, w, clip, tau, lam):
+def _ess(name, w, clip, tau, lam, cache):
+    """Kish's effective sample size of the weights ``name`` puts on the logged rewards."""
     if name == "dm":
         return None
-    if name in ("ipw", "dr"):
-        w = np.minimum(w, clip) if clip < np.inf else w
-    elif name == "switch-dr":
-        w = np.where(w <= tau, w, 0.0)
-    elif name == "dr-os":
-        w = lam * w / (w * w + lam) if lam < np.inf else w
-    s2 = float(np.dot(w, w))
-    return float(w.sum()) ** 2 / s2 if s2 > 0 else 0.0
+    key = {"ipw": "clip", "dr": "clip", "switch-dr": "switch", "dr-os": "shrink"}.get(name, "raw")
+    if key == "clip" and not clip < np.inf or key == "shrink" and not lam < np.inf:
+        key = "raw"
+    if key not in cache:
+        if key == "clip":
+            w = np.minimum(w, clip)
+        elif key == "switch":
+            w = np.where(w <= tau, w, 0.0)
+        elif key == "shrink":
+            den = w * w + lam
+            w = np.divide(lam * w, den, out=np.zeros_like(w), where=den > 0)
+        s2 = float(np.dot(w, w))
+        cache[key] = float(w.sum()) ** 2 / s2 if s2 > 0 else 0.0
+    return cache[key]

@@ -35,15 +35,20 @@ DR_OS = 6
 
 
 @parallel_kernel
-def round_terms(action, position, pscore, pi_e, q_hat, tol, out_w, out_dm, out_qf, out_bad):
+def round_terms(action, position, pscore, pi_e, q_hat, tol, out_w, out_dm, out_qf, out_bad,
+                chunk_w):
     """Per round: ``w``, ``dm``, ``qf`` (the last two only when ``q_hat`` has rows) and
     ``out_bad = 1`` when the round's target probabilities at its position are negative, do not
-    sum to 1 within ``tol``, or its logged propensity is not in (0, 1]."""
+    sum to 1 within ``tol``, its logged propensity is not in (0, 1], or a reward-model value at
+    its position is not finite. ``chunk_w[c] = (sum w, sum w^2)`` over chunk ``c`` of
+    ``BANDIT_OPE_CHUNK`` rounds (chunks are fixed, so their sums do not depend on threads)."""
     n = action.shape[0]
     K = pi_e.shape[1]
     has_q = q_hat.shape[0] > 0
     n_chunks = (n + BANDIT_OPE_CHUNK - 1) // BANDIT_OPE_CHUNK
     for c in prange(n_chunks):
+        sw = 0.0
+        sw2 = 0.0
         for i in range(c * BANDIT_OPE_CHUNK, min(n, (c + 1) * BANDIT_OPE_CHUNK)):
             a = action[i]
             p = position[i]
@@ -57,23 +62,36 @@ def round_terms(action, position, pscore, pi_e, q_hat, tol, out_w, out_dm, out_q
                     bad = True
                 total += pb
                 if has_q:
-                    num += pb * q_hat[i, b, p]
+                    qb = q_hat[i, b, p]
+                    if not abs(qb) < np.inf:
+                        bad = True
+                    num += pb * qb
             if abs(total - 1.0) > tol:
                 bad = True
             out_bad[i] = bad
-            out_w[i] = pi_e[i, a, p] / ps
+            w = pi_e[i, a, p] / ps
+            out_w[i] = w
+            sw += w
+            sw2 += w * w
             if has_q:
                 out_dm[i] = num / total
                 out_qf[i] = q_hat[i, a, p]
+        chunk_w[c, 0] = sw
+        chunk_w[c, 1] = sw2
 
 
 @parallel_kernel
-def round_rewards(reward, w, dm, qf, mean_w, clip, tau, lam, estimators, out):
-    """``out[i, e]``: round reward of estimator ``estimators[e]`` (codes above) for round ``i``."""
+def round_rewards(reward, w, dm, qf, mean_w, clip, tau, lam, estimators, out, chunk_sums):
+    """``out[i, e]``: round reward of estimator ``estimators[e]`` (codes above) for round ``i``;
+    ``chunk_sums[c, e]``: their sum over chunk ``c`` (added in chunk order by the caller).
+    ``out`` with zero rows is not filled (no bootstrap needs it)."""
     n = reward.shape[0]
     E = estimators.shape[0]
+    store = out.shape[0] > 0
     n_chunks = (n + BANDIT_OPE_CHUNK - 1) // BANDIT_OPE_CHUNK
     for c in prange(n_chunks):
+        for e in range(E):
+            chunk_sums[c, e] = 0.0
         for i in range(c * BANDIT_OPE_CHUNK, min(n, (c + 1) * BANDIT_OPE_CHUNK)):
             wi = w[i]
             r = reward[i]
@@ -95,7 +113,9 @@ def round_rewards(reward, w, dm, qf, mean_w, clip, tau, lam, estimators, out):
                     den = wi * wi + lam
                     shrunk = (lam * wi / den if den > 0.0 else 0.0) if lam < np.inf else wi
                     v = dm[i] + shrunk * (r - qf[i])
-                out[i, e] = v
+                if store:
+                    out[i, e] = v
+                chunk_sums[c, e] += v
 
 
 @parallel_kernel
