@@ -24,9 +24,16 @@ __all__ = [
     "time_to_us",
     "amount_to_float64",
     "US_PER_DAY",
+    "TIME_MIN_US",
+    "TIME_MAX_US",
 ]
 
 US_PER_DAY = 86_400_000_000
+#: Times fastengage accepts: the range of Python's datetime, 0001-01-01 .. 9999-12-31 23:59:59.999999
+#: UTC, in microseconds. Any two such times differ by less than 2**63 microseconds, so no
+#: difference of times (recency, tenure, T) can overflow.
+TIME_MIN_US = -62_135_596_800_000_000
+TIME_MAX_US = 253_402_300_799_999_999
 _US_PER_UNIT = {"s": 1_000_000, "ms": 1_000, "us": 1}
 
 
@@ -85,8 +92,38 @@ class Source:
         In-memory tables are yielded as one batch when ``combine`` is true (kernels then make a
         single pass over contiguous arrays); everything else is streamed batch by batch so that
         data larger than memory never has to be materialised.
+
+        Every batch is validated in full before it is yielded (offsets inside their buffers,
+        UTF-8 of strings, dictionary indices in range), so no kernel ever reads outside an
+        array, and a file that cannot be decoded or a batch that mixes types is an
+        :class:`InputError` naming the file or the column; never a pyarrow error or garbage.
         """
         columns = list(dict.fromkeys(columns))
+        where = self.description
+        iterator = self._raw_batches(columns, batch_size, combine)
+        while True:
+            try:
+                batch = next(iterator)
+            except StopIteration:
+                return
+            except (pa.ArrowException, OSError, ValueError) as exc:
+                if isinstance(exc, InputError):
+                    raise
+                raise InputError(f"cannot read {where}: {exc}") from exc
+            _validate(batch, columns, where)
+            yield batch
+
+    @property
+    def description(self) -> str:
+        """What the input is, for error messages (the path of a file or folder when there is one)."""
+        if self.kind == "parquet_file":
+            return repr(getattr(self, "_path", "the Parquet file"))
+        if self.kind == "dataset" and getattr(self, "_path", None):
+            return repr(self._path)
+        return {"table": "the input table", "batch": "the input record batch",
+                "dataset": "the input dataset"}.get(self.kind, "the input stream")
+
+    def _raw_batches(self, columns, batch_size, combine):
         data = self._data
         if self.kind == "table":
             table = data.select(columns)
@@ -103,18 +140,10 @@ class Source:
         elif self.kind == "parquet_file":
             yield from data.iter_batches(batch_size=batch_size or 1_000_000, columns=columns)
         elif self.kind == "dataset":
-            import pyarrow.dataset as ds
-
-            # Arrow reads ahead 16 batches x 4 files by default; one of each keeps the memory of
-            # a stream bounded by the batch size, and the decoding still runs on Arrow's threads.
-            kwargs = {"columns": columns, "batch_readahead": 1, "fragment_readahead": 1}
-            if isinstance(data.format, ds.ParquetFileFormat):
-                # Pre-buffering coalesces reads of whole row groups far ahead of the scan; off,
-                # the memory of a 20M-row scan drops from ~350 MiB to ~160 MiB.
-                kwargs["fragment_scan_options"] = ds.ParquetFragmentScanOptions(pre_buffer=False)
-            if batch_size is not None:
-                kwargs["batch_size"] = batch_size
-            yield from data.to_batches(**kwargs)
+            # Folders fastengage opened itself are checked file by file; a Dataset the user built
+            # (possibly with an explicit schema that casts on purpose) is read as given.
+            opened_here = getattr(self, "_path", None) is not None
+            yield from _dataset_batches(data, columns, batch_size, self.schema if opened_here else None)
         else:  # "reader" / "stream": single pass
             if self._data is None:
                 raise InputError("this input stream was already consumed; pass a new one")
@@ -129,7 +158,64 @@ class Source:
                         yield batch.slice(start, batch_size)
 
 
+def _validate(batch: pa.RecordBatch, columns: list, where: str) -> None:
+    for name, column in zip(batch.schema.names, batch.columns):
+        try:
+            column.validate(full=True)
+        except pa.ArrowException as exc:
+            raise InputError(f"column {name!r} of {where} is corrupt: {exc}") from exc
+
+
+def _dataset_batches(data, columns, batch_size, schema):
+    """A dataset's batches; each Parquet file's own types must equal the dataset's (a folder
+    of files written with different types would otherwise be cast silently to the first's)."""
+    import pyarrow.dataset as ds
+
+    # Arrow reads ahead 16 batches x 4 files by default; one of each keeps the memory of
+    # a stream bounded by the batch size, and the decoding still runs on Arrow's threads.
+    kwargs = {"columns": columns, "batch_readahead": 1, "fragment_readahead": 1}
+    if isinstance(data.format, ds.ParquetFileFormat):
+        # Pre-buffering coalesces reads of whole row groups far ahead of the scan; off,
+        # the memory of a 20M-row scan drops from ~350 MiB to ~160 MiB.
+        kwargs["fragment_scan_options"] = ds.ParquetFragmentScanOptions(pre_buffer=False)
+        if schema is not None:
+            _check_fragment_types(data, columns, schema)
+    if batch_size is not None:
+        kwargs["batch_size"] = batch_size
+    yield from data.to_batches(**kwargs)
+
+
+def _check_fragment_types(data, columns, schema) -> None:
+    for fragment in data.get_fragments():
+        try:
+            physical = fragment.physical_schema
+        except (pa.ArrowException, OSError) as exc:
+            raise InputError(f"cannot read {fragment.path!r} as Parquet: {exc}") from exc
+        for name in columns:
+            want = schema.field(name).type
+            index = physical.get_field_index(name)
+            if index < 0:
+                raise InputError(f"file {fragment.path!r} has no column {name!r} (other files do)")
+            got = physical.field(index).type
+            if got != want:
+                raise InputError(
+                    f"column {name!r} is {got} in {fragment.path!r} but {want} in the dataset's "
+                    "first file; files of one folder must agree (cast them, or pass a dataset "
+                    "with an explicit schema)")
+
+
 def open_source(data) -> Source:
+    """Open any supported input without reading its rows (see :func:`_open_source`); every
+    column name must be valid UTF-8."""
+    source = _open_source(data)
+    try:
+        source.schema.names
+    except UnicodeDecodeError as exc:
+        raise InputError(f"the input has a column name that is not valid UTF-8 ({exc})") from exc
+    return source
+
+
+def _open_source(data) -> Source:
     """Open any supported input without reading its rows.
 
     Parameters
@@ -169,12 +255,16 @@ def open_source(data) -> Source:
                 parquet = pq.ParquetFile(path, pre_buffer=False)
             except (pa.ArrowInvalid, OSError) as exc:
                 raise InputError(f"cannot read {path!r} as Parquet: {exc}") from exc
-            return Source(parquet.schema_arrow, "parquet_file", parquet.metadata.num_rows, parquet)
+            source = Source(parquet.schema_arrow, "parquet_file", parquet.metadata.num_rows, parquet)
+            source._path = path
+            return source
         try:
             dataset = ds.dataset(path, format="parquet")
         except (pa.ArrowInvalid, OSError) as exc:
             raise InputError(f"cannot read {path!r} as Parquet: {exc}") from exc
-        return Source(dataset.schema, "dataset", None, dataset)
+        source = Source(dataset.schema, "dataset", None, dataset)
+        source._path = path
+        return source
     if hasattr(data, "__arrow_c_stream__"):
         reader = pa.RecordBatchReader.from_stream(data)
         return Source(reader.schema, "stream", None, reader)
@@ -208,17 +298,31 @@ def time_to_us(array: pa.Array, column: str) -> np.ndarray:
     if pa.types.is_timestamp(typ):
         raw = array.view(pa.int64()).to_numpy(zero_copy_only=False)
         if typ.unit == "ns":
-            return np.floor_divide(raw, 1000)
-        factor = _US_PER_UNIT[typ.unit]
-        return raw if factor == 1 else raw * factor
+            return np.floor_divide(raw, 1000)  # every int64 of ns is a time in range
+        return _scaled(raw, _US_PER_UNIT[typ.unit], column, typ.unit)
     if pa.types.is_date32(typ):
-        return array.view(pa.int32()).to_numpy(zero_copy_only=False).astype(np.int64) * US_PER_DAY
+        days = array.view(pa.int32()).to_numpy(zero_copy_only=False).astype(np.int64)
+        return _scaled(days, US_PER_DAY, column, "days")
     if pa.types.is_date64(typ):
-        return array.view(pa.int64()).to_numpy(zero_copy_only=False) * 1000
+        return _scaled(array.view(pa.int64()).to_numpy(zero_copy_only=False), 1000, column, "ms")
     raise InputError(
         f"time column {column!r} has type {typ}; expected a timestamp or a date "
         "(cast strings first, e.g. pyarrow.compute.strptime or pyarrow.compute.cast)"
     )
+
+
+def _scaled(raw: np.ndarray, factor: int, column: str, unit: str) -> np.ndarray:
+    """``raw * factor`` (microseconds), after checking that every value is a time in
+    [TIME_MIN_US, TIME_MAX_US]: the product would otherwise wrap around silently."""
+    if len(raw):
+        lo, hi = int(raw.min()), int(raw.max())
+        if lo < -(-TIME_MIN_US // factor) or hi > TIME_MAX_US // factor:
+            bad = lo if lo < -(-TIME_MIN_US // factor) else hi
+            raise InputError(
+                f"time column {column!r} has a value of {bad} {unit} since 1970-01-01, outside "
+                "the supported range 0001-01-01 .. 9999-12-31"
+            )
+    return raw if factor == 1 else raw * factor
 
 
 def amount_to_float64(array: pa.Array, column: str, role: str = "amount") -> np.ndarray:

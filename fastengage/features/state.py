@@ -24,10 +24,9 @@ from ..kernels.features import pairset as _pairset
 from ..kernels.features import rfm as _k
 from ..kernels.features import oneshot as _one
 from .segments import SegmentMap
+from . import _state_file as _sf
 
 __all__ = ["RFMState"]
-
-_STATE_VERSION = 1
 
 
 class _OutsideDayRange(Exception):
@@ -206,7 +205,8 @@ class RFMState:
         """
         if not isinstance(other, RFMState):
             raise TypeError("can only merge another RFMState")
-        assert not (self._sorted_only or other._sorted_only or self._day_words or other._day_words)
+        if self._sorted_only or other._sorted_only or self._day_words or other._day_words:
+            raise RuntimeError("rfm()'s internal pass state cannot be merged")
         if (other.columns, other.returns, other.limit_us) != (self.columns, self.returns, self.limit_us):
             raise InputError("cannot merge RFM states with different columns, returns or as_of settings")
         with self._lock, other._lock:
@@ -272,23 +272,25 @@ class RFMState:
     def save(self, path) -> None:
         """Save to a fastengage bundle (ZIP of JSON + .npy + Arrow IPC; never pickle).
 
-        Layout (version 1): ``meta.json`` with the settings and report; arrays ``state``
+        Layout (version 1): ``meta.json`` with the settings, counts and report; arrays ``state``
         (structured, see ``fastengage.kernels.features.rfm.STATE_DTYPE``), ``day_pairs`` and
         ``order_pairs`` (int64 pair keys ``customer_code << 32 | value``); tables ``customers``
         and ``orders`` (ids in code order, original Arrow type).
         """
-        assert not (self._sorted_only or self._day_words), "rfm()'s internal pass state"
+        if self._sorted_only or self._day_words:
+            raise RuntimeError("rfm()'s internal pass state cannot be saved")
         with self._lock:
             n = len(self.customers)
             meta = {
                 "columns": self.columns, "returns": self.returns,
                 "drop_null_customers": self.drop_null_customers, "limit_us": self.limit_us,
                 "max_time_us": self._max_time_us, "report": self.report,
+                "n_customers": n, "n_orders": len(self.orders) if self.orders is not None else 0,
             }
             tables = {"customers": pa.table({"id": self.customers.ids()})}
             if self.orders is not None:
                 tables["orders"] = pa.table({"id": self.orders.ids()})
-            save_bundle(path, "RFMState", _STATE_VERSION, meta,
+            save_bundle(path, _sf.KIND, _sf.VERSION, meta,
                         arrays={"state": self._state[:n],
                                 "day_pairs": _pairset.occupied(self._day_set),
                                 "order_pairs": _pairset.occupied(self._order_set)},
@@ -296,38 +298,58 @@ class RFMState:
 
     @classmethod
     def load(cls, path) -> "RFMState":
-        """Load a state written by :meth:`save`."""
-        bundle = load_bundle(path, "RFMState", _STATE_VERSION)
-        meta = bundle.meta
-        try:
-            cols = meta["columns"]
-            self = cls(customer=cols["customer"], time=cols["time"], amount=cols["amount"],
-                       order=cols["order"], returns=meta["returns"],
-                       drop_null_customers=meta["drop_null_customers"])
-            self.limit_us = meta["limit_us"]
-            self._max_time_us = meta["max_time_us"]
-            self.report = {k: int(v) for k, v in meta["report"].items()}
-        except (KeyError, TypeError) as exc:
-            raise ModelFormatError(f"RFMState file has incomplete metadata: {exc}") from exc
-        state = bundle.array("state")
-        if state.dtype != _k.STATE_DTYPE:
-            raise ModelFormatError("RFMState file: state array has an unexpected layout")
-        self.customers = IdEncoder.from_arrow(bundle.table("customers").column("id").combine_chunks(),
-                                              cols["customer"], "customer")
-        if len(self.customers) != len(state):
-            raise ModelFormatError("RFMState file: customer ids and state rows disagree")
-        if self.orders is not None:
-            self.orders = IdEncoder.from_arrow(bundle.table("orders").column("id").combine_chunks(),
-                                               cols["order"], "order")
-        self._state = state.copy()
-        day_keys, order_keys = bundle.array("day_pairs"), bundle.array("order_pairs")
-        self._day_set = _rebuild_set(day_keys)
-        self._order_set = _rebuild_set(order_keys)
-        self._day_keys, self._order_keys = len(day_keys), len(order_keys)
+        """Load a state written by :meth:`save`.
+
+        The file is checked as untrusted input before any kernel sees it (see
+        :mod:`fastengage.features._state_file`); members are read only after their declared size
+        matched the metadata.
+
+        Raises
+        ------
+        ModelFormatError
+            Naming the member and the problem.
+        """
+        with load_bundle(path, _sf.KIND, _sf.VERSION) as bundle:
+            settings = _sf.read_settings(bundle.meta)
+            cols = settings["columns"]
+            try:
+                self = cls(customer=cols["customer"], time=cols["time"], amount=cols["amount"],
+                           order=cols["order"], returns=settings["returns"],
+                           drop_null_customers=settings["drop_null_customers"])
+            except InputError as exc:
+                _sf.fail("meta.json", str(exc))
+            self.limit_us = settings["limit_us"]
+            self._max_time_us = settings["max_time_us"]
+            self.report = settings["report"]
+            state = _sf.read_records(bundle, settings)
+            self.customers = _read_ids(bundle, "customers", len(state), cols["customer"], "customer")
+            if self.orders is not None:
+                n_orders = settings["n_orders"]
+                self.orders = _read_ids(bundle, "orders", n_orders, cols["order"], "order")
+                _sf.check_order_hints(state, len(self.orders))
+                self._order_set = _sf.read_pairs(bundle, state, "order_pairs", len(self.orders))
+            else:
+                self._order_set = _sf.read_no_pairs(bundle, "order_pairs")
+            self._day_set = _sf.read_pairs(bundle, state, "day_pairs", None)
+        self._state = state
+        self._day_keys = int(state["purchase_days"].sum(dtype=np.int64))
+        self._order_keys = (int(state["frequency"].sum(dtype=np.int64))
+                            if self.orders is not None else 0)
         return self
 
 
-def _rebuild_set(keys: np.ndarray) -> np.ndarray:
-    """A pair set holding exactly ``keys`` (rehash builds a fresh table, empty keys included)."""
-    keys = np.ascontiguousarray(keys, dtype=np.int64)
-    return _pairset.rehash(keys, _pairset.capacity_for(len(keys)))
+def _read_ids(bundle, name: str, n: int | None, column: str, role: str) -> IdEncoder:
+    """An id encoder from table ``name``: ``n`` distinct ids of a supported type (n None: the
+    count is unknown, as in version-1 order tables, and bounded by the rows read)."""
+    member = f"{name}.arrow"
+    bound = n if n is not None else bundle.meta["report"]["rows_read"]
+    table = bundle.table(name, max_bytes=_sf.ids_max_bytes(bound))
+    if table.schema.names != ["id"]:
+        _sf.fail(member, f"expected one column 'id', got {table.schema.names}")
+    ids = table.column("id").combine_chunks()
+    if (n is not None and len(ids) != n) or len(ids) > bound:
+        _sf.fail(member, f"{len(ids)} ids where the metadata declares {bound}")
+    try:
+        return IdEncoder.from_arrow(ids, column, role)
+    except InputError as exc:
+        _sf.fail(member, str(exc))

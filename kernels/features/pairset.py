@@ -14,6 +14,10 @@ from ..common.config import NJIT
 
 EMPTY = np.int64(-1)
 _LOW32 = np.int64(0xFFFFFFFF)
+#: Largest customer code a key holds (31 bits: keys stay non-negative, EMPTY stays free).
+MAX_CODE = (1 << 31) - 1
+#: Largest value (order code) a key holds without colliding with another (32 bits).
+MAX_VALUE = (1 << 32) - 1
 
 
 @njit(**NJIT)
@@ -62,6 +66,17 @@ def rehash(table, capacity):
         if k != EMPTY:
             insert(out, k)
     return out
+
+
+@njit(**NJIT)
+def rebuilt(keys, capacity):
+    """(table of ``capacity`` slots holding ``keys``, number of distinct keys)."""
+    out = np.full(capacity, EMPTY, dtype=np.int64)
+    n = 0
+    for k in keys:
+        if insert(out, k):
+            n += 1
+    return out, n
 
 
 @njit(**NJIT)
