@@ -20,7 +20,7 @@ import numpy as np
 from ..errors import ModelFormatError
 from ..kernels.scoring import post as score_post
 from ..kernels.scoring import trees as score_trees
-from .trees import Tree, TreeEnsemble
+from .trees import Tree, TreeEnsemble, structure_problem
 
 __all__ = ["parse_lightgbm"]
 
@@ -124,10 +124,9 @@ def parse_lightgbm(text: str) -> tuple[TreeEnsemble, dict]:
         right = _nums(kv, "right_child", int, m, where).astype(np.int32)
         if feature.size and (feature.min() < 0 or feature.max() >= n_features):
             raise ModelFormatError(f"LightGBM model: {where} splits on a feature out of range")
-        for child in (left, right):
-            bad = (child >= m) | (child < -n_leaves)
-            if bad.any():
-                raise ModelFormatError(f"LightGBM model: {where} has a child index out of range")
+        bad = structure_problem(left, right, n_leaves)
+        if bad:
+            raise ModelFormatError(f"LightGBM model: {where}: {bad}")
         is_cat = (decision & 1) == 1
         default_left = ((decision >> 1) & 1).astype(np.uint8)
         missing = (decision >> 2) & 3

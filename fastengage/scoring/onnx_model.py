@@ -344,7 +344,10 @@ class OnnxModel(Model):
                 try:
                     sess = ort.InferenceSession(self._bytes, opts, providers=["CPUExecutionProvider"])
                 except Exception as exc:
-                    raise ModelFormatError(f"ONNX Runtime cannot load this model: {exc}") from None
+                    # ORT's messages carry a C++ signature of several kB: keep the reason.
+                    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+                    reason = reason.rsplit("] ", 1)[-1][:300]
+                    raise ModelFormatError(f"ONNX Runtime cannot load this model: {reason}") from None
                 self._sessions[key] = sess
         return sess
 

@@ -22,13 +22,14 @@ from functools import partial
 
 import numpy as np
 
+from ..errors import ModelFormatError
 from ..kernels.scoring import post as score_post
 from ..kernels.scoring import trees as score_trees
 from ._columns import feature_matrix
 from .model import Model
 
 
-__all__ = ["Tree", "TreeEnsemble", "TreeModel"]
+__all__ = ["Tree", "TreeEnsemble", "TreeModel", "structure_problem"]
 
 #: Deepest tree padded to the perfect layout (2**D leaves per tree). Branch-free traversal of
 #: the padded tree beats pointer chasing up to here (LightGBM, 100 trees: 0.45 s vs 1.34 s at
@@ -36,6 +37,42 @@ __all__ = ["Tree", "TreeEnsemble", "TreeModel"]
 MAX_PERFECT_DEPTH = 12
 #: Padded node budget of the perfect layout over the whole ensemble.
 MAX_PERFECT_NODES = 1 << 22
+
+
+def structure_problem(left: np.ndarray, right: np.ndarray, n_leaves: int) -> str | None:
+    """Why children arrays do not form one binary tree rooted at internal node 0, or None.
+
+    A tree of ``m`` internal nodes has ``m + 1`` leaves; its ``2m`` child slots name every
+    internal node but the root exactly once and every leaf (``~l``) exactly once. Then every
+    node but the root has one parent, so the only way left to fail is a cycle that the root does
+    not reach: pointer doubling on the parent array (``log2 m`` vectorised steps) finds it.
+    Traversals of a tree that passes never loop and never index outside its arrays.
+    """
+    m = int(left.shape[0])
+    if right.shape[0] != m:
+        return f"{m} left children but {right.shape[0]} right children"
+    if n_leaves != m + 1:
+        return f"{n_leaves} leaves for {m} splits (a binary tree has {m + 1})"
+    if m == 0:
+        return None
+    children = np.concatenate([left, right]).astype(np.int64)
+    if children.min() < -n_leaves or children.max() >= m:
+        return "a child index is out of range"
+    inner = children[children >= 0]
+    if np.any(inner == 0):
+        return "the root is a child of another node (cycle)"
+    if np.any(np.bincount(inner, minlength=m)[1:] != 1):
+        return "an internal node is the child of no node or of several (not a tree)"
+    if np.any(np.bincount(~children[children < 0], minlength=n_leaves) != 1):
+        return "a leaf is referenced by no node or by several (not a tree)"
+    parent = np.zeros(m, np.int64)
+    slots = np.concatenate([np.arange(m), np.arange(m)])
+    parent[inner] = slots[children >= 0]
+    for _ in range(m.bit_length() + 1):
+        parent = parent[parent]
+    if np.any(parent != 0):
+        return "internal nodes form a cycle unreachable from the root"
+    return None
 
 
 @dataclass
@@ -69,6 +106,28 @@ class Tree:
     @property
     def n_internal(self) -> int:
         return int(self.feature.shape[0])
+
+    def problem(self, n_features: int, n_raw: int) -> str | None:
+        """Why the kernels cannot safely traverse this tree, or None (see ``structure_problem``)."""
+        m = self.n_internal
+        for name in ("threshold", "kind", "nan_left", "left", "right"):
+            if np.shape(getattr(self, name)) != (m,):
+                return f"{name} has shape {np.shape(getattr(self, name))}, expected ({m},)"
+        if np.ndim(self.leaf_value) != 1:
+            return "leaf values are not a vector"
+        bad = structure_problem(self.left, self.right, int(self.leaf_value.shape[0]))
+        if bad:
+            return bad
+        if m and (self.feature.min() < 0 or self.feature.max() >= n_features):
+            return f"a split uses a feature outside 0..{n_features - 1}"
+        if not 0 <= int(self.target) < n_raw:
+            return f"output column {self.target} outside 0..{n_raw - 1}"
+        if m and (self.kind.max() > score_trees.KIND_CAT or self.nan_left.max() > 1):
+            return "unknown split kind"
+        cat_nodes = set(np.flatnonzero(self.kind == score_trees.KIND_CAT).tolist())
+        if cat_nodes != set(self.cat_bits):
+            return "categorical splits and bitsets do not match"
+        return None
 
     def depth(self) -> int:
         if self.n_internal == 0:
@@ -116,6 +175,10 @@ class TreeEnsemble:
         self.trees = trees
         self.n_features = int(n_features)
         self.n_raw = int(n_raw)
+        for i, tree in enumerate(trees):
+            bad = tree.problem(self.n_features, self.n_raw)
+            if bad:
+                raise ModelFormatError(f"tree {tree.source if tree.source >= 0 else i}: {bad}")
         self.acc_dtype = np.dtype(acc_dtype)
         self.input_dtype = np.dtype(input_dtype)
         self.base = None if base is None else np.asarray(base, dtype=self.acc_dtype)
