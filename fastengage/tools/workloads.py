@@ -207,7 +207,7 @@ def _scoring_variants() -> list[tuple[str, Callable[[], object]]]:
         model = load_model(data_path("churn_hgb.onnx"))
         model.score(table, id="id")
         model.score(table32)
-        model.predict(X[0])
+        model.predict(X[:1])  # the serving path: one row
         model.predict(X[:50])
 
     def linear():
@@ -215,7 +215,7 @@ def _scoring_variants() -> list[tuple[str, Callable[[], object]]]:
                             classes=[0, 1])
         model.score(table, id="id")
         model.score(table32)
-        model.predict(X[0])
+        model.predict(X[:1])
 
     return [("ONNX trees (churn_hgb.onnx)", trees), ("linear/logistic", linear)]
 

@@ -1,0 +1,120 @@
+"""Cold start: the first call of each capability in a fresh process, with an empty Numba cache
+(cold) and with the cache that run filled (warm); and a cold ``fastengage demo``.
+
+    python bench/cold_start.py [--capability rfm,clv,recommend,scoring] [--rows 50000] [--no-demo]
+
+Data: the first 50,000 Online Retail rows with a customer id (``fastengage.datasets``). Each
+figure comes from a new interpreter with ``NUMBA_CACHE_DIR`` pointing at a fresh folder, so the
+shared cache next to the kernels is neither used nor disturbed. For every measurement both wall
+time and CPU time (all threads) are recorded: on a loaded machine the wall time includes waiting
+for a core, the CPU time is what a quiet 2-core machine would need (compilation is serial).
+
+Records appended to ``bench/out/results.jsonl`` (compatible with ``bench/regress.py``):
+``name = "cold_start.<capability>"``, ``size = "cold"`` or ``"warm"``, ``median_s`` = CPU seconds
+of import + first call, ``reference_s`` = CPU seconds of the fixed sort workload. The per-kernel
+compile profile (kernel, specialisations, parallel, exclusive compile seconds) of every cold run
+goes to ``bench/out/cold_start_profile.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+OUT = os.path.join(HERE, "out")
+sys.path.insert(0, os.path.dirname(HERE))
+
+from fastengage.tools.coldstart import first_call_in_fresh_process, summarize  # noqa: E402
+
+
+def reference_cpu_seconds() -> float:
+    data = np.random.default_rng(0).random(2_000_000)
+    times = []
+    for _ in range(5):
+        c0 = time.process_time()
+        np.sort(data)
+        times.append(time.process_time() - c0)
+    return statistics.median(times)
+
+
+def cold_demo(cache_dir: str) -> dict:
+    """``fastengage demo`` in a fresh process with an empty cache: wall and CPU seconds."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    with tempfile.TemporaryDirectory() as out:
+        t0 = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-m", "fastengage", "demo", "--out", out],
+                              capture_output=True, text=True,
+                              env=dict(os.environ, NUMBA_CACHE_DIR=cache_dir))
+        wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        raise RuntimeError(f"demo failed:\n{proc.stderr[-3000:]}")
+    steps = [line for line in proc.stdout.splitlines() if line.startswith("== ")]
+    return {"wall_s": wall, "cpu_s": (after.ru_utime - before.ru_utime) +
+            (after.ru_stime - before.ru_stime), "steps": steps}
+
+
+def _record(name, size, cpu, ref, **extra) -> dict:
+    return {"name": name, "size": size, "median_s": cpu, "reference_s": ref, "ratios": {},
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S"), **extra}
+
+
+def main(argv=None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--capability", default="rfm,clv,recommend,scoring")
+    parser.add_argument("--rows", type=int, default=50_000)
+    parser.add_argument("--no-demo", action="store_true")
+    args = parser.parse_args(argv)
+    ref = reference_cpu_seconds()
+    records, profiles = [], {}
+    os.makedirs(OUT, exist_ok=True)
+    for cap in [c.strip() for c in args.capability.split(",") if c.strip()]:
+        cache = tempfile.mkdtemp(prefix=f"fe-cold-{cap}-")
+        try:
+            cold = first_call_in_fresh_process(cap, cache, rows=args.rows)
+            warm = first_call_in_fresh_process(cap, cache, rows=args.rows)
+        finally:
+            shutil.rmtree(cache, ignore_errors=True)
+        for size, r in (("cold", cold), ("warm", warm)):
+            cpu = r["import_and_data_cpu_s"] + r["first_call_cpu_s"]
+            records.append(_record(f"cold_start.{cap}", size, cpu, ref, wall_s=r["wall_s"],
+                                   first_call_s=r["first_call_s"],
+                                   first_call_cpu_s=r["first_call_cpu_s"],
+                                   import_and_data_cpu_s=r["import_and_data_cpu_s"],
+                                   compile_s=r["compile_s"],
+                                   specialisations=len(r["compiles"])))
+        profiles[cap] = summarize(cold["compiles"])
+        print(f"{cap}: cold {records[-2]['median_s']:.1f} s CPU ({cold['wall_s']:.1f} s wall, "
+              f"{len(cold['compiles'])} specialisations compiled, {cold['compile_s']:.1f} s "
+              f"compiling); warm {records[-1]['median_s']:.2f} s CPU ({warm['wall_s']:.1f} s wall)",
+              flush=True)
+    if not args.no_demo:
+        cache = tempfile.mkdtemp(prefix="fe-cold-demo-")
+        try:
+            demo = cold_demo(cache)
+        finally:
+            shutil.rmtree(cache, ignore_errors=True)
+        records.append(_record("cold_start.demo", "cold", demo["cpu_s"], ref,
+                               wall_s=demo["wall_s"], steps=demo["steps"]))
+        print(f"demo: cold {demo['cpu_s']:.1f} s CPU ({demo['wall_s']:.1f} s wall); "
+              + "; ".join(demo["steps"]), flush=True)
+    with open(os.path.join(OUT, "results.jsonl"), "a") as fh:
+        for rec in records:
+            fh.write(json.dumps(rec) + "\n")
+    with open(os.path.join(OUT, "cold_start_profile.json"), "w") as fh:
+        json.dump(profiles, fh, indent=1)
+    return records
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,261 @@
+"""The performance gate: instruction counts of a fixed small workload per capability, measured
+with ``valgrind --tool=callgrind``, compared with a committed baseline at a stated tolerance.
+
+Why instruction counts: on a shared 2-core machine, timings of the same code move by 2-5x with
+the load; the number of instructions a single-threaded workload executes does not move at all
+(it is the same program on the same data), so a tolerance of a few percent catches a real
+slow-down (a kernel doing twice the work) and never fires on noise.
+
+How it measures: one child interpreter runs under callgrind with instrumentation off
+(``--instr-atstart=no``: imports, data generation and loading the kernels from the Numba cache
+run at near-native speed). Around each capability's workload it switches instrumentation on
+and dumps the counters through Valgrind client requests, issued from a 30-byte machine-code
+stub (a no-op outside Valgrind). Everything runs on one thread (``FASTENGAGE_NUM_THREADS=1``,
+``NUMBA_NUM_THREADS=1``). Numba's cache is keyed by CPU name and features, and Valgrind
+reports a different CPU; the child therefore pins ``NUMBA_CPU_NAME``/``NUMBA_CPU_FEATURES`` to
+the host's values, so it reuses the kernels compiled natively (by a native pre-run of the same
+workloads, usually a cache hit after the test suite) instead of compiling under Valgrind.
+Counts depend on the CPU model's code generation, so baseline keys carry the CPU name.
+
+    python -m fastengage.tools.gate run    [--capability ...] [--json OUT]
+    python -m fastengage.tools.gate check  --baseline bench/baseline.json [--tolerance 0.05]
+    python -m fastengage.tools.gate update --baseline bench/baseline.json
+
+Baseline entries (``bench/baseline.json``, the layout of bench/regress.py):
+``"gate.<capability>@callgrind-<cpu>": {"normalized": <instructions>, "ratios": {}}``.
+``FASTENGAGE_GATE_SLOWDOWN=<capability>:<k>`` runs that workload ``k`` times inside the measured
+region: the injected slow-down the gate's own test uses.
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+__all__ = ["GATE_CAPABILITIES", "measure", "compare", "main"]
+
+GATE_CAPABILITIES = ("rfm", "clv", "recommend", "scoring")
+DEFAULT_TOLERANCE = 0.05
+
+# amd64 Valgrind client request: rax = &args, rdx = default; the magic rotate sequence then
+# xchg rbx,rbx; result in rdx. As a C function uint64 f(uint64 *args).
+_STUB = bytes.fromhex("4889f8" "31d2" "48c1c703" "48c1c70d" "48c1c73d" "48c1c733" "4887db"
+                      "4889d0" "c3")
+_CG_BASE = (ord("C") << 24) | (ord("T") << 16)
+DUMP_STATS, ZERO_STATS, START_INSTRUMENTATION, STOP_INSTRUMENTATION = (
+    _CG_BASE, _CG_BASE + 1, _CG_BASE + 4, _CG_BASE + 5)
+
+
+class _ClientRequests:
+    def __init__(self):
+        import ctypes
+        import mmap
+
+        self._mem = mmap.mmap(-1, mmap.PAGESIZE,
+                              prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+        self._mem.write(_STUB)
+        addr = ctypes.addressof(ctypes.c_char.from_buffer(self._mem))
+        self._fn = ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.POINTER(ctypes.c_uint64))(addr)
+        self._args = (ctypes.c_uint64 * 6)()
+
+    def __call__(self, request: int) -> int:
+        self._args[0] = request
+        return self._fn(self._args)
+
+
+# -- the workloads (fixed data, one thread) ----------------------------------------------------
+def _workloads() -> dict:
+    import numpy as np
+
+    from .gendata import transactions
+
+    def rfm():
+        from .. import rfm as run
+
+        ints = transactions(20_000, time_sorted=False)
+        strings = transactions(20_000, string_ids=True, time_sorted=False)
+        return lambda: (run(ints, customer="customer", time="time", amount="amount",
+                            order="order", n_threads=1),
+                        run(strings, customer="customer", time="time", amount="amount",
+                            n_threads=1))
+
+    def clv():
+        from .. import clv as c
+
+        t = transactions(20_000)
+        s = c.summary(t, customer="customer", time="time", amount="amount", freq="D")
+        x, tx, T = (s[k].to_numpy() for k in ("frequency", "recency", "T"))
+        return lambda: (c.summary(t, customer="customer", time="time", amount="amount", freq="D"),
+                        c.BetaGeo().fit(x, tx, T).probability_alive(x, tx, T))
+
+    def recommend():
+        from ..recommend import ALS, Interactions
+
+        inter = Interactions.from_data(transactions(20_000), customer="customer", item="item")
+        first = inter.customers.ids()[0].as_py()
+
+        def run():
+            model = ALS(factors=16, iterations=3, seed=0, n_threads=1).fit(inter)
+            model.recommend(n=10)
+            model.recommend_one(first, n=10)
+
+        return run
+
+    def scoring():
+        import pyarrow as pa
+
+        from ..datasets import data_path
+        from ..scoring import load_model
+
+        rng = np.random.default_rng(0)
+        names = ["recency_days", "tenure_days", "frequency", "purchase_days", "monetary_total",
+                 "monetary_mean"]
+        X = rng.gamma(2.0, 50.0, (20_000, 6))
+        table = pa.table({n: X[:, j] for j, n in enumerate(names)})
+        model = load_model(data_path("churn_hgb.onnx"))
+        return lambda: (model.score(table, n_threads=1), [model.predict(X[i:i + 1])
+                                                          for i in range(200)])
+
+    return {"rfm": rfm, "clv": clv, "recommend": recommend, "scoring": scoring}
+
+
+def _child(capabilities: list[str]) -> None:
+    """Inside (or outside) Valgrind: set up, warm, then measure each workload in its own dump."""
+    slow_cap, _, factor = os.environ.get("FASTENGAGE_GATE_SLOWDOWN", "").partition(":")
+    makers = _workloads()
+    runs = {}
+    for cap in capabilities:
+        runs[cap] = makers[cap]()
+        runs[cap]()  # warm: kernels loaded from the cache, lazy imports done
+    request = _ClientRequests()
+    for cap in capabilities:
+        repeats = int(factor) if cap == slow_cap and factor else 1
+        request(START_INSTRUMENTATION)
+        request(ZERO_STATS)
+        for _ in range(repeats):
+            runs[cap]()
+        request(DUMP_STATS)
+        request(STOP_INSTRUMENTATION)
+    print("@@GATE-DONE@@", flush=True)
+
+
+def host_cpu() -> tuple[str, str]:
+    import llvmlite.binding as ll
+
+    return ll.get_host_cpu_name(), ll.get_host_cpu_features().flatten()
+
+
+def measure(capabilities=GATE_CAPABILITIES, *, env: dict | None = None,
+            valgrind: str = "valgrind") -> dict:
+    """Instructions executed by each capability's workload: ``{capability: count}``."""
+    if shutil.which(valgrind) is None:
+        raise RuntimeError("valgrind not found (Debian/Ubuntu: apt-get install -y valgrind)")
+    cpu_name, cpu_features = host_cpu()
+    child_env = dict(os.environ, FASTENGAGE_NUM_THREADS="1", NUMBA_NUM_THREADS="1",
+                     NUMBA_CPU_NAME=cpu_name, NUMBA_CPU_FEATURES=cpu_features,
+                     PYTHONHASHSEED="0", **(env or {}))
+    cmd = [sys.executable, "-m", "fastengage.tools.gate", "_child",
+           "--capability", ",".join(capabilities)]
+    native = subprocess.run(cmd, env=child_env, capture_output=True, text=True)
+    if native.returncode != 0:  # fills the Numba cache natively; its failure is a real failure
+        raise RuntimeError(f"gate workloads failed natively:\n{native.stderr[-3000:]}")
+    with tempfile.TemporaryDirectory() as d:
+        out = os.path.join(d, "callgrind.out")
+        proc = subprocess.run([valgrind, "--tool=callgrind", "--instr-atstart=no",
+                               f"--callgrind-out-file={out}", *cmd],
+                              env=child_env, capture_output=True, text=True)
+        if proc.returncode != 0 or "@@GATE-DONE@@" not in proc.stdout:
+            raise RuntimeError(f"gate workloads failed under valgrind:\n{proc.stderr[-3000:]}")
+        dumps = sorted(glob.glob(out + ".*"), key=lambda p: int(p.rsplit(".", 1)[1]))
+        if len(dumps) != len(capabilities):
+            raise RuntimeError(f"expected {len(capabilities)} callgrind dumps, got {len(dumps)}")
+        return {cap: _total(path) for cap, path in zip(capabilities, dumps)}
+
+
+def _total(path: str) -> int:
+    with open(path) as fh:
+        for line in fh:
+            m = re.match(r"(?:totals|summary):\s+(\d+)", line)
+            if m:
+                return int(m.group(1))
+    raise RuntimeError(f"no totals in {path}")
+
+
+def _key(cap: str, cpu: str) -> str:
+    return f"gate.{cap}@callgrind-{cpu}"
+
+
+def compare(counts: dict, baseline: dict, cpu: str, tolerance: float) -> tuple[list, list]:
+    """``(regressions, missing)`` as printable lines."""
+    regressions, missing = [], []
+    for cap, n in counts.items():
+        base = baseline.get(_key(cap, cpu))
+        if base is None:
+            missing.append(_key(cap, cpu))
+            continue
+        ref = base["normalized"]
+        if n > ref * (1 + tolerance):
+            regressions.append(f"{_key(cap, cpu)}: {n:,} instructions vs baseline {ref:,.0f} "
+                               f"(+{n / ref - 1:.1%}, tolerance {tolerance:.0%})")
+    return regressions, missing
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=["run", "check", "update", "_child"])
+    parser.add_argument("--capability", default=",".join(GATE_CAPABILITIES))
+    parser.add_argument("--baseline", default=os.path.join("bench", "baseline.json"))
+    parser.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE)
+    parser.add_argument("--json", help="also write the counts (JSON) to this file")
+    parser.add_argument("--results", help="append bench/regress.py records to this JSON-lines file")
+    args = parser.parse_args(argv)
+    caps = [c.strip() for c in args.capability.split(",") if c.strip()]
+    if args.command == "_child":
+        _child(caps)
+        return 0
+    t0 = time.perf_counter()
+    counts = measure(caps)
+    cpu = host_cpu()[0]
+    for cap, n in counts.items():
+        print(f"{_key(cap, cpu)}: {n:,} instructions")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump({"cpu": cpu, "instructions": counts}, fh, indent=1)
+    if args.results:
+        with open(args.results, "a") as fh:
+            for cap, n in counts.items():
+                fh.write(json.dumps({"name": f"gate.{cap}", "size": f"callgrind-{cpu}",
+                                     "median_s": n, "reference_s": 1.0, "ratios": {},
+                                     "time": time.strftime("%Y-%m-%dT%H:%M:%S")}) + "\n")
+    baseline = {}
+    if os.path.exists(args.baseline):
+        with open(args.baseline) as fh:
+            baseline = json.load(fh)
+    if args.command == "update":
+        baseline.update({_key(cap, cpu): {"normalized": n, "ratios": {}} for cap, n in counts.items()})
+        with open(args.baseline, "w") as fh:
+            json.dump(baseline, fh, indent=1, sort_keys=True)
+        print(f"gate baseline for {cpu} written to {args.baseline}")
+        return 0
+    if args.command == "run":
+        return 0
+    regressions, missing = compare(counts, baseline, cpu, args.tolerance)
+    for key in missing:
+        print(f"no baseline for {key} (another CPU model? run: python -m fastengage.tools.gate "
+              f"update): not checked")
+    for line in regressions:
+        print(f"REGRESSION {line}")
+    print(f"performance gate: {len(counts) - len(missing)} workloads checked, {len(regressions)} "
+          f"regressions ({time.perf_counter() - t0:.0f} s)")
+    return 1 if regressions else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
