@@ -1,7 +1,8 @@
 """fastengage: customer-engagement analytics over Apache Arrow with native kernels.
 
 ``rfm``/``RFMState`` are imported eagerly; the heavier capabilities (``clv``, ``recommend``,
-``scoring``, ``churn_dataset``) load on first use, so that a service that only needs features
+``scoring``, ``bandits``, ``monitor``, ``experiments``, ``privacy``, ``identity``,
+``churn_dataset``) load on first use, so that a service that only needs features
 does not pay for SciPy, ONNX Runtime or pandas at start-up.
 """
 import importlib
@@ -12,10 +13,12 @@ from .features.segments import DEFAULT_SEGMENTS
 
 __version__ = "0.1.0"
 
-_LAZY_MODULES = ("clv", "recommend", "scoring", "datasets", "segments")
+_LAZY_MODULES = ("clv", "recommend", "scoring", "datasets", "segments", "bandits", "monitor",
+                 "experiments", "privacy", "identity", "features")
 _LAZY_ATTRIBUTES = {"churn_dataset": ("scoring.churn", "churn_dataset")}
 
 __all__ = ["rfm", "RFMState", "DEFAULT_SEGMENTS", "churn_dataset", "clv", "recommend", "scoring",
+           "bandits", "monitor", "experiments", "privacy", "identity",
            "FastEngageError", "InputError", "ColumnNotFoundError", "ModelFormatError",
            "ConvergenceError"]
 
