@@ -281,7 +281,7 @@ def _bounded_aggregates(data, by, customer, amount, bounds, max_rows, keys, reso
     taken, dropped, rows = np.zeros(0, np.int32), 0, 0
     lower_u, upper_u = (int(round(b / resolution)) for b in bounds) if amount is not None \
         else (0, 0)
-    whole = source.is_in_memory
+    whole = source.is_in_memory and batch_size is None  # one combined batch: direct codes are safe
     for batch in source.batches(list(roles.values()), batch_size=batch_size):
         rows += batch.num_rows
         seg = segments.codes(batch)

@@ -197,3 +197,12 @@ def test_large_string_segment_columns_match_reference(n_distinct):
         customer=None, amount=None, bounds=None, max_rows=None, keys=keys, resolution=0.01,
         batch_size=None)
     assert counts.tolist() == [segs.count(k) for k in keys["seg"]]
+
+
+def test_table_in_batches_gives_the_same_aggregates():
+    table = _small_table(5000, seed=9)
+    kw = dict(by=["seg"], customer="cust", amount="amount", bounds=(0, 100), max_rows=2,
+              keys={"seg": ["x", "y", "z", "w"]}, resolution=0.01)
+    _, counts, sums, _, _ = _bounded_aggregates(table, batch_size=None, **kw)
+    _, counts2, sums2, _, _ = _bounded_aggregates(table, batch_size=700, **kw)
+    assert counts.tolist() == counts2.tolist() and sums.tolist() == sums2.tolist()
