@@ -15,10 +15,12 @@ __version__ = "0.1.0"
 
 _LAZY_MODULES = ("clv", "recommend", "scoring", "datasets", "segments", "bandits", "monitor",
                  "experiments", "privacy", "identity", "features")
-_LAZY_ATTRIBUTES = {"churn_dataset": ("scoring.churn", "churn_dataset")}
+_LAZY_ATTRIBUTES = {"churn_dataset": ("scoring.churn", "churn_dataset"),
+                    "profile": ("features.profile", "profile"),
+                    "training_set": ("features.training", "training_set")}
 
-__all__ = ["rfm", "RFMState", "DEFAULT_SEGMENTS", "churn_dataset", "clv", "recommend", "scoring",
-           "bandits", "monitor", "experiments", "privacy", "identity",
+__all__ = ["rfm", "RFMState", "DEFAULT_SEGMENTS", "churn_dataset", "profile", "training_set",
+           "clv", "recommend", "scoring", "bandits", "monitor", "experiments", "privacy", "identity",
            "FastEngageError", "InputError", "ColumnNotFoundError", "ModelFormatError",
            "ConvergenceError"]
 
