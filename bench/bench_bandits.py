@@ -1,0 +1,218 @@
+"""Bandits side by side: LinUCB against MABWiser, off-policy evaluation against obp's estimators.
+
+    python -m pytest bench/bench_bandits.py -s                          # smoke sizes (CI)
+    FASTENGAGE_BENCH=full python -m pytest bench/bench_bandits.py -s    # the issue's sizes
+
+Full sizes: 1M logged rows x 20 features x 10 arms. LinUCB (alpha 1, l2 1) is fitted from the
+logs and decides every row; MABWiser's LinUCB gets the same data as NumPy arrays (fastengage
+starts from the Arrow table) and must choose the same arms. Off-policy evaluation (IPW, SNIPW,
+DR) on 1M rounds is compared with obp 0.5.7's estimator code transcribed in NumPy
+(tests/naive_bandits.py; obp itself pins torch 1.12 and cannot be installed next to numpy 2),
+same values asserted to 1e-9. ``decide_one`` latency is measured call by call (p50/p99).
+"""
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from bench._compare import bench_size, compare
+from fastengage.bandits import LinUCB, evaluate
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir, "tests"))
+import naive_bandits as nb  # noqa: E402
+
+FULL = bench_size() == "full"
+ROUNDS = 3 if FULL else 1
+N = 1_000_000 if FULL else 20_000
+D, K = 20, 10
+NAMES = [f"f{j:02d}" for j in range(D)]
+ARMS = [f"offer{k}" for k in range(K)]
+
+
+@pytest.fixture(scope="module")
+def logs():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(N, D))
+    arms = rng.integers(0, K, N)
+    beta = rng.normal(size=(K, D)) / np.sqrt(D)
+    r = np.einsum("nd,nd->n", X, beta[arms]) + 0.5 * rng.normal(size=N)
+    decisions = np.asarray(ARMS)[arms]
+    table = pa.table({"id": np.arange(N), **{f: X[:, j] for j, f in enumerate(NAMES)},
+                      "arm": pa.array(decisions), "reward": r})
+    return table, X, decisions, r
+
+
+def _mabwiser(n_jobs=1):
+    from mabwiser.mab import MAB, LearningPolicy
+
+    return MAB(arms=ARMS, learning_policy=LearningPolicy.LinUCB(alpha=1.0, l2_lambda=1.0),
+               n_jobs=n_jobs)
+
+
+def test_linucb_fit(benchmark, logs):
+    pytest.importorskip("mabwiser")
+    table, X, decisions, r = logs
+
+    def ours():
+        return LinUCB(ARMS, features=NAMES).update(table, arm="arm", reward="reward")
+
+    def mab():
+        return _mabwiser().fit(decisions, r, X)
+
+    def check(mine, _, name):
+        theirs = _mabwiser()
+        theirs.fit(decisions, r, X)
+        for k, arm in enumerate(ARMS):
+            model = theirs._imp.arm_to_model[arm]
+            np.testing.assert_allclose(mine._snapshot.theta[k], model.beta, rtol=1e-7, atol=1e-9)
+
+    compare(benchmark, "bandits.linucb_fit", ours, {"mabwiser": mab}, check, rounds=ROUNDS,
+            size=f"{N} rows x {D} features x {K} arms")
+
+
+def test_linucb_decide(benchmark, logs):
+    pytest.importorskip("mabwiser")
+    table, X, decisions, r = logs
+    policy = LinUCB(ARMS, features=NAMES).update(table, arm="arm", reward="reward")
+    theirs = _mabwiser()
+    theirs.fit(decisions, r, X)
+
+    def ours():
+        return policy.decide(table, id="id", seed=0)
+
+    def check(mine, their_arms, name):
+        assert mine["arm"].to_pylist() == list(their_arms)  # same arm for every row
+        assert (mine["propensity"].to_numpy() == 1.0).all()
+
+    rec = compare(benchmark, "bandits.linucb_decide", ours, {"mabwiser": lambda: theirs.predict(X)},
+                  check, rounds=ROUNDS, size=f"{N} rows x {D} features x {K} arms")
+    print(f"[bandits.linucb_decide] {N / rec['median_s'] / 1e6:.2f}M decisions/s")
+
+
+def test_ope_vs_obp_formulas(benchmark):
+    rng = np.random.default_rng(1)
+    n = N
+    pi_b = rng.dirichlet(np.ones(K), size=n)
+    cum = pi_b.cumsum(axis=1)
+    action = np.minimum((rng.random(n)[:, None] > cum).sum(axis=1), K - 1)
+    pscore = pi_b[np.arange(n), action]
+    reward = (rng.random(n) < 0.1).astype(float)
+    pi_e = rng.dirichlet(np.ones(K), size=n)[:, :, None].copy()
+    q_hat = rng.random((n, K, 1)) * 0.2
+    table = pa.table({"a": action, "r": reward, "p": pscore})
+    names = ["ipw", "snipw", "dr"]
+
+    def ours():
+        res = evaluate(table, action="a", reward="r", propensity="p", target=pi_e,
+                       reward_model=q_hat, estimators=names, n_bootstrap=0)
+        return dict(zip(names, res["value"].to_pylist()))
+
+    def obp_numpy():
+        return {e: nb.obp_round_rewards(e, reward, action, pscore, pi_e, q_hat).mean()
+                for e in names}
+
+    def check(mine, theirs, _):
+        for e in names:
+            assert abs(mine[e] - theirs[e]) <= 1e-9, (e, mine[e], theirs[e])
+
+    compare(benchmark, "bandits.ope_ipw_snipw_dr", ours, {"obp_numpy": obp_numpy}, check,
+            rounds=ROUNDS, size=f"{n} rounds x {K} arms")
+
+
+def test_decide_one_latency(benchmark, logs):
+    table, X, _, _ = logs
+    policy = LinUCB(ARMS, features=NAMES).update(table.slice(0, 50_000), arm="arm",
+                                                 reward="reward")
+    rows = [np.ascontiguousarray(X[i]) for i in range(2000)]
+    for x in rows[:100]:
+        policy.decide_one(x)
+    times = []
+    for x in rows:
+        t0 = time.perf_counter()
+        policy.decide_one(x)
+        times.append(time.perf_counter() - t0)
+    p50, p99 = statistics.median(times), float(np.percentile(times, 99))
+    benchmark.extra_info.update({"p50_us": p50 * 1e6, "p99_us": p99 * 1e6})
+    benchmark.pedantic(lambda: policy.decide_one(rows[0]), rounds=200, iterations=1)
+    print(f"\n[bandits.decide_one] {K} arms x {D} features: p50 {p50 * 1e6:.1f} us, "
+          f"p99 {p99 * 1e6:.1f} us")
+
+
+def test_regret_vs_mabwiser(benchmark):
+    """LinUCB (alpha 1) of fastengage and of MABWiser on the same seeded stream (same contexts;
+    rewards drawn for the arm each one picks), both warm-started on the same random batch and
+    updated every 20 rows. Full runs write docs/bandits_regret.png for the README."""
+    pytest.importorskip("mabwiser")
+    from fastengage.bandits.simulate import LinearEnvironment
+
+    T, batch = (20_000, 20) if FULL else (2_000, 20)
+
+    def run(kind):
+        env = LinearEnvironment(10, 20, reward="linear", noise_sd=0.5, seed=11)
+        X0 = env.contexts(batch)
+        a0 = np.arange(batch) % env.n_arms
+        r0 = env.outcomes(X0, a0)
+        ids = np.asarray(env.arms)
+        if kind == "fastengage":
+            policy = LinUCB(env.arms, features=env.features)
+            policy.update(env.table(X0, arm=ids[a0], reward=r0), arm="arm", reward="reward")
+        else:
+            policy = _mab_for(env.arms)
+            policy.fit(ids[a0], r0, X0)
+        regret = []
+        for b in range(T // batch):
+            X = env.contexts(batch)
+            if kind == "fastengage":
+                arms = policy.decide(env.table(X), seed=b)["arm"].to_pylist()
+            else:
+                arms = policy.predict(X)
+            codes = np.array([env.arms.index(a) for a in arms])
+            expected = env.expected(X)
+            r = env.outcomes(X, codes)
+            regret.append(expected.max(axis=1) - expected[np.arange(batch), codes])
+            if kind == "fastengage":
+                policy.update(env.table(X, arm=ids[codes], reward=r), arm="arm", reward="reward")
+            else:
+                policy.partial_fit(ids[codes], r, X)
+        return np.cumsum(np.concatenate(regret))
+
+    def _mab_for(arms):
+        from mabwiser.mab import MAB, LearningPolicy
+
+        return MAB(arms=list(arms), learning_policy=LearningPolicy.LinUCB(alpha=1.0, l2_lambda=1.0))
+
+    ours = run("fastengage")
+    theirs = run("mabwiser")
+    benchmark.extra_info.update({"rounds": T, "regret_fastengage": float(ours[-1]),
+                                 "regret_mabwiser": float(theirs[-1])})
+    benchmark.pedantic(lambda: None, rounds=1, iterations=1)
+    print(f"\n[bandits.regret] {T} rounds: cumulative regret fastengage {ours[-1]:.1f}, "
+          f"MABWiser {theirs[-1]:.1f}")
+    # Same algorithm, same stream: the curves must agree closely (ties and float rounding are
+    # the only differences) and both must flatten (sublinear).
+    assert abs(ours[-1] - theirs[-1]) <= 0.1 * max(ours[-1], theirs[-1]) + 1.0
+    half = len(ours) // 2
+    assert ours[-1] - ours[half - 1] < 0.5 * ours[half - 1]
+    if FULL:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(6, 3.6))
+        ax.plot(ours, label="fastengage LinUCB")
+        ax.plot(theirs, "--", label="MABWiser LinUCB")
+        ax.set_xlabel("round")
+        ax.set_ylabel("cumulative regret")
+        ax.set_title("LinUCB, 10 arms x 20 features, linear rewards (seeded)")
+        ax.legend()
+        fig.tight_layout()
+        out = os.path.join(os.path.dirname(__file__), os.pardir, "docs", "bandits_regret.png")
+        os.makedirs(os.path.dirname(out), exist_ok=True)
+        fig.savefig(out, dpi=110)
