@@ -118,3 +118,13 @@ RECOMMEND_SERIAL_MAX = 16
 #: A policy update adds rows to the Gram matrices this many at a time (one dot product per
 #: entry per block). Blocks follow the per-arm task layout, so results do not depend on threads.
 BANDIT_UPDATE_BLOCK = 64
+
+# --- features: customer profiles and training sets (issue #15.1, #15.2) -----------------------
+#: Customers per parallel task of the profile fold; each task allocates its scratch once, sized
+#: by its longest customer. Each customer is folded on one thread, so results do not depend on it.
+PROFILE_BLOCK = 512
+#: Largest number of distinct values of a ``channel=`` column (two output columns per value).
+PROFILE_MAX_CHANNELS = 64
+#: Row chunks of the counting sort by customer are at most this many (one count per customer
+#: and chunk); the sort is stable, so the order of rows does not depend on it.
+PROFILE_SORT_CHUNKS = 16
