@@ -10,46 +10,30 @@ Output tables (stable column names):
 """
 from __future__ import annotations
 
-import concurrent.futures as cf
-import contextlib
+import warnings
 
-import numba
 import numpy as np
 import pyarrow as pa
 
 from .._io.ids import IdEncoder, id_kind
 from .._io.sources import amount_to_float64, open_source
-from .._io.persist import load_bundle, save_bundle
-from ..errors import InputError, ModelFormatError
+from ..errors import InputError
+from ..kernels.common.config import RECOMMEND_SERIAL_MAX
 from ..kernels.recommend import csr as rec_csr
-from ..kernels.recommend import topn as rec_topn
+from ._persist import load_model, model_file_parts, save_model
 from .interactions import Interactions, _apply_weighting, id_array
 
 __all__ = ["Recommender"]
 
-# A request for this many customers or fewer is served on the calling thread only (no thread
-# pool launch), which is what a service answering single customers from many threads wants.
-SERIAL_MAX = 16
-
-
-@contextlib.contextmanager
-def numba_threads(num_threads: int | None, chunksize: int = 1):
-    """Run parallel kernels with ``num_threads`` threads (None: numba's current setting) and
-    dynamic scheduling in chunks of ``chunksize`` iterations.
-
-    Dynamic scheduling matters here: row lengths follow a power law, and numba's default
-    static split stalls on the thread that drew the heavy rows (or that the OS descheduled on a
-    busy machine). Kernels loop over chunks of rows, so a chunk of 1 is already coarse.
-    """
-    old = numba.get_num_threads()
-    if num_threads:
-        numba.set_num_threads(min(int(num_threads), numba.config.NUMBA_NUM_THREADS))
-    try:
-        with numba.parallel_chunksize(chunksize):
-            yield
-    finally:
-        if num_threads:
-            numba.set_num_threads(old)
+def deprecated_threads(n_threads, num_threads, where: str = "recommenders"):
+    """``n_threads``, or the deprecated ``num_threads`` (implicit's spelling) with a warning."""
+    if num_threads is None:
+        return n_threads
+    warnings.warn(f"num_threads= is deprecated in {where}; use n_threads=", DeprecationWarning,
+                  stacklevel=3)
+    if n_threads is not None and n_threads != num_threads:
+        raise InputError("pass n_threads= only (num_threads= is its deprecated spelling)")
+    return num_threads
 
 
 def _as_id_array(values, role: str) -> pa.Array:
@@ -73,8 +57,11 @@ class Recommender:
     version = 1
     _params: tuple[str, ...] = ()
 
-    def __init__(self, num_threads: int | None = None, use_native: bool = True):
-        self.num_threads = num_threads
+    def __init__(self, n_threads: int | None = None, use_native: bool = True):
+        if n_threads is not None and (isinstance(n_threads, bool) or
+                                      not isinstance(n_threads, (int, np.integer)) or n_threads < 1):
+            raise InputError(f"n_threads must be None or a positive integer, got {n_threads!r}")
+        self.n_threads = None if n_threads is None else int(n_threads)
         self.use_native = use_native
         self.customers_: IdEncoder | None = None
         self.items_: IdEncoder | None = None
@@ -102,8 +89,7 @@ class Recommender:
         if inter.nnz == 0:
             raise InputError("cannot fit a recommender on an empty interaction matrix")
         self._set_training(inter)
-        with numba_threads(self.num_threads):
-            self._fit(inter)
+        self._fit(inter)
         return self
 
     def _set_training(self, inter: Interactions) -> None:
@@ -246,9 +232,8 @@ class Recommender:
         rows = self._customer_rows(customers)
         allowed, use_allowed = self._allowed(items, exclude_items)
         seen = (self.seen_indptr_, self.seen_indices_) if exclude_seen else None
-        with numba_threads(self.num_threads):
-            idx, score, count = self._topn_rows(rows, n, seen, allowed, use_allowed,
-                                                serial=rows.size <= SERIAL_MAX)
+        idx, score, count = self._topn_rows(rows, n, seen, allowed, use_allowed,
+                                            serial=rows.size <= RECOMMEND_SERIAL_MAX)
         return self._table(self._customer_ids.take(pa.array(rows)), idx, score, count)
 
     def recommend_one(self, customer, n: int = 10,
@@ -366,7 +351,8 @@ class Recommender:
                 f"item column {item!r} has {unknown} event(s) with items the model does not "
                 'know; pass unknown_items="ignore" to leave them out')
         known = itm >= 0
-        indptr, indices, sums, counts = rec_csr.coo_to_csr(cust[known], itm[known], w[known], len(enc))
+        indptr, indices, sums, counts = rec_csr.coo_to_csr(cust[known], itm[known], w[known],
+                                                           len(enc), n_threads=self.n_threads)
         has_w = weight is not None
         weighting = self.weighting_
         if weighting == "sum" and not has_w:
@@ -376,9 +362,8 @@ class Recommender:
         values = _apply_weighting(sums, counts, weighting, has_w, self.log_epsilon_)
         allowed, use_allowed = self._allowed(items, exclude_items)
         seen = (indptr, indices) if exclude_seen else None
-        with numba_threads(self.num_threads):
-            idx, score, count = self._topn_new((indptr, indices, values), n, seen, allowed,
-                                               use_allowed, serial=len(enc) <= SERIAL_MAX)
+        idx, score, count = self._topn_new((indptr, indices, values), n, seen, allowed,
+                                           use_allowed, serial=len(enc) <= RECOMMEND_SERIAL_MAX)
         meta = {"unknown_item_events": unknown} if unknown_items == "ignore" else None
         return self._table(id_array(enc), idx, score, count, metadata=meta)
 
@@ -395,134 +380,46 @@ class Recommender:
         n = self._check_n(n)
         arr = _as_id_array(items, "item")
         codes = self._item_codes(arr, "similar_items", strict=True)
-        with numba_threads(self.num_threads):
-            idx, score, count = self._similar(codes, n)
+        idx, score, count = self._similar(codes, n)
         return self._table(self._item_ids.take(pa.array(codes)), idx, score, count,
                            first="item", second="similar_item")
 
     def _similar(self, codes: np.ndarray, n: int):  # pragma: no cover - abstract
         raise NotImplementedError
 
-    # -- persistence -----------------------------------------------------------------------------
+    # -- persistence (fastengage.recommend._persist: bounded, every member validated) ---------
     def _arrays(self) -> dict:
         return {}
 
-    def _restore(self, bundle) -> None:
+    def _file_layout(self) -> tuple[dict, dict]:
+        """``({array: (dtype, shape symbols)}, {symbol: value fixed by the parameters})`` of
+        the model's own arrays in a file (``C`` customers, ``I`` items)."""
+        return {}, {}
+
+    def _check_file_arrays(self, arrays: dict, dims: dict) -> None:
+        """Raise ModelFormatError unless the loaded model arrays are safe for every kernel."""
+
+    def _restore_arrays(self, arrays: dict) -> None:
         pass
 
     def save(self, path) -> None:
         """Write the model to ``path`` (ZIP of JSON + .npy + Arrow IPC; never pickle)."""
         self._check_fitted()
-        params = {k: getattr(self, k) for k in self._params}
-        if "dtype" in params:
-            params["dtype"] = np.dtype(params["dtype"]).name
-        # numpy scalars (e.g. a seed drawn with numpy) are stored as plain JSON numbers
-        params = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in params.items()}
-        meta = {
-            "params": params,
-            "weighting": self.weighting_,
-            "log_epsilon": self.log_epsilon_,
-            "customer_column": self.customers_.column,
-            "item_column": self.items_.column,
-        }
-        arrays = {
-            "seen_indptr": self.seen_indptr_,
-            "seen_indices": self.seen_indices_,
-            "seen_data": self.seen_data_,
-            **self._arrays(),
-        }
-        tables = {"customers": pa.table({"id": self._customer_ids}),
-                  "items": pa.table({"id": self._item_ids})}
-        save_bundle(path, self.kind, self.version, meta, arrays=arrays, tables=tables)
+        save_model(path, self.kind, self.version, *model_file_parts(self))
 
     @classmethod
     def load(cls, path) -> "Recommender":
-        """Read a model written by :meth:`save` (raises ModelFormatError on a wrong file)."""
-        b = load_bundle(path, cls.kind, cls.version)
-        params = dict(b.meta.get("params", {}))
-        try:
-            model = cls(**params)
-            model.customers_ = IdEncoder.from_arrow(
-                b.table("customers").column("id").combine_chunks(),
-                b.meta["customer_column"], "customer")
-            model.items_ = IdEncoder.from_arrow(
-                b.table("items").column("id").combine_chunks(), b.meta["item_column"], "item")
-            model.weighting_ = b.meta["weighting"]
-            model.log_epsilon_ = float(b.meta["log_epsilon"])
-        except (KeyError, TypeError) as exc:
-            raise ModelFormatError(f"{cls.kind} file has malformed metadata: {exc}") from exc
-        model.seen_indptr_ = np.ascontiguousarray(b.array("seen_indptr"), np.int64)
-        model.seen_indices_ = np.ascontiguousarray(b.array("seen_indices"), np.int64)
-        model.seen_data_ = np.ascontiguousarray(b.array("seen_data"), np.float32)
-        model._cache_ids()
-        if model.seen_indptr_.size - 1 != len(model._customer_ids):
-            raise ModelFormatError(f"{cls.kind} file: seen matrix and customer ids disagree")
-        model._restore(b)
-        return model
+        """Read a model written by :meth:`save`. Every member is checked (sizes before reading,
+        then dtypes, shapes, index ranges, finite values) before any kernel sees it; a bad file
+        raises ModelFormatError naming the member and the problem."""
+        return load_model(cls, path)
+
+    @property
+    def num_threads(self) -> int | None:
+        """Deprecated spelling of :attr:`n_threads` (implicit's name)."""
+        return self.n_threads
 
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={getattr(self, k)!r}" for k in self._params)
         return f"{type(self).__name__}({params})"
 
-
-def _single_thread_blas():
-    """BLAS limited to one thread while our own worker threads each run a gemm.
-
-    Measured on 2 cores: score blocks of ~200 customers run ~2-3x more CPU-efficiently as one
-    single-threaded gemm per worker than as multi-threaded gemms (OpenBLAS threads spin on such
-    short calls). Uses threadpoolctl when it is installed (the limit is process-wide for the
-    duration of the call); without it the BLAS keeps its own setting.
-    """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl is in the test extra
-        return contextlib.nullcontext()
-    return threadpool_limits(1, "blas")
-
-
-def topn_from_scores(score_block, rows: np.ndarray, n: int, seen, allowed, use_allowed,
-                     tiebreak: np.ndarray, serial: bool, block: int | None = None,
-                     native: bool = True, workers: int | None = None):
-    """Drive the top-N kernel over customer blocks whose scores come from ``score_block``.
-
-    ``score_block(start, stop)`` returns the float32/float64 score matrix of rows
-    ``rows[start:stop]``; ``seen`` is ``(indptr, indices)`` indexed by ``rows`` or None.
-    Blocks are spread over ``workers`` Python threads, each running its gemm (BLAS releases the
-    GIL) and the one-thread nogil top-N kernel, so scoring and selection overlap on all cores.
-    """
-    B = rows.size
-    out_idx = np.empty((B, n), np.int64)
-    out_score = np.empty((B, n), np.float32)
-    out_count = np.empty(B, np.int64)
-    if B == 0:
-        return out_idx, out_score, out_count
-    if seen is None:
-        seen_indptr = np.zeros(2, np.int64)
-        seen_indices = np.zeros(0, np.int64)
-        seen_rows = np.full(B, -1, np.int64)
-    else:
-        seen_indptr, seen_indices = seen
-        seen_rows = rows
-    if native:
-        kernel = rec_topn.topn_block_serial
-    else:
-        from ..kernels.recommend import vectorized as rec_numpy
-        kernel = rec_numpy.topn_block
-    step = block or B
-
-    def run(start):
-        stop = min(B, start + step)
-        scores = np.ascontiguousarray(score_block(start, stop), dtype=np.float32)
-        kernel(scores, seen_rows[start:stop], seen_indptr, seen_indices, allowed, use_allowed,
-               tiebreak, n, out_idx[start:stop], out_score[start:stop], out_count[start:stop])
-
-    starts = range(0, B, step)
-    workers = workers or numba.get_num_threads()
-    if serial or not native or workers <= 1 or len(starts) == 1:
-        for start in starts:
-            run(start)
-    else:
-        with _single_thread_blas(), cf.ThreadPoolExecutor(workers) as pool:
-            for fut in [pool.submit(run, start) for start in starts]:
-                fut.result()
-    return out_idx, out_score, out_count

@@ -18,7 +18,7 @@ import scipy.sparse as sp
 
 from ..errors import InputError
 from ..kernels.recommend import als as rec_als
-from ._base import _single_thread_blas
+from ._base import deprecated_threads
 from ._mf import MatrixFactorization
 
 __all__ = ["ALS"]
@@ -50,8 +50,9 @@ class ALS(MatrixFactorization):
         Record the objective after each iteration in ``loss_history_`` (costs one pass).
     use_native : bool
         False runs the pure-NumPy solvers and top-N (slower; for checking).
-    num_threads : int, optional
-        Threads of the parallel kernels (default: numba's setting, i.e. all cores).
+    n_threads : int, optional
+        Threads of the parallel kernels (default ``FASTENGAGE_NUM_THREADS``, else all cores;
+        ``num_threads=`` is the deprecated spelling).
 
     Attributes
     ----------
@@ -62,13 +63,15 @@ class ALS(MatrixFactorization):
 
     kind = "recommend.als"
     _params = ("factors", "regularization", "alpha", "iterations", "solver", "cg_steps",
-               "dtype", "seed", "calculate_loss", "use_native", "num_threads")
+               "dtype", "seed", "calculate_loss", "use_native", "n_threads")
 
     def __init__(self, factors: int = 100, regularization: float = 0.01, alpha: float = 1.0,
                  iterations: int = 15, solver: str = "cg", cg_steps: int = 3,
                  dtype=np.float32, seed: int | None = None, calculate_loss: bool = False,
-                 use_native: bool = True, num_threads: int | None = None):
-        super().__init__(num_threads=num_threads, use_native=use_native)
+                 use_native: bool = True, n_threads: int | None = None,
+                 num_threads: int | None = None):
+        super().__init__(n_threads=deprecated_threads(n_threads, num_threads),
+                         use_native=use_native)
         if solver not in ("cg", "cholesky"):
             raise InputError(f'solver must be "cg" or "cholesky", got {solver!r}')
         if int(factors) < 1 or int(iterations) < 0 or int(cg_steps) < 1:
@@ -106,10 +109,10 @@ class ALS(MatrixFactorization):
         A0 = YtY + self.regularization * np.eye(f)
         k = self._k()
         if cg:
-            k.als_cg_half(indptr, indices, conf, X, Y, A0.astype(X.dtype),
-                         self.cg_steps)
+            k.als_cg_half(indptr, indices, conf, X, Y, A0.astype(X.dtype), self.cg_steps,
+                          n_threads=self.n_threads)
         else:
-            k.als_cholesky_half(indptr, indices, conf, X, Y, A0)
+            k.als_cholesky_half(indptr, indices, conf, X, Y, A0, n_threads=self.n_threads)
 
     def _fit(self, inter) -> None:
         indptr, indices, data = self.seen_indptr_, self.seen_indices_, self.seen_data_
@@ -124,22 +127,21 @@ class ALS(MatrixFactorization):
         X = rng.random((n_users, self.factors), dtype=self.dtype) * self.dtype.type(0.01)
         Y = rng.random((n_items, self.factors), dtype=self.dtype) * self.dtype.type(0.01)
         self.loss_history_ = []
-        # the only BLAS calls are the small f x f Gram matrices; multi-threaded BLAS right after
-        # a parallel kernel fights its still-spinning OpenMP threads and costs more than the
-        # kernel itself, so it runs on one thread here
-        with _single_thread_blas():
-            for _ in range(self.iterations):
-                self._half(indptr, indices, conf, X, Y)
-                self._half(t_indptr, t_indices, t_conf, Y, X)
-                if self.calculate_loss:
-                    self.loss_history_.append(self._loss(indptr, indices, conf, X, Y))
+        # the only BLAS calls are the small f x f Gram matrices, with the BLAS's own thread
+        # setting: a library call never changes process-wide state (issue #10, finding 15)
+        for _ in range(self.iterations):
+            self._half(indptr, indices, conf, X, Y)
+            self._half(t_indptr, t_indices, t_conf, Y, X)
+            if self.calculate_loss:
+                self.loss_history_.append(self._loss(indptr, indices, conf, X, Y))
         self.user_factors_ = X
         self.item_factors_ = Y
         self._finalize()
 
     def _loss(self, indptr, indices, conf, X, Y) -> float:
         YtY = Y.T.astype(np.float64) @ Y.astype(np.float64)
-        return float(self._k().als_loss(indptr, indices, conf, X, Y, YtY, self.regularization))
+        return float(self._k().als_loss(indptr, indices, conf, X, Y, YtY, self.regularization,
+                                        n_threads=self.n_threads))
 
     def loss(self) -> float:
         """Objective (eq. 3 with implicit's confidences) of the fitted factors on the training

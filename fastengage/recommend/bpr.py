@@ -3,12 +3,13 @@ matrix-factorisation flavour, trained by SGD on sampled (customer, seen item, un
 triples; hyper-parameters as in ``implicit.bpr.BayesianPersonalizedRanking``."""
 from __future__ import annotations
 
-import numba
 import numpy as np
 
 from ..errors import InputError
+from ..kernels.common.launch import resolve_threads
 from ..kernels.recommend import bpr as rec_bpr
 from ..kernels.recommend import csr as rec_csr
+from ._base import deprecated_threads
 from ._mf import MatrixFactorization
 
 __all__ = ["BPR"]
@@ -29,9 +30,11 @@ class BPR(MatrixFactorization):
         Skip a sampled negative the customer has actually seen.
     dtype : float32 or float64
     seed : int, optional
-        Initialisation and sampling seed. With ``num_threads=1`` a fit is exactly
+        Initialisation and sampling seed. With ``n_threads=1`` a fit is exactly
         reproducible; with more threads updates race lock-free (Hogwild), as in implicit.
-    num_threads : int, optional
+    n_threads : int, optional
+        Threads of the parallel kernels (default ``FASTENGAGE_NUM_THREADS``, else all cores;
+        ``num_threads=`` is the deprecated spelling).
 
     Attributes
     ----------
@@ -42,14 +45,16 @@ class BPR(MatrixFactorization):
     """
 
     kind = "recommend.bpr"
+    _extra_columns = 1  # the item bias (user side fixed at 1)
     _params = ("factors", "learning_rate", "regularization", "iterations",
-               "verify_negative_samples", "dtype", "seed", "num_threads")
+               "verify_negative_samples", "dtype", "seed", "n_threads")
 
     def __init__(self, factors: int = 100, learning_rate: float = 0.01,
                  regularization: float = 0.01, iterations: int = 100,
                  verify_negative_samples: bool = True, dtype=np.float32,
-                 seed: int | None = None, num_threads: int | None = None):
-        super().__init__(num_threads=num_threads, use_native=True)
+                 seed: int | None = None, n_threads: int | None = None,
+                 num_threads: int | None = None):
+        super().__init__(n_threads=deprecated_threads(n_threads, num_threads), use_native=True)
         if int(factors) < 1 or int(iterations) < 0:
             raise InputError("factors must be >= 1 and iterations >= 0")
         if not learning_rate > 0 or not regularization >= 0:
@@ -60,6 +65,8 @@ class BPR(MatrixFactorization):
         self.iterations = int(iterations)
         self.verify_negative_samples = bool(verify_negative_samples)
         self.dtype = np.dtype(dtype)
+        if self.dtype not in (np.float32, np.float64):
+            raise InputError(f"dtype must be float32 or float64, got {self.dtype}")
         self.seed = seed
 
     def _fit(self, inter) -> None:
@@ -71,12 +78,14 @@ class BPR(MatrixFactorization):
         X[:, f] = 1.0
         Y[:, f] = 0.0
         nnz_rows = rec_csr.row_of_nnz(self.seen_indptr_)
-        n_chunks = numba.get_num_threads()
+        n_chunks = resolve_threads(self.n_threads)
         correct = skipped = 0
         for _ in range(self.iterations):
             epoch_seed = np.uint64(rng.integers(1, 2**63 - 1))
-            correct, skipped = rec_bpr.bpr_epoch(self.seen_indptr_, self.seen_indices_, nnz_rows, X, Y, self.learning_rate,
-                self.regularization, self.verify_negative_samples, epoch_seed, n_chunks)
+            correct, skipped = rec_bpr.bpr_epoch(
+                self.seen_indptr_, self.seen_indices_, nnz_rows, X, Y, self.learning_rate,
+                self.regularization, self.verify_negative_samples, epoch_seed, n_chunks,
+                n_threads=self.n_threads)
         used = max(1, inter.nnz - int(skipped))
         self.train_accuracy_ = float(correct) / used
         self.user_factors_ = X

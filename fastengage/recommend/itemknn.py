@@ -18,11 +18,10 @@ from functools import partial
 import numpy as np
 import scipy.sparse as sp
 
-from .._io.persist import Bundle
 from ..errors import InputError, ModelFormatError
 from ..kernels.recommend import knn as rec_knn
 from ..kernels.recommend import topn as rec_topn
-from ._base import Recommender
+from ._base import Recommender, deprecated_threads
 
 __all__ = ["ItemKNN"]
 
@@ -55,7 +54,9 @@ class ItemKNN(Recommender):
         Neighbours kept per item (implicit's default 20).
     K1, B : float
         BM25 parameters (implicit's defaults 1.2, 0.75).
-    num_threads : int, optional
+    n_threads : int, optional
+        Threads of the parallel kernels (default ``FASTENGAGE_NUM_THREADS``, else all cores;
+        ``num_threads=`` is the deprecated spelling).
 
     Attributes
     ----------
@@ -63,11 +64,12 @@ class ItemKNN(Recommender):
     """
 
     kind = "recommend.itemknn"
-    _params = ("similarity", "K", "K1", "B", "num_threads")
+    _params = ("similarity", "K", "K1", "B", "n_threads")
 
     def __init__(self, similarity: str = "cosine", K: int = 20, K1: float = 1.2, B: float = 0.75,
+                 n_threads: int | None = None,
                  num_threads: int | None = None):
-        super().__init__(num_threads=num_threads, use_native=True)
+        super().__init__(n_threads=deprecated_threads(n_threads, num_threads), use_native=True)
         if similarity not in ("cosine", "bm25"):
             raise InputError(f'similarity must be "cosine" or "bm25", got {similarity!r}')
         if int(K) < 1:
@@ -86,7 +88,7 @@ class ItemKNN(Recommender):
         wt.sort_indices()
         nbr, sim, count = rec_knn.item_knn(wt.indptr.astype(np.int64), wt.indices.astype(np.int64), wt.data.astype(np.float64),
             w.indptr.astype(np.int64), w.indices.astype(np.int64), w.data.astype(np.float64),
-            inter.n_items, self.K)
+            inter.n_items, self.K, n_threads=self.n_threads)
         self.neighbours_, self.similarities_, self.counts_ = nbr, sim, count
         self._finalize()
 
@@ -105,7 +107,7 @@ class ItemKNN(Recommender):
         if seen is None:
             seen = (np.zeros(h_indptr.size, np.int64), np.zeros(0, np.int64))
         kernel = (rec_topn.knn_topn_serial if serial
-                  else rec_topn.knn_topn)
+                  else partial(rec_topn.knn_topn, n_threads=self.n_threads))
         kernel(rows, h_indptr, h_indices, np.ascontiguousarray(h_data, np.float64), seen[0],
                seen[1], self._sim_indptr, self._sim_indices, self._sim_data, self.n_items,
                allowed, use_allowed, self._tiebreak, n, out_idx, out_score, out_count)
@@ -131,10 +133,31 @@ class ItemKNN(Recommender):
         return {"neighbours": self.neighbours_, "similarities": self.similarities_,
                 "counts": self.counts_}
 
-    def _restore(self, b: Bundle) -> None:
-        self.neighbours_ = np.ascontiguousarray(b.array("neighbours"), np.int64)
-        self.similarities_ = np.ascontiguousarray(b.array("similarities"), np.float64)
-        self.counts_ = np.ascontiguousarray(b.array("counts"), np.int64)
-        if self.neighbours_.shape != (self.n_items, self.K):
-            raise ModelFormatError(f"{self.kind} file: neighbour table does not match the ids")
+    def _file_layout(self):
+        i64 = np.dtype(np.int64)
+        return ({"neighbours": (i64, ("I", "K")), "similarities": (np.dtype(np.float64), ("I", "K")),
+                 "counts": (i64, ("I",))}, {"K": self.K})
+
+    def _check_file_arrays(self, arrays, dims) -> None:
+        # _knn_scores_row writes acc[neighbour]: every stored neighbour must be an item code
+        nbr, sim, counts = arrays["neighbours"], arrays["similarities"], arrays["counts"]
+        n_items = dims["I"]
+
+        def bad(member, problem):
+            return ModelFormatError(f"{self.kind} file: member '{member}.npy' {problem}")
+
+        if counts.size and (counts.min() < 0 or counts.max() > self.K):
+            raise bad("counts", f"has neighbour counts outside 0..K={self.K}")
+        used = np.arange(self.K)[None, :] < counts[:, None]
+        if ((nbr < 0) | (nbr >= n_items))[used].any():
+            raise bad("neighbours", f"has neighbour ids outside 0..{n_items - 1}")
+        if (nbr[~used] != -1).any():
+            raise bad("neighbours", "has entries past an item's count that are not -1 padding")
+        if not np.isfinite(sim[used]).all():
+            raise bad("similarities", "has similarities that are not finite")
+
+    def _restore_arrays(self, arrays) -> None:
+        self.neighbours_ = arrays["neighbours"]
+        self.similarities_ = arrays["similarities"]
+        self.counts_ = arrays["counts"]
         self._finalize()

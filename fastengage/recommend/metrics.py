@@ -17,7 +17,6 @@ import scipy.sparse as sp
 
 from ..errors import InputError
 from ..kernels.recommend import metrics as rec_metrics
-from ._base import numba_threads
 from .interactions import Interactions, id_array
 
 __all__ = ["ranking_metrics", "evaluate"]
@@ -117,9 +116,8 @@ def evaluate(model, test: Interactions, k: int = 10, exclude_seen: bool = True) 
         mm.sort_indices()
         test_use = mm
     seen = (model.seen_indptr_, model.seen_indices_) if exclude_seen else None
-    with numba_threads(model.num_threads):
-        idx, _, _ = model._topn_rows(model_rows, int(k), seen, np.ones(1, np.uint8), False,
-                                     serial=False)
+    idx, _, _ = model._topn_rows(model_rows, int(k), seen, np.ones(1, np.uint8), False,
+                                 serial=False)
     res = ranking_metrics(idx, test_use, test_rows)
     res["k"] = int(k)
     res.update(extra)

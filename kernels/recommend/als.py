@@ -17,12 +17,11 @@ factor matrices as ``Y[i, a]`` and inline every helper: a row view (``Y[i]``) or
 array would increment and decrement the reference count of the array's shared meminfo, an atomic
 on one cache line that both cores then fight over, several times per row.
 """
-import numba
 import numpy as np
 from numba import njit, prange
 
 from ..common.config import NJIT
-from ..common.launch import parallel_kernel
+from ..common.launch import parallel_kernel, resolve_threads
 from ..common.sched import CHUNKS_PER_WORKER, cost_chunks, fetch_add
 
 # Reassociation lets LLVM vectorise the length-f dot products and axpys; the result differs from
@@ -174,7 +173,7 @@ def _cg_row(X, u, Y, A0, indices, conf, start, end, cg_steps, x, r, p, ap):
         X[u, a] = x[a]
 
 
-def als_cg_half(indptr, indices, conf, X, Y, A0, cg_steps):
+def als_cg_half(indptr, indices, conf, X, Y, A0, cg_steps, n_threads=None):
     """One conjugate-gradient half-step: update every row of ``X`` in place.
 
     Parameters
@@ -189,8 +188,12 @@ def als_cg_half(indptr, indices, conf, X, Y, A0, cg_steps):
         ``Y^T Y + lambda I``.
     cg_steps : int
         Conjugate-gradient steps per row (implicit uses 3).
+    n_threads : int, optional
+        Threads (see :func:`kernels.common.launch.resolve_threads`); rows are solved
+        independently, so the result does not depend on it.
     """
-    _cg_half(indptr, indices, conf, X, Y, A0, cg_steps, numba.get_num_threads())
+    _cg_half(indptr, indices, conf, X, Y, A0, cg_steps, resolve_threads(n_threads),
+             n_threads=n_threads)
 
 
 @parallel_kernel(fastmath=True)
@@ -240,14 +243,15 @@ def _cholesky_solve(A, b, x):
         x[i] = s / A[i, i]
 
 
-def als_cholesky_half(indptr, indices, conf, X, Y, A0):
+def als_cholesky_half(indptr, indices, conf, X, Y, A0, n_threads=None):
     """Exact half-step: solve the normal equations of every row of ``X`` by Cholesky.
 
     Same arguments as :func:`als_cg_half`; the current ``X`` is ignored and overwritten.
     Linear algebra runs in float64 whatever the factor dtype, so that this is the reference
     the CG solver is compared with.
     """
-    _cholesky_half(indptr, indices, conf, X, Y, A0, numba.get_num_threads())
+    _cholesky_half(indptr, indices, conf, X, Y, A0, resolve_threads(n_threads),
+                   n_threads=n_threads)
 
 
 @parallel_kernel(fastmath=True)
@@ -294,7 +298,10 @@ def als_loss(indptr, indices, conf, X, Y, YtY, regularization):
     sum over all (u, i) is ``x_u^T (Y^T Y) x_u`` plus a correction on stored entries.
     """
     n_rows, f = X.shape
-    total = 0.0
+    n_cols = Y.shape[0]
+    # per-row parts, summed serially in row order below: the same bits for any thread count
+    row_parts = np.empty(n_rows)
+    col_parts = np.empty(n_cols)
     for u in prange(n_rows):
         # X[u, a] and Y[i, a], not row views: a view per row would be an atomic reference
         # count update on memory shared by all threads
@@ -312,12 +319,16 @@ def als_loss(indptr, indices, conf, X, Y, YtY, regularization):
                 s += np.float64(X[u, a]) * np.float64(Y[i, a])
             c = np.float64(conf[k])
             part += c * (1.0 - s) * (1.0 - s) - s * s
-        total += part
-    reg_items = 0.0
-    n_cols = Y.shape[0]
+        row_parts[u] = part
     for i in prange(n_cols):
         s = 0.0
         for a in range(f):
             s += np.float64(Y[i, a]) * np.float64(Y[i, a])
-        reg_items += s
+        col_parts[i] = s
+    total = 0.0
+    for u in range(n_rows):
+        total += row_parts[u]
+    reg_items = 0.0
+    for i in range(n_cols):
+        reg_items += col_parts[i]
     return total + regularization * reg_items

@@ -14,16 +14,20 @@ candidates are those of :mod:`rec_topn` (higher score first, equal scores by low
 ``tiebreak``, NaN never returned, seen items never returned).
 """
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
-from ..common.config import NJIT
+from ..common.config import MF_SERVE_CHUNK, NJIT
+from ..common.launch import parallel_kernel
+from ..common.sched import fetch_add
 from .csr import contains_sorted
-from .topn import _sift_down, _sift_up, drain_heap
+from .topn import _sift_down, _sift_up, drain_heap, topn_row
 
 _FAST = dict(NJIT, fastmath=True)
 
 #: Bounds are computed in slices of this many items (a slice stays in L1).
 SLICE = 256
+#: "every item allowed" (a mask of one entry that is never read)
+_ALL = np.ones(1, np.uint8)
 
 
 @njit(**NJIT)
@@ -78,9 +82,10 @@ def find_str(offsets, data, order, key):
 
 
 @njit(**_FAST)
-def mf_topn_row(row, U, V, proj, proj_T, resid, sorted_norms, perm, slack, seen_indptr,
-                seen_indices, tb, item_out, exclude_seen, out_idx, out_score):
-    """Exact top-n items of customer ``row``; returns how many were written (n = out size).
+def mf_topn_vec(x_in, V, proj, proj_T, resid, sorted_norms, perm, slack, seen_indices, a, e,
+                allowed, use_allowed, tb, out_idx, out_score):
+    """Exact top-n item codes for customer factors ``x``; returns how many were written
+    (n = out size).
 
     Items are visited in decreasing-norm order, a slice of ``SLICE`` at a time. Two bounds
     skip work, both exact (an item they skip could not enter the top n):
@@ -95,10 +100,8 @@ def mf_topn_row(row, U, V, proj, proj_T, resid, sorted_norms, perm, slack, seen_
 
     Parameters
     ----------
-    row : int
-        The customer's code (row of ``U`` and of the seen CSR).
-    U : float[n_customers, f]
-        Customer factors (float32 or float64; scores are computed in this type).
+    x : float[f]
+        The customer's factors (float32 or float64; scores are computed in this type).
     V : float[n_items, f]
         Item factors, rows by item code.
     proj : float64[f, k]
@@ -113,29 +116,27 @@ def mf_topn_row(row, U, V, proj, proj_T, resid, sorted_norms, perm, slack, seen_
         Item code at each position of the decreasing-norm order.
     slack : float
         ``1 + relative margin`` of the bounds (covers float rounding of the scores).
-    seen_indptr, seen_indices : int64
-        Training CSR (sorted rows) of seen items.
+    seen_indices : int64[:], a, e : int
+        Sorted item codes never to return are ``seen_indices[a:e]`` (an empty range: none).
+    allowed : uint8[n_items] or uint8[1]
+        When ``use_allowed``, only items with ``allowed[item] != 0`` are candidates.
     tb : int64[n_items]
         Tie-break rank of each item code (lower wins among equal scores).
-    item_out : int64[n_items]
-        What to write to ``out_idx`` for each item code (the item ids, or ``arange``).
-    exclude_seen : bool
-    out_idx : int64[n], out_score : float32[n]   # OUT, best first, -1/NaN beyond the count
+    out_idx : int64[n], out_score : float32[n]   # OUT: item codes and scores, best first,
+        -1/NaN beyond the count
     """
-    f = U.shape[1]
+    f = x_in.shape[0]
     kp = proj.shape[1]
     n_items = perm.size
     n = out_idx.size
-    a = seen_indptr[row] if exclude_seen else 0
-    e = seen_indptr[row + 1] if exclude_seen else 0
-    x = np.empty(f, U.dtype)
+    x = np.empty(f, V.dtype)
     unorm = 0.0
     for k in range(f):
-        x[k] = U[row, k]
+        x[k] = x_in[k]
         unorm += np.float64(x[k]) * np.float64(x[k])
     unorm = np.sqrt(unorm)
     # z = P^T x and the norm of x's residual, in float64
-    z = np.empty(kp, U.dtype)
+    z = np.empty(kp, V.dtype)
     zd = np.zeros(kp)
     for k in range(f):
         for q in range(kp):
@@ -151,9 +152,9 @@ def mf_topn_row(row, U, V, proj, proj_T, resid, sorted_norms, perm, slack, seen_
     xres = np.sqrt(xres) * slack
     tol = (slack - 1.0) * unorm
     stop = unorm * slack
-    hs = np.empty(n, U.dtype)
+    hs = np.empty(n, V.dtype)
     hi = np.empty(n, np.int64)
-    bound = np.empty(SLICE, U.dtype)
+    bound = np.empty(SLICE, V.dtype)
     cand = np.empty(SLICE, np.int64)
     size = 0
     # (a stepped range(0, n_items, SLICE) compiles to a loop 3x slower here)
@@ -180,7 +181,9 @@ def mf_topn_row(row, U, V, proj, proj_T, resid, sorted_norms, perm, slack, seen_
             if size == n and bound[j] < hs[0]:
                 continue
             item = perm[c0 + j]
-            sc = U.dtype.type(0.0)
+            if use_allowed and allowed[item] == 0:
+                continue
+            sc = V.dtype.type(0.0)
             for k in range(f):
                 sc += x[k] * V[item, k]
             if sc != sc:
@@ -198,10 +201,80 @@ def mf_topn_row(row, U, V, proj, proj_T, resid, sorted_norms, perm, slack, seen_
                 hs[0] = sc
                 hi[0] = item
                 _sift_down(hs, hi, 0, size, tb)
-    count = drain_heap(hs, hi, size, tb, n, out_idx, out_score)
+    return drain_heap(hs, hi, size, tb, n, out_idx, out_score)
+
+
+
+
+@njit(**NJIT)
+def mf_topn_row(row, U, V, proj, proj_T, resid, sorted_norms, perm, slack, seen_indptr,
+                seen_indices, tb, item_out, exclude_seen, out_idx, out_score):
+    """:func:`mf_topn_vec` for the model's customer ``row`` (row of ``U`` and of the seen CSR
+    ``seen_indptr``/``seen_indices``), every item allowed; writes ``item_out[code]`` (the item
+    ids, or ``arange``) to ``out_idx`` and returns the count."""
+    a = seen_indptr[row] if exclude_seen else 0
+    e = seen_indptr[row + 1] if exclude_seen else 0
+    count = mf_topn_vec(U[row], V, proj, proj_T, resid, sorted_norms, perm, slack, seen_indices,
+                        a, e, _ALL, False, tb, out_idx, out_score)
     for k in range(count):
         out_idx[k] = item_out[out_idx[k]]
     return count
+
+
+@parallel_kernel
+def mf_topn_block(U, urows, seen_rows, seen_indptr, seen_indices, V, proj, proj_T, resid,
+                  sorted_norms, perm, slack, allowed, use_allowed, tb, out_idx, out_score,
+                  out_count, workers):
+    """Batch top-n: :func:`mf_topn_vec` for customer factors ``U[urows[b]]`` with seen-CSR row
+    ``seen_rows[b]`` (-1: nothing seen), for every ``b``; item codes to ``out_idx[b]``.
+
+    Scoring is done here, not by a BLAS gemm, so no process-wide BLAS thread setting is
+    touched, and a customer's scores are bit-identical to :func:`mf_topn_row`'s whatever the
+    thread count. Customers cost very different amounts (the pruning stops early for some), so
+    ``workers`` threads claim chunks of ``MF_SERVE_CHUNK`` customers dynamically.
+    """
+    B = urows.size
+    n_chunks = (B + MF_SERVE_CHUNK - 1) // MF_SERVE_CHUNK
+    next_chunk = np.zeros(1, np.int64)
+    for _w in prange(workers):
+        c = fetch_add(next_chunk, 1)
+        while c < n_chunks:
+            for b in range(c * MF_SERVE_CHUNK, min(B, (c + 1) * MF_SERVE_CHUNK)):
+                sr = seen_rows[b]
+                a = seen_indptr[sr] if sr >= 0 else 0
+                e = seen_indptr[sr + 1] if sr >= 0 else 0
+                out_count[b] = mf_topn_vec(U[urows[b]], V, proj, proj_T, resid, sorted_norms,
+                                           perm, slack, seen_indices, a, e, allowed,
+                                           use_allowed, tb, out_idx[b], out_score[b])
+            c = fetch_add(next_chunk, 1)
+
+
+@parallel_kernel
+def mf_similar(V, norms, codes, tb, out_idx, out_score, out_count, workers):
+    """Cosine top-n of item factors: for each query ``codes[b]``, the items ``j`` with the
+    highest ``V[q] . V[j] / (norms[q] norms[j])`` (the item itself included), codes to
+    ``out_idx[b]``. Each query's scores are computed on one thread (no reductions across
+    threads)."""
+    B = codes.size
+    n_items, f = V.shape
+    n_chunks = (B + MF_SERVE_CHUNK - 1) // MF_SERVE_CHUNK
+    next_chunk = np.zeros(1, np.int64)
+    no_seen = np.zeros(1, np.int64)
+    n = out_idx.shape[1]
+    for _w in prange(workers):
+        scores = np.empty(n_items, V.dtype)
+        c = fetch_add(next_chunk, 1)
+        while c < n_chunks:
+            for b in range(c * MF_SERVE_CHUNK, min(B, (c + 1) * MF_SERVE_CHUNK)):
+                q = codes[b]
+                for j in range(n_items):
+                    s = V.dtype.type(0.0)
+                    for k in range(f):
+                        s += V[q, k] * V[j, k]
+                    scores[j] = s / (norms[q] * norms[j])
+                out_count[b] = topn_row(scores, no_seen, 0, 0, _ALL, False, tb, n, out_idx[b],
+                                        out_score[b])
+            c = fetch_add(next_chunk, 1)
 
 
 @njit(**NJIT)

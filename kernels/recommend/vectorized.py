@@ -1,35 +1,46 @@
-"""Pure-NumPy (no Numba) versions of the recommend kernels, used with ``use_native=False``.
+"""Pure-NumPy (no Numba) versions of the recommend kernels: the documented fallback selected
+with ``use_native=False``.
 
 They are vectorised over all rows at once (lock-step CG over every customer, batched Cholesky
 solves, lexsort top-N) so they stay usable on small and medium data, and they are the second
-opinion the native kernels are tested against. Same arguments and results as the native kernels.
+opinion the native kernels are tested against. Same arguments and results as the native kernels
+(``n_threads`` is accepted and ignored: NumPy runs on the calling thread). NumPy only: sparse
+products are segment sums over the CSR rows (``np.add.reduceat``).
 """
 import numpy as np
-import scipy.sparse as sp
+
+#: Entries of the (pairs x f x f) products formed at once by the Cholesky fallback.
+_CHOLESKY_BUDGET = 4_000_000
 
 
 def _rows(indptr):
     return np.repeat(np.arange(indptr.size - 1), np.diff(indptr))
 
 
-def als_cg_half(indptr, indices, conf, X, Y, A0, cg_steps):
+def _row_sums(indptr, values):
+    """``out[u] = sum(values[indptr[u]:indptr[u + 1]])`` along axis 0 (zeros for empty rows)."""
+    out = np.zeros((indptr.size - 1,) + values.shape[1:], np.float64)
+    nonempty = np.diff(indptr) > 0
+    if nonempty.any():
+        out[nonempty] = np.add.reduceat(values, indptr[:-1][nonempty], axis=0)
+    return out
+
+
+def als_cg_half(indptr, indices, conf, X, Y, A0, cg_steps, n_threads=None):
     """Lock-step version of :func:`fastengage.kernels.recommend.als.als_cg_half` (updates X)."""
-    n_rows = X.shape[0]
-    shape = (n_rows, Y.shape[0])
-    Cm1 = sp.csr_matrix(((conf - 1).astype(np.float64), indices, indptr), shape=shape)
-    C = sp.csr_matrix((conf.astype(np.float64), indices, indptr), shape=shape)
+    cm1 = (conf - 1).astype(np.float64)
     rows = _rows(indptr)
     Yd = Y.astype(np.float64)
     Yn = Yd[indices]
 
     def apply(V):
         # sum_i (c_ui - 1) (y_i . v_u) y_i for every row u, without forming Y^T C_u Y
-        d = Cm1.data * np.einsum("ij,ij->i", Yn, V[rows])
-        return sp.csr_matrix((d, indices, indptr), shape=shape) @ Yd
+        d = cm1 * np.einsum("ij,ij->i", Yn, V[rows])
+        return _row_sums(indptr, d[:, None] * Yn)
 
     A0d = A0.astype(np.float64)
     x = X.astype(np.float64)
-    r = C @ Yd - x @ A0d - apply(x)
+    r = _row_sums(indptr, conf.astype(np.float64)[:, None] * Yn) - x @ A0d - apply(x)
     p = r.copy()
     rsold = np.einsum("ij,ij->i", r, r)
     active = rsold >= 1e-20
@@ -51,23 +62,28 @@ def als_cg_half(indptr, indices, conf, X, Y, A0, cg_steps):
     X[:] = x.astype(X.dtype)
 
 
-def als_cholesky_half(indptr, indices, conf, X, Y, A0):
+def als_cholesky_half(indptr, indices, conf, X, Y, A0, n_threads=None):
     """Batched exact solve of every row's normal equations (updates X)."""
     n_rows, f = X.shape
-    shape = (n_rows, Y.shape[0])
     Yd = Y.astype(np.float64)
-    YY = np.einsum("if,ig->ifg", Yd, Yd).reshape(Y.shape[0], f * f)
-    Cm1 = sp.csr_matrix(((conf - 1).astype(np.float64), indices, indptr), shape=shape)
-    C = sp.csr_matrix((conf.astype(np.float64), indices, indptr), shape=shape)
-    step = max(1, 2_000_000 // (f * f))
-    for s in range(0, n_rows, step):
-        e = min(n_rows, s + step)
-        A = A0.astype(np.float64)[None] + np.asarray(Cm1[s:e] @ YY).reshape(e - s, f, f)
-        b = np.asarray(C[s:e] @ Yd)
-        X[s:e] = np.linalg.solve(A, b[..., None])[..., 0].astype(X.dtype)
+    c = conf.astype(np.float64)
+    s = 0
+    while s < n_rows:
+        # rows s..e-1, holding at most _CHOLESKY_BUDGET / f^2 pairs (at least one row)
+        limit = indptr[s] + max(1, _CHOLESKY_BUDGET // (f * f))
+        e = max(s + 1, int(np.searchsorted(indptr, limit, side="right")) - 1)
+        e = min(e, n_rows)
+        a, b = indptr[s], indptr[e]
+        local = indptr[s:e + 1] - a
+        Yn = Yd[indices[a:b]]
+        outer = (c[a:b] - 1)[:, None, None] * Yn[:, :, None] * Yn[:, None, :]
+        A = A0.astype(np.float64)[None] + _row_sums(local, outer)
+        rhs = _row_sums(local, c[a:b, None] * Yn)
+        X[s:e] = np.linalg.solve(A, rhs[..., None])[..., 0].astype(X.dtype)
+        s = e
 
 
-def als_loss(indptr, indices, conf, X, Y, YtY, regularization):
+def als_loss(indptr, indices, conf, X, Y, YtY, regularization, n_threads=None):
     """Same objective as :func:`fastengage.kernels.recommend.als.als_loss`."""
     Xd = X.astype(np.float64)
     Yd = Y.astype(np.float64)

@@ -40,8 +40,8 @@ def test_item_knn_matches_implicit(inter, kind, peer):
 
 def test_bpr_learns_and_is_reproducible(inter):
     train, test = random_split(inter, 0.2, seed=0)
-    a = BPR(factors=16, iterations=30, learning_rate=0.05, seed=4, num_threads=1).fit(train)
-    b = BPR(factors=16, iterations=30, learning_rate=0.05, seed=4, num_threads=1).fit(train)
+    a = BPR(factors=16, iterations=30, learning_rate=0.05, seed=4, n_threads=1).fit(train)
+    b = BPR(factors=16, iterations=30, learning_rate=0.05, seed=4, n_threads=1).fit(train)
     np.testing.assert_array_equal(a.item_factors_, b.item_factors_)
     assert a.train_accuracy_ > 0.7
     m = evaluate(a, test, k=10)

@@ -14,7 +14,7 @@ MODELS = {
     "als_cg": lambda: ALS(factors=8, iterations=4, seed=3),
     "als_cholesky": lambda: ALS(factors=8, iterations=4, seed=3, solver="cholesky"),
     "als_numpy": lambda: ALS(factors=8, iterations=4, seed=3, use_native=False),
-    "bpr": lambda: BPR(factors=8, iterations=10, seed=3, num_threads=1),
+    "bpr": lambda: BPR(factors=8, iterations=10, seed=3, n_threads=1),
     "knn_cosine": lambda: ItemKNN("cosine", K=10),
     "knn_bm25": lambda: ItemKNN("bm25", K=10),
 }
@@ -210,8 +210,7 @@ def test_pruned_topn_equals_exhaustive(model_cls):
                   "i": rng.permutation(5000)[rng.choice(5000, n, p=pi / pi.sum())]})
     inter = Interactions.from_data(t, "c", "i")
     model = (ALS(factors=16, iterations=5, seed=1) if model_cls is ALS
-             else BPR(factors=16, iterations=5, seed=1, num_threads=1)).fit(inter)
-    assert len(model._item_blocks) > 1
+             else BPR(factors=16, iterations=5, seed=1, n_threads=1)).fit(inter)
     catalogue = inter.items.ids().to_pylist()[::2]
     for kw in ({}, {"items": catalogue}, {"exclude_items": catalogue}, {"exclude_seen": False}):
         pruned = model.recommend(n=20, **kw)
@@ -229,9 +228,9 @@ def test_pruned_topn_equals_exhaustive(model_cls):
 
 
 @settings(max_examples=30, deadline=None)
-@given(st.integers(0, 2**31 - 1), st.integers(1, 12), st.integers(1, 8), st.booleans())
-def test_recommend_equals_naive_topn(seed, n, block, with_items):
-    """End to end through the pruned path (tiny blocks): recommend == naive top-n of X Y^T with
+@given(st.integers(0, 2**31 - 1), st.integers(1, 12), st.booleans())
+def test_recommend_equals_naive_topn(seed, n, with_items):
+    """End to end through the pruned path: recommend == naive top-n of X Y^T with
     seen items removed and ties ordered by training popularity."""
     import naive_recommend as naive
 
@@ -240,7 +239,6 @@ def test_recommend_equals_naive_topn(seed, n, block, with_items):
     k = rng.integers(60, 300)
     t = pa.table({"c": rng.integers(0, n_users, k), "i": rng.integers(0, n_items, k)})
     model = ALS(factors=3, iterations=2, seed=int(seed % 1000)).fit(t, customer="c", item="i")
-    model.first_item_block = block
     # coarse factors create exact score ties, which must follow the tie-break rule
     # (multiples of 1/4: every product and sum is exact in float32, whatever the order)
     model.user_factors_ = (np.round(model.user_factors_ * 40) / 4).astype(np.float32)
@@ -250,9 +248,6 @@ def test_recommend_equals_naive_topn(seed, n, block, with_items):
     if with_items:
         items = model.items_.ids().to_pylist()[::2]
     table = model.recommend(n=n, items=items)
-    model.heap_kernel = "numba"
-    assert model.recommend(n=n, items=items).equals(table)  # Cython and Numba heaps agree
-    model.heap_kernel = "cython"
     S = model.user_factors_.astype(np.float32) @ model.item_factors_.T.astype(np.float32)
     allowed = None
     if items is not None:

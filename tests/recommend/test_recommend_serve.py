@@ -27,7 +27,7 @@ def _events(seed=7, n=20_000, n_cust=300, n_items=2000, str_ids=False):
 MODELS = {
     "als": lambda: ALS(factors=16, iterations=5, seed=1),
     "als64": lambda: ALS(factors=12, iterations=4, seed=1, dtype=np.float64),
-    "bpr": lambda: BPR(factors=16, iterations=5, seed=1, num_threads=1),
+    "bpr": lambda: BPR(factors=16, iterations=5, seed=1, n_threads=1),
     "knn": lambda: ItemKNN("cosine", K=20),
 }
 
@@ -62,7 +62,7 @@ def test_equals_naive_topn(model_cls, n):
     training popularity."""
     inter = Interactions.from_data(_events(seed=3), "c", "i")
     model = (ALS(factors=16, iterations=5, seed=2) if model_cls is ALS
-             else BPR(factors=16, iterations=5, seed=2, num_threads=1)).fit(inter)
+             else BPR(factors=16, iterations=5, seed=2, n_threads=1)).fit(inter)
     indptr, indices, _ = inter.csr_arrays()
     scores = model.user_factors_.astype(np.float64) @ model.item_factors_.T.astype(np.float64)
     ids = inter.customers.ids().to_pylist()
