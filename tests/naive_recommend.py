@@ -72,7 +72,8 @@ def als_objective(C_dense, X, Y, reg):
 
 
 def ranking_metrics(recs, test_sets, n_items, K):
-    """implicit.evaluation.ranking_metrics_at_k, written out."""
+    """implicit.evaluation.ranking_metrics_at_k, written out; a ``-1`` ends a short list (padding
+    is not a miss)."""
     relevant = pr_div = total = 0.0
     mean_ap = ndcg = mean_auc = 0.0
     recalls = []
@@ -87,6 +88,8 @@ def ranking_metrics(recs, test_sets, n_items, K):
         n_pos = len(likes)
         n_neg = n_items - n_pos
         for i in range(K):
+            if row[i] < 0:
+                break
             if row[i] in likes:
                 relevant += 1
                 hit += 1

@@ -8,7 +8,9 @@ number for number: for a customer with held-out set T (|T| > 0) and recommendati
 * AP@K = sum_{k: r_k in T} (hits up to k) / k, divided by min(K, |T|);
 * NDCG@K = sum_{k: r_k in T} 1/log2(k+1), divided by the ideal sum over min(K, |T|) positions;
 * AUC (limited to the top K): hits rank above the misses seen so far, and the unseen
-  remainder is counted as half-ranked, as in implicit.
+  remainder is counted as half-ranked, as in implicit. A list shorter than K (fewer candidate
+  items than K; ``-1`` pads it) ends where its items end: padding is not a miss, so the AUC of a
+  list does not depend on how far it is padded (issue #9, bug 2).
 """
 import numpy as np
 from numba import njit, prange
@@ -57,7 +59,9 @@ def ranking_metrics(recs, rows, test_indptr, test_indices, n_items, out):
         auc = 0.0
         for k in range(K):
             item = recs[b, k]
-            if item >= 0 and contains_sorted(test_indices, a, e, item):
+            if item < 0:  # padding: the list has ended
+                break
+            if contains_sorted(test_indices, a, e, item):
                 hit += 1.0
                 ap += hit / (k + 1.0)
                 ndcg += 1.0 / np.log2(k + 2.0) / idcg
