@@ -25,7 +25,7 @@ from bench._compare import bench_size, compare
 from fastengage.bandits import LinUCB, evaluate
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir, "tests"))
-import naive_bandits as nb  # noqa: E402
+import naive_bandits as nb
 
 FULL = bench_size() == "full"
 ROUNDS = 3 if FULL else 1

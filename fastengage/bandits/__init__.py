@@ -3,9 +3,9 @@ save/load, and off-policy evaluation of a new policy on logged decisions."""
 from ._persist import load_policy
 from .data import load_open_bandit, load_open_bandit_items
 from .evaluate import ESTIMATORS, evaluate
-from .policies import (BetaTS, EpsilonGreedy, GaussianTS, LinEpsilonGreedy, LinTS, LinUCB,
-                       Policy, UCB1)
+from .kinds import UCB1, BetaTS, EpsilonGreedy, GaussianTS, LinEpsilonGreedy, LinTS, LinUCB
+from .policies import Policy
 
-__all__ = ["Policy", "EpsilonGreedy", "UCB1", "BetaTS", "GaussianTS", "LinUCB", "LinTS",
-           "LinEpsilonGreedy", "load_policy", "evaluate", "ESTIMATORS", "load_open_bandit",
-           "load_open_bandit_items"]
+__all__ = ["ESTIMATORS", "UCB1", "BetaTS", "EpsilonGreedy", "GaussianTS", "LinEpsilonGreedy",
+           "LinTS", "LinUCB", "Policy", "evaluate", "load_open_bandit", "load_open_bandit_items",
+           "load_policy"]

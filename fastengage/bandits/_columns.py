@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 from .._io.sources import amount_to_float64
 from ..errors import InputError
 
-__all__ = ["arm_array", "arm_codes", "feature_matrix", "eligible_mask", "reward_vector"]
+__all__ = ["arm_array", "arm_codes", "eligible_mask", "feature_matrix", "reward_vector"]
 
 
 def _plain(array):
@@ -29,7 +29,8 @@ def arm_array(arms, role: str = "arms") -> pa.Array:
     if isinstance(arms, (str, bytes)) or not hasattr(arms, "__len__"):
         raise InputError(f"{role} must be a list of arm ids (strings or integers)")
     try:
-        array = _plain(arms if isinstance(arms, (pa.Array, pa.ChunkedArray)) else pa.array(list(arms)))
+        given = arms if isinstance(arms, (pa.Array, pa.ChunkedArray)) else pa.array(list(arms))
+        array = _plain(given)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         raise InputError(f"{role}: arm ids must be all strings or all integers ({exc})") from exc
     typ = array.type
@@ -53,7 +54,8 @@ def _as_arm_type(values, arms: pa.Array, column: str, role: str) -> pa.Array:
     typ = values.type
     want_int = pa.types.is_int64(arms.type)
     is_int = pa.types.is_integer(typ)
-    is_str = pa.types.is_string(typ) or pa.types.is_large_string(typ) or pa.types.is_string_view(typ)
+    is_str = (pa.types.is_string(typ) or pa.types.is_large_string(typ)
+              or pa.types.is_string_view(typ))
     if want_int and is_int:
         return pc.cast(values, pa.int64())
     if not want_int and is_str:
@@ -139,7 +141,8 @@ def eligible_mask(eligible, batch, start: int, arms: pa.Array, n_rows_total: int
         mask[parents[keep.to_numpy(zero_copy_only=False)], codes] = 1
         return mask
     mask = np.asarray(eligible)
-    if mask.ndim != 2 or mask.shape[1] != K or (n_rows_total is not None and mask.shape[0] != n_rows_total):
+    if mask.ndim != 2 or mask.shape[1] != K or (n_rows_total is not None
+                                                and mask.shape[0] != n_rows_total):
         raise InputError(f"eligible mask must have shape (rows, {K}) = ({n_rows_total}, {K}), "
                          f"got {mask.shape}")
     if mask.dtype != np.bool_ and not np.isin(mask, (0, 1)).all():

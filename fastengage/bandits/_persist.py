@@ -12,13 +12,13 @@ import pyarrow as pa
 
 from .._io.persist import load_bundle, save_bundle
 from ..errors import InputError, ModelFormatError
-from . import policies
+from . import kinds
 
 KIND = "bandit_policy"
 VERSION = 1
-_CLASSES = {cls.__name__: cls for cls in (policies.EpsilonGreedy, policies.UCB1,
-                                          policies.BetaTS, policies.GaussianTS, policies.LinUCB,
-                                          policies.LinTS, policies.LinEpsilonGreedy)}
+_CLASSES = {cls.__name__: cls for cls in (kinds.EpsilonGreedy, kinds.UCB1, kinds.BetaTS,
+                                          kinds.GaussianTS, kinds.LinUCB, kinds.LinTS,
+                                          kinds.LinEpsilonGreedy)}
 _STATS = ("counts", "sums", "sums2", "G", "g")
 
 

@@ -22,7 +22,7 @@ from ._columns import arm_array, arm_codes, feature_matrix
 from .policies import Policy, _seed64, _threads
 from .reward_model import fit_predict_rewards
 
-__all__ = ["evaluate", "ESTIMATORS"]
+__all__ = ["ESTIMATORS", "evaluate"]
 
 ESTIMATORS = {"ipw": _ope.IPW, "snipw": _ope.SNIPW, "dm": _ope.DM, "dr": _ope.DR,
               "sndr": _ope.SNDR, "switch-dr": _ope.SWITCH_DR, "dr-os": _ope.DR_OS}
@@ -39,7 +39,8 @@ def _positions(table, position):
         raise InputError(f"position column {position!r} has {col.null_count} null value(s)")
     # Dense rank of the position values (obp's OpenBanditDataset does the same).
     levels = pc.unique(col).sort()
-    return np.ascontiguousarray(pc.index_in(col, value_set=levels).to_numpy(), np.int64), len(levels)
+    codes = pc.index_in(col, value_set=levels).to_numpy()
+    return np.ascontiguousarray(codes, np.int64), len(levels)
 
 
 def _target_array(target, table, arms, features, n, L, eligible, seed, draws, n_threads):
@@ -81,10 +82,12 @@ def _arms_for(target, arms, action_col, action):
     return arm_array([int(a) for a in names] if pa.types.is_integer(action_col.type) else names)
 
 
-def evaluate(logs, *, action: str, reward: str, propensity: str, target, position: str | None = None,
+def evaluate(logs, *, action: str, reward: str, propensity: str, target,
+             position: str | None = None,
              features: list[str] | None = None, arms=None, eligible=None,
              estimators=("ipw", "snipw", "dm", "dr", "sndr", "switch-dr", "dr-os"),
-             reward_model=None, action_context=None, n_folds: int = 3, n_bootstrap: int = 1000, alpha: float = 0.05,
+             reward_model=None, action_context=None, n_folds: int = 3,
+             n_bootstrap: int = 1000, alpha: float = 0.05,
              seed: int = 0, clip: float = np.inf, switch_tau: float = 100.0,
              dros_lambda: float = 100.0, propensity_draws: int | None = None,
              n_threads: int | None = None) -> pa.Table:
@@ -125,7 +128,8 @@ def evaluate(logs, *, action: str, reward: str, propensity: str, target, positio
                              ("dros_lambda", dros_lambda, 0.0)):
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not value >= lo:
             raise InputError(f"{label} must be a number >= {lo}, got {value!r}")
-    if not isinstance(n_bootstrap, (int, np.integer)) or isinstance(n_bootstrap, bool) or n_bootstrap < 0:
+    if (not isinstance(n_bootstrap, (int, np.integer)) or isinstance(n_bootstrap, bool)
+            or n_bootstrap < 0):
         raise InputError("n_bootstrap must be a non-negative integer")
     if not 0.0 < alpha < 1.0:
         raise InputError("alpha must lie in (0, 1)")
@@ -160,7 +164,9 @@ def evaluate(logs, *, action: str, reward: str, propensity: str, target, positio
             if q_hat.shape[:2] != (n, K) or q_hat.shape[2] not in (1, L):
                 raise InputError(f"reward_model array must have shape ({n}, {K}[, {L}]), "
                                  f"got {reward_model.shape}")
-            q_hat = np.ascontiguousarray(np.repeat(q_hat, L, axis=2) if q_hat.shape[2] != L else q_hat)
+            if q_hat.shape[2] != L:
+                q_hat = np.repeat(q_hat, L, axis=2)
+            q_hat = np.ascontiguousarray(q_hat)
         else:
             X = feature_matrix(table, features) if features else None
             q_hat = fit_predict_rewards(X, codes, r, pos, K, L, reward_model, n_folds, seed,

@@ -19,12 +19,14 @@ from .._io.sources import open_source
 from ..errors import InputError
 from ..kernels.bandits import decide as _decide
 from ..kernels.bandits import ridge as _ridge
-from ..kernels.common.config import (BANDIT_PARALLEL_MIN_ROWS, BANDIT_ROWS_PER_TASK,
-                                     BANDIT_TS_PROPENSITY_DRAWS)
+from ..kernels.common.config import (
+    BANDIT_PARALLEL_MIN_ROWS,
+    BANDIT_ROWS_PER_TASK,
+    BANDIT_TS_PROPENSITY_DRAWS,
+)
 from ._columns import arm_array, arm_codes, eligible_mask, feature_matrix, reward_vector
 
-__all__ = ["Policy", "EpsilonGreedy", "UCB1", "BetaTS", "GaussianTS", "LinUCB", "LinTS",
-           "LinEpsilonGreedy"]
+__all__ = ["Policy"]  # the concrete policies are in .kinds
 
 _UINT64 = 2 ** 64
 
@@ -45,8 +47,18 @@ def _threads(n_rows: int, n_threads: int | None) -> int | None:
 class _Snapshot:
     """The arrays one decision reads; never modified after it is built."""
 
-    __slots__ = ("theta", "A_inv", "L_inv", "base_mean", "base_var", "scale", "beta_a",
-                 "beta_b", "bound0", "bound1")
+    __slots__ = (
+        "A_inv",
+        "L_inv",
+        "base_mean",
+        "base_var",
+        "beta_a",
+        "beta_b",
+        "bound0",
+        "bound1",
+        "scale",
+        "theta",
+    )
 
     def __init__(self, theta, A_inv, L_inv, base_mean, base_var, scale, beta_a, beta_b):
         self.theta, self.A_inv, self.L_inv = theta, A_inv, L_inv
@@ -94,7 +106,8 @@ class Policy:
         out = {}
         for name, default, (lo, hi) in self.PARAMS:
             value = params.get(name, default)
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+            numeric = isinstance(value, (int, float, np.floating, np.integer))
+            if isinstance(value, bool) or not numeric:
                 raise InputError(f"{name} must be a number, got {value!r}")
             value = float(value)
             if not (lo <= value <= hi) or not np.isfinite(value):
@@ -112,12 +125,13 @@ class Policy:
     def n_features(self) -> int:
         return self._G.shape[1]
 
-    def add_arms(self, arms) -> "Policy":
+    def add_arms(self, arms) -> Policy:
         """Add new arms (with empty statistics) to a running policy; ids already known raise."""
         new = arm_array(arms, role="add_arms")
         with self._lock:
             if len(new) and new.type != self._arms.type:
-                raise InputError(f"add_arms: arm ids must have this policy's type {self._arms.type}")
+                raise InputError("add_arms: arm ids must have this policy's type "
+                                 f"{self._arms.type}")
             self._arms = arm_array(pa.concat_arrays([self._arms, new]), role="add_arms")
             k, d = len(new), self.n_features
             self._counts = np.concatenate([self._counts, np.zeros(k)])
@@ -186,7 +200,7 @@ class Policy:
 
     # -- learning -------------------------------------------------------------------------
     def update(self, data, *, arm: str, reward: str, features: list[str] | None = None,
-               n_threads: int | None = None) -> "Policy":
+               n_threads: int | None = None) -> Policy:
         """Learn from logged outcomes: one row per decision with its arm and reward.
 
         Safe to call from several threads (statistics are added under a lock); decisions
@@ -226,7 +240,7 @@ class Policy:
             _ridge.add_one(x, r, code, self._G, self._g, self._counts, self._sums, self._sums2)
             self._refresh(np.array([code]))
 
-    def merge(self, other: "Policy") -> "Policy":
+    def merge(self, other: Policy) -> Policy:
         """Add another policy's statistics to this one (same class, hyperparameters and feature
         count); arms only the other knows are added. Returns ``self``."""
         if type(other) is not type(self) or other.params != self.params:
@@ -269,7 +283,8 @@ class Policy:
         dist = np.empty((n if want_dist else 0, K))
         _decide.decide_rows(XC, mask if mask is not None else np.zeros((0, K), np.uint8),
                             snap.theta, snap.L_inv, snap.base_mean, snap.base_var, snap.scale,
-                            snap.bound0, snap.bound1, snap.beta_a, snap.beta_b, self.KIND, self.params.get("epsilon", 0.0),
+                            snap.bound0, snap.bound1, snap.beta_a, snap.beta_b, self.KIND,
+                            self.params.get("epsilon", 0.0),
                             seed, row0, draws, arm, prop, mean, dist,
                             n_threads=_threads(n, n_threads))
         return arm, prop, mean, dist
@@ -380,112 +395,3 @@ class Policy:
         params = ", ".join(f"{k}={v:g}" for k, v in self.params.items())
         return (f"{type(self).__name__}({len(self._arms)} arms, {self.n_features} features, "
                 f"{int(self._counts.sum())} rows learned, {params})")
-
-
-_POS = (0.0, np.inf)
-_PROB = (0.0, 1.0)
-
-
-class EpsilonGreedy(Policy):
-    """Best empirical mean (0 for an arm never played) with probability ``1 - epsilon``, a
-    uniformly random eligible arm otherwise."""
-
-    KIND = _decide.GREEDY
-    PARAMS = (("epsilon", 0.1, _PROB),)
-
-    def _derive(self):
-        K = self._counts.shape[0]
-        mean = np.divide(self._sums, self._counts, out=np.zeros(K), where=self._counts > 0)
-        return mean, np.zeros(K), 0.0, np.ones(K), np.ones(K)
-
-
-class UCB1(Policy):
-    """Argmax of ``mean + alpha * sqrt(2 ln N / n_a)`` (N rows learned in all); an arm never
-    played scores +inf, so each arm is tried once first (ties broken at random)."""
-
-    KIND = _decide.UCB
-    PARAMS = (("alpha", 1.0, _POS),)
-
-    def _derive(self):
-        K, n = self._counts.shape[0], self._counts
-        played = n > 0
-        mean = np.divide(self._sums, n, out=np.zeros(K), where=played)
-        total = max(float(n.sum()), 1.0)
-        var = np.full(K, np.inf)
-        var[played] = 2.0 * np.log(total) / n[played]
-        return mean, var, self.params["alpha"], np.ones(K), np.ones(K)
-
-
-class BetaTS(Policy):
-    """Beta-Bernoulli Thompson sampling: arm ``a`` scores a draw of
-    Beta(prior_alpha + successes, prior_beta + failures); rewards must lie in [0, 1]."""
-
-    KIND = _decide.BETA_TS
-    BINARY_REWARDS = True
-    PARAMS = (("prior_alpha", 1.0, (1e-12, np.inf)), ("prior_beta", 1.0, (1e-12, np.inf)))
-
-    def _derive(self):
-        K = self._counts.shape[0]
-        a = self.params["prior_alpha"] + self._sums
-        b = self.params["prior_beta"] + (self._counts - self._sums)
-        return np.zeros(K), np.zeros(K), 0.0, a, b
-
-
-class GaussianTS(Policy):
-    """Gaussian Thompson sampling with known noise: the mean reward of arm ``a`` has prior
-    N(prior_mean, prior_sd^2); rewards are N(mean, noise_sd^2); each arm scores a draw of its
-    posterior N(m_a, s_a^2), ``1/s_a^2 = 1/prior_sd^2 + n_a/noise_sd^2``."""
-
-    KIND = _decide.GAUSS_TS
-    PARAMS = (("prior_mean", 0.0, (-np.inf, np.inf)), ("prior_sd", 1.0, (1e-12, np.inf)),
-              ("noise_sd", 1.0, (1e-12, np.inf)))
-
-    def _derive(self):
-        K = self._counts.shape[0]
-        p0 = 1.0 / self.params["prior_sd"] ** 2
-        nv = 1.0 / self.params["noise_sd"] ** 2
-        precision = p0 + self._counts * nv
-        mean = (self.params["prior_mean"] * p0 + self._sums * nv) / precision
-        return mean, 1.0 / precision, 1.0, np.ones(K), np.ones(K)
-
-
-class _Linear(Policy):
-    CONTEXTUAL = True
-
-    def _derive(self):
-        K = self._counts.shape[0]
-        return np.zeros(K), np.zeros(K), self._scale(), np.ones(K), np.ones(K)
-
-    def _scale(self) -> float:
-        return 0.0
-
-
-class LinUCB(_Linear):
-    """Disjoint LinUCB (Li et al. 2010): per-arm ridge ``theta_a = (G_a + l2 I)^-1 g_a``; arm
-    score ``x . theta_a + alpha * sqrt(x^T A_a^-1 x)`` (MABWiser's LinUCB with the same alpha
-    and l2 chooses the same arms); ties broken at random, propensity 1 / n_tied."""
-
-    KIND = _decide.UCB
-    PARAMS = (("alpha", 1.0, _POS), ("l2", 1.0, (1e-12, np.inf)))
-
-    def _scale(self):
-        return self.params["alpha"]
-
-
-class LinTS(_Linear):
-    """Linear Thompson sampling (Agrawal & Goyal 2013): ``theta ~ N(theta_a, v^2 A_a^-1)``; the
-    score ``x . theta`` is drawn directly as N(x . theta_a, v^2 x^T A_a^-1 x), which is the same
-    distribution for the row's decision."""
-
-    KIND = _decide.GAUSS_TS
-    PARAMS = (("v", 1.0, _POS), ("l2", 1.0, (1e-12, np.inf)))
-
-    def _scale(self):
-        return self.params["v"]
-
-
-class LinEpsilonGreedy(_Linear):
-    """Epsilon-greedy over per-arm ridge predictions ``x . theta_a``."""
-
-    KIND = _decide.GREEDY
-    PARAMS = (("epsilon", 0.1, _PROB), ("l2", 1.0, (1e-12, np.inf)))

@@ -20,7 +20,7 @@ def default_reward_model(seed: int = 0):
     """``LogisticRegression(max_iter=1000, random_state=seed)`` (needs scikit-learn)."""
     try:
         from sklearn.linear_model import LogisticRegression
-    except ImportError as exc:  # pragma: no cover - scikit-learn is in the bandits extra
+    except ImportError:  # pragma: no cover - scikit-learn is in the bandits extra
         raise ImportError("the default reward model needs scikit-learn "
                           "(pip install 'fastengage[bandits]'), or pass q_hat as reward_model=")
     return LogisticRegression(max_iter=1000, random_state=seed)

@@ -2,13 +2,13 @@
 generated logs and on the Open Bandit Dataset sample, and the end-to-end BTS check."""
 from __future__ import annotations
 
+import naive_bandits as nb
 import numpy as np
 import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import naive_bandits as nb
 from fastengage.bandits import LinEpsilonGreedy, evaluate, load_open_bandit, load_open_bandit_items
 from fastengage.errors import InputError
 
@@ -60,8 +60,8 @@ def test_bootstrap_matches_reference_and_threads(parallel_always):
     assert one.equals(two)
     idx = np.stack([nb.bootstrap_indices(np.uint64(9), b, 500) for b in range(200)])
     for row in one.to_pylist():
-        rr = nb.obp_round_rewards(row["estimator"], r, a, p, pi_e, q_hat, pos,
-                                  {"switch-dr": 100.0, "dr-os": 100.0}.get(row["estimator"], np.inf))
+        lam = {"switch-dr": 100.0, "dr-os": 100.0}.get(row["estimator"], np.inf)
+        rr = nb.obp_round_rewards(row["estimator"], r, a, p, pi_e, q_hat, pos, lam)
         _, lo, hi = nb.obp_interval(rr, idx)
         assert row["ci_lower"] == pytest.approx(lo, abs=1e-12)
         assert row["ci_upper"] == pytest.approx(hi, abs=1e-12)

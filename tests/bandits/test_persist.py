@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from fastengage.bandits import BetaTS, GaussianTS, LinTS, LinUCB, UCB1, load_policy
+from fastengage.bandits import UCB1, BetaTS, GaussianTS, LinTS, LinUCB, load_policy
 from fastengage.errors import ModelFormatError
 
 

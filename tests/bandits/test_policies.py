@@ -3,15 +3,22 @@ from __future__ import annotations
 
 import threading
 
+import naive_bandits as nb
 import numpy as np
 import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import naive_bandits as nb
-from fastengage.bandits import (BetaTS, EpsilonGreedy, GaussianTS, LinEpsilonGreedy, LinTS,
-                                LinUCB, UCB1)
+from fastengage.bandits import (
+    UCB1,
+    BetaTS,
+    EpsilonGreedy,
+    GaussianTS,
+    LinEpsilonGreedy,
+    LinTS,
+    LinUCB,
+)
 from fastengage.errors import InputError
 
 
@@ -43,7 +50,7 @@ def test_ridge_statistics_match_numpy(n, d, K, seed, lam):
 
 
 def test_update_paths_agree_and_threads_do_not_change_bits(monkeypatch, parallel_always):
-    import fastengage.bandits.policies as policies
+    from fastengage.bandits import policies
 
     table, X, arms, r, names, ids = _logs(3000, 4, 3, 1)
     monkeypatch.setattr(policies, "BANDIT_ROWS_PER_TASK", 97)  # many tasks per arm

@@ -1,7 +1,6 @@
 """Regret on the seeded simulator: LinUCB and linear TS learn (sublinear cumulative regret)."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from fastengage.bandits import EpsilonGreedy, LinTS, LinUCB
