@@ -166,6 +166,14 @@ class IdEncoder:
         """The user's ids for ``codes`` (any int array), in the original type."""
         return self.ids().take(pa.array(np.asarray(codes, dtype=np.int64)))
 
+    # -- pickling (joblib, multiprocessing): the ids as an Arrow array, rebuilt by encoding -----
+    def __reduce__(self):
+        """Pickle as ``(column, role, ids in code order, types)``; the Cython map and the lock
+        are rebuilt on the other side (they cannot be pickled)."""
+        if self.kind is None:
+            return (IdEncoder, (self.column, self.role))
+        return (_encoder_from_ids, (self.column, self.role, self.ids(), self.type, self.input_type))
+
     # -- persistence: plain arrays, never pickle --------------------------------------------
     def to_arrow(self) -> pa.Array:
         """The ids in code order (what :meth:`from_arrow` needs to rebuild the encoder)."""
@@ -182,3 +190,10 @@ class IdEncoder:
         else:
             encoder._bind(ids.type)
         return encoder
+
+
+def _encoder_from_ids(column, role, ids, value_type, input_type) -> IdEncoder:
+    """Unpickle an :class:`IdEncoder` (see ``IdEncoder.__reduce__``)."""
+    encoder = IdEncoder.from_arrow(ids, column, role)
+    encoder.type, encoder.input_type = value_type, input_type
+    return encoder

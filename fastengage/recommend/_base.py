@@ -20,7 +20,8 @@ from .._io.sources import amount_to_float64, open_source
 from ..errors import InputError
 from ..kernels.common.config import RECOMMEND_SERIAL_MAX
 from ..kernels.recommend import csr as rec_csr
-from ._persist import load_model, model_file_parts, save_model
+from ._persist import (load_model, model_file_parts, recommender_from_bytes, save_model,
+                       to_bytes)
 from .interactions import Interactions, _apply_weighting, id_array
 
 __all__ = ["Recommender"]
@@ -414,6 +415,14 @@ class Recommender:
         raises ModelFormatError naming the member and the problem."""
         return load_model(cls, path)
 
+    def __reduce__(self):
+        """Pickling (joblib, multiprocessing, Spark broadcast) goes through the model file
+        format: a fitted model is pickled as the bytes :meth:`save` writes and rebuilt by the
+        validating loader; an unfitted one as its parameters."""
+        if self.customers_ is None:
+            return (_unfitted, (type(self), {k: getattr(self, k) for k in self._params}))
+        return (recommender_from_bytes, (type(self), to_bytes(self.save)))
+
     @property
     def num_threads(self) -> int | None:
         """Deprecated spelling of :attr:`n_threads` (implicit's name)."""
@@ -423,3 +432,8 @@ class Recommender:
         params = ", ".join(f"{k}={getattr(self, k)!r}" for k in self._params)
         return f"{type(self).__name__}({params})"
 
+
+
+def _unfitted(cls, params: dict):
+    """Unpickle an unfitted recommender from its parameters."""
+    return cls(**params)

@@ -356,3 +356,73 @@ def model_file_parts(model) -> tuple[dict, dict, dict]:
     tables = {"customers": pa.table({"id": model._customer_ids}),
               "items": pa.table({"id": model._item_ids})}
     return meta, arrays, tables
+
+
+# -- pickling in process (joblib, multiprocessing, Spark broadcast) ---------------------------
+def to_bytes(save) -> bytes:
+    buf = io.BytesIO()
+    save(buf)
+    return buf.getvalue()
+
+
+def recommender_from_bytes(cls, data: bytes):
+    """Unpickle a fitted recommender: the bytes are a model file, read by the validating
+    loader (see ``Recommender.__reduce__``)."""
+    from ._base import Recommender
+
+    if not (isinstance(cls, type) and issubclass(cls, Recommender)):
+        raise ModelFormatError(f"{cls!r} is not a recommender class")
+    return load_model(cls, data)
+
+
+INTERACTIONS_KIND = "recommend.interactions"
+_INTERACTIONS_LAYOUT = {"indptr": (_INT64, ("C+1",)), "indices": (_INT64, ("Z",)),
+                        "data": (_FLOAT32, ("Z",))}
+
+
+def save_interactions(inter, target) -> None:
+    indptr, indices, data = inter.csr_arrays()
+    meta = {"weighting": inter.weighting, "log_epsilon": float(inter.log_epsilon),
+            "customer_column": inter.customers.column, "item_column": inter.items.column,
+            "sizes": {"C": int(inter.n_customers), "I": int(inter.n_items), "Z": int(inter.nnz)}}
+    tables = {"customers": pa.table({"id": _ids(inter.customers)}),
+              "items": pa.table({"id": _ids(inter.items)})}
+    save_model(target, INTERACTIONS_KIND, 1, meta,
+               {"indptr": indptr, "indices": indices, "data": data}, tables)
+
+
+def _ids(encoder) -> pa.Array:
+    ids = encoder.ids()
+    return ids.cast(pa.large_string()) if pa.types.is_string_view(ids.type) else ids
+
+
+def interactions_from_bytes(data: bytes):
+    """Unpickle an :class:`Interactions` (validated like a model file)."""
+    import scipy.sparse as sp
+
+    from .interactions import Interactions
+
+    kind = INTERACTIONS_KIND
+
+    def layout_of(meta):
+        for key in ("customer_column", "item_column"):
+            if not isinstance(meta.get(key), str):
+                raise _bad(kind, f"meta field {key!r}", "must be a string")
+        if meta.get("weighting") not in _WEIGHTINGS:
+            raise _bad(kind, "meta field 'weighting'", f"must be one of {_WEIGHTINGS}")
+        eps = meta.get("log_epsilon")
+        if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or \
+                not (math.isfinite(eps) and eps > 0):
+            raise _bad(kind, "meta field 'log_epsilon'", f"must be a finite number > 0, got {eps!r}")
+        return _INTERACTIONS_LAYOUT, {}
+
+    meta, arrays, tables, dims = read_checked(data, kind, 1, layout_of)
+    check_csr(kind, arrays["indptr"], arrays["indices"], arrays["data"], dims["I"],
+              names=("indptr", "indices", "data"))
+    matrix = sp.csr_matrix((arrays["data"], arrays["indices"], arrays["indptr"]),
+                           shape=(dims["C"], dims["I"]))
+    matrix.has_sorted_indices = True
+    return Interactions(matrix, _encoder(kind, tables["customers"], meta["customer_column"],
+                                         "customer"),
+                        _encoder(kind, tables["items"], meta["item_column"], "item"),
+                        meta["weighting"], float(meta["log_epsilon"]))

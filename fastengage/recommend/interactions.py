@@ -259,6 +259,13 @@ class Interactions:
             "value": pa.array(coo.data.astype(np.float32)),
         })
 
+    def __reduce__(self):
+        """Pickled as the bytes of a validated bundle (CSR arrays + id tables), never as Python
+        objects: see :mod:`fastengage.recommend._persist`."""
+        from ._persist import interactions_from_bytes, save_interactions, to_bytes
+
+        return (interactions_from_bytes, (to_bytes(lambda buf: save_interactions(self, buf)),))
+
     def __repr__(self) -> str:
         return (f"Interactions({self.n_customers} customers x {self.n_items} items, "
                 f"{self.nnz} pairs, weighting={self.weighting!r})")
