@@ -49,12 +49,36 @@ def _nums(block, key, dtype, n, where):
     try:
         arr = np.array(text.split(), dtype=np.float64 if dtype is float else np.int64) \
             if text else np.zeros(0)
-    except ValueError as exc:
-        raise ModelFormatError(f"LightGBM model: {where} {key!r} is not numeric") from exc
+    except (ValueError, OverflowError) as exc:
+        raise ModelFormatError(f"LightGBM model: {where} {key!r} is not numeric ({exc})") from None
     if n is not None and arr.shape[0] != n:
         raise ModelFormatError(f"LightGBM model: {where} {key!r} has {arr.shape[0]} values, "
                                f"expected {n}")
     return arr
+
+
+def _int(fields, key, default, lo, hi, where="header"):
+    """An integer field in ``lo..hi`` (ModelFormatError naming it otherwise)."""
+    raw = fields.get(key, default)
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        raise ModelFormatError(f"LightGBM model: {where} {key}={raw!r} is not an integer") from None
+    if not lo <= value <= hi:
+        raise ModelFormatError(f"LightGBM model: {where} {key}={value} is outside {lo}..{hi}")
+    return value
+
+
+def _positive_float(args, key):
+    raw = args.get(key, "1")
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not (np.isfinite(value) and value > 0):
+        raise ModelFormatError(f"LightGBM model: objective parameter {key}:{raw} must be a "
+                               "positive finite number")
+    return value
 
 
 def _zeroed_thresholds(threshold: np.ndarray) -> np.ndarray:
@@ -70,8 +94,96 @@ def _zeroed_thresholds(threshold: np.ndarray) -> np.ndarray:
     return np.where((t >= -z) & (t < 0), np.nextafter(-z, -np.inf), out)
 
 
+def _categorical(kv, where, threshold, is_cat, n_leaves):
+    """Bitset words of each categorical node, every index checked against its arrays."""
+    bounds = _nums(kv, "cat_boundaries", int, None, where)
+    words = _nums(kv, "cat_threshold", int, None, where)
+    if (bounds.size == 0 or bounds[0] != 0 or np.any(np.diff(bounds) < 0)
+            or bounds[-1] != words.size):
+        raise ModelFormatError(f"LightGBM model: {where} cat_boundaries do not slice cat_threshold")
+    if words.size and (words.min() < 0 or words.max() >= 2**32):
+        raise ModelFormatError(f"LightGBM model: {where} cat_threshold words must be uint32")
+    words = words.astype(np.uint32)
+    out = {}
+    for node in np.flatnonzero(is_cat):
+        t = threshold[node]
+        if not (np.isfinite(t) and t == int(t) and 0 <= t < bounds.size - 1):
+            raise ModelFormatError(f"LightGBM model: {where} categorical split {node} names "
+                                   f"bitset {t!r}, not one of 0..{bounds.size - 2}")
+        idx = int(t)
+        out[int(node)] = words[bounds[idx]:bounds[idx + 1]]
+    return out
+
+
+def _tree(kv, where, n_features, target):
+    if kv.get("is_linear", "0") != "0":
+        raise ModelFormatError(f"LightGBM model: {where} is a linear tree, which is not supported")
+    # num_leaves only sets how many values to expect: arrays are sized by the text itself.
+    n_leaves = _int(kv, "num_leaves", None, 1, 2**31 - 1, where)
+    # "shrinkage" is informational: LightGBM has already folded it into leaf_value.
+    leaf_value = _nums(kv, "leaf_value", float, n_leaves, where)
+    if not np.all(np.isfinite(leaf_value)):
+        raise ModelFormatError(f"LightGBM model: {where} has a non-finite leaf value")
+    m = n_leaves - 1
+    if m == 0:
+        return Tree(np.zeros(0, np.int32), np.zeros(0), np.zeros(0, np.uint8), np.zeros(0, np.uint8),
+                    np.zeros(0, np.int32), np.zeros(0, np.int32), leaf_value, target)
+    feature = _nums(kv, "split_feature", int, m, where)
+    threshold = _nums(kv, "threshold", float, m, where)
+    decision = _nums(kv, "decision_type", int, m, where)
+    left = _nums(kv, "left_child", int, m, where)
+    right = _nums(kv, "right_child", int, m, where)
+    if feature.min() < 0 or feature.max() >= n_features:
+        raise ModelFormatError(f"LightGBM model: {where} splits on a feature out of range")
+    if decision.min() < 0 or decision.max() > 15:
+        raise ModelFormatError(f"LightGBM model: {where} decision_type outside 0..15")
+    if np.any(np.isnan(threshold)):
+        raise ModelFormatError(f"LightGBM model: {where} has a NaN threshold")
+    bad = structure_problem(left, right, n_leaves)
+    if bad:
+        raise ModelFormatError(f"LightGBM model: {where}: {bad}")
+    is_cat = (decision & 1) == 1
+    default_left = ((decision >> 1) & 1).astype(np.uint8)
+    missing = (decision >> 2) & 3
+    kind = np.full(m, score_trees.KIND_LEQ, np.uint8)
+    nan_left = default_left.copy()
+    # Missing types None (0) and the unused 3: LightGBM reads NaN as 0.0, so it goes where 0.0 goes.
+    none = (missing == 0) | (missing == 3)
+    nan_left[none] = (0.0 <= threshold[none]).astype(np.uint8)
+    kind[missing == 1] = score_trees.KIND_ZERO_LEQ
+    cat_bits = {}
+    if is_cat.any():
+        cat_bits = _categorical(kv, where, threshold, is_cat, n_leaves)
+        kind[is_cat] = score_trees.KIND_CAT
+        nan_left[is_cat] = 0
+    threshold = np.where(is_cat, threshold, _zeroed_thresholds(threshold))
+    return Tree(feature.astype(np.int32), threshold, kind, nan_left, left.astype(np.int32),
+                right.astype(np.int32), leaf_value, target, cat_bits)
+
+
+def _post(obj_name, obj_args, num_class):
+    scale = 1.0
+    if obj_name == "binary":
+        return score_post.PAIR_SIGMOID, "classifier", _positive_float(obj_args, "sigmoid")
+    if obj_name in ("multiclass", "softmax"):
+        return score_post.SOFTMAX, "classifier", scale
+    if obj_name in ("multiclassova", "multiclass_ova", "ova", "ovr"):
+        return score_post.SIGMOID, "classifier", _positive_float(obj_args, "sigmoid")
+    if obj_name in ("cross_entropy", "xentropy"):
+        return score_post.SIGMOID, "regressor", scale
+    if obj_name in _EXP:
+        return score_post.EXP, "regressor", scale
+    if obj_name in _IDENTITY:
+        return score_post.NONE, "regressor", scale
+    raise ModelFormatError(f"LightGBM objective {obj_name!r} is not supported by the native scorer")
+
+
 def parse_lightgbm(text: str) -> tuple[TreeEnsemble, dict]:
-    """Parse a LightGBM text model.
+    """Parse a LightGBM text model; every field is checked (ModelFormatError names it).
+
+    Memory is bounded by the text: the number of outputs is ``num_tree_per_iteration``, which
+    must equal ``num_class`` and divide the number of trees present; feature names must be
+    listed for every feature.
 
     Returns
     -------
@@ -82,94 +194,35 @@ def parse_lightgbm(text: str) -> tuple[TreeEnsemble, dict]:
     header = _kv(blocks[0].split("\n"))
     if not blocks[0].startswith("tree") or "max_feature_idx" not in header:
         raise ModelFormatError("not a LightGBM text model (no 'tree' header with max_feature_idx)")
-    try:
-        n_features = int(header["max_feature_idx"]) + 1
-        num_class = int(header.get("num_class", "1"))
-        per_iter = int(header.get("num_tree_per_iteration", str(num_class)))
-    except ValueError as exc:
-        raise ModelFormatError(f"LightGBM model header is malformed: {exc}") from exc
     names = header.get("feature_names", "").split()
+    n_features = _int(header, "max_feature_idx", None, 0, 2**31 - 2) + 1
     if len(names) != n_features:
-        names = [f"Column_{j}" for j in range(n_features)]
+        raise ModelFormatError(f"LightGBM model: feature_names lists {len(names)} names for "
+                               f"max_feature_idx={n_features - 1}")
+    tree_blocks = [b.strip().split("\n") for b in blocks[1:]]
+    tree_blocks = [lines for lines in tree_blocks if lines and lines[0].startswith("Tree=")]
+    if not tree_blocks:
+        raise ModelFormatError("LightGBM model has no trees")
+    num_class = _int(header, "num_class", "1", 1, len(tree_blocks))
+    per_iter = _int(header, "num_tree_per_iteration", str(num_class), 1, len(tree_blocks))
+    if per_iter != num_class or len(tree_blocks) % per_iter:
+        raise ModelFormatError(f"LightGBM model: {len(tree_blocks)} trees, num_class={num_class} "
+                               f"and num_tree_per_iteration={per_iter} do not fit together")
     objective = header.get("objective", "regression").split()
     obj_name = objective[0] if objective else "regression"
     obj_args = dict(a.split(":", 1) for a in objective[1:] if ":" in a)
     if "sqrt" in objective[1:]:
         raise ModelFormatError("LightGBM objective with reg_sqrt=true is not supported natively")
+    post, kind_, scale = _post(obj_name, obj_args, num_class)
+    if kind_ == "classifier" and obj_name != "binary" and num_class < 2:
+        raise ModelFormatError(f"LightGBM model: objective {obj_name} with num_class={num_class}")
     average = "average_output" in blocks[0].split("\n")
 
-    trees = []
-    for block in blocks[1:]:
-        lines = block.strip().split("\n")
-        if not lines or not lines[0].startswith("Tree="):
-            continue
-        where = lines[0]
-        kv = _kv(lines[1:])
-        if kv.get("is_linear", "0") != "0":
-            raise ModelFormatError(f"LightGBM model: {where} is a linear tree, which is not supported")
-        n_leaves = int(kv.get("num_leaves", "0"))
-        # "shrinkage" is informational: LightGBM has already folded it into leaf_value.
-        leaf_value = _nums(kv, "leaf_value", float, n_leaves, where)
-        m = n_leaves - 1
-        tree_index = int(where.split("=")[1])
-        if m == 0:
-            trees.append(Tree(np.zeros(0, np.int32), np.zeros(0), np.zeros(0, np.uint8),
-                              np.zeros(0, np.uint8), np.zeros(0, np.int32), np.zeros(0, np.int32),
-                              leaf_value, tree_index % per_iter))
-            continue
-        feature = _nums(kv, "split_feature", int, m, where).astype(np.int32)
-        threshold = _nums(kv, "threshold", float, m, where)
-        decision = _nums(kv, "decision_type", int, m, where).astype(np.int64)
-        left = _nums(kv, "left_child", int, m, where).astype(np.int32)
-        right = _nums(kv, "right_child", int, m, where).astype(np.int32)
-        if feature.size and (feature.min() < 0 or feature.max() >= n_features):
-            raise ModelFormatError(f"LightGBM model: {where} splits on a feature out of range")
-        bad = structure_problem(left, right, n_leaves)
-        if bad:
-            raise ModelFormatError(f"LightGBM model: {where}: {bad}")
-        is_cat = (decision & 1) == 1
-        default_left = ((decision >> 1) & 1).astype(np.uint8)
-        missing = (decision >> 2) & 3
-        kind = np.full(m, score_trees.KIND_LEQ, np.uint8)
-        nan_left = default_left.copy()
-        # Missing type None: NaN is read as 0.0, so it goes where 0.0 goes.
-        none = missing == 0
-        nan_left[none] = (0.0 <= threshold[none]).astype(np.uint8)
-        kind[missing == 1] = score_trees.KIND_ZERO_LEQ
-        threshold = np.where(is_cat, threshold, _zeroed_thresholds(threshold))
-        cat_bits = {}
-        if is_cat.any():
-            bounds = _nums(kv, "cat_boundaries", int, None, where)
-            words = _nums(kv, "cat_threshold", int, None, where).astype(np.uint32)
-            for node in np.flatnonzero(is_cat):
-                idx = int(threshold[node])
-                if idx + 1 >= bounds.shape[0]:
-                    raise ModelFormatError(f"LightGBM model: {where} categorical split out of range")
-                cat_bits[int(node)] = words[bounds[idx]:bounds[idx + 1]]
-                kind[node] = score_trees.KIND_CAT
-                nan_left[node] = 0
-        trees.append(Tree(feature, threshold, kind, nan_left, left, right, leaf_value,
-                          tree_index % per_iter, cat_bits))
-    if not trees:
-        raise ModelFormatError("LightGBM model has no trees")
-
-    info = {"feature_names": names, "objective": obj_name, "num_class": num_class}
-    scale = 1.0
-    if obj_name == "binary":
-        post, kind_, scale = score_post.PAIR_SIGMOID, "classifier", float(obj_args.get("sigmoid", 1))
-    elif obj_name in ("multiclass", "softmax"):
-        post, kind_ = score_post.SOFTMAX, "classifier"
-    elif obj_name in ("multiclassova", "multiclass_ova", "ova", "ovr"):
-        post, kind_, scale = score_post.SIGMOID, "classifier", float(obj_args.get("sigmoid", 1))
-    elif obj_name in ("cross_entropy", "xentropy"):
-        post, kind_ = score_post.SIGMOID, "regressor"
-    elif obj_name in _EXP:
-        post, kind_ = score_post.EXP, "regressor"
-    elif obj_name in _IDENTITY:
-        post, kind_ = score_post.NONE, "regressor"
-    else:
-        raise ModelFormatError(f"LightGBM objective {obj_name!r} is not supported by the native scorer")
-    info["kind"] = kind_
+    # LightGBM reads trees in file order (the number after "Tree=" is not used): tree i adds
+    # to output i % num_tree_per_iteration.
+    trees = [_tree(_kv(lines[1:]), lines[0], n_features, i % per_iter)
+             for i, lines in enumerate(tree_blocks)]
+    info = {"feature_names": names, "objective": obj_name, "num_class": num_class, "kind": kind_}
     n_iter = len(trees) // per_iter
     ens = TreeEnsemble(trees, n_features, per_iter, acc_dtype=np.float64, input_dtype=np.float64,
                        average_over=n_iter if average else 0, post=post, scale=scale)

@@ -149,30 +149,60 @@ class LinearModel(Model):
 
     @classmethod
     def from_json(cls, text: str) -> "LinearModel":
-        """Read fastengage linear-model JSON; raises ModelFormatError on anything unexpected."""
+        """Read fastengage linear-model JSON; raises ModelFormatError on anything unexpected
+        (every field's type, the coefficient shape, non-finite numbers, duplicate classes)."""
         try:
             doc = json.loads(text)
-        except ValueError as exc:
-            raise ModelFormatError(f"linear model JSON is malformed: {exc}") from exc
+        except (ValueError, RecursionError) as exc:
+            raise ModelFormatError(f"linear model JSON is malformed: {exc}") from None
         if not isinstance(doc, dict) or doc.get("format") != FORMAT:
             raise ModelFormatError(f"not a fastengage linear model (format must be {FORMAT!r})")
         version = doc.get("version")
-        if not isinstance(version, int) or not 1 <= version <= VERSION:
+        if type(version) is not int or not 1 <= version <= VERSION:
             raise ModelFormatError(f"linear model version {version!r}; this fastengage reads 1..{VERSION}")
-        try:
-            coef = np.asarray(doc["coefficients"], dtype=np.float64)
-            icpt = np.asarray(doc.get("intercepts", 0.0), dtype=np.float64)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ModelFormatError(f"linear model: bad coefficients/intercepts ({exc})") from exc
-        if coef.ndim not in (1, 2) or coef.size == 0:
-            raise ModelFormatError("linear model: coefficients must be a non-empty (K, F) list")
-        classes = doc.get("classes")
-        if doc.get("kind", "classifier" if classes else "regressor") == "regressor":
-            classes = None
+        coef = _numbers(doc.get("coefficients"), "coefficients", (1, 2))
+        icpt = _numbers(doc.get("intercepts", 0.0), "intercepts", (0, 1))
+        kind = doc.get("kind", "classifier" if doc.get("classes") else "regressor")
+        if kind not in ("classifier", "regressor"):
+            raise ModelFormatError(f"linear model: kind must be 'classifier' or 'regressor', got {kind!r}")
+        classes = doc.get("classes") if kind == "classifier" else None
+        if kind == "classifier":
+            if not isinstance(classes, list) or not all(
+                    type(c) in (int, str) for c in classes) or len(set(classes)) != len(classes):
+                raise ModelFormatError("linear model: classes must be a list of distinct "
+                                       "integers or strings")
         features = doc.get("features")
-        if features is not None and not all(isinstance(x, str) for x in features):
+        if features is not None and not (isinstance(features, list)
+                                         and all(isinstance(x, str) for x in features)):
             raise ModelFormatError("linear model: features must be a list of column names")
-        if not all(math.isfinite(v) for v in icpt.ravel()):
-            raise ModelFormatError("linear model: intercepts must be finite")
-        return cls(coef, icpt, features=features, link=doc.get("link", "identity"),
-                   classes=classes, l1_normalize=bool(doc.get("l1_normalize", False)))
+        link = doc.get("link", "identity")
+        if not isinstance(link, str):
+            raise ModelFormatError(f"linear model: link must be one of {_LINKS}, got {link!r}")
+        l1 = doc.get("l1_normalize", False)
+        if not isinstance(l1, bool):
+            raise ModelFormatError(f"linear model: l1_normalize must be true or false, got {l1!r}")
+        return cls(coef, icpt, features=features, link=link, classes=classes, l1_normalize=l1)
+
+
+def _numbers(value, name, ndims) -> np.ndarray:
+    """A finite float64 array from nested JSON lists of numbers (no bools, strings, dicts,
+    ragged rows), with ``ndim`` in ``ndims``."""
+    try:
+        arr = np.array(value, dtype=object)
+    except (ValueError, TypeError):
+        arr = None
+    if arr is None or arr.ndim not in ndims or not all(
+            type(v) in (int, float) for v in arr.reshape(-1)):
+        raise ModelFormatError(f"linear model: {name} must be "
+                               + ("a number or " if 0 in ndims else "")
+                               + "a list" + (" of equal-length lists" if 2 in ndims else "")
+                               + " of numbers")
+    try:
+        out = arr.astype(np.float64)
+    except OverflowError:  # an integer beyond float64
+        out = np.full(arr.shape, np.inf)
+    if out.size == 0 and 0 not in ndims:
+        raise ModelFormatError(f"linear model: {name} is empty")
+    if not np.all(np.isfinite(out)):
+        raise ModelFormatError(f"linear model: {name} must be finite")
+    return out

@@ -35,7 +35,7 @@ from ..errors import InputError, ModelFormatError
 from ._columns import feature_column, feature_matrix
 from .linear import LinearModel
 from .model import Model
-from .onnx_trees import NotNative, _attrs, tree_ensemble_from_onnx
+from .onnx_trees import NotNative, _attrs, check_tree_ensemble, tree_ensemble_from_onnx
 from .trees import TreeModel
 
 __all__ = ["load_onnx", "OnnxModel"]
@@ -262,6 +262,9 @@ def load_onnx(data: bytes, *, backend: str = "auto", features=None) -> Model:
         names = names or [i.name for i in inputs]
     if names is not None and len(names) != n_features:
         raise ModelFormatError(f"{len(names)} feature names for a model with {n_features} inputs")
+    for node in graph.node:  # bounds that hold whichever backend scores the model
+        if node.op_type in ("TreeEnsembleClassifier", "TreeEnsembleRegressor"):
+            check_tree_ensemble(node)
     note = ""
     if backend not in ("auto", "native", "onnxruntime"):
         raise ValueError(f"backend must be 'auto', 'native' or 'onnxruntime', got {backend!r}")
@@ -359,7 +362,11 @@ class OnnxModel(Model):
         if isinstance(feeds_or_X, np.ndarray):
             name, dtype, _ = self._inputs[0]
             feeds_or_X = {name: feeds_or_X.astype(dtype, copy=False)}
-        out = sess.run([self._score_name], feeds_or_X)[0]
+        try:
+            out = sess.run([self._score_name], feeds_or_X)[0]
+        except Exception as exc:  # onnxruntime's Fail/InvalidArgument/RuntimeException
+            reason = str(exc).strip().splitlines()[0][-300:] if str(exc).strip() else repr(exc)
+            raise ModelFormatError(f"ONNX Runtime failed to score with this model: {reason}") from None
         out = np.asarray(out)
         return out.reshape(out.shape[0], -1) if out.ndim != 2 else out
 

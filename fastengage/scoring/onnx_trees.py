@@ -19,11 +19,12 @@ from __future__ import annotations
 import numpy as np
 from onnx import helper, numpy_helper
 
+from ..errors import ModelFormatError
 from ..kernels.scoring import post as score_post
 from ..kernels.scoring import trees as score_trees
 from .trees import Tree, TreeEnsemble, lt_to_leq
 
-__all__ = ["NotNative", "tree_ensemble_from_onnx"]
+__all__ = ["NotNative", "check_tree_ensemble", "tree_ensemble_from_onnx"]
 
 
 class NotNative(Exception):
@@ -50,6 +51,53 @@ def _get(attrs, name, dtype, default=None):
     if name in attrs:
         return np.asarray(attrs[name], dtype=dtype).ravel(), np.float32
     return default, np.float32
+
+
+#: Outputs a TreeEnsemble may declare beyond the leaf weights and base values in its file (an
+#: output no leaf votes for is a constant 0; legitimate, but it must not cost more than this).
+UNBACKED_OUTPUTS = 1024
+
+_NODE_ARRAYS = ("nodes_treeids", "nodes_nodeids", "nodes_featureids", "nodes_modes",
+                "nodes_truenodeids", "nodes_falsenodeids")
+
+
+def check_tree_ensemble(node) -> None:
+    """Checks that bound what scoring a TreeEnsemble* node can cost, whichever backend runs it.
+
+    The number of outputs per row (``n_targets``, or the class labels) must be backed by the
+    file: at most one output per leaf weight or base value, plus ``UNBACKED_OUTPUTS``. A 458-byte file declaring ``n_targets=10**9`` would otherwise make every row
+    allocate gigabytes. Per-node and per-weight attribute lists must have equal lengths.
+    """
+    a = _attrs(node)
+    is_clf = node.op_type == "TreeEnsembleClassifier"
+    prefix = "class_" if is_clf else "target_"
+    lengths = {k: len(np.ravel(a.get(k, []))) for k in _NODE_ARRAYS}
+    values, _ = _get(a, "nodes_values", np.float32, np.zeros(0))
+    lengths["nodes_values"] = values.size
+    if len(set(lengths.values())) != 1:
+        raise ModelFormatError(f"ONNX {node.op_type}: node attribute lists differ in length "
+                               f"({lengths})")
+    weights, _ = _get(a, prefix + "weights", np.float32, np.zeros(0))
+    w_lengths = {prefix + k: len(np.ravel(a.get(prefix + k, []))) for k in ("treeids", "nodeids", "ids")}
+    w_lengths[prefix + "weights"] = weights.size
+    if len(set(w_lengths.values())) != 1:
+        raise ModelFormatError(f"ONNX {node.op_type}: leaf weight lists differ in length ({w_lengths})")
+    base, _ = _get(a, "base_values", np.float32, np.zeros(0))
+    backed = weights.size + base.size
+    if is_clf:
+        n_out = max(len(a.get("classlabels_int64s", []) or []), len(a.get("classlabels_strings", []) or []))
+        limit = backed + UNBACKED_OUTPUTS
+        what = "class labels"
+    else:
+        try:
+            n_out = int(a.get("n_targets", 1))
+        except (TypeError, ValueError):
+            raise ModelFormatError(f"ONNX {node.op_type}: n_targets is not an integer") from None
+        limit = backed + UNBACKED_OUTPUTS
+        what = "n_targets"
+    if not 1 <= n_out <= limit:
+        raise ModelFormatError(f"ONNX {node.op_type}: {what} = {n_out}, but the file holds only "
+                               f"{backed} leaf weight(s) and base value(s) (allowed 1..{limit})")
 
 
 def tree_ensemble_from_onnx(node, input_dtype, n_features: int):

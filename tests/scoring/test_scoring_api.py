@@ -115,11 +115,15 @@ def test_booleans_and_ints_are_numbers(hgb_onnx, table):
     (pickle.dumps({"a": 1}), "pickle"),
     (b"\x08\x07\x12\x00garbage-not-onnx" * 3, "ONNX"),
     (b"tree\nversion=v4\n", "LightGBM"),
-    (b"tree\nversion=v4\nmax_feature_idx=1\nobjective=binary sigmoid:1\n\nTree=0\nnum_leaves=2\n"
+    (b"tree\nversion=v4\nmax_feature_idx=1\nfeature_names=a b\nobjective=binary sigmoid:1\n\n"
+     b"Tree=0\nnum_leaves=2\n"
      b"split_feature=7\nthreshold=0.5\ndecision_type=2\nleft_child=-1\nright_child=-2\n"
      b"leaf_value=0 1\n\nend of trees\n", "feature out of range"),
-    (b"tree\nversion=v4\nmax_feature_idx=1\nobjective=lambdamart_weird\n\nTree=0\nnum_leaves=1\n"
+    (b"tree\nversion=v4\nmax_feature_idx=1\nfeature_names=a b\nobjective=lambdamart_weird\n\n"
+     b"Tree=0\nnum_leaves=1\n"
      b"leaf_value=0.5\n\nend of trees\n", "objective"),
+    (b"tree\nversion=v4\nmax_feature_idx=1\nobjective=regression\n\nTree=0\nnum_leaves=1\n"
+     b"leaf_value=0.5\n\nend of trees\n", "feature_names"),  # LightGBM refuses it too
 ])
 def test_malformed_model_files(blob, match):
     with pytest.raises(ModelFormatError, match=match):

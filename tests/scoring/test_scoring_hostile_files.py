@@ -121,3 +121,138 @@ def test_onnx_tree_must_be_a_tree(true, false):
     with pytest.raises(ModelFormatError):
         model = load_model(_onnx_one_tree(true, false))
         model.predict(np.zeros((2, 1), np.float32))
+
+
+# -- bounded resources and malformed fields (findings 6, 7) -------------------------------------
+def _run_limited(code, limit_bytes=2 << 30):
+    """Run ``code`` in a child process whose address space is capped: a regression fails with a
+    MemoryError there instead of swapping the machine."""
+    prelude = ("import resource\n"
+               f"resource.setrlimit(resource.RLIMIT_AS, ({limit_bytes}, {limit_bytes}))\n")
+    return subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(code)],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_onnx_n_targets_is_bounded_by_the_file():
+    """Regression: a 458-byte regressor declaring n_targets=10**9 allocated 15 GB on 2 rows."""
+    b = _onnx_one_tree([1, -1, -1], [2, -1, -1], n_targets=10**9)
+    assert len(b) < 600
+    proc = _run_limited(f"""
+        import numpy as np
+        from fastengage.errors import ModelFormatError
+        from fastengage.scoring import load_model
+        for backend in ("auto", "onnxruntime"):
+            try:
+                load_model({b!r}, backend=backend).predict(np.zeros((2, 1), np.float32))
+            except ModelFormatError as e:
+                assert "n_targets" in str(e), e
+            else:
+                raise SystemExit("accepted")
+    """)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+
+
+def test_lightgbm_num_class_is_bounded_by_the_trees_present():
+    """Regression: a 4 KB model with num_class=5e6 asked for 37 GiB for 1000 rows."""
+    text = naive.lightgbm_text(0, n_trees=2).replace("num_class=1", "num_class=5000000").replace(
+        "num_tree_per_iteration=1", "num_tree_per_iteration=5000000")
+    proc = _run_limited(f"""
+        import numpy as np
+        from fastengage.errors import ModelFormatError
+        from fastengage.scoring import load_model
+        try:
+            load_model({text.encode()!r}).predict(np.zeros((1000, 3)))
+        except ModelFormatError as e:
+            assert "num_class" in str(e), e
+        else:
+            raise SystemExit("accepted")
+    """)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+
+
+_LGB = naive.lightgbm_text(3, n_trees=2, categorical=True)
+_LGB_CASES = {
+    "num_tree_per_iteration=0": ("num_tree_per_iteration=1", "num_tree_per_iteration=0"),
+    "num_class=0": ("num_class=1", "num_class=0"),
+    "num_class=2 per_iter=1": ("num_class=1", "num_class=2"),
+    "num_class=x": ("num_class=1", "num_class=x"),
+    "max_feature_idx huge": ("max_feature_idx=2", "max_feature_idx=999999999999"),
+    "max_feature_idx negative": ("max_feature_idx=2", "max_feature_idx=-1"),
+    "max_feature_idx 1e3": ("max_feature_idx=2", "max_feature_idx=1e3"),
+    "no feature names": ("feature_names=f0 f1 f2\n", ""),
+    "num_leaves text": ("num_leaves=", "num_leaves=x"),
+    "num_leaves huge": ("num_leaves=", "num_leaves=99999999999999"),
+    "int overflow": ("split_feature=", "split_feature=99999999999999999999999 "),
+    "split_feature float": ("split_feature=", "split_feature=0.5 "),
+    "sigmoid text": ("objective=regression", "objective=binary sigmoid:x"),
+    "sigmoid negative": ("objective=regression", "objective=binary sigmoid:-1"),
+    "sigmoid nan": ("objective=regression", "objective=binary sigmoid:nan"),
+    "leaf nan": ("leaf_value=", "leaf_value=nan "),
+    "decision_type 99": ("decision_type=", "decision_type=99 "),
+    "decision_type -1": ("decision_type=", "decision_type=-1 "),
+    "threshold nan": ("threshold=", "threshold=nan "),
+    "cat word negative": ("cat_threshold=", "cat_threshold=-5 "),
+    "cat word 2**32": ("cat_threshold=", "cat_threshold=4294967296 "),
+    "cat boundaries": ("cat_boundaries=0", "cat_boundaries=7"),
+    "unknown objective": ("objective=regression", "objective=lambda_made_up"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_LGB_CASES))
+def test_malformed_lightgbm_field_raises_model_format_error(case):
+    old, new = _LGB_CASES[case]
+    assert old in _LGB
+    text = _LGB.replace(old, new, 1)
+    with pytest.raises(ModelFormatError):
+        load_model(text.encode()).predict(naive.hostile_matrix(np.random.default_rng(0), 50, 3))
+
+
+def test_lightgbm_categorical_index_must_name_a_bitset():
+    text = _LGB
+    tree0 = text.split("Tree=0")[1].split("Tree=1")[0]
+    decisions = tree0.split("decision_type=")[1].split("\n")[0].split()
+    thresholds = tree0.split("threshold=")[1].split("\n")[0].split()
+    node = next(i for i, d in enumerate(decisions) if int(d) & 1)
+    for bad in ("-1", "7", "0.5", "inf", "nan"):
+        t = list(thresholds)
+        t[node] = bad
+        mutated = tree0.replace("threshold=" + " ".join(thresholds), "threshold=" + " ".join(t))
+        with pytest.raises(ModelFormatError):
+            load_model(text.replace(tree0, mutated).encode())
+
+
+def test_malformed_onnx_tree_attributes_raise_model_format_error():
+    for kw in (dict(n_targets=0), dict(n_targets=-3), dict(target_ids=(7,)),
+               dict(nodes_featureids=[0])):
+        with pytest.raises(ModelFormatError):
+            load_model(_onnx_one_tree([1, -1, -1], [2, -1, -1], **kw)).predict(
+                np.zeros((2, 1), np.float32))
+
+
+_LINEAR = {"format": "fastengage.linear", "version": 1, "kind": "classifier",
+           "features": ["a", "b"], "coefficients": [[1.0, 2.0]], "intercepts": [0.5],
+           "link": "logistic", "classes": [0, 1], "l1_normalize": False}
+
+
+@pytest.mark.parametrize("field,value", [
+    ("coefficients", [[1.0], [1.0, 2.0]]), ("coefficients", [["1", 2]]),
+    ("coefficients", [[True, 2]]), ("coefficients", {"a": 1}), ("coefficients", [[float("nan"), 1]]),
+    ("coefficients", [[10**400, 1]]), ("coefficients", [[[1.0, 2.0]]]), ("coefficients", []),
+    ("coefficients", None), ("intercepts", [[1]]), ("intercepts", [1, 2, 3]),
+    ("intercepts", float("inf")), ("intercepts", "0"), ("features", "ab"),
+    ("features", ["a", "b", "c"]), ("features", {"a": 0}), ("classes", 5), ("classes", [1, 1]),
+    ("classes", [0, 1, 2]), ("classes", [[1], [2]]), ("link", ["x"]), ("link", "probit"),
+    ("l1_normalize", "yes"), ("version", True), ("version", 99), ("kind", "x"), ("kind", None),
+])
+def test_malformed_linear_json_raises_model_format_error(field, value):
+    import json
+
+    doc = dict(_LINEAR, **{field: value})
+    with pytest.raises(ModelFormatError):
+        load_model(json.dumps(doc).encode()).predict(np.zeros((2, 2)))
+
+
+def test_deeply_nested_linear_json_raises_model_format_error():
+    text = '{"format": "fastengage.linear", "version": 1, "coefficients": ' + "[" * 100_000
+    with pytest.raises(ModelFormatError):
+        load_model(text.encode())
