@@ -151,7 +151,7 @@ def test_regret_vs_mabwiser(benchmark):
     pytest.importorskip("mabwiser")
     from fastengage.bandits.simulate import LinearEnvironment
 
-    T, batch = (20_000, 20) if FULL else (2_000, 20)
+    T, batch = (10_000, 20) if FULL else (2_000, 20)
 
     def run(kind):
         env = LinearEnvironment(10, 20, reward="linear", noise_sd=0.5, seed=11)
