@@ -177,7 +177,8 @@ def _dataset_batches(data, columns, batch_size, schema):
     if isinstance(data.format, ds.ParquetFileFormat):
         # Pre-buffering coalesces reads of whole row groups far ahead of the scan; off,
         # the memory of a 20M-row scan drops from ~350 MiB to ~160 MiB.
-        kwargs["fragment_scan_options"] = ds.ParquetFragmentScanOptions(pre_buffer=False)
+        kwargs["fragment_scan_options"] = ds.ParquetFragmentScanOptions(
+            pre_buffer=False, page_checksum_verification=True)
         if schema is not None:
             _check_fragment_types(data, columns, schema)
     if batch_size is not None:
@@ -252,7 +253,9 @@ def _open_source(data) -> Source:
             # One file: the plain sequential reader holds the least memory (one row group's
             # pages at a time, no async read-ahead), which is what streaming is for.
             try:
-                parquet = pq.ParquetFile(path, pre_buffer=False)
+                # Pages written with CRC checksums are verified: corruption is then an error,
+                # not garbage values (files without checksums cannot be checked).
+                parquet = pq.ParquetFile(path, pre_buffer=False, page_checksum_verification=True)
             except (pa.ArrowInvalid, OSError) as exc:
                 raise InputError(f"cannot read {path!r} as Parquet: {exc}") from exc
             source = Source(parquet.schema_arrow, "parquet_file", parquet.metadata.num_rows, parquet)
@@ -325,13 +328,25 @@ def _scaled(raw: np.ndarray, factor: int, column: str, unit: str) -> np.ndarray:
     return raw if factor == 1 else raw * factor
 
 
-def amount_to_float64(array: pa.Array, column: str, role: str = "amount") -> np.ndarray:
+def amount_to_float64(array: pa.Array, column: str, role: str = "amount",
+                      ids: pa.Array | None = None, id_role: str = "customer",
+                      max_abs: float | None = None, first_row: int = 0) -> np.ndarray:
     """Convert a numeric column to a contiguous float64 array.
+
+    Parameters
+    ----------
+    ids : pyarrow.Array, optional
+        The rows' ids (customers), named in the error for the first bad value.
+    max_abs : float, optional
+        Largest magnitude accepted (RFM: 2**63, so that exact per-customer sums cannot overflow).
+    first_row : int
+        Row number of the array's first value in the whole input (for the error message).
 
     Raises
     ------
     InputError
-        If the column is not numeric, or holds nulls or NaN values.
+        If the column is not numeric, or holds nulls, NaN or infinite values (or values beyond
+        ``max_abs``).
     """
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()
@@ -343,10 +358,22 @@ def amount_to_float64(array: pa.Array, column: str, role: str = "amount") -> np.
         raise InputError(f"{role} column {column!r} has type {typ}; expected a number")
     if array.null_count:
         raise InputError(f"{role} column {column!r} has {array.null_count} null value(s)")
-    values = array.to_numpy(zero_copy_only=False) if pa.types.is_float64(typ) else \
-        pc.cast(array, pa.float64()).to_numpy(zero_copy_only=False)
-    if pa.types.is_floating(typ):
+    try:
+        values = array.to_numpy(zero_copy_only=False) if pa.types.is_float64(typ) else \
+            pc.cast(array, pa.float64()).to_numpy(zero_copy_only=False)
+    except pa.ArrowInvalid as exc:
+        raise InputError(f"{role} column {column!r}: {exc}") from exc
+    values = np.ascontiguousarray(values, dtype=np.float64)
+    if pa.types.is_floating(typ) or max_abs is not None:
+        bad = ~np.isfinite(values)
         n_nan = int(np.count_nonzero(np.isnan(values)))
-        if n_nan:
-            raise InputError(f"{role} column {column!r} has {n_nan} NaN value(s)")
-    return np.ascontiguousarray(values, dtype=np.float64)
+        if max_abs is not None:
+            bad |= np.abs(values) >= max_abs
+        if bad.any():
+            i = int(np.argmax(bad))
+            what = (f"{n_nan} NaN value(s)" if n_nan else
+                    f"the value {float(values[i])!r}" + (f" (|amount| must be < {max_abs:.4g})"
+                                                   if np.isfinite(values[i]) else ""))
+            who = f" (first at row {first_row + i:,}, {id_role} {ids[i].as_py()!r})" if ids is not None else ""
+            raise InputError(f"{role} column {column!r} has {what}{who}; amounts must be finite")
+    return values

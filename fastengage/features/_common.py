@@ -71,7 +71,10 @@ def prepare_batch(batch: pa.RecordBatch, columns: dict, drop_null_customers: boo
             )
         batch = batch.filter(pc.is_valid(cust))
     times = time_to_us(batch.column(columns["time"]), columns["time"])
-    amounts = amount_to_float64(batch.column(columns["amount"]), columns["amount"])
+    # |amount| < 2**63: per-customer sums are then exact and cannot overflow (see kernels).
+    amounts = amount_to_float64(batch.column(columns["amount"]), columns["amount"],
+                                ids=cust if not n_null else batch.column(columns["customer"]),
+                                max_abs=_k.MAX_ABS_AMOUNT, first_row=rows_before)
     if returns == "error":
         n_ret = int(np.count_nonzero((amounts < 0) & (times <= limit_us)))
         if n_ret:
@@ -80,6 +83,17 @@ def prepare_batch(batch: pa.RecordBatch, columns: dict, drop_null_customers: boo
                 "and returns='error'; use returns='net' or 'exclude'"
             )
     return batch, n_null, times, amounts
+
+
+def _as_type(ids: pa.ChunkedArray, typ: pa.DataType) -> pa.ChunkedArray:
+    """``ids`` cast to the user's id type; Arrow casts only strings to dictionaries, so integer
+    dictionaries are built by encoding (the output's ids are distinct and sorted)."""
+    if not pa.types.is_dictionary(typ):
+        return ids.cast(typ)
+    values = ids.cast(typ.value_type).combine_chunks()
+    encoded = pc.dictionary_encode(values)
+    return pa.chunked_array([pa.DictionaryArray.from_arrays(
+        encoded.indices.cast(typ.index_type), encoded.dictionary)], typ)
 
 
 def features_table(state: np.ndarray, ids_of, customer_column: str, as_of_us: int,
@@ -128,7 +142,7 @@ def features_table(state: np.ndarray, ids_of, customer_column: str, as_of_us: in
     del values, seg, segment
     if output_type is not None and table.schema.field(0).type != output_type:
         # Dictionary-encoded ids go back out dictionary-encoded, sorted by their values.
-        table = table.set_column(0, customer_column, table.column(0).cast(output_type))
+        table = table.set_column(0, customer_column, _as_type(table.column(0), output_type))
     report = dict(report)
     report.update(as_of=iso(as_of_us), customers=int(n_customers),
                   customers_without_purchase=int(n_returns_only), returns=returns)

@@ -16,6 +16,9 @@ US_PER_DAY = np.int64(86_400_000_000)
 INT64_MAX = np.iinfo(np.int64).max
 INT64_MIN = np.iinfo(np.int64).min
 NO_DAY = np.int32(np.iinfo(np.int32).min)
+#: Amounts must be finite and smaller than this in magnitude (checked at the input boundary),
+#: so that no per-customer sum can overflow.
+MAX_ABS_AMOUNT = 2.0 ** 63
 
 #: One customer's running aggregate; exactly one 64-byte cache line.
 STATE_DTYPE = np.dtype(
