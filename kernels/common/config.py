@@ -128,3 +128,7 @@ PROFILE_MAX_CHANNELS = 64
 #: Row chunks of the counting sort by customer are at most this many (one count per customer
 #: and chunk); the sort is stable, so the order of rows does not depend on it.
 PROFILE_SORT_CHUNKS = 16
+#: Parts of dp_report's bounding pass (a power of two): with a per-customer cap each part owns
+#: the customers whose code is equal to it modulo the part count; counts and sums are integers,
+#: so the result is the same for any part and thread count. 8 parts balance 2-8 threads.
+PRIVACY_AGGREGATE_PARTS = 8
