@@ -37,8 +37,8 @@ import pyarrow.compute as pc
 from .._io.ids import IdEncoder, string_buffers
 from .._io.sources import amount_to_float64, open_source
 from ..errors import InputError
-from ..kernels.common.config import (PRIVACY_HASH_CHUNKS, PRIVACY_SMALL_DICTIONARY,
-                                     PRIVACY_SMALL_DICTIONARY_MIN_ROWS)
+from ..kernels.common.config import (PRIVACY_AGGREGATE_PARTS, PRIVACY_HASH_CHUNKS,
+                                     PRIVACY_SMALL_DICTIONARY, PRIVACY_SMALL_DICTIONARY_MIN_ROWS)
 from ..kernels.privacy.aggregate import bounded_aggregates
 from ..kernels.privacy.segments import remap_codes, small_dictionary
 
@@ -116,8 +116,9 @@ def _laplace(dp, n: int, sensitivity: int, epsilon: float):
 class _Segments:
     """Dense codes for the combination of the ``by`` columns, across batches."""
 
-    def __init__(self, by: Sequence[str], keys):
+    def __init__(self, by: Sequence[str], keys, n_threads=None):
         self.by = list(by)
+        self.n_threads = n_threads
         self.columns = [IdEncoder(name, "segment") for name in self.by]
         self.packed = IdEncoder("+".join(self.by), "segment")
         self.fixed = keys is not None
@@ -139,7 +140,7 @@ class _Segments:
             if column.null_count:
                 raise InputError(f"segment column {name!r} has {column.null_count} null "
                                  "value(s); fill them (e.g. with 'unknown') first")
-            codes = _column_codes(column, encoder, insert)
+            codes = _column_codes(column, encoder, insert, self.n_threads)
             if len(encoder) >= 1 << _SHIFT:
                 raise InputError(f"segment column {name!r} has over {1 << _SHIFT} values")
             if len(self.by) == 1:
@@ -172,7 +173,8 @@ class _Segments:
         return out
 
 
-def _column_codes(column: pa.Array, encoder: IdEncoder, insert: bool) -> np.ndarray:
+def _column_codes(column: pa.Array, encoder: IdEncoder, insert: bool,
+                  n_threads=None) -> np.ndarray:
     """Codes of a segment column: few distinct values are hashed once (strings by the
     small-dictionary kernel, anything else by Arrow's dictionary encoding), then the distinct
     values go through ``encoder``."""
@@ -184,14 +186,15 @@ def _column_codes(column: pa.Array, encoder: IdEncoder, insert: bool) -> np.ndar
         local = np.empty(n, np.int32)
         first_rows = np.empty((n_blocks, PRIVACY_SMALL_DICTIONARY), np.int64)
         n_distinct = np.empty(n_blocks, np.int64)
-        small_dictionary(offsets, data, PRIVACY_SMALL_DICTIONARY, local, first_rows, n_distinct)
+        small_dictionary(offsets, data, PRIVACY_SMALL_DICTIONARY, local, first_rows, n_distinct,
+                         n_threads=n_threads)
         if n_distinct.min() >= 0:
             used = np.arange(PRIVACY_SMALL_DICTIONARY) < n_distinct[:, None]
             values = column.take(pa.array(first_rows[used]))
             translation = np.full(first_rows.shape, -1, np.int64)
             translation[used] = encoder.encode(values) if insert else encoder.lookup(values)
-            codes = np.empty(n, np.int64)
-            remap_codes(local, translation, codes)
+            codes = np.empty(n, np.int32)
+            remap_codes(local, translation.astype(np.int32), codes, n_threads=n_threads)
             return codes
     if not pa.types.is_dictionary(column.type):
         column = pc.dictionary_encode(column)  # hash the few distinct values once
@@ -268,13 +271,13 @@ def _check_args(metrics, amount, bounds, customer, max_rows, epsilon, resolution
 
 
 def _bounded_aggregates(data, by, customer, amount, bounds, max_rows, keys, resolution,
-                        batch_size):
+                        batch_size, n_threads=None):
     """The exact (not private) bounded aggregates: (segments, counts, sums in units, rows read,
     rows dropped by the cap). Tests compare them with the plain-Python reference."""
     source = open_source(data)
     roles = source.require({**{f"by[{j}]": b for j, b in enumerate(by)}, "customer": customer,
                             "amount": amount})
-    segments = _Segments(by, keys)
+    segments = _Segments(by, keys, n_threads)
     customers = _Customers(customer) if customer is not None else None
     k = int(max_rows) if customer is not None else 0
     counts, sums = np.zeros(len(segments), np.int64), np.zeros(len(segments), np.int64)
@@ -297,8 +300,15 @@ def _bounded_aggregates(data, by, customer, amount, bounds, max_rows, keys, reso
         values = np.zeros(0, np.float64)
         if amount is not None:
             values = amount_to_float64(batch.column(roles["amount"]), roles["amount"])
-        dropped += bounded_aggregates(seg, cust, values, amount is not None, lower_u, upper_u,
-                                      float(resolution), taken, k, counts, sums)
+        part_counts = np.zeros((PRIVACY_AGGREGATE_PARTS, counts.size), np.int64)
+        part_sums = np.zeros((PRIVACY_AGGREGATE_PARTS, counts.size), np.int64)
+        part_dropped = np.zeros(PRIVACY_AGGREGATE_PARTS, np.int64)
+        bounded_aggregates(np.ascontiguousarray(seg, dtype=np.int32), cust, values,
+                           amount is not None, lower_u, upper_u, float(resolution), taken, k,
+                           part_counts, part_sums, part_dropped, n_threads=n_threads)
+        counts += part_counts.sum(axis=0)
+        sums += part_sums.sum(axis=0)
+        dropped += int(part_dropped.sum())
     return segments, counts, sums, rows, int(dropped)
 
 
@@ -307,7 +317,7 @@ def dp_report(data, *, by: Sequence[str], epsilon: float, customer: str | None =
               bounds: tuple[float, float] | None = None,
               max_rows_per_customer: int | None = None, keys=None, resolution: float = 0.01,
               alpha: float = 0.05, budget: Budget | None = None,
-              batch_size: int | None = None) -> DPReport:
+              batch_size: int | None = None, n_threads: int | None = None) -> DPReport:
     """A differentially private per-segment report (see the module docstring for the method).
 
     Parameters
@@ -336,6 +346,8 @@ def dp_report(data, *, by: Sequence[str], epsilon: float, customer: str | None =
         Accuracy level: reported accuracies hold with probability 1 - alpha per cell.
     budget : Budget, optional
         Spend from this budget (raises if it does not cover ``epsilon``).
+    n_threads : int, optional
+        Threads of the bounding pass (the result does not depend on it).
 
     Returns
     -------
@@ -357,7 +369,7 @@ def dp_report(data, *, by: Sequence[str], epsilon: float, customer: str | None =
         budget._reserve(epsilon, f"dp_report by {by}")  # raises: fail before reading data
     segments, counts, sums, rows, dropped = _bounded_aggregates(
         data, by, customer, amount if needs_amount else None, bounds, max_rows_per_customer,
-        keys, resolution, batch_size)
+        keys, resolution, batch_size, n_threads)
     if budget is not None:
         budget._reserve(epsilon, f"dp_report by {by}")
     k = int(max_rows_per_customer) if customer is not None else 0

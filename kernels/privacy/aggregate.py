@@ -6,9 +6,10 @@ of the released sums is exactly ``max_rows * max(|lower|, |upper|)`` units -- th
 errors of floating-point sums (which make their true sensitivity data-dependent) never arise.
 """
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from ..common.config import NJIT
+from ..common.launch import parallel_kernel
 
 __all__ = ["bounded_aggregates"]
 
@@ -26,32 +27,46 @@ def _units(a, lower_units, upper_units, lo, hi, resolution):
     return min(max(u, lower_units), upper_units)
 
 
-@njit(**NJIT)
+@parallel_kernel
 def bounded_aggregates(segments, customers, amounts, has_amounts, lower_units, upper_units,
-                       resolution, taken, max_rows, counts, sums):
-    """Add each row to its segment's ``counts`` (and ``sums`` of its amount in units) unless its
-    customer already gave ``max_rows`` rows (``taken[c]`` counts them, across calls: batches of
-    a stream).
+                       resolution, taken, max_rows, counts, sums, dropped):
+    """Add each row to its segment's count (and sum of its amount in units) unless its customer
+    already gave ``max_rows`` rows (``taken[c]`` counts them, across calls: batches of a
+    stream).
+
+    The work is split into ``P = counts.shape[0]`` parts (a power of two), each with its own
+    row of ``counts``/``sums``/``dropped`` (added to, so the caller sums the rows): with a cap,
+    part p takes the customers with ``c & (P-1) == p`` and reads every row in order, so each
+    customer's first rows are kept exactly as a serial pass would; without a cap
+    (``max_rows`` <= 0, each row its own privacy unit) part p takes a block of rows. Counts and
+    sums are integers, so the totals are the same for any split and thread count.
 
     A segment code < 0 marks a row outside the reported segments: it still uses up one of its
-    customer's rows, so the bound holds for whatever key set is reported. ``max_rows`` <= 0
-    means no cap (each row is its own privacy unit; ``customers``/``taken`` are unused).
-    Returns the number of rows dropped by the cap.
+    customer's rows, so the bound holds for whatever key set is reported.
     """
+    n = segments.size
+    n_parts = counts.shape[0]
+    mask = n_parts - 1
     lo = lower_units * resolution
     hi = upper_units * resolution
-    dropped = 0
-    for i in range(segments.size):
+    for p in prange(n_parts):
         if max_rows > 0:
-            c = customers[i]
-            if taken[c] >= max_rows:
-                dropped += 1
+            start, stop = 0, n
+        else:
+            size = (n + n_parts - 1) // n_parts
+            start, stop = min(n, p * size), min(n, (p + 1) * size)
+        for i in range(start, stop):
+            if max_rows > 0:
+                c = customers[i]
+                if (c & mask) != p:
+                    continue
+                if taken[c] >= max_rows:
+                    dropped[p] += 1
+                    continue
+                taken[c] += 1
+            s = segments[i]
+            if s < 0:
                 continue
-            taken[c] += 1
-        s = segments[i]
-        if s < 0:
-            continue
-        counts[s] += 1
-        if has_amounts:
-            sums[s] += _units(amounts[i], lower_units, upper_units, lo, hi, resolution)
-    return dropped
+            counts[p, s] += 1
+            if has_amounts:
+                sums[p, s] += _units(amounts[i], lower_units, upper_units, lo, hi, resolution)

@@ -206,3 +206,23 @@ def test_table_in_batches_gives_the_same_aggregates():
     _, counts, sums, _, _ = _bounded_aggregates(table, batch_size=None, **kw)
     _, counts2, sums2, _, _ = _bounded_aggregates(table, batch_size=700, **kw)
     assert counts.tolist() == counts2.tolist() and sums.tolist() == sums2.tolist()
+
+
+def test_one_and_two_threads_give_identical_aggregates():
+    rng = np.random.default_rng(21)
+    n = 150_000
+    table = pa.table({"seg": rng.choice([f"s{i}" for i in range(30)], n),
+                      "cust": rng.integers(0, 20_000, n) * 7, "amount": rng.uniform(-5, 90, n)})
+    results = []
+    for threads in (1, 2):
+        for customer, cap in (("cust", 3), (None, None)):
+            segments, counts, sums, _, dropped = _bounded_aggregates(
+                table, ["seg"], customer, "amount", (0, 80), cap, None, 0.01, None,
+                n_threads=threads)
+            results.append((segments.key_columns()["seg"].to_pylist(), counts.tolist(),
+                            sums.tolist(), dropped))
+    assert results[0] == results[2] and results[1] == results[3]
+    keys, counts, sums, dropped = results[0]
+    want = naive_privacy.bounded_aggregates(table["seg"].to_pylist(), table["cust"].to_pylist(),
+                                            table["amount"].to_pylist(), 3, 0, 80, 0.01)
+    assert {k: (c, s) for k, c, s in zip(keys, counts, sums)} == want
