@@ -41,9 +41,9 @@ def consent_reasons(events, records, purpose, as_of=None):
 
 
 def bounded_aggregates(segments, customers, amounts, max_rows, lower, upper, resolution):
-    """{segment: (count, sum in units of resolution)} for every segment seen, keeping each customer's first
-    ``max_rows`` rows in input order (per customer, across all segments; None: no cap);
-    amounts rounded to units then clamped to the rounded bounds."""
+    """{segment: (count, sum in units of resolution)} for every segment seen, keeping each
+    customer's first ``max_rows`` rows in input order (per customer, across all segments;
+    None: no cap); amounts rounded to units then clamped to the rounded bounds."""
     lo, hi = round(lower / resolution), round(upper / resolution)
     seen, out = {}, {}
     for s, c, a in zip(segments, customers, amounts):

@@ -4,8 +4,9 @@ the addresses of the few functions the hashing kernels call.
 No build-time dependency on OpenSSL headers: the library is opened at run time with ctypes.
 The library is found, in order, as the ``libcrypto`` mapped into this process by CPython's
 ``_hashlib`` extension (Linux: read from ``/proc/self/maps``; macOS: dyld's image list), then by
-``ctypes.util`` (not on macOS), then by its versioned sonames. If none is usable, :func:`libcrypto` returns ``None`` and pseudonymisation
-falls back to Python's ``hmac`` (same tokens, slower). The functions used are OpenSSL's
+``ctypes.util`` (not on macOS), then by its versioned sonames. If none is usable,
+:func:`libcrypto` returns ``None`` and pseudonymisation falls back to Python's ``hmac`` (same
+tokens, slower). The functions used are OpenSSL's
 ``SHA256_Init/Update/Final`` (deprecated in 3.0 in favour of EVP, still exported by every
 OpenSSL 3 build with the default options; a build without them takes the fallback).
 """

@@ -108,7 +108,8 @@ def test_forget_rows_on_tables_and_streams():
     table = pa.table({"customer": [1, 2, 1, 3], "amount": [1.0, 2.0, 3.0, 4.0]})
     out, record = fg.forget_rows(table, [1, 99], customer="customer", request="r")
     assert out.column("customer").to_pylist() == [2, 3]
-    assert (record.rows_removed, record.customers_found, record.customers_requested) == (1 * 2, 1, 2)
+    assert record.rows_removed == 2
+    assert (record.customers_found, record.customers_requested) == (1, 2)
     reader = pa.RecordBatchReader.from_batches(table.schema, table.to_batches(max_chunksize=1))
     out2, _ = fg.forget_rows(reader, 1, customer="customer")
     assert out2.equals(out)
