@@ -59,7 +59,10 @@ def _np_dtype(value_info):
     elem = value_info.type.tensor_type.elem_type
     if not value_info.type.HasField("tensor_type") or elem == 0:
         raise ModelFormatError(f"ONNX input {value_info.name!r} is not a tensor")
-    return np.dtype(helper.tensor_dtype_to_np_dtype(elem))
+    try:
+        return np.dtype(helper.tensor_dtype_to_np_dtype(elem))
+    except (KeyError, TypeError, ValueError):
+        raise ModelFormatError(f"ONNX input {value_info.name!r} has unknown element type {elem}") from None
 
 
 def _dims(value_info):
@@ -70,7 +73,10 @@ def _dims(value_info):
 def _meta_features(proto):
     for prop in proto.metadata_props:
         if prop.key == "feature_names":
-            text = prop.value.strip()
+            text = prop.value
+            if isinstance(text, bytes):  # protobuf hands back invalid UTF-8 as bytes
+                raise ModelFormatError("ONNX metadata 'feature_names' is not UTF-8 text")
+            text = text.strip()
             try:
                 names = json.loads(text)
             except ValueError:
@@ -277,7 +283,10 @@ def load_onnx(data: bytes, *, backend: str = "auto", features=None) -> Model:
             note = f"ONNX Runtime used: graph not understood natively ({type(exc).__name__}: {exc})"
         if backend == "native":
             raise ModelFormatError(note.replace("ONNX Runtime used", "cannot score natively"))
-    return OnnxModel(proto, inputs, n_features, names, note=note)
+    try:
+        return OnnxModel(proto, inputs, n_features, names, note=note)
+    except UnicodeError:  # protobuf keeps a string field with invalid UTF-8 as bytes
+        raise ModelFormatError("ONNX model: a name or label is not UTF-8 text") from None
 
 
 class OnnxModel(Model):

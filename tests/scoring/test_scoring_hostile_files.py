@@ -256,3 +256,13 @@ def test_deeply_nested_linear_json_raises_model_format_error():
     text = '{"format": "fastengage.linear", "version": 1, "coefficients": ' + "[" * 100_000
     with pytest.raises(ModelFormatError):
         load_model(text.encode())
+
+
+def test_onnx_unknown_input_type_and_bad_names_raise_model_format_error():
+    """Found by tests/fuzz/targets_scoring.py: KeyError from an unknown tensor element type."""
+    import onnx
+
+    proto = onnx.ModelProto.FromString(_onnx_one_tree([1, -1, -1], [2, -1, -1]))
+    proto.graph.input[0].type.tensor_type.elem_type = 73
+    with pytest.raises(ModelFormatError):
+        load_model(proto.SerializeToString())
