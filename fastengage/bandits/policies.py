@@ -29,6 +29,7 @@ from ._columns import arm_array, arm_codes, eligible_mask, feature_matrix, rewar
 __all__ = ["Policy"]  # the concrete policies are in .kinds
 
 _UINT64 = 2 ** 64
+_NO_CONTEXT = np.zeros(0)
 
 
 def _seed64(seed) -> np.uint64:
@@ -47,18 +48,8 @@ def _threads(n_rows: int, n_threads: int | None) -> int | None:
 class _Snapshot:
     """The arrays one decision reads; never modified after it is built."""
 
-    __slots__ = (
-        "A_inv",
-        "L_inv",
-        "base_mean",
-        "base_var",
-        "beta_a",
-        "beta_b",
-        "bound0",
-        "bound1",
-        "scale",
-        "theta",
-    )
+    __slots__ = ("A_inv", "L_inv", "arm_params", "base_mean", "base_var", "beta_a", "beta_b",
+                 "bound0", "bound1", "everyone", "scale", "theta")
 
     def __init__(self, theta, A_inv, L_inv, base_mean, base_var, scale, beta_a, beta_b):
         self.theta, self.A_inv, self.L_inv = theta, A_inv, L_inv
@@ -70,6 +61,11 @@ class _Snapshot:
         self.bound0 = self.scale * np.sqrt(base_var) * margin
         self.bound1 = (self.scale * np.linalg.norm(L_inv, ord=2, axis=(1, 2)) * margin
                        if L_inv.shape[1] else np.zeros(theta.shape[0]))
+        # What decide_one passes, prepared once: per-arm numbers stacked (fewer kernel
+        # arguments), the all-eligible mask, the arm ids as Python objects.
+        self.arm_params = np.ascontiguousarray(np.stack(
+            [base_mean, base_var, self.bound0, self.bound1, beta_a, beta_b]), dtype=np.float64)
+        self.everyone = np.ones(theta.shape[0], np.uint8)
 
 
 class Policy:
@@ -89,6 +85,7 @@ class Policy:
         if self.features is not None and not all(isinstance(f, str) for f in self.features):
             raise InputError("features= must be a list of column names")
         self.params = self._check_params(params)
+        self._epsilon = self.params.get("epsilon", 0.0)
         d = len(self.features) if self.features is not None else 0
         K = len(self._arms)
         self._lock = threading.Lock()
@@ -352,22 +349,27 @@ class Policy:
         """One decision for a service: ``(arm id, propensity)``; ``(None, nan)`` when no arm is
         eligible. One nogil kernel call on an immutable snapshot: safe from many threads.
         Without ``seed``, each call takes the next row of a per-policy random stream."""
-        x = self._context(x)
         snap = self._snapshot
-        K = snap.theta.shape[0]
-        elig = (np.ones(K, np.uint8) if eligible is None
-                else np.ascontiguousarray(eligible, dtype=np.uint8))
-        if elig.shape != (K,):
-            raise InputError(f"eligible must be a length-{K} boolean array")
+        if self.CONTEXTUAL:
+            x = np.ascontiguousarray(x, dtype=np.float64)
+            if x.shape != (snap.theta.shape[1],):
+                raise InputError(f"x must be a 1-D array of {snap.theta.shape[1]} features, "
+                                 f"got shape {x.shape}")
+        else:
+            x = _NO_CONTEXT
+        if eligible is None:
+            elig = snap.everyone
+        else:
+            elig = np.ascontiguousarray(eligible, dtype=np.uint8)
+            if elig.shape != snap.everyone.shape:
+                raise InputError(f"eligible must be a length-{len(snap.everyone)} boolean array")
         if seed is None:
             seed_, row = self._service_seed, next(self._service_rows)
         else:
             seed_, row = _seed64(seed), 0
-        arm, p = _decide.decide_single(x, elig, snap.theta, snap.L_inv, snap.base_mean,
-                                       snap.base_var, snap.scale, snap.bound0, snap.bound1,
-                                       snap.beta_a, snap.beta_b,
-                                       self.KIND, self.params.get("epsilon", 0.0), seed_, row,
-                                       self._draws(None))
+        arm, p = _decide.decide_single(x, elig, snap.theta, snap.L_inv, snap.arm_params,
+                                       snap.scale, self.KIND, self._epsilon, seed_, row,
+                                       BANDIT_TS_PROPENSITY_DRAWS)
         return (None, float("nan")) if arm < 0 else (self._arm_list()[arm], p)
 
     def _arm_list(self) -> list:

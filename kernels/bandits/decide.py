@@ -102,7 +102,7 @@ def lane_widths(XT, a, L_inv, base_var, scale, W):
 
 @njit(**NJIT)
 def block_moments(XT, m, theta, L_inv, base_mean, base_var, scale, bound0, bound1, prune,
-                  M, W):
+                  M, W, norm, best):
     """Means and widths of every arm for the ``m`` rows in ``XT``.
 
     With ``prune`` (UCB without an eligibility mask), an arm's width is computed only if its
@@ -125,8 +125,6 @@ def block_moments(XT, m, theta, L_inv, base_mean, base_var, scale, bound0, bound
         for a in range(K):
             lane_widths(XT, a, L_inv, base_var, scale, W)
         return
-    norm = np.empty(LANES)
-    best = np.empty(LANES)
     for r in range(m):
         s = 0.0
         for j in range(d):
@@ -350,18 +348,30 @@ def decide_rows(XC, mask, theta, L_inv, base_mean, base_var, scale, bound0, boun
 
 
 @njit(**NJIT)
-def decide_single(x, elig, theta, L_inv, base_mean, base_var, scale, bound0, bound1, beta_a,
-                  beta_b, kind, epsilon, seed, row, draws):
-    """One decision for a service (``Policy.decide_one``): ``(arm, propensity)``, GIL released."""
+def decide_single(x, elig, theta, L_inv, arm_params, scale, kind, epsilon, seed, row, draws):
+    """One decision for a service (``Policy.decide_one``): ``(arm, propensity)``, GIL released.
+
+    ``arm_params`` (6, K) stacks base_mean, base_var, bound0, bound1, beta_a, beta_b: fewer
+    arguments and one scratch allocation keep a call to a few microseconds."""
     K = theta.shape[0]
     d = x.shape[0]
-    XT = np.empty((d, LANES))
-    M = np.empty((LANES, K))
-    W = np.empty((LANES, K))
+    scratch = np.empty(d * LANES + 2 * LANES * K + 2 * LANES + 2 * K)
+    XT = scratch[:d * LANES].reshape((d, LANES))
+    at = d * LANES
+    M = scratch[at:at + LANES * K].reshape((LANES, K))
+    at += LANES * K
+    W = scratch[at:at + LANES * K].reshape((LANES, K))
+    at += LANES * K
+    norm = scratch[at:at + LANES]
+    best = scratch[at + LANES:at + 2 * LANES]
+    at += 2 * LANES
+    score = scratch[at:at + K]
+    dist = scratch[at + K:at + 2 * K]
     load_lanes(x.reshape((d, 1)), 0, 1, XT)
     prune = kind == UCB
     for a in range(K):
         prune = prune and elig[a] != 0
-    block_moments(XT, 1, theta, L_inv, base_mean, base_var, scale, bound0, bound1, prune, M, W)
-    return choose(elig, M[0], W[0], beta_a, beta_b, kind, epsilon, seed, row, draws,
-                  np.zeros(K), np.zeros(K))
+    block_moments(XT, 1, theta, L_inv, arm_params[0], arm_params[1], scale, arm_params[2],
+                  arm_params[3], prune, M, W, norm, best)
+    return choose(elig, M[0], W[0], arm_params[4], arm_params[5], kind, epsilon, seed, row,
+                  draws, score, dist)
