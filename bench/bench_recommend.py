@@ -48,7 +48,8 @@ def powerlaw_events(n_users: int, n_items: int, nnz: int, seed: int = 0) -> pa.T
 
 @pytest.fixture(scope="module")
 def synthetic():
-    return Interactions.from_data(powerlaw_events(N_USERS, N_ITEMS, NNZ), "customer", "item")
+    return Interactions.from_data(powerlaw_events(N_USERS, N_ITEMS, NNZ), customer="customer",
+                                  item="item")
 
 
 def _implicit_fit(matrix, **kw):

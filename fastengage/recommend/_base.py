@@ -10,8 +10,6 @@ Output tables (stable column names):
 """
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pyarrow as pa
 
@@ -20,22 +18,12 @@ from .._io.sources import amount_to_float64, open_source
 from ..errors import InputError
 from ..kernels.common.config import RECOMMEND_SERIAL_MAX
 from ..kernels.recommend import csr as rec_csr
+from ._compat import deprecated_threads, positional
 from ._persist import (load_model, model_file_parts, recommender_from_bytes, save_model,
                        to_bytes)
 from .interactions import Interactions, _apply_weighting, id_array
 
 __all__ = ["Recommender"]
-
-def deprecated_threads(n_threads, num_threads, where: str = "recommenders"):
-    """``n_threads``, or the deprecated ``num_threads`` (implicit's spelling) with a warning."""
-    if num_threads is None:
-        return n_threads
-    warnings.warn(f"num_threads= is deprecated in {where}; use n_threads=", DeprecationWarning,
-                  stacklevel=3)
-    if n_threads is not None and n_threads != num_threads:
-        raise InputError("pass n_threads= only (num_threads= is its deprecated spelling)")
-    return num_threads
-
 
 def _as_id_array(values, role: str) -> pa.Array:
     if isinstance(values, pa.ChunkedArray):
@@ -63,35 +51,55 @@ class Recommender:
                                       not isinstance(n_threads, (int, np.integer)) or n_threads < 1):
             raise InputError(f"n_threads must be None or a positive integer, got {n_threads!r}")
         self.n_threads = None if n_threads is None else int(n_threads)
+        self._fit_threads = self.n_threads
         self.use_native = use_native
         self.customers_: IdEncoder | None = None
         self.items_: IdEncoder | None = None
 
     # -- fitting ---------------------------------------------------------------------------
-    def fit(self, data, customer: str | None = None, item: str | None = None,
+    def fit(self, data, *args, customer: str | None = None, item: str | None = None,
             weight: str | None = None, weighting: str | None = None,
-            log_epsilon: float = 1.0) -> "Recommender":
+            log_epsilon: float = 1.0, n_threads: int | None = None,
+            num_threads: int | None = None) -> "Recommender":
         """Fit on transactions or on a prebuilt :class:`Interactions`.
 
         Parameters
         ----------
         data : Interactions or any input of the Arrow layer
         customer, item : str
-            Id columns (required unless ``data`` is an Interactions).
+            Id columns, keyword-only (required unless ``data`` is an Interactions; passing
+            them by position is deprecated).
         weight, weighting, log_epsilon
             See :meth:`Interactions.from_data`.
+        n_threads : int, optional
+            Threads of this fit (default: the model's ``n_threads``).
         """
+        cols = positional("fit", args, ("customer", "item", "weight", "weighting", "log_epsilon"),
+                          {"customer": customer, "item": item, "weight": weight,
+                           "weighting": weighting})
+        cols.setdefault("log_epsilon", log_epsilon)
+        self._fit_threads = self._call_threads(n_threads, num_threads)
         if isinstance(data, Interactions):
             inter = data
         else:
-            if customer is None or item is None:
+            if cols["customer"] is None or cols["item"] is None:
                 raise InputError("fit() needs customer= and item= column names")
-            inter = Interactions.from_data(data, customer, item, weight, weighting, log_epsilon)
+            inter = Interactions.from_data(data, **cols)
         if inter.nnz == 0:
             raise InputError("cannot fit a recommender on an empty interaction matrix")
         self._set_training(inter)
         self._fit(inter)
         return self
+
+    def _call_threads(self, n_threads, num_threads, where="recommenders") -> int | None:
+        """Threads of one call: its ``n_threads=`` (``num_threads=`` deprecated), else the
+        model's."""
+        n = deprecated_threads(n_threads, num_threads, where)
+        if n is None:
+            return self.n_threads
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise InputError(f"n_threads must be None or a positive integer, got {n!r}")
+        return int(n)
 
     def _set_training(self, inter: Interactions) -> None:
         self.customers_ = inter.customers
@@ -128,12 +136,13 @@ class Recommender:
 
     # -- scoring hooks (subclasses) ----------------------------------------------------------
     def _topn_rows(self, rows: np.ndarray, n: int, seen: tuple, allowed: np.ndarray,
-                   use_allowed: bool, serial: bool):
-        """Top-n of the model's customers ``rows`` (int64 codes)."""
+                   use_allowed: bool, n_threads: int | None):
+        """Top-n of the model's customers ``rows`` (int64 codes) on ``n_threads`` threads (1:
+        on the calling thread only)."""
         raise NotImplementedError
 
     def _topn_new(self, hist: tuple, n: int, seen: tuple, allowed: np.ndarray,
-                  use_allowed: bool, serial: bool):
+                  use_allowed: bool, n_threads: int | None):
         """Top-n of new histories ``hist`` = (indptr, indices, values) (fold-in)."""
         raise NotImplementedError
 
@@ -204,7 +213,8 @@ class Recommender:
 
     # -- public API ----------------------------------------------------------------------------
     def recommend(self, customers=None, n: int = 10, exclude_seen: bool = True, items=None,
-                  exclude_items=None) -> pa.Table:
+                  exclude_items=None, *, n_threads: int | None = None,
+                  num_threads: int | None = None) -> pa.Table:
         """Top-``n`` items for customers of the model.
 
         Parameters
@@ -221,6 +231,10 @@ class Recommender:
             Rank only these items (all must be in the model).
         exclude_items : sequence of item ids, optional
             Never return these items (unknown ids are ignored).
+        n_threads : int, optional
+            Threads of this call (default: the model's ``n_threads``). Requests for at most
+            ``RECOMMEND_SERIAL_MAX`` customers run on the calling thread. The answer does not
+            depend on it.
 
         Returns
         -------
@@ -233,8 +247,10 @@ class Recommender:
         rows = self._customer_rows(customers)
         allowed, use_allowed = self._allowed(items, exclude_items)
         seen = (self.seen_indptr_, self.seen_indices_) if exclude_seen else None
-        idx, score, count = self._topn_rows(rows, n, seen, allowed, use_allowed,
-                                            serial=rows.size <= RECOMMEND_SERIAL_MAX)
+        threads = self._call_threads(n_threads, num_threads)
+        idx, score, count = self._topn_rows(
+            rows, n, seen, allowed, use_allowed,
+            n_threads=1 if rows.size <= RECOMMEND_SERIAL_MAX else threads)
         return self._table(self._customer_ids.take(pa.array(rows)), idx, score, count)
 
     def recommend_one(self, customer, n: int = 10,
@@ -245,9 +261,7 @@ class Recommender:
         no Arrow table is built, and for ALS and BPR the whole request (id lookup, scoring,
         seen-item filtering, top-n) is a single compiled call that releases the GIL, so
         requests from several threads run on several cores. Results are those of
-        ``recommend([customer], n, exclude_seen)`` (for ALS and BPR, scores are computed by a
-        different kernel, so they may differ in the last float32 bit and exact near-ties may
-        swap).
+        ``recommend([customer], n, exclude_seen)``, bit for bit (the same kernel scores both).
 
         Parameters
         ----------
@@ -301,9 +315,10 @@ class Recommender:
             self._item_ids_np = ids
         return ids
 
-    def recommend_new(self, data, customer: str, item: str, weight: str | None = None,
-                      n: int = 10, exclude_seen: bool = True, items=None, exclude_items=None,
-                      unknown_items: str = "error") -> pa.Table:
+    def recommend_new(self, data, *args, customer: str | None = None, item: str | None = None,
+                      weight: str | None = None, n: int = 10, exclude_seen: bool = True,
+                      items=None, exclude_items=None, unknown_items: str = "error",
+                      n_threads: int | None = None) -> pa.Table:
         """Fold-in: recommend from the given histories without refitting.
 
         Works for customers not in the model and for customers whose history changed; the
@@ -322,6 +337,13 @@ class Recommender:
             under ``b"unknown_item_events"``.
         Other parameters as :meth:`recommend`.
         """
+        cols = positional("recommend_new", args, ("customer", "item", "weight", "n"),
+                          {"customer": customer, "item": item, "weight": weight})
+        customer, item, weight = cols["customer"], cols["item"], cols["weight"]
+        n = cols.get("n", n)
+        if customer is None or item is None:
+            raise InputError("recommend_new() needs customer= and item= column names")
+        threads = self._call_threads(n_threads, None)
         self._check_fitted()
         n = self._check_n(n)
         if unknown_items not in ("error", "ignore"):
@@ -353,7 +375,7 @@ class Recommender:
                 'know; pass unknown_items="ignore" to leave them out')
         known = itm >= 0
         indptr, indices, sums, counts = rec_csr.coo_to_csr(cust[known], itm[known], w[known],
-                                                           len(enc), n_threads=self.n_threads)
+                                                           len(enc), n_threads=threads)
         has_w = weight is not None
         weighting = self.weighting_
         if weighting == "sum" and not has_w:
@@ -363,8 +385,9 @@ class Recommender:
         values = _apply_weighting(sums, counts, weighting, has_w, self.log_epsilon_)
         allowed, use_allowed = self._allowed(items, exclude_items)
         seen = (indptr, indices) if exclude_seen else None
-        idx, score, count = self._topn_new((indptr, indices, values), n, seen, allowed,
-                                           use_allowed, serial=len(enc) <= RECOMMEND_SERIAL_MAX)
+        idx, score, count = self._topn_new(
+            (indptr, indices, values), n, seen, allowed, use_allowed,
+            n_threads=1 if len(enc) <= RECOMMEND_SERIAL_MAX else threads)
         meta = {"unknown_item_events": unknown} if unknown_items == "ignore" else None
         return self._table(id_array(enc), idx, score, count, metadata=meta)
 

@@ -65,7 +65,7 @@ class MatrixFactorization(Recommender):
             self._bounds_cache = cached
         return cached
 
-    def _topn_factors(self, U, urows, seen_rows, n, seen, allowed, use_allowed, serial):
+    def _topn_factors(self, U, urows, seen_rows, n, seen, allowed, use_allowed, n_threads):
         """Exact top-n of customers whose factors are ``U[urows[b]]``; ``seen_rows[b]`` is their
         row of the seen CSR ``seen`` (-1, or ``seen=None``: nothing excluded)."""
         B = urows.size
@@ -75,7 +75,6 @@ class MatrixFactorization(Recommender):
         if seen is None:
             seen = (np.zeros(2, np.int64), np.zeros(0, np.int64))
             seen_rows = np.full(B, -1, np.int64)
-        n_threads = 1 if serial else self.n_threads
         proj, proj_T, resid = self._bounds()
         rec_serve.mf_topn_block(
             np.ascontiguousarray(U), urows, seen_rows, seen[0], seen[1], self.item_factors_,
@@ -154,24 +153,24 @@ class MatrixFactorization(Recommender):
 
     recommend_one.__doc__ = Recommender.recommend_one.__doc__
 
-    def _topn_rows(self, rows, n, seen, allowed, use_allowed, serial):
+    def _topn_rows(self, rows, n, seen, allowed, use_allowed, n_threads):
         if not self.use_native:
             U = self.user_factors_
             return _numpy_topn(lambda s, e: U[rows[s:e]] @ self.item_factors_.T, rows, n, seen,
                                allowed, use_allowed, self._tiebreak, self._block())
         return self._topn_factors(self.user_factors_, rows, rows, n, seen, allowed,
-                                  use_allowed, serial)
+                                  use_allowed, n_threads)
 
-    def _fold_in(self, hist) -> np.ndarray:  # pragma: no cover - per model
+    def _fold_in(self, hist, n_threads=None) -> np.ndarray:  # pragma: no cover - per model
         raise NotImplementedError(f"{type(self).__name__} does not support fold-in")
 
-    def _topn_new(self, hist, n, seen, allowed, use_allowed, serial):
-        U = self._fold_in(hist)
+    def _topn_new(self, hist, n, seen, allowed, use_allowed, n_threads):
+        U = self._fold_in(hist, n_threads)
         rows = np.arange(U.shape[0], dtype=np.int64)
         if not self.use_native:
             return _numpy_topn(lambda s, e: U[s:e] @ self.item_factors_.T, rows, n, seen,
                                allowed, use_allowed, self._tiebreak, self._block())
-        return self._topn_factors(U, rows, rows, n, seen, allowed, use_allowed, serial)
+        return self._topn_factors(U, rows, rows, n, seen, allowed, use_allowed, n_threads)
 
     def _block(self) -> int:
         return max(16, _BLOCK_ENTRIES // max(1, self.n_items))

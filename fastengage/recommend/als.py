@@ -18,7 +18,7 @@ import scipy.sparse as sp
 
 from ..errors import InputError
 from ..kernels.recommend import als as rec_als
-from ._base import deprecated_threads
+from ._compat import deprecated_threads
 from ._mf import MatrixFactorization
 
 __all__ = ["ALS"]
@@ -98,7 +98,7 @@ class ALS(MatrixFactorization):
         from ..kernels.recommend import vectorized as rec_numpy
         return rec_numpy
 
-    def _half(self, indptr, indices, conf, X, Y, solver=None):
+    def _half(self, indptr, indices, conf, X, Y, solver=None, n_threads=None):
         f = self.factors
         cg = (solver or self.solver) == "cg"
         if cg and Y.dtype == np.float32:
@@ -110,9 +110,9 @@ class ALS(MatrixFactorization):
         k = self._k()
         if cg:
             k.als_cg_half(indptr, indices, conf, X, Y, A0.astype(X.dtype), self.cg_steps,
-                          n_threads=self.n_threads)
+                          n_threads=n_threads)
         else:
-            k.als_cholesky_half(indptr, indices, conf, X, Y, A0, n_threads=self.n_threads)
+            k.als_cholesky_half(indptr, indices, conf, X, Y, A0, n_threads=n_threads)
 
     def _fit(self, inter) -> None:
         indptr, indices, data = self.seen_indptr_, self.seen_indices_, self.seen_data_
@@ -130,8 +130,8 @@ class ALS(MatrixFactorization):
         # the only BLAS calls are the small f x f Gram matrices, with the BLAS's own thread
         # setting: a library call never changes process-wide state (issue #10, finding 15)
         for _ in range(self.iterations):
-            self._half(indptr, indices, conf, X, Y)
-            self._half(t_indptr, t_indices, t_conf, Y, X)
+            self._half(indptr, indices, conf, X, Y, n_threads=self._fit_threads)
+            self._half(t_indptr, t_indices, t_conf, Y, X, n_threads=self._fit_threads)
             if self.calculate_loss:
                 self.loss_history_.append(self._loss(indptr, indices, conf, X, Y))
         self.user_factors_ = X
@@ -151,11 +151,12 @@ class ALS(MatrixFactorization):
         return self._loss(self.seen_indptr_, self.seen_indices_, conf, self.user_factors_,
                           self.item_factors_)
 
-    def _fold_in(self, hist) -> np.ndarray:
+    def _fold_in(self, hist, n_threads=None) -> np.ndarray:
         # Exact solve of eq. 4 for each new history with the item factors fixed (what implicit's
         # recalculate_user does): deterministic and independent of any starting point.
         indptr, indices, values = hist
         conf = (self.alpha * values.astype(np.float64)).astype(self.dtype)
         U = np.zeros((indptr.size - 1, self.factors), self.dtype)
-        self._half(indptr, indices, conf, U, self.item_factors_, solver="cholesky")
+        self._half(indptr, indices, conf, U, self.item_factors_, solver="cholesky",
+                   n_threads=n_threads)
         return U

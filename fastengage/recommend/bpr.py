@@ -9,7 +9,7 @@ from ..errors import InputError
 from ..kernels.common.launch import resolve_threads
 from ..kernels.recommend import bpr as rec_bpr
 from ..kernels.recommend import csr as rec_csr
-from ._base import deprecated_threads
+from ._compat import deprecated_threads
 from ._mf import MatrixFactorization
 
 __all__ = ["BPR"]
@@ -78,20 +78,20 @@ class BPR(MatrixFactorization):
         X[:, f] = 1.0
         Y[:, f] = 0.0
         nnz_rows = rec_csr.row_of_nnz(self.seen_indptr_)
-        n_chunks = resolve_threads(self.n_threads)
+        n_chunks = resolve_threads(self._fit_threads)
         correct = skipped = 0
         for _ in range(self.iterations):
             epoch_seed = np.uint64(rng.integers(1, 2**63 - 1))
             correct, skipped = rec_bpr.bpr_epoch(
                 self.seen_indptr_, self.seen_indices_, nnz_rows, X, Y, self.learning_rate,
                 self.regularization, self.verify_negative_samples, epoch_seed, n_chunks,
-                n_threads=self.n_threads)
+                n_threads=self._fit_threads)
         used = max(1, inter.nnz - int(skipped))
         self.train_accuracy_ = float(correct) / used
         self.user_factors_ = X
         self.item_factors_ = Y
         self._finalize()
 
-    def _fold_in(self, hist):
+    def _fold_in(self, hist, n_threads=None):
         raise InputError("BPR cannot fold in new histories without refitting; use ALS or "
                          "ItemKNN for recommend_new()")

@@ -145,17 +145,19 @@ class Interactions:
 
     # -- construction ----------------------------------------------------------------------
     @classmethod
-    def from_data(cls, data, customer: str, item: str, weight: str | None = None,
-                  weighting: str | None = None, log_epsilon: float = 1.0,
-                  time: str | None = None, half_life_days: float | None = None,
-                  as_of=None, batch_size: int | None = None) -> "Interactions":
+    def from_data(cls, data, *args, customer: str | None = None, item: str | None = None,
+                  weight: str | None = None, weighting: str | None = None,
+                  log_epsilon: float = 1.0, time: str | None = None,
+                  half_life_days: float | None = None, as_of=None,
+                  batch_size: int | None = None) -> "Interactions":
         """Build from transactions (any input the Arrow layer accepts).
 
         Parameters
         ----------
         data : pyarrow Table / RecordBatch / reader / Dataset / Parquet path / Arrow stream
         customer, item : str
-            Id columns (integers or strings, no nulls).
+            Id columns (integers or strings, no nulls); keyword-only (by position is
+            deprecated).
         weight : str, optional
             Positive numeric column (spend, quantity) summed per pair.
         weighting : {"count", "sum", "binary", "log"}, optional
@@ -171,6 +173,20 @@ class Interactions:
             Reference time of the decay (default: the latest event). Events after it are an
             error.
         """
+        if args:
+            from ._compat import positional
+
+            cols = positional("Interactions.from_data", args,
+                              ("customer", "item", "weight", "weighting", "log_epsilon", "time",
+                               "half_life_days", "as_of", "batch_size"),
+                              {"customer": customer, "item": item, "weight": weight,
+                               "weighting": weighting, "time": time,
+                               "half_life_days": half_life_days, "as_of": as_of,
+                               "batch_size": batch_size})
+            cols.setdefault("log_epsilon", log_epsilon)
+            return cls.from_data(data, **cols)
+        if customer is None or item is None:
+            raise InputError("Interactions.from_data() needs customer= and item= column names")
         if half_life_days is not None and time is None:
             raise InputError("half_life_days needs a time= column")
         ev = read_events(data, customer, item, weight, time, batch_size=batch_size)

@@ -21,7 +21,8 @@ import scipy.sparse as sp
 from ..errors import InputError, ModelFormatError
 from ..kernels.recommend import knn as rec_knn
 from ..kernels.recommend import topn as rec_topn
-from ._base import Recommender, deprecated_threads
+from ._base import Recommender
+from ._compat import deprecated_threads
 
 __all__ = ["ItemKNN"]
 
@@ -88,7 +89,7 @@ class ItemKNN(Recommender):
         wt.sort_indices()
         nbr, sim, count = rec_knn.item_knn(wt.indptr.astype(np.int64), wt.indices.astype(np.int64), wt.data.astype(np.float64),
             w.indptr.astype(np.int64), w.indices.astype(np.int64), w.data.astype(np.float64),
-            inter.n_items, self.K, n_threads=self.n_threads)
+            inter.n_items, self.K, n_threads=self._fit_threads)
         self.neighbours_, self.similarities_, self.counts_ = nbr, sim, count
         self._finalize()
 
@@ -98,7 +99,7 @@ class ItemKNN(Recommender):
         self._sim_indices = np.ascontiguousarray(self.neighbours_[mask], np.int64)
         self._sim_data = np.ascontiguousarray(self.similarities_[mask], np.float64)
 
-    def _run(self, rows, hist, n, seen, allowed, use_allowed, serial):
+    def _run(self, rows, hist, n, seen, allowed, use_allowed, n_threads):
         B = rows.size
         out_idx = np.empty((B, n), np.int64)
         out_score = np.empty((B, n), np.float32)
@@ -106,20 +107,20 @@ class ItemKNN(Recommender):
         h_indptr, h_indices, h_data = hist
         if seen is None:
             seen = (np.zeros(h_indptr.size, np.int64), np.zeros(0, np.int64))
-        kernel = (rec_topn.knn_topn_serial if serial
-                  else partial(rec_topn.knn_topn, n_threads=self.n_threads))
+        kernel = (rec_topn.knn_topn_serial if n_threads == 1
+                  else partial(rec_topn.knn_topn, n_threads=n_threads))
         kernel(rows, h_indptr, h_indices, np.ascontiguousarray(h_data, np.float64), seen[0],
                seen[1], self._sim_indptr, self._sim_indices, self._sim_data, self.n_items,
                allowed, use_allowed, self._tiebreak, n, out_idx, out_score, out_count)
         return out_idx, out_score, out_count
 
-    def _topn_rows(self, rows, n, seen, allowed, use_allowed, serial):
+    def _topn_rows(self, rows, n, seen, allowed, use_allowed, n_threads):
         hist = (self.seen_indptr_, self.seen_indices_, self.seen_data_)
-        return self._run(rows, hist, n, seen, allowed, use_allowed, serial)
+        return self._run(rows, hist, n, seen, allowed, use_allowed, n_threads)
 
-    def _topn_new(self, hist, n, seen, allowed, use_allowed, serial):
+    def _topn_new(self, hist, n, seen, allowed, use_allowed, n_threads):
         rows = np.arange(hist[0].size - 1, dtype=np.int64)
-        return self._run(rows, hist, n, seen, allowed, use_allowed, serial)
+        return self._run(rows, hist, n, seen, allowed, use_allowed, n_threads)
 
     def _similar(self, codes, n):
         k = min(n, self.K)

@@ -31,7 +31,8 @@ def _test_csr(test):
             m.shape)
 
 
-def ranking_metrics(recs: np.ndarray, test, users: np.ndarray | None = None) -> dict:
+def ranking_metrics(recs: np.ndarray, test, users: np.ndarray | None = None, *,
+                    n_threads: int | None = None) -> dict:
     """Metrics of recommendation lists against held-out items.
 
     Parameters
@@ -60,7 +61,8 @@ def ranking_metrics(recs: np.ndarray, test, users: np.ndarray | None = None) -> 
     if users.size and (users.min() < 0 or users.max() >= shape[0]):
         raise InputError("users has rows outside the test matrix")
     out = np.empty((recs.shape[0], 6), np.float64)
-    rec_metrics.ranking_metrics(recs, users, indptr, indices, shape[1], out)
+    rec_metrics.ranking_metrics(recs, users, indptr, indices, shape[1], out,
+                                n_threads=n_threads)
     out = out[out[:, 0] > 0]
     if out.shape[0] == 0:
         raise InputError("no customer has held-out items: metrics are undefined")
@@ -74,7 +76,8 @@ def ranking_metrics(recs: np.ndarray, test, users: np.ndarray | None = None) -> 
     }
 
 
-def evaluate(model, test: Interactions, k: int = 10, exclude_seen: bool = True) -> dict:
+def evaluate(model, test: Interactions, k: int = 10, exclude_seen: bool = True, *,
+             n_threads: int | None = None, num_threads: int | None = None) -> dict:
     """Fit quality of ``model`` on held-out ``test`` interactions.
 
     ``test`` should come from the same :func:`temporal_split` / :func:`random_split` as the
@@ -82,12 +85,16 @@ def evaluate(model, test: Interactions, k: int = 10, exclude_seen: bool = True) 
     items unknown to the model are then not scored, and their counts are returned as
     ``customers_unknown`` / ``pairs_unknown_item``.
 
+    ``n_threads`` (default: the model's) runs the top-k and the metrics; the numbers do not
+    depend on it (``num_threads=`` is the deprecated spelling).
+
     Returns
     -------
     dict
         As :func:`ranking_metrics`, plus ``k``.
     """
     model._check_fitted()
+    threads = model._call_threads(n_threads, num_threads, "evaluate")
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise InputError(f"k must be a positive integer, got {k!r}")
     if not isinstance(test, Interactions):
@@ -117,8 +124,8 @@ def evaluate(model, test: Interactions, k: int = 10, exclude_seen: bool = True) 
         test_use = mm
     seen = (model.seen_indptr_, model.seen_indices_) if exclude_seen else None
     idx, _, _ = model._topn_rows(model_rows, int(k), seen, np.ones(1, np.uint8), False,
-                                 serial=False)
-    res = ranking_metrics(idx, test_use, test_rows)
+                                 n_threads=threads)
+    res = ranking_metrics(idx, test_use, test_rows, n_threads=threads)
     res["k"] = int(k)
     res.update(extra)
     return res

@@ -12,6 +12,7 @@ import scipy.sparse as sp
 
 from .._io.times import parse_time
 from ..errors import InputError
+from ._compat import positional
 from ..kernels.recommend import csr as rec_csr
 from .interactions import Interactions, read_events
 
@@ -52,7 +53,8 @@ def _drop_seen(train: Interactions, test: Interactions) -> tuple[Interactions, i
     return test, removed
 
 
-def temporal_split(data, customer: str, item: str, time: str, cutoff, weight: str | None = None,
+def temporal_split(data, *args, customer: str | None = None, item: str | None = None,
+                   time: str | None = None, cutoff=None, weight: str | None = None,
                    weighting: str | None = None, log_epsilon: float = 1.0,
                    exclude_train_pairs: bool = True,
                    half_life_days: float | None = None) -> Split:
@@ -62,8 +64,11 @@ def temporal_split(data, customer: str, item: str, time: str, cutoff, weight: st
     ----------
     data : any input of the Arrow layer
     customer, item, time : str
-        Columns; ``time`` is a timestamp or date column (UTC).
+        Columns, keyword-only (by position is deprecated); ``time`` is a timestamp or date
+        column (UTC).
     cutoff : str, datetime.date, datetime.datetime or numpy.datetime64
+        Read by the one time parser (:func:`fastengage._io.times.parse_time`): ISO 8601 or
+        ``YYYYMMDD`` (``"20150201"`` is 1 February 2015), midnight UTC for dates.
     weight, weighting, log_epsilon
         As in :meth:`Interactions.from_data`.
     exclude_train_pairs : bool
@@ -78,8 +83,19 @@ def temporal_split(data, customer: str, item: str, time: str, cutoff, weight: st
     Split
         ``train, test`` over the same customers and items (all ids of ``data``).
     """
-    ev = read_events(data, customer, item, weight, time)
+    if args:
+        cols = positional("temporal_split", args,
+                          ("customer", "item", "time", "cutoff", "weight", "weighting",
+                           "log_epsilon", "exclude_train_pairs", "half_life_days"),
+                          {"customer": customer, "item": item, "time": time, "cutoff": cutoff,
+                           "weight": weight, "weighting": weighting,
+                           "half_life_days": half_life_days})
+        return temporal_split(data, **{"log_epsilon": log_epsilon,
+                                       "exclude_train_pairs": exclude_train_pairs, **cols})
+    if customer is None or item is None or time is None or cutoff is None:
+        raise InputError("temporal_split() needs customer=, item=, time= and cutoff=")
     t0 = _cutoff_us(cutoff)
+    ev = read_events(data, customer, item, weight, time)
     before = ev.time < t0
     if not before.any():
         raise InputError(f"no events before the cutoff {cutoff!r} in time column {time!r}")

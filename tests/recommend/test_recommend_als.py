@@ -23,7 +23,7 @@ def inter():
     rng = np.random.default_rng(11)
     n = 6000
     t = pa.table({"c": rng.integers(0, 300, n), "i": rng.zipf(1.4, n) % 150})
-    return Interactions.from_data(t, "c", "i")
+    return Interactions.from_data(t, customer="c", item="i")
 
 
 @pytest.mark.parametrize("solver", ["cg", "cholesky"])

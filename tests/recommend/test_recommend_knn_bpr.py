@@ -15,7 +15,7 @@ def inter():
     pi = 1.0 / np.arange(1, 301) ** 0.8
     t = pa.table({"c": rng.integers(0, 400, n), "i": rng.choice(300, n, p=pi / pi.sum()),
                   "w": rng.integers(1, 4, n).astype(float)})
-    return Interactions.from_data(t, "c", "i", weight="w")
+    return Interactions.from_data(t, customer="c", item="i", weight="w")
 
 
 @pytest.mark.parametrize("kind,peer", [("cosine", "CosineRecommender"),

@@ -193,7 +193,7 @@ def test_fold_in_matches_known_customer(fitted, events):
 
 
 def test_fit_from_interactions_equals_fit_from_table(events):
-    inter = Interactions.from_data(events, "cust", "sku")
+    inter = Interactions.from_data(events, customer="cust", item="sku")
     a = ALS(factors=4, iterations=2, seed=1).fit(inter).recommend(n=3)
     b = ALS(factors=4, iterations=2, seed=1).fit(events, customer="cust", item="sku").recommend(n=3)
     assert a.equals(b)
@@ -208,7 +208,7 @@ def test_pruned_topn_equals_exhaustive(model_cls):
     pi = 1.0 / np.arange(1, 5001)
     t = pa.table({"c": rng.choice(800, n, p=pu / pu.sum()),
                   "i": rng.permutation(5000)[rng.choice(5000, n, p=pi / pi.sum())]})
-    inter = Interactions.from_data(t, "c", "i")
+    inter = Interactions.from_data(t, customer="c", item="i")
     model = (ALS(factors=16, iterations=5, seed=1) if model_cls is ALS
              else BPR(factors=16, iterations=5, seed=1, n_threads=1)).fit(inter)
     catalogue = inter.items.ids().to_pylist()[::2]

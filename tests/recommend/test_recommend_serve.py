@@ -60,7 +60,7 @@ def test_equals_recommend(fitted, exclude_seen):
 def test_equals_naive_topn(model_cls, n):
     """Against the plain NumPy reference: exhaustive scores, seen items dropped, ties by
     training popularity."""
-    inter = Interactions.from_data(_events(seed=3), "c", "i")
+    inter = Interactions.from_data(_events(seed=3), customer="c", item="i")
     model = (ALS(factors=16, iterations=5, seed=2) if model_cls is ALS
              else BPR(factors=16, iterations=5, seed=2, n_threads=1)).fit(inter)
     indptr, indices, _ = inter.csr_arrays()
@@ -139,9 +139,9 @@ def test_after_save_load(fitted, tmp_path):
 
 def test_numpy_model_uses_generic_path():
     events = _events(seed=5, n=4000, n_cust=60, n_items=200)
-    native = ALS(factors=6, iterations=3, seed=4, dtype=np.float64).fit(events, "c", "i")
+    native = ALS(factors=6, iterations=3, seed=4, dtype=np.float64).fit(events, customer="c", item="i")
     plain = ALS(factors=6, iterations=3, seed=4, dtype=np.float64,
-                use_native=False).fit(events, "c", "i")
+                use_native=False).fit(events, customer="c", item="i")
     for c in _customers(native)[:10]:
         a, sa = native.recommend_one(c, n=5)
         b, sb = plain.recommend_one(c, n=5)
