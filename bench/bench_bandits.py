@@ -143,6 +143,27 @@ def test_decide_one_latency(benchmark, logs):
     print(f"\n[bandits.decide_one] {K} arms x {D} features: p50 {p50 * 1e6:.1f} us, "
           f"p99 {p99 * 1e6:.1f} us")
 
+    # Throughput from 2 threads against 1 (the kernel releases the GIL); seeded calls, so the
+    # threaded answers must equal the serial ones.
+    from concurrent.futures import ThreadPoolExecutor
+
+    def serve(part):
+        return [policy.decide_one(rows[i], seed=i) for i in part]
+
+    idx = list(range(len(rows)))
+    t0 = time.perf_counter()
+    serial = serve(idx)
+    t1 = time.perf_counter()
+    with ThreadPoolExecutor(2) as pool:
+        halves = list(pool.map(serve, [idx[0::2], idx[1::2]]))
+    t2 = time.perf_counter()
+    threaded = [None] * len(idx)
+    threaded[0::2], threaded[1::2] = halves
+    assert threaded == serial
+    benchmark.extra_info["throughput_2_over_1_threads"] = (t1 - t0) / (t2 - t1)
+    print(f"[bandits.decide_one] throughput 2 threads / 1 thread: {(t1 - t0) / (t2 - t1):.2f}x "
+          f"(load {os.getloadavg()[0]:.1f})")
+
 
 def test_regret_vs_mabwiser(benchmark):
     """LinUCB (alpha 1) of fastengage and of MABWiser on the same seeded stream (same contexts;

@@ -147,4 +147,7 @@ def eligible_mask(eligible, batch, start: int, arms: pa.Array, n_rows_total: int
                          f"got {mask.shape}")
     if mask.dtype != np.bool_ and not np.isin(mask, (0, 1)).all():
         raise InputError("eligible mask must be boolean (or 0/1)")
-    return np.ascontiguousarray(mask[start:start + n], dtype=np.uint8)
+    part = mask[start:start + n]
+    if part.shape[0] != n:  # a streamed input longer than the mask
+        raise InputError(f"eligible mask has {mask.shape[0]} rows; the input has more")
+    return np.ascontiguousarray(part, dtype=np.uint8)

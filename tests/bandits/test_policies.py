@@ -279,3 +279,21 @@ def test_ucb_arm_skipping_never_changes_a_decision():
         _, _, theta, A_inv = nb.ridge_stats(X[:3000], arms[:3000], r[:3000], 8, 1.0)
         _, score = nb.linucb_scores(X, theta, A_inv, alpha)
         assert pruned["arm"].to_pylist() == list(np.asarray(ids)[score.argmax(axis=1)])
+
+
+def test_streamed_input_with_a_mask_and_a_short_mask():
+    policy = EpsilonGreedy(["a", "b"], epsilon=0.2)
+    schema = pa.schema([("x", pa.float64())])
+
+    def reader():
+        return pa.RecordBatchReader.from_batches(schema, [pa.record_batch({"x": [1.0, 2.0]}),
+                                                          pa.record_batch({"x": [3.0]})])
+
+    mask = np.array([[1, 0], [0, 1], [1, 1]], bool)
+    streamed = policy.decide(reader(), eligible=mask, seed=4)
+    whole = policy.decide(pa.table({"x": [1.0, 2.0, 3.0]}), eligible=mask, seed=4)
+    assert streamed.equals(whole)
+    assert streamed["arm"].to_pylist()[:2] == ["a", "b"]
+    assert streamed["propensity"].to_pylist() == [1.0, 1.0, 0.5]
+    with pytest.raises(InputError, match="mask has 2 rows"):
+        policy.decide(reader(), eligible=mask[:2])
