@@ -69,12 +69,34 @@ def _record(name, size, cpu, ref, **extra) -> dict:
             "time": time.strftime("%Y-%m-%dT%H:%M:%S"), **extra}
 
 
+def markdown(profiles: dict, top: int = 8) -> str:
+    """The heaviest kernels per capability as a Markdown table (from cold_start_profile.json)."""
+    lines = ["| capability | kernel | specialisations | parallel | compile CPU s | share |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for cap, kernels in profiles.items():
+        total = sum(k["compile_cpu_s"] for k in kernels) or 1.0
+        lines.append(f"| **{cap}** | all {len(kernels)} kernels | "
+                     f"{sum(k['specialisations'] for k in kernels)} | "
+                     f"{sum(1 for k in kernels if k['parallel'])} parallel | {total:.1f} | 100% |")
+        for k in kernels[:top]:
+            name = k["kernel"].replace("fastengage.kernels.", "")
+            lines.append(f"| | `{name}` | {k['specialisations']} | {'yes' if k['parallel'] else ''}"
+                         f" | {k['compile_cpu_s']:.2f} | {k['compile_cpu_s'] / total:.0%} |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--report", metavar="PROFILE_JSON",
+                        help="only print the Markdown table of a saved profile, then exit")
     parser.add_argument("--capability", default="rfm,clv,recommend,scoring")
     parser.add_argument("--rows", type=int, default=50_000)
     parser.add_argument("--no-demo", action="store_true")
     args = parser.parse_args(argv)
+    if args.report:
+        with open(args.report) as fh:
+            print(markdown(json.load(fh)))
+        return []
     ref = reference_cpu_seconds()
     records, profiles = [], {}
     os.makedirs(OUT, exist_ok=True)
