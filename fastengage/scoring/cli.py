@@ -1,14 +1,27 @@
 """``fastengage score MODEL INPUT --id C -o OUT.parquet``: batch scoring from the command line.
 
-Scores stream batch by batch from the input into the Parquet output (written to a temporary
-file and renamed at the end, so a failed run never leaves a half-written output behind).
+Scores stream batch by batch from the input into a temporary Parquet file in the output's folder,
+which is fsynced and renamed over the output at the end (``fastengage._io.output.atomic_output``):
+a failed, interrupted (SIGINT/SIGTERM) or out-of-space run leaves the previous output untouched
+and no temporary file behind. Progress and messages go to stderr through writers that never fail
+(``2>&-`` and ``2>/dev/full`` do not fail a run). A bad flag is one ``fastengage: error:`` line and
+exit status 2.
 """
 from __future__ import annotations
 
-import os
-import sys
+import argparse
 
 __all__ = ["add_score_command"]
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
 
 
 def add_score_command(subparsers) -> None:
@@ -23,57 +36,56 @@ def add_score_command(subparsers) -> None:
     p.add_argument("-o", "--output", required=True, help="output Parquet file")
     p.add_argument("--features", help="comma-separated input columns in the model's feature order "
                                       "(default: the names stored in the model)")
-    p.add_argument("--batch-size", type=int, default=262_144, help="rows per streamed batch")
+    p.add_argument("--batch-size", type=_positive_int, default=262_144, help="rows per streamed batch")
     p.add_argument("--backend", choices=["auto", "native", "onnxruntime"], default="auto")
     p.add_argument("--nulls", choices=["error", "nan"], help="null rule (default: the path's own)")
-    p.add_argument("--threads", type=int, help="worker threads (default: all cores)")
+    p.add_argument("--threads", type=_positive_int, help="worker threads (default: all cores)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run_score)
 
 
 def run_score(args) -> int:
-    """Run ``score``; bad input ends with one ``fastengage: error: ...`` line and exit status 2."""
+    """Run ``score``; bad input ends with one ``fastengage: error: ...`` line and exit status 2.
+
+    KeyboardInterrupt (SIGINT, and SIGTERM under the CLI's ``terminate_as_interrupt``) unwinds
+    through ``atomic_output``, which removes the temporary file."""
     import pyarrow.parquet as pq
 
-    from .._io.sources import open_source
+    from .._io.output import atomic_output, say
     from .._io.progress import ProgressBar
+    from .._io.sources import open_source
     from ..errors import FastEngageError
     from . import load_model
 
-    tmp = f"{args.output}.partial"
+    done = 0
     try:
-        if args.batch_size is not None and args.batch_size < 1:
-            raise ValueError(f"--batch-size must be positive, got {args.batch_size}")
         model = load_model(args.model, backend=args.backend)
         features = [f.strip() for f in args.features.split(",")] if args.features else None
         source = open_source(args.input)
         total = source._data.count_rows() if source.kind == "dataset" else None
         bar = None if args.quiet else ProgressBar(total)
-        done = 0
-        writer = None
-        try:
-            for batch in model.score_batches(source, id=args.id, features=features,
-                                             batch_size=args.batch_size, n_threads=args.threads,
-                                             nulls=args.nulls):
-                if writer is None:
-                    writer = pq.ParquetWriter(tmp, batch.schema)
-                writer.write_batch(batch)
-                done += batch.num_rows
-                if bar is not None:
-                    bar(done)
-        finally:
-            if writer is not None:
-                writer.close()
+        with atomic_output(args.output) as tmp:
+            writer = None
+            try:
+                for batch in model.score_batches(source, id=args.id, features=features,
+                                                 batch_size=args.batch_size,
+                                                 n_threads=args.threads, nulls=args.nulls):
+                    if writer is None:
+                        writer = pq.ParquetWriter(tmp, batch.schema)
+                    writer.write_batch(batch)
+                    done += batch.num_rows
+                    if bar is not None:
+                        bar(done)
+            finally:
+                if writer is not None:
+                    writer.close()
+            if writer is None:
+                raise ValueError(f"input {args.input!r} has no rows to score")
         if bar is not None:
             bar.close(done)
-        if writer is None:
-            raise ValueError(f"input {args.input!r} has no rows to score")
-        os.replace(tmp, args.output)
     except (FastEngageError, ValueError, OSError) as exc:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        print(f"fastengage: error: {exc}", file=sys.stderr)
+        say(f"fastengage: error: {exc}")
         return 2
     how = model.backend + (f" ({model.note})" if model.note else "")
-    print(f"scored {done:,} rows with {how} -> {args.output}", file=sys.stderr)
+    say(f"scored {done:,} rows with {how} -> {args.output}")
     return 0
