@@ -16,8 +16,8 @@ candidates are those of :mod:`rec_topn` (higher score first, equal scores by low
 import numpy as np
 from numba import njit, prange
 
-from ..common.config import MF_SERVE_CHUNK, NJIT
-from ..common.launch import parallel_kernel
+from ..common.config import MF_SERVE_CHUNK, NJIT, RECOMMEND_SERIAL_MAX
+from ..common.launch import dual_kernel
 from ..common.sched import fetch_add
 from .csr import contains_sorted
 from .topn import _sift_down, _sift_up, drain_heap, topn_row
@@ -221,7 +221,7 @@ def mf_topn_row(row, U, V, proj, proj_T, resid, sorted_norms, perm, slack, seen_
     return count
 
 
-@parallel_kernel
+@dual_kernel(1, RECOMMEND_SERIAL_MAX + 1)
 def mf_topn_block(U, urows, seen_rows, seen_indptr, seen_indices, V, proj, proj_T, resid,
                   sorted_norms, perm, slack, allowed, use_allowed, tb, out_idx, out_score,
                   out_count, workers):
@@ -231,7 +231,9 @@ def mf_topn_block(U, urows, seen_rows, seen_indptr, seen_indices, V, proj, proj_
     Scoring is done here, not by a BLAS gemm, so no process-wide BLAS thread setting is
     touched, and a customer's scores are bit-identical to :func:`mf_topn_row`'s whatever the
     thread count. Customers cost very different amounts (the pruning stops early for some), so
-    ``workers`` threads claim chunks of ``MF_SERVE_CHUNK`` customers dynamically.
+    ``workers`` threads claim chunks of ``MF_SERVE_CHUNK`` customers dynamically. Small
+    requests (or ``n_threads=1``) run the serial twin on the calling thread: no parallel launch
+    for a service answering a few customers per request from many threads.
     """
     B = urows.size
     n_chunks = (B + MF_SERVE_CHUNK - 1) // MF_SERVE_CHUNK
@@ -249,7 +251,7 @@ def mf_topn_block(U, urows, seen_rows, seen_indptr, seen_indices, V, proj, proj_
             c = fetch_add(next_chunk, 1)
 
 
-@parallel_kernel
+@dual_kernel(2, RECOMMEND_SERIAL_MAX + 1)
 def mf_similar(V, norms, codes, tb, out_idx, out_score, out_count, workers):
     """Cosine top-n of item factors: for each query ``codes[b]``, the items ``j`` with the
     highest ``V[q] . V[j] / (norms[q] norms[j])`` (the item itself included), codes to

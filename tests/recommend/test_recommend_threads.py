@@ -110,3 +110,22 @@ def test_evaluate_threads(events):
     a = evaluate(model, split.test, k=5)
     model.n_threads = 1
     assert evaluate(model, split.test, k=5) == a
+
+
+@pytest.mark.parametrize("name", ["als", "bpr"])
+def test_serial_twin_equals_parallel_kernel(events, name):
+    """Requests of at most RECOMMEND_SERIAL_MAX customers run the serial twin of the batch
+    kernel (dual_kernel): same bits as the parallel launch over the whole batch."""
+    model = MODELS[name](2).fit(events, customer="c", item="i")
+    customers = events.column("c").unique()
+    batch = model.recommend(customers, n=5)
+    for start in (0, 7, 30):
+        part = customers[start:start + 9]
+        small = model.recommend(part, n=5)  # serial twin
+        mask = pa.compute.is_in(batch.column("customer"), value_set=part)
+        assert small.sort_by([("customer", "ascending"), ("rank", "ascending")]).equals(
+            batch.filter(mask).sort_by([("customer", "ascending"), ("rank", "ascending")]))
+    items = events.column("i").unique()
+    few = model.similar_items(items[:5], n=4)
+    many = model.similar_items(items, n=4)
+    assert few.equals(many.slice(0, few.num_rows))
