@@ -39,7 +39,7 @@ from .._io.sources import amount_to_float64, open_source
 from ..errors import InputError
 from ..kernels.common.config import (PRIVACY_AGGREGATE_PARTS, PRIVACY_HASH_CHUNKS,
                                      PRIVACY_SMALL_DICTIONARY, PRIVACY_SMALL_DICTIONARY_MIN_ROWS)
-from ..kernels.privacy.aggregate import bounded_aggregates
+from ..kernels.privacy.aggregate import bounded_aggregates, cap_rows
 from ..kernels.privacy.segments import remap_codes, small_dictionary
 
 __all__ = ["dp_report", "DPReport", "Budget", "METRICS"]
@@ -300,15 +300,17 @@ def _bounded_aggregates(data, by, customer, amount, bounds, max_rows, keys, reso
         values = np.zeros(0, np.float64)
         if amount is not None:
             values = amount_to_float64(batch.column(roles["amount"]), roles["amount"])
+        keep = np.zeros(0, np.bool_)
+        if customers is not None:
+            keep = np.empty(batch.num_rows, np.bool_)
+            dropped += cap_rows(cust, taken, k, keep)
         part_counts = np.zeros((PRIVACY_AGGREGATE_PARTS, counts.size), np.int64)
         part_sums = np.zeros((PRIVACY_AGGREGATE_PARTS, counts.size), np.int64)
-        part_dropped = np.zeros(PRIVACY_AGGREGATE_PARTS, np.int64)
-        bounded_aggregates(np.ascontiguousarray(seg, dtype=np.int32), cust, values,
-                           amount is not None, lower_u, upper_u, float(resolution), taken, k,
-                           part_counts, part_sums, part_dropped, n_threads=n_threads)
+        bounded_aggregates(np.ascontiguousarray(seg, dtype=np.int32), keep, customers is not None,
+                           values, amount is not None, lower_u, upper_u, float(resolution),
+                           part_counts, part_sums, n_threads=n_threads)
         counts += part_counts.sum(axis=0)
         sums += part_sums.sum(axis=0)
-        dropped += int(part_dropped.sum())
     return segments, counts, sums, rows, int(dropped)
 
 

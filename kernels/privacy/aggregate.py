@@ -11,7 +11,7 @@ from numba import njit, prange
 from ..common.config import NJIT
 from ..common.launch import parallel_kernel
 
-__all__ = ["bounded_aggregates"]
+__all__ = ["cap_rows", "bounded_aggregates"]
 
 
 @njit(**NJIT, inline="always")
@@ -27,45 +27,43 @@ def _units(a, lower_units, upper_units, lo, hi, resolution):
     return min(max(u, lower_units), upper_units)
 
 
+@njit(**NJIT)
+def cap_rows(customers, taken, max_rows, keep):
+    """``keep[i]``: whether row i is among its customer's first ``max_rows`` rows, counting the
+    rows of earlier calls (``taken[c]``, so batches of a stream continue where they stopped).
+    One serial pass: the decision for a row depends on every earlier row of its customer.
+    Returns the number of rows dropped."""
+    dropped = 0
+    for i in range(customers.size):
+        c = customers[i]
+        t = taken[c]
+        ok = t < max_rows
+        keep[i] = ok
+        taken[c] = t + 1 if ok else t  # saturates at max_rows: no overflow
+        dropped += 0 if ok else 1
+    return dropped
+
+
 @parallel_kernel
-def bounded_aggregates(segments, customers, amounts, has_amounts, lower_units, upper_units,
-                       resolution, taken, max_rows, counts, sums, dropped):
-    """Add each row to its segment's count (and sum of its amount in units) unless its customer
-    already gave ``max_rows`` rows (``taken[c]`` counts them, across calls: batches of a
-    stream).
+def bounded_aggregates(segments, keep, use_keep, amounts, has_amounts, lower_units,
+                       upper_units, resolution, counts, sums):
+    """Per segment, the count of the kept rows and the sum of their amounts in units (clamped,
+    see :func:`_units`). ``keep`` (when ``use_keep``) is :func:`cap_rows`' mask.
 
-    The work is split into ``P = counts.shape[0]`` parts (a power of two), each with its own
-    row of ``counts``/``sums``/``dropped`` (added to, so the caller sums the rows): with a cap,
-    part p takes the customers with ``c & (P-1) == p`` and reads every row in order, so each
-    customer's first rows are kept exactly as a serial pass would; without a cap
-    (``max_rows`` <= 0, each row its own privacy unit) part p takes a block of rows. Counts and
-    sums are integers, so the totals are the same for any split and thread count.
-
-    A segment code < 0 marks a row outside the reported segments: it still uses up one of its
-    customer's rows, so the bound holds for whatever key set is reported.
+    Rows are split into ``P = counts.shape[0]`` blocks, each adding into its own row of
+    ``counts``/``sums``; the caller sums the rows. Counts and sums are integers, so the totals
+    are the same for any split and thread count. A segment code < 0 marks a row outside the
+    reported segments (it still used up one of its customer's rows in :func:`cap_rows`).
     """
     n = segments.size
     n_parts = counts.shape[0]
-    mask = n_parts - 1
     lo = lower_units * resolution
     hi = upper_units * resolution
+    size = (n + n_parts - 1) // n_parts
     for p in prange(n_parts):
-        if max_rows > 0:
-            start, stop = 0, n
-        else:
-            size = (n + n_parts - 1) // n_parts
-            start, stop = min(n, p * size), min(n, (p + 1) * size)
-        for i in range(start, stop):
-            if max_rows > 0:
-                c = customers[i]
-                if (c & mask) != p:
-                    continue
-                if taken[c] >= max_rows:
-                    dropped[p] += 1
-                    continue
-                taken[c] += 1
+        for i in range(min(n, p * size), min(n, (p + 1) * size)):
             s = segments[i]
-            if s < 0:
+            if s < 0 or (use_keep and not keep[i]):
                 continue
             counts[p, s] += 1
             if has_amounts:

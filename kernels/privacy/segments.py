@@ -1,8 +1,9 @@
 """Dictionary codes for a string column with few distinct values (segment names), in parallel.
 
 Each block of rows numbers its own distinct strings with a small open-addressing table that
-stays in L1 (FNV-1a hash, every candidate compared byte by byte), remembering the first row of
-each. The caller unifies the blocks' few representatives into global codes, then
+stays in L1, remembering the first row of each. The hash mixes the length and the first and
+last 8 bytes (independent loads, not a byte-by-byte chain); every candidate is compared byte
+by byte, so a weak hash only costs probes, never a wrong code. The caller unifies the blocks' few representatives into global codes, then
 :func:`remap_codes` rewrites the rows. Blocks are fixed by the row count, so the result does
 not depend on the thread count. A block that meets more than ``capacity`` distinct strings
 reports overflow (-1) and the caller takes a general path instead.
@@ -15,8 +16,7 @@ from ..common.launch import parallel_kernel
 
 __all__ = ["block_bounds", "small_dictionary", "remap_codes"]
 
-_FNV_OFFSET = np.uint64(0xCBF29CE484222325)
-_FNV_PRIME = np.uint64(0x100000001B3)
+_MIX = np.uint64(0x9E3779B97F4A7C15)
 
 
 @njit(**NJIT)
@@ -24,6 +24,23 @@ def block_bounds(n, n_blocks, block):
     size = (n + n_blocks - 1) // n_blocks
     lo = min(n, block * size)
     return lo, min(n, lo + size)
+
+
+@njit(**NJIT, inline="always")
+def _word(data, start, end):
+    """Up to 8 bytes of ``data[start:end]`` packed little-endian into a uint64."""
+    w = np.uint64(0)
+    for k in range(start, min(end, start + 8)):
+        w |= np.uint64(data[k]) << np.uint64(8 * (k - start))
+    return w
+
+
+@njit(**NJIT, inline="always")
+def _hash(data, start, end):
+    h = np.uint64(end - start) * _MIX
+    h = (h ^ _word(data, start, end)) * _MIX
+    h = (h ^ _word(data, max(start, end - 8), end)) * _MIX
+    return h ^ (h >> np.uint64(29))
 
 
 @njit(**NJIT)
@@ -53,10 +70,7 @@ def small_dictionary(offsets, data, capacity, local_codes, first_rows, n_distinc
         count = 0
         for i in range(lo, hi):
             start, end = offsets[i], offsets[i + 1]
-            h = _FNV_OFFSET
-            for k in range(start, end):
-                h = (h ^ np.uint64(data[k])) * _FNV_PRIME
-            slot = h & mask
+            slot = _hash(data, start, end) & mask
             while True:
                 code = table[slot]
                 if code < 0:
