@@ -124,7 +124,8 @@ def mutate_zip(raw: bytes, rnd: random.Random, mutate_bytes) -> bytes:
     else:
         members[k] = (name, mutate_bytes(data))
     out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as zf:
+    # deflated, so that a mutated bundle stays near the seed's size (libFuzzer's -max_len)
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
         for member_name, member_data in members:
             zf.writestr(member_name, member_data)
     return out.getvalue()
@@ -178,12 +179,13 @@ def make_entry_points(targets: list[Target]):
 
 def write_corpus(targets: list[Target], folder: pathlib.Path) -> int:
     folder.mkdir(parents=True, exist_ok=True)
-    n = 0
+    n = longest = 0
     for i, target in enumerate(targets):
         for j, seed in enumerate(target.seeds()):
             (folder / f"{target.name}-{j}").write_bytes(bytes([i]) + seed)
             n += 1
-    return n
+            longest = max(longest, len(seed) + 1)
+    return n, longest
 
 
 def main(argv=None) -> None:
@@ -204,13 +206,17 @@ def main(argv=None) -> None:
     import atheris
 
     corpus = pathlib.Path(args.corpus) if args.corpus else pathlib.Path(tempfile.mkdtemp(prefix="fe-fuzz-"))
-    n = write_corpus(targets, corpus)
+    n, longest = write_corpus(targets, corpus)
     print(f"fuzzing {len(targets)} targets from {n} seed files for {args.seconds} s", flush=True)
     test_one, custom_mutator = make_entry_points(targets)
     for f in sorted(corpus.iterdir()):  # every seed must pass before we mutate it
         test_one(f.read_bytes())
     argv = [sys.argv[0], str(corpus), f"-max_total_time={args.seconds}", f"-runs={args.runs}",
             "-timeout=20", "-rss_limit_mb=4096", "-malloc_limit_mb=2048", "-print_final_stats=1",
+            # inputs as long as the largest seed allows (libFuzzer's default is 4096 bytes, which
+            # would cut bundles into broken ZIPs), and keep the seeds in the corpus although
+            # Python code gives libFuzzer no coverage feedback for them to earn their place
+            f"-max_len={max(4096, 2 * longest)}", "-keep_seed=1",
             *libfuzzer_args]
     atheris.Setup(argv, test_one, custom_mutator=custom_mutator)
     atheris.Fuzz()
