@@ -132,3 +132,15 @@ def pareto_pmf_mp(params, t, x, dps=60):
             tot += mp.gamma(r + s + i) / (mp.gamma(r + s) * mp.factorial(i)) * t ** i * B2
         second = alpha ** r * beta ** s * mp.beta(r + x, s + 1) / mp.beta(r, s) * (B1 - tot)
         return float(first + second)
+
+
+def hyp2f1_1ef_mp(e, f, z, dps=40):
+    """2F1(1, e; f; z) and its derivatives in e, f, z by mpmath (numerical differentiation at
+    ``dps`` digits)."""
+    import mpmath as mp
+    with mp.workdps(dps):
+        e, f, z = mp.mpf(float(e)), mp.mpf(float(f)), mp.mpf(float(z))
+        S = mp.hyp2f1(1, e, f, z)
+        return [float(S), float(mp.diff(lambda t: mp.hyp2f1(1, t, f, z), e)),
+                float(mp.diff(lambda t: mp.hyp2f1(1, e, t, z), f)),
+                float(mp.diff(lambda t: mp.hyp2f1(1, e, f, t), z))]

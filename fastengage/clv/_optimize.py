@@ -210,7 +210,9 @@ def _prefit(prob: _Problem, u0, tried):
         return u0
     res = _newton(prob.with_payload(sub), u0, settings.max_iter)
     tried.append(f"start from every {step}-th pattern: {res.note}")
-    return res.u if np.all(np.isfinite(res.u)) and np.all(np.abs(res.u) < LOG_BOUND) else u0
+    # a subsample without an interior maximum walks a ridge (e.g. Pareto/NBD's s, beta -> inf
+    # on BG/NBD-like data): its end point is a worse start than the model's own
+    return res.u if res.ok and np.all(np.abs(res.u) < LOG_BOUND) else u0
 
 
 def _newton(prob: _Problem, u0, max_iter: int) -> _NewtonResult:

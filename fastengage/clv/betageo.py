@@ -38,12 +38,10 @@ class BetaGeoPayload(Payload):
     modified: int
 
     def subsample(self, step):
+        # its own tables: the distinct values of the whole data would all be tabulated
         sl = slice(step // 2, None, step)
-        ws = self.w[sl] * step
-        return dataclasses.replace(self, total_weight=float(ws.sum()), n_patterns=int(ws.shape[0]),
-                                   x=self.x[sl], tx=self.tx[sl], T=self.T[sl], w=ws,
-                                   ix=self.ix[sl].copy(), iT=self.iT[sl].copy(),
-                                   itx=self.itx[sl].copy())
+        return _payload(self.x[sl].copy(), self.tx[sl].copy(), self.T[sl].copy(),
+                        self.w[sl] * step, self.modified)
 
 
 def _payload(x, tx, T, w, modified):

@@ -39,12 +39,11 @@ class ParetoPayload(Payload):
     ib: np.ndarray
 
     def subsample(self, step):
+        # its own pairs: F is evaluated per distinct (x, y) pair, most of which the subsample
+        # does not have
         sl = slice(step // 2, None, step)
-        ws = self.w[sl] * step
-        return dataclasses.replace(self, total_weight=float(ws.sum()), n_patterns=int(ws.shape[0]),
-                                   x=self.x[sl], tx=self.tx[sl], T=self.T[sl].copy(), w=ws,
-                                   ix=self.ix[sl].copy(), ia=self.ia[sl].copy(),
-                                   ib=self.ib[sl].copy())
+        return _payload(self.x[sl].copy(), self.tx[sl].copy(), self.T[sl].copy(),
+                        self.w[sl] * step)
 
 
 def _payload(x, tx, T, w):

@@ -14,9 +14,10 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ..common.config import CLV_REDUCE_CHUNK, NJIT
+from ..common.config import (CLV_PARETO_DIRECT_TERMS, CLV_PARETO_INTEGER_GAP,
+                             CLV_PARETO_NEAR_ONE_Z, CLV_REDUCE_CHUNK, NJIT)
 from .special import (PARETO_MAX_TERMS, digamma, dual, logaddexp, one_minus_pow_over,
-                          series_1_e_f, weighted_totals)
+                      series_1_e_f, series_1_e_f_near_one, weighted_totals)
 
 
 #: exp-sinh quadrature: step and half-width in t (tau - y = L exp(pi/2 sinh t)).
@@ -96,13 +97,32 @@ def _log_F(r, alpha, s, beta, x, y):
 
 
 @njit(**NJIT)
+def _series(e, f, z):
+    """S = 2F1(1, e; f; z) and its derivatives: directly for small z; near 1 directly if that
+    converges within CLV_PARETO_DIRECT_TERMS terms (tried for f - e >= 2), else by the
+    connection to 1 - z (f - e away from integers); else directly with the term cap (NaN
+    beyond: quadrature)."""
+    if z > CLV_PARETO_NEAR_ONE_Z:
+        g = f - e
+        if g >= 2.0:   # terms fall like n^-g z^n: try the direct series first
+            S, S_e, S_f, S_z = series_1_e_f(e, f, z, CLV_PARETO_DIRECT_TERMS)
+            if S == S:
+                return S, S_e, S_f, S_z
+        if abs(g - round(g)) > CLV_PARETO_INTEGER_GAP:
+            ok, S, S_e, S_f, S_z = series_1_e_f_near_one(e, f, z)
+            if ok:
+                return S, S_e, S_f, S_z
+    return series_1_e_f(e, f, z, PARETO_MAX_TERMS)
+
+
+@njit(**NJIT)
 def _log_F_series(r, alpha, s, beta, x, y):
     """log F(y) and its gradient from the Euler-transformed series (NaN if it is too slow)."""
     f = r + s + x + 1.0
     if alpha >= beta:
         e = r + x
         z = (alpha - beta) / (alpha + y)
-        S, S_e, S_f, S_z = series_1_e_f(e, f, z, PARETO_MAX_TERMS)
+        S, S_e, S_f, S_z = _series(e, f, z)
         lF = -s * math.log(beta + y) - (r + x) * math.log(alpha + y) + math.log(S)
         d_r = -math.log(alpha + y) + (S_e + S_f) / S
         d_s = -math.log(beta + y) + S_f / S
@@ -111,7 +131,7 @@ def _log_F_series(r, alpha, s, beta, x, y):
     else:
         e = s + 1.0
         z = (beta - alpha) / (beta + y)
-        S, S_e, S_f, S_z = series_1_e_f(e, f, z, PARETO_MAX_TERMS)
+        S, S_e, S_f, S_z = _series(e, f, z)
         lF = (1.0 - r - x) * math.log(alpha + y) - (s + 1.0) * math.log(beta + y) + math.log(S)
         d_r = -math.log(alpha + y) + S_f / S
         d_s = -math.log(beta + y) + (S_e + S_f) / S

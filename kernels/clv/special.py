@@ -71,14 +71,6 @@ def logaddexp(a, b):
 
 
 @njit(**NJIT)
-def log_expit(u):
-    """log(1 / (1 + exp(-u)))."""
-    if u >= 0:
-        return -math.log1p(math.exp(-u))
-    return u - math.log1p(math.exp(u))
-
-
-@njit(**NJIT)
 def expit(u):
     """1 / (1 + exp(-u)) for any real u."""
     if u >= 0:
@@ -143,6 +135,94 @@ def series_1_e_f(e, f, z, max_terms=MAX_TERMS):
     if not converged:
         return np.nan, np.nan, np.nan, np.nan
     return s, s_e, s_f, s_z / z
+
+
+@njit(**NJIT)
+def digamma_any(x):
+    """psi(x) for any real x that is not 0, -1, -2, ... (reflection below 0.5)."""
+    if x >= 0.5:
+        return digamma(x)
+    return digamma(1.0 - x) - math.pi / math.tan(math.pi * x)
+
+
+@njit(**NJIT)
+def series_1_e_f_near_one(e, f, z):
+    """S = 2F1(1, e; f; z) with dS/de, dS/df, dS/dz for z -> 1 (0 < z < 1, f > e > 0), where
+    the direct series needs ~ log(eps)/log(z) terms, by the connection to w = 1 - z
+    (Abramowitz & Stegun 15.3.6 with a = 1, b = e, c = f, g = f - e):
+
+        S = (f-1)/(g-1) 2F1(1, e; 2-g; w) + Gamma(f) Gamma(1-g) / Gamma(e) w^(g-1) z^(1-f)
+
+    (the second hypergeometric function of 15.3.6 is 2F1(f-1, g; g; w) = z^(1-f)). The remaining
+    series has term ratio (e+n)/(2-g+n) w, so it converges in a few terms when w is small.
+    The formula is singular at integer g (the two parts' poles cancel): the caller must keep g
+    away from integers. Derivatives: term-wise for the series (its lower parameter 2-g moves with
+    e and f), digamma for Gamma(f) Gamma(1-g) / Gamma(e).
+
+    Returns (ok, S, S_e, S_f, S_z); ok is False when the parts cancel by more than 1e-2 of their
+    size, the series does not converge, or S <= 0. (For large g the direct series is the better
+    tool: it converges fast there, and Gamma(f) Gamma(1-g) / Gamma(e) loses digits.)
+    """
+    g = f - e
+    c = 2.0 - g
+    w = 1.0 - z
+    # the series H = sum_n t_n, t_n = prod_{k<n} (e+k)/(c+k) w, with d log t_n / de and / dc
+    H = 1.0
+    H_e = 0.0      # sum t_n * sum_k 1/(e+k)
+    H_c = 0.0      # sum t_n * (-sum_k 1/(c+k))
+    H_w = 0.0      # sum n t_n
+    term = 1.0
+    de = 0.0
+    dc = 0.0
+    biggest = 1.0
+    n = 0
+    converged = False
+    while n < 10_000:
+        de += 1.0 / (e + n)
+        dc -= 1.0 / (c + n)
+        term *= (e + n) / (c + n) * w
+        n += 1
+        H += term
+        H_e += term * de
+        H_c += term * dc
+        H_w += term * n
+        if abs(term) > biggest:
+            biggest = abs(term)
+        # once c + n > 0 every later ratio is below max((e+n)/(c+n) w, w)
+        if c + n > 0.0:
+            rb = max((e + n) / (c + n) * w, w)
+            if rb < 1.0 and abs(term) * rb < 1e-17 * (1.0 - rb) * abs(H):
+                converged = True
+                break
+    if not converged:
+        return False, np.nan, np.nan, np.nan, np.nan
+    A = (f - 1.0) / (g - 1.0)
+    A_e = (f - 1.0) / ((g - 1.0) * (g - 1.0))
+    A_f = 1.0 / (g - 1.0) - A_e
+    # B P = sign * exp(lgamma(f) + lgamma(1-g) - lgamma(e) + (g-1) log w + (1-f) log z)
+    one_g = 1.0 - g
+    sign = 1.0
+    if one_g < 0.0:
+        # Gamma(x) for x in (-k-1, -k) has the sign (-1)^(k+1)
+        if int(math.ceil(-one_g)) % 2 == 1:
+            sign = -1.0
+    lw = math.log(w)
+    lz = math.log(z)
+    logBP = math.lgamma(f) + math.lgamma(one_g) - math.lgamma(e) + (g - 1.0) * lw + (1.0 - f) * lz
+    BP = sign * math.exp(logBP)
+    S = A * H + BP
+    scale = max(abs(A) * max(biggest, abs(H)), abs(BP))
+    if not (S > 0.0) or scale > 1e2 * S or not math.isfinite(S):
+        return False, np.nan, np.nan, np.nan, np.nan
+    psi_1g = digamma_any(one_g)
+    dlogBP_e = psi_1g - digamma(e) - lw
+    dlogBP_f = digamma(f) - psi_1g + lw - lz
+    dlogBP_z = -(g - 1.0) / w + (1.0 - f) / z
+    # H depends on e directly and through c = 2 - f + e
+    S_e = A_e * H + A * (H_e + H_c) + BP * dlogBP_e
+    S_f = A_f * H - A * H_c + BP * dlogBP_f
+    S_z = -A * H_w / w + BP * dlogBP_z
+    return True, S, S_e, S_f, S_z
 
 
 @njit(**NJIT)

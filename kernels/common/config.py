@@ -91,6 +91,16 @@ CLV_PREDICT_COMPRESS_ABOVE = 4096
 #: Whole-number (x, t_x, T) data whose T stays below this uses the dense pattern path (an int32
 #: slot array over the t_x <= T triangle, 2 MB at most) instead of the general hash.
 CLV_INT_PATTERN_MAX_Y = 1024
+#: Pareto/NBD: the hypergeometric term S = 2F1(1, e; f; z) is summed directly for z up to this
+#: value (at most ~60 terms) and by its connection to 1 - z above it (a few terms, where the
+#: direct series needs ~log(eps)/log(z)); both are accurate to ~1e-14.
+CLV_PARETO_NEAR_ONE_Z = 0.5
+#: The connection formula is singular at integer g = f - e; closer than this it is not used
+#: (the direct series, then quadrature, take over). Speed only: every path is accurate.
+CLV_PARETO_INTEGER_GAP = 0.02
+#: Above CLV_PARETO_NEAR_ONE_Z the direct series is tried first with this many terms (it
+#: converges that fast when f - e is large); only then the connection formula.
+CLV_PARETO_DIRECT_TERMS = 64
 #: Batches (decisions, updates, OPE rounds) smaller than this run on one thread: waking worker
 #: threads costs more than the work (16 ms per launch measured on a loaded 2-core machine with
 #: OpenMP's active wait). Results are per row or per fixed task, so they do not change.
