@@ -133,6 +133,8 @@ def evaluate(logs, *, action: str, reward: str, propensity: str, target,
         raise InputError("n_bootstrap must be a non-negative integer")
     if not 0.0 < alpha < 1.0:
         raise InputError("alpha must lie in (0, 1)")
+    if features is None and isinstance(target, Policy) and target.features is not None:
+        features = target.features  # the policy's own context columns
     features = list(features) if features is not None else []
     source = open_source(logs)
     roles = {"action": action, "reward": reward, "propensity": propensity, "position": position}

@@ -156,6 +156,9 @@ def test_target_as_policy_and_as_table():
     by_table = evaluate(logs, action="arm", reward="r", propensity="p", target=table,
                         features=["x"], n_bootstrap=0)
     assert by_policy.equals(by_table)
+    implicit = evaluate(logs, action="arm", reward="r", propensity="p", target=policy,
+                        n_bootstrap=0)  # features default to the policy's own
+    assert implicit.equals(by_policy)
     ipw = (dist[np.arange(n), action] * 3 * reward).mean()
     assert _values(by_policy)["ipw"] == pytest.approx(ipw, rel=1e-12)
 
