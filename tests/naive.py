@@ -6,6 +6,7 @@ kernels it checks.
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import numpy as np
 
@@ -17,6 +18,16 @@ def time_us(value) -> int:
     if isinstance(value, np.datetime64):
         return int(value.astype("datetime64[us]").astype(np.int64))
     return int(value)
+
+
+def exact_total(amounts) -> float:
+    """The exact sum of ``amounts`` (each rounded half-even to a multiple of 2**-64, as the
+    kernels take them), correctly rounded to float64 by ``Fraction.__float__``."""
+    total = Fraction(0)
+    for a in amounts:
+        units = round(Fraction(abs(a)) * 2 ** 64)  # round() of a Fraction is half to even
+        total += units if a >= 0 else -units
+    return float(total / 2 ** 64)
 
 
 def rfm_reference(customers, times_us, amounts, orders=None, as_of_us=None, returns="net"):
@@ -32,13 +43,13 @@ def rfm_reference(customers, times_us, amounts, orders=None, as_of_us=None, retu
             continue
         if a < 0 and returns == "exclude":
             continue
-        rec = acc.setdefault(c, {"times": [], "purchase": 0.0, "returns": 0.0, "orders": set(),
+        rec = acc.setdefault(c, {"times": [], "purchase": [], "returns": [], "orders": set(),
                                  "rows": 0, "days": set()})
         if a < 0:
-            rec["returns"] += a
+            rec["returns"].append(a)
             continue
         rec["times"].append(t)
-        rec["purchase"] += a
+        rec["purchase"].append(a)
         rec["rows"] += 1
         rec["days"].add(t // US_PER_DAY)
         if orders is not None:
@@ -48,7 +59,7 @@ def rfm_reference(customers, times_us, amounts, orders=None, as_of_us=None, retu
         if not rec["times"]:
             continue  # returns only: left out
         freq = len(rec["orders"]) if orders is not None else rec["rows"]
-        total = rec["purchase"] + (rec["returns"] if returns == "net" else 0.0)
+        total = exact_total(rec["purchase"] + (rec["returns"] if returns == "net" else []))
         out[c] = {
             "first_purchase": min(rec["times"]),
             "last_purchase": max(rec["times"]),

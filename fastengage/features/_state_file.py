@@ -21,8 +21,15 @@ from ..kernels.features import rfm as _k
 from ._common import RETURNS_MODES, new_report
 
 KIND = "RFMState"
-#: Version written; versions 1..VERSION are read.
-VERSION = 1
+#: Version written; versions 1..VERSION are read. Version 2 keeps exact fixed-point money
+#: totals (see ``fastengage.kernels.features.rfm``); version 1 kept float sums, converted on load.
+VERSION = 2
+#: The record layout of version-1 files.
+STATE_DTYPE_V1 = np.dtype([
+    ("first_us", np.int64), ("last_us", np.int64), ("purchase_sum", np.float64),
+    ("return_sum", np.float64), ("last_order", np.int64), ("purchase_rows", np.int32),
+    ("return_rows", np.int32), ("frequency", np.int32), ("purchase_days", np.int32),
+    ("last_day", np.int32), ("_pad", np.int32)], align=True)
 #: Upper bound on the Arrow IPC bytes of one id (ids longer than this cannot be in a state file
 #: whose id table is bounded by it; generous for any real id).
 MAX_ID_BYTES = 4096
@@ -85,11 +92,33 @@ def read_records(bundle, settings) -> np.ndarray:
     every record checked (see :func:`check_records`)."""
     n = settings["n_customers"]
     rows_read = settings["report"]["rows_read"]
+    v1 = bundle.version == 1
+    dtype = STATE_DTYPE_V1 if v1 else _k.STATE_DTYPE
     # Version-1 files have no n_customers: every customer came with at least one row read.
-    state = bundle.array("state", dtype=_k.STATE_DTYPE, shape=(n,),
+    state = bundle.array("state", dtype=dtype, shape=(n,),
                          max_bytes=None if n is not None else
-                         min(rows_read, _pairset.MAX_CODE) * _k.STATE_DTYPE.itemsize)
+                         min(rows_read, _pairset.MAX_CODE) * dtype.itemsize)
+    if v1:
+        state = _from_v1(state, settings)
     check_records(state, settings)
+    return state
+
+
+def _from_v1(old: np.ndarray, settings) -> np.ndarray:
+    """Version-1 records (float sums) as version-2 records (the sum, on the 2**-64 grid)."""
+    member = "state.npy"
+    money = old["purchase_sum"] + old["return_sum"]
+    if not np.isfinite(money).all() or (np.abs(money) >= _k.MAX_ABS_AMOUNT).any():
+        fail(member, "non-finite or out-of-range monetary sums")
+    if (old["last_order"] < -1).any() or (old["last_order"] > _pairset.MAX_CODE).any():
+        fail(member, "last_order out of range")
+    if (old["purchase_sum"] < 0).any() or (old["return_sum"] > 0).any():
+        fail(member, "purchase sums must be >= 0 and return sums <= 0")
+    state = _k.new_state(len(old))
+    for name in ("first_us", "last_us", "last_order", "purchase_rows", "return_rows", "frequency",
+                 "purchase_days", "last_day"):
+        state[name] = old[name]
+    _k.set_money(state, money)
     return state
 
 
@@ -100,15 +129,20 @@ def check_records(state: np.ndarray, settings) -> None:
     for name in ("purchase_rows", "return_rows", "frequency", "purchase_days"):
         if (state[name] < 0).any():
             fail(member, f"negative {name} in record {int(np.argmax(state[name] < 0))}")
-    if not (np.isfinite(state["purchase_sum"]).all() and np.isfinite(state["return_sum"]).all()):
-        fail(member, "non-finite monetary sums")
-    if (state["purchase_sum"] < 0).any() or (state["return_sum"] > 0).any():
-        fail(member, "purchase sums must be >= 0 and return sums <= 0")
-    if settings["returns"] == "exclude" and (state["return_sum"] != 0).any():
-        fail(member, "return sums in a state built with returns='exclude'")
+    # Each row adds less than 2**63 to a total, so |money_hi| <= rows / 2 + 1.
+    rows = state["purchase_rows"].astype(np.int64) + state["return_rows"]
+    if (np.abs(state["money_hi"]) > rows).any():
+        fail(member, "a monetary total larger than its rows can hold")
+    hi, lo, frac = state["money_hi"], state["money_lo"], state["money_frac"]
+    if (((hi != 0) | (lo != 0) | (frac != 0)) & (rows == 0)).any():
+        fail(member, "a monetary total without rows")
+    if (buy & (state["return_rows"] == 0) & (hi < 0)).any():
+        fail(member, "a negative total without returns")
+    if settings["returns"] == "exclude" and ((hi < 0) | (~buy & ((lo != 0) | (frac != 0)))).any():
+        fail(member, "returns counted in a state built with returns='exclude'")
     empty = state[~buy]
     if ((empty["first_us"] != _k.INT64_MAX).any() or (empty["last_us"] != _k.INT64_MIN).any()
-            or (empty["purchase_sum"] != 0).any() or (empty["frequency"] != 0).any()
+            or (empty["frequency"] != 0).any()
             or (empty["purchase_days"] != 0).any() or (empty["last_day"] != _k.NO_DAY).any()
             or (empty["last_order"] != -1).any()):
         fail(member, "a customer without purchases has purchase fields set")

@@ -132,6 +132,9 @@ class RFMState:
                 batch, cols, self.drop_null_customers, self.report["rows_read"], self.returns, limit)
             if self.orders is not None:
                 order_codes = self.orders.encode(batch.column(cols["order"]))
+                if len(self.orders) > _pairset.MAX_CODE:
+                    raise InputError(f"order column {cols['order']!r} has more than "
+                                     f"{_pairset.MAX_CODE:,} distinct orders")
             else:
                 order_codes = np.empty(0, dtype=np.int64)
             days_sorted = False
@@ -272,8 +275,8 @@ class RFMState:
     def save(self, path) -> None:
         """Save to a fastengage bundle (ZIP of JSON + .npy + Arrow IPC; never pickle).
 
-        Layout (version 1): ``meta.json`` with the settings, counts and report; arrays ``state``
-        (structured, see ``fastengage.kernels.features.rfm.STATE_DTYPE``), ``day_pairs`` and
+        Layout (version 2): ``meta.json`` with the settings, counts and report; arrays ``state``
+        (structured, see ``fastengage.kernels.features.rfm.STATE_DTYPE``; exact money totals), ``day_pairs`` and
         ``order_pairs`` (int64 pair keys ``customer_code << 32 | value``); tables ``customers``
         and ``orders`` (ids in code order, original Arrow type).
         """

@@ -5,7 +5,21 @@ transaction costs is a single cache line. Records merge associatively, which is 
 batch, streaming and incremental paths give identical results.
 
 Times are int64 microseconds since the epoch (UTC); days are ``floor(us / 86_400e6)``.
+
+Exact money
+-----------
+A customer's monetary total is kept as an exact fixed-point number: 192-bit two's complement with
+64 fraction bits (``money_hi``, ``money_lo``, ``money_frac``). Each amount enters exactly when it is
+a multiple of 2**-64 (every float64 of magnitude >= 2**-12, i.e. every amount of a tenth of a
+thousandth of a cent or more, and any amount with fewer significant bits), else rounded to the
+nearest multiple (half to even; error < 2**-65 per row). Integer addition is associative and
+commutative, so the total does not depend on the order of the rows, on how they were split into
+batches or states, or on the thread count; it is read out correctly rounded to float64. Amounts
+are finite with ``|amount| < 2**63`` (checked at the input boundary) and a customer has fewer
+than 2**31 rows, so a total is below 2**94 in magnitude and 64 integer-high bits never overflow.
 """
+import math
+
 import numpy as np
 from numba import njit
 
@@ -25,15 +39,16 @@ STATE_DTYPE = np.dtype(
     [
         ("first_us", np.int64),       # earliest purchase time
         ("last_us", np.int64),        # latest purchase time
-        ("purchase_sum", np.float64),  # sum of purchase amounts (amount >= 0)
-        ("return_sum", np.float64),   # sum of return amounts (amount < 0); 0 with returns="exclude"
-        ("last_order", np.int64),     # order code of the latest purchase row seen (dedup hint)
+        # Purchases plus (returns="net") returns: exact fixed point, see the module docstring.
+        ("money_frac", np.uint64),    # fraction bits (units of 2**-64)
+        ("money_lo", np.uint64),      # integer part, low 64 bits
+        ("money_hi", np.int64),       # integer part, high 64 bits (two's complement sign)
         ("purchase_rows", np.int32),
         ("return_rows", np.int32),
         ("frequency", np.int32),      # distinct orders (or purchase rows when there is no order)
         ("purchase_days", np.int32),  # distinct UTC days with a purchase
         ("last_day", np.int32),       # day of the latest purchase row seen (dedup hint)
-        ("_pad", np.int32),
+        ("last_order", np.int32),     # order code of the latest purchase row seen (dedup hint)
     ],
     align=True,
 )
@@ -54,6 +69,102 @@ def clear_records(records: np.ndarray) -> np.ndarray:
     return records
 
 
+_ONE = np.uint64(1)
+_TWO_64 = 18446744073709551616.0
+
+
+@njit(**NJIT)
+def fixed_words(a):
+    """(frac, lo, hi) of ``a`` (finite, |a| < 2**63) on the 2**-64 grid, 192-bit two's complement."""
+    neg = a < 0.0
+    m = -a if neg else a
+    ip = math.floor(m)
+    frac = np.uint64(np.rint((m - ip) * _TWO_64))  # m - ip is exact; the scaling too
+    lo = np.uint64(ip)
+    hi = np.uint64(0)
+    if neg:  # invert and add one, carrying through the words
+        frac = ~frac + _ONE
+        lo = ~lo
+        hi = ~hi
+        if frac == 0:
+            lo += _ONE
+            if lo == 0:
+                hi += _ONE
+    return frac, lo, np.int64(hi)
+
+
+@njit(**NJIT)
+def add_money(rec, frac, lo, hi):
+    """rec's total += (frac, lo, hi): 192-bit addition (wraps like any integer; see bounds)."""
+    s0 = rec.money_frac + frac
+    c0 = _ONE if s0 < frac else np.uint64(0)
+    s1 = rec.money_lo + lo
+    c1 = s1 < lo
+    s1 += c0
+    if c0 and s1 == 0:
+        c1 = True
+    rec.money_frac = s0
+    rec.money_lo = s1
+    rec.money_hi = rec.money_hi + hi + (np.int64(1) if c1 else np.int64(0))
+
+
+@njit(**NJIT)
+def set_money(state, money):
+    """Set each record's total to ``money[k]`` (finite, |money| < 2**63), on the 2**-64 grid."""
+    for k in range(state.shape[0]):
+        frac, lo, hi = fixed_words(money[k])
+        state[k].money_frac = frac
+        state[k].money_lo = lo
+        state[k].money_hi = hi
+
+
+@njit(**NJIT)
+def _clz(x):
+    n = 0
+    bit = np.uint64(1) << np.uint64(63)
+    while not (x & bit):
+        x <<= _ONE
+        n += 1
+    return n
+
+
+@njit(**NJIT)
+def money_value(frac, lo, hi):
+    """The fixed-point total, correctly rounded to float64 (round half to even)."""
+    w0, w1, w2 = frac, lo, np.uint64(hi)
+    neg = hi < 0
+    if neg:
+        w0 = ~w0 + _ONE
+        w1 = ~w1
+        w2 = ~w2
+        if w0 == 0:
+            w1 += _ONE
+            if w1 == 0:
+                w2 += _ONE
+    if w2 != 0:
+        top, nxt, rest, base = w2, w1, w0, 128
+    elif w1 != 0:
+        top, nxt, rest, base = w1, w0, np.uint64(0), 64
+    elif w0 != 0:
+        top, nxt, rest, base = w0, np.uint64(0), np.uint64(0), 0
+    else:
+        return 0.0
+    lz = _clz(top)
+    if lz == 0:
+        window = top
+        sticky = nxt != 0 or rest != 0
+    else:
+        window = (top << np.uint64(lz)) | (nxt >> np.uint64(64 - lz))
+        sticky = (nxt << np.uint64(lz)) != 0 or rest != 0
+    mant = window >> np.uint64(11)
+    low = window & np.uint64(0x7FF)
+    half = np.uint64(0x400)
+    if low > half or (low == half and (sticky or (mant & _ONE))):
+        mant += _ONE
+    value = math.ldexp(float(mant), base + 11 - lz - 64)
+    return -value if neg else value
+
+
 @njit(**NJIT)
 def fold_amount(rec, t, a, exclude_returns):
     """Fold one row's time and amount into a customer record; True when it is a purchase.
@@ -64,10 +175,12 @@ def fold_amount(rec, t, a, exclude_returns):
     if a < 0.0:
         rec.return_rows += 1
         if not exclude_returns:
-            rec.return_sum += a
+            frac, lo, hi = fixed_words(a)
+            add_money(rec, frac, lo, hi)
         return False
     rec.purchase_rows += 1
-    rec.purchase_sum += a
+    frac, lo, hi = fixed_words(a)
+    add_money(rec, frac, lo, hi)
     if t < rec.first_us:
         rec.first_us = t
     if t > rec.last_us:
@@ -157,8 +270,7 @@ def merge(state, other, code_map):
             dst.first_us = src.first_us
         if src.last_us > dst.last_us:
             dst.last_us = src.last_us
-        dst.purchase_sum += src.purchase_sum
-        dst.return_sum += src.return_sum
+        add_money(dst, src.money_frac, src.money_lo, src.money_hi)
         dst.purchase_rows += src.purchase_rows
         dst.return_rows += src.return_rows
 
@@ -243,7 +355,7 @@ def finalize(state, as_of_us, net_returns, frequency_is_rows):
         freq = rec.purchase_rows if frequency_is_rows else rec.frequency
         frequency[j] = freq
         days[j] = rec.purchase_days
-        money = rec.purchase_sum + (rec.return_sum if net_returns else 0.0)
+        money = money_value(rec.money_frac, rec.money_lo, rec.money_hi)  # returns as folded
         total[j] = money
         mean[j] = money / freq
         j += 1

@@ -107,7 +107,7 @@ def _poke(field, value, index=0):
 
 @pytest.mark.parametrize("fn", [
     _poke("purchase_rows", -1), _poke("purchase_days", 10**6), _poke("frequency", -2),
-    _poke("purchase_sum", np.inf), _poke("purchase_sum", np.nan), _poke("return_sum", 5.0),
+    _poke("money_hi", 2**40), _poke("money_hi", -2**62),
     _poke("first_us", -2**62), _poke("last_us", 2**62), _poke("last_order", 10**9),
     _poke("last_day", 2**30), lambda s: s[:-1], lambda s: np.zeros(len(s), [("x", "<i8")]),
 ])
@@ -129,6 +129,38 @@ def test_malformed_metadata_is_a_model_format_error(edit):
     """Finding 7: never TypeError / OverflowError / KeyError later."""
     with pytest.raises(ModelFormatError):
         fe.RFMState.load(_with_meta(_saved(), edit))
+
+
+def _as_version_1(raw: bytes, money_by_code) -> io.BytesIO:
+    """The same state in the version-1 layout (float sums), as the previous release wrote it."""
+    from fastengage.features import _state_file
+
+    members = _members(raw)
+    new = np.load(io.BytesIO(members["state.npy"]))
+    old = np.zeros(len(new), _state_file.STATE_DTYPE_V1)
+    for name in ("first_us", "last_us", "last_order", "purchase_rows", "return_rows", "frequency",
+                 "purchase_days", "last_day"):
+        old[name] = new[name]
+    old["purchase_sum"] = np.maximum(money_by_code, 0)
+    old["return_sum"] = np.minimum(money_by_code, 0)
+    members["state.npy"] = _npy(old)
+    header = json.loads(members["meta.json"])
+    header["version"] = 1
+    for key in ("n_customers", "n_orders"):
+        header["meta"].pop(key)
+    members["meta.json"] = json.dumps(header)
+    return _zip(members)
+
+
+def test_version_1_files_still_load():
+    state = fe.RFMState(**KW).update(_table())
+    buf = io.BytesIO()
+    state.save(buf)
+    table = state.to_table()
+    money = dict(zip(table["cust"].to_pylist(), table["monetary_total"].to_pylist()))
+    by_code = np.array([money.get(c, 0.0) for c in state.customers.ids().to_pylist()])
+    loaded = fe.RFMState.load(_as_version_1(buf.getvalue(), by_code))
+    assert loaded.to_table().equals(table)
 
 
 def test_meta_that_is_not_an_object():
