@@ -36,11 +36,13 @@ def _word(data, start, end):
 
 
 @njit(**NJIT, inline="always")
-def _hash(data, start, end):
+def _hash(data, start, end, shift):
+    """Fibonacci hashing: the top bits of a product depend on every bit of its operand (the
+    low bits would ignore the high bytes, e.g. the digits ending "segment-07")."""
     h = np.uint64(end - start) * _MIX
     h = (h ^ _word(data, start, end)) * _MIX
     h = (h ^ _word(data, max(start, end - 8), end)) * _MIX
-    return h ^ (h >> np.uint64(29))
+    return h >> shift
 
 
 @njit(**NJIT)
@@ -60,9 +62,11 @@ def small_dictionary(offsets, data, capacity, local_codes, first_rows, n_distinc
     code k, ``n_distinct[b]`` their count (-1: more than ``capacity``)."""
     n = offsets.size - 1
     n_blocks = n_distinct.size
-    table_size = 1
+    table_size, bits = 1, 0
     while table_size < 2 * capacity:
         table_size *= 2
+        bits += 1
+    shift = np.uint64(64 - bits)
     mask = np.uint64(table_size - 1)
     for b in prange(n_blocks):
         lo, hi = block_bounds(n, n_blocks, b)
@@ -70,7 +74,7 @@ def small_dictionary(offsets, data, capacity, local_codes, first_rows, n_distinc
         count = 0
         for i in range(lo, hi):
             start, end = offsets[i], offsets[i + 1]
-            slot = _hash(data, start, end) & mask
+            slot = _hash(data, start, end, shift)
             while True:
                 code = table[slot]
                 if code < 0:
