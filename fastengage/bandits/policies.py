@@ -216,11 +216,15 @@ class Policy:
     def _add(self, XC, codes, rewards, n_threads) -> None:
         with self._lock:
             K, d = len(self._arms), self.n_features
-            order, task_arm, start, stop = _ridge.plan_tasks(codes, K, BANDIT_ROWS_PER_TASK)
+            order, task_arm, start, stop, starts = _ridge.plan_tasks(codes, K,
+                                                                      BANDIT_ROWS_PER_TASK)
             T = task_arm.shape[0]
             part_G, part_g, part_s = np.zeros((T, d, d)), np.zeros((T, d)), np.zeros((T, 3))
-            _ridge.task_sums(XC, rewards, order, start, stop, part_G, part_g, part_s,
-                             n_threads=_threads(XC.shape[1], n_threads))
+            threads = _threads(XC.shape[1], n_threads)
+            XG = np.empty_like(XC)
+            _ridge.gather_by_arm(XC, codes, starts, XG, n_threads=threads)
+            _ridge.task_sums(XG, rewards, order, start, stop, part_G, part_g, part_s,
+                             n_threads=threads)
             _ridge.add_task_sums(task_arm, part_G, part_g, part_s, self._G, self._g,
                                  self._counts, self._sums, self._sums2)
             self._refresh(np.unique(task_arm))

@@ -22,8 +22,9 @@ from ..common.launch import parallel_kernel
 def plan_tasks(arms, n_arms, rows_per_task):
     """Group row indices by arm (stable) and cut each arm's rows into tasks.
 
-    Returns ``(order, task_arm, task_start, task_stop)``: ``order`` lists row indices arm by arm;
-    task ``t`` covers ``order[task_start[t]:task_stop[t]]``, all rows of arm ``task_arm[t]``.
+    Returns ``(order, task_arm, task_start, task_stop, starts)``: ``order`` lists row indices arm
+    by arm (arm ``a``'s at ``starts[a]:starts[a+1]``); task ``t`` covers
+    ``order[task_start[t]:task_stop[t]]``, all rows of arm ``task_arm[t]``.
     """
     n = arms.shape[0]
     counts = np.zeros(n_arms, dtype=np.int64)
@@ -53,7 +54,7 @@ def plan_tasks(arms, n_arms, rows_per_task):
             task_stop[t] = hi
             t += 1
             lo = hi
-    return order, task_arm, task_start, task_stop
+    return order, task_arm, task_start, task_stop, starts
 
 
 @njit(**NJIT)
@@ -75,17 +76,34 @@ def _dot(u, v, m):
 
 
 @parallel_kernel
-def task_sums(XC, rewards, order, task_start, task_stop, part_G, part_g, part_s):
-    """Per task: ``part_G[t]`` (upper triangle of sum x x^T), ``part_g[t]`` (sum r x) and
-    ``part_s[t] = (count, sum r, sum r^2)`` over the task's rows. ``XC`` is features x rows.
+def gather_by_arm(XC, arms, starts, XG):
+    """``XG[:, k] = XC[:, order[k]]`` (rows grouped by arm, stable; ``starts`` from
+    :func:`plan_tasks`), one feature column at a time as a counting-sort scatter: the column is
+    read in order and written through one sequential stream per arm, so memory is touched once
+    (gathering per arm task instead re-reads every column once per arm)."""
+    K = starts.shape[0] - 1
+    for p in prange(XC.shape[0]):
+        src = XC[p]
+        dst = XG[p]
+        fill = starts[:K].copy()
+        for i in range(arms.shape[0]):
+            a = arms[i]
+            dst[fill[a]] = src[i]
+            fill[a] += 1
 
-    Rows are gathered ``BANDIT_UPDATE_BLOCK`` at a time into a features x block buffer and every
-    entry of the triangle adds one dot product per block, so the triangle is read and written
-    once per block instead of once per row. Blocks follow the task layout, not the threads.
+
+@parallel_kernel
+def task_sums(XG, rewards, order, task_start, task_stop, part_G, part_g, part_s):
+    """Per task: ``part_G[t]`` (upper triangle of sum x x^T), ``part_g[t]`` (sum r x) and
+    ``part_s[t] = (count, sum r, sum r^2)`` over the task's rows. ``XG`` is features x rows in
+    ``order`` (see :func:`gather_by_arm`), so a task's rows are contiguous.
+
+    Every entry of the triangle adds one dot product per block of ``BANDIT_UPDATE_BLOCK`` rows,
+    so the triangle is read and written once per block instead of once per row. Blocks follow
+    the task layout, not the threads.
     """
-    d = XC.shape[0]
+    d = XG.shape[0]
     for t in prange(task_start.shape[0]):
-        B = np.empty((d, BANDIT_UPDATE_BLOCK))
         rb = np.empty(BANDIT_UPDATE_BLOCK)
         G = part_G[t]
         g = part_g[t]
@@ -98,12 +116,10 @@ def task_sums(XC, rewards, order, task_start, task_stop, part_G, part_g, part_s)
                 s1 += rb[r]
                 s2 += rb[r] * rb[r]
             for p in range(d):
-                for r in range(m):
-                    B[p, r] = XC[p, order[k0 + r]]
-            for p in range(d):
-                g[p] += _dot(B[p], rb, m)
+                xp = XG[p, k0:k0 + m]
+                g[p] += _dot(xp, rb, m)
                 for q in range(p, d):
-                    G[p, q] += _dot(B[p], B[q], m)
+                    G[p, q] += _dot(xp, XG[q, k0:k0 + m], m)
         part_s[t, 0] = task_stop[t] - task_start[t]
         part_s[t, 1] = s1
         part_s[t, 2] = s2
