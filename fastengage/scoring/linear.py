@@ -107,21 +107,22 @@ class LinearModel(Model):
 
     def _predict(self, batch, features, nulls, parallel, n_threads):
         return self.predict_columns(tuple(feature_columns(batch, features, np.float64, nulls)),
-                                    parallel=parallel)
+                                    parallel=parallel, n_threads=n_threads)
 
     def _predict_matrix(self, X, parallel, n_threads):
         X = np.asarray(X, dtype=np.float64)
         return self.predict_columns(tuple(np.ascontiguousarray(X[:, j]) for j in range(X.shape[1])),
-                                    parallel=parallel)
+                                    parallel=parallel, n_threads=n_threads)
 
-    def predict_columns(self, cols, *, parallel: bool = True) -> np.ndarray:
+    def predict_columns(self, cols, *, parallel: bool = True,
+                        n_threads: int | None = None) -> np.ndarray:
         """Scores ``(n, n_outputs)`` float64 from a tuple of F contiguous float64 columns.
 
         The result is a transposed view of an output-major array: each column is contiguous.
         """
         n = cols[0].shape[0] if cols else 0
         out = np.empty((self._n_outputs(), n), np.float64)
-        fn = (score_linear.linear_parallel if parallel
+        fn = (partial(score_linear.linear_parallel, n_threads=n_threads) if parallel
               else score_linear.linear_serial)
         mode = self._post
         if mode == score_post.PAIR_ONE_MINUS:  # identity on one output of a two-class model

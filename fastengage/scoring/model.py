@@ -16,10 +16,8 @@ Null rule per path (``nulls=None`` picks the path's default):
 from __future__ import annotations
 
 import threading
-from contextlib import contextmanager
 from typing import Iterator, Sequence
 
-import numba
 import numpy as np
 import pyarrow as pa
 
@@ -31,21 +29,6 @@ __all__ = ["Model"]
 
 #: Below this many rows a batch is scored serially: no thread-pool launch, lowest latency.
 SERIAL_ROWS = 512
-
-
-@contextmanager
-def numba_threads(n_threads: int | None):
-    """Run the enclosed kernels with ``n_threads`` (numba's setting is per calling thread)."""
-    if not n_threads:
-        yield
-        return
-    n = max(1, min(int(n_threads), numba.config.NUMBA_NUM_THREADS))
-    old = numba.get_num_threads()
-    numba.set_num_threads(n)
-    try:
-        yield
-    finally:
-        numba.set_num_threads(old)
 
 
 class Model:
@@ -139,18 +122,17 @@ class Model:
             )
         names = self.output_names
         columns = ([id] if id is not None else []) + feats
-        with numba_threads(n_threads):
-            for batch in src.batches(columns, batch_size=batch_size):
-                scores = self._predict(batch, feats, nulls, batch.num_rows > SERIAL_ROWS, n_threads)
-                arrays = []
-                if id is not None:
-                    ids = batch.column(id)
-                    if ids.null_count:
-                        raise InputError(f"id column {id!r} has {ids.null_count} null value(s) "
-                                         f"in a batch of {batch.num_rows} rows")
-                    arrays.append(ids)
-                arrays += [pa.array(np.ascontiguousarray(scores[:, k])) for k in range(scores.shape[1])]
-                yield pa.RecordBatch.from_arrays(arrays, names=([id] if id is not None else []) + names)
+        for batch in src.batches(columns, batch_size=batch_size):
+            scores = self._predict(batch, feats, nulls, batch.num_rows > SERIAL_ROWS, n_threads)
+            arrays = []
+            if id is not None:
+                ids = batch.column(id)
+                if ids.null_count:
+                    raise InputError(f"id column {id!r} has {ids.null_count} null value(s) "
+                                     f"in a batch of {batch.num_rows} rows")
+                arrays.append(ids)
+            arrays += [pa.array(np.ascontiguousarray(scores[:, k])) for k in range(scores.shape[1])]
+            yield pa.RecordBatch.from_arrays(arrays, names=([id] if id is not None else []) + names)
 
     def score(self, data, *, id: str | None = None, features: Sequence[str] | None = None,
               batch_size: int | None = None, n_threads: int | None = None,
@@ -193,8 +175,7 @@ class Model:
         X = np.asarray(X)
         if X.ndim != 2 or X.shape[1] != self.n_features:
             raise InputError(f"X must have shape (n, {self.n_features}), got {X.shape}")
-        with numba_threads(n_threads):
-            return self._predict_matrix(X, X.shape[0] > SERIAL_ROWS, n_threads)
+        return self._predict_matrix(X, X.shape[0] > SERIAL_ROWS, n_threads)
 
     def _predict_matrix(self, X, parallel, n_threads):
         names = [f"f{j}" for j in range(self.n_features)]

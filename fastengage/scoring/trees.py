@@ -342,16 +342,17 @@ class TreeEnsemble:
             self._tail_cache = tail
         return tail
 
-    def raw(self, X: np.ndarray, parallel: bool = True, chunks: int = 1) -> np.ndarray:
+    def raw(self, X: np.ndarray, parallel: bool = True, chunks: int = 1,
+            n_threads: int | None = None) -> np.ndarray:
         """Sum of leaf values per output: ``(n, n_raw)`` in ``acc_dtype``; ``X`` is ``(n, F)``."""
         out = np.zeros((X.shape[0], self.n_raw), self.acc_dtype)
         if X.shape[0] == 0 or not self.trees:
             return out
         if self.layout == "perfect":
-            fn = (score_trees.perfect_parallel if parallel
+            fn = (partial(score_trees.perfect_parallel, n_threads=n_threads) if parallel
                   else score_trees.perfect_serial)
         else:
-            fn = (score_trees.general_parallel if parallel
+            fn = (partial(score_trees.general_parallel, n_threads=n_threads) if parallel
                   else score_trees.general_serial)
         X = np.ascontiguousarray(X)
         if self.layout == "perfect":
@@ -360,11 +361,13 @@ class TreeEnsemble:
             fn(X, *self._arrays, self.flush(chunks), out)
         return out
 
-    def predict(self, X: np.ndarray, parallel: bool = True, chunks: int = 1) -> np.ndarray:
-        """Final scores ``(n, n_out)`` in ``out_dtype``: sums, then base values, then transform."""
+    def predict(self, X: np.ndarray, parallel: bool = True, chunks: int = 1,
+                n_threads: int | None = None) -> np.ndarray:
+        """Final scores ``(n, n_out)`` in ``out_dtype``: sums, then base values, then transform.
+        The result does not depend on ``n_threads`` (each row is summed by one thread)."""
         if not parallel and self.out_dtype == self.acc_dtype and self.trees and X.shape[0]:
             return self._predict_fused(X, chunks)
-        raw = self.raw(X, parallel, chunks)
+        raw = self.raw(X, parallel, chunks, n_threads)
         if self.average_over:
             raw /= self.acc_dtype.type(self.average_over)
         if self.base is not None:
@@ -375,7 +378,7 @@ class TreeEnsemble:
             return raw
         dt = self.out_dtype
         out = np.empty((raw.shape[0], self.n_out), dt)
-        fn = (score_post.post_parallel if parallel
+        fn = (partial(score_post.post_parallel, n_threads=n_threads) if parallel
               else score_post.post_serial)
         fn(raw, out, self.post, dt.type(1), dt.type(self.scale))
         return out
@@ -439,8 +442,8 @@ class TreeModel(Model):
 
     def _predict_matrix(self, X, parallel, n_threads):
         X = np.ascontiguousarray(X, dtype=self.ensemble.input_dtype)
-        return self.ensemble.predict(X, parallel, self._chunks(X.shape[0]))
+        return self.ensemble.predict(X, parallel, self._chunks(X.shape[0]), n_threads)
 
     def _predict(self, batch, features, nulls, parallel, n_threads):
         X = feature_matrix(batch, features, self.ensemble.input_dtype, nulls)
-        return self.ensemble.predict(X, parallel, self._chunks(X.shape[0]))
+        return self.ensemble.predict(X, parallel, self._chunks(X.shape[0]), n_threads)

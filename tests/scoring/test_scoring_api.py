@@ -292,3 +292,34 @@ def test_integer_input_model_refuses_float_columns(table):
     np.testing.assert_array_equal(model.score(ints).column("value").to_numpy(), [32, 64])
     with pytest.raises(InputError, match="'b' has type double; the model input expects integers"):
         model.score(ints.set_column(1, "b", pa.array([1.5, 2.0])))
+
+
+@pytest.mark.parametrize("backend", ["native-trees", "native-linear"])
+def test_n_threads_is_honoured_and_never_changes_bits(hgb_onnx, table, backend, monkeypatch):
+    """score(n_threads=1) runs its parallel kernels on one thread; 1 and 2 threads give the same
+    bits (each row is summed by one thread)."""
+    import numba
+
+    from fastengage.kernels.common import launch
+
+    if backend == "native-trees":
+        model = load_model(hgb_onnx)
+    else:
+        from fastengage.scoring import LinearModel
+
+        model = LinearModel([[0.5, -1.0, 2.0, 0.0, 1.5]], [0.1], features=NAMES, link="logistic")
+    big = pa.table({name: np.random.default_rng(0).normal(size=5000) for name in NAMES})
+    seen = []
+    real = launch.run_parallel
+
+    def spy(kernel, *args, n_threads=None):
+        seen.append(launch.resolve_threads(n_threads))
+        return real(kernel, *args, n_threads=n_threads)
+
+    monkeypatch.setattr(launch, "run_parallel", spy)
+    one = model.score(big, n_threads=1)
+    assert seen and set(seen) == {1}
+    seen.clear()
+    two = model.score(big, n_threads=2)
+    assert set(seen) == {min(2, numba.config.NUMBA_NUM_THREADS)}
+    assert one.equals(two)
