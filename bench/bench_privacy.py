@@ -164,3 +164,48 @@ def test_dp_report_with_customer_cap(benchmark, dp_data):
     compare(benchmark, "privacy.dp_report_customer_cap", ours,
             {"row-level dp_report": lambda: dp_report(table, **kw)}, check, rounds=ROUNDS,
             size=f"{N_DP} rows x 20 segments, 10 rows per customer")
+
+
+def cpu_time_per_id(n: int = 2_000_000) -> dict:
+    """CPU time (``time.process_time``: summed over threads, median of 3) per id of each keyed
+    hash and its peers, on the same ids. Steadier than wall time on a loaded machine.
+
+        python -m bench.bench_privacy
+    """
+    import polars as pl
+    import polars_hash as plh
+
+    rng = np.random.default_rng(7)
+    table = pa.table({"id": pa.array(np.char.add("cust-", rng.integers(10**11, 10**12, n)
+                                                 .astype(str)))})
+    frame = pl.from_arrow(table)
+    key = KEY.hex()
+    values = [v.encode() for v in table.column("id").to_pylist()[:300_000]]
+
+    def cpu(fn, reps=3, per=n):
+        fn()
+        spent = []
+        for _ in range(reps):
+            start = time.process_time()
+            fn()
+            spent.append(time.process_time() - start)
+        return statistics.median(spent) / per * 1e9
+
+    return {
+        "fastengage hmac-sha256": cpu(lambda: pseudonymize(table, ["id"], key=key.encode(),
+                                                           length=32)),
+        "fastengage blake2b": cpu(lambda: pseudonymize(table, ["id"], key=key.encode(),
+                                                       method="blake2b")),
+        "polars-hash hmac_sha256": cpu(lambda: frame.select(
+            plh.col("id").chash.hmac_sha256(key=key)).to_series()),
+        "python hmac loop": cpu(lambda: [hmac.digest(key.encode(), v, "sha256")[:16].hex()
+                                         for v in values], 1, len(values)),
+        "python blake2b loop": cpu(lambda: [hashlib.blake2b(v, key=key.encode(),
+                                                            digest_size=16).hexdigest()
+                                            for v in values], 1, len(values)),
+    }
+
+
+if __name__ == "__main__":
+    for name, ns in cpu_time_per_id().items():
+        print(f"{name:28s} {ns:7.0f} ns of CPU per id")
