@@ -15,24 +15,6 @@ from ..common.launch import parallel_kernel
 
 
 @njit(**NJIT)
-def group_by_customer(codes, n_customers):
-    """Counting sort of row indices by customer code. Returns (offsets[n+1], order[n])."""
-    n = codes.shape[0]
-    offsets = np.zeros(n_customers + 1, dtype=np.int64)
-    for i in range(n):
-        offsets[codes[i] + 1] += 1
-    for c in range(n_customers):
-        offsets[c + 1] += offsets[c]
-    fill = offsets[:-1].copy()
-    order = np.empty(n, dtype=np.int64)
-    for i in range(n):
-        c = codes[i]
-        order[fill[c]] = i
-        fill[c] += 1
-    return offsets, order
-
-
-@njit(**NJIT)
 def scatter_by_customer(codes, periods, amounts, n_customers, has_amount):
     """Counting sort of (period, amount) by customer code, scattering values directly (rows are
     read once, in order). Returns (offsets[n+1], keys[n], vals[n])."""
