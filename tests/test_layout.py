@@ -127,3 +127,15 @@ def test_every_kernel_folder_is_installed():
     for pyx in KERNELS.rglob("*.pyx"):
         name = pyx.relative_to(KERNELS).with_suffix("").as_posix().replace("/", ".")
         assert f'"{name}"' in (ROOT / "setup.py").read_text(), f"{name} is not built by setup.py"
+
+
+def test_test_module_names_are_unique():
+    """pytest imports test modules by basename (rootdir 'prepend' mode): two folders holding a
+    test_x.py of the same name fail collection of the whole suite."""
+    names = {}
+    for folder in ("tests", "bench"):
+        for path in (ROOT / folder).rglob("*.py"):
+            if path.name.startswith(("test_", "bench_")):
+                names.setdefault(path.name, []).append(str(path.relative_to(ROOT)))
+    clashes = {n: p for n, p in names.items() if len(p) > 1}
+    assert not clashes, f"test modules with the same name in several folders: {clashes}"
