@@ -19,6 +19,7 @@ from ..errors import InputError
 from ..kernels.common.config import RECOMMEND_SERIAL_MAX
 from ..kernels.recommend import csr as rec_csr
 from ._compat import deprecated_threads, positional
+from ._forget import ServingLock, forget_model
 from ._persist import (load_model, model_file_parts, recommender_from_bytes, save_model,
                        to_bytes)
 from .interactions import Interactions, _apply_weighting, id_array
@@ -55,6 +56,7 @@ class Recommender:
         self.use_native = use_native
         self.customers_: IdEncoder | None = None
         self.items_: IdEncoder | None = None
+        self._rw = ServingLock()  # calls read the fitted state; forget() swaps it
 
     # -- fitting ---------------------------------------------------------------------------
     def fit(self, data, *args, customer: str | None = None, item: str | None = None,
@@ -244,14 +246,15 @@ class Recommender:
         """
         self._check_fitted()
         n = self._check_n(n)
-        rows = self._customer_rows(customers)
-        allowed, use_allowed = self._allowed(items, exclude_items)
-        seen = (self.seen_indptr_, self.seen_indices_) if exclude_seen else None
         threads = self._call_threads(n_threads, num_threads)
-        idx, score, count = self._topn_rows(
-            rows, n, seen, allowed, use_allowed,
-            n_threads=1 if rows.size <= RECOMMEND_SERIAL_MAX else threads)
-        return self._table(self._customer_ids.take(pa.array(rows)), idx, score, count)
+        with self._rw.read():
+            rows = self._customer_rows(customers)
+            allowed, use_allowed = self._allowed(items, exclude_items)
+            seen = (self.seen_indptr_, self.seen_indices_) if exclude_seen else None
+            idx, score, count = self._topn_rows(
+                rows, n, seen, allowed, use_allowed,
+                n_threads=1 if rows.size <= RECOMMEND_SERIAL_MAX else threads)
+            return self._table(self._customer_ids.take(pa.array(rows)), idx, score, count)
 
     def recommend_one(self, customer, n: int = 10,
                       exclude_seen: bool = True) -> tuple[np.ndarray, np.ndarray]:
@@ -385,9 +388,10 @@ class Recommender:
         values = _apply_weighting(sums, counts, weighting, has_w, self.log_epsilon_)
         allowed, use_allowed = self._allowed(items, exclude_items)
         seen = (indptr, indices) if exclude_seen else None
-        idx, score, count = self._topn_new(
-            (indptr, indices, values), n, seen, allowed, use_allowed,
-            n_threads=1 if len(enc) <= RECOMMEND_SERIAL_MAX else threads)
+        with self._rw.read():
+            idx, score, count = self._topn_new(
+                (indptr, indices, values), n, seen, allowed, use_allowed,
+                n_threads=1 if len(enc) <= RECOMMEND_SERIAL_MAX else threads)
         meta = {"unknown_item_events": unknown} if unknown_items == "ignore" else None
         return self._table(id_array(enc), idx, score, count, metadata=meta)
 
@@ -404,7 +408,8 @@ class Recommender:
         n = self._check_n(n)
         arr = _as_id_array(items, "item")
         codes = self._item_codes(arr, "similar_items", strict=True)
-        idx, score, count = self._similar(codes, n)
+        with self._rw.read():
+            idx, score, count = self._similar(codes, n)
         return self._table(self._item_ids.take(pa.array(codes)), idx, score, count,
                            first="item", second="similar_item")
 
@@ -429,7 +434,18 @@ class Recommender:
     def save(self, path) -> None:
         """Write the model to ``path`` (ZIP of JSON + .npy + Arrow IPC; never pickle)."""
         self._check_fitted()
-        save_model(path, self.kind, self.version, *model_file_parts(self))
+        with self._rw.read():
+            parts = model_file_parts(self)
+        save_model(path, self.kind, self.version, *parts)
+
+    def forget(self, customers, *, request: str | None = None):
+        """Remove customers (one id or many) from the model: their seen rows, factors and id
+        map entries (GDPR Art. 17; the protocol of :mod:`fastengage.privacy.forget`). Unknown
+        ids are counted, not an error; afterwards they are served as unknown customers. What is
+        exact per model (ALS item factors re-solved, ItemKNN recomputed; BPR approximate) is
+        said in :mod:`fastengage.recommend._forget` and in the returned ``AuditRecord``.
+        Safe while other threads serve: the state is swapped in one short section."""
+        return forget_model(self, customers, request)
 
     @classmethod
     def load(cls, path) -> "Recommender":

@@ -94,9 +94,14 @@ class MatrixFactorization(Recommender):
         decreasing-norm order of ``_perm``, and what the kernel writes out per item (the
         integer item ids themselves, or codes for string ids, whose names are the last
         element)."""
-        state = self._serve
-        if state is not None:
-            return state
+        with self._rw.read():  # never built from a half-swapped state (see forget)
+            state = self._serve
+            if state is None:
+                state = self._build_serving()
+                self._serve = state
+        return state
+
+    def _build_serving(self):
         ids = self._customer_ids
         if self.customers_.kind == "int":
             values = np.ascontiguousarray(ids.to_numpy(zero_copy_only=False), np.int64)
@@ -115,8 +120,7 @@ class MatrixFactorization(Recommender):
             item_out, item_names = np.arange(self.n_items, dtype=np.int64), self._item_ids_numpy()
         static = (self.user_factors_, V, proj, proj_T, resid, self._sorted_norms, self._perm, _SLACK,
                   self.seen_indptr_, self.seen_indices_, self._tiebreak, item_out)
-        self._serve = state = (kind, lookup, static, item_names)
-        return state
+        return kind, lookup, static, item_names
 
     def recommend_one(self, customer, n: int = 10,
                       exclude_seen: bool = True) -> tuple[np.ndarray, np.ndarray]:
@@ -192,6 +196,15 @@ class MatrixFactorization(Recommender):
         rec_serve.mf_similar(V, norms, codes, self._tiebreak, out_idx, out_score, out_count,
                              resolve_threads(n_threads), n_threads=n_threads)
         return out_idx, out_score, out_count
+
+    def _forgotten_state(self, keep, seen):
+        """(attributes, exact, notes, details) after forgetting the rows not in ``keep``; the
+        item side is kept as it is (BPR; ALS re-solves it)."""
+        users = np.ascontiguousarray(self.user_factors_[keep])
+        return ({"user_factors_": users}, False,
+                "user factors, seen rows and ids removed; the item factors still carry the "
+                "gradient steps the forgotten customers' samples contributed (refit to remove "
+                "them)", {"item_factors": "kept"})
 
     def _arrays(self) -> dict:
         return {"user_factors": self.user_factors_, "item_factors": self.item_factors_}

@@ -16,12 +16,18 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from ..errors import InputError
+from ..errors import ConvergenceError, InputError
 from ..kernels.recommend import als as rec_als
 from ._compat import deprecated_threads
 from ._mf import MatrixFactorization
 
-__all__ = ["ALS"]
+__all__ = ["ALS", "MAX_ALPHA"]
+
+#: Largest confidence scale accepted (constructor and saved files). Confidences are
+#: ``alpha * r`` in the factor dtype: a huge finite alpha (say 1e308) overflows them to inf in
+#: fold-in and training, and the scores become NaN. Practical values are 1..100 (the paper uses
+#: 40); 1e6 keeps ``alpha * r`` finite in float32 for any r below 1e32.
+MAX_ALPHA = 1e6
 
 
 class ALS(MatrixFactorization):
@@ -78,6 +84,10 @@ class ALS(MatrixFactorization):
             raise InputError("factors and cg_steps must be >= 1 and iterations >= 0")
         if not regularization >= 0 or not alpha > 0:
             raise InputError("regularization must be >= 0 and alpha > 0")
+        if not alpha <= MAX_ALPHA or not np.isfinite(regularization):
+            raise InputError(f"alpha must be at most {MAX_ALPHA:g} (got {alpha!r}) and "
+                             f"regularization finite (got {regularization!r}): larger values "
+                             "overflow the confidences alpha * r")
         self.factors = int(factors)
         self.regularization = float(regularization)
         self.alpha = float(alpha)
@@ -114,15 +124,21 @@ class ALS(MatrixFactorization):
         else:
             k.als_cholesky_half(indptr, indices, conf, X, Y, A0, n_threads=n_threads)
 
+    def _confidences(self, indptr, indices, data, n_items):
+        """Confidences ``alpha * r`` of the customer rows and the same as item rows (the CSR
+        of the transpose, indices sorted)."""
+        conf = (self.alpha * data.astype(np.float64)).astype(self.dtype)
+        t = sp.csr_matrix((conf, indices, indptr), shape=(indptr.size - 1, n_items)).T.tocsr()
+        t.sort_indices()
+        item_rows = (np.ascontiguousarray(t.indptr, np.int64),
+                     np.ascontiguousarray(t.indices, np.int64),
+                     np.ascontiguousarray(t.data, self.dtype))
+        return conf, item_rows
+
     def _fit(self, inter) -> None:
         indptr, indices, data = self.seen_indptr_, self.seen_indices_, self.seen_data_
-        conf = (self.alpha * data.astype(np.float64)).astype(self.dtype)
         n_users, n_items = inter.shape
-        t = sp.csr_matrix((conf, indices, indptr), shape=(n_users, n_items)).T.tocsr()
-        t.sort_indices()
-        t_indptr = np.ascontiguousarray(t.indptr, np.int64)
-        t_indices = np.ascontiguousarray(t.indices, np.int64)
-        t_conf = np.ascontiguousarray(t.data, self.dtype)
+        conf, (t_indptr, t_indices, t_conf) = self._confidences(indptr, indices, data, n_items)
         rng = np.random.default_rng(self.seed)
         X = rng.random((n_users, self.factors), dtype=self.dtype) * self.dtype.type(0.01)
         Y = rng.random((n_items, self.factors), dtype=self.dtype) * self.dtype.type(0.01)
@@ -137,6 +153,33 @@ class ALS(MatrixFactorization):
         self.user_factors_ = X
         self.item_factors_ = Y
         self._finalize()
+
+    def resolve_items(self, user_factors, indptr, indices, data, n_threads=None) -> np.ndarray:
+        """The exact item half-step: item factors solving paper eq. 4 (items side, Cholesky)
+        for the interactions ``(indptr, indices, data)`` (customer rows, values ``r``) with
+        ``user_factors`` fixed. What :meth:`forget` runs on the remaining customers."""
+        _, (t_indptr, t_indices, t_conf) = self._confidences(indptr, indices, data,
+                                                             self.n_items)
+        Y = np.zeros((self.n_items, self.factors), self.dtype)
+        self._half(t_indptr, t_indices, t_conf, Y, np.ascontiguousarray(user_factors),
+                   solver="cholesky", n_threads=n_threads)
+        return Y
+
+    def _forgotten_state(self, keep, seen):
+        # exact unlearning of the item side: one exact item half-step on the remaining data
+        # with the remaining customers' current factors (see fastengage.recommend._forget)
+        users = np.ascontiguousarray(self.user_factors_[keep])
+        items = self.resolve_items(users, *seen, n_threads=self.n_threads)
+        if not np.isfinite(items).all():
+            raise ConvergenceError(
+                "forget: the item half-step without these customers has no finite solution "
+                "(regularization=0 with too few remaining customers, or confidences that "
+                "overflow); the model is unchanged: refit it on the data without them")
+        return ({"user_factors_": users, "item_factors_": items}, True,
+                "user factors, seen rows and ids removed; item factors re-solved exactly "
+                "(one Cholesky item half-step on the remaining interactions with the remaining "
+                "user factors fixed). Not a refit from scratch: the remaining user factors are "
+                "kept as fitted", {"item_factors": "re-solved"})
 
     def _loss(self, indptr, indices, conf, X, Y) -> float:
         YtY = Y.T.astype(np.float64) @ Y.astype(np.float64)

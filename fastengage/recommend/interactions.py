@@ -275,6 +275,14 @@ class Interactions:
             "value": pa.array(coo.data.astype(np.float32)),
         })
 
+    def forget(self, customers, *, request: str | None = None):
+        """Remove customers (one id or many): their rows and their ids, rebuilt without them
+        in the same order (the protocol of :mod:`fastengage.privacy.forget`). Items are kept.
+        Returns an ``AuditRecord``; unknown ids are counted, not an error."""
+        from ._forget import forget_interactions
+
+        return forget_interactions(self, customers, request)
+
     def __reduce__(self):
         """Pickled as the bytes of a validated bundle (CSR arrays + id tables), never as Python
         objects: see :mod:`fastengage.recommend._persist`."""

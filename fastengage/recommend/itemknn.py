@@ -40,7 +40,8 @@ def _bm25_weight(m: sp.csr_matrix, K1: float, B: float) -> sp.csr_matrix:
     n_items = float(m.shape[1])
     idf = np.log(n_items) - np.log1p(np.bincount(coo.row, minlength=m.shape[0]))
     item_len = np.bincount(coo.col, data, minlength=m.shape[1])
-    length_norm = (1.0 - B) + B * item_len / item_len.mean()
+    mean_len = item_len.mean() if item_len.size and item_len.any() else 1.0  # 0: no pairs
+    length_norm = (1.0 - B) + B * item_len / mean_len
     w = data * (K1 + 1.0) / (K1 * length_norm[coo.col] + data) * idf[coo.row]
     return sp.csr_matrix((w, (coo.row, coo.col)), shape=m.shape)
 
@@ -81,17 +82,30 @@ class ItemKNN(Recommender):
         self.B = float(B)
 
     def _fit(self, inter) -> None:
-        m = sp.csr_matrix((self.seen_data_, self.seen_indices_, self.seen_indptr_),
-                          shape=inter.shape)
+        self.neighbours_, self.similarities_, self.counts_ = self._neighbours(
+            self.seen_indptr_, self.seen_indices_, self.seen_data_, inter.n_items,
+            self._fit_threads)
+        self._finalize()
+
+    def _neighbours(self, indptr, indices, data, n_items, n_threads):
+        """(neighbours, similarities, counts) of the interactions ``(indptr, indices, data)``."""
+        m = sp.csr_matrix((data, indices, indptr), shape=(indptr.size - 1, n_items))
         w = _cosine_weight(m) if self.similarity == "cosine" else _bm25_weight(m, self.K1, self.B)
         w.sort_indices()
         wt = w.T.tocsr()
         wt.sort_indices()
-        nbr, sim, count = rec_knn.item_knn(wt.indptr.astype(np.int64), wt.indices.astype(np.int64), wt.data.astype(np.float64),
+        return rec_knn.item_knn(
+            wt.indptr.astype(np.int64), wt.indices.astype(np.int64), wt.data.astype(np.float64),
             w.indptr.astype(np.int64), w.indices.astype(np.int64), w.data.astype(np.float64),
-            inter.n_items, self.K, n_threads=self._fit_threads)
-        self.neighbours_, self.similarities_, self.counts_ = nbr, sim, count
-        self._finalize()
+            n_items, self.K, n_threads=n_threads)
+
+    def _forgotten_state(self, keep, seen):
+        # the model keeps its training matrix: recompute, which is exactly a rebuild
+        nbr, sim, count = self._neighbours(*seen, self.n_items, self.n_threads)
+        return ({"neighbours_": nbr, "similarities_": sim, "counts_": count}, True,
+                "seen rows and ids removed; item-item similarities recomputed from the "
+                "remaining interactions (equal to a fit without these customers)",
+                {"similarities": "recomputed"})
 
     def _finalize(self) -> None:
         mask = self.neighbours_ >= 0
