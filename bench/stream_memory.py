@@ -1,6 +1,7 @@
 """Peak memory of streamed RFM from Parquet vs the whole table in memory (each in a new process).
 
-    python bench/stream_memory.py [N_ROWS]        # default 20M rows, ~1M customers
+    python bench/stream_memory.py [N_ROWS]          # default 20M rows, ~1M customers
+    python bench/stream_memory.py [N_ROWS] --order  # time-sorted log with an order column
 
 Writes two Parquet files of the given size, variant "a" (time-sorted, as logs usually are) and
 variant "b" (sparse ids, unsorted), then for each runs three child processes and reports their
@@ -10,8 +11,12 @@ peak RSS (VmHWM), absolute and above the child's own baseline after imports:
 * ``table``: read the whole table and compute RFM on it;
 * ``stream``: compute RFM straight from the Parquet path, 1M rows per batch.
 
-The streamed and whole-table results must be identical; the JSON summary is printed and
-appended to bench/out/results.jsonl.
+With ``--order`` only the time-sorted variant runs, with an int64 ``order`` column (a running
+invoice number, one per row: the largest (customer, order) set a log of that size can need) and
+``order="order"`` in every call.
+
+The streamed and whole-table results must be identical (to the last bit: money sums are exact);
+the JSON summary is printed and appended to bench/out/results.jsonl.
 """
 from __future__ import annotations
 
@@ -40,10 +45,12 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def child(mode: str, path: str, out: str) -> None:
+def child(mode: str, path: str, out: str, with_order: str = "0") -> None:
     import pyarrow.parquet as pq
 
     import fastengage as fe
+
+    kw = dict(KW, order="order") if with_order == "1" else KW
 
     baseline_mib = peak_rss_mib()
     t0 = time.perf_counter()
@@ -51,9 +58,9 @@ def child(mode: str, path: str, out: str) -> None:
         table = pq.read_table(path)
         result = None
     elif mode == "table":
-        result = fe.rfm(pq.read_table(path), **KW)
+        result = fe.rfm(pq.read_table(path), **kw)
     else:
-        result = fe.rfm(path, **KW, batch_size=1_000_000)
+        result = fe.rfm(path, **kw, batch_size=1_000_000)
     seconds = time.perf_counter() - t0
     if result is not None:
         pq.write_table(result, out)
@@ -62,27 +69,32 @@ def child(mode: str, path: str, out: str) -> None:
                       "seconds": seconds}))
 
 
-def measure(n_rows: int, variant: str, tmp: str) -> dict:
+def measure(n_rows: int, variant: str, tmp: str, with_order: bool = False) -> dict:
+    import numpy as np
     import pyarrow.parquet as pq
 
     from bench.datagen import transactions
 
     path = os.path.join(tmp, f"tx_{variant}.parquet")
-    pq.write_table(transactions(n_rows, n_rows // 20, variant), path, row_group_size=1_000_000)
+    table = transactions(n_rows, n_rows // 20, variant)
+    if with_order:
+        table = table.append_column("order", pa_int64(np.arange(n_rows, dtype=np.int64) + 10**9))
+    pq.write_table(table, path, row_group_size=1_000_000)
+    del table
     runs = {}
     for mode in ("load", "table", "stream"):
         out = os.path.join(tmp, f"{mode}.parquet")
-        proc = subprocess.run([sys.executable, __file__, "--child", mode, path, out],
+        proc = subprocess.run([sys.executable, __file__, "--child", mode, path, out,
+                               "1" if with_order else "0"],
                               capture_output=True, text=True, check=True)
         runs[mode] = json.loads(proc.stdout.strip().splitlines()[-1])
     whole = pq.read_table(os.path.join(tmp, "table.parquet"))
     streamed = pq.read_table(os.path.join(tmp, "stream.parquet"))
-    identical = whole.drop_columns(["m_score", "monetary_total", "monetary_mean"]).equals(
-        streamed.drop_columns(["m_score", "monetary_total", "monetary_mean"]))
+    identical = whole.replace_schema_metadata(None).equals(streamed.replace_schema_metadata(None))
     peak = {m: r["peak_rss_mib"] for m, r in runs.items()}
     above = {m: r["peak_rss_mib"] - r["baseline_mib"] for m, r in runs.items()}
     return {
-        "name": f"rfm_stream_memory_{variant}", "rows": n_rows, "identical": identical,
+        "name": f"rfm_stream_memory_{variant}" + ("_order" if with_order else ""), "rows": n_rows, "identical": identical,
         "peak_rss_mib": {m: round(v, 1) for m, v in peak.items()},
         "above_baseline_mib": {m: round(v, 1) for m, v in above.items()},
         "seconds": {m: round(r["seconds"], 3) for m, r in runs.items()},
@@ -92,12 +104,18 @@ def measure(n_rows: int, variant: str, tmp: str) -> dict:
     }
 
 
-def main(n_rows: int) -> list:
+def pa_int64(values):
+    import pyarrow as pa
+
+    return pa.array(values, pa.int64())
+
+
+def main(n_rows: int, with_order: bool = False) -> list:
     sys.path.insert(0, ROOT)
     results = []
     with tempfile.TemporaryDirectory() as tmp:
-        for variant in ("a", "b"):
-            results.append(measure(n_rows, variant, tmp))
+        for variant in (("a",) if with_order else ("a", "b")):
+            results.append(measure(n_rows, variant, tmp, with_order))
     os.makedirs(os.path.join(HERE, "out"), exist_ok=True)
     with open(os.path.join(HERE, "out", "results.jsonl"), "a") as fh:
         for summary in results:
@@ -107,6 +125,8 @@ def main(n_rows: int) -> list:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        child(*sys.argv[2:5])
+        child(*sys.argv[2:6])
     else:
-        print(json.dumps(main(int(sys.argv[1]) if len(sys.argv) > 1 else 20_000_000), indent=1))
+        args = [a for a in sys.argv[1:] if a != "--order"]
+        print(json.dumps(main(int(args[0]) if args else 20_000_000, "--order" in sys.argv[1:]),
+                         indent=1))

@@ -26,6 +26,7 @@ from ..errors import InputError
 from ..kernels.features import rfm as _k
 from ..kernels.features import hashed as _hashed
 from ..kernels.features import oneshot as _one
+from ..kernels.common.launch import resolve_threads
 
 #: Integer ids whose range is at most this many slots past the row count index records directly.
 DENSE_SLACK = 1024
@@ -38,8 +39,6 @@ HASHED_MIN_ROWS = 1 << 18
 def rfm_in_memory(source: Source, columns: dict, limit_us: int | None, returns: str,
                   drop_null_customers: bool, segments, n_threads: int | None) -> pa.Table:
     """RFM of a whole in-memory table in one parallel pass (no hash sets)."""
-    import numba
-
     roles = source.require(columns)
     check_types(source.schema, roles)
     batches = list(source.batches(list(roles.values())))
@@ -56,7 +55,7 @@ def rfm_in_memory(source: Source, columns: dict, limit_us: int | None, returns: 
     has_order = columns["order"] is not None
     order_codes = (IdEncoder(columns["order"], "order").encode(batch.column(columns["order"]))
                    if has_order else np.empty(0, np.int64))
-    chunks = n_threads or numba.get_num_threads()
+    chunks = resolve_threads(n_threads)
     rows = (times, amounts, order_codes, has_order, chunks)
     column = batch.column(columns["customer"])
     name = columns["customer"]
@@ -74,7 +73,8 @@ def rfm_in_memory(source: Source, columns: dict, limit_us: int | None, returns: 
     first_day, words = _one.day_words(int(times.min()), int(times.max()))
     state = _k.new_state(int(bases[-1]))
     n_after, n_returns = _one.fold(state, *part_rows, bases, has_order, limit,
-                                      returns == "exclude", days_sorted, first_day, words)
+                                   returns == "exclude", days_sorted, first_day, words,
+                                   n_threads=chunks)
     del parts, part_rows
     if id_order is not True:
         state, ids_by_code = _sort_by_id(state, ids_by_code, id_order)
@@ -113,7 +113,8 @@ def _mapped_partitions(column: pa.Array, name: str, rows: tuple):
 def _code_partitions(codes: np.ndarray, n_codes: int, rows: tuple):
     times, amounts, order_codes, has_order, chunks = rows
     shift = _one.partition_shift(n_codes)
-    offsets, local, p_times, p_amounts, p_orders = _one.partition(codes, times, amounts, order_codes, has_order, n_codes, shift, chunks)
+    offsets, local, p_times, p_amounts, p_orders = _one.partition(
+        codes, times, amounts, order_codes, has_order, n_codes, shift, chunks, n_threads=chunks)
     return (offsets, local, p_times, p_amounts, p_orders), _one.code_bases(n_codes, shift)
 
 
@@ -133,7 +134,7 @@ def _hashed_partitions(column: pa.Array, name: str, rows: tuple):
                    else np.empty(0, np.uint64))
         keys0 = np.empty(len(column), np.uint64)
         keys1 = np.empty(len(column), np.uint64)
-        _hashed.pack_short_strings(offsets, data, aligned, keys0, keys1)
+        _hashed.pack_short_strings(offsets, data, aligned, keys0, keys1, n_threads=chunks)
         del offsets, data, aligned
     else:
         values = column.to_numpy(zero_copy_only=False)
@@ -141,11 +142,12 @@ def _hashed_partitions(column: pa.Array, name: str, rows: tuple):
                               copy=False).view(np.uint64)
         keys1 = np.empty(0, np.uint64)
     bits = _hashed.partition_bits(len(column))
-    part_offsets, p_keys0, p_keys1, p_times, p_amounts, p_orders = _hashed.partition(keys0, keys1, two_words, times, amounts, order_codes, has_order, bits,
-        chunks)
+    part_offsets, p_keys0, p_keys1, p_times, p_amounts, p_orders = _hashed.partition(
+        keys0, keys1, two_words, times, amounts, order_codes, has_order, bits, chunks,
+        n_threads=chunks)
     del keys0, keys1
-    local, bases, ids0, ids1 = _hashed.encode_partitions(part_offsets, p_keys0,
-                                            p_keys1, two_words)
+    local, bases, ids0, ids1 = _hashed.encode_partitions(part_offsets, p_keys0, p_keys1, two_words,
+                                                         n_threads=chunks)
     del p_keys0, p_keys1
     if two_words:
         # The packed words sort short strings several times faster than a string sort would,

@@ -31,14 +31,13 @@ from __future__ import annotations
 from typing import Callable
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from .._io.sources import open_source, time_to_us
+from .._io.sources import open_source
 from ._batch import rfm_in_memory
 from ._common import RETURNS_MODES, RFM_COLUMNS, parse_as_of
 from ..errors import InputError
-from ..kernels.features import oneshot as rfm_oneshot
-from .state import RFMState, _NotTimeSorted, _OutsideDayRange
+from ._file_passes import fold_file, fold_stream
+from .state import RFMState, check_threads
 from .segments import SegmentMap
 
 __all__ = ["rfm", "RFMState", "RFM_COLUMNS", "parse_as_of"]
@@ -71,7 +70,9 @@ def rfm(data, *, customer: str, time: str, amount: str, order: str | None = None
         Rows per batch when streaming (also forces the streaming path for in-memory data).
     progress : callable(rows_read), optional
     n_threads : int, optional
-        Worker threads of the in-memory path (default: numba's thread count).
+        Worker threads of the in-memory path's parallel kernels (default:
+        ``FASTENGAGE_NUM_THREADS``, else all cores); the result never depends on it. Streams are
+        folded in order on one thread.
 
     Returns
     -------
@@ -89,6 +90,7 @@ def rfm(data, *, customer: str, time: str, amount: str, order: str | None = None
     """
     if returns not in RETURNS_MODES:
         raise InputError(f"returns must be one of {RETURNS_MODES}, got {returns!r}")
+    check_threads(n_threads)
     source = open_source(data)
     if source.is_in_memory and batch_size is None:
         table = rfm_in_memory(source, dict(customer=customer, time=time, amount=amount, order=order),
@@ -97,77 +99,17 @@ def rfm(data, *, customer: str, time: str, amount: str, order: str | None = None
         if progress is not None:
             progress(source.num_rows)
         return table
-    def new_state():
-        return RFMState(customer=customer, time=time, amount=amount, order=order, as_of=as_of,
-                        returns=returns, drop_null_customers=drop_null_customers)
-
+    settings = dict(customer=customer, time=time, amount=amount, order=order, as_of=as_of,
+                    returns=returns, drop_null_customers=drop_null_customers)
     if source.kind in ("dataset", "parquet_file"):
-        state = _rfm_from_file(source, new_state, time, batch_size, progress)
+        state = fold_file(source, settings, time, batch_size, progress)
     else:
-        state = new_state().update(source, batch_size=batch_size, progress=progress)
+        state = fold_stream(source, settings, batch_size, progress)
     if state.report["rows_read"] == 0:
         raise InputError("the input is empty: no rows to compute features from")
     # The records hold every count now; the structures that deduplicated days and orders are
     # not needed for the output, which is when a streamed run peaks. So are the pages Arrow's
     # reader kept once the stream ended (RFMState.update frees them only between batches).
-    state._release_dedup_structures()
+    state.release_dedup()
     pa.default_memory_pool().release_unused()
     return state.to_table(as_of, segments=segments)
-
-
-#: Widest day bitmap per customer (words of 64 days) rfm() uses for an unsorted file: 16 words
-#: (~2.8 years of days) cost 128 bytes a customer, less than a (customer, day) set of such data.
-MAX_DAY_WORDS = 16
-
-
-def _rfm_from_file(source, new_state, time: str, batch_size, progress) -> RFMState:
-    """Stream a file or dataset, which can be read more than once, with the leanest exact pass.
-
-    1. Assume time order (logs are usually written that way): a new purchase day is then just a
-       day different from the customer's latest, and no set of customer-days is kept. The pass
-       stops at the first event out of order.
-    2. Otherwise read the customer and time columns alone: every customer id gets its code and
-       the range of days is known, so the records and a bitmap of days per customer are
-       allocated once at their exact size (``MAX_DAY_WORDS`` at most), then fold the rows.
-    3. Otherwise, or if a day falls outside that range after all, keep the (customer, day) set.
-    """
-    state = new_state()
-    state._sorted_only = True
-    try:
-        state.update(source, batch_size=batch_size, progress=progress)
-        state._sorted_only = False
-        return state
-    except _NotTimeSorted:
-        pass
-    del state
-    pa.default_memory_pool().release_unused()  # the batch the failed pass stopped in
-    state = new_state()
-    first_day, words = _encode_ids_and_day_range(state, source, time, batch_size)
-    if words <= MAX_DAY_WORDS:
-        state._use_day_bitmaps(first_day, words)
-        try:
-            return state.update(source, batch_size=batch_size, progress=progress)
-        except _OutsideDayRange:
-            pass
-    return new_state().update(source, batch_size=batch_size, progress=progress)
-
-
-def _encode_ids_and_day_range(state: RFMState, source, time: str, batch_size) -> tuple:
-    """Give every customer id of ``source`` its code in ``state``, size its records exactly, and
-    return (first day, 64-day words) spanning every time; one pass over those two columns."""
-    customer = state.columns["customer"]
-    lo = hi = None
-    for batch in source.batches([customer, time], batch_size=batch_size):
-        if not batch.num_rows:
-            continue
-        # Null ids are left to the folding pass, which drops and counts them or raises.
-        state.customers.encode(pc.drop_null(batch.column(0)))
-        us = time_to_us(batch.column(1), time)
-        lo = int(us.min()) if lo is None else min(lo, int(us.min()))
-        hi = int(us.max()) if hi is None else max(hi, int(us.max()))
-        del batch, us
-        pa.default_memory_pool().release_unused()  # as RFMState.update does between batches
-    state._grow_state(len(state.customers), exact=True)
-    if lo is None:
-        return 0, 0
-    return rfm_oneshot.day_words(lo, hi)

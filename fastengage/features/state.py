@@ -22,19 +22,19 @@ from ._common import (RETURNS_MODES, check_types, features_table, iso, new_repor
 from ..errors import InputError, ModelFormatError
 from ..kernels.features import pairset as _pairset
 from ..kernels.features import rfm as _k
-from ..kernels.features import oneshot as _one
 from .segments import SegmentMap
 from . import _state_file as _sf
 
 __all__ = ["RFMState"]
 
+_NO_BITMAP = np.zeros(0, np.uint64)
+_NO_LAST = np.zeros(0, np.int64)
 
-class _OutsideDayRange(Exception):
-    """Raised by rfm()'s bitmap pass when a purchase day falls outside the bitmaps' range."""
 
-
-class _NotTimeSorted(Exception):
-    """Raised by the optimistic time-sorted pass when an event arrives out of order."""
+def check_threads(n_threads) -> None:
+    if n_threads is not None and (isinstance(n_threads, bool) or not isinstance(n_threads, int)
+                                  or n_threads < 1):
+        raise InputError(f"n_threads must be a positive integer or None, got {n_threads!r}")
 
 
 def _grown(array: np.ndarray, size: int) -> np.ndarray:
@@ -92,22 +92,21 @@ class RFMState:
         self._order_keys = 0
         self._max_time_us: int | None = None
         self._lock = threading.RLock()
-        # Set only by rfm() for its passes over a re-readable file (never saved or merged): the
-        # optimistic time-sorted pass (no day set), or day bitmaps over a known range of days.
-        self._sorted_only = False
-        self._day_bitmap = np.zeros(0, np.uint64)
-        self._first_day = 0
-        self._day_words = 0
         self.report = new_report()
 
     # -- feeding ----------------------------------------------------------------------------
     def update(self, data, *, batch_size: int | None = None,
-               progress: Callable[[int], None] | None = None) -> "RFMState":
+               progress: Callable[[int], None] | None = None,
+               n_threads: int | None = None) -> "RFMState":
         """Fold new events into the state. ``data`` is any input :func:`open_source` accepts.
 
         Returns ``self``. Streams are read batch by batch (memory is bounded by the batch size
         plus the state); ``progress`` is called with the number of rows read after each batch.
+        ``n_threads`` is accepted for the common vocabulary: a stream's rows are folded in order
+        on one thread (the kernels release the GIL, so several states can be fed at once); the
+        result never depends on it.
         """
+        check_threads(n_threads)
         source = open_source(data)
         roles = source.require(self.columns)
         check_types(source.schema, roles)
@@ -131,35 +130,13 @@ class RFMState:
             batch, n_null, times, amounts = prepare_batch(
                 batch, cols, self.drop_null_customers, self.report["rows_read"], self.returns, limit)
             if self.orders is not None:
-                order_codes = self.orders.encode(batch.column(cols["order"]))
-                if len(self.orders) > _pairset.MAX_CODE:
-                    raise InputError(f"order column {cols['order']!r} has more than "
-                                     f"{_pairset.MAX_CODE:,} distinct orders")
+                order_codes = self._order_codes(batch.column(cols["order"]))
             else:
                 order_codes = np.empty(0, dtype=np.int64)
-            days_sorted = False
-            if self._sorted_only:
-                # Optimistic pass of rfm() over a re-readable source: valid only while every
-                # event arrives in time order; the caller restarts on the general path if not.
-                if not (_one.is_sorted(times) and (self._max_time_us is None or not len(times)
-                                                   or times[0] >= self._max_time_us)):
-                    raise _NotTimeSorted
-                days_sorted = True
             codes = self.customers.encode(batch.column(cols["customer"]))
             self._grow_state(len(self.customers))
             m = len(codes)
-            if not days_sorted and not self._day_words:
-                self._day_set = _pairset.grow_for(self._day_set, self._day_keys, m)
-            if self.orders is not None:
-                self._order_set = _pairset.grow_for(self._order_set, self._order_keys, m)
-            n_after, n_returns, day_added, order_added = _k.update(
-                self._state, codes, times, amounts, order_codes, self.orders is not None,
-                limit, self.returns == "exclude", self._day_set, self._order_set, days_sorted,
-                self._day_bitmap, self._first_day, self._day_words)
-            if day_added < 0:
-                raise _OutsideDayRange
-            self._day_keys += day_added
-            self._order_keys += order_added
+            n_after, n_returns = self._fold(codes, times, amounts, order_codes, limit)
             if m:
                 batch_max = int(times.max())
                 if self._max_time_us is None or batch_max > self._max_time_us:
@@ -172,6 +149,28 @@ class RFMState:
             if self.returns == "exclude":
                 rep["return_rows_excluded"] += n_returns
 
+    def _order_codes(self, column) -> np.ndarray:
+        codes = self.orders.encode(column)
+        if len(self.orders) > _pairset.MAX_CODE:
+            raise InputError(f"order column {self.columns['order']!r} has more than "
+                             f"{_pairset.MAX_CODE:,} distinct orders")
+        return codes
+
+    def _fold(self, codes, times, amounts, order_codes, limit) -> tuple:
+        """Fold one prepared batch into the records; (rows after the cut, return rows).
+        Distinct days and orders are counted exactly through the pair sets."""
+        m = len(codes)
+        self._day_set = _pairset.grow_for(self._day_set, self._day_keys, m)
+        if self.orders is not None:
+            self._order_set = _pairset.grow_for(self._order_set, self._order_keys, m)
+        n_after, n_returns, day_added, order_added = _k.update(
+            self._state, codes, times, amounts, order_codes, self.orders is not None,
+            limit, self.returns == "exclude", self._day_set, self._order_set, False, False,
+            _NO_LAST, _NO_BITMAP, 0, 0)
+        self._day_keys += day_added
+        self._order_keys += order_added
+        return n_after, n_returns
+
     def _grow_state(self, n: int, exact: bool = False) -> None:
         n_old = len(self._state)
         if n <= n_old:
@@ -179,26 +178,6 @@ class RFMState:
         size = n if exact else max(n, n_old + n_old // 2)  # 1.5x: less slack at the peak
         self._state = _grown(self._state, size)
         _k.clear_records(self._state[n_old:])
-        self._grow_bitmap(size)
-
-    def _release_dedup_structures(self) -> None:
-        """Free the day bitmaps and pair sets: for rfm(), whose state ends with to_table()."""
-        with self._lock:
-            self._day_bitmap = np.zeros(0, np.uint64)
-            self._day_set = np.full(16, _pairset.EMPTY, dtype=np.int64)
-            self._order_set = np.full(16, _pairset.EMPTY, dtype=np.int64)
-            self._day_keys = self._order_keys = 0
-            self._day_words = 0
-
-    def _use_day_bitmaps(self, first_day: int, words: int) -> None:
-        """Count distinct days with a bitmap of ``words`` words per customer from ``first_day``."""
-        self._first_day, self._day_words = first_day, words
-        self._grow_bitmap(len(self._state))
-
-    def _grow_bitmap(self, customers: int) -> None:
-        size = customers * self._day_words
-        if size > len(self._day_bitmap):
-            self._day_bitmap = _grown(self._day_bitmap, size)
 
     # -- combining --------------------------------------------------------------------------
     def merge(self, other: "RFMState") -> "RFMState":
@@ -208,8 +187,6 @@ class RFMState:
         """
         if not isinstance(other, RFMState):
             raise TypeError("can only merge another RFMState")
-        if self._sorted_only or other._sorted_only or self._day_words or other._day_words:
-            raise RuntimeError("rfm()'s internal pass state cannot be merged")
         if (other.columns, other.returns, other.limit_us) != (self.columns, self.returns, self.limit_us):
             raise InputError("cannot merge RFM states with different columns, returns or as_of settings")
         with self._lock, other._lock:
@@ -280,8 +257,6 @@ class RFMState:
         ``order_pairs`` (int64 pair keys ``customer_code << 32 | value``); tables ``customers``
         and ``orders`` (ids in code order, original Arrow type).
         """
-        if self._sorted_only or self._day_words:
-            raise RuntimeError("rfm()'s internal pass state cannot be saved")
         with self._lock:
             n = len(self.customers)
             meta = {

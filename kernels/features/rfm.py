@@ -200,6 +200,10 @@ def update(state,          # IN/OUT records, indexed by customer code
            day_set,        # IN/OUT pair set of (customer, day); unused if days_sorted
            order_set,      # IN/OUT pair set of (customer, order)
            days_sorted,    # IN  bool: every customer's rows arrive in time order (no day set)
+           orders_monotone,  # IN bool: count order changes (no order set); a customer's order
+                           # codes must then never decrease, else the fold stops (see Returns)
+           last_values,    # IN/OUT int64[customers]: with orders_monotone, each customer's latest
+                           # order *id* (integer ids, no id map); empty: use codes and last_order
            day_bitmap,     # IN/OUT uint64[customers * words]: days seen, used instead of day_set
            first_day,      # IN  day of bit 0 of each customer's bitmap
            words):         # IN  bitmap words per customer; 0: no bitmap
@@ -209,7 +213,9 @@ def update(state,          # IN/OUT records, indexed by customer code
     -------
     (n_after_limit, n_returns, n_day_keys_added, n_order_keys_added) : tuple of int
         With a bitmap, ``n_day_keys_added`` is -1 (and the batch is only partly folded) when a
-        purchase day falls outside the bitmap's range.
+        purchase day falls outside the bitmap's range. With ``orders_monotone``,
+        ``n_order_keys_added`` is -1 (the batch only partly folded) when a customer's order code
+        decreases: its orders may then not be contiguous, and counting changes would not be exact.
     """
     n_after = 0
     n_returns = 0
@@ -246,7 +252,23 @@ def update(state,          # IN/OUT records, indexed by customer code
             rec.last_day = day
         if has_order:
             o = orders[i]
-            if o != rec.last_order:
+            if orders_monotone:
+                # Codes are given in first-seen order (and invoice numbers usually grow with
+                # time), so in a log where each order's rows are contiguous per customer they
+                # never decrease: a change is a new order.
+                if last_values.shape[0]:
+                    last = last_values[codes[i]]
+                else:
+                    last = np.int64(rec.last_order)
+                if rec.frequency and o < last:
+                    return n_after, n_returns, day_added, -1
+                if rec.frequency == 0 or o != last:
+                    rec.frequency += 1
+                    if last_values.shape[0]:
+                        last_values[codes[i]] = o
+                    else:
+                        rec.last_order = o
+            elif o != rec.last_order:
                 if insert(order_set, pair_key(codes[i], o)):
                     rec.frequency += 1
                     order_added += 1
