@@ -20,7 +20,6 @@ CYTHON_DIRECTIVES = {
 
 CYTHON_MODULES = [
     "common.idmap",
-    "recommend.heap",
 ]
 
 extensions = [
