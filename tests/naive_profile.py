@@ -6,6 +6,7 @@ no sorting tricks, no shared code with the kernels.
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 DAY = 86_400_000_000
 
@@ -43,7 +44,8 @@ def naive_profile(customers, times, amounts, *, orders=None, items=None, categor
         last = max(times[i] for i in buy)
         days = sorted({times[i] // DAY for i in buy})
         freq = n_orders(buy)
-        money = total(buy) + (total(back) if returns == "net" else 0.0)
+        # rfm()'s money is the exact sum, correctly rounded
+        money = float(sum(Fraction(amounts[i]) for i in buy + (back if returns == "net" else [])))
         r.update(first_purchase=first, last_purchase=last, recency_days=(as_of - last) // DAY,
                  tenure_days=(as_of - first) // DAY, frequency=freq, purchase_days=len(days),
                  monetary_total=money, monetary_mean=money / freq)

@@ -14,6 +14,7 @@ from numba import njit, prange
 
 from ..common.config import NJIT
 from ..common.launch import parallel_kernel
+from .rfm import STATE_DTYPE, add_money, fixed_words, money_value
 
 US_PER_DAY = np.int64(86_400_000_000)
 INT64_MAX = np.iinfo(np.int64).max
@@ -185,16 +186,26 @@ def _count_runs(values, n):
     return runs
 
 
+@njit(**NJIT)
+def _money_scratch():
+    # A serial helper: the parfor pass cannot turn a record-array allocation into a loop.
+    return np.zeros(1, STATE_DTYPE)
+
+
 # ---- the per-customer fold ---------------------------------------------------------------------
 @njit(**NJIT)
 def _fold_one(c, s, e, perm, times, amounts, orders, items, categories, channels, n_channels,
               as_of_us, window_lo, trend_window, prev_lo, prev_hi, net_returns, ints, floats,
-              shares, ptime, prow, key, val, tmp_k, tmp_v, ch_spend, ch_orders):
+              shares, ptime, prow, key, val, tmp_k, tmp_v, ch_spend, ch_orders, acc):
     n_win = window_lo.shape[0]
+    # monetary_total exactly as rfm() makes it: an exact fixed-point sum, correctly rounded.
+    money_rec = acc[0]
+    money_rec.money_frac = 0
+    money_rec.money_lo = 0
+    money_rec.money_hi = 0
     p = 0
     n_ret = 0
     purchase_sum = 0.0
-    return_sum = 0.0
     spend_prev = 0.0
     first = INT64_MAX
     last = INT64_MIN
@@ -209,13 +220,17 @@ def _fold_one(c, s, e, perm, times, amounts, orders, items, categories, channels
         a = amounts[r]
         if a < 0.0:
             n_ret += 1
-            return_sum += a
+            if net_returns:
+                frac, lo, hi = fixed_words(a)
+                add_money(money_rec, frac, lo, hi)
             for w in range(n_win):
                 if t > window_lo[w]:
                     ints[c, N_INT + INT_PER_WINDOW * w + 2] += 1
                     floats[c, N_FLOAT + FLOAT_PER_WINDOW * w + 1] -= a
             continue
         purchase_sum += a
+        frac, lo, hi = fixed_words(a)
+        add_money(money_rec, frac, lo, hi)
         if t < first:
             first = t
         if t >= last:  # ties: the row that came last is the latest
@@ -317,8 +332,8 @@ def _fold_one(c, s, e, perm, times, amounts, orders, items, categories, channels
                 orders_prev += 1
             if n_channels:
                 ch_orders[channels[prow[i]]] += 1
-    # RFM as rfm() defines it (same sums in the same order: identical values).
-    money = purchase_sum + (return_sum if net_returns else 0.0)
+    # RFM as rfm() defines it (identical values).
+    money = money_value(money_rec.money_frac, money_rec.money_lo, money_rec.money_hi)
     ints[c, I_FIRST] = first
     ints[c, I_LAST] = last
     ints[c, I_RECENCY] = recency
@@ -414,8 +429,9 @@ def fold_profiles(perm,        # IN  int64[m] rows grouped by customer (sort_by_
         tmp_v = np.empty(longest, np.int64)
         ch_spend = np.empty(max(n_channels, 1), np.float64)
         ch_orders = np.empty(max(n_channels, 1), np.int64)
+        acc = _money_scratch()
         for c in range(c0, c1):
             _fold_one(c, offsets[c], offsets[c + 1], perm, times, amounts, orders, items,
                       categories, channels, n_channels, as_of_us, window_lo, trend_window,
                       prev_lo, prev_hi, net_returns, ints, floats, shares, ptime, prow, key,
-                      val, tmp_k, tmp_v, ch_spend, ch_orders)
+                      val, tmp_k, tmp_v, ch_spend, ch_orders, acc)
