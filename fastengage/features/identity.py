@@ -18,16 +18,12 @@ import pyarrow.compute as pc
 from .._io.ids import IdEncoder, id_kind, string_buffers
 from .._io.sources import open_source
 from ..errors import InputError
+from ..kernels.features import pairset as _pairset
 from ..kernels.features import unionfind as _uf
 
 __all__ = ["resolve", "apply_identity"]
 
 _log = logging.getLogger("fastengage")
-
-
-def _pair_set_capacity(n_links: int) -> int:
-    need = max(16, (n_links * 10) // 7 + 1)
-    return 1 << (need - 1).bit_length()
 
 
 def resolve(links, *, left: str, right: str, max_degree: int | None = None,
@@ -96,7 +92,7 @@ def resolve(links, *, left: str, right: str, max_degree: int | None = None,
     keep = np.ones(n, dtype=np.bool_)
     extra = {}
     if max_degree is not None:
-        degree = _uf.distinct_degrees(lc, rc, n, _pair_set_capacity(len(lc)))
+        degree = _uf.distinct_degrees(lc, rc, n, _pairset.capacity_for(len(lc)))
         keep = degree <= max_degree
         extra = {"degree": pa.array(degree), "cut": pa.array(~keep)}
         report["ids_cut"] = int(n - np.count_nonzero(keep))

@@ -43,7 +43,7 @@ def link_counts(left,   # IN  int64[m] codes of the left ids
 @njit(**NJIT)
 def distinct_degrees(left, right, n, capacity):
     """Distinct neighbours of each id (repeated links and self links count once / not at all).
-    ``capacity`` is a power of two >= 10/7 of the number of links (the pair set's load)."""
+    ``capacity`` comes from :func:`pairset.capacity_for` (the pair set's load <= 7/10)."""
     table = np.full(capacity, EMPTY, dtype=np.int64)
     degree = np.zeros(n, np.int64)
     for e in range(left.shape[0]):
