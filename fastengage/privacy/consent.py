@@ -17,6 +17,7 @@ name); ``consent_columns={"status": "state", ...}`` renames any of them.
 from __future__ import annotations
 
 import json
+import threading
 from typing import NamedTuple
 
 import numpy as np
@@ -114,7 +115,7 @@ def _consent_timelines(consents, purpose: str, names: dict, as_of_us, encoder: I
                                  np.ascontiguousarray(granted[order]))
 
 
-def consented(data, consents, *, customer: str, time: str, purpose: str, as_of=None,
+def consented(data, consents, *, customer: str, time: str | None, purpose: str, as_of=None,
               consent_columns: dict | None = None, n_threads: int | None = None,
               batch_size: int | None = None) -> ConsentResult:
     """Keep the rows whose customer had consent for ``purpose`` at the row's time.
@@ -124,7 +125,9 @@ def consented(data, consents, *, customer: str, time: str, purpose: str, as_of=N
     data : any fastengage input (Table, batches, reader, Parquet path/dataset, polars, ...);
         streamed batch by batch, only kept rows are held.
     consents : the consent table (see the module docstring), any input.
-    customer, time : event column names (``time`` a timestamp or date column).
+    customer, time : event column names (``time`` a timestamp or date column). ``time=None``
+        (inputs without event times, such as feature tables to score) judges every row at
+        ``as_of``, which must then be given.
     purpose : str
         The purpose the data will be used for; only records of this purpose count.
     as_of : time, optional
@@ -149,6 +152,9 @@ def consented(data, consents, *, customer: str, time: str, purpose: str, as_of=N
                          + ", ".join(_ROLES))
     names.update(consent_columns or {})
     as_of_us = parse_time(as_of, "as_of", optional=True)
+    if time is None and as_of_us is None:
+        raise InputError("consent without a time column needs as_of= (the instant at which "
+                         "every row's consent is judged)")
     source = open_source(data)
     roles = source.require({"customer": customer, "time": time})
     encoder = IdEncoder(names["customer"], "customer")
@@ -158,7 +164,8 @@ def consented(data, consents, *, customer: str, time: str, purpose: str, as_of=N
     flags = np.zeros(0, np.uint8)
     for batch in source.batches(source.schema.names, batch_size=batch_size):
         codes = encoder.encode(batch.column(roles["customer"]))
-        times = time_to_us(batch.column(roles["time"]), roles["time"])
+        times = (time_to_us(batch.column(roles["time"]), roles["time"]) if time is not None
+                 else np.full(batch.num_rows, as_of_us, np.int64))
         reasons = np.empty(batch.num_rows, np.int8)
         kern.consent_reasons(seg_start, seg_time, seg_state, codes, times,
                              as_of_us is not None, as_of_us or 0, reasons, n_threads=n_threads)
@@ -187,7 +194,8 @@ class ConsentFilter:
     purpose; an entry point that accepts ``consent=`` calls
     ``data = consent.apply(data, customer=..., time=...).data`` before anything else, so that
     features, models and scores are built on consented rows only (the report of what was
-    excluded is in ``.apply(...).report``).
+    excluded is in ``.apply(...).report``, and, after an entry point's ``consent=`` used it, in
+    :attr:`last_report` of the thread that made the call).
     """
 
     def __init__(self, consents, *, purpose: str, as_of=None,
@@ -198,14 +206,22 @@ class ConsentFilter:
         self.purpose = purpose
         self.as_of = as_of
         self.consent_columns = dict(consent_columns or {})
+        self._local = threading.local()
 
-    def apply(self, data, *, customer: str, time: str, n_threads: int | None = None,
+    def apply(self, data, *, customer: str, time: str | None, n_threads: int | None = None,
               batch_size: int | None = None) -> ConsentResult:
         """:func:`consented` of ``data`` with this filter's table, purpose and ``as_of``."""
-        return consented(data, self.consents, customer=customer, time=time,
-                         purpose=self.purpose, as_of=self.as_of,
-                         consent_columns=self.consent_columns, n_threads=n_threads,
-                         batch_size=batch_size)
+        result = consented(data, self.consents, customer=customer, time=time,
+                           purpose=self.purpose, as_of=self.as_of,
+                           consent_columns=self.consent_columns, n_threads=n_threads,
+                           batch_size=batch_size)
+        self._local.report = result.report
+        return result
+
+    @property
+    def last_report(self) -> pa.Table | None:
+        """The exclusion report of this thread's last :meth:`apply` (None before any)."""
+        return getattr(self._local, "report", None)
 
     def __repr__(self) -> str:
         return f"ConsentFilter(purpose={self.purpose!r}, as_of={self.as_of!r})"
