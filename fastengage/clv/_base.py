@@ -7,6 +7,7 @@ A model subclass sets ``spec = ModelSpec(...)`` and builds its :class:`~._spec.P
 """
 from __future__ import annotations
 
+import io
 import math
 
 import numpy as np
@@ -164,9 +165,54 @@ class BaseModel:
         model.covariance_ = fields["covariance"]
         return model
 
+    def __reduce__(self):
+        """Pickling (joblib, multiprocessing, Spark broadcast) goes through the model file: a
+        fitted model is pickled as the bytes :meth:`save` writes and rebuilt by the validating
+        loader (``fit_info_`` is not carried, as with :meth:`load`); an unfitted one as its
+        penalizer. :meth:`load` itself never unpickles."""
+        if self.params_ is None:
+            return (_unfitted_model, (type(self), self.penalizer))
+        buf = io.BytesIO()
+        self.save(buf)
+        return (_model_from_bytes, (type(self), buf.getvalue()))
+
+    # -- privacy ------------------------------------------------------------------------------
+    def forget(self, customers, *, request: str | None = None):
+        """``forget`` of :mod:`fastengage.privacy.forget`, for a model that keeps no customer.
+
+        A fitted CLV model holds only population parameters (``params_``, their covariance, the
+        log-likelihood and the total weight ``n_``): no id, no per-customer row or output, so
+        nothing is removed and its saved bytes hold no trace of any id. The parameters are
+        still estimated from every fitted customer's data: removing a customer's contribution
+        needs a refit on the summary without them (``AuditRecord.exact`` is False and the notes
+        say so). Returns the :class:`~fastengage.privacy.forget.AuditRecord`; the model is
+        unchanged. Present so that ``forget_everywhere`` can be given every object a service
+        holds."""
+        from ..privacy.forget import as_id_array, audit
+        requested = len(as_id_array(customers))
+        return audit(type(self).__name__, requested=requested, found=0, rows_removed=0,
+                     exact=False, request=request,
+                     notes="holds population parameters only (no ids or per-customer data); "
+                           "their fit used every fitted customer: refit on the summary without "
+                           "the forgotten customers to remove their contribution",
+                     fitted_weight=self.n_)
+
     def __repr__(self):
         if self.params_ is None:
             return f"{type(self).__name__}(unfitted)"
         ps = ", ".join(f"{k}={v:.6g}" for k, v in self.params_.items())
         ll = "None" if self.log_likelihood_ is None else f"{self.log_likelihood_:.4f}"
         return f"{type(self).__name__}({ps}, log_likelihood={ll})"
+
+
+def _unfitted_model(cls, penalizer: float):
+    """Unpickle an unfitted CLV model."""
+    return cls(penalizer=penalizer)
+
+
+def _model_from_bytes(cls, data: bytes):
+    """Unpickle a fitted CLV model: ``data`` is a model file, read by the validating loader."""
+    if not (isinstance(cls, type) and issubclass(cls, BaseModel) and cls.spec is not None):
+        from ..errors import ModelFormatError
+        raise ModelFormatError(f"{cls!r} is not a CLV model class")
+    return cls.load(io.BytesIO(data))
