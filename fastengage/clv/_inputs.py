@@ -9,6 +9,7 @@ from typing import Sequence
 import numpy as np
 import pyarrow as pa
 
+from .._io import columns as _cols
 from .._io.sources import amount_to_float64, open_source
 from ..errors import InputError
 from ..kernels.clv import summary as _ks
@@ -27,14 +28,7 @@ def read_columns(data, names: dict[str, str | None]) -> dict[str, np.ndarray]:
     """Read numeric columns ``{role: column}`` from any Arrow input as float64 arrays."""
     src = open_source(data)
     roles = src.require(names)
-    parts: dict[str, list] = {role: [] for role in roles}
-    for batch in src.batches(list(roles.values())):
-        for role, col in roles.items():
-            parts[role].append(amount_to_float64(batch.column(col), col, role))
-    out = {}
-    for role, col in roles.items():
-        out[role] = np.concatenate(parts[role]) if parts[role] else np.zeros(0)
-    return out
+    return _cols.read_columns(src, roles, {role: _cols.float64 for role in roles})
 
 
 def as_float_array(values, name: str, check_finite: bool = True) -> np.ndarray:

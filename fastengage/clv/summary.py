@@ -19,9 +19,10 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+from .._io import columns as _cols
 from .._io.ids import IdEncoder
 from .._io.times import parse_time
-from .._io.sources import US_PER_DAY, amount_to_float64, open_source, time_to_us
+from .._io.sources import US_PER_DAY, open_source
 from ..errors import InputError
 from ..kernels.clv import summary as _k
 from ..kernels.common.scan import is_sorted
@@ -52,7 +53,8 @@ def _period(us: np.ndarray, freq: str) -> np.ndarray:
 
 def summary(data, *, customer: str, time: str, amount: str | None = None, as_of=None,
             freq: str = "D", freq_multiplier: float = 1.0, calibration_end=None,
-            batch_size: int | None = None, n_threads: int | None = None) -> pa.Table:
+            batch_size: int | None = None, n_threads: int | None = None,
+            consent=None) -> pa.Table:
     """Per-customer frequency, recency, T (and monetary value, and holdout columns).
 
     Parameters
@@ -86,6 +88,9 @@ def summary(data, *, customer: str, time: str, amount: str | None = None, as_of=
     n_threads : int, optional
         Threads of the per-customer folds (default ``FASTENGAGE_NUM_THREADS``, else all cores);
         the table does not depend on it.
+    consent : fastengage.privacy.ConsentFilter, optional
+        Summarise only the rows whose customer had consent for the filter's purpose at the
+        row's time (what was excluded: ``consent.last_report``).
 
     Returns
     -------
@@ -102,26 +107,19 @@ def summary(data, *, customer: str, time: str, amount: str | None = None, as_of=
         raise InputError(f"freq={freq!r} is not supported; use one of {sorted(FREQS)}")
     if not freq_multiplier > 0:
         raise InputError(f"freq_multiplier must be positive, got {freq_multiplier!r}")
+    data = _cols.consented_input(data, consent, customer=customer, time=time,
+                                 batch_size=batch_size)
     src = open_source(data)
     roles = src.require({"customer": customer, "time": time, "amount": amount})
     enc = IdEncoder(customer, "customer")
-    code_parts, time_parts, amount_parts = [], [], []
-    for batch in src.batches(list(roles.values()), batch_size=batch_size):
-        if batch.num_rows == 0:
-            continue
-        code_parts.append(enc.encode(batch.column(customer)))
-        time_parts.append(time_to_us(batch.column(time), time))
-        if amount is not None:
-            amount_parts.append(amount_to_float64(batch.column(amount), amount, "amount"))
-    if not code_parts:
+    cols = _cols.read_columns(src, roles, {"customer": _cols.codes(enc),
+                                           "time": _cols.microseconds, "amount": _cols.float64},
+                              batch_size=batch_size)
+    codes, us = cols["customer"], cols["time"]
+    if codes.size == 0:
         raise InputError("the transaction input is empty: no rows to summarise")
-
-    def _join(parts):
-        return parts[0] if len(parts) == 1 else np.concatenate(parts)
-    codes = _join(code_parts)
-    us = _join(time_parts)
-    amounts = _join(amount_parts) if amount is not None else np.zeros(1)
-    del code_parts, time_parts, amount_parts
+    amounts = cols["amount"] if amount is not None else np.zeros(1)
+    del cols
     end_us = int(us.max()) if as_of is None else to_us(as_of, "as_of")
     end_period = int(_period(np.array([end_us]), freq)[0])
     ids = enc.ids()

@@ -13,8 +13,9 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+from .._io import columns as _cols
 from .._io.ids import IdEncoder, id_kind
-from .._io.sources import amount_to_float64, open_source
+from .._io.sources import open_source
 from ..errors import InputError
 from ..kernels.common.config import RECOMMEND_SERIAL_MAX
 from ..kernels.recommend import csr as rec_csr
@@ -354,23 +355,13 @@ class Recommender:
         src = open_source(data)
         roles = src.require({"customer": customer, "item": item, "weight": weight})
         enc = IdEncoder(customer, "customer")
-        cs, its, ws = [], [], []
-        for batch in src.batches(list(roles.values())):
-            if batch.num_rows == 0:
-                continue
-            cs.append(enc.encode(batch.column(roles["customer"])))
-            its.append(self.items_.lookup(batch.column(roles["item"])))
-            if weight is not None:
-                w = amount_to_float64(batch.column(roles["weight"]), weight, "weight")
-                if not (w > 0).all():
-                    raise InputError(f"weight column {weight!r} has values that are zero or "
-                                     "negative; weights must be > 0")
-                ws.append(w)
-        if not cs:
+        cols = _cols.read_columns(src, roles, {"customer": _cols.codes(enc),
+                                               "item": _cols.lookup_codes(self.items_),
+                                               "weight": _cols.positive_float64})
+        cust, itm = cols["customer"], cols["item"]
+        if cust.size == 0:
             raise InputError(f"the input has no rows (customer column {customer!r})")
-        cust = np.concatenate(cs)
-        itm = np.concatenate(its)
-        w = np.concatenate(ws) if ws else np.ones(cust.size)
+        w = cols["weight"] if weight is not None else np.ones(cust.size)
         unknown = int(np.count_nonzero(itm < 0))
         if unknown and unknown_items == "error":
             raise InputError(

@@ -24,8 +24,9 @@ import numpy as np
 import pyarrow as pa
 import scipy.sparse as sp
 
+from .._io import columns as _cols
 from .._io.ids import IdEncoder
-from .._io.sources import US_PER_DAY, amount_to_float64, open_source, time_to_us
+from .._io.sources import US_PER_DAY, open_source
 from .._io.times import parse_time
 from ..errors import InputError
 from ..kernels.recommend import csr as rec_csr
@@ -68,28 +69,15 @@ def read_events(data, customer: str, item: str, weight: str | None = None,
     roles = src.require({"customer": customer, "item": item, "weight": weight, "time": time})
     customers = customers if customers is not None else IdEncoder(customer, "customer")
     items = items if items is not None else IdEncoder(item, "item")
-    cs, its, ws, ts = [], [], [], []
-    for batch in src.batches(list(roles.values()), batch_size=batch_size):
-        if batch.num_rows == 0:
-            continue
-        cs.append(customers.encode(batch.column(roles["customer"])))
-        its.append(items.encode(batch.column(roles["item"])))
-        if weight is not None:
-            w = amount_to_float64(batch.column(roles["weight"]), weight, "weight")
-            bad = int(np.count_nonzero(~(w > 0)))
-            if bad:
-                raise InputError(
-                    f"weight column {weight!r} has {bad} value(s) that are zero or negative; "
-                    "weights must be > 0 (filter returns and free items first)")
-            ws.append(w)
-        if time is not None:
-            ts.append(time_to_us(batch.column(roles["time"]), time))
-    if not cs:
+    cols = _cols.read_columns(src, roles, {"customer": _cols.codes(customers),
+                                           "item": _cols.codes(items),
+                                           "weight": _cols.positive_float64,
+                                           "time": _cols.microseconds}, batch_size=batch_size)
+    cust, itm = cols["customer"], cols["item"]
+    if cust.size == 0:
         raise InputError(f"the input has no rows (customer column {customer!r})")
-    cust = np.concatenate(cs)
-    itm = np.concatenate(its)
-    w = np.concatenate(ws) if ws else np.ones(cust.size, np.float64)
-    t = np.concatenate(ts) if ts else None
+    w = cols["weight"] if weight is not None else np.ones(cust.size, np.float64)
+    t = cols.get("time")
     return _Events(cust, itm, w, t, customers, items, roles)
 
 
