@@ -55,9 +55,20 @@ def load_model(path_or_bytes, *, backend: str = "auto", features=None) -> Model:
     ModelFormatError
         Malformed, unsupported or executable (pickle) files.
     """
-    from .lightgbm_text import looks_like_lightgbm, parse_lightgbm
-
     data, where = _read(path_or_bytes)
+    model = _parse(data, where, backend, features)
+    # kept for pickling (Model.__reduce__): a model travels as the file it was read from
+    model._file = (data, backend, None if features is None else list(features))
+    return model
+
+
+def model_from_file(data: bytes, backend: str, features):
+    """Unpickle a scoring model: ``data`` is its model file, re-read by :func:`load_model`."""
+    return load_model(data, backend=backend, features=features)
+
+
+def _parse(data: bytes, where: str, backend: str, features) -> Model:
+    from .lightgbm_text import looks_like_lightgbm, parse_lightgbm
     head = data[:64].lstrip()
     if not data:
         raise ModelFormatError(f"model file {where} is empty")

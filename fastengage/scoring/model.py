@@ -21,6 +21,7 @@ from typing import Iterator, Sequence
 import numpy as np
 import pyarrow as pa
 
+from .._io.columns import consented_input
 from .._io.sources import open_source
 from ..errors import ColumnNotFoundError, InputError
 from ._columns import NULL_RULES
@@ -59,6 +60,20 @@ class Model:
         self.backend = backend
         self.note = note
         self._lock = threading.Lock()
+
+    def __reduce__(self):
+        """Pickling (Spark broadcast, joblib, multiprocessing) goes through the model file: the
+        bytes the model was loaded from (a linear model built in code: its JSON), re-read by
+        the validating :func:`~fastengage.scoring.load_model`; never the objects themselves."""
+        from . import model_from_file
+        source = getattr(self, "_file", None)
+        if source is None and hasattr(self, "to_dict"):
+            import json
+            source = (json.dumps(self.to_dict()).encode(), "auto", None)
+        if source is None:
+            raise TypeError(f"{type(self).__name__} was not read from a model file, so it cannot "
+                            "be pickled; load it with fastengage.scoring.load_model")
+        return (model_from_file, source)
 
     def __repr__(self) -> str:
         extra = f", note={self.note!r}" if self.note else ""
@@ -101,7 +116,7 @@ class Model:
 
     def score_batches(self, data, *, id: str | None = None, features: Sequence[str] | None = None,
                       batch_size: int | None = None, n_threads: int | None = None,
-                      nulls: str | None = None) -> Iterator[pa.RecordBatch]:
+                      nulls: str | None = None, consent=None) -> Iterator[pa.RecordBatch]:
         """Like :meth:`score` but yield one output record batch per input batch (streaming)."""
         feats = self._resolve_features(features)
         nulls = nulls or self.default_nulls
@@ -109,7 +124,9 @@ class Model:
             raise InputError(f"nulls= must be one of {NULL_RULES}, got {nulls!r}")
         if batch_size is not None and int(batch_size) < 1:
             raise InputError(f"batch_size must be a positive number of rows, got {batch_size}")
-        src = open_source(data)
+        if consent is not None and id is None:
+            raise InputError("consent= needs id= (the customer column whose consent is checked)")
+        src = open_source(consented_input(data, consent, customer=id, batch_size=batch_size))
         if id is not None:
             src.require({"id": id})
         available = set(src.schema.names)
@@ -136,7 +153,7 @@ class Model:
 
     def score(self, data, *, id: str | None = None, features: Sequence[str] | None = None,
               batch_size: int | None = None, n_threads: int | None = None,
-              nulls: str | None = None) -> pa.Table:
+              nulls: str | None = None, consent=None) -> pa.Table:
         """Score every row of ``data``.
 
         Parameters
@@ -154,6 +171,9 @@ class Model:
             Threads for the native kernels / ONNX Runtime (default: all cores).
         nulls : {"error", "nan"}, optional
             Null rule (default: the path's own, see the module docstring).
+        consent : fastengage.privacy.ConsentFilter, optional
+            Score only the rows whose customer (``id``) has consent for the filter's purpose at
+            its ``as_of`` (what was excluded: ``consent.last_report``).
 
         Returns
         -------
@@ -163,7 +183,7 @@ class Model:
             order.
         """
         batches = list(self.score_batches(data, id=id, features=features, batch_size=batch_size,
-                                          n_threads=n_threads, nulls=nulls))
+                                          n_threads=n_threads, nulls=nulls, consent=consent))
         if not batches:
             raise InputError("the input has no rows to score")
         return pa.Table.from_batches(batches)
