@@ -63,7 +63,7 @@ class Recommender:
     def fit(self, data, *args, customer: str | None = None, item: str | None = None,
             weight: str | None = None, weighting: str | None = None,
             log_epsilon: float = 1.0, n_threads: int | None = None,
-            num_threads: int | None = None) -> "Recommender":
+            num_threads: int | None = None, consent=None) -> "Recommender":
         """Fit on transactions or on a prebuilt :class:`Interactions`.
 
         Parameters
@@ -76,6 +76,8 @@ class Recommender:
             See :meth:`Interactions.from_data`.
         n_threads : int, optional
             Threads of this fit (default: the model's ``n_threads``).
+        consent : fastengage.privacy.ConsentFilter, optional
+            Fit only on events of customers with consent (see :meth:`Interactions.from_data`).
         """
         cols = positional("fit", args, ("customer", "item", "weight", "weighting", "log_epsilon"),
                           {"customer": customer, "item": item, "weight": weight,
@@ -83,11 +85,14 @@ class Recommender:
         cols.setdefault("log_epsilon", log_epsilon)
         self._fit_threads = self._call_threads(n_threads, num_threads)
         if isinstance(data, Interactions):
+            if consent is not None:
+                raise InputError("consent= applies to events; an Interactions is already built "
+                                 "(pass consent= to Interactions.from_data)")
             inter = data
         else:
             if cols["customer"] is None or cols["item"] is None:
                 raise InputError("fit() needs customer= and item= column names")
-            inter = Interactions.from_data(data, **cols)
+            inter = Interactions.from_data(data, **cols, consent=consent)
         if inter.nnz == 0:
             raise InputError("cannot fit a recommender on an empty interaction matrix")
         self._set_training(inter)

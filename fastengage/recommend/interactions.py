@@ -137,7 +137,7 @@ class Interactions:
                   weight: str | None = None, weighting: str | None = None,
                   log_epsilon: float = 1.0, time: str | None = None,
                   half_life_days: float | None = None, as_of=None,
-                  batch_size: int | None = None) -> "Interactions":
+                  batch_size: int | None = None, consent=None) -> "Interactions":
         """Build from transactions (any input the Arrow layer accepts).
 
         Parameters
@@ -160,6 +160,10 @@ class Interactions:
         as_of : date, datetime, numpy datetime64 or ISO string, optional
             Reference time of the decay (default: the latest event). Events after it are an
             error.
+        consent : fastengage.privacy.ConsentFilter, optional
+            Keep only the events whose customer had consent for the filter's purpose at the
+            event's ``time`` (at the filter's ``as_of`` without ``time=``); what was excluded is
+            in ``consent.last_report``.
         """
         if args:
             from ._compat import positional
@@ -177,6 +181,8 @@ class Interactions:
             raise InputError("Interactions.from_data() needs customer= and item= column names")
         if half_life_days is not None and time is None:
             raise InputError("half_life_days needs a time= column")
+        data = _cols.consented_input(data, consent, customer=customer, time=time,
+                                     batch_size=batch_size)
         ev = read_events(data, customer, item, weight, time, batch_size=batch_size)
         decay = None
         if half_life_days is not None:
