@@ -1,0 +1,143 @@
+"""RFM across partitions, exactly equal to :func:`fastengage.rfm` on the collected data.
+
+Three steps, whatever the engine:
+
+1. :func:`scan` per partition (rows, null ids, latest time), merged on the driver by
+   :func:`combine_scans`: the default ``as_of`` is the latest time of the whole input, and a
+   null customer id is refused before any bucket runs (as ``rfm`` would).
+2. The engine routes every row of a customer to one bucket (a stable hash of the id modulo the
+   bucket count, or a shuffle on the customer column); :func:`rfm_bucket` runs ``fastengage.rfm``
+   on the bucket's rows with the global ``as_of``. A customer's values depend only on its own
+   rows and ``as_of``, so they equal the single-machine values, bit for bit.
+3. Scores need the global distribution. ``r/f/m_score = min(5, 1 + floor(5 w / n))`` (w =
+   customers strictly worse) is decided by four order statistics per metric (see
+   ``kernels.features.rfm.quintile_scores``): :func:`score_cuts` takes them exactly from the
+   three metric columns of all customers collected on the driver (24 bytes per customer), and
+   :func:`add_scores` applies them per partition.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .._io.sources import time_to_us
+from ..errors import InputError
+from ..features import RFM_COLUMNS, rfm as local_rfm
+from ..features.segments import compile_segments
+
+SCORE_COLUMNS = ("r_score", "f_score", "m_score", "segment")
+VALUE_COLUMNS = tuple(c for c in RFM_COLUMNS if c not in SCORE_COLUMNS)
+METRICS = ("recency_days", "frequency", "monetary_total")
+_TS = pa.timestamp("us", tz="UTC")
+SCAN_SCHEMA = pa.schema([("rows", pa.int64()), ("null_customers", pa.int64()),
+                         ("timed_rows", pa.int64()), ("max_time_us", pa.int64())])
+
+
+def scan(batches, customer: str, time: str):
+    """Partial state of one partition: one record batch (rows, null ids, rows and latest time
+    among rows with an id). ``batches``: an iterable of record batches or tables."""
+    rows = nulls = timed = 0
+    latest = np.iinfo(np.int64).min
+    for batch in batches:
+        if batch.num_rows == 0:
+            continue
+        ids = batch.column(customer)
+        rows += batch.num_rows
+        nulls += ids.null_count
+        times = batch.column(time)
+        if ids.null_count:
+            times = times.filter(pc.is_valid(ids))
+        if len(times):
+            us = time_to_us(times, time)
+            timed += len(us)
+            latest = max(latest, int(us.max()))
+    yield pa.RecordBatch.from_arrays(
+        [pa.array([v], pa.int64()) for v in (rows, nulls, timed, latest)], schema=SCAN_SCHEMA)
+
+
+def combine_scans(scans: pa.Table, customer: str, drop_null_customers: bool) -> int:
+    """Merge the partitions' scans; returns the latest time (microseconds UTC) and raises the
+    errors ``rfm`` raises for an empty input or null ids."""
+    rows = int(pc.sum(scans.column("rows")).as_py() or 0)
+    nulls = int(pc.sum(scans.column("null_customers")).as_py() or 0)
+    timed = int(pc.sum(scans.column("timed_rows")).as_py() or 0)
+    if rows == 0:
+        raise InputError("the input is empty: no rows to compute features from")
+    if nulls and not drop_null_customers:
+        raise InputError(f"customer column {customer!r} has {nulls} null value(s); pass "
+                         "drop_null_customers=True to drop those rows")
+    if timed == 0:
+        raise InputError(f"customer column {customer!r} is null in every row")
+    return int(pc.max(scans.column("max_time_us")).as_py())
+
+
+def value_schema(customer: str, customer_type: pa.DataType) -> pa.Schema:
+    """Schema of :func:`rfm_bucket`'s output."""
+    types = {"first_purchase": _TS, "last_purchase": _TS, "monetary_total": pa.float64(),
+             "monetary_mean": pa.float64()}
+    return pa.schema([(customer, customer_type)]
+                     + [(c, types.get(c, pa.int64())) for c in VALUE_COLUMNS])
+
+
+def output_schema(customer: str, customer_type: pa.DataType) -> pa.Schema:
+    """Schema of the final table (that of ``fastengage.rfm``)."""
+    fields = list(value_schema(customer, customer_type))
+    fields += [pa.field(c, pa.int8()) for c in SCORE_COLUMNS[:3]] + [pa.field("segment", pa.string())]
+    return pa.schema(fields)
+
+
+def rfm_bucket(table: pa.Table, settings: dict, as_of_us: int, n_threads: int = 1) -> pa.Table:
+    """Per-customer RFM values (no scores) of a table holding ALL rows of its customers."""
+    customer = settings["customer"]
+    schema = value_schema(customer, table.schema.field(customer).type)
+    if table.num_rows == 0:
+        return schema.empty_table()
+    out = local_rfm(table, **settings, as_of=np.datetime64(as_of_us, "us"), n_threads=n_threads)
+    return out.select(list(schema.names)).cast(schema).replace_schema_metadata(None)
+
+
+def score_cuts(values: pa.Table) -> dict:
+    """The four exact order statistics per metric that decide every score (``values``: the
+    :data:`METRICS` columns of every customer)."""
+    n = values.num_rows
+    k = np.arange(1, 5)
+    c = (k * n + 4) // 5  # w >= c_k  <=>  floor(5 w / n) >= k
+    cuts = {}
+    for name, higher_is_better in zip(METRICS, (False, True, True)):
+        v = values.column(name).to_numpy()
+        if n == 0:
+            cuts[name] = np.zeros(4, v.dtype)
+            continue
+        positions = c - 1 if higher_is_better else n - c
+        cuts[name] = np.partition(v, positions)[positions]
+    return cuts
+
+
+def score_plan(values: pa.Table, segments=None) -> dict:
+    """Everything :func:`add_scores` needs, small and picklable (shipped to every worker)."""
+    names, table = compile_segments(segments)
+    return {"cuts": score_cuts(values), "segment_names": np.array(names, dtype=object),
+            "segment_table": table}
+
+
+def _scores(v: np.ndarray, cuts: np.ndarray, higher_is_better: bool) -> np.ndarray:
+    # score = 1 + number of cuts the value is strictly beyond (cuts ascend for "higher is
+    # better", descend otherwise)
+    if higher_is_better:
+        beyond = np.searchsorted(cuts, v, side="left")
+    else:
+        beyond = 4 - np.searchsorted(cuts[::-1], v, side="right")
+    return (1 + beyond).astype(np.int8)
+
+
+def add_scores(table: pa.Table, plan: dict) -> pa.Table:
+    """Append r/f/m scores and the segment to a table of per-customer values."""
+    cuts = plan["cuts"]
+    r = _scores(table.column("recency_days").to_numpy(), cuts["recency_days"], False)
+    f = _scores(table.column("frequency").to_numpy(), cuts["frequency"], True)
+    m = _scores(table.column("monetary_total").to_numpy(), cuts["monetary_total"], True)
+    seg = plan["segment_names"][plan["segment_table"][r, f, m]]
+    for name, col in zip(SCORE_COLUMNS, (r, f, m)):
+        table = table.append_column(name, pa.array(col, pa.int8()))
+    return table.append_column("segment", pa.array(seg, pa.string()))

@@ -1,0 +1,213 @@
+"""fastengage inside Apache Spark (4.0+): the same functions over Spark DataFrames.
+
+>>> import fastengage.spark as fes
+>>> features = fes.rfm(df, customer="customer", time="ts", amount="amount")   # Spark DataFrame
+>>> scores = fes.score(df, model, id="customer")
+>>> recs = fes.recommend(als, spark=spark, n=10)
+
+Every result equals the single-machine function on the collected data (``fastengage.rfm``,
+``Model.score``, ``Recommender.recommend``, ``clv.summary`` and a model's ``fit``/``predict``).
+The kernels run in the executors' Python workers on Arrow batches; Spark does the shuffling.
+What runs where (see README "Scaling out"):
+
+* per-customer folds (RFM, CLV summaries): executors, one call per bucket of customers. Rows go
+  to bucket ``pmod(hash(customer), buckets)`` (Spark's Murmur3: stable), ``groupBy(bucket)
+  .applyInArrow`` hands each bucket's rows over as one Arrow table, so no customer is cut where
+  Spark cuts Arrow batches (``spark.sql.execution.arrow.maxRecordsPerBatch``);
+* scoring, recommendations, CLV predictions: executors, ``mapInArrow`` per batch, the model
+  broadcast once as its model file and loaded once per Python worker;
+* on the driver: the default ``as_of`` (a max over per-partition scans), the RFM score cut
+  points (four exact order statistics per metric from the three metric columns of all
+  customers: 24 bytes per customer), CLV fits (from pattern counts aggregated by Spark).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from ._distributed import models as _models
+from ._distributed import rfm as _rfm
+from ._io.times import parse_time
+from .errors import ColumnNotFoundError, InputError
+from .features._common import RETURNS_MODES
+
+__all__ = ["rfm", "score", "recommend", "clv_summary", "clv_fit", "clv_predict"]
+
+BUCKET = "__fastengage_bucket"
+
+
+def _require(df, columns) -> None:
+    missing = [c for c in columns if c is not None and c not in df.columns]
+    if missing:
+        raise ColumnNotFoundError(
+            ", ".join(repr(c) for c in missing) + " not in the DataFrame; available columns: "
+            + ", ".join(repr(c) for c in df.columns))
+
+
+def _struct(df, keep: str | None, arrow_schema: pa.Schema):
+    """Spark schema of an Arrow output schema; ``keep`` takes its type from ``df``."""
+    from pyspark.sql.pandas.types import from_arrow_type
+    from pyspark.sql.types import StructField, StructType
+    fields = []
+    for field in arrow_schema:
+        if field.name == keep:
+            fields.append(df.schema[keep])
+        else:
+            fields.append(StructField(field.name, from_arrow_type(field.type), True))
+    return StructType(fields)
+
+
+def _latest_time(df, customer: str, time: str, as_of, drop_null_customers: bool) -> int:
+    """One pass of partial scans merged on the driver: checks nulls/emptiness; returns as_of."""
+    scans = df.select(customer, time).mapInArrow(
+        lambda batches: _rfm.scan(batches, customer, time),
+        "rows long, null_customers long, timed_rows long, max_time_us long").toArrow()
+    latest = _rfm.combine_scans(scans, customer, drop_null_customers)
+    return latest if as_of is None else parse_time(as_of, "as_of")
+
+
+def _by_customer(df, customer: str, buckets: int | None, fold, schema):
+    """``fold(table)`` once per bucket of customers; every row of a customer in one table."""
+    from pyspark.sql import functions as F
+    if buckets is None:
+        buckets = int(df.sparkSession.conf.get("spark.sql.shuffle.partitions"))
+    if int(buckets) < 1:
+        raise InputError(f"buckets must be a positive number, got {buckets!r}")
+    keyed = df.withColumn(BUCKET, F.pmod(F.hash(F.col(customer)), F.lit(int(buckets))))
+    return keyed.groupBy(BUCKET).applyInArrow(lambda t: fold(t.drop_columns([BUCKET])), schema)
+
+
+def rfm(df, *, customer: str, time: str, amount: str, order: str | None = None, as_of=None,
+        returns: str = "net", drop_null_customers: bool = False, segments=None,
+        buckets: int | None = None, n_threads: int = 1):
+    """:func:`fastengage.rfm` of a Spark DataFrame, as a Spark DataFrame (same columns, same
+    values, scores and segments included; rows unordered).
+
+    ``buckets``: groups of customers folded per call (default ``spark.sql.shuffle.partitions``);
+    an executor holds one bucket's rows as Arrow at a time. ``n_threads``: threads per call.
+    Runs three Spark jobs (scan, bucketed fold checkpointed with ``localCheckpoint``, metric
+    columns to the driver); the returned DataFrame adds the scores lazily.
+    """
+    if returns not in RETURNS_MODES:
+        raise InputError(f"returns must be one of {RETURNS_MODES}, got {returns!r}")
+    _require(df, (customer, time, amount, order))
+    df = df.select(*[c for c in (customer, time, amount, order) if c is not None])
+    as_of_us = _latest_time(df, customer, time, as_of, drop_null_customers)
+    settings = dict(customer=customer, time=time, amount=amount, order=order, returns=returns,
+                    drop_null_customers=drop_null_customers)
+    values_schema = _rfm.value_schema(customer, pa.null())
+    values = _by_customer(df, customer, buckets,
+                          lambda t: _rfm.rfm_bucket(t, settings, as_of_us, n_threads),
+                          _struct(df, customer, values_schema))
+    values = values.localCheckpoint(eager=True)
+    plan = _rfm.score_plan(values.select(*_rfm.METRICS).toArrow(), segments)
+
+    def scored(batches):
+        for batch in batches:
+            yield from _rfm.add_scores(pa.Table.from_batches([batch]), plan).to_batches()
+    return values.mapInArrow(scored, _struct(df, customer, _rfm.output_schema(customer, pa.null())))
+
+
+def _broadcast(spark, model):
+    """(token, zero-argument callable giving the model bytes on an executor)."""
+    token, data = _models.ship(model)
+    try:
+        shared = spark.sparkContext.broadcast(data)
+    except Exception:  # Spark Connect has no SparkContext: the bytes travel with the function
+        return token, data
+    return token, lambda: shared.value
+
+
+def score(df, model, *, id: str | None = None, features=None, nulls: str | None = None,
+          n_threads: int = 1):
+    """``model.score`` (:mod:`fastengage.scoring`) of every row of a Spark DataFrame, via
+    ``mapInArrow``; the model is broadcast once as its model file. Output: ``id`` then the
+    model's ``output_names``, float32 or float64 as the local scorer gives them."""
+    feats = list(features) if features is not None else model.features
+    if feats is None:
+        raise InputError("the model does not name its features: pass features=")
+    _require(df, [id, *feats])
+    token, data = _broadcast(df.sparkSession, model)
+    dtype = np.asarray(model.predict(np.zeros((1, model.n_features)))).dtype
+    out = pa.schema(([(id, pa.null())] if id is not None else [])
+                    + [(name, pa.from_numpy_dtype(dtype)) for name in model.output_names])
+    options = dict(id=id, features=feats, nulls=nulls, n_threads=n_threads)
+
+    def scored(batches):
+        yield from _models.score_batches(batches, _models.worker_model(token, data), options)
+    cols = ([id] if id is not None else []) + [f for f in feats if f != id]
+    return df.select(*cols).mapInArrow(scored, _struct(df, id, out))
+
+
+def recommend(model, customers=None, *, spark=None, customer: str = "customer", n: int = 10,
+              exclude_seen: bool = True, items=None, exclude_items=None,
+              partitions: int | None = None, n_threads: int = 1):
+    """Batch top-``n`` (``model.recommend``) for customers of a Spark DataFrame column
+    (``customers``, column ``customer``) or, by default, for every customer of the model;
+    ``mapInArrow`` over ``partitions`` partitions of customers with the model broadcast.
+    Output: the columns of ``model.recommend`` (customer, rank, item, score), rows unordered."""
+    if customers is None:
+        from pyspark.sql import SparkSession
+        spark = spark or SparkSession.getActiveSession()
+        if spark is None:
+            raise InputError("no active SparkSession: pass spark=")
+        customers = spark.createDataFrame(pa.table({customer: model.customers_.ids()}))
+    else:
+        _require(customers, [customer])
+        spark = customers.sparkSession
+    customers = customers.select(customer)
+    if partitions is not None:
+        customers = customers.repartition(int(partitions))
+    token, data = _broadcast(spark, model)
+    options = dict(n=n, exclude_seen=exclude_seen, items=items, exclude_items=exclude_items,
+                   n_threads=n_threads)
+
+    def top_n(batches):
+        yield from _models.recommend_batches(batches, _models.worker_model(token, data),
+                                             customer, options)
+    return customers.mapInArrow(top_n, _struct(customers, None, _models.recommend_schema(model)))
+
+
+def clv_summary(df, *, customer: str, time: str, amount: str | None = None, as_of=None,
+                freq: str = "D", freq_multiplier: float = 1.0, calibration_end=None,
+                buckets: int | None = None):
+    """:func:`fastengage.clv.summary` of a Spark DataFrame (same columns and values, rows
+    unordered), folded per bucket of customers with the global ``as_of``."""
+    _require(df, (customer, time, amount))
+    df = df.select(*[c for c in (customer, time, amount) if c is not None])
+    as_of_us = _latest_time(df, customer, time, as_of, False)
+    settings = dict(customer=customer, time=time, amount=amount, freq=freq,
+                    freq_multiplier=freq_multiplier, calibration_end=calibration_end)
+    schema = _models.summary_schema(pa.null(), settings)
+    return _by_customer(df, customer, buckets,
+                        lambda t: _models.summary_bucket(t, settings, as_of_us),
+                        _struct(df, customer, schema))
+
+
+def clv_fit(model, summary, *, frequency_col: str = "frequency", recency_col: str = "recency",
+            T_col: str = "T", n_threads: int | None = None):
+    """Fit a CLV transaction model (``BetaGeo``, ``ParetoNBD``, ...) on the driver from the
+    distinct (frequency, recency, T) patterns of a summary DataFrame and their counts, which
+    Spark aggregates (they are few). Returns the fitted model."""
+    cols = (frequency_col, recency_col, T_col)
+    _require(summary, cols)
+    patterns = summary.groupBy(*cols).count().toArrow()
+    return _models.fit_patterns(model, patterns, cols, n_threads=n_threads)
+
+
+def clv_predict(model, summary, t: float, *, customer: str | None = None,
+                frequency_col: str = "frequency", recency_col: str = "recency", T_col: str = "T",
+                n_threads: int = 1):
+    """``model.predict`` per summary row (probability alive, expected purchases in ``t``), via
+    ``mapInArrow`` with the fitted model broadcast."""
+    cols = [c for c in (customer, frequency_col, recency_col, T_col) if c is not None]
+    _require(summary, cols)
+    token, data = _broadcast(summary.sparkSession, model)
+    options = dict(customer=customer, frequency_col=frequency_col, recency_col=recency_col,
+                   T_col=T_col, n_threads=n_threads)
+    out = pa.schema(([(customer, pa.null())] if customer else [])
+                    + [("probability_alive", pa.float64()), ("expected_purchases", pa.float64())])
+
+    def predicted(batches):
+        yield from _models.predict_batches(batches, _models.worker_model(token, data), t, options)
+    return summary.select(*cols).mapInArrow(predicted, _struct(summary, customer, out))
