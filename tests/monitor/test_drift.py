@@ -171,3 +171,16 @@ def test_ks_pvalues_equal_scipy_in_every_region():
     for nd2 in (2.2, 9.0, 60.0):
         dd = np.sqrt(nd2 / 200_000)
         assert smirnov(200_000.0, dd) == pytest.approx(special.smirnov(200_000, dd), rel=1e-10)
+
+
+@pytest.mark.parametrize("n", [3_000, 30_000])
+def test_smirnov_integral_form_equals_the_term_by_term_sum(n):
+    """At these sizes the tail is taken as a coarse trapezoid integral of the terms (the path
+    every large-sample p-value takes); it must equal scipy's term-by-term series."""
+    from scipy import special
+
+    from fastengage.kernels.monitor.ksdist import smirnov
+
+    for nd2 in (2.2, 3.7, 8.0, 25.0, 120.0, 360.0):
+        dd = np.sqrt(nd2 / n)
+        assert smirnov(float(n), dd) == pytest.approx(special.smirnov(n, dd), rel=1e-11)
