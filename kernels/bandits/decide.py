@@ -33,127 +33,54 @@ GAUSS_TS = 2
 BETA_TS = 3
 
 
-#: Rows scored together by :func:`block_moments` (eight scalar lanes the compiler keeps in
-#: registers; a wider block would spill). Not a tunable: the code below is written for eight.
-LANES = 8
+@njit(**NJIT)
+def _axpy(dst, t, src):
+    """``dst += t * src`` element-wise (contiguous rows of one feature: the loop vectorises)."""
+    for r in range(dst.shape[0]):
+        dst[r] += t * src[r]
 
 
 @njit(**NJIT)
-def lane_means(XT, theta, base_mean, M):
-    """``M[r, a] = base_mean[a] + theta[a] . x_r`` for the eight rows in ``XT`` (d x 8, the rows
-    transposed; unused lanes hold zeros). Each lane keeps its sum in a scalar, so the eight rows
-    run side by side in registers and each row's arithmetic is the same sequence whichever block
-    or lane it falls in (a row decided alone by ``decide_single`` gets the bits of a batch)."""
-    d = XT.shape[0]
+def _axpy2(dst, t0, src0, t1, src1):
+    """``dst += t0 * src0`` then ``dst += t1 * src1`` in one pass (same rounding as two)."""
+    for r in range(dst.shape[0]):
+        dst[r] = (dst[r] + t0 * src0[r]) + t1 * src1[r]
+
+
+@njit(**NJIT)
+def arm_means(XC, lo, m, theta, base_mean, M):
+    """``M[a, r] = base_mean[a] + theta[a] . x`` for the rows ``x = XC[:, lo + r]``, r < m.
+
+    The loop over rows is innermost and runs over contiguous feature columns, so it is SIMD;
+    each row's sum still adds its terms in feature order, so a row gets the same bits in any
+    block and alone (``decide_single``)."""
     for a in range(theta.shape[0]):
-        b = base_mean[a]
-        m0 = m1 = m2 = m3 = m4 = m5 = m6 = m7 = b
-        for j in range(d):
-            t = theta[a, j]
-            xt = XT[j]
-            m0 += t * xt[0]
-            m1 += t * xt[1]
-            m2 += t * xt[2]
-            m3 += t * xt[3]
-            m4 += t * xt[4]
-            m5 += t * xt[5]
-            m6 += t * xt[6]
-            m7 += t * xt[7]
-        M[0, a], M[1, a], M[2, a], M[3, a] = m0, m1, m2, m3
-        M[4, a], M[5, a], M[6, a], M[7, a] = m4, m5, m6, m7
+        Ma = M[a][:m]
+        Ma[:] = base_mean[a]
+        for j in range(XC.shape[0]):
+            _axpy(Ma, theta[a, j], XC[j][lo:lo + m])
 
 
 @njit(**NJIT)
-def lane_widths(XT, a, L_inv, base_var, scale, W):
-    """``W[r, a] = scale * sqrt(base_var[a] + |L_inv[a] x_r|^2)`` for the eight lanes
-    (``x^T A^-1 x = |L^-1 x|^2`` with ``L`` the Cholesky factor of ``A``)."""
-    d = XT.shape[0]
-    v = base_var[a]
-    q0 = q1 = q2 = q3 = q4 = q5 = q6 = q7 = v
-    L = L_inv[a]
-    for i in range(d):
-        z0 = z1 = z2 = z3 = z4 = z5 = z6 = z7 = 0.0
-        for j in range(i + 1):
-            lij = L[i, j]
-            xt = XT[j]
-            z0 += lij * xt[0]
-            z1 += lij * xt[1]
-            z2 += lij * xt[2]
-            z3 += lij * xt[3]
-            z4 += lij * xt[4]
-            z5 += lij * xt[5]
-            z6 += lij * xt[6]
-            z7 += lij * xt[7]
-        q0 += z0 * z0
-        q1 += z1 * z1
-        q2 += z2 * z2
-        q3 += z3 * z3
-        q4 += z4 * z4
-        q5 += z5 * z5
-        q6 += z6 * z6
-        q7 += z7 * z7
-    W[0, a], W[1, a], W[2, a], W[3, a] = q0, q1, q2, q3
-    W[4, a], W[5, a], W[6, a], W[7, a] = q4, q5, q6, q7
-    for r in range(LANES):
-        q = W[r, a]
-        if q != np.inf:
-            W[r, a] = scale * math.sqrt(q) if q > 0.0 else 0.0
-
-
-@njit(**NJIT)
-def block_moments(XT, m, theta, L_inv, base_mean, base_var, scale, bound0, bound1, prune,
-                  M, W, norm, best):
-    """Means and widths of every arm for the ``m`` rows in ``XT``.
-
-    With ``prune`` (UCB without an eligibility mask), an arm's width is computed only if its
-    score could reach the best: ``width <= bound0[a] + bound1[a] * |x|`` (``bound1`` is the
-    spectral norm of ``L_inv[a]`` times the scale, with a relative margin far above rounding),
-    and every score is at least its mean, so an arm with ``mean + bound < max mean`` on every
-    lane can be neither the argmax nor tied with it; its width is set to -inf. Decisions and
-    propensities are exactly those of the full computation.
-    """
-    K = theta.shape[0]
-    d = XT.shape[0]
-    lane_means(XT, theta, base_mean, M)
-    if d == 0 or scale == 0.0:
-        for a in range(K):
-            for r in range(LANES):
-                v = base_var[a]
-                W[r, a] = np.inf if v == np.inf else (scale * math.sqrt(v) if v > 0.0 else 0.0)
-        return
-    if not prune:
-        for a in range(K):
-            lane_widths(XT, a, L_inv, base_var, scale, W)
-        return
+def arm_widths(XC, lo, m, L_inv, base_var, scale, z, W):
+    """``W[r] = scale * sqrt(base_var + |L_inv x|^2)`` for the rows ``x = XC[:, lo + r]``
+    (``x^T A^-1 x = |L^-1 x|^2``, ``L`` the Cholesky factor of ``A``: half the work of the
+    quadratic form). Rows innermost, as in :func:`arm_means`."""
+    Wm = W[:m]
+    zm = z[:m]
+    Wm[:] = base_var
+    for i in range(XC.shape[0]):
+        zm[:] = 0.0
+        for j in range(0, i, 2):  # features two by two: half the passes over z
+            _axpy2(zm, L_inv[i, j], XC[j][lo:lo + m], L_inv[i, j + 1], XC[j + 1][lo:lo + m])
+        if i % 2 == 0:
+            _axpy(zm, L_inv[i, i], XC[i][lo:lo + m])
+        for r in range(m):
+            Wm[r] += zm[r] * zm[r]
     for r in range(m):
-        s = 0.0
-        for j in range(d):
-            s += XT[j, r] * XT[j, r]
-        norm[r] = math.sqrt(s)
-        b = M[r, 0]
-        for a in range(1, K):
-            b = max(b, M[r, a])
-        best[r] = b
-    for a in range(K):
-        need = False
-        for r in range(m):
-            if M[r, a] + bound0[a] + bound1[a] * norm[r] >= best[r]:
-                need = True
-        if need:
-            lane_widths(XT, a, L_inv, base_var, scale, W)
-        else:
-            for r in range(LANES):
-                W[r, a] = -np.inf
-
-
-@njit(**NJIT)
-def load_lanes(XC, b0, m, XT):
-    """Rows ``b0 .. b0+m-1`` of ``XC`` (features x rows) into ``XT``; lanes past ``m`` get 0."""
-    for j in range(XC.shape[0]):
-        for r in range(m):
-            XT[j, r] = XC[j, b0 + r]
-        for r in range(m, LANES):
-            XT[j, r] = 0.0
+        q = Wm[r]
+        if q != np.inf:
+            Wm[r] = scale * math.sqrt(q) if q > 0.0 else 0.0
 
 
 @njit(**NJIT)
@@ -193,7 +120,6 @@ def choose(elig, mean, width, beta_a, beta_b, kind, epsilon, seed, row, draws, s
         for a in range(K):
             if elig[a]:
                 mean[a] = beta_a[a] / (beta_a[a] + beta_b[a])
-    state = stream_base(seed, row)
     if kind == GREEDY or kind == UCB:
         best = -np.inf
         n_best = 0
@@ -209,10 +135,13 @@ def choose(elig, mean, width, beta_a, beta_b, kind, epsilon, seed, row, draws, s
                 n_best += 1
         eps = epsilon if kind == GREEDY else 0.0
         explore = False
-        if eps > 0.0:
-            state, u = next_uniform(state)
-            explore = u < eps
-        state, k = next_index(state, n_elig if explore else n_best)
+        k = 0
+        if eps > 0.0 or n_best > 1:  # else the draw could only say 0: skip the stream
+            state = stream_base(seed, row)
+            if eps > 0.0:
+                state, u = next_uniform(state)
+                explore = u < eps
+            state, k = next_index(state, n_elig if explore else n_best)
         chosen = -1
         for a in range(K):
             if not elig[a]:
@@ -224,7 +153,7 @@ def choose(elig, mean, width, beta_a, beta_b, kind, epsilon, seed, row, draws, s
                     chosen = a
                 k -= 1
         return chosen, dist[chosen]
-    state, chosen = _sample_scores(state, elig, kind, mean, width, beta_a, beta_b, score)
+    state, chosen = _sample_scores(stream_base(seed, row), elig, kind, mean, width, beta_a, beta_b, score)
     dist[chosen] += 1.0
     for _ in range(draws):
         state, other = _sample_scores(state, elig, kind, mean, width, beta_a, beta_b, score)
@@ -235,72 +164,129 @@ def choose(elig, mean, width, beta_a, beta_b, kind, epsilon, seed, row, draws, s
 
 
 @njit(**NJIT)
-def gather_lanes(XC, rows, k0, m, XT):
-    """Rows ``rows[k0 .. k0+m-1]`` of ``XC`` into ``XT``; other lanes get zeros."""
-    for j in range(XC.shape[0]):
-        for r in range(m):
-            XT[j, r] = XC[j, rows[k0 + r]]
-        for r in range(m, LANES):
-            XT[j, r] = 0.0
+def scratch_for(d, K, B):
+    """One allocation of float scratch for a block of ``B`` rows: ``(M, W, XG, z, norm, best,
+    wg, score, dist, mrow, wrow)`` as views (fewer allocations keep ``decide_single`` fast)."""
+    buf = np.empty(2 * K * B + d * B + 4 * B + 4 * K)
+    M = buf[:K * B].reshape((K, B))
+    W = buf[K * B:2 * K * B].reshape((K, B))
+    at = 2 * K * B
+    XG = buf[at:at + d * B].reshape((d, B))
+    at += d * B
+    z, norm, best, wg = buf[at:at + B], buf[at + B:at + 2 * B], buf[at + 2 * B:at + 3 * B], \
+        buf[at + 3 * B:at + 4 * B]
+    at += 4 * B
+    return (M, W, XG, z, norm, best, wg, buf[at:at + K], buf[at + K:at + 2 * K],
+            buf[at + 2 * K:at + 3 * K], buf[at + 3 * K:at + 4 * K])
 
 
 @njit(**NJIT)
-def chunk_moments(XC, lo, hi, theta, L_inv, base_mean, base_var, scale, bound0, bound1, prune,
-                  Mc, Wc, XT, M8, W8, norm, best, rows):
-    """Means ``Mc`` and widths ``Wc`` (row ``i`` at ``i - lo``) of every arm for rows
-    ``lo .. hi-1``. Widths are computed eight (row, arm) pairs at a time; with ``prune`` only for
-    the pairs whose score could reach the row's best (see :func:`block_moments`), grouped by arm,
-    so a trained policy computes one or two widths per row instead of K."""
+def block_moments(XC, lo, hi, theta, L_inv, base_mean, base_var, scale, bound0, bound1, prune,
+                  M, W, XG, z, norm, best, wg, rows):
+    """Means ``M[a, k]`` and widths ``W[a, k]`` of every arm for rows ``lo + k < hi``.
+
+    With ``prune`` (UCB, every arm eligible), an arm's width is computed only for the rows where
+    its score could reach the row's best: ``width <= bound0[a] + bound1[a] * |x|`` (``bound1``
+    is the spectral norm of ``L_inv[a]`` times the scale, with a relative margin far above
+    rounding) and every score is at least its mean, so an arm with ``mean + bound < max mean``
+    can be neither the argmax nor tied with it; its width is set to -inf. Those rows are
+    gathered into ``XG`` so the width loop stays contiguous. Decisions and propensities are
+    exactly those of the full computation; a trained policy computes one or two widths per row.
+    """
     K = theta.shape[0]
     d = XC.shape[0]
-    n = hi - lo
-    for b0 in range(lo, hi, LANES):
-        m = min(LANES, hi - b0)
-        load_lanes(XC, b0, m, XT)
-        lane_means(XT, theta, base_mean, M8)
-        for r in range(m):
-            for a in range(K):
-                Mc[b0 - lo + r, a] = M8[r, a]
+    m = hi - lo
+    arm_means(XC, lo, m, theta, base_mean, M)
     if d == 0 or scale == 0.0:
         for a in range(K):
             v = base_var[a]
-            w = np.inf if v == np.inf else (scale * math.sqrt(v) if v > 0.0 else 0.0)
-            for k in range(n):
-                Wc[k, a] = w
+            W[a, :m] = np.inf if v == np.inf else (scale * math.sqrt(v) if v > 0.0 else 0.0)
         return
     if not prune:
-        for b0 in range(lo, hi, LANES):
-            m = min(LANES, hi - b0)
-            load_lanes(XC, b0, m, XT)
-            for a in range(K):
-                lane_widths(XT, a, L_inv, base_var, scale, W8)
-            for r in range(m):
-                for a in range(K):
-                    Wc[b0 - lo + r, a] = W8[r, a]
+        for a in range(K):
+            arm_widths(XC, lo, m, L_inv[a], base_var[a], scale, z, W[a])
         return
-    for k in range(n):
-        s = 0.0
-        for j in range(d):
-            s += XC[j, lo + k] * XC[j, lo + k]
-        norm[k] = math.sqrt(s)
-        b = Mc[k, 0]
-        for a in range(1, K):
-            b = max(b, Mc[k, a])
-        best[k] = b
+    norm[:m] = 0.0  # |x| and the best mean of every row, rows innermost (SIMD)
+    for j in range(d):
+        x = XC[j][lo:lo + m]
+        for k in range(m):
+            norm[k] += x[k] * x[k]
+    best[:m] = M[0, :m]
+    for a in range(1, K):
+        for k in range(m):
+            best[k] = max(best[k], M[a, k])
+    for k in range(m):
+        norm[k] = math.sqrt(norm[k])
     for a in range(K):
         count = 0
-        for k in range(n):
-            if Mc[k, a] + bound0[a] + bound1[a] * norm[k] >= best[k]:
-                rows[count] = lo + k
+        for k in range(m):
+            W[a, k] = -np.inf
+            if M[a, k] + bound0[a] + bound1[a] * norm[k] >= best[k]:
+                rows[count] = k
                 count += 1
-            else:
-                Wc[k, a] = -np.inf
-        for k0 in range(0, count, LANES):
-            m = min(LANES, count - k0)
-            gather_lanes(XC, rows, k0, m, XT)
-            lane_widths(XT, a, L_inv, base_var, scale, W8)
-            for r in range(m):
-                Wc[rows[k0 + r] - lo, a] = W8[r, a]
+        for j in range(d):
+            src = XC[j]
+            dst = XG[j]
+            for c in range(count):
+                dst[c] = src[lo + rows[c]]
+        arm_widths(XG, 0, count, L_inv[a], base_var[a], scale, z, wg)
+        for c in range(count):
+            W[a, rows[c]] = wg[c]
+
+
+@njit(**NJIT)
+def decide_block(XC, lo, hi, mask, theta, L_inv, base_mean, base_var, scale, bound0, bound1,
+                 beta_a, beta_b, kind, epsilon, seed, row0, draws, prune, everyone, scratch, rows,
+                 out_arm, out_prop, out_mean, out_dist):
+    """Decide rows ``lo .. hi-1`` (``out_*`` indexed from ``lo``).
+
+    Deterministic policies (UCB, greedy with epsilon 0) on rows where every arm is eligible
+    take the argmax block-wise; only rows with a tie go through :func:`choose` (which would
+    give the same arm and a propensity of exactly 1 to a unique best)."""
+    M, W, XG, z, norm, best, wg, score, dist, mrow, wrow = scratch
+    K = theta.shape[0]
+    block_moments(XC, lo, hi, theta, L_inv, base_mean, base_var, scale, bound0, bound1, prune,
+                  M, W, XG, z, norm, best, wg, rows)
+    m = hi - lo
+    direct = (kind == UCB or (kind == GREEDY and epsilon == 0.0)) and mask.shape[0] == 0
+    if direct:
+        ucb = kind == UCB
+        for k in range(m):
+            best[k] = M[0, k] + W[0, k] if ucb else M[0, k]
+            rows[k] = 0
+            norm[k] = 1.0  # the number of arms tied at the best
+        for a in range(1, K):
+            for k in range(m):
+                s = M[a, k] + W[a, k] if ucb else M[a, k]
+                if s > best[k]:
+                    best[k], rows[k], norm[k] = s, a, 1.0
+                elif s == best[k]:
+                    norm[k] += 1.0
+    for i in range(lo, hi):
+        if direct and norm[i - lo] == 1.0:
+            a = rows[i - lo]
+            out_arm[i], out_prop[i] = a, 1.0
+            if out_mean.shape[0] > 0:
+                for b in range(K):
+                    out_mean[i, b] = M[b, i - lo]
+            if out_dist.shape[0] > 0:
+                out_dist[i, :] = 0.0
+                out_dist[i, a] = 1.0
+            continue
+        elig = mask[i] if mask.shape[0] > 0 else everyone
+        for a in range(K):
+            mrow[a] = M[a, i - lo]
+            wrow[a] = W[a, i - lo]
+        arm, p = choose(elig, mrow, wrow, beta_a, beta_b, kind, epsilon, seed, row0 + i, draws,
+                        score, dist)
+        out_arm[i] = arm
+        out_prop[i] = p
+        if out_mean.shape[0] > 0:
+            for a in range(K):
+                out_mean[i, a] = mrow[a] if elig[a] else np.nan  # choose() sets Beta means
+        if out_dist.shape[0] > 0:
+            for a in range(K):
+                out_dist[i, a] = dist[a]
 
 
 @parallel_kernel
@@ -315,63 +301,36 @@ def decide_rows(XC, mask, theta, L_inv, base_mean, base_var, scale, bound0, boun
     n = XC.shape[1]
     d = XC.shape[0]
     K = theta.shape[0]
-    n_chunks = (n + BANDIT_DECIDE_CHUNK - 1) // BANDIT_DECIDE_CHUNK
+    B = BANDIT_DECIDE_CHUNK
+    n_chunks = (n + B - 1) // B
     prune = kind == UCB and mask.shape[0] == 0
     for c in prange(n_chunks):
-        XT = np.empty((d, LANES))
-        M8 = np.empty((LANES, K))
-        W8 = np.empty((LANES, K))
-        Mc = np.empty((BANDIT_DECIDE_CHUNK, K))
-        Wc = np.empty((BANDIT_DECIDE_CHUNK, K))
-        norm = np.empty(BANDIT_DECIDE_CHUNK)
-        best = np.empty(BANDIT_DECIDE_CHUNK)
-        rows = np.empty(BANDIT_DECIDE_CHUNK, dtype=np.int64)
-        score = np.zeros(K)
-        dist = np.zeros(K)
+        scratch = scratch_for(d, K, B)
+        rows = np.empty(B, dtype=np.int64)
         everyone = np.ones(K, dtype=np.uint8)
-        lo = c * BANDIT_DECIDE_CHUNK
-        hi = min(n, lo + BANDIT_DECIDE_CHUNK)
-        chunk_moments(XC, lo, hi, theta, L_inv, base_mean, base_var, scale, bound0, bound1, prune,
-                      Mc, Wc, XT, M8, W8, norm, best, rows)
-        for i in range(lo, hi):
-            elig = mask[i] if mask.shape[0] > 0 else everyone
-            arm, p = choose(elig, Mc[i - lo], Wc[i - lo], beta_a, beta_b, kind, epsilon, seed,
-                            row0 + i, draws, score, dist)
-            out_arm[i] = arm
-            out_prop[i] = p
-            if out_mean.shape[0] > 0:
-                for a in range(K):
-                    out_mean[i, a] = Mc[i - lo, a] if elig[a] else np.nan
-            if out_dist.shape[0] > 0:
-                for a in range(K):
-                    out_dist[i, a] = dist[a]
+        lo = c * B
+        decide_block(XC, lo, min(n, lo + B), mask, theta, L_inv, base_mean, base_var, scale,
+                     bound0, bound1, beta_a, beta_b, kind, epsilon, seed, row0, draws, prune,
+                     everyone, scratch, rows, out_arm, out_prop, out_mean, out_dist)
 
 
 @njit(**NJIT)
 def decide_single(x, elig, theta, L_inv, arm_params, scale, kind, epsilon, seed, row, draws):
-    """One decision for a service (``Policy.decide_one``): ``(arm, propensity)``, GIL released.
+    """One decision for a service (``Policy.decide_one``): ``(arm, propensity)``, GIL released;
+    the same arithmetic as row ``row`` of :func:`decide_rows`.
 
     ``arm_params`` (6, K) stacks base_mean, base_var, bound0, bound1, beta_a, beta_b: fewer
     arguments and one scratch allocation keep a call to a few microseconds."""
     K = theta.shape[0]
     d = x.shape[0]
-    scratch = np.empty(d * LANES + 2 * LANES * K + 2 * LANES + 2 * K)
-    XT = scratch[:d * LANES].reshape((d, LANES))
-    at = d * LANES
-    M = scratch[at:at + LANES * K].reshape((LANES, K))
-    at += LANES * K
-    W = scratch[at:at + LANES * K].reshape((LANES, K))
-    at += LANES * K
-    norm = scratch[at:at + LANES]
-    best = scratch[at + LANES:at + 2 * LANES]
-    at += 2 * LANES
-    score = scratch[at:at + K]
-    dist = scratch[at + K:at + 2 * K]
-    load_lanes(x.reshape((d, 1)), 0, 1, XT)
     prune = kind == UCB
     for a in range(K):
         prune = prune and elig[a] != 0
-    block_moments(XT, 1, theta, L_inv, arm_params[0], arm_params[1], scale, arm_params[2],
-                  arm_params[3], prune, M, W, norm, best)
-    return choose(elig, M[0], W[0], arm_params[4], arm_params[5], kind, epsilon, seed, row,
-                  draws, score, dist)
+    arm = np.empty(1, dtype=np.int64)
+    prop = np.empty(1)
+    none = np.empty((0, K))
+    decide_block(x.reshape((d, 1)), 0, 1, elig.reshape((1, K)), theta, L_inv, arm_params[0],
+                 arm_params[1], scale, arm_params[2], arm_params[3], arm_params[4], arm_params[5],
+                 kind, epsilon, seed, row, draws, prune, elig, scratch_for(d, K, 1),
+                 np.empty(1, dtype=np.int64), arm, prop, none, none)
+    return arm[0], prop[0]

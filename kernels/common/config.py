@@ -63,9 +63,11 @@ MONITOR_SMALL_SAMPLE = 1000
 MONITOR_NULL_RATE_THRESHOLD = 0.1
 
 # --- bandits (next-best-action policies and off-policy evaluation, issue #12) ------------------
-#: Rows per parallel task of a batch decision; scratch buffers are allocated once per task.
-#: Every row draws from its own (seed, row) stream, so the result does not depend on it.
-BANDIT_DECIDE_CHUNK = 2048
+#: Rows per parallel task of a batch decision (scratch allocated once per task); large enough
+#: that the few rows per arm whose UCB width is needed make long SIMD loops, small enough that
+#: the task's means and widths (K x chunk each) stay in L2 cache. Every row draws from its own
+#: (seed, row) stream and its arithmetic does not depend on the block: results are the same.
+BANDIT_DECIDE_CHUNK = 1024
 #: A policy update sums the rows of one arm in tasks of at most this many rows, then adds the
 #: task sums in task order: the statistics do not depend on the thread count.
 BANDIT_ROWS_PER_TASK = 65_536
