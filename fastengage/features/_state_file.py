@@ -23,7 +23,11 @@ from ._common import RETURNS_MODES, new_report
 KIND = "RFMState"
 #: Version written; versions 1..VERSION are read. Version 2 keeps exact fixed-point money
 #: totals (see ``fastengage.kernels.features.rfm``); version 1 kept float sums, converted on load.
-VERSION = 2
+#: Version 3 adds the per-customer row tracking that ``RFMState.forget`` needs to be exact
+#: (``other_last_us``, ``after_cut_rows``, meta ``rows_tracked``); older files load untracked.
+VERSION = 3
+#: ``other_last_us`` of a customer without returns or rows after the cut (below every valid time).
+NO_TIME = np.int64(TIME_MIN_US - 1)
 #: The record layout of version-1 files.
 STATE_DTYPE_V1 = np.dtype([
     ("first_us", np.int64), ("last_us", np.int64), ("purchase_sum", np.float64),
@@ -80,7 +84,14 @@ def read_settings(meta) -> dict:
         "report": {k: _int(v, f"report.{k}", 0) for k, v in report.items()},
         "n_customers": _int_or_none(meta.get("n_customers"), "n_customers", 0, _pairset.MAX_CODE),
         "n_orders": _int_or_none(meta.get("n_orders"), "n_orders", 0, _pairset.MAX_VALUE),
+        "rows_tracked": _bool(meta.get("rows_tracked", False), "rows_tracked"),
     }
+
+
+def _bool(value, name: str) -> bool:
+    if not isinstance(value, bool):
+        fail("meta.json", f"{name} must be true or false, got {value!r:.80}")
+    return value
 
 
 def ids_max_bytes(n_ids: int) -> int:
@@ -205,3 +216,39 @@ def read_no_pairs(bundle, name: str) -> np.ndarray:
     """A pair array that must be empty (order pairs of a state without an order column)."""
     bundle.array(name, dtype=np.int64, shape=(0,))
     return np.full(16, _pairset.EMPTY, dtype=np.int64)
+
+
+def read_row_tracking(bundle, state: np.ndarray, settings) -> tuple:
+    """(other_last_us, after_cut_rows, rows_tracked) of a state, checked against the records
+    and the report. Files older than version 3 hold none: every customer gets "no such rows"
+    and the state is untracked (``forget`` then says what it cannot know)."""
+    n = len(state)
+    cut = settings["limit_us"] is not None
+    if bundle.version < 3:
+        return np.full(n, NO_TIME, np.int64), np.zeros(n if cut else 0, np.int32), False
+    other = bundle.array("other_last_us", dtype=np.int64, shape=(n,))
+    after = bundle.array("after_cut_rows", dtype=np.int32, shape=(n if cut else 0,))
+    if ((other != NO_TIME) & ((other < TIME_MIN_US) | (other > TIME_MAX_US))).any():
+        fail("other_last_us.npy", "times out of range")
+    if (after < 0).any():
+        fail("after_cut_rows.npy", "negative row counts")
+    if cut and ((after > 0) & (other <= settings["limit_us"])).any():
+        fail("after_cut_rows.npy", "rows after the cut without a time after it")
+    report = settings["report"]
+    buy = state["purchase_rows"] > 0
+    latest = max(int(state["last_us"][buy].max()) if buy.any() else NO_TIME,
+                 int(other.max()) if n else NO_TIME)
+    held = settings["max_time_us"]
+    if latest != NO_TIME and (held is None or latest > held):
+        fail("other_last_us.npy", "times later than the state's latest event time")
+    if settings["rows_tracked"]:
+        folded = int(state["purchase_rows"].sum(dtype=np.int64)
+                     + state["return_rows"].sum(dtype=np.int64))
+        if int(after.sum(dtype=np.int64)) != report["rows_after_as_of"]:
+            fail("after_cut_rows.npy", "rows per customer disagree with report.rows_after_as_of")
+        if folded + report["rows_after_as_of"] + report["null_customer_rows_dropped"] \
+                != report["rows_read"]:
+            fail("state.npy", "rows per customer disagree with report.rows_read")
+        if latest != (NO_TIME if held is None else held):
+            fail("other_last_us.npy", "the latest event time is no customer's")
+    return other, after, settings["rows_tracked"]

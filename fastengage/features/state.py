@@ -29,6 +29,8 @@ __all__ = ["RFMState"]
 
 _NO_BITMAP = np.zeros(0, np.uint64)
 _NO_LAST = np.zeros(0, np.int64)
+NO_TIME = _sf.NO_TIME
+_LOW32 = np.int64(0xFFFFFFFF)
 
 
 def check_threads(n_threads) -> None:
@@ -91,6 +93,13 @@ class RFMState:
         self._day_keys = 0
         self._order_keys = 0
         self._max_time_us: int | None = None
+        # What forget() needs beyond the records to equal a state built without a customer
+        # (the records keep purchases within the cut only): per customer, the latest time of its
+        # other rows (returns, rows after the cut), which the default as_of may come from, and
+        # (with as_of=) how many of its rows fell after the cut, which the report counts.
+        self._other_last_us = np.zeros(0, np.int64)
+        self._after_cut_rows = np.zeros(0, np.int32)
+        self._rows_tracked = True  # False for states loaded from files older than version 3
         self._lock = threading.RLock()
         self.report = new_report()
 
@@ -137,6 +146,7 @@ class RFMState:
             self._grow_state(len(self.customers))
             m = len(codes)
             n_after, n_returns = self._fold(codes, times, amounts, order_codes, limit)
+            self._track_other_rows(codes, times, amounts, limit)
             if m:
                 batch_max = int(times.max())
                 if self._max_time_us is None or batch_max > self._max_time_us:
@@ -148,6 +158,17 @@ class RFMState:
             rep["return_rows"] += n_returns
             if self.returns == "exclude":
                 rep["return_rows_excluded"] += n_returns
+
+    def _track_other_rows(self, codes, times, amounts, limit) -> None:
+        """Per customer: latest time of a row the records do not hold, rows after the cut."""
+        other = amounts < 0
+        if self.limit_us is not None:
+            after = times > limit
+            if after.any():
+                np.add.at(self._after_cut_rows, codes[after], 1)
+                other |= after
+        if other.any():
+            np.maximum.at(self._other_last_us, codes[other], times[other])
 
     def _order_codes(self, column) -> np.ndarray:
         codes = self.orders.encode(column)
@@ -178,6 +199,10 @@ class RFMState:
         size = n if exact else max(n, n_old + n_old // 2)  # 1.5x: less slack at the peak
         self._state = _grown(self._state, size)
         _k.clear_records(self._state[n_old:])
+        self._other_last_us = _grown(self._other_last_us, size)
+        self._other_last_us[n_old:] = NO_TIME
+        if self.limit_us is not None:
+            self._after_cut_rows = _grown(self._after_cut_rows, size)
 
     # -- combining --------------------------------------------------------------------------
     def merge(self, other: "RFMState") -> "RFMState":
@@ -197,6 +222,12 @@ class RFMState:
             code_map = self.customers.encode(other.customers.ids())
             self._grow_state(len(self.customers))
             _k.merge(self._state, other._state[:n_other], code_map)
+            # code_map is one-to-one, so these fancy-index updates touch each code once
+            self._other_last_us[code_map] = np.maximum(self._other_last_us[code_map],
+                                                       other._other_last_us[:n_other])
+            if self.limit_us is not None:
+                self._after_cut_rows[code_map] += other._after_cut_rows[:n_other]
+            self._rows_tracked = self._rows_tracked and other._rows_tracked
             day_keys = _pairset.occupied(other._day_set)
             self._day_set = _pairset.grow_for(self._day_set, self._day_keys, len(day_keys))
             self._day_keys += _k.merge_pairs(self._state, self._day_set, day_keys, code_map,
@@ -216,6 +247,84 @@ class RFMState:
         if other._max_time_us is not None and (
                 self._max_time_us is None or other._max_time_us > self._max_time_us):
             self._max_time_us = other._max_time_us
+
+    # -- erasure ----------------------------------------------------------------------------
+    def forget(self, customers, *, request: str | None = None):
+        """Remove customers and every event of theirs (GDPR Art. 17), following the protocol of
+        :mod:`fastengage.privacy.forget`; returns its :class:`~fastengage.privacy.AuditRecord`.
+
+        Afterwards the state equals one fed the same events without those customers' rows:
+        ``to_table()`` gives the same table bit for bit (report metadata included), and
+        ``update``/``merge``/``save`` go on as for that state. Removed: their records, their
+        (customer, day) and (customer, order) pairs, their ids, every order id no remaining
+        customer bought in (so also orders of their returns and of rows after the cut), and
+        their rows in the report's counts; the latest event time is recomputed without them.
+        Saving afterwards writes none of it. ``exact`` is False only for a state loaded from a
+        file older than version 3 (no per-customer row tracking), where the report's
+        rows-after-cut count or the default ``as_of`` could still reflect their rows; the
+        record's notes say which.
+        """
+        from ..privacy.forget import audit, codes_of, drop_ids
+
+        with self._lock:
+            codes, requested = codes_of(self.customers, customers)
+            if codes.size == 0:
+                return audit("RFMState", requested=requested, found=0, request=request,
+                             notes="none of the customers is in the state; nothing changed")
+            n = len(self.customers)
+            encoder, remap = drop_ids(self.customers, codes)
+            keep = remap >= 0
+            gone = self._state[:n][~keep]
+            returns_gone = int(gone["return_rows"].sum(dtype=np.int64))
+            after_gone = (int(self._after_cut_rows[:n][~keep].sum(dtype=np.int64))
+                          if self.limit_us is not None else 0)
+            rows_gone = int(gone["purchase_rows"].sum(dtype=np.int64)) + returns_gone + after_gone
+            state = self._state[:n][keep]
+            day_keys = _remap_pairs(_pairset.occupied(self._day_set), remap, None)
+            orders, order_keys = self.orders, _pairset.occupied(self._order_set)
+            if self.orders is not None:
+                orders, order_keys, state["last_order"] = _drop_unbought_orders(
+                    self.orders, order_keys, remap, state["last_order"])
+            exact, notes = self._forget_counts(keep, returns_gone, after_gone, rows_gone)
+            self.customers, self.orders, self._state = encoder, orders, state
+            self._other_last_us = self._other_last_us[:n][keep]
+            if self.limit_us is not None:
+                self._after_cut_rows = self._after_cut_rows[:n][keep]
+            self._day_set = _pairset.rebuilt(day_keys, _pairset.capacity_for(len(day_keys)))[0]
+            self._order_set = _pairset.rebuilt(order_keys,
+                                               _pairset.capacity_for(len(order_keys)))[0]
+            self._day_keys, self._order_keys = len(day_keys), len(order_keys)
+        return audit("RFMState", requested=requested, found=int(codes.size),
+                     rows_removed=rows_gone, exact=exact, notes=notes, request=request,
+                     customers_left=int(keep.sum()),
+                     orders_left=len(orders) if orders is not None else 0)
+
+    def _forget_counts(self, keep, returns_gone: int, after_gone: int, rows_gone: int):
+        """Take the forgotten rows out of the report and the latest event time (under the
+        lock, before the records change); (exact, notes)."""
+        rep = self.report
+        rep["rows_read"] -= rows_gone
+        rep["return_rows"] -= returns_gone
+        if self.returns == "exclude":
+            rep["return_rows_excluded"] -= returns_gone
+        rep["rows_after_as_of"] -= after_gone
+        kept = self._state[:len(keep)][keep]
+        bought = kept["last_us"][kept["purchase_rows"] > 0]
+        latest = max(int(bought.max()) if len(bought) else NO_TIME,
+                     int(self._other_last_us[:len(keep)][keep].max()) if keep.any() else NO_TIME)
+        latest = None if latest == NO_TIME else latest
+        if self._rows_tracked:
+            self._max_time_us = latest
+            return True, "records, day/order pairs, ids and unshared order ids removed; " \
+                         "report counts and latest event time recomputed"
+        # A state from an older file: what it cannot know stays as it was, and is said.
+        notes = []
+        if self.limit_us is not None and rep["rows_after_as_of"]:
+            notes.append("rows_after_as_of may still count rows of the forgotten customers")
+        if latest != self._max_time_us:
+            notes.append("the latest event time (the default as_of) is kept: it may be a "
+                         "forgotten customer's return (file older than version 3)")
+        return not notes, "; ".join(notes) or "records, pairs and ids removed"
 
     # -- reading ----------------------------------------------------------------------------
     def to_table(self, as_of=None, *, segments: SegmentMap | None = None) -> pa.Table:
@@ -252,10 +361,13 @@ class RFMState:
     def save(self, path) -> None:
         """Save to a fastengage bundle (ZIP of JSON + .npy + Arrow IPC; never pickle).
 
-        Layout (version 2): ``meta.json`` with the settings, counts and report; arrays ``state``
+        Layout (version 3): ``meta.json`` with the settings, counts and report; arrays ``state``
         (structured, see ``fastengage.kernels.features.rfm.STATE_DTYPE``; exact money totals), ``day_pairs`` and
-        ``order_pairs`` (int64 pair keys ``customer_code << 32 | value``); tables ``customers``
-        and ``orders`` (ids in code order, original Arrow type).
+        ``order_pairs`` (int64 pair keys ``customer_code << 32 | value``), ``other_last_us``
+        (int64 per customer: latest time of its rows the records do not hold, returns and rows
+        after the cut) and ``after_cut_rows`` (int32 per customer, empty without ``as_of``), which
+        :meth:`forget` needs; tables ``customers`` and ``orders`` (ids in code order, original
+        Arrow type).
         """
         with self._lock:
             n = len(self.customers)
@@ -264,6 +376,7 @@ class RFMState:
                 "drop_null_customers": self.drop_null_customers, "limit_us": self.limit_us,
                 "max_time_us": self._max_time_us, "report": self.report,
                 "n_customers": n, "n_orders": len(self.orders) if self.orders is not None else 0,
+                "rows_tracked": self._rows_tracked,
             }
             tables = {"customers": pa.table({"id": self.customers.ids()})}
             if self.orders is not None:
@@ -271,7 +384,9 @@ class RFMState:
             save_bundle(path, _sf.KIND, _sf.VERSION, meta,
                         arrays={"state": self._state[:n],
                                 "day_pairs": _pairset.occupied(self._day_set),
-                                "order_pairs": _pairset.occupied(self._order_set)},
+                                "order_pairs": _pairset.occupied(self._order_set),
+                                "other_last_us": self._other_last_us[:n],
+                                "after_cut_rows": self._after_cut_rows[:n]},
                         tables=tables)
 
     @classmethod
@@ -298,7 +413,7 @@ class RFMState:
                 _sf.fail("meta.json", str(exc))
             self.limit_us = settings["limit_us"]
             self._max_time_us = settings["max_time_us"]
-            self.report = settings["report"]
+            self.report = {key: settings["report"][key] for key in new_report()}  # key order too
             state = _sf.read_records(bundle, settings)
             self.customers = _read_ids(bundle, "customers", len(state), cols["customer"], "customer")
             if self.orders is not None:
@@ -309,7 +424,9 @@ class RFMState:
             else:
                 self._order_set = _sf.read_no_pairs(bundle, "order_pairs")
             self._day_set = _sf.read_pairs(bundle, state, "day_pairs", None)
+            tracked = _sf.read_row_tracking(bundle, state, settings)
         self._state = state
+        self._other_last_us, self._after_cut_rows, self._rows_tracked = tracked
         self._day_keys = int(state["purchase_days"].sum(dtype=np.int64))
         self._order_keys = (int(state["frequency"].sum(dtype=np.int64))
                             if self.orders is not None else 0)
@@ -331,3 +448,32 @@ def _read_ids(bundle, name: str, n: int | None, column: str, role: str) -> IdEnc
         return IdEncoder.from_arrow(ids, column, role)
     except InputError as exc:
         _sf.fail(member, str(exc))
+
+
+def _remap_pairs(keys: np.ndarray, remap: np.ndarray, value_remap) -> np.ndarray:
+    """Pair keys ``code << 32 | value`` of kept customers with new codes (and new values when
+    ``value_remap`` is given; every remaining value must be kept there)."""
+    codes = keys >> np.int64(32)
+    new_codes = remap[codes]
+    kept = new_codes >= 0
+    values = keys[kept] & _LOW32
+    if value_remap is not None:
+        values = value_remap[values]
+    return (new_codes[kept] << np.int64(32)) | values
+
+
+def _drop_unbought_orders(orders: IdEncoder, keys: np.ndarray, remap: np.ndarray,
+                          last_order: np.ndarray):
+    """(order encoder without the ids no remaining customer bought in, remapped order pair
+    keys, remapped last-order hints). Such orders count for nobody; a rebuild would either not
+    hold them (the forgotten customers' orders) or give them other codes, which only name
+    pairs, so the counts are the same."""
+    from ..privacy.forget import drop_ids
+
+    kept_keys = keys[remap[keys >> np.int64(32)] >= 0]
+    bought = np.zeros(len(orders), np.bool_)
+    bought[kept_keys & _LOW32] = True
+    new_orders, order_remap = drop_ids(orders, np.flatnonzero(~bought))
+    hints = np.where(last_order >= 0, order_remap[np.maximum(last_order, 0)], -1)
+    return (new_orders, _remap_pairs(kept_keys, remap, order_remap),
+            hints.astype(last_order.dtype))

@@ -186,6 +186,9 @@ def drop_ids(encoder: IdEncoder, codes: np.ndarray) -> tuple[IdEncoder, np.ndarr
             new.encode(kept)
         else:
             new._bind(encoder.input_type or ids.type)
+        # ids() gives the value type (large_string for string_view): keep the types the user's
+        # ids came in (dictionary included), as the original encoder reports them on output
+        new.type, new.input_type = encoder.type, encoder.input_type
     return new, remap
 
 
