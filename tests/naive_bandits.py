@@ -158,3 +158,43 @@ def gaussian_argmax_probabilities(mean, sd, grid=20001):
         others = np.prod(np.delete(cdf, a, axis=0), axis=0)
         out.append(np.trapezoid(pdf[a] * others, t))
     return np.array(out)
+
+
+class HybridLinUCBAlgorithm2:
+    """Hybrid LinUCB exactly as Li et al. (2010), Algorithm 2, written out: ``A0``/``b0`` and the
+    per-arm ``A_a``/``B_a``/``b_a`` updated row by row with the paper's add/subtract steps,
+    explicit inverses (``lam`` replaces the paper's identity priors)."""
+
+    def __init__(self, n_arms, k, d, alpha, lam=1.0):
+        self.alpha = alpha
+        self.A0, self.b0 = lam * np.eye(k), np.zeros(k)
+        self.A = [lam * np.eye(d) for _ in range(n_arms)]
+        self.B = [np.zeros((d, k)) for _ in range(n_arms)]
+        self.b = [np.zeros(d) for _ in range(n_arms)]
+
+    def scores(self, z, x):
+        """(mean, s, p) per arm for one row: the paper's lines 5-12."""
+        A0i = np.linalg.inv(self.A0)
+        beta = A0i @ self.b0
+        mean, s, p = [], [], []
+        for A, B, b in zip(self.A, self.B, self.b):
+            Ai = np.linalg.inv(A)
+            theta = Ai @ (b - B @ beta)
+            var = (z @ A0i @ z - 2 * z @ A0i @ B.T @ Ai @ x + x @ Ai @ x
+                   + x @ Ai @ B @ A0i @ B.T @ Ai @ x)
+            mean.append(z @ beta + x @ theta)
+            s.append(var)
+            p.append(mean[-1] + self.alpha * np.sqrt(var))
+        return np.array(mean), np.array(s), np.array(p)
+
+    def update(self, a, z, x, r):
+        """The paper's lines 17-23."""
+        Ai = np.linalg.inv(self.A[a])
+        self.A0 += self.B[a].T @ Ai @ self.B[a]
+        self.b0 += self.B[a].T @ Ai @ self.b[a]
+        self.A[a] += np.outer(x, x)
+        self.B[a] += np.outer(x, z)
+        self.b[a] += r * x
+        Ai = np.linalg.inv(self.A[a])
+        self.A0 += np.outer(z, z) - self.B[a].T @ Ai @ self.B[a]
+        self.b0 += r * z - self.B[a].T @ Ai @ self.b[a]

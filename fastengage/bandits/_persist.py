@@ -1,6 +1,7 @@
 """Save and load bandit policies in the safe bundle format (JSON + .npy + Arrow IPC, no pickle).
 
-A policy file holds ``meta.json`` (class, hyperparameters, feature names), the additive
+A policy file holds ``meta.json`` (class, hyperparameters, feature names; for hybrid LinUCB
+``n_shared``, how many of the features are shared, they come first), the additive
 statistics (``counts``, ``sums``, ``sums2``: K-vectors; ``G``: K x d x d; ``g``: K x d) and the
 arm ids (``arms.arrow``). Loading checks every member against the metadata before anything is
 built; a malformed file raises :class:`~fastengage.errors.ModelFormatError` naming the member.
@@ -18,7 +19,7 @@ KIND = "bandit_policy"
 VERSION = 1
 _CLASSES = {cls.__name__: cls for cls in (kinds.EpsilonGreedy, kinds.UCB1, kinds.BetaTS,
                                           kinds.GaussianTS, kinds.LinUCB, kinds.LinTS,
-                                          kinds.LinEpsilonGreedy)}
+                                          kinds.LinEpsilonGreedy, kinds.HybridLinUCB)}
 _STATS = ("counts", "sums", "sums2", "G", "g")
 
 
@@ -29,6 +30,8 @@ def save_policy(policy, path) -> None:
         meta = {"class": type(policy).__name__, "params": dict(policy.params),
                 "features": policy.features, "n_arms": len(policy._arms),
                 "n_features": policy.n_features}
+        if isinstance(policy, kinds.HybridLinUCB):
+            meta["n_shared"] = len(policy.shared)
         arms = policy._arms
     save_bundle(path, KIND, VERSION, meta, arrays=arrays, tables={"arms": pa.table({"arm": arms})})
 
@@ -59,6 +62,14 @@ def _meta(bundle):
         _fail("meta.json", f"features must be a list of {d} column names or null")
     if features is None and d:
         _fail("meta.json", "a policy with features must name them")
+    if cls is kinds.HybridLinUCB:
+        k = meta.get("n_shared")
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k < d:
+            _fail("meta.json", f"n_shared must be an integer in [1, {d - 1}], got {k!r}")
+        params = {**params, "shared": features[:k]}
+        features = features[k:]
+    elif "n_shared" in meta:
+        _fail("meta.json", f"n_shared is only meaningful for HybridLinUCB, not {cls.__name__}")
     return cls, params, features, K, d
 
 

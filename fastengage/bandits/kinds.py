@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import InputError
 from ..kernels.bandits import decide as _decide
+from ..kernels.bandits import ridge as _ridge
 from .policies import Policy
 
-__all__ = ["UCB1", "BetaTS", "EpsilonGreedy", "GaussianTS", "LinEpsilonGreedy", "LinTS", "LinUCB"]
+__all__ = ["UCB1", "BetaTS", "EpsilonGreedy", "GaussianTS", "HybridLinUCB", "LinEpsilonGreedy",
+           "LinTS", "LinUCB"]
 
 _POS = (0.0, np.inf)
 _PROB = (0.0, 1.0)
@@ -116,3 +119,49 @@ class LinEpsilonGreedy(_Linear):
 
     KIND = _decide.GREEDY
     PARAMS = (("epsilon", 0.1, _PROB), ("l2", 1.0, (1e-12, np.inf)))
+
+
+class HybridLinUCB(LinUCB):
+    """Hybrid LinUCB (Li et al. 2010, Algorithm 2): arm ``a`` scores
+    ``z . beta + x . theta_a + alpha * sqrt(s_a)``, where ``z`` are the ``shared`` features,
+    whose coefficient ``beta`` is learned from every arm's rows, and ``x`` the arm's own
+    ``features`` with per-arm ``theta_a``; ``s_a`` is the paper's variance term. Ridge ``l2``
+    on ``beta`` and every ``theta_a`` (the paper's identity priors when ``l2 = 1``).
+
+    The statistics are those of a disjoint LinUCB on ``w = [z; x]`` (per-arm sums of ``w w^T``
+    and ``r w``: additive, so ``update``, ``update_one``, ``merge`` and saving work as for every
+    policy); the shared part is pooled over arms when the snapshot is built, so every decision
+    reads all arms' data and an update re-solves every arm. Columns are read as
+    ``shared + features``; ``decide_one(w)`` takes that concatenation, shared values first.
+    """
+
+    def __init__(self, arms, *, features: list[str] | None = None,
+                 shared: list[str] | None = None, **params):
+        lists = []
+        for role, names in (("features", features), ("shared", shared)):
+            if (names is None or isinstance(names, str) or not len(names)
+                    or not all(isinstance(f, str) for f in names)):
+                raise InputError(f"HybridLinUCB needs {role}=[column names] (at least one)")
+            lists.append(list(names))
+        own, common = lists
+        if set(own) & set(common):
+            raise InputError(f"columns {sorted(set(own) & set(common))} are both shared and "
+                             "per-arm features")
+        self.shared = common
+        super().__init__(arms, features=common + own, **params)
+
+    def _refresh(self, arms=None) -> None:
+        super()._refresh(None)  # beta pools every arm: re-solve them all
+
+    def _solve(self, theta, A_inv, L_inv, rows) -> None:
+        P, c = _ridge.hybrid_joint(self._G, self._g, len(self.shared), self.params["l2"])
+        bad = _ridge.solve_arms(P, c, 0.0, theta, A_inv, L_inv)
+        if bad >= 0:
+            raise InputError(f"the joint ridge matrix of arm {self._arms[bad]} is not positive "
+                             "definite")
+
+    def merge(self, other):
+        if isinstance(other, HybridLinUCB) and len(other.shared) != len(self.shared):
+            raise InputError("merge needs hybrid policies with the same number of shared "
+                             "features")
+        return super().merge(other)

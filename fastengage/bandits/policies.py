@@ -213,18 +213,22 @@ class Policy:
             self._add(XC, codes, rewards, n_threads)
         return self
 
+    def _task_sums(self, XC, codes, rewards, n_threads):
+        """Per-task sums of rows grouped by arm (see ``kernels/bandits/ridge.py``)."""
+        K, d = len(self._arms), self.n_features
+        order, task_arm, start, stop, starts = _ridge.plan_tasks(codes, K, BANDIT_ROWS_PER_TASK)
+        T = task_arm.shape[0]
+        part_G, part_g, part_s = np.zeros((T, d, d)), np.zeros((T, d)), np.zeros((T, 3))
+        threads = _threads(XC.shape[1], n_threads)
+        XG = np.empty_like(XC)
+        _ridge.gather_by_arm(XC, codes, starts, XG, n_threads=threads)
+        _ridge.task_sums(XG, rewards, order, start, stop, part_G, part_g, part_s,
+                         n_threads=threads)
+        return task_arm, part_G, part_g, part_s
+
     def _add(self, XC, codes, rewards, n_threads) -> None:
         with self._lock:
-            K, d = len(self._arms), self.n_features
-            order, task_arm, start, stop, starts = _ridge.plan_tasks(codes, K,
-                                                                      BANDIT_ROWS_PER_TASK)
-            T = task_arm.shape[0]
-            part_G, part_g, part_s = np.zeros((T, d, d)), np.zeros((T, d)), np.zeros((T, 3))
-            threads = _threads(XC.shape[1], n_threads)
-            XG = np.empty_like(XC)
-            _ridge.gather_by_arm(XC, codes, starts, XG, n_threads=threads)
-            _ridge.task_sums(XG, rewards, order, start, stop, part_G, part_g, part_s,
-                             n_threads=threads)
+            task_arm, part_G, part_g, part_s = self._task_sums(XC, codes, rewards, n_threads)
             _ridge.add_task_sums(task_arm, part_G, part_g, part_s, self._G, self._g,
                                  self._counts, self._sums, self._sums2)
             self._refresh(np.unique(task_arm))
@@ -265,6 +269,21 @@ class Policy:
                 np.add.at(mine, idx, theirs)
             self._refresh()
         return self
+
+    def forget(self, customers, *, request: str | None = None, logs=None,
+               customer: str | None = None, arm: str | None = None, reward: str | None = None,
+               features: list[str] | None = None, n_threads: int | None = None):
+        """Erase customers (``fastengage.privacy.forget`` protocol) -> ``AuditRecord``.
+
+        A policy never holds customer ids, only per-arm sums over the rows it learned. Pass
+        ``logs=`` (with ``customer=``, ``arm=``, ``reward=`` column names) holding their rows to
+        subtract their share of the sums: the policy then equals one learned without them.
+        Without logs nothing changes and the record says that their share remains.
+        """
+        from ._forget import forget_policy
+
+        return forget_policy(self, customers, request=request, logs=logs, customer=customer,
+                             arm=arm, reward=reward, features=features, n_threads=n_threads)
 
     # -- decisions ------------------------------------------------------------------------
     def _context(self, x) -> np.ndarray:

@@ -207,3 +207,42 @@ def solve_arms(G, g, lam, theta, A_inv, L_inv):
                 s += A_inv[a, i, j] * g[a, j]
             theta[a, i] = s
     return -1
+
+
+def hybrid_joint(G, g, k, lam):
+    """The per-arm joint ridge system of hybrid LinUCB (Li et al. 2010, Algorithm 2).
+
+    ``G[a]`` and ``g[a]`` are arm ``a``'s sums of ``w w^T`` and ``r w`` over its rows, with
+    ``w = [z; x]``: ``k`` shared features ``z`` first, then the arm's own features ``x``. In the
+    paper's notation ``A_a = lam I + sum x x^T``, ``B_a = sum x z^T``, ``b_a = sum r x``, and
+    ``A_0 = lam I + sum_all z z^T - sum_a B_a^T A_a^-1 B_a``,
+    ``b_0 = sum_all r z - sum_a B_a^T A_a^-1 b_a`` (what the paper's incremental updates hold).
+
+    Returns ``(P, c)`` with ``P[a] = [[A_0 + B_a^T A_a^-1 B_a, B_a^T], [B_a, A_a]]`` and
+    ``c[a] = [b_0 + B_a^T A_a^-1 b_a; b_a]``: then ``P[a]^-1 c[a] = [beta; theta_a]`` (the
+    paper's ``beta = A_0^-1 b_0``, ``theta_a = A_a^-1 (b_a - B_a beta)``) and
+    ``w^T P[a]^-1 w`` is the paper's ``s_{t,a}`` (block inverse with Schur complement ``A_0``),
+    so :func:`solve_arms` on ``P`` (with ``lam = 0``) gives exactly what disjoint decisions
+    read. Per-arm linear algebra on K small matrices, no loop over rows.
+    """
+    K, D = G.shape[0], G.shape[1]
+    A = G[:, k:, k:] + lam * np.eye(D - k)
+    B = G[:, k:, :k]
+    b = g[:, k:]
+    Bt = B.transpose(0, 2, 1)
+    AinvB = np.linalg.solve(A, B)
+    Ainvb = np.linalg.solve(A, b[:, :, None])
+    BtAinvB = Bt @ AinvB
+    BtAinvb = (Bt @ Ainvb)[:, :, 0]
+    A0 = lam * np.eye(k) + G[:, :k, :k].sum(axis=0) - BtAinvB.sum(axis=0)
+    b0 = g[:, :k].sum(axis=0) - BtAinvb.sum(axis=0)
+    P = np.empty((K, D, D))
+    P[:, :k, :k] = A0[None] + BtAinvB
+    P[:, :k, k:] = Bt
+    P[:, k:, :k] = B
+    P[:, k:, k:] = A
+    P = 0.5 * (P + P.transpose(0, 2, 1))  # exactly symmetric for the Cholesky
+    c = np.empty((K, D))
+    c[:, :k] = b0[None] + BtAinvb
+    c[:, k:] = b
+    return P, c
