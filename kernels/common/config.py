@@ -140,6 +140,16 @@ PROFILE_MAX_CHANNELS = 64
 #: Row chunks of the counting sort by customer are at most this many (one count per customer
 #: and chunk); the sort is stable, so the order of rows does not depend on it.
 PROFILE_SORT_CHUNKS = 16
+
+# --- features: rfm() and profile() id codes and small inputs (issues #15.5, #11) ---------------
+#: Integer customer ids whose range is at most this many slots past the row count are their
+#: own codes (``id - min``): no hashing, and codes already ascend with the ids.
+FEATURES_DENSE_SLACK = 1024
+#: Largest id range indexed directly (rfm records are 64 bytes: 2**24 of them are 1 GiB).
+FEATURES_DENSE_MAX_RANGE = 1 << 24
+#: rfm() on an in-memory table with fewer rows folds them on the calling thread in one serial
+#: kernel (no partitioning, no parallel kernel to compile on a first call); same result.
+RFM_SERIAL_MAX_ROWS = 1 << 17
 #: Parts of dp_report's bounding pass (a power of two): with a per-customer cap each part owns
 #: the customers whose code is equal to it modulo the part count; counts and sums are integers,
 #: so the result is the same for any part and thread count. 8 parts balance 2-8 threads.
