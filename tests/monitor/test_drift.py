@@ -127,7 +127,8 @@ def test_kernel_numeric_drift_on_weighted_points_matches_expanded_values():
     out = [np.empty(1) for _ in range(4)]
     bins = np.empty(1, dtype=np.int64)
     rp, cp = np.zeros((1, 4)), np.zeros((1, 4))
-    numeric_drift(vals, weights, np.array([0]), np.array([4]), np.array([0]), np.array([8.0]),
+    cum_weights = np.concatenate([[0.0], np.cumsum(weights)])  # the kernel's weight form
+    numeric_drift(vals, cum_weights, np.array([0]), np.array([4]), np.array([0]), np.array([8.0]),
                   cur, np.empty(0), np.array([0]), np.array([5]), np.array([-1]), np.array([5.0]),
                   4, 1e-4, *out, bins, rp, cp)
     want = naive_monitor.numeric_drift(np.repeat(vals, weights.astype(int)), cur, 4)
