@@ -89,7 +89,9 @@ def _arrays(bundle, K: int, d: int):
     counts, sums, sums2 = out["counts"], out["sums"], out["sums2"]
     if (counts < 0).any() or (counts != np.round(counts)).any():
         _fail("counts.npy", "counts must be non-negative integers")
-    if (sums2 < 0).any() or (sums ** 2 > sums2 * np.maximum(counts, 1) * (1 + 1e-9) + 1e-9).any():
+    with np.errstate(over="ignore"):  # inf > x is the refusal we want
+        inconsistent = (sums ** 2 > sums2 * np.maximum(counts, 1) * (1 + 1e-9) + 1e-9).any()
+    if (sums2 < 0).any() or inconsistent:
         _fail("sums2.npy", "sums of squares are inconsistent with the sums (Cauchy-Schwarz)")
     if (counts == 0).any() and ((sums[counts == 0] != 0).any() or (sums2[counts == 0] != 0).any()):
         _fail("sums.npy", "an arm with no rows has non-zero reward sums")

@@ -58,7 +58,8 @@ class _Snapshot:
         # Width bounds for skipping arms that cannot win a UCB row: width <= bound0 + bound1|x|
         # (triangle inequality, spectral norm); the 1e-9 margin dwarfs any rounding.
         margin = 1.0 + 1e-9
-        self.bound0 = self.scale * np.sqrt(base_var) * margin
+        with np.errstate(invalid="ignore"):  # 0 * inf (UCB1, alpha 0, an unplayed arm)
+            self.bound0 = np.nan_to_num(self.scale * np.sqrt(base_var) * margin, nan=np.inf)
         self.bound1 = (self.scale * np.linalg.norm(L_inv, ord=2, axis=(1, 2)) * margin
                        if L_inv.shape[1] else np.zeros(theta.shape[0]))
         # What decide_one passes, prepared once: per-arm numbers stacked (fewer kernel
