@@ -30,13 +30,9 @@ ctypedef fused offset_t:
     int32_t
     int64_t
 
-cdef struct IntSlot:
-    int64_t key
-    int64_t code  # -1 marks an empty slot
-
-cdef struct StrSlot:
-    uint64_t hash
-    int64_t code  # -1 marks an empty slot
+cdef struct Slot:
+    uint64_t key   # the id's bits (Int64IdMap) or the string's hash (BytesIdMap)
+    int64_t code   # -1 marks an empty slot
 
 
 cdef inline uint64_t mix64(uint64_t x) noexcept nogil:
@@ -74,10 +70,57 @@ cdef inline int64_t _capacity_for(int64_t n_keys) noexcept nogil:
     return cap
 
 
+cdef Slot* _empty_slots(int64_t capacity) noexcept nogil:
+    """A table of ``capacity`` empty slots (NULL when out of memory)."""
+    cdef Slot* slots = <Slot*>malloc(capacity * sizeof(Slot))
+    cdef int64_t i
+    if slots != NULL:
+        for i in range(capacity):
+            slots[i].code = -1
+    return slots
+
+
+cdef Slot* _rehash(Slot* slots, int64_t capacity, int64_t new_capacity,
+                   bint mix_key) except NULL nogil:
+    """Move every used slot into a new table; frees the old one. Int ids are placed by
+    ``mix64(key)``; strings by their stored hash (``mix_key`` false)."""
+    cdef Slot* new_slots = _empty_slots(new_capacity)
+    cdef int64_t i, j, mask = new_capacity - 1
+    if new_slots == NULL:
+        with gil:
+            raise MemoryError()
+    for i in range(capacity):
+        if slots[i].code >= 0:
+            j = <int64_t>((mix64(slots[i].key) if mix_key else slots[i].key) & <uint64_t>mask)
+            while new_slots[j].code >= 0:
+                j = (j + 1) & mask
+            new_slots[j] = slots[i]
+    free(slots)
+    return new_slots
+
+
+cdef int _reserve(void** buffer, int64_t* capacity, int64_t need,
+                  size_t item_size) except -1 nogil:
+    """Grow ``*buffer`` (``*capacity`` items) by doubling until it holds ``need`` items."""
+    cdef int64_t new_capacity = capacity[0]
+    cdef void* grown
+    if need <= new_capacity:
+        return 0
+    while new_capacity < need:
+        new_capacity *= 2
+    grown = realloc(buffer[0], new_capacity * item_size)
+    if grown == NULL:
+        with gil:
+            raise MemoryError()
+    buffer[0] = grown
+    capacity[0] = new_capacity
+    return 0
+
+
 cdef class Int64IdMap:
     """Hash map from int64 id to dense int64 code (first-seen order)."""
 
-    cdef IntSlot* slots
+    cdef Slot* slots
     cdef int64_t capacity
     cdef int64_t size
     cdef int64_t* keys_by_code
@@ -85,15 +128,12 @@ cdef class Int64IdMap:
 
     def __cinit__(self, int64_t expected=0):
         self.capacity = _capacity_for(expected)
-        self.slots = <IntSlot*>malloc(self.capacity * sizeof(IntSlot))
+        self.slots = _empty_slots(self.capacity)
         self.keys_capacity = max(16, expected)
         self.keys_by_code = <int64_t*>malloc(self.keys_capacity * sizeof(int64_t))
         if self.slots == NULL or self.keys_by_code == NULL:
             raise MemoryError()
         self.size = 0
-        cdef int64_t i
-        for i in range(self.capacity):
-            self.slots[i].code = -1
 
     def __dealloc__(self):
         free(self.slots)
@@ -105,38 +145,10 @@ cdef class Int64IdMap:
     cdef int _grow(self, int64_t n_more) except -1 nogil:
         """Make room for n_more new keys without any resize inside the probing loop."""
         cdef int64_t need = self.size + n_more
-        cdef int64_t new_cap, i, j, mask
-        cdef IntSlot* new_slots
-        cdef int64_t* new_keys
-        if need > self.keys_capacity:
-            new_cap = self.keys_capacity
-            while new_cap < need:
-                new_cap *= 2
-            new_keys = <int64_t*>realloc(self.keys_by_code, new_cap * sizeof(int64_t))
-            if new_keys == NULL:
-                with gil:
-                    raise MemoryError()
-            self.keys_by_code = new_keys
-            self.keys_capacity = new_cap
-        if 2 * need <= self.capacity:
-            return 0
-        new_cap = _capacity_for(need)
-        new_slots = <IntSlot*>malloc(new_cap * sizeof(IntSlot))
-        if new_slots == NULL:
-            with gil:
-                raise MemoryError()
-        for i in range(new_cap):
-            new_slots[i].code = -1
-        mask = new_cap - 1
-        for i in range(self.capacity):
-            if self.slots[i].code >= 0:
-                j = <int64_t>(mix64(<uint64_t>self.slots[i].key) & <uint64_t>mask)
-                while new_slots[j].code >= 0:
-                    j = (j + 1) & mask
-                new_slots[j] = self.slots[i]
-        free(self.slots)
-        self.slots = new_slots
-        self.capacity = new_cap
+        _reserve(<void**>&self.keys_by_code, &self.keys_capacity, need, sizeof(int64_t))
+        if 2 * need > self.capacity:
+            self.slots = _rehash(self.slots, self.capacity, _capacity_for(need), True)
+            self.capacity = _capacity_for(need)
         return 0
 
     def encode(self, const int64_t[::1] values,  # IN  ids, any order, repeats allowed
@@ -161,13 +173,13 @@ cdef class Int64IdMap:
                     j = slot_of[i - b]
                     while True:
                         if self.slots[j].code < 0:
-                            self.slots[j].key = key
+                            self.slots[j].key = <uint64_t>key
                             self.slots[j].code = self.size
                             self.keys_by_code[self.size] = key
                             out[i] = self.size
                             self.size += 1
                             break
-                        if self.slots[j].key == key:
+                        if self.slots[j].key == <uint64_t>key:
                             out[i] = self.slots[j].code
                             break
                         j = (j + 1) & mask
@@ -186,7 +198,7 @@ cdef class Int64IdMap:
                     if self.slots[j].code < 0:
                         out[i] = -1
                         break
-                    if self.slots[j].key == key:
+                    if self.slots[j].key == <uint64_t>key:
                         out[i] = self.slots[j].code
                         break
                     j = (j + 1) & mask
@@ -206,7 +218,7 @@ cdef class BytesIdMap:
     the layout of an Arrow ``large_string`` array, so decoding is a zero-parse buffer wrap.
     """
 
-    cdef StrSlot* slots
+    cdef Slot* slots
     cdef int64_t capacity
     cdef int64_t size
     cdef int64_t* offsets        # size + 1 entries into arena
@@ -216,7 +228,7 @@ cdef class BytesIdMap:
 
     def __cinit__(self, int64_t expected=0):
         self.capacity = _capacity_for(expected)
-        self.slots = <StrSlot*>malloc(self.capacity * sizeof(StrSlot))
+        self.slots = _empty_slots(self.capacity)
         self.offsets_capacity = max(16, expected + 1)
         self.offsets = <int64_t*>malloc(self.offsets_capacity * sizeof(int64_t))
         self.arena_capacity = 1024
@@ -225,9 +237,6 @@ cdef class BytesIdMap:
             raise MemoryError()
         self.size = 0
         self.offsets[0] = 0
-        cdef int64_t i
-        for i in range(self.capacity):
-            self.slots[i].code = -1
 
     def __dealloc__(self):
         free(self.slots)
@@ -238,50 +247,14 @@ cdef class BytesIdMap:
         return self.size
 
     cdef int _grow(self, int64_t n_more, int64_t bytes_more) except -1 nogil:
+        """Make room for n_more new strings of bytes_more bytes in all, before probing."""
         cdef int64_t need = self.size + n_more
-        cdef int64_t new_cap, i, j, mask
-        cdef StrSlot* new_slots
-        cdef int64_t* new_offsets
-        cdef uint8_t* new_arena
-        if need + 1 > self.offsets_capacity:
-            new_cap = self.offsets_capacity
-            while new_cap < need + 1:
-                new_cap *= 2
-            new_offsets = <int64_t*>realloc(self.offsets, new_cap * sizeof(int64_t))
-            if new_offsets == NULL:
-                with gil:
-                    raise MemoryError()
-            self.offsets = new_offsets
-            self.offsets_capacity = new_cap
-        if self.offsets[self.size] + bytes_more > self.arena_capacity:
-            new_cap = self.arena_capacity
-            while new_cap < self.offsets[self.size] + bytes_more:
-                new_cap *= 2
-            new_arena = <uint8_t*>realloc(self.arena, new_cap)
-            if new_arena == NULL:
-                with gil:
-                    raise MemoryError()
-            self.arena = new_arena
-            self.arena_capacity = new_cap
-        if 2 * need <= self.capacity:
-            return 0
-        new_cap = _capacity_for(need)
-        new_slots = <StrSlot*>malloc(new_cap * sizeof(StrSlot))
-        if new_slots == NULL:
-            with gil:
-                raise MemoryError()
-        for i in range(new_cap):
-            new_slots[i].code = -1
-        mask = new_cap - 1
-        for i in range(self.capacity):
-            if self.slots[i].code >= 0:
-                j = <int64_t>(self.slots[i].hash & <uint64_t>mask)
-                while new_slots[j].code >= 0:
-                    j = (j + 1) & mask
-                new_slots[j] = self.slots[i]
-        free(self.slots)
-        self.slots = new_slots
-        self.capacity = new_cap
+        _reserve(<void**>&self.offsets, &self.offsets_capacity, need + 1, sizeof(int64_t))
+        _reserve(<void**>&self.arena, &self.arena_capacity, self.offsets[self.size] + bytes_more,
+                 1)
+        if 2 * need > self.capacity:
+            self.slots = _rehash(self.slots, self.capacity, _capacity_for(need), False)
+            self.capacity = _capacity_for(need)
         return 0
 
     cdef inline int64_t _find(self, const uint8_t* s, int64_t n, uint64_t h, bint insert) noexcept nogil:
@@ -297,11 +270,11 @@ cdef class BytesIdMap:
                 if n:
                     memcpy(self.arena + start, s, n)
                 self.offsets[self.size + 1] = start + n
-                self.slots[j].hash = h
+                self.slots[j].key = h
                 self.slots[j].code = self.size
                 self.size += 1
                 return self.size - 1
-            if self.slots[j].hash == h:
+            if self.slots[j].key == h:
                 start = self.offsets[code]
                 if self.offsets[code + 1] - start == n and (n == 0 or memcmp(self.arena + start, s, n) == 0):
                     return code
