@@ -113,3 +113,24 @@ def test_sequential_equals_cumulative_msprt():
         assert row["n_control"] == a.size
     assert out["decision"].to_pylist()[-1] == "reject"
     assert np.all(np.diff(out["ci_high"].to_numpy() - out["ci_low"].to_numpy()) <= 0)
+
+
+def test_dictionary_keys_with_unused_and_repeated_entries_read_as_plain_strings():
+    # Dictionary columns are coded from their indices; an entry no row uses must not become an
+    # empty segment, and a repeated entry must not split a segment.
+    table = _users(seed=3, n=3000)
+    arm_plain, seg_plain = table.column("arm").combine_chunks(), table.column("country")
+    seg_plain = seg_plain.combine_chunks()
+    entries = pa.array(["uk", "es", "de", "fr", "de"])
+    lookup = {"uk": 0, "de": 4, "fr": 3}
+    seg_dict = pa.DictionaryArray.from_arrays(
+        pa.array([lookup[s] for s in seg_plain.to_pylist()], pa.int8()), entries)
+    arm_dict = arm_plain.dictionary_encode()
+    plain = readout(table, variant="arm", control="ctrl", metrics=["revenue", "converted"],
+                    segment="country")
+    coded = readout(table.set_column(0, "arm", arm_dict)
+                    .set_column(table.schema.get_field_index("country"), "country", seg_dict),
+                    variant="arm", control="ctrl", metrics=["revenue", "converted"],
+                    segment="country")
+    assert coded.equals(plain)
+    assert sorted(set(coded["segment"].to_pylist())) == ["all", "de", "fr", "uk"]
