@@ -20,6 +20,9 @@ CYTHON_DIRECTIVES = {
 
 CYTHON_MODULES = [
     "common.idmap",
+    "common.chunks",
+    "recommend.fit_native",
+    "recommend.serve_native",
 ]
 
 extensions = [

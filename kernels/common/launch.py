@@ -14,6 +14,10 @@ function, optionally with ``n_threads=``. Every launch therefore
 
 Results must not depend on the thread count: a kernel built here never reduces floats across
 threads in thread order (tests run each kernel at 1 and 2 threads and compare bits).
+
+Kernels compiled ahead of time (Cython, issue #11: no JIT compilation on a cold start) are
+parallelised by :func:`run_threaded` instead: the same ``n_threads`` rule, the work being a
+GIL-free worker function that claims chunks of a fixed plan from a shared atomic counter.
 """
 from __future__ import annotations
 
@@ -25,7 +29,8 @@ from numba import njit
 
 from .config import DEFAULT_THREADS, NJIT_PARALLEL
 
-__all__ = ["ParallelKernel", "parallel_kernel", "dual_kernel", "resolve_threads", "run_parallel"]
+__all__ = ["ParallelKernel", "parallel_kernel", "dual_kernel", "resolve_threads", "run_parallel",
+           "run_threaded"]
 
 _LOCK = threading.Lock()
 _THREADSAFE_LAYERS = ("tbb", "omp")
@@ -63,6 +68,38 @@ def run_parallel(kernel, *args, n_threads: int | None = None):
         except ValueError:  # no parallel region has run yet (e.g. NUMBA_DISABLE_JIT)
             pass
         return result
+
+
+def run_threaded(worker, n_threads: int | None = None) -> None:
+    """Call ``worker()`` on ``n_threads`` threads at once (the caller's and ``n - 1`` new ones)
+    and wait for all of them; the first exception raised by any of them is re-raised.
+
+    ``worker`` must release the GIL for its loop (a Cython ``nogil`` kernel) and take its work
+    from a shared plan (chunks claimed through an atomic counter), so each item is done exactly
+    once by one thread, whatever the thread count: results never depend on it. Starting a
+    thread costs ~0.1 ms, nothing beside a launch worth parallelising.
+    """
+    n = resolve_threads(n_threads)
+    if n == 1:
+        worker()
+        return
+    errors = []
+
+    def guarded():
+        try:
+            worker()
+        except BaseException as exc:  # re-raised in the caller below
+            errors.append(exc)
+
+    helpers = [threading.Thread(target=guarded, name="fastengage-worker", daemon=True)
+               for _ in range(n - 1)]
+    for t in helpers:
+        t.start()
+    guarded()
+    for t in helpers:
+        t.join()
+    if errors:
+        raise errors[0]
 
 
 class ParallelKernel:

@@ -5,21 +5,21 @@ scheduling). On implicit feedback the rows have power-law lengths, and on a shar
 worker may be descheduled for a while, so a static split leaves a thread idle at the end of every
 half-step. The kernels here give OpenMP's ``schedule(dynamic)`` by hand:
 
-1. :func:`cost_chunks` cuts the rows into contiguous chunks of about equal cost
-   (``nnz + row_cost`` per row) and orders them by decreasing cost, so a chunk holding one
-   giant row (a best-selling item) starts first instead of finishing last;
-2. the parallel kernel runs ``prange(n_workers)`` (``n_workers`` passed in from
-   ``numba.get_num_threads()``: calling it inside a kernel would stop Numba caching the kernel)
-   and every worker claims the next chunk with an
-   atomic fetch-and-add (:func:`fetch_add`) until none are left.
+1. :func:`cost_chunks` (compiled ahead of time in :mod:`kernels.common.chunks`) cuts the rows
+   into contiguous chunks of about equal cost (``nnz + row_cost`` per row) and orders them by
+   decreasing cost, so a chunk holding one giant row (a best-selling item) starts first instead
+   of finishing last;
+2. a Numba kernel runs ``prange(n_workers)`` (``n_workers`` passed in from the launch: calling
+   ``numba.get_num_threads()`` inside a kernel would stop Numba caching it), a Cython kernel
+   runs its worker on ``n_workers`` threads (``launch.run_threaded``), and every worker claims
+   the next chunk with an atomic fetch-and-add (:func:`fetch_add`) until none are left.
 """
-import numpy as np
 from llvmlite import ir
-from numba import njit, types
+from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
-from .config import NJIT
+from .chunks import cost_chunks  # noqa: F401  (re-exported: the plan of every chunked kernel)
 
 #: Chunks per worker: enough that the last chunks to finish are short.
 CHUNKS_PER_WORKER = 48
@@ -59,42 +59,3 @@ def _fetch_add_compiled(counter, value):
     def impl(counter, value):
         return _atomic_add(counter, value)
     return impl
-
-
-@njit(**NJIT)
-def cost_chunks(indptr, row_cost, n_chunks):
-    """Cut rows into about ``n_chunks`` contiguous chunks of equal cost.
-
-    Parameters
-    ----------
-    indptr : int64[n_rows + 1]
-        CSR row pointers; a row costs ``indptr[u + 1] - indptr[u] + row_cost``.
-    row_cost : int
-        Fixed cost of a row in units of one stored entry (the dense per-row work).
-    n_chunks : int
-        Target number of chunks (>= 1).
-
-    Returns
-    -------
-    bounds : int64[m + 1]
-        Chunk c holds rows ``bounds[c]`` to ``bounds[c + 1]`` (exclusive).
-    order : int64[m]
-        Chunks by decreasing cost (ties by position), the order workers should claim them.
-    """
-    n_rows = indptr.size - 1
-    total = indptr[n_rows] - indptr[0] + row_cost * n_rows
-    target = max(1, (total + n_chunks - 1) // n_chunks)
-    bounds = np.empty(n_rows + 1, np.int64)
-    cost = np.empty(n_rows, np.int64)
-    m = 0
-    bounds[0] = 0
-    acc = 0
-    for u in range(n_rows):
-        acc += indptr[u + 1] - indptr[u] + row_cost
-        if acc >= target or u == n_rows - 1:
-            cost[m] = acc
-            m += 1
-            bounds[m] = u + 1
-            acc = 0
-    order = np.argsort(-cost[:m], kind="mergesort")
-    return bounds[:m + 1].copy(), order

@@ -1,28 +1,32 @@
 """Kernels that build the customer x item CSR matrix of the recommender from coded events.
 
-Events arrive as three parallel arrays (customer code, item code, weight). A counting sort by
-customer followed by a per-row stable sort by item gives CSR rows with sorted column indices,
-which every other recommend kernel relies on (binary search, linear merge with seen items).
+Events arrive as three parallel arrays (customer code, item code, weight). A stable counting
+sort by item, then by customer, gives CSR rows with sorted column indices, which every other
+recommend kernel relies on (binary search, linear merge with seen items).
 """
 import numpy as np
 from numba import njit, prange
 
 from ..common.config import NJIT
 from ..common.launch import parallel_kernel
+from .fit_native import coo_to_csr as _coo_to_csr
 
 
-@parallel_kernel
-def coo_to_csr(rows, cols, weights, n_rows):
+def coo_to_csr(rows, cols, weights, n_rows, n_threads=None):
     """Group events by (row, col): summed weights and event counts, as CSR with sorted indices.
 
     Parameters
     ----------
     rows, cols : int64[n]
-        Customer and item codes of each event (``0 <= rows < n_rows``).
+        Customer and item codes of each event (``0 <= rows < n_rows``, ``cols >= 0``).
     weights : float64[n]
         Weight of each event.
     n_rows : int
         Number of customers.
+    n_threads : int, optional
+        Accepted for the common vocabulary; the sort is serial (two counting sorts: on 2 cores
+        as fast as the former parallel kernel, and compiled ahead of time, see
+        :mod:`kernels.recommend.fit_native`).
 
     Returns
     -------
@@ -30,61 +34,12 @@ def coo_to_csr(rows, cols, weights, n_rows):
     indices : int64[nnz]
         Item codes, sorted within each row.
     sums : float64[nnz]
-        Sum of ``weights`` per (row, col).
+        Sum of ``weights`` per (row, col), added in input order.
     counts : int64[nnz]
         Number of events per (row, col).
     """
-    n = rows.size
-    start = np.zeros(n_rows + 1, np.int64)
-    for k in range(n):
-        start[rows[k] + 1] += 1
-    for r in range(n_rows):
-        start[r + 1] += start[r]
-    fill = start[:-1].copy()
-    pc = np.empty(n, np.int64)
-    pw = np.empty(n, np.float64)
-    for k in range(n):
-        r = rows[k]
-        p = fill[r]
-        pc[p] = cols[k]
-        pw[p] = weights[k]
-        fill[r] = p + 1
-    uniq = np.zeros(n_rows, np.int64)
-    for r in prange(n_rows):
-        a = start[r]
-        b = start[r + 1]
-        if b - a > 1:
-            # stable, so the summation order of duplicate weights is the input order
-            order = np.argsort(pc[a:b], kind="mergesort")
-            c2 = pc[a:b][order]
-            w2 = pw[a:b][order]
-            pc[a:b] = c2
-            pw[a:b] = w2
-        u = 0
-        prev = -1
-        for p in range(a, b):
-            if pc[p] != prev:
-                u += 1
-                prev = pc[p]
-        uniq[r] = u
-    indptr = np.zeros(n_rows + 1, np.int64)
-    for r in range(n_rows):
-        indptr[r + 1] = indptr[r] + uniq[r]
-    nnz = indptr[n_rows]
-    indices = np.empty(nnz, np.int64)
-    sums = np.zeros(nnz, np.float64)
-    counts = np.zeros(nnz, np.int64)
-    for r in prange(n_rows):
-        q = indptr[r] - 1
-        prev = -1
-        for p in range(start[r], start[r + 1]):
-            if pc[p] != prev:
-                q += 1
-                indices[q] = pc[p]
-                prev = pc[p]
-            sums[q] += pw[p]
-            counts[q] += 1
-    return indptr, indices, sums, counts
+    return _coo_to_csr(np.ascontiguousarray(rows, np.int64), np.ascontiguousarray(cols, np.int64),
+                       np.ascontiguousarray(weights, np.float64), int(n_rows))
 
 
 @njit(**NJIT)

@@ -1,0 +1,329 @@
+# cython: language_level=3
+"""Exact top-n of matrix-factorisation scores compiled at build time: the batch ``recommend``
+and single-customer ``recommend_one`` paths of ALS and BPR (see
+:mod:`kernels.recommend.serve` for the pruning bounds, the order and the candidates).
+
+Compiled ahead of time (issue #11): the Numba versions cost ~13 s of CPU of JIT compilation on
+the first ``recommend`` / ``recommend_one`` of a fresh process (a service's first request).
+A single-customer call runs entirely without the GIL; the batch worker is run by the launch rule
+(:func:`kernels.common.launch.run_threaded`) on several threads, each claiming chunks of
+customers; a customer's result is computed by one thread, so it is bit-identical whatever the
+path and thread count.
+"""
+from cython cimport floating
+from libc.math cimport INFINITY, NAN, sqrt
+from libc.stdint cimport int64_t, uint8_t
+from libc.stdlib cimport free, malloc
+
+import numpy as np
+
+cimport numpy as cnp
+
+cnp.import_array()
+
+include "_dense.pxi"
+
+#: Items are scanned in slices of this many (a slice of bounds stays in L1).
+DEF SLICE = 256
+#: "every item allowed" (a one-entry mask that is never read)
+cdef uint8_t _EVERY = 1
+#: Most principal directions a pruning bound may use (the models use 8).
+DEF MAX_DIRECTIONS = 64
+
+
+# Order: higher score first, equal scores by lower tie-break rank tb[item]; NaN never kept.
+cdef inline bint _worse(floating s1, int64_t i1, floating s2, int64_t i2,
+                        const int64_t* tb) noexcept nogil:
+    return s1 < s2 or (s1 == s2 and tb[i1] > tb[i2])
+
+
+cdef inline void _swap(floating* hs, int64_t* hi, Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    cdef floating ts = hs[a]
+    cdef int64_t ti = hi[a]
+    hs[a] = hs[b]
+    hi[a] = hi[b]
+    hs[b] = ts
+    hi[b] = ti
+
+
+cdef void _sift_down(floating* hs, int64_t* hi, Py_ssize_t pos, Py_ssize_t size,
+                     const int64_t* tb) noexcept nogil:
+    cdef Py_ssize_t child
+    while 2 * pos + 1 < size:
+        child = 2 * pos + 1
+        if child + 1 < size and _worse(hs[child + 1], hi[child + 1], hs[child], hi[child], tb):
+            child += 1
+        if not _worse(hs[child], hi[child], hs[pos], hi[pos], tb):
+            return
+        _swap(hs, hi, pos, child)
+        pos = child
+
+
+cdef void _sift_up(floating* hs, int64_t* hi, Py_ssize_t pos, const int64_t* tb) noexcept nogil:
+    cdef Py_ssize_t parent
+    while pos > 0:
+        parent = (pos - 1) // 2
+        if not _worse(hs[pos], hi[pos], hs[parent], hi[parent], tb):
+            return
+        _swap(hs, hi, pos, parent)
+        pos = parent
+
+
+cdef Py_ssize_t _lower_bound(const int64_t* keys, Py_ssize_t lo, Py_ssize_t hi,
+                             int64_t value) noexcept nogil:
+    # first position in the sorted keys[lo:hi] whose key is >= value
+    cdef Py_ssize_t mid
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if keys[mid] < value:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+cdef struct Model:
+    # the model-side arguments of a top-n call, as raw pointers (one reference per call)
+    const void* V
+    const double* proj
+    const void* proj_T
+    const void* resid
+    const double* sorted_norms
+    const int64_t* perm
+    const int64_t* tb
+    const int64_t* seen
+    const uint8_t* allowed
+    Py_ssize_t f, kp, n_items
+    double slack
+    bint use_allowed
+
+
+cdef Py_ssize_t _topn_vec(const floating* x, Model* m, int64_t a, int64_t e, floating* scratch,
+                          int64_t* hi, Py_ssize_t n, int64_t* out_idx,
+                          float* out_score) noexcept nogil:
+    # Exact top n items for factors x, items visited in decreasing-norm order a slice at a
+    # time, skipping what provably cannot enter (see kernels.recommend.serve). scratch holds
+    # n + SLICE + kp floats; hi n codes.
+    cdef const floating* V = <const floating*> m.V
+    cdef const floating* proj_T = <const floating*> m.proj_T
+    cdef const floating* resid = <const floating*> m.resid
+    cdef Py_ssize_t f = m.f, kp = m.kp, n_items = m.n_items
+    cdef floating* hs = scratch
+    cdef floating* bound = scratch + n
+    cdef floating* z = scratch + n + SLICE
+    cdef int64_t cand[SLICE]
+    cdef Py_ssize_t k, q, j, t, sl, c0, width, n_cand, size = 0
+    cdef double unorm = 0.0, xres = 0.0, d
+    cdef floating zq, sc, thr
+    cdef int64_t item
+    for k in range(f):
+        unorm += <double> x[k] * <double> x[k]
+    unorm = sqrt(unorm)
+    cdef double zd[MAX_DIRECTIONS]
+    for q in range(kp):  # z = P^T x in float64, then the norm of x's residual
+        zd[q] = 0.0
+    for k in range(f):
+        for q in range(kp):
+            zd[q] += m.proj[k * kp + q] * <double> x[k]
+    for q in range(kp):
+        z[q] = <floating> zd[q]
+    for k in range(f):
+        d = <double> x[k]
+        for q in range(kp):
+            d -= m.proj[k * kp + q] * zd[q]
+        xres += d * d
+    xres = sqrt(xres) * m.slack
+    cdef double tol = (m.slack - 1.0) * unorm, stop = unorm * m.slack
+    for sl in range((n_items + SLICE - 1) // SLICE):
+        c0 = sl * SLICE
+        if size == n and stop * m.sorted_norms[c0] < hs[0]:
+            break
+        width = min(SLICE, n_items - c0)
+        for j in range(width):
+            bound[j] = <floating> (xres * resid[c0 + j] + tol * m.sorted_norms[c0 + j])
+        for q in range(kp):
+            zq = z[q]
+            for j in range(width):
+                bound[j] += zq * proj_T[q * n_items + c0 + j]
+        n_cand = 0
+        thr = hs[0] if size == n else -INFINITY
+        for j in range(width):
+            cand[n_cand] = j
+            n_cand += bound[j] >= thr
+        for t in range(n_cand):
+            j = cand[t]
+            if size == n and bound[j] < hs[0]:
+                continue
+            item = m.perm[c0 + j]
+            if m.use_allowed and m.allowed[item] == 0:
+                continue
+            sc = _dot(x, V + item * f, f)
+            if sc != sc:
+                continue
+            if size == n and not (sc > hs[0] or (sc == hs[0] and m.tb[item] < m.tb[hi[0]])):
+                continue
+            if e > a:
+                k = _lower_bound(m.seen, a, e, item)
+                if k < e and m.seen[k] == item:
+                    continue
+            if size < n:
+                hs[size] = sc
+                hi[size] = item
+                _sift_up(hs, hi, size, m.tb)
+                size += 1
+            else:
+                hs[0] = sc
+                hi[0] = item
+                _sift_down(hs, hi, 0, size, m.tb)
+    # drain: pop the worst repeatedly, writing from the back, so the best ends up first
+    cdef Py_ssize_t count = size
+    for k in range(count - 1, -1, -1):
+        out_score[k] = <float> hs[0]
+        out_idx[k] = hi[0]
+        size -= 1
+        hs[0] = hs[size]
+        hi[0] = hi[size]
+        _sift_down(hs, hi, 0, size, m.tb)
+    for k in range(count, n):
+        out_idx[k] = -1
+        out_score[k] = NAN
+    return count
+
+
+cdef Model _model(const floating[:, ::1] V, const double[:, ::1] proj,
+                  const floating[:, ::1] proj_T, const floating[::1] resid,
+                  const double[::1] sorted_norms, const int64_t[::1] perm, double slack,
+                  const int64_t[::1] seen, const uint8_t* allowed, bint use_allowed,
+                  const int64_t[::1] tb):
+    if proj.shape[1] > MAX_DIRECTIONS:
+        raise ValueError(f"at most {MAX_DIRECTIONS} pruning directions, got {proj.shape[1]}")
+    cdef Model m
+    m.V = &V[0, 0] if V.shape[0] else NULL
+    m.proj = &proj[0, 0] if proj.shape[1] else NULL
+    m.proj_T = &proj_T[0, 0] if proj_T.shape[0] and proj_T.shape[1] else NULL
+    m.resid = &resid[0] if resid.shape[0] else NULL
+    m.sorted_norms = &sorted_norms[0] if sorted_norms.shape[0] else NULL
+    m.perm = &perm[0] if perm.shape[0] else NULL
+    m.tb = &tb[0] if tb.shape[0] else NULL
+    m.seen = &seen[0] if seen.shape[0] else NULL
+    m.allowed = allowed
+    m.f = V.shape[1]
+    m.kp = proj.shape[1]
+    m.n_items = perm.shape[0]
+    m.slack = slack
+    m.use_allowed = use_allowed
+    return m
+
+
+def topn_block_worker(const floating[:, ::1] U, const int64_t[::1] urows,
+                      const int64_t[::1] seen_rows, const int64_t[::1] seen_indptr,
+                      const int64_t[::1] seen_indices, const floating[:, ::1] V,
+                      const double[:, ::1] proj, const floating[:, ::1] proj_T,
+                      const floating[::1] resid, const double[::1] sorted_norms,
+                      const int64_t[::1] perm, double slack, const uint8_t[::1] allowed,
+                      bint use_allowed, const int64_t[::1] tb, int64_t[:, ::1] out_idx,
+                      float[:, ::1] out_score, int64_t[::1] out_count, int64_t[::1] next_chunk,
+                      Py_ssize_t chunk):
+    """One worker of the batch top-n: claims chunks of ``chunk`` customers through the shared
+    counter ``next_chunk[0]``; customer ``b`` gets the top ``n`` of factors ``U[urows[b]]``
+    without its seen row ``seen_rows[b]`` (-1: none) into ``out_idx[b]``, ``out_score[b]``,
+    ``out_count[b]`` (see :func:`kernels.recommend.serve.mf_topn_block`)."""
+    cdef Model m = _model(V, proj, proj_T, resid, sorted_norms, perm, slack, seen_indices,
+                          &allowed[0], use_allowed, tb)
+    cdef Py_ssize_t B = urows.shape[0], n = out_idx.shape[1], f = m.f
+    cdef Py_ssize_t n_chunks = (B + chunk - 1) // chunk
+    if B == 0 or n == 0:
+        return
+    cdef floating* scratch = <floating*> malloc((n + SLICE + m.kp + 1) * sizeof(floating))
+    cdef int64_t* hi = <int64_t*> malloc(n * sizeof(int64_t))
+    if scratch == NULL or hi == NULL:
+        free(scratch)
+        free(hi)
+        raise MemoryError()
+    cdef long long* counter = <long long*> &next_chunk[0]
+    cdef int64_t c, b, sr, a, e
+    with nogil:
+        c = fe_fetch_add(counter, 1)
+        while c < n_chunks:
+            for b in range(c * chunk, min(B, (c + 1) * chunk)):
+                sr = seen_rows[b]
+                a = seen_indptr[sr] if sr >= 0 else 0
+                e = seen_indptr[sr + 1] if sr >= 0 else 0
+                out_count[b] = _topn_vec(&U[urows[b], 0], &m, a, e, scratch, hi, n,
+                                         &out_idx[b, 0], &out_score[b, 0])
+            c = fe_fetch_add(counter, 1)
+    free(scratch)
+    free(hi)
+
+
+def find_int(const int64_t[::1] sorted_keys, const int64_t[::1] key_codes, int64_t key):
+    """Code of integer id ``key`` (-1 if absent): binary search in ``sorted_keys`` (ascending),
+    ``key_codes[k]`` being the code of ``sorted_keys[k]``."""
+    cdef Py_ssize_t n = sorted_keys.shape[0]
+    cdef Py_ssize_t k = _lower_bound(&sorted_keys[0], 0, n, key) if n else 0
+    return key_codes[k] if k < n and sorted_keys[k] == key else -1
+
+
+cdef int _compare_bytes(const uint8_t* data, int64_t start, int64_t end, const uint8_t* key,
+                        Py_ssize_t size) noexcept nogil:
+    # -1, 0, 1 as data[start:end] is below, equal to or above key (unsigned bytes, then length)
+    cdef Py_ssize_t k, m = min(end - start, size)
+    for k in range(m):
+        if data[start + k] != key[k]:
+            return -1 if data[start + k] < key[k] else 1
+    if end - start == size:
+        return 0
+    return -1 if end - start < size else 1
+
+
+def find_str(const int64_t[::1] offsets, const uint8_t[::1] data, const int64_t[::1] order,
+             const uint8_t[::1] key):
+    """Code of string id ``key`` (its UTF-8 bytes) or -1: binary search over the ids
+    ``data[offsets[c]:offsets[c + 1]]``, visited in ``order`` (codes sorted by their bytes)."""
+    cdef Py_ssize_t lo = 0, hi = order.shape[0], mid
+    cdef int64_t c
+    cdef int cmp
+    cdef const uint8_t* d = &data[0] if data.shape[0] else NULL
+    cdef const uint8_t* kp = &key[0] if key.shape[0] else NULL
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        c = order[mid]
+        cmp = _compare_bytes(d, offsets[c], offsets[c + 1], kp, key.shape[0])
+        if cmp < 0:
+            lo = mid + 1
+        elif cmp > 0:
+            hi = mid
+        else:
+            return c
+    return -1
+
+
+def topn_row(Py_ssize_t row, const floating[:, ::1] U, const floating[:, ::1] V,
+             const double[:, ::1] proj, const floating[:, ::1] proj_T, const floating[::1] resid,
+             const double[::1] sorted_norms, const int64_t[::1] perm, double slack,
+             const int64_t[::1] seen_indptr, const int64_t[::1] seen_indices,
+             const int64_t[::1] tb, const int64_t[::1] item_out, bint exclude_seen,
+             int64_t[::1] out_idx, float[::1] out_score):
+    """Top ``n = out_idx.size`` for the model's customer ``row`` (-1: absent, returns -1),
+    every item allowed, seen items skipped when ``exclude_seen``; writes ``item_out[code]``
+    to ``out_idx`` and returns the count. The whole call runs without the GIL."""
+    if row < 0:
+        return -1
+    cdef Model m = _model(V, proj, proj_T, resid, sorted_norms, perm, slack, seen_indices,
+                          &_EVERY, False, tb)
+    cdef Py_ssize_t n = out_idx.shape[0], k, count
+    cdef int64_t a = seen_indptr[row] if exclude_seen else 0
+    cdef int64_t e = seen_indptr[row + 1] if exclude_seen else 0
+    cdef floating* scratch = <floating*> malloc((n + SLICE + m.kp + 1) * sizeof(floating))
+    cdef int64_t* hi = <int64_t*> malloc((n + 1) * sizeof(int64_t))
+    if scratch == NULL or hi == NULL:
+        free(scratch)
+        free(hi)
+        raise MemoryError()
+    with nogil:
+        count = _topn_vec(&U[row, 0], &m, a, e, scratch, hi, n, &out_idx[0], &out_score[0])
+        for k in range(count):
+            out_idx[k] = item_out[out_idx[k]]
+    free(scratch)
+    free(hi)
+    return count
