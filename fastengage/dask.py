@@ -1,0 +1,180 @@
+"""fastengage inside Dask: the same functions over Dask DataFrames.
+
+>>> import fastengage.dask as fed
+>>> features = fed.rfm(ddf, customer="customer", time="ts", amount="amount")  # Dask DataFrame
+
+Every result equals the single-machine function on the computed data (rows in no particular
+order). Per-customer folds (RFM, CLV summaries) run on each partition after
+``shuffle(on=customer)``, which puts every row of a customer in one partition; scoring,
+recommendations and CLV predictions map partitions with the model passed once as a graph node
+(its model file; loaded once per worker process). On the client: the default ``as_of`` from
+per-partition scans, the RFM score cut points from the three metric columns of all customers
+(24 bytes per customer), CLV fits from pattern counts. Partitions cross into fastengage as Arrow
+(``pyarrow.Table.from_pandas``) and come back as pandas.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from ._distributed import models as _models
+from ._distributed import rfm as _rfm
+from ._io.times import parse_time
+from .errors import ColumnNotFoundError, InputError
+from .features._common import RETURNS_MODES
+
+__all__ = ["rfm", "score", "recommend", "clv_summary", "clv_fit", "clv_predict"]
+
+
+def _require(ddf, columns) -> None:
+    missing = [c for c in columns if c is not None and c not in ddf.columns]
+    if missing:
+        raise ColumnNotFoundError(
+            ", ".join(repr(c) for c in missing) + " not in the DataFrame; available columns: "
+            + ", ".join(repr(str(c)) for c in ddf.columns))
+
+
+def _arrow(pdf) -> pa.Table:
+    return pa.Table.from_pandas(pdf, preserve_index=False)
+
+
+def _meta(schema: pa.Schema, like=None, keep: str | None = None):
+    """Empty pandas frame of an Arrow schema (``keep`` takes its dtype from ``like``)."""
+    meta = schema.empty_table().to_pandas()
+    if keep is not None:
+        meta[keep] = like[keep].iloc[:0]
+    return meta
+
+
+def _latest_time(ddf, customer, time, as_of, drop_null_customers) -> int:
+    scans = ddf[[customer, time]].map_partitions(
+        lambda pdf: next(_rfm.scan([_arrow(pdf)], customer, time)).to_pandas(),
+        meta=_meta(_rfm.SCAN_SCHEMA)).compute()
+    latest = _rfm.combine_scans(_arrow(scans), customer, drop_null_customers)
+    return latest if as_of is None else parse_time(as_of, "as_of")
+
+
+def _by_customer(ddf, customer, buckets, fold, meta):
+    """``fold(table)`` per partition after a shuffle on ``customer`` (``buckets`` partitions)."""
+    shuffled = ddf.shuffle(on=customer, npartitions=buckets)
+    return shuffled.map_partitions(lambda pdf: fold(_arrow(pdf)).to_pandas(), meta=meta)
+
+
+def rfm(ddf, *, customer: str, time: str, amount: str, order: str | None = None, as_of=None,
+        returns: str = "net", drop_null_customers: bool = False, segments=None,
+        buckets: int | None = None, n_threads: int = 1):
+    """:func:`fastengage.rfm` of a Dask DataFrame, as a Dask DataFrame (same columns and
+    values, scores and segments included). The per-customer values are persisted (they feed
+    both the score cut points and the result)."""
+    if returns not in RETURNS_MODES:
+        raise InputError(f"returns must be one of {RETURNS_MODES}, got {returns!r}")
+    cols = [c for c in (customer, time, amount, order) if c is not None]
+    _require(ddf, cols)
+    ddf = ddf[cols]
+    as_of_us = _latest_time(ddf, customer, time, as_of, drop_null_customers)
+    settings = dict(customer=customer, time=time, amount=amount, order=order, returns=returns,
+                    drop_null_customers=drop_null_customers)
+    values = _by_customer(ddf, customer, buckets,
+                          lambda t: _rfm.rfm_bucket(t, settings, as_of_us, n_threads),
+                          _meta(_rfm.value_schema(customer, pa.null()), ddf._meta, customer))
+    values = values.persist()
+    plan = _rfm.score_plan(_arrow(values[list(_rfm.METRICS)].compute()), segments)
+    return values.map_partitions(lambda pdf: _rfm.add_scores(_arrow(pdf), plan).to_pandas(),
+                                 meta=_meta(_rfm.output_schema(customer, pa.null()), ddf._meta,
+                                            customer))
+
+
+def _shipped(model):
+    from dask import delayed
+    token, data = _models.ship(model)
+    return token, delayed(data, pure=True)  # one graph node, not a copy per task
+
+
+def score(ddf, model, *, id: str | None = None, features=None, nulls: str | None = None,
+          n_threads: int = 1):
+    """``model.score`` of every row of a Dask DataFrame (``map_partitions``)."""
+    feats = list(features) if features is not None else model.features
+    if feats is None:
+        raise InputError("the model does not name its features: pass features=")
+    _require(ddf, [id, *feats])
+    dtype = np.asarray(model.predict(np.zeros((1, model.n_features)))).dtype
+    out = pa.schema(([(id, pa.null())] if id is not None else [])
+                    + [(name, pa.from_numpy_dtype(dtype)) for name in model.output_names])
+    token, data = _shipped(model)
+    options = dict(id=id, features=feats, nulls=nulls, n_threads=n_threads)
+
+    def scored(pdf, data):
+        batches = list(_models.score_batches([_arrow(pdf)], _models.worker_model(token, data),
+                                             options))
+        if not batches:
+            return _meta(out, pdf, id)
+        return pa.Table.from_batches(batches).to_pandas()
+    cols = ([id] if id is not None else []) + [f for f in feats if f != id]
+    return ddf[cols].map_partitions(scored, data, meta=_meta(out, ddf._meta, id))
+
+
+def recommend(model, customers=None, *, customer: str = "customer", n: int = 10,
+              exclude_seen: bool = True, items=None, exclude_items=None,
+              npartitions: int = 4, n_threads: int = 1):
+    """Batch top-``n`` for the customers of a Dask DataFrame column (default: every customer of
+    the model, in ``npartitions`` partitions), model passed once."""
+    import dask.dataframe as dd
+    if customers is None:
+        ids = pa.table({customer: model.customers_.ids()}).to_pandas()
+        customers = dd.from_pandas(ids, npartitions=npartitions)
+    _require(customers, [customer])
+    out = _models.recommend_schema(model)
+    token, data = _shipped(model)
+    options = dict(n=n, exclude_seen=exclude_seen, items=items, exclude_items=exclude_items,
+                   n_threads=n_threads)
+
+    def top_n(pdf, data):
+        batches = list(_models.recommend_batches([_arrow(pdf)], _models.worker_model(token, data),
+                                                 customer, options))
+        return pa.Table.from_batches(batches, out).to_pandas()
+    return customers[[customer]].map_partitions(top_n, data, meta=_meta(out))
+
+
+def clv_summary(ddf, *, customer: str, time: str, amount: str | None = None, as_of=None,
+                freq: str = "D", freq_multiplier: float = 1.0, calibration_end=None,
+                buckets: int | None = None):
+    """:func:`fastengage.clv.summary` of a Dask DataFrame (same columns and values)."""
+    cols = [c for c in (customer, time, amount) if c is not None]
+    _require(ddf, cols)
+    ddf = ddf[cols]
+    as_of_us = _latest_time(ddf, customer, time, as_of, False)
+    settings = dict(customer=customer, time=time, amount=amount, freq=freq,
+                    freq_multiplier=freq_multiplier, calibration_end=calibration_end)
+    meta = _meta(_models.summary_schema(pa.null(), settings), ddf._meta, customer)
+    return _by_customer(ddf, customer, buckets,
+                        lambda t: _models.summary_bucket(t, settings, as_of_us), meta)
+
+
+def clv_fit(model, summary, *, frequency_col: str = "frequency", recency_col: str = "recency",
+            T_col: str = "T", n_threads: int | None = None):
+    """Fit a CLV transaction model on the client from the summary's pattern counts."""
+    cols = [frequency_col, recency_col, T_col]
+    _require(summary, cols)
+    patterns = summary.groupby(cols).size().rename("count").reset_index().compute()
+    return _models.fit_patterns(model, _arrow(patterns), cols, n_threads=n_threads)
+
+
+def clv_predict(model, summary, t: float, *, customer: str | None = None,
+                frequency_col: str = "frequency", recency_col: str = "recency", T_col: str = "T",
+                n_threads: int = 1):
+    """``model.predict`` per summary row (``map_partitions``, model passed once)."""
+    cols = [c for c in (customer, frequency_col, recency_col, T_col) if c is not None]
+    _require(summary, cols)
+    out = pa.schema(([(customer, pa.null())] if customer else [])
+                    + [("probability_alive", pa.float64()), ("expected_purchases", pa.float64())])
+    token, data = _shipped(model)
+    options = dict(customer=customer, frequency_col=frequency_col, recency_col=recency_col,
+                   T_col=T_col, n_threads=n_threads)
+
+    def predicted(pdf, data):
+        if len(pdf) == 0:
+            return _meta(out, pdf, customer)
+        batches = list(_models.predict_batches([_arrow(pdf)], _models.worker_model(token, data),
+                                               t, options))
+        return pa.Table.from_batches(batches).to_pandas()
+    return summary[cols].map_partitions(predicted, data, meta=_meta(out, summary._meta, customer))

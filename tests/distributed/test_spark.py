@@ -1,0 +1,89 @@
+"""fastengage.spark in local[2] mode against the single-machine functions on the same data."""
+import numpy as np
+import pyarrow as pa
+import pytest
+
+import fastengage as fe
+from distributed_data import CHURN_MODEL, assert_same_rows, transactions
+from fastengage.errors import InputError
+
+pyspark = pytest.importorskip("pyspark")
+import fastengage.spark as fes  # noqa: E402
+
+
+def test_rfm_equals_local_with_skew_straddling_batches_and_empty_partitions(spark):
+    tab = transactions()
+    # 16 partitions of which several empty: repartition a small union by a constant
+    df = spark.createDataFrame(tab).repartition(16, "invoice")
+    empty = spark.createDataFrame(tab.slice(0, 0)).repartition(3)
+    df = df.unionByName(empty)
+    got = fes.rfm(df, customer="customer", time="ts", amount="amount", order="invoice",
+                  buckets=3).toArrow()
+    want = fe.rfm(tab, customer="customer", time="ts", amount="amount", order="invoice")
+    assert_same_rows(got, want.replace_schema_metadata(None), ["customer"])
+    heavy = got.filter(pa.compute.equal(got.column("customer"), 0))
+    assert heavy.column("frequency")[0].as_py() > 500  # the skewed customer is one row
+
+
+def test_rfm_string_ids_as_of_and_returns_exclude(spark):
+    tab = transactions(n=6_000, customers=900, heavy_rows=800, seed=3, string_ids=True)
+    df = spark.createDataFrame(tab)
+    kw = dict(customer="customer", time="ts", amount="amount", as_of="1970-12-01",
+              returns="exclude")
+    got = fes.rfm(df, **kw, buckets=5).toArrow()
+    want = fe.rfm(tab, **kw).replace_schema_metadata(None)
+    assert_same_rows(got, want, ["customer"])
+
+
+def test_rfm_null_customers(spark):
+    tab = transactions(n=2_000, customers=50, heavy_rows=0, seed=5)
+    ids = tab.column("customer").to_numpy().astype(object)
+    ids[::97] = None
+    tab = tab.set_column(0, "customer", pa.array(ids.tolist(), pa.int64()))
+    df = spark.createDataFrame(tab)
+    with pytest.raises(InputError, match="null"):
+        fes.rfm(df, customer="customer", time="ts", amount="amount")
+    got = fes.rfm(df, customer="customer", time="ts", amount="amount",
+                  drop_null_customers=True).toArrow()
+    want = fe.rfm(tab, customer="customer", time="ts", amount="amount", drop_null_customers=True)
+    assert_same_rows(got, want.replace_schema_metadata(None), ["customer"])
+
+
+def test_score_equals_local(spark):
+    from fastengage.scoring import load_model
+    model = load_model(CHURN_MODEL)
+    rng = np.random.default_rng(1)
+    feats = {name: rng.normal(0, 3, 5_000) for name in model.features}
+    tab = pa.table({"customer": np.arange(5_000), **feats})
+    got = fes.score(spark.createDataFrame(tab).repartition(5), model, id="customer").toArrow()
+    assert_same_rows(got, model.score(tab, id="customer"), ["customer"])
+
+
+def test_recommend_equals_local(spark):
+    from fastengage.recommend import ALS
+    rng = np.random.default_rng(2)
+    inter = pa.table({"customer": rng.integers(0, 300, 6_000), "item": rng.integers(0, 80, 6_000)})
+    model = ALS(factors=8, iterations=3, seed=0).fit(inter, customer="customer", item="item")
+    got = fes.recommend(model, spark=spark, n=5, partitions=3).toArrow()
+    assert_same_rows(got, model.recommend(n=5), ["customer", "rank"])
+    some = spark.createDataFrame(pa.table({"who": [5, 7, 11]}))
+    got = fes.recommend(model, some, customer="who", n=3, exclude_seen=False).toArrow()
+    assert_same_rows(got, model.recommend([5, 7, 11], n=3, exclude_seen=False),
+                     ["customer", "rank"])
+
+
+def test_clv_summary_fit_predict_equal_local(spark):
+    from fastengage.clv import BetaGeo
+    from fastengage.clv.datasets import load_cdnow_sample
+    tab = load_cdnow_sample()  # 2,357 customers, a published BG/NBD benchmark set
+    kw = dict(customer="customer_id", time="date", amount="dollar_value", freq="W")
+    summ = fes.clv_summary(spark.createDataFrame(tab), **kw, buckets=3)
+    want = fe.clv.summary(tab, **kw).replace_schema_metadata(None)
+    assert_same_rows(summ.toArrow(), want, ["customer_id"], rounding=["monetary_value"])
+    local = BetaGeo().fit(want)
+    dist = fes.clv_fit(BetaGeo(), summ)
+    for k, v in local.params_.items():
+        assert dist.params_[k] == pytest.approx(v, rel=1e-9, abs=0), k
+    got = fes.clv_predict(local, summ, 30.0, customer="customer_id").toArrow()
+    assert_same_rows(got, local.predict(want, 30.0, customer="customer_id"),
+                     ["customer_id"])
