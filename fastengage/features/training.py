@@ -10,8 +10,7 @@ For every cut-off ``c`` (ascending):
 * the label comes from the rows with ``c < time <= c + horizon``:
 
   - ``"churn"`` -> ``churned`` (bool): no purchase in the horizon. A purchase here is a row with
-    ``amount > 0``, exactly as :func:`fastengage.churn_dataset` (whose one-cut-off output this
-    reproduces, column for column);
+    ``amount > 0`` (:func:`fastengage.churn_dataset` is this function at one cut-off);
   - ``"purchases"`` -> ``purchases_in_horizon`` (int64): distinct orders with a row of
     ``amount > 0`` (such rows when there is no ``order=``);
   - ``"spend"`` -> ``spend_in_horizon`` (float64): the sum of the amounts (returns included with
@@ -91,6 +90,8 @@ def training_set(data, *, customer: str, time: str, amount: str, order: str | No
     roles = source.require(dict(customer=customer, time=time, amount=amount, order=order,
                                 **{k: feature_options.get(k) for k in ("item", "category", "channel")}))
     table = _materialise(source, list(dict.fromkeys(roles.values())))
+    if table.num_rows == 0:
+        raise InputError("the input is empty: no rows to build a training set from")
     times = time_to_us(table.column(time), time)
     amounts = amount_to_float64(table.column(amount), amount)
     ids = table.column(customer)
@@ -127,7 +128,8 @@ def training_set(data, *, customer: str, time: str, amount: str, order: str | No
         parts.append(feats.append_column(name, values))
         report.append({"cutoff": iso(cut), "customers": feats.num_rows,
                        "rows_before_cutoff": int(np.count_nonzero(times <= cut)),
-                       "rows_in_horizon": int(np.count_nonzero(window))})
+                       "rows_in_horizon": int(np.count_nonzero(window)),
+                       "rows_after_horizon": int(np.count_nonzero(times > cut + horizon_us))})
     out = _stack(parts, features, roles)
     meta = {"horizon_days": horizon_us / US_PER_DAY, "features": features,
             "label": label if not callable(label) else getattr(label, "__name__", "callable"),
