@@ -1,5 +1,6 @@
 """churn_dataset: point-in-time features (no leakage), labels against a plain computation."""
 import datetime as dt
+import json
 
 import numpy as np
 import pyarrow as pa
@@ -94,3 +95,20 @@ def test_demo_step_scores_retail_with_bundled_model(tmp_path):
     assert (tmp_path / "churn_scores.parquet").exists()
     auc_value = float(summary.split("holdout AUC ")[1].split()[0])
     assert auc_value > 0.7
+
+
+def test_purchases_in_horizon_counts_orders_with_order_column():
+    # one customer: a purchase before the cut-off, then one order of three lines and a second
+    # order of one line in the horizon -> 2 purchases, not 4 rows
+    ts = pa.array([dt.datetime(2024, 2, 1), dt.datetime(2024, 3, 5), dt.datetime(2024, 3, 5),
+                   dt.datetime(2024, 3, 5), dt.datetime(2024, 3, 20), dt.datetime(2024, 4, 30)],
+                  pa.timestamp("us"))
+    log = pa.table({"cust": [7] * 6, "ts": ts, "amt": [5.0, 1.0, 2.0, 3.0, 4.0, 1.0],
+                    "order": ["a", "b", "b", "b", "c", "d"]})
+    with_order = fe.churn_dataset(log, **KW, order="order")
+    assert with_order.column("purchases_in_horizon").to_pylist() == [2]
+    assert with_order.column("churned").to_pylist() == [False]
+    rows = fe.churn_dataset(log, **KW)
+    assert rows.column("purchases_in_horizon").to_pylist() == [4]
+    meta = json.loads(with_order.schema.metadata[b"fastengage.churn"])
+    assert (meta["rows_before_cutoff"], meta["rows_in_horizon"], meta["rows_after_horizon"]) == (1, 4, 1)
