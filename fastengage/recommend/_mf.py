@@ -69,12 +69,9 @@ class MatrixFactorization(Recommender):
         """Exact top-n of customers whose factors are ``U[urows[b]]``; ``seen_rows[b]`` is their
         row of the seen CSR ``seen`` (-1, or ``seen=None``: nothing excluded)."""
         B = urows.size
-        out_idx = np.empty((B, n), np.int64)
-        out_score = np.empty((B, n), np.float32)
-        out_count = np.empty(B, np.int64)
+        out_idx, out_score, out_count = _topn_outputs(B, n)
         if seen is None:
-            seen = (np.zeros(2, np.int64), np.zeros(0, np.int64))
-            seen_rows = np.full(B, -1, np.int64)
+            seen, seen_rows = _NOTHING_SEEN, np.full(B, -1, np.int64)
         proj, proj_T, resid = self._bounds()
         rec_serve.mf_topn_block(
             np.ascontiguousarray(U), urows, seen_rows, seen[0], seen[1], self.item_factors_,
@@ -229,18 +226,24 @@ class MatrixFactorization(Recommender):
         self._finalize()
 
 
+#: An empty "seen" CSR (indptr, indices): nothing is excluded.
+_NOTHING_SEEN = (np.zeros(2, np.int64), np.zeros(0, np.int64))
+
+
+def _topn_outputs(rows: int, n: int):
+    """Caller-owned outputs of a top-n kernel: item indices, scores, counts per row."""
+    return np.empty((rows, n), np.int64), np.empty((rows, n), np.float32), np.empty(rows, np.int64)
+
+
 def _numpy_topn(score_block, rows, n, seen, allowed, use_allowed, tiebreak, block):
     """The NumPy fallback (``use_native=False``): score blocks of rows with NumPy and select
     with :func:`fastengage.kernels.recommend.vectorized.topn_block`, on the calling thread."""
     from ..kernels.recommend import vectorized as rec_numpy
 
     B = rows.size
-    out_idx = np.empty((B, n), np.int64)
-    out_score = np.empty((B, n), np.float32)
-    out_count = np.empty(B, np.int64)
+    out_idx, out_score, out_count = _topn_outputs(B, n)
     if seen is None:
-        seen = (np.zeros(2, np.int64), np.zeros(0, np.int64))
-        seen_rows = np.full(B, -1, np.int64)
+        seen, seen_rows = _NOTHING_SEEN, np.full(B, -1, np.int64)
     else:
         seen_rows = rows
     for start in range(0, B, block):

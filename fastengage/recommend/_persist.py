@@ -64,6 +64,19 @@ def _bad(kind: str, member: str, problem: str) -> ModelFormatError:
     return ModelFormatError(f"{kind} file: {member} {problem}")
 
 
+def _check_interaction_fields(kind: str, meta: dict) -> None:
+    """The fields every recommender and Interactions file carries about its events."""
+    for key in ("customer_column", "item_column"):
+        if not isinstance(meta.get(key), str):
+            raise _bad(kind, f"meta field {key!r}", "must be a string")
+    if meta.get("weighting") not in _WEIGHTINGS:
+        raise _bad(kind, "meta field 'weighting'", f"must be one of {_WEIGHTINGS}")
+    eps = meta.get("log_epsilon")
+    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or \
+            not (math.isfinite(eps) and eps > 0):
+        raise _bad(kind, "meta field 'log_epsilon'", f"must be a finite number > 0, got {eps!r}")
+
+
 def ipc_size(table: pa.Table) -> int:
     """Bytes of ``table`` as the Arrow IPC file :func:`save_bundle` writes."""
     sink = pa.MockOutputStream()
@@ -306,15 +319,7 @@ def load_model(cls, source):
         if n_threads is not None and (isinstance(n_threads, bool) or
                                       not isinstance(n_threads, int) or n_threads < 1):
             raise _bad(kind, "parameter 'n_threads'", f"must be null or >= 1, got {n_threads!r}")
-        for key in ("customer_column", "item_column"):
-            if not isinstance(meta.get(key), str):
-                raise _bad(kind, f"meta field {key!r}", "must be a string")
-        if meta.get("weighting") not in _WEIGHTINGS:
-            raise _bad(kind, "meta field 'weighting'", f"must be one of {_WEIGHTINGS}")
-        eps = meta.get("log_epsilon")
-        if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or \
-                not (math.isfinite(eps) and eps > 0):
-            raise _bad(kind, "meta field 'log_epsilon'", f"must be a finite number > 0, got {eps!r}")
+        _check_interaction_fields(kind, meta)
         holder["model"] = model
         layout, dims = model._file_layout()
         return {**CSR_LAYOUT, **layout}, dims
@@ -405,15 +410,7 @@ def interactions_from_bytes(data: bytes):
     kind = INTERACTIONS_KIND
 
     def layout_of(meta):
-        for key in ("customer_column", "item_column"):
-            if not isinstance(meta.get(key), str):
-                raise _bad(kind, f"meta field {key!r}", "must be a string")
-        if meta.get("weighting") not in _WEIGHTINGS:
-            raise _bad(kind, "meta field 'weighting'", f"must be one of {_WEIGHTINGS}")
-        eps = meta.get("log_epsilon")
-        if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or \
-                not (math.isfinite(eps) and eps > 0):
-            raise _bad(kind, "meta field 'log_epsilon'", f"must be a finite number > 0, got {eps!r}")
+        _check_interaction_fields(kind, meta)
         return _INTERACTIONS_LAYOUT, {}
 
     meta, arrays, tables, dims = read_checked(data, kind, 1, layout_of)

@@ -14,18 +14,10 @@ import argparse
 __all__ = ["add_score_command"]
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
 def add_score_command(subparsers) -> None:
     """Register the ``score`` sub-command on an ``argparse`` sub-parsers object."""
+    from ..cli import positive_int  # the CLI's own flag types (imported when it registers us)
+
     p = subparsers.add_parser(
         "score", help="score a model (ONNX, LightGBM text, fastengage JSON) over a Parquet input",
         description="Score every row of INPUT with MODEL and write the id plus score columns "
@@ -36,10 +28,10 @@ def add_score_command(subparsers) -> None:
     p.add_argument("-o", "--output", required=True, help="output Parquet file")
     p.add_argument("--features", help="comma-separated input columns in the model's feature order "
                                       "(default: the names stored in the model)")
-    p.add_argument("--batch-size", type=_positive_int, default=262_144, help="rows per streamed batch")
+    p.add_argument("--batch-size", type=positive_int, default=262_144, help="rows per streamed batch")
     p.add_argument("--backend", choices=["auto", "native", "onnxruntime"], default="auto")
     p.add_argument("--nulls", choices=["error", "nan"], help="null rule (default: the path's own)")
-    p.add_argument("--threads", type=_positive_int, help="worker threads (default: all cores)")
+    p.add_argument("--threads", type=positive_int, help="worker threads (default: all cores)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run_score)
 
