@@ -145,6 +145,22 @@ class Profile:
             ("mean", pa.float64()), ("std", pa.float64()), ("exact", pa.bool_()),
             ("rank_error", pa.float64()), ("distinct", pa.int64())]))
 
+    # --- privacy --------------------------------------------------------------------------
+    def forget(self, customers, *, request: str | None = None, id_columns=None):
+        """Erase customers' ids from this profile (the ``fastengage.privacy.forget`` protocol);
+        returns an :class:`~fastengage.privacy.AuditRecord`.
+
+        A profile links no value to a customer; it holds ids only in a column that is an id
+        column. Categories equal to a forgotten id are dropped from every categorical column
+        (or only from ``id_columns``); numeric columns lose their values equal to a forgotten
+        id only when named in ``id_columns`` (exact mode; a sketched one is refused). Values of
+        the other columns carry no id but still count the customers' rows: the record is then
+        ``exact=False`` and says so. See ``fastengage/monitor/_forget.py``.
+        """
+        from ._forget import forget_ids
+
+        return forget_ids(self, customers, request, id_columns)
+
     # --- persistence ----------------------------------------------------------------------
     def save(self, path) -> None:
         """Write the profile in the safe bundle format (JSON + .npy + Arrow IPC, never pickle)."""
