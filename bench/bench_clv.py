@@ -143,56 +143,54 @@ def test_betageo_fit(benchmark, customers):
             size=f"{N_BG} customers")
 
 
-def test_pareto_fit(benchmark):
-    x, tx, T = simulate_pareto(N_PARETO)
-
+def _pareto_ours_theirs(x, tx, T):
+    """Our Pareto/NBD fit and lifetimes' on the same (x, t_x, T)."""
     def ours():
         return clv.ParetoNBD().fit(x, tx, T)
 
     def theirs():
         return lifetimes.ParetoNBDFitter().fit(_S(x), _S(tx), _S(T))
+    return ours, theirs
 
+
+def _pareto_check(x, tx, T, *, newton, ll_tol, ll_gap, names, rel, ratio_rel):
+    """The checks of both Pareto/NBD benches: our optimum is at least as good as lifetimes'
+    (``ll_tol`` relative), not better by more than ``ll_gap`` (None: unbounded) and ``names`` agree to ``rel``; s and beta are weakly identified on
+    these data (the likelihood has a ridge along which s/beta, the mean death rate, is fixed),
+    so they are compared through that ratio (``ratio_rel``)."""
     def check(o, t, _):
         ref = clv.ParetoNBD()
         ref.params_ = {k: float(t.params_[k]) for k in ("r", "alpha", "s", "beta")}
         ll_theirs = ref.individual_log_likelihood(x, tx, T).sum()
-        # same maximum: our optimum is at least as good and the likelihoods agree. (s and beta
-        # are weakly identified on BG/NBD-simulated data: the likelihood has a ridge along which
-        # s/beta, the mean death rate, is fixed, so they are compared through that ratio.)
-        assert o.log_likelihood_ >= ll_theirs - 1e-6 * abs(ll_theirs)
-        assert o.log_likelihood_ - ll_theirs <= 1e-4 * abs(ll_theirs)
-        for k in ("r", "alpha"):
-            assert o.params_[k] == pytest.approx(t.params_[k], rel=2e-2), k
+        if newton:
+            assert o.fit_info_["method"] == "newton", o.fit_info_["attempts"]
+        assert o.log_likelihood_ >= ll_theirs - ll_tol * abs(ll_theirs)
+        if ll_gap is not None:
+            assert o.log_likelihood_ - ll_theirs <= ll_gap * abs(ll_theirs)
+        for k in names:
+            assert o.params_[k] == pytest.approx(t.params_[k], rel=rel), k
         assert o.params_["s"] / o.params_["beta"] == pytest.approx(
-            t.params_["s"] / t.params_["beta"], rel=5e-2)
+            t.params_["s"] / t.params_["beta"], rel=ratio_rel)
+    return check
 
+
+def test_pareto_fit(benchmark):
+    x, tx, T = simulate_pareto(N_PARETO)
+    ours, theirs = _pareto_ours_theirs(x, tx, T)
+    check = _pareto_check(x, tx, T, newton=False, ll_tol=1e-6, ll_gap=1e-4, names=("r", "alpha"), rel=2e-2,
+                          ratio_rel=5e-2)
     compare(benchmark, "clv.pareto_fit", ours, {"lifetimes": theirs}, check, rounds=ROUNDS,
             size=f"{N_PARETO} customers")
 
 
 def test_pareto_fit_hard_region(benchmark):
     x, tx, T = simulate_pareto_hard(N_PARETO_HARD)
-
-    def ours():
-        return clv.ParetoNBD().fit(x, tx, T)
-
-    def theirs():
-        return lifetimes.ParetoNBDFitter().fit(_S(x), _S(tx), _S(T))
-
-    def check(o, t, _):
-        ref = clv.ParetoNBD()
-        ref.params_ = {k: float(t.params_[k]) for k in ("r", "alpha", "s", "beta")}
-        ll_theirs = ref.individual_log_likelihood(x, tx, T).sum()
-        assert o.fit_info_["method"] == "newton", o.fit_info_["attempts"]
-        assert o.log_likelihood_ >= ll_theirs - 1e-7 * abs(ll_theirs)
-        # at 20k customers both reach the same maximum; on the smoke sample the likelihood is
-        # flat along s/beta = const and lifetimes stops early on that ridge (ours is higher)
-        names = ("r", "alpha", "s", "beta") if FULL else ("r", "alpha")
-        for k in names:
-            assert o.params_[k] == pytest.approx(t.params_[k], rel=1e-3 if FULL else 2e-2), k
-        assert o.params_["s"] / o.params_["beta"] == pytest.approx(
-            t.params_["s"] / t.params_["beta"], rel=1e-3 if FULL else 5e-2)
-
+    ours, theirs = _pareto_ours_theirs(x, tx, T)
+    # at 20k customers both reach the same maximum; on the smoke sample the likelihood is flat
+    # along s/beta = const and lifetimes stops early on that ridge (ours is higher)
+    check = _pareto_check(x, tx, T, newton=True, ll_tol=1e-7, ll_gap=None,
+                          names=("r", "alpha", "s", "beta") if FULL else ("r", "alpha"),
+                          rel=1e-3 if FULL else 2e-2, ratio_rel=1e-3 if FULL else 5e-2)
     compare(benchmark, "clv.pareto_fit_hard", ours, {"lifetimes": theirs}, check,
             rounds=1 if FULL else ROUNDS, size=f"{N_PARETO_HARD} customers")
 
@@ -238,3 +236,45 @@ def test_clv_12_months(benchmark, customers):
 
     compare(benchmark, "clv.clv_12m", ours, {"lifetimes": theirs}, check, rounds=ROUNDS,
             size=f"{N_CLV} customers")
+
+
+def _cpu_and_wall(fn) -> tuple[float, float]:
+    """(CPU seconds of the process, wall seconds) of one call."""
+    import time
+    c0, w0 = time.process_time(), time.perf_counter()
+    fn()
+    return time.process_time() - c0, time.perf_counter() - w0
+
+
+def cpu_time_pareto_hard(n: int = 20_000, rounds: int = 5) -> dict:
+    """CPU seconds (``time.process_time``, one thread each: Numba, BLAS) and wall seconds of
+    ParetoNBD.fit and lifetimes' ParetoNBDFitter.fit on the hard-region population, in
+    interleaved rounds (ours, theirs, ours, ...), medians. Steadier than wall time on a loaded
+    machine. Run with ``python -m bench.bench_clv [n] [rounds]``."""
+    from threadpoolctl import threadpool_limits
+
+    x, tx, T = simulate_pareto_hard(n)
+    sides = {"ours": lambda: clv.ParetoNBD().fit(x, tx, T, n_threads=1),
+             "lifetimes": _pareto_ours_theirs(x, tx, T)[1]}
+    spent = {name: [] for name in sides}
+    with threadpool_limits(1):
+        sides["ours"]()   # compile / warm caches
+        for _ in range(rounds):
+            for name, fn in sides.items():
+                spent[name].append(_cpu_and_wall(fn))
+                print(f"  {name:9s} cpu {spent[name][-1][0]:8.3f} s  wall {spent[name][-1][1]:8.3f} s",
+                      flush=True)
+    (ours_cpu, ours_wall), (cpu, wall) = (np.median(np.array(spent[k]), axis=0) for k in sides)
+    return {"ours_cpu": ours_cpu, "ours_wall": ours_wall, "lifetimes_cpu": cpu,
+            "lifetimes_wall": wall, "ratio_cpu": cpu / ours_cpu, "ratio_wall": wall / ours_wall}
+
+
+if __name__ == "__main__":
+    import os
+    import sys
+
+    args = [int(a) for a in sys.argv[1:3]]
+    print(f"load average before: {os.getloadavg()}")
+    for key, value in cpu_time_pareto_hard(*args).items():
+        print(f"{key:16s} {value:10.4f}")
+    print(f"load average after: {os.getloadavg()}")

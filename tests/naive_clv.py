@@ -144,3 +144,27 @@ def hyp2f1_1ef_mp(e, f, z, dps=40):
         return [float(S), float(mp.diff(lambda t: mp.hyp2f1(1, t, f, z), e)),
                 float(mp.diff(lambda t: mp.hyp2f1(1, e, t, z), f)),
                 float(mp.diff(lambda t: mp.hyp2f1(1, e, f, t), z))]
+
+
+def pareto_log_F_mp(r, alpha, s, beta, x, y, dps=40):
+    """log F(y) of the Pareto/NBD likelihood (Fader & Hardie 2005 note, eq. 22) by mpmath:
+    log 2F1(r+s+x, b'; r+s+x+1; z_y) - (r+s+x) log(max(alpha, beta) + y)."""
+    import mpmath as mp
+    A = r + s + x
+    if alpha >= beta:
+        b2, m, z = s + 1, alpha, (alpha - beta) / (alpha + y)
+    else:
+        b2, m, z = r + x, beta, (beta - alpha) / (beta + y)
+    with mp.workdps(dps):
+        return float(mp.log(mp.hyp2f1(A, b2, A + 1, z, maxterms=10**7)) - A * mp.log(m + y))
+
+
+def check_against_lifetimes(ours, ref, x, tx, T, t, horizons, rtol, pop_rtol):
+    """A fitted transaction model's conditional and population expectations against the same
+    model of lifetimes (``ref``, with the same parameters or fitted on the same data)."""
+    np.testing.assert_allclose(
+        ours.expected_purchases(t, x, tx, T),
+        ref.conditional_expected_number_of_purchases_up_to_time(t, x, tx, T), rtol=rtol)
+    np.testing.assert_allclose(ours.population_expected_purchases(horizons),
+                               ref.expected_number_of_purchases_up_to_time(horizons),
+                               rtol=pop_rtol)

@@ -97,10 +97,15 @@ def _kernels(modified):
 
     return TransactionKernels(
         payload=functools.partial(_payload, modified=m),
-        alive=bind(_k.probability_alive), alive_now=bind(_k.probability_alive_now),
+        alive=bind(_k.probability_alive), alive_now=bind(_alive_now),
         expected=bind(_k.expected_purchases), discounted=bind(_k.discounted_if_alive),
         population=bind(_k.population_expected), pmf=bind(_k.probability_n_purchases),
         individual_ll=individual_ll)
+
+
+def _alive_now(theta, x, tx, T, modified, n_threads=None):
+    """P(alive at T): ``probability_alive`` with no future time (one kernel for both)."""
+    return _k.probability_alive(theta, x, tx, T, np.zeros_like(x), modified, n_threads=n_threads)
 
 
 def _append_modified(kernel, modified, *args, n_threads=None):

@@ -68,6 +68,11 @@ def _loglik(theta, p: ParetoPayload, n_threads):
                               n_threads=n_threads)
 
 
+def _alive_now(theta, x, tx, T, n_threads=None):
+    """P(alive at T): ``probability_alive`` with no future time (one kernel for both)."""
+    return _k.probability_alive(theta, x, tx, T, np.zeros_like(x), n_threads=n_threads)
+
+
 def _individual_ll(theta, x, tx, T, n_threads=None):
     return _k.loglik_grad(theta, x, tx, T, np.ones_like(x), n_threads=n_threads)[2]
 
@@ -94,7 +99,7 @@ class ParetoNBD(TransactionModel):
                                    prefit_patterns=2_000),
                      time_params=("alpha", "beta"))
     kernels = TransactionKernels(
-        payload=_payload, alive=_k.probability_alive, alive_now=_k.probability_alive_now,
+        payload=_payload, alive=_k.probability_alive, alive_now=_alive_now,
         expected=_k.expected_purchases, discounted=_k.discounted_if_alive,
         population=_k.population_expected, pmf=_k.probability_n_purchases,
         individual_ll=_individual_ll)

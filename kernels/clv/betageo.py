@@ -15,8 +15,9 @@ import numpy as np
 from numba import njit, prange
 
 from ..common.config import CLV_REDUCE_CHUNK, NJIT
-from .special import (dual, bg_conditional_alive_expectation, digamma, expit, log_nb_tail,
-                          logaddexp, trigamma, weighted_totals)
+from .special import (bg_conditional_alive_expectation, chunk_count, digamma, discounted_kernel,
+                      dual, expit, log_nb_tail, logaddexp, pattern_loglik, put_row, sum_chunks,
+                      trigamma)
 
 
 @njit(**NJIT)
@@ -31,45 +32,38 @@ def _terms(r, alpha, a, b, x, tx, T, m):
     return head, t1, t2
 
 
-@dual(1)
-def loglik_grad(params, x, tx, T, w, modified):
-    """Weighted total log-likelihood and its gradient w.r.t. (r, alpha, a, b).
-
-    Parameters
-    ----------
-    params : float64[4]  r, alpha, a, b (all > 0)
-    x, tx, T, w : float64[m]  pattern frequency, recency, age and weight (customers per pattern)
-    modified : int  0 = BG/NBD, 1 = MBG/NBD
-
-    Returns
-    -------
-    (ll, grad[4], ll_per_pattern[m])  ll and grad are weighted sums; per pattern unweighted.
-    """
+@njit(**NJIT)
+def _loglik_prep(params, cols):
     r, alpha, a, b = params[0], params[1], params[2], params[3]
-    m = float(modified)
-    n = x.shape[0]
-    terms = np.empty((n, 5))
-    dg_ab = digamma(a + b)
-    dg_b = digamma(b)
-    dg_r = digamma(r)
-    for i in prange(n):
-        xi = x[i]
-        head, t1, t2 = _terms(r, alpha, a, b, xi, tx[i], T[i], m)
-        lse = logaddexp(t1, t2)
-        w1 = math.exp(t1 - lse)
-        w2 = 1.0 - w1 if t2 > -np.inf else 0.0
-        dg_abx = digamma(a + b + xi + m)
-        d_b = dg_ab - dg_b - dg_abx + w1 * digamma(b + xi + m)
-        if w2 > 0.0:
-            d_b += w2 * digamma(b + xi + m - 1.0)
-        terms[i, 0] = head + lse
-        terms[i, 1] = digamma(r + xi) - dg_r + math.log(alpha) - w1 * math.log(alpha + T[i]) \
-            - w2 * math.log(alpha + tx[i])
-        terms[i, 2] = r / alpha - (r + xi) * (w1 / (alpha + T[i]) + w2 / (alpha + tx[i]))
-        terms[i, 3] = dg_ab - dg_abx + w2 / a
-        terms[i, 4] = d_b
-    total, grad = weighted_totals(terms, w)
-    return total, grad, terms[:, 0].copy()
+    return (r, alpha, a, b, float(cols[4]), digamma(a + b), digamma(b), digamma(r)), cols[3]
+
+
+@njit(**NJIT)
+def _loglik_row(c, cols, i):
+    r, alpha, a, b, m, dg_ab, dg_b, dg_r = c
+    xi = cols[0][i]
+    tx = cols[1][i]
+    T = cols[2][i]
+    head, t1, t2 = _terms(r, alpha, a, b, xi, tx, T, m)
+    lse = logaddexp(t1, t2)
+    w1 = math.exp(t1 - lse)
+    w2 = 1.0 - w1 if t2 > -np.inf else 0.0
+    dg_abx = digamma(a + b + xi + m)
+    d_b = dg_ab - dg_b - dg_abx + w1 * digamma(b + xi + m)
+    if w2 > 0.0:
+        d_b += w2 * digamma(b + xi + m - 1.0)
+    return (head + lse,
+            digamma(r + xi) - dg_r + math.log(alpha) - w1 * math.log(alpha + T)
+            - w2 * math.log(alpha + tx),
+            r / alpha - (r + xi) * (w1 / (alpha + T) + w2 / (alpha + tx)),
+            dg_ab - dg_abx + w2 / a,
+            d_b)
+
+
+#: ``loglik_grad(params, x, tx, T, w, modified)``: weighted total log-likelihood (float64[4]
+#: params r, alpha, a, b; per-pattern frequency, recency, age and weight; modified 0 = BG/NBD,
+#: 1 = MBG/NBD) -> (ll, grad[4], ll_per_pattern): ll and grad weighted sums, per pattern unweighted.
+loglik_grad = pattern_loglik(_loglik_prep, _loglik_row, 5, "betageo")
 
 
 @njit(**NJIT)
@@ -79,6 +73,13 @@ def _log_odds_dead(r, alpha, a, b, x, tx, T, m):
         return -np.inf
     return math.log(a) - math.log(b + x + m - 1.0) + (r + x) * (
         math.log(alpha + T) - math.log(alpha + tx))
+
+
+@njit(**NJIT)
+def _alive_now(params, x, tx, T, m):
+    """P(alive at T | x, t_x, T) (eq. 13)."""
+    lo = _log_odds_dead(params[0], params[1], params[2], params[3], x, tx, T, m)
+    return expit(-lo) if lo > -np.inf else 1.0
 
 
 @dual(1)
@@ -91,14 +92,11 @@ def probability_alive(params, x, tx, T, future_t, modified):
     """
     r, alpha, a, b = params[0], params[1], params[2], params[3]
     m = float(modified)
-    n = x.shape[0]
-    out = np.empty(n)
-    for i in prange(n):
-        lo = _log_odds_dead(r, alpha, a, b, x[i], tx[i], T[i], m)
-        p = expit(-lo) if lo > -np.inf else 1.0
-        t = future_t[i]
-        if t > 0.0:
-            p *= _survive(r + x[i], a, a + b + x[i] + m, t / (alpha + T[i]))
+    out = np.empty(x.shape[0])
+    for i in prange(out.shape[0]):
+        p = _alive_now(params, x[i], tx[i], T[i], m)
+        if future_t[i] > 0.0:
+            p *= _survive(r + x[i], a, a + b + x[i] + m, future_t[i] / (alpha + T[i]))
         out[i] = p
     return out
 
@@ -130,17 +128,12 @@ def expected_purchases(params, t, x, tx, T, modified):
     """E[Y(t) | x, t_x, T]: expected purchases in (T, T+t] (FHL 2005 eq. 10; Batislam eq. 9)."""
     r, alpha, a, b = params[0], params[1], params[2], params[3]
     m = float(modified)
-    n = x.shape[0]
-    out = np.empty(n)
-    for i in prange(n):
-        ti = t[i]
-        if ti <= 0.0:
-            out[i] = 0.0
-            continue
-        lo = _log_odds_dead(r, alpha, a, b, x[i], tx[i], T[i], m)
-        p = expit(-lo) if lo > -np.inf else 1.0
-        z = ti / (alpha + T[i] + ti)
-        out[i] = p * bg_conditional_alive_expectation(r + x[i], a, a + b + x[i] + m - 1.0, z)
+    out = np.zeros(x.shape[0])
+    for i in prange(out.shape[0]):
+        if not t[i] <= 0.0:   # (NaN t gives NaN)
+            z = t[i] / (alpha + T[i] + t[i])
+            out[i] = _alive_now(params, x[i], tx[i], T[i], m) * \
+                bg_conditional_alive_expectation(r + x[i], a, a + b + x[i] + m - 1.0, z)
     return out
 
 
@@ -149,17 +142,13 @@ def population_expected(params, t, modified):
     """E[X(t)] for a customer who made the first purchase at 0 (FHL 2005 eq. 9; Batislam eq. 8)."""
     r, alpha, a, b = params[0], params[1], params[2], params[3]
     m = float(modified)
-    n = t.shape[0]
-    out = np.empty(n)
-    for i in prange(n):
-        ti = t[i]
-        if ti <= 0.0:
-            out[i] = 0.0
-            continue
-        z = ti / (alpha + ti)
-        e = bg_conditional_alive_expectation(r, a, a + b + m - 1.0, z)
-        # MBG/NBD: the customer may have left at time zero, with probability a/(a+b)
-        out[i] = e * (b / (a + b) if m > 0 else 1.0)
+    # MBG/NBD: the customer may have left at time zero, with probability a/(a+b)
+    stayed = b / (a + b) if m > 0 else 1.0
+    out = np.zeros(t.shape[0])
+    for i in prange(out.shape[0]):
+        if not t[i] <= 0.0:   # (NaN t gives NaN)
+            z = t[i] / (alpha + t[i])
+            out[i] = bg_conditional_alive_expectation(r, a, a + b + m - 1.0, z) * stayed
     return out
 
 
@@ -238,10 +227,10 @@ def _x_tables(r, alpha, a, b, ux, m):
 
 
 @njit(**NJIT)
-def _tab_rows(lo, hi, tab, ly, iy, ix, iT, itx, w, inv_a, r_al, want_hess, out):
-    """The sums of ``loglik_derivs_tab`` over patterns lo..hi-1, in row order, into ``out``:
-    [ll, g0..g3, wsum, h_rr, h_ral, h_alal, s_d0, s_d1, s_d3, s_d0d1, s_d0d3, s_d1d3, s_vw2,
-    h_ab, h_bb] (the Hessian sums as documented in ``loglik_derivs_tab``)."""
+def _tab_rows(lo, hi, tab, ly, iy, ix, iT, itx, w, inv_a, r_al, want_hess):
+    """The sums of ``loglik_derivs_tab`` over patterns lo..hi-1, in row order:
+    (ll, g0..g3, wsum, h_rr, h_ral, h_alal, s_d0, s_d1, s_d3, s_d0d1, s_d0d3, s_d1d3, s_vw2,
+    h_ab, h_bb) (the Hessian sums as documented in ``loglik_derivs_tab``)."""
     total = 0.0
     g0 = 0.0
     g1 = 0.0
@@ -301,24 +290,8 @@ def _tab_rows(lo, hi, tab, ly, iy, ix, iT, itx, w, inv_a, r_al, want_hess, out):
             s_vw2 += v - wi * w2
             h_ab += wi * tab[j, 9]
             h_bb += wi * (w1 * tab[j, 10] + w2 * tab[j, 11]) + v * d3 * d3
-    out[0] = total
-    out[1] = g0
-    out[2] = g1
-    out[3] = g2
-    out[4] = g3
-    out[5] = wsum
-    out[6] = h_rr
-    out[7] = h_ral
-    out[8] = h_alal
-    out[9] = s_d0
-    out[10] = s_d1
-    out[11] = s_d3
-    out[12] = s_d0d1
-    out[13] = s_d0d3
-    out[14] = s_d1d3
-    out[15] = s_vw2
-    out[16] = h_ab
-    out[17] = h_bb
+    return (total, g0, g1, g2, g3, wsum, h_rr, h_ral, h_alal, s_d0, s_d1, s_d3, s_d0d1, s_d0d3,
+            s_d1d3, s_vw2, h_ab, h_bb)
 
 
 @dual(3)
@@ -353,16 +326,12 @@ def loglik_derivs_tab(params, ux, uy, ix, iT, itx, w, modified, want_hess):
     n = ix.shape[0]
     inv_a = 1.0 / a
     r_al = r / alpha
-    n_chunks = (n + CLV_REDUCE_CHUNK - 1) // CLV_REDUCE_CHUNK
-    parts = np.zeros((n_chunks, 18))
-    for c in prange(n_chunks):
+    parts = np.zeros((chunk_count(n), 18))
+    for c in prange(parts.shape[0]):
         lo = c * CLV_REDUCE_CHUNK
-        _tab_rows(lo, min(n, lo + CLV_REDUCE_CHUNK), tab, ly, iy, ix, iT, itx, w, inv_a, r_al,
-                  want_hess, parts[c])
-    s = np.zeros(18)
-    for c in range(n_chunks):
-        for k in range(18):
-            s[k] += parts[c, k]
+        put_row(parts[c], _tab_rows(lo, min(n, lo + CLV_REDUCE_CHUNK), tab, ly, iy, ix, iT, itx,
+                                    w, inv_a, r_al, want_hess))
+    s = sum_chunks(parts)
     total = s[0]
     wsum, h_rr, h_ral, h_alal = s[5], s[6], s[7], s[8]
     s_d0, s_d1, s_d3, s_d0d1, s_d0d3, s_d1d3, s_vw2 = s[9], s[10], s[11], s[12], s[13], s[14], s[15]
@@ -390,41 +359,19 @@ def loglik_derivs_tab(params, ux, uy, ix, iT, itx, w, modified, want_hess):
     return total, grad, hess
 
 
-@dual(1)
-def discounted_if_alive(params, x, T, times, disc, modified):
-    """sum_i (E[Y(t_i) | alive at T] - E[Y(t_{i-1}) | alive at T]) * disc_i per (x, T) pair.
-
-    The conditional expectation factors into P(alive | x, t_x, T) times a term that depends on
-    (x, T) only (FHL 2005 eq. 10), so CLV needs this once per distinct (x, T), not per customer
-    and horizon.
-    """
-    r, alpha, a, b = params[0], params[1], params[2], params[3]
-    m = float(modified)
-    n = x.shape[0]
-    out = np.empty(n)
-    for i in prange(n):
-        prev = 0.0
-        acc = 0.0
-        for h in range(times.shape[0]):
-            t = times[h]
-            cur = 0.0
-            if t > 0.0:
-                z = t / (alpha + T[i] + t)
-                cur = bg_conditional_alive_expectation(r + x[i], a, a + b + x[i] + m - 1.0, z)
-            acc += (cur - prev) * disc[h]
-            prev = cur
-        out[i] = acc
-    return out
+@njit(**NJIT)
+def _discount_prep(params, extra):
+    return params[0], params[1], params[2], params[3], float(extra[0])
 
 
-@dual(1)
-def probability_alive_now(params, x, tx, T, modified):
-    """P(alive at T | x, t_x, T) (eq. 13)."""
-    r, alpha, a, b = params[0], params[1], params[2], params[3]
-    m = float(modified)
-    n = x.shape[0]
-    out = np.empty(n)
-    for i in prange(n):
-        lo = _log_odds_dead(r, alpha, a, b, x[i], tx[i], T[i], m)
-        out[i] = expit(-lo) if lo > -np.inf else 1.0
-    return out
+@njit(**NJIT)
+def _if_alive(c, x, T, t):
+    """E[Y(t) | alive at T] (FHL 2005 eq. 10 without P(alive))."""
+    r, alpha, a, b, m = c
+    return bg_conditional_alive_expectation(r + x, a, a + b + x + m - 1.0, t / (alpha + T + t))
+
+
+#: ``discounted_if_alive(params, x, T, times, disc, modified)``: per (x, T) pair; the
+#: conditional expectation factors into P(alive | x, t_x, T) times a term of (x, T) only
+#: (FHL 2005 eq. 10), so CLV needs this once per distinct (x, T), not per customer and horizon.
+discounted_if_alive = discounted_kernel(_discount_prep, _if_alive, "betageo")

@@ -12,15 +12,13 @@ import numpy as np
 from numba import njit, prange
 
 from ..common.config import NJIT
-from .special import dual, digamma, lbeta, weighted_totals
+from .special import dual, digamma, four_params, lbeta, pattern_loglik
 
 
 @njit(**NJIT)
 def _pattern(al, be, ga, de, x, tx, n, want_grad):
-    """(ll, log P(alive at n+1 | data) + ..., gradient) for one pattern.
-
-    Returns ll, log_term0 (the alive-through-n term) and d/d(alpha, beta, gamma, delta).
-    """
+    """(ll, d ll/d alpha, d/d beta, d/d gamma, d/d delta) for one pattern (gradient zero
+    unless ``want_grad``)."""
     lbab = lbeta(al, be)
     lbgd = lbeta(ga, de)
     dab = digamma(al + be)
@@ -66,24 +64,15 @@ def _pattern(al, be, ga, de, x, tx, n, want_grad):
         g_be = g_be * inv - (digamma(be) - dab)
         g_ga = g_ga * inv - (digamma(ga) - dgd)
         g_de = g_de * inv - (digamma(de) - dgd)
-    return ll, t0, g_al, g_be, g_ga, g_de
+    return ll, g_al, g_be, g_ga, g_de
 
 
-@dual(1)
-def loglik_grad(params, x, tx, n, w):
-    """Weighted total log-likelihood, gradient w.r.t. (alpha, beta, gamma, delta), per-pattern ll."""
-    al, be, ga, de = params[0], params[1], params[2], params[3]
-    m = x.shape[0]
-    terms = np.empty((m, 5))
-    for i in prange(m):
-        ll, _, a1, a2, a3, a4 = _pattern(al, be, ga, de, x[i], tx[i], n[i], True)
-        terms[i, 0] = ll
-        terms[i, 1] = a1
-        terms[i, 2] = a2
-        terms[i, 3] = a3
-        terms[i, 4] = a4
-    total, grad = weighted_totals(terms, w)
-    return total, grad, terms[:, 0].copy()
+@njit(**NJIT)
+def _loglik_row(c, cols, i):
+    return _pattern(c[0], c[1], c[2], c[3], cols[0][i], cols[1][i], cols[2][i], True)
+
+
+loglik_grad = pattern_loglik(four_params, _loglik_row, 5, "bgbb")
 
 
 @dual(1)
@@ -94,7 +83,7 @@ def probability_alive(params, x, tx, n, future):
     m = x.shape[0]
     out = np.empty(m)
     for i in prange(m):
-        ll, _, _, _, _, _ = _pattern(al, be, ga, de, x[i], tx[i], n[i], False)
+        ll = _pattern(al, be, ga, de, x[i], tx[i], n[i], False)[0]
         lt = (lbeta(al + x[i], be + n[i] - x[i]) - lbeta(al, be)
               + lbeta(ga, de + n[i] + 1.0 + future[i]) - lbeta(ga, de))
         out[i] = math.exp(lt - ll)
@@ -104,15 +93,13 @@ def probability_alive(params, x, tx, n, future):
 @dual(2)
 def expected_purchases(params, n_future, x, tx, n):
     """E[X(n, n+n*) | x, t_x, n] (FHS 2010 eq. 13), continuous at gamma = 1."""
+    out = np.zeros(x.shape[0])
     al, be, ga, de = params[0], params[1], params[2], params[3]
-    m = x.shape[0]
-    out = np.empty(m)
-    for i in prange(m):
+    for i in prange(out.shape[0]):
         ns = n_future[i]
         if ns <= 0:
-            out[i] = 0.0
             continue
-        ll, _, _, _, _, _ = _pattern(al, be, ga, de, x[i], tx[i], n[i], False)
+        ll = _pattern(al, be, ga, de, x[i], tx[i], n[i], False)[0]
         ni = n[i]
         lead = (lbeta(al + x[i] + 1.0, be + ni - x[i]) - lbeta(al, be) + math.log(de)
                 + math.lgamma(ga + de) - math.lgamma(1.0 + de))

@@ -16,8 +16,9 @@ from numba import njit, prange
 
 from ..common.config import (CLV_PARETO_DIRECT_TERMS, CLV_PARETO_INTEGER_GAP,
                              CLV_PARETO_NEAR_ONE_Z, CLV_REDUCE_CHUNK, NJIT)
-from .special import (PARETO_MAX_TERMS, digamma, dual, logaddexp, one_minus_pow_over,
-                      series_1_e_f, series_1_e_f_near_one, weighted_totals)
+from .special import (PARETO_MAX_TERMS, chunk_count, digamma, discounted_kernel, dual,
+                      four_params, logaddexp, one_minus_pow_over, param_tuple, pattern_loglik,
+                      put_row, series_1_e_f, series_1_e_f_near_one, sum_chunks)
 
 
 #: exp-sinh quadrature: step and half-width in t (tau - y = L exp(pi/2 sinh t)).
@@ -142,7 +143,8 @@ def _log_F_series(r, alpha, s, beta, x, y):
 
 @njit(**NJIT)
 def _pattern(r, alpha, s, beta, x, tx, T, want_grad):
-    """(ll, l1 - ll, d_r, d_alpha, d_s, d_beta) for one pattern; l1 - ll = log P(alive)."""
+    """(ll, d_r, d_alpha, d_s, d_beta, log P(alive at T)) for one pattern (gradient zero
+    unless ``want_grad``)."""
     head = math.lgamma(r + x) - math.lgamma(r) + r * math.log(alpha) + s * math.log(beta)
     l1 = -(r + x) * math.log(alpha + T) - s * math.log(beta + T)
     rsx = r + s + x
@@ -158,7 +160,7 @@ def _pattern(r, alpha, s, beta, x, tx, T, want_grad):
     lse = logaddexp(l1, l2)
     ll = head + lse
     if not want_grad:
-        return ll, l1 - lse, 0.0, 0.0, 0.0, 0.0
+        return ll, 0.0, 0.0, 0.0, 0.0, l1 - lse
     w1 = math.exp(l1 - lse)
     w2 = 1.0 - w1 if l2 > -np.inf else 0.0
     d_r = digamma(r + x) - digamma(r) + math.log(alpha) - w1 * math.log(alpha + T)
@@ -172,37 +174,33 @@ def _pattern(r, alpha, s, beta, x, tx, T, want_grad):
         d_al += w2 * (a_al - rho * b_al) * inv
         d_s += w2 * (1.0 / s - 1.0 / rsx + (a_s - rho * b_s) * inv)
         d_be += w2 * (a_be - rho * b_be) * inv
-    return ll, l1 - lse, d_r, d_al, d_s, d_be
+    return ll, d_r, d_al, d_s, d_be, l1 - lse
 
 
-@dual(1)
-def loglik_grad(params, x, tx, T, w):
-    """Weighted total log-likelihood, gradient w.r.t. (r, alpha, s, beta), per-pattern ll."""
-    r, alpha, s, beta = params[0], params[1], params[2], params[3]
-    n = x.shape[0]
-    terms = np.empty((n, 5))
-    for i in prange(n):
-        ll, _, d_r, d_al, d_s, d_be = _pattern(r, alpha, s, beta, x[i], tx[i], T[i], True)
-        terms[i, 0] = ll
-        terms[i, 1] = d_r
-        terms[i, 2] = d_al
-        terms[i, 3] = d_s
-        terms[i, 4] = d_be
-    total, grad = weighted_totals(terms, w)
-    return total, grad, terms[:, 0].copy()
+@njit(**NJIT)
+def _loglik_row(c, cols, i):
+    return _pattern(c[0], c[1], c[2], c[3], cols[0][i], cols[1][i], cols[2][i], True)[:5]
+
+
+loglik_grad = pattern_loglik(four_params, _loglik_row, 5, "pareto")
+
+
+@njit(**NJIT)
+def _log_alive(params, x, tx, T):
+    """log P(alive at T | x, t_x, T)."""
+    return _pattern(params[0], params[1], params[2], params[3], x, tx, T, False)[5]
 
 
 @dual(1)
 def probability_alive(params, x, tx, T, future_t):
-    """P(alive at T + t | x, t_x, T) = P(alive at T) ((beta+T)/(beta+T+t))^s (posterior of mu)."""
-    r, alpha, s, beta = params[0], params[1], params[2], params[3]
-    n = x.shape[0]
-    out = np.empty(n)
-    for i in prange(n):
-        _, lp, _, _, _, _ = _pattern(r, alpha, s, beta, x[i], tx[i], T[i], False)
-        t = future_t[i]
-        if t > 0.0:
-            lp += s * (math.log(beta + T[i]) - math.log(beta + T[i] + t))
+    """P(alive at T + t | x, t_x, T) = P(alive at T) ((beta+T)/(beta+T+t))^s (posterior of mu);
+    t = 0 gives P(alive at T)."""
+    s, beta = params[2], params[3]
+    out = np.empty(x.shape[0])
+    for i in prange(out.shape[0]):
+        lp = _log_alive(params, x[i], tx[i], T[i])
+        if future_t[i] > 0.0:
+            lp += s * (math.log(beta + T[i]) - math.log(beta + T[i] + future_t[i]))
         out[i] = math.exp(lp)
     return out
 
@@ -211,17 +209,13 @@ def probability_alive(params, x, tx, T, future_t):
 def expected_purchases(params, t, x, tx, T):
     """E[Y(t) | x, t_x, T] (Fader & Hardie 2005 note, eq. 26), continuous at s = 1."""
     r, alpha, s, beta = params[0], params[1], params[2], params[3]
-    n = x.shape[0]
-    out = np.empty(n)
-    for i in prange(n):
-        ti = t[i]
-        if ti <= 0.0:
-            out[i] = 0.0
-            continue
-        _, lp, _, _, _, _ = _pattern(r, alpha, s, beta, x[i], tx[i], T[i], False)
-        bt = beta + T[i]
-        h = one_minus_pow_over(s - 1.0, math.log(bt) - math.log(bt + ti))
-        out[i] = math.exp(lp) * (r + x[i]) / (alpha + T[i]) * bt * h
+    out = np.zeros(x.shape[0])
+    for i in prange(out.shape[0]):
+        if not t[i] <= 0.0:   # (NaN t gives NaN)
+            bt = beta + T[i]
+            h = one_minus_pow_over(s - 1.0, math.log(bt) - math.log(bt + t[i]))
+            out[i] = math.exp(_log_alive(params, x[i], tx[i], T[i])) * (r + x[i]) / \
+                (alpha + T[i]) * bt * h
     return out
 
 
@@ -229,14 +223,10 @@ def expected_purchases(params, t, x, tx, T):
 def population_expected(params, t):
     """E[X(t)] = r beta / (alpha (s-1)) [1 - (beta/(beta+t))^(s-1)] (eq. 17 of the note)."""
     r, alpha, s, beta = params[0], params[1], params[2], params[3]
-    n = t.shape[0]
-    out = np.empty(n)
-    for i in prange(n):
-        ti = t[i]
-        if ti <= 0.0:
-            out[i] = 0.0
-        else:
-            out[i] = r * beta / alpha * one_minus_pow_over(s - 1.0, math.log(beta) - math.log(beta + ti))
+    out = np.zeros(t.shape[0])
+    for i in prange(out.shape[0]):
+        if not t[i] <= 0.0:   # (NaN t gives NaN)
+            out[i] = r * beta / alpha * one_minus_pow_over(s - 1.0, math.log(beta) - math.log(beta + t[i]))
     return out
 
 
@@ -370,45 +360,23 @@ def probability_n_purchases(params, t, k):
     return out
 
 
-@dual(1)
-def discounted_if_alive(params, x, T, times, disc):
-    """sum_i (E[Y(t_i) | alive at T] - E[Y(t_{i-1}) | alive at T]) * disc_i per (x, T) pair;
-    E[Y(t) | alive] = (r+x)(beta+T)/((alpha+T)(s-1)) [1 - ((beta+T)/(beta+T+t))^(s-1)]."""
-    r, alpha, s, beta = params[0], params[1], params[2], params[3]
-    n = x.shape[0]
-    out = np.empty(n)
-    for i in prange(n):
-        bt = beta + T[i]
-        lead = (r + x[i]) / (alpha + T[i]) * bt
-        prev = 0.0
-        acc = 0.0
-        for h in range(times.shape[0]):
-            t = times[h]
-            cur = 0.0
-            if t > 0.0:
-                cur = lead * one_minus_pow_over(s - 1.0, math.log(bt) - math.log(bt + t))
-            acc += (cur - prev) * disc[h]
-            prev = cur
-        out[i] = acc
-    return out
+@njit(**NJIT)
+def _if_alive(c, x, T, t):
+    """E[Y(t) | alive at T] = (r+x)(beta+T)/((alpha+T)(s-1)) [1 - ((beta+T)/(beta+T+t))^(s-1)]."""
+    r, alpha, s, beta = c
+    bt = beta + T
+    lead = (r + x) / (alpha + T) * bt
+    return lead * one_minus_pow_over(s - 1.0, math.log(bt) - math.log(bt + t))
 
 
-@dual(1)
-def probability_alive_now(params, x, tx, T):
-    """P(alive at T | x, t_x, T)."""
-    r, alpha, s, beta = params[0], params[1], params[2], params[3]
-    n = x.shape[0]
-    out = np.empty(n)
-    for i in prange(n):
-        _, lp, _, _, _, _ = _pattern(r, alpha, s, beta, x[i], tx[i], T[i], False)
-        out[i] = math.exp(lp)
-    return out
+#: ``discounted_if_alive(params, x, T, times, disc)`` (see ``special.discounted_kernel``).
+discounted_if_alive = discounted_kernel(param_tuple, _if_alive, "pareto")
 
 
 @njit(**NJIT)
-def _tab_rows(lo, hi, r, alpha, s, beta, lF, dF, hx, ux, ix, ia, ib, T, w, out):
-    """Sums of ``loglik_grad_tab`` over patterns lo..hi-1 in row order: [ll, d_r, d_alpha,
-    d_s, d_beta] into ``out``."""
+def _tab_rows(lo, hi, r, alpha, s, beta, lF, dF, hx, ux, ix, ia, ib, T, w):
+    """Sums of ``loglik_grad_tab`` over patterns lo..hi-1 in row order: (ll, d_r, d_alpha,
+    d_s, d_beta)."""
     total = 0.0
     g0 = 0.0
     g1 = 0.0
@@ -448,11 +416,7 @@ def _tab_rows(lo, hi, r, alpha, s, beta, lF, dF, hx, ux, ix, ia, ib, T, w, out):
         g1 += wi * d_al
         g2 += wi * d_s
         g3 += wi * d_be
-    out[0] = total
-    out[1] = g0
-    out[2] = g1
-    out[3] = g2
-    out[4] = g3
+    return total, g0, g1, g2, g3
 
 
 @dual(4)
@@ -486,14 +450,10 @@ def loglik_grad_tab(params, qx, qy, ux, ix, ia, ib, T, w):
         hx[j, 0] = math.lgamma(r + ux[j]) - lg_r + r * la + s * lb
         hx[j, 1] = digamma(r + ux[j]) - dg_r + la
     n = ix.shape[0]
-    n_chunks = (n + CLV_REDUCE_CHUNK - 1) // CLV_REDUCE_CHUNK
-    parts = np.zeros((n_chunks, 5))
-    for c in prange(n_chunks):
+    parts = np.zeros((chunk_count(n), 5))
+    for c in prange(parts.shape[0]):
         lo = c * CLV_REDUCE_CHUNK
-        _tab_rows(lo, min(n, lo + CLV_REDUCE_CHUNK), r, alpha, s, beta, lF, dF, hx, ux, ix, ia,
-                  ib, T, w, parts[c])
-    sums = np.zeros(5)
-    for c in range(n_chunks):
-        for k in range(5):
-            sums[k] += parts[c, k]
+        put_row(parts[c], _tab_rows(lo, min(n, lo + CLV_REDUCE_CHUNK), r, alpha, s, beta, lF, dF,
+                                    hx, ux, ix, ia, ib, T, w))
+    sums = sum_chunks(parts)
     return sums[0], sums[1:].copy()

@@ -8,39 +8,34 @@ S(t) = B(alpha, beta+t)/B(alpha, beta) (eq. 6). Observations are (t, censored, w
 import math
 
 import numpy as np
-from numba import prange
+from numba import njit, prange
 
-from .special import dual, digamma, lbeta, weighted_totals
+from ..common.config import NJIT
+from .special import dual, digamma, lbeta, pattern_loglik
 
 
-@dual(1)
-def loglik_grad(params, t, censored, w):
-    """Weighted total log-likelihood, gradient w.r.t. (alpha, beta), per-row ll (per-row terms
-    in parallel, summed in row order)."""
+@njit(**NJIT)
+def _loglik_prep(params, cols):
     al, be = params[0], params[1]
-    n = t.shape[0]
-    terms = np.empty((n, 3))
-    lb = lbeta(al, be)
-    d_ab = digamma(al + be)
-    d_a = digamma(al)
-    d_b = digamma(be)
-    for i in prange(n):
-        ti = t[i]
-        if censored[i]:
-            ll = lbeta(al, be + ti) - lb
-            s = digamma(al + be + ti)
-            ga = d_a - s - (d_a - d_ab)
-            gb = digamma(be + ti) - s - (d_b - d_ab)
-        else:
-            ll = lbeta(al + 1.0, be + ti - 1.0) - lb
-            s = digamma(al + be + ti)
-            ga = digamma(al + 1.0) - s - (d_a - d_ab)
-            gb = digamma(be + ti - 1.0) - s - (d_b - d_ab)
-        terms[i, 0] = ll
-        terms[i, 1] = ga
-        terms[i, 2] = gb
-    total, grad = weighted_totals(terms, w)
-    return total, grad, terms[:, 0].copy()
+    return (al, be, lbeta(al, be), digamma(al + be), digamma(al), digamma(be)), cols[2]
+
+
+@njit(**NJIT)
+def _loglik_row(c, cols, i):
+    al, be, lb, d_ab, d_a, d_b = c
+    ti = cols[0][i]
+    s = digamma(al + be + ti)
+    if cols[1][i]:   # still active after period t: log S(t)
+        return (lbeta(al, be + ti) - lb, d_a - s - (d_a - d_ab),
+                digamma(be + ti) - s - (d_b - d_ab))
+    # churned in period t: log P(T = t)
+    return (lbeta(al + 1.0, be + ti - 1.0) - lb, digamma(al + 1.0) - s - (d_a - d_ab),
+            digamma(be + ti - 1.0) - s - (d_b - d_ab))
+
+
+#: ``loglik_grad(params, t, censored, w)``: weighted total log-likelihood, gradient w.r.t.
+#: (alpha, beta), per-row ll (per-row terms in parallel, summed in row order).
+loglik_grad = pattern_loglik(_loglik_prep, _loglik_row, 3, "sbg")
 
 
 @dual(1)

@@ -4,17 +4,129 @@ Everything here is scalar and branch-light so that the pattern kernels can call 
 inside ``prange``. Nothing raises: out-of-domain input gives NaN, which the Python layer checks.
 """
 import math
+import types
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
-from ..common.config import CLV_PARALLEL_MIN_ROWS, NJIT
+from ..common.config import CLV_PARALLEL_MIN_ROWS, CLV_REDUCE_CHUNK, NJIT
 from ..common.launch import dual_kernel
+
 
 def dual(size_arg: int):
     """The launch rule's serial-below-a-size variant for the CLV pattern kernels
     (:func:`kernels.common.launch.dual_kernel` with ``CLV_PARALLEL_MIN_ROWS``)."""
     return dual_kernel(size_arg, CLV_PARALLEL_MIN_ROWS)
+
+
+def bind_template(template, name: str, doc: str, **bound):
+    """A dual-launch kernel compiled from a copy of ``template`` whose globals also hold
+    ``bound`` (a model's njit functions and constants, frozen by Numba at compile time).
+
+    This is how one loop serves several models: passing the model's functions as first-class
+    arguments would make the kernel uncacheable (Numba does not cache functions that take
+    functions; cold start, issue #11), while this copy is cached under its own ``name``. Like
+    any Numba cache, an edit of a bound function in another file needs the cache cleared.
+    """
+    glob = dict(template.__globals__, **bound)
+    fn = types.FunctionType(template.__code__, glob, name)
+    fn.__qualname__ = name
+    fn.__doc__ = doc
+    return dual(1)(fn)
+
+
+def _pattern_loglik(params, *cols):
+    # template of ``pattern_loglik``: _prep, _row and _N_TERMS are the model's (bind_template)
+    consts, w = _prep(params, cols)   # noqa: F821
+    n = cols[0].shape[0]
+    terms = np.empty((n, _N_TERMS))   # noqa: F821
+    for i in prange(n):
+        values = _row(consts, cols, i)   # noqa: F821
+        for k in range(_N_TERMS):   # noqa: F821
+            terms[i, k] = values[k]
+    total, grad = weighted_totals(terms, w)
+    return total, grad, terms[:, 0].copy()
+
+
+def pattern_loglik(prep, row, n_terms: int, model: str):
+    """A model's weighted log-likelihood kernel ``loglik_grad(params, *cols)`` -> (sum w ll,
+    gradient = sum w d ll / d theta, per-row ll), from its per-row term: the one loop over rows
+    every per-pattern likelihood shares (rows in parallel, summed in row order by
+    :func:`weighted_totals`, so the result does not depend on the thread count).
+
+    ``prep(params, cols)`` -> (constants, weights) runs once per call (parameter-only special
+    functions, the weight column, flags such as MBG's ``modified``); ``row(constants, cols, i)``
+    -> a tuple of ``n_terms`` floats (ll_i, d ll_i / d theta_1, ...) for row i.
+    """
+    return bind_template(_pattern_loglik, f"loglik_grad_{model}",
+                         f"Weighted total log-likelihood of {model}, gradient, per-row ll.",
+                         _prep=prep, _row=row, _N_TERMS=int(n_terms))
+
+
+def _discounted(params, x, T, times, disc, *extra):
+    # template of ``discounted_if_alive``: _prep and _value are the model's (bind_template)
+    consts = _prep(params, extra)   # noqa: F821
+    out = np.empty(x.shape[0])
+    for i in prange(x.shape[0]):
+        prev = 0.0
+        acc = 0.0
+        for h in range(times.shape[0]):
+            t = times[h]
+            cur = 0.0
+            if t > 0.0:
+                cur = _value(consts, x[i], T[i], t)   # noqa: F821
+            acc += (cur - prev) * disc[h]
+            prev = cur
+        out[i] = acc
+    return out
+
+
+def discounted_kernel(prep, value, model: str):
+    """A model's ``discounted_if_alive(params, x, T, times, disc, *extra)``: per (x, T) pair,
+    sum_h (E[Y(t_h) | alive at T] - E[Y(t_{h-1}) | alive at T]) * disc_h, the part of CLV that
+    does not depend on t_x (it is multiplied by P(alive) per customer), so CLV needs it once per
+    distinct (x, T). ``prep(params, extra)`` -> constants; ``value(constants, x, T, t)`` =
+    E[Y(t) | alive at T] for t > 0."""
+    return bind_template(_discounted, f"discounted_if_alive_{model}",
+                         f"Discounted expected purchases if alive ({model}).",
+                         _prep=prep, _value=value)
+
+
+@njit(**NJIT)
+def param_tuple(params, extra):
+    """``prep`` of :func:`discounted_kernel` for a model of four parameters."""
+    return params[0], params[1], params[2], params[3]
+
+
+@njit(**NJIT)
+def four_params(params, cols):
+    """``prep`` of :func:`pattern_loglik` for a model of four parameters over (x, t_x, n or T,
+    w) columns."""
+    return (params[0], params[1], params[2], params[3]), cols[3]
+
+
+@njit(**NJIT)
+def chunk_count(n):
+    """Number of CLV_REDUCE_CHUNK chunks that cover n rows."""
+    return (n + CLV_REDUCE_CHUNK - 1) // CLV_REDUCE_CHUNK
+
+
+@njit(**NJIT)
+def put_row(row, values):
+    """row[k] = values[k] for a tuple of floats (a chunk's partial sums into its row)."""
+    for k in range(len(values)):
+        row[k] = values[k]
+
+
+@njit(**NJIT)
+def sum_chunks(parts):
+    """Column sums of per-chunk partial sums, chunks in order: with chunks of CLV_REDUCE_CHUNK
+    rows summed in parallel, the total never depends on the thread count."""
+    sums = np.zeros(parts.shape[1])
+    for c in range(parts.shape[0]):
+        for k in range(parts.shape[1]):
+            sums[k] += parts[c, k]
+    return sums
 
 
 #: Hard cap on the terms of a hypergeometric series; the transformations below keep the ratio of
@@ -100,41 +212,55 @@ PARETO_MAX_TERMS = 400
 
 
 @njit(**NJIT)
+def _series_e_c(e, c, z, max_terms):
+    """H = sum_n t_n with t_0 = 1, t_n = prod_{k<n} (e+k)/(c+k) z, and the term-wise sums
+    H_e = sum t_n sum_{k<n} 1/(e+k), H_c = -sum t_n sum_{k<n} 1/(c+k) (the derivatives in e and
+    c), H_n = sum n t_n (z dH/dz) and the largest |t_n|.
+
+    Stops when the tail after a term is at most term * rb / (1 - rb) < 1e-17 H, rb bounding
+    every later ratio (once c + n > 0: max((e+n)/(c+n) z, z)). Returns (converged, H, H_e,
+    H_c, H_n, biggest); converged is False after ``max_terms`` terms.
+    """
+    h = 1.0
+    h_e = 0.0
+    h_c = 0.0
+    h_n = 0.0
+    term = 1.0
+    de = 0.0   # d log(term) / de
+    dc = 0.0   # d log(term) / dc
+    biggest = 1.0
+    n = 0
+    while n < max_terms:
+        de += 1.0 / (e + n)
+        dc -= 1.0 / (c + n)
+        term *= (e + n) / (c + n) * z
+        n += 1
+        h += term
+        h_e += term * de
+        h_c += term * dc
+        h_n += term * n
+        biggest = max(biggest, abs(term))
+        if c + n > 0.0:
+            rb = max((e + n) / (c + n) * z, z)
+            if rb < 1.0 and abs(term) * rb < _TINY * (1.0 - rb) * abs(h):
+                return True, h, h_e, h_c, h_n, biggest
+    return False, h, h_e, h_c, h_n, biggest
+
+
+@njit(**NJIT)
 def series_1_e_f(e, f, z, max_terms=MAX_TERMS):
     """S = sum_n (e)_n / (f)_n z^n with its derivatives dS/de, dS/df, dS/dz, for 0 <= z < 1, f > 0.
 
     This is 2F1(1, e; f; z). When e < f every term ratio (e+n)/(f+n) z is below z, so the terms
     are bounded by z^n and never overflow; when e >= f the ratio tends to z from above and terms
-    are summed in scaled form. Returns (S, S_e, S_f, S_z).
+    are summed in scaled form. Returns (S, S_e, S_f, S_z), NaN when ``max_terms`` do not suffice.
     """
-    s = 1.0
-    s_e = 0.0
-    s_f = 0.0
-    s_z = 0.0
-    term = 1.0
-    de = 0.0   # d log(term) / de
-    df = 0.0   # d log(term) / df
-    n = 0
     if z == 0.0:
         return 1.0, 0.0, 0.0, e / f
-    converged = False
-    while n < max_terms:
-        de += 1.0 / (e + n)
-        df -= 1.0 / (f + n)
-        term *= (e + n) / (f + n) * z
-        n += 1
-        s += term
-        s_e += term * de
-        s_f += term * df
-        s_z += term * n
-        # the tail after this term is at most term * rb / (1 - rb), rb bounding every later ratio
-        rb = max((e + n) / (f + n) * z, z)
-        if rb < 1.0 and abs(term) * rb < _TINY * (1.0 - rb) * abs(s):
-            converged = True
-            break
-    if not converged:
+    ok, s, s_e, s_f, s_n, _ = _series_e_c(e, f, z, max_terms)
+    if not ok:
         return np.nan, np.nan, np.nan, np.nan
-    return s, s_e, s_f, s_z / z
+    return s, s_e, s_f, s_n / z
 
 
 @njit(**NJIT)
@@ -166,34 +292,8 @@ def series_1_e_f_near_one(e, f, z):
     g = f - e
     c = 2.0 - g
     w = 1.0 - z
-    # the series H = sum_n t_n, t_n = prod_{k<n} (e+k)/(c+k) w, with d log t_n / de and / dc
-    H = 1.0
-    H_e = 0.0      # sum t_n * sum_k 1/(e+k)
-    H_c = 0.0      # sum t_n * (-sum_k 1/(c+k))
-    H_w = 0.0      # sum n t_n
-    term = 1.0
-    de = 0.0
-    dc = 0.0
-    biggest = 1.0
-    n = 0
-    converged = False
-    while n < 10_000:
-        de += 1.0 / (e + n)
-        dc -= 1.0 / (c + n)
-        term *= (e + n) / (c + n) * w
-        n += 1
-        H += term
-        H_e += term * de
-        H_c += term * dc
-        H_w += term * n
-        if abs(term) > biggest:
-            biggest = abs(term)
-        # once c + n > 0 every later ratio is below max((e+n)/(c+n) w, w)
-        if c + n > 0.0:
-            rb = max((e + n) / (c + n) * w, w)
-            if rb < 1.0 and abs(term) * rb < 1e-17 * (1.0 - rb) * abs(H):
-                converged = True
-                break
+    # the series H = sum_n t_n, t_n = prod_{k<n} (e+k)/(c+k) w, with its derivatives
+    converged, H, H_e, H_c, H_w, biggest = _series_e_c(e, c, w, 10_000)
     if not converged:
         return False, np.nan, np.nan, np.nan, np.nan
     A = (f - 1.0) / (g - 1.0)

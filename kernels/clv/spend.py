@@ -11,33 +11,36 @@ import numpy as np
 from numba import njit, prange
 
 from ..common.config import CLV_REDUCE_CHUNK, NJIT
-from .special import dual, digamma, trigamma, weighted_totals
+from .special import (chunk_count, digamma, dual, pattern_loglik, put_row, sum_chunks,
+                      trigamma)
 
 
-@dual(1)
-def loglik_grad(params, x, m, w):
-    """Weighted total log-likelihood, gradient w.r.t. (p, q, gamma), per-row ll (x > 0, m > 0).
-    Per-row terms in parallel, summed in row order (independent of the thread count)."""
+@njit(**NJIT)
+def _loglik_prep(params, cols):
     p, q, v = params[0], params[1], params[2]
-    n = x.shape[0]
-    terms = np.empty((n, 4))
-    dq = digamma(q)
-    lv = math.log(v)
-    for i in prange(n):
-        xi = x[i]
-        mi = m[i]
-        px = p * xi
-        lm = math.log(mi)
-        lx = math.log(xi)
-        lvm = math.log(v + mi * xi)
-        dpq = digamma(px + q)
-        terms[i, 0] = (math.lgamma(px + q) - math.lgamma(px) - math.lgamma(q) + q * lv
-                       + (px - 1.0) * lm + px * lx - (px + q) * lvm)
-        terms[i, 1] = xi * (dpq - digamma(px) + lm + lx - lvm)
-        terms[i, 2] = dpq - dq + lv - lvm
-        terms[i, 3] = q / v - (px + q) / (v + mi * xi)
-    total, grad = weighted_totals(terms, w)
-    return total, grad, terms[:, 0].copy()
+    return (p, q, v, digamma(q), math.log(v)), cols[2]
+
+
+@njit(**NJIT)
+def _loglik_row(c, cols, i):
+    p, q, v, dq, lv = c
+    xi = cols[0][i]
+    mi = cols[1][i]
+    px = p * xi
+    lm = math.log(mi)
+    lx = math.log(xi)
+    lvm = math.log(v + mi * xi)
+    dpq = digamma(px + q)
+    return ((math.lgamma(px + q) - math.lgamma(px) - math.lgamma(q) + q * lv
+             + (px - 1.0) * lm + px * lx - (px + q) * lvm),
+            xi * (dpq - digamma(px) + lm + lx - lvm),
+            dpq - dq + lv - lvm,
+            q / v - (px + q) / (v + mi * xi))
+
+
+#: ``loglik_grad(params, x, m, w)``: weighted total log-likelihood, gradient w.r.t. (p, q,
+#: gamma), per-row ll (x > 0, m > 0); per-row terms in parallel, summed in row order.
+loglik_grad = pattern_loglik(_loglik_prep, _loglik_row, 4, "spend")
 
 
 @njit(**NJIT)
@@ -121,8 +124,8 @@ def spend_sums(ix, nx, m, w):
 
 
 @njit(**NJIT)
-def _row_sums(lo, hi, v, x, m, w, out):
-    """Rows lo..hi-1 of ``loglik_derivs``: [R0, R1, D0, D1, E0, E1] into ``out``."""
+def _row_sums(lo, hi, v, x, m, w):
+    """Rows lo..hi-1 of ``loglik_derivs``: (R0, R1, D0, D1, E0, E1)."""
     has_w = w.shape[0] == x.shape[0]
     R0 = 0.0
     R1 = 0.0
@@ -143,12 +146,7 @@ def _row_sums(lo, hi, v, x, m, w, out):
         D1 += u * xi
         E0 += u * inv
         E1 += u * xi * inv
-    out[0] = R0
-    out[1] = R1
-    out[2] = D0
-    out[3] = D1
-    out[4] = E0
-    out[5] = E1
+    return R0, R1, D0, D1, E0, E1
 
 
 @dual(4)
@@ -172,14 +170,7 @@ def loglik_derivs(params, ux, W, S, x, m, w, want_hess):
     lg_q = math.lgamma(q)
     dg_q = digamma(q)
     tg_q = trigamma(q)
-    total = 0.0
-    g0 = 0.0
-    g1 = 0.0
-    g2 = 0.0
-    h00 = 0.0
-    h01 = 0.0
-    h11 = 0.0
-    wsum = 0.0
+    total = g0 = g1 = h00 = h01 = h11 = wsum = 0.0   # sums over the distinct frequencies
     for j in range(ux.shape[0]):
         xj = ux[j]
         Wj = W[j]
@@ -201,24 +192,11 @@ def loglik_derivs(params, ux, W, S, x, m, w, want_hess):
     # (per chunk of CLV_REDUCE_CHUNK rows in parallel, then the chunks in order: the result
     # does not depend on the thread count or the launch path)
     n = x.shape[0]
-    n_chunks = (n + CLV_REDUCE_CHUNK - 1) // CLV_REDUCE_CHUNK
-    parts = np.zeros((n_chunks, 6))
-    for c in prange(n_chunks):
+    parts = np.zeros((chunk_count(n), 6))
+    for c in prange(parts.shape[0]):
         lo = c * CLV_REDUCE_CHUNK
-        _row_sums(lo, min(n, lo + CLV_REDUCE_CHUNK), v, x, m, w, parts[c])
-    R0 = 0.0
-    R1 = 0.0
-    D0 = 0.0
-    D1 = 0.0
-    E0 = 0.0
-    E1 = 0.0
-    for c in range(n_chunks):
-        R0 += parts[c, 0]
-        R1 += parts[c, 1]
-        D0 += parts[c, 2]
-        D1 += parts[c, 3]
-        E0 += parts[c, 4]
-        E1 += parts[c, 5]
+        put_row(parts[c], _row_sums(lo, min(n, lo + CLV_REDUCE_CHUNK), v, x, m, w))
+    R0, R1, D0, D1, E0, E1 = sum_chunks(parts)
     total += -p * R1 - q * R0
     grad = np.empty(3)
     grad[0] = g0 - R1

@@ -60,8 +60,8 @@ def _sort_segment(keys, vals, lo, hi):
 
 
 @parallel_kernel
-def summarize(codes, periods, amounts, n_customers, has_amount):
-    """Per-customer BTYD statistics from transactions already restricted to the window.
+def customer_periods(codes, periods, amounts, n_customers, has_amount):
+    """Per-customer BTYD statistics from transactions already restricted to a window.
 
     Parameters
     ----------
@@ -76,17 +76,23 @@ def summarize(codes, periods, amounts, n_customers, has_amount):
     n_periods : int64[n_customers] distinct periods with a purchase
     monetary : float64[n_customers] mean over repeat periods of the per-period amount sums
         (the first period excluded; 0 when there is no repeat period)
+    mean_amount : float64[n_customers] mean of the raw amounts (0 without a row)
     """
     offsets, keys, vals = scatter_by_customer(codes, periods, amounts, n_customers, has_amount)
     first = np.full(n_customers, np.iinfo(np.int64).max, dtype=np.int64)
     last = np.full(n_customers, np.iinfo(np.int64).min, dtype=np.int64)
     n_periods = np.zeros(n_customers, dtype=np.int64)
     monetary = np.zeros(n_customers, dtype=np.float64)
+    mean_amount = np.zeros(n_customers, dtype=np.float64)
     for c in prange(n_customers):
         lo = offsets[c]
         hi = offsets[c + 1]
         if hi == lo:
             continue
+        total = 0.0   # in row order, before the sort
+        for j in range(lo, hi):
+            total += vals[j]
+        mean_amount[c] = total / (hi - lo)
         _sort_segment(keys, vals, lo, hi)
         first[c] = keys[lo]
         last[c] = keys[hi - 1]
@@ -100,31 +106,20 @@ def summarize(codes, periods, amounts, n_customers, has_amount):
         n_periods[c] = count
         if count > 1:
             monetary[c] = repeat_sum / (count - 1)
-    return first, last, n_periods, monetary
+    return first, last, n_periods, monetary, mean_amount
 
 
-@parallel_kernel
-def holdout_counts(codes, periods, amounts, n_customers):
-    """Holdout statistics: distinct periods per customer and the mean of the raw amounts."""
-    offsets, keys, vals = scatter_by_customer(codes, periods, amounts, n_customers, True)
-    counts = np.zeros(n_customers, dtype=np.int64)
-    mean_amount = np.zeros(n_customers, dtype=np.float64)
-    for c in prange(n_customers):
-        lo = offsets[c]
-        hi = offsets[c + 1]
-        if hi == lo:
-            continue
-        total = 0.0
-        for j in range(lo, hi):
-            total += vals[j]
-        _sort_segment(keys, vals, lo, hi)
-        count = 1
-        for j in range(lo + 1, hi):
-            if keys[j] != keys[j - 1]:
-                count += 1
-        counts[c] = count
-        mean_amount[c] = total / (hi - lo)
-    return counts, mean_amount
+def summarize(codes, periods, amounts, n_customers, has_amount, n_threads=None):
+    """(first, last, n_periods, monetary) of :func:`customer_periods`."""
+    return customer_periods(codes, periods, amounts, n_customers, has_amount,
+                            n_threads=n_threads)[:4]
+
+
+def holdout_counts(codes, periods, amounts, n_customers, n_threads=None):
+    """Holdout statistics of :func:`customer_periods`: distinct periods per customer and the
+    mean of the raw amounts."""
+    out = customer_periods(codes, periods, amounts, n_customers, True, n_threads=n_threads)
+    return out[2], out[4]
 
 
 @njit(**NJIT)
@@ -216,35 +211,49 @@ def unique_patterns(cols):
 
 
 @njit(**NJIT)
-def summarize_sorted(codes, periods, amounts, n_customers, has_amount):
-    """``summarize`` for rows already in time order: one sequential pass, no grouping.
+def _sorted_state(n_customers):
+    """(first, last, n_periods, repeat amount) of the one-pass summaries, before any row."""
+    return (np.full(n_customers, np.iinfo(np.int64).max, dtype=np.int64),
+            np.full(n_customers, np.iinfo(np.int64).min, dtype=np.int64),
+            np.zeros(n_customers, dtype=np.int64), np.zeros(n_customers, dtype=np.float64))
 
-    In time order, a customer's rows of one period are consecutive among that customer's rows,
-    so a new period is a change from the customer's last period, and the repeat-period mean is the
-    sum of the amounts outside the first period over the number of repeat periods.
-    """
-    first = np.full(n_customers, np.iinfo(np.int64).max, dtype=np.int64)
-    last = np.full(n_customers, np.iinfo(np.int64).min, dtype=np.int64)
-    n_periods = np.zeros(n_customers, dtype=np.int64)
-    repeat = np.zeros(n_customers, dtype=np.float64)
-    for i in range(codes.shape[0]):
-        c = codes[i]
-        p = periods[i]
-        if n_periods[c] == 0:
-            first[c] = p
+
+@njit(**NJIT)
+def _sorted_step(first, last, n_periods, repeat, c, p, amount, has_amount):
+    """One row (customer c, period p) of a time-ordered pass: a customer's rows of one period
+    are consecutive among that customer's rows, so a new period is a change from the last."""
+    if n_periods[c] == 0:
+        first[c] = p
+        last[c] = p
+        n_periods[c] = 1
+    else:
+        if p != last[c]:
+            n_periods[c] += 1
             last[c] = p
-            n_periods[c] = 1
-        else:
-            if p != last[c]:
-                n_periods[c] += 1
-                last[c] = p
-            if has_amount and p != first[c]:
-                repeat[c] += amounts[i]
-    monetary = np.zeros(n_customers, dtype=np.float64)
-    for c in range(n_customers):
+        if has_amount and p != first[c]:
+            repeat[c] += amount
+
+
+@njit(**NJIT)
+def _repeat_mean(n_periods, repeat):
+    """Mean amount per repeat period (0 without one)."""
+    monetary = np.zeros(n_periods.shape[0], dtype=np.float64)
+    for c in range(n_periods.shape[0]):
         if n_periods[c] > 1:
             monetary[c] = repeat[c] / (n_periods[c] - 1)
-    return first, last, n_periods, monetary
+    return monetary
+
+
+@njit(**NJIT)
+def summarize_sorted(codes, periods, amounts, n_customers, has_amount):
+    """``summarize`` for rows already in time order: one sequential pass, no grouping (the
+    repeat-period mean is the sum of the amounts outside the first period over the number of
+    repeat periods)."""
+    first, last, n_periods, repeat = _sorted_state(n_customers)
+    for i in range(codes.shape[0]):
+        _sorted_step(first, last, n_periods, repeat, codes[i], periods[i],
+                     amounts[i] if has_amount else 0.0, has_amount)
+    return first, last, n_periods, _repeat_mean(n_periods, repeat)
 
 
 @njit(**NJIT)
@@ -272,32 +281,16 @@ def holdout_counts_sorted(codes, periods, amounts, n_customers):
 def summarize_sorted_us(codes, us, length, offset, end_period, amounts, n_customers, has_amount):
     """``summarize_sorted`` fused with the period flooring and the as-of cut, straight from the
     time-ordered int64 microseconds. Returns (first, last, n_periods, monetary, rows_after)."""
-    first = np.full(n_customers, np.iinfo(np.int64).max, dtype=np.int64)
-    last = np.full(n_customers, np.iinfo(np.int64).min, dtype=np.int64)
-    n_periods = np.zeros(n_customers, dtype=np.int64)
-    repeat = np.zeros(n_customers, dtype=np.float64)
+    first, last, n_periods, repeat = _sorted_state(n_customers)
     after = 0
     for i in range(codes.shape[0]):
         p = (us[i] - offset) // length
         if p > end_period:
             after = codes.shape[0] - i   # time order: every later row is after as well
             break
-        c = codes[i]
-        if n_periods[c] == 0:
-            first[c] = p
-            last[c] = p
-            n_periods[c] = 1
-        else:
-            if p != last[c]:
-                n_periods[c] += 1
-                last[c] = p
-            if has_amount and p != first[c]:
-                repeat[c] += amounts[i]
-    monetary = np.zeros(n_customers, dtype=np.float64)
-    for c in range(n_customers):
-        if n_periods[c] > 1:
-            monetary[c] = repeat[c] / (n_periods[c] - 1)
-    return first, last, n_periods, monetary, after
+        _sorted_step(first, last, n_periods, repeat, codes[i], p,
+                     amounts[i] if has_amount else 0.0, has_amount)
+    return first, last, n_periods, _repeat_mean(n_periods, repeat), after
 
 
 @njit(**NJIT)

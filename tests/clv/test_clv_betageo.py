@@ -81,12 +81,8 @@ def test_against_lifetimes(cdnow, fitted):
     ref = BetaGeoFitter().fit(pd.Series(x), pd.Series(tx), pd.Series(T))
     for k in PUBLISHED:
         assert fitted.params_[k] == pytest.approx(ref.params_[k], rel=1e-4)
-    np.testing.assert_allclose(fitted.expected_purchases(52, x, tx, T),
-                               ref.conditional_expected_number_of_purchases_up_to_time(52, x, tx, T),
-                               rtol=1e-3)
-    np.testing.assert_allclose(fitted.population_expected_purchases(np.array([10.0, 39.0])),
-                               ref.expected_number_of_purchases_up_to_time(np.array([10.0, 39.0])),
-                               rtol=1e-3)
+    nv.check_against_lifetimes(fitted, ref, x, tx, T, 52, np.array([10.0, 39.0]), rtol=1e-3,
+                               pop_rtol=1e-3)
     for n in (0, 1, 5):
         assert fitted.probability_of_n_purchases(39, n) == pytest.approx(
             ref.probability_of_n_purchases_up_to_time(39, n), rel=1e-3)
