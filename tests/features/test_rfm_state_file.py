@@ -3,11 +3,8 @@ the metadata and every index it will be used with before a kernel sees it; sizes
 before anything is decompressed."""
 import io
 import json
-import os
-import resource
 import subprocess
 import sys
-import zipfile
 
 import numpy as np
 import pyarrow as pa
@@ -15,6 +12,8 @@ import pytest
 
 import fastengage as fe
 from fastengage.errors import ModelFormatError
+import bundle_edit
+from bundle_edit import npy, rezip
 
 KW = dict(customer="cust", time="ts", amount="amt", order="ord")
 
@@ -35,39 +34,19 @@ def _saved(order=True) -> bytes:
     return buf.getvalue()
 
 
-def _members(raw: bytes) -> dict:
-    with zipfile.ZipFile(io.BytesIO(raw)) as zf:
-        return {name: zf.read(name) for name in zf.namelist()}
-
-
-def _zip(members: dict) -> io.BytesIO:
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, data in members.items():
-            zf.writestr(name, data)
-    out.seek(0)
-    return out
-
-
-def _npy(arr) -> bytes:
-    buf = io.BytesIO()
-    np.save(buf, arr, allow_pickle=False)
-    return buf.getvalue()
-
-
 def _with_array(raw, name, fn):
-    members = _members(raw)
+    members = bundle_edit.members(raw)
     arr = np.load(io.BytesIO(members[f"{name}.npy"]))
-    members[f"{name}.npy"] = _npy(fn(arr.copy()))
-    return _zip(members)
+    members[f"{name}.npy"] = npy(fn(arr.copy()))
+    return rezip(members)
 
 
 def _with_meta(raw, fn):
-    members = _members(raw)
+    members = bundle_edit.members(raw)
     header = json.loads(members["meta.json"])
     fn(header["meta"])
     members["meta.json"] = json.dumps(header)
-    return _zip(members)
+    return rezip(members)
 
 
 def test_round_trip_still_loads_and_merges():
@@ -135,7 +114,7 @@ def _as_version_1(raw: bytes, money_by_code) -> io.BytesIO:
     """The same state in the version-1 layout (float sums), as the previous release wrote it."""
     from fastengage.features import _state_file
 
-    members = _members(raw)
+    members = bundle_edit.members(raw)
     new = np.load(io.BytesIO(members["state.npy"]))
     old = np.zeros(len(new), _state_file.STATE_DTYPE_V1)
     for name in ("first_us", "last_us", "last_order", "purchase_rows", "return_rows", "frequency",
@@ -143,13 +122,13 @@ def _as_version_1(raw: bytes, money_by_code) -> io.BytesIO:
         old[name] = new[name]
     old["purchase_sum"] = np.maximum(money_by_code, 0)
     old["return_sum"] = np.minimum(money_by_code, 0)
-    members["state.npy"] = _npy(old)
+    members["state.npy"] = npy(old)
     header = json.loads(members["meta.json"])
     header["version"] = 1
     for key in ("n_customers", "n_orders"):
         header["meta"].pop(key)
     members["meta.json"] = json.dumps(header)
-    return _zip(members)
+    return rezip(members)
 
 
 def test_version_1_files_still_load():
@@ -164,21 +143,21 @@ def test_version_1_files_still_load():
 
 
 def test_meta_that_is_not_an_object():
-    members = _members(_saved())
+    members = bundle_edit.members(_saved())
     members["meta.json"] = json.dumps({"format": "fastengage", "kind": "RFMState", "version": 1,
                                        "meta": [1, 2]})
     with pytest.raises(ModelFormatError, match="meta"):
-        fe.RFMState.load(_zip(members))
+        fe.RFMState.load(rezip(members))
 
 
 def test_duplicate_ids_and_wrong_id_tables():
-    members = _members(_saved())
+    members = bundle_edit.members(_saved())
     members["customers.arrow"] = _ipc(pa.table({"id": [1] * 8}))
     with pytest.raises(ModelFormatError, match="customers.arrow"):
-        fe.RFMState.load(_zip(members))
+        fe.RFMState.load(rezip(members))
     members["customers.arrow"] = _ipc(pa.table({"id": [1.5] * 8}))
     with pytest.raises(ModelFormatError, match="customers.arrow"):
-        fe.RFMState.load(_zip(members))
+        fe.RFMState.load(rezip(members))
 
 
 def _ipc(table):

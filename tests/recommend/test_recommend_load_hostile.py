@@ -6,7 +6,6 @@ indices and factor widths loaded silently and then crashed or read garbage in a 
 ``load`` raises ModelFormatError naming the member."""
 import io
 import json
-import zipfile
 
 import numpy as np
 import pyarrow as pa
@@ -14,6 +13,7 @@ import pytest
 
 from fastengage.errors import ModelFormatError
 from fastengage.recommend import ALS, BPR, ItemKNN
+from bundle_edit import load_npy, members, npy, rezip
 
 MODELS = {
     "als": lambda: ALS(factors=6, iterations=2, seed=1),
@@ -35,30 +35,6 @@ def saved(request, events):
     buf = io.BytesIO()
     model.save(buf)
     return request.param, type(model), buf.getvalue(), model
-
-
-def members(raw: bytes) -> dict:
-    with zipfile.ZipFile(io.BytesIO(raw)) as zf:
-        return {info.filename: zf.read(info) for info in zf.infolist()}
-
-
-def rezip(parts: dict) -> io.BytesIO:
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w") as zf:
-        for name, data in parts.items():
-            zf.writestr(name, data)
-    out.seek(0)
-    return out
-
-
-def npy(arr) -> bytes:
-    buf = io.BytesIO()
-    np.save(buf, arr, allow_pickle=False)
-    return buf.getvalue()
-
-
-def load_npy(data: bytes):
-    return np.load(io.BytesIO(data), allow_pickle=False)
 
 
 def with_array(raw, name, edit):
