@@ -125,7 +125,10 @@ def _numeric(bundle, j: int, entry: dict, member: str, sketch_size: int) -> Nume
 
 def _categorical(bundle, j: int, entry: dict, member: str) -> CategoricalState:
     name = f"c{j}_categories"
-    table = bundle.tables.get(name)
+    try:
+        table = bundle.tables.get(name)
+    except UnicodeDecodeError as exc:  # a field name that is not UTF-8 escapes the bundle reader
+        _fail(name, f"unreadable ({exc})")
     if table is None:
         _fail(name, "table is missing")
     if table.schema.names != ["value", "count"]:

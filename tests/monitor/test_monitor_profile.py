@@ -207,3 +207,19 @@ def test_merge_rejects_other_columns():
         a.merge(a)
     with pytest.raises(InputError, match="mode"):
         Profile.from_data(_table(0), mode="fast")
+
+
+def test_category_table_with_a_field_name_that_is_not_utf8_is_a_format_error():
+    # found by the fuzzer (tests/fuzz/targets_monitor.py): the bundle reader let the
+    # UnicodeDecodeError of such a name escape
+    buf = io.BytesIO()
+    Profile.from_data(pa.table({"s": ["a", "b", "a"]})).save(buf)
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(buf.getvalue())) as src, zipfile.ZipFile(out, "w") as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename.endswith(".arrow"):
+                data = data.replace(b"value", b"v\xf2lue")
+            dst.writestr(info, data)
+    with pytest.raises(ModelFormatError, match="c0_categories"):
+        Profile.load(io.BytesIO(out.getvalue()))
