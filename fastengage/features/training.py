@@ -31,6 +31,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .._io.columns import consented_input
 from .._io.sources import US_PER_DAY, amount_to_float64, open_source, time_to_us
 from .._io.times import iso, parse_time
 from ..errors import InputError
@@ -47,7 +48,7 @@ def training_set(data, *, customer: str, time: str, amount: str, order: str | No
                  cutoffs, horizon=90, label="churn", features: str = "rfm",
                  returns: str = "net", drop_null_customers: bool = False,
                  require_full_horizon: bool = True, n_threads: int | None = None,
-                 **feature_options) -> pa.Table:
+                 consent=None, **feature_options) -> pa.Table:
     """Features as of each cut-off and labels over the ``horizon`` after it, stacked.
 
     Parameters
@@ -64,6 +65,9 @@ def training_set(data, *, customer: str, time: str, amount: str, order: str | No
     require_full_horizon : bool
         Raise if the data ends before ``cutoff + horizon`` for some cut-off.
     n_threads : int, optional
+    consent : fastengage.privacy.ConsentFilter, optional
+        Build features and labels only from rows whose customer had consent for the filter's
+        purpose at the row's time (what was excluded: ``consent.last_report``).
     **feature_options
         ``segments=`` for "rfm"; ``item=``, ``category=``, ``channel=``, ``windows=`` for
         "profile".
@@ -86,7 +90,7 @@ def training_set(data, *, customer: str, time: str, amount: str, order: str | No
         raise InputError(f"returns must be one of {RETURNS_MODES}, got {returns!r}")
     cuts = _cutoffs(cutoffs)
     horizon_us = _horizon_us(horizon)
-    source = open_source(data)
+    source = open_source(consented_input(data, consent, customer=customer, time=time))
     roles = source.require(dict(customer=customer, time=time, amount=amount, order=order,
                                 **{k: feature_options.get(k) for k in ("item", "category", "channel")}))
     table = _materialise(source, list(dict.fromkeys(roles.values())))

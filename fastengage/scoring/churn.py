@@ -29,7 +29,8 @@ __all__ = ["churn_dataset"]
 def churn_dataset(data, *, customer: str, time: str, amount: str, cutoff, horizon,
                   order: str | None = None, returns: str = "net",
                   drop_null_customers: bool = False, require_full_horizon: bool = True,
-                  label: str = "churned", n_threads: int | None = None) -> pa.Table:
+                  label: str = "churned", n_threads: int | None = None,
+                  consent=None) -> pa.Table:
     """RFM features as of ``cutoff`` plus a churn label over ``(cutoff, cutoff + horizon]``.
 
     Parameters
@@ -47,6 +48,8 @@ def churn_dataset(data, *, customer: str, time: str, amount: str, cutoff, horizo
         only because the log stops).
     label : str
         Name of the boolean label column.
+    consent : fastengage.privacy.ConsentFilter, optional
+        Only rows whose customer had consent at the row's time (see :func:`training_set`).
 
     Returns
     -------
@@ -64,7 +67,8 @@ def churn_dataset(data, *, customer: str, time: str, amount: str, cutoff, horizo
                            cutoffs=[cutoff], horizon=horizon, label="purchases",
                            features="rfm", returns=returns,
                            drop_null_customers=drop_null_customers,
-                           require_full_horizon=require_full_horizon, n_threads=n_threads)
+                           require_full_horizon=require_full_horizon, n_threads=n_threads,
+                           consent=consent)
     facts = json.loads(stacked.schema.metadata[b"fastengage.training_set"])
     purchases = stacked.column("purchases_in_horizon")
     churned = pc.equal(purchases, 0)
