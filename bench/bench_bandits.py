@@ -48,6 +48,27 @@ def logs():
     return table, X, decisions, r
 
 
+def _side_by_side(name, ours, peer, rounds):
+    """Rounds alternating ours / peer (so load drifts hit both alike): median wall and CPU time
+    (``time.process_time``, all threads of the process; MABWiser runs on one) of each side."""
+    ours(), peer()  # warm-up
+    spent = {"ours": ([], []), "peer": ([], [])}
+    for _ in range(rounds):
+        for side, fn in (("ours", ours), ("peer", peer)):
+            c0, t0 = time.process_time(), time.perf_counter()
+            fn()
+            spent[side][0].append(time.perf_counter() - t0)
+            spent[side][1].append(time.process_time() - c0)
+    med = {side: (statistics.median(w), statistics.median(c)) for side, (w, c) in spent.items()}
+    out = {"wall_s": med["ours"][0], "cpu_s": med["ours"][1], "peer_wall_s": med["peer"][0],
+           "peer_cpu_s": med["peer"][1], "wall_ratio": med["peer"][0] / med["ours"][0],
+           "cpu_ratio": med["peer"][1] / med["ours"][1], "load": os.getloadavg()[0]}
+    print(f"[{name}] interleaved x{rounds}: wall {out['wall_s']:.3f} s vs {out['peer_wall_s']:.3f}"
+          f" s ({out['wall_ratio']:.1f}x), CPU {out['cpu_s']:.3f} s vs {out['peer_cpu_s']:.3f} s "
+          f"({out['cpu_ratio']:.1f}x), load {out['load']:.1f}")
+    return out
+
+
 def _mabwiser(n_jobs=1):
     from mabwiser.mab import MAB, LearningPolicy
 
@@ -74,6 +95,7 @@ def test_linucb_fit(benchmark, logs):
 
     compare(benchmark, "bandits.linucb_fit", ours, {"mabwiser": mab}, check, rounds=ROUNDS,
             size=f"{N} rows x {D} features x {K} arms")
+    benchmark.extra_info["interleaved"] = _side_by_side("bandits.linucb_fit", ours, mab, ROUNDS)
 
 
 def test_linucb_decide(benchmark, logs):
@@ -93,6 +115,8 @@ def test_linucb_decide(benchmark, logs):
     rec = compare(benchmark, "bandits.linucb_decide", ours, {"mabwiser": lambda: theirs.predict(X)},
                   check, rounds=ROUNDS, size=f"{N} rows x {D} features x {K} arms")
     print(f"[bandits.linucb_decide] {N / rec['median_s'] / 1e6:.2f}M decisions/s")
+    benchmark.extra_info["interleaved"] = _side_by_side(
+        "bandits.linucb_decide", ours, lambda: theirs.predict(X), ROUNDS)
 
 
 def test_ope_vs_obp_formulas(benchmark):
@@ -143,26 +167,33 @@ def test_decide_one_latency(benchmark, logs):
     print(f"\n[bandits.decide_one] {K} arms x {D} features: p50 {p50 * 1e6:.1f} us, "
           f"p99 {p99 * 1e6:.1f} us")
 
-    # Throughput from 2 threads against 1 (the kernel releases the GIL); seeded calls, so the
-    # threaded answers must equal the serial ones.
+    # Decisions per second from 1 and 2 threads calling decide_one at once (the kernel releases
+    # the GIL), rounds alternating so load drifts hit both alike; seeded calls, so the threaded
+    # answers must equal the serial ones.
     from concurrent.futures import ThreadPoolExecutor
 
     def serve(part):
         return [policy.decide_one(rows[i], seed=i) for i in part]
 
     idx = list(range(len(rows)))
-    t0 = time.perf_counter()
     serial = serve(idx)
-    t1 = time.perf_counter()
+    rates = {1: [], 2: []}
     with ThreadPoolExecutor(2) as pool:
-        halves = list(pool.map(serve, [idx[0::2], idx[1::2]]))
-    t2 = time.perf_counter()
+        for _ in range(5):
+            t0 = time.perf_counter()
+            serve(idx)
+            rates[1].append(len(idx) / (time.perf_counter() - t0))
+            t0 = time.perf_counter()
+            halves = list(pool.map(serve, [idx[0::2], idx[1::2]]))
+            rates[2].append(len(idx) / (time.perf_counter() - t0))
     threaded = [None] * len(idx)
     threaded[0::2], threaded[1::2] = halves
     assert threaded == serial
-    benchmark.extra_info["throughput_2_over_1_threads"] = (t1 - t0) / (t2 - t1)
-    print(f"[bandits.decide_one] throughput 2 threads / 1 thread: {(t1 - t0) / (t2 - t1):.2f}x "
-          f"(load {os.getloadavg()[0]:.1f})")
+    one, two = statistics.median(rates[1]), statistics.median(rates[2])
+    benchmark.extra_info.update({"decisions_per_s_1_thread": one, "decisions_per_s_2_threads": two,
+                                 "throughput_2_over_1_threads": two / one})
+    print(f"[bandits.decide_one] decisions/s: 1 thread {one:,.0f}, 2 threads {two:,.0f} "
+          f"({two / one:.2f}x; load {os.getloadavg()[0]:.1f})")
 
 
 def test_regret_vs_mabwiser(benchmark):

@@ -23,7 +23,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ..common.config import BANDIT_DECIDE_CHUNK, NJIT
+from ..common.config import BANDIT_DECIDE_CHUNK, BANDIT_ROWWISE_BELOW, NJIT
 from ..common.launch import parallel_kernel
 from .rng import next_beta, next_index, next_normal, next_uniform, stream_base
 
@@ -54,6 +54,14 @@ def arm_means(XC, lo, m, theta, base_mean, M):
     The loop over rows is innermost and runs over contiguous feature columns, so it is SIMD;
     each row's sum still adds its terms in feature order, so a row gets the same bits in any
     block and alone (``decide_single``)."""
+    if m < BANDIT_ROWWISE_BELOW:  # a handful of rows (decide_one): plain loops, same order
+        for r in range(m):
+            for a in range(theta.shape[0]):
+                s = base_mean[a]
+                for j in range(XC.shape[0]):
+                    s += theta[a, j] * XC[j, lo + r]
+                M[a, r] = s
+        return
     for a in range(theta.shape[0]):
         Ma = M[a][:m]
         Ma[:] = base_mean[a]
@@ -69,14 +77,23 @@ def arm_widths(XC, lo, m, L_inv, base_var, scale, z, W):
     Wm = W[:m]
     zm = z[:m]
     Wm[:] = base_var
-    for i in range(XC.shape[0]):
-        zm[:] = 0.0
-        for j in range(0, i, 2):  # features two by two: half the passes over z
-            _axpy2(zm, L_inv[i, j], XC[j][lo:lo + m], L_inv[i, j + 1], XC[j + 1][lo:lo + m])
-        if i % 2 == 0:
-            _axpy(zm, L_inv[i, i], XC[i][lo:lo + m])
+    if m < BANDIT_ROWWISE_BELOW:  # as in arm_means
         for r in range(m):
-            Wm[r] += zm[r] * zm[r]
+            for i in range(XC.shape[0]):
+                zr = 0.0
+                for j in range(i + 1):
+                    zr += L_inv[i, j] * XC[j, lo + r]
+                Wm[r] += zr * zr
+    else:
+        for i in range(XC.shape[0]):
+            zm[:] = 0.0
+            for j in range(0, i, 2):  # features two by two: half the passes over z
+                _axpy2(zm, L_inv[i, j], XC[j][lo:lo + m], L_inv[i, j + 1],
+                       XC[j + 1][lo:lo + m])
+            if i % 2 == 0:
+                _axpy(zm, L_inv[i, i], XC[i][lo:lo + m])
+            for r in range(m):
+                Wm[r] += zm[r] * zm[r]
     for r in range(m):
         q = Wm[r]
         if q != np.inf:
@@ -224,6 +241,8 @@ def block_moments(XC, lo, hi, theta, L_inv, base_mean, base_var, scale, bound0, 
             if M[a, k] + bound0[a] + bound1[a] * norm[k] >= best[k]:
                 rows[count] = k
                 count += 1
+        if count == 0:
+            continue
         for j in range(d):
             src = XC[j]
             dst = XG[j]

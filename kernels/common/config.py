@@ -68,6 +68,9 @@ MONITOR_NULL_RATE_THRESHOLD = 0.1
 #: the task's means and widths (K x chunk each) stay in L2 cache. Every row draws from its own
 #: (seed, row) stream and its arithmetic does not depend on the block: results are the same.
 BANDIT_DECIDE_CHUNK = 1024
+#: Fewer rows than this (decide_one, the few rows of an arm whose width a block needs) are
+#: scored row by row; more, feature by feature over contiguous rows (SIMD). Same bits either way.
+BANDIT_ROWWISE_BELOW = 8
 #: A policy update sums the rows of one arm in tasks of at most this many rows, then adds the
 #: task sums in task order: the statistics do not depend on the thread count.
 BANDIT_ROWS_PER_TASK = 65_536
