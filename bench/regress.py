@@ -26,6 +26,10 @@ import re
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+
+from fastengage.tools.benchrun import compare_figures  # noqa: E402  (one comparison rule)
+
 DEFAULT_RESULTS = os.path.join(HERE, "out", "results.jsonl")
 DEFAULT_BASELINE = os.path.join(HERE, "baseline.json")
 
@@ -52,21 +56,8 @@ def figures(rec: dict) -> dict:
 
 def compare(baseline: dict, latest: dict, tolerance: float) -> tuple[list, list]:
     """Return (regressions, missing) as lists of human-readable lines."""
-    regressions, missing = [], []
-    for key, base in sorted(baseline.items()):
-        rec = latest.get(key)
-        if rec is None:
-            missing.append(key)
-            continue
-        now = figures(rec)
-        if now["normalized"] > base["normalized"] * (1 + tolerance):
-            regressions.append(f"{key}: normalized time {now['normalized']:.3g} vs baseline "
-                               f"{base['normalized']:.3g} (+{now['normalized'] / base['normalized'] - 1:.0%})")
-        for peer, ratio in base["ratios"].items():
-            got = now["ratios"].get(peer)
-            if got is not None and got < ratio * (1 - tolerance):
-                regressions.append(f"{key}: speed-up vs {peer} {got:.2f}x vs baseline {ratio:.2f}x")
-    return regressions, missing
+    return compare_figures(baseline, {key: figures(rec) for key, rec in latest.items()},
+                           tolerance)
 
 
 def _selected(key: str, args) -> bool:

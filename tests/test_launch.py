@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from numba import prange
 
-from fastengage.kernels.common.launch import dual_kernel, parallel_kernel, resolve_threads
+from fastengage.kernels.common.launch import (dual_kernel, parallel_kernel, resolve_threads,
+                                              run_threaded)
 
 
 @parallel_kernel
@@ -98,3 +99,51 @@ def test_dual_kernel_variants_agree_bit_for_bit(n):
     d = _square.parallel(x)
     for other in (b, c, d):
         assert a.tobytes() == other.tobytes()
+
+
+def test_run_threaded_runs_the_worker_on_n_threads_and_reraises():
+    """The launch of compiled-ahead (Cython) kernels: ``n_threads`` concurrent calls of the
+    worker (1 means the caller's thread only), every error re-raised in the caller."""
+    names = []
+
+    def worker():
+        names.append(threading.current_thread().name)
+
+    run_threaded(worker, n_threads=1)
+    assert names == [threading.current_thread().name]
+    names.clear()
+    run_threaded(worker, n_threads=2)
+    assert len(names) == resolve_threads(2) and len(set(names)) == len(names)
+
+    def failing():
+        if threading.current_thread() is not threading.main_thread():
+            raise ValueError("worker failed")
+
+    if resolve_threads(2) > 1:
+        with pytest.raises(ValueError, match="worker failed"):
+            run_threaded(failing, n_threads=2)
+
+
+@pytest.mark.parametrize("rows", [3, 5000])
+def test_compiled_cg_half_step_is_bit_identical_for_any_thread_count(rows):
+    """The Cython ALS half-step (workers claiming cost-balanced chunks through an atomic
+    counter): 1, 2 and 3 threads give the same bits, and it moves X towards the exact solve."""
+    from fastengage.kernels.recommend import als
+
+    rng = np.random.default_rng(1)
+    lengths = rng.integers(0, 40, rows)
+    indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    n_items, f = 300, 12
+    indices = np.concatenate([np.sort(rng.choice(n_items, k, replace=False)) for k in lengths]
+                             ).astype(np.int64)
+    conf = (1 + 10 * rng.random(indices.size)).astype(np.float32)
+    Y = rng.random((n_items, f), dtype=np.float32)
+    A0 = (Y.T.astype(np.float64) @ Y + 0.1 * np.eye(f)).astype(np.float32)
+    X0 = rng.random((rows, f), dtype=np.float32) * np.float32(0.01)
+    results = []
+    for n in (1, 2, 3):
+        X = X0.copy()
+        als.als_cg_half(indptr, indices, conf, X, Y, A0, 3, n_threads=n)
+        results.append(X.tobytes())
+    assert results[0] == results[1] == results[2]
+    assert results[0] != X0.tobytes()

@@ -118,25 +118,37 @@ def run_bench(capabilities, size: str = "small", *, log=print, rounds: int | Non
     }
 
 
-def compare_results(current: dict, baseline: dict, tolerance: float) -> tuple[list, list]:
-    """``(regressions, missing)``: human-readable lines; see the module docstring."""
-    base = {b["name"]: b for b in baseline.get("benchmarks", [])}
-    now = {b["name"]: b for b in current.get("benchmarks", [])}
+def compare_figures(baseline: dict, current: dict, tolerance: float) -> tuple[list, list]:
+    """``(regressions, missing)`` as human-readable lines, for figures keyed by benchmark:
+    ``{"normalized": time / reference time, "ratios": {peer: speed-up}}``. A normalized time
+    may not grow, nor a speed-up shrink, by more than ``tolerance``; a key of the baseline
+    absent from ``current`` is missing (reported, not a regression). Shared by
+    ``fastengage bench --compare`` and ``bench/regress.py``."""
     regressions, missing = [], []
-    for name, b in sorted(base.items()):
-        c = now.get(name)
+    for name, b in sorted(baseline.items()):
+        c = current.get(name)
         if c is None:
             missing.append(name)
             continue
-        bn, cn = _normalized(b), _normalized(c)
+        bn, cn = b["normalized"], c["normalized"]
         if cn > bn * (1 + tolerance):
             regressions.append(f"{name}: normalized time {cn:.3g} vs baseline {bn:.3g} "
                                f"(+{cn / bn - 1:.0%})")
-        for peer, ratio in b["extra_info"].get("ratios", {}).items():
-            got = c["extra_info"].get("ratios", {}).get(peer)
+        for peer, ratio in b.get("ratios", {}).items():
+            got = c.get("ratios", {}).get(peer)
             if got is not None and got < ratio * (1 - tolerance):
                 regressions.append(f"{name}: speed-up vs {peer} {got:.2f}x vs baseline {ratio:.2f}x")
     return regressions, missing
+
+
+def compare_results(current: dict, baseline: dict, tolerance: float) -> tuple[list, list]:
+    """``(regressions, missing)``: human-readable lines; see the module docstring."""
+    def figures(results):
+        return {b["name"]: {"normalized": _normalized(b),
+                            "ratios": b["extra_info"].get("ratios", {})}
+                for b in results.get("benchmarks", [])}
+
+    return compare_figures(figures(baseline), figures(current), tolerance)
 
 
 def _normalized(bench: dict) -> float:
@@ -171,12 +183,10 @@ def add_bench_command(subparsers) -> None:
 def _run_bench(args) -> int:
     from .._io.output import atomic_output, say
     from .benchcases import BENCH_CAPABILITIES
+    from .workloads import parse_capabilities
 
-    caps = [c.strip() for c in args.capability.split(",") if c.strip()]
-    unknown = [c for c in caps if c not in BENCH_CAPABILITIES]
-    if unknown:
-        say(f"fastengage: error: unknown capability {', '.join(unknown)}; "
-            f"choose from {','.join(BENCH_CAPABILITIES)}")
+    caps = parse_capabilities(args.capability, BENCH_CAPABILITIES)
+    if caps is None:
         return 2
     if args.rounds is not None and args.rounds < 1:
         say("fastengage: error: --rounds must be >= 1")

@@ -14,7 +14,7 @@ import os
 import sys
 import time
 
-from .workloads import CAPABILITIES, DEFAULT_CAPABILITIES, variants
+from .workloads import CAPABILITIES, DEFAULT_CAPABILITIES, parse_capabilities, variants
 
 __all__ = ["warmup", "add_warmup_command", "cache_location"]
 
@@ -82,11 +82,8 @@ def add_warmup_command(subparsers) -> None:
 def _run_warmup(args) -> int:
     from .._io.output import say
 
-    caps = [c.strip() for c in args.capability.split(",") if c.strip()]
-    unknown = [c for c in caps if c not in CAPABILITIES]
-    if unknown:
-        say(f"fastengage: error: unknown capability {', '.join(unknown)}; "
-            f"choose from {','.join(CAPABILITIES)}")
+    caps = parse_capabilities(args.capability, CAPABILITIES)
+    if caps is None:
         return 2
 
     def log(rec):

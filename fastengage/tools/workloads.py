@@ -24,7 +24,8 @@ import pyarrow.compute as pc
 
 from .gendata import transactions
 
-__all__ = ["CAPABILITIES", "DEFAULT_CAPABILITIES", "variants", "first_call", "retail_sample"]
+__all__ = ["CAPABILITIES", "DEFAULT_CAPABILITIES", "variants", "first_call", "retail_sample",
+           "parse_capabilities"]
 
 #: Every capability that has a workload, in warm-up order.
 CAPABILITIES = ("rfm", "clv", "recommend", "scoring", "bandits", "monitor", "privacy",
@@ -35,6 +36,20 @@ DEFAULT_CAPABILITIES = CAPABILITIES
 _TINY = 2_000
 _CHURN_FEATURES = ["recency_days", "tenure_days", "frequency", "purchase_days",
                    "monetary_total", "monetary_mean"]
+
+
+def parse_capabilities(text: str, known) -> list[str] | None:
+    """The comma-separated ``--capability`` list of a command, or None after printing the
+    one-line error of an unknown name (the command then exits with status 2)."""
+    from .._io.output import say
+
+    caps = [c.strip() for c in text.split(",") if c.strip()]
+    unknown = [c for c in caps if c not in known]
+    if unknown:
+        say(f"fastengage: error: unknown capability {', '.join(unknown)}; "
+            f"choose from {','.join(known)}")
+        return None
+    return caps
 
 
 def retail_sample(rows: int = 50_000) -> pa.Table:

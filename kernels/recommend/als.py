@@ -24,6 +24,7 @@ from numba import njit, prange
 
 from ..common.config import NJIT
 from ..common.launch import parallel_kernel, resolve_threads, run_threaded
+from ..common.linalg import solve_factored
 from ..common.sched import CHUNKS_PER_WORKER, cost_chunks, fetch_add
 from .fit_native import cg_half_worker
 
@@ -68,7 +69,7 @@ def als_cg_half(indptr, indices, conf, X, Y, A0, cg_steps, n_threads=None):
 
 @njit(**_INLINE)
 def _cholesky_solve(A, b, x):
-    # In-place Cholesky A = L L^T (lower triangle of A), then two triangular solves into x.
+    # In-place Cholesky A = L L^T (lower triangle of A), then the two triangular solves into x.
     f = b.size
     for j in range(f):
         s = A[j, j]
@@ -81,16 +82,7 @@ def _cholesky_solve(A, b, x):
             for k in range(j):
                 s -= A[i, k] * A[j, k]
             A[i, j] = s / d
-    for i in range(f):
-        s = b[i]
-        for k in range(i):
-            s -= A[i, k] * x[k]
-        x[i] = s / A[i, i]
-    for i in range(f - 1, -1, -1):
-        s = x[i]
-        for k in range(i + 1, f):
-            s -= A[k, i] * x[k]
-        x[i] = s / A[i, i]
+    solve_factored(A, b, x)
 
 
 def als_cholesky_half(indptr, indices, conf, X, Y, A0, n_threads=None):

@@ -37,36 +37,38 @@ cdef inline bint _worse(floating s1, int64_t i1, floating s2, int64_t i2,
     return s1 < s2 or (s1 == s2 and tb[i1] > tb[i2])
 
 
-cdef inline void _swap(floating* hs, int64_t* hi, Py_ssize_t a, Py_ssize_t b) noexcept nogil:
-    cdef floating ts = hs[a]
-    cdef int64_t ti = hi[a]
-    hs[a] = hs[b]
-    hi[a] = hi[b]
-    hs[b] = ts
-    hi[b] = ti
-
-
 cdef void _sift_down(floating* hs, int64_t* hi, Py_ssize_t pos, Py_ssize_t size,
                      const int64_t* tb) noexcept nogil:
+    # the entry at pos moves down through a hole (one store per level instead of a swap)
+    cdef floating s = hs[pos]
+    cdef int64_t i = hi[pos]
     cdef Py_ssize_t child
     while 2 * pos + 1 < size:
         child = 2 * pos + 1
         if child + 1 < size and _worse(hs[child + 1], hi[child + 1], hs[child], hi[child], tb):
             child += 1
-        if not _worse(hs[child], hi[child], hs[pos], hi[pos], tb):
-            return
-        _swap(hs, hi, pos, child)
+        if not _worse(hs[child], hi[child], s, i, tb):
+            break
+        hs[pos] = hs[child]
+        hi[pos] = hi[child]
         pos = child
+    hs[pos] = s
+    hi[pos] = i
 
 
 cdef void _sift_up(floating* hs, int64_t* hi, Py_ssize_t pos, const int64_t* tb) noexcept nogil:
+    cdef floating s = hs[pos]
+    cdef int64_t i = hi[pos]
     cdef Py_ssize_t parent
     while pos > 0:
         parent = (pos - 1) // 2
-        if not _worse(hs[pos], hi[pos], hs[parent], hi[parent], tb):
-            return
-        _swap(hs, hi, pos, parent)
+        if not _worse(s, i, hs[parent], hi[parent], tb):
+            break
+        hs[pos] = hs[parent]
+        hi[pos] = hi[parent]
         pos = parent
+    hs[pos] = s
+    hi[pos] = i
 
 
 cdef Py_ssize_t _lower_bound(const int64_t* keys, Py_ssize_t lo, Py_ssize_t hi,

@@ -14,14 +14,24 @@ equal, gets the most popular items rather than the lowest codes). NaN scores are
 import numpy as np
 from numba import njit, prange
 
-from ..common.config import NJIT
-from ..common.launch import parallel_kernel
+from ..common.config import NJIT, RECOMMEND_SERIAL_MAX
+from ..common.launch import dual_kernel, parallel_kernel
 from .csr import contains_sorted
 
 
 @njit(**NJIT)
 def _worse(s1, i1, s2, i2, tb):
     return s1 < s2 or (s1 == s2 and tb[i1] > tb[i2])
+
+
+@njit(**NJIT)
+def _swap(hs, hi, a, b):
+    ts = hs[a]
+    ti = hi[a]
+    hs[a] = hs[b]
+    hi[a] = hi[b]
+    hs[b] = ts
+    hi[b] = ti
 
 
 @njit(**NJIT)
@@ -34,32 +44,20 @@ def _sift_down(hs, hi, pos, size, tb):
         right = left + 1
         if right < size and _worse(hs[right], hi[right], hs[left], hi[left], tb):
             child = right
-        if _worse(hs[child], hi[child], hs[pos], hi[pos], tb):
-            ts = hs[pos]
-            ti = hi[pos]
-            hs[pos] = hs[child]
-            hi[pos] = hi[child]
-            hs[child] = ts
-            hi[child] = ti
-            pos = child
-        else:
+        if not _worse(hs[child], hi[child], hs[pos], hi[pos], tb):
             return
+        _swap(hs, hi, pos, child)
+        pos = child
 
 
 @njit(**NJIT)
 def _sift_up(hs, hi, pos, tb):
     while pos > 0:
         parent = (pos - 1) // 2
-        if _worse(hs[pos], hi[pos], hs[parent], hi[parent], tb):
-            ts = hs[pos]
-            ti = hi[pos]
-            hs[pos] = hs[parent]
-            hi[pos] = hi[parent]
-            hs[parent] = ts
-            hi[parent] = ti
-            pos = parent
-        else:
+        if not _worse(hs[pos], hi[pos], hs[parent], hi[parent], tb):
             return
+        _swap(hs, hi, pos, parent)
+        pos = parent
 
 
 @njit(**NJIT)
@@ -140,32 +138,25 @@ def topn_row(scores, seen, seen_start, seen_end, allowed, use_allowed, tb, n, ou
     return drain_heap(hs, hi, size, tb, n, out_idx, out_score)
 
 
-@njit(**NJIT)
-def topn_block_serial(scores, rows, seen_indptr, seen_indices, allowed, use_allowed, tb, n,
-                      out_idx, out_score, out_count):
-    """:func:`topn_row` for every row of ``scores`` (float[B, n_items]), one thread.
+@dual_kernel(0, RECOMMEND_SERIAL_MAX + 1)
+def topn_block(scores, rows, seen_indptr, seen_indices, allowed, use_allowed, tb, n,
+               out_idx, out_score, out_count):
+    """:func:`topn_row` for every row of ``scores`` (float[B, n_items]), rows spread over
+    threads (serial twin for a few rows or ``n_threads=1``; each row on one thread).
 
     ``rows[b]`` is the CSR row of seen items of score row ``b`` (-1: nothing seen).
     Outputs: ``out_idx`` int64[B, n], ``out_score`` float[B, n], ``out_count`` int64[B].
     """
-    for b in range(scores.shape[0]):
-        r = rows[b]
-        a = seen_indptr[r] if r >= 0 else 0
-        e = seen_indptr[r + 1] if r >= 0 else 0
-        out_count[b] = topn_row(scores[b], seen_indices, a, e, allowed, use_allowed, tb, n,
-                                out_idx[b], out_score[b])
-
-
-@parallel_kernel
-def topn_block(scores, rows, seen_indptr, seen_indices, allowed, use_allowed, tb, n,
-               out_idx, out_score, out_count):
-    """Parallel :func:`topn_block_serial` (rows spread over threads)."""
     for b in prange(scores.shape[0]):
         r = rows[b]
         a = seen_indptr[r] if r >= 0 else 0
         e = seen_indptr[r + 1] if r >= 0 else 0
         out_count[b] = topn_row(scores[b], seen_indices, a, e, allowed, use_allowed, tb, n,
                                 out_idx[b], out_score[b])
+
+
+#: One-thread :func:`topn_block`.
+topn_block_serial = topn_block.serial
 
 
 @njit(**NJIT)
