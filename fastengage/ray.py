@@ -1,0 +1,171 @@
+"""fastengage inside Ray Data: the same functions over ``ray.data.Dataset`` s.
+
+>>> import fastengage.ray as fer
+>>> features = fer.rfm(ds, customer="customer", time="ts", amount="amount")   # a Dataset
+
+Every result equals the single-machine function on the collected data (rows unordered). All
+maps use ``batch_format="pyarrow"``. Per-customer folds (RFM, CLV summaries): each row gets the
+stable bucket of its customer id (:mod:`fastengage._distributed.buckets`), and
+``groupby(bucket).map_groups`` hands each bucket's rows over as one Arrow table, so Ray's block
+and batch boundaries never cut a customer. Scoring, recommendations and CLV predictions:
+``map_batches`` with the model shipped as its model file, loaded once per worker process. On
+the driver: the default ``as_of``, the RFM score cut points (24 bytes per customer), CLV fits
+from pattern counts.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from ._distributed import models as _models
+from ._distributed import rfm as _rfm
+from ._distributed.buckets import bucket_of
+from ._io.times import parse_time
+from .errors import ColumnNotFoundError, InputError
+from .features._common import RETURNS_MODES
+
+__all__ = ["rfm", "score", "recommend", "clv_summary", "clv_fit", "clv_predict"]
+
+BUCKET = "__fastengage_bucket"
+
+
+def _require(ds, columns) -> None:
+    names = ds.schema().names
+    missing = [c for c in columns if c is not None and c not in names]
+    if missing:
+        raise ColumnNotFoundError(", ".join(repr(c) for c in missing)
+                                  + " not in the Dataset; available columns: "
+                                  + ", ".join(repr(n) for n in names))
+
+
+def _collect(ds) -> pa.Table:
+    import ray
+    tables = [t for t in ray.get(ds.to_arrow_refs())]
+    return pa.concat_tables(tables, promote_options="permissive") if tables else None
+
+
+def _latest_time(ds, customer, time, as_of, drop_null_customers) -> int:
+    scans = ds.select_columns([customer, time]).map_batches(
+        lambda t: pa.Table.from_batches(list(_rfm.scan([t], customer, time))),
+        batch_format="pyarrow", batch_size=None)
+    table = _collect(scans)
+    if table is None:
+        table = _rfm.SCAN_SCHEMA.empty_table()
+    latest = _rfm.combine_scans(table, customer, drop_null_customers)
+    return latest if as_of is None else parse_time(as_of, "as_of")
+
+
+def _buckets(buckets: int | None) -> int:
+    if buckets is None:
+        import ray
+        return max(1, 4 * int(ray.cluster_resources().get("CPU", 1)))
+    if int(buckets) < 1:
+        raise InputError(f"buckets must be a positive number, got {buckets!r}")
+    return int(buckets)
+
+
+def _by_customer(ds, customer, buckets, fold):
+    n = _buckets(buckets)
+    keyed = ds.map_batches(
+        lambda t: t.append_column(BUCKET, pa.array(bucket_of(t.column(customer), n))),
+        batch_format="pyarrow")
+    return keyed.groupby(BUCKET, num_partitions=n).map_groups(lambda t: fold(t.drop_columns([BUCKET])),
+                                            batch_format="pyarrow")
+
+
+def rfm(ds, *, customer: str, time: str, amount: str, order: str | None = None, as_of=None,
+        returns: str = "net", drop_null_customers: bool = False, segments=None,
+        buckets: int | None = None, n_threads: int = 1):
+    """:func:`fastengage.rfm` of a Ray Dataset, as a Dataset (same columns and values, scores
+    and segments included). The per-customer values are materialised once."""
+    if returns not in RETURNS_MODES:
+        raise InputError(f"returns must be one of {RETURNS_MODES}, got {returns!r}")
+    cols = [c for c in (customer, time, amount, order) if c is not None]
+    _require(ds, cols)
+    ds = ds.select_columns(cols)
+    as_of_us = _latest_time(ds, customer, time, as_of, drop_null_customers)
+    settings = dict(customer=customer, time=time, amount=amount, order=order, returns=returns,
+                    drop_null_customers=drop_null_customers)
+    values = _by_customer(ds, customer, buckets,
+                          lambda t: _rfm.rfm_bucket(t, settings, as_of_us, n_threads)).materialize()
+    metrics = _collect(values.select_columns(list(_rfm.METRICS)))
+    plan = _rfm.score_plan(metrics, segments)
+    return values.map_batches(lambda t: _rfm.add_scores(t, plan), batch_format="pyarrow")
+
+
+def score(ds, model, *, id: str | None = None, features=None, nulls: str | None = None,
+          n_threads: int = 1):
+    """``model.score`` of every row of a Ray Dataset (``map_batches``)."""
+    feats = list(features) if features is not None else model.features
+    if feats is None:
+        raise InputError("the model does not name its features: pass features=")
+    _require(ds, [id, *feats])
+    token, data = _models.ship(model)
+    options = dict(id=id, features=feats, nulls=nulls, n_threads=n_threads)
+
+    def scored(table):
+        return pa.Table.from_batches(list(_models.score_batches(
+            [table], _models.worker_model(token, data), options)))
+    cols = ([id] if id is not None else []) + [f for f in feats if f != id]
+    return ds.select_columns(cols).map_batches(scored, batch_format="pyarrow")
+
+
+def recommend(model, customers=None, *, customer: str = "customer", n: int = 10,
+              exclude_seen: bool = True, items=None, exclude_items=None, blocks: int = 4,
+              n_threads: int = 1):
+    """Batch top-``n`` for the customers of a Dataset column (default: every customer of the
+    model, in ``blocks`` blocks)."""
+    import ray.data
+    if customers is None:
+        customers = ray.data.from_arrow(pa.table({customer: model.customers_.ids()}))
+        customers = customers.repartition(blocks)
+    _require(customers, [customer])
+    token, data = _models.ship(model)
+    schema = _models.recommend_schema(model)
+    options = dict(n=n, exclude_seen=exclude_seen, items=items, exclude_items=exclude_items,
+                   n_threads=n_threads)
+
+    def top_n(table):
+        return pa.Table.from_batches(list(_models.recommend_batches(
+            [table], _models.worker_model(token, data), customer, options)), schema)
+    return customers.select_columns([customer]).map_batches(top_n, batch_format="pyarrow")
+
+
+def clv_summary(ds, *, customer: str, time: str, amount: str | None = None, as_of=None,
+                freq: str = "D", freq_multiplier: float = 1.0, calibration_end=None,
+                buckets: int | None = None):
+    """:func:`fastengage.clv.summary` of a Ray Dataset (same columns and values)."""
+    cols = [c for c in (customer, time, amount) if c is not None]
+    _require(ds, cols)
+    ds = ds.select_columns(cols)
+    as_of_us = _latest_time(ds, customer, time, as_of, False)
+    settings = dict(customer=customer, time=time, amount=amount, freq=freq,
+                    freq_multiplier=freq_multiplier, calibration_end=calibration_end)
+    return _by_customer(ds, customer, buckets,
+                        lambda t: _models.summary_bucket(t, settings, as_of_us))
+
+
+def clv_fit(model, summary, *, frequency_col: str = "frequency", recency_col: str = "recency",
+            T_col: str = "T", n_threads: int | None = None):
+    """Fit a CLV transaction model on the driver from the summary's pattern counts."""
+    cols = [frequency_col, recency_col, T_col]
+    _require(summary, cols)
+    patterns = _collect(summary.groupby(cols).count())
+    return _models.fit_patterns(model, patterns, cols, weights=patterns.column_names[-1],
+                                n_threads=n_threads)
+
+
+def clv_predict(model, summary, t: float, *, customer: str | None = None,
+                frequency_col: str = "frequency", recency_col: str = "recency", T_col: str = "T",
+                n_threads: int = 1):
+    """``model.predict`` per summary row (``map_batches``)."""
+    cols = [c for c in (customer, frequency_col, recency_col, T_col) if c is not None]
+    _require(summary, cols)
+    token, data = _models.ship(model)
+    options = dict(customer=customer, frequency_col=frequency_col, recency_col=recency_col,
+                   T_col=T_col, n_threads=n_threads)
+
+    def predicted(table):
+        return pa.Table.from_batches(list(_models.predict_batches(
+            [table], _models.worker_model(token, data), t, options)))
+    return summary.select_columns(cols).map_batches(predicted, batch_format="pyarrow")
