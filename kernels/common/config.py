@@ -59,6 +59,9 @@ MONITOR_PVALUE_THRESHOLD = 0.05
 MONITOR_WASSERSTEIN_THRESHOLD = 0.1
 MONITOR_JS_THRESHOLD = 0.1
 MONITOR_SMALL_SAMPLE = 1000
+#: monitor.drift(ks_method="auto"): exact KS p-values up to this many values per side, as
+#: scipy.stats.ks_2samp's "auto" (its MAX_AUTO_N) and so evidently.
+MONITOR_KS_EXACT_MAX_N = 10_000
 #: A column's null rate moving by more than this (absolute) flags drift as well.
 MONITOR_NULL_RATE_THRESHOLD = 0.1
 
@@ -71,6 +74,9 @@ BANDIT_DECIDE_CHUNK = 1024
 #: Fewer rows than this (decide_one, the few rows of an arm whose width a block needs) are
 #: scored row by row; more, feature by feature over contiguous rows (SIMD). Same bits either way.
 BANDIT_ROWWISE_BELOW = 8
+#: Rows per batch of a batch decision at the API: its feature matrix (rows x features float64,
+#: 10 MiB at 20 features) is reused batch after batch and read by the kernel while in cache.
+BANDIT_DECIDE_BATCH = 65_536
 #: A policy update sums the rows of one arm in tasks of at most this many rows, then adds the
 #: task sums in task order: the statistics do not depend on the thread count.
 BANDIT_ROWS_PER_TASK = 65_536
