@@ -14,7 +14,6 @@ from pattern counts.
 """
 from __future__ import annotations
 
-import numpy as np
 import pyarrow as pa
 
 from ._distributed import models as _models

@@ -11,7 +11,6 @@ ray = pytest.importorskip("ray")
 import ray.data  # noqa: E402
 
 import fastengage.ray as fer  # noqa: E402
-from fastengage._distributed.buckets import bucket_of  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -34,16 +33,6 @@ def _ds(tab, blocks, empty=0):
 
 def _arrow(ds):
     return pa.concat_tables(ray.get(ds.to_arrow_refs()))
-
-
-def test_buckets_are_stable_and_spread():
-    ids = pa.array([f"c{i:05d}" for i in range(5_000)])
-    whole = bucket_of(ids, 8)
-    parts = np.concatenate([bucket_of(ids.slice(i, 700), 8) for i in range(0, 5_000, 700)])
-    assert np.array_equal(whole, parts)  # a batch boundary does not move an id
-    assert np.bincount(whole, minlength=8).min() > 500
-    ints = pa.array(np.arange(5_000))
-    assert np.bincount(bucket_of(ints, 8), minlength=8).min() > 500
 
 
 def test_rfm_equals_local_with_skew_and_empty_blocks(local_ray):

@@ -1,0 +1,93 @@
+"""The engine-neutral core (fastengage._distributed) without any engine: any bucketing of the
+customers, merged, equals fastengage.rfm; models pickle as their model files."""
+import pickle
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import fastengage as fe
+from distributed_data import CHURN_MODEL, assert_same_rows, transactions
+from fastengage._distributed import models, rfm as core
+from fastengage._distributed.buckets import bucket_of
+
+
+def _bucketed_rfm(tab, buckets, **kw):
+    """What every adapter does, with the buckets made here."""
+    scans = pa.Table.from_batches(list(core.scan(tab.to_batches(max_chunksize=97), "customer", "ts")))
+    as_of = core.combine_scans(scans, "customer", kw.get("drop_null_customers", False))
+    settings_ = dict(customer="customer", time="ts", amount="amount", order=kw.get("order"),
+                     returns=kw.get("returns", "net"),
+                     drop_null_customers=kw.get("drop_null_customers", False))
+    which = bucket_of(tab.column("customer"), buckets)
+    parts = [core.rfm_bucket(tab.filter(pa.array(which == b)), settings_, as_of)
+             for b in range(buckets)]
+    values = pa.concat_tables(parts)
+    plan = core.score_plan(values.select(list(core.METRICS)))
+    return core.add_scores(values, plan)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), buckets=st.integers(1, 9),
+       returns=st.sampled_from(["net", "exclude"]), customers=st.integers(1, 60),
+       string_ids=st.booleans())
+def test_any_bucketing_equals_local_rfm(seed, buckets, returns, customers, string_ids):
+    tab = transactions(n=400, customers=customers + 1, heavy_rows=50, seed=seed,
+                       string_ids=string_ids)
+    kw = dict(order="invoice", returns=returns)
+    want = fe.rfm(tab, customer="customer", time="ts", amount="amount", **kw)
+    got = _bucketed_rfm(tab, buckets, **kw)
+    assert_same_rows(got, want.replace_schema_metadata(None), ["customer"])
+
+
+def test_score_cuts_match_local_scores_with_ties():
+    # many ties at the quintile boundaries: the cut points must give the local scores exactly
+    tab = transactions(n=3_000, customers=40, heavy_rows=0, seed=11)
+    tab = tab.set_column(2, "amount", pc.round(pc.abs(tab.column("amount")), -1))
+    want = fe.rfm(tab, customer="customer", time="ts", amount="amount")
+    got = _bucketed_rfm(tab, 4)
+    assert_same_rows(got, want.replace_schema_metadata(None), ["customer"])
+
+
+def test_scan_refuses_empty_and_null_ids():
+    tab = transactions(n=50, customers=5, heavy_rows=0)
+    with pytest.raises(fe.errors.InputError, match="empty"):
+        core.combine_scans(pa.Table.from_batches(list(core.scan([tab.slice(0, 0)], "customer", "ts"))),
+                           "customer", False)
+    nulls = tab.set_column(0, "customer", pa.array([None] * 50, pa.int64()))
+    scans = pa.Table.from_batches(list(core.scan([nulls], "customer", "ts")))
+    with pytest.raises(fe.errors.InputError, match="null"):
+        core.combine_scans(scans, "customer", False)
+    with pytest.raises(fe.errors.InputError, match="every row"):
+        core.combine_scans(scans, "customer", True)
+
+
+def test_models_ship_as_their_files():
+    from fastengage.scoring import LinearModel, load_model
+    onnx = load_model(CHURN_MODEL)
+    linear = LinearModel([[0.5, -1.0]], 0.25, link="logistic", features=["a", "b"])
+    X = np.random.default_rng(0).normal(size=(50, 6))
+    for model, x in ((onnx, X), (linear, X[:, :2])):
+        token, data = models.ship(model)
+        again = models.worker_model(token, data)
+        assert models.worker_model(token, b"not read again") is again  # loaded once per process
+        assert np.array_equal(again.predict(x), model.predict(x))
+    # what travels is the model file plus the loader's name: no other object of the driver
+    assert pickle.dumps(onnx).count(open(CHURN_MODEL, "rb").read()[:200]) == 1
+    plain = load_model(CHURN_MODEL)
+    del plain._file
+    with pytest.raises(TypeError, match="model file"):
+        pickle.dumps(plain)
+
+
+def test_buckets_ignore_batch_boundaries_and_spread():
+    ids = pa.array([f"id-{i}" for i in range(4_000)] + ["", "x" * 300])
+    whole = bucket_of(ids, 16)
+    pieces = np.concatenate([bucket_of(ids.slice(i, 333), 16) for i in range(0, len(ids), 333)])
+    assert np.array_equal(whole, pieces)
+    assert np.array_equal(bucket_of(pa.chunked_array([ids.slice(0, 10), ids.slice(10)]), 16), whole)
+    assert np.bincount(whole, minlength=16).min() > 150
+    dict_ids = ids.dictionary_encode()
+    assert np.array_equal(bucket_of(dict_ids, 16), whole)
