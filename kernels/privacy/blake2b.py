@@ -15,13 +15,13 @@ from numba import njit, prange
 
 from ..common.config import NJIT, PRIVACY_HASH_CHUNKS
 from ..common.launch import parallel_kernel
+from .keyed_hash import _HEX, _chunk_bounds, _write
 
 __all__ = ["blake2b_key_state", "blake2b_buffers"]
 
 _IV = np.array([0x6A09E667F3BCC908, 0xBB67AE8584CAA73B, 0x3C6EF372FE94F82B,
                 0xA54FF53A5F1D36F1, 0x510E527FADE682D1, 0x9B05688C2B3E6C1F,
                 0x1F83D9ABFB41BD6B, 0x5BE0CD19137E2179], dtype=np.uint64)
-_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 
 
 @njit(**NJIT)
@@ -40,6 +40,34 @@ def _g(a, b, c, d, x, y):
     c = c + d
     b = _rotr(b ^ c, 63)
     return a, b, c, d
+
+
+@njit(**NJIT, inline="always")
+def _rounds_0_1(v, m):
+    """Rounds 0 and 1 of the compression on the working vector ``v`` (16-tuple) with the
+    message words ``m`` (16-tuple); also rounds 10 and 11, whose message schedules are the
+    same (RFC 7693: SIGMA[10] = SIGMA[0], SIGMA[11] = SIGMA[1])."""
+    v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15 = v
+    m0, m1, m2, m3, m4, m5, m6, m7, m8, m9, m10, m11, m12, m13, m14, m15 = m
+    # round 0
+    v0, v4, v8, v12 = _g(v0, v4, v8, v12, m0, m1)
+    v1, v5, v9, v13 = _g(v1, v5, v9, v13, m2, m3)
+    v2, v6, v10, v14 = _g(v2, v6, v10, v14, m4, m5)
+    v3, v7, v11, v15 = _g(v3, v7, v11, v15, m6, m7)
+    v0, v5, v10, v15 = _g(v0, v5, v10, v15, m8, m9)
+    v1, v6, v11, v12 = _g(v1, v6, v11, v12, m10, m11)
+    v2, v7, v8, v13 = _g(v2, v7, v8, v13, m12, m13)
+    v3, v4, v9, v14 = _g(v3, v4, v9, v14, m14, m15)
+    # round 1
+    v0, v4, v8, v12 = _g(v0, v4, v8, v12, m14, m10)
+    v1, v5, v9, v13 = _g(v1, v5, v9, v13, m4, m8)
+    v2, v6, v10, v14 = _g(v2, v6, v10, v14, m9, m15)
+    v3, v7, v11, v15 = _g(v3, v7, v11, v15, m13, m6)
+    v0, v5, v10, v15 = _g(v0, v5, v10, v15, m1, m12)
+    v1, v6, v11, v12 = _g(v1, v6, v11, v12, m0, m2)
+    v2, v7, v8, v13 = _g(v2, v7, v8, v13, m11, m7)
+    v3, v4, v9, v14 = _g(v3, v4, v9, v14, m5, m3)
+    return v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15
 
 
 @njit(**NJIT)
@@ -61,24 +89,10 @@ def _compress(h, mw, t, last):
     v13 = _IV[5]
     v14 = ~_IV[6] if last else _IV[6]
     v15 = _IV[7]
-    # round 0
-    v0, v4, v8, v12 = _g(v0, v4, v8, v12, m0, m1)
-    v1, v5, v9, v13 = _g(v1, v5, v9, v13, m2, m3)
-    v2, v6, v10, v14 = _g(v2, v6, v10, v14, m4, m5)
-    v3, v7, v11, v15 = _g(v3, v7, v11, v15, m6, m7)
-    v0, v5, v10, v15 = _g(v0, v5, v10, v15, m8, m9)
-    v1, v6, v11, v12 = _g(v1, v6, v11, v12, m10, m11)
-    v2, v7, v8, v13 = _g(v2, v7, v8, v13, m12, m13)
-    v3, v4, v9, v14 = _g(v3, v4, v9, v14, m14, m15)
-    # round 1
-    v0, v4, v8, v12 = _g(v0, v4, v8, v12, m14, m10)
-    v1, v5, v9, v13 = _g(v1, v5, v9, v13, m4, m8)
-    v2, v6, v10, v14 = _g(v2, v6, v10, v14, m9, m15)
-    v3, v7, v11, v15 = _g(v3, v7, v11, v15, m13, m6)
-    v0, v5, v10, v15 = _g(v0, v5, v10, v15, m1, m12)
-    v1, v6, v11, v12 = _g(v1, v6, v11, v12, m0, m2)
-    v2, v7, v8, v13 = _g(v2, v7, v8, v13, m11, m7)
-    v3, v4, v9, v14 = _g(v3, v4, v9, v14, m5, m3)
+    # rounds 0 and 1
+    v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15 = _rounds_0_1(
+        (v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15),
+        (m0, m1, m2, m3, m4, m5, m6, m7, m8, m9, m10, m11, m12, m13, m14, m15))
     # round 2
     v0, v4, v8, v12 = _g(v0, v4, v8, v12, m11, m8)
     v1, v5, v9, v13 = _g(v1, v5, v9, v13, m12, m0)
@@ -151,24 +165,10 @@ def _compress(h, mw, t, last):
     v1, v6, v11, v12 = _g(v1, v6, v11, v12, m9, m14)
     v2, v7, v8, v13 = _g(v2, v7, v8, v13, m3, m12)
     v3, v4, v9, v14 = _g(v3, v4, v9, v14, m13, m0)
-    # round 10
-    v0, v4, v8, v12 = _g(v0, v4, v8, v12, m0, m1)
-    v1, v5, v9, v13 = _g(v1, v5, v9, v13, m2, m3)
-    v2, v6, v10, v14 = _g(v2, v6, v10, v14, m4, m5)
-    v3, v7, v11, v15 = _g(v3, v7, v11, v15, m6, m7)
-    v0, v5, v10, v15 = _g(v0, v5, v10, v15, m8, m9)
-    v1, v6, v11, v12 = _g(v1, v6, v11, v12, m10, m11)
-    v2, v7, v8, v13 = _g(v2, v7, v8, v13, m12, m13)
-    v3, v4, v9, v14 = _g(v3, v4, v9, v14, m14, m15)
-    # round 11
-    v0, v4, v8, v12 = _g(v0, v4, v8, v12, m14, m10)
-    v1, v5, v9, v13 = _g(v1, v5, v9, v13, m4, m8)
-    v2, v6, v10, v14 = _g(v2, v6, v10, v14, m9, m15)
-    v3, v7, v11, v15 = _g(v3, v7, v11, v15, m13, m6)
-    v0, v5, v10, v15 = _g(v0, v5, v10, v15, m1, m12)
-    v1, v6, v11, v12 = _g(v1, v6, v11, v12, m0, m2)
-    v2, v7, v8, v13 = _g(v2, v7, v8, v13, m11, m7)
-    v3, v4, v9, v14 = _g(v3, v4, v9, v14, m5, m3)
+    # rounds 10 and 11 (SIGMA[10], SIGMA[11] = SIGMA[0], SIGMA[1])
+    v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15 = _rounds_0_1(
+        (v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15),
+        (m0, m1, m2, m3, m4, m5, m6, m7, m8, m9, m10, m11, m12, m13, m14, m15))
     h[0] ^= v0 ^ v8
     h[1] ^= v1 ^ v9
     h[2] ^= v2 ^ v10
@@ -204,12 +204,11 @@ def blake2b_buffers(offsets, data, state, digest_size, hex_out, out):
     n = offsets.size - 1
     n_chunks = min(n, PRIVACY_HASH_CHUNKS)
     width = 2 * digest_size if hex_out else digest_size
+    hexdigits = _HEX
     for chunk in prange(n_chunks):
-        size = (n + n_chunks - 1) // n_chunks
-        lo = chunk * size
-        hi = min(n, lo + size)
+        lo, hi = _chunk_bounds(n, n_chunks, chunk)
         h = np.empty(8, np.uint64)
-        block = np.empty(128, np.uint8)
+        block = np.zeros(128, np.uint8)
         m = block.view(np.uint64)
         digest = h.view(np.uint8)
         for i in range(lo, hi):
@@ -220,20 +219,11 @@ def blake2b_buffers(offsets, data, state, digest_size, hex_out, out):
             else:
                 h[:] = state[:8]
                 pos = 0
-                while True:
+                while pos < length:
                     take = min(128, length - pos)
                     block[:take] = data[start + pos:start + pos + take]
                     block[take:] = 0
                     pos += take
                     _compress(h, m, 128 + pos, pos == length)
-                    if pos == length:
-                        break
-            base = i * width
-            if hex_out:
-                for j in range(digest_size):
-                    byte = digest[j]
-                    out[base + 2 * j] = _HEX[byte >> 4]
-                    out[base + 2 * j + 1] = _HEX[byte & 15]
-            else:
-                out[base:base + digest_size] = digest[:digest_size]
+            _write(digest, digest_size, hex_out, hexdigits, out, i * width)
         h[:] = 0

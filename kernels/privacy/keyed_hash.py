@@ -63,7 +63,7 @@ def hmac_sha256_buffers(offsets, data, inner, outer, update_fn, final_fn, length
 from numba import njit  # noqa: E402  (helpers below are inlined into the kernels)
 
 
-@njit(**NJIT)
+@njit(**NJIT, inline="always")
 def _write(md, length, hex_out, hexdigits, out, pos):
     if hex_out:
         for j in range(length):
