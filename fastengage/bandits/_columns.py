@@ -88,11 +88,17 @@ def arm_codes(values, arms: pa.Array, column: str, role: str = "arm") -> np.ndar
     return np.ascontiguousarray(codes.to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
-def feature_matrix(batch, features: list[str], by_column: bool = False) -> np.ndarray:
+def feature_matrix(batch, features: list[str], by_column: bool = False,
+                   out: np.ndarray | None = None) -> np.ndarray:
     """The named columns of ``batch`` as a C-contiguous float64 matrix, (n, d), or (d, n) with
-    ``by_column`` (one contiguous copy per column, as decisions read them); finite values only."""
+    ``by_column`` (one contiguous copy per column, as decisions read them); finite values only.
+    ``out``: a flat float64 buffer to reuse when it is large enough (the result is a view)."""
     n = batch.num_rows
-    X = np.empty((len(features), n) if by_column else (n, len(features)), dtype=np.float64)
+    shape = (len(features), n) if by_column else (n, len(features))
+    if out is not None and out.size >= n * len(features):
+        X = out[:n * len(features)].reshape(shape)
+    else:
+        X = np.empty(shape, dtype=np.float64)
     for j, name in enumerate(features):
         array = batch.column(name)
         if isinstance(array, pa.ChunkedArray):

@@ -20,6 +20,7 @@ from ..errors import InputError
 from ..kernels.bandits import decide as _decide
 from ..kernels.bandits import ridge as _ridge
 from ..kernels.common.config import (
+    BANDIT_DECIDE_BATCH,
     BANDIT_PARALLEL_MIN_ROWS,
     BANDIT_ROWS_PER_TASK,
     BANDIT_TS_PROPENSITY_DRAWS,
@@ -317,9 +318,12 @@ class Policy:
         features, source, columns = self._read(data, features, extra)
         total = source.num_rows
         start = 0
-        for batch in source.batches(columns):
+        # One buffer for every batch's features: they are written and read while in cache,
+        # instead of a matrix of the whole input passing through memory twice.
+        buf = np.empty(len(features) * min(total or BANDIT_DECIDE_BATCH, BANDIT_DECIDE_BATCH))
+        for batch in source.batches(columns, batch_size=BANDIT_DECIDE_BATCH):
             mask = eligible_mask(eligible, batch, start, self._arms, total)
-            yield start, batch, feature_matrix(batch, features, by_column=True), mask
+            yield start, batch, feature_matrix(batch, features, by_column=True, out=buf), mask
             start += batch.num_rows
 
     def decide(self, data, *, features: list[str] | None = None, id: str | None = None,
