@@ -6,6 +6,12 @@ returns), trend, gaps over distinct purchase days, basket (items, categories, en
 channel mix, joined and sorted by customer.
 
     FASTENGAGE_BENCH=full python -m pytest bench/bench_profile.py -s   # 20M rows, 1M customers
+
+``test_profile_shapes``: every shape of customer base of issue #15.5 (1, 2.5, 5, 20 and 100 rows
+per customer; dense int64, sparse int64 and string ids; 5M rows full size). CPU-time medians of
+interleaved rounds (steadier on a loaded machine):
+
+    python -m bench.bench_profile --rows 5000000 --rounds 3
 """
 from __future__ import annotations
 
@@ -17,7 +23,8 @@ import pytest
 
 import fastengage as fe
 from bench._compare import bench_size, compare
-from bench.datagen import transactions
+from bench.bench_rfm import ROWS_PER_CUSTOMER, bench_shape, cpu_main
+from bench.datagen import ID_KINDS, shaped_transactions, transactions
 
 FULL = bench_size() == "full"
 N_ROWS = int(os.environ.get("FASTENGAGE_BENCH_ROWS", 20_000_000 if FULL else 200_000))
@@ -30,17 +37,20 @@ KW = dict(customer="customer", time="ts", amount="amount", order="order", item="
           category="category", channel="channel", windows=WINDOWS)
 
 
-@pytest.fixture(scope="module", params=["a", "b", "c"])
-def variant(request):
-    table = transactions(N_ROWS, N_CUSTOMERS, request.param)
+def with_profile_columns(table: pa.Table) -> pa.Table:
+    """``table`` with order, item, category (40) and channel (3) columns drawn at random."""
     rng = np.random.default_rng(7)
     n = table.num_rows
     item = rng.integers(0, 50_000, n)
-    table = (table.append_column("order", pa.array(rng.integers(0, n // 3, n)))
-             .append_column("item", pa.array(item))
-             .append_column("category", pa.array((item % 40).astype(np.int32)))
-             .append_column("channel", pa.array(np.array(CHANNELS)[rng.integers(0, 3, n)])))
-    return request.param, table
+    return (table.append_column("order", pa.array(rng.integers(0, max(n // 3, 1), n)))
+            .append_column("item", pa.array(item))
+            .append_column("category", pa.array((item % 40).astype(np.int32)))
+            .append_column("channel", pa.array(np.array(CHANNELS)[rng.integers(0, 3, n)])))
+
+
+@pytest.fixture(scope="module", params=["a", "b", "c"])
+def variant(request):
+    return request.param, with_profile_columns(transactions(N_ROWS, N_CUSTOMERS, request.param))
 
 
 def run_polars(df):
@@ -142,3 +152,22 @@ def test_profile_vs_polars(benchmark, variant):
                      else f"rows={N_ROWS}",
                      extra={"rows": N_ROWS, "customers": N_CUSTOMERS, "windows": list(WINDOWS)})
     assert record["ratios"]["polars"] > 0
+
+
+@pytest.mark.parametrize("ids", ID_KINDS)
+@pytest.mark.parametrize("rows_per_customer", ROWS_PER_CUSTOMER)
+def test_profile_shapes(benchmark, rows_per_customer, ids):
+    bench_shape(benchmark, "profile", _profile_run, rows_per_customer, ids)
+
+
+def _profile_run(table, n_threads):
+    return fe.profile(table, **KW, n_threads=n_threads)
+
+
+_profile_run.data = lambda rows, rpc, ids: with_profile_columns(shaped_transactions(rows, rpc, ids))
+_profile_run.peer = run_polars
+_profile_run.check = check_same
+
+
+if __name__ == "__main__":
+    cpu_main(_profile_run, "profile()", 3)

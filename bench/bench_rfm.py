@@ -4,6 +4,12 @@ Every peer computes the full output (features, scores, segments, sorted by custo
 results are asserted equal before the ratio is reported.
 
     FASTENGAGE_BENCH=full python -m pytest bench/bench_rfm.py -s    # 20M rows, ~1M customers
+
+``test_rfm_shapes`` covers every shape of customer base of issue #15.5: 1, 2.5, 5, 20 and 100
+rows per customer, dense int64, sparse int64 and string ids (5M rows full size), against polars.
+On a shared machine wall time drifts; CPU time (summed over threads) survives load better:
+
+    python -m bench.bench_rfm --rows 5000000 --rounds 5    # interleaved CPU-time medians
 """
 from __future__ import annotations
 
@@ -15,7 +21,7 @@ import pytest
 
 import fastengage as fe
 from bench._compare import bench_size, compare
-from bench.datagen import transactions
+from bench.datagen import ID_KINDS, shaped_transactions, transactions
 from fastengage.segments import DEFAULT_SEGMENTS
 
 FULL = bench_size() == "full"
@@ -23,6 +29,8 @@ N_ROWS = int(os.environ.get("FASTENGAGE_BENCH_ROWS", 20_000_000 if FULL else 200
 N_CUSTOMERS = N_ROWS // 20
 ROUNDS = 3 if FULL else 1
 US_PER_DAY = 86_400_000_000
+SHAPE_ROWS = int(os.environ.get("FASTENGAGE_BENCH_ROWS", 5_000_000 if FULL else 20_000))
+ROWS_PER_CUSTOMER = (1, 2.5, 5, 20, 100)
 SEGMENT_KEYS = {r * 100 + f * 10 + m: name for (r, f, m), name in DEFAULT_SEGMENTS.items()}
 
 
@@ -186,3 +194,86 @@ def test_rfm_vs_peers(benchmark, variant):
                      else f"rows={N_ROWS}",
                      extra={"rows": N_ROWS, "customers": N_CUSTOMERS})
     assert record["ratios"]["polars"] > 0
+
+
+@pytest.mark.parametrize("ids", ID_KINDS)
+@pytest.mark.parametrize("rows_per_customer", ROWS_PER_CUSTOMER)
+def test_rfm_shapes(benchmark, rows_per_customer, ids):
+    bench_shape(benchmark, "rfm", _rfm_run, rows_per_customer, ids)
+
+
+def bench_shape(benchmark, name: str, run, rows_per_customer, ids: str) -> dict:
+    """One shape of customer base: ``run(table, n_threads)`` against ``run.peer(polars frame)``
+    on ``run.data(rows, rows_per_customer, ids)``, answers checked by ``run.check``."""
+    import polars as pl
+
+    table = run.data(SHAPE_ROWS, rows_per_customer, ids)
+    df = pl.from_arrow(table)
+    return compare(benchmark, f"{name}_shape_{rows_per_customer}_{ids}", lambda: run(table, None),
+                   {"polars": lambda: run.peer(df)}, run.check, rounds=ROUNDS,
+                   size=bench_size() if "FASTENGAGE_BENCH_ROWS" not in os.environ
+                   else f"rows={SHAPE_ROWS}",
+                   extra={"rows": SHAPE_ROWS, "rows_per_customer": rows_per_customer, "ids": ids})
+
+
+def cpu_seconds(fn, rounds: int, peer, check) -> dict:
+    """Interleaved rounds of ``fn`` (fastengage) and ``peer``: median CPU seconds (all threads)
+    and wall seconds of each. ``fn`` is also run with one thread (``fn(1)``) for the
+    single-thread CPU figure. Both results are checked equal first."""
+    import statistics
+    import time
+
+    check(fn(None), peer(), "polars")
+    spent = {"fastengage": [], "polars": [], "fastengage_1thread": []}
+    for _ in range(rounds):
+        for name, call in (("fastengage", lambda: fn(None)), ("polars", peer),
+                           ("fastengage_1thread", lambda: fn(1))):
+            c0, t0 = time.process_time(), time.perf_counter()
+            call()
+            spent[name].append((time.process_time() - c0, time.perf_counter() - t0))
+    return {name: {"cpu_s": statistics.median(c for c, _ in v),
+                   "wall_s": statistics.median(w for _, w in v)} for name, v in spent.items()}
+
+
+def cpu_table(run, rows: int, rounds: int) -> None:
+    """Print one Markdown row per shape: ``run(table, n_threads)`` against ``run.peer(df)``."""
+    import polars as pl
+
+    print(f"| rows/customer | ids | fastengage CPU s (2 thr) | polars CPU s | CPU ratio | "
+          f"wall ratio | fastengage 1-thread CPU s | rows={rows:,}, {os.uname().nodename}, "
+          f"load {os.getloadavg()[0]:.1f} |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for rpc in ROWS_PER_CUSTOMER:
+        for ids in ID_KINDS:
+            table = run.data(rows, rpc, ids)
+            df = pl.from_arrow(table)
+            got = cpu_seconds(lambda n: run(table, n), rounds, lambda: run.peer(df), run.check)
+            ours, peer = got["fastengage"], got["polars"]
+            print(f"| {rpc} | {ids} | {ours['cpu_s']:.3f} | {peer['cpu_s']:.3f} | "
+                  f"**{peer['cpu_s'] / ours['cpu_s']:.2f}x** | {peer['wall_s'] / ours['wall_s']:.2f}x | "
+                  f"{got['fastengage_1thread']['cpu_s']:.3f} | load {os.getloadavg()[0]:.1f} |",
+                  flush=True)
+
+
+def _rfm_run(table, n_threads):
+    return fe.rfm(table, customer="customer", time="ts", amount="amount", n_threads=n_threads)
+
+
+_rfm_run.data = shaped_transactions
+_rfm_run.peer = run_polars
+_rfm_run.check = check_same
+
+
+def cpu_main(run, what: str, rounds: int) -> None:
+    """Command line of the CPU-time table (``python -m bench.bench_rfm``, ``bench.bench_profile``)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=f"{what} vs polars: CPU time per customer-base shape")
+    parser.add_argument("--rows", type=int, default=5_000_000)
+    parser.add_argument("--rounds", type=int, default=rounds)
+    args = parser.parse_args()
+    cpu_table(run, args.rows, args.rounds)
+
+
+if __name__ == "__main__":
+    cpu_main(_rfm_run, "rfm()", 5)

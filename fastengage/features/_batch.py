@@ -21,19 +21,18 @@ import pyarrow.compute as pc
 
 from .._io.ids import IdEncoder, id_kind, string_buffers
 from .._io.sources import Source
-from ._common import check_types, features_table, new_report, prepare_batch
+from ._common import check_types, dense_id_codes, features_table, new_report, prepare_batch
 from ..errors import InputError
+from ..kernels.common.config import RFM_SERIAL_MAX_ROWS
 from ..kernels.features import rfm as _k
 from ..kernels.features import hashed as _hashed
 from ..kernels.features import oneshot as _one
 from ..kernels.common.launch import resolve_threads
 
-#: Integer ids whose range is at most this many slots past the row count index records directly.
-DENSE_SLACK = 1024
-#: Largest id range indexed directly (records are 64 bytes: 2**24 of them are 1 GiB).
-DENSE_MAX_RANGE = 1 << 24
 #: Below this many rows the hash map is as fast and keeps the kernels a first call loads few.
 HASHED_MIN_ROWS = 1 << 18
+#: Below this many rows one serial fold, no partitions (module-level so tests can force a path).
+SERIAL_MAX_ROWS = RFM_SERIAL_MAX_ROWS
 
 
 def rfm_in_memory(source: Source, columns: dict, limit_us: int | None, returns: str,
@@ -55,52 +54,66 @@ def rfm_in_memory(source: Source, columns: dict, limit_us: int | None, returns: 
     has_order = columns["order"] is not None
     order_codes = (IdEncoder(columns["order"], "order").encode(batch.column(columns["order"]))
                    if has_order else np.empty(0, np.int64))
-    chunks = resolve_threads(n_threads)
-    rows = (times, amounts, order_codes, has_order, chunks)
     column = batch.column(columns["customer"])
     name = columns["customer"]
-    parts = _dense_partitions(column, name, rows)
-    if parts is None and len(column) >= HASHED_MIN_ROWS and not pa.types.is_dictionary(column.type):
-        parts = _hashed_partitions(column, name, rows)
-    if parts is None:
-        parts = _mapped_partitions(column, name, rows)
-    # id_order: True when codes already ascend with the ids, else the permutation that sorts
-    # them, or None when it is still to be computed.
-    part_rows, bases, ids_by_code, id_order, output_type = parts
     # Detected, never assumed: with non-decreasing times each customer's days arrive in order,
     # so a new day is simply a day different from the customer's latest one.
     days_sorted = _one.is_sorted(times)
     first_day, words = _one.day_words(int(times.min()), int(times.max()))
-    state = _k.new_state(int(bases[-1]))
-    n_after, n_returns = _one.fold(state, *part_rows, bases, has_order, limit,
-                                   returns == "exclude", days_sorted, first_day, words,
-                                   n_threads=chunks)
-    del parts, part_rows
+    fold_settings = (has_order, limit, returns == "exclude", days_sorted, first_day, words)
+    if batch.num_rows < SERIAL_MAX_ROWS:
+        state, (n_after, n_returns), ids_by_code, id_order, output_type = _fold_serial(
+            column, name, times, amounts, order_codes, fold_settings)
+    else:
+        chunks = resolve_threads(n_threads)
+        rows = (times, amounts, order_codes, has_order, chunks)
+        parts = _dense_partitions(column, name, rows)
+        if parts is None and len(column) >= HASHED_MIN_ROWS and not pa.types.is_dictionary(column.type):
+            parts = _hashed_partitions(column, name, rows)
+        if parts is None:
+            parts = _mapped_partitions(column, name, rows)
+        # id_order: True when codes already ascend with the ids, else the permutation that sorts
+        # them, or None when it is still to be computed.
+        part_rows, bases, ids_by_code, id_order, output_type = parts
+        state = _k.uninitialised_state(int(bases[-1]))
+        n_after, n_returns = _one.fold(state, *part_rows, bases, *fold_settings, n_threads=chunks)
+        del parts, part_rows
+    order = None
     if id_order is not True:
-        state, ids_by_code = _sort_by_id(state, ids_by_code, id_order)
+        order, ids_by_code = _sort_by_id(ids_by_code, id_order)
     report["rows_after_as_of"] = int(n_after)
     report["return_rows"] = int(n_returns)
     if returns == "exclude":
         report["return_rows_excluded"] = int(n_returns)
     as_of_us = limit_us if limit_us is not None else int(times.max())
     return features_table(state, lambda codes: ids_by_code.take(pa.array(codes)), name, as_of_us,
-                          returns, not has_order, report, segments, True, output_type)
+                          returns, not has_order, report, segments, True, output_type, order)
+
+
+def _fold_serial(column: pa.Array, name: str, times, amounts, order_codes, fold_settings):
+    """A small input: codes (dense or from the hash map), then one serial fold of every row."""
+    dense = dense_id_codes(column, name)
+    if dense is not None:
+        codes, n_codes, ids_by_code = dense
+        id_order, output_type = True, column.type
+    else:
+        encoder = IdEncoder(name, "customer")
+        codes = encoder.encode(column)
+        n_codes, ids_by_code, id_order, output_type = (len(encoder), encoder.ids(), None,
+                                                       encoder.input_type)
+    state = _k.uninitialised_state(n_codes)
+    counts = _one.fold_partition(state, 0, n_codes, 0, len(codes), codes.astype(np.int32), times,
+                                 amounts, order_codes, *fold_settings)
+    return state, counts, ids_by_code, id_order, output_type
 
 
 def _dense_partitions(column: pa.Array, name: str, rows: tuple):
     """Integer ids whose range is close to the row count index the records directly."""
-    typ = column.type
-    if id_kind(typ, name, "customer") != "int" or pa.types.is_dictionary(typ):
+    dense = dense_id_codes(column, name)
+    if dense is None:
         return None
-    bounds = pc.min_max(column)
-    lo, hi = bounds["min"].as_py(), bounds["max"].as_py()
-    if hi - lo >= min(len(column) + DENSE_SLACK, DENSE_MAX_RANGE):
-        return None
-    values = column.cast(pa.int64()).to_numpy(zero_copy_only=False)
-    codes = _one.dense_codes(values, np.int64(lo))
-    n_codes = hi - lo + 1
-    ids_by_code = pa.array(np.arange(lo, hi + 1, dtype=np.int64)).cast(typ)
-    return _code_partitions(codes, n_codes, rows) + (ids_by_code, True, typ)  # already in order
+    codes, n_codes, ids_by_code = dense
+    return _code_partitions(codes, n_codes, rows) + (ids_by_code, True, column.type)  # in order
 
 
 def _mapped_partitions(column: pa.Array, name: str, rows: tuple):
@@ -165,8 +178,9 @@ def _hashed_partitions(column: pa.Array, name: str, rows: tuple):
             column.type)
 
 
-def _sort_by_id(state: np.ndarray, ids_by_code: pa.Array, order: np.ndarray | None):
-    """Records and ids reordered so that codes ascend with the ids (the output's order).
+def _sort_by_id(ids_by_code: pa.Array, order: np.ndarray | None):
+    """(permutation of the codes that sorts their ids, the ids in that order); the records are
+    read through it when the output is made (one pass, no gather of 64-byte records).
 
     ``order`` is the sorting permutation when the caller already has it, else None.
     """
@@ -174,7 +188,5 @@ def _sort_by_id(state: np.ndarray, ids_by_code: pa.Array, order: np.ndarray | No
         order = np.argsort(ids_by_code.to_numpy(zero_copy_only=False))  # ids are distinct
     elif order is None:
         order = pc.sort_indices(ids_by_code).to_numpy()
-    # Gathering 64-byte records as rows of eight int64 is ~3x faster than a structured gather.
-    words = state.view(np.int64).reshape(len(state), state.dtype.itemsize // 8)
-    sorted_state = words[order].view(state.dtype).reshape(len(state))
-    return sorted_state, ids_by_code.take(pa.array(order))
+    order = np.ascontiguousarray(order, dtype=np.int64)
+    return order, ids_by_code.take(pa.array(order))

@@ -13,6 +13,7 @@ from .._io.ids import id_kind
 from .._io.sources import amount_to_float64, time_to_us
 from .._io.times import iso, parse_time  # noqa: F401  (iso re-exported)
 from ..errors import InputError
+from ..kernels.common.config import FEATURES_DENSE_MAX_RANGE, FEATURES_DENSE_SLACK
 from ..kernels.features import rfm as _k
 from .segments import SegmentMap, compile_segments
 
@@ -25,6 +26,7 @@ RFM_COLUMNS = (
 )
 RETURNS_MODES = ("net", "exclude", "error")
 _TS = pa.timestamp("us", tz="UTC")
+_NO_ORDER = np.empty(0, np.int64)
 
 
 def new_report() -> dict:
@@ -52,6 +54,23 @@ def check_types(schema: pa.Schema, roles: dict) -> None:
         a = a.value_type
     if not (pa.types.is_integer(a) or pa.types.is_floating(a) or pa.types.is_decimal(a)):
         raise InputError(f"amount column {roles['amount']!r} has type {a}; expected a number")
+
+
+def dense_id_codes(column: pa.Array, name: str):
+    """(codes int64, n_codes, ids by code) for integer customer ids dense enough to be their own
+    codes (``id - min``, already in id order), else None (strings, dictionaries, uint64, or a
+    range much wider than the row count)."""
+    typ = column.type
+    if id_kind(typ, name, "customer") != "int" or pa.types.is_dictionary(typ) \
+            or pa.types.is_uint64(typ) or not len(column):
+        return None
+    bounds = pc.min_max(column)
+    lo, hi = bounds["min"].as_py(), bounds["max"].as_py()
+    if hi - lo >= min(len(column) + FEATURES_DENSE_SLACK, FEATURES_DENSE_MAX_RANGE):
+        return None
+    codes = np.subtract(column.cast(pa.int64()).to_numpy(zero_copy_only=False), np.int64(lo))
+    ids = pa.array(np.arange(lo, hi + 1, dtype=np.int64)).cast(typ)
+    return codes, hi - lo + 1, ids
 
 
 def prepare_batch(batch: pa.RecordBatch, columns: dict, drop_null_customers: bool,
@@ -99,7 +118,8 @@ def _as_type(ids: pa.ChunkedArray, typ: pa.DataType) -> pa.ChunkedArray:
 def features_table(state: np.ndarray, ids_of, customer_column: str, as_of_us: int,
                    returns: str, frequency_is_rows: bool, report: dict,
                    segments: SegmentMap | None, ids_sorted: bool,
-                   output_type: pa.DataType | None = None) -> pa.Table:
+                   output_type: pa.DataType | None = None,
+                   order: np.ndarray | None = None) -> pa.Table:
     """Finish records into the output table.
 
     Parameters
@@ -111,11 +131,15 @@ def features_table(state: np.ndarray, ids_of, customer_column: str, as_of_us: in
     output_type : pyarrow.DataType, optional
         Type of the customer column in the output when it differs from what ``ids_of`` returns
         (dictionary-encoded input ids).
+    order : int64 array, optional
+        Read the records in this order (the codes passed to ``ids_of`` are then positions in it).
     """
     names, seg_table = compile_segments(segments)
     # The columns stay in one list (no other names) so that each can be replaced, and freed,
     # one at a time below.
-    values = list(_k.finish(state, as_of_us, returns == "net", frequency_is_rows, seg_table))
+    order = _NO_ORDER if order is None else order
+    values = list(_k.finish(state, order, as_of_us, returns == "net", frequency_is_rows,
+                            seg_table))
     codes = values.pop(0)
     n_returns_only = values.pop()
     n_customers = len(codes)

@@ -19,15 +19,10 @@ from .._io.ids import IdEncoder, id_kind
 from .._io.sources import Source
 from ..errors import InputError
 from ..kernels.common.config import PROFILE_MAX_CHANNELS
-from ..kernels.features import oneshot as _one
-from ._common import check_types, new_report, prepare_batch
+from ._common import check_types, dense_id_codes, new_report, prepare_batch
 
 #: Optional id-like columns: role -> meaning (for messages).
 OPTIONAL_ROLES = ("order", "item", "category", "channel")
-#: Integer customer ids whose range is at most this many slots past the row count are their
-#: own codes (``id - min``): no hashing, and codes are already in id order.
-DENSE_SLACK = 1024
-DENSE_MAX_RANGE = 1 << 24
 _EMPTY = np.empty(0, np.int64)
 
 
@@ -77,7 +72,7 @@ def read_rows(source: Source, roles: dict, returns: str, drop_null_customers: bo
             continue
         ids = batch.column(roles["customer"])
         if source.is_in_memory and not len(customers):
-            dense = _dense_codes(ids, roles["customer"])
+            dense = dense_id_codes(ids, roles["customer"])
         parts["codes"].append(dense[0] if dense is not None else customers.encode(ids))
         parts["times"].append(times)
         parts["amounts"].append(amounts)
@@ -104,22 +99,6 @@ def read_rows(source: Source, roles: dict, returns: str, drop_null_customers: bo
     rows = Rows(arrays.pop("codes"), arrays.pop("times"), arrays.pop("amounts"), n_codes, ids,
                 ids_sorted, output_type, arrays, encoders, report)
     return rows
-
-
-def _dense_codes(column: pa.Array, name: str):
-    """(codes, n_codes, ids by code) for integer ids dense enough to be their own codes."""
-    typ = column.type
-    if id_kind(typ, name, "customer") != "int" or pa.types.is_dictionary(typ) \
-            or pa.types.is_uint64(typ):
-        return None
-    bounds = pc.min_max(column)
-    lo, hi = bounds["min"].as_py(), bounds["max"].as_py()
-    if hi - lo >= min(len(column) + DENSE_SLACK, DENSE_MAX_RANGE):
-        return None
-    values = column.cast(pa.int64()).to_numpy(zero_copy_only=False)
-    codes = _one.dense_codes(values, np.int64(lo))
-    ids = pa.array(np.arange(lo, hi + 1, dtype=np.int64)).cast(typ)
-    return codes, hi - lo + 1, ids
 
 
 def sorted_codes(encoder: IdEncoder) -> tuple:

@@ -17,7 +17,7 @@ from numba import njit, prange
 from ..common.config import NJIT
 from ..common.launch import parallel_kernel
 from ..common.scan import is_sorted  # noqa: F401  (re-exported for the RFM API)
-from .rfm import US_PER_DAY, fold_amount
+from .rfm import US_PER_DAY, fold_amount, init_record
 
 #: Customers per partition: 2**13 records of 64 bytes = 512 KiB, which stays in L2.
 MIN_SHIFT = 13
@@ -110,20 +110,47 @@ def partition(codes,      # IN  int64[n] customer codes, 0 <= code < n_codes
 
 
 @njit(**NJIT)
-def _count_distinct(values, lo, hi):
-    """Number of distinct values in ``values[lo:hi]``; sorts that slice in place."""
-    if hi - lo <= 1:
-        return hi - lo
+def _sift_down(values, lo, root, n):
+    while True:
+        child = 2 * root + 1
+        if child >= n:
+            return
+        if child + 1 < n and values[lo + child] < values[lo + child + 1]:
+            child += 1
+        if values[lo + root] >= values[lo + child]:
+            return
+        values[lo + root], values[lo + child] = values[lo + child], values[lo + root]
+        root = child
+
+
+@njit(**NJIT)
+def sort_slice(values, lo, hi):
+    """Sort ``values[lo:hi]`` in place: insertion sort for the few rows most customers have,
+    else heapsort. A small kernel of our own rather than ``np.sort``, whose quicksort is a dozen
+    specialisations to compile on a first call (#11)."""
     if hi - lo <= 32:
-        for i in range(lo + 1, hi):  # insertion sort: most customers have few rows
+        for i in range(lo + 1, hi):
             v = values[i]
             j = i - 1
             while j >= lo and values[j] > v:
                 values[j + 1] = values[j]
                 j -= 1
             values[j + 1] = v
-    else:
-        values[lo:hi] = np.sort(values[lo:hi])
+        return
+    n = hi - lo
+    for root in range(n // 2 - 1, -1, -1):
+        _sift_down(values, lo, root, n)
+    for end in range(n - 1, 0, -1):
+        values[lo], values[lo + end] = values[lo + end], values[lo]
+        _sift_down(values, lo, 0, end)
+
+
+@njit(**NJIT)
+def _count_distinct(values, lo, hi):
+    """Number of distinct values in ``values[lo:hi]``; sorts that slice in place."""
+    if hi - lo <= 1:
+        return hi - lo
+    sort_slice(values, lo, hi)
     distinct = 1
     for i in range(lo + 1, hi):
         if values[i] != values[i - 1]:
@@ -142,14 +169,20 @@ def day_words(times_min: int, times_max: int) -> tuple:
 
 
 @njit(**NJIT)
-def _fold_partition(state, base, n_local, lo, hi, local, times, amounts, orders, has_order,
+def fold_partition(state, base, n_local, lo, hi, local, times, amounts, orders, has_order,
                     limit_us, exclude_returns, days_sorted, first_day, words):
     """Fold rows [lo, hi) (customers base..base+n_local-1) into ``state``.
+
+    One partition of :func:`fold`; on a small input the API calls it once for all rows
+    (``base=0``, ``local`` = the codes as int32): no parallel kernel to compile for it.
+    The partition's records are made empty first (``state`` may be ``uninitialised_state``).
 
     Distinct purchase days are counted on the fly when the rows are in time order, else with a
     bitmap of days per customer when it fits in cache, else after a counting sort by customer.
     Returns (rows after the cut, return rows).
     """
+    for c in range(n_local):  # records from uninitialised_state: made empty here, in cache
+        init_record(state[base + c])
     use_bitmap = not days_sorted and n_local * words <= BITMAP_WORDS
     bitmap = np.zeros(n_local * words if use_bitmap else 0, np.uint64)
     n_after = 0
@@ -187,7 +220,7 @@ def _fold_partition(state, base, n_local, lo, hi, local, times, amounts, orders,
         offsets[c + 1] = offsets[c] + state[base + c].purchase_rows
     m = offsets[n_local]
     cursor = offsets[:-1].copy()
-    days = np.empty(0 if days_done else m, np.int32)
+    days = np.empty(0 if days_done else m, np.int64)  # int64 like orders: one _count_distinct
     grouped = np.empty(m if has_order else 0, np.int64)
     for i in range(lo, hi):
         if times[i] > limit_us or amounts[i] < 0.0:
@@ -196,7 +229,7 @@ def _fold_partition(state, base, n_local, lo, hi, local, times, amounts, orders,
         k = cursor[c]
         cursor[c] = k + 1
         if not days_done:
-            days[k] = np.int32(times[i] // US_PER_DAY)
+            days[k] = times[i] // US_PER_DAY
         if has_order:
             grouped[k] = orders[i]
     for c in range(n_local):
@@ -214,7 +247,7 @@ def code_bases(n_codes: int, shift: int) -> np.ndarray:
 
 
 @parallel_kernel
-def fold(state,          # OUT records (new_state), one per customer code
+def fold(state,          # OUT records (uninitialised_state or new_state), one per customer code
          part_offsets,   # IN  int64[n_parts + 1] row range of each partition
          local, times, amounts, orders,  # IN  partitioned rows (local = code - bases[p])
          bases,          # IN  int64[n_parts + 1] partition p owns codes [bases[p], bases[p+1])
@@ -234,18 +267,14 @@ def fold(state,          # OUT records (new_state), one per customer code
     for p in prange(n_parts):
         base = bases[p]
         n_local = bases[p + 1] - base
-        a, r = _fold_partition(state, base, n_local, part_offsets[p], part_offsets[p + 1], local,
-                               times, amounts, orders, has_order, limit_us, exclude_returns,
-                               days_sorted, first_day, words)
+        a, r = fold_partition(state, base, n_local, part_offsets[p], part_offsets[p + 1], local,
+                              times, amounts, orders, has_order, limit_us, exclude_returns,
+                              days_sorted, first_day, words)
         counts[p, 0] = a
         counts[p, 1] = r
-    return counts[:, 0].sum(), counts[:, 1].sum()
-
-
-@njit(**NJIT)
-def dense_codes(values, base):
-    """``values - base`` as int64 codes (ids already dense enough to index records directly)."""
-    out = np.empty(values.shape[0], np.int64)
-    for i in range(values.shape[0]):
-        out[i] = values[i] - base
-    return out
+    n_after = 0
+    n_ret = 0
+    for p in range(n_parts):
+        n_after += counts[p, 0]
+        n_ret += counts[p, 1]
+    return n_after, n_ret

@@ -14,6 +14,7 @@ from numba import njit, prange
 
 from ..common.config import NJIT
 from ..common.launch import parallel_kernel
+from .oneshot import partition_starts, sort_slice
 from .rfm import STATE_DTYPE, add_money, fixed_words, money_value
 
 US_PER_DAY = np.int64(86_400_000_000)
@@ -78,21 +79,6 @@ def _scatter_chunks(codes, times, limit_us, bounds, starts, perm):
                 pos[k] += 1
 
 
-@njit(**NJIT)
-def _chunk_starts(counts, offsets):
-    """offsets[k] = first slot of customer k; starts[c, k] = first slot of chunk c's rows of k."""
-    n_chunks, n_codes = counts.shape
-    starts = np.empty_like(counts)
-    total = np.int64(0)
-    for k in range(n_codes):
-        offsets[k] = total
-        for c in range(n_chunks):
-            starts[c, k] = total
-            total += counts[c, k]
-    offsets[n_codes] = total
-    return starts
-
-
 def sort_by_customer(codes, times, limit_us, n_codes, n_chunks, n_threads=None):
     """Row numbers grouped by customer code, input order kept within a customer (stable), rows
     with ``time > limit_us`` left out. Returns ``(perm int64[m], offsets int64[n_codes + 1])``:
@@ -103,8 +89,7 @@ def sort_by_customer(codes, times, limit_us, n_codes, n_chunks, n_threads=None):
     bounds = np.linspace(0, n, n_chunks + 1).astype(np.int64)
     counts = np.zeros((n_chunks, n_codes), np.int64)
     _count_chunks(codes, times, np.int64(limit_us), n_codes, bounds, counts, n_threads=n_threads)
-    offsets = np.empty(n_codes + 1, np.int64)
-    starts = _chunk_starts(counts, offsets)
+    starts, offsets = partition_starts(counts)  # per chunk, per customer: a stable scatter
     del counts
     perm = np.empty(offsets[n_codes], np.int64)
     _scatter_chunks(codes, times, np.int64(limit_us), bounds, starts, perm, n_threads=n_threads)
@@ -166,6 +151,15 @@ def sort_pairs(keys, vals, n, tmp_keys, tmp_vals):
         for i in range(n):
             keys[i] = src_k[i]
             vals[i] = src_v[i]
+
+
+@njit(**NJIT)
+def _run_end(values, start, n):
+    """End of the run of values equal to ``values[start]`` in a sorted ``values[:n]``."""
+    end = start + 1
+    while end < n and values[end] == values[start]:
+        end += 1
+    return end
 
 
 @njit(**NJIT)
@@ -299,9 +293,7 @@ def _fold_one(c, s, e, perm, times, amounts, orders, items, categories, channels
         frequency = 0
         g = 0
         while g < p:
-            h = g + 1
-            while h < p and key[h] == key[g]:
-                h += 1
+            h = _run_end(key, g, p)
             frequency += 1
             latest = ptime[val[h - 1]]
             for w in range(n_win):
@@ -317,7 +309,7 @@ def _fold_one(c, s, e, perm, times, amounts, orders, items, categories, channels
             # An order counts once in every channel it has a purchase line in.
             for i in range(p):
                 key[i] = orders[prow[i]] * n_channels + channels[prow[i]]
-            key[:p].sort()
+            sort_slice(key, 0, p)
             for i in range(p):
                 if i == 0 or key[i] != key[i - 1]:
                     ch_orders[key[i] % n_channels] += 1
@@ -354,20 +346,18 @@ def _fold_one(c, s, e, perm, times, amounts, orders, items, categories, channels
     if items.shape[0]:
         for i in range(p):
             key[i] = items[prow[i]]
-        key[:p].sort()
+        sort_slice(key, 0, p)
         ints[c, I_DISTINCT_ITEMS] = _count_runs(key, p)
     if categories.shape[0]:
         for i in range(p):
             key[i] = categories[prow[i]]
-        key[:p].sort()
+        sort_slice(key, 0, p)
         runs = 0
         top = 0
         entropy = 0.0
         g = 0
         while g < p:
-            h = g + 1
-            while h < p and key[h] == key[g]:
-                h += 1
+            h = _run_end(key, g, p)
             runs += 1
             if h - g > top:
                 top = h - g
@@ -421,17 +411,15 @@ def fold_profiles(perm,        # IN  int64[m] rows grouped by customer (sort_by_
         longest = 1
         for c in range(c0, c1):
             longest = max(longest, offsets[c + 1] - offsets[c])
-        ptime = np.empty(longest, np.int64)
-        prow = np.empty(longest, np.int64)
-        key = np.empty(longest, np.int64)
-        val = np.empty(longest, np.int64)
-        tmp_k = np.empty(longest, np.int64)
-        tmp_v = np.empty(longest, np.int64)
+        # One block of scratch rows: purchase times, their rows, sort keys/values and the
+        # merge sort's buffers.
+        scratch = np.empty((6, longest), np.int64)
         ch_spend = np.empty(max(n_channels, 1), np.float64)
         ch_orders = np.empty(max(n_channels, 1), np.int64)
         acc = _money_scratch()
         for c in range(c0, c1):
             _fold_one(c, offsets[c], offsets[c + 1], perm, times, amounts, orders, items,
                       categories, channels, n_channels, as_of_us, window_lo, trend_window,
-                      prev_lo, prev_hi, net_returns, ints, floats, shares, ptime, prow, key,
-                      val, tmp_k, tmp_v, ch_spend, ch_orders, acc)
+                      prev_lo, prev_hi, net_returns, ints, floats, shares, scratch[0],
+                      scratch[1], scratch[2], scratch[3], scratch[4], scratch[5], ch_spend,
+                      ch_orders, acc)

@@ -60,6 +60,28 @@ def new_state(n: int) -> np.ndarray:
     return clear_records(np.zeros(n, dtype=STATE_DTYPE))
 
 
+def uninitialised_state(n: int) -> np.ndarray:
+    """``n`` records for a kernel that starts with :func:`init_record` on each (the one-shot
+    fold does, partition by partition, while they are in cache)."""
+    return np.empty(n, dtype=STATE_DTYPE)
+
+
+@njit(**NJIT)
+def init_record(rec):
+    """Make one record empty (what :func:`clear_records` does to zero-filled ones)."""
+    rec.first_us = INT64_MAX
+    rec.last_us = INT64_MIN
+    rec.money_frac = 0
+    rec.money_lo = 0
+    rec.money_hi = 0
+    rec.purchase_rows = 0
+    rec.return_rows = 0
+    rec.frequency = 0
+    rec.purchase_days = 0
+    rec.last_day = NO_DAY
+    rec.last_order = -1
+
+
 def clear_records(records: np.ndarray) -> np.ndarray:
     """Make zero-filled ``records`` empty customer records, in place; returns them."""
     records["first_us"] = INT64_MAX
@@ -74,6 +96,19 @@ _TWO_64 = 18446744073709551616.0
 
 
 @njit(**NJIT)
+def _negate(w0, w1, w2):
+    """-(w2:w1:w0) in 192-bit two's complement: invert and add one, carrying through the words."""
+    w0 = ~w0 + _ONE
+    w1 = ~w1
+    w2 = ~w2
+    if w0 == 0:
+        w1 += _ONE
+        if w1 == 0:
+            w2 += _ONE
+    return w0, w1, w2
+
+
+@njit(**NJIT)
 def fixed_words(a):
     """(frac, lo, hi) of ``a`` (finite, |a| < 2**63) on the 2**-64 grid, 192-bit two's complement."""
     neg = a < 0.0
@@ -82,14 +117,8 @@ def fixed_words(a):
     frac = np.uint64(np.rint((m - ip) * _TWO_64))  # m - ip is exact; the scaling too
     lo = np.uint64(ip)
     hi = np.uint64(0)
-    if neg:  # invert and add one, carrying through the words
-        frac = ~frac + _ONE
-        lo = ~lo
-        hi = ~hi
-        if frac == 0:
-            lo += _ONE
-            if lo == 0:
-                hi += _ONE
+    if neg:
+        frac, lo, hi = _negate(frac, lo, hi)
     return frac, lo, np.int64(hi)
 
 
@@ -134,13 +163,7 @@ def money_value(frac, lo, hi):
     w0, w1, w2 = frac, lo, np.uint64(hi)
     neg = hi < 0
     if neg:
-        w0 = ~w0 + _ONE
-        w1 = ~w1
-        w2 = ~w2
-        if w0 == 0:
-            w1 += _ONE
-            if w1 == 0:
-                w2 += _ONE
+        w0, w1, w2 = _negate(w0, w1, w2)
     if w2 != 0:
         top, nxt, rest, base = w2, w1, w0, 128
     elif w1 != 0:
@@ -324,160 +347,87 @@ def merge_pairs(state, pair_set, other_keys, code_map, value_map, which):
 
 
 @njit(**NJIT)
-def count_returns_only(state):
-    """Customers with return rows (within the cut) but no purchase: left out of the output."""
-    n = 0
-    for k in range(state.shape[0]):
-        if state[k].purchase_rows == 0 and state[k].return_rows > 0:
-            n += 1
-    return n
-
-
-@njit(**NJIT)
-def count_purchasers(state):
-    n = 0
-    for k in range(state.shape[0]):
-        if state[k].purchase_rows > 0:
-            n += 1
-    return n
-
-
-@njit(**NJIT)
-def finalize(state, as_of_us, net_returns, frequency_is_rows):
-    """Feature columns of every customer with at least one purchase, in code order.
+def finalize(state, order, as_of_us, net_returns, frequency_is_rows):
+    """Feature columns of every customer with at least one purchase, in code order, or in the
+    order of the permutation ``order`` (int64; empty: code order). Reading the records through
+    ``order`` here costs one cache line per customer, a separate gather of them twice that.
 
     Returns
     -------
-    codes : int64[m]
+    codes : int64[m]              position of the customer in the order read
     first_us, last_us : int64[m]
     recency_days, tenure_days : int64[m]  floor((as_of - last|first) / 1 day)
     frequency, purchase_days : int64[m]
     monetary_total, monetary_mean : float64[m]
+    n_returns_only : int
+        Customers with return rows (within the cut) but no purchase: left out of the output.
     """
-    m = count_purchasers(state)
-    codes = np.empty(m, np.int64)
-    first = np.empty(m, np.int64)
-    last = np.empty(m, np.int64)
-    recency = np.empty(m, np.int64)
-    tenure = np.empty(m, np.int64)
-    frequency = np.empty(m, np.int64)
-    days = np.empty(m, np.int64)
-    total = np.empty(m, np.float64)
-    mean = np.empty(m, np.float64)
+    m = 0
+    n_returns_only = 0
+    permuted = order.shape[0] > 0
+    for k in range(state.shape[0]):
+        if state[k].purchase_rows > 0:
+            m += 1
+        elif state[k].return_rows > 0:
+            n_returns_only += 1
+    ints = np.empty((7, m), np.int64)  # one block: codes, first, last, recency, tenure, freq, days
+    floats = np.empty((2, m), np.float64)  # total, mean
     j = 0
     for k in range(state.shape[0]):
-        rec = state[k]
+        rec = state[order[k]] if permuted else state[k]
         if rec.purchase_rows == 0:
             continue
-        codes[j] = k
-        first[j] = rec.first_us
-        last[j] = rec.last_us
-        recency[j] = (as_of_us - rec.last_us) // US_PER_DAY
-        tenure[j] = (as_of_us - rec.first_us) // US_PER_DAY
         freq = rec.purchase_rows if frequency_is_rows else rec.frequency
-        frequency[j] = freq
-        days[j] = rec.purchase_days
         money = money_value(rec.money_frac, rec.money_lo, rec.money_hi)  # returns as folded
-        total[j] = money
-        mean[j] = money / freq
+        ints[0, j] = k
+        ints[1, j] = rec.first_us
+        ints[2, j] = rec.last_us
+        ints[3, j] = (as_of_us - rec.last_us) // US_PER_DAY
+        ints[4, j] = (as_of_us - rec.first_us) // US_PER_DAY
+        ints[5, j] = freq
+        ints[6, j] = rec.purchase_days
+        floats[0, j] = money
+        floats[1, j] = money / freq
         j += 1
-    return codes, first, last, recency, tenure, frequency, days, total, mean
+    return (ints[0], ints[1], ints[2], ints[3], ints[4], ints[5], ints[6], floats[0], floats[1],
+            n_returns_only)
 
 
-@njit(**NJIT)
-def _scores_from_order(values, order, higher_is_better, out):
-    # Walk the values in ascending order; a run of ties [s, e) has s values strictly smaller and
-    # n - e strictly greater, so every member of the run gets the same score.
-    n = values.shape[0]
-    s = 0
-    while s < n:
-        e = s + 1
-        while e < n and values[order[e]] == values[order[s]]:
-            e += 1
-        worse = s if higher_is_better else n - e
-        score = 1 + (5 * worse) // n
-        if score > 5:
-            score = 5
-        for k in range(s, e):
-            out[order[k]] = score
-        s = e
-
-
-@njit(**NJIT)
 def quintile_scores(values, higher_is_better):
     """RFM scores 1..5: ``1 + floor(5 * w / n)`` capped at 5, w = customers strictly worse.
 
     Ties share a score because w only counts strictly worse values. No sort is needed:
     ``floor(5 w / n) >= k`` exactly when ``w >= c_k = ceil(k n / 5)``, i.e. when ``v`` is beyond
     the c_k-th worst value, so four order statistics (one O(n) selection) decide every score.
+    Plain NumPy (its selection and binary search are compiled C): no kernel to compile on a
+    first call (#11), and as fast as a loop over the values.
     """
+    values = np.asarray(values)
     n = values.shape[0]
-    out = np.empty(n, np.int8)
     if n == 0:
-        return out
-    positions = np.empty(4, np.int64)
-    for k in range(1, 5):
-        c = (k * n + 4) // 5
-        positions[k - 1] = c - 1 if higher_is_better else n - c
-    cuts = np.partition(values, positions)[positions]
-    for i in range(n):
-        v = values[i]
-        score = 1
-        for k in range(4):
-            if (v > cuts[k]) if higher_is_better else (v < cuts[k]):
-                score += 1
-        out[i] = score
-    return out
+        return np.empty(0, np.int8)
+    c = (np.arange(1, 5) * n + 4) // 5
+    if higher_is_better:  # cut k is the c_k-th smallest; score = 1 + #{k: v > cut_k}
+        cuts = np.partition(values, c - 1)[c - 1]
+        above = np.searchsorted(cuts, values, side="left")
+    else:  # cut k is the c_k-th largest; score = 1 + #{k: v < cut_k}
+        cuts = np.partition(values, n - c)[n - c][::-1]  # ascending
+        above = 4 - np.searchsorted(cuts, values, side="right")
+    return (above + 1).astype(np.int8)
 
 
-@njit(**NJIT)
-def quintile_scores_int(values, higher_is_better):
-    """:func:`quintile_scores` for integer values, by counting when their range is small."""
-    n = values.shape[0]
-    out = np.empty(n, np.int8)
-    if n == 0:
-        return out
-    lo = values.min()
-    span = values.max() - lo + 1
-    if span > 4 * n + 1024:
-        _scores_from_order(values, np.argsort(values, kind="mergesort"), higher_is_better, out)
-        return out
-    below = np.zeros(span + 1, np.int64)  # below[v - lo] = number of values < v
-    for v in values:
-        below[v - lo + 1] += 1
-    for k in range(1, span + 1):
-        below[k] += below[k - 1]
-    for i in range(n):
-        k = values[i] - lo
-        worse = below[k] if higher_is_better else n - below[k + 1]
-        score = 1 + (5 * worse) // n
-        out[i] = 5 if score > 5 else score
-    return out
+def finish(state, order, as_of_us, net_returns, frequency_is_rows, segment_table):
+    """:func:`finalize` (``order``: int64 permutation of the records, or empty), the three
+    scores and the segment lookup.
 
-
-@njit(**NJIT)
-def lookup_segments(r, f, m, table):
-    """Segment index of each customer from a (6, 6, 6) table indexed by the three scores."""
-    out = np.empty(r.shape[0], np.int16)
-    for i in range(r.shape[0]):
-        out[i] = table[r[i], f[i], m[i]]
-    return out
-
-
-@njit(**NJIT)
-def finish(state, as_of_us, net_returns, frequency_is_rows, segment_table):
-    """:func:`finalize`, the three scores and the segment lookup in one call.
-
-    One kernel instead of five means one load from Numba's on-disk cache on a service's first
-    request. Returns the columns of :func:`finalize` followed by r, f, m (int8) and the segment
-    index (int16), and the number of customers with returns only.
+    Returns the columns of :func:`finalize` followed by r, f, m (int8) and the segment index
+    (int16), and the number of customers with returns only.
     """
-    (codes, first, last, recency, tenure, frequency, days, total,
-     mean) = finalize(state, as_of_us, net_returns, frequency_is_rows)
-    r = quintile_scores_int(recency, False)
-    f = quintile_scores_int(frequency, True)
+    (codes, first, last, recency, tenure, frequency, days, total, mean,
+     n_returns_only) = finalize(state, order, as_of_us, net_returns, frequency_is_rows)
+    r = quintile_scores(recency, False)
+    f = quintile_scores(frequency, True)
     m = quintile_scores(total, True)
-    seg = lookup_segments(r, f, m, segment_table)
+    seg = segment_table[r, f, m]
     return (codes, first, last, recency, tenure, frequency, days, total, mean, r, f, m, seg,
-            count_returns_only(state))
-
+            n_returns_only)

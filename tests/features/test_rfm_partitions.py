@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fastengage as fe
-from fastengage.features import _batch as _rfm_batch
+from fastengage.features import _batch as _rfm_batch, _common
 from fastengage._io.ids import string_buffers
 from fastengage.kernels.features import hashed as rfm_hashed
 from fastengage.kernels.features import oneshot as rfm_oneshot
@@ -64,6 +64,11 @@ def test_many_partitions_match_reference(many_customers, sort, with_order, wide)
     sparse = fe.rfm(_table(customer, times, amounts, orders, sparse_ids), **kw)
     assert sparse.drop_columns(["cust"]).equals(dense.drop_columns(["cust"]))
     with pytest.MonkeyPatch.context() as mp:
+        # the serial fold of a small input against the partitioned, parallel one (dense ids,
+        # then the hash map's codes)
+        mp.setattr(_rfm_batch, "SERIAL_MAX_ROWS", 0)
+        assert fe.rfm(_table(customer, times, amounts, orders, customer), **kw).equals(dense)
+        assert fe.rfm(_table(customer, times, amounts, orders, sparse_ids), **kw).equals(sparse)
         mp.setattr(_rfm_batch, "HASHED_MIN_ROWS", 0)
         hashed = fe.rfm(_table(customer, times, amounts, orders, sparse_ids), **kw)
         names = pa.array([f"customer-{c:07d}" for c in customer])
@@ -189,6 +194,7 @@ def test_long_string_ids_take_the_hash_map(monkeypatch, many_customers):
     names = pa.array([f"a-customer-id-longer-than-fifteen-bytes-{c}" for c in customer])
     exact = fe.rfm(_table(customer, times, amounts, orders, names), **kw)
     monkeypatch.setattr(_rfm_batch, "HASHED_MIN_ROWS", 0)
+    monkeypatch.setattr(_rfm_batch, "SERIAL_MAX_ROWS", 0)
     assert _rfm_batch._hashed_partitions(names, "cust", (None,) * 5) is None
     assert fe.rfm(_table(customer, times, amounts, orders, names), **kw).equals(exact)
 
@@ -213,7 +219,8 @@ def test_hashed_path_keeps_every_id_type(monkeypatch, typ):
     kw = dict(customer="cust", time="ts", amount="amt")
     expected = fe.rfm(table, **kw, batch_size=1_000)  # the streaming path: hash map, no partitions
     monkeypatch.setattr(_rfm_batch, "HASHED_MIN_ROWS", 0)
-    monkeypatch.setattr(_rfm_batch, "DENSE_MAX_RANGE", 0)
+    monkeypatch.setattr(_rfm_batch, "SERIAL_MAX_ROWS", 0)
+    monkeypatch.setattr(_common, "FEATURES_DENSE_MAX_RANGE", 0)
     result = fe.rfm(table, **kw)
     assert result.schema.field("cust").type == typ
     assert result.equals(expected)

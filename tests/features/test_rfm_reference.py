@@ -130,14 +130,15 @@ def test_hashed_path_matches_reference(table, returns, with_order):
     """Small tables normally use the hash map; force the hash-partitioned path on them."""
     from unittest import mock
 
-    from fastengage.features import _batch as _rfm_batch
+    from fastengage.features import _batch as _rfm_batch, _common
 
     ids, us, amounts, orders = _py_rows(table)
     expected = rfm_reference(ids, us, amounts, orders if with_order else None, None, returns)
     kwargs = dict(customer="cust", time="ts", amount="amt", returns=returns,
                   order="ord" if with_order else None, drop_null_customers=True)
     with mock.patch.object(_rfm_batch, "HASHED_MIN_ROWS", 0), \
-            mock.patch.object(_rfm_batch, "DENSE_MAX_RANGE", 0):
+            mock.patch.object(_rfm_batch, "SERIAL_MAX_ROWS", 0), \
+            mock.patch.object(_common, "FEATURES_DENSE_MAX_RANGE", 0):
         result = fe.rfm(table, **kwargs)
     if not expected:
         assert result.num_rows == 0
