@@ -1,6 +1,8 @@
 """Drift between a reference and a current data set (or their saved profiles), per column."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pyarrow as pa
 from scipy import stats
@@ -39,7 +41,8 @@ def _as_profile(data, columns, categorical, n_threads, kinds=None) -> Profile:
 def drift(reference, current, *, columns=None, categorical=(), n_bins: int | None = None,
           psi_threshold: float | None = None, pvalue_threshold: float | None = None,
           wasserstein_threshold: float | None = None, js_threshold: float | None = None,
-          null_rate_threshold: float | None = None, n_threads: int | None = None) -> pa.Table:
+          null_rate_threshold: float | None = None, ks_method: str = "auto",
+          n_threads: int | None = None) -> pa.Table:
     """Drift of every column of ``current`` against ``reference``: one row per column.
 
     ``reference`` and ``current`` are :class:`Profile` objects (e.g. loaded from disk) or any
@@ -47,7 +50,9 @@ def drift(reference, current, *, columns=None, categorical=(), n_bins: int | Non
     distance on ``n_bins`` (default 10) quantile bins of the reference (bin b holds
     ``edge[b-1] < x <= edge[b]``, edges at the reference's inverted-CDF quantiles b/n_bins,
     repeated edges merged; empty bins count as 1e-4 in PSI), the two-sample Kolmogorov-Smirnov
-    statistic with its asymptotic p-value (``scipy.stats.ks_2samp(method="asymp")``), the
+    statistic with its p-value as ``scipy.stats.ks_2samp`` gives it (``ks_method="auto"``, its
+    default and evidently's: the exact distribution when both sides have at most 10,000 values,
+    else Smirnov's asymptotic one; ``"asymp"``: always asymptotic), the
     Wasserstein-1 distance and that distance divided by the reference's standard deviation
     (``wasserstein_norm``, as evidently). Categorical columns get the chi-square goodness-of-fit
     of current counts against the reference's proportions (``scipy.stats.chisquare``; a category
@@ -64,6 +69,8 @@ def drift(reference, current, *, columns=None, categorical=(), n_bins: int | Non
     n_bins = int(n_bins if n_bins is not None else config.MONITOR_PSI_BINS)
     if n_bins < 2:
         raise InputError(f"n_bins must be >= 2, got {n_bins}")
+    if ks_method not in ("auto", "asymp"):
+        raise InputError(f"ks_method must be 'auto' or 'asymp', got {ks_method!r}")
     ref = _as_profile(reference, columns, categorical, n_threads)
     if columns is None:
         columns = ref.columns
@@ -89,7 +96,7 @@ def drift(reference, current, *, columns=None, categorical=(), n_bins: int | Non
     rows = {name: [] for name in SCHEMA.names}
     numeric = [c for c in columns if kinds[c] == NUMERIC]
     num = _numeric_stats([ref.state(c) for c in numeric], [cur.state(c) for c in numeric],
-                         n_bins, n_threads)
+                         n_bins, ks_method, n_threads)
     for c in columns:
         rs, cs = ref.state(c), cur.state(c)
         if kinds[c] == NUMERIC:
@@ -132,7 +139,7 @@ def _flag(row, kind, n_ref, t) -> tuple[str, bool]:
     return method, bool(flagged)
 
 
-def _numeric_stats(refs, curs, n_bins, n_threads) -> list[dict]:
+def _numeric_stats(refs, curs, n_bins, ks_method, n_threads) -> list[dict]:
     if not refs:
         return []
     ref_flat = _flatten(refs)
@@ -145,6 +152,10 @@ def _numeric_stats(refs, curs, n_bins, n_threads) -> list[dict]:
     numeric_drift(*ref_flat, *cur_flat, n_bins, config.MONITOR_PSI_EPS,
                   ks, wass, psi, js, bins, ref_p, cur_p, n_threads=n_threads)
     pvalue = ks_pvalues(ks, ref_flat[-1], cur_flat[-1], n_threads)
+    if ks_method == "auto":
+        for j, (rs, cs) in enumerate(zip(refs, curs)):
+            if 0 < min(rs.n, cs.n) and max(rs.n, cs.n) <= config.MONITOR_KS_EXACT_MAX_N:
+                pvalue[j] = _exact_ks_pvalue(rs.n, cs.n, ks[j], pvalue[j])
     out = []
     for j, (rs, cs) in enumerate(zip(refs, curs)):
         std = rs.std()
@@ -160,6 +171,19 @@ def _numeric_stats(refs, curs, n_bins, n_threads) -> list[dict]:
             "rank_error": rel, "new_categories": None, "missing_categories": None,
         })
     return out
+
+
+def _exact_ks_pvalue(n_ref: int, n_cur: int, d: float, asymptotic: float) -> float:
+    """The exact two-sided p-value of statistic ``d``, from scipy's own exact path of ks_2samp
+    (it needs the sizes and the statistic only); where scipy's exact computation gives up, or
+    this private function is gone from scipy, the asymptotic value, as ks_2samp falls back."""
+    try:
+        from scipy.stats._stats_py import _attempt_exact_2kssamp
+        success, _, prob = _attempt_exact_2kssamp(n_ref, n_cur, math.gcd(n_ref, n_cur), float(d),
+                                                  "two-sided")
+    except (ImportError, TypeError, ValueError):
+        return asymptotic
+    return float(np.clip(prob, 0.0, 1.0)) if success else asymptotic
 
 
 def ks_pvalues(d, n_ref, n_cur, n_threads=None) -> np.ndarray:

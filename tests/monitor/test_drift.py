@@ -185,3 +185,17 @@ def test_smirnov_integral_form_equals_the_term_by_term_sum(n):
     for nd2 in (2.2, 3.7, 8.0, 25.0, 120.0, 360.0):
         dd = np.sqrt(nd2 / n)
         assert smirnov(float(n), dd) == pytest.approx(special.smirnov(n, dd), rel=1e-11)
+
+
+def test_ks_pvalue_follows_ks_2samp_auto_and_asymp():
+    rng = np.random.default_rng(4)
+    for n_ref, n_cur in [(30, 45), (900, 1000), (6000, 10_000), (12_000, 9_000)]:
+        a, b = rng.normal(size=n_ref), rng.normal(0.08, 1, n_cur)
+        auto = drift(pa.table({"x": a}), pa.table({"x": b})).to_pylist()[0]["ks_pvalue"]
+        asymp = drift(pa.table({"x": a}), pa.table({"x": b}),
+                      ks_method="asymp").to_pylist()[0]["ks_pvalue"]
+        assert auto == pytest.approx(stats.ks_2samp(a, b).pvalue, rel=1e-9, abs=1e-300)
+        assert asymp == pytest.approx(stats.ks_2samp(a, b, method="asymp").pvalue, rel=1e-9,
+                                      abs=1e-300)
+    with pytest.raises(InputError, match="ks_method"):
+        drift(pa.table({"x": a}), pa.table({"x": b}), ks_method="exact")
