@@ -5,9 +5,10 @@
 1. pseudonymise the customer ids with a secret key (HMAC-SHA256 tokens; the consent table is
    pseudonymised with the same key, so the two still join);
 2. keep only the events of customers who had consent for "analytics" when they happened;
-3. build RFM features on the consented, pseudonymised events;
-4. forget a customer (erasure request): from the event log, and from every object that
-   implements the forget protocol, with an audit log line per object;
+3. build an RFM state and an ALS recommender on the consented, pseudonymised events;
+4. forget a customer (erasure request) everywhere: the event log, the RFM state and the
+   model, with an audit log line per object; the saved state and model hold no trace of the
+   token, and the state equals one built without the customer;
 5. publish a differentially private report per country (counts, revenue, mean basket line).
 
 The consent table is synthetic (the data set has none): generated from a fixed seed.
@@ -25,6 +26,7 @@ import pyarrow.compute as pc
 import fastengage
 from fastengage import privacy
 from fastengage.datasets import load_online_retail
+from fastengage.recommend import ALS
 
 
 def synthetic_consents(customers: pa.Array, seed: int = 0) -> pa.Table:
@@ -71,25 +73,39 @@ def main() -> None:
     for row in report.to_pylist():
         print(f"   {row['reason']:<20} {row['rows']:>8,} rows  {row['customers']:>6,} customers")
 
-    # 3. Features on the consented data only.
-    features = fastengage.rfm(kept, customer="CustomerID", time="InvoiceDate", amount="amount")
-    print(f"3. RFM features for {features.num_rows:,} customers")
+    # 3. Features and a model on the consented data only: a streaming RFM state (what a
+    #    service keeps alive) and an ALS recommender on the products bought.
+    state = fastengage.RFMState(customer="CustomerID", time="InvoiceDate", amount="amount",
+                                order="InvoiceNo").update(kept)
+    als = ALS(factors=16, iterations=5, seed=0).fit(kept, customer="CustomerID",
+                                                    item="StockCode")
+    print(f"3. RFM state of {state.to_table().num_rows:,} customers; ALS on "
+          f"{als.n_customers:,} customers x {als.n_items:,} products")
 
-    # 4. An erasure request for one customer (we hold only their token).
+    # 4. An erasure request for one customer (we hold only their token): the event log, the
+    #    RFM state and the model forget them; one audit record per object, appended to a log
+    #    that holds counts, never the id.
     token = kept["CustomerID"][0].as_py()
     with tempfile.TemporaryDirectory() as tmp:
         log = os.path.join(tmp, "erasures.jsonl")
         kept, record = privacy.forget_rows(kept, token, customer="CustomerID",
                                            request="ticket-1234")
         record.append_to(log)
-        state = fastengage.RFMState(customer="CustomerID", time="InvoiceDate", amount="amount")
-        state.update(kept)
-        if callable(getattr(state, "forget", None)):  # objects that implement the protocol
-            privacy.forget_everywhere([state], token, request="ticket-1234", log=log)
+        privacy.forget_everywhere([state, als], token, request="ticket-1234", log=log)
         records = privacy.read_log(log)
-        print(f"4. forgot 1 customer: {record.rows_removed} event rows removed; "
-              f"{len(records)} audit record(s): "
-              + ", ".join(f"{r.object} exact={r.exact}" for r in records))
+        print(f"4. forgot 1 customer, {len(records)} audit records:")
+        for r in records:
+            print(f"   {r.object:<9} rows removed {r.rows_removed:>4}  exact={r.exact}  "
+                  f"request={r.request}  {r.time[:19]}  ({r.notes[:60]})")
+        for obj in (state, als):
+            path = os.path.join(tmp, type(obj).__name__ + ".fe")
+            obj.save(path)
+            print(f"   saved {type(obj).__name__}: traces of the token in the file: "
+                  f"{len(privacy.find_traces(path, [token]))}")
+        rebuilt = fastengage.RFMState(customer="CustomerID", time="InvoiceDate",
+                                      amount="amount", order="InvoiceNo").update(kept)
+        print("   RFM state equals one built without the customer: "
+              f"{state.to_table().equals(rebuilt.to_table(), check_metadata=True)}")
 
     # 5. A DP report per country: each customer contributes at most 50 lines, line amounts
     #    clamped to [0, 500]; 1.0 epsilon in total (half for counts, half for sums).
