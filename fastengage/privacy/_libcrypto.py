@@ -8,7 +8,8 @@ The library is found, in order, as the ``libcrypto`` mapped into this process by
 :func:`libcrypto` returns ``None`` and pseudonymisation falls back to Python's ``hmac`` (same
 tokens, slower). The functions used are OpenSSL's
 ``SHA256_Init/Update/Final`` (deprecated in 3.0 in favour of EVP, still exported by every
-OpenSSL 3 build with the default options; a build without them takes the fallback).
+OpenSSL 3 build with the default options; a build without them takes the fallback), and
+``SHA256_Transform`` when exported (the one-block path of short ids; optional).
 """
 from __future__ import annotations
 
@@ -36,6 +37,8 @@ class Libcrypto:
     sha256_init: int
     sha256_update: int
     sha256_final: int
+    #: ``SHA256_Transform`` (one 64-byte block into ``ctx->h``, no buffering); 0 if absent
+    sha256_transform: int = 0
 
 
 def _dyld_path() -> str | None:
@@ -75,6 +78,13 @@ def _address(lib, name: str) -> int:
     return ctypes.cast(getattr(lib, name), ctypes.c_void_p).value
 
 
+def _optional_address(lib, name: str) -> int:
+    try:
+        return _address(lib, name) or 0
+    except AttributeError:
+        return 0
+
+
 def _open() -> Libcrypto | None:
     found = ctypes.util.find_library("crypto") if sys.platform != "darwin" else None
     candidates = [p for p in (_mapped_path(), found) if p]
@@ -93,6 +103,7 @@ def _open() -> Libcrypto | None:
                 sha256_init=_address(lib, "SHA256_Init"),
                 sha256_update=_address(lib, "SHA256_Update"),
                 sha256_final=_address(lib, "SHA256_Final"),
+                sha256_transform=_optional_address(lib, "SHA256_Transform"),
             )
         except (OSError, AttributeError):
             continue

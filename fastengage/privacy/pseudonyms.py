@@ -138,9 +138,11 @@ class _Hasher:
         if self._key is not None:
             _python_digests(offsets, data, self._key, self.method, self.length, self.hex_out, out)
         elif self.method == "hmac-sha256":
+            lib = self.lib
             hmac_sha256_buffers(offsets, data, self.inner, self.outer,
-                                np.uint64(self.lib.sha256_update), np.uint64(self.lib.sha256_final),
-                                self.length, self.hex_out, out, n_threads=self.n_threads)
+                                np.uint64(lib.sha256_update), np.uint64(lib.sha256_final),
+                                np.uint64(lib.sha256_transform), self.length, self.hex_out, out,
+                                n_threads=self.n_threads)
         else:
             blake2b_buffers(offsets, data, self.state, self.length, self.hex_out, out,
                             n_threads=self.n_threads)

@@ -217,3 +217,27 @@ def test_deterministic_per_key_and_different_across_keys():
     b = tokens(values, pa.string(), key=KEY[::-1])
     assert not set(a) & set(b)
     assert len(set(a)) == 100
+
+
+@pytest.mark.parametrize("one_block", [True, False])
+def test_every_length_on_both_hmac_paths(one_block, monkeypatch):
+    """Ids of 0..300 bytes (every byte value), on the one-block SHA256_Transform path (ids up
+    to 55 bytes) and on the SHA256_Update/Final path, equal Python's hmac."""
+    import dataclasses
+
+    from fastengage.privacy import _libcrypto, pseudonyms
+
+    lib = _libcrypto.libcrypto()
+    if lib is None:
+        pytest.skip("no libcrypto: the Python fallback is tested elsewhere")
+    if not one_block:
+        monkeypatch.setattr(pseudonyms, "libcrypto",
+                            lambda: dataclasses.replace(lib, sha256_transform=0))
+    else:
+        assert lib.sha256_transform, "SHA256_Transform is exported by OpenSSL 1.1 and 3"
+    key = bytes(range(7, 7 + 48))
+    values = [bytes((31 * i + 7 * j) % 256 for j in range(n)) for i, n in
+              enumerate(list(range(301)) * 2)]
+    tokens = pseudonymize(pa.table({"id": pa.array(values, pa.binary())}), ["id"], key=key,
+                          length=32)["id"].to_pylist()
+    assert tokens == [hmac.digest(key, v, "sha256").hex() for v in values]
