@@ -25,8 +25,6 @@ cnp.import_array()
 
 include "_dense.pxi"
 
-#: Stored entries of a CSR row whose dot products run side by side in the CG products.
-DEF GROUP = 8
 
 
 cdef inline void _symv(const floating* A, const floating* v, floating* out,
@@ -46,31 +44,18 @@ cdef void _sparse_apply(const floating* Y, const int64_t* idx, const floating* c
                         int64_t start, int64_t end, const floating* v, floating* out,
                         Py_ssize_t f, bint residual) noexcept nogil:
     # out += sum_k w_k y_k over the row's entries, w_k = (c_k - 1)(y_k . v), or with `residual`
-    # w_k = c_k - (c_k - 1)(y_k . v). GROUP entries at a time: their dot products are
-    # independent chains, so the cache misses on rows of Y overlap.
-    cdef const floating* rows[GROUP]
-    cdef floating d[GROUP]
-    cdef floating w[GROUP]
-    cdef floating va, c, wj
-    cdef int64_t k = start
-    cdef Py_ssize_t g, j, a
-    while k < end:
-        g = min(GROUP, end - k)
-        for j in range(g):
-            rows[j] = Y + idx[k + j] * f
-            d[j] = 0
+    # w_k = c_k - (c_k - 1)(y_k . v): per entry one vectorised dot product and one axpy
+    cdef const floating* row
+    cdef floating c, d, w
+    cdef int64_t k
+    cdef Py_ssize_t a
+    for k in range(start, end):
+        row = Y + idx[k] * f
+        d = _dot(row, v, f)
+        c = conf[k]
+        w = c - (c - 1) * d if residual else (c - 1) * d
         for a in range(f):
-            va = v[a]
-            for j in range(g):
-                d[j] += rows[j][a] * va
-        for j in range(g):
-            c = conf[k + j]
-            w[j] = c - (c - 1) * d[j] if residual else (c - 1) * d[j]
-        for j in range(g):
-            wj = w[j]
-            for a in range(f):
-                out[a] += wj * rows[j][a]
-        k += g
+            out[a] += w * row[a]
 
 
 cdef void _cg_row(floating* Xu, const floating* Y, const floating* A0, const int64_t* idx,
