@@ -206,6 +206,42 @@ def cpu_time_per_id(n: int = 2_000_000) -> dict:
     }
 
 
+def dp_wall_and_cpu(n: int = 10_000_000, rounds: int = 3) -> dict:
+    """dp_report over ``n`` rows x 20 segments: wall and CPU seconds (medians), beside the
+    wall/CPU ratio of a serial pure-Python loop measured in the same rounds. On a loaded
+    machine the loop's ratio shows how much of the wall time is waiting for a core."""
+    rng = np.random.default_rng(11)
+    segments = np.array([f"segment-{i:02d}" for i in range(20)])
+    table = pa.table({"segment": pa.array(segments[rng.integers(0, 20, n)]),
+                      "amount": np.round(rng.gamma(2.0, 25.0, n), 2)})
+    kw = dict(by=["segment"], amount="amount", epsilon=1.0, bounds=(0.0, 200.0))
+    dp_report(table.slice(0, 100_000), **kw)
+
+    def burner():
+        total = 0
+        for i in range(2_000_000):
+            total += i
+        return total
+
+    walls, cpus, loop_ratios = [], [], []
+    for _ in range(rounds):
+        wall, cpu = time.perf_counter(), time.process_time()
+        dp_report(table, **kw)
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+        wall, cpu = time.perf_counter(), time.process_time()
+        burner()
+        loop_ratios.append((time.perf_counter() - wall) / (time.process_time() - cpu))
+    return {"wall_s": statistics.median(walls), "cpu_s": statistics.median(cpus),
+            "serial_loop_wall_per_cpu": statistics.median(loop_ratios)}
+
+
 if __name__ == "__main__":
+    import os
+
+    print(f"load average {os.getloadavg()}")
     for name, ns in cpu_time_per_id().items():
         print(f"{name:28s} {ns:7.0f} ns of CPU per id")
+    print("dp_report 10M rows x 20 segments:", {k: round(v, 3) for k, v in
+                                                dp_wall_and_cpu().items()})
+    print(f"load average {os.getloadavg()}")
