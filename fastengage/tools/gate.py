@@ -18,7 +18,7 @@ workloads, usually a cache hit after the test suite) instead of compiling under 
 Counts depend on the CPU model's code generation, so baseline keys carry the CPU name.
 
     python -m fastengage.tools.gate run    [--capability ...] [--json OUT]
-    python -m fastengage.tools.gate check  --baseline bench/baseline.json [--tolerance 0.05]
+    python -m fastengage.tools.gate check  --baseline bench/baseline.json [--tolerance 0.05] [--repeat 10]
     python -m fastengage.tools.gate update --baseline bench/baseline.json
 
 Baseline entries (``bench/baseline.json``, the layout of bench/regress.py):
@@ -208,6 +208,7 @@ def compare(counts: dict, baseline: dict, cpu: str, tolerance: float) -> tuple[l
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=["run", "check", "update", "_child"])
     parser.add_argument("--capability", default=",".join(GATE_CAPABILITIES))
@@ -215,11 +216,16 @@ def main(argv=None) -> int:
     parser.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE)
     parser.add_argument("--json", help="also write the counts (JSON) to this file")
     parser.add_argument("--results", help="append bench/regress.py records to this JSON-lines file")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="check: run the whole check this many times (the repeatability "
+                             "record: every run must pass with the same counts)")
     args = parser.parse_args(argv)
     caps = [c.strip() for c in args.capability.split(",") if c.strip()]
     if args.command == "_child":
         _child(caps)
         return 0
+    if args.command == "check" and args.repeat > 1:
+        return _repeat(argv, args.repeat)
     t0 = time.perf_counter()
     counts = measure(caps)
     cpu = host_cpu()[0]
@@ -255,6 +261,28 @@ def main(argv=None) -> int:
     print(f"performance gate: {len(counts) - len(missing)} workloads checked, {len(regressions)} "
           f"regressions ({time.perf_counter() - t0:.0f} s)")
     return 1 if regressions else 0
+
+
+def _repeat(argv, times: int) -> int:
+    """``check`` run ``times`` times in a row; prints one line per run (status, seconds, whether
+    the counts equal the first run's) and exits 1 if any run failed."""
+    argv = [a for i, a in enumerate(argv)
+            if not a.startswith("--repeat") and not (i and argv[i - 1] == "--repeat")]
+    first, failed = None, 0
+    for i in range(times):
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "counts.json")
+            t0 = time.perf_counter()
+            status = main([*argv, "--json", path])
+            seconds = time.perf_counter() - t0
+            with open(path) as fh:
+                counts = json.load(fh)["instructions"]
+        first = first or counts
+        failed += status != 0
+        print(f"gate run {i + 1}/{times}: {'pass' if status == 0 else 'FAIL'} in {seconds:.0f} s, "
+              f"counts {'identical to run 1' if counts == first else 'differ from run 1'}: "
+              f"{counts}", flush=True)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
