@@ -1,5 +1,6 @@
 """The bounded fuzz smoke run of every loader, model parser and input path (see harness.py)."""
 import os
+import re
 import pathlib
 import subprocess
 import sys
@@ -51,3 +52,9 @@ def test_fuzz_smoke_run_finds_nothing(tmp_path):
     tail = (proc.stdout + proc.stderr)[-4000:]
     assert proc.returncode == 0, f"the fuzzer found a failure:\n{tail}"
     assert "Done" in tail or "stat::number_of_executed_units" in tail, tail
+    # coverage-guided: the API layer is instrumented and libFuzzer keeps inputs that reach new
+    # branches (without feedback no unit is ever added beyond the seeds)
+    instrumented = re.search(r"coverage feedback from (\d+) Python functions", proc.stdout)
+    assert instrumented and int(instrumented.group(1)) > 500, proc.stdout[-2000:]
+    added = re.search(r"stat::new_units_added:\s+(\d+)", tail)
+    assert added and int(added.group(1)) > 0, tail
