@@ -80,9 +80,15 @@ class Segments:
         return (_transform(X, self.transform) - self.mean_) / self.scale_
 
     def _labels(self, X):
-        Z = self._scaled(X)
-        # |z - c|^2 = |z|^2 - 2 z.c + |c|^2; the |z|^2 term does not change the argmin
-        d = -2.0 * Z @ self.centroids_.T + (self.centroids_ ** 2).sum(axis=1)
+        with np.errstate(over="ignore", invalid="ignore"):
+            Z = self._scaled(X)
+            # |z - c|^2 = |z|^2 - 2 z.c + |c|^2; the |z|^2 term does not change the argmin
+            d = -2.0 * Z @ self.centroids_.T + (self.centroids_ ** 2).sum(axis=1)
+        if not np.isfinite(d).all():
+            # only a model with extreme scaling or centroids (or features ~1e150 from them) gets
+            # here; an argmin over inf/NaN would label rows arbitrarily
+            raise InputError("segment distances overflow: the features are too far from the "
+                             "model's scaling or centroids to assign segments")
         return np.argmin(d, axis=1).astype(np.int32)
 
     def predict(self, features, *, id: str | None = None) -> pa.Table:
@@ -167,7 +173,8 @@ class Segments:
             return cls(columns, m["transform"], mean, scale, centroids,
                        order_by=m.get("order_by"), seed=m.get("seed"),
                        silhouette={int(a): float(v) for a, v in sil.items()
-                                   if str(a).isdigit() and isinstance(v, (int, float))},
+                                   if str(a).isdigit() and len(str(a)) <= 4
+                                   and isinstance(v, (int, float))},
                        agreement=agreement)
 
 

@@ -107,6 +107,15 @@ def test_save_load_round_trip_and_hostile_files(tmp_path):
     np.save(wrong, np.zeros((3, 2)))
     with pytest.raises(ModelFormatError):
         Segments.load(tamper(member="centroids.npy", data=wrong.getvalue()))
+    # found by the fuzzer: a 5000-digit silhouette key (int() refuses it), and a tiny scale
+    # that overflowed the distances into an arbitrary argmin
+    odd = Segments.load(tamper({"silhouette": {"9" * 5000: 0.5, "3": 0.25}}))
+    assert odd.silhouette_ == {3: 0.25}
+    tiny = io.BytesIO()
+    np.save(tiny, np.full(3, 1e-310))
+    extreme = Segments.load(tamper(member="scale.npy", data=tiny.getvalue()))
+    with pytest.raises(InputError, match="overflow"):
+        extreme.predict(table, id="id")
 
 
 def test_bad_input_names_the_column():
