@@ -50,7 +50,8 @@ def logs():
 
 def _side_by_side(name, ours, peer, rounds):
     """Rounds alternating ours / peer (so load drifts hit both alike): median wall and CPU time
-    (``time.process_time``, all threads of the process; MABWiser runs on one) of each side."""
+    (``time.process_time``) of each side. Pass single-threaded callables: MABWiser runs on one
+    thread, and idle worker threads that spin-wait would bill CPU time to fastengage."""
     ours(), peer()  # warm-up
     spent = {"ours": ([], []), "peer": ([], [])}
     for _ in range(rounds):
@@ -95,7 +96,9 @@ def test_linucb_fit(benchmark, logs):
 
     compare(benchmark, "bandits.linucb_fit", ours, {"mabwiser": mab}, check, rounds=ROUNDS,
             size=f"{N} rows x {D} features x {K} arms")
-    benchmark.extra_info["interleaved"] = _side_by_side("bandits.linucb_fit", ours, mab, ROUNDS)
+    benchmark.extra_info["interleaved_1_thread"] = _side_by_side(
+        "bandits.linucb_fit, 1 thread", lambda: LinUCB(ARMS, features=NAMES).update(
+            table, arm="arm", reward="reward", n_threads=1), mab, ROUNDS)
 
 
 def test_linucb_decide(benchmark, logs):
@@ -115,8 +118,10 @@ def test_linucb_decide(benchmark, logs):
     rec = compare(benchmark, "bandits.linucb_decide", ours, {"mabwiser": lambda: theirs.predict(X)},
                   check, rounds=ROUNDS, size=f"{N} rows x {D} features x {K} arms")
     print(f"[bandits.linucb_decide] {N / rec['median_s'] / 1e6:.2f}M decisions/s")
-    benchmark.extra_info["interleaved"] = _side_by_side(
-        "bandits.linucb_decide", ours, lambda: theirs.predict(X), ROUNDS)
+    benchmark.extra_info["interleaved_1_thread"] = _side_by_side(
+        "bandits.linucb_decide, 1 thread", lambda: policy.decide(table, id="id", seed=0,
+                                                                 n_threads=1),
+        lambda: theirs.predict(X), ROUNDS)
 
 
 def test_ope_vs_obp_formulas(benchmark):
