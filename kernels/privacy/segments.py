@@ -36,12 +36,13 @@ def _word(data, start, end):
 
 
 @njit(**NJIT, inline="always")
-def _hash(data, start, end, shift):
-    """Fibonacci hashing: the top bits of a product depend on every bit of its operand (the
-    low bits would ignore the high bytes, e.g. the digits ending "segment-07")."""
-    h = np.uint64(end - start) * _MIX
-    h = (h ^ _word(data, start, end)) * _MIX
-    h = (h ^ _word(data, max(start, end - 8), end)) * _MIX
+def _hash(length, head, tail, shift):
+    """Fibonacci hashing of (length, first 8 bytes, last 8 bytes): the top bits of a product
+    depend on every bit of its operand (the low bits would ignore the high bytes, e.g. the
+    digits ending "segment-07")."""
+    h = np.uint64(length) * _MIX
+    h = (h ^ head) * _MIX
+    h = (h ^ tail) * _MIX
     return h >> shift
 
 
@@ -71,10 +72,16 @@ def small_dictionary(offsets, data, capacity, local_codes, first_rows, n_distinc
     for b in prange(n_blocks):
         lo, hi = block_bounds(n, n_blocks, b)
         table = np.full(table_size, -1, np.int32)
+        # per local code: (length, first 8 bytes, last 8 bytes); for strings of at most 16
+        # bytes these cover every byte, so equal triples are equal strings
+        seen = np.empty((capacity, 3), np.uint64)
         count = 0
         for i in range(lo, hi):
             start, end = offsets[i], offsets[i + 1]
-            slot = _hash(data, start, end, shift)
+            length = np.uint64(end - start)
+            head = _word(data, start, end)
+            tail = _word(data, max(start, end - 8), end)
+            slot = _hash(length, head, tail, shift)
             while True:
                 code = table[slot]
                 if code < 0:
@@ -83,13 +90,15 @@ def small_dictionary(offsets, data, capacity, local_codes, first_rows, n_distinc
                         break
                     table[slot] = count
                     first_rows[b, count] = i
+                    seen[count, 0], seen[count, 1], seen[count, 2] = length, head, tail
                     local_codes[i] = count
                     count += 1
                     break
-                row = first_rows[b, code]
-                if _same(data, offsets[row], offsets[row + 1], start, end):
-                    local_codes[i] = code
-                    break
+                if seen[code, 0] == length and seen[code, 1] == head and seen[code, 2] == tail:
+                    row = first_rows[b, code]
+                    if length <= 16 or _same(data, offsets[row], offsets[row + 1], start, end):
+                        local_codes[i] = code
+                        break
                 slot = (slot + np.uint64(1)) & mask
             if count < 0:
                 break

@@ -227,3 +227,19 @@ def test_one_and_two_threads_give_identical_aggregates():
     want = naive_privacy.bounded_aggregates(table["seg"].to_pylist(), table["cust"].to_pylist(),
                                             table["amount"].to_pylist(), 3, 0, 80, 0.01)
     assert {k: (c, s) for k, c, s in zip(keys, counts, sums)} == want
+
+
+def test_small_dictionary_tells_apart_long_names_with_equal_ends():
+    """Names longer than 16 bytes with the same length, first 8 and last 8 bytes (the kernel's
+    hash and quick comparison) are still told apart byte by byte."""
+    rng = np.random.default_rng(3)
+    names = np.array([f"segment-{m}-segment" for m in ("aaaa", "aaab", "baaa", "zzzz")]
+                     + ["short", "segment-aaaa-segmenx"])
+    n = 120_000
+    segs = names[rng.integers(0, len(names), n)].tolist()
+    table = pa.table({"seg": segs})
+    segments, counts, _, _, _ = _bounded_aggregates(
+        table, by=["seg"], customer=None, amount=None, bounds=None, max_rows=None, keys=None,
+        resolution=0.01, batch_size=None)
+    found = dict(zip(segments.key_columns()["seg"].to_pylist(), counts.tolist()))
+    assert found == {name: segs.count(name) for name in names.tolist()}
