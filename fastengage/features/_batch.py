@@ -12,6 +12,10 @@ Customer ids become dense codes in one of three ways, cheapest first:
   of ``kernels/idmap.pyx``, then a scatter by code.
 
 Every way ends in the same parallel fold (``kernels/rfm_oneshot.fold``) and gives the same table.
+Below :data:`SERIAL_MAX_ROWS` rows (config ``RFM_SERIAL_MAX_ROWS``) none of that pays: dense
+codes or the hash map's, then one serial fold of every row (``oneshot.fold_partition``), so a
+first call compiles no parallel kernel (#11). The output is built by reading the records in id
+order (``finalize`` takes the permutation), not by gathering them first.
 """
 from __future__ import annotations
 
@@ -72,14 +76,16 @@ def rfm_in_memory(source: Source, columns: dict, limit_us: int | None, returns: 
             parts = _hashed_partitions(column, name, rows)
         if parts is None:
             parts = _mapped_partitions(column, name, rows)
-        # id_order: True when codes already ascend with the ids, else the permutation that sorts
-        # them, or None when it is still to be computed.
+        # id_order: True when codes already ascend with the ids, None when the sorting
+        # permutation is still to be computed, or (permutation, ids in that order).
         part_rows, bases, ids_by_code, id_order, output_type = parts
         state = _k.uninitialised_state(int(bases[-1]))
         n_after, n_returns = _one.fold(state, *part_rows, bases, *fold_settings, n_threads=chunks)
         del parts, part_rows
     order = None
-    if id_order is not True:
+    if isinstance(id_order, tuple):  # (permutation, ids already in that order)
+        order, ids_by_code = id_order
+    elif id_order is not True:
         order, ids_by_code = _sort_by_id(ids_by_code, id_order)
     report["rows_after_as_of"] = int(n_after)
     report["return_rows"] = int(n_returns)
@@ -164,16 +170,18 @@ def _hashed_partitions(column: pa.Array, name: str, rows: tuple):
     del p_keys0, p_keys1
     if two_words:
         # The packed words sort short strings several times faster than a string sort would,
-        # and unpack into the ids without touching the input column again.
-        id_order = _hashed.short_string_order(ids0, ids1)
-        str_offsets, str_data = _hashed.unpack_short_strings(ids0, ids1)
+        # and unpack into the ids, already in sorted order (no take of the strings), without
+        # touching the input column again.
+        order = _hashed.short_string_order(ids0, ids1)
+        str_offsets, str_data = _hashed.unpack_short_strings(ids0[order], ids1[order])
         ids_by_code = pa.Array.from_buffers(
             pa.large_string(), len(ids0), [None, pa.py_buffer(str_offsets), pa.py_buffer(str_data)])
     else:
-        id_order = None
         ids_by_code = pa.array(ids0 if values.dtype.kind == "u" else ids0.view(np.int64))
     if ids_by_code.type != column.type and not pa.types.is_string_view(column.type):
         ids_by_code = ids_by_code.cast(column.type)  # string_view: cast by features_table
+    # Strings: (permutation, ids already in that order); integers: still to be sorted.
+    id_order = (np.ascontiguousarray(order, dtype=np.int64), ids_by_code) if two_words else None
     return ((part_offsets, local, p_times, p_amounts, p_orders), bases, ids_by_code, id_order,
             column.type)
 

@@ -110,24 +110,10 @@ def partition(codes,      # IN  int64[n] customer codes, 0 <= code < n_codes
 
 
 @njit(**NJIT)
-def _sift_down(values, lo, root, n):
-    while True:
-        child = 2 * root + 1
-        if child >= n:
-            return
-        if child + 1 < n and values[lo + child] < values[lo + child + 1]:
-            child += 1
-        if values[lo + root] >= values[lo + child]:
-            return
-        values[lo + root], values[lo + child] = values[lo + child], values[lo + root]
-        root = child
-
-
-@njit(**NJIT)
 def sort_slice(values, lo, hi):
     """Sort ``values[lo:hi]`` in place: insertion sort for the few rows most customers have,
     else heapsort. A small kernel of our own rather than ``np.sort``, whose quicksort is a dozen
-    specialisations to compile on a first call (#11)."""
+    specialisations to compile on a first call (#11); one sift loop serves both heap phases."""
     if hi - lo <= 32:
         for i in range(lo + 1, hi):
             v = values[i]
@@ -137,12 +123,26 @@ def sort_slice(values, lo, hi):
                 j -= 1
             values[j + 1] = v
         return
-    n = hi - lo
-    for root in range(n // 2 - 1, -1, -1):
-        _sift_down(values, lo, root, n)
-    for end in range(n - 1, 0, -1):
-        values[lo], values[lo + end] = values[lo + end], values[lo]
-        _sift_down(values, lo, 0, end)
+    start = (hi - lo) // 2
+    end = hi - lo
+    while end > 1:
+        if start > 0:  # building the heap: sift every inner node, last first
+            start -= 1
+            root = start
+        else:  # taking the largest out: it goes to the end, the last leaf is sifted from the root
+            end -= 1
+            values[lo], values[lo + end] = values[lo + end], values[lo]
+            root = 0
+        while True:
+            child = 2 * root + 1
+            if child >= end:
+                break
+            if child + 1 < end and values[lo + child] < values[lo + child + 1]:
+                child += 1
+            if values[lo + root] >= values[lo + child]:
+                break
+            values[lo + root], values[lo + child] = values[lo + child], values[lo + root]
+            root = child
 
 
 @njit(**NJIT)

@@ -224,3 +224,17 @@ def test_hashed_path_keeps_every_id_type(monkeypatch, typ):
     result = fe.rfm(table, **kw)
     assert result.schema.field("cust").type == typ
     assert result.equals(expected)
+
+
+@settings(max_examples=100, deadline=None)
+@given(values=st.lists(st.integers(-50, 50), max_size=200), lo=st.integers(0, 5),
+       cut=st.integers(0, 5))
+def test_sort_slice_sorts_only_its_slice(values, lo, cut):
+    """The insertion sort (<= 32 values) and the heapsort against NumPy's sort."""
+    data = np.array(values, np.int64)
+    lo = min(lo, len(data))
+    hi = max(lo, len(data) - cut)
+    expected = data.copy()
+    expected[lo:hi] = np.sort(data[lo:hi])
+    rfm_oneshot.sort_slice(data, lo, hi)
+    assert data.tolist() == expected.tolist()
