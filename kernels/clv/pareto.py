@@ -18,7 +18,8 @@ from ..common.config import (CLV_PARETO_DIRECT_TERMS, CLV_PARETO_INTEGER_GAP,
                              CLV_PARETO_NEAR_ONE_Z, CLV_REDUCE_CHUNK, NJIT)
 from .special import (PARETO_MAX_TERMS, chunk_count, digamma, discounted_kernel, dual,
                       four_params, logaddexp, one_minus_pow_over, param_tuple, pattern_loglik,
-                      put_row, series_1_e_f, series_1_e_f_near_one, sum_chunks)
+                      near_one_constants, put_row, series_1_e_f, series_1_e_f_near_one,
+                      sum_chunks)
 
 
 #: exp-sinh quadrature: step and half-width in t (tau - y = L exp(pi/2 sinh t)).
@@ -88,51 +89,90 @@ def _log_F_quad(r, alpha, s, beta, x, y):
 
 
 @njit(**NJIT)
-def _log_F(r, alpha, s, beta, x, y):
+def _log_F(r, alpha, s, beta, x, y, k=None):
     """log F(y) and its gradient (d/dr, d/dalpha, d/ds, d/dbeta): the series when it converges
-    within PARETO_MAX_TERMS terms, the exp-sinh integral otherwise."""
-    lF, d_r, d_al, d_s, d_be = _log_F_series(r, alpha, s, beta, x, y)
+    within PARETO_MAX_TERMS terms, the exp-sinh integral otherwise. ``k``: the
+    :func:`_series_constants` of this x (computed when needed if not given)."""
+    lF, d_r, d_al, d_s, d_be = _log_F_series(r, alpha, s, beta, x, y, k)
     if lF == lF:
         return lF, d_r, d_al, d_s, d_be
     return _log_F_quad(r, alpha, s, beta, x, y)
 
 
 @njit(**NJIT)
-def _series(e, f, z):
+def _series_parameters(r, alpha, s, beta, x):
+    """(e, f) of S = 2F1(1, e; f; z) in F(y): they depend on x, not on y."""
+    if alpha >= beta:
+        return r + x, r + s + x + 1.0
+    return s + 1.0, r + s + x + 1.0
+
+
+@njit(**NJIT)
+def _series_constants(e, f):
+    """The z-free parts of ``_series`` at (e, f): log (e)_N / (f)_N with N =
+    CLV_PARETO_DIRECT_TERMS (whether the direct series can stop in time) and the connection
+    formula's :func:`near_one_constants` (8 values), as one tuple of 9."""
+    n = CLV_PARETO_DIRECT_TERMS
+    lpoch = math.lgamma(e + n) - math.lgamma(e) + math.lgamma(f) - math.lgamma(f + n)
+    A, A_e, A_f, sign, lg_part, psi_1g, dg_e, dg_f = near_one_constants(e, f)
+    return lpoch, A, A_e, A_f, sign, lg_part, psi_1g, dg_e, dg_f
+
+
+@njit(**NJIT)
+def _direct_can_stop(lpoch, e, f, z):
+    """Whether ``series_1_e_f``'s stopping rule can hold by term N = CLV_PARETO_DIRECT_TERMS:
+    the term t_N = (e)_N / (f)_N z^N times the tail factor rb / (1 - rb) must fall below 1e-17
+    of the sum, which is at least 1. In the hard region (beta >> alpha) it never can, and the
+    N terms would be wasted on every pair. A wrong "no" only sends S to the next method, which
+    is as exact; a wrong "yes" costs the series' own attempt."""
+    n = CLV_PARETO_DIRECT_TERMS
+    rb = max((e + n) / (f + n) * z, z)
+    return lpoch + n * math.log(z) + math.log(rb) - math.log1p(-rb) < _LOG_DIRECT_TOL
+
+
+#: log of the direct series' relative stopping tolerance (1e-17) plus a margin of e^2 for the
+#: bound in ``_direct_can_stop``.
+_LOG_DIRECT_TOL = math.log(1e-17) + 2.0
+
+
+@njit(**NJIT)
+def _series(e, f, z, k=None):
     """S = 2F1(1, e; f; z) and its derivatives: directly for small z; near 1 directly if that
-    converges within CLV_PARETO_DIRECT_TERMS terms (tried for f - e >= 2), else by the
-    connection to 1 - z (f - e away from integers); else directly with the term cap (NaN
-    beyond: quadrature)."""
+    converges within CLV_PARETO_DIRECT_TERMS terms (tried for f - e >= 2 when
+    ``_direct_can_stop``), else by the connection to 1 - z (f - e away from integers); else
+    directly with the term cap (NaN beyond: quadrature). ``k``: ``_series_constants(e, f)``."""
     if z > CLV_PARETO_NEAR_ONE_Z:
+        if k is None:
+            consts = _series_constants(e, f)
+        else:
+            consts = k
         g = f - e
-        if g >= 2.0:   # terms fall like n^-g z^n: try the direct series first
+        if g >= 2.0 and _direct_can_stop(consts[0], e, f, z):
             S, S_e, S_f, S_z = series_1_e_f(e, f, z, CLV_PARETO_DIRECT_TERMS)
             if S == S:
                 return S, S_e, S_f, S_z
         if abs(g - round(g)) > CLV_PARETO_INTEGER_GAP:
-            ok, S, S_e, S_f, S_z = series_1_e_f_near_one(e, f, z)
+            ok, S, S_e, S_f, S_z = series_1_e_f_near_one(e, f, z, consts[1:])
             if ok:
                 return S, S_e, S_f, S_z
     return series_1_e_f(e, f, z, PARETO_MAX_TERMS)
 
 
 @njit(**NJIT)
-def _log_F_series(r, alpha, s, beta, x, y):
+def _log_F_series(r, alpha, s, beta, x, y, k=None):
     """log F(y) and its gradient from the Euler-transformed series (NaN if it is too slow)."""
-    f = r + s + x + 1.0
+    e, f = _series_parameters(r, alpha, s, beta, x)
     if alpha >= beta:
-        e = r + x
         z = (alpha - beta) / (alpha + y)
-        S, S_e, S_f, S_z = _series(e, f, z)
+        S, S_e, S_f, S_z = _series(e, f, z, k)
         lF = -s * math.log(beta + y) - (r + x) * math.log(alpha + y) + math.log(S)
         d_r = -math.log(alpha + y) + (S_e + S_f) / S
         d_s = -math.log(beta + y) + S_f / S
         d_alpha = -(r + x) / (alpha + y) + S_z / S * (beta + y) / ((alpha + y) * (alpha + y))
         d_beta = -s / (beta + y) - S_z / S / (alpha + y)
     else:
-        e = s + 1.0
         z = (beta - alpha) / (beta + y)
-        S, S_e, S_f, S_z = _series(e, f, z)
+        S, S_e, S_f, S_z = _series(e, f, z, k)
         lF = (1.0 - r - x) * math.log(alpha + y) - (s + 1.0) * math.log(beta + y) + math.log(S)
         d_r = -math.log(alpha + y) + S_f / S
         d_s = -math.log(beta + y) + (S_e + S_f) / S
@@ -419,28 +459,36 @@ def _tab_rows(lo, hi, r, alpha, s, beta, lF, dF, hx, ux, ix, ia, ib, T, w):
     return total, g0, g1, g2, g3
 
 
-@dual(4)
-def loglik_grad_tab(params, qx, qy, ux, ix, ia, ib, T, w):
+@dual(5)
+def loglik_grad_tab(params, qx, qy, jq, ux, ix, ia, ib, T, w):
     """Same total and gradient as ``loglik_grad``, with the hypergeometric term F evaluated once
     per distinct (x, y) pair (y = t_x or T) and the gamma functions once per distinct x.
 
-    Pattern i has x = ux[ix[i]], F(t_x) at pair ia[i], F(T) at pair ib[i], and age T[i]. The
+    Pattern i has x = ux[ix[i]], F(t_x) at pair ia[i], F(T) at pair ib[i], and age T[i]; pair q
+    has x = qx[q] = ux[jq[q]] (the z-free parts of the series are tabulated per x). The
     pairs are evaluated in parallel (one output each) and the pattern sums taken per chunk of
     CLV_REDUCE_CHUNK, then over the chunks in order: the result does not depend on the thread
     count or the launch path.
     """
     r, alpha, s, beta = params[0], params[1], params[2], params[3]
+    # the parameters of S and the z-free constants of its methods, once per distinct x
+    nx = ux.shape[0]
+    xk = np.empty((nx, 9))
+    for j in range(nx):
+        e, f = _series_parameters(r, alpha, s, beta, ux[j])
+        put_row(xk[j], _series_constants(e, f))
     npair = qx.shape[0]
     lF = np.empty(npair)
     dF = np.empty((npair, 4))
     for q in prange(npair):
-        v, d_r, d_al, d_s, d_be = _log_F(r, alpha, s, beta, qx[q], qy[q])
+        c = xk[jq[q]]
+        k = (c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8])
+        v, d_r, d_al, d_s, d_be = _log_F(r, alpha, s, beta, qx[q], qy[q], k)
         lF[q] = v
         dF[q, 0] = d_r
         dF[q, 1] = d_al
         dF[q, 2] = d_s
         dF[q, 3] = d_be
-    nx = ux.shape[0]
     hx = np.empty((nx, 2))
     lg_r = math.lgamma(r)
     dg_r = digamma(r)

@@ -272,7 +272,26 @@ def digamma_any(x):
 
 
 @njit(**NJIT)
-def series_1_e_f_near_one(e, f, z):
+def near_one_constants(e, f):
+    """The parts of ``series_1_e_f_near_one`` that do not depend on z: (A, dA/de, dA/df, the
+    sign of Gamma(1-g), lgamma(f) + lgamma(1-g) - lgamma(e), psi(1-g), psi(e), psi(f)) with
+    g = f - e, A = (f-1)/(g-1). A kernel evaluating S for many z at one (e, f) computes them once."""
+    g = f - e
+    A = (f - 1.0) / (g - 1.0)
+    A_e = (f - 1.0) / ((g - 1.0) * (g - 1.0))
+    A_f = 1.0 / (g - 1.0) - A_e
+    one_g = 1.0 - g
+    sign = 1.0
+    if one_g < 0.0:
+        # Gamma(x) for x in (-k-1, -k) has the sign (-1)^(k+1)
+        if int(math.ceil(-one_g)) % 2 == 1:
+            sign = -1.0
+    lg_part = math.lgamma(f) + math.lgamma(one_g) - math.lgamma(e)
+    return A, A_e, A_f, sign, lg_part, digamma_any(one_g), digamma(e), digamma(f)
+
+
+@njit(**NJIT)
+def series_1_e_f_near_one(e, f, z, k=None):
     """S = 2F1(1, e; f; z) with dS/de, dS/df, dS/dz for z -> 1 (0 < z < 1, f > e > 0), where
     the direct series needs ~ log(eps)/log(z) terms, by the connection to w = 1 - z
     (Abramowitz & Stegun 15.3.6 with a = 1, b = e, c = f, g = f - e):
@@ -285,10 +304,16 @@ def series_1_e_f_near_one(e, f, z):
     away from integers. Derivatives: term-wise for the series (its lower parameter 2-g moves with
     e and f), digamma for Gamma(f) Gamma(1-g) / Gamma(e).
 
+    ``k``: :func:`near_one_constants` of (e, f), computed here when not given.
+
     Returns (ok, S, S_e, S_f, S_z); ok is False when the parts cancel by more than 1e-2 of their
     size, the series does not converge, or S <= 0. (For large g the direct series is the better
     tool: it converges fast there, and Gamma(f) Gamma(1-g) / Gamma(e) loses digits.)
     """
+    if k is None:
+        consts = near_one_constants(e, f)
+    else:
+        consts = k
     g = f - e
     c = 2.0 - g
     w = 1.0 - z
@@ -296,27 +321,18 @@ def series_1_e_f_near_one(e, f, z):
     converged, H, H_e, H_c, H_w, biggest = _series_e_c(e, c, w, 10_000)
     if not converged:
         return False, np.nan, np.nan, np.nan, np.nan
-    A = (f - 1.0) / (g - 1.0)
-    A_e = (f - 1.0) / ((g - 1.0) * (g - 1.0))
-    A_f = 1.0 / (g - 1.0) - A_e
+    A, A_e, A_f, sign, lg_part, psi_1g, dg_e, dg_f = consts
     # B P = sign * exp(lgamma(f) + lgamma(1-g) - lgamma(e) + (g-1) log w + (1-f) log z)
-    one_g = 1.0 - g
-    sign = 1.0
-    if one_g < 0.0:
-        # Gamma(x) for x in (-k-1, -k) has the sign (-1)^(k+1)
-        if int(math.ceil(-one_g)) % 2 == 1:
-            sign = -1.0
     lw = math.log(w)
     lz = math.log(z)
-    logBP = math.lgamma(f) + math.lgamma(one_g) - math.lgamma(e) + (g - 1.0) * lw + (1.0 - f) * lz
+    logBP = lg_part + (g - 1.0) * lw + (1.0 - f) * lz
     BP = sign * math.exp(logBP)
     S = A * H + BP
     scale = max(abs(A) * max(biggest, abs(H)), abs(BP))
     if not (S > 0.0) or scale > 1e2 * S or not math.isfinite(S):
         return False, np.nan, np.nan, np.nan, np.nan
-    psi_1g = digamma_any(one_g)
-    dlogBP_e = psi_1g - digamma(e) - lw
-    dlogBP_f = digamma(f) - psi_1g + lw - lz
+    dlogBP_e = psi_1g - dg_e - lw
+    dlogBP_f = dg_f - psi_1g + lw - lz
     dlogBP_z = -(g - 1.0) / w + (1.0 - f) / z
     # H depends on e directly and through c = 2 - f + e
     S_e = A_e * H + A * (H_e + H_c) + BP * dlogBP_e

@@ -211,49 +211,11 @@ def unique_patterns(cols):
 
 
 @njit(**NJIT)
-def _sorted_state(n_customers):
-    """(first, last, n_periods, repeat amount) of the one-pass summaries, before any row."""
-    return (np.full(n_customers, np.iinfo(np.int64).max, dtype=np.int64),
-            np.full(n_customers, np.iinfo(np.int64).min, dtype=np.int64),
-            np.zeros(n_customers, dtype=np.int64), np.zeros(n_customers, dtype=np.float64))
-
-
-@njit(**NJIT)
-def _sorted_step(first, last, n_periods, repeat, c, p, amount, has_amount):
-    """One row (customer c, period p) of a time-ordered pass: a customer's rows of one period
-    are consecutive among that customer's rows, so a new period is a change from the last."""
-    if n_periods[c] == 0:
-        first[c] = p
-        last[c] = p
-        n_periods[c] = 1
-    else:
-        if p != last[c]:
-            n_periods[c] += 1
-            last[c] = p
-        if has_amount and p != first[c]:
-            repeat[c] += amount
-
-
-@njit(**NJIT)
-def _repeat_mean(n_periods, repeat):
-    """Mean amount per repeat period (0 without one)."""
-    monetary = np.zeros(n_periods.shape[0], dtype=np.float64)
-    for c in range(n_periods.shape[0]):
-        if n_periods[c] > 1:
-            monetary[c] = repeat[c] / (n_periods[c] - 1)
-    return monetary
-
-
-@njit(**NJIT)
 def summarize_sorted(codes, periods, amounts, n_customers, has_amount):
-    """``summarize`` for rows already in time order: one sequential pass, no grouping (the
-    repeat-period mean is the sum of the amounts outside the first period over the number of
-    repeat periods)."""
-    first, last, n_periods, repeat = _sorted_state(n_customers)
-    for i in range(codes.shape[0]):
-        _sorted_step(first, last, n_periods, repeat, codes[i], periods[i],
-                     amounts[i] if has_amount else 0.0, has_amount)
-    return first, last, n_periods, _repeat_mean(n_periods, repeat)
+    """``summarize`` for rows already in time order: ``summarize_sorted_us`` on periods (length
+    1, no cut). One sequential pass, no grouping."""
+    return summarize_sorted_us(codes, periods, 1, 0, np.iinfo(np.int64).max, amounts,
+                               n_customers, has_amount)[:4]
 
 
 @njit(**NJIT)
@@ -279,18 +241,38 @@ def holdout_counts_sorted(codes, periods, amounts, n_customers):
 
 @njit(**NJIT)
 def summarize_sorted_us(codes, us, length, offset, end_period, amounts, n_customers, has_amount):
-    """``summarize_sorted`` fused with the period flooring and the as-of cut, straight from the
-    time-ordered int64 microseconds. Returns (first, last, n_periods, monetary, rows_after)."""
-    first, last, n_periods, repeat = _sorted_state(n_customers)
+    """Per-customer statistics of rows in time order, fused with the period flooring and the
+    as-of cut, straight from the time-ordered int64 microseconds (or periods, with length 1):
+    one sequential pass, no grouping. In time order, a customer's rows of one period are
+    consecutive among that customer's rows, so a new period is a change from the customer's last
+    period, and the repeat-period mean is the sum of the amounts outside the first period over
+    the number of repeat periods. Returns (first, last, n_periods, monetary, rows_after)."""
+    first = np.full(n_customers, np.iinfo(np.int64).max, dtype=np.int64)
+    last = np.full(n_customers, np.iinfo(np.int64).min, dtype=np.int64)
+    n_periods = np.zeros(n_customers, dtype=np.int64)
+    repeat = np.zeros(n_customers, dtype=np.float64)
     after = 0
     for i in range(codes.shape[0]):
         p = (us[i] - offset) // length
         if p > end_period:
             after = codes.shape[0] - i   # time order: every later row is after as well
             break
-        _sorted_step(first, last, n_periods, repeat, codes[i], p,
-                     amounts[i] if has_amount else 0.0, has_amount)
-    return first, last, n_periods, _repeat_mean(n_periods, repeat), after
+        c = codes[i]
+        if n_periods[c] == 0:
+            first[c] = p
+            last[c] = p
+            n_periods[c] = 1
+        else:
+            if p != last[c]:
+                n_periods[c] += 1
+                last[c] = p
+            if has_amount and p != first[c]:
+                repeat[c] += amounts[i]
+    monetary = np.zeros(n_customers, dtype=np.float64)
+    for c in range(n_customers):
+        if n_periods[c] > 1:
+            monetary[c] = repeat[c] / (n_periods[c] - 1)
+    return first, last, n_periods, monetary, after
 
 
 @njit(**NJIT)

@@ -92,7 +92,8 @@ def _chunked_kernel_calls(n):
                       return_inverse=True)
     (q, pair) = pairs[0], pairs[1].reshape(-1)
     pareto = (kp.loglik_grad_tab, (np.array([0.5, 20.0, 0.7, 30.0]), q[:, 0].copy(), q[:, 1].copy(),
-                                   ux, ix.astype(np.int64), pair[:n].astype(np.int64).copy(),
+                                   np.searchsorted(ux, q[:, 0]).astype(np.int64), ux,
+                                   ix.astype(np.int64), pair[:n].astype(np.int64).copy(),
                                    pair[n:].astype(np.int64).copy(), T, w))
     m = rng.uniform(1, 100, n)
     keep = x > 0

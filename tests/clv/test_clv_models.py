@@ -279,7 +279,8 @@ def test_pareto_tabulated_kernel(cdnow):
     n = x.size
     (qx, qy), _, pair = compress(np.concatenate([x, x]), np.concatenate([tx, T]))
     ux, ix = np.unique(x, return_inverse=True)
-    args = (theta, qx, qy, ux, ix.astype(np.int64), pair[:n].copy(), pair[n:].copy(), T, w)
+    args = (theta, qx, qy, np.searchsorted(ux, qx).astype(np.int64), ux, ix.astype(np.int64),
+            pair[:n].copy(), pair[n:].copy(), T, w)
     for fn in (clv_pareto.loglik_grad_tab.serial, clv_pareto.loglik_grad_tab.parallel):
         ll2, grad2 = fn(*args)
         assert ll2 == pytest.approx(ll, rel=1e-12)

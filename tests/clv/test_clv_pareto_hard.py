@@ -79,7 +79,7 @@ def test_pareto_likelihood_in_the_hard_region_vs_quadrature_and_fd(theta):
     # the tabulated kernel (what fit uses) gives the same sums
     from fastengage.clv.pareto import _payload
     p = _payload(x, tx, T, w)
-    ll2, grad2 = kp.loglik_grad_tab(theta, p.qx, p.qy, p.ux, p.ix, p.ia, p.ib, p.T, p.w)
+    ll2, grad2 = kp.loglik_grad_tab(theta, p.qx, p.qy, p.jq, p.ux, p.ix, p.ia, p.ib, p.T, p.w)
     assert ll2 == pytest.approx(ll, rel=1e-12)
     np.testing.assert_allclose(grad2, grad, rtol=1e-9, atol=1e-9)
 
