@@ -77,6 +77,10 @@ class RFMState:
     the kernels release the GIL while they run.
     """
 
+    #: Keep the per-customer row tracking that :meth:`forget` needs (a subclass that never
+    #: forgets, such as rfm()'s internal file pass, may turn it off to save its small cost).
+    _tracks_rows = True
+
     def __init__(self, *, customer: str, time: str, amount: str, order: str | None = None,
                  as_of=None, returns: str = "net", drop_null_customers: bool = False):
         if returns not in RETURNS_MODES:
@@ -99,7 +103,8 @@ class RFMState:
         # (with as_of=) how many of its rows fell after the cut, which the report counts.
         self._other_last_us = np.zeros(0, np.int64)
         self._after_cut_rows = np.zeros(0, np.int32)
-        self._rows_tracked = True  # False for states loaded from files older than version 3
+        # False for states loaded from files older than version 3
+        self._rows_tracked = self._tracks_rows
         self._lock = threading.RLock()
         self.report = new_report()
 
@@ -146,7 +151,8 @@ class RFMState:
             self._grow_state(len(self.customers))
             m = len(codes)
             n_after, n_returns = self._fold(codes, times, amounts, order_codes, limit)
-            self._track_other_rows(codes, times, amounts, limit)
+            if self._tracks_rows:
+                self._track_other_rows(codes, times, amounts, limit)
             if m:
                 batch_max = int(times.max())
                 if self._max_time_us is None or batch_max > self._max_time_us:
@@ -199,10 +205,11 @@ class RFMState:
         size = n if exact else max(n, n_old + n_old // 2)  # 1.5x: less slack at the peak
         self._state = _grown(self._state, size)
         _k.clear_records(self._state[n_old:])
-        self._other_last_us = _grown(self._other_last_us, size)
-        self._other_last_us[n_old:] = NO_TIME
-        if self.limit_us is not None:
-            self._after_cut_rows = _grown(self._after_cut_rows, size)
+        if self._tracks_rows:
+            self._other_last_us = _grown(self._other_last_us, size)
+            self._other_last_us[n_old:] = NO_TIME
+            if self.limit_us is not None:
+                self._after_cut_rows = _grown(self._after_cut_rows, size)
 
     # -- combining --------------------------------------------------------------------------
     def merge(self, other: "RFMState") -> "RFMState":
@@ -223,10 +230,11 @@ class RFMState:
             self._grow_state(len(self.customers))
             _k.merge(self._state, other._state[:n_other], code_map)
             # code_map is one-to-one, so these fancy-index updates touch each code once
-            self._other_last_us[code_map] = np.maximum(self._other_last_us[code_map],
-                                                       other._other_last_us[:n_other])
-            if self.limit_us is not None:
-                self._after_cut_rows[code_map] += other._after_cut_rows[:n_other]
+            if self._tracks_rows and other._tracks_rows:
+                self._other_last_us[code_map] = np.maximum(self._other_last_us[code_map],
+                                                           other._other_last_us[:n_other])
+                if self.limit_us is not None:
+                    self._after_cut_rows[code_map] += other._after_cut_rows[:n_other]
             self._rows_tracked = self._rows_tracked and other._rows_tracked
             day_keys = _pairset.occupied(other._day_set)
             self._day_set = _pairset.grow_for(self._day_set, self._day_keys, len(day_keys))

@@ -17,8 +17,7 @@ import fastengage as fe
 from fastengage.errors import ModelFormatError
 from fastengage.privacy import find_traces
 
-# the file helpers of the state-file tests (this folder is on sys.path under pytest)
-from test_rfm_state_file import _members, _npy, _zip
+from bundle_edit import members as _members, npy as _npy, rezip as _zip
 
 COLS = dict(customer="c", time="ts", amount="a")
 T0 = 1_600_000_000
