@@ -168,3 +168,17 @@ def check_against_lifetimes(ours, ref, x, tx, T, t, horizons, rtol, pop_rtol):
     np.testing.assert_allclose(ours.population_expected_purchases(horizons),
                                ref.expected_number_of_purchases_up_to_time(horizons),
                                rtol=pop_rtol)
+
+
+def check_pareto_loglik(loglik_grad, theta, x, tx, T, every):
+    """A Pareto/NBD ``loglik_grad(theta, x, tx, T, w)`` kernel at unit weights: every
+    ``every``-th per-row log-likelihood equals the quadrature reference (1e-10) and the gradient
+    the finite differences of the total. Returns (ll, grad)."""
+    w = np.ones_like(x)
+    ll, grad, lls = loglik_grad(theta, x, tx, T, w)
+    idx = np.arange(0, x.size, every)
+    ref = np.array([pareto_ll_quad(theta, x[i], tx[i], T[i]) for i in idx])
+    np.testing.assert_allclose(lls[idx], ref, rtol=1e-10)
+    fd = fd_grad(lambda th: loglik_grad(th, x, tx, T, w)[0], theta, 1e-6)
+    np.testing.assert_allclose(grad, fd, rtol=1e-5, atol=1e-4)
+    return ll, grad

@@ -39,14 +39,7 @@ def test_published_pareto(pareto):
                                    [2.0, 1.0, 0.5, 40.0], [0.3, 5.0, 3.0, 5.0]])
 def test_pareto_loglik_vs_quadrature_and_gradient(cdnow, theta):
     x, tx, T, _ = cdnow
-    theta = np.array(theta)
-    w = np.ones_like(x)
-    _, grad, lls = clv_pareto.loglik_grad(theta, x, tx, T, w)
-    idx = np.arange(0, x.size, 11)
-    ref = np.array([nv.pareto_ll_quad(theta, x[i], tx[i], T[i]) for i in idx])
-    np.testing.assert_allclose(lls[idx], ref, rtol=1e-10)
-    fd = nv.fd_grad(lambda th: clv_pareto.loglik_grad(th, x, tx, T, w)[0], theta, 1e-6)
-    np.testing.assert_allclose(grad, fd, rtol=1e-5, atol=1e-4)
+    nv.check_pareto_loglik(clv_pareto.loglik_grad, np.array(theta), x, tx, T, every=11)
 
 
 def test_pareto_extreme_history_is_finite():
