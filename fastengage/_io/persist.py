@@ -216,8 +216,10 @@ class Bundle:
             # IPC reading trusts the buffers' offsets; a full validation checks every offset and
             # length (and UTF-8) so that no kernel reads outside them.
             table.validate(full=True)
+            table.schema.names  # field names must be UTF-8 (decoding them here, not in a caller)
             return table
-        except (zipfile.BadZipFile, zlib.error, OSError, EOFError, pa.ArrowException) as exc:
+        except (zipfile.BadZipFile, zlib.error, OSError, EOFError, pa.ArrowException,
+                UnicodeDecodeError) as exc:
             self._fail(member, f"unreadable ({exc})")
 
 
