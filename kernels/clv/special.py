@@ -11,6 +11,7 @@ from numba import njit, prange
 
 from ..common.config import CLV_PARALLEL_MIN_ROWS, CLV_REDUCE_CHUNK, NJIT
 from ..common.launch import dual_kernel
+from ..common.linalg import solve_factored
 
 
 def dual(size_arg: int):
@@ -464,17 +465,7 @@ def damped_newton_step(H, g, lam):
             for q in range(j):
                 v -= L[i, q] * L[j, q]
             L[i, j] = v / L[j, j]
-    y = np.empty(k)
-    for i in range(k):
-        v = -g[i]
-        for q in range(i):
-            v -= L[i, q] * y[q]
-        y[i] = v / L[i, i]
-    for i in range(k - 1, -1, -1):
-        v = y[i]
-        for q in range(i + 1, k):
-            v -= L[q, i] * step[q]
-        step[i] = v / L[i, i]
+    solve_factored(L, -g, step)
     for i in range(k):
         if not math.isfinite(step[i]):
             return False, step
