@@ -9,9 +9,10 @@ SCRIPT = textwrap.dedent("""
     import threading, numpy as np, pyarrow as pa, numba
     import fastengage as fe
     rng = np.random.default_rng(0)
-    tables = [pa.table({"c": rng.integers(0, 20_000, 30_000),
-                        "t": pa.array(rng.integers(0, 10**9, 30_000) * 10**6, pa.timestamp("us")),
-                        "a": rng.random(30_000)}) for _ in range(8)]
+    # 140k rows: above RFM_SERIAL_MAX_ROWS, so rfm() launches its parallel kernels
+    tables = [pa.table({"c": rng.integers(0, 90_000, 140_000),
+                        "t": pa.array(rng.integers(0, 10**9, 140_000) * 10**6, pa.timestamp("us")),
+                        "a": rng.random(140_000)}) for _ in range(8)]
     serial = [fe.rfm(t, customer="c", time="t", amount="a") for t in tables]
     out = [None] * 8
     def work(i):
