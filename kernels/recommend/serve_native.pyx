@@ -37,6 +37,12 @@ cdef inline bint _worse(floating s1, int64_t i1, floating s2, int64_t i2,
     return s1 < s2 or (s1 == s2 and tb[i1] > tb[i2])
 
 
+cdef inline void _move(floating* hs, int64_t* hi, Py_ssize_t dst,
+                       Py_ssize_t src) noexcept nogil:
+    hs[dst] = hs[src]
+    hi[dst] = hi[src]
+
+
 cdef void _sift_down(floating* hs, int64_t* hi, Py_ssize_t pos, Py_ssize_t size,
                      const int64_t* tb) noexcept nogil:
     # the entry at pos moves down through a hole (one store per level instead of a swap)
@@ -49,8 +55,7 @@ cdef void _sift_down(floating* hs, int64_t* hi, Py_ssize_t pos, Py_ssize_t size,
             child += 1
         if not _worse(hs[child], hi[child], s, i, tb):
             break
-        hs[pos] = hs[child]
-        hi[pos] = hi[child]
+        _move(hs, hi, pos, child)
         pos = child
     hs[pos] = s
     hi[pos] = i
@@ -64,8 +69,7 @@ cdef void _sift_up(floating* hs, int64_t* hi, Py_ssize_t pos, const int64_t* tb)
         parent = (pos - 1) // 2
         if not _worse(s, i, hs[parent], hi[parent], tb):
             break
-        hs[pos] = hs[parent]
-        hi[pos] = hi[parent]
+        _move(hs, hi, pos, parent)
         pos = parent
     hs[pos] = s
     hi[pos] = i
@@ -183,8 +187,7 @@ cdef Py_ssize_t _topn_vec(const floating* x, Model* m, int64_t a, int64_t e, flo
         out_score[k] = <float> hs[0]
         out_idx[k] = hi[0]
         size -= 1
-        hs[0] = hs[size]
-        hi[0] = hi[size]
+        _move(hs, hi, 0, size)
         _sift_down(hs, hi, 0, size, m.tb)
     for k in range(count, n):
         out_idx[k] = -1
