@@ -32,6 +32,7 @@ from typing import Callable
 
 import pyarrow as pa
 
+from .._io.columns import consented_input
 from .._io.sources import open_source
 from ._batch import rfm_in_memory
 from ._common import RETURNS_MODES, RFM_COLUMNS, parse_as_of
@@ -46,7 +47,8 @@ __all__ = ["rfm", "RFMState", "RFM_COLUMNS", "parse_as_of"]
 def rfm(data, *, customer: str, time: str, amount: str, order: str | None = None, as_of=None,
         returns: str = "net", drop_null_customers: bool = False,
         segments: SegmentMap | None = None, batch_size: int | None = None,
-        progress: Callable[[int], None] | None = None, n_threads: int | None = None) -> pa.Table:
+        progress: Callable[[int], None] | None = None, n_threads: int | None = None,
+        consent=None) -> pa.Table:
     """RFM features per customer, point in time.
 
     Parameters
@@ -73,6 +75,9 @@ def rfm(data, *, customer: str, time: str, amount: str, order: str | None = None
         Worker threads of the in-memory path's parallel kernels (default:
         ``FASTENGAGE_NUM_THREADS``, else all cores); the result never depends on it. Streams are
         folded in order on one thread.
+    consent : fastengage.privacy.ConsentFilter, optional
+        Use only the rows whose customer had consent for the filter's purpose at the row's time
+        (the kept rows are held in memory; what was excluded: ``consent.last_report``).
 
     Returns
     -------
@@ -91,7 +96,8 @@ def rfm(data, *, customer: str, time: str, amount: str, order: str | None = None
     if returns not in RETURNS_MODES:
         raise InputError(f"returns must be one of {RETURNS_MODES}, got {returns!r}")
     check_threads(n_threads)
-    source = open_source(data)
+    source = open_source(consented_input(data, consent, customer=customer, time=time,
+                                         batch_size=batch_size))
     if source.is_in_memory and batch_size is None:
         table = rfm_in_memory(source, dict(customer=customer, time=time, amount=amount, order=order),
                               parse_as_of(as_of), returns, drop_null_customers, segments,

@@ -37,6 +37,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .._io.columns import consented_input
 from .._io.sources import open_source
 from .._io.times import iso
 from ..errors import InputError
@@ -56,7 +57,8 @@ _INT64_MIN = -(2**63)
 def profile(data, *, customer: str, time: str, amount: str, order: str | None = None,
             item: str | None = None, category: str | None = None, channel: str | None = None,
             as_of=None, windows=(30, 90, 365), returns: str = "net",
-            drop_null_customers: bool = False, n_threads: int | None = None) -> pa.Table:
+            drop_null_customers: bool = False, n_threads: int | None = None,
+            consent=None) -> pa.Table:
     """Profile features per customer, point in time (see the module docstring and the README).
 
     Parameters
@@ -74,6 +76,9 @@ def profile(data, *, customer: str, time: str, amount: str, order: str | None = 
         As for :func:`fastengage.rfm` (``"exclude"`` also drops the return columns).
     drop_null_customers : bool
     n_threads : int, optional
+    consent : fastengage.privacy.ConsentFilter, optional
+        Use only the rows whose customer had consent for the filter's purpose at the row's time
+        (what was excluded: ``consent.last_report``).
 
     Returns
     -------
@@ -84,7 +89,7 @@ def profile(data, *, customer: str, time: str, amount: str, order: str | None = 
     windows = _check_windows(windows)
     if returns not in RETURNS_MODES:
         raise InputError(f"returns must be one of {RETURNS_MODES}, got {returns!r}")
-    source = open_source(data)
+    source = open_source(consented_input(data, consent, customer=customer, time=time))
     roles = source.require(dict(customer=customer, time=time, amount=amount, order=order,
                                 item=item, category=category, channel=channel))
     limit_us = parse_as_of(as_of)

@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 
 from .._io.ids import IdEncoder
+from .._io.columns import consented_input
 from .._io.sources import open_source
 from .._io.persist import load_bundle, save_bundle
 from ._common import (RETURNS_MODES, check_types, features_table, iso, new_report,
@@ -111,17 +112,19 @@ class RFMState:
     # -- feeding ----------------------------------------------------------------------------
     def update(self, data, *, batch_size: int | None = None,
                progress: Callable[[int], None] | None = None,
-               n_threads: int | None = None) -> "RFMState":
+               n_threads: int | None = None, consent=None) -> "RFMState":
         """Fold new events into the state. ``data`` is any input :func:`open_source` accepts.
 
         Returns ``self``. Streams are read batch by batch (memory is bounded by the batch size
         plus the state); ``progress`` is called with the number of rows read after each batch.
         ``n_threads`` is accepted for the common vocabulary: a stream's rows are folded in order
         on one thread (the kernels release the GIL, so several states can be fed at once); the
-        result never depends on it.
+        result never depends on it. ``consent`` (a :class:`fastengage.privacy.ConsentFilter`)
+        folds only the rows whose customer had consent at the row's time.
         """
         check_threads(n_threads)
-        source = open_source(data)
+        source = open_source(consented_input(data, consent, customer=self.columns["customer"],
+                                             time=self.columns["time"], batch_size=batch_size))
         roles = source.require(self.columns)
         check_types(source.schema, roles)
         streamed = not source.is_in_memory

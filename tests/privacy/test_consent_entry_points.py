@@ -1,12 +1,7 @@
 """consent= on the entry points that read events (issue #14 part 2): each one with
 ``consent=ConsentFilter(...)`` equals the same entry point on ``privacy.consented(...).data``,
 and the report of what was excluded is reachable (``filter.last_report``) and equal to
-consented()'s own report.
-
-Entry points not wired yet (no ``consent`` parameter) are skipped by name, so that they run
-here as soon as they take it."""
-import inspect
-
+consented()'s own report."""
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -82,6 +77,11 @@ def _training_set(data, **kw):
                            **kw)
 
 
+def _rfm_state(data, **kw):
+    state = fe.RFMState(customer="customer", time="time", amount="amount", order="order")
+    return state.update(data, **kw).to_table()
+
+
 def _interactions(data, **kw):
     return Interactions.from_data(data, customer="customer", item="item", **kw).to_arrow()
 
@@ -114,6 +114,7 @@ def _score(data, **kw):
 ENTRY_POINTS = {
     "rfm": (_rfm, fe.rfm, "time"),
     "profile": (_profile, fe.profile, "time"),
+    "RFMState.update": (_rfm_state, fe.RFMState.update, "time"),
     "clv.summary": (_summary, clv.summary, "time"),
     "training_set": (_training_set, fe.training_set, "time"),
     "Interactions.from_data": (_interactions, Interactions.from_data, None),
@@ -127,8 +128,6 @@ ENTRY_POINTS = {
 @pytest.mark.parametrize("name", list(ENTRY_POINTS))
 def test_consent_equals_entry_point_on_consented_data(name):
     run, target, time = ENTRY_POINTS[name]
-    if "consent" not in inspect.signature(target).parameters:
-        pytest.skip(f"{name} takes no consent= yet")
     events = _events()
     kept, report = consented(events, _consents(), customer="customer", time=time,
                              purpose="analytics", as_of=AS_OF)
@@ -147,7 +146,5 @@ def test_consent_equals_entry_point_on_consented_data(name):
 @pytest.mark.parametrize("name", [n for n in ENTRY_POINTS if n != "Model.score"])
 def test_consent_refuses_what_is_not_a_filter(name):
     run, target, _ = ENTRY_POINTS[name]
-    if "consent" not in inspect.signature(target).parameters:
-        pytest.skip(f"{name} takes no consent= yet")
     with pytest.raises(fe.errors.InputError, match="ConsentFilter"):
         run(_events(), consent=_consents())
