@@ -106,7 +106,7 @@ def test_every_parallel_kernel_goes_through_the_launch_rule(path):
         uses_prange = any(isinstance(n, ast.Name) and n.id == "prange" for n in ast.walk(fn))
         if uses_prange:
             decorators = set(_decorator_names(fn))
-            assert decorators & {"parallel_kernel", "dual", "dual_kernel"}, (
+            assert decorators & {"parallel_kernel", "dual", "dual_kernel", "kernel_template"}, (
                 f"{path.relative_to(ROOT)}:{fn.lineno} {fn.name} uses prange without the launch rule")
 
 

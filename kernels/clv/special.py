@@ -4,13 +4,12 @@ Everything here is scalar and branch-light so that the pattern kernels can call 
 inside ``prange``. Nothing raises: out-of-domain input gives NaN, which the Python layer checks.
 """
 import math
-import types
 
 import numpy as np
 from numba import njit, prange
 
 from ..common.config import CLV_PARALLEL_MIN_ROWS, CLV_REDUCE_CHUNK, NJIT
-from ..common.launch import dual_kernel
+from ..common.launch import bind_template, dual_kernel, kernel_template
 from ..common.linalg import solve_factored
 
 
@@ -20,22 +19,7 @@ def dual(size_arg: int):
     return dual_kernel(size_arg, CLV_PARALLEL_MIN_ROWS)
 
 
-def bind_template(template, name: str, doc: str, **bound):
-    """A dual-launch kernel compiled from a copy of ``template`` whose globals also hold
-    ``bound`` (a model's njit functions and constants, frozen by Numba at compile time).
-
-    This is how one loop serves several models: passing the model's functions as first-class
-    arguments would make the kernel uncacheable (Numba does not cache functions that take
-    functions; cold start, issue #11), while this copy is cached under its own ``name``. Like
-    any Numba cache, an edit of a bound function in another file needs the cache cleared.
-    """
-    glob = dict(template.__globals__, **bound)
-    fn = types.FunctionType(template.__code__, glob, name)
-    fn.__qualname__ = name
-    fn.__doc__ = doc
-    return dual(1)(fn)
-
-
+@kernel_template
 def _pattern_loglik(params, *cols):
     # template of ``pattern_loglik``: _prep, _row and _N_TERMS are the model's (bind_template)
     consts, w = _prep(params, cols)   # noqa: F821
@@ -61,9 +45,11 @@ def pattern_loglik(prep, row, n_terms: int, model: str):
     """
     return bind_template(_pattern_loglik, f"loglik_grad_{model}",
                          f"Weighted total log-likelihood of {model}, gradient, per-row ll.",
+                         1, CLV_PARALLEL_MIN_ROWS,
                          _prep=prep, _row=row, _N_TERMS=int(n_terms))
 
 
+@kernel_template
 def _discounted(params, x, T, times, disc, *extra):
     # template of ``discounted_if_alive``: _prep and _value are the model's (bind_template)
     consts = _prep(params, extra)   # noqa: F821
@@ -90,6 +76,7 @@ def discounted_kernel(prep, value, model: str):
     E[Y(t) | alive at T] for t > 0."""
     return bind_template(_discounted, f"discounted_if_alive_{model}",
                          f"Discounted expected purchases if alive ({model}).",
+                         1, CLV_PARALLEL_MIN_ROWS,
                          _prep=prep, _value=value)
 
 

@@ -165,3 +165,28 @@ def dual_kernel(size_arg: int, min_rows: int):
         call.parallel = parallel
         return call
     return wrap
+
+
+def kernel_template(fn):
+    """Marks a ``prange`` function that is never compiled as it stands: only copies of it made by
+    :func:`bind_template` are, each through :func:`dual_kernel` (so the launch rule holds)."""
+    fn.__kernel_template__ = True
+    return fn
+
+
+def bind_template(template, name: str, doc: str, size_arg: int, min_rows: int, **bound):
+    """A :func:`dual_kernel` compiled from a copy of ``template`` (a :func:`kernel_template`)
+    whose globals also hold ``bound`` (njit functions and constants, frozen at compile time).
+
+    This is how one loop serves several models: passing functions as first-class arguments
+    would make the kernel uncacheable (Numba does not cache functions taking functions; cold
+    start), while each copy is cached under its own ``name``. Like any Numba cache, editing a
+    bound function in another file needs that cache cleared.
+    """
+    if not getattr(template, "__kernel_template__", False):
+        raise TypeError(f"{template.__name__} is not marked with @kernel_template")
+    glob = dict(template.__globals__, **bound)
+    fn = types.FunctionType(template.__code__, glob, name)
+    fn.__qualname__ = name
+    fn.__doc__ = doc
+    return dual_kernel(size_arg, min_rows)(fn)
