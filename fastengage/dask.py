@@ -93,9 +93,7 @@ def _shipped(model):
 def score(ddf, model, *, id: str | None = None, features=None, nulls: str | None = None,
           n_threads: int = 1):
     """``model.score`` of every row of a Dask DataFrame (``map_partitions``)."""
-    feats = list(features) if features is not None else model.features
-    if feats is None:
-        raise InputError("the model does not name its features: pass features=")
+    feats = _models.score_features(model, features)
     _require(ddf, [id, *feats])
     dtype = np.asarray(model.predict(np.zeros((1, model.n_features)))).dtype
     out = pa.schema(([(id, pa.null())] if id is not None else [])

@@ -95,9 +95,7 @@ def rfm(ds, *, customer: str, time: str, amount: str, order: str | None = None, 
 def score(ds, model, *, id: str | None = None, features=None, nulls: str | None = None,
           n_threads: int = 1):
     """``model.score`` of every row of a Ray Dataset (``map_batches``)."""
-    feats = list(features) if features is not None else model.features
-    if feats is None:
-        raise InputError("the model does not name its features: pass features=")
+    feats = _models.score_features(model, features)
     _require(ds, [id, *feats])
     token, data = _models.ship(model)
     options = dict(id=id, features=feats, nulls=nulls, n_threads=n_threads)

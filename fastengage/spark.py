@@ -123,9 +123,7 @@ def score(df, model, *, id: str | None = None, features=None, nulls: str | None 
     """``model.score`` (:mod:`fastengage.scoring`) of every row of a Spark DataFrame, via
     ``mapInArrow``; the model is broadcast once as its model file. Output: ``id`` then the
     model's ``output_names``, float32 or float64 as the local scorer gives them."""
-    feats = list(features) if features is not None else model.features
-    if feats is None:
-        raise InputError("the model does not name its features: pass features=")
+    feats = _models.score_features(model, features)
     _require(df, [id, *feats])
     token, data = _broadcast(df.sparkSession, model)
     dtype = np.asarray(model.predict(np.zeros((1, model.n_features)))).dtype

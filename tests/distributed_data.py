@@ -45,3 +45,30 @@ def assert_same_rows(got: pa.Table, want: pa.Table, keys, rounding=()) -> None:
             np.testing.assert_allclose(a.to_numpy(), b.to_numpy(), rtol=1e-12, err_msg=name)
         else:
             assert a.cast(b.type).equals(b), name
+
+
+def check_clv_equals_local(engine, summ, tab, kw, to_arrow) -> None:
+    """An engine's ``clv_summary`` (``summ``, already computed from ``tab`` with ``kw``), then
+    ``clv_fit`` and ``clv_predict``, equal the single-machine summary, BG/NBD fit and
+    predictions (fit to 1e-9 relative: the engine aggregates the same pattern counts)."""
+    import pytest
+
+    import fastengage as fe
+    from fastengage.clv import BetaGeo
+
+    want = fe.clv.summary(tab, **kw).replace_schema_metadata(None)
+    assert_same_rows(to_arrow(summ), want, [kw["customer"]], rounding=["monetary_value"])
+    local = BetaGeo().fit(want)
+    dist = engine.clv_fit(BetaGeo(), summ)
+    for k, v in local.params_.items():
+        assert dist.params_[k] == pytest.approx(v, rel=1e-9, abs=0), k
+    got = engine.clv_predict(local, summ, 30.0, customer=kw["customer"])
+    assert_same_rows(to_arrow(got), local.predict(want, 30.0, customer=kw["customer"]),
+                     [kw["customer"]])
+
+
+def with_null_ids(tab: pa.Table, every: int = 50) -> pa.Table:
+    """``tab`` (string customer ids in column 0) with every ``every``-th customer id null."""
+    ids = tab.column("customer").to_pylist()
+    ids[::every] = [None] * len(ids[::every])
+    return tab.set_column(0, "customer", pa.array(ids, pa.string()))

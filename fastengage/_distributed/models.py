@@ -18,6 +18,15 @@ _LOADED: dict[str, object] = {}
 _LOCK = threading.Lock()
 
 
+def score_features(model, features) -> list:
+    """The feature columns a scoring adapter reads: ``features`` or the names the model stores."""
+    feats = list(features) if features is not None else model.features
+    if feats is None:
+        from ..errors import InputError
+        raise InputError("the model does not name its features: pass features=")
+    return feats
+
+
 def ship(model) -> tuple[str, bytes]:
     """``(token, bytes)`` to send to workers; the token names the model in their caches."""
     data = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)

@@ -4,7 +4,8 @@ import pyarrow as pa
 import pytest
 
 import fastengage as fe
-from distributed_data import CHURN_MODEL, assert_same_rows, transactions
+from distributed_data import (CHURN_MODEL, assert_same_rows, check_clv_equals_local,
+                               transactions, with_null_ids)
 from fastengage.errors import InputError
 
 dd = pytest.importorskip("dask.dataframe")
@@ -44,9 +45,7 @@ def test_rfm_string_ids_as_of_returns_exclude_and_nulls():
               returns="exclude")
     got = fed.rfm(_ddf(tab, 4), **kw)
     assert_same_rows(_arrow(got), fe.rfm(tab, **kw).replace_schema_metadata(None), ["customer"])
-    ids = tab.column("customer").to_pylist()
-    ids[::50] = [None] * len(ids[::50])
-    tab = tab.set_column(0, "customer", pa.array(ids, pa.string()))
+    tab = with_null_ids(tab)
     with pytest.raises(InputError, match="null"):
         fed.rfm(_ddf(tab, 3), customer="customer", time="ts", amount="amount")
 
@@ -71,19 +70,10 @@ def test_recommend_equals_local():
 
 
 def test_clv_summary_fit_predict_equal_local():
-    from fastengage.clv import BetaGeo
     from fastengage.clv.datasets import load_cdnow_sample
     tab = load_cdnow_sample()  # 2,357 customers, a published BG/NBD benchmark set
     # pandas has no date dtype (dates become objects): give Dask timestamps
     tab = tab.set_column(1, "date", tab.column("date").cast(pa.timestamp("us")))
     kw = dict(customer="customer_id", time="date", amount="dollar_value", freq="W")
     summ = fed.clv_summary(_ddf(tab, 4, empty=1), **kw, buckets=3)
-    want = fe.clv.summary(tab, **kw).replace_schema_metadata(None)
-    assert_same_rows(_arrow(summ), want, ["customer_id"], rounding=["monetary_value"])
-    local = BetaGeo().fit(want)
-    dist = fed.clv_fit(BetaGeo(), summ)
-    for k, v in local.params_.items():
-        assert dist.params_[k] == pytest.approx(v, rel=1e-9, abs=0), k
-    got = fed.clv_predict(local, summ, 30.0, customer="customer_id")
-    assert_same_rows(_arrow(got), local.predict(want, 30.0, customer="customer_id"),
-                     ["customer_id"])
+    check_clv_equals_local(fed, summ, tab, kw, _arrow)

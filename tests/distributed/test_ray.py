@@ -4,7 +4,8 @@ import pyarrow as pa
 import pytest
 
 import fastengage as fe
-from distributed_data import CHURN_MODEL, assert_same_rows, transactions
+from distributed_data import (CHURN_MODEL, assert_same_rows, check_clv_equals_local,
+                               transactions, with_null_ids)
 from fastengage.errors import InputError
 
 ray = pytest.importorskip("ray")
@@ -48,9 +49,7 @@ def test_rfm_string_ids_and_nulls(local_ray):
     kw = dict(customer="customer", time="ts", amount="amount", as_of="1970-12-01")
     got = fer.rfm(_ds(tab, 4), **kw, buckets=4)
     assert_same_rows(_arrow(got), fe.rfm(tab, **kw).replace_schema_metadata(None), ["customer"])
-    ids = tab.column("customer").to_pylist()
-    ids[::50] = [None] * len(ids[::50])
-    tab = tab.set_column(0, "customer", pa.array(ids, pa.string()))
+    tab = with_null_ids(tab)
     with pytest.raises(InputError, match="null"):
         fer.rfm(_ds(tab, 3), customer="customer", time="ts", amount="amount")
 
@@ -71,17 +70,8 @@ def test_score_and_recommend_equal_local(local_ray):
 
 
 def test_clv_summary_fit_predict_equal_local(local_ray):
-    from fastengage.clv import BetaGeo
     from fastengage.clv.datasets import load_cdnow_sample
     tab = load_cdnow_sample()
     kw = dict(customer="customer_id", time="date", amount="dollar_value", freq="W")
     summ = fer.clv_summary(_ds(tab, 4, empty=1), **kw, buckets=3).materialize()
-    want = fe.clv.summary(tab, **kw).replace_schema_metadata(None)
-    assert_same_rows(_arrow(summ), want, ["customer_id"], rounding=["monetary_value"])
-    local = BetaGeo().fit(want)
-    dist = fer.clv_fit(BetaGeo(), summ)
-    for k, v in local.params_.items():
-        assert dist.params_[k] == pytest.approx(v, rel=1e-9, abs=0), k
-    got = fer.clv_predict(local, summ, 30.0, customer="customer_id")
-    assert_same_rows(_arrow(got), local.predict(want, 30.0, customer="customer_id"),
-                     ["customer_id"])
+    check_clv_equals_local(fer, summ, tab, kw, _arrow)
