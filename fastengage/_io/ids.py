@@ -51,7 +51,18 @@ def string_buffers(array: pa.Array) -> tuple:
     offset_type = np.int64 if pa.types.is_large_string(array.type) else np.int32
     _, offsets_buf, data_buf = array.buffers()
     start = array.offset
-    offsets = np.frombuffer(offsets_buf, dtype=offset_type)[start:start + len(array) + 1]
+    needed = start + len(array) + 1
+    itemsize = np.dtype(offset_type).itemsize
+    if offsets_buf is None or offsets_buf.size < needed * itemsize:
+        if len(array) == 0:  # some producers give an empty array no offsets at all
+            offsets = np.zeros(1, dtype=offset_type)
+        else:
+            held = 0 if offsets_buf is None else offsets_buf.size
+            raise InputError(f"a string column's offsets buffer holds {held} bytes, fewer than "
+                             f"its {len(array)} values need")
+    else:
+        # only the entries in use: a buffer may be longer, and not a multiple of the width
+        offsets = np.frombuffer(offsets_buf, dtype=offset_type, count=needed)[start:]
     data = (np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None and data_buf.size
             else np.zeros(1, dtype=np.uint8))
     return offsets, data
