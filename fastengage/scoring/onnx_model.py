@@ -329,6 +329,9 @@ class OnnxModel(Model):
         zipmaps = [n for n in proto.graph.node if n.op_type == "ZipMap"]
         if not zipmaps:
             return proto, None
+        if classes is None:  # a ZipMap maps class labels: one without a classifier is malformed
+            raise ModelFormatError("ONNX model has a ZipMap node but no classifier that names "
+                                   "its class labels")
         proto = onnx.ModelProto.FromString(proto.SerializeToString())
         graph = proto.graph
         zm = next(n for n in graph.node if n.op_type == "ZipMap")

@@ -266,3 +266,34 @@ def test_onnx_unknown_input_type_and_bad_names_raise_model_format_error():
     proto.graph.input[0].type.tensor_type.elem_type = 73
     with pytest.raises(ModelFormatError):
         load_model(proto.SerializeToString())
+
+
+#: The fuzzer's input (an ONNX LinearClassifier whose op type was mangled, then Cast and ZipMap).
+_MANGLED_CLASSIFIER = bytes.fromhex(
+    "080a1208736b6c326f6e6e781a06312e32302e30220761692e6f6e6e78280032003ae1030ae3010a01581205"
+    "6c6162656c120d70726f626162696c69746965731a104c696e656172436c617373696669657222104c696eff"
+    "ffffff6c61737369666965722a190a10636c6173736c6162656c735f696e747340004001a001072a2f0a0c63"
+    "6f656666696369656e74733daefe9bc03dc91b20bd3d1393e63d3daefe9b403dc91b203d3d1393e6bda00106"
+    "2a190a0a696e74657263657074733deba05c3d3deba05cbda001062a120a0b6d756c74695f636c6173731800"
+    "a001022a1d0a0e706f73745f7472616e73666f726d22084c4f474953544943a001033a0a61692e6f6e6e782e"
+    "6d6c0a2e0a056c6162656c120c6f75747075745f6c6162656c1a04436173742204436173742a090a02746f18"
+    "07a001023a000a5c0a0d70726f626162696c697469657312126f75747075745f70726f626162696c6974791a"
+    "065a69704d617022065a69704d61702a1b0a12636c6173736c6162656c735f696e7436337340004001a00107"
+    "3a0a61692e6f6e6e782e6d6c12184f4e4e58284c6f67697374696352656772657373696f6e295a110a015812"
+    "0c0a0a080112060a000a02080362180a0c6f75747075745f6c6162656c12080a06080712020a0062240a126f"
+    "75747075745f70726f626162696c697479120e220c0a0a2a08080712040a020801420e0a0a61692e6f6e6e78"
+    "2e6d6c100142040a00100972200a0d666561747572655f6e616d6573120f5b2261222c202262222c20226322"
+    "5d")
+
+
+def test_zipmap_without_a_classifier_is_a_format_error():
+    # found by the coverage-guided fuzzer: with the classifier's op type mangled no class labels
+    # are found, and stripping the ZipMap raised TypeError (len(None)) instead of a format error
+    from fastengage.errors import ModelFormatError
+    from fastengage.scoring import load_model
+
+    for backend in ("onnxruntime", "auto"):
+        try:
+            load_model(_MANGLED_CLASSIFIER, backend=backend)
+        except ModelFormatError:
+            pass
