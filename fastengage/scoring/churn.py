@@ -23,6 +23,8 @@ import json
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..errors import InputError
+
 __all__ = ["churn_dataset"]
 
 
@@ -61,7 +63,6 @@ def churn_dataset(data, *, customer: str, time: str, amount: str, cutoff, horizo
     from ..features.training import training_set
 
     if cutoff is None:
-        from ..errors import InputError
         raise InputError("cutoff is required")
     stacked = training_set(data, customer=customer, time=time, amount=amount, order=order,
                            cutoffs=[cutoff], horizon=horizon, label="purchases",
