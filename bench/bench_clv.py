@@ -157,7 +157,7 @@ def _pareto_check(x, tx, T, *, newton, ll_tol, ll_gap, names, rel, ratio_rel):
     """The checks of both Pareto/NBD benches: our optimum is at least as good as lifetimes'
     (``ll_tol`` relative), not better by more than ``ll_gap`` (None: unbounded) and ``names`` agree to ``rel``; s and beta are weakly identified on
     these data (the likelihood has a ridge along which s/beta, the mean death rate, is fixed),
-    so they are compared through that ratio (``ratio_rel``)."""
+    so they are compared through that ratio (``ratio_rel``; None: not compared)."""
     def check(o, t, _):
         ref = clv.ParetoNBD()
         ref.params_ = {k: float(t.params_[k]) for k in ("r", "alpha", "s", "beta")}
@@ -169,8 +169,9 @@ def _pareto_check(x, tx, T, *, newton, ll_tol, ll_gap, names, rel, ratio_rel):
             assert o.log_likelihood_ - ll_theirs <= ll_gap * abs(ll_theirs)
         for k in names:
             assert o.params_[k] == pytest.approx(t.params_[k], rel=rel), k
-        assert o.params_["s"] / o.params_["beta"] == pytest.approx(
-            t.params_["s"] / t.params_["beta"], rel=ratio_rel)
+        if ratio_rel is not None:
+            assert o.params_["s"] / o.params_["beta"] == pytest.approx(
+                t.params_["s"] / t.params_["beta"], rel=ratio_rel)
     return check
 
 
@@ -187,11 +188,12 @@ def test_pareto_fit_hard_region(benchmark):
     x, tx, T = simulate_pareto_hard(N_PARETO_HARD)
     ours, theirs = _pareto_ours_theirs(x, tx, T)
     # at 20k customers both reach the same maximum; on the smoke sample the likelihood is flat
-    # along s/beta = const and lifetimes stops early on that ridge (ours is higher), where the
-    # two stopping points' s/beta differed by 6% (so the smoke check of it is 10%)
+    # along s/beta = const and where lifetimes stops on that ridge depends on its scipy version
+    # (s/beta 6% off here, 16% in a fresh CI venv), so there the check is only that our
+    # likelihood is at least lifetimes' and r, alpha agree
     check = _pareto_check(x, tx, T, newton=True, ll_tol=1e-7, ll_gap=None,
                           names=("r", "alpha", "s", "beta") if FULL else ("r", "alpha"),
-                          rel=1e-3 if FULL else 2e-2, ratio_rel=1e-3 if FULL else 1e-1)
+                          rel=1e-3 if FULL else 2e-2, ratio_rel=1e-3 if FULL else None)
     compare(benchmark, "clv.pareto_fit_hard", ours, {"lifetimes": theirs}, check,
             rounds=1 if FULL else ROUNDS, size=f"{N_PARETO_HARD} customers")
 
