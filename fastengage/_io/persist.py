@@ -263,6 +263,7 @@ def load_bundle(path: str | os.PathLike | io.IOBase, kind: str,
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
         raise ModelFormatError(f"not a fastengage {kind} file: {exc}") from exc
     try:
+        _check_members(zf, kind)
         header = _read_header(zf, kind)
         if not isinstance(header, dict) or header.get("format") != FORMAT:
             raise ModelFormatError(f"not a fastengage {kind} file (format={header.get('format')!r})"
@@ -283,6 +284,18 @@ def load_bundle(path: str | os.PathLike | io.IOBase, kind: str,
         zf.close()
         raise
     return Bundle(kind, version, meta, zf)
+
+
+def _check_members(zf: zipfile.ZipFile, kind: str) -> None:
+    """Every member is stored or deflated (what :func:`save_bundle` writes) and not encrypted;
+    zipfile would otherwise raise NotImplementedError or RuntimeError on opening it."""
+    for info in zf.infolist():
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise ModelFormatError(f"{kind} file: member {info.filename!r} uses compression "
+                                   f"method {info.compress_type}; only stored or deflated "
+                                   "members are read")
+        if info.flag_bits & 0x1:
+            raise ModelFormatError(f"{kind} file: member {info.filename!r} is encrypted")
 
 
 def _read_header(zf: zipfile.ZipFile, kind: str):

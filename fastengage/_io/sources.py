@@ -256,14 +256,14 @@ def _open_source(data) -> Source:
                 # Pages written with CRC checksums are verified: corruption is then an error,
                 # not garbage values (files without checksums cannot be checked).
                 parquet = pq.ParquetFile(path, pre_buffer=False, page_checksum_verification=True)
-            except (pa.ArrowInvalid, OSError) as exc:
+            except (pa.ArrowException, OSError) as exc:  # Arrow{Invalid,NotImplemented}Error...
                 raise InputError(f"cannot read {path!r} as Parquet: {exc}") from exc
             source = Source(parquet.schema_arrow, "parquet_file", parquet.metadata.num_rows, parquet)
             source._path = path
             return source
         try:
             dataset = ds.dataset(path, format="parquet")
-        except (pa.ArrowInvalid, OSError) as exc:
+        except (pa.ArrowException, OSError) as exc:
             raise InputError(f"cannot read {path!r} as Parquet: {exc}") from exc
         source = Source(dataset.schema, "dataset", None, dataset)
         source._path = path

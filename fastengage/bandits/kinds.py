@@ -67,8 +67,10 @@ class GaussianTS(Policy):
     posterior N(m_a, s_a^2), ``1/s_a^2 = 1/prior_sd^2 + n_a/noise_sd^2``."""
 
     KIND = _decide.GAUSS_TS
-    PARAMS = (("prior_mean", 0.0, (-np.inf, np.inf)), ("prior_sd", 1.0, (1e-12, np.inf)),
-              ("noise_sd", 1.0, (1e-12, np.inf)))
+    # the standard deviations are squared: bounded so that their precisions stay finite and
+    # non-zero (a saved file with noise_sd=1e200 once raised OverflowError at load)
+    PARAMS = (("prior_mean", 0.0, (-np.inf, np.inf)), ("prior_sd", 1.0, (1e-12, 1e12)),
+              ("noise_sd", 1.0, (1e-12, 1e12)))
 
     def _derive(self):
         K = self._counts.shape[0]
