@@ -54,3 +54,52 @@ def bounded_aggregates(segments, customers, amounts, max_rows, lower, upper, res
             continue
         out[s] = (count + 1, total + min(max(int(np.rint(a / resolution)), lo), hi))
     return out
+
+
+def siphash(key: bytes, message: bytes, out_bytes: int = 8, c_rounds: int = 2,
+            d_rounds: int = 4) -> bytes:
+    """SipHash-c-d (default 2-4) of ``message`` under the 16-byte ``key``, 8- or 16-byte tag,
+    written from the paper (Aumasson, Bernstein, INDOCRYPT 2012, section 2) and the reference
+    implementation's 128-bit variant, in plain Python integers."""
+    mask = 2**64 - 1
+
+    def rotl(x, b):
+        return ((x << b) | (x >> (64 - b))) & mask
+
+    def rounds(v, count):
+        v0, v1, v2, v3 = v
+        for _ in range(count):
+            v0 = (v0 + v1) & mask
+            v1 = rotl(v1, 13) ^ v0
+            v0 = rotl(v0, 32)
+            v2 = (v2 + v3) & mask
+            v3 = rotl(v3, 16) ^ v2
+            v0 = (v0 + v3) & mask
+            v3 = rotl(v3, 21) ^ v0
+            v2 = (v2 + v1) & mask
+            v1 = rotl(v1, 17) ^ v2
+            v2 = rotl(v2, 32)
+        return [v0, v1, v2, v3]
+
+    assert len(key) == 16 and out_bytes in (8, 16)
+    k0, k1 = int.from_bytes(key[:8], "little"), int.from_bytes(key[8:], "little")
+    v = [k0 ^ 0x736F6D6570736575, k1 ^ 0x646F72616E646F6D, k0 ^ 0x6C7967656E657261,
+         k1 ^ 0x7465646279746573]
+    if out_bytes == 16:
+        v[1] ^= 0xEE
+    # message words: 8-byte little-endian blocks, the last one padded with zeros and the
+    # length mod 256 in its top byte
+    padded = message + bytes(7 - len(message) % 8) + bytes([len(message) % 256])
+    for i in range(0, len(padded), 8):
+        m = int.from_bytes(padded[i:i + 8], "little")
+        v[3] ^= m
+        v = rounds(v, c_rounds)
+        v[0] ^= m
+    v[2] ^= 0xEE if out_bytes == 16 else 0xFF
+    v = rounds(v, d_rounds)
+    tag = (v[0] ^ v[1] ^ v[2] ^ v[3]).to_bytes(8, "little")
+    if out_bytes == 16:
+        v[1] ^= 0xDD
+        v = rounds(v, d_rounds)
+        tag += (v[0] ^ v[1] ^ v[2] ^ v[3]).to_bytes(8, "little")
+    return tag

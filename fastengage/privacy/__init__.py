@@ -3,9 +3,9 @@ segment reports, and the protocol every stateful object follows to forget a cust
 
 See the README section "Privacy" for what each function guarantees and what it does not.
 """
-from .pseudonyms import METADATA_KEY, key_id, pseudonymize
+from .pseudonyms import METADATA_KEY, key_id, pseudonymize, siphash_key
 
-__all__ = ["pseudonymize", "key_id", "METADATA_KEY"]
+__all__ = ["pseudonymize", "key_id", "siphash_key", "METADATA_KEY"]
 from .consent import ConsentFilter, ConsentResult, consented  # noqa: E402
 
 __all__ += ["consented", "ConsentResult", "ConsentFilter"]

@@ -1,5 +1,6 @@
 """Keyed pseudonymisation of id columns: each id is replaced by a keyed token, HMAC-SHA256 by
-default (RFC 2104 over SHA-256, the construction auditors recognise), or keyed BLAKE2b.
+default (RFC 2104 over SHA-256, the construction auditors recognise), keyed BLAKE2b, or
+SipHash-2-4 (the fast keyed function: a PRF under a 128-bit key derived from ``key``).
 
 What goes into the MAC (the message), per Arrow type:
 
@@ -14,7 +15,10 @@ What goes into the MAC (the message), per Arrow type:
 The token is the first ``length`` bytes of the MAC, as lower-case hex text (``output="hex"``,
 2*length characters) or raw bytes (``output="binary"``, ``fixed_size_binary(length)``). For
 ``blake2b`` the digest size itself is ``length`` (``hashlib.blake2b(m, key=k,
-digest_size=length)``, which is not a prefix of the 64-byte digest).
+digest_size=length)``, which is not a prefix of the 64-byte digest). For ``siphash-2-4`` the
+length is 16 (SipHash-2-4-128, default) or 8 (SipHash-2-4-64), under the 16-byte key
+``HMAC-SHA256(key, b"fastengage.privacy.siphash-key/v1")[:16]`` (:func:`siphash_key`): any key
+of 16+ bytes works, and the SipHash key shares nothing usable with HMAC tokens of the same key.
 
 Collisions: two of n distinct ids share a token with probability about n**2 / 2**(8*length+1):
 at n = 1e9 ids, length 8 -> 2.7e-2, 12 -> 6.3e-12, 16 (default) -> 1.5e-21, 32 -> 0.
@@ -35,15 +39,19 @@ from .._io.sources import open_source
 from ..errors import InputError
 from ..kernels.privacy.blake2b import blake2b_buffers, blake2b_key_state
 from ..kernels.privacy.keyed_hash import hmac_sha256_buffers, sha256_state
+from ..kernels.privacy.siphash import siphash_buffers
 from ._libcrypto import libcrypto
 
-__all__ = ["pseudonymize", "key_id", "METADATA_KEY", "METHODS", "MIN_KEY_BYTES"]
+__all__ = ["pseudonymize", "key_id", "siphash_key", "METADATA_KEY", "METHODS", "MIN_KEY_BYTES"]
 
 #: Schema metadata key under which the output describes its tokens (JSON, never the key).
 METADATA_KEY = b"fastengage.privacy"
-METHODS = ("hmac-sha256", "blake2b")
+METHODS = ("hmac-sha256", "blake2b", "siphash-2-4")
 MIN_KEY_BYTES = 16  # 128 bits
 _KEY_ID_LABEL = b"fastengage.privacy.key-id/v1"
+_SIPHASH_KEY_LABEL = b"fastengage.privacy.siphash-key/v1"
+#: token lengths in bytes each method can give
+_LENGTHS = {"hmac-sha256": range(8, 33), "blake2b": range(8, 65), "siphash-2-4": (8, 16)}
 _MAX_TOKEN_BYTES = 2**31 - 1
 _SHA256_CTX_BYTES = 256  # >= sizeof(SHA256_CTX) (112 in OpenSSL 1.1 and 3.x)
 
@@ -72,6 +80,15 @@ def key_id(key: bytes) -> str:
     """
     key = _check_key(key, "hmac-sha256")
     return _hmac.new(key, _KEY_ID_LABEL, hashlib.sha256).digest()[:8].hex()
+
+
+def siphash_key(key: bytes) -> bytes:
+    """The 16-byte SipHash key ``method="siphash-2-4"`` uses for ``key``:
+    ``HMAC-SHA256(key, b"fastengage.privacy.siphash-key/v1")[:16]`` (a PRF of the secret key
+    under its own label, so keys of any length 16+ work and the SipHash key is independent of
+    the key's HMAC tokens). Secret like the key itself."""
+    key = _check_key(key, "siphash-2-4")
+    return _hmac.new(key, _SIPHASH_KEY_LABEL, hashlib.sha256).digest()[:16]
 
 
 def _id_buffers(array: pa.Array, column: str) -> tuple[np.ndarray, np.ndarray]:
@@ -116,6 +133,9 @@ class _Hasher:
         if method == "blake2b":
             self.state = np.zeros(16, np.uint64)
             blake2b_key_state(np.frombuffer(key, np.uint8), length, self.state)
+        elif method == "siphash-2-4":
+            # the key's two halves as little-endian words, as the SipHash specification reads them
+            self.state = np.frombuffer(siphash_key(key), "<u8").astype(np.uint64)
         elif self.lib is None:
             self._key = key  # Python fallback needs the key itself (held only for this call)
         else:
@@ -143,6 +163,9 @@ class _Hasher:
                                 np.uint64(lib.sha256_update), np.uint64(lib.sha256_final),
                                 np.uint64(lib.sha256_transform), self.length, self.hex_out, out,
                                 n_threads=self.n_threads)
+        elif self.method == "siphash-2-4":
+            siphash_buffers(offsets, data, self.state, self.length, self.hex_out, out,
+                            n_threads=self.n_threads)
         else:
             blake2b_buffers(offsets, data, self.state, self.length, self.hex_out, out,
                             n_threads=self.n_threads)
@@ -226,13 +249,15 @@ def pseudonymize(data, columns: Sequence[str], *, key: bytes, method: str = "hma
         Secret key, at least 16 bytes (``secrets.token_bytes(32)``); 64 bytes at most for
         ``blake2b``. It is never logged, stored, or kept after the call (a streamed output keeps
         key-derived state until it is consumed).
-    method : ``"hmac-sha256"`` (default) or ``"blake2b"`` (keyed BLAKE2b, digest size = length).
+    method : ``"hmac-sha256"`` (default), ``"blake2b"`` (keyed BLAKE2b, digest size = length)
+        or ``"siphash-2-4"`` (SipHash-2-4-128, or -64 at length 8, under :func:`siphash_key`;
+        the fastest: a PRF for short ids, not a password hash).
     length : int
-        Token length in bytes, 8..32 for HMAC-SHA256, 8..64 for BLAKE2b. Default 16 (128 bits;
-        collision probability ~1.5e-21 among 1e9 distinct ids).
+        Token length in bytes, 8..32 for HMAC-SHA256, 8..64 for BLAKE2b, 8 or 16 for SipHash.
+        Default 16 (128 bits; collision probability ~1.5e-21 among 1e9 distinct ids).
     output : ``"hex"`` (string tokens, 2*length characters) or ``"binary"``.
     n_threads : int, optional
-        Threads for HMAC-SHA256 (default: all).
+        Threads (default: all); the tokens do not depend on it.
     batch_size : int, optional
         Rows per streamed batch when reading files or datasets.
 
@@ -246,10 +271,12 @@ def pseudonymize(data, columns: Sequence[str], *, key: bytes, method: str = "hma
     if method not in METHODS:
         raise InputError(f"method={method!r}; choose one of {', '.join(METHODS)}")
     key = _check_key(key, method)
-    max_length = 32 if method == "hmac-sha256" else 64
+    lengths = _LENGTHS[method]
     if isinstance(length, bool) or not isinstance(length, (int, np.integer)) \
-            or not 8 <= length <= max_length:
-        raise InputError(f"length={length!r}; {method} tokens are 8..{max_length} bytes")
+            or length not in lengths:
+        allowed = " or ".join(map(str, lengths)) if isinstance(lengths, tuple) \
+            else f"{lengths[0]}..{lengths[-1]}"
+        raise InputError(f"length={length!r}; {method} tokens are {allowed} bytes")
     if output not in ("hex", "binary"):
         raise InputError(f"output={output!r}; choose 'hex' or 'binary'")
     if isinstance(columns, str):
