@@ -28,21 +28,25 @@ SCHEMA = pa.schema([
 ])
 
 
-def _as_profile(data, columns, categorical, n_threads, kinds=None) -> Profile:
+def _as_profile(data, columns, categorical, n_threads, consent, kinds=None) -> Profile:
     if isinstance(data, Profile):
+        if consent is not None:
+            raise InputError("consent= filters raw data; a Profile is already built: build it "
+                             "with Profile.from_data(..., consent=...)")
         return data
     if kinds is not None:
         columns = list(kinds)
         categorical = [c for c, k in kinds.items() if k != NUMERIC]
     return Profile.from_data(data, columns, categorical=categorical or (), mode="exact",
-                             n_threads=n_threads)
+                             n_threads=n_threads, **(consent or {}))
 
 
 def drift(reference, current, *, columns=None, categorical=(), n_bins: int | None = None,
           psi_threshold: float | None = None, pvalue_threshold: float | None = None,
           wasserstein_threshold: float | None = None, js_threshold: float | None = None,
           null_rate_threshold: float | None = None, ks_method: str = "auto",
-          n_threads: int | None = None) -> pa.Table:
+          n_threads: int | None = None, consent=None, customer: str | None = None,
+          time: str | None = None) -> pa.Table:
     """Drift of every column of ``current`` against ``reference``: one row per column.
 
     ``reference`` and ``current`` are :class:`Profile` objects (e.g. loaded from disk) or any
@@ -65,13 +69,19 @@ def drift(reference, current, *, columns=None, categorical=(), n_bins: int | Non
     moved by more than 0.1. ``method`` names the rule that was applied. ``rank_error`` is the
     relative rank-error bound of sketched columns (0 when both sides are exact): then the KS
     statistic is within that bound and the Wasserstein distance within bound * (max - min).
+
+    ``consent`` (a :class:`fastengage.privacy.ConsentFilter`) keeps only the rows of raw
+    ``reference`` and ``current`` inputs whose customer (column ``customer``) had consent at the
+    row's ``time``, as :meth:`Profile.from_data` does (``consent.last_report``: the current
+    side's exclusions); a :class:`Profile` input must have been built with it instead.
     """
     n_bins = int(n_bins if n_bins is not None else config.MONITOR_PSI_BINS)
     if n_bins < 2:
         raise InputError(f"n_bins must be >= 2, got {n_bins}")
     if ks_method not in ("auto", "asymp"):
         raise InputError(f"ks_method must be 'auto' or 'asymp', got {ks_method!r}")
-    ref = _as_profile(reference, columns, categorical, n_threads)
+    consent = None if consent is None else dict(consent=consent, customer=customer, time=time)
+    ref = _as_profile(reference, columns, categorical, n_threads, consent)
     if columns is None:
         columns = ref.columns
     elif isinstance(columns, str):
@@ -80,7 +90,7 @@ def drift(reference, current, *, columns=None, categorical=(), n_bins: int | Non
     if missing:
         raise InputError(f"column(s) {missing} are not in the reference profile")
     kinds = {c: ref.kinds[c] for c in columns}
-    cur = _as_profile(current, None, None, n_threads, kinds=kinds)
+    cur = _as_profile(current, None, None, n_threads, consent, kinds=kinds)
     for c in columns:
         if cur.kinds.get(c) != kinds[c]:
             raise InputError(f"column {c!r} is {kinds[c]} in the reference but "

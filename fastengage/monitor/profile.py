@@ -7,6 +7,7 @@ from typing import Sequence
 
 import pyarrow as pa
 
+from .._io.columns import consented_input
 from .._io.sources import open_source
 from ..errors import InputError
 from ..kernels.common.config import MONITOR_EXACT_LIMIT, MONITOR_SKETCH_K
@@ -51,11 +52,17 @@ class Profile:
     def from_data(cls, data, columns: Sequence[str] | None = None, *,
                   categorical: Sequence[str] = (), mode: str = "auto",
                   exact_limit: int | None = None, sketch_size: int | None = None,
-                  n_threads: int | None = None) -> "Profile":
+                  n_threads: int | None = None, consent=None, customer: str | None = None,
+                  time: str | None = None) -> "Profile":
         """Profile ``columns`` (default: every numeric, string, boolean or dictionary column) of
         any Arrow input (table, batches, Parquet path or dataset streamed, polars/pandas/DuckDB).
+
+        ``consent`` (a :class:`fastengage.privacy.ConsentFilter`) profiles only the rows whose
+        customer (column ``customer``) had consent for the filter's purpose at the row's
+        ``time`` (without ``time``: at the filter's ``as_of``); what was excluded is in
+        ``consent.last_report``. The profiled columns are the same as without it.
         """
-        source = open_source(data)
+        source = open_source(consented_input(data, consent, customer=customer, time=time))
         profile = cls(_kinds(source.schema, columns, categorical), mode=mode,
                       exact_limit=exact_limit, sketch_size=sketch_size)
         for batch in source.batches(list(profile.kinds)):
@@ -66,9 +73,11 @@ class Profile:
     def columns(self) -> list[str]:
         return list(self.kinds)
 
-    def update(self, batch, *, n_threads: int | None = None) -> "Profile":
-        """Add the rows of ``batch`` (any Arrow input holding the profiled columns)."""
-        source = open_source(batch)
+    def update(self, batch, *, n_threads: int | None = None, consent=None,
+               customer: str | None = None, time: str | None = None) -> "Profile":
+        """Add the rows of ``batch`` (any Arrow input holding the profiled columns); with
+        ``consent``, only those whose customer had consent (as in :meth:`from_data`)."""
+        source = open_source(consented_input(batch, consent, customer=customer, time=time))
         source.require({name: name for name in self.kinds})
         for part in source.batches(list(self.kinds)):
             self._add(_batch_states(part, self.kinds, n_threads))
