@@ -104,14 +104,20 @@ def siphash24(data, start, size, k0, k1, wide):
     return first, second
 
 
+#: the two lower-case hex digits of every byte value as one little-endian uint16 (first digit
+#: in the low byte), so that a byte becomes its two characters in one store
+_HEX_PAIRS = (_HEX[np.arange(256) >> 4].astype(np.uint16)
+              | (_HEX[np.arange(256) & 15].astype(np.uint16) << 8))
+
+
 @njit(**NJIT, inline="always")
-def _write_word(word, n_bytes, hex_out, hexdigits, out, pos):
-    """The low ``n_bytes`` bytes of ``word``, little-endian, as raw bytes or lower-case hex."""
-    for j in range(n_bytes):
+def _write_word(word, hex_out, hex_pairs, out, out_pairs, pos):
+    """The 8 bytes of ``word``, little-endian, as raw bytes at ``out[pos:]`` or as 16 lower-case
+    hex digits at ``out[2*pos:]`` (``out_pairs`` is ``out`` seen as uint16)."""
+    for j in range(8):
         b = (word >> np.uint64(8 * j)) & np.uint64(0xFF)
         if hex_out:
-            out[pos + 2 * j] = hexdigits[b >> np.uint64(4)]
-            out[pos + 2 * j + 1] = hexdigits[b & np.uint64(15)]
+            out_pairs[pos + j] = hex_pairs[b]
         else:
             out[pos + j] = b
 
@@ -124,10 +130,9 @@ def siphash_buffers(offsets, data, key_words, length, hex_out, out):
     lower-case hex (w = 2*length)."""
     n = offsets.size - 1
     n_chunks = min(n, PRIVACY_HASH_CHUNKS)
-    hexdigits = _HEX
+    hex_pairs = _HEX_PAIRS
+    out_pairs = out[:out.size // 2 * 2].view(np.uint16)
     wide = length == 16
-    step = 2 if hex_out else 1
-    width = length * step
     k0 = key_words[0]
     k1 = key_words[1]
     for chunk in prange(n_chunks):
@@ -135,7 +140,7 @@ def siphash_buffers(offsets, data, key_words, length, hex_out, out):
         for i in range(lo, hi):
             start = offsets[i]
             first, second = siphash24(data, start, offsets[i + 1] - start, k0, k1, wide)
-            pos = i * width
-            _write_word(first, 8, hex_out, hexdigits, out, pos)
+            pos = i * length  # in bytes of the tag: characters pairs for hex output
+            _write_word(first, hex_out, hex_pairs, out, out_pairs, pos)
             if wide:
-                _write_word(second, 8, hex_out, hexdigits, out, pos + 8 * step)
+                _write_word(second, hex_out, hex_pairs, out, out_pairs, pos + 8)
