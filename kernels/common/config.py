@@ -74,6 +74,12 @@ BANDIT_DECIDE_CHUNK = 1024
 #: Fewer rows than this (decide_one, the few rows of an arm whose width a block needs) are
 #: scored row by row; more, feature by feature over contiguous rows (SIMD). Same bits either way.
 BANDIT_ROWWISE_BELOW = 8
+#: Relative slack of the UCB width bounds that let a decision skip widths (kernels/bandits/
+#: decide.py ``_may_win``): an arm is skipped only if its best possible score is below the top
+#: arm's least possible score by this much of their magnitudes. A correctness margin (orders of
+#: magnitude above float64 rounding), not a tuning knob: any value in [1e-13, 1e-6] gives the same
+#: decisions, larger ones only compute more widths.
+BANDIT_BOUND_SLACK = 1e-12
 #: Rows per batch of a batch decision at the API: its feature matrix (rows x features float64,
 #: 10 MiB at 20 features) is reused batch after batch and read by the kernel while in cache.
 BANDIT_DECIDE_BATCH = 65_536
