@@ -64,6 +64,22 @@ MONITOR_SMALL_SAMPLE = 1000
 MONITOR_KS_EXACT_MAX_N = 10_000
 #: A column's null rate moving by more than this (absolute) flags drift as well.
 MONITOR_NULL_RATE_THRESHOLD = 0.1
+#: Drift of raw numeric columns without sorting them (kernels/monitor/buckets.py): values go
+#: into buckets of a monotone map: MONITOR_BUCKET_CELLS cells (a power of two; a compile-time
+#: constant, so that the cell search unrolls) at quantiles of a sample of MONITOR_BUCKET_SAMPLE
+#: values per side, split into equal-width sub-buckets of about MONITOR_BUCKET_ROWS values per
+#: side, at most MONITOR_BUCKET_MAX buckets (ids are uint16, the last one marks NaN).
+MONITOR_BUCKET_CELLS = 256
+MONITOR_BUCKET_SAMPLE = 4096
+MONITOR_BUCKET_ROWS = 64
+MONITOR_BUCKET_MAX = 32768
+#: A column whose buckets needing their values in order hold more than this share of its values
+#: (few distinct values, a constant column) is sorted instead.
+MONITOR_BUCKET_GATHER_LIMIT = 0.25
+#: The counting pass runs over at most this many chunks of at least MONITOR_BUCKET_CHUNK_ROWS
+#: rows (a function of the row count only: results do not depend on the thread count).
+MONITOR_BUCKET_CHUNKS = 8
+MONITOR_BUCKET_CHUNK_ROWS = 65536
 
 # --- bandits (next-best-action policies and off-policy evaluation, issue #12) ------------------
 #: Rows per parallel task of a batch decision (scratch allocated once per task); large enough
