@@ -83,7 +83,9 @@ def run_polars(df):
              pl.col("amount").filter(buy & prev).sum().alias(f"spend_prev_{w0}d"),
              pl.col("item").filter(buy).n_unique().cast(pl.Int64).alias("distinct_items"),
              pl.col("channel").filter(buy).n_unique().cast(pl.Int64).alias("n_channels"),
-             pl.col("channel").filter(buy).sort_by(t.filter(buy)).last().alias("last_channel")]
+             # on a tie of times, the greatest channel value (fastengage's documented rule)
+             pl.col("channel").filter(buy).sort_by([t.filter(buy), pl.col("channel").filter(buy)])
+             .last().alias("last_channel")]
     for v in CHANNELS:
         here = buy & (pl.col("channel") == v)
         aggs += [pl.col("order").filter(here).n_unique().alias(f"_orders_{v}"),

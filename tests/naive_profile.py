@@ -34,11 +34,8 @@ def naive_profile(customers, times, amounts, *, orders=None, items=None, categor
         def n_orders(sel):
             return len({orders[i] for i in sel}) if orders is not None else len(sel)
 
-        def total(sel):
-            s = 0.0
-            for i in sel:
-                s += amounts[i]
-            return s
+        def total(sel):  # every sum of amounts is the exact sum, correctly rounded
+            return float(sum(Fraction(amounts[i]) for i in sel))
 
         first = min(times[i] for i in buy)
         last = max(times[i] for i in buy)
@@ -87,7 +84,7 @@ def naive_profile(customers, times, amounts, *, orders=None, items=None, categor
             latest = max(times[i] for i in buy)
             used = {channels[i] for i in buy}
             r["n_channels"] = len(used)
-            r["last_channel"] = [channels[i] for i in buy if times[i] == latest][-1]
+            r["last_channel"] = max(channels[i] for i in buy if times[i] == latest)
             spend = total(buy)
             for v in channel_values:
                 r[f"channel_{v}_order_share"] = n_orders([i for i in buy if channels[i] == v]) / freq

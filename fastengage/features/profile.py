@@ -23,7 +23,7 @@ profiles and training sets"); their definitions:
   (``category=``): ``distinct_categories``, ``top_category_share`` (lines of the most bought
   category / purchase lines), ``category_entropy`` (natural log, over the lines' categories);
 * channel mix (``channel=``): ``n_channels`` used, ``last_channel`` (of the latest purchase row;
-  on a tie, the row that came last), and per channel value ``v`` (ascending):
+  on a tie of times, the greatest channel value among those rows), and per channel value ``v`` (ascending):
   ``channel_{v}_order_share`` (orders with a purchase line in ``v`` / frequency; an order with
   lines in two channels counts in both) and ``channel_{v}_spend_share`` (purchase spend in
   ``v`` / all purchase spend; null when that is 0).
@@ -52,6 +52,7 @@ __all__ = ["profile", "profile_columns"]
 log = logging.getLogger("fastengage")
 _TS = pa.timestamp("us", tz="UTC")
 _INT64_MIN = -(2**63)
+_EMPTY = np.empty(0, np.int64)
 
 
 def profile(data, *, customer: str, time: str, amount: str, order: str | None = None,
@@ -128,14 +129,17 @@ def profile_of_rows(rows: Rows, roles: dict, limit_us: int | None, windows: tupl
     day = int(_k.US_PER_DAY)
     trend = int(np.argmin(windows))
     window_lo = np.array([_clamp(as_of_us - w * day) for w in windows], np.int64)
-    n_channels = len(rows.encoders["channel"]) if "channel" in rows.encoders else 0
+    # channel values in ascending order and the rank of each code (last_channel's tie rule)
+    channel_values, channel_rank = (sorted_codes(rows.encoders["channel"])
+                                    if "channel" in rows.encoders else (None, _EMPTY))
+    n_channels = len(channel_rank)
     n_win = len(windows)
     ints = np.zeros((rows.n_codes, _k.N_INT + _k.INT_PER_WINDOW * n_win), np.int64)
     floats = np.zeros((rows.n_codes, _k.N_FLOAT + _k.FLOAT_PER_WINDOW * n_win), np.float64)
     shares = np.zeros((rows.n_codes, 2 * n_channels), np.float64)
     _k.fold_profiles(perm, offsets, rows.times, rows.amounts, rows.codes_of("order"),
                      rows.codes_of("item"), rows.codes_of("category"), rows.codes_of("channel"),
-                     n_channels, np.int64(as_of_us), window_lo, trend,
+                     n_channels, channel_rank, np.int64(as_of_us), window_lo, trend,
                      _clamp(as_of_us - 2 * windows[trend] * day),
                      _clamp(as_of_us - windows[trend] * day), returns == "net",
                      ints, floats, shares, PROFILE_BLOCK, n_threads=n_threads)
@@ -155,8 +159,8 @@ def profile_of_rows(rows: Rows, roles: dict, limit_us: int | None, windows: tupl
         order = pc.sort_indices(ids)
         ids = ids.take(order)
         keep = keep[order.to_numpy()]
-    table = _table(ids, ints[keep], floats[keep], shares[keep], rows, roles, windows, trend,
-                   returns)
+    table = _table(ids, ints[keep], floats[keep], shares[keep], channel_values, channel_rank, roles,
+                   windows, returns)
     if table.schema.field(0).type != rows.output_type:
         table = table.set_column(0, roles["customer"], _as_type(table.column(0), rows.output_type))
     report.update(as_of=iso(as_of_us), customers=int(len(keep)),
@@ -193,7 +197,7 @@ def _nullable(values: np.ndarray) -> pa.Array:
     return pa.array(values, from_pandas=True)  # NaN -> null
 
 
-def _table(ids, ints, floats, shares, rows: Rows, roles: dict, windows, trend, returns):
+def _table(ids, ints, floats, shares, channel_values, channel_rank, roles: dict, windows, returns):
     k = _k
     cols = [ids,
             pa.array(ints[:, k.I_FIRST]).cast(_TS), pa.array(ints[:, k.I_LAST]).cast(_TS),
@@ -219,14 +223,13 @@ def _table(ids, ints, floats, shares, rows: Rows, roles: dict, windows, trend, r
                  pa.array(floats[:, k.F_CATEGORY_ENTROPY])]
     values = []
     if "channel" in roles:
-        values, rank = sorted_codes(rows.encoders["channel"])
-        by_value = np.argsort(rank)  # code of the i-th smallest value
-        n = len(rank)
+        by_value = np.argsort(channel_rank)  # code of the i-th smallest value
+        n = len(channel_rank)
         cols += [pa.array(ints[:, k.I_N_CHANNELS]),
-                 values.take(pa.array(rank[ints[:, k.I_LAST_CHANNEL]]))]
+                 channel_values.take(pa.array(channel_rank[ints[:, k.I_LAST_CHANNEL]]))]
         cols += [pa.array(shares[:, c]) for c in by_value]
         cols += [_nullable(shares[:, n + c]) for c in by_value]
-        values = [v.as_py() for v in values]
+        values = [v.as_py() for v in channel_values]
     names = [roles["customer"], *profile_columns(windows, returns=returns, item="item" in roles,
                                                  category="category" in roles, channels=values)]
     if len(set(names)) != len(names):

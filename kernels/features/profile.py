@@ -3,8 +3,12 @@ customer over its slice of rows (issue #15.1).
 
 Times are int64 microseconds UTC, days ``floor(us / 86_400e6)``. A row with ``amount >= 0`` is a
 purchase, ``amount < 0`` a return (as in the RFM kernels). Every output of a customer is computed
-by one thread from that customer's rows in input order, so results are bit-identical for any
-thread count. Optional columns (orders, items, categories, channels) are passed as empty arrays
+by one thread from that customer's rows, so results are bit-identical for any thread count; and
+no output depends on the order of the rows: every sum of amounts (monetary total, spend and
+returns per window, the trend's previous period, spend per channel) is an exact fixed-point sum
+as in ``rfm.py`` (integer additions commute), read out correctly rounded; the category entropy
+adds its terms in the order of their counts, not of the category codes (which are numbered in
+first-seen order); ``last_channel`` breaks a tie of times by the channel's rank. Optional columns (orders, items, categories, channels) are passed as empty arrays
 when absent, so one compiled specialisation serves every call.
 """
 import math
@@ -180,64 +184,73 @@ def _count_runs(values, n):
     return runs
 
 
+#: Rows of the fixed-point accumulators (``STATE_DTYPE`` records, money fields only) of one
+#: customer: all purchases, all returns, the trend's previous period, then spend per window,
+#: returns per window, spend per channel.
+A_PURCHASES = 0
+A_RETURNS = 1
+A_PREV = 2
+A_WINDOWS = 3
+
+
 @njit(**NJIT)
-def _money_scratch():
+def _money_scratch(n):
     # A serial helper: the parfor pass cannot turn a record-array allocation into a loop.
-    return np.zeros(1, STATE_DTYPE)
+    return np.zeros(n, STATE_DTYPE)
+
+
+@njit(**NJIT)
+def _acc_value(acc, k):
+    """Accumulator ``k`` correctly rounded to float64."""
+    return money_value(acc[k].money_frac, acc[k].money_lo, acc[k].money_hi)
 
 
 # ---- the per-customer fold ---------------------------------------------------------------------
 @njit(**NJIT)
 def _fold_one(c, s, e, perm, times, amounts, orders, items, categories, channels, n_channels,
-              as_of_us, window_lo, trend_window, prev_lo, prev_hi, net_returns, ints, floats,
-              shares, ptime, prow, key, val, tmp_k, tmp_v, ch_spend, ch_orders, acc):
+              channel_rank, as_of_us, window_lo, trend_window, prev_lo, prev_hi, net_returns, ints, floats,
+              shares, ptime, prow, key, val, tmp_k, tmp_v, ch_orders, acc):
     n_win = window_lo.shape[0]
-    # monetary_total exactly as rfm() makes it: an exact fixed-point sum, correctly rounded.
-    money_rec = acc[0]
-    money_rec.money_frac = 0
-    money_rec.money_lo = 0
-    money_rec.money_hi = 0
+    a_channels = A_WINDOWS + 2 * n_win
+    for k in range(a_channels + n_channels):  # exact sums, see the module docstring
+        acc[k].money_frac = 0
+        acc[k].money_lo = 0
+        acc[k].money_hi = 0
     p = 0
     n_ret = 0
-    purchase_sum = 0.0
-    spend_prev = 0.0
     first = INT64_MAX
     last = INT64_MIN
     last_channel = -1
     for ch in range(n_channels):
-        ch_spend[ch] = 0.0
         ch_orders[ch] = 0
-    # Pass 1, input order: sums (float order fixed: the customer's rows as they came).
     for j in range(s, e):
         r = perm[j]
         t = times[r]
         a = amounts[r]
+        frac, lo, hi = fixed_words(a)
         if a < 0.0:
             n_ret += 1
-            if net_returns:
-                frac, lo, hi = fixed_words(a)
-                add_money(money_rec, frac, lo, hi)
+            add_money(acc[A_RETURNS], frac, lo, hi)
             for w in range(n_win):
                 if t > window_lo[w]:
                     ints[c, N_INT + INT_PER_WINDOW * w + 2] += 1
-                    floats[c, N_FLOAT + FLOAT_PER_WINDOW * w + 1] -= a
+                    add_money(acc[A_WINDOWS + n_win + w], frac, lo, hi)
             continue
-        purchase_sum += a
-        frac, lo, hi = fixed_words(a)
-        add_money(money_rec, frac, lo, hi)
+        add_money(acc[A_PURCHASES], frac, lo, hi)
         if t < first:
             first = t
-        if t >= last:  # ties: the row that came last is the latest
-            last = t
-            if n_channels:
+        if n_channels:
+            # ties of time: the channel ranked last, whatever the order of the rows
+            if t > last or (t == last and channel_rank[channels[r]] > channel_rank[last_channel]):
                 last_channel = channels[r]
+            add_money(acc[a_channels + channels[r]], frac, lo, hi)
+        if t > last:
+            last = t
         for w in range(n_win):
             if t > window_lo[w]:
-                floats[c, N_FLOAT + FLOAT_PER_WINDOW * w] += a
+                add_money(acc[A_WINDOWS + w], frac, lo, hi)
         if prev_lo < t <= prev_hi:
-            spend_prev += a
-        if n_channels:
-            ch_spend[channels[r]] += a
+            add_money(acc[A_PREV], frac, lo, hi)
         ptime[p] = t
         prow[p] = r
         p += 1
@@ -245,7 +258,11 @@ def _fold_one(c, s, e, perm, times, amounts, orders, items, categories, channels
     ints[c, I_RETURN_ROWS] = n_ret
     if p == 0:
         return
-    # Purchase rows in time order (stable: ties keep input order).
+    purchase_sum = _acc_value(acc, A_PURCHASES)
+    for w in range(n_win):
+        floats[c, N_FLOAT + FLOAT_PER_WINDOW * w] = _acc_value(acc, A_WINDOWS + w)
+        floats[c, N_FLOAT + FLOAT_PER_WINDOW * w + 1] = -_acc_value(acc, A_WINDOWS + n_win + w)
+    # Purchase rows in time order (ties: in input order, which no output depends on).
     if not _is_sorted(ptime, p):
         sort_pairs(ptime, prow, p, tmp_k, tmp_v)
     # Distinct days (runs of the sorted times), their gaps, and distinct days per window.
@@ -324,8 +341,11 @@ def _fold_one(c, s, e, perm, times, amounts, orders, items, categories, channels
                 orders_prev += 1
             if n_channels:
                 ch_orders[channels[prow[i]]] += 1
-    # RFM as rfm() defines it (identical values).
-    money = money_value(money_rec.money_frac, money_rec.money_lo, money_rec.money_hi)
+    # RFM as rfm() defines it (identical values): purchases, plus returns when netted.
+    if net_returns:
+        ret = acc[A_RETURNS]
+        add_money(acc[A_PURCHASES], ret.money_frac, ret.money_lo, ret.money_hi)
+    money = _acc_value(acc, A_PURCHASES)
     ints[c, I_FIRST] = first
     ints[c, I_LAST] = last
     ints[c, I_RECENCY] = recency
@@ -335,6 +355,7 @@ def _fold_one(c, s, e, perm, times, amounts, orders, items, categories, channels
     floats[c, F_MONETARY_TOTAL] = money
     floats[c, F_MONETARY_MEAN] = money / frequency
     # Trend: the shortest window against the same length just before it (NaN when that is 0).
+    spend_prev = _acc_value(acc, A_PREV)
     ints[c, I_ORDERS_PREV] = orders_prev
     floats[c, F_SPEND_PREV] = spend_prev
     spend_now = floats[c, N_FLOAT + FLOAT_PER_WINDOW * trend_window]
@@ -354,16 +375,21 @@ def _fold_one(c, s, e, perm, times, amounts, orders, items, categories, channels
         sort_slice(key, 0, p)
         runs = 0
         top = 0
-        entropy = 0.0
         g = 0
         while g < p:
             h = _run_end(key, g, p)
+            val[runs] = h - g  # lines per category
             runs += 1
             if h - g > top:
                 top = h - g
-            q = (h - g) / p
-            entropy -= q * math.log(q)
             g = h
+        # Terms added by ascending count: the sum depends on the counts only, not on the
+        # category codes' first-seen order.
+        sort_slice(val, 0, runs)
+        entropy = 0.0
+        for i in range(runs):
+            q = val[i] / p
+            entropy -= q * math.log(q)
         ints[c, I_DISTINCT_CATEGORIES] = runs
         floats[c, F_TOP_CATEGORY_SHARE] = top / p
         floats[c, F_CATEGORY_ENTROPY] = entropy
@@ -374,8 +400,8 @@ def _fold_one(c, s, e, perm, times, amounts, orders, items, categories, channels
             if ch_orders[ch] > 0:
                 used += 1
             shares[c, ch] = ch_orders[ch] / frequency
-            shares[c, n_channels + ch] = (ch_spend[ch] / purchase_sum if purchase_sum > 0.0
-                                          else np.nan)
+            shares[c, n_channels + ch] = (_acc_value(acc, a_channels + ch) / purchase_sum
+                                          if purchase_sum > 0.0 else np.nan)
         ints[c, I_N_CHANNELS] = used
         ints[c, I_LAST_CHANNEL] = last_channel
 
@@ -390,6 +416,7 @@ def fold_profiles(perm,        # IN  int64[m] rows grouped by customer (sort_by_
                   categories,  # IN  int64[n] category codes, or empty
                   channels,    # IN  int64[n] channel codes 0..n_channels-1, or empty
                   n_channels,  # IN  int: 0 without channels
+                  channel_rank,  # IN int64[n_channels]: rank of each channel code's value
                   as_of_us,    # IN  int64
                   window_lo,   # IN  int64[W] a row is in window w when time > window_lo[w]
                   trend_window,  # IN int: index of the window the trend compares
@@ -414,12 +441,11 @@ def fold_profiles(perm,        # IN  int64[m] rows grouped by customer (sort_by_
         # One block of scratch rows: purchase times, their rows, sort keys/values and the
         # merge sort's buffers.
         scratch = np.empty((6, longest), np.int64)
-        ch_spend = np.empty(max(n_channels, 1), np.float64)
         ch_orders = np.empty(max(n_channels, 1), np.int64)
-        acc = _money_scratch()
+        acc = _money_scratch(A_WINDOWS + 2 * window_lo.shape[0] + n_channels)
         for c in range(c0, c1):
             _fold_one(c, offsets[c], offsets[c + 1], perm, times, amounts, orders, items,
-                      categories, channels, n_channels, as_of_us, window_lo, trend_window,
-                      prev_lo, prev_hi, net_returns, ints, floats, shares, scratch[0],
-                      scratch[1], scratch[2], scratch[3], scratch[4], scratch[5], ch_spend,
-                      ch_orders, acc)
+                      categories, channels, n_channels, channel_rank, as_of_us, window_lo,
+                      trend_window, prev_lo, prev_hi, net_returns, ints, floats, shares, scratch[0],
+                      scratch[1], scratch[2], scratch[3], scratch[4], scratch[5], ch_orders,
+                      acc)
