@@ -14,16 +14,21 @@ per-partition scans, the RFM score cut points from the three metric columns of a
 """
 from __future__ import annotations
 
+import json
+
+import dask
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 
+from ._distributed import folds as _folds
 from ._distributed import models as _models
 from ._distributed import rfm as _rfm
 from ._io.times import parse_time
 from .errors import ColumnNotFoundError, InputError
 from .features._common import RETURNS_MODES
 
-__all__ = ["rfm", "score", "recommend", "clv_summary", "clv_fit", "clv_predict"]
+__all__ = ["rfm", "report", "score", "recommend", "clv_summary", "clv_fit", "clv_predict"]
 
 
 def _require(ddf, columns) -> None:
@@ -35,7 +40,8 @@ def _require(ddf, columns) -> None:
 
 
 def _arrow(pdf) -> pa.Table:
-    return pa.Table.from_pandas(pdf, preserve_index=False)
+    # without pandas' metadata: it would carry the frame's attrs (the reports) into every output
+    return pa.Table.from_pandas(pdf, preserve_index=False).replace_schema_metadata(None)
 
 
 def _meta(schema: pa.Schema, like=None, keep: str | None = None):
@@ -46,12 +52,13 @@ def _meta(schema: pa.Schema, like=None, keep: str | None = None):
     return meta
 
 
-def _latest_time(ddf, customer, time, as_of, drop_null_customers) -> int:
+def _scan(ddf, customer, time, as_of, drop_null_customers):
+    """``(as_of in microseconds, rows, null-id rows)`` from per-partition scans."""
     scans = ddf[[customer, time]].map_partitions(
         lambda pdf: next(_rfm.scan([_arrow(pdf)], customer, time)).to_pandas(),
         meta=_meta(_rfm.SCAN_SCHEMA)).compute()
-    latest = _rfm.combine_scans(_arrow(scans), customer, drop_null_customers)
-    return latest if as_of is None else parse_time(as_of, "as_of")
+    latest, rows, nulls = _rfm.combine_scans(_arrow(scans), customer, drop_null_customers)
+    return (latest if as_of is None else parse_time(as_of, "as_of")), rows, nulls
 
 
 def _by_customer(ddf, customer, buckets, fold, meta):
@@ -60,28 +67,58 @@ def _by_customer(ddf, customer, buckets, fold, meta):
     return shuffled.map_partitions(lambda pdf: fold(_arrow(pdf)).to_pandas(), meta=meta)
 
 
+def _folded(ddf, customer, buckets, fold, values_schema):
+    """Per-customer values of every bucket (``fold(table) -> (values, report)``), persisted,
+    and the buckets' reports (kept in each partition's ``attrs``)."""
+    def run(pdf):
+        values, report = fold(_arrow(pdf))
+        out = values.to_pandas()
+        if report:
+            out.attrs[_folds.REPORT] = report
+        return out
+    shuffled = ddf.shuffle(on=customer, npartitions=buckets)
+    values = shuffled.map_partitions(run, meta=_meta(values_schema, ddf._meta, customer)).persist()
+    reports = dask.compute(*[dask.delayed(lambda p: p.attrs.get(_folds.REPORT))(part)
+                             for part in values.to_delayed()])
+    return values, [r for r in reports if r]
+
+
+def _with_report(frame, report: dict):
+    frame.attrs[_folds.KEY] = json.dumps(report)
+    return frame
+
+
+def report(result) -> dict | None:
+    """The report (as ``fastengage.rfm`` / ``profile`` attach it to their table) of a result of
+    :func:`rfm` or :func:`profile`: a Dask DataFrame or the pandas frame it computes to (its
+    ``attrs``)."""
+    attrs = result.attrs if isinstance(result, pd.DataFrame) else result._meta.attrs
+    return json.loads(attrs[_folds.KEY]) if _folds.KEY in attrs else None
+
+
 def rfm(ddf, *, customer: str, time: str, amount: str, order: str | None = None, as_of=None,
         returns: str = "net", drop_null_customers: bool = False, segments=None,
         buckets: int | None = None, n_threads: int = 1):
     """:func:`fastengage.rfm` of a Dask DataFrame, as a Dask DataFrame (same columns and
     values, scores and segments included). The per-customer values are persisted (they feed
-    both the score cut points and the result)."""
+    both the score cut points and the result). ``rfm``'s report: :func:`report`."""
     if returns not in RETURNS_MODES:
         raise InputError(f"returns must be one of {RETURNS_MODES}, got {returns!r}")
     cols = [c for c in (customer, time, amount, order) if c is not None]
     _require(ddf, cols)
     ddf = ddf[cols]
-    as_of_us = _latest_time(ddf, customer, time, as_of, drop_null_customers)
+    as_of_us, rows, nulls = _scan(ddf, customer, time, as_of, drop_null_customers)
     settings = dict(customer=customer, time=time, amount=amount, order=order, returns=returns,
                     drop_null_customers=drop_null_customers)
-    values = _by_customer(ddf, customer, buckets,
-                          lambda t: _rfm.rfm_bucket(t, settings, as_of_us, n_threads),
-                          _meta(_rfm.value_schema(customer, pa.null()), ddf._meta, customer))
-    values = values.persist()
+    values, reports = _folded(ddf, customer, buckets,
+                              lambda t: _rfm.rfm_bucket(t, settings, as_of_us, n_threads),
+                              _rfm.value_schema(customer, pa.null()))
     plan = _rfm.score_plan(_arrow(values[list(_rfm.METRICS)].compute()), segments)
-    return values.map_partitions(lambda pdf: _rfm.add_scores(_arrow(pdf), plan).to_pandas(),
-                                 meta=_meta(_rfm.output_schema(customer, pa.null()), ddf._meta,
-                                            customer))
+    merged = _folds.merge_reports(reports, rows, nulls)
+    meta = _with_report(_meta(_rfm.output_schema(customer, pa.null()), ddf._meta, customer), merged)
+    return values.map_partitions(
+        lambda pdf: _with_report(_rfm.add_scores(_arrow(pdf), plan).to_pandas(), merged),
+        meta=meta)
 
 
 def _shipped(model):
@@ -140,7 +177,7 @@ def clv_summary(ddf, *, customer: str, time: str, amount: str | None = None, as_
     cols = [c for c in (customer, time, amount) if c is not None]
     _require(ddf, cols)
     ddf = ddf[cols]
-    as_of_us = _latest_time(ddf, customer, time, as_of, False)
+    as_of_us = _scan(ddf, customer, time, as_of, False)[0]
     settings = dict(customer=customer, time=time, amount=amount, freq=freq,
                     freq_multiplier=freq_multiplier, calibration_end=calibration_end)
     meta = _meta(_models.summary_schema(pa.null(), settings), ddf._meta, customer)

@@ -6,16 +6,20 @@
 Every result equals the single-machine function on the collected data (rows unordered). All
 maps use ``batch_format="pyarrow"``. Per-customer folds (RFM, CLV summaries): each row gets the
 stable bucket of its customer id (:mod:`fastengage._distributed.buckets`), and
-``groupby(bucket).map_groups`` hands each bucket's rows over as one Arrow table, so Ray's block
-and batch boundaries never cut a customer. Scoring, recommendations and CLV predictions:
+Ray tasks split every block by bucket and fold each bucket's pieces as one Arrow table, so Ray's
+block and batch boundaries never cut a customer. Scoring, recommendations and CLV predictions:
 ``map_batches`` with the model shipped as its model file, loaded once per worker process. On
 the driver: the default ``as_of``, the RFM score cut points (24 bytes per customer), CLV fits
 from pattern counts.
 """
 from __future__ import annotations
 
+import json
+
+import numpy as np
 import pyarrow as pa
 
+from ._distributed import folds as _folds
 from ._distributed import models as _models
 from ._distributed import rfm as _rfm
 from ._distributed.buckets import bucket_of
@@ -23,9 +27,7 @@ from ._io.times import parse_time
 from .errors import ColumnNotFoundError, InputError
 from .features._common import RETURNS_MODES
 
-__all__ = ["rfm", "score", "recommend", "clv_summary", "clv_fit", "clv_predict"]
-
-BUCKET = "__fastengage_bucket"
+__all__ = ["rfm", "report", "score", "recommend", "clv_summary", "clv_fit", "clv_predict"]
 
 
 def _require(ds, columns) -> None:
@@ -43,15 +45,16 @@ def _collect(ds) -> pa.Table:
     return pa.concat_tables(tables, promote_options="permissive") if tables else None
 
 
-def _latest_time(ds, customer, time, as_of, drop_null_customers) -> int:
+def _scan(ds, customer, time, as_of, drop_null_customers):
+    """``(as_of in microseconds, rows, null-id rows)`` from per-batch scans."""
     scans = ds.select_columns([customer, time]).map_batches(
         lambda t: pa.Table.from_batches(list(_rfm.scan([t], customer, time))),
         batch_format="pyarrow", batch_size=None)
     table = _collect(scans)
     if table is None:
         table = _rfm.SCAN_SCHEMA.empty_table()
-    latest = _rfm.combine_scans(table, customer, drop_null_customers)
-    return latest if as_of is None else parse_time(as_of, "as_of")
+    latest, rows, nulls = _rfm.combine_scans(table, customer, drop_null_customers)
+    return (latest if as_of is None else parse_time(as_of, "as_of")), rows, nulls
 
 
 def _buckets(buckets: int | None) -> int:
@@ -63,33 +66,73 @@ def _buckets(buckets: int | None) -> int:
     return int(buckets)
 
 
+def _split_block(table: pa.Table, customer: str, n: int):
+    """The rows of one block in ``n`` pieces by the bucket of their customer (0-row pieces keep
+    the schema; a column-less empty block, which Ray makes of empty inputs, gives Nones)."""
+    if table.num_rows == 0:
+        return [None] * n if n > 1 else None
+    which = bucket_of(table.column(customer), n)
+    grouped = table.take(pa.array(np.argsort(which, kind="stable")))
+    starts = np.concatenate([[0], np.cumsum(np.bincount(which, minlength=n))])
+    pieces = [grouped.slice(int(starts[b]), int(starts[b + 1] - starts[b])) for b in range(n)]
+    return pieces if n > 1 else pieces[0]
+
+
+def _fold_pieces(fold, *pieces):
+    """``fold(table)`` of one bucket, its pieces from every block in block order."""
+    tables = [t for t in pieces if t is not None]
+    return fold(pa.concat_tables(tables, promote_options="permissive"))
+
+
 def _by_customer(ds, customer, buckets, fold):
+    """``fold(table) -> (values, report)`` once per bucket of customers, every row of a customer
+    in one table: ``(Dataset of the values, reports)``.
+
+    A map-reduce of Ray tasks over the blocks (not Ray Data's hash shuffle: Ray 2.60 hands an
+    empty input block on as a column-less table, which its shuffle then fails to concatenate
+    with the real pieces of a partition)."""
+    import ray
+    import ray.data
     n = _buckets(buckets)
-    keyed = ds.map_batches(
-        lambda t: t.append_column(BUCKET, pa.array(bucket_of(t.column(customer), n))),
-        batch_format="pyarrow")
-    return keyed.groupby(BUCKET, num_partitions=n).map_groups(lambda t: fold(t.drop_columns([BUCKET])),
-                                            batch_format="pyarrow")
+    split = ray.remote(_split_block).options(num_returns=n)
+    blocks = [split.remote(ref, customer, n) for ref in ds.to_arrow_refs()]
+    if n == 1:
+        blocks = [[b] for b in blocks]
+    reduce = ray.remote(_fold_pieces).options(num_returns=2)
+    outs = [reduce.remote(fold, *[pieces[b] for pieces in blocks]) for b in range(n)]
+    reports = ray.get([report for _, report in outs])
+    return ray.data.from_arrow_refs([values for values, _ in outs]), [r for r in reports if r]
+
+
+def report(result) -> dict | None:
+    """The report (as ``fastengage.rfm`` / ``profile`` attach it to their table) of a result of
+    :func:`rfm` or :func:`profile` (a Dataset, or a table collected from it): its schema
+    metadata."""
+    schema = result.schema if isinstance(result, pa.Table) else result.schema().base_schema
+    meta = schema.metadata or {}
+    return json.loads(meta[_folds.KEY.encode()]) if _folds.KEY.encode() in meta else None
 
 
 def rfm(ds, *, customer: str, time: str, amount: str, order: str | None = None, as_of=None,
         returns: str = "net", drop_null_customers: bool = False, segments=None,
         buckets: int | None = None, n_threads: int = 1):
     """:func:`fastengage.rfm` of a Ray Dataset, as a Dataset (same columns and values, scores
-    and segments included). The per-customer values are materialised once."""
+    and segments included). The per-customer values are materialised once; ``rfm``'s report
+    is the schema metadata of every block (:func:`report`)."""
     if returns not in RETURNS_MODES:
         raise InputError(f"returns must be one of {RETURNS_MODES}, got {returns!r}")
     cols = [c for c in (customer, time, amount, order) if c is not None]
     _require(ds, cols)
     ds = ds.select_columns(cols)
-    as_of_us = _latest_time(ds, customer, time, as_of, drop_null_customers)
+    as_of_us, rows, nulls = _scan(ds, customer, time, as_of, drop_null_customers)
     settings = dict(customer=customer, time=time, amount=amount, order=order, returns=returns,
                     drop_null_customers=drop_null_customers)
-    values = _by_customer(ds, customer, buckets,
-                          lambda t: _rfm.rfm_bucket(t, settings, as_of_us, n_threads)).materialize()
-    metrics = _collect(values.select_columns(list(_rfm.METRICS)))
-    plan = _rfm.score_plan(metrics, segments)
-    return values.map_batches(lambda t: _rfm.add_scores(t, plan), batch_format="pyarrow")
+    values, reports = _by_customer(ds, customer, buckets,
+                                   lambda t: _rfm.rfm_bucket(t, settings, as_of_us, n_threads))
+    plan = _rfm.score_plan(_collect(values.select_columns(list(_rfm.METRICS))), segments)
+    merged = _folds.merge_reports(reports, rows, nulls)
+    return values.map_batches(lambda t: _folds.with_report(_rfm.add_scores(t, plan), merged),
+                              batch_format="pyarrow")
 
 
 def score(ds, model, *, id: str | None = None, features=None, nulls: str | None = None,
@@ -135,11 +178,11 @@ def clv_summary(ds, *, customer: str, time: str, amount: str | None = None, as_o
     cols = [c for c in (customer, time, amount) if c is not None]
     _require(ds, cols)
     ds = ds.select_columns(cols)
-    as_of_us = _latest_time(ds, customer, time, as_of, False)
+    as_of_us = _scan(ds, customer, time, as_of, False)[0]
     settings = dict(customer=customer, time=time, amount=amount, freq=freq,
                     freq_multiplier=freq_multiplier, calibration_end=calibration_end)
     return _by_customer(ds, customer, buckets,
-                        lambda t: _models.summary_bucket(t, settings, as_of_us))
+                        lambda t: (_models.summary_bucket(t, settings, as_of_us), None))[0]
 
 
 def clv_fit(model, summary, *, frequency_col: str = "frequency", recency_col: str = "recency",

@@ -22,16 +22,19 @@ What runs where (see README "Scaling out"):
 """
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pyarrow as pa
 
+from ._distributed import folds as _folds
 from ._distributed import models as _models
 from ._distributed import rfm as _rfm
 from ._io.times import parse_time
 from .errors import ColumnNotFoundError, InputError
 from .features._common import RETURNS_MODES
 
-__all__ = ["rfm", "score", "recommend", "clv_summary", "clv_fit", "clv_predict"]
+__all__ = ["rfm", "report", "score", "recommend", "clv_summary", "clv_fit", "clv_predict"]
 
 BUCKET = "__fastengage_bucket"
 
@@ -57,13 +60,14 @@ def _struct(df, keep: str | None, arrow_schema: pa.Schema):
     return StructType(fields)
 
 
-def _latest_time(df, customer: str, time: str, as_of, drop_null_customers: bool) -> int:
-    """One pass of partial scans merged on the driver: checks nulls/emptiness; returns as_of."""
+def _scan(df, customer: str, time: str, as_of, drop_null_customers: bool):
+    """One pass of partial scans merged on the driver: checks nulls/emptiness; returns
+    ``(as_of in microseconds, rows, null-id rows)``."""
     scans = df.select(customer, time).mapInArrow(
         lambda batches: _rfm.scan(batches, customer, time),
         "rows long, null_customers long, timed_rows long, max_time_us long").toArrow()
-    latest = _rfm.combine_scans(scans, customer, drop_null_customers)
-    return latest if as_of is None else parse_time(as_of, "as_of")
+    latest, rows, nulls = _rfm.combine_scans(scans, customer, drop_null_customers)
+    return (latest if as_of is None else parse_time(as_of, "as_of")), rows, nulls
 
 
 def _by_customer(df, customer: str, buckets: int | None, fold, schema):
@@ -77,6 +81,31 @@ def _by_customer(df, customer: str, buckets: int | None, fold, schema):
     return keyed.groupBy(BUCKET).applyInArrow(lambda t: fold(t.drop_columns([BUCKET])), schema)
 
 
+def _folded(df, customer: str, buckets, fold, values_schema: pa.Schema):
+    """Per-customer values of every bucket (``fold(table) -> (values, report)``), checkpointed,
+    and the buckets' reports (one extra row per bucket, see ``_distributed.folds``)."""
+    carried = values_schema.append(pa.field(_folds.REPORT, pa.string()))
+    values = _by_customer(df, customer, buckets, lambda t: _folds.with_report_row(*fold(t)),
+                          _struct(df, customer, carried))
+    values = values.localCheckpoint(eager=True)
+    reports = values.where(values[_folds.REPORT].isNotNull()).select(_folds.REPORT).toArrow()
+    reports = [json.loads(r) for r in reports.column(0).to_pylist()]
+    return values.where(values[_folds.REPORT].isNull()).drop(_folds.REPORT), reports
+
+
+def _with_report(result, customer: str, report: dict):
+    return result.withMetadata(customer, {_folds.KEY: json.dumps(report)})
+
+
+def report(result) -> dict | None:
+    """The report (as ``fastengage.rfm`` / ``profile`` attach it to their table) of a DataFrame
+    returned by :func:`rfm` or :func:`profile`: kept in its customer column's metadata."""
+    for field in result.schema.fields:
+        if _folds.KEY in (field.metadata or {}):
+            return json.loads(field.metadata[_folds.KEY])
+    return None
+
+
 def rfm(df, *, customer: str, time: str, amount: str, order: str | None = None, as_of=None,
         returns: str = "net", drop_null_customers: bool = False, segments=None,
         buckets: int | None = None, n_threads: int = 1):
@@ -85,27 +114,28 @@ def rfm(df, *, customer: str, time: str, amount: str, order: str | None = None, 
 
     ``buckets``: groups of customers folded per call (default ``spark.sql.shuffle.partitions``);
     an executor holds one bucket's rows as Arrow at a time. ``n_threads``: threads per call.
-    Runs three Spark jobs (scan, bucketed fold checkpointed with ``localCheckpoint``, metric
-    columns to the driver); the returned DataFrame adds the scores lazily.
+    Runs four Spark jobs (scan, bucketed fold checkpointed with ``localCheckpoint``, the
+    buckets' reports and the metric columns to the driver); the returned DataFrame adds the
+    scores lazily. ``rfm``'s report (rows read, returns, customers, ...) is in the customer
+    column's metadata: :func:`report`.
     """
     if returns not in RETURNS_MODES:
         raise InputError(f"returns must be one of {RETURNS_MODES}, got {returns!r}")
     _require(df, (customer, time, amount, order))
     df = df.select(*[c for c in (customer, time, amount, order) if c is not None])
-    as_of_us = _latest_time(df, customer, time, as_of, drop_null_customers)
+    as_of_us, rows, nulls = _scan(df, customer, time, as_of, drop_null_customers)
     settings = dict(customer=customer, time=time, amount=amount, order=order, returns=returns,
                     drop_null_customers=drop_null_customers)
-    values_schema = _rfm.value_schema(customer, pa.null())
-    values = _by_customer(df, customer, buckets,
-                          lambda t: _rfm.rfm_bucket(t, settings, as_of_us, n_threads),
-                          _struct(df, customer, values_schema))
-    values = values.localCheckpoint(eager=True)
+    values, reports = _folded(df, customer, buckets,
+                              lambda t: _rfm.rfm_bucket(t, settings, as_of_us, n_threads),
+                              _rfm.value_schema(customer, pa.null()))
     plan = _rfm.score_plan(values.select(*_rfm.METRICS).toArrow(), segments)
 
     def scored(batches):
         for batch in batches:
             yield from _rfm.add_scores(pa.Table.from_batches([batch]), plan).to_batches()
-    return values.mapInArrow(scored, _struct(df, customer, _rfm.output_schema(customer, pa.null())))
+    out = values.mapInArrow(scored, _struct(df, customer, _rfm.output_schema(customer, pa.null())))
+    return _with_report(out, customer, _folds.merge_reports(reports, rows, nulls))
 
 
 def _broadcast(spark, model):
@@ -173,7 +203,7 @@ def clv_summary(df, *, customer: str, time: str, amount: str | None = None, as_o
     unordered), folded per bucket of customers with the global ``as_of``."""
     _require(df, (customer, time, amount))
     df = df.select(*[c for c in (customer, time, amount) if c is not None])
-    as_of_us = _latest_time(df, customer, time, as_of, False)
+    as_of_us = _scan(df, customer, time, as_of, False)[0]
     settings = dict(customer=customer, time=time, amount=amount, freq=freq,
                     freq_multiplier=freq_multiplier, calibration_end=calibration_end)
     schema = _models.summary_schema(pa.null(), settings)

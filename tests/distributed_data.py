@@ -1,5 +1,6 @@
 """Data and comparisons shared by the Spark/Dask/Ray adapter tests (tests/distributed) and
 bench/bench_distributed.py."""
+import json
 import os
 
 import numpy as np
@@ -28,10 +29,19 @@ def transactions(n: int = 20_000, customers: int = 400, heavy_rows: int = 3_000,
                      "amount": amount, "invoice": order})
 
 
-def assert_same_rows(got: pa.Table, want: pa.Table, keys, rounding=()) -> None:
+def assert_same_rows(got: pa.Table, want: pa.Table, keys, rounding=(), report=None) -> None:
     """Equal as sets of rows (engines return rows unordered): same columns, values and bits;
     columns in ``rounding`` are float sums in row order, which a shuffle changes: equal to
-    1e-12 relative."""
+    1e-12 relative. When ``want`` carries a fastengage report (schema metadata), ``got`` must
+    carry the same one, as its metadata or as ``report`` (the engine's ``report(result)``)."""
+    expected = (want.schema.metadata or {}).get(b"fastengage")
+    if expected is not None:
+        carried = report if report is not None else (got.schema.metadata or {}).get(b"fastengage")
+        assert carried is not None, "the fastengage report is missing"
+        if isinstance(carried, bytes):
+            carried = json.loads(carried)
+        assert json.dumps(carried) == expected.decode()  # same counts, same key order
+        got, want = got.replace_schema_metadata(None), want.replace_schema_metadata(None)
     assert got.column_names == want.column_names
     assert got.num_rows == want.num_rows
     got = got.sort_by([(k, "ascending") for k in keys])

@@ -25,6 +25,7 @@ from .._io.sources import time_to_us
 from ..errors import InputError
 from ..features import RFM_COLUMNS, rfm as local_rfm
 from ..features.segments import compile_segments
+from .folds import fold_bucket
 
 SCORE_COLUMNS = ("r_score", "f_score", "m_score", "segment")
 VALUE_COLUMNS = tuple(c for c in RFM_COLUMNS if c not in SCORE_COLUMNS)
@@ -56,9 +57,9 @@ def scan(batches, customer: str, time: str):
         [pa.array([v], pa.int64()) for v in (rows, nulls, timed, latest)], schema=SCAN_SCHEMA)
 
 
-def combine_scans(scans: pa.Table, customer: str, drop_null_customers: bool) -> int:
-    """Merge the partitions' scans; returns the latest time (microseconds UTC) and raises the
-    errors ``rfm`` raises for an empty input or null ids."""
+def combine_scans(scans: pa.Table, customer: str, drop_null_customers: bool):
+    """Merge the partitions' scans: ``(latest time in microseconds UTC, rows, null-id rows)``;
+    raises the errors ``rfm`` raises for an empty input or null ids."""
     rows = int(pc.sum(scans.column("rows")).as_py() or 0)
     nulls = int(pc.sum(scans.column("null_customers")).as_py() or 0)
     timed = int(pc.sum(scans.column("timed_rows")).as_py() or 0)
@@ -69,7 +70,7 @@ def combine_scans(scans: pa.Table, customer: str, drop_null_customers: bool) -> 
                          "drop_null_customers=True to drop those rows")
     if timed == 0:
         raise InputError(f"customer column {customer!r} is null in every row")
-    return int(pc.max(scans.column("max_time_us")).as_py())
+    return int(pc.max(scans.column("max_time_us")).as_py()), rows, nulls
 
 
 def value_schema(customer: str, customer_type: pa.DataType) -> pa.Schema:
@@ -87,14 +88,14 @@ def output_schema(customer: str, customer_type: pa.DataType) -> pa.Schema:
     return pa.schema(fields)
 
 
-def rfm_bucket(table: pa.Table, settings: dict, as_of_us: int, n_threads: int = 1) -> pa.Table:
-    """Per-customer RFM values (no scores) of a table holding ALL rows of its customers."""
+def rfm_bucket(table: pa.Table, settings: dict, as_of_us: int, n_threads: int = 1):
+    """``(values, report)``: per-customer RFM values (no scores) of a table holding ALL rows of
+    its customers, and ``rfm``'s report of them (see :mod:`.folds`)."""
     customer = settings["customer"]
     schema = value_schema(customer, table.schema.field(customer).type)
-    if table.num_rows == 0:
-        return schema.empty_table()
-    out = local_rfm(table, **settings, as_of=np.datetime64(as_of_us, "us"), n_threads=n_threads)
-    return out.select(list(schema.names)).cast(schema).replace_schema_metadata(None)
+    as_of = np.datetime64(as_of_us, "us")
+    return fold_bucket(table, customer,
+                       lambda t: local_rfm(t, **settings, as_of=as_of, n_threads=n_threads), schema)
 
 
 def score_cuts(values: pa.Table) -> dict:

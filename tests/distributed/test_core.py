@@ -1,5 +1,6 @@
 """The engine-neutral core (fastengage._distributed) without any engine: any bucketing of the
 customers, merged, equals fastengage.rfm; models pickle as their model files."""
+import json
 import pickle
 
 import numpy as np
@@ -9,24 +10,28 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import fastengage as fe
-from distributed_data import CHURN_MODEL, assert_same_rows, transactions
-from fastengage._distributed import models, rfm as core
+from distributed_data import CHURN_MODEL, assert_same_rows, transactions, with_null_ids
+from fastengage._distributed import folds, models, rfm as core
+from fastengage._io.times import parse_time
 from fastengage._distributed.buckets import bucket_of
 
 
 def _bucketed_rfm(tab, buckets, **kw):
     """What every adapter does, with the buckets made here."""
     scans = pa.Table.from_batches(list(core.scan(tab.to_batches(max_chunksize=97), "customer", "ts")))
-    as_of = core.combine_scans(scans, "customer", kw.get("drop_null_customers", False))
+    as_of, rows, nulls = core.combine_scans(scans, "customer", kw.get("drop_null_customers", False))
+    if kw.get("as_of") is not None:
+        as_of = parse_time(kw["as_of"], "as_of")
     settings_ = dict(customer="customer", time="ts", amount="amount", order=kw.get("order"),
                      returns=kw.get("returns", "net"),
                      drop_null_customers=kw.get("drop_null_customers", False))
     which = bucket_of(tab.column("customer"), buckets)
     parts = [core.rfm_bucket(tab.filter(pa.array(which == b)), settings_, as_of)
              for b in range(buckets)]
-    values = pa.concat_tables(parts)
+    values = pa.concat_tables([values for values, _ in parts])
     plan = core.score_plan(values.select(list(core.METRICS)))
-    return core.add_scores(values, plan)
+    report = folds.merge_reports([r for _, r in parts], rows, nulls)
+    return folds.with_report(core.add_scores(values, plan), report)
 
 
 @settings(max_examples=25, deadline=None)
@@ -39,7 +44,7 @@ def test_any_bucketing_equals_local_rfm(seed, buckets, returns, customers, strin
     kw = dict(order="invoice", returns=returns)
     want = fe.rfm(tab, customer="customer", time="ts", amount="amount", **kw)
     got = _bucketed_rfm(tab, buckets, **kw)
-    assert_same_rows(got, want.replace_schema_metadata(None), ["customer"])
+    assert_same_rows(got, want, ["customer"])
 
 
 def test_score_cuts_match_local_scores_with_ties():
@@ -48,7 +53,19 @@ def test_score_cuts_match_local_scores_with_ties():
     tab = tab.set_column(2, "amount", pc.round(pc.abs(tab.column("amount")), -1))
     want = fe.rfm(tab, customer="customer", time="ts", amount="amount")
     got = _bucketed_rfm(tab, 4)
-    assert_same_rows(got, want.replace_schema_metadata(None), ["customer"])
+    assert_same_rows(got, want, ["customer"])
+
+
+@pytest.mark.parametrize("as_of", [None, "1970-06-01"])
+def test_report_of_buckets_equals_local_report_with_null_only_bucket(as_of):
+    # 64 buckets of 10 customers: several hold nothing but the null-id rows, or nothing at all
+    tab = with_null_ids(transactions(n=3_000, customers=10, heavy_rows=0, seed=4,
+                                     string_ids=True), every=7)
+    kw = dict(drop_null_customers=True, returns="exclude")
+    want = fe.rfm(tab, customer="customer", time="ts", amount="amount", as_of=as_of, **kw)
+    got = _bucketed_rfm(tab, 64, as_of=as_of, **kw)
+    assert_same_rows(got, want, ["customer"])
+    assert json.loads(want.schema.metadata[b"fastengage"])["null_customer_rows_dropped"] > 400
 
 
 def test_scan_refuses_empty_and_null_ids():
