@@ -15,7 +15,7 @@ from numba import njit, prange
 
 from ..common.config import NJIT, PRIVACY_HASH_CHUNKS
 from ..common.launch import parallel_kernel
-from .keyed_hash import _HEX, _chunk_bounds, _write
+from .keyed_hash import HEX_PAIRS, _chunk_bounds, _write
 
 __all__ = ["blake2b_key_state", "blake2b_buffers"]
 
@@ -203,8 +203,8 @@ def blake2b_buffers(offsets, data, state, digest_size, hex_out, out):
     as raw bytes or lower-case hex, like :func:`keyed_hash.hmac_sha256_buffers`."""
     n = offsets.size - 1
     n_chunks = min(n, PRIVACY_HASH_CHUNKS)
-    width = 2 * digest_size if hex_out else digest_size
-    hexdigits = _HEX
+    hex_pairs = HEX_PAIRS
+    out_pairs = out[:out.size // 2 * 2].view(np.uint16)
     for chunk in prange(n_chunks):
         lo, hi = _chunk_bounds(n, n_chunks, chunk)
         h = np.empty(8, np.uint64)
@@ -225,5 +225,5 @@ def blake2b_buffers(offsets, data, state, digest_size, hex_out, out):
                     block[take:] = 0
                     pos += take
                     _compress(h, m, 128 + pos, pos == length)
-            _write(digest, digest_size, hex_out, hexdigits, out, i * width)
+            _write(digest, digest_size, hex_out, hex_pairs, out, out_pairs, i * digest_size)
         h[:] = 0

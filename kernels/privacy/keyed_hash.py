@@ -27,6 +27,10 @@ from .ccall import call1, call2, call3
 __all__ = ["hmac_sha256_buffers", "sha256_state"]
 
 _HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+#: the two lower-case hex digits of every byte value as one little-endian uint16 (first digit
+#: in the low byte): a byte becomes its two characters in one store
+HEX_PAIRS = (_HEX[np.arange(256) >> 4].astype(np.uint16)
+             | (_HEX[np.arange(256) & 15].astype(np.uint16) << 8))
 
 
 def _chunk_bounds(n, n_chunks, chunk):
@@ -53,8 +57,8 @@ def hmac_sha256_buffers(offsets, data, inner, outer, update_fn, final_fn, transf
     """
     n = offsets.size - 1
     n_chunks = min(n, PRIVACY_HASH_CHUNKS)
-    hexdigits = _HEX
-    width = 2 * length if hex_out else length
+    hex_pairs = HEX_PAIRS
+    out_pairs = out[:out.size // 2 * 2].view(np.uint16)
     base = np.uint64(data.ctypes.data)
     for chunk in prange(n_chunks):
         lo, hi = _chunk_bounds(n, n_chunks, chunk)
@@ -89,7 +93,7 @@ def hmac_sha256_buffers(offsets, data, inner, outer, update_fn, final_fn, transf
                 ctx[:] = outer
                 call3(update_fn, ctx_p, md_p, np.uint64(32))
                 call2(final_fn, md_p, ctx_p)
-            _write(md, length, hex_out, hexdigits, out, i * width)
+            _write(md, length, hex_out, hex_pairs, out, out_pairs, i * length)
         ctx[:] = 0  # the copies hold key-derived state
         outer_block[:] = 0
 
@@ -98,12 +102,12 @@ from numba import njit  # noqa: E402  (helpers below are inlined into the kernel
 
 
 @njit(**NJIT, inline="always")
-def _write(md, length, hex_out, hexdigits, out, pos):
+def _write(md, length, hex_out, hex_pairs, out, out_pairs, pos):
+    """The first ``length`` bytes of ``md`` as raw bytes at ``out[pos:]`` or as lower-case hex
+    at ``out[2*pos:]`` (``out_pairs``: ``out`` seen as uint16, see :data:`HEX_PAIRS`)."""
     if hex_out:
         for j in range(length):
-            b = md[j]
-            out[pos + 2 * j] = hexdigits[b >> 4]
-            out[pos + 2 * j + 1] = hexdigits[b & 15]
+            out_pairs[pos + j] = hex_pairs[md[j]]
     else:
         for j in range(length):
             out[pos + j] = md[j]

@@ -24,7 +24,7 @@ from numba import njit, prange
 from ..common.config import NJIT, PRIVACY_HASH_CHUNKS
 from ..common.launch import parallel_kernel
 from .words import load_le64, load_tail
-from .keyed_hash import _HEX, _chunk_bounds
+from .keyed_hash import HEX_PAIRS, _chunk_bounds
 
 __all__ = ["siphash_buffers"]
 
@@ -104,16 +104,10 @@ def siphash24(data, start, size, k0, k1, wide):
     return first, second
 
 
-#: the two lower-case hex digits of every byte value as one little-endian uint16 (first digit
-#: in the low byte), so that a byte becomes its two characters in one store
-_HEX_PAIRS = (_HEX[np.arange(256) >> 4].astype(np.uint16)
-              | (_HEX[np.arange(256) & 15].astype(np.uint16) << 8))
-
-
 @njit(**NJIT, inline="always")
 def _write_word(word, hex_out, hex_pairs, out, out_pairs, pos):
     """The 8 bytes of ``word``, little-endian, as raw bytes at ``out[pos:]`` or as 16 lower-case
-    hex digits at ``out[2*pos:]`` (``out_pairs`` is ``out`` seen as uint16)."""
+    hex digits at ``out[2*pos:]`` (``out_pairs``: ``out`` seen as uint16)."""
     for j in range(8):
         b = (word >> np.uint64(8 * j)) & np.uint64(0xFF)
         if hex_out:
@@ -130,7 +124,7 @@ def siphash_buffers(offsets, data, key_words, length, hex_out, out):
     lower-case hex (w = 2*length)."""
     n = offsets.size - 1
     n_chunks = min(n, PRIVACY_HASH_CHUNKS)
-    hex_pairs = _HEX_PAIRS
+    hex_pairs = HEX_PAIRS
     out_pairs = out[:out.size // 2 * 2].view(np.uint16)
     wide = length == 16
     k0 = key_words[0]
