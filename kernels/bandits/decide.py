@@ -23,7 +23,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ..common.config import BANDIT_DECIDE_CHUNK, BANDIT_ROWWISE_BELOW, NJIT
+from ..common.config import BANDIT_BOUND_SLACK, BANDIT_DECIDE_CHUNK, BANDIT_ROWWISE_BELOW, NJIT
 from ..common.launch import parallel_kernel
 from .rng import next_beta, next_index, next_normal, next_uniform, stream_base
 
@@ -41,10 +41,27 @@ def _axpy(dst, t, src):
 
 
 @njit(**NJIT)
-def _axpy2(dst, t0, src0, t1, src1):
-    """``dst += t0 * src0`` then ``dst += t1 * src1`` in one pass (same rounding as two)."""
+def _axpy4(dst, t0, s0, t1, s1, t2, s2, t3, s3):
+    """``dst += t0 s0``, then ``t1 s1``, ``t2 s2``, ``t3 s3`` in one pass: the same rounding
+    as four passes, a quarter of the loads and stores of ``dst``."""
     for r in range(dst.shape[0]):
-        dst[r] = (dst[r] + t0 * src0[r]) + t1 * src1[r]
+        dst[r] = (((dst[r] + t0 * s0[r]) + t1 * s1[r]) + t2 * s2[r]) + t3 * s3[r]
+
+
+@njit(**NJIT)
+def _accumulate(dst, coef, count, XC, lo):
+    """``dst[r] += coef[j] * XC[j, lo + r]`` for ``j < count`` in the order of ``j`` (so each
+    row's sum adds its terms in feature order, as the row-by-row loops do), four feature
+    columns per pass over the contiguous rows."""
+    m = dst.shape[0]
+    j = 0
+    while j + 4 <= count:
+        _axpy4(dst, coef[j], XC[j][lo:lo + m], coef[j + 1], XC[j + 1][lo:lo + m],
+               coef[j + 2], XC[j + 2][lo:lo + m], coef[j + 3], XC[j + 3][lo:lo + m])
+        j += 4
+    while j < count:
+        _axpy(dst, coef[j], XC[j][lo:lo + m])
+        j += 1
 
 
 @njit(**NJIT)
@@ -54,19 +71,19 @@ def arm_means(XC, lo, m, theta, base_mean, M):
     The loop over rows is innermost and runs over contiguous feature columns, so it is SIMD;
     each row's sum still adds its terms in feature order, so a row gets the same bits in any
     block and alone (``decide_single``)."""
+    d = XC.shape[0]
     if m < BANDIT_ROWWISE_BELOW:  # a handful of rows (decide_one): plain loops, same order
         for r in range(m):
             for a in range(theta.shape[0]):
                 s = base_mean[a]
-                for j in range(XC.shape[0]):
+                for j in range(d):
                     s += theta[a, j] * XC[j, lo + r]
                 M[a, r] = s
         return
     for a in range(theta.shape[0]):
         Ma = M[a][:m]
         Ma[:] = base_mean[a]
-        for j in range(XC.shape[0]):
-            _axpy(Ma, theta[a, j], XC[j][lo:lo + m])
+        _accumulate(Ma, theta[a], d, XC, lo)
 
 
 @njit(**NJIT)
@@ -87,11 +104,7 @@ def arm_widths(XC, lo, m, L_inv, base_var, scale, z, W):
     else:
         for i in range(XC.shape[0]):
             zm[:] = 0.0
-            for j in range(0, i, 2):  # features two by two: half the passes over z
-                _axpy2(zm, L_inv[i, j], XC[j][lo:lo + m], L_inv[i, j + 1],
-                       XC[j + 1][lo:lo + m])
-            if i % 2 == 0:
-                _axpy(zm, L_inv[i, i], XC[i][lo:lo + m])
+            _accumulate(zm, L_inv[i], i + 1, XC, lo)
             for r in range(m):
                 Wm[r] += zm[r] * zm[r]
     for r in range(m):
@@ -182,63 +195,87 @@ def choose(elig, mean, width, beta_a, beta_b, kind, epsilon, seed, row, draws, s
 
 @njit(**NJIT)
 def scratch_for(d, K, B):
-    """One allocation of float scratch for a block of ``B`` rows: ``(M, W, XG, z, norm, best,
-    wg, score, dist, mrow, wrow)`` as views (fewer allocations keep ``decide_single`` fast)."""
-    buf = np.empty(2 * K * B + d * B + 4 * B + 4 * K)
+    """One allocation of float scratch and one of int scratch for a block of ``B`` rows:
+    ``(M, W, XG, z, norm, best, wg, thr, cnt, score, dist, mrow, wrow, rows, top, opened)``
+    (fewer allocations keep ``decide_single`` fast)."""
+    buf = np.empty(2 * K * B + d * B + 6 * B + 4 * K)
     M = buf[:K * B].reshape((K, B))
     W = buf[K * B:2 * K * B].reshape((K, B))
     at = 2 * K * B
     XG = buf[at:at + d * B].reshape((d, B))
     at += d * B
-    z, norm, best, wg = buf[at:at + B], buf[at + B:at + 2 * B], buf[at + 2 * B:at + 3 * B], \
-        buf[at + 3 * B:at + 4 * B]
-    at += 4 * B
-    return (M, W, XG, z, norm, best, wg, buf[at:at + K], buf[at + K:at + 2 * K],
-            buf[at + 2 * K:at + 3 * K], buf[at + 3 * K:at + 4 * K])
+    z, norm, best = buf[at:at + B], buf[at + B:at + 2 * B], buf[at + 2 * B:at + 3 * B]
+    wg, thr, cnt = buf[at + 3 * B:at + 4 * B], buf[at + 4 * B:at + 5 * B], \
+        buf[at + 5 * B:at + 6 * B]
+    at += 6 * B
+    ints = np.empty(3 * B, dtype=np.int64)
+    return (M, W, XG, z, norm, best, wg, thr, cnt, buf[at:at + K], buf[at + K:at + 2 * K],
+            buf[at + 2 * K:at + 3 * K], buf[at + 3 * K:at + 4 * K], ints[:B], ints[B:2 * B],
+            ints[2 * B:])
 
 
 @njit(**NJIT)
-def block_moments(XC, lo, hi, theta, L_inv, base_mean, base_var, scale, bound0, bound1, prune,
-                  M, W, XG, z, norm, best, wg, rows):
-    """Means ``M[a, k]`` and widths ``W[a, k]`` of every arm for rows ``lo + k < hi``.
+def _may_win(mean, ub, thr):
+    """Whether an arm with this mean and width bound ``ub`` could reach the row's threshold
+    ``thr`` (the least score the row's top-mean arm can have, minus slack). The slack on both
+    sides is ``BANDIT_BOUND_SLACK`` times the magnitudes, far above the rounding of any score,
+    so a skipped arm's computed score is strictly below the top arm's: not a winner, not tied."""
+    return (mean + ub) + BANDIT_BOUND_SLACK * (abs(mean) + ub) >= thr
 
-    With ``prune`` (UCB, every arm eligible), an arm's width is computed only for the rows where
-    its score could reach the row's best: ``width <= bound0[a] + bound1[a] * |x|`` (``bound1``
-    is the spectral norm of ``L_inv[a]`` times the scale, with a relative margin far above
-    rounding) and every score is at least its mean, so an arm with ``mean + bound < max mean``
-    can be neither the argmax nor tied with it; its width is set to -inf. Those rows are
-    gathered into ``XG`` so the width loop stays contiguous. Decisions and propensities are
-    exactly those of the full computation; a trained policy computes one or two widths per row.
-    """
-    K = theta.shape[0]
-    d = XC.shape[0]
-    m = hi - lo
-    arm_means(XC, lo, m, theta, base_mean, M)
-    if d == 0 or scale == 0.0:
-        for a in range(K):
-            v = base_var[a]
-            W[a, :m] = np.inf if v == np.inf else (scale * math.sqrt(v) if v > 0.0 else 0.0)
-        return
-    if not prune:
-        for a in range(K):
-            arm_widths(XC, lo, m, L_inv[a], base_var[a], scale, z, W[a])
-        return
-    norm[:m] = 0.0  # |x| and the best mean of every row, rows innermost (SIMD)
+
+@njit(**NJIT)
+def ucb_contenders(XC, lo, m, M, bounds, norm, best, thr, cnt, top):
+    """For UCB rows where every arm is eligible: ``top[k]`` the arm of the largest mean (first
+    one), ``thr[k]`` the least score it can have, and ``cnt[k]`` how many other arms
+    :func:`_may_win` against it. With ``bounds`` = (ub0, ub1, lb0, lb1) per arm, an arm's
+    width lies in ``[max(lb0, lb1 |x|), ub0 + ub1 |x|]`` (spectral norms of ``L_inv``: see the
+    policy snapshot). A row with ``cnt == 0`` is decided by its means alone: ``top`` is the
+    unique argmax of ``mean + width``, so no width needs computing. Rows innermost and no
+    branches on the data (selects), so the loops are SIMD and mispredict nothing."""
+    K, d = M.shape[0], XC.shape[0]
+    norm[:m] = 0.0
     for j in range(d):
         x = XC[j][lo:lo + m]
         for k in range(m):
             norm[k] += x[k] * x[k]
-    best[:m] = M[0, :m]
-    for a in range(1, K):
-        for k in range(m):
-            best[k] = max(best[k], M[a, k])
     for k in range(m):
         norm[k] = math.sqrt(norm[k])
-    for a in range(K):
-        count = 0
+        best[k] = M[0, k]
+        top[k] = 0
+    for a in range(1, K):
+        Ma = M[a]
         for k in range(m):
+            higher = Ma[k] > best[k]
+            top[k] = a if higher else top[k]
+            best[k] = Ma[k] if higher else best[k]
+    for k in range(m):
+        t = top[k]
+        lb = max(bounds[2, t], bounds[3, t] * norm[k])
+        thr[k] = (best[k] + lb) - BANDIT_BOUND_SLACK * (abs(best[k]) + lb)
+        cnt[k] = 0.0
+    for a in range(K):
+        u0, u1 = bounds[0, a], bounds[1, a]
+        Ma = M[a]
+        for k in range(m):
+            rival = (top[k] != a) & _may_win(Ma[k], u0 + u1 * norm[k], thr[k])
+            cnt[k] += 1.0 if rival else 0.0
+
+
+@njit(**NJIT)
+def open_widths(XC, lo, n_open, opened, M, W, XG, z, wg, rows, L_inv, base_var, scale, bounds,
+                norm, thr, top):
+    """Widths ``W[a, k]`` of the rows ``k`` in ``opened[:n_open]`` (those :func:`ucb_contenders`
+    could not decide by their means): computed for the top arm and every arm that may win,
+    -inf for the others (they can neither win nor tie). Each arm's rows are gathered into
+    ``XG`` so the width loop stays contiguous."""
+    K, d = M.shape[0], XC.shape[0]
+    for a in range(K):
+        u0, u1 = bounds[0, a], bounds[1, a]
+        count = 0
+        for c in range(n_open):
+            k = opened[c]
             W[a, k] = -np.inf
-            if M[a, k] + bound0[a] + bound1[a] * norm[k] >= best[k]:
+            if top[k] == a or _may_win(M[a, k], u0 + u1 * norm[k], thr[k]):
                 rows[count] = k
                 count += 1
         if count == 0:
@@ -254,19 +291,78 @@ def block_moments(XC, lo, hi, theta, L_inv, base_mean, base_var, scale, bound0, 
 
 
 @njit(**NJIT)
-def decide_block(XC, lo, hi, mask, theta, L_inv, base_mean, base_var, scale, bound0, bound1,
-                 beta_a, beta_b, kind, epsilon, seed, row0, draws, prune, everyone, scratch, rows,
-                 out_arm, out_prop, out_mean, out_dist):
+def _decide_row(i, k, elig, M, W, beta_a, beta_b, kind, epsilon, seed, row0, draws, scratch,
+                out_arm, out_prop, out_mean, out_dist):
+    """Row ``i`` (column ``k`` of the block's ``M`` and ``W``) through :func:`choose`."""
+    score, dist, mrow, wrow = scratch[9], scratch[10], scratch[11], scratch[12]
+    K = M.shape[0]
+    for a in range(K):
+        mrow[a] = M[a, k]
+        wrow[a] = W[a, k]
+    arm, p = choose(elig, mrow, wrow, beta_a, beta_b, kind, epsilon, seed, row0 + i, draws,
+                    score, dist)
+    out_arm[i] = arm
+    out_prop[i] = p
+    if out_mean.shape[0] > 0:
+        for a in range(K):
+            out_mean[i, a] = mrow[a] if elig[a] else np.nan  # choose() sets Beta means
+    if out_dist.shape[0] > 0:
+        for a in range(K):
+            out_dist[i, a] = dist[a]
+
+
+@njit(**NJIT)
+def _decided(i, k, a, M, out_arm, out_prop, out_mean, out_dist):
+    """Row ``i`` goes to its unique best arm ``a`` with probability 1 (every arm eligible)."""
+    out_arm[i], out_prop[i] = a, 1.0
+    if out_mean.shape[0] > 0:
+        for b in range(M.shape[0]):
+            out_mean[i, b] = M[b, k]
+    if out_dist.shape[0] > 0:
+        out_dist[i, :] = 0.0
+        out_dist[i, a] = 1.0
+
+
+@njit(**NJIT)
+def decide_block(XC, lo, hi, mask, theta, L_inv, base_mean, base_var, scale, bounds, beta_a,
+                 beta_b, kind, epsilon, seed, row0, draws, prune, everyone, scratch, out_arm,
+                 out_prop, out_mean, out_dist):
     """Decide rows ``lo .. hi-1`` (``out_*`` indexed from ``lo``).
 
-    Deterministic policies (UCB, greedy with epsilon 0) on rows where every arm is eligible
-    take the argmax block-wise; only rows with a tie go through :func:`choose` (which would
-    give the same arm and a propensity of exactly 1 to a unique best)."""
-    M, W, XG, z, norm, best, wg, score, dist, mrow, wrow = scratch
-    K = theta.shape[0]
-    block_moments(XC, lo, hi, theta, L_inv, base_mean, base_var, scale, bound0, bound1, prune,
-                  M, W, XG, z, norm, best, wg, rows)
+    With ``prune`` (UCB, every arm eligible, a contextual width) a row whose means decide it
+    (:func:`ucb_contenders`) goes to its top arm without computing a width; the others get the
+    widths of the arms that may win (:func:`open_widths`) and go through :func:`choose`.
+    Other deterministic policies (greedy with epsilon 0, UCB without context) on rows where
+    every arm is eligible take the argmax block-wise. Only rows with a tie, a mask or
+    randomness go through :func:`choose`, which would give the same arm and a propensity of
+    exactly 1 to a unique best. Decisions and propensities are exactly those of the full
+    computation (tests compare both)."""
+    M, W, XG, z, norm, best, wg, thr, cnt, _, _, _, _, rows, top, opened = scratch
+    K, d = theta.shape[0], XC.shape[0]
     m = hi - lo
+    arm_means(XC, lo, m, theta, base_mean, M)
+    if prune and d > 0 and scale > 0.0:
+        ucb_contenders(XC, lo, m, M, bounds, norm, best, thr, cnt, top)
+        n_open = 0
+        for k in range(m):
+            if cnt[k] > 0.0:
+                opened[n_open] = k
+                n_open += 1
+            else:
+                _decided(lo + k, k, top[k], M, out_arm, out_prop, out_mean, out_dist)
+        open_widths(XC, lo, n_open, opened, M, W, XG, z, wg, rows, L_inv, base_var, scale,
+                    bounds, norm, thr, top)
+        for c in range(n_open):
+            _decide_row(lo + opened[c], opened[c], everyone, M, W, beta_a, beta_b, kind,
+                        epsilon, seed, row0, draws, scratch, out_arm, out_prop, out_mean,
+                        out_dist)
+        return
+    for a in range(K):
+        if d == 0 or scale == 0.0:
+            v = base_var[a]
+            W[a, :m] = np.inf if v == np.inf else (scale * math.sqrt(v) if v > 0.0 else 0.0)
+        else:
+            arm_widths(XC, lo, m, L_inv[a], base_var[a], scale, z, W[a])
     direct = (kind == UCB or (kind == GREEDY and epsilon == 0.0)) and mask.shape[0] == 0
     if direct:
         ucb = kind == UCB
@@ -277,42 +373,25 @@ def decide_block(XC, lo, hi, mask, theta, L_inv, base_mean, base_var, scale, bou
         for a in range(1, K):
             for k in range(m):
                 s = M[a, k] + W[a, k] if ucb else M[a, k]
-                if s > best[k]:
-                    best[k], rows[k], norm[k] = s, a, 1.0
-                elif s == best[k]:
-                    norm[k] += 1.0
-    for i in range(lo, hi):
-        if direct and norm[i - lo] == 1.0:
-            a = rows[i - lo]
-            out_arm[i], out_prop[i] = a, 1.0
-            if out_mean.shape[0] > 0:
-                for b in range(K):
-                    out_mean[i, b] = M[b, i - lo]
-            if out_dist.shape[0] > 0:
-                out_dist[i, :] = 0.0
-                out_dist[i, a] = 1.0
-            continue
-        elig = mask[i] if mask.shape[0] > 0 else everyone
-        for a in range(K):
-            mrow[a] = M[a, i - lo]
-            wrow[a] = W[a, i - lo]
-        arm, p = choose(elig, mrow, wrow, beta_a, beta_b, kind, epsilon, seed, row0 + i, draws,
-                        score, dist)
-        out_arm[i] = arm
-        out_prop[i] = p
-        if out_mean.shape[0] > 0:
-            for a in range(K):
-                out_mean[i, a] = mrow[a] if elig[a] else np.nan  # choose() sets Beta means
-        if out_dist.shape[0] > 0:
-            for a in range(K):
-                out_dist[i, a] = dist[a]
+                higher = s > best[k]
+                norm[k] = 1.0 if higher else (norm[k] + 1.0 if s == best[k] else norm[k])
+                rows[k] = a if higher else rows[k]
+                best[k] = s if higher else best[k]
+    for k in range(m):
+        if direct and norm[k] == 1.0:
+            _decided(lo + k, k, rows[k], M, out_arm, out_prop, out_mean, out_dist)
+        else:
+            _decide_row(lo + k, k, mask[lo + k] if mask.shape[0] > 0 else everyone, M, W,
+                        beta_a, beta_b, kind, epsilon, seed, row0, draws, scratch, out_arm,
+                        out_prop, out_mean, out_dist)
 
 
 @parallel_kernel
-def decide_rows(XC, mask, theta, L_inv, base_mean, base_var, scale, bound0, bound1, beta_a,
-                beta_b, kind, epsilon, seed, row0, draws, out_arm, out_prop, out_mean, out_dist):
+def decide_rows(XC, mask, theta, L_inv, base_mean, base_var, scale, bounds, beta_a, beta_b,
+                kind, epsilon, seed, row0, draws, out_arm, out_prop, out_mean, out_dist):
     """Decide every row of ``XC`` (features x rows: each feature column contiguous, as Arrow
-    holds it); ``mask`` is (n, K) uint8 or (0, K) for "all arms eligible".
+    holds it); ``mask`` is (n, K) uint8 or (0, K) for "all arms eligible"; ``bounds`` (4, K)
+    the width bounds ``ub0, ub1, lb0, lb1`` (see :func:`ucb_contenders`).
 
     ``out_mean`` (n, K) receives each eligible arm's expected reward (NaN for the others) and
     ``out_dist`` (n, K) each arm's probability; pass (0, K) arrays to skip either.
@@ -325,12 +404,11 @@ def decide_rows(XC, mask, theta, L_inv, base_mean, base_var, scale, bound0, boun
     prune = kind == UCB and mask.shape[0] == 0
     for c in prange(n_chunks):
         scratch = scratch_for(d, K, B)
-        rows = np.empty(B, dtype=np.int64)
         everyone = np.ones(K, dtype=np.uint8)
         lo = c * B
         decide_block(XC, lo, min(n, lo + B), mask, theta, L_inv, base_mean, base_var, scale,
-                     bound0, bound1, beta_a, beta_b, kind, epsilon, seed, row0, draws, prune,
-                     everyone, scratch, rows, out_arm, out_prop, out_mean, out_dist)
+                     bounds, beta_a, beta_b, kind, epsilon, seed, row0, draws, prune, everyone,
+                     scratch, out_arm, out_prop, out_mean, out_dist)
 
 
 @njit(**NJIT)
@@ -338,8 +416,8 @@ def decide_single(x, elig, theta, L_inv, arm_params, scale, kind, epsilon, seed,
     """One decision for a service (``Policy.decide_one``): ``(arm, propensity)``, GIL released;
     the same arithmetic as row ``row`` of :func:`decide_rows`.
 
-    ``arm_params`` (6, K) stacks base_mean, base_var, bound0, bound1, beta_a, beta_b: fewer
-    arguments and one scratch allocation keep a call to a few microseconds."""
+    ``arm_params`` (8, K) stacks base_mean, base_var, the four width bounds, beta_a, beta_b:
+    fewer arguments and one scratch allocation keep a call to a few microseconds."""
     K = theta.shape[0]
     d = x.shape[0]
     prune = kind == UCB
@@ -349,7 +427,7 @@ def decide_single(x, elig, theta, L_inv, arm_params, scale, kind, epsilon, seed,
     prop = np.empty(1)
     none = np.empty((0, K))
     decide_block(x.reshape((d, 1)), 0, 1, elig.reshape((1, K)), theta, L_inv, arm_params[0],
-                 arm_params[1], scale, arm_params[2], arm_params[3], arm_params[4], arm_params[5],
-                 kind, epsilon, seed, row, draws, prune, elig, scratch_for(d, K, 1),
-                 np.empty(1, dtype=np.int64), arm, prop, none, none)
+                 arm_params[1], scale, arm_params[2:6], arm_params[6], arm_params[7], kind,
+                 epsilon, seed, row, draws, prune, elig, scratch_for(d, K, 1), arm, prop, none,
+                 none)
     return arm[0], prop[0]
