@@ -134,15 +134,9 @@ class _Segments:
     def _encode(self, batch, insert: bool) -> np.ndarray:
         packed = None
         for j, (name, encoder) in enumerate(zip(self.by, self.columns)):
-            column = batch.column(name)
-            if isinstance(column, pa.ChunkedArray):
-                column = column.combine_chunks()
-            if column.null_count:
-                raise InputError(f"segment column {name!r} has {column.null_count} null "
-                                 "value(s); fill them (e.g. with 'unknown') first")
+            column = _segment_column(batch, name)
             codes = _column_codes(column, encoder, insert, self.n_threads)
-            if len(encoder) >= 1 << _SHIFT:
-                raise InputError(f"segment column {name!r} has over {1 << _SHIFT} values")
+            _check_size(encoder, name)
             if len(self.by) == 1:
                 return codes if insert else codes
             packed = codes if packed is None else np.where(
@@ -157,6 +151,27 @@ class _Segments:
 
     def codes(self, batch) -> np.ndarray:
         return self._encode(batch, insert=not self.fixed)
+
+    def fused_aggregates(self, batch, keep, values, lower_u, upper_u, resolution):
+        """For one string segment column of many rows: (segment codes, counts, sums) to add,
+        from the one-pass :func:`small_dictionary` kernel; None where it does not apply
+        (several ``by`` columns, other types, few rows, a block with too many distinct
+        strings): the caller then codes the rows and aggregates them separately."""
+        if len(self.by) != 1:
+            return None
+        column = _segment_column(batch, self.by[0])
+        if not _small_dictionary_applies(column):
+            return None
+        first_rows, n_distinct, counts, sums = _small_dictionary(
+            column, np.zeros(0, np.int32), keep, values, lower_u, upper_u, resolution,
+            self.n_threads)
+        if n_distinct.min() < 0:
+            return None
+        translation, used = _translation(column, self.columns[0], not self.fixed, first_rows,
+                                         n_distinct)
+        _check_size(self.columns[0], self.by[0])
+        ok = used & (translation >= 0)  # -1: not one of keys=
+        return translation[ok], counts[ok], sums[ok]
 
     def __len__(self) -> int:
         return len(self.columns[0]) if len(self.by) == 1 else len(self.packed)
@@ -173,26 +188,62 @@ class _Segments:
         return out
 
 
+def _segment_column(batch, name: str) -> pa.Array:
+    column = batch.column(name)
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    if column.null_count:
+        raise InputError(f"segment column {name!r} has {column.null_count} null "
+                         "value(s); fill them (e.g. with 'unknown') first")
+    return column
+
+
+def _check_size(encoder: IdEncoder, name: str) -> None:
+    if len(encoder) >= 1 << _SHIFT:
+        raise InputError(f"segment column {name!r} has over {1 << _SHIFT} values")
+
+
+def _small_dictionary_applies(column: pa.Array) -> bool:
+    return (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)) \
+        and len(column) >= PRIVACY_SMALL_DICTIONARY_MIN_ROWS
+
+
+def _small_dictionary(column, local_codes, keep, values, lower_u, upper_u, resolution,
+                      n_threads):
+    """The small-dictionary kernel over a string column: (first row of each local code,
+    distinct count, counts, sums) per block; the blocks are fixed, not the threads."""
+    offsets, data = string_buffers(column)
+    shape = (PRIVACY_HASH_CHUNKS, PRIVACY_SMALL_DICTIONARY)
+    first_rows, n_distinct = np.empty(shape, np.int64), np.empty(shape[0], np.int64)
+    counts, sums = np.zeros(shape, np.int64), np.zeros(shape, np.int64)
+    small_dictionary(offsets, data, PRIVACY_SMALL_DICTIONARY, local_codes, keep, values,
+                     lower_u, upper_u, float(resolution), first_rows, n_distinct, counts, sums,
+                     n_threads=n_threads)
+    return first_rows, n_distinct, counts, sums
+
+
+def _translation(column, encoder: IdEncoder, insert: bool, first_rows, n_distinct):
+    """(global code of every block's local code, -1 where unused or not a known key; mask of
+    the used ones): the blocks' few representative rows go through ``encoder``."""
+    used = np.arange(PRIVACY_SMALL_DICTIONARY) < n_distinct[:, None]
+    values = column.take(pa.array(first_rows[used]))
+    translation = np.full(first_rows.shape, -1, np.int64)
+    translation[used] = encoder.encode(values) if insert else encoder.lookup(values)
+    return translation, used
+
+
 def _column_codes(column: pa.Array, encoder: IdEncoder, insert: bool,
                   n_threads=None) -> np.ndarray:
     """Codes of a segment column: few distinct values are hashed once (strings by the
     small-dictionary kernel, anything else by Arrow's dictionary encoding), then the distinct
     values go through ``encoder``."""
     n = len(column)
-    if (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)) \
-            and n >= PRIVACY_SMALL_DICTIONARY_MIN_ROWS:
-        offsets, data = string_buffers(column)
-        n_blocks = PRIVACY_HASH_CHUNKS
+    if _small_dictionary_applies(column):
         local = np.empty(n, np.int32)
-        first_rows = np.empty((n_blocks, PRIVACY_SMALL_DICTIONARY), np.int64)
-        n_distinct = np.empty(n_blocks, np.int64)
-        small_dictionary(offsets, data, PRIVACY_SMALL_DICTIONARY, local, first_rows, n_distinct,
-                         n_threads=n_threads)
+        first_rows, n_distinct, _, _ = _small_dictionary(
+            column, local, np.zeros(0, np.bool_), np.zeros(0, np.float64), 0, 0, 1.0, n_threads)
         if n_distinct.min() >= 0:
-            used = np.arange(PRIVACY_SMALL_DICTIONARY) < n_distinct[:, None]
-            values = column.take(pa.array(first_rows[used]))
-            translation = np.full(first_rows.shape, -1, np.int64)
-            translation[used] = encoder.encode(values) if insert else encoder.lookup(values)
+            translation, _ = _translation(column, encoder, insert, first_rows, n_distinct)
             codes = np.empty(n, np.int32)
             remap_codes(local, translation.astype(np.int32), codes, n_threads=n_threads)
             return codes
@@ -270,6 +321,16 @@ def _check_args(metrics, amount, bounds, customer, max_rows, epsilon, resolution
     return metrics, needs_amount, bounds
 
 
+def _coded_aggregates(segments, batch, keep, values, lower_u, upper_u, resolution, n_threads):
+    """The general path: segment codes of every row, then the per-part aggregation kernel."""
+    seg = np.ascontiguousarray(segments.codes(batch), dtype=np.int32)
+    shape = (PRIVACY_AGGREGATE_PARTS, len(segments))
+    part_counts, part_sums = np.zeros(shape, np.int64), np.zeros(shape, np.int64)
+    bounded_aggregates(seg, keep, keep.size > 0, values, values.size > 0, lower_u, upper_u,
+                       float(resolution), part_counts, part_sums, n_threads=n_threads)
+    return np.arange(shape[1]), part_counts.sum(axis=0), part_sums.sum(axis=0)
+
+
 def _bounded_aggregates(data, by, customer, amount, bounds, max_rows, keys, resolution,
                         batch_size, n_threads=None):
     """The exact (not private) bounded aggregates: (segments, counts, sums in units, rows read,
@@ -287,30 +348,27 @@ def _bounded_aggregates(data, by, customer, amount, bounds, max_rows, keys, reso
     whole = source.is_in_memory and batch_size is None  # one combined batch: direct codes are safe
     for batch in source.batches(list(roles.values()), batch_size=batch_size):
         rows += batch.num_rows
-        seg = segments.codes(batch)
-        if len(segments) > counts.size:
-            grow = len(segments) - counts.size
-            counts = np.concatenate([counts, np.zeros(grow, np.int64)])
-            sums = np.concatenate([sums, np.zeros(grow, np.int64)])
-        cust = np.zeros(0, np.int64)
+        keep = np.zeros(0, np.bool_)
         if customers is not None:
             cust = customers.codes(batch.column(roles["customer"]), whole)
             if len(customers) > taken.size:
                 taken = np.concatenate([taken, np.zeros(len(customers) - taken.size, np.int32)])
+            keep = np.empty(batch.num_rows, np.bool_)
+            dropped += cap_rows(cust, taken, k, keep)
         values = np.zeros(0, np.float64)
         if amount is not None:
             values = amount_to_float64(batch.column(roles["amount"]), roles["amount"])
-        keep = np.zeros(0, np.bool_)
-        if customers is not None:
-            keep = np.empty(batch.num_rows, np.bool_)
-            dropped += cap_rows(cust, taken, k, keep)
-        part_counts = np.zeros((PRIVACY_AGGREGATE_PARTS, counts.size), np.int64)
-        part_sums = np.zeros((PRIVACY_AGGREGATE_PARTS, counts.size), np.int64)
-        bounded_aggregates(np.ascontiguousarray(seg, dtype=np.int32), keep, customers is not None,
-                           values, amount is not None, lower_u, upper_u, float(resolution),
-                           part_counts, part_sums, n_threads=n_threads)
-        counts += part_counts.sum(axis=0)
-        sums += part_sums.sum(axis=0)
+        found = segments.fused_aggregates(batch, keep, values, lower_u, upper_u, resolution)
+        if found is None:
+            found = _coded_aggregates(segments, batch, keep, values, lower_u, upper_u,
+                                      resolution, n_threads)
+        grow = len(segments) - counts.size
+        if grow > 0:
+            counts = np.concatenate([counts, np.zeros(grow, np.int64)])
+            sums = np.concatenate([sums, np.zeros(grow, np.int64)])
+        codes, add_counts, add_sums = found
+        np.add.at(counts, codes, add_counts)  # integers: exact in any order
+        np.add.at(sums, codes, add_sums)
     return segments, counts, sums, rows, int(dropped)
 
 

@@ -15,7 +15,7 @@ __all__ = ["cap_rows", "bounded_aggregates"]
 
 
 @njit(**NJIT, inline="always")
-def _units(a, lower_units, upper_units, lo, hi, resolution):
+def units(a, lower_units, upper_units, lo, hi, resolution):
     """``clamp(rint(a / resolution), lower_units, upper_units)``: the amount in whole units of
     ``resolution``, clamped in integers (so the bounds are exact). ``lo``/``hi`` are the bounds
     in amount units: clamping first keeps rint of a huge float from overflowing int64."""
@@ -48,7 +48,7 @@ def cap_rows(customers, taken, max_rows, keep):
 def bounded_aggregates(segments, keep, use_keep, amounts, has_amounts, lower_units,
                        upper_units, resolution, counts, sums):
     """Per segment, the count of the kept rows and the sum of their amounts in units (clamped,
-    see :func:`_units`). ``keep`` (when ``use_keep``) is :func:`cap_rows`' mask.
+    see :func:`units`). ``keep`` (when ``use_keep``) is :func:`cap_rows`' mask.
 
     Rows are split into ``P = counts.shape[0]`` blocks, each adding into its own row of
     ``counts``/``sums``; the caller sums the rows. Counts and sums are integers, so the totals
@@ -67,4 +67,4 @@ def bounded_aggregates(segments, keep, use_keep, amounts, has_amounts, lower_uni
                 continue
             counts[p, s] += 1
             if has_amounts:
-                sums[p, s] += _units(amounts[i], lower_units, upper_units, lo, hi, resolution)
+                sums[p, s] += units(amounts[i], lower_units, upper_units, lo, hi, resolution)

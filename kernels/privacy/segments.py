@@ -2,17 +2,22 @@
 
 Each block of rows numbers its own distinct strings with a small open-addressing table that
 stays in L1, remembering the first row of each. The hash mixes the length and the first and
-last 8 bytes (independent loads, not a byte-by-byte chain); every candidate is compared byte
-by byte, so a weak hash only costs probes, never a wrong code. The caller unifies the blocks' few representatives into global codes, then
-:func:`remap_codes` rewrites the rows. Blocks are fixed by the row count, so the result does
-not depend on the thread count. A block that meets more than ``capacity`` distinct strings
-reports overflow (-1) and the caller takes a general path instead.
+last 8 bytes (one 8-byte load each, not a byte-by-byte chain); a candidate matches when
+(length, first 8, last 8 bytes) are equal, which for strings up to 16 bytes means every byte,
+and longer ones are then compared byte by byte, so a weak hash only costs probes, never a wrong
+code. The caller unifies the blocks' few representatives into global codes, then
+:func:`remap_codes` rewrites the rows -- or, for a report over one segment column, the
+counts and sums per local code made in the same pass are all it needs. Blocks are fixed by the row count, so the result does not depend on the
+thread count. A block that meets more than ``capacity`` distinct strings reports overflow (-1)
+and the caller takes a general path instead.
 """
 import numpy as np
 from numba import njit, prange
 
 from ..common.config import NJIT
 from ..common.launch import parallel_kernel
+from .aggregate import units
+from .words import load_upto8
 
 __all__ = ["block_bounds", "small_dictionary", "remap_codes"]
 
@@ -24,15 +29,6 @@ def block_bounds(n, n_blocks, block):
     size = (n + n_blocks - 1) // n_blocks
     lo = min(n, block * size)
     return lo, min(n, lo + size)
-
-
-@njit(**NJIT, inline="always")
-def _word(data, start, end):
-    """Up to 8 bytes of ``data[start:end]`` packed little-endian into a uint64."""
-    w = np.uint64(0)
-    for k in range(start, min(end, start + 8)):
-        w |= np.uint64(data[k]) << np.uint64(8 * (k - start))
-    return w
 
 
 @njit(**NJIT, inline="always")
@@ -56,52 +52,82 @@ def _same(data, a0, a1, b0, b1):
     return True
 
 
-@parallel_kernel
-def small_dictionary(offsets, data, capacity, local_codes, first_rows, n_distinct):
-    """Per block b of ``n_distinct.size`` blocks: ``local_codes[i]`` numbers the distinct
-    strings of the block in first-seen order, ``first_rows[b, k]`` is the first row of local
-    code k, ``n_distinct[b]`` their count (-1: more than ``capacity``)."""
-    n = offsets.size - 1
-    n_blocks = n_distinct.size
+@njit(**NJIT, inline="always")
+def _table_shape(capacity):
+    """(slots, shift, mask) of an open-addressing table at most half full at ``capacity``."""
     table_size, bits = 1, 0
     while table_size < 2 * capacity:
         table_size *= 2
         bits += 1
-    shift = np.uint64(64 - bits)
-    mask = np.uint64(table_size - 1)
+    return table_size, np.uint64(64 - bits), np.uint64(table_size - 1)
+
+
+@njit(**NJIT, inline="always")
+def _code_of(offsets, data, i, table, seen, first_rows, b, count, capacity, shift, mask):
+    """(local code of row i's string, new distinct count) in block ``b``'s table, adding the
+    string if new; (-1, -1) when it would be distinct number ``capacity + 1``."""
+    start, end = offsets[i], offsets[i + 1]
+    length = np.uint64(end - start)
+    head = load_upto8(data, start, end)
+    tail = load_upto8(data, max(start, end - 8), end)
+    slot = _hash(length, head, tail, shift)
+    while True:
+        code = table[slot]
+        if code < 0:
+            if count == capacity:
+                return -1, -1
+            table[slot] = count
+            first_rows[b, count] = i
+            seen[count, 0], seen[count, 1], seen[count, 2] = length, head, tail
+            return count, count + 1
+        # (length, first 8 bytes, last 8 bytes) cover every byte of strings up to 16 bytes
+        if seen[code, 0] == length and seen[code, 1] == head and seen[code, 2] == tail:
+            row = first_rows[b, code]
+            if length <= 16 or _same(data, offsets[row], offsets[row + 1], start, end):
+                return code, count
+        slot = (slot + np.uint64(1)) & mask
+
+
+@parallel_kernel
+def small_dictionary(offsets, data, capacity, local_codes, keep, amounts, lower_units,
+                     upper_units, resolution, first_rows, n_distinct, counts, sums):
+    """Per block b of ``n_distinct.size`` blocks, the block's distinct strings numbered in
+    first-seen order ("local codes"): ``first_rows[b, k]`` is the first row of local code k,
+    ``n_distinct[b]`` their count (-1: more than ``capacity``; the block's outputs are then
+    incomplete). In the same pass:
+
+    * ``local_codes[i]`` := the local code of row i, unless ``local_codes`` is empty;
+    * ``counts[b, k]``/``sums[b, k]`` add the rows of local code k that ``keep`` keeps (all
+      when it is empty) and their amounts in units (:func:`.aggregate.units`; no sums when
+      ``amounts`` is empty). A report over one segment column needs only these: no per-row
+      code is written or read back. The caller maps local codes to segments through
+      ``first_rows`` and adds the blocks in block order (integers: the totals do not depend
+      on the split or the thread count).
+    """
+    n = offsets.size - 1
+    n_blocks = n_distinct.size
+    table_size, shift, mask = _table_shape(capacity)
+    write_codes, use_keep, has_amounts = local_codes.size > 0, keep.size > 0, amounts.size > 0
+    lo_amount = lower_units * resolution
+    hi_amount = upper_units * resolution
     for b in prange(n_blocks):
         lo, hi = block_bounds(n, n_blocks, b)
         table = np.full(table_size, -1, np.int32)
-        # per local code: (length, first 8 bytes, last 8 bytes); for strings of at most 16
-        # bytes these cover every byte, so equal triples are equal strings
         seen = np.empty((capacity, 3), np.uint64)
         count = 0
         for i in range(lo, hi):
-            start, end = offsets[i], offsets[i + 1]
-            length = np.uint64(end - start)
-            head = _word(data, start, end)
-            tail = _word(data, max(start, end - 8), end)
-            slot = _hash(length, head, tail, shift)
-            while True:
-                code = table[slot]
-                if code < 0:
-                    if count == capacity:
-                        count = -1
-                        break
-                    table[slot] = count
-                    first_rows[b, count] = i
-                    seen[count, 0], seen[count, 1], seen[count, 2] = length, head, tail
-                    local_codes[i] = count
-                    count += 1
-                    break
-                if seen[code, 0] == length and seen[code, 1] == head and seen[code, 2] == tail:
-                    row = first_rows[b, code]
-                    if length <= 16 or _same(data, offsets[row], offsets[row + 1], start, end):
-                        local_codes[i] = code
-                        break
-                slot = (slot + np.uint64(1)) & mask
-            if count < 0:
+            code, count = _code_of(offsets, data, i, table, seen, first_rows, b, count,
+                                   capacity, shift, mask)
+            if code < 0:
                 break
+            if write_codes:
+                local_codes[i] = code
+            if use_keep and not keep[i]:
+                continue  # a capped row: its segment is seen, its values not counted
+            counts[b, code] += 1
+            if has_amounts:
+                sums[b, code] += units(amounts[i], lower_units, upper_units, lo_amount,
+                                       hi_amount, resolution)
         n_distinct[b] = count
 
 

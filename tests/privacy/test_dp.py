@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 import naive_privacy
 from fastengage.errors import InputError
 from fastengage.privacy import Budget, dp_report
+from fastengage.privacy import dp as dp_module
 from fastengage.privacy.dp import _bounded_aggregates
 
 dp = pytest.importorskip("opendp.prelude")
@@ -37,14 +38,20 @@ def _aggregates(table, **kw):
 @given(rows=st.lists(st.tuples(st.sampled_from(["a", "b", "c"]), st.integers(0, 6),
                                st.floats(-50, 300, allow_nan=False)), max_size=80),
        max_rows=st.one_of(st.none(), st.integers(1, 4)),
-       resolution=st.sampled_from([0.01, 0.5, 1.0]))
-def test_bounded_aggregates_match_reference(rows, max_rows, resolution):
+       resolution=st.sampled_from([0.01, 0.5, 1.0]), one_pass=st.booleans())
+def test_bounded_aggregates_match_reference(rows, max_rows, resolution, one_pass):
+    """Both paths: rows coded then aggregated, and (``one_pass``: the size threshold lowered
+    to 0) the one-pass small-dictionary kernel (counts without per-row codes)."""
     segs, custs, amounts = (list(x) for x in zip(*rows)) if rows else ([], [], [])
     table = pa.table({"seg": pa.array(segs, pa.string()), "cust": pa.array(custs, pa.int64()),
                       "amount": pa.array(amounts, pa.float64())})
-    got, dropped = _aggregates(table, by=["seg"], customer=None if max_rows is None else "cust",
-                               amount="amount", bounds=(0.0, 100.0), max_rows=max_rows,
-                               keys=None, resolution=resolution, batch_size=None)
+    with pytest.MonkeyPatch.context() as patch:
+        if one_pass:
+            patch.setattr(dp_module, "PRIVACY_SMALL_DICTIONARY_MIN_ROWS", 0)
+        got, dropped = _aggregates(table, by=["seg"],
+                                   customer=None if max_rows is None else "cust",
+                                   amount="amount", bounds=(0.0, 100.0), max_rows=max_rows,
+                                   keys=None, resolution=resolution, batch_size=None)
     want = naive_privacy.bounded_aggregates(segs, custs, amounts, max_rows, 0.0, 100.0,
                                             resolution)
     assert got == want
@@ -243,3 +250,23 @@ def test_small_dictionary_tells_apart_long_names_with_equal_ends():
         resolution=0.01, batch_size=None)
     found = dict(zip(segments.key_columns()["seg"].to_pylist(), counts.tolist()))
     assert found == {name: segs.count(name) for name in names.tolist()}
+
+
+def test_two_segment_columns_of_many_rows_match_reference():
+    """Several by columns take the small-dictionary codes + remap path (the one-pass kernel
+    covers one column): each column coded, the pairs packed, then aggregated."""
+    rng = np.random.default_rng(4)
+    n = 80_000
+    country = rng.choice(["de", "fr", "it", "a-much-longer-country-name"], n).tolist()
+    channel = rng.choice(["web", "app", ""], n).tolist()
+    custs = rng.integers(0, 5000, n).tolist()
+    amounts = rng.uniform(-10, 150, n).tolist()
+    table = pa.table({"country": country, "channel": channel, "cust": custs, "amount": amounts})
+    segments, counts, sums, _, _ = _bounded_aggregates(
+        table, by=["country", "channel"], customer="cust", amount="amount", bounds=(0, 100),
+        max_rows=4, keys=None, resolution=0.01, batch_size=None)
+    keys = segments.key_columns()
+    got = {(a, b): (int(c), int(t)) for a, b, c, t in
+           zip(keys["country"].to_pylist(), keys["channel"].to_pylist(), counts, sums)}
+    assert got == naive_privacy.bounded_aggregates(list(zip(country, channel)), custs, amounts,
+                                                   4, 0, 100, 0.01)
