@@ -50,8 +50,9 @@ def logs():
 
 def _side_by_side(name, ours, peer, rounds):
     """Rounds alternating ours / peer (so load drifts hit both alike): median wall and CPU time
-    (``time.process_time``) of each side. Pass single-threaded callables: MABWiser runs on one
-    thread, and idle worker threads that spin-wait would bill CPU time to fastengage."""
+    (``time.process_time``) of each side. Pass single-threaded callables for a CPU-time
+    comparison: MABWiser runs on one thread, and idle worker threads that spin-wait would bill
+    CPU time to fastengage; pass 2-thread ones for a wall-time comparison."""
     ours(), peer()  # warm-up
     spent = {"ours": ([], []), "peer": ([], [])}
     for _ in range(rounds):
@@ -63,10 +64,12 @@ def _side_by_side(name, ours, peer, rounds):
     med = {side: (statistics.median(w), statistics.median(c)) for side, (w, c) in spent.items()}
     out = {"wall_s": med["ours"][0], "cpu_s": med["ours"][1], "peer_wall_s": med["peer"][0],
            "peer_cpu_s": med["peer"][1], "wall_ratio": med["peer"][0] / med["ours"][0],
-           "cpu_ratio": med["peer"][1] / med["ours"][1], "load": os.getloadavg()[0]}
+           "cpu_ratio": med["peer"][1] / med["ours"][1], "load": os.getloadavg()[0],
+           "rows_per_s_wall": N / med["ours"][0], "rows_per_s_cpu": N / med["ours"][1]}
     print(f"[{name}] interleaved x{rounds}: wall {out['wall_s']:.3f} s vs {out['peer_wall_s']:.3f}"
           f" s ({out['wall_ratio']:.1f}x), CPU {out['cpu_s']:.3f} s vs {out['peer_cpu_s']:.3f} s "
-          f"({out['cpu_ratio']:.1f}x), load {out['load']:.1f}")
+          f"({out['cpu_ratio']:.1f}x); {out['rows_per_s_wall'] / 1e6:.2f}M rows/s wall, "
+          f"{out['rows_per_s_cpu'] / 1e6:.2f}M rows/s per CPU second; load {out['load']:.1f}")
     return out
 
 
@@ -96,9 +99,12 @@ def test_linucb_fit(benchmark, logs):
 
     compare(benchmark, "bandits.linucb_fit", ours, {"mabwiser": mab}, check, rounds=ROUNDS,
             size=f"{N} rows x {D} features x {K} arms")
-    benchmark.extra_info["interleaved_1_thread"] = _side_by_side(
-        "bandits.linucb_fit, 1 thread", lambda: LinUCB(ARMS, features=NAMES).update(
-            table, arm="arm", reward="reward", n_threads=1), mab, ROUNDS)
+    for threads in (1, 2):
+        benchmark.extra_info[f"interleaved_{threads}_threads"] = _side_by_side(
+            f"bandits.linucb_fit, {threads} thread(s) vs MABWiser n_jobs={threads}",
+            lambda: LinUCB(ARMS, features=NAMES).update(table, arm="arm", reward="reward",
+                                                        n_threads=threads),
+            lambda: _mabwiser(threads).fit(decisions, r, X), ROUNDS)
 
 
 def test_linucb_decide(benchmark, logs):
@@ -118,9 +124,19 @@ def test_linucb_decide(benchmark, logs):
     rec = compare(benchmark, "bandits.linucb_decide", ours, {"mabwiser": lambda: theirs.predict(X)},
                   check, rounds=ROUNDS, size=f"{N} rows x {D} features x {K} arms")
     print(f"[bandits.linucb_decide] {N / rec['median_s'] / 1e6:.2f}M decisions/s")
-    benchmark.extra_info["interleaved_1_thread"] = _side_by_side(
-        "bandits.linucb_decide, 1 thread", lambda: policy.decide(table, id="id", seed=0,
-                                                                 n_threads=1),
+    for threads in (1, 2):
+        benchmark.extra_info[f"interleaved_{threads}_threads"] = _side_by_side(
+            f"bandits.linucb_decide, {threads} thread(s)",
+            lambda: policy.decide(table, id="id", seed=0, n_threads=threads),
+            lambda: theirs.predict(X), ROUNDS)
+    # Every width computed (an all-true eligibility mask turns off the skipping of widths that
+    # cannot change a decision): the same arms, what a decision costs without the bounds.
+    everyone = np.ones((N, K), bool)
+    full = policy.decide(table, id="id", seed=0, eligible=everyone)
+    assert full.equals(ours())
+    benchmark.extra_info["every_width_1_thread"] = _side_by_side(
+        "bandits.linucb_decide, every width computed, 1 thread",
+        lambda: policy.decide(table, id="id", seed=0, eligible=everyone, n_threads=1),
         lambda: theirs.predict(X), ROUNDS)
 
 

@@ -15,6 +15,7 @@ import threading
 import numpy as np
 import pyarrow as pa
 
+from .._io.columns import consented_input
 from .._io.sources import open_source
 from ..errors import InputError
 from ..kernels.bandits import decide as _decide
@@ -217,12 +218,17 @@ class Policy:
 
     # -- learning -------------------------------------------------------------------------
     def update(self, data, *, arm: str, reward: str, features: list[str] | None = None,
+               customer: str | None = None, time: str | None = None, consent=None,
                n_threads: int | None = None) -> Policy:
         """Learn from logged outcomes: one row per decision with its arm and reward.
 
         Safe to call from several threads (statistics are added under a lock); decisions
-        running meanwhile keep reading the previous snapshot.
+        running meanwhile keep reading the previous snapshot. ``consent`` (a
+        :class:`fastengage.privacy.ConsentFilter`, with ``customer=`` and optionally ``time=``
+        column names): only rows whose customer had consent (at the row's time, else at the
+        rule's ``as_of``) are learned; what was excluded: ``consent.last_report``.
         """
+        data = consented_input(data, consent, customer=customer, time=time)
         features, source, columns = self._read(data, features, {"arm": arm, "reward": reward})
         for batch in source.batches(columns):
             if batch.num_rows == 0:
@@ -329,7 +335,7 @@ class Policy:
                             n_threads=_threads(n, n_threads))
         return arm, prop, mean, dist
 
-    def _batches(self, data, features, id, eligible):
+    def _batches(self, data, features, id, eligible, keep=None):
         extra = {"id": id} if id is not None else {}
         if isinstance(eligible, str):
             extra["eligible"] = eligible
@@ -340,13 +346,20 @@ class Policy:
         # instead of a matrix of the whole input passing through memory twice.
         buf = np.empty(len(features) * min(total or BANDIT_DECIDE_BATCH, BANDIT_DECIDE_BATCH))
         for batch in source.batches(columns, batch_size=BANDIT_DECIDE_BATCH):
+            if keep is not None:  # rows without consent: zeros and null lists, never read
+                from ._consent import blank_rows
+
+                batch = blank_rows(batch, ~keep[start:start + batch.num_rows], features,
+                                   eligible if isinstance(eligible, str) else None)
             mask = eligible_mask(eligible, batch, start, self._arms, total)
-            yield start, batch, feature_matrix(batch, features, by_column=True, out=buf), mask
+            X = feature_matrix(batch, features, by_column=True, out=buf)
+            yield start, batch, X, mask
             start += batch.num_rows
 
     def decide(self, data, *, features: list[str] | None = None, id: str | None = None,
                eligible=None, seed: int | None = None, expected: bool = False,
-               propensity_draws: int | None = None, n_threads: int | None = None) -> pa.Table:
+               propensity_draws: int | None = None, consent=None,
+               n_threads: int | None = None) -> pa.Table:
         """Choose an arm for every row.
 
         Returns a table with ``id`` (when given), ``arm`` (the user's arm id; null when the row
@@ -357,11 +370,22 @@ class Policy:
         Row ``i`` draws its randomness from ``(seed, i)``: the same seed gives the same table
         whatever ``n_threads``. Thompson-sampling propensities are Monte Carlo shares over the
         decision's draw plus ``propensity_draws`` (default 100) further draws.
+
+        ``consent`` (a :class:`fastengage.privacy.ConsentFilter`, with ``id=`` the customer
+        column): rows of customers without consent at the rule's ``as_of`` stay in place with
+        the null decision (null arm, propensity and ``expected_reward``); their features and
+        eligible lists are not read, and every other row gets the decision it gets without the
+        rule. How many rows and customers were excluded, and why: ``consent.last_report``.
         """
+        keep = None
+        if consent is not None:
+            from ._consent import consented_rows
+
+            data, keep = consented_rows(data, consent, id)
         seed = _seed64(seed)
         draws = self._draws(propensity_draws)
         ids, arms, props, means = [], [], [], []
-        for start, batch, X, mask in self._batches(data, features, id, eligible):
+        for start, batch, X, mask in self._batches(data, features, id, eligible, keep):
             a, p, m, _ = self._run(X, mask, seed, start, draws, expected, False, n_threads)
             arms.append(a)
             props.append(p)
@@ -370,6 +394,8 @@ class Policy:
                 ids.append(batch.column(id))
         codes = np.concatenate(arms) if arms else np.zeros(0, np.int64)
         null = codes < 0
+        if keep is not None:
+            null |= ~keep
         out = {}
         if id is not None:
             out["id"] = pa.chunked_array(ids) if ids else pa.array([], pa.int64())
@@ -378,7 +404,8 @@ class Policy:
         if expected:
             K = len(self._arms)
             flat = np.concatenate(means).ravel() if means else np.zeros(0)
-            out["expected_reward"] = pa.FixedSizeListArray.from_arrays(pa.array(flat), K)
+            out["expected_reward"] = pa.FixedSizeListArray.from_arrays(
+                pa.array(flat), K, mask=None if keep is None else pa.array(~keep))
         return pa.table(out)
 
     def action_distribution(self, data, *, features: list[str] | None = None, eligible=None,
@@ -416,6 +443,8 @@ class Policy:
         arm, p = _decide.decide_single(x, elig, snap.theta, snap.L_inv, snap.arm_params,
                                        snap.scale, self.KIND, self._epsilon, seed_, row,
                                        BANDIT_TS_PROPENSITY_DRAWS)
+        if arm == -2:
+            raise InputError("x holds NaN or infinite values")
         return (None, float("nan")) if arm < 0 else (self._arm_list()[arm], p)
 
     def _arm_list(self) -> list:

@@ -417,9 +417,13 @@ def decide_single(x, elig, theta, L_inv, arm_params, scale, kind, epsilon, seed,
     the same arithmetic as row ``row`` of :func:`decide_rows`.
 
     ``arm_params`` (8, K) stacks base_mean, base_var, the four width bounds, beta_a, beta_b:
-    fewer arguments and one scratch allocation keep a call to a few microseconds."""
+    fewer arguments and one scratch allocation keep a call to a few microseconds. Returns arm
+    -2 when ``x`` holds NaN or infinity (the caller raises)."""
     K = theta.shape[0]
     d = x.shape[0]
+    for j in range(d):
+        if not math.isfinite(x[j]):
+            return -2, np.nan
     prune = kind == UCB
     for a in range(K):
         prune = prune and elig[a] != 0

@@ -6,10 +6,12 @@ from __future__ import annotations
 import naive_bandits as nb
 import numpy as np
 import pyarrow as pa
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fastengage.bandits import LinUCB
+from fastengage.errors import InputError
 
 
 def _policy_and_rows(n, d, K, n_train, alpha, twins, seed):
@@ -73,3 +75,7 @@ def test_ties_keep_their_shared_propensity_and_decide_one_agrees():
         row = policy.decide(table.slice(i, 1), seed=9)  # row 0 of a one-row batch
         assert policy.decide_one(X[i], seed=9) == (row["arm"][0].as_py(),
                                                    row["propensity"][0].as_py())
+    with pytest.raises(InputError, match="NaN"):
+        policy.decide_one(np.array([0.0, np.nan, 1.0, 2.0]))
+    with pytest.raises(InputError, match="NaN"):
+        policy.decide_one(np.array([0.0, np.inf, 1.0, 2.0]), seed=1)
