@@ -23,6 +23,7 @@ CYTHON_MODULES = [
     "common.chunks",
     "recommend.fit_native",
     "recommend.serve_native",
+    "scoring.native",
 ]
 
 extensions = [

@@ -18,8 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ModelFormatError
-from ..kernels.scoring import post as score_post
-from ..kernels.scoring import trees as score_trees
+from ..kernels.scoring import native as score_native
 from .trees import Tree, TreeEnsemble, structure_problem
 
 __all__ = ["parse_lightgbm"]
@@ -88,7 +87,7 @@ def _zeroed_thresholds(threshold: np.ndarray) -> np.ndarray:
     ``0 <= t < Z``: every ``|x| <= Z`` goes left, so ``t' = Z``; ``-Z <= t < 0``: they all go right,
     so ``t' = nextafter(-Z, -inf)``; other thresholds already agree.
     """
-    z = score_trees._ZERO
+    z = score_native.ZERO
     t = threshold
     out = np.where((t >= 0) & (t < z), z, t)
     return np.where((t >= -z) & (t < 0), np.nextafter(-z, -np.inf), out)
@@ -145,16 +144,16 @@ def _tree(kv, where, n_features, target):
     is_cat = (decision & 1) == 1
     default_left = ((decision >> 1) & 1).astype(np.uint8)
     missing = (decision >> 2) & 3
-    kind = np.full(m, score_trees.KIND_LEQ, np.uint8)
+    kind = np.full(m, score_native.KIND_LEQ, np.uint8)
     nan_left = default_left.copy()
     # Missing types None (0) and the unused 3: LightGBM reads NaN as 0.0, so it goes where 0.0 goes.
     none = (missing == 0) | (missing == 3)
     nan_left[none] = (0.0 <= threshold[none]).astype(np.uint8)
-    kind[missing == 1] = score_trees.KIND_ZERO_LEQ
+    kind[missing == 1] = score_native.KIND_ZERO_LEQ
     cat_bits = {}
     if is_cat.any():
         cat_bits = _categorical(kv, where, threshold, is_cat, n_leaves)
-        kind[is_cat] = score_trees.KIND_CAT
+        kind[is_cat] = score_native.KIND_CAT
         nan_left[is_cat] = 0
     threshold = np.where(is_cat, threshold, _zeroed_thresholds(threshold))
     return Tree(feature.astype(np.int32), threshold, kind, nan_left, left.astype(np.int32),
@@ -164,17 +163,17 @@ def _tree(kv, where, n_features, target):
 def _post(obj_name, obj_args, num_class):
     scale = 1.0
     if obj_name == "binary":
-        return score_post.PAIR_SIGMOID, "classifier", _positive_float(obj_args, "sigmoid")
+        return score_native.PAIR_SIGMOID, "classifier", _positive_float(obj_args, "sigmoid")
     if obj_name in ("multiclass", "softmax"):
-        return score_post.SOFTMAX, "classifier", scale
+        return score_native.SOFTMAX, "classifier", scale
     if obj_name in ("multiclassova", "multiclass_ova", "ova", "ovr"):
-        return score_post.SIGMOID, "classifier", _positive_float(obj_args, "sigmoid")
+        return score_native.SIGMOID, "classifier", _positive_float(obj_args, "sigmoid")
     if obj_name in ("cross_entropy", "xentropy"):
-        return score_post.SIGMOID, "regressor", scale
+        return score_native.SIGMOID, "regressor", scale
     if obj_name in _EXP:
-        return score_post.EXP, "regressor", scale
+        return score_native.EXP, "regressor", scale
     if obj_name in _IDENTITY:
-        return score_post.NONE, "regressor", scale
+        return score_native.NONE, "regressor", scale
     raise ModelFormatError(f"LightGBM objective {obj_name!r} is not supported by the native scorer")
 
 

@@ -1,4 +1,4 @@
-"""Linear and logistic models scored by the fused native kernel (``kernels/score_linear.py``).
+"""Linear and logistic models scored by the fused native kernel (``kernels/scoring/native.pyx``).
 
 ``score = b + W x`` with ``W`` of shape ``(K, F)``, then an optional link: logistic
 ``p = 1 / (1 + exp(-score))`` (one column per output; a single output of a two-class model
@@ -23,8 +23,8 @@ from functools import partial
 import numpy as np
 
 from ..errors import ModelFormatError
-from ..kernels.scoring import linear as score_linear
-from ..kernels.scoring import post as score_post
+from ..kernels.common import launch
+from ..kernels.scoring import native as score_native
 from ._columns import feature_columns
 from .model import Model
 
@@ -34,15 +34,6 @@ __all__ = ["LinearModel"]
 FORMAT = "fastengage.linear"
 VERSION = 1
 _LINKS = ("identity", "logistic", "softmax")
-
-
-def _readonly(a: np.ndarray) -> np.ndarray:
-    # Arrow buffers come in read-only, converted columns writable; Numba types a tuple of arrays
-    # only when every element has the same type, so present all of them as read-only views.
-    if a.flags.writeable:
-        a = a.view()
-        a.flags.writeable = False
-    return a
 
 
 class LinearModel(Model):
@@ -87,21 +78,21 @@ class LinearModel(Model):
         self.l1_normalize = bool(l1_normalize)
         self._coef, self._icpt = self.coefficients, self.intercepts
         if link == "identity":
-            self._post = score_post.PAIR_ONE_MINUS if (classes and k == 1) else score_linear.NONE
+            self._post = score_native.PAIR_ONE_MINUS if (classes and k == 1) else score_native.NONE
         elif link == "logistic":
-            self._post = score_linear.PAIR_SIGMOID if (classes and k == 1) else score_linear.SIGMOID
+            self._post = score_native.PAIR_SIGMOID if (classes and k == 1) else score_native.SIGMOID
             if (classes and k == 2 and np.array_equal(coef[0], -coef[1])
                     and icpt[0] == -icpt[1]):
                 # Converters write a two-class logistic model as [-w, w]: one dot product
                 # gives both probabilities.
-                self._post = score_linear.PAIR_LOGISTIC
+                self._post = score_native.PAIR_PLAIN_LOGISTIC
                 self._coef, self._icpt = np.ascontiguousarray(coef[1:]), icpt[1:].copy()
         else:
-            self._post = score_linear.SOFTMAX
+            self._post = score_native.SOFTMAX
 
     def _n_outputs(self) -> int:
-        if self._post in (score_linear.PAIR_LOGISTIC, score_linear.PAIR_SIGMOID,
-                          score_post.PAIR_ONE_MINUS):
+        if self._post in (score_native.PAIR_PLAIN_LOGISTIC, score_native.PAIR_SIGMOID,
+                          score_native.PAIR_ONE_MINUS):
             return 2
         return self.coefficients.shape[0]
 
@@ -122,14 +113,16 @@ class LinearModel(Model):
         """
         n = cols[0].shape[0] if cols else 0
         out = np.empty((self._n_outputs(), n), np.float64)
-        fn = (partial(score_linear.linear_parallel, n_threads=n_threads) if parallel
-              else score_linear.linear_serial)
-        mode = self._post
-        if mode == score_post.PAIR_ONE_MINUS:  # identity on one output of a two-class model
-            fn(tuple(_readonly(c) for c in cols), self._coef, self._icpt, score_linear.NONE, out[1:])
-            out[0] = 1.0 - out[1]
+        mode, dest = self._post, out
+        if mode == score_native.PAIR_ONE_MINUS:  # identity on one output of a two-class model
+            mode, dest = score_native.NONE, out[1:]
+        args = (tuple(cols), self._coef, self._icpt, mode, dest, np.zeros(1, np.int64))
+        if parallel:
+            launch.run_threaded(partial(score_native.linear_worker, *args), n_threads)
         else:
-            fn(tuple(_readonly(c) for c in cols), self._coef, self._icpt, mode, out)
+            score_native.linear_worker(*args)
+        if mode != self._post:
+            out[0] = 1.0 - out[1]
         if self.l1_normalize:
             total = np.abs(out).sum(axis=0, keepdims=True)
             np.divide(out, total, out=out, where=total != 0)

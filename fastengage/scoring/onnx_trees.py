@@ -20,8 +20,7 @@ import numpy as np
 from onnx import helper, numpy_helper
 
 from ..errors import ModelFormatError
-from ..kernels.scoring import post as score_post
-from ..kernels.scoring import trees as score_trees
+from ..kernels.scoring import native as score_native
 from .trees import Tree, TreeEnsemble, lt_to_leq
 
 __all__ = ["NotNative", "check_tree_ensemble", "tree_ensemble_from_onnx"]
@@ -31,8 +30,9 @@ class NotNative(Exception):
     """The model is valid but the native path cannot reproduce it exactly; message says why."""
 
 
-_POST = {"NONE": score_post.NONE, "LOGISTIC": score_post.LOGISTIC, "SOFTMAX": score_post.SOFTMAX,
-         "SOFTMAX_ZERO": score_post.SOFTMAX_ZERO}
+_POST = {"NONE": score_native.NONE, "LOGISTIC": score_native.LOGISTIC,
+         "SOFTMAX": score_native.SOFTMAX,
+         "SOFTMAX_ZERO": score_native.SOFTMAX_ZERO}
 
 
 def _attrs(node) -> dict:
@@ -157,11 +157,11 @@ def tree_ensemble_from_onnx(node, input_dtype, n_features: int):
             if base.size > 1:
                 raise NotNative("binary classifier with two base values")
             if bool(np.all(weights >= 0)):
-                post = score_post.PAIR_ONE_MINUS
+                post = score_native.PAIR_ONE_MINUS
             elif post_name == "LOGISTIC":
-                post = score_post.PAIR_LOGISTIC
+                post = score_native.PAIR_LOGISTIC
             elif post_name == "NONE":
-                post = score_post.PAIR_NEG
+                post = score_native.PAIR_NEG
             else:
                 raise NotNative(f"binary classifier with post_transform {post_name}")
             base_vec = base[:1] if base.size == 1 else None
@@ -181,7 +181,7 @@ def tree_ensemble_from_onnx(node, input_dtype, n_features: int):
         n_raw = int(a.get("n_targets", 1))
         if post_name != "NONE":
             raise NotNative(f"regressor with post_transform {post_name}")
-        post = score_post.NONE
+        post = score_native.NONE
         if base.size == 1 and n_raw == 1 or base.size == n_raw:
             base_vec = base
         elif base.size == 0:
@@ -248,7 +248,8 @@ def tree_ensemble_from_onnx(node, input_dtype, n_features: int):
             if mode in ("BRANCH_LT", "BRANCH_GTE"):
                 v = float(lt_to_leq(np.float64(v)))
             f_[i], t_[i], l_[i], r_[i], nl_[i] = feat[r], v, left, right, nan_left
-            k_[i] = score_trees.KIND_EQ if mode in ("BRANCH_EQ", "BRANCH_NEQ") else score_trees.KIND_LEQ
+            k_[i] = (score_native.KIND_EQ if mode in ("BRANCH_EQ", "BRANCH_NEQ")
+                     else score_native.KIND_LEQ)
         # One canonical tree per output the tree's leaves vote for, in output order.
         targets = np.unique(w_id[ws]) if ws.size else np.zeros(0, np.int64)
         for target in targets:

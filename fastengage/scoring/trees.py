@@ -1,4 +1,4 @@
-"""Tree ensembles flattened into arrays for the native kernels (``kernels/score_trees.py``).
+"""Tree ensembles flattened into arrays for the native kernels (``kernels/scoring/native.pyx``).
 
 Both ONNX ``TreeEnsembleClassifier``/``TreeEnsembleRegressor`` (ai.onnx.ml) and LightGBM text
 models are first brought to one canonical form, :class:`Tree`: internal nodes with a feature, a
@@ -23,8 +23,8 @@ from functools import partial
 import numpy as np
 
 from ..errors import ModelFormatError
-from ..kernels.scoring import post as score_post
-from ..kernels.scoring import trees as score_trees
+from ..kernels.common import launch
+from ..kernels.scoring import native as score_native
 from ._columns import feature_matrix
 from .model import Model
 
@@ -83,7 +83,7 @@ class Tree:
     ----------
     feature : (m,) int32
     threshold : (m,) float64
-    kind : (m,) uint8, ``score_trees.KIND_*``
+    kind : (m,) uint8, ``score_native.KIND_*``
     nan_left : (m,) uint8
     left, right : (m,) int32; ``c >= 0`` is internal node ``c``, ``c < 0`` is leaf ``~c``
     leaf_value : (L,) float64
@@ -122,9 +122,9 @@ class Tree:
             return f"a split uses a feature outside 0..{n_features - 1}"
         if not 0 <= int(self.target) < n_raw:
             return f"output column {self.target} outside 0..{n_raw - 1}"
-        if m and (self.kind.max() > score_trees.KIND_CAT or self.nan_left.max() > 1):
+        if m and (self.kind.max() > score_native.KIND_CAT or self.nan_left.max() > 1):
             return "unknown split kind"
-        cat_nodes = set(np.flatnonzero(self.kind == score_trees.KIND_CAT).tolist())
+        cat_nodes = set(np.flatnonzero(self.kind == score_native.KIND_CAT).tolist())
         if cat_nodes != set(self.cat_bits):
             return "categorical splits and bitsets do not match"
         return None
@@ -164,13 +164,13 @@ class TreeEnsemble:
     base : (n_raw,) array or None
         Added after the sums (``average`` divides the sums by the number of trees first).
     post : int
-        ``score_post`` mode; ``scale`` its scale (LightGBM sigmoid).
+        ``score_native`` mode; ``scale`` its scale (LightGBM sigmoid).
     layout : "auto", "perfect" or "general"
     """
 
     def __init__(self, trees: list[Tree], n_features: int, n_raw: int, *, acc_dtype=np.float64,
                  input_dtype=np.float64, base=None, average_over: int = 0,
-                 post: int = score_post.NONE, scale: float = 1.0, layout: str = "auto",
+                 post: int = score_native.NONE, scale: float = 1.0, layout: str = "auto",
                  n_source: int | None = None, out_dtype=None):
         self.trees = trees
         self.n_features = int(n_features)
@@ -185,13 +185,13 @@ class TreeEnsemble:
         self.average_over = int(average_over)
         self.post = int(post)
         self.scale = float(scale)
-        self.n_out = 2 if self.post >= score_post.PAIR_LOGISTIC else self.n_raw
+        self.n_out = 2 if self.post >= score_native.PAIR_LOGISTIC else self.n_raw
         self.depth = max((t.depth() for t in trees), default=0)
         self._flush_cache = {}
         self.n_source = n_source
         #: dtype of the scores; ONNX tree operators output float32 even when they sum in double
         self.out_dtype = np.dtype(out_dtype) if out_dtype is not None else self.acc_dtype
-        simple = all(bool(np.all(t.kind == score_trees.KIND_LEQ)) for t in trees)
+        simple = all(bool(np.all(t.kind == score_native.KIND_LEQ)) for t in trees)
         fits = self.depth <= MAX_PERFECT_DEPTH and len(trees) * (2 << self.depth) <= MAX_PERFECT_NODES
         if layout == "auto":
             layout = "perfect" if simple and fits else "general"
@@ -317,30 +317,21 @@ class TreeEnsemble:
         self._flush_cache[chunks] = flush
         return flush
 
-    def _predict_fused(self, X, chunks):
-        # One kernel call for the whole prediction: what a service scoring one row waits on.
+    def _traverse(self, X, chunks, parallel, n_threads, raw, mode, out) -> None:
+        """Sums of every tree into ``raw`` (zeros, ``(n, n_raw)``); unless ``mode`` is
+        ``RAW_ONLY``, each block of rows is then finished (average, base values, transform
+        ``mode``) into ``out`` while in cache. One worker serves both thread counts."""
         dt = self.acc_dtype
-        X = np.ascontiguousarray(X)
-        raw = np.zeros((X.shape[0], self.n_raw), dt)
-        out = raw if self.post == score_post.NONE else np.empty((X.shape[0], self.n_out), dt)
-        tail = self._fused_tail
-        if self.layout == "perfect":
-            score_trees.perfect_predict_serial(X.reshape(-1), X.shape[1], *self._arrays,
-                                               self.flush(chunks), *self._tail, *tail, raw, out)
+        base = self.base if self.base is not None else np.zeros(self.n_raw, dt)
+        args = (X.reshape(-1), X.shape[1], *self._arrays, self.flush(chunks), *self._tail, raw,
+                float(self.average_over or 1), bool(self.average_over), base, int(mode),
+                self.scale, out, np.zeros(1, np.int64))
+        worker = (score_native.perfect_worker if self.layout == "perfect"
+                  else score_native.general_worker)
+        if parallel:
+            launch.run_threaded(partial(worker, *args), n_threads)
         else:
-            score_trees.general_predict_serial(X, *self._arrays, self.flush(chunks), *tail, raw, out)
-        return out
-
-    @property
-    def _fused_tail(self):
-        tail = self.__dict__.get("_tail_cache")
-        if tail is None:
-            dt = self.acc_dtype
-            base = self.base if self.base is not None else np.zeros(self.n_raw, dt)
-            tail = (dt.type(self.average_over or 1), bool(self.average_over), base,
-                    np.int64(self.post), dt.type(1), dt.type(self.scale))
-            self._tail_cache = tail
-        return tail
+            worker(*args)
 
     def raw(self, X: np.ndarray, parallel: bool = True, chunks: int = 1,
             n_threads: int | None = None) -> np.ndarray:
@@ -348,25 +339,24 @@ class TreeEnsemble:
         out = np.zeros((X.shape[0], self.n_raw), self.acc_dtype)
         if X.shape[0] == 0 or not self.trees:
             return out
-        if self.layout == "perfect":
-            fn = (partial(score_trees.perfect_parallel, n_threads=n_threads) if parallel
-                  else score_trees.perfect_serial)
-        else:
-            fn = (partial(score_trees.general_parallel, n_threads=n_threads) if parallel
-                  else score_trees.general_serial)
-        X = np.ascontiguousarray(X)
-        if self.layout == "perfect":
-            fn(X.reshape(-1), X.shape[1], *self._arrays, self.flush(chunks), *self._tail, out)
-        else:
-            fn(X, *self._arrays, self.flush(chunks), out)
+        self._traverse(np.ascontiguousarray(X), chunks, parallel, n_threads, out,
+                       score_native.RAW_ONLY, out)
         return out
 
     def predict(self, X: np.ndarray, parallel: bool = True, chunks: int = 1,
                 n_threads: int | None = None) -> np.ndarray:
         """Final scores ``(n, n_out)`` in ``out_dtype``: sums, then base values, then transform.
         The result does not depend on ``n_threads`` (each row is summed by one thread)."""
-        if not parallel and self.out_dtype == self.acc_dtype and self.trees and X.shape[0]:
-            return self._predict_fused(X, chunks)
+        dt = self.acc_dtype
+        if self.out_dtype == dt and self.trees and X.shape[0]:
+            # One pass: each block of rows is summed and finished while in cache (also the
+            # single-row latency path: one kernel call).
+            X = np.ascontiguousarray(X)
+            raw = np.zeros((X.shape[0], self.n_raw), dt)
+            out = (raw if self.post == score_native.NONE
+                   else np.empty((X.shape[0], self.n_out), dt))
+            self._traverse(X, chunks, parallel, n_threads, raw, self.post, out)
+            return out
         raw = self.raw(X, parallel, chunks, n_threads)
         if self.average_over:
             raw /= self.acc_dtype.type(self.average_over)
@@ -374,13 +364,14 @@ class TreeEnsemble:
             raw += self.base
         if self.out_dtype != self.acc_dtype:
             raw = raw.astype(self.out_dtype)
-        if self.post == score_post.NONE:
+        if self.post == score_native.NONE:
             return raw
-        dt = self.out_dtype
-        out = np.empty((raw.shape[0], self.n_out), dt)
-        fn = (partial(score_post.post_parallel, n_threads=n_threads) if parallel
-              else score_post.post_serial)
-        fn(raw, out, self.post, dt.type(1), dt.type(self.scale))
+        out = np.empty((raw.shape[0], self.n_out), self.out_dtype)
+        args = (raw, out, self.post, self.scale, np.zeros(1, np.int64))
+        if parallel:
+            launch.run_threaded(partial(score_native.post_worker, *args), n_threads)
+        else:
+            score_native.post_worker(*args)
         return out
 
 

@@ -296,7 +296,7 @@ def test_integer_input_model_refuses_float_columns(table):
 
 @pytest.mark.parametrize("backend", ["native-trees", "native-linear"])
 def test_n_threads_is_honoured_and_never_changes_bits(hgb_onnx, table, backend, monkeypatch):
-    """score(n_threads=1) runs its parallel kernels on one thread; 1 and 2 threads give the same
+    """score(n_threads=1) runs its threaded kernels on one thread; 1 and 2 threads give the same
     bits (each row is summed by one thread)."""
     import numba
 
@@ -310,13 +310,13 @@ def test_n_threads_is_honoured_and_never_changes_bits(hgb_onnx, table, backend, 
         model = LinearModel([[0.5, -1.0, 2.0, 0.0, 1.5]], [0.1], features=NAMES, link="logistic")
     big = pa.table({name: np.random.default_rng(0).normal(size=5000) for name in NAMES})
     seen = []
-    real = launch.run_parallel
+    real = launch.run_threaded
 
-    def spy(kernel, *args, n_threads=None):
+    def spy(worker, n_threads=None):
         seen.append(launch.resolve_threads(n_threads))
-        return real(kernel, *args, n_threads=n_threads)
+        return real(worker, n_threads)
 
-    monkeypatch.setattr(launch, "run_parallel", spy)
+    monkeypatch.setattr(launch, "run_threaded", spy)
     one = model.score(big, n_threads=1)
     assert seen and set(seen) == {1}
     seen.clear()

@@ -14,7 +14,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import naive_scoring as naive
-from fastengage.kernels.scoring import trees as score_trees
+from fastengage.kernels.scoring import native as score_trees
 from fastengage.scoring import load_model
 from fastengage.scoring.trees import TreeEnsemble
 
