@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .._io.columns import consented_input
 from .._io.sources import open_source
 from ..errors import InputError
 
@@ -24,10 +25,6 @@ def consented_rows(data, consent, id: str | None):
     """``(data, keep)``: the input (read into memory when it is a one-pass stream) and a bool
     array, one entry per input row, True where ``consent`` allows the row. Each row is judged at
     the rule's ``as_of``; the rule's report of what was excluded is ``consent.last_report``."""
-    apply = getattr(consent, "apply", None)
-    if apply is None:
-        raise InputError("consent= must be a fastengage.privacy.ConsentFilter, got "
-                         f"{type(consent).__name__}")
     if id is None:
         raise InputError("consent= needs id= (the customer column whose consent is checked)")
     source = open_source(data)
@@ -41,7 +38,7 @@ def consented_rows(data, consent, id: str | None):
     row = "__fastengage_row" if id != "__fastengage_row" else "__fastengage_row_"
     rows = pa.table({id: pa.chunked_array(ids, source.schema.field(id).type),
                      row: pa.array(np.arange(n, dtype=np.int64))})
-    kept = apply(rows, customer=id, time=None).data
+    kept = consented_input(rows, consent, customer=id)
     keep = np.zeros(n, dtype=bool)
     keep[kept.column(row).to_numpy()] = True
     return data, keep
