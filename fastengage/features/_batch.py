@@ -11,10 +11,10 @@ Customer ids become dense codes in one of three ways, cheapest first:
 * **hash map** (small inputs, dictionary-encoded ids, strings over 15 bytes): the Cython map
   of ``kernels/idmap.pyx``, then a scatter by code.
 
-Every way ends in the same parallel fold (``kernels/rfm_oneshot.fold``) and gives the same table.
-Below :data:`SERIAL_MAX_ROWS` rows (config ``RFM_SERIAL_MAX_ROWS``) none of that pays: dense
-codes or the hash map's, then one serial fold of every row (``oneshot.fold_partition``), so a
-first call compiles no parallel kernel (#11). The output is built by reading the records in id
+Every way ends in the same fold (``kernels/features/oneshot.fold``, whose loop is compiled ahead
+of time in ``fold_native.pyx``) and gives the same table. Below :data:`SERIAL_MAX_ROWS` rows
+(config ``RFM_SERIAL_MAX_ROWS``) none of that pays: dense codes or the hash map's, then the rows
+folded as one partition on one thread, so a first call compiles no Numba kernel at all (#11). The output is built by reading the records in id
 order (``finalize`` takes the permutation), not by gathering them first.
 """
 from __future__ import annotations
@@ -108,8 +108,8 @@ def _fold_serial(column: pa.Array, name: str, times, amounts, order_codes, fold_
         n_codes, ids_by_code, id_order, output_type = (len(encoder), encoder.ids(), None,
                                                        encoder.input_type)
     state = _k.uninitialised_state(n_codes)
-    counts = _one.fold_partition(state, 0, n_codes, 0, len(codes), codes.astype(np.int32), times,
-                                 amounts, order_codes, *fold_settings)
+    counts = _one.fold(state, np.array([0, len(codes)]), codes.astype(np.int32), times, amounts,
+                       order_codes, np.array([0, n_codes]), *fold_settings, n_threads=1)
     return state, counts, ids_by_code, id_order, output_type
 
 

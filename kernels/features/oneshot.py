@@ -9,15 +9,18 @@ sort and their distinct values counted. No hash set is needed because the table 
 streaming state (``kernels/rfm.py``) keeps pair sets instead.
 
 Both phases are parallel: the scatter over row chunks (stable, so rows keep their order inside a
-partition), the folding over partitions (disjoint records, so no atomics).
+partition), the folding over partitions (disjoint records, so no atomics). The fold itself is
+compiled ahead of time (``fold_native.pyx``, Cython): it is also what a first, small ``rfm()``
+call runs, and as a Numba kernel it was most of that call's JIT compilation (#11).
 """
 import numpy as np
 from numba import njit, prange
 
 from ..common.config import NJIT
-from ..common.launch import parallel_kernel
-from ..common.scan import is_sorted  # noqa: F401  (re-exported for the RFM API)
-from .rfm import US_PER_DAY, fold_amount, init_record
+from ..common.launch import parallel_kernel, resolve_threads, run_threaded
+from . import fold_native as _native
+from .fold_native import is_sorted  # noqa: F401  (re-exported for the RFM API)
+from .rfm import US_PER_DAY
 
 #: Customers per partition: 2**13 records of 64 bytes = 512 KiB, which stays in L2.
 MIN_SHIFT = 13
@@ -145,19 +148,6 @@ def sort_slice(values, lo, hi):
             root = child
 
 
-@njit(**NJIT)
-def _count_distinct(values, lo, hi):
-    """Number of distinct values in ``values[lo:hi]``; sorts that slice in place."""
-    if hi - lo <= 1:
-        return hi - lo
-    sort_slice(values, lo, hi)
-    distinct = 1
-    for i in range(lo + 1, hi):
-        if values[i] != values[i - 1]:
-            distinct += 1
-    return distinct
-
-
 #: Largest per-partition day bitmap (uint64 words): 2 MiB, which stays in the core's cache.
 BITMAP_WORDS = 1 << 18
 
@@ -168,113 +158,45 @@ def day_words(times_min: int, times_max: int) -> tuple:
     return first, (times_max // int(US_PER_DAY) - first) // 64 + 1
 
 
-@njit(**NJIT)
-def fold_partition(state, base, n_local, lo, hi, local, times, amounts, orders, has_order,
-                    limit_us, exclude_returns, days_sorted, first_day, words):
-    """Fold rows [lo, hi) (customers base..base+n_local-1) into ``state``.
-
-    One partition of :func:`fold`; on a small input the API calls it once for all rows
-    (``base=0``, ``local`` = the codes as int32): no parallel kernel to compile for it.
-    The partition's records are made empty first (``state`` may be ``uninitialised_state``).
-
-    Distinct purchase days are counted on the fly when the rows are in time order, else with a
-    bitmap of days per customer when it fits in cache, else after a counting sort by customer.
-    Returns (rows after the cut, return rows).
-    """
-    for c in range(n_local):  # records from uninitialised_state: made empty here, in cache
-        init_record(state[base + c])
-    use_bitmap = not days_sorted and n_local * words <= BITMAP_WORDS
-    bitmap = np.zeros(n_local * words if use_bitmap else 0, np.uint64)
-    n_after = 0
-    n_ret = 0
-    for i in range(lo, hi):
-        t = times[i]
-        if t > limit_us:
-            n_after += 1
-            continue
-        c = local[i]
-        rec = state[base + c]
-        if not fold_amount(rec, t, amounts[i], exclude_returns):
-            n_ret += 1
-            continue
-        if days_sorted:
-            day = np.int32(t // US_PER_DAY)
-            if day != rec.last_day:
-                rec.purchase_days += 1
-                rec.last_day = day
-        elif use_bitmap:
-            offset = t // US_PER_DAY - first_day
-            w = c * words + (offset >> 6)
-            bit = np.uint64(1) << np.uint64(offset & 63)
-            if not (bitmap[w] & bit):
-                bitmap[w] |= bit
-                rec.purchase_days += 1
-    days_done = days_sorted or use_bitmap
-    if days_done and not has_order:
-        return n_after, n_ret
-    # Group this partition's purchase rows by customer (counting sort) and count distinct
-    # days and/or orders per customer, all within cache.
-    offsets = np.empty(n_local + 1, np.int64)
-    offsets[0] = 0
-    for c in range(n_local):
-        offsets[c + 1] = offsets[c] + state[base + c].purchase_rows
-    m = offsets[n_local]
-    cursor = offsets[:-1].copy()
-    days = np.empty(0 if days_done else m, np.int64)  # int64 like orders: one _count_distinct
-    grouped = np.empty(m if has_order else 0, np.int64)
-    for i in range(lo, hi):
-        if times[i] > limit_us or amounts[i] < 0.0:
-            continue
-        c = local[i]
-        k = cursor[c]
-        cursor[c] = k + 1
-        if not days_done:
-            days[k] = times[i] // US_PER_DAY
-        if has_order:
-            grouped[k] = orders[i]
-    for c in range(n_local):
-        if not days_done:
-            state[base + c].purchase_days = _count_distinct(days, offsets[c], offsets[c + 1])
-        if has_order:
-            state[base + c].frequency = _count_distinct(grouped, offsets[c], offsets[c + 1])
-    return n_after, n_ret
-
-
 def code_bases(n_codes: int, shift: int) -> np.ndarray:
     """First customer code of each partition made by :func:`partition` (and ``n_codes`` last)."""
     n_parts = ((max(n_codes, 1) - 1) >> shift) + 1
     return np.minimum(np.arange(n_parts + 1, dtype=np.int64) << shift, n_codes)
 
 
-@parallel_kernel
 def fold(state,          # OUT records (uninitialised_state or new_state), one per customer code
          part_offsets,   # IN  int64[n_parts + 1] row range of each partition
-         local, times, amounts, orders,  # IN  partitioned rows (local = code - bases[p])
+         local, times, amounts, orders,  # IN  partitioned rows (local = code - bases[p], int32)
          bases,          # IN  int64[n_parts + 1] partition p owns codes [bases[p], bases[p+1])
          has_order,      # IN  bool
          limit_us,       # IN  rows with time > limit_us are skipped
          exclude_returns,  # IN bool
          days_sorted,    # IN  bool: rows are in time order, so days are counted on the fly
          first_day,      # IN  day_words(min time, max time): first day of the day bitmaps
-         words):         # IN  ... and their uint64 words per customer
-    """Fold every partition into ``state``; returns (rows after the cut, return rows).
+         words,          # IN  ... and their uint64 words per customer
+         n_threads=None):
+    """Fold every partition into ``state`` (each partition's records made empty first);
+    returns (rows after the cut, return rows).
 
     Partitions come from :func:`partition` (``bases = code_bases(n_codes, shift)``) or from
-    :func:`fastengage.kernels.features.hashed.encode_partitions`.
+    :func:`fastengage.kernels.features.hashed.encode_partitions`; a small input is one
+    partition (``part_offsets = [0, rows]``, ``bases = [0, customers]``). The loop is
+    ``fold_native.fold_worker``, compiled ahead of time (no JIT on a first call, #11); each
+    partition is folded by one thread, so the records never depend on ``n_threads``.
     """
-    n_parts = part_offsets.shape[0] - 1
+    n_parts = len(part_offsets) - 1
     counts = np.zeros((n_parts, 2), np.int64)
-    for p in prange(n_parts):
-        base = bases[p]
-        n_local = bases[p + 1] - base
-        a, r = fold_partition(state, base, n_local, part_offsets[p], part_offsets[p + 1], local,
-                              times, amounts, orders, has_order, limit_us, exclude_returns,
-                              days_sorted, first_day, words)
-        counts[p, 0] = a
-        counts[p, 1] = r
-    n_after = 0
-    n_ret = 0
-    for p in range(n_parts):
-        n_after += counts[p, 0]
-        n_ret += counts[p, 1]
-    return n_after, n_ret
+
+    def contiguous(values, dtype):
+        return np.ascontiguousarray(values, dtype)
+
+    args = (state, contiguous(part_offsets, np.int64), contiguous(local, np.int32),
+            contiguous(times, np.int64), contiguous(amounts, np.float64),
+            contiguous(orders, np.int64), contiguous(bases, np.int64), bool(has_order),
+            int(limit_us), bool(exclude_returns), bool(days_sorted), int(first_day), int(words),
+            BITMAP_WORDS)
+    workers = min(resolve_threads(n_threads), n_parts)
+    tickets = list(range(workers))  # worker t of T folds partitions t, t + T, ... (list.pop
+    # holds the GIL, so each worker takes a different t)
+    run_threaded(lambda: _native.fold_worker(*args, tickets.pop(), workers, counts), workers)
+    return int(counts[:, 0].sum()), int(counts[:, 1].sum())

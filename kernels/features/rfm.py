@@ -23,7 +23,10 @@ import math
 import numpy as np
 from numba import njit
 
+from numba.cpython.unsafe.numbers import leading_zeros
+
 from ..common.config import NJIT
+from .fold_native import finalize
 from .pairset import EMPTY, insert, pair_key
 
 US_PER_DAY = np.int64(86_400_000_000)
@@ -61,25 +64,9 @@ def new_state(n: int) -> np.ndarray:
 
 
 def uninitialised_state(n: int) -> np.ndarray:
-    """``n`` records for a kernel that starts with :func:`init_record` on each (the one-shot
-    fold does, partition by partition, while they are in cache)."""
+    """``n`` records for a kernel that makes each empty itself (the one-shot fold does,
+    partition by partition, while they are in cache)."""
     return np.empty(n, dtype=STATE_DTYPE)
-
-
-@njit(**NJIT)
-def init_record(rec):
-    """Make one record empty (what :func:`clear_records` does to zero-filled ones)."""
-    rec.first_us = INT64_MAX
-    rec.last_us = INT64_MIN
-    rec.money_frac = 0
-    rec.money_lo = 0
-    rec.money_hi = 0
-    rec.purchase_rows = 0
-    rec.return_rows = 0
-    rec.frequency = 0
-    rec.purchase_days = 0
-    rec.last_day = NO_DAY
-    rec.last_order = -1
 
 
 def clear_records(records: np.ndarray) -> np.ndarray:
@@ -148,16 +135,6 @@ def set_money(state, money):
 
 
 @njit(**NJIT)
-def _clz(x):
-    n = 0
-    bit = np.uint64(1) << np.uint64(63)
-    while not (x & bit):
-        x <<= _ONE
-        n += 1
-    return n
-
-
-@njit(**NJIT)
 def money_value(frac, lo, hi):
     """The fixed-point total, correctly rounded to float64 (round half to even)."""
     w0, w1, w2 = frac, lo, np.uint64(hi)
@@ -172,7 +149,7 @@ def money_value(frac, lo, hi):
         top, nxt, rest, base = w0, np.uint64(0), np.uint64(0), 0
     else:
         return 0.0
-    lz = _clz(top)
+    lz = np.int64(leading_zeros(top))
     if lz == 0:
         window = top
         sticky = nxt != 0 or rest != 0
@@ -186,6 +163,15 @@ def money_value(frac, lo, hi):
         mant += _ONE
     value = math.ldexp(float(mant), base + 11 - lz - 64)
     return -value if neg else value
+
+
+@njit(**NJIT)
+def money_values(frac, lo, hi):
+    """:func:`money_value` of every total (uint64, uint64, int64 arrays), as float64."""
+    out = np.empty(frac.shape[0], np.float64)
+    for k in range(frac.shape[0]):
+        out[k] = money_value(frac[k], lo[k], hi[k])
+    return out
 
 
 @njit(**NJIT)
@@ -346,53 +332,6 @@ def merge_pairs(state, pair_set, other_keys, code_map, value_map, which):
     return added
 
 
-@njit(**NJIT)
-def finalize(state, order, as_of_us, net_returns, frequency_is_rows):
-    """Feature columns of every customer with at least one purchase, in code order, or in the
-    order of the permutation ``order`` (int64; empty: code order). Reading the records through
-    ``order`` here costs one cache line per customer, a separate gather of them twice that.
-
-    Returns
-    -------
-    codes : int64[m]              position of the customer in the order read
-    first_us, last_us : int64[m]
-    recency_days, tenure_days : int64[m]  floor((as_of - last|first) / 1 day)
-    frequency, purchase_days : int64[m]
-    monetary_total, monetary_mean : float64[m]
-    n_returns_only : int
-        Customers with return rows (within the cut) but no purchase: left out of the output.
-    """
-    m = 0
-    n_returns_only = 0
-    permuted = order.shape[0] > 0
-    for k in range(state.shape[0]):
-        if state[k].purchase_rows > 0:
-            m += 1
-        elif state[k].return_rows > 0:
-            n_returns_only += 1
-    ints = np.empty((7, m), np.int64)  # one block: codes, first, last, recency, tenure, freq, days
-    floats = np.empty((2, m), np.float64)  # total, mean
-    j = 0
-    for k in range(state.shape[0]):
-        rec = state[order[k]] if permuted else state[k]
-        if rec.purchase_rows == 0:
-            continue
-        freq = rec.purchase_rows if frequency_is_rows else rec.frequency
-        money = money_value(rec.money_frac, rec.money_lo, rec.money_hi)  # returns as folded
-        ints[0, j] = k
-        ints[1, j] = rec.first_us
-        ints[2, j] = rec.last_us
-        ints[3, j] = (as_of_us - rec.last_us) // US_PER_DAY
-        ints[4, j] = (as_of_us - rec.first_us) // US_PER_DAY
-        ints[5, j] = freq
-        ints[6, j] = rec.purchase_days
-        floats[0, j] = money
-        floats[1, j] = money / freq
-        j += 1
-    return (ints[0], ints[1], ints[2], ints[3], ints[4], ints[5], ints[6], floats[0], floats[1],
-            n_returns_only)
-
-
 def quintile_scores(values, higher_is_better):
     """RFM scores 1..5: ``1 + floor(5 * w / n)`` capped at 5, w = customers strictly worse.
 
@@ -417,14 +356,18 @@ def quintile_scores(values, higher_is_better):
 
 
 def finish(state, order, as_of_us, net_returns, frequency_is_rows, segment_table):
-    """:func:`finalize` (``order``: int64 permutation of the records, or empty), the three
-    scores and the segment lookup.
+    """``fold_native.finalize`` (``order``: int64 permutation of the records, or empty; compiled
+    ahead of time, #11), the three scores and the segment lookup.
 
-    Returns the columns of :func:`finalize` followed by r, f, m (int8) and the segment index
+    Returns the columns of ``finalize`` followed by r, f, m (int8) and the segment index
     (int16), and the number of customers with returns only.
     """
-    (codes, first, last, recency, tenure, frequency, days, total, mean,
-     n_returns_only) = finalize(state, order, as_of_us, net_returns, frequency_is_rows)
+    (codes, first, last, recency, tenure, frequency, days, frac, lo, hi,
+     n_returns_only) = finalize(state, np.ascontiguousarray(order, np.int64), as_of_us,
+                                frequency_is_rows)
+    total = money_values(frac, lo, hi)  # returns in it as they were folded (net or not)
+    del frac, lo, hi
+    mean = total / frequency
     r = quintile_scores(recency, False)
     f = quintile_scores(frequency, True)
     m = quintile_scores(total, True)

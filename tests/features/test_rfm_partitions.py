@@ -238,3 +238,32 @@ def test_sort_slice_sorts_only_its_slice(values, lo, cut):
     expected[lo:hi] = np.sort(data[lo:hi])
     rfm_oneshot.sort_slice(data, lo, hi)
     assert data.tolist() == expected.tolist()
+
+
+_AMOUNTS = (st.floats(-2.0**62, 2.0**62, allow_nan=False, allow_infinity=False)
+            | st.sampled_from([0.0, -0.0, 0.1, -0.1, 1e-30, -1e-30, 2.0**-64, 0.5, 2.0**62]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_AMOUNTS, min_size=1, max_size=12))
+def test_compiled_ahead_money_matches_the_numba_kernels(amounts):
+    """fold_native.pyx (the one-shot fold) and rfm.py (streaming, merges, profile) keep the
+    same 192-bit fixed point: same words per amount, same total (both read out by
+    rfm.money_values, checked against exact fractions in the reference tests)."""
+    from fastengage.kernels.features import fold_native, rfm as rfm_kernels
+
+    state = rfm_kernels.new_state(1)
+    for a in amounts:
+        words = rfm_kernels.fixed_words(a)
+        assert fold_native.fixed_words_of(a) == tuple(int(w) for w in words)
+        frac, lo, hi = words
+        rfm_kernels.add_money(state[0], np.uint64(frac), np.uint64(lo), np.int64(hi))
+    rec = state[0]
+    # and the one-shot fold of these rows gives the record the streaming kernels made
+    n = len(amounts)
+    folded = rfm_kernels.uninitialised_state(1)
+    times = np.arange(n, dtype=np.int64)
+    rfm_oneshot.fold(folded, np.array([0, n]), np.zeros(n, np.int32), times, np.array(amounts),
+                     np.empty(0, np.int64), np.array([0, 1]), False, n, False, True, 0, 1)
+    for field in ("money_frac", "money_lo", "money_hi"):
+        assert folded[0][field] == rec[field], field
