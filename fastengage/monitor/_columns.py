@@ -100,20 +100,34 @@ class NumericState:
         self.n = n
 
 
+def float_values(col, column: str = "", role: str = "") -> np.ndarray:
+    """float64 values of a numeric Arrow array, nulls as NaN (missing, like NaN); zero-copy for
+    float64 without nulls. (Signature of an ``_io.columns.Convert``.)"""
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks()
+    if pa.types.is_dictionary(col.type):
+        col = col.dictionary_decode()
+    if not pa.types.is_float64(col.type):
+        col = pc.cast(col, pa.float64())
+    return col.to_numpy(zero_copy_only=False)
+
+
 def numeric_states(batch: pa.RecordBatch, names: list[str], n_threads) -> list[NumericState]:
     """One state per numeric column of a batch: values sorted (NaN and nulls counted as
     missing), moments from the sorted run."""
-    if not names:
+    return value_states([float_values(batch.column(name)) for name in names], n_threads)
+
+
+def value_states(arrays: list[np.ndarray], n_threads) -> list[NumericState]:
+    """One state per float64 array of equal length (NaN missing): values sorted, moments from
+    the sorted run."""
+    if not arrays:
         return []
-    rows = batch.num_rows
-    matrix = np.empty((len(names), rows), dtype=np.float64)
-    for j, name in enumerate(names):
-        col = batch.column(name)
-        if pa.types.is_dictionary(col.type):
-            col = col.dictionary_decode()
-        if not pa.types.is_float64(col.type):
-            col = pc.cast(col, pa.float64())
-        matrix[j] = col.to_numpy(zero_copy_only=False)
+    names = range(len(arrays))
+    rows = arrays[0].shape[0]
+    matrix = np.empty((len(arrays), rows), dtype=np.float64)
+    for j, values in enumerate(arrays):
+        matrix[j] = values
     sort_matrix_rows(matrix)
     # NaN (and nulls, which arrive as NaN) sort last, and searchsorted orders NaN last as well:
     # the first NaN position is each row's count of valid values.

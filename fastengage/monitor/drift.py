@@ -11,7 +11,10 @@ from ..errors import InputError
 from ..kernels.common import config
 from ..kernels.monitor.drift import categorical_drift, numeric_drift
 from ..kernels.monitor.ksdist import smirnov_many
+from .._io.columns import consented_input
+from .._io.sources import open_source
 from ._columns import NUMERIC
+from ._direct import REREADABLE, direct_states, kinds_of
 from .profile import Profile
 
 SCHEMA = pa.schema([
@@ -80,21 +83,8 @@ def drift(reference, current, *, columns=None, categorical=(), n_bins: int | Non
         raise InputError(f"n_bins must be >= 2, got {n_bins}")
     if ks_method not in ("auto", "asymp"):
         raise InputError(f"ks_method must be 'auto' or 'asymp', got {ks_method!r}")
-    consent = None if consent is None else dict(consent=consent, customer=customer, time=time)
-    ref = _as_profile(reference, columns, categorical, n_threads, consent)
-    if columns is None:
-        columns = ref.columns
-    elif isinstance(columns, str):
-        columns = [columns]
-    missing = [c for c in columns if c not in ref.kinds]
-    if missing:
-        raise InputError(f"column(s) {missing} are not in the reference profile")
-    kinds = {c: ref.kinds[c] for c in columns}
-    cur = _as_profile(current, None, None, n_threads, consent, kinds=kinds)
-    for c in columns:
-        if cur.kinds.get(c) != kinds[c]:
-            raise InputError(f"column {c!r} is {kinds[c]} in the reference but "
-                             f"{cur.kinds.get(c, 'absent')} in the current data")
+    kinds, states, computed = _states(reference, current, columns, categorical,
+                                      (consent, customer, time), n_bins, n_threads)
     thresholds = dict(
         psi=config.MONITOR_PSI_THRESHOLD if psi_threshold is None else psi_threshold,
         p=config.MONITOR_PVALUE_THRESHOLD if pvalue_threshold is None else pvalue_threshold,
@@ -104,24 +94,66 @@ def drift(reference, current, *, columns=None, categorical=(), n_bins: int | Non
         null=config.MONITOR_NULL_RATE_THRESHOLD if null_rate_threshold is None
         else null_rate_threshold)
     rows = {name: [] for name in SCHEMA.names}
-    numeric = [c for c in columns if kinds[c] == NUMERIC]
-    num = _numeric_stats([ref.state(c) for c in numeric], [cur.state(c) for c in numeric],
-                         n_bins, ks_method, n_threads)
-    for c in columns:
-        rs, cs = ref.state(c), cur.state(c)
-        if kinds[c] == NUMERIC:
-            row = num[numeric.index(c)]
-        else:
-            row = _categorical_stats(rs, cs)
-        row["column"], row["kind"] = c, kinds[c]
+    sorted_cols = [c for c, k in kinds.items() if k == NUMERIC and c not in computed]
+    num = dict(zip(sorted_cols, _numeric_stats([states[c][0] for c in sorted_cols],
+                                               [states[c][1] for c in sorted_cols],
+                                               n_bins, ks_method, n_threads)))
+    if computed:
+        ks, wass, psi, js = (np.array(v) for v in zip(*computed.values()))
+        num.update(zip(computed, numeric_rows([states[c][0] for c in computed],
+                                              [states[c][1] for c in computed],
+                                              ks, wass, psi, js, ks_method, n_threads)))
+    for c, kind in kinds.items():
+        rs, cs = states[c]
+        row = num[c] if kind == NUMERIC else _categorical_stats(rs, cs)
+        row["column"], row["kind"] = c, kind
         row["n_reference"], row["n_current"] = rs.n, cs.n
         row["null_rate_reference"] = _rate(rs.n_null, rs.n)
         row["null_rate_current"] = _rate(cs.n_null, cs.n)
         row["null_rate_change"] = row["null_rate_current"] - row["null_rate_reference"]
-        row["method"], row["drift"] = _flag(row, kinds[c], rs.n, thresholds)
+        row["method"], row["drift"] = _flag(row, kind, rs.n, thresholds)
         for name in SCHEMA.names:
             rows[name].append(row.get(name))
     return pa.table(rows, schema=SCHEMA)
+
+
+def _states(reference, current, columns, categorical, consent, n_bins, n_threads):
+    """``(kinds, {column: (ref state, current state)}, {numeric column: (ks, wasserstein, psi,
+    js)} already computed)``. Two raw inputs that can be read again go the direct way
+    (``_direct.py``: no sorted profiles); a Profile on either side, or a stream, is profiled.
+    ``consent``: ``(ConsentFilter or None, customer column, time column)``."""
+    if isinstance(columns, str):
+        columns = [columns]
+    rule, customer, time = consent
+    consent = None if rule is None else dict(consent=rule, customer=customer, time=time)
+    if not isinstance(reference, Profile) and not isinstance(current, Profile):
+        sources = [open_source(consented_input(data, rule, customer=customer, time=time))
+                   for data in (reference, current)]
+        consent = None  # applied
+        if all(src.kind in REREADABLE for src in sources):
+            kinds = kinds_of(*sources, columns, categorical)
+            computed, declined, profiles = direct_states(*sources, kinds, n_bins, n_threads)
+            states = {c: (ref, cur) for c, (ref, cur, _) in computed.items()}
+            states.update(declined)
+            if profiles is not None:
+                states.update({c: (profiles[0].state(c), profiles[1].state(c))
+                               for c in profiles[0].kinds})
+            return kinds, {c: states[c] for c in kinds}, \
+                {c: stats for c, (_, _, stats) in computed.items()}
+        reference, current = sources
+    ref = _as_profile(reference, columns, categorical, n_threads, consent)
+    if columns is None:
+        columns = ref.columns
+    missing = [c for c in columns if c not in ref.kinds]
+    if missing:
+        raise InputError(f"column(s) {missing} are not in the reference profile")
+    kinds = {c: ref.kinds[c] for c in columns}
+    cur = _as_profile(current, None, None, n_threads, consent, kinds=kinds)
+    for c in columns:
+        if cur.kinds.get(c) != kinds[c]:
+            raise InputError(f"column {c!r} is {kinds[c]} in the reference but "
+                             f"{cur.kinds.get(c, 'absent')} in the current data")
+    return kinds, {c: (ref.state(c), cur.state(c)) for c in columns}, {}
 
 
 def _rate(nulls: int, valid: int) -> float:
@@ -161,7 +193,15 @@ def _numeric_stats(refs, curs, n_bins, ks_method, n_threads) -> list[dict]:
     cur_p = np.zeros((m, n_bins))
     numeric_drift(*ref_flat, *cur_flat, n_bins, config.MONITOR_PSI_EPS,
                   ks, wass, psi, js, bins, ref_p, cur_p, n_threads=n_threads)
-    pvalue = ks_pvalues(ks, ref_flat[-1], cur_flat[-1], n_threads)
+    return numeric_rows(refs, curs, ks, wass, psi, js, ks_method, n_threads)
+
+
+def numeric_rows(refs, curs, ks, wass, psi, js, ks_method, n_threads) -> list[dict]:
+    """The drift-table entries of numeric columns from their statistics (arrays over columns)
+    and states (counts, std, rank error): KS p-values, the normalised Wasserstein distance."""
+    n_ref = np.array([float(rs.n) for rs in refs])
+    n_cur = np.array([float(cs.n) for cs in curs])
+    pvalue = ks_pvalues(ks, n_ref, n_cur, n_threads)
     if ks_method == "auto":
         for j, (rs, cs) in enumerate(zip(refs, curs)):
             if 0 < min(rs.n, cs.n) and max(rs.n, cs.n) <= config.MONITOR_KS_EXACT_MAX_N:

@@ -65,14 +65,17 @@ MONITOR_KS_EXACT_MAX_N = 10_000
 #: A column's null rate moving by more than this (absolute) flags drift as well.
 MONITOR_NULL_RATE_THRESHOLD = 0.1
 #: Drift of raw numeric columns without sorting them (kernels/monitor/buckets.py): values go
-#: into buckets of a monotone map: MONITOR_BUCKET_CELLS cells (a power of two; a compile-time
-#: constant, so that the cell search unrolls) at quantiles of a sample of MONITOR_BUCKET_SAMPLE
-#: values per side, split into equal-width sub-buckets of about MONITOR_BUCKET_ROWS values per
-#: side, at most MONITOR_BUCKET_MAX buckets (ids are uint16, the last one marks NaN).
+#: into buckets of a monotone map estimated from MONITOR_BUCKET_CELLS quantiles of a sample of
+#: MONITOR_BUCKET_SAMPLE values per side, about MONITOR_BUCKET_ROWS values per side and bucket,
+#: at most MONITOR_BUCKET_MAX buckets (ids are uint16, one more id marks NaN).
 MONITOR_BUCKET_CELLS = 256
 MONITOR_BUCKET_SAMPLE = 4096
 MONITOR_BUCKET_ROWS = 64
 MONITOR_BUCKET_MAX = 32768
+#: The bucket map is a lookup in this many equal steps over [min, max], each step owning
+#: buckets in proportion to its share of the sample (very heavy tails crowd few steps: those
+#: columns end up sorted, by the gather limit below).
+MONITOR_BUCKET_GRID = 4096
 #: A column whose buckets needing their values in order hold more than this share of its values
 #: (few distinct values, a constant column) is sorted instead.
 MONITOR_BUCKET_GATHER_LIMIT = 0.25
