@@ -7,7 +7,9 @@ DP segment reports vs OpenDP's clamp >> sum >> laplace, same data, same run.
 Full sizes: 10M string ids (``"cust-"`` + a random 12-digit number, 17 bytes) for
 HMAC-SHA256 against polars-hash's vectorised ``hmac_sha256`` (both give the full 64-hex-digit
 token, asserted equal), and 1M of them against a Python ``hmac.digest`` / keyed ``blake2b``
-loop; a DP report over 10M rows x 20 segments (count + sum + mean per segment) against OpenDP's
+loop (the fast keyed function, SipHash-2-4-128, also against the keyed ``blake2b`` loop: the
+loop a user would write for a fast keyed hash; its tokens are checked against the plain-Python
+SipHash reference in tests/naive_privacy.py); a DP report over 10M rows x 20 segments (count + sum + mean per segment) against OpenDP's
 ``clamp >> sum >> laplace`` and ``count >> laplace`` run per segment on prepared Python lists
 (OpenDP's float sum keeps only 2**20 rows per call, so a single call over all rows would be
 wrong; per segment each list stays under that).
@@ -16,7 +18,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import statistics
+import sys
 import time
 
 import numpy as np
@@ -25,8 +29,11 @@ import pyarrow.compute as pc
 import pytest
 
 from bench._compare import bench_size, compare
-from fastengage.privacy import dp_report, pseudonymize
+from fastengage.privacy import dp_report, pseudonymize, siphash_key
 from fastengage.privacy.dp import _bounded_aggregates
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir, "tests"))
+import naive_privacy  # noqa: E402  (the plain-Python SipHash reference)
 
 FULL = bench_size() == "full"
 ROUNDS = 3 if FULL else 1
@@ -64,14 +71,14 @@ def test_hmac_sha256_vs_polars_hash(benchmark, ids):
             rounds=ROUNDS, size=f"{N_IDS} string ids", extra={"ids": N_IDS})
 
 
-@pytest.mark.parametrize("method", ["hmac-sha256", "blake2b"])
+@pytest.mark.parametrize("method", ["hmac-sha256", "blake2b", "siphash-2-4"])
 def test_keyed_hash_vs_python_loop(benchmark, ids, method):
     subset = ids.slice(0, N_LOOP)
     values = [v.encode() for v in subset.column("id").to_pylist()]
     if method == "hmac-sha256":
         def peer():
             return [hmac.digest(KEY, v, "sha256")[:16].hex() for v in values]
-    else:
+    else:  # the keyed-hash loop a user writes with hashlib
         def peer():
             return [hashlib.blake2b(v, key=KEY, digest_size=16).hexdigest() for v in values]
 
@@ -79,9 +86,17 @@ def test_keyed_hash_vs_python_loop(benchmark, ids, method):
         return pseudonymize(subset, ["id"], key=KEY, method=method).column("id")
 
     def check(mine, theirs, name):
-        assert mine.to_pylist() == theirs
+        if method != "siphash-2-4":
+            assert mine.to_pylist() == theirs
+            return
+        # a different function than the peer's: equal to the plain-Python SipHash on a sample
+        sip_key = siphash_key(KEY)
+        sample = mine.slice(0, 3000).to_pylist()
+        assert sample == [naive_privacy.siphash(sip_key, v, 16).hex() for v in values[:3000]]
+        assert len(mine) == len(theirs) == len(values) and mine.null_count == 0
 
-    compare(benchmark, f"privacy.{method}_vs_python", ours, {f"python {method} loop": peer},
+    peer_name = "python hmac-sha256 loop" if method == "hmac-sha256" else "python blake2b loop"
+    compare(benchmark, f"privacy.{method}_vs_python", ours, {peer_name: peer},
             check, rounds=ROUNDS, size=f"{N_LOOP} string ids")
 
 
@@ -166,9 +181,10 @@ def test_dp_report_with_customer_cap(benchmark, dp_data):
             size=f"{N_DP} rows x 20 segments, 10 rows per customer")
 
 
-def cpu_time_per_id(n: int = 2_000_000) -> dict:
-    """CPU time (``time.process_time``: summed over threads, median of 3) per id of each keyed
-    hash and its peers, on the same ids. Steadier than wall time on a loaded machine.
+def keyed_hash_rounds(n: int = 2_000_000, rounds: int = 7, n_loop: int = 200_000) -> dict:
+    """Per id, CPU time (``time.process_time``: summed over threads) and wall time of each
+    keyed hash and its peers on the same ids, in interleaved rounds (every contender once per
+    round, in turn, so load changes hit all alike); medians over the rounds, in ns per id.
 
         python -m bench.bench_privacy
     """
@@ -180,36 +196,42 @@ def cpu_time_per_id(n: int = 2_000_000) -> dict:
                                                  .astype(str)))})
     frame = pl.from_arrow(table)
     key = KEY.hex()
-    values = [v.encode() for v in table.column("id").to_pylist()[:300_000]]
-
-    def cpu(fn, reps=3, per=n):
-        fn()
-        spent = []
-        for _ in range(reps):
-            start = time.process_time()
-            fn()
-            spent.append(time.process_time() - start)
-        return statistics.median(spent) / per * 1e9
-
-    return {
-        "fastengage hmac-sha256": cpu(lambda: pseudonymize(table, ["id"], key=key.encode(),
-                                                           length=32)),
-        "fastengage blake2b": cpu(lambda: pseudonymize(table, ["id"], key=key.encode(),
-                                                       method="blake2b")),
-        "polars-hash hmac_sha256": cpu(lambda: frame.select(
+    values = [v.encode() for v in table.column("id").to_pylist()[:n_loop]]
+    contenders = {
+        "fastengage hmac-sha256, 2 threads": (n, lambda: pseudonymize(
+            table, ["id"], key=key.encode(), length=32, n_threads=2)),
+        "fastengage hmac-sha256, 1 thread": (n, lambda: pseudonymize(
+            table, ["id"], key=key.encode(), length=32, n_threads=1)),
+        "polars-hash hmac_sha256": (n, lambda: frame.select(
             plh.col("id").chash.hmac_sha256(key=key)).to_series()),
-        "python hmac loop": cpu(lambda: [hmac.digest(key.encode(), v, "sha256")[:16].hex()
-                                         for v in values], 1, len(values)),
-        "python blake2b loop": cpu(lambda: [hashlib.blake2b(v, key=key.encode(),
-                                                            digest_size=16).hexdigest()
-                                            for v in values], 1, len(values)),
+        "fastengage siphash-2-4, 2 threads": (n, lambda: pseudonymize(
+            table, ["id"], key=key.encode(), method="siphash-2-4", n_threads=2)),
+        "fastengage siphash-2-4, 1 thread": (n, lambda: pseudonymize(
+            table, ["id"], key=key.encode(), method="siphash-2-4", n_threads=1)),
+        "fastengage blake2b, 2 threads": (n, lambda: pseudonymize(
+            table, ["id"], key=key.encode(), method="blake2b", n_threads=2)),
+        "python blake2b loop": (n_loop, lambda: [hashlib.blake2b(
+            v, key=key.encode(), digest_size=16).hexdigest() for v in values]),
+        "python hmac loop": (n_loop, lambda: [hmac.digest(key.encode(), v, "sha256")[:16].hex()
+                                              for v in values]),
     }
+    spent = {name: ([], []) for name in contenders}
+    for _, fn in contenders.values():
+        fn()  # warm-up (compilation)
+    for _ in range(rounds):
+        for name, (count, fn) in contenders.items():
+            wall, cpu = time.perf_counter(), time.process_time()
+            fn()
+            spent[name][0].append((time.process_time() - cpu) / count * 1e9)
+            spent[name][1].append((time.perf_counter() - wall) / count * 1e9)
+    return {name: (statistics.median(c), statistics.median(w)) for name, (c, w) in spent.items()}
 
 
-def dp_wall_and_cpu(n: int = 10_000_000, rounds: int = 3) -> dict:
-    """dp_report over ``n`` rows x 20 segments: wall and CPU seconds (medians), beside the
-    wall/CPU ratio of a serial pure-Python loop measured in the same rounds. On a loaded
-    machine the loop's ratio shows how much of the wall time is waiting for a core."""
+def dp_wall_and_cpu(n: int = 10_000_000, rounds: int = 5) -> dict:
+    """dp_report over ``n`` rows x 20 segments on 1 and 2 threads, in interleaved rounds:
+    wall and CPU seconds (medians), beside the wall/CPU ratio of a serial pure-Python loop
+    measured in the same rounds. On a loaded machine the loop's ratio shows how much of the
+    wall time is waiting for a core."""
     rng = np.random.default_rng(11)
     segments = np.array([f"segment-{i:02d}" for i in range(20)])
     table = pa.table({"segment": pa.array(segments[rng.integers(0, 20, n)]),
@@ -223,25 +245,27 @@ def dp_wall_and_cpu(n: int = 10_000_000, rounds: int = 3) -> dict:
             total += i
         return total
 
-    walls, cpus, loop_ratios = [], [], []
+    runs = {"1 thread": lambda: dp_report(table, n_threads=1, **kw),
+            "2 threads": lambda: dp_report(table, n_threads=2, **kw), "serial loop": burner}
+    spent = {name: ([], []) for name in runs}
     for _ in range(rounds):
-        wall, cpu = time.perf_counter(), time.process_time()
-        dp_report(table, **kw)
-        walls.append(time.perf_counter() - wall)
-        cpus.append(time.process_time() - cpu)
-        wall, cpu = time.perf_counter(), time.process_time()
-        burner()
-        loop_ratios.append((time.perf_counter() - wall) / (time.process_time() - cpu))
-    return {"wall_s": statistics.median(walls), "cpu_s": statistics.median(cpus),
-            "serial_loop_wall_per_cpu": statistics.median(loop_ratios)}
+        for name, fn in runs.items():
+            wall, cpu = time.perf_counter(), time.process_time()
+            fn()
+            spent[name][0].append(time.process_time() - cpu)
+            spent[name][1].append(time.perf_counter() - wall)
+    out = {f"{name} {kind}_s": statistics.median(values[i]) for name, values in spent.items()
+           if name != "serial loop" for i, kind in enumerate(("cpu", "wall"))}
+    out["serial_loop_wall_per_cpu"] = statistics.median(
+        w / c for c, w in zip(*spent["serial loop"]))
+    return out
 
 
 if __name__ == "__main__":
-    import os
-
     print(f"load average {os.getloadavg()}")
-    for name, ns in cpu_time_per_id().items():
-        print(f"{name:28s} {ns:7.0f} ns of CPU per id")
+    for name, (cpu, wall) in keyed_hash_rounds().items():
+        print(f"{name:36s} {cpu:7.0f} ns CPU {wall:7.0f} ns wall per id (medians)")
+    print(f"load average {os.getloadavg()}")
     print("dp_report 10M rows x 20 segments:", {k: round(v, 3) for k, v in
                                                 dp_wall_and_cpu().items()})
     print(f"load average {os.getloadavg()}")

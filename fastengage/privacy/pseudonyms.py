@@ -157,18 +157,30 @@ class _Hasher:
         out = np.empty(max(n * width, 1), np.uint8)
         if self._key is not None:
             _python_digests(offsets, data, self._key, self.method, self.length, self.hex_out, out)
-        elif self.method == "hmac-sha256":
-            lib = self.lib
-            hmac_sha256_buffers(offsets, data, self.inner, self.outer,
-                                np.uint64(lib.sha256_update), np.uint64(lib.sha256_final),
-                                np.uint64(lib.sha256_transform), self.length, self.hex_out, out,
+            return self._wrap(out, array)
+        # The id blocks are handed to the threads one at a time (dynamic schedule) instead of
+        # half each: on a busy machine a preempted thread no longer leaves the other idle
+        # (2 threads at load ~13: 233 -> 190 ns CPU, 845 -> 682 ns wall per HMAC). Which
+        # thread hashes a block never changes its tokens.
+        with numba.parallel_chunksize(1):
+            if self.method == "hmac-sha256":
+                lib = self.lib
+                hmac_sha256_buffers(offsets, data, self.inner, self.outer,
+                                    np.uint64(lib.sha256_update), np.uint64(lib.sha256_final),
+                                    np.uint64(lib.sha256_transform), self.length, self.hex_out,
+                                    out, n_threads=self.n_threads)
+            elif self.method == "siphash-2-4":
+                siphash_buffers(offsets, data, self.state, self.length, self.hex_out, out,
                                 n_threads=self.n_threads)
-        elif self.method == "siphash-2-4":
-            siphash_buffers(offsets, data, self.state, self.length, self.hex_out, out,
-                            n_threads=self.n_threads)
-        else:
-            blake2b_buffers(offsets, data, self.state, self.length, self.hex_out, out,
-                            n_threads=self.n_threads)
+            else:
+                blake2b_buffers(offsets, data, self.state, self.length, self.hex_out, out,
+                                n_threads=self.n_threads)
+        return self._wrap(out, array)
+
+    def _wrap(self, out: np.ndarray, array: pa.Array) -> pa.Array:
+        """The token bytes ``out`` as an Arrow array, null where ``array`` is."""
+        n = len(array)
+        width = self.length * (2 if self.hex_out else 1)
         buf = pa.py_buffer(out)
         if self.hex_out:
             offs = pa.py_buffer(np.arange(n + 1, dtype=np.int32) * np.int32(width))
