@@ -13,7 +13,8 @@ import pyarrow.compute as pc
 from .._io.sources import amount_to_float64
 from ..errors import InputError
 
-__all__ = ["arm_array", "arm_codes", "eligible_mask", "feature_matrix", "reward_vector"]
+__all__ = ["arm_array", "arm_codes", "check_finite", "eligible_mask", "feature_matrix",
+           "reward_vector"]
 
 
 def _plain(array):
@@ -89,10 +90,12 @@ def arm_codes(values, arms: pa.Array, column: str, role: str = "arm") -> np.ndar
 
 
 def feature_matrix(batch, features: list[str], by_column: bool = False,
-                   out: np.ndarray | None = None) -> np.ndarray:
+                   out: np.ndarray | None = None, check: bool = True) -> np.ndarray:
     """The named columns of ``batch`` as a C-contiguous float64 matrix, (n, d), or (d, n) with
-    ``by_column`` (one contiguous copy per column, as decisions read them); finite values only.
-    ``out``: a flat float64 buffer to reuse when it is large enough (the result is a view)."""
+    ``by_column`` (one contiguous copy per column, as decisions read them); finite values only
+    (``check=False``: the caller proves it, e.g. from the decision kernel's flag, and calls
+    :func:`check_finite` when it cannot). ``out``: a flat float64 buffer to reuse when it is
+    large enough (the result is a view)."""
     n = batch.num_rows
     shape = (len(features), n) if by_column else (n, len(features))
     if out is not None and out.size >= n * len(features):
@@ -111,16 +114,22 @@ def feature_matrix(batch, features: list[str], by_column: bool = False,
             X[j] = col
         else:
             X[:, j] = col
-    # A sum is finite only if every term is (NaN and inf propagate); a finite sum proves the
-    # matrix finite in one read pass without a mask. Overflow of finite values is rechecked.
-    with np.errstate(over="ignore", invalid="ignore"):
-        finite = np.isfinite(X.sum()) or np.isfinite(X).all()
-    if not finite:
-        bad = [name for j, name in enumerate(features)
-               if not np.isfinite(X[j] if by_column else X[:, j]).all()]
+    if check:
+        # A sum is finite only if every term is (NaN and inf propagate); a finite sum proves
+        # the matrix finite in one read pass without a mask. Overflow is rechecked exactly.
+        with np.errstate(over="ignore", invalid="ignore"):
+            if not np.isfinite(X.sum()):
+                check_finite(X, features, by_column)
+    return X
+
+
+def check_finite(X: np.ndarray, features: list[str], by_column: bool) -> None:
+    """Raise ``InputError`` naming the feature columns of ``X`` that hold NaN or infinity."""
+    bad = [name for j, name in enumerate(features)
+           if not np.isfinite(X[j] if by_column else X[:, j]).all()]
+    if bad:
         raise InputError(f"feature column(s) {', '.join(map(repr, bad))} hold NaN or infinite "
                          "values")
-    return X
 
 
 def reward_vector(batch, column: str, binary: bool) -> np.ndarray:

@@ -22,11 +22,19 @@ from ..kernels.bandits import decide as _decide
 from ..kernels.bandits import ridge as _ridge
 from ..kernels.common.config import (
     BANDIT_DECIDE_BATCH,
+    BANDIT_DECIDE_CHUNK,
     BANDIT_PARALLEL_MIN_ROWS,
     BANDIT_ROWS_PER_TASK,
     BANDIT_TS_PROPENSITY_DRAWS,
 )
-from ._columns import arm_array, arm_codes, eligible_mask, feature_matrix, reward_vector
+from ._columns import (
+    arm_array,
+    arm_codes,
+    check_finite,
+    eligible_mask,
+    feature_matrix,
+    reward_vector,
+)
 
 __all__ = ["Policy"]  # the concrete policies are in .kinds
 
@@ -321,18 +329,21 @@ class Policy:
             raise InputError(f"x must be a 1-D array of {d} features, got shape {x.shape}")
         return x
 
-    def _run(self, XC, mask, seed, row0, draws, want_mean, want_dist, n_threads):
+    def _run(self, XC, mask, seed, row0, draws, want_mean, want_dist, n_threads, features):
         snap = self._snapshot
         n, K = XC.shape[1], snap.theta.shape[0]
         arm, prop = np.empty(n, dtype=np.int64), np.empty(n)
         mean = np.empty((n if want_mean else 0, K))
         dist = np.empty((n if want_dist else 0, K))
+        bad = np.zeros(-(-n // BANDIT_DECIDE_CHUNK), dtype=np.int64)
         _decide.decide_rows(XC, mask if mask is not None else np.zeros((0, K), np.uint8),
                             snap.theta, snap.L_inv, snap.base_mean, snap.base_var, snap.scale,
                             snap.bounds, snap.beta_a, snap.beta_b, self.KIND,
                             self.params.get("epsilon", 0.0),
-                            seed, row0, draws, arm, prop, mean, dist,
+                            seed, row0, draws, arm, prop, mean, dist, bad,
                             n_threads=_threads(n, n_threads))
+        if bad.any():  # a NaN or inf feature (or only an overflow of finite values)
+            check_finite(XC, features, by_column=True)
         return arm, prop, mean, dist
 
     def _batches(self, data, features, id, eligible, keep=None):
@@ -352,8 +363,8 @@ class Policy:
                 batch = blank_rows(batch, ~keep[start:start + batch.num_rows], features,
                                    eligible if isinstance(eligible, str) else None)
             mask = eligible_mask(eligible, batch, start, self._arms, total)
-            X = feature_matrix(batch, features, by_column=True, out=buf)
-            yield start, batch, X, mask
+            X = feature_matrix(batch, features, by_column=True, out=buf, check=False)
+            yield start, batch, X, mask, features
             start += batch.num_rows
 
     def decide(self, data, *, features: list[str] | None = None, id: str | None = None,
@@ -385,8 +396,9 @@ class Policy:
         seed = _seed64(seed)
         draws = self._draws(propensity_draws)
         ids, arms, props, means = [], [], [], []
-        for start, batch, X, mask in self._batches(data, features, id, eligible, keep):
-            a, p, m, _ = self._run(X, mask, seed, start, draws, expected, False, n_threads)
+        for start, batch, X, mask, names in self._batches(data, features, id, eligible, keep):
+            a, p, m, _ = self._run(X, mask, seed, start, draws, expected, False, n_threads,
+                                   names)
             arms.append(a)
             props.append(p)
             means.append(m)
@@ -414,8 +426,8 @@ class Policy:
         """(rows, K) probability of each arm (``policy.arms`` order) per row, as ``decide``
         would use it: exact for greedy/UCB policies, Monte Carlo shares for Thompson sampling."""
         seed, draws = _seed64(seed), self._draws(propensity_draws)
-        parts = [self._run(X, mask, seed, start, draws, False, True, n_threads)[3]
-                 for start, _, X, mask in self._batches(data, features, None, eligible)]
+        parts = [self._run(X, mask, seed, start, draws, False, True, n_threads, names)[3]
+                 for start, _, X, mask, names in self._batches(data, features, None, eligible)]
         return np.concatenate(parts) if parts else np.zeros((0, len(self._arms)))
 
     def decide_one(self, x=None, eligible=None, seed: int | None = None):

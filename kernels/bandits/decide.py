@@ -336,11 +336,17 @@ def decide_block(XC, lo, hi, mask, theta, L_inv, base_mean, base_var, scale, bou
     every arm is eligible take the argmax block-wise. Only rows with a tie, a mask or
     randomness go through :func:`choose`, which would give the same arm and a propensity of
     exactly 1 to a unique best. Decisions and propensities are exactly those of the full
-    computation (tests compare both)."""
+    computation (tests compare both). Returns how many rows had a non-finite mean (a NaN or
+    infinite feature, or an overflow: the caller checks the features)."""
     M, W, XG, z, norm, best, wg, thr, cnt, _, _, _, _, rows, top, opened = scratch
     K, d = theta.shape[0], XC.shape[0]
     m = hi - lo
     arm_means(XC, lo, m, theta, base_mean, M)
+    n_bad = 0  # rows whose first mean is not finite: NaN or inf in x (0 * inf is NaN too)
+    if d > 0:
+        M0 = M[0]
+        for k in range(m):
+            n_bad += 0 if M0[k] - M0[k] == 0.0 else 1
     if prune and d > 0 and scale > 0.0:
         ucb_contenders(XC, lo, m, M, bounds, norm, best, thr, cnt, top)
         n_open = 0
@@ -356,7 +362,7 @@ def decide_block(XC, lo, hi, mask, theta, L_inv, base_mean, base_var, scale, bou
             _decide_row(lo + opened[c], opened[c], everyone, M, W, beta_a, beta_b, kind,
                         epsilon, seed, row0, draws, scratch, out_arm, out_prop, out_mean,
                         out_dist)
-        return
+        return n_bad
     for a in range(K):
         if d == 0 or scale == 0.0:
             v = base_var[a]
@@ -384,17 +390,21 @@ def decide_block(XC, lo, hi, mask, theta, L_inv, base_mean, base_var, scale, bou
             _decide_row(lo + k, k, mask[lo + k] if mask.shape[0] > 0 else everyone, M, W,
                         beta_a, beta_b, kind, epsilon, seed, row0, draws, scratch, out_arm,
                         out_prop, out_mean, out_dist)
+    return n_bad
 
 
 @parallel_kernel
 def decide_rows(XC, mask, theta, L_inv, base_mean, base_var, scale, bounds, beta_a, beta_b,
-                kind, epsilon, seed, row0, draws, out_arm, out_prop, out_mean, out_dist):
+                kind, epsilon, seed, row0, draws, out_arm, out_prop, out_mean, out_dist,
+                out_bad):
     """Decide every row of ``XC`` (features x rows: each feature column contiguous, as Arrow
     holds it); ``mask`` is (n, K) uint8 or (0, K) for "all arms eligible"; ``bounds`` (4, K)
     the width bounds ``ub0, ub1, lb0, lb1`` (see :func:`ucb_contenders`).
 
     ``out_mean`` (n, K) receives each eligible arm's expected reward (NaN for the others) and
     ``out_dist`` (n, K) each arm's probability; pass (0, K) arrays to skip either.
+    ``out_bad[c]`` (one per ``BANDIT_DECIDE_CHUNK`` rows) counts the chunk's rows whose means
+    are not finite, so the caller proves the features finite without reading them again.
     """
     n = XC.shape[1]
     d = XC.shape[0]
@@ -406,9 +416,10 @@ def decide_rows(XC, mask, theta, L_inv, base_mean, base_var, scale, bounds, beta
         scratch = scratch_for(d, K, B)
         everyone = np.ones(K, dtype=np.uint8)
         lo = c * B
-        decide_block(XC, lo, min(n, lo + B), mask, theta, L_inv, base_mean, base_var, scale,
-                     bounds, beta_a, beta_b, kind, epsilon, seed, row0, draws, prune, everyone,
-                     scratch, out_arm, out_prop, out_mean, out_dist)
+        out_bad[c] = decide_block(XC, lo, min(n, lo + B), mask, theta, L_inv, base_mean,
+                                  base_var, scale, bounds, beta_a, beta_b, kind, epsilon, seed,
+                                  row0, draws, prune, everyone, scratch, out_arm, out_prop,
+                                  out_mean, out_dist)
 
 
 @njit(**NJIT)

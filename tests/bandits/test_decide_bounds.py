@@ -79,3 +79,14 @@ def test_ties_keep_their_shared_propensity_and_decide_one_agrees():
         policy.decide_one(np.array([0.0, np.nan, 1.0, 2.0]))
     with pytest.raises(InputError, match="NaN"):
         policy.decide_one(np.array([0.0, np.inf, 1.0, 2.0]), seed=1)
+
+
+def test_non_finite_features_are_named_and_overflow_is_not_an_error():
+    policy, table, X = _policy_and_rows(3000, 3, 4, 200, 1.0, False, 2)
+    bad = X[:, 1].copy()
+    bad[2500] = np.inf  # in the second batch of kernel chunks, one row only
+    with pytest.raises(InputError, match="'x1'"):
+        policy.decide(table.set_column(1, "x1", pa.array(bad)), seed=0)
+    huge = table.set_column(0, "x0", pa.array(X[:, 0] * 1e306))  # finite; means overflow
+    out = policy.decide(huge, seed=0)
+    assert out.num_rows == 3000 and out["arm"].null_count == 0
