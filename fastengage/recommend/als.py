@@ -111,13 +111,8 @@ class ALS(MatrixFactorization):
     def _half(self, indptr, indices, conf, X, Y, solver=None, n_threads=None):
         f = self.factors
         cg = (solver or self.solver) == "cg"
-        if cg and Y.dtype == np.float32:
-            # CG works in float32 anyway (as implicit); skips two float64 copies of Y
-            YtY = (Y.T @ Y).astype(np.float64)
-        else:
-            YtY = Y.T.astype(np.float64) @ Y.astype(np.float64)
-        A0 = YtY + self.regularization * np.eye(f)
         k = self._k()
+        A0 = k.gram(Y) + self.regularization * np.eye(f)
         if cg:
             k.als_cg_half(indptr, indices, conf, X, Y, A0.astype(X.dtype), self.cg_steps,
                           n_threads=n_threads)
@@ -143,8 +138,8 @@ class ALS(MatrixFactorization):
         X = rng.random((n_users, self.factors), dtype=self.dtype) * self.dtype.type(0.01)
         Y = rng.random((n_items, self.factors), dtype=self.dtype) * self.dtype.type(0.01)
         self.loss_history_ = []
-        # the only BLAS calls are the small f x f Gram matrices, with the BLAS's own thread
-        # setting: a library call never changes process-wide state (issue #10, finding 15)
+        # no BLAS call: the Gram matrices are a kernel too (a multi-threaded BLAS on a busy
+        # machine cost more than the half-steps), and nothing changes process-wide state
         for _ in range(self.iterations):
             self._half(indptr, indices, conf, X, Y, n_threads=self._fit_threads)
             self._half(t_indptr, t_indices, t_conf, Y, X, n_threads=self._fit_threads)
@@ -182,7 +177,7 @@ class ALS(MatrixFactorization):
                 "kept as fitted", {"item_factors": "re-solved"})
 
     def _loss(self, indptr, indices, conf, X, Y) -> float:
-        YtY = Y.T.astype(np.float64) @ Y.astype(np.float64)
+        YtY = self._k().gram(Y)
         return float(self._k().als_loss(indptr, indices, conf, X, Y, YtY, self.regularization,
                                         n_threads=self.n_threads))
 

@@ -26,7 +26,7 @@ from ..common.config import NJIT
 from ..common.launch import parallel_kernel, resolve_threads, run_threaded
 from ..common.linalg import solve_factored
 from ..common.sched import CHUNKS_PER_WORKER, cost_chunks, fetch_add
-from .fit_native import cg_half_worker
+from .fit_native import cg_half_worker, gram  # noqa: F401  (gram: the API's Y^T Y)
 
 _INLINE = dict(NJIT, fastmath=True, inline="always")
 

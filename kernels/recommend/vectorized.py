@@ -26,6 +26,11 @@ def _row_sums(indptr, values):
     return out
 
 
+def gram(Y):
+    """``Y^T Y`` in float64 (NumPy's BLAS)."""
+    return Y.T.astype(np.float64) @ Y.astype(np.float64)
+
+
 def als_cg_half(indptr, indices, conf, X, Y, A0, cg_steps, n_threads=None):
     """Lock-step version of :func:`fastengage.kernels.recommend.als.als_cg_half` (updates X)."""
     cm1 = (conf - 1).astype(np.float64)

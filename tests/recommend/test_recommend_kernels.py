@@ -97,13 +97,15 @@ def _random_problem(rng, n_users, n_items, f, density=0.2):
 
 
 @settings(max_examples=15, deadline=None)
-@given(st.integers(0, 10_000), st.integers(1, 4))
-def test_cg_half_matches_naive_cg(seed, steps):
+@given(st.integers(0, 10_000), st.integers(1, 4), st.sampled_from([5, 8, 13, 24]))
+def test_cg_half_matches_naive_cg(seed, steps, f):
+    # f = 5 runs only the scalar tails of the compiled row solver, 8 and 24 only its
+    # eight-lane vectors, 13 both
     rng = np.random.default_rng(seed)
-    indptr, indices, conf, m, Y = _random_problem(rng, 7, 12, 5)
+    indptr, indices, conf, m, Y = _random_problem(rng, 7, 40, f)  # ~8 entries: groups of 4 and tails
     reg = 0.1
-    X0 = rng.random((7, 5)) * 0.1
-    A0 = Y.T @ Y + reg * np.eye(5)
+    X0 = rng.random((7, f)) * 0.1
+    A0 = Y.T @ Y + reg * np.eye(f)
     for k in (rec_als, rec_numpy):
         X = X0.copy()
         k.als_cg_half(indptr, indices, conf, X, Y, A0, steps)
@@ -112,6 +114,18 @@ def test_cg_half_matches_naive_cg(seed, steps):
             c = conf[indptr[u]:indptr[u + 1]]
             np.testing.assert_allclose(X[u], naive.cg_user(X0[u], Y, reg, items, c, steps),
                                        rtol=1e-8, atol=1e-10)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 10_000), st.integers(0, 11), st.integers(1, 19),
+       st.sampled_from([np.float32, np.float64]))
+def test_gram_is_the_row_order_sum_of_exact_products(seed, n, f, dtype):
+    Y = np.random.default_rng(seed).standard_normal((n, f)).astype(dtype)
+    expected = np.zeros((f, f))
+    for row in Y.astype(np.float64):  # each product exact in double, added in row order
+        expected += np.outer(row, row)
+    np.testing.assert_array_equal(rec_als.gram(Y), expected)
+    np.testing.assert_allclose(rec_numpy.gram(Y), expected, rtol=1e-12, atol=1e-12)
 
 
 @settings(max_examples=15, deadline=None)
