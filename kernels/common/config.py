@@ -66,7 +66,8 @@ MONITOR_KS_EXACT_MAX_N = 10_000
 MONITOR_NULL_RATE_THRESHOLD = 0.1
 #: Drift of raw numeric columns without sorting them (kernels/monitor/buckets.py): values go
 #: into buckets of a monotone map estimated from MONITOR_BUCKET_CELLS quantiles of a sample of
-#: MONITOR_BUCKET_SAMPLE values per side, about MONITOR_BUCKET_ROWS values per side and bucket,
+#: MONITOR_BUCKET_SAMPLE values per side, about sqrt(n) / 16 values per side and bucket (at most
+#: MONITOR_BUCKET_ROWS),
 #: at most MONITOR_BUCKET_MAX buckets (ids are uint16, one more id marks NaN).
 MONITOR_BUCKET_CELLS = 256
 MONITOR_BUCKET_SAMPLE = 4096

@@ -263,8 +263,11 @@ def column_drift(a, b, n_bins, eps, max_chunks, chunk_rows, bucket_rows, max_buc
         return
     mean_a = total_a / na
     # --- the bucket map -----------------------------------------------------------------------
+    # In a bucket of r values per side G moves by ~2 r / n, against the ECDF gap's own spread of
+    # ~1 / sqrt(n) with no drift: r ~ sqrt(n) / 16 keeps the buckets near its zeros few.
+    rows = max(4, min(bucket_rows, int(np.sqrt(max(na, nb)) / 16)))
     n_buckets = CELLS
-    while 2 * n_buckets <= max_buckets and n_buckets * bucket_rows < max(na, nb):
+    while 2 * n_buckets <= max_buckets and n_buckets * rows < max(na, nb):
         n_buckets *= 2
     q = _splitters(a, b, lo_v, hi_v, sample)
     n_entries = min(n_entries, n_buckets)  # more steps than buckets leave steps owning none
