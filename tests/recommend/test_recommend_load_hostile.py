@@ -98,8 +98,19 @@ def test_seen_indices_out_of_range(saved, value):
         cls.load(with_array(raw, "seen_indices", set_at(3, value)))
 
 
-@pytest.mark.parametrize("edit", [set_at(5, 10**9), set_at(5, -3), set_at(0, 1), set_at(-1, 3)],
-                         ids=["huge", "negative", "start", "end"])
+def _wrapping_pointers(arr):
+    # found by the fuzzer: differences of pointers near +-2**63 wrap around to small positive
+    # steps, so a check by np.diff saw a non-decreasing array and indexing then failed
+    # (four steps of 2**62 go once around the int64 circle back to 0, then the real rows)
+    arr = arr.copy()
+    assert arr[5] > 0
+    arr[1:5] = [2**62, -2**63, -2**62, 0]
+    return arr
+
+
+@pytest.mark.parametrize("edit", [set_at(5, 10**9), set_at(5, -3), set_at(0, 1), set_at(-1, 3),
+                                  _wrapping_pointers],
+                         ids=["huge", "negative", "start", "end", "wrapping"])
 def test_seen_indptr_not_monotone_or_out_of_range(saved, edit):
     _, cls, raw, _ = saved
     with pytest.raises(ModelFormatError, match="seen_indptr"):
