@@ -17,18 +17,23 @@ from __future__ import annotations
 import json
 
 import dask
+import dask.dataframe as dd
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from ._distributed import decisions as _decisions
 from ._distributed import folds as _folds
 from ._distributed import models as _models
+from ._distributed import monitoring as _monitoring
+from ._distributed import profile as _profile
 from ._distributed import rfm as _rfm
 from ._io.times import parse_time
 from .errors import ColumnNotFoundError, InputError
 from .features._common import RETURNS_MODES
 
-__all__ = ["rfm", "report", "score", "recommend", "clv_summary", "clv_fit", "clv_predict"]
+__all__ = ["rfm", "profile", "report", "score", "recommend", "clv_summary", "clv_fit",
+           "clv_predict", "decide", "monitor_profile"]
 
 
 def _require(ddf, columns) -> None:
@@ -44,6 +49,11 @@ def _arrow(pdf) -> pa.Table:
     return pa.Table.from_pandas(pdf, preserve_index=False).replace_schema_metadata(None)
 
 
+def _arrow_meta(schema: pa.Schema):
+    """Empty pandas frame of an Arrow schema in Arrow dtypes (nullable integers: profile)."""
+    return schema.empty_table().to_pandas(types_mapper=pd.ArrowDtype)
+
+
 def _meta(schema: pa.Schema, like=None, keep: str | None = None):
     """Empty pandas frame of an Arrow schema (``keep`` takes its dtype from ``like``)."""
     meta = schema.empty_table().to_pandas()
@@ -52,13 +62,15 @@ def _meta(schema: pa.Schema, like=None, keep: str | None = None):
     return meta
 
 
-def _scan(ddf, customer, time, as_of, drop_null_customers):
-    """``(as_of in microseconds, rows, null-id rows)`` from per-partition scans."""
-    scans = ddf[[customer, time]].map_partitions(
-        lambda pdf: next(_rfm.scan([_arrow(pdf)], customer, time)).to_pandas(),
-        meta=_meta(_rfm.SCAN_SCHEMA)).compute()
-    latest, rows, nulls = _rfm.combine_scans(_arrow(scans), customer, drop_null_customers)
-    return (latest if as_of is None else parse_time(as_of, "as_of")), rows, nulls
+def _scan(ddf, customer, time, as_of, drop_null_customers, sample=None, channel=None):
+    """``(as_of in microseconds, rows, null-id rows, the scans)`` from per-partition scans."""
+    schema = _rfm.SCAN_SCHEMA if sample is None else _rfm.SAMPLE_SCAN_SCHEMA
+    scans = ddf.map_partitions(
+        lambda pdf: next(_rfm.scan([_arrow(pdf)], customer, time, sample, channel)).to_pandas(),
+        meta=_meta(schema)).compute()
+    scans = pa.Table.from_pandas(scans, schema=schema, preserve_index=False)
+    latest, rows, nulls = _rfm.combine_scans(scans, customer, drop_null_customers)
+    return (latest if as_of is None else parse_time(as_of, "as_of")), rows, nulls, scans
 
 
 def _by_customer(ddf, customer, buckets, fold, meta):
@@ -67,24 +79,28 @@ def _by_customer(ddf, customer, buckets, fold, meta):
     return shuffled.map_partitions(lambda pdf: fold(_arrow(pdf)).to_pandas(), meta=meta)
 
 
-def _folded(ddf, customer, buckets, fold, values_schema):
+def _folded(ddf, customer, buckets, fold, meta):
     """Per-customer values of every bucket (``fold(table) -> (values, report)``), persisted,
-    and the buckets' reports (kept in each partition's ``attrs``)."""
+    and the buckets' reports (kept in each partition's ``attrs``). Pandas dtypes as in
+    ``meta``: numpy ones, or Arrow ones (nullable integers) when its first column has one."""
+    arrow_dtypes = isinstance(meta.dtypes.iloc[0], pd.ArrowDtype)
+
     def run(pdf):
         values, report = fold(_arrow(pdf))
-        out = values.to_pandas()
+        out = values.to_pandas(types_mapper=pd.ArrowDtype if arrow_dtypes else None)
         if report:
             out.attrs[_folds.REPORT] = report
         return out
     shuffled = ddf.shuffle(on=customer, npartitions=buckets)
-    values = shuffled.map_partitions(run, meta=_meta(values_schema, ddf._meta, customer)).persist()
+    values = shuffled.map_partitions(run, meta=meta).persist()
     reports = dask.compute(*[dask.delayed(lambda p: p.attrs.get(_folds.REPORT))(part)
                              for part in values.to_delayed()])
     return values, [r for r in reports if r]
 
 
 def _with_report(frame, report: dict):
-    frame.attrs[_folds.KEY] = json.dumps(report)
+    # only the report: pandas keeps attrs through a concat only when every frame has the same
+    frame.attrs = {_folds.KEY: json.dumps(report)}
     return frame
 
 
@@ -107,18 +123,38 @@ def rfm(ddf, *, customer: str, time: str, amount: str, order: str | None = None,
     cols = [c for c in (customer, time, amount, order) if c is not None]
     _require(ddf, cols)
     ddf = ddf[cols]
-    as_of_us, rows, nulls = _scan(ddf, customer, time, as_of, drop_null_customers)
+    as_of_us, rows, nulls, _ = _scan(ddf[[customer, time]], customer, time, as_of,
+                                     drop_null_customers)
     settings = dict(customer=customer, time=time, amount=amount, order=order, returns=returns,
                     drop_null_customers=drop_null_customers)
     values, reports = _folded(ddf, customer, buckets,
                               lambda t: _rfm.rfm_bucket(t, settings, as_of_us, n_threads),
-                              _rfm.value_schema(customer, pa.null()))
+                              _meta(_rfm.value_schema(customer, pa.null()), ddf._meta, customer))
     plan = _rfm.score_plan(_arrow(values[list(_rfm.METRICS)].compute()), segments)
     merged = _folds.merge_reports(reports, rows, nulls)
     meta = _with_report(_meta(_rfm.output_schema(customer, pa.null()), ddf._meta, customer), merged)
     return values.map_partitions(
         lambda pdf: _with_report(_rfm.add_scores(_arrow(pdf), plan).to_pandas(), merged),
         meta=meta)
+
+
+def profile(ddf, *, customer: str, time: str, amount: str, as_of=None,
+            buckets: int | None = None, n_threads: int = 1, **options):
+    """:func:`fastengage.features.profile` of a Dask DataFrame, as a Dask DataFrame (same
+    columns and values, in pandas Arrow dtypes; channel columns for every channel value of
+    the whole input; the report: :func:`report`). Folded per partition after a shuffle on
+    the customer. ``options``: order, item, category, channel, windows, returns,
+    drop_null_customers, as for ``profile``."""
+    cols, settings = _profile.settings_of(customer, time, amount, options)
+    _require(ddf, cols)
+    ddf = ddf[cols]
+    values, merged = _profile.run(
+        lambda **sample: _scan(ddf, customer, time, as_of, settings["drop_null_customers"],
+                               **sample),
+        lambda fold, schema: _folded(ddf, customer, buckets, fold, _arrow_meta(schema)),
+        settings, n_threads)
+    meta = _with_report(values._meta.copy(), merged)
+    return values.map_partitions(lambda pdf: _with_report(pdf.copy(), merged), meta=meta)
 
 
 def _shipped(model):
@@ -153,7 +189,6 @@ def recommend(model, customers=None, *, customer: str = "customer", n: int = 10,
               npartitions: int = 4, n_threads: int = 1):
     """Batch top-``n`` for the customers of a Dask DataFrame column (default: every customer of
     the model, in ``npartitions`` partitions), model passed once."""
-    import dask.dataframe as dd
     if customers is None:
         ids = pa.table({customer: model.customers_.ids()}).to_pandas()
         customers = dd.from_pandas(ids, npartitions=npartitions)
@@ -177,7 +212,7 @@ def clv_summary(ddf, *, customer: str, time: str, amount: str | None = None, as_
     cols = [c for c in (customer, time, amount) if c is not None]
     _require(ddf, cols)
     ddf = ddf[cols]
-    as_of_us = _scan(ddf, customer, time, as_of, False)[0]
+    as_of_us = _scan(ddf[[customer, time]], customer, time, as_of, False)[0]
     settings = dict(customer=customer, time=time, amount=amount, freq=freq,
                     freq_multiplier=freq_multiplier, calibration_end=calibration_end)
     meta = _meta(_models.summary_schema(pa.null(), settings), ddf._meta, customer)
@@ -213,3 +248,49 @@ def clv_predict(model, summary, t: float, *, customer: str | None = None,
                                                t, options))
         return pa.Table.from_batches(batches).to_pandas()
     return summary[cols].map_partitions(predicted, data, meta=_meta(out, summary._meta, customer))
+
+
+def decide(ddf, policy, *, seed: int | None = None, persist: bool = True, n_threads: int = 1,
+           **options):
+    """``policy.decide`` (:mod:`fastengage.bandits`) of every row of a Dask DataFrame, equal to
+    the single-machine call on the computed rows (row ``i`` draws from ``(seed, i)``), as a
+    Dask DataFrame in pandas Arrow dtypes. ``options``: ``features``, ``id``, ``eligible`` (a
+    column of arm lists), ``expected``, ``propensity_draws``. The partitions' rows are counted
+    first, so both passes must see the same rows in the same order: the columns read are
+    persisted first (a shuffle need not give its rows in the same order twice);
+    ``persist=False`` skips that for a DataFrame already persisted or read from files. The
+    policy is passed once, as its safe file."""
+    options = _decisions.check_options(dict(options, seed=seed, n_threads=n_threads))
+    cols = _decisions.columns_read(policy, options)
+    _require(ddf, cols)
+    parts = (ddf[cols].persist() if persist else ddf[cols]).to_delayed()
+    starts = np.concatenate([[0], np.cumsum(dask.compute(*[dask.delayed(len)(p) for p in parts]))])
+    token, data = _models.ship_saved(policy)
+    data = dask.delayed(data, pure=True)
+    id_col = options.get("id")
+    schema = _decisions.output_schema(
+        policy, _arrow(ddf._meta[[id_col]]).schema.field(0).type if id_col else None, options)
+
+    def decided(pdf, first_row, data):
+        batches = _decisions.decide_batches([_arrow(pdf)], _decisions.worker_policy(token, data),
+                                            int(first_row), options)
+        return pa.Table.from_batches(list(batches), schema).to_pandas(types_mapper=pd.ArrowDtype)
+    return dd.from_delayed([dask.delayed(decided)(p, start, data)
+                            for p, start in zip(parts, starts)], meta=_arrow_meta(schema))
+
+
+def monitor_profile(ddf, columns=None, *, categorical=(), mode: str = "auto",
+                    exact_limit: int | None = None, sketch_size: int | None = None,
+                    n_threads: int = 1):
+    """A drift profile (:class:`fastengage.monitor.Profile`, on the client) of a Dask
+    DataFrame: one per partition, sent back as its safe file and merged in partition order;
+    equal to ``Profile.from_data`` of the computed rows (exact values and counts, moments to
+    rounding). Arguments as for ``Profile.from_data``."""
+    options = dict(mode=mode, exact_limit=exact_limit, sketch_size=sketch_size)
+    kinds = _monitoring.kinds_of(_arrow(ddf._meta).schema, columns, categorical, options)
+
+    def one(pdf, partition):
+        return _monitoring.partition_profile([_arrow(pdf)], kinds, options, partition, n_threads)
+    blobs = dask.compute(*[dask.delayed(lambda p, i: next(one(p, i)))(part, i)
+                           for i, part in enumerate(ddf[list(kinds)].to_delayed())])
+    return _monitoring.merge_profiles(pa.Table.from_batches(blobs), kinds, options)

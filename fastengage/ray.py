@@ -19,15 +19,19 @@ import json
 import numpy as np
 import pyarrow as pa
 
+from ._distributed import decisions as _decisions
 from ._distributed import folds as _folds
 from ._distributed import models as _models
+from ._distributed import monitoring as _monitoring
+from ._distributed import profile as _profile
 from ._distributed import rfm as _rfm
 from ._distributed.buckets import bucket_of
 from ._io.times import parse_time
 from .errors import ColumnNotFoundError, InputError
 from .features._common import RETURNS_MODES
 
-__all__ = ["rfm", "report", "score", "recommend", "clv_summary", "clv_fit", "clv_predict"]
+__all__ = ["rfm", "profile", "report", "score", "recommend", "clv_summary", "clv_fit",
+           "clv_predict", "decide", "monitor_profile"]
 
 
 def _require(ds, columns) -> None:
@@ -45,16 +49,16 @@ def _collect(ds) -> pa.Table:
     return pa.concat_tables(tables, promote_options="permissive") if tables else None
 
 
-def _scan(ds, customer, time, as_of, drop_null_customers):
-    """``(as_of in microseconds, rows, null-id rows)`` from per-batch scans."""
-    scans = ds.select_columns([customer, time]).map_batches(
-        lambda t: pa.Table.from_batches(list(_rfm.scan([t], customer, time))),
+def _scan(ds, customer, time, as_of, drop_null_customers, sample=None, channel=None):
+    """``(as_of in microseconds, rows, null-id rows, the scans)`` from per-batch scans."""
+    scans = ds.map_batches(
+        lambda t: pa.Table.from_batches(list(_rfm.scan([t], customer, time, sample, channel))),
         batch_format="pyarrow", batch_size=None)
     table = _collect(scans)
     if table is None:
-        table = _rfm.SCAN_SCHEMA.empty_table()
+        table = (_rfm.SCAN_SCHEMA if sample is None else _rfm.SAMPLE_SCAN_SCHEMA).empty_table()
     latest, rows, nulls = _rfm.combine_scans(table, customer, drop_null_customers)
-    return (latest if as_of is None else parse_time(as_of, "as_of")), rows, nulls
+    return (latest if as_of is None else parse_time(as_of, "as_of")), rows, nulls, table
 
 
 def _buckets(buckets: int | None) -> int:
@@ -124,7 +128,8 @@ def rfm(ds, *, customer: str, time: str, amount: str, order: str | None = None, 
     cols = [c for c in (customer, time, amount, order) if c is not None]
     _require(ds, cols)
     ds = ds.select_columns(cols)
-    as_of_us, rows, nulls = _scan(ds, customer, time, as_of, drop_null_customers)
+    as_of_us, rows, nulls, _ = _scan(ds.select_columns([customer, time]), customer, time, as_of,
+                                     drop_null_customers)
     settings = dict(customer=customer, time=time, amount=amount, order=order, returns=returns,
                     drop_null_customers=drop_null_customers)
     values, reports = _by_customer(ds, customer, buckets,
@@ -133,6 +138,22 @@ def rfm(ds, *, customer: str, time: str, amount: str, order: str | None = None, 
     merged = _folds.merge_reports(reports, rows, nulls)
     return values.map_batches(lambda t: _folds.with_report(_rfm.add_scores(t, plan), merged),
                               batch_format="pyarrow")
+
+
+def profile(ds, *, customer: str, time: str, amount: str, as_of=None,
+            buckets: int | None = None, n_threads: int = 1, **options):
+    """:func:`fastengage.features.profile` of a Ray Dataset, as a Dataset (same columns and
+    values, channel columns for every channel value of the whole input; the report:
+    :func:`report`). Folded per bucket of customers like :func:`rfm`. ``options``: order,
+    item, category, channel, windows, returns, drop_null_customers, as for ``profile``."""
+    cols, settings = _profile.settings_of(customer, time, amount, options)
+    _require(ds, cols)
+    ds = ds.select_columns(cols)
+    values, merged = _profile.run(
+        lambda **sample: _scan(ds, customer, time, as_of, settings["drop_null_customers"],
+                               **sample),
+        lambda fold, schema: _by_customer(ds, customer, buckets, fold), settings, n_threads)
+    return values.map_batches(lambda t: _folds.with_report(t, merged), batch_format="pyarrow")
 
 
 def score(ds, model, *, id: str | None = None, features=None, nulls: str | None = None,
@@ -178,7 +199,7 @@ def clv_summary(ds, *, customer: str, time: str, amount: str | None = None, as_o
     cols = [c for c in (customer, time, amount) if c is not None]
     _require(ds, cols)
     ds = ds.select_columns(cols)
-    as_of_us = _scan(ds, customer, time, as_of, False)[0]
+    as_of_us = _scan(ds.select_columns([customer, time]), customer, time, as_of, False)[0]
     settings = dict(customer=customer, time=time, amount=amount, freq=freq,
                     freq_multiplier=freq_multiplier, calibration_end=calibration_end)
     return _by_customer(ds, customer, buckets,
@@ -209,3 +230,61 @@ def clv_predict(model, summary, t: float, *, customer: str | None = None,
         return pa.Table.from_batches(list(_models.predict_batches(
             [table], _models.worker_model(token, data), t, options)))
     return summary.select_columns(cols).map_batches(predicted, batch_format="pyarrow")
+
+
+def _num_rows(table: pa.Table) -> int:
+    return table.num_rows
+
+
+def _decide_block(table: pa.Table, first_row: int, token: str, data: bytes, options: dict,
+                  schema: pa.Schema) -> pa.Table:
+    if table.num_rows == 0:  # Ray's empty blocks may have no columns at all
+        return schema.empty_table()
+    batches = _decisions.decide_batches([table], _decisions.worker_policy(token, data),
+                                        first_row, options)
+    return pa.Table.from_batches(list(batches), schema)
+
+
+def decide(ds, policy, *, seed: int | None = None, n_threads: int = 1, **options):
+    """``policy.decide`` (:mod:`fastengage.bandits`) of every row of a Ray Dataset, equal to
+    the single-machine call on the collected rows (row ``i`` draws from ``(seed, i)``), as a
+    Dataset in block order. ``options``: ``features``, ``id``, ``eligible`` (a column of arm
+    lists), ``expected``, ``propensity_draws``. Ray tasks over the blocks: their rows are
+    counted first; the policy travels once (object store), as its safe file."""
+    import ray
+    import ray.data
+    options = _decisions.check_options(dict(options, seed=seed, n_threads=n_threads))
+    cols = _decisions.columns_read(policy, options)
+    _require(ds, cols)
+    blocks = ds.select_columns(cols).to_arrow_refs()
+    counts = ray.get([ray.remote(_num_rows).remote(b) for b in blocks])
+    starts = np.concatenate([[0], np.cumsum(counts)]).tolist()
+    token, data = _models.ship_saved(policy)
+    id_col = options.get("id")
+    id_type = ds.schema().base_schema.field(id_col).type if id_col else None
+    schema = _decisions.output_schema(policy, id_type, options)
+    shared = ray.put(data)
+    task = ray.remote(_decide_block)
+    return ray.data.from_arrow_refs([task.remote(b, start, token, shared, options, schema)
+                                     for b, start in zip(blocks, starts)])
+
+
+def _profile_block(table, partition, kinds, options, n_threads):
+    return pa.Table.from_batches(list(_monitoring.partition_profile(
+        [table], kinds, options, partition, n_threads)))
+
+
+def monitor_profile(ds, columns=None, *, categorical=(), mode: str = "auto",
+                    exact_limit: int | None = None, sketch_size: int | None = None,
+                    n_threads: int = 1):
+    """A drift profile (:class:`fastengage.monitor.Profile`, on the driver) of a Ray Dataset:
+    one per block (Ray tasks), sent back as its safe file and merged in block order; equal to
+    ``Profile.from_data`` of the collected rows (exact values and counts, moments to
+    rounding). Arguments as for ``Profile.from_data``."""
+    import ray
+    options = dict(mode=mode, exact_limit=exact_limit, sketch_size=sketch_size)
+    kinds = _monitoring.kinds_of(ds.schema().base_schema, columns, categorical, options)
+    task = ray.remote(_profile_block)
+    blobs = ray.get([task.remote(b, i, kinds, options, n_threads)
+                     for i, b in enumerate(ds.select_columns(list(kinds)).to_arrow_refs())])
+    return _monitoring.merge_profiles(pa.concat_tables(blobs), kinds, options)

@@ -27,14 +27,18 @@ import json
 import numpy as np
 import pyarrow as pa
 
+from ._distributed import decisions as _decisions
 from ._distributed import folds as _folds
 from ._distributed import models as _models
+from ._distributed import monitoring as _monitoring
+from ._distributed import profile as _profile
 from ._distributed import rfm as _rfm
 from ._io.times import parse_time
 from .errors import ColumnNotFoundError, InputError
 from .features._common import RETURNS_MODES
 
-__all__ = ["rfm", "report", "score", "recommend", "clv_summary", "clv_fit", "clv_predict"]
+__all__ = ["rfm", "profile", "report", "score", "recommend", "clv_summary", "clv_fit",
+           "clv_predict", "decide", "monitor_profile"]
 
 BUCKET = "__fastengage_bucket"
 
@@ -47,27 +51,29 @@ def _require(df, columns) -> None:
             + ", ".join(repr(c) for c in df.columns))
 
 
-def _struct(df, keep: str | None, arrow_schema: pa.Schema):
-    """Spark schema of an Arrow output schema; ``keep`` takes its type from ``df``."""
+def _struct(df, keep: str | None, arrow_schema: pa.Schema, keep_as: str | None = None):
+    """Spark schema of an Arrow output schema; the field ``keep_as`` (default ``keep``) takes
+    the type of column ``keep`` of ``df``."""
     from pyspark.sql.pandas.types import from_arrow_type
     from pyspark.sql.types import StructField, StructType
     fields = []
     for field in arrow_schema:
-        if field.name == keep:
-            fields.append(df.schema[keep])
+        if keep is not None and field.name == (keep_as or keep):
+            fields.append(StructField(field.name, df.schema[keep].dataType, True))
         else:
             fields.append(StructField(field.name, from_arrow_type(field.type), True))
     return StructType(fields)
 
 
-def _scan(df, customer: str, time: str, as_of, drop_null_customers: bool):
+def _scan(df, customer: str, time: str, as_of, drop_null_customers: bool, sample=None,
+          channel=None):
     """One pass of partial scans merged on the driver: checks nulls/emptiness; returns
-    ``(as_of in microseconds, rows, null-id rows)``."""
-    scans = df.select(customer, time).mapInArrow(
-        lambda batches: _rfm.scan(batches, customer, time),
-        "rows long, null_customers long, timed_rows long, max_time_us long").toArrow()
+    ``(as_of in microseconds, rows, null-id rows, the scans)``."""
+    schema = _rfm.SCAN_SCHEMA if sample is None else _rfm.SAMPLE_SCAN_SCHEMA
+    scans = df.mapInArrow(lambda batches: _rfm.scan(batches, customer, time, sample, channel),
+                          _struct(df, None, schema)).toArrow()
     latest, rows, nulls = _rfm.combine_scans(scans, customer, drop_null_customers)
-    return (latest if as_of is None else parse_time(as_of, "as_of")), rows, nulls
+    return (latest if as_of is None else parse_time(as_of, "as_of")), rows, nulls, scans
 
 
 def _by_customer(df, customer: str, buckets: int | None, fold, schema):
@@ -123,7 +129,8 @@ def rfm(df, *, customer: str, time: str, amount: str, order: str | None = None, 
         raise InputError(f"returns must be one of {RETURNS_MODES}, got {returns!r}")
     _require(df, (customer, time, amount, order))
     df = df.select(*[c for c in (customer, time, amount, order) if c is not None])
-    as_of_us, rows, nulls = _scan(df, customer, time, as_of, drop_null_customers)
+    as_of_us, rows, nulls, _ = _scan(df.select(customer, time), customer, time, as_of,
+                                     drop_null_customers)
     settings = dict(customer=customer, time=time, amount=amount, order=order, returns=returns,
                     drop_null_customers=drop_null_customers)
     values, reports = _folded(df, customer, buckets,
@@ -138,9 +145,26 @@ def rfm(df, *, customer: str, time: str, amount: str, order: str | None = None, 
     return _with_report(out, customer, _folds.merge_reports(reports, rows, nulls))
 
 
-def _broadcast(spark, model):
+def profile(df, *, customer: str, time: str, amount: str, as_of=None,
+            buckets: int | None = None, n_threads: int = 1, **options):
+    """:func:`fastengage.features.profile` of a Spark DataFrame, as a Spark DataFrame (same
+    columns and values, channel columns for every channel value of the whole input; rows
+    unordered; the report: :func:`report`). Folded per bucket of customers like :func:`rfm`;
+    the driver collects one sample row and the distinct channel values. ``options``: order,
+    item, category, channel, windows, returns, drop_null_customers, as for ``profile``."""
+    cols, settings = _profile.settings_of(customer, time, amount, options)
+    _require(df, cols)
+    df = df.select(*cols)
+    values, merged = _profile.run(
+        lambda **sample: _scan(df, customer, time, as_of, settings["drop_null_customers"],
+                               **sample),
+        lambda fold, schema: _folded(df, customer, buckets, fold, schema), settings, n_threads)
+    return _with_report(values, customer, merged)
+
+
+def _broadcast(spark, model, ship=_models.ship):
     """(token, zero-argument callable giving the model bytes on an executor)."""
-    token, data = _models.ship(model)
+    token, data = ship(model)
     try:
         shared = spark.sparkContext.broadcast(data)
     except Exception:  # Spark Connect has no SparkContext: the bytes travel with the function
@@ -203,7 +227,7 @@ def clv_summary(df, *, customer: str, time: str, amount: str | None = None, as_o
     unordered), folded per bucket of customers with the global ``as_of``."""
     _require(df, (customer, time, amount))
     df = df.select(*[c for c in (customer, time, amount) if c is not None])
-    as_of_us = _scan(df, customer, time, as_of, False)[0]
+    as_of_us = _scan(df.select(customer, time), customer, time, as_of, False)[0]
     settings = dict(customer=customer, time=time, amount=amount, freq=freq,
                     freq_multiplier=freq_multiplier, calibration_end=calibration_end)
     schema = _models.summary_schema(pa.null(), settings)
@@ -239,3 +263,62 @@ def clv_predict(model, summary, t: float, *, customer: str | None = None,
     def predicted(batches):
         yield from _models.predict_batches(batches, _models.worker_model(token, data), t, options)
     return summary.select(*cols).mapInArrow(predicted, _struct(summary, customer, out))
+
+
+def _partition() -> int:
+    from pyspark import TaskContext
+    return TaskContext.get().partitionId()
+
+
+def decide(df, policy, *, seed: int | None = None, checkpoint: bool = True, n_threads: int = 1,
+           **options):
+    """``policy.decide`` (:mod:`fastengage.bandits`) of every row of a Spark DataFrame, equal
+    to the single-machine call on ``df.toArrow()`` (same arms, propensities, expected rewards:
+    row ``i`` of the whole DataFrame draws from ``(seed, i)``). ``options``: ``features``,
+    ``id``, ``eligible`` (a column of arm lists), ``expected``, ``propensity_draws``.
+
+    The rows of every partition are counted, then each partition decides with its first
+    row's position, so both passes must see the same rows in the same order: Spark does not
+    promise that after a shuffle (its reducers take blocks in the order they arrive), so the
+    columns read are first checkpointed (``localCheckpoint``); ``checkpoint=False`` skips that
+    for a DataFrame that is already cached or read straight from files. The policy is
+    broadcast as its safe file. ``expected_reward`` comes back as an array column."""
+    options = _decisions.check_options(dict(options, seed=seed, n_threads=n_threads))
+    cols = _decisions.columns_read(policy, options)
+    _require(df, cols)
+    df = df.select(*cols)
+    if checkpoint:
+        df = df.localCheckpoint(eager=True)
+    counts = df.mapInArrow(lambda batches: _decisions.count_rows(batches, _partition()),
+                           _struct(df, None, _decisions.COUNT_SCHEMA)).toArrow()
+    starts = _decisions.first_rows(counts)
+    token, data = _broadcast(df.sparkSession, policy, _decisions.ship)
+    schema = _decisions.output_schema(policy, pa.null(), options)
+    expected = options.get("expected")
+    if expected:  # Spark has no fixed-size lists: plain lists
+        schema = schema.set(len(schema) - 1, pa.field("expected_reward", pa.list_(pa.float64())))
+
+    def decided(batches):
+        policy_ = _decisions.worker_policy(token, data)
+        for batch in _decisions.decide_batches(batches, policy_, starts[_partition()], options):
+            if expected:
+                rewards = batch.column(batch.num_columns - 1).cast(pa.list_(pa.float64()))
+                batch = batch.set_column(batch.num_columns - 1, "expected_reward", rewards)
+            yield batch
+    return df.mapInArrow(decided, _struct(df, options.get("id"), schema, keep_as="id"))
+
+
+def monitor_profile(df, columns=None, *, categorical=(), mode: str = "auto",
+                    exact_limit: int | None = None, sketch_size: int | None = None,
+                    n_threads: int = 1):
+    """A drift profile (:class:`fastengage.monitor.Profile`, on the driver) of a Spark
+    DataFrame: one profile per partition on the executors, sent back as its safe file and
+    merged in partition order; equal to ``Profile.from_data`` of the collected rows (exact
+    values and counts, moments to rounding). Arguments as for ``Profile.from_data``."""
+    options = dict(mode=mode, exact_limit=exact_limit, sketch_size=sketch_size)
+    kinds = _monitoring.kinds_of(df.limit(0).toArrow().schema, columns, categorical, options)
+    blobs = df.select(*kinds).mapInArrow(
+        lambda batches: _monitoring.partition_profile(batches, kinds, options, _partition(),
+                                                      n_threads),
+        _struct(df, None, _monitoring.BLOB_SCHEMA)).toArrow()
+    return _monitoring.merge_profiles(blobs, kinds, options)

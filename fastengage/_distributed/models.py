@@ -8,6 +8,7 @@ shipped model once (:func:`worker_model`) and keeps it for its later tasks.
 from __future__ import annotations
 
 import hashlib
+import io
 import pickle
 import threading
 
@@ -33,15 +34,25 @@ def ship(model) -> tuple[str, bytes]:
     return hashlib.sha256(data).hexdigest(), data
 
 
-def worker_model(token: str, data):
+def ship_saved(obj) -> tuple[str, bytes]:
+    """``(token, bytes)`` of an object that has no pickling of its own (bandit policies): the
+    file its ``save`` writes, read back on a worker by its validating loader."""
+    buf = io.BytesIO()
+    obj.save(buf)
+    data = buf.getvalue()
+    return hashlib.sha256(data).hexdigest(), data
+
+
+def worker_model(token: str, data, load=pickle.loads):
     """The shipped model in this worker process (loaded on first use). ``data``: the bytes, or
-    a callable returning them (a Spark broadcast's ``value`` read lazily)."""
+    a callable returning them (a Spark broadcast's ``value`` read lazily); ``load``: bytes ->
+    object (``pickle.loads`` of a model whose pickle is its model file, or a safe loader)."""
     model = _LOADED.get(token)
     if model is None:
         with _LOCK:
             model = _LOADED.get(token)
             if model is None:
-                model = pickle.loads(data() if callable(data) else data)
+                model = load(data() if callable(data) else data)
                 _LOADED[token] = model
     return model
 

@@ -35,26 +35,62 @@ SCAN_SCHEMA = pa.schema([("rows", pa.int64()), ("null_customers", pa.int64()),
                          ("timed_rows", pa.int64()), ("max_time_us", pa.int64())])
 
 
-def scan(batches, customer: str, time: str):
+SAMPLE_SCAN_SCHEMA = SCAN_SCHEMA.append(pa.field("sample", pa.binary())).append(
+    pa.field("channels", pa.binary()))
+
+
+def scan(batches, customer: str, time: str, sample=None, channel: str | None = None):
     """Partial state of one partition: one record batch (rows, null ids, rows and latest time
-    among rows with an id). ``batches``: an iterable of record batches or tables."""
+    among rows with an id). ``batches``: an iterable of record batches or tables. With
+    ``sample`` (column names), also one row of those columns with a customer id and the
+    distinct values of ``channel`` on rows with an id, as Arrow IPC bytes
+    (:data:`SAMPLE_SCAN_SCHEMA`; read by :func:`combine_samples`)."""
     rows = nulls = timed = 0
     latest = np.iinfo(np.int64).min
+    first, channels = None, []
     for batch in batches:
         if batch.num_rows == 0:
             continue
         ids = batch.column(customer)
         rows += batch.num_rows
         nulls += ids.null_count
-        times = batch.column(time)
-        if ids.null_count:
-            times = times.filter(pc.is_valid(ids))
+        valid = pc.is_valid(ids) if ids.null_count else None
+        times = batch.column(time) if valid is None else batch.column(time).filter(valid)
         if len(times):
             us = time_to_us(times, time)
             timed += len(us)
             latest = max(latest, int(us.max()))
+        if sample is not None and len(times):
+            kept = batch.select(list(sample))
+            kept = kept if valid is None else kept.filter(valid)
+            first = pa.table(kept.slice(0, 1)) if first is None else first
+            if channel is not None:
+                channels.append(pc.unique(kept.column(channel)))
+    counts = [pa.array([v], pa.int64()) for v in (rows, nulls, timed, latest)]
+    if sample is None:
+        yield pa.RecordBatch.from_arrays(counts, schema=SCAN_SCHEMA)
+        return
+    found = [_ipc(pa.table({"channel": pa.chunked_array(channels)})) if channels else None]
     yield pa.RecordBatch.from_arrays(
-        [pa.array([v], pa.int64()) for v in (rows, nulls, timed, latest)], schema=SCAN_SCHEMA)
+        counts + [pa.array([None if first is None else _ipc(first)], pa.binary()),
+                  pa.array(found, pa.binary())], schema=SAMPLE_SCAN_SCHEMA)
+
+
+def _ipc(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def combine_samples(scans: pa.Table):
+    """``(a row with a customer id, distinct channel values or None)`` of sampling scans."""
+    def read(data):
+        return pa.ipc.open_stream(data).read_all()
+    samples = [s for s in scans.column("sample").to_pylist() if s is not None]
+    found = [read(c).column(0) for c in scans.column("channels").to_pylist() if c is not None]
+    channels = pc.unique(pa.chunked_array(found).combine_chunks()) if found else None
+    return read(samples[0]), channels
 
 
 def combine_scans(scans: pa.Table, customer: str, drop_null_customers: bool):

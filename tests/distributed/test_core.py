@@ -10,8 +10,12 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import fastengage as fe
-from distributed_data import CHURN_MODEL, assert_same_rows, transactions, with_null_ids
-from fastengage._distributed import folds, models, rfm as core
+from distributed_data import (ARMS, CHURN_MODEL, assert_same_decisions, assert_same_profile,
+                               assert_same_rows,
+                               bandit_rows, transactions, with_null_ids, with_profile_columns)
+from fastengage._distributed import decisions, folds, models, monitoring, profile as prof
+from fastengage._distributed import rfm as core
+from fastengage.features import profile
 from fastengage._io.times import parse_time
 from fastengage._distributed.buckets import bucket_of
 
@@ -54,6 +58,52 @@ def test_score_cuts_match_local_scores_with_ties():
     want = fe.rfm(tab, customer="customer", time="ts", amount="amount")
     got = _bucketed_rfm(tab, 4)
     assert_same_rows(got, want, ["customer"])
+
+
+PROFILE_COLUMNS = ["customer", "ts", "amount", "invoice", "item", "category", "channel"]
+
+
+def _bucketed_profile(tab, buckets, partitions=5, **kw):
+    """What every adapter does for profile(), with the partitions and buckets made here."""
+    scans = pa.Table.from_batches(
+        [next(core.scan([part], "customer", "ts", PROFILE_COLUMNS, "channel"))
+         for part in tab.to_batches(max_chunksize=tab.num_rows // partitions + 1)])
+    as_of, rows, nulls = core.combine_scans(scans, "customer", kw.get("drop_null_customers", False))
+    if kw.get("as_of") is not None:
+        as_of = parse_time(kw["as_of"], "as_of")
+    kw.pop("as_of", None)
+    settings_ = dict(customer="customer", time="ts", amount="amount", order="invoice",
+                     item="item", category="category", channel="channel", **kw)
+    schema = prof.output_schema(*core.combine_samples(scans), settings_)
+    which = bucket_of(tab.column("customer"), buckets)
+    parts = [prof.profile_bucket(tab.filter(pa.array(which == b)), settings_, as_of, schema)
+             for b in range(buckets)]
+    values = pa.concat_tables([values for values, _ in parts])
+    return folds.with_report(values, folds.merge_reports([r for _, r in parts], rows, nulls))
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 10_000), buckets=st.integers(1, 9),
+       returns=st.sampled_from(["net", "exclude"]), windows=st.sampled_from([(30,), (7, 90)]),
+       as_of=st.sampled_from([None, "1971-01-01"]), string_ids=st.booleans())
+def test_any_bucketing_equals_local_profile(seed, buckets, returns, windows, as_of, string_ids):
+    tab = with_profile_columns(transactions(n=600, customers=40, heavy_rows=80, seed=seed,
+                                            string_ids=string_ids), seed)
+    kw = dict(returns=returns, windows=windows, as_of=as_of)
+    want = profile(tab, customer="customer", time="ts", amount="amount", order="invoice",
+                   item="item", category="category", channel="channel", **kw)
+    got = _bucketed_profile(tab, buckets, **kw)
+    assert_same_rows(got, want, ["customer"])
+    assert "channel_kiosk_spend_share" in got.column_names
+
+
+def test_profile_options_are_checked():
+    with pytest.raises(fe.errors.InputError, match="no option"):
+        prof.settings_of("customer", "ts", "amount", {"window": (30,)})
+    with pytest.raises(fe.errors.InputError, match="returns"):
+        prof.settings_of("customer", "ts", "amount", {"returns": "keep"})
+    cols, _ = prof.settings_of("customer", "ts", "amount", {"channel": "channel"})
+    assert cols == ["customer", "ts", "amount", "channel"]
 
 
 @pytest.mark.parametrize("as_of", [None, "1970-06-01"])
@@ -108,3 +158,48 @@ def test_buckets_ignore_batch_boundaries_and_spread():
     assert np.bincount(whole, minlength=16).min() > 150
     dict_ids = ids.dictionary_encode()
     assert np.array_equal(bucket_of(dict_ids, 16), whole)
+
+
+@pytest.mark.parametrize("kind", ["LinTS", "EpsilonGreedy", "LinUCB"])
+def test_decisions_of_partitions_equal_local_decide(kind):
+    from fastengage import bandits
+    logs = bandit_rows(2_000, seed=1)
+    policy = getattr(bandits, kind)(ARMS, features=["x0", "x1", "x2"]).update(
+        logs, arm="arm", reward="reward")
+    rows = bandit_rows(1_500, seed=2)
+    options = decisions.check_options(dict(id="customer", eligible="allowed", seed=7,
+                                           expected=True))
+    want = policy.decide(rows, **options)
+    assert decisions.output_schema(policy, pa.int64(), options) == want.schema
+    features = ["x0", "x1", "x2"] if policy.features else []
+    assert decisions.columns_read(policy, options) == [*features, "customer", "allowed"]
+    token, data = decisions.ship(policy)
+    shipped = decisions.worker_policy(token, data)
+    assert shipped is not policy and decisions.worker_policy(token, b"") is shipped
+    sizes = [0, 400, 1, 0, 733, 366]  # empty partitions, one-row ones, straddling batches
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    counts = pa.concat_tables(
+        [pa.Table.from_batches(list(decisions.count_rows([rows.slice(starts[p], n)], p)))
+         for p, n in reversed(list(enumerate(sizes)))])  # the engine returns them unordered
+    first = decisions.first_rows(counts)
+    got = pa.concat_tables([pa.Table.from_batches(
+        list(decisions.decide_batches(rows.slice(starts[p], n).to_batches(max_chunksize=97),
+                                      shipped, first[p], options)), want.schema)
+        for p, n in enumerate(sizes)])
+    assert_same_decisions(got, want)
+    with pytest.raises(fe.errors.InputError, match="eligible"):
+        decisions.check_options(dict(eligible=np.ones((3, 4), bool)))
+
+
+def test_monitor_profiles_of_partitions_merge_to_the_local_profile():
+    from fastengage.monitor import Profile
+    rows = bandit_rows(5_000, seed=3).drop_columns(["allowed"])
+    options = dict(mode="auto")
+    kinds = monitoring.kinds_of(rows.schema, None, ["customer"], options)
+    want = Profile.from_data(rows, categorical=["customer"], **options)
+    assert kinds == want.kinds
+    pieces = [rows.slice(0, 0), rows.slice(0, 1234), rows.slice(1234, 0), rows.slice(1234)]
+    blobs = pa.concat_tables([pa.Table.from_batches(list(monitoring.partition_profile(
+        piece.to_batches(max_chunksize=500), kinds, options, partition=p)))
+        for p, piece in reversed(list(enumerate(pieces)))])
+    assert_same_profile(monitoring.merge_profiles(blobs, kinds, options), want)

@@ -1,12 +1,15 @@
 """fastengage.dask with the threaded scheduler against the single-machine functions."""
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pytest
 
 import fastengage as fe
-from distributed_data import (CHURN_MODEL, assert_same_rows, check_clv_equals_local,
-                               transactions, with_null_ids)
+from distributed_data import (CHURN_MODEL, assert_same_rows, bandit_rows,
+                               check_clv_equals_local, check_decide_and_monitor_equal_local,
+                               transactions, with_null_ids, with_profile_columns)
 from fastengage.errors import InputError
+from fastengage.features import profile
 
 dd = pytest.importorskip("dask.dataframe")
 import dask  # noqa: E402
@@ -20,9 +23,10 @@ def threaded():
         yield
 
 
-def _ddf(tab, npartitions, empty=0):
-    """A Dask DataFrame of ``tab`` in ``npartitions`` pieces plus ``empty`` empty partitions."""
-    pdf = tab.to_pandas()
+def _ddf(tab, npartitions, empty=0, arrow_dtypes=False):
+    """A Dask DataFrame of ``tab`` in ``npartitions`` pieces plus ``empty`` empty partitions
+    (``arrow_dtypes``: pandas Arrow dtypes, which keep list columns as lists in Dask)."""
+    pdf = tab.to_pandas(types_mapper=pd.ArrowDtype if arrow_dtypes else None)
     parts = [pdf.iloc[i::npartitions] for i in range(npartitions)] + [pdf.iloc[:0]] * empty
     return dd.from_delayed([dask.delayed(p) for p in parts], meta=pdf.iloc[:0])
 
@@ -60,6 +64,16 @@ def test_rfm_string_ids_as_of_returns_exclude_and_nulls():
     _check_rfm(fed.rfm(_ddf(tab, 3), **kw, buckets=7), fe.rfm(tab, **kw))
 
 
+def test_profile_equals_local_with_empty_partitions():
+    tab = with_profile_columns(transactions(n=6_000, customers=250, heavy_rows=1_000, seed=6))
+    kw = dict(customer="customer", time="ts", amount="amount", order="invoice", item="item",
+              category="category", channel="channel", windows=(7, 90), returns="exclude")
+    result = fed.profile(_ddf(tab, 4, empty=2), **kw, buckets=5)
+    pdf = result.compute()
+    assert_same_rows(pa.Table.from_pandas(pdf, preserve_index=False), profile(tab, **kw),
+                     ["customer"], report=fed.report(pdf))
+
+
 def test_score_equals_local():
     from fastengage.scoring import load_model
     model = load_model(CHURN_MODEL)
@@ -87,3 +101,8 @@ def test_clv_summary_fit_predict_equal_local():
     kw = dict(customer="customer_id", time="date", amount="dollar_value", freq="W")
     summ = fed.clv_summary(_ddf(tab, 4, empty=1), **kw, buckets=3)
     check_clv_equals_local(fed, summ, tab, kw, _arrow)
+
+
+def test_decide_equals_local_and_monitor_profiles_merge():
+    data = _ddf(bandit_rows(3_000, seed=2), 4, empty=1, arrow_dtypes=True)
+    check_decide_and_monitor_equal_local(fed, data, _arrow(data), _arrow)

@@ -4,9 +4,11 @@ import pyarrow as pa
 import pytest
 
 import fastengage as fe
-from distributed_data import (CHURN_MODEL, assert_same_rows, check_clv_equals_local,
-                               transactions, with_null_ids)
+from distributed_data import (CHURN_MODEL, assert_same_rows, bandit_rows,
+                               check_clv_equals_local, check_decide_and_monitor_equal_local,
+                               transactions, with_null_ids, with_profile_columns)
 from fastengage.errors import InputError
+from fastengage.features import profile
 
 ray = pytest.importorskip("ray")
 import ray.data  # noqa: E402
@@ -57,6 +59,16 @@ def test_rfm_string_ids_and_nulls(local_ray):
     assert_same_rows(_arrow(got), fe.rfm(tab, **kw), ["customer"])
 
 
+def test_profile_equals_local_with_empty_blocks(local_ray):
+    tab = with_profile_columns(transactions(n=6_000, customers=250, heavy_rows=1_000, seed=6,
+                                            string_ids=True))
+    kw = dict(customer="customer", time="ts", amount="amount", order="invoice", item="item",
+              category="category", channel="channel", windows=(30,))
+    result = fer.profile(_ds(tab, 4, empty=2), **kw, buckets=5)
+    assert_same_rows(_arrow(result), profile(tab, **kw), ["customer"])
+    assert fer.report(result) == fer.report(_arrow(result))
+
+
 def test_score_and_recommend_equal_local(local_ray):
     from fastengage.recommend import ALS
     from fastengage.scoring import load_model
@@ -78,3 +90,8 @@ def test_clv_summary_fit_predict_equal_local(local_ray):
     kw = dict(customer="customer_id", time="date", amount="dollar_value", freq="W")
     summ = fer.clv_summary(_ds(tab, 4, empty=1), **kw, buckets=3).materialize()
     check_clv_equals_local(fer, summ, tab, kw, _arrow)
+
+
+def test_decide_equals_local_and_monitor_profiles_merge(local_ray):
+    data = _ds(bandit_rows(3_000, seed=2), 4, empty=1)
+    check_decide_and_monitor_equal_local(fer, data, _arrow(data), _arrow)

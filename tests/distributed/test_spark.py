@@ -4,8 +4,10 @@ import pyarrow as pa
 import pytest
 
 import fastengage as fe
-from distributed_data import CHURN_MODEL, assert_same_rows, transactions
+from distributed_data import (ARMS, CHURN_MODEL, assert_same_decisions, assert_same_profile,
+                               assert_same_rows, bandit_rows, transactions, with_profile_columns)
 from fastengage.errors import InputError
+from fastengage.features import profile
 
 pyspark = pytest.importorskip("pyspark")
 import fastengage.spark as fes  # noqa: E402
@@ -24,6 +26,18 @@ def test_rfm_equals_local_with_skew_straddling_batches_and_empty_partitions(spar
     assert_same_rows(got, want, ["customer"], report=fes.report(result))
     heavy = got.filter(pa.compute.equal(got.column("customer"), 0))
     assert heavy.column("frequency")[0].as_py() > 500  # the skewed customer is one row
+
+
+def test_profile_equals_local_with_straddling_batches_and_empty_partitions(spark):
+    tab = with_profile_columns(transactions(n=8_000, customers=300, heavy_rows=1_500, seed=6,
+                                            string_ids=True))
+    df = spark.createDataFrame(tab).repartition(8, "invoice")
+    df = df.unionByName(spark.createDataFrame(tab.slice(0, 0)).repartition(2))
+    kw = dict(customer="customer", time="ts", amount="amount", order="invoice", item="item",
+              category="category", channel="channel", windows=(7, 90), as_of="1971-02-01")
+    result = fes.profile(df, **kw, buckets=5)
+    assert_same_rows(result.toArrow(), profile(tab, **kw), ["customer"],
+                     report=fes.report(result))
 
 
 def test_rfm_string_ids_as_of_and_returns_exclude(spark):
@@ -88,3 +102,28 @@ def test_clv_summary_fit_predict_equal_local(spark):
     got = fes.clv_predict(local, summ, 30.0, customer="customer_id").toArrow()
     assert_same_rows(got, local.predict(want, 30.0, customer="customer_id"),
                      ["customer_id"])
+
+
+def test_decide_equals_local_and_monitor_profiles_merge(spark):
+    from fastengage.bandits import LinTS
+    from fastengage.monitor import Profile
+    policy = LinTS(ARMS, features=["x0", "x1", "x2"]).update(bandit_rows(2_000, seed=1),
+                                                              arm="arm", reward="reward")
+    rows = bandit_rows(3_000, seed=2)
+    kw = dict(id="customer", eligible="allowed", seed=5, expected=True)
+
+    def local(order):  # local decisions of the rows in the given order of customer ids
+        want = policy.decide(rows.take(order.column("customer")), **kw)
+        return want.set_column(3, "expected_reward", want.column(3).cast(pa.list_(pa.float64())))
+    # 6 shuffled partitions (rows in no promised order: decide checkpoints them), batches of
+    # at most 500 rows, and an empty partition; the rows come back in the order decided
+    df = spark.createDataFrame(rows).repartition(6)
+    df = df.unionByName(spark.createDataFrame(rows.slice(0, 0)))
+    got = fes.decide(df, policy, **kw).toArrow()
+    assert_same_decisions(got, local(got.rename_columns(["customer", "a", "p", "e"])))
+    # a DataFrame with a fixed row order, no checkpoint: equal to decide on df.toArrow()
+    fixed = spark.createDataFrame(rows).unionByName(spark.createDataFrame(rows.slice(0, 0)))
+    got = fes.decide(fixed, policy, checkpoint=False, **kw).toArrow()
+    assert_same_decisions(got, local(fixed.select("customer").toArrow()))
+    profile_ = fes.monitor_profile(df, categorical=["customer"], mode="exact")
+    assert_same_profile(profile_, Profile.from_data(rows, categorical=["customer"], mode="exact"))
