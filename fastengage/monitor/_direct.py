@@ -47,25 +47,30 @@ def direct_states(ref_src, cur_src, kinds, n_bins, n_threads):
     ref_vals = read_columns(ref_src, roles, {c: _FLOAT for c in numeric})
     cur_vals = read_columns(cur_src, roles, {c: _FLOAT for c in numeric})
     out, declined = {}, []
-    stats = np.empty(buckets.N_STATS)
-    for c in numeric:
-        a, b = _readonly(ref_vals[c]), _readonly(cur_vals[c])
-        ref_p = np.zeros(n_bins)
-        cur_p = np.zeros(n_bins)
-        buckets.column_drift(a, b, n_bins, config.MONITOR_PSI_EPS, config.MONITOR_BUCKET_CHUNKS,
-                             config.MONITOR_BUCKET_CHUNK_ROWS, config.MONITOR_BUCKET_ROWS,
-                             config.MONITOR_BUCKET_MAX, config.MONITOR_BUCKET_SAMPLE,
-                             config.MONITOR_BUCKET_GRID,
-                             config.MONITOR_BUCKET_GATHER_LIMIT, stats, ref_p, cur_p,
-                             n_threads=n_threads)
-        if stats[buckets.STATUS]:
+    m = len(numeric)
+    # One matrix per side (a copy, ~10% of the time) so that columns run in parallel in one
+    # launch, one column per thread.
+    ref_m = _matrix([ref_vals[c] for c in numeric], ref_src.num_rows)
+    cur_m = _matrix([cur_vals[c] for c in numeric], cur_src.num_rows)
+    stats = np.empty((m, buckets.N_STATS))
+    ref_p = np.zeros((m, n_bins))
+    cur_p = np.zeros((m, n_bins))
+    if m:
+        buckets.drift_columns(ref_m, cur_m, n_bins, config.MONITOR_PSI_EPS,
+                              config.MONITOR_BUCKET_ROWS, config.MONITOR_BUCKET_MAX,
+                              config.MONITOR_BUCKET_SAMPLE, config.MONITOR_BUCKET_GRID,
+                              config.MONITOR_BUCKET_GATHER_LIMIT, stats, ref_p, cur_p,
+                              n_threads=n_threads)
+    for j, c in enumerate(numeric):
+        st = stats[j]
+        if st[buckets.STATUS]:
             declined.append(c)
             continue
-        na, nb = int(stats[buckets.N_REF]), int(stats[buckets.N_CUR])
-        ref = NumericState(n=na, n_null=a.shape[0] - na, mean=float(stats[buckets.MEAN_REF]),
-                           m2=float(stats[buckets.M2_REF]), values=None)
-        cur = NumericState(n=nb, n_null=b.shape[0] - nb, values=None)
-        out[c] = (ref, cur, tuple(float(stats[s]) for s in
+        na, nb = int(st[buckets.N_REF]), int(st[buckets.N_CUR])
+        ref = NumericState(n=na, n_null=ref_m.shape[1] - na, mean=float(st[buckets.MEAN_REF]),
+                           m2=float(st[buckets.M2_REF]), values=None)
+        cur = NumericState(n=nb, n_null=cur_m.shape[1] - nb, values=None)
+        out[c] = (ref, cur, tuple(float(st[s]) for s in
                                   (buckets.KS, buckets.WASS, buckets.PSI, buckets.JS)))
     sorted_ref = value_states([ref_vals[c] for c in declined], n_threads) if declined else []
     sorted_cur = value_states([cur_vals[c] for c in declined], n_threads) if declined else []
@@ -77,10 +82,10 @@ def direct_states(ref_src, cur_src, kinds, n_bins, n_threads):
     return out, dict(zip(declined, zip(sorted_ref, sorted_cur))), profiles
 
 
-def _readonly(values: np.ndarray) -> np.ndarray:
-    """A read-only view: zero-copy Arrow buffers are read-only, and one array type means one
-    compiled kernel (a cold start compiles it once, not per flag)."""
-    if values.flags.writeable:
-        values = values.view()
-        values.flags.writeable = False
-    return values
+def _matrix(arrays, rows) -> np.ndarray:
+    """The arrays as the rows of one C-contiguous float64 matrix."""
+    rows = arrays[0].shape[0] if arrays else (rows or 0)
+    out = np.empty((len(arrays), rows))
+    for j, values in enumerate(arrays):
+        out[j] = values
+    return out

@@ -80,10 +80,6 @@ MONITOR_BUCKET_GRID = 4096
 #: A column whose buckets needing their values in order hold more than this share of its values
 #: (few distinct values, a constant column) is sorted instead.
 MONITOR_BUCKET_GATHER_LIMIT = 0.25
-#: The counting pass runs over at most this many chunks of at least MONITOR_BUCKET_CHUNK_ROWS
-#: rows (a function of the row count only: results do not depend on the thread count).
-MONITOR_BUCKET_CHUNKS = 8
-MONITOR_BUCKET_CHUNK_ROWS = 65536
 
 # --- bandits (next-best-action policies and off-policy evaluation, issue #12) ------------------
 #: Rows per parallel task of a batch decision (scratch allocated once per task); large enough

@@ -6,26 +6,24 @@ KS = max |G| / (ta tb) over the points after the last of equal values, Wasserste
 of |G| dx / (ta tb), and the PSI bins need a few reference order statistics. Sorting both sides
 gets all of that, but the two sorts and the merged walk were most of the time.
 
-Here each value goes instead into one of ``B`` buckets of a monotone map (``_bucket``): a cell
-among ``CELLS`` quantiles of a sample (an unrolled branch-free binary search), then equal-width
-sub-buckets inside the cell. Only counts per bucket are kept. G at every bucket boundary is then
-exact (prefix counts), and inside a bucket holding ``ca`` reference and ``cb`` current values G
-stays within ``[G0 - cb ta, G0 + ca tb]``. Where that range does not contain 0, |G| has one sign
-``s`` throughout and its integral over the bucket ``[lo, hi)`` needs no order:
-``s (G0 (hi - lo) + tb sum_a (hi - a) - ta sum_b (hi - b))``; the value sums are taken in one
-more pass over the data (a sign and a bound looked up per value). The KS maximum is at least
-the largest |G| at a boundary, and only a bucket holding both sides whose range reaches beyond
-it can exceed it. The buckets that may change sign or exceed it (and those holding a PSI
-quantile of the reference) are the only ones whose values are gathered and sorted: a few
-percent of the values. Results equal the sorted walk's up to floating-point rounding (KS
-exactly; Wasserstein to ~1e-13 relative).
+Here each value goes instead into one of ``B`` buckets of a monotone map (``_plan``): equal
+steps over [min, max], each owning buckets in proportion to its share of a sample's CDF, equal
+widths inside a step: a value's bucket is one lookup and one multiply. Per bucket only the count
+and the sum of the values' offsets from their step's left edge are kept. G at every bucket
+boundary is then exact (prefix counts), and inside a bucket holding ``ca`` reference and ``cb``
+current values G stays within ``[G0 - cb ta, G0 + ca tb]``. Where that range does not contain
+0, |G| has one sign ``s`` throughout and its integral over the bucket ``[lo, hi)`` needs no
+order: ``s (G0 (hi - lo) + tb sum_a (hi - a) - ta sum_b (hi - b))``, the sums from the offset
+sums. The KS maximum is at least the largest |G| at a boundary, and only a bucket holding both
+sides whose range reaches beyond it can exceed it. The buckets that may change sign or exceed
+it (and those holding a PSI quantile of the reference) are the only ones whose values are
+gathered and sorted: a few percent of the values. Results equal the sorted walk's up to
+floating-point rounding (KS exactly; Wasserstein to ~1e-13 relative).
 
 A column whose gathered share would pass ``gather_limit`` (ties: few distinct values) is not
 computed here (``STATUS`` 1): the caller sorts it instead.
 
-The counting pass runs over a fixed number of chunks (a function of the row count only), each
-with its own counts; the sums pass runs one thread per side: results never depend on the
-thread count.
+Columns run in parallel, each on one thread: results never depend on the thread count.
 """
 import numpy as np
 from numba import njit, prange
@@ -88,11 +86,6 @@ def _plan(q, n_buckets, n_entries):
             run_start = -1
     lower[n_buckets] = upper[n_buckets] = q[CELLS]
     return table, lower, upper, origin, shared
-
-
-@njit(**NJIT)
-def _chunk(n, ch, n_chunks):
-    return ch * n // n_chunks, (ch + 1) * n // n_chunks
 
 
 @njit(**NJIT)
@@ -222,37 +215,32 @@ def _starts(counts, flag):
 
 
 @parallel_kernel
-def column_drift(a, b, n_bins, eps, max_chunks, chunk_rows, bucket_rows, max_buckets, sample,
-                 n_entries, gather_limit, stats, ref_p, cur_p):
-    """Every drift statistic of reference ``a`` vs current ``b`` (float64, NaN missing) into
-    ``stats`` (slots KS, WASS, PSI, JS, N_REF, N_CUR, MEAN_REF, M2_REF, STATUS, BINS) and the
-    PSI bin proportions into ``ref_p`` / ``cur_p``. ``STATUS`` 1: not computed (too many values
-    would have to be sorted; the caller sorts the column instead)."""
+def drift_columns(ref, cur, n_bins, eps, bucket_rows, max_buckets, sample, n_entries,
+                  gather_limit, stats, ref_p, cur_p):
+    """Every drift statistic of each reference row ``ref[j]`` vs current row ``cur[j]``
+    (float64, NaN missing) into ``stats[j]`` (slots KS, WASS, PSI, JS, N_REF, N_CUR, MEAN_REF,
+    M2_REF, STATUS, BINS) and the PSI bin proportions into ``ref_p[j]`` / ``cur_p[j]``.
+    ``STATUS`` 1: not computed (too many values would have to be sorted; the caller sorts the
+    column instead). One column per task: the result does not depend on the thread count."""
+    for j in prange(ref.shape[0]):
+        column_drift(ref[j], cur[j], n_bins, eps, bucket_rows, max_buckets, sample, n_entries,
+                     gather_limit, stats[j], ref_p[j], cur_p[j])
+
+
+@njit(**NJIT)
+def column_drift(a, b, n_bins, eps, bucket_rows, max_buckets, sample, n_entries, gather_limit,
+                 stats, ref_p, cur_p):
+    """:func:`drift_columns` of one column, on the calling thread."""
     rows_a = a.shape[0]
     rows_b = b.shape[0]
-    cha = max(1, min(max_chunks, (rows_a + chunk_rows - 1) // chunk_rows))
-    chb = max(1, min(max_chunks, (rows_b + chunk_rows - 1) // chunk_rows))
-    mom = np.empty((cha + chb, 4))
-    for t in prange(cha + chb):
-        if t < cha:
-            lo, hi = _chunk(rows_a, t, cha)
-            _moments(a[lo:hi], mom[t])
-        else:
-            lo, hi = _chunk(rows_b, t - cha, chb)
-            _moments(b[lo:hi], mom[t])
-    na = 0
-    nb = 0
-    total_a = 0.0
-    lo_v = np.inf
-    hi_v = -np.inf
-    for t in range(cha + chb):
-        if t < cha:
-            na += int(mom[t, 0])
-            total_a += mom[t, 3]
-        else:
-            nb += int(mom[t, 0])
-        lo_v = min(lo_v, mom[t, 1])
-        hi_v = max(hi_v, mom[t, 2])
+    mom = np.empty((2, 4))
+    _moments(a, mom[0])
+    _moments(b, mom[1])
+    na = int(mom[0, 0])
+    nb = int(mom[1, 0])
+    total_a = mom[0, 3]
+    lo_v = min(mom[0, 1], mom[1, 1])
+    hi_v = max(mom[0, 2], mom[1, 2])
     stats[N_REF] = na
     stats[N_CUR] = nb
     stats[STATUS] = 0
@@ -273,35 +261,16 @@ def column_drift(a, b, n_bins, eps, max_chunks, chunk_rows, bucket_rows, max_buc
     n_entries = min(n_entries, n_buckets)  # more steps than buckets leave steps owning none
     table, lower, upper, origin, shared = _plan(q, n_buckets, n_entries)
     scale = n_entries / (q[CELLS] - q[0]) if q[CELLS] > q[0] else 0.0
-    # --- counts and offset sums per bucket, per chunk ------------------------------------------
+    # --- counts and offset sums per bucket ------------------------------------------------------
     ids_a = np.empty(rows_a, dtype=np.uint16)
     ids_b = np.empty(rows_b, dtype=np.uint16)
-    counts = np.zeros((cha + chb, n_buckets + 1), dtype=np.int64)
-    offsets = np.zeros((cha + chb, n_buckets + 1))
-    dev = np.zeros(cha + chb)
-    for t in prange(cha + chb):
-        if t < cha:
-            lo, hi = _chunk(rows_a, t, cha)
-            dev[t] = _count(a[lo:hi], q[0], scale, table, mean_a, ids_a[lo:hi], counts[t],
-                            offsets[t])
-        else:
-            lo, hi = _chunk(rows_b, t - cha, chb)
-            _count(b[lo:hi], q[0], scale, table, mean_a, ids_b[lo:hi], counts[t], offsets[t])
-    m2 = 0.0
-    for t in range(cha):
-        m2 += dev[t]
-    stats[MEAN_REF] = mean_a
-    stats[M2_REF] = m2
     cnt_a = np.zeros(n_buckets + 1, dtype=np.int64)  # slot n_buckets: the NaN sentinel
     cnt_b = np.zeros(n_buckets + 1, dtype=np.int64)
     off_a = np.zeros(n_buckets + 1)
     off_b = np.zeros(n_buckets + 1)
-    for t in range(cha + chb):
-        cnt = cnt_a if t < cha else cnt_b
-        off = off_a if t < cha else off_b
-        for k in range(n_buckets):
-            cnt[k] += counts[t, k]
-            off[k] += offsets[t, k]
+    stats[MEAN_REF] = mean_a
+    stats[M2_REF] = _count(a, q[0], scale, table, mean_a, ids_a, cnt_a, off_a)
+    _count(b, q[0], scale, table, mean_a, ids_b, cnt_b, off_b)
     # --- which buckets need their values in order ----------------------------------------------
     ta = np.int64(na)
     tb = np.int64(nb)
@@ -346,11 +315,8 @@ def column_drift(a, b, n_bins, eps, max_chunks, chunk_rows, bucket_rows, max_buc
     # --- the values of the other buckets, in order --------------------------------------------
     run_a = np.empty(gathered_a)
     run_b = np.empty(gathered_b)
-    for side in prange(2):
-        if side == 0:
-            _gather(a, ids_a, flag, start_a, run_a)
-        else:
-            _gather(b, ids_b, flag, start_b, run_b)
+    _gather(a, ids_a, flag, start_a, run_a)
+    _gather(b, ids_b, flag, start_b, run_b)
     # --- the flagged buckets in order ------------------------------------------------------------
     g = np.int64(0)
     top = bound

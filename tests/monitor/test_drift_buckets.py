@@ -15,15 +15,20 @@ from fastengage.monitor import Profile, drift
 TOL = 1e-9
 
 
-def _run(a, b, n_bins=10, n_threads=None):
-    stats = np.empty(buckets.N_STATS)
-    ref_p, cur_p = np.zeros(n_bins), np.zeros(n_bins)
-    buckets.column_drift(np.asarray(a, float), np.asarray(b, float), n_bins,
-                         config.MONITOR_PSI_EPS, config.MONITOR_BUCKET_CHUNKS,
-                         config.MONITOR_BUCKET_CHUNK_ROWS, config.MONITOR_BUCKET_ROWS,
-                         config.MONITOR_BUCKET_MAX, config.MONITOR_BUCKET_SAMPLE,
-                         config.MONITOR_BUCKET_GRID, config.MONITOR_BUCKET_GATHER_LIMIT, stats,
-                         ref_p, cur_p, n_threads=n_threads)
+def _run(a, b, n_bins=10):
+    """The kernel on one column: a one-row matrix per side."""
+    stats, ref_p, cur_p = _run_columns([np.asarray(a, float)], [np.asarray(b, float)], n_bins)
+    return stats[0], ref_p[0], cur_p[0]
+
+
+def _run_columns(refs, curs, n_bins=10, n_threads=None):
+    stats = np.empty((len(refs), buckets.N_STATS))
+    ref_p, cur_p = np.zeros((len(refs), n_bins)), np.zeros((len(refs), n_bins))
+    buckets.drift_columns(np.array(refs), np.array(curs), n_bins, config.MONITOR_PSI_EPS,
+                          config.MONITOR_BUCKET_ROWS, config.MONITOR_BUCKET_MAX,
+                          config.MONITOR_BUCKET_SAMPLE, config.MONITOR_BUCKET_GRID,
+                          config.MONITOR_BUCKET_GATHER_LIMIT, stats, ref_p, cur_p,
+                          n_threads=n_threads)
     return stats, ref_p, cur_p
 
 
@@ -104,9 +109,11 @@ def test_empty_side_gives_nan():
 
 def test_one_and_two_threads_give_identical_bits():
     rng = np.random.default_rng(11)
-    a, b = rng.normal(size=300_000), rng.normal(0.01, 1, 250_000)  # several chunks per side
-    one = _run(a, b, n_threads=1)
-    two = _run(a, b, n_threads=2)
+    refs = [rng.normal(size=100_000) for _ in range(5)]
+    curs = [rng.normal(0.01 * j, 1, 80_000) for j in range(5)]
+    one = _run_columns(refs, curs, n_threads=1)
+    two = _run_columns(refs, curs, n_threads=2)
+    assert np.all(one[0][:, buckets.STATUS] == 0)
     for x, y in zip(one, two):
         assert x.tobytes() == y.tobytes()
 
