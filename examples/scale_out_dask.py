@@ -19,8 +19,9 @@ from fastengage.datasets import load_online_retail
 
 tx = load_online_retail()
 tx = tx.filter(pc.is_valid(tx.column("CustomerID")))
-ddf = dd.from_pandas(tx.select(["CustomerID", "InvoiceDate", "amount", "InvoiceNo"]).to_pandas(),
-                     npartitions=8)                  # in real use: dd.read_parquet(...)
+columns = ["CustomerID", "InvoiceDate", "amount", "InvoiceNo", "StockCode"]
+ddf = dd.from_pandas(tx.select(columns).to_pandas(), npartitions=8)  # in real use: dd.read_parquet
+
 
 with dask.config.set(scheduler="threads"):
     # RFM: shuffle on the customer, fold each partition, exact global scores.
@@ -32,7 +33,19 @@ with dask.config.set(scheduler="threads"):
     got = features.sort_values("CustomerID").reset_index(drop=True)
     assert (got.drop(columns="segment").values == local.drop(columns="segment").values).all()
     assert (got["segment"].astype(str) == local["segment"].astype(str)).all()
-    print("Dask RFM == fastengage.rfm:", len(got), "customers")
+    print("Dask RFM == fastengage.rfm:", len(got), "customers; report:", fed.report(features))
+
+    # Profiles (windows, gaps, baskets) the same way, and a drift baseline of three of their
+    # columns: one monitor.Profile per partition, merged on the client.
+    kw = dict(customer="CustomerID", time="InvoiceDate", amount="amount", order="InvoiceNo",
+              item="StockCode", windows=(30, 90))
+    profiles = fed.profile(ddf, **kw).persist()
+    local = fe.features.profile(tx.select(columns), **kw)
+    got = pa.Table.from_pandas(profiles.compute(), preserve_index=False).sort_by("CustomerID")
+    assert got.replace_schema_metadata(None).equals(local.replace_schema_metadata(None))
+    print("Dask profile == fastengage.features.profile:", got.num_columns, "columns")
+    baseline = fed.monitor_profile(profiles, ["recency_days", "frequency", "monetary_total"])
+    print(baseline.summary().select(["column", "count", "mean", "max"]))
 
     # CLV on the CDNOW sample: summaries per partition after a shuffle on the customer, the
     # distinct (frequency, recency, T) patterns counted by Dask and fitted on the client,
