@@ -127,16 +127,23 @@ def _workloads() -> dict:
 
 
 def _child(capabilities: list[str]) -> None:
-    """Inside (or outside) Valgrind: set up, warm, then measure each workload in its own dump."""
+    """Inside (or outside) Valgrind: set up, warm, then measure each workload in its own dump.
+
+    A token ``cap*N`` measures ``cap``'s workload run N times in one dump (an injected N-x
+    slow-down; ``FASTENGAGE_GATE_SLOWDOWN=cap:N`` does the same to every ``cap`` token), and a
+    capability may appear several times (repeat measurements in one Valgrind session)."""
     slow_cap, _, factor = os.environ.get("FASTENGAGE_GATE_SLOWDOWN", "").partition(":")
     makers = _workloads()
     runs = {}
-    for cap in capabilities:
-        runs[cap] = makers[cap]()
-        runs[cap]()  # warm: kernels loaded from the cache, lazy imports done
+    for token in capabilities:
+        cap = token.partition("*")[0]
+        if cap not in runs:
+            runs[cap] = makers[cap]()
+            runs[cap]()  # warm: kernels loaded from the cache, lazy imports done
     request = _ClientRequests()
-    for cap in capabilities:
-        repeats = int(factor) if cap == slow_cap and factor else 1
+    for token in capabilities:
+        cap, _, times = token.partition("*")
+        repeats = int(times) if times else (int(factor) if cap == slow_cap and factor else 1)
         request(START_INSTRUMENTATION)
         request(ZERO_STATS)
         for _ in range(repeats):
@@ -155,14 +162,22 @@ def host_cpu() -> tuple[str, str]:
 def measure(capabilities=GATE_CAPABILITIES, *, env: dict | None = None,
             valgrind: str = "valgrind") -> dict:
     """Instructions executed by each capability's workload: ``{capability: count}``."""
+    return dict(zip(capabilities, measure_sequence(capabilities, env=env, valgrind=valgrind)))
+
+
+def measure_sequence(tokens, *, env: dict | None = None, valgrind: str = "valgrind") -> list:
+    """Instruction counts of a sequence of workload tokens (see :func:`_child`: a capability,
+    possibly repeated, or ``cap*N``) measured in one native pre-run and one Valgrind session:
+    the interpreter start-up and imports under Valgrind (~30 s of CPU) are paid once."""
     if shutil.which(valgrind) is None:
         raise RuntimeError("valgrind not found (Debian/Ubuntu: apt-get install -y valgrind)")
+    tokens = list(tokens)
     cpu_name, cpu_features = host_cpu()
     child_env = dict(os.environ, FASTENGAGE_NUM_THREADS="1", NUMBA_NUM_THREADS="1",
                      NUMBA_CPU_NAME=cpu_name, NUMBA_CPU_FEATURES=cpu_features,
                      PYTHONHASHSEED="0", **(env or {}))
     cmd = [sys.executable, "-m", "fastengage.tools.gate", "_child",
-           "--capability", ",".join(capabilities)]
+           "--capability", ",".join(tokens)]
     native = subprocess.run(cmd, env=child_env, capture_output=True, text=True)
     if native.returncode != 0:  # fills the Numba cache natively; its failure is a real failure
         raise RuntimeError(f"gate workloads failed natively:\n{native.stderr[-3000:]}")
@@ -174,9 +189,9 @@ def measure(capabilities=GATE_CAPABILITIES, *, env: dict | None = None,
         if proc.returncode != 0 or "@@GATE-DONE@@" not in proc.stdout:
             raise RuntimeError(f"gate workloads failed under valgrind:\n{proc.stderr[-3000:]}")
         dumps = sorted(glob.glob(out + ".*"), key=lambda p: int(p.rsplit(".", 1)[1]))
-        if len(dumps) != len(capabilities):
-            raise RuntimeError(f"expected {len(capabilities)} callgrind dumps, got {len(dumps)}")
-        return {cap: _total(path) for cap, path in zip(capabilities, dumps)}
+        if len(dumps) != len(tokens):
+            raise RuntimeError(f"expected {len(tokens)} callgrind dumps, got {len(dumps)}")
+        return [_total(path) for path in dumps]
 
 
 def _total(path: str) -> int:
