@@ -33,17 +33,29 @@ def files(tmp_path_factory):
     return folder, model, small, big
 
 
-@pytest.mark.parametrize("flag,value", [("--batch-size", "-5"), ("--batch-size", "0"),
-                                        ("--batch-size", "x"), ("--threads", "-3"),
-                                        ("--threads", "0")])
-def test_bad_flags_are_one_line_errors_with_exit_2(files, flag, value):
+@pytest.mark.parametrize("flag,value,process", [("--batch-size", "-5", True),
+                                                ("--batch-size", "0", False),
+                                                ("--batch-size", "x", False),
+                                                ("--threads", "-3", False),
+                                                ("--threads", "0", False)])
+def test_bad_flags_are_one_line_errors_with_exit_2(files, flag, value, process, capsys):
+    # One case as a real process (exit status, stderr); the others call the same main() in
+    # this process (the flag checks are the same code; a process costs ~2 s of import each).
     folder, model, small, _ = files
     out = folder / "bad_flag.parquet"
-    proc = subprocess.run(CLI + ["score", str(model), str(small), "--id", "id", "-o", str(out),
-                                 flag, value], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 2
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and "error" in lines[0] and "Traceback" not in proc.stderr, proc.stderr
+    argv = ["score", str(model), str(small), "--id", "id", "-o", str(out), flag, value]
+    if process:
+        proc = subprocess.run(CLI + argv, capture_output=True, text=True, timeout=300)
+        status, stderr = proc.returncode, proc.stderr
+    else:
+        from fastengage.cli import main
+
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        status, stderr = exc.value.code, capsys.readouterr().err
+    assert status == 2
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and "error" in lines[0] and "Traceback" not in stderr, stderr
     assert not out.exists()
 
 
