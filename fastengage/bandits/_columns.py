@@ -13,8 +13,8 @@ import pyarrow.compute as pc
 from .._io.sources import amount_to_float64
 from ..errors import InputError
 
-__all__ = ["arm_array", "arm_codes", "check_finite", "eligible_mask", "feature_matrix",
-           "reward_vector"]
+__all__ = ["arm_array", "arm_codes", "check_finite", "eligible_mask", "feature_column",
+           "feature_matrix", "reward_vector"]
 
 
 def _plain(array):
@@ -103,13 +103,7 @@ def feature_matrix(batch, features: list[str], by_column: bool = False,
     else:
         X = np.empty(shape, dtype=np.float64)
     for j, name in enumerate(features):
-        array = batch.column(name)
-        if isinstance(array, pa.ChunkedArray):
-            array = array.combine_chunks()
-        if pa.types.is_float64(array.type) and not array.null_count:
-            col = array.to_numpy()  # zero-copy; NaN and inf are caught by the check below
-        else:
-            col = amount_to_float64(array, name, role="feature")
+        col = feature_column(batch, name)
         if by_column:
             X[j] = col
         else:
@@ -121,6 +115,21 @@ def feature_matrix(batch, features: list[str], by_column: bool = False,
             if not np.isfinite(X.sum()):
                 check_finite(X, features, by_column)
     return X
+
+
+def feature_column(batch, name: str) -> np.ndarray:
+    """One feature column as a read-only contiguous float64 array: zero-copy from a float64
+    column without nulls (NaN and inf are the caller's to check), converted otherwise."""
+    array = batch.column(name)
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    if pa.types.is_float64(array.type) and not array.null_count:
+        col = array.to_numpy()
+    else:
+        col = amount_to_float64(array, name, role="feature")
+    col = col.view()
+    col.flags.writeable = False  # one kernel specialisation for both kinds
+    return col
 
 
 def check_finite(X: np.ndarray, features: list[str], by_column: bool) -> None:

@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 from ..errors import InputError
 from ..kernels.bandits import ridge as _ridge
 from ..privacy.forget import as_id_array, audit
-from ._columns import arm_codes, feature_matrix, reward_vector
+from ._columns import arm_codes, reward_vector
 
 _NO_LOGS = ("the policy holds no customer ids, only per-arm sums over every row it learned; "
             "their rows' share of those sums stays until forget() is given logs= with their "
@@ -58,8 +58,7 @@ def forget_policy(policy, customers, *, request, logs, customer, arm, reward, fe
         found.append(pc.unique(mine.column(customer)))
         codes = arm_codes(mine.column(arm), policy._arms, arm)
         r = reward_vector(mine, reward, policy.BINARY_REWARDS)
-        XC = feature_matrix(mine, features, by_column=True)
-        parts = policy._task_sums(XC, codes, r, n_threads)
+        parts = policy._task_sums(mine, features, codes, r, n_threads)
         _ridge.add_task_sums(*parts, G, g, counts, sums, sums2)
     if wanted is None:
         wanted = as_id_array(customers)

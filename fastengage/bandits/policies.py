@@ -32,6 +32,7 @@ from ._columns import (
     arm_codes,
     check_finite,
     eligible_mask,
+    feature_column,
     feature_matrix,
     reward_vector,
 )
@@ -243,26 +244,33 @@ class Policy:
                 continue
             codes = arm_codes(batch.column(arm), self._arms, arm)
             rewards = reward_vector(batch, reward, self.BINARY_REWARDS)
-            XC = feature_matrix(batch, features, by_column=True)
-            self._add(XC, codes, rewards, n_threads)
+            self._add(batch, features, codes, rewards, n_threads)
         return self
 
-    def _task_sums(self, XC, codes, rewards, n_threads):
-        """Per-task sums of rows grouped by arm (see ``kernels/bandits/ridge.py``)."""
-        K, d = len(self._arms), self.n_features
+    def _task_sums(self, batch, features, codes, rewards, n_threads):
+        """Per-task sums of the rows of ``batch`` grouped by arm (see ``kernels/bandits/
+        ridge.py``). Each feature column is scattered into arm order straight from the input;
+        the sums' diagonals prove the features finite (a NaN or inf makes one non-finite)."""
+        K, d, n = len(self._arms), self.n_features, codes.shape[0]
         order, task_arm, start, stop, starts = _ridge.plan_tasks(codes, K, BANDIT_ROWS_PER_TASK)
         T = task_arm.shape[0]
         part_G, part_g, part_s = np.zeros((T, d, d)), np.zeros((T, d)), np.zeros((T, 3))
-        threads = _threads(XC.shape[1], n_threads)
-        XG = np.empty_like(XC)
-        _ridge.gather_by_arm(XC, codes, starts, XG, n_threads=threads)
+        threads = _threads(n, n_threads)
+        offsets = _ridge.scatter_plan(codes, starts, BANDIT_ROWS_PER_TASK)
+        XG = np.empty((d, n))
+        for j, name in enumerate(features):
+            _ridge.scatter_rows(feature_column(batch, name), codes, offsets,
+                                BANDIT_ROWS_PER_TASK, XG[j], n_threads=threads)
         _ridge.task_sums(XG, rewards, order, start, stop, part_G, part_g, part_s,
                          n_threads=threads)
+        if not np.isfinite(part_G.diagonal(axis1=1, axis2=2)).all():
+            check_finite(XG, features, by_column=True)  # names the column, or an overflow
         return task_arm, part_G, part_g, part_s
 
-    def _add(self, XC, codes, rewards, n_threads) -> None:
+    def _add(self, batch, features, codes, rewards, n_threads) -> None:
         with self._lock:
-            task_arm, part_G, part_g, part_s = self._task_sums(XC, codes, rewards, n_threads)
+            task_arm, part_G, part_g, part_s = self._task_sums(batch, features, codes, rewards,
+                                                               n_threads)
             _ridge.add_task_sums(task_arm, part_G, part_g, part_s, self._G, self._g,
                                  self._counts, self._sums, self._sums2)
             self._refresh(np.unique(task_arm))

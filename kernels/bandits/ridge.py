@@ -75,18 +75,33 @@ def _dot(u, v, m):
     return (s0 + s1) + (s2 + s3)
 
 
-@parallel_kernel
-def gather_by_arm(XC, arms, starts, XG):
-    """``XG[:, k] = XC[:, order[k]]`` (rows grouped by arm, stable; ``starts`` from
-    :func:`plan_tasks`), one feature column at a time as a counting-sort scatter: the column is
-    read in order and written through one sequential stream per arm, so memory is touched once
-    (gathering per arm task instead re-reads every column once per arm)."""
+@njit(**NJIT)
+def scatter_plan(arms, starts, rows_per_range):
+    """``offsets[r, a]``: where the first row of arm ``a`` in range ``r`` (rows
+    ``r * rows_per_range ...``) goes when rows are grouped by arm, stably (``starts`` from
+    :func:`plan_tasks`). The ranges then scatter independently (:func:`scatter_rows`), and the
+    grouped order is the same for any range size."""
+    n = arms.shape[0]
     K = starts.shape[0] - 1
-    for p in prange(XC.shape[0]):
-        src = XC[p]
-        dst = XG[p]
-        fill = starts[:K].copy()
-        for i in range(arms.shape[0]):
+    R = max(1, (n + rows_per_range - 1) // rows_per_range)
+    offsets = np.empty((R, K), dtype=np.int64)
+    fill = starts[:K].copy()
+    for r in range(R):
+        offsets[r] = fill
+        for i in range(r * rows_per_range, min(n, (r + 1) * rows_per_range)):
+            fill[arms[i]] += 1
+    return offsets
+
+
+@parallel_kernel
+def scatter_rows(src, arms, offsets, rows_per_range, dst):
+    """``dst[k] = src[order[k]]`` for one feature column (rows grouped by arm, stably): read
+    straight from the input column (no copy of the feature matrix first), written through one
+    sequential stream per arm and range, ranges in parallel."""
+    n = arms.shape[0]
+    for r in prange(offsets.shape[0]):
+        fill = offsets[r].copy()
+        for i in range(r * rows_per_range, min(n, (r + 1) * rows_per_range)):
             a = arms[i]
             dst[fill[a]] = src[i]
             fill[a] += 1
@@ -96,7 +111,7 @@ def gather_by_arm(XC, arms, starts, XG):
 def task_sums(XG, rewards, order, task_start, task_stop, part_G, part_g, part_s):
     """Per task: ``part_G[t]`` (upper triangle of sum x x^T), ``part_g[t]`` (sum r x) and
     ``part_s[t] = (count, sum r, sum r^2)`` over the task's rows. ``XG`` is features x rows in
-    ``order`` (see :func:`gather_by_arm`), so a task's rows are contiguous.
+    ``order`` (see :func:`scatter_rows`), so a task's rows are contiguous.
 
     Every entry of the triangle adds one dot product per block of ``BANDIT_UPDATE_BLOCK`` rows,
     so the triangle is read and written once per block instead of once per row. Blocks follow
