@@ -4,7 +4,8 @@ medians: figures that survive a loaded machine better than wall time (see bench/
     python -m bench.monitor_cpu [--rows 1000000] [--cols 20] [--rounds 3]
 
 Drift: fastengage on one thread (``n_threads=1``) vs the bench's scipy/NumPy peer
-(bench/bench_monitor.py::_scipy_drift), both from in-memory data, answers asserted equal.
+(bench/bench_monitor.py::_scipy_drift), both from in-memory data, answers asserted equal; beside
+them the sorted path (drift of two profiles) on one thread and the 2-thread wall of drift().
 Readout: the bench's 1M users x 10 metrics x 5 segments, CPU time of ``readout`` (all threads).
 """
 from __future__ import annotations
@@ -36,13 +37,22 @@ def main(argv=None):
     from bench.evidently_compare import columns
     from fastengage.monitor import drift
 
+    from fastengage.monitor import Profile
+
     ref, cur = columns(args.rows, args.cols, 0, 0.0), columns(args.rows, args.cols, 1, 0.02)
     t_ref, t_cur = pa.table(ref), pa.table(cur)
     drift(t_ref, t_cur, n_threads=1)
-    ours, peer = [], []
+    sorted_path = lambda: drift(Profile.from_data(t_ref, n_threads=1),  # noqa: E731
+                                Profile.from_data(t_cur, n_threads=1), n_threads=1)
+    sorted_path()
+    ours, peer, before, walls = [], [], [], []
     for _ in range(args.rounds):
         t, table = cpu_of(lambda: drift(t_ref, t_cur, n_threads=1))
         ours.append(t)
+        wall = time.perf_counter()
+        drift(t_ref, t_cur, n_threads=2)
+        walls.append(time.perf_counter() - wall)
+        before.append(cpu_of(sorted_path)[0])
         t, theirs = cpu_of(lambda: _scipy_drift(ref, cur))
         peer.append(t)
     rows = {r["column"]: r for r in table.to_pylist()}
@@ -54,6 +64,10 @@ def main(argv=None):
     print(f"drift {args.rows}x{args.cols}: fastengage CPU {o:.3f} s (1 thread), scipy+NumPy CPU "
           f"{s:.3f} s, ratio {s / o:.1f}x; rounds {[round(x, 3) for x in ours]} vs "
           f"{[round(x, 2) for x in peer]}; load {os.getloadavg()[0]:.1f}")
+    print(f"  sorted path (profiles of both sides, the path before the bucket kernel) CPU "
+          f"{statistics.median(before):.3f} s {[round(x, 3) for x in before]}; "
+          f"2-thread wall of drift() {statistics.median(walls):.3f} s "
+          f"{[round(x, 3) for x in walls]}")
     if args.skip_readout:
         return
     os.environ["FASTENGAGE_BENCH"] = "full"

@@ -13,6 +13,7 @@ import numpy as np
 
 from .._io.columns import Convert, read_columns
 from ..kernels.common import config
+from ..kernels.common.launch import resolve_threads
 from ..kernels.monitor import buckets
 from ._columns import CATEGORICAL, NUMERIC, NumericState, column_kind, float_values, value_states
 from .profile import Profile, _kinds
@@ -48,28 +49,44 @@ def direct_states(ref_src, cur_src, kinds, n_bins, n_threads):
     cur_vals = read_columns(cur_src, roles, {c: _FLOAT for c in numeric})
     out, declined = {}, []
     m = len(numeric)
-    # One matrix per side (a copy, ~10% of the time) so that columns run in parallel in one
-    # launch, one column per thread.
-    ref_m = _matrix([ref_vals[c] for c in numeric], ref_src.num_rows)
-    cur_m = _matrix([cur_vals[c] for c in numeric], cur_src.num_rows)
     stats = np.empty((m, buckets.N_STATS))
     ref_p = np.zeros((m, n_bins))
     cur_p = np.zeros((m, n_bins))
-    if m:
-        buckets.drift_columns(ref_m, cur_m, n_bins, config.MONITOR_PSI_EPS,
-                              config.MONITOR_BUCKET_ROWS, config.MONITOR_BUCKET_MAX,
-                              config.MONITOR_BUCKET_SAMPLE, config.MONITOR_BUCKET_GRID,
-                              config.MONITOR_BUCKET_GATHER_LIMIT, stats, ref_p, cur_p,
-                              n_threads=n_threads)
+    rows_a = ref_vals[numeric[0]].shape[0] if m else 0
+    rows_b = cur_vals[numeric[0]].shape[0] if m else 0
+    args = (n_bins, config.MONITOR_PSI_EPS, config.MONITOR_BUCKET_ROWS,
+            config.MONITOR_BUCKET_MAX, config.MONITOR_BUCKET_SAMPLE, config.MONITOR_BUCKET_GRID,
+            config.MONITOR_BUCKET_GATHER_LIMIT)
+    threads = resolve_threads(n_threads)
+    if threads == 1:
+        # straight from the Arrow buffers, one column after the other
+        for j, c in enumerate(numeric):
+            buckets.column_drift(_readonly(ref_vals[c]), _readonly(cur_vals[c]), *args,
+                                 stats[j], ref_p[j], cur_p[j])
+    else:
+        # ``threads`` columns per launch, one per thread, copied into a matrix per side that is
+        # reused from launch to launch (a matrix of every column would cost a page fault per
+        # 4 KiB of it, more than the copy)
+        ref_buf = np.empty((min(threads, m), rows_a))
+        cur_buf = np.empty((min(threads, m), rows_b))
+        for start in range(0, m, threads):
+            group = numeric[start:start + threads]
+            for i, c in enumerate(group):
+                ref_buf[i] = ref_vals[c]
+                cur_buf[i] = cur_vals[c]
+            end = start + len(group)
+            buckets.drift_columns(_readonly(ref_buf[:len(group)]), _readonly(cur_buf[:len(group)]),
+                                  *args, stats[start:end], ref_p[start:end], cur_p[start:end],
+                                  n_threads=threads)
     for j, c in enumerate(numeric):
         st = stats[j]
         if st[buckets.STATUS]:
             declined.append(c)
             continue
         na, nb = int(st[buckets.N_REF]), int(st[buckets.N_CUR])
-        ref = NumericState(n=na, n_null=ref_m.shape[1] - na, mean=float(st[buckets.MEAN_REF]),
+        ref = NumericState(n=na, n_null=rows_a - na, mean=float(st[buckets.MEAN_REF]),
                            m2=float(st[buckets.M2_REF]), values=None)
-        cur = NumericState(n=nb, n_null=cur_m.shape[1] - nb, values=None)
+        cur = NumericState(n=nb, n_null=rows_b - nb, values=None)
         out[c] = (ref, cur, tuple(float(st[s]) for s in
                                   (buckets.KS, buckets.WASS, buckets.PSI, buckets.JS)))
     sorted_ref = value_states([ref_vals[c] for c in declined], n_threads) if declined else []
@@ -82,10 +99,10 @@ def direct_states(ref_src, cur_src, kinds, n_bins, n_threads):
     return out, dict(zip(declined, zip(sorted_ref, sorted_cur))), profiles
 
 
-def _matrix(arrays, rows) -> np.ndarray:
-    """The arrays as the rows of one C-contiguous float64 matrix."""
-    rows = arrays[0].shape[0] if arrays else (rows or 0)
-    out = np.empty((len(arrays), rows))
-    for j, values in enumerate(arrays):
-        out[j] = values
-    return out
+def _readonly(values: np.ndarray) -> np.ndarray:
+    """A read-only view: zero-copy Arrow buffers are read-only, and one array type (here and in
+    the matrices) means one compiled kernel (a cold start compiles it once, not per flag)."""
+    if values.flags.writeable:
+        values = values.view()
+        values.flags.writeable = False
+    return values
