@@ -5,9 +5,9 @@ Customer ids become dense codes in one of three ways, cheapest first:
 
 * **dense integers** (range close to the row count): ``code = id - min``, no hashing, and the codes
   are already in id order;
-* **hash-partitioned** (sparse integers or strings, at least :data:`HASHED_MIN_ROWS` rows): rows are
-  scattered by a hash of their id and each partition numbers its own ids in cache
-  (``kernels/rfm_hashed.py``);
+* **range-partitioned** (sparse integers or strings, at least :data:`HASHED_MIN_ROWS` rows): rows
+  are scattered into partitions of consecutive id ranges and each partition numbers its own
+  ids in cache, in id order (``kernels/features/hashed.py``), so the codes ascend with the ids;
 * **hash map** (small inputs, dictionary-encoded ids, strings over 15 bytes): the Cython map
   of ``kernels/idmap.pyx``, then a scatter by code.
 
@@ -92,8 +92,13 @@ def rfm_in_memory(source: Source, columns: dict, limit_us: int | None, returns: 
     if returns == "exclude":
         report["return_rows_excluded"] = int(n_returns)
     as_of_us = limit_us if limit_us is not None else int(times.max())
-    return features_table(state, lambda codes: ids_by_code.take(pa.array(codes)), name, as_of_us,
+    return features_table(state, lambda codes: _ids_at(ids_by_code, codes), name, as_of_us,
                           returns, not has_order, report, segments, True, output_type, order)
+
+
+def _ids_at(ids: pa.Array, codes: np.ndarray) -> pa.Array:
+    """``ids[codes]`` for ascending ``codes``: all of them (every customer bought) need no take."""
+    return ids if len(codes) == len(ids) else ids.take(pa.array(codes))
 
 
 def _fold_serial(column: pa.Array, name: str, times, amounts, order_codes, fold_settings):
@@ -138,7 +143,8 @@ def _code_partitions(codes: np.ndarray, n_codes: int, rows: tuple):
 
 
 def _hashed_partitions(column: pa.Array, name: str, rows: tuple):
-    """Scatter rows by a hash of their id and number the ids partition by partition.
+    """Scatter rows into partitions of id ranges and number the ids partition by partition,
+    in id order.
 
     Returns None for string ids longer than ``MAX_SHORT`` bytes (they take the hash map).
     """
@@ -160,29 +166,26 @@ def _hashed_partitions(column: pa.Array, name: str, rows: tuple):
         keys0 = values.astype(np.uint64 if values.dtype.kind == "u" else np.int64,
                               copy=False).view(np.uint64)
         keys1 = np.empty(0, np.uint64)
+    signed = not two_words and values.dtype.kind != "u"
     bits = _hashed.partition_bits(len(column))
     part_offsets, p_keys0, p_keys1, p_times, p_amounts, p_orders = _hashed.partition(
-        keys0, keys1, two_words, times, amounts, order_codes, has_order, bits, chunks,
+        keys0, keys1, two_words, signed, times, amounts, order_codes, has_order, bits, chunks,
         n_threads=chunks)
     del keys0, keys1
+    # codes ascend with the ids: partitions are id ranges in order, each numbered in order
     local, bases, ids0, ids1 = _hashed.encode_partitions(part_offsets, p_keys0, p_keys1, two_words,
-                                                         n_threads=chunks)
+                                                         signed, n_threads=chunks)
     del p_keys0, p_keys1
     if two_words:
-        # The packed words sort short strings several times faster than a string sort would,
-        # and unpack into the ids, already in sorted order (no take of the strings), without
-        # touching the input column again.
-        order = _hashed.short_string_order(ids0, ids1)
-        str_offsets, str_data = _hashed.unpack_short_strings(ids0[order], ids1[order])
+        # unpacked from the packed words (no take of the strings, no second look at the input)
+        str_offsets, str_data = _hashed.unpack_short_strings(ids0, ids1)
         ids_by_code = pa.Array.from_buffers(
             pa.large_string(), len(ids0), [None, pa.py_buffer(str_offsets), pa.py_buffer(str_data)])
     else:
         ids_by_code = pa.array(ids0 if values.dtype.kind == "u" else ids0.view(np.int64))
     if ids_by_code.type != column.type and not pa.types.is_string_view(column.type):
         ids_by_code = ids_by_code.cast(column.type)  # string_view: cast by features_table
-    # Strings: (permutation, ids already in that order); integers: still to be sorted.
-    id_order = (np.ascontiguousarray(order, dtype=np.int64), ids_by_code) if two_words else None
-    return ((part_offsets, local, p_times, p_amounts, p_orders), bases, ids_by_code, id_order,
+    return ((part_offsets, local, p_times, p_amounts, p_orders), bases, ids_by_code, True,
             column.type)
 
 

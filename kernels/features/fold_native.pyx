@@ -15,7 +15,6 @@ A partition's records are written by one thread only: worker ``t`` of ``T`` fold
 ``t, t + T, ...`` (the launch rule, ``kernels.common.launch.run_threaded``, runs the ``T``
 workers), so the records never depend on the thread count.
 """
-from libc.math cimport floor, rint
 from libc.stdint cimport int32_t, int64_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc, qsort
 
@@ -46,6 +45,7 @@ cdef int64_t INT64_MAX = 0x7FFFFFFFFFFFFFFF
 cdef int64_t INT64_MIN = -INT64_MAX - 1
 cdef int32_t NO_DAY = -2147483647 - 1
 cdef double TWO_64 = 18446744073709551616.0
+cdef double TWO_52 = 4503599627370496.0
 
 
 cdef inline int64_t _floor_div(int64_t a, int64_t b) noexcept nogil:
@@ -66,12 +66,18 @@ cdef inline void _negate(uint64_t* w) noexcept nogil:
 
 
 cdef inline void _fixed_words(double a, uint64_t* w) noexcept nogil:
-    # (frac, lo, hi) of a (finite, |a| < 2**63) on the 2**-64 grid, as rfm.fixed_words
+    # (frac, lo, hi) of a (finite, |a| < 2**63) on the 2**-64 grid, as rfm.fixed_words. No libm
+    # floor/rint calls (baseline x86-64 has no rounding instruction): the integer part is the
+    # truncation of m >= 0, and adding and subtracting 2**52 rounds f < 2**52 half to even, as
+    # rint does (larger doubles are integers already); every step is exact.
     cdef bint neg = a < 0.0
     cdef double m = -a if neg else a
-    cdef double ip = floor(m)
-    w[0] = <uint64_t> rint((m - ip) * TWO_64)
-    w[1] = <uint64_t> ip
+    cdef uint64_t ip = <uint64_t> m
+    cdef double f = (m - <double> ip) * TWO_64
+    if f < TWO_52:
+        f = (f + TWO_52) - TWO_52
+    w[0] = <uint64_t> f
+    w[1] = ip
     w[2] = 0
     if neg:
         _negate(w)

@@ -1,12 +1,15 @@
-"""Dense customer codes for a whole in-memory table, without a global hash map.
+"""Dense customer codes for a whole in-memory table, without a global hash map, in id order.
 
 A hash map over a million ids is tens of megabytes, so probing it costs a cache miss per row,
-one row after the other. Here the rows are first scattered into partitions by the top bits of a
-64-bit hash of their id (a sequential, streaming write, as in ``rfm_oneshot.partition``); each
-partition then holds a few thousand distinct ids, and numbering them with a small open-addressing
-table stays inside the core's cache. Partitions are numbered independently and in parallel;
-partition ``p`` owns the codes ``bases[p] .. bases[p+1] - 1``, which is the layout
-``rfm_oneshot.fold`` consumes directly.
+one row after the other. Here the rows are first scattered into partitions of consecutive id
+ranges (a sequential, streaming write, as in ``oneshot.partition``; the range bounds are
+quantiles of a sample of the ids, so partitions are even whatever the ids look like); each
+partition then holds a few thousand distinct ids, numbers them with a small open-addressing
+table inside the core's cache, and renumbers them in id order. Partitions work independently
+and in parallel; partition ``p`` owns the codes ``bases[p] .. bases[p+1] - 1``, which is the
+layout ``oneshot.fold`` consumes directly, and the codes ascend with the ids: the records come
+out in id order without a global sort of the ids or a permuted read of the records (at one row
+per customer those were half of an ``rfm()`` call).
 
 Exactness
 ---------
@@ -107,17 +110,115 @@ def unpack_short_strings(words0, words1):
     return offsets, data
 
 
+SIGN = np.uint64(1) << np.uint64(63)
+#: Rows sampled to choose the partitions' id ranges (and their number).
+SAMPLE_ROWS = 1 << 16
+#: Distinct ids per partition the partition count aims at (tables and records in L2).
+IDS_PER_PARTITION = 1 << 12
+
+
 @njit(**NJIT)
-def _histogram(keys0, keys1, two_words, lo, hi, drop, counts):
+def _bswap(x):
+    # byte reversal of a 64-bit word (LLVM makes it one bswap)
+    x = ((x & np.uint64(0x00FF00FF00FF00FF)) << np.uint64(8)) | \
+        ((x >> np.uint64(8)) & np.uint64(0x00FF00FF00FF00FF))
+    x = ((x & np.uint64(0x0000FFFF0000FFFF)) << np.uint64(16)) | \
+        ((x >> np.uint64(16)) & np.uint64(0x0000FFFF0000FFFF))
+    return (x << np.uint64(32)) | (x >> np.uint64(32))
+
+
+@njit(**NJIT)
+def _sort_key(keys0, keys1, two_words, signed, i):
+    """(high, low) words of row i whose lexicographic order is the ids' order: an integer (the
+    sign bit flipped when signed), or a packed short string in byte order (its bytes
+    big-endian, zero padded, then its length: a prefix sorts first)."""
+    if two_words:
+        return _bswap(keys0[i]), _bswap(keys1[i])
+    if signed:
+        return keys0[i] ^ SIGN, np.uint64(0)
+    return keys0[i], np.uint64(0)
+
+
+@njit(**NJIT)
+def _partition_of(split_high, split_low, high, low):
+    # number of splitters <= (high, low): equal ids always land in the same partition
+    a = 0
+    b = split_high.shape[0]
+    while a < b:
+        mid = (a + b) >> 1
+        if split_high[mid] < high or (split_high[mid] == high and split_low[mid] <= low):
+            a = mid + 1
+        else:
+            b = mid
+    return a
+
+
+@njit(**NJIT)
+def _lex_order(high, low):
+    """Permutation sorting (high, low) pairs: one sort on high, runs of equal high by low."""
+    order = np.argsort(high)
+    n = order.shape[0]
+    start = 0
+    while start < n:
+        stop = start + 1
+        while stop < n and high[order[stop]] == high[order[start]]:
+            stop += 1
+        if stop - start > 1:
+            run = order[start:stop].copy()
+            order[start:stop] = run[np.argsort(low[run])]
+        start = stop
+    return order
+
+
+@njit(**NJIT)
+def _splitters(keys0, keys1, two_words, signed, min_bits):
+    """Ascending splitters of the partitions' id ranges: quantiles of the ids of an evenly spaced
+    sample of rows, so partitions hold similar numbers of rows whatever the ids look like.
+
+    There are at least ``2**min_bits`` partitions, more (up to ``2**MAX_BITS``) when the sample
+    shows many distinct ids: about :data:`IDS_PER_PARTITION` each, so that a partition's table
+    and records stay in cache when most customers have one or two rows.
+    """
+    n = keys0.shape[0]
+    m = max(1, min(n, SAMPLE_ROWS))
+    high = np.empty(m, np.uint64)
+    low = np.empty(m, np.uint64)
+    for j in range(m):
+        high[j], low[j] = _sort_key(keys0, keys1, two_words, signed, (j * n) // m)
+    order = _lex_order(high, low)
+    distinct = 1
+    for j in range(1, m):
+        a = order[j - 1]
+        b = order[j]
+        if high[a] != high[b] or low[a] != low[b]:
+            distinct += 1
+    bits = min_bits
+    while bits < MAX_BITS and (distinct * n) // m > IDS_PER_PARTITION << bits:
+        bits += 1
+    n_parts = 1 << bits
+    split_high = np.empty(n_parts - 1, np.uint64)
+    split_low = np.empty(n_parts - 1, np.uint64)
+    for q in range(1, n_parts):
+        k = order[(q * m) // n_parts]
+        split_high[q - 1] = high[k]
+        split_low[q - 1] = low[k]
+    return split_high, split_low
+
+
+@njit(**NJIT)
+def _histogram(keys0, keys1, two_words, signed, split_high, split_low, lo, hi, part, counts):
     for i in range(lo, hi):
-        counts[_hash(keys0, keys1, two_words, i) >> drop] += 1
+        high, low = _sort_key(keys0, keys1, two_words, signed, i)
+        p = _partition_of(split_high, split_low, high, low)
+        part[i] = p
+        counts[p] += 1
 
 
 @njit(**NJIT)
-def _scatter(keys0, keys1, two_words, times, amounts, orders, has_order, lo, hi, drop, cursor,
+def _scatter(keys0, keys1, two_words, part, times, amounts, orders, has_order, lo, hi, cursor,
              out_keys0, out_keys1, out_times, out_amounts, out_orders):
     for i in range(lo, hi):
-        p = _hash(keys0, keys1, two_words, i) >> drop
+        p = part[i]
         k = cursor[p]
         cursor[p] = k + 1
         out_keys0[k] = keys0[i]
@@ -133,13 +234,15 @@ def _scatter(keys0, keys1, two_words, times, amounts, orders, has_order, lo, hi,
 def partition(keys0,      # IN  uint64[n] id key words (an int64 id viewed as uint64)
               keys1,      # IN  uint64[n] second key words (empty unless two_words)
               two_words,  # IN  bool: ids are packed short strings
+              signed,     # IN  bool: integer ids are signed (int64 viewed as uint64)
               times,      # IN  int64[n] µs UTC
               amounts,    # IN  float64[n]
               orders,     # IN  int64[n] order codes (or empty when not has_order)
               has_order,  # IN  bool
-              bits,       # IN  log2 of the number of partitions (partition_bits)
+              bits,       # IN  log2 of the least number of partitions (partition_bits)
               n_chunks):  # IN  parallel row chunks
-    """Stable scatter of the rows into ``2**bits`` partitions by the top bits of their id's hash.
+    """Stable scatter of the rows into at least ``2**bits`` partitions of consecutive id ranges
+    (every id of partition p sorts before every id of partition p + 1; see _splitters).
 
     Returns
     -------
@@ -148,12 +251,14 @@ def partition(keys0,      # IN  uint64[n] id key words (an int64 id viewed as ui
     times, amounts, orders : permuted copies of the inputs (orders empty when not has_order)
     """
     n = keys0.shape[0]
-    n_parts = 1 << bits
-    drop = np.uint64(64 - bits)
+    split_high, split_low = _splitters(keys0, keys1, two_words, signed, bits)
+    n_parts = split_high.shape[0] + 1
+    part = np.empty(n, np.int32)
     hist = np.zeros((n_chunks, n_parts), np.int64)
     step = (n + n_chunks - 1) // n_chunks
     for t in prange(n_chunks):
-        _histogram(keys0, keys1, two_words, min(n, t * step), min(n, (t + 1) * step), drop, hist[t])
+        _histogram(keys0, keys1, two_words, signed, split_high, split_low, min(n, t * step),
+                   min(n, (t + 1) * step), part, hist[t])
     cursors, part_offsets = partition_starts(hist)  # stable: input order kept per partition
     out_keys0 = np.empty(n, np.uint64)
     out_keys1 = np.empty(n if two_words else 0, np.uint64)
@@ -161,9 +266,9 @@ def partition(keys0,      # IN  uint64[n] id key words (an int64 id viewed as ui
     out_amounts = np.empty(n, np.float64)
     out_orders = np.empty(n if has_order else 0, np.int64)
     for t in prange(n_chunks):
-        _scatter(keys0, keys1, two_words, times, amounts, orders, has_order, min(n, t * step),
-                 min(n, (t + 1) * step), drop, cursors[t], out_keys0, out_keys1, out_times,
-                 out_amounts, out_orders)
+        _scatter(keys0, keys1, two_words, part, times, amounts, orders, has_order,
+                 min(n, t * step), min(n, (t + 1) * step), cursors[t], out_keys0, out_keys1,
+                 out_times, out_amounts, out_orders)
     return part_offsets, out_keys0, out_keys1, out_times, out_amounts, out_orders
 
 
@@ -223,11 +328,33 @@ def _number_partition(keys0, keys1, two_words, lo, hi, local, ids0, ids1):
     return n_distinct
 
 
+@njit(**NJIT)
+def _renumber_in_order(lo, hi, d, local, ids0, ids1, two_words, signed):
+    """Renumber the d ids of the partition of rows [lo, hi) (``ids*[lo:lo + d]``, numbered in
+    first-seen order) in ascending id order: their records then come out in id order."""
+    if two_words:
+        order = short_string_order(ids0[lo:lo + d], ids1[lo:lo + d])
+    elif signed:
+        order = np.argsort(ids0[lo:lo + d] ^ SIGN)
+    else:
+        order = np.argsort(ids0[lo:lo + d])
+    rank = np.empty(d, np.int32)
+    for r in range(d):
+        rank[order[r]] = r
+    for i in range(lo, hi):
+        local[i] = rank[local[i]]
+    ids0[lo:lo + d] = ids0[lo:lo + d][order]
+    if two_words:
+        ids1[lo:lo + d] = ids1[lo:lo + d][order]
+
+
 @parallel_kernel
 def encode_partitions(part_offsets,  # IN  int64[n_parts + 1] from partition()
                       keys0, keys1,  # IN  uint64[n] partitioned key words, from partition()
-                      two_words):    # IN  bool
-    """Dense codes, partition by partition.
+                      two_words,     # IN  bool
+                      signed):       # IN  bool: integer ids are signed
+    """Dense codes, partition by partition, ascending with the ids (the partitions are id
+    ranges in order, and each numbers its ids in order).
 
     Returns
     -------
@@ -242,8 +369,10 @@ def encode_partitions(part_offsets,  # IN  int64[n_parts + 1] from partition()
     scratch1 = np.empty(n if two_words else 0, np.uint64)
     counts = np.zeros(n_parts, np.int64)
     for p in prange(n_parts):
-        counts[p] = _number_partition(keys0, keys1, two_words, part_offsets[p],
-                                      part_offsets[p + 1], local, scratch0, scratch1)
+        lo = part_offsets[p]
+        hi = part_offsets[p + 1]
+        counts[p] = _number_partition(keys0, keys1, two_words, lo, hi, local, scratch0, scratch1)
+        _renumber_in_order(lo, hi, counts[p], local, scratch0, scratch1, two_words, signed)
     bases = np.zeros(n_parts + 1, np.int64)
     for p in range(n_parts):
         bases[p + 1] = bases[p] + counts[p]
@@ -259,43 +388,12 @@ def encode_partitions(part_offsets,  # IN  int64[n_parts + 1] from partition()
 
 
 @njit(**NJIT)
-def _big_endian_keys(words0, words1):
-    # (high, low) uint64 pairs whose lexicographic order is the strings' byte order: bytes in
-    # big-endian significance, zero padding, then the length (a prefix sorts first).
-    n = words0.shape[0]
-    high = np.empty(n, np.uint64)
-    low = np.empty(n, np.uint64)
-    for i in range(n):
-        w0 = words0[i]
-        w1 = words1[i]
-        h = np.uint64(0)
-        lo = np.uint64(0)
-        for k in range(8):
-            h = (h << np.uint64(8)) | ((w0 >> np.uint64(8 * k)) & np.uint64(0xFF))
-        for k in range(7):
-            lo = (lo << np.uint64(8)) | ((w1 >> np.uint64(8 * k)) & np.uint64(0xFF))
-        high[i] = h
-        low[i] = (lo << np.uint64(8)) | (w1 >> np.uint64(56))
-    return high, low
-
-
-@njit(**NJIT)
 def short_string_order(words0,  # IN  uint64[m] packed distinct strings (pack_short_strings)
                        words1):  # IN  uint64[m]
-    """Permutation that sorts packed short strings in byte order (what Arrow's sort gives).
-
-    One sort on the first eight bytes; only runs that share them are sorted again on the rest.
-    """
-    high, low = _big_endian_keys(words0, words1)
-    order = np.argsort(high)
-    n = order.shape[0]
-    start = 0
-    while start < n:
-        stop = start + 1
-        while stop < n and high[order[stop]] == high[order[start]]:
-            stop += 1
-        if stop - start > 1:
-            run = order[start:stop].copy()
-            order[start:stop] = run[np.argsort(low[run])]
-        start = stop
-    return order
+    """Permutation that sorts packed short strings in byte order (what Arrow's sort gives)."""
+    m = words0.shape[0]
+    high = np.empty(m, np.uint64)
+    low = np.empty(m, np.uint64)
+    for i in range(m):
+        high[i], low[i] = _sort_key(words0, words1, True, False, i)
+    return _lex_order(high, low)

@@ -123,24 +123,31 @@ def _codes_by_row(offsets, local, bases, rows):
 
 @pytest.mark.parametrize("n_chunks", [1, 3])
 def test_hash_partitions_number_ids_densely_and_exactly(n_chunks):
-    """Codes from the hash partitions against np.unique: one code per distinct id, dense."""
+    """Codes from the range partitions against np.unique: one code per distinct id, dense, and
+    ascending with the ids (so the records come out in id order)."""
     rng = np.random.default_rng(5)
     ids = rng.choice(np.array([-2**63, -1, 0, 1, 2**63 - 1] + list(rng.integers(-2**62, 2**62, 3000))),
                      50_000)
     rows = np.arange(len(ids), dtype=np.int64)  # travels as the "time" payload
     offsets, k0, k1, p_rows, _, _ = rfm_hashed.partition(
-        ids.view(np.uint64), np.empty(0, np.uint64), False, rows, rows.astype(float),
+        ids.view(np.uint64), np.empty(0, np.uint64), False, True, rows, rows.astype(float),
         np.empty(0, np.int64), False, 4, n_chunks)
     np.testing.assert_array_equal(k0.view(np.int64), ids[p_rows])  # keys travel with their row
     np.testing.assert_array_equal(np.sort(p_rows), rows)  # every row lands exactly once
     for p in range(len(offsets) - 1):  # and keeps input order within its partition
         assert np.all(np.diff(p_rows[offsets[p]:offsets[p + 1]]) > 0)
-    local, bases, ids0, _ = rfm_hashed.encode_partitions(offsets, k0, k1, False)
+    local, bases, ids0, _ = rfm_hashed.encode_partitions(offsets, k0, k1, False, True)
     codes = _codes_by_row(offsets, local, bases, p_rows)
     distinct = np.unique(ids)
     assert bases[-1] == len(distinct)
     np.testing.assert_array_equal(ids0.view(np.int64)[codes], ids)  # each code decodes to its id
-    assert np.array_equal(np.sort(ids0.view(np.int64)), distinct)  # and each id has one code
+    np.testing.assert_array_equal(ids0.view(np.int64), distinct)  # one code per id, in id order
+    # unsigned ids: the same ids as uint64 come out in unsigned order
+    u_offsets, u0, u1, _, _, _ = rfm_hashed.partition(
+        ids.view(np.uint64), np.empty(0, np.uint64), False, False, rows, rows.astype(float),
+        np.empty(0, np.int64), False, 4, n_chunks)
+    _, _, u_ids, _ = rfm_hashed.encode_partitions(u_offsets, u0, u1, False, False)
+    np.testing.assert_array_equal(u_ids, np.unique(ids.view(np.uint64)))
 
 
 def _pack(column):
@@ -169,12 +176,16 @@ def test_short_strings_pack_injectively_and_unpack_back():
     assert unpacked.to_pylist() == column.to_pylist()
     rows = np.arange(len(column), dtype=np.int64)
     offsets, p0, p1, p_rows, _, _ = rfm_hashed.partition(
-        k0, k1, True, rows, rows.astype(float), np.empty(0, np.int64), False, 2, 2)
-    local, bases, ids0, ids1 = rfm_hashed.encode_partitions(offsets, p0, p1, True)
+        k0, k1, True, False, rows, rows.astype(float), np.empty(0, np.int64), False, 2, 2)
+    local, bases, ids0, ids1 = rfm_hashed.encode_partitions(offsets, p0, p1, True, False)
     codes = _codes_by_row(offsets, local, bases, p_rows)
     assert bases[-1] == len(values)
     np.testing.assert_array_equal(ids0[codes], k0)
     np.testing.assert_array_equal(ids1[codes], k1)
+    str_offsets, str_data = rfm_hashed.unpack_short_strings(ids0, ids1)  # codes in byte order
+    assert pa.Array.from_buffers(pa.large_string(), len(ids0), [
+        None, pa.py_buffer(str_offsets), pa.py_buffer(str_data)]).to_pylist() == sorted(
+        values, key=lambda v: v.encode())
 
 
 @settings(max_examples=200, deadline=None)
@@ -267,3 +278,26 @@ def test_compiled_ahead_money_matches_the_numba_kernels(amounts):
                      np.empty(0, np.int64), np.array([0, 1]), False, n, False, True, 0, 1)
     for field in ("money_frac", "money_lo", "money_hi"):
         assert folded[0][field] == rec[field], field
+
+
+@pytest.mark.parametrize("shape", ["one_heavy_id", "clustered", "shared_prefix"])
+def test_range_partitions_with_skewed_ids(monkeypatch, shape):
+    """Range partitions whose splitters repeat (an id holding half the rows), ids packed in a
+    narrow range, and strings sharing their first 8 bytes: same table as the streaming path."""
+    rng = np.random.default_rng(21)
+    n = 40_000
+    if shape == "one_heavy_id":
+        ids = pa.array(np.where(rng.random(n) < 0.5, 7, rng.integers(-2**63, 2**63 - 1, n)))
+    elif shape == "clustered":
+        ids = pa.array(rng.integers(0, 50, n) * 3 + np.where(rng.random(n) < 0.1, 2**62, 0))
+    else:
+        ids = pa.array([f"customer{v:05d}" for v in rng.integers(0, 30_000, n)])
+    table = pa.table({"cust": ids, "ts": pa.array(1_600_000_000_000_000 + rng.integers(0, 10**12, n),
+                                                  pa.timestamp("us")),
+                      "amt": np.round(rng.normal(20, 30, n), 2)})
+    kw = dict(customer="cust", time="ts", amount="amt")
+    expected = fe.rfm(table, **kw, batch_size=7_000)  # hash map, no partitions
+    monkeypatch.setattr(_rfm_batch, "HASHED_MIN_ROWS", 0)
+    monkeypatch.setattr(_rfm_batch, "SERIAL_MAX_ROWS", 0)
+    for threads in (1, 2):
+        assert fe.rfm(table, **kw, n_threads=threads).equals(expected)
