@@ -58,21 +58,20 @@ def plan_tasks(arms, n_arms, rows_per_task):
 
 
 @njit(**NJIT)
-def _dot(u, v, m):
-    """``sum(u[:m] * v[:m])`` with four accumulators (four chains of dependent adds run side by
-    side; a single running sum would wait on each add)."""
-    s0 = s1 = s2 = s3 = 0.0
-    r = 0
-    while r + 4 <= m:
-        s0 += u[r] * v[r]
-        s1 += u[r + 1] * v[r + 1]
-        s2 += u[r + 2] * v[r + 2]
-        s3 += u[r + 3] * v[r + 3]
-        r += 4
-    while r < m:
-        s0 += u[r] * v[r]
-        r += 1
-    return (s0 + s1) + (s2 + s3)
+def _lane_products(lanes, u, v):
+    """``lanes[r] += u[r] * v[r]``: products of one block of rows kept per row position, so the
+    loop is element-wise (SIMD) instead of a reduction the compiler may not reorder."""
+    for r in range(u.shape[0]):
+        lanes[r] += u[r] * v[r]
+
+
+@njit(**NJIT)
+def _lane_sum(lanes):
+    """The lanes of one entry added in lane order (a fixed order, whatever the threads)."""
+    s = 0.0
+    for r in range(lanes.shape[0]):
+        s += lanes[r]
+    return s
 
 
 @njit(**NJIT)
@@ -113,28 +112,39 @@ def task_sums(XG, rewards, order, task_start, task_stop, part_G, part_g, part_s)
     ``part_s[t] = (count, sum r, sum r^2)`` over the task's rows. ``XG`` is features x rows in
     ``order`` (see :func:`scatter_rows`), so a task's rows are contiguous.
 
-    Every entry of the triangle adds one dot product per block of ``BANDIT_UPDATE_BLOCK`` rows,
-    so the triangle is read and written once per block instead of once per row. Blocks follow
-    the task layout, not the threads.
+    Rows are taken ``BANDIT_UPDATE_BLOCK`` at a time; every entry of the triangle keeps one
+    running sum per row position of the block ("lanes", element-wise SIMD products over
+    contiguous rows), and the lanes are added in lane order at the end of the task. The order of
+    every addition follows the task layout, not the threads.
     """
     d = XG.shape[0]
+    L = BANDIT_UPDATE_BLOCK
     for t in prange(task_start.shape[0]):
-        rb = np.empty(BANDIT_UPDATE_BLOCK)
-        G = part_G[t]
-        g = part_g[t]
+        rb = np.empty(L)
+        lanes = np.zeros((d * (d + 1) // 2, L))
+        lanes_g = np.zeros((d, L))
         s1 = 0.0
         s2 = 0.0
-        for k0 in range(task_start[t], task_stop[t], BANDIT_UPDATE_BLOCK):
-            m = min(BANDIT_UPDATE_BLOCK, task_stop[t] - k0)
+        for k0 in range(task_start[t], task_stop[t], L):
+            m = min(L, task_stop[t] - k0)
             for r in range(m):
                 rb[r] = rewards[order[k0 + r]]
                 s1 += rb[r]
                 s2 += rb[r] * rb[r]
+            e = 0
             for p in range(d):
                 xp = XG[p, k0:k0 + m]
-                g[p] += _dot(xp, rb, m)
+                _lane_products(lanes_g[p], xp, rb[:m])
                 for q in range(p, d):
-                    G[p, q] += _dot(xp, XG[q, k0:k0 + m], m)
+                    _lane_products(lanes[e], xp, XG[q, k0:k0 + m])
+                    e += 1
+        G = part_G[t]
+        e = 0
+        for p in range(d):
+            part_g[t, p] = _lane_sum(lanes_g[p])
+            for q in range(p, d):
+                G[p, q] = _lane_sum(lanes[e])
+                e += 1
         part_s[t, 0] = task_stop[t] - task_start[t]
         part_s[t, 1] = s1
         part_s[t, 2] = s2
