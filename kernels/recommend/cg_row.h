@@ -63,6 +63,30 @@ FE_INLINE T fe_weight_##SUF(T c, T d, int residual) {                           
     return residual ? c - (c - 1) * d : (c - 1) * d;                                            \
 }                                                                                               \
                                                                                                 \
+/* out[j] += w0 r0[j], then w1 r1[j], w2 r2[j], w3 r3[j]: four rows added in order, one load   \
+ * and one store of `out` per eight lanes */                                                    \
+FE_INLINE void fe_axpy4_##SUF(T *out, const T *r0, const T *r1, const T *r2, const T *r3,       \
+                              T w0, T w1, T w2, T w3, ptrdiff_t f) {                            \
+    const ptrdiff_t f8 = f - f % 8;                                                             \
+    ptrdiff_t j = 0;                                                                            \
+    for (; j < f8; j += 8) {                                                                    \
+        fe_v8_##SUF o = *(fe_v8_##SUF *)(out + j);                                              \
+        o += w0 * *(const fe_v8_##SUF *)(r0 + j);                                               \
+        o += w1 * *(const fe_v8_##SUF *)(r1 + j);                                               \
+        o += w2 * *(const fe_v8_##SUF *)(r2 + j);                                               \
+        o += w3 * *(const fe_v8_##SUF *)(r3 + j);                                               \
+        *(fe_v8_##SUF *)(out + j) = o;                                                          \
+    }                                                                                           \
+    for (; j < f; j++) {                                                                        \
+        T o = out[j];                                                                           \
+        o += w0 * r0[j];                                                                        \
+        o += w1 * r1[j];                                                                        \
+        o += w2 * r2[j];                                                                        \
+        o += w3 * r3[j];                                                                        \
+        out[j] = o;                                                                             \
+    }                                                                                           \
+}                                                                                               \
+                                                                                                \
 /* out += sum_k w_k y_k over the row's entries, w_k = (c_k - 1)(y_k . v), or with `residual`   \
  * w_k = c_k - (c_k - 1)(y_k . v). Four entries at a time, so that four dot products' chains   \
  * overlap; each is still summed as fe_dot sums it and `out` takes them in entry order. */      \
@@ -94,23 +118,7 @@ FE_INLINE void fe_sparse_apply_##SUF(const T *Y, const int64_t *idx, const T *co
         const T w1 = fe_weight_##SUF(conf[k + 1], d1, residual);                                \
         const T w2 = fe_weight_##SUF(conf[k + 2], d2, residual);                                \
         const T w3 = fe_weight_##SUF(conf[k + 3], d3, residual);                                \
-        ptrdiff_t j = 0;                                                                        \
-        for (; j < f8; j += 8) {                                                                \
-            fe_v8_##SUF o = *(fe_v8_##SUF *)(out + j);                                          \
-            o += w0 * *(const fe_v8_##SUF *)(r0 + j);                                           \
-            o += w1 * *(const fe_v8_##SUF *)(r1 + j);                                           \
-            o += w2 * *(const fe_v8_##SUF *)(r2 + j);                                           \
-            o += w3 * *(const fe_v8_##SUF *)(r3 + j);                                           \
-            *(fe_v8_##SUF *)(out + j) = o;                                                      \
-        }                                                                                       \
-        for (; j < f; j++) {                                                                    \
-            T o = out[j];                                                                       \
-            o += w0 * r0[j];                                                                    \
-            o += w1 * r1[j];                                                                    \
-            o += w2 * r2[j];                                                                    \
-            o += w3 * r3[j];                                                                    \
-            out[j] = o;                                                                         \
-        }                                                                                       \
+        fe_axpy4_##SUF(out, r0, r1, r2, r3, w0, w1, w2, w3, f);                                 \
     }                                                                                           \
     for (; k < end; k++) {                                                                      \
         const T *r0 = Y + idx[k] * f;                                                           \
@@ -160,39 +168,18 @@ FE_CG_ROW(double, f64)
 /* G += Y^T Y over rows [start, end) of Y (n x f, row-major), in double: each product of two
  * stored values is exact in double and G[a][b] adds them in row order, four rows per pass over G
  * (fewer loads and stores of G; the order of the additions is unchanged). G is f x f. */
-typedef double fe_v4d __attribute__((vector_size(32), aligned(8)));
 
 #define FE_GRAM(T, SUF)                                                                         \
 FE_CLONES static void fe_gram_##SUF(const T *Y, int64_t start, int64_t end, ptrdiff_t f,        \
                                     double *G, double *rows) {                                  \
     /* rows: scratch of 4 f doubles (four rows converted to double) */                         \
-    const ptrdiff_t f4 = f - f % 4;                                                             \
     int64_t i = start;                                                                          \
     for (; i + 4 <= end; i += 4) {                                                              \
         for (ptrdiff_t t = 0; t < 4; t++)                                                       \
             for (ptrdiff_t a = 0; a < f; a++) rows[t * f + a] = (double)Y[(i + t) * f + a];     \
         const double *y0 = rows, *y1 = rows + f, *y2 = rows + 2 * f, *y3 = rows + 3 * f;        \
-        for (ptrdiff_t b = 0; b < f; b++) {                                                     \
-            double *g = G + b * f;                                                              \
-            const double c0 = y0[b], c1 = y1[b], c2 = y2[b], c3 = y3[b];                        \
-            ptrdiff_t a = 0;                                                                    \
-            for (; a < f4; a += 4) {                                                            \
-                fe_v4d o = *(fe_v4d *)(g + a);                                                  \
-                o += c0 * *(const fe_v4d *)(y0 + a);                                            \
-                o += c1 * *(const fe_v4d *)(y1 + a);                                            \
-                o += c2 * *(const fe_v4d *)(y2 + a);                                            \
-                o += c3 * *(const fe_v4d *)(y3 + a);                                            \
-                *(fe_v4d *)(g + a) = o;                                                         \
-            }                                                                                   \
-            for (; a < f; a++) {                                                                \
-                double o = g[a];                                                                \
-                o += c0 * y0[a];                                                                \
-                o += c1 * y1[a];                                                                \
-                o += c2 * y2[a];                                                                \
-                o += c3 * y3[a];                                                                \
-                g[a] = o;                                                                       \
-            }                                                                                   \
-        }                                                                                       \
+        for (ptrdiff_t b = 0; b < f; b++)                                                       \
+            fe_axpy4_f64(G + b * f, y0, y1, y2, y3, y0[b], y1[b], y2[b], y3[b], f);             \
     }                                                                                           \
     for (; i < end; i++) {                                                                      \
         for (ptrdiff_t a = 0; a < f; a++) rows[a] = (double)Y[i * f + a];                       \
