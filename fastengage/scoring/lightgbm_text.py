@@ -97,7 +97,7 @@ def _categorical(kv, where, threshold, is_cat, n_leaves):
     """Bitset words of each categorical node, every index checked against its arrays."""
     bounds = _nums(kv, "cat_boundaries", int, None, where)
     words = _nums(kv, "cat_threshold", int, None, where)
-    if (bounds.size == 0 or bounds[0] != 0 or np.any(np.diff(bounds) < 0)
+    if (bounds.size == 0 or bounds[0] != 0 or np.any(bounds[1:] < bounds[:-1])  # no wrap-around
             or bounds[-1] != words.size):
         raise ModelFormatError(f"LightGBM model: {where} cat_boundaries do not slice cat_threshold")
     if words.size and (words.min() < 0 or words.max() >= 2**32):
