@@ -273,9 +273,10 @@ def _partition() -> int:
 def decide(df, policy, *, seed: int | None = None, checkpoint: bool = True, n_threads: int = 1,
            **options):
     """``policy.decide`` (:mod:`fastengage.bandits`) of every row of a Spark DataFrame, equal
-    to the single-machine call on ``df.toArrow()`` (same arms, propensities, expected rewards:
-    row ``i`` of the whole DataFrame draws from ``(seed, i)``). ``options``: ``features``,
-    ``id``, ``eligible`` (a column of arm lists), ``expected``, ``propensity_draws``.
+    to the single-machine call on the same rows in the order they come back (same arms,
+    propensities, expected rewards: the result's row ``i`` drew from ``(seed, i)``; with
+    ``checkpoint=False``, the order of ``df.toArrow()``). ``options``: ``features``, ``id``,
+    ``eligible`` (a column of arm lists), ``expected``, ``propensity_draws``.
 
     The rows of every partition are counted, then each partition decides with its first
     row's position, so both passes must see the same rows in the same order: Spark does not
