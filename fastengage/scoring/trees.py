@@ -323,11 +323,13 @@ class TreeEnsemble:
         ``mode``) into ``out`` while in cache. One worker serves both thread counts."""
         dt = self.acc_dtype
         base = self.base if self.base is not None else np.zeros(self.n_raw, dt)
-        args = (X.reshape(-1), X.shape[1], *self._arrays, self.flush(chunks), *self._tail, raw,
+        perfect = self.layout == "perfect"
+        *nodes, leaves, target = self._arrays
+        args = (perfect, X.reshape(-1), X.shape[1], tuple(nodes), leaves, target,
+                self.flush(chunks), self._tail[0] if perfect else 0, raw,
                 float(self.average_over or 1), bool(self.average_over), base, int(mode),
                 self.scale, out, np.zeros(1, np.int64))
-        worker = (score_native.perfect_worker if self.layout == "perfect"
-                  else score_native.general_worker)
+        worker = score_native.tree_worker
         if parallel:
             launch.run_threaded(partial(worker, *args), n_threads)
         else:

@@ -321,19 +321,29 @@ cdef void* _zeroed(Py_ssize_t count, size_t size) except NULL:
     return p
 
 
-def perfect_worker(const x_t[::1] Xf, Py_ssize_t n_feat, const uint32_t[::1] feat,
-                   const thr_t[::1] thr, const uint8_t[::1] nan_left, const acc_t[::1] leaves,
-                   const int32_t[::1] target, const uint8_t[::1] flush, int depth,
-                   acc_t[:, ::1] raw, double avg, bint use_avg, const acc_t[::1] base, int mode,
-                   double scale, acc_t[:, ::1] out, int64_t[::1] next_block):
-    """One worker of a perfect-layout prediction (see the module docstring).
+cdef inline const void* _addr(arr) except? NULL:
+    # address of a C-contiguous array's first element (NULL when it is empty: never read then)
+    cdef cnp.ndarray a = arr
+    if not cnp.PyArray_IS_C_CONTIGUOUS(a):
+        raise ValueError("kernel arrays must be C-contiguous")
+    return cnp.PyArray_DATA(a) if a.size else NULL
 
-    ``Xf``: the row-major ``(n, F)`` features flattened; ``feat``/``thr``/``nan_left``:
-    ``T * (2**depth - 1)`` internal nodes, tree after tree; ``leaves``: ``T * 2**depth``;
-    ``target``: output column of each tree; ``flush``: 1 after the last tree of a chunk;
-    ``raw``: ``(n, K)`` zeros, the sums. Unless ``mode == RAW_ONLY``, each block is then
-    finished into ``out`` ``(n, n_out)``: ``raw / avg`` (if ``use_avg``) ``+ base``, then the
-    transform ``mode``.
+
+def tree_worker(bint perfect, const x_t[::1] Xf, Py_ssize_t n_feat, tuple nodes,
+                const acc_t[::1] leaves, const int32_t[::1] target, const uint8_t[::1] flush,
+                int depth, acc_t[:, ::1] raw, double avg, bint use_avg, const acc_t[::1] base,
+                int mode, double scale, acc_t[:, ::1] out, int64_t[::1] next_block):
+    """One worker of a tree-ensemble prediction (see the module docstring).
+
+    ``Xf``: the row-major ``(n, F)`` features flattened; ``leaves``: leaf values; ``target``:
+    output column of each tree; ``flush``: 1 after the last tree of a chunk; ``raw``:
+    ``(n, K)`` zeros, the sums. ``nodes``, perfect layout: ``(feat uint32, thr float32 or
+    float64, nan_left uint8)``, ``T * (2**depth - 1)`` internal nodes tree after tree (``leaves``
+    ``T * 2**depth``); general layout: ``(roots, feat, thr float64, left, right, kind, nan_left,
+    cat_start, cat_len, cat_bits)`` (int32 but ``kind``/``nan_left`` uint8 and ``cat_bits``
+    uint32; ``roots`` is each tree's root, ``~leaf`` for a single-leaf tree). The caller checks
+    the dtypes. Unless ``mode == RAW_ONLY``, each block is then finished into ``out``
+    ``(n, n_out)``: ``raw / avg`` (if ``use_avg``) ``+ base``, then the transform ``mode``.
     """
     cdef Py_ssize_t n = raw.shape[0], k = raw.shape[1]
     cdef Py_ssize_t n_blocks = (n + _TREE_BLOCK - 1) // _TREE_BLOCK
@@ -341,59 +351,35 @@ def perfect_worker(const x_t[::1] Xf, Py_ssize_t n_feat, const uint32_t[::1] fea
     cdef Py_ssize_t b, lo, hi
     if n == 0:
         return
+    cdef const void* p[10]
+    cdef Py_ssize_t q
+    for q in range(len(nodes)):
+        p[q] = _addr(nodes[q])
+    cdef bint thr32 = perfect and nodes[1].dtype.itemsize == 4
     cdef acc_t* part = <acc_t*> _zeroed(_TREE_BLOCK * k, sizeof(acc_t))
     with nogil:
         b = fe_score_fetch_add(counter, 1)
         while b < n_blocks:
             lo = b * _TREE_BLOCK
             hi = min(n, lo + _TREE_BLOCK)
-            _perfect_block(&Xf[0], <size_t> n_feat, lo, hi, &feat[0], &thr[0], &nan_left[0],
-                           &leaves[0], &target[0], &flush[0], target.shape[0], depth,
-                           &raw[0, 0], k, part)
-            if mode != _RAW_ONLY:
-                _finish_rows(&raw[0, 0], lo, hi, k, <acc_t> avg, use_avg, &base[0], mode,
-                             <acc_t> scale, &out[0, 0], out.shape[1])
-            b = fe_score_fetch_add(counter, 1)
-    free(part)
-
-
-def general_worker(const x_t[::1] Xf, Py_ssize_t n_feat, const int32_t[::1] roots,
-                   const int32_t[::1] feat, const double[::1] thr, const int32_t[::1] left,
-                   const int32_t[::1] right, const uint8_t[::1] kind,
-                   const uint8_t[::1] nan_left, const int32_t[::1] cat_start,
-                   const int32_t[::1] cat_len, const uint32_t[::1] cat_bits,
-                   const acc_t[::1] leaves, const int32_t[::1] target,
-                   const uint8_t[::1] flush, acc_t[:, ::1] raw, double avg, bint use_avg,
-                   const acc_t[::1] base, int mode, double scale, acc_t[:, ::1] out,
-                   int64_t[::1] next_block):
-    """:func:`perfect_worker` for the general layout: ``roots`` (T,) is each tree's root node
-    (``~leaf`` for a single-leaf tree); ``feat``/``thr``/``left``/``right``/``kind``/
-    ``nan_left``/``cat_start``/``cat_len`` one entry per node; ``cat_bits`` the bitsets."""
-    cdef Py_ssize_t n = raw.shape[0], k = raw.shape[1]
-    cdef Py_ssize_t n_blocks = (n + _TREE_BLOCK - 1) // _TREE_BLOCK
-    cdef long long* counter = <long long*> &next_block[0]
-    cdef Py_ssize_t b, lo, hi
-    if n == 0:
-        return
-    # Empty node arrays (every tree a single leaf) still need a valid address.
-    cdef const int32_t* no_nodes = NULL
-    cdef acc_t* part = <acc_t*> _zeroed(_TREE_BLOCK * k, sizeof(acc_t))
-    with nogil:
-        b = fe_score_fetch_add(counter, 1)
-        while b < n_blocks:
-            lo = b * _TREE_BLOCK
-            hi = min(n, lo + _TREE_BLOCK)
-            _general_block(&Xf[0], <size_t> n_feat, lo, hi, &roots[0],
-                           &feat[0] if feat.shape[0] else no_nodes,
-                           &thr[0] if thr.shape[0] else NULL,
-                           &left[0] if left.shape[0] else no_nodes,
-                           &right[0] if right.shape[0] else no_nodes,
-                           &kind[0] if kind.shape[0] else NULL,
-                           &nan_left[0] if nan_left.shape[0] else NULL,
-                           &cat_start[0] if cat_start.shape[0] else no_nodes,
-                           &cat_len[0] if cat_len.shape[0] else no_nodes,
-                           &cat_bits[0], &leaves[0], &target[0], &flush[0], target.shape[0],
-                           &raw[0, 0], k, part)
+            if perfect and thr32:
+                _perfect_block(&Xf[0], <size_t> n_feat, lo, hi, <const uint32_t*> p[0],
+                               <const float*> p[1], <const uint8_t*> p[2], &leaves[0],
+                               &target[0], &flush[0], target.shape[0], depth, &raw[0, 0], k,
+                               part)
+            elif perfect:
+                _perfect_block(&Xf[0], <size_t> n_feat, lo, hi, <const uint32_t*> p[0],
+                               <const double*> p[1], <const uint8_t*> p[2], &leaves[0],
+                               &target[0], &flush[0], target.shape[0], depth, &raw[0, 0], k,
+                               part)
+            else:
+                _general_block(&Xf[0], <size_t> n_feat, lo, hi, <const int32_t*> p[0],
+                               <const int32_t*> p[1], <const double*> p[2],
+                               <const int32_t*> p[3], <const int32_t*> p[4],
+                               <const uint8_t*> p[5], <const uint8_t*> p[6],
+                               <const int32_t*> p[7], <const int32_t*> p[8],
+                               <const uint32_t*> p[9], &leaves[0], &target[0], &flush[0],
+                               target.shape[0], &raw[0, 0], k, part)
             if mode != _RAW_ONLY:
                 _finish_rows(&raw[0, 0], lo, hi, k, <acc_t> avg, use_avg, &base[0], mode,
                              <acc_t> scale, &out[0, 0], out.shape[1])
