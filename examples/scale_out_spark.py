@@ -30,6 +30,14 @@ features.groupBy("segment").count().orderBy("count", ascending=False).show(5)
 local = fe.rfm(tx, customer="CustomerID", time="InvoiceDate", amount="amount", order="InvoiceNo")
 assert features.toArrow().sort_by("CustomerID").equals(local.replace_schema_metadata(None))
 print("Spark RFM == fastengage.rfm on the collected rows:", local.num_rows, "customers")
+print("report:", fes.report(features))                # rfm()'s report, summed over buckets
+
+# 1b. Profiles (windows, gaps, baskets): the same buckets, checked against the local call.
+kw = dict(customer="CustomerID", time="InvoiceDate", amount="amount", order="InvoiceNo",
+          item="StockCode", windows=(30, 90))
+profiles = fes.profile(df, **kw)
+assert profiles.toArrow().sort_by("CustomerID").equals(fe.features.profile(tx, **kw))
+print("Spark profile == fastengage.features.profile:", len(profiles.columns), "columns")
 
 # 2. Recommendations: fit on the driver, top-10 for every customer on the executors.
 model = ALS(factors=32, iterations=10, seed=0).fit(tx, customer="CustomerID", item="StockCode")
