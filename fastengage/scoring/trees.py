@@ -321,15 +321,21 @@ class TreeEnsemble:
         """Sums of every tree into ``raw`` (zeros, ``(n, n_raw)``); unless ``mode`` is
         ``RAW_ONLY``, each block of rows is then finished (average, base values, transform
         ``mode``) into ``out`` while in cache. One worker serves both thread counts."""
-        dt = self.acc_dtype
-        base = self.base if self.base is not None else np.zeros(self.n_raw, dt)
-        perfect = self.layout == "perfect"
-        *nodes, leaves, target = self._arrays
-        args = (perfect, X.reshape(-1), X.shape[1], tuple(nodes), leaves, target,
-                self.flush(chunks), self._tail[0] if perfect else 0, raw,
-                float(self.average_over or 1), bool(self.average_over), base, int(mode),
-                self.scale, out, np.zeros(1, np.int64))
-        worker = score_native.tree_worker
+        static = self.__dict__.get("_static")
+        if static is None:  # per-model arguments, built once (single-row predict latency)
+            perfect = self.layout == "perfect"
+            *nodes, leaves, target = self._arrays
+            base = self.base if self.base is not None else np.zeros(self.n_raw, self.acc_dtype)
+            static = self._static = (perfect, tuple(nodes), leaves, target,
+                                     int(self._tail[0]) if perfect else 0,
+                                     float(self.average_over or 1), bool(self.average_over), base)
+        perfect, nodes, leaves, target, depth, avg, use_avg, base = static
+        worker = score_native.tree_worker  # takes arrays by address: float32/float64 only
+        if X.dtype not in (np.float32, np.float64) or not X.flags.c_contiguous:
+            X = np.ascontiguousarray(X, dtype=self.input_dtype)
+        args = (perfect, X.reshape(-1), X.shape[1], nodes, leaves, target, self.flush(chunks),
+                depth, raw, avg, use_avg, base, int(mode), self.scale, out,
+                np.zeros(1, np.int64))
         if parallel:
             launch.run_threaded(partial(worker, *args), n_threads)
         else:

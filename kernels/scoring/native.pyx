@@ -326,29 +326,61 @@ cdef inline const void* _addr(arr) except? NULL:
     cdef cnp.ndarray a = arr
     if not cnp.PyArray_IS_C_CONTIGUOUS(a):
         raise ValueError("kernel arrays must be C-contiguous")
-    return cnp.PyArray_DATA(a) if a.size else NULL
+    return cnp.PyArray_DATA(a) if cnp.PyArray_SIZE(a) else NULL
 
 
-def tree_worker(bint perfect, const x_t[::1] Xf, Py_ssize_t n_feat, tuple nodes,
-                const acc_t[::1] leaves, const int32_t[::1] target, const uint8_t[::1] flush,
-                int depth, acc_t[:, ::1] raw, double avg, bint use_avg, const acc_t[::1] base,
-                int mode, double scale, acc_t[:, ::1] out, int64_t[::1] next_block):
+cdef void _tree_blocks(bint perfect, bint thr32, const x_t* Xf, size_t n_feat,
+                       const void** p, const acc_t* leaves, const int32_t* target,
+                       const uint8_t* flush, Py_ssize_t n_trees, int depth, acc_t* raw,
+                       Py_ssize_t n, Py_ssize_t k, double avg, bint use_avg, const acc_t* base,
+                       int mode, double scale, acc_t* out, Py_ssize_t n_out,
+                       long long* counter, acc_t* part) noexcept nogil:
+    # claims blocks of rows until none is left (see tree_worker)
+    cdef Py_ssize_t n_blocks = (n + _TREE_BLOCK - 1) // _TREE_BLOCK
+    cdef Py_ssize_t b = fe_score_fetch_add(counter, 1), lo, hi
+    while b < n_blocks:
+        lo = b * _TREE_BLOCK
+        hi = min(n, lo + _TREE_BLOCK)
+        if perfect and thr32:
+            _perfect_block(Xf, n_feat, lo, hi, <const uint32_t*> p[0], <const float*> p[1],
+                           <const uint8_t*> p[2], leaves, target, flush, n_trees, depth, raw,
+                           k, part)
+        elif perfect:
+            _perfect_block(Xf, n_feat, lo, hi, <const uint32_t*> p[0], <const double*> p[1],
+                           <const uint8_t*> p[2], leaves, target, flush, n_trees, depth, raw,
+                           k, part)
+        else:
+            _general_block(Xf, n_feat, lo, hi, <const int32_t*> p[0], <const int32_t*> p[1],
+                           <const double*> p[2], <const int32_t*> p[3], <const int32_t*> p[4],
+                           <const uint8_t*> p[5], <const uint8_t*> p[6], <const int32_t*> p[7],
+                           <const int32_t*> p[8], <const uint32_t*> p[9], leaves, target,
+                           flush, n_trees, raw, k, part)
+        if mode != _RAW_ONLY:
+            _finish_rows(raw, lo, hi, k, <acc_t> avg, use_avg, base, mode, <acc_t> scale, out,
+                         n_out)
+        b = fe_score_fetch_add(counter, 1)
+
+
+def tree_worker(bint perfect, cnp.ndarray Xf, Py_ssize_t n_feat, tuple nodes,
+                cnp.ndarray leaves, cnp.ndarray target, cnp.ndarray flush, int depth,
+                cnp.ndarray raw, double avg, bint use_avg, cnp.ndarray base, int mode,
+                double scale, cnp.ndarray out, cnp.ndarray next_block):
     """One worker of a tree-ensemble prediction (see the module docstring).
 
-    ``Xf``: the row-major ``(n, F)`` features flattened; ``leaves``: leaf values; ``target``:
-    output column of each tree; ``flush``: 1 after the last tree of a chunk; ``raw``:
-    ``(n, K)`` zeros, the sums. ``nodes``, perfect layout: ``(feat uint32, thr float32 or
-    float64, nan_left uint8)``, ``T * (2**depth - 1)`` internal nodes tree after tree (``leaves``
-    ``T * 2**depth``); general layout: ``(roots, feat, thr float64, left, right, kind, nan_left,
-    cat_start, cat_len, cat_bits)`` (int32 but ``kind``/``nan_left`` uint8 and ``cat_bits``
-    uint32; ``roots`` is each tree's root, ``~leaf`` for a single-leaf tree). The caller checks
-    the dtypes. Unless ``mode == RAW_ONLY``, each block is then finished into ``out``
-    ``(n, n_out)``: ``raw / avg`` (if ``use_avg``) ``+ base``, then the transform ``mode``.
+    ``Xf``: the row-major ``(n, F)`` features flattened (float32 or float64); ``leaves``: leaf
+    values; ``target`` (int32): output column of each tree; ``flush`` (uint8): 1 after the last
+    tree of a chunk; ``raw``: ``(n, K)`` zeros, the sums (float32 or float64, as ``leaves``,
+    ``base`` and ``out``). ``nodes``, perfect layout: ``(feat uint32, thr float32 or float64,
+    nan_left uint8)``, ``T * (2**depth - 1)`` internal nodes tree after tree (``leaves``
+    ``T * 2**depth``); general layout: ``(roots, feat, thr float64, left, right, kind,
+    nan_left, cat_start, cat_len, cat_bits)`` (int32 but ``kind``/``nan_left`` uint8 and
+    ``cat_bits`` uint32; ``roots`` is each tree's root, ``~leaf`` for a single-leaf tree).
+    ``next_block``: int64, the shared block counter. Every array is C-contiguous and of these
+    dtypes (the caller builds them; arrays are taken by address, which is what keeps a
+    one-row prediction cheap). Unless ``mode == RAW_ONLY``, each block is then finished into
+    ``out`` ``(n, n_out)``: ``raw / avg`` (if ``use_avg``) ``+ base``, then the transform.
     """
-    cdef Py_ssize_t n = raw.shape[0], k = raw.shape[1]
-    cdef Py_ssize_t n_blocks = (n + _TREE_BLOCK - 1) // _TREE_BLOCK
-    cdef long long* counter = <long long*> &next_block[0]
-    cdef Py_ssize_t b, lo, hi
+    cdef Py_ssize_t n = raw.shape[0], k = raw.shape[1], n_out = out.shape[1]
     if n == 0:
         return
     cdef const void* p[10]
@@ -356,34 +388,36 @@ def tree_worker(bint perfect, const x_t[::1] Xf, Py_ssize_t n_feat, tuple nodes,
     for q in range(len(nodes)):
         p[q] = _addr(nodes[q])
     cdef bint thr32 = perfect and nodes[1].dtype.itemsize == 4
-    cdef acc_t* part = <acc_t*> _zeroed(_TREE_BLOCK * k, sizeof(acc_t))
+    cdef bint x32 = Xf.dtype.itemsize == 4, acc32 = raw.dtype.itemsize == 4
+    cdef const void* x = _addr(Xf)
+    cdef const void* lv = _addr(leaves)
+    cdef const int32_t* tg = <const int32_t*> _addr(target)
+    cdef const uint8_t* fl = <const uint8_t*> _addr(flush)
+    cdef void* r = <void*> _addr(raw)
+    cdef const void* bs = _addr(base)
+    cdef void* o = <void*> _addr(out)
+    cdef long long* counter = <long long*> _addr(next_block)
+    cdef Py_ssize_t n_trees = target.shape[0]
+    cdef void* part = _zeroed(_TREE_BLOCK * k, 8)
     with nogil:
-        b = fe_score_fetch_add(counter, 1)
-        while b < n_blocks:
-            lo = b * _TREE_BLOCK
-            hi = min(n, lo + _TREE_BLOCK)
-            if perfect and thr32:
-                _perfect_block(&Xf[0], <size_t> n_feat, lo, hi, <const uint32_t*> p[0],
-                               <const float*> p[1], <const uint8_t*> p[2], &leaves[0],
-                               &target[0], &flush[0], target.shape[0], depth, &raw[0, 0], k,
-                               part)
-            elif perfect:
-                _perfect_block(&Xf[0], <size_t> n_feat, lo, hi, <const uint32_t*> p[0],
-                               <const double*> p[1], <const uint8_t*> p[2], &leaves[0],
-                               &target[0], &flush[0], target.shape[0], depth, &raw[0, 0], k,
-                               part)
-            else:
-                _general_block(&Xf[0], <size_t> n_feat, lo, hi, <const int32_t*> p[0],
-                               <const int32_t*> p[1], <const double*> p[2],
-                               <const int32_t*> p[3], <const int32_t*> p[4],
-                               <const uint8_t*> p[5], <const uint8_t*> p[6],
-                               <const int32_t*> p[7], <const int32_t*> p[8],
-                               <const uint32_t*> p[9], &leaves[0], &target[0], &flush[0],
-                               target.shape[0], &raw[0, 0], k, part)
-            if mode != _RAW_ONLY:
-                _finish_rows(&raw[0, 0], lo, hi, k, <acc_t> avg, use_avg, &base[0], mode,
-                             <acc_t> scale, &out[0, 0], out.shape[1])
-            b = fe_score_fetch_add(counter, 1)
+        if x32 and acc32:
+            _tree_blocks(perfect, thr32, <const float*> x, n_feat, p, <const float*> lv, tg, fl,
+                         n_trees, depth, <float*> r, n, k, avg, use_avg, <const float*> bs,
+                         mode, scale, <float*> o, n_out, counter, <float*> part)
+        elif x32:
+            _tree_blocks(perfect, thr32, <const float*> x, n_feat, p, <const double*> lv, tg,
+                         fl, n_trees, depth, <double*> r, n, k, avg, use_avg,
+                         <const double*> bs, mode, scale, <double*> o, n_out, counter,
+                         <double*> part)
+        elif acc32:
+            _tree_blocks(perfect, thr32, <const double*> x, n_feat, p, <const float*> lv, tg,
+                         fl, n_trees, depth, <float*> r, n, k, avg, use_avg, <const float*> bs,
+                         mode, scale, <float*> o, n_out, counter, <float*> part)
+        else:
+            _tree_blocks(perfect, thr32, <const double*> x, n_feat, p, <const double*> lv, tg,
+                         fl, n_trees, depth, <double*> r, n, k, avg, use_avg,
+                         <const double*> bs, mode, scale, <double*> o, n_out, counter,
+                         <double*> part)
     free(part)
 
 
