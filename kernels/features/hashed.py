@@ -112,7 +112,7 @@ def unpack_short_strings(words0, words1):
 
 SIGN = np.uint64(1) << np.uint64(63)
 #: Rows sampled to choose the partitions' id ranges (and their number).
-SAMPLE_ROWS = 1 << 16
+SAMPLE_ROWS = 1 << 14
 #: Distinct ids per partition the partition count aims at (tables and records in L2).
 IDS_PER_PARTITION = 1 << 12
 
@@ -141,16 +141,16 @@ def _sort_key(keys0, keys1, two_words, signed, i):
 
 @njit(**NJIT)
 def _partition_of(split_high, split_low, high, low):
-    # number of splitters <= (high, low): equal ids always land in the same partition
-    a = 0
-    b = split_high.shape[0]
-    while a < b:
-        mid = (a + b) >> 1
-        if split_high[mid] < high or (split_high[mid] == high and split_low[mid] <= low):
-            a = mid + 1
-        else:
-            b = mid
-    return a
+    # number of splitters <= (high, low) (equal ids always land in the same partition), by a
+    # branch-free descent: there are 2**bits - 1 splitters and bits halving steps
+    pos = 0
+    step = (split_high.shape[0] + 1) >> 1
+    while step > 0:
+        k = pos + step - 1
+        below = (split_high[k] < high) | ((split_high[k] == high) & (split_low[k] <= low))
+        pos += step * np.int64(below)
+        step >>= 1
+    return pos
 
 
 @njit(**NJIT)
@@ -186,14 +186,23 @@ def _splitters(keys0, keys1, two_words, signed, min_bits):
     for j in range(m):
         high[j], low[j] = _sort_key(keys0, keys1, two_words, signed, (j * n) // m)
     order = _lex_order(high, low)
-    distinct = 1
-    for j in range(1, m):
-        a = order[j - 1]
-        b = order[j]
-        if high[a] != high[b] or low[a] != low[b]:
-            distinct += 1
+    # distinct ids in the sample, those seen once (f1) and twice (f2): Chao's estimate of the
+    # distinct ids of all rows, d + f1 (f1 - 1) / (2 (f2 + 1)), capped at the row count
+    distinct = 0
+    f1 = 0
+    f2 = 0
+    j = 0
+    while j < m:
+        e = j + 1
+        while e < m and high[order[e]] == high[order[j]] and low[order[e]] == low[order[j]]:
+            e += 1
+        distinct += 1
+        f1 += e - j == 1
+        f2 += e - j == 2
+        j = e
+    estimate = min(float(n), distinct + f1 * (f1 - 1) / (2.0 * (f2 + 1)))
     bits = min_bits
-    while bits < MAX_BITS and (distinct * n) // m > IDS_PER_PARTITION << bits:
+    while bits < MAX_BITS and estimate > IDS_PER_PARTITION << bits:
         bits += 1
     n_parts = 1 << bits
     split_high = np.empty(n_parts - 1, np.uint64)
