@@ -21,6 +21,7 @@ CYTHON_DIRECTIVES = {
 CYTHON_MODULES = [
     "common.idmap",
     "common.chunks",
+    "common.yardstick",
     "features.fold_native",
     "recommend.fit_native",
     "recommend.serve_native",

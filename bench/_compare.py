@@ -7,7 +7,7 @@ ratios. Ratios (peer time / fastengage time, >1 means fastengage is faster) are 
 the machine is shared and absolute times drift.
 
 Each call also appends one JSON line to ``bench/out/results.jsonl`` holding the medians, the
-ratios and the median of a fixed reference workload timed in the same run, which is what
+ratios and the median of the yardstick (a fixed compiled workload) timed in the same run, which is what
 ``bench/regress.py`` compares with the committed baseline.
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-import numpy as np
+from fastengage.tools import benchrun
 
 OUT_DIR = Path(__file__).parent / "out"
 RESULTS = OUT_DIR / "results.jsonl"
@@ -28,19 +28,10 @@ _REFERENCE_CACHE: dict[str, float] = {}
 
 
 def reference_seconds() -> float:
-    """Median time of a fixed CPU workload (sorting 2M float64), measured once per process.
-
-    Dividing a timing by this makes it comparable across machines of different speed.
-    """
+    """Median time of the yardstick (``fastengage.tools.benchrun.reference_seconds``), measured
+    once per process: what bench/regress.py divides every median by."""
     if "ref" not in _REFERENCE_CACHE:
-        rng = np.random.default_rng(0)
-        data = rng.random(2_000_000)
-        times = []
-        for _ in range(5):
-            t0 = time.perf_counter()
-            np.sort(data)
-            times.append(time.perf_counter() - t0)
-        _REFERENCE_CACHE["ref"] = statistics.median(times)
+        _REFERENCE_CACHE["ref"] = benchrun.reference_seconds()
     return _REFERENCE_CACHE["ref"]
 
 
@@ -95,6 +86,8 @@ def compare(benchmark, name: str, ours: Callable[[], Any], peers: Mapping[str, C
         "peers": peer_medians,
         "ratios": ratios,
         "reference_s": reference_seconds(),
+        "reference": benchrun.REFERENCE,
+        "machine": benchrun.machine(),
         "rounds": rounds,
         "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
         **(dict(extra) if extra else {}),

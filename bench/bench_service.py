@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pytest
 
+from fastengage.tools import benchrun
 from bench._compare import OUT_DIR, RESULTS, bench_size, reference_seconds
 
 httpx = pytest.importorskip("httpx")
@@ -169,6 +170,8 @@ def test_service_under_load():
                   f"{r['fastengage_share']:>11.1%}")
             fh.write(json.dumps({"name": f"service.{name}@c{c}", "size": size,
                                  "median_s": r["p50_s"], "reference_s": ref, "ratios": {},
+                                 "reference": benchrun.REFERENCE,
+                                 "machine": benchrun.machine(),
                                  **r}) + "\n")
     for (name, c), r in results.items():
         assert r["non_2xx"] == 0, f"{name} at {c} clients: {r['non_2xx']} non-2xx responses"

@@ -24,29 +24,23 @@ import json
 import os
 import resource
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
-import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "out")
 sys.path.insert(0, os.path.dirname(HERE))
 
+from fastengage.tools import benchrun  # noqa: E402
 from fastengage.tools.coldstart import first_call_in_fresh_process, summarize  # noqa: E402
 
 
 def reference_cpu_seconds() -> float:
-    data = np.random.default_rng(0).random(2_000_000)
-    times = []
-    for _ in range(5):
-        c0 = time.process_time()
-        np.sort(data)
-        times.append(time.process_time() - c0)
-    return statistics.median(times)
+    """CPU seconds of the yardstick (the same workload bench/_compare.py times in wall seconds)."""
+    return benchrun.reference_seconds(clock=time.process_time)
 
 
 def cold_demo(cache_dir: str) -> dict:
@@ -68,7 +62,7 @@ def cold_demo(cache_dir: str) -> dict:
 
 def _record(name, size, cpu, ref, **extra) -> dict:
     return {"name": name, "size": size, "median_s": cpu, "reference_s": ref, "ratios": {},
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S"), **extra}
+            "reference": benchrun.REFERENCE, "machine": benchrun.machine(), "time": time.strftime("%Y-%m-%dT%H:%M:%S"), **extra}
 
 
 def _secs(kernel: dict) -> float:

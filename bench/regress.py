@@ -9,8 +9,11 @@ Each benchmark run appends records to bench/out/results.jsonl (see bench/_compar
 (name, size) in the baseline, ``check`` takes the newest record and compares two figures that do
 not depend on the machine's speed:
 
-* ``normalized``: fastengage's median divided by the median of a fixed reference workload timed
-  in the same process (``reference_s``) — it must not grow by more than the tolerance;
+* ``normalized``: fastengage's median divided by the median of the yardstick, a fixed workload
+  compiled with fastengage (``kernels/common/yardstick.pyx``), timed in the same process
+  (``reference_s``) — it must not grow by more than the tolerance. Compared only when the record
+  and the baseline name the same yardstick (``reference``) and CPU (``machine``): a baseline is
+  per kind of machine, and a record from another is checked on its ratios alone (with a note);
 * ``ratios``: the speed-up over each peer measured in the same run — none may shrink by more
   than the tolerance.
 
@@ -51,13 +54,15 @@ def latest_records(path: str) -> dict:
 
 
 def figures(rec: dict) -> dict:
-    return {"normalized": rec["median_s"] / rec["reference_s"], "ratios": dict(rec.get("ratios", {}))}
+    return {"normalized": rec["median_s"] / rec["reference_s"], "ratios": dict(rec.get("ratios", {})),
+            "reference": rec.get("reference"), "machine": rec.get("machine")}
 
 
-def compare(baseline: dict, latest: dict, tolerance: float) -> tuple[list, list]:
+def compare(baseline: dict, latest: dict, tolerance: float,
+            notes: list | None = None) -> tuple[list, list]:
     """Return (regressions, missing) as lists of human-readable lines."""
     return compare_figures(baseline, {key: figures(rec) for key, rec in latest.items()},
-                           tolerance)
+                           tolerance, notes)
 
 
 def _selected(key: str, args) -> bool:
@@ -96,9 +101,12 @@ def main(argv=None) -> int:
     with open(args.baseline) as fh:
         baseline = json.load(fh)
     baseline = {k: v for k, v in baseline.items() if _selected(k, args)}
-    regressions, missing = compare(baseline, latest, args.tolerance)
+    notes = []
+    regressions, missing = compare(baseline, latest, args.tolerance, notes)
     for key in missing:
         print(f"missing (not run): {key}")
+    for line in notes:
+        print(f"note: {line}")
     for line in regressions:
         print(f"REGRESSION {line}")
     checked = len(baseline) - len(missing)

@@ -32,3 +32,37 @@ def test_check_and_update(tmp_path, capsys):
     _write(results, [_rec(1.0, name="other")])
     assert regress.main(["check", "--results", str(results), "--baseline", str(baseline)]) == 0
     assert "missing (not run): rfm_a@full" in capsys.readouterr().out
+
+
+def test_normalized_time_needs_the_same_yardstick_and_machine(tmp_path, capsys):
+    results, baseline = tmp_path / "r.jsonl", tmp_path / "b.json"
+    tagged = dict(_rec(1.0), reference="yardstick-1", machine="cpu A x2")
+    _write(results, [tagged])
+    assert regress.main(["update", "--results", str(results), "--baseline", str(baseline)]) == 0
+    saved = json.loads(baseline.read_text())["rfm_a@full"]
+    assert saved["reference"] == "yardstick-1" and saved["machine"] == "cpu A x2"
+    # 3x slower on the same machine with the same yardstick: a regression
+    _write(results, [dict(tagged, median_s=3.0)])
+    assert regress.main(["check", "--results", str(results), "--baseline", str(baseline)]) == 1
+    # the same figure from another CPU, or normalized by another workload: not compared, said so
+    for other in ({"machine": "cpu B x2"}, {"reference": None}):
+        capsys.readouterr()
+        _write(results, [dict(tagged, median_s=3.0, **other)])
+        assert regress.main(["check", "--results", str(results), "--baseline", str(baseline)]) == 0
+        out = capsys.readouterr().out
+        assert "note: rfm_a@full: normalized time not compared" in out
+    # ...but its peer ratios still are
+    _write(results, [dict(tagged, median_s=3.0, machine="cpu B x2", ratios={"polars": 1.0})])
+    assert regress.main(["check", "--results", str(results), "--baseline", str(baseline)]) == 1
+
+
+def test_yardstick_is_fixed_work():
+    from fastengage.kernels.common import yardstick
+    from fastengage.tools import benchrun
+
+    table = yardstick.make_table()
+    # the same checksum every run: the workload cannot drift with inputs or libraries
+    assert yardstick.run(table, 10_000) == yardstick.run(table, 10_000)
+    assert yardstick.run(table, 10_000) != yardstick.run(table, 20_000)
+    assert benchrun.reference_seconds(repeats=1) > 0
+    assert "x" in benchrun.machine()

@@ -4,8 +4,11 @@ with the peers that are installed, as a table and as pytest-benchmark JSON; ``--
 
 What is compared (both survive a machine of another speed or a busy one better than seconds):
 
-* ``normalized``: fastengage's median time divided by the median of a fixed reference workload
-  (sorting 2M float64) timed in the same process; it may not grow by more than the tolerance;
+* ``normalized``: fastengage's median time divided by the median of the yardstick (a fixed
+  workload compiled with fastengage, ``fastengage.kernels.common.yardstick``) timed in the same
+  process; it may not grow by more than the tolerance. It is compared only between runs on the
+  same CPU model (``machine``), because how a kernel and the yardstick scale from one CPU to
+  another differs by more than any sensible tolerance;
 * ``ratios``: the speed-up over each peer, timed interleaved with fastengage round by round
   (so both see the same load); none may shrink by more than the tolerance.
 """
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import platform
 import statistics
 import sys
@@ -27,16 +31,39 @@ __all__ = ["run_bench", "compare_results", "add_bench_command", "reference_secon
 _ROUNDS = {"tiny": 3, "small": 5, "medium": 5, "large": 3}
 
 
-def reference_seconds(repeats: int = 5) -> float:
-    """Median time of sorting 2M float64: the yardstick that makes timings comparable across
-    machines (same workload as the repository's bench/_compare.py)."""
-    data = np.random.default_rng(0).random(2_000_000)
+#: Names the yardstick in every record: a figure normalized by another workload (the numpy sort
+#: used before) is never compared with one normalized by this one.
+REFERENCE = "yardstick-1"
+
+
+def reference_seconds(repeats: int = 5, clock=time.perf_counter) -> float:
+    """Median time of the yardstick (``fastengage.kernels.common.yardstick``): what timings are
+    divided by to make them comparable between runs whose machine load differs. ``clock`` may be
+    ``time.process_time`` for figures measured in CPU seconds."""
+    from ..kernels.common import yardstick
+
+    table = yardstick.make_table()
+    yardstick.run(table, 100_000)  # page the table in
     times = []
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        np.sort(data)
-        times.append(time.perf_counter() - t0)
+        t0 = clock()
+        yardstick.run(table)
+        times.append(clock() - t0)
     return statistics.median(times)
+
+
+def machine() -> str:
+    """CPU model and core count: normalized times are compared only on the same kind of machine."""
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"{model} x{os.cpu_count()}"
 
 
 def _stats(times: list[float]) -> dict:
@@ -93,7 +120,8 @@ def run_bench(capabilities, size: str = "small", *, log=print, rounds: int | Non
             m = _measure(case, rounds, log)
             extra = {"size": size, "units": case.units, "count": case.count,
                      "throughput": case.count / m["median"], "reference_s": ref,
-                     "normalized": m["median"] / ref, "ratios": m["ratios"],
+                     "normalized": m["median"] / ref, "reference": REFERENCE,
+                     "machine": machine(), "ratios": m["ratios"],
                      "peer_medians": m["peer_medians"], "skipped_peers": case.skipped}
             benchmarks.append({
                 "group": cap, "name": case.name, "fullname": f"fastengage.bench::{case.name}",
@@ -118,12 +146,15 @@ def run_bench(capabilities, size: str = "small", *, log=print, rounds: int | Non
     }
 
 
-def compare_figures(baseline: dict, current: dict, tolerance: float) -> tuple[list, list]:
+def compare_figures(baseline: dict, current: dict, tolerance: float,
+                    notes: list | None = None) -> tuple[list, list]:
     """``(regressions, missing)`` as human-readable lines, for figures keyed by benchmark:
-    ``{"normalized": time / reference time, "ratios": {peer: speed-up}}``. A normalized time
-    may not grow, nor a speed-up shrink, by more than ``tolerance``; a key of the baseline
-    absent from ``current`` is missing (reported, not a regression). Shared by
-    ``fastengage bench --compare`` and ``bench/regress.py``."""
+    ``{"normalized": time / reference time, "ratios": {peer: speed-up}, "reference": yardstick
+    name, "machine": CPU model}``. A normalized time may not grow, nor a speed-up shrink, by more
+    than ``tolerance``; a key of the baseline absent from ``current`` is missing (reported, not a
+    regression). Normalized times are compared only when both figures name the same yardstick
+    and machine; otherwise a line saying why goes to ``notes`` (when given) and only the ratios
+    are checked. Shared by ``fastengage bench --compare`` and ``bench/regress.py``."""
     regressions, missing = [], []
     for name, b in sorted(baseline.items()):
         c = current.get(name)
@@ -131,7 +162,13 @@ def compare_figures(baseline: dict, current: dict, tolerance: float) -> tuple[li
             missing.append(name)
             continue
         bn, cn = b["normalized"], c["normalized"]
-        if cn > bn * (1 + tolerance):
+        unlike = [k for k in ("reference", "machine") if b.get(k) != c.get(k)]
+        if unlike:
+            if notes is not None:
+                notes.append(f"{name}: normalized time not compared ("
+                             + "; ".join(f"{k} {b.get(k)!r} in the baseline, {c.get(k)!r} now"
+                                         for k in unlike) + ")")
+        elif cn > bn * (1 + tolerance):
             regressions.append(f"{name}: normalized time {cn:.3g} vs baseline {bn:.3g} "
                                f"(+{cn / bn - 1:.0%})")
         for peer, ratio in b.get("ratios", {}).items():
@@ -141,14 +178,17 @@ def compare_figures(baseline: dict, current: dict, tolerance: float) -> tuple[li
     return regressions, missing
 
 
-def compare_results(current: dict, baseline: dict, tolerance: float) -> tuple[list, list]:
+def compare_results(current: dict, baseline: dict, tolerance: float,
+                    notes: list | None = None) -> tuple[list, list]:
     """``(regressions, missing)``: human-readable lines; see the module docstring."""
     def figures(results):
         return {b["name"]: {"normalized": _normalized(b),
-                            "ratios": b["extra_info"].get("ratios", {})}
+                            "ratios": b["extra_info"].get("ratios", {}),
+                            "reference": b["extra_info"].get("reference"),
+                            "machine": b["extra_info"].get("machine")}
                 for b in results.get("benchmarks", [])}
 
-    return compare_figures(figures(baseline), figures(current), tolerance)
+    return compare_figures(figures(baseline), figures(current), tolerance, notes)
 
 
 def _normalized(bench: dict) -> float:
@@ -211,9 +251,12 @@ def _run_bench(args) -> int:
                 json.dump(doc, fh, indent=1)
     if baseline is None:
         return 0
-    regressions, missing = compare_results(doc, baseline, args.tolerance)
+    notes = []
+    regressions, missing = compare_results(doc, baseline, args.tolerance, notes)
     for name in missing:
         print(f"missing (not run): {name}")
+    for line in notes:
+        print(f"note: {line}")
     for line in regressions:
         print(f"REGRESSION {line}")
     print(f"{len(baseline.get('benchmarks', [])) - len(missing)} benchmarks compared with "
