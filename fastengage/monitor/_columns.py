@@ -160,6 +160,15 @@ class CategoricalState:
         return int(self.counts.sum())
 
     @classmethod
+    def empty(cls, typ: pa.DataType | None = None) -> "CategoricalState":
+        """No rows yet. ``typ``: the column's Arrow type when known (a dictionary or large string
+        type is stored as its value type / string, as :meth:`from_array` does); unknown (a
+        profile made from kinds only), the categories are typed ``null`` until rows arrive."""
+        if typ is None:
+            return cls(pa.array([], pa.null()), np.zeros(0, dtype=np.int64), 0)
+        return cls.from_array(pa.array([], typ))
+
+    @classmethod
     def from_array(cls, array) -> "CategoricalState":
         if isinstance(array, pa.ChunkedArray):
             array = array.combine_chunks()
@@ -178,6 +187,16 @@ class CategoricalState:
                    np.ascontiguousarray(counts.take(order).to_numpy(), dtype=np.int64), n_null)
 
     def absorb(self, other: "CategoricalState") -> None:
+        # No categories on one side: nothing to combine, and its type says nothing about the
+        # other's (an empty state may be typed null, or come from a file saved by an older
+        # version that typed every empty state string).
+        if len(other.values) == 0:
+            self.n_null += other.n_null
+            return
+        if len(self.values) == 0:
+            self.values, self.counts = other.values, other.counts.copy()
+            self.n_null += other.n_null
+            return
         if self.values.type != other.values.type:
             raise InputError(f"cannot merge categories of type {self.values.type} with "
                              f"{other.values.type}")

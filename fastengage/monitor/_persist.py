@@ -136,7 +136,9 @@ def _categorical(bundle, j: int, entry: dict, member: str) -> CategoricalState:
     values = table.column("value").combine_chunks()
     counts = table.column("count").combine_chunks()
     typ = values.type
-    if not (pa.types.is_integer(typ) or pa.types.is_string(typ) or pa.types.is_boolean(typ)):
+    if pa.types.is_null(typ) and len(values) == 0:
+        pass  # no rows yet and the column's type unknown (CategoricalState.empty)
+    elif not (pa.types.is_integer(typ) or pa.types.is_string(typ) or pa.types.is_boolean(typ)):
         _fail(name, f"category values have unsupported type {typ}")
     if not pa.types.is_int64(counts.type):
         _fail(name, f"counts must be int64, got {counts.type}")

@@ -67,6 +67,10 @@ class Profile:
                       exact_limit=exact_limit, sketch_size=sketch_size)
         for batch in source.batches(list(profile.kinds)):
             profile.update(batch, n_threads=n_threads)
+        for name, kind in profile.kinds.items():
+            if kind == CATEGORICAL and profile.states[name] is None:
+                # no rows: keep the column's type (a saved empty profile reads back the same)
+                profile.states[name] = CategoricalState.empty(source.schema.field(name).type)
         return profile
 
     @property
@@ -124,8 +128,7 @@ class Profile:
             raise InputError(f"column {column!r} is not in this profile; it has {self.columns}")
         state = self.states[column]
         if state is None:
-            return NumericState() if self.kinds[column] == NUMERIC else \
-                CategoricalState(pa.array([], pa.string()), _empty_counts(), 0)
+            return NumericState() if self.kinds[column] == NUMERIC else CategoricalState.empty()
         return state
 
     def summary(self) -> pa.Table:
@@ -187,12 +190,6 @@ class Profile:
 
     def __repr__(self) -> str:
         return f"Profile({len(self.kinds)} columns, mode={self.mode!r})"
-
-
-def _empty_counts():
-    import numpy as np
-
-    return np.zeros(0, dtype=np.int64)
 
 
 def _kinds(schema: pa.Schema, columns, categorical) -> dict[str, str]:

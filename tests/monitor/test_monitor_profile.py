@@ -108,6 +108,58 @@ def test_save_load_roundtrip(tmp_path, mode):
     assert drift(q, cur).equals(drift(p, cur))
 
 
+def _kinds_and_types(profile):
+    """Each column's kind and, for a categorical one, its categories' Arrow type."""
+    return {c: (k, profile.state(c).values.type if k == "categorical" else None)
+            for c, k in profile.kinds.items()}
+
+
+def _typed_table(n):
+    rng = np.random.default_rng(5)
+    return pa.table({"i": pa.array(rng.integers(0, 4, n), pa.int32()),
+                     "s": pa.array(rng.choice(["a", "b"], n)).dictionary_encode(),
+                     "t": pa.array(rng.choice(["u", "v"], n), pa.large_string()),
+                     "b": pa.array(rng.random(n) < 0.5), "x": rng.normal(size=n)})
+
+
+@pytest.mark.parametrize("rows", [0, 50])
+def test_roundtrip_keeps_kinds_and_category_types(tmp_path, rows):
+    # An empty profile used to read its categorical columns back as strings, which then refused
+    # to merge with the integer categories of another worker's profile.
+    p = Profile.from_data(_typed_table(rows), categorical=["i"])
+    want = {"i": ("categorical", pa.int32()), "s": ("categorical", pa.string()),
+            "t": ("categorical", pa.string()), "b": ("categorical", pa.bool_()),
+            "x": ("numeric", None)}
+    assert _kinds_and_types(p) == want
+    p.save(tmp_path / "p.fe")
+    q = Profile.load(tmp_path / "p.fe")
+    assert _kinds_and_types(q) == want
+    assert q.summary().equals(p.summary())
+    other = Profile.from_data(_typed_table(80), categorical=["i"])
+    q.merge(other)
+    whole = Profile.from_data(pa.concat_tables([_typed_table(rows), _typed_table(80)])
+                              .combine_chunks(), categorical=["i"])
+    assert _kinds_and_types(q) == want
+    for c in ("i", "s", "t", "b"):
+        assert q.state(c).values.equals(whole.state(c).values)
+        assert np.array_equal(q.state(c).counts, whole.state(c).counts)
+
+
+def test_profile_without_rows_or_types_merges_either_way(tmp_path):
+    # Profile(kinds) (as a worker without rows builds it) does not know the column types: its
+    # saved categories are typed null, and merge adopts the other side's type in either order.
+    kinds = Profile.from_data(_typed_table(0), categorical=["i"]).kinds
+    Profile(kinds).save(tmp_path / "e.fe")
+    empty = Profile.load(tmp_path / "e.fe")
+    full = Profile.from_data(_typed_table(30), categorical=["i"])
+    merged = Profile.load(tmp_path / "e.fe").merge(full)
+    assert merged.summary().equals(full.summary())
+    assert _kinds_and_types(merged) == _kinds_and_types(full)
+    full.merge(empty)
+    assert full.summary().equals(merged.summary())
+    assert drift(empty, full).column("new_categories").to_pylist()[0] == ["0", "1", "2", "3"]
+
+
 def _rewrite(path, member, data):
     buf = io.BytesIO()
     with zipfile.ZipFile(path) as src, zipfile.ZipFile(buf, "w") as dst:
