@@ -36,6 +36,7 @@ from ._columns import (
     feature_matrix,
     reward_vector,
 )
+from ._snapshot import _Snapshot
 
 __all__ = ["Policy"]  # the concrete policies are in .kinds
 
@@ -51,51 +52,16 @@ def _seed64(seed) -> np.uint64:
     return np.uint64(int(seed) % _UINT64)
 
 
+def _first_row(first_row) -> int:
+    if (isinstance(first_row, (bool, np.bool_)) or not isinstance(first_row, (int, np.integer))
+            or not 0 <= first_row < 2 ** 62):
+        raise InputError(f"first_row must be a non-negative integer, got {first_row!r}")
+    return int(first_row)
+
+
 def _threads(n_rows: int, n_threads: int | None) -> int | None:
     """One thread for small batches (see ``BANDIT_PARALLEL_MIN_ROWS``); same results."""
     return 1 if n_rows < BANDIT_PARALLEL_MIN_ROWS else n_threads
-
-
-class _Snapshot:
-    """The arrays one decision reads; never modified after it is built."""
-
-    __slots__ = ("A_inv", "L_inv", "arm_params", "base_mean", "base_var", "beta_a", "beta_b",
-                 "bounds", "everyone", "scale", "theta")
-
-    def __init__(self, theta, A_inv, L_inv, base_mean, base_var, scale, beta_a, beta_b):
-        self.theta, self.A_inv, self.L_inv = theta, A_inv, L_inv
-        self.base_mean, self.base_var, self.scale = base_mean, base_var, float(scale)
-        self.beta_a, self.beta_b = beta_a, beta_b
-        self.bounds = self._width_bounds(L_inv, base_var, self.scale)
-        # What decide_one passes, prepared once: per-arm numbers stacked (fewer kernel
-        # arguments), the all-eligible mask, the arm ids as Python objects.
-        self.arm_params = np.ascontiguousarray(np.concatenate(
-            [np.stack([base_mean, base_var]), self.bounds, np.stack([beta_a, beta_b])]),
-            dtype=np.float64)
-        self.everyone = np.ones(theta.shape[0], np.uint8)
-
-    @staticmethod
-    def _width_bounds(L_inv, base_var, scale):
-        """(4, K) ``ub0, ub1, lb0, lb1``: every arm's UCB width ``scale * sqrt(v + |L_inv x|^2)``
-        lies in ``[max(lb0, lb1 |x|), ub0 + ub1 |x|]`` (``sqrt(v + q) <= sqrt(v) + sqrt(q)``;
-        ``|L_inv x|`` between the extreme singular values of ``L_inv`` times ``|x|``). The
-        relative margin 1e-9 and the absolute 1e-12 * sigma_max of the smallest singular value
-        (the error of an SVD is relative to the largest) dwarf rounding, so decisions that skip
-        widths by these bounds are exactly those of the full computation."""
-        K = base_var.shape[0]
-        with np.errstate(invalid="ignore"):  # 0 * inf (UCB1, alpha 0, an unplayed arm)
-            ub0 = np.nan_to_num(scale * np.sqrt(base_var) * (1.0 + 1e-9), nan=np.inf)
-            lb0 = np.where(np.isfinite(base_var),
-                           scale * np.sqrt(np.where(np.isfinite(base_var), base_var, 0.0)), 0.0)
-        lb0 = lb0 * (1.0 - 1e-9)
-        if L_inv.shape[1]:
-            sv = np.linalg.svd(L_inv, compute_uv=False)
-            smax, smin = sv[:, 0], sv[:, -1]
-            ub1 = scale * smax * (1.0 + 1e-9)
-            lb1 = scale * np.maximum(smin * (1.0 - 1e-9) - 1e-12 * smax, 0.0)
-        else:
-            ub1, lb1 = np.zeros(K), np.zeros(K)
-        return np.ascontiguousarray(np.stack([ub0, ub1, lb0, lb1]), dtype=np.float64)
 
 
 class Policy:
@@ -377,7 +343,7 @@ class Policy:
 
     def decide(self, data, *, features: list[str] | None = None, id: str | None = None,
                eligible=None, seed: int | None = None, expected: bool = False,
-               propensity_draws: int | None = None, consent=None,
+               propensity_draws: int | None = None, consent=None, first_row: int = 0,
                n_threads: int | None = None) -> pa.Table:
         """Choose an arm for every row.
 
@@ -389,6 +355,12 @@ class Policy:
         Row ``i`` draws its randomness from ``(seed, i)``: the same seed gives the same table
         whatever ``n_threads``. Thompson-sampling propensities are Monte Carlo shares over the
         decision's draw plus ``propensity_draws`` (default 100) further draws.
+
+        ``first_row`` (default 0): the position of this table's first row in a larger input, so
+        row ``i`` draws from ``(seed, first_row + i)``. Deciding a slice of a table with
+        ``first_row=`` its offset gives exactly the rows of the whole table's decisions (what
+        the Spark/Dask/Ray adapters use to decide partitions apart); an array ``eligible``
+        mask still indexes this table's rows.
 
         ``consent`` (a :class:`fastengage.privacy.ConsentFilter`, with ``id=`` the customer
         column): rows of customers without consent at the rule's ``as_of`` stay in place with
@@ -403,10 +375,11 @@ class Policy:
             data, keep = consented_rows(data, consent, id)
         seed = _seed64(seed)
         draws = self._draws(propensity_draws)
+        row0 = _first_row(first_row)
         ids, arms, props, means = [], [], [], []
         for start, batch, X, mask, names in self._batches(data, features, id, eligible, keep):
-            a, p, m, _ = self._run(X, mask, seed, start, draws, expected, False, n_threads,
-                                   names)
+            a, p, m, _ = self._run(X, mask, seed, row0 + start, draws, expected, False,
+                                   n_threads, names)
             arms.append(a)
             props.append(p)
             means.append(m)
@@ -430,11 +403,14 @@ class Policy:
 
     def action_distribution(self, data, *, features: list[str] | None = None, eligible=None,
                             seed: int | None = 0, propensity_draws: int | None = None,
-                            n_threads: int | None = None) -> np.ndarray:
+                            first_row: int = 0, n_threads: int | None = None) -> np.ndarray:
         """(rows, K) probability of each arm (``policy.arms`` order) per row, as ``decide``
-        would use it: exact for greedy/UCB policies, Monte Carlo shares for Thompson sampling."""
+        would use it: exact for greedy/UCB policies, Monte Carlo shares for Thompson sampling.
+        ``first_row`` as in :meth:`decide`."""
         seed, draws = _seed64(seed), self._draws(propensity_draws)
-        parts = [self._run(X, mask, seed, start, draws, False, True, n_threads, names)[3]
+        row0 = _first_row(first_row)
+        parts = [self._run(X, mask, seed, row0 + start, draws, False, True, n_threads,
+                           names)[3]
                  for start, _, X, mask, names in self._batches(data, features, None, eligible)]
         return np.concatenate(parts) if parts else np.zeros((0, len(self._arms)))
 
