@@ -83,10 +83,10 @@ class MatrixFactorization(Recommender):
     # -- single-customer serving (one nogil kernel call per request) -----------------------
     def _serving(self):
         """Everything :meth:`recommend_one` passes to the serving kernel, built on its first
-        call: ``(kind, lookup, static)`` where ``lookup`` holds the customer ids sorted for the
-        kernel's binary search (int ids: keys and codes; string ids: offsets, UTF-8 bytes and
-        the codes in byte order) and ``static`` the kernel's model arguments (see
-        :func:`rec_serve.mf_topn_row`), among them the top ``SERVE_DIRECTIONS`` principal
+        call: ``(kind, server, item_names)`` where ``server`` (:class:`rec_serve.Server`) holds
+        the customer ids sorted for its binary search (int ids: keys and codes; string ids:
+        offsets, UTF-8 bytes and the codes in byte order) and the model arguments, among them
+        the top ``SERVE_DIRECTIONS`` principal
         directions ``P`` of the item factors, ``P^T y`` and residual norms in the
         decreasing-norm order of ``_perm``, and what the kernel writes out per item (the
         integer item ids themselves, or codes for string ids, whose names are the last
@@ -115,9 +115,10 @@ class MatrixFactorization(Recommender):
             item_out, item_names = np.ascontiguousarray(self._item_ids_numpy(), np.int64), None
         else:
             item_out, item_names = np.arange(self.n_items, dtype=np.int64), self._item_ids_numpy()
-        static = (self.user_factors_, V, proj, proj_T, resid, self._sorted_norms, self._perm, _SLACK,
-                  self.seen_indptr_, self.seen_indices_, self._tiebreak, item_out)
-        return kind, lookup, static, item_names
+        server = rec_serve.Server(lookup, self.user_factors_, V, proj, proj_T, resid,
+                                  self._sorted_norms, self._perm, _SLACK, self.seen_indptr_,
+                                  self.seen_indices_, self._tiebreak, item_out)
+        return kind, server, item_names
 
     def recommend_one(self, customer, n: int = 10,
                       exclude_seen: bool = True) -> tuple[np.ndarray, np.ndarray]:
@@ -126,7 +127,7 @@ class MatrixFactorization(Recommender):
             n = self._check_n(n)
         if self.customers_ is None or not self.use_native:
             return super().recommend_one(customer, n, exclude_seen)
-        kind, lookup, static, item_names = self._serve or self._serving()
+        kind, server, item_names = self._serve or self._serving()
         out_idx = np.empty(n, np.int64)
         out_score = np.empty(n, np.float32)
         count = -1
@@ -134,12 +135,10 @@ class MatrixFactorization(Recommender):
                 and not isinstance(customer, bool):
             key = int(customer)
             if -2 ** 63 <= key < 2 ** 63:
-                count = rec_serve.mf_topn_int(key, *lookup, *static, bool(exclude_seen),
-                                              out_idx, out_score)
+                count = server.topn_int(key, bool(exclude_seen), out_idx, out_score)
         elif kind == "str" and isinstance(customer, str):
-            key = np.frombuffer(customer.encode("utf-8"), np.uint8)
-            count = rec_serve.mf_topn_str(key, *lookup, *static, bool(exclude_seen),
-                                          out_idx, out_score)
+            count = server.topn_str(customer.encode("utf-8"), bool(exclude_seen), out_idx,
+                                    out_score)
         else:
             self._check_one_id(customer)  # raises: an id of the other kind
         if count < 0:

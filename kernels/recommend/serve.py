@@ -2,10 +2,10 @@
 call per single-customer request.
 
 A service answering one customer per request from many threads needs the whole request to run
-without the GIL, or its threads queue behind each other. :func:`mf_topn_int` and
-:func:`mf_topn_str` find the customer's code from the id (binary search in a sorted copy of the
-ids), then score the items, skip the seen ones and keep the best ``n`` in one GIL-free compiled
-call; the caller only converts the id and wraps the result.
+without the GIL, or its threads queue behind each other. :class:`Server` (one per
+model state) finds the customer's code from the id (binary search in a sorted copy of the ids),
+then scores the items, skips the seen ones and keeps the best ``n`` in one GIL-free compiled
+call; the caller only passes the id and two output arrays.
 
 One customer's scores are a matrix-vector product that has to read every item factor (5 MB
 for 20k items x 64 float32 factors), so a plain scan is bound by memory bandwidth, which the
@@ -29,10 +29,10 @@ from numba import prange
 from ..common.config import MF_SERVE_CHUNK, RECOMMEND_SERIAL_MAX
 from ..common.launch import dual_kernel, run_threaded
 from ..common.sched import fetch_add
-from .serve_native import find_int, find_str, topn_block_worker, topn_row
+from .serve_native import Server, find_int, find_str, topn_block_worker
 from .topn import topn_row as _scores_topn_row
 
-__all__ = ["find_int", "find_str", "mf_topn_block", "mf_topn_int", "mf_topn_str", "mf_similar"]
+__all__ = ["Server", "find_int", "find_str", "mf_topn_block", "mf_similar"]
 
 #: "every item allowed" (a mask of one entry that is never read)
 _ALL = np.ones(1, np.uint8)
@@ -65,7 +65,7 @@ def mf_topn_block(U, urows, seen_rows, seen_indptr, seen_indices, V, proj, proj_
         Kept for the callers; the thread count is ``resolve_threads(n_threads)``.
 
     Scoring is done here, not by a BLAS gemm, so no process-wide BLAS thread setting is
-    touched, and a customer's scores are bit-identical to :func:`mf_topn_int`'s whatever the
+    touched, and a customer's scores are bit-identical to :meth:`Server.topn_int`'s whatever the
     thread count. Customers cost very different amounts (the pruning stops early for some), so
     the threads claim chunks of ``MF_SERVE_CHUNK`` customers dynamically. Small requests (at
     most ``RECOMMEND_SERIAL_MAX`` customers, or ``n_threads=1``) run on the calling thread only.
@@ -81,26 +81,6 @@ def mf_topn_block(U, urows, seen_rows, seen_indptr, seen_indices, V, proj, proj_
         worker()
     else:
         run_threaded(worker, n_threads)
-
-
-def mf_topn_int(key, sorted_keys, key_codes, U, V, proj, proj_T, resid, sorted_norms, perm,
-                slack, seen_indptr, seen_indices, tb, item_out, exclude_seen, out_idx, out_score):
-    """Top-n for the customer with integer id ``key`` (binary search in ``sorted_keys``,
-    ascending, ``key_codes[k]`` the code of ``sorted_keys[k]``): writes ``item_out[code]`` (the
-    item ids, or ``arange``) to ``out_idx``; returns the count, or -1 when the id is not in the
-    model."""
-    return topn_row(find_int(sorted_keys, key_codes, key), U, V, proj, proj_T, resid,
-                    sorted_norms, perm, slack, seen_indptr, seen_indices, tb, item_out,
-                    exclude_seen, out_idx, out_score)
-
-
-def mf_topn_str(key, offsets, data, order, U, V, proj, proj_T, resid, sorted_norms, perm,
-                slack, seen_indptr, seen_indices, tb, item_out, exclude_seen, out_idx, out_score):
-    """:func:`mf_topn_int` for the customer whose string id has the UTF-8 bytes ``key``
-    (binary search over the ids ``data[offsets[c]:offsets[c + 1]]`` in ``order``)."""
-    return topn_row(find_str(offsets, data, order, key), U, V, proj, proj_T, resid,
-                    sorted_norms, perm, slack, seen_indptr, seen_indices, tb, item_out,
-                    exclude_seen, out_idx, out_score)
 
 
 @dual_kernel(2, RECOMMEND_SERIAL_MAX + 1)

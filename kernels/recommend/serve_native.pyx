@@ -303,32 +303,138 @@ def find_str(const int64_t[::1] offsets, const uint8_t[::1] data, const int64_t[
     return -1
 
 
-def topn_row(Py_ssize_t row, const floating[:, ::1] U, const floating[:, ::1] V,
-             const double[:, ::1] proj, const floating[:, ::1] proj_T, const floating[::1] resid,
-             const double[::1] sorted_norms, const int64_t[::1] perm, double slack,
-             const int64_t[::1] seen_indptr, const int64_t[::1] seen_indices,
-             const int64_t[::1] tb, const int64_t[::1] item_out, bint exclude_seen,
-             int64_t[::1] out_idx, float[::1] out_score):
-    """Top ``n = out_idx.size`` for the model's customer ``row`` (-1: absent, returns -1),
-    every item allowed, seen items skipped when ``exclude_seen``; writes ``item_out[code]``
-    to ``out_idx`` and returns the count. The whole call runs without the GIL."""
-    if row < 0:
-        return -1
-    cdef Model m = _model(V, proj, proj_T, resid, sorted_norms, perm, slack, seen_indices,
-                          &_EVERY, False, tb)
-    cdef Py_ssize_t n = out_idx.shape[0], k, count
-    cdef int64_t a = seen_indptr[row] if exclude_seen else 0
-    cdef int64_t e = seen_indptr[row + 1] if exclude_seen else 0
+cdef Py_ssize_t _serve_row(const floating* x, Model* m, int64_t a, int64_t e,
+                           const int64_t* item_out, Py_ssize_t n, int64_t* out_idx,
+                           float* out_score) noexcept nogil:
+    # one customer's top n, item codes mapped through item_out; -2 when out of memory
     cdef floating* scratch = <floating*> malloc((n + SLICE + m.kp + 1) * sizeof(floating))
     cdef int64_t* hi = <int64_t*> malloc((n + 1) * sizeof(int64_t))
-    if scratch == NULL or hi == NULL:
-        free(scratch)
-        free(hi)
-        raise MemoryError()
-    with nogil:
-        count = _topn_vec(&U[row, 0], &m, a, e, scratch, hi, n, &out_idx[0], &out_score[0])
+    cdef Py_ssize_t k, count = -2
+    if scratch != NULL and hi != NULL:
+        count = _topn_vec(x, m, a, e, scratch, hi, n, out_idx, out_score)
         for k in range(count):
             out_idx[k] = item_out[out_idx[k]]
     free(scratch)
     free(hi)
     return count
+
+
+cdef class Server:
+    """The single-customer serving path of one fitted model (``recommend_one``).
+
+    Built once per model state; holds the model's arrays and raw pointers into them, so a call
+    passes only the id and the two output arrays. Why: a request's work under the GIL is what
+    limits a service's threads, and binding ~16 typed memoryviews per call (plus fused-type
+    dispatch) cost ~4 us under the GIL against ~40 us of GIL-free scoring. Immutable after
+    construction, so any number of threads may call it at once.
+
+    ``lookup`` is ``(sorted_keys, key_codes)`` for integer ids (see :func:`find_int`) or
+    ``(offsets, data, order)`` for string ids (see :func:`find_str`); the model arguments are
+    those of :func:`topn_block_worker` plus ``seen_indptr`` and ``item_out`` (what is written
+    per item code: the integer item ids, or the codes themselves).
+    """
+    cdef object _arrays         # keeps every array below alive
+    cdef Model m
+    cdef const void* U
+    cdef bint is_double, string_ids
+    cdef Py_ssize_t f, n_rows, n_keys
+    cdef const int64_t* seen_indptr
+    cdef const int64_t* item_out
+    cdef const int64_t* sorted_keys
+    cdef const int64_t* key_codes
+    cdef const int64_t* offsets
+    cdef const uint8_t* data
+    cdef const int64_t* order
+
+    def __cinit__(self, lookup, U, V, proj, proj_T, resid, sorted_norms, perm, double slack,
+                  seen_indptr, seen_indices, tb, item_out):
+        self._arrays = (lookup, U, V, proj, proj_T, resid, sorted_norms, perm, seen_indptr,
+                        seen_indices, tb, item_out)
+        cdef const float[:, ::1] U32, V32, P32
+        cdef const double[:, ::1] U64, V64, P64
+        cdef const float[::1] R32
+        cdef const double[::1] R64
+        cdef const double[:, ::1] proj_ = proj
+        cdef const double[::1] norms_ = sorted_norms
+        cdef const int64_t[::1] perm_ = perm, seen_ = seen_indices, tb_ = tb
+        self.is_double = U.dtype == np.float64
+        if self.is_double:
+            U64, V64, P64, R64 = U, V, proj_T, resid
+            self.m = _model(V64, proj_, P64, R64, norms_, perm_, slack, seen_,
+                            &_EVERY, False, tb_)
+            self.U = &U64[0, 0] if U64.shape[0] and U64.shape[1] else NULL
+        else:
+            U32, V32, P32, R32 = U, V, proj_T, resid
+            self.m = _model(V32, proj_, P32, R32, norms_, perm_, slack, seen_,
+                            &_EVERY, False, tb_)
+            self.U = &U32[0, 0] if U32.shape[0] and U32.shape[1] else NULL
+        self.n_rows, self.f = U.shape[0], U.shape[1]
+        if self.f != self.m.f:
+            raise ValueError("customer and item factors differ in width")
+        cdef const int64_t[::1] ip = seen_indptr, io = item_out
+        if ip.shape[0] != self.n_rows + 1 or io.shape[0] != self.m.n_items:
+            raise ValueError("seen_indptr or item_out does not match the factors")
+        self.seen_indptr, self.item_out = &ip[0], (&io[0] if io.shape[0] else NULL)
+        cdef const int64_t[::1] keys, codes, offs, order
+        cdef const uint8_t[::1] data
+        self.string_ids = len(lookup) == 3
+        if self.string_ids:
+            offs, data, order = lookup
+            self.offsets, self.order = &offs[0], (&order[0] if order.shape[0] else NULL)
+            self.data = &data[0] if data.shape[0] else NULL
+            self.n_keys = order.shape[0]
+        else:
+            keys, codes = lookup
+            self.sorted_keys = &keys[0] if keys.shape[0] else NULL
+            self.key_codes = &codes[0] if codes.shape[0] else NULL
+            self.n_keys = keys.shape[0]
+
+    cdef Py_ssize_t _run(self, Py_ssize_t row, bint exclude_seen, int64_t* out_idx,
+                         float* out_score, Py_ssize_t n) noexcept nogil:
+        cdef int64_t a = self.seen_indptr[row] if exclude_seen else 0
+        cdef int64_t e = self.seen_indptr[row + 1] if exclude_seen else 0
+        if self.is_double:
+            return _serve_row(<const double*> self.U + row * self.f, &self.m, a, e,
+                              self.item_out, n, out_idx, out_score)
+        return _serve_row(<const float*> self.U + row * self.f, &self.m, a, e,
+                          self.item_out, n, out_idx, out_score)
+
+    def topn_int(self, int64_t key, bint exclude_seen, int64_t[::1] out_idx,
+                 float[::1] out_score):
+        """Top ``n = out_idx.size`` for the customer with integer id ``key``: writes item ids
+        (or codes) and scores, returns the count, or -1 when the id is not in the model."""
+        cdef Py_ssize_t n = out_idx.shape[0], k, count = -1
+        if self.string_ids or out_score.shape[0] != n or n < 1:
+            raise ValueError("topn_int needs integer ids and two outputs of the same size >= 1")
+        with nogil:
+            k = _lower_bound(self.sorted_keys, 0, self.n_keys, key) if self.n_keys else 0
+            if k < self.n_keys and self.sorted_keys[k] == key:
+                count = self._run(self.key_codes[k], exclude_seen, &out_idx[0], &out_score[0], n)
+        if count == -2:
+            raise MemoryError()
+        return count
+
+    def topn_str(self, bytes key, bint exclude_seen, int64_t[::1] out_idx, float[::1] out_score):
+        """:meth:`topn_int` for the customer whose string id has the UTF-8 bytes ``key``."""
+        cdef Py_ssize_t n = out_idx.shape[0], size = len(key), lo = 0, hi, mid, count = -1
+        cdef const uint8_t* kp = <const uint8_t*> (<const char*> key)
+        cdef int cmp
+        cdef int64_t c
+        if not self.string_ids or out_score.shape[0] != n or n < 1:
+            raise ValueError("topn_str needs string ids and two outputs of the same size >= 1")
+        with nogil:
+            hi = self.n_keys
+            while lo < hi:
+                mid = (lo + hi) >> 1
+                c = self.order[mid]
+                cmp = _compare_bytes(self.data, self.offsets[c], self.offsets[c + 1], kp, size)
+                if cmp < 0:
+                    lo = mid + 1
+                elif cmp > 0:
+                    hi = mid
+                else:
+                    count = self._run(c, exclude_seen, &out_idx[0], &out_score[0], n)
+                    break
+        if count == -2:
+            raise MemoryError()
+        return count

@@ -163,3 +163,28 @@ def test_find_kernels():
         assert rec_serve.find_str(offsets, data, order, np.frombuffer(r, np.uint8)) == code
     for miss in (b"abd", b"aa", b"\xff", b"b\0"):
         assert rec_serve.find_str(offsets, data, order, np.frombuffer(miss, np.uint8)) == -1
+
+
+def test_server_refuses_mismatched_arguments(fitted):
+    """The compiled Server checks what it is built from and called with (it reads raw pointers
+    afterwards, so a mismatch must never reach the kernel)."""
+    model = fitted
+    if not hasattr(model, "user_factors_"):
+        pytest.skip("factor models only")
+    model.recommend_one(_customers(model)[0])
+    kind, server, _ = model._serve
+    out_idx, out_score = np.empty(3, np.int64), np.empty(3, np.float32)
+    with pytest.raises(ValueError):
+        server.topn_int(0, True, out_idx, np.empty(2, np.float32))
+    with pytest.raises(ValueError):
+        server.topn_int(0, True, np.empty(0, np.int64), np.empty(0, np.float32))
+    wrong_kind = server.topn_str if kind == "int" else server.topn_int
+    with pytest.raises((ValueError, TypeError)):
+        wrong_kind(b"1" if kind == "int" else 1, True, out_idx, out_score)
+    V = model.item_factors_
+    static = (model._sorted_norms, model._perm, 1.0, model.seen_indptr_[:-1],
+              model.seen_indices_, model._tiebreak, np.arange(model.n_items, dtype=np.int64))
+    proj, proj_T, resid = model._bounds()
+    lookup = (np.zeros(0, np.int64), np.zeros(0, np.int64))
+    with pytest.raises(ValueError, match="seen_indptr"):
+        rec_serve.Server(lookup, model.user_factors_, V, proj, proj_T, resid, *static)
