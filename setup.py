@@ -23,6 +23,7 @@ CYTHON_MODULES = [
     "common.chunks",
     "common.yardstick",
     "features.fold_native",
+    "privacy.hmac_native",
     "recommend.fit_native",
     "recommend.serve_native",
     "scoring.native",

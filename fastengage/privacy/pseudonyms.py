@@ -28,6 +28,8 @@ from __future__ import annotations
 import hashlib
 import hmac as _hmac
 import json
+import os
+from functools import partial
 from typing import Iterator, Sequence
 
 import numba
@@ -38,6 +40,8 @@ import pyarrow.compute as pc
 from .._io.sources import open_source
 from ..errors import InputError
 from ..kernels.privacy.blake2b import blake2b_buffers, blake2b_key_state
+from ..kernels.common.launch import resolve_threads, run_threaded
+from ..kernels.privacy import hmac_native
 from ..kernels.privacy.keyed_hash import hmac_sha256_buffers, sha256_state
 from ..kernels.privacy.siphash import siphash_buffers
 from ._libcrypto import libcrypto
@@ -91,8 +95,10 @@ def siphash_key(key: bytes) -> bytes:
     return _hmac.new(key, _SIPHASH_KEY_LABEL, hashlib.sha256).digest()[:16]
 
 
-def _id_buffers(array: pa.Array, column: str) -> tuple[np.ndarray, np.ndarray]:
-    """(int64 offsets, uint8 data) of the message bytes of every value of ``array``."""
+def _id_buffers(array: pa.Array, column: str,
+                wide: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets, uint8 data) of the message bytes of every value of ``array``: int64 offsets,
+    or with ``wide=False`` Arrow's own int32/int64 offsets without a copy."""
     typ = array.type
     if pa.types.is_integer(typ):
         array = pc.cast(array, pa.large_string())
@@ -111,7 +117,9 @@ def _id_buffers(array: pa.Array, column: str) -> tuple[np.ndarray, np.ndarray]:
         large = pa.types.is_large_string(typ) or pa.types.is_large_binary(typ)
         _, offsets_buf, data_buf = array.buffers()
         offsets = np.frombuffer(offsets_buf, np.int64 if large else np.int32)[
-            array.offset:array.offset + len(array) + 1].astype(np.int64, copy=False)
+            array.offset:array.offset + len(array) + 1]
+        if wide:
+            offsets = offsets.astype(np.int64, copy=False)
         data = np.frombuffer(data_buf, np.uint8) if data_buf is not None else None
     else:
         raise InputError(f"column {column!r} has type {typ}; pseudonymize takes string, binary "
@@ -126,11 +134,21 @@ class _Hasher:
 
     def __init__(self, key: bytes, method: str, length: int, hex_out: bool, n_threads):
         self.method, self.length, self.hex_out, self.n_threads = method, length, hex_out, n_threads
-        # NUMBA_DISABLE_JIT (coverage runs) cannot call C by address: Python's hmac instead
-        self.lib = libcrypto() if method == "hmac-sha256" and not numba.config.DISABLE_JIT \
-            else None
+        # HMAC-SHA256: the SHA-NI kernel where the CPU has the instructions, else the portable
+        # path (OpenSSL through a Numba kernel), else Python's hmac. NUMBA_DISABLE_JIT
+        # (coverage runs) cannot call C by address: Python's hmac there, unless SHA-NI.
+        self.sha_ni = method == "hmac-sha256" and sha_ni_enabled()
+        self.lib = libcrypto() if method == "hmac-sha256" and not self.sha_ni \
+            and not numba.config.DISABLE_JIT else None
         self._key = None
-        if method == "blake2b":
+        if self.sha_ni:
+            block = hashlib.sha256(key).digest() if len(key) > 64 else key
+            block = np.frombuffer(block.ljust(64, b"\0"), np.uint8)
+            self.inner = np.zeros(8, np.uint32)
+            self.outer = np.zeros(8, np.uint32)
+            hmac_native.key_state(block ^ np.uint8(0x36), self.inner)
+            hmac_native.key_state(block ^ np.uint8(0x5C), self.outer)
+        elif method == "blake2b":
             self.state = np.zeros(16, np.uint64)
             blake2b_key_state(np.frombuffer(key, np.uint8), length, self.state)
         elif method == "siphash-2-4":
@@ -153,8 +171,15 @@ class _Hasher:
         if n * width > _MAX_TOKEN_BYTES:
             raise InputError(f"column {column!r}: a batch of {n} rows is too large for one "
                              "token array; pass a smaller batch_size= or a Table")
-        offsets, data = _id_buffers(array, column)
+        offsets, data = _id_buffers(array, column, wide=not self.sha_ni)
         out = np.empty(max(n * width, 1), np.uint8)
+        if self.sha_ni:
+            work = partial(hmac_native.hmac_worker, offsets, data, self.inner, self.outer,
+                           self.length, self.hex_out, out, np.zeros(1, np.int64))
+            # no more threads than blocks of ids to claim (a short batch runs on the caller's)
+            blocks = -(-n // hmac_native.HMAC_BLOCK)
+            run_threaded(work, max(1, min(resolve_threads(self.n_threads), blocks)))
+            return self._wrap(out, array)
         if self._key is not None:
             _python_digests(offsets, data, self._key, self.method, self.length, self.hex_out, out)
             return self._wrap(out, array)
@@ -197,6 +222,13 @@ class _Hasher:
             if state is not None:
                 state[:] = 0
         self._key = None
+
+
+def sha_ni_enabled() -> bool:
+    """Whether HMAC-SHA256 runs on the SHA-NI kernel: the extension was built with it, the CPU
+    has the instructions, and ``FASTENGAGE_NO_SHA_NI`` is not set (which forces the portable
+    path; the tokens are the same)."""
+    return not os.environ.get("FASTENGAGE_NO_SHA_NI") and hmac_native.supported()
 
 
 def _python_digests(offsets, data, key, method, length, hex_out, out) -> None:

@@ -147,6 +147,7 @@ def test_python_fallback_gives_the_same_tokens(monkeypatch):
     fast = {m: pseudonymize(table, ["id", "n"], key=KEY, method=m) for m in ("hmac-sha256",
                                                                             "blake2b")}
     monkeypatch.setattr(module, "libcrypto", lambda: None)
+    monkeypatch.setenv("FASTENGAGE_NO_SHA_NI", "1")  # past the SHA-NI kernel too
     for method, result in fast.items():
         assert pseudonymize(table, ["id", "n"], key=KEY, method=method).equals(result)
 
@@ -221,12 +222,14 @@ def test_deterministic_per_key_and_different_across_keys():
 
 @pytest.mark.parametrize("one_block", [True, False])
 def test_every_length_on_both_hmac_paths(one_block, monkeypatch):
-    """Ids of 0..300 bytes (every byte value), on the one-block SHA256_Transform path (ids up
-    to 55 bytes) and on the SHA256_Update/Final path, equal Python's hmac."""
+    """Ids of 0..300 bytes (every byte value), on the portable path's one-block
+    SHA256_Transform path (ids up to 55 bytes) and its SHA256_Update/Final path, equal Python's
+    hmac (the SHA-NI kernel: tests/privacy/test_hmac_native.py)."""
     import dataclasses
 
     from fastengage.privacy import _libcrypto, pseudonyms
 
+    monkeypatch.setenv("FASTENGAGE_NO_SHA_NI", "1")
     lib = _libcrypto.libcrypto()
     if lib is None:
         pytest.skip("no libcrypto: the Python fallback is tested elsewhere")
