@@ -13,7 +13,6 @@ import numpy as np
 
 from .._io.columns import Convert, read_columns
 from ..kernels.common import config
-from ..kernels.common.launch import resolve_threads
 from ..kernels.monitor import buckets
 from ._columns import CATEGORICAL, NUMERIC, NumericState, column_kind, float_values, value_states
 from .profile import Profile, _kinds
@@ -52,32 +51,17 @@ def direct_states(ref_src, cur_src, kinds, n_bins, n_threads):
     stats = np.empty((m, buckets.N_STATS))
     ref_p = np.zeros((m, n_bins))
     cur_p = np.zeros((m, n_bins))
-    rows_a = ref_vals[numeric[0]].shape[0] if m else 0
-    rows_b = cur_vals[numeric[0]].shape[0] if m else 0
-    args = (n_bins, config.MONITOR_PSI_EPS, config.MONITOR_BUCKET_ROWS,
-            config.MONITOR_BUCKET_MAX, config.MONITOR_BUCKET_SAMPLE, config.MONITOR_BUCKET_GRID,
-            config.MONITOR_BUCKET_GATHER_LIMIT)
-    threads = resolve_threads(n_threads)
-    if threads == 1:
-        # straight from the Arrow buffers, one column after the other
-        for j, c in enumerate(numeric):
-            buckets.column_drift(_readonly(ref_vals[c]), _readonly(cur_vals[c]), *args,
-                                 stats[j], ref_p[j], cur_p[j])
-    else:
-        # ``threads`` columns per launch, one per thread, copied into a matrix per side that is
-        # reused from launch to launch (a matrix of every column would cost a page fault per
-        # 4 KiB of it, more than the copy)
-        ref_buf = np.empty((min(threads, m), rows_a))
-        cur_buf = np.empty((min(threads, m), rows_b))
-        for start in range(0, m, threads):
-            group = numeric[start:start + threads]
-            for i, c in enumerate(group):
-                ref_buf[i] = ref_vals[c]
-                cur_buf[i] = cur_vals[c]
-            end = start + len(group)
-            buckets.drift_columns(_readonly(ref_buf[:len(group)]), _readonly(cur_buf[:len(group)]),
-                                  *args, stats[start:end], ref_p[start:end], cur_p[start:end],
-                                  n_threads=threads)
+    # every column straight from its buffer (zero-copy for float64 without nulls), one launch
+    ref_cols = [np.ascontiguousarray(ref_vals[c]) for c in numeric]  # alive during the launch
+    cur_cols = [np.ascontiguousarray(cur_vals[c]) for c in numeric]
+    rows_a = ref_cols[0].shape[0] if m else 0
+    rows_b = cur_cols[0].shape[0] if m else 0
+    if m:
+        buckets.drift_columns(_addresses(ref_cols), _addresses(cur_cols), rows_a, rows_b, n_bins,
+                              config.MONITOR_PSI_EPS, config.MONITOR_BUCKET_ROWS,
+                              config.MONITOR_BUCKET_MAX, config.MONITOR_BUCKET_SAMPLE,
+                              config.MONITOR_BUCKET_GRID, config.MONITOR_BUCKET_GATHER_LIMIT,
+                              stats, ref_p, cur_p, n_threads=n_threads)
     for j, c in enumerate(numeric):
         st = stats[j]
         if st[buckets.STATUS]:
@@ -99,10 +83,6 @@ def direct_states(ref_src, cur_src, kinds, n_bins, n_threads):
     return out, dict(zip(declined, zip(sorted_ref, sorted_cur))), profiles
 
 
-def _readonly(values: np.ndarray) -> np.ndarray:
-    """A read-only view: zero-copy Arrow buffers are read-only, and one array type (here and in
-    the matrices) means one compiled kernel (a cold start compiles it once, not per flag)."""
-    if values.flags.writeable:
-        values = values.view()
-        values.flags.writeable = False
-    return values
+def _addresses(columns: list[np.ndarray]) -> np.ndarray:
+    """The address of each column's first value (the kernel reads ``rows`` values there)."""
+    return np.array([col.ctypes.data for col in columns], dtype=np.int64)

@@ -23,10 +23,17 @@ floating-point rounding (KS exactly; Wasserstein to ~1e-13 relative).
 A column whose gathered share would pass ``gather_limit`` (ties: few distinct values) is not
 computed here (``STATUS`` 1): the caller sorts it instead.
 
-Columns run in parallel, each on one thread: results never depend on the thread count.
+Columns run in parallel, each on one thread: results never depend on the thread count. They
+arrive as the addresses of their buffers (``column_view``): the columns of an Arrow table are
+separate buffers, and gathering them into one matrix cost a copy of every value (and its page
+faults) before any work.
 """
+import ctypes
+
 import numpy as np
-from numba import njit, prange
+from llvmlite import ir
+from numba import carray, njit, prange, types
+from numba.extending import intrinsic, overload
 
 from ..common.config import MONITOR_BUCKET_CELLS as CELLS
 from ..common.config import NJIT
@@ -36,6 +43,31 @@ from .drift import js_distance, psi
 #: ``stats`` slots filled by :func:`column_drift`.
 KS, WASS, PSI, JS, N_REF, N_CUR, MEAN_REF, M2_REF, STATUS, BINS = range(10)
 N_STATS = 10
+
+
+def column_view(address, n):
+    """The ``n`` float64 values at ``address`` as an array (read, never written). This Python
+    body runs under ``NUMBA_DISABLE_JIT``; compiled kernels use the overload below."""
+    if n == 0:
+        return np.empty(0)
+    return np.frombuffer((ctypes.c_double * int(n)).from_address(int(address)), dtype=np.float64)
+
+
+@intrinsic
+def _float_pointer(typingctx, address):
+    sig = types.CPointer(types.float64)(types.int64)
+
+    def codegen(context, builder, signature, args):
+        return builder.inttoptr(args[0], ir.PointerType(ir.DoubleType()))
+
+    return sig, codegen
+
+
+@overload(column_view)
+def _column_view_compiled(address, n):
+    def impl(address, n):
+        return carray(_float_pointer(address), n)
+    return impl
 
 
 @njit(**NJIT)
@@ -215,16 +247,19 @@ def _starts(counts, flag):
 
 
 @parallel_kernel
-def drift_columns(ref, cur, n_bins, eps, bucket_rows, max_buckets, sample, n_entries,
-                  gather_limit, stats, ref_p, cur_p):
-    """Every drift statistic of each reference row ``ref[j]`` vs current row ``cur[j]``
-    (float64, NaN missing) into ``stats[j]`` (slots KS, WASS, PSI, JS, N_REF, N_CUR, MEAN_REF,
-    M2_REF, STATUS, BINS) and the PSI bin proportions into ``ref_p[j]`` / ``cur_p[j]``.
+def drift_columns(ref_at, cur_at, rows_a, rows_b, n_bins, eps, bucket_rows, max_buckets,
+                  sample, n_entries, gather_limit, stats, ref_p, cur_p):
+    """Every drift statistic of each reference column vs the current one (float64, NaN
+    missing) into ``stats[j]`` (slots KS, WASS, PSI, JS, N_REF, N_CUR, MEAN_REF, M2_REF,
+    STATUS, BINS) and the PSI bin proportions into ``ref_p[j]`` / ``cur_p[j]``. Column j's
+    values are the ``rows_a`` float64 at address ``ref_at[j]`` and the ``rows_b`` at
+    ``cur_at[j]`` (C-contiguous buffers the caller keeps alive; only read).
     ``STATUS`` 1: not computed (too many values would have to be sorted; the caller sorts the
     column instead). One column per task: the result does not depend on the thread count."""
-    for j in prange(ref.shape[0]):
-        column_drift(ref[j], cur[j], n_bins, eps, bucket_rows, max_buckets, sample, n_entries,
-                     gather_limit, stats[j], ref_p[j], cur_p[j])
+    for j in prange(ref_at.shape[0]):
+        column_drift(column_view(ref_at[j], rows_a), column_view(cur_at[j], rows_b), n_bins,
+                     eps, bucket_rows, max_buckets, sample, n_entries, gather_limit, stats[j],
+                     ref_p[j], cur_p[j])
 
 
 @njit(**NJIT)

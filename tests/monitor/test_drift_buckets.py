@@ -24,7 +24,11 @@ def _run(a, b, n_bins=10):
 def _run_columns(refs, curs, n_bins=10, n_threads=None):
     stats = np.empty((len(refs), buckets.N_STATS))
     ref_p, cur_p = np.zeros((len(refs), n_bins)), np.zeros((len(refs), n_bins))
-    buckets.drift_columns(np.array(refs), np.array(curs), n_bins, config.MONITOR_PSI_EPS,
+    refs, curs = np.array(refs, dtype=np.float64), np.array(curs, dtype=np.float64)
+    ref_at = refs.ctypes.data + 8 * refs.shape[1] * np.arange(refs.shape[0], dtype=np.int64)
+    cur_at = curs.ctypes.data + 8 * curs.shape[1] * np.arange(curs.shape[0], dtype=np.int64)
+    buckets.drift_columns(ref_at, cur_at, refs.shape[1], curs.shape[1], n_bins,
+                          config.MONITOR_PSI_EPS,
                           config.MONITOR_BUCKET_ROWS, config.MONITOR_BUCKET_MAX,
                           config.MONITOR_BUCKET_SAMPLE, config.MONITOR_BUCKET_GRID,
                           config.MONITOR_BUCKET_GATHER_LIMIT, stats, ref_p, cur_p,
