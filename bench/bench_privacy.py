@@ -13,6 +13,10 @@ SipHash reference in tests/naive_privacy.py); a DP report over 10M rows x 20 seg
 ``clamp >> sum >> laplace`` and ``count >> laplace`` run per segment on prepared Python lists
 (OpenDP's float sum keeps only 2**20 rows per call, so a single call over all rows would be
 wrong; per segment each list stays under that).
+
+HMAC-SHA256 runs on the SHA-NI kernel where the CPU has SHA extensions (printed by
+``python -m bench.bench_privacy``, whose interleaved rounds also time the portable OpenSSL path,
+forced with ``FASTENGAGE_NO_SHA_NI=1``).
 """
 from __future__ import annotations
 
@@ -197,11 +201,20 @@ def keyed_hash_rounds(n: int = 2_000_000, rounds: int = 7, n_loop: int = 200_000
     frame = pl.from_arrow(table)
     key = KEY.hex()
     values = [v.encode() for v in table.column("id").to_pylist()[:n_loop]]
+    def portable(n_threads):
+        # the OpenSSL path that runs where the CPU has no SHA extensions (same tokens)
+        os.environ["FASTENGAGE_NO_SHA_NI"] = "1"
+        try:
+            return pseudonymize(table, ["id"], key=key.encode(), length=32, n_threads=n_threads)
+        finally:
+            del os.environ["FASTENGAGE_NO_SHA_NI"]
+
     contenders = {
         "fastengage hmac-sha256, 2 threads": (n, lambda: pseudonymize(
             table, ["id"], key=key.encode(), length=32, n_threads=2)),
         "fastengage hmac-sha256, 1 thread": (n, lambda: pseudonymize(
             table, ["id"], key=key.encode(), length=32, n_threads=1)),
+        "fastengage hmac-sha256 portable, 2 thr": (n, lambda: portable(2)),
         "polars-hash hmac_sha256": (n, lambda: frame.select(
             plh.col("id").chash.hmac_sha256(key=key)).to_series()),
         "fastengage siphash-2-4, 2 threads": (n, lambda: pseudonymize(
@@ -262,7 +275,8 @@ def dp_wall_and_cpu(n: int = 10_000_000, rounds: int = 5) -> dict:
 
 
 if __name__ == "__main__":
-    print(f"load average {os.getloadavg()}")
+    from fastengage.privacy.pseudonyms import sha_ni_enabled
+    print(f"load average {os.getloadavg()}; HMAC-SHA256 on SHA-NI: {sha_ni_enabled()}")
     for name, (cpu, wall) in keyed_hash_rounds().items():
         print(f"{name:36s} {cpu:7.0f} ns CPU {wall:7.0f} ns wall per id (medians)")
     print(f"load average {os.getloadavg()}")

@@ -20,6 +20,10 @@ length is 16 (SipHash-2-4-128, default) or 8 (SipHash-2-4-64), under the 16-byte
 ``HMAC-SHA256(key, b"fastengage.privacy.siphash-key/v1")[:16]`` (:func:`siphash_key`): any key
 of 16+ bytes works, and the SipHash key shares nothing usable with HMAC tokens of the same key.
 
+HMAC-SHA256 runs on the CPU's SHA extensions where it has them (x86-64 SHA-NI, checked at run
+time), else on OpenSSL's SHA-256 (the portable path), else Python's ``hmac``: the same tokens on
+every path (:func:`sha_ni_enabled`; ``FASTENGAGE_NO_SHA_NI=1`` forces the portable path).
+
 Collisions: two of n distinct ids share a token with probability about n**2 / 2**(8*length+1):
 at n = 1e9 ids, length 8 -> 2.7e-2, 12 -> 6.3e-12, 16 (default) -> 1.5e-21, 32 -> 0.
 """
@@ -46,7 +50,8 @@ from ..kernels.privacy.keyed_hash import hmac_sha256_buffers, sha256_state
 from ..kernels.privacy.siphash import siphash_buffers
 from ._libcrypto import libcrypto
 
-__all__ = ["pseudonymize", "key_id", "siphash_key", "METADATA_KEY", "METHODS", "MIN_KEY_BYTES"]
+__all__ = ["pseudonymize", "key_id", "siphash_key", "sha_ni_enabled", "METADATA_KEY", "METHODS",
+           "MIN_KEY_BYTES"]
 
 #: Schema metadata key under which the output describes its tokens (JSON, never the key).
 METADATA_KEY = b"fastengage.privacy"

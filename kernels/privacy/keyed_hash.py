@@ -1,4 +1,6 @@
-"""Keyed hashing of every value of an Arrow binary/string buffer (offsets + bytes).
+"""Keyed hashing of every value of an Arrow binary/string buffer (offsets + bytes): the portable
+HMAC-SHA256 path, taken where the SHA-NI kernel (``hmac_native``) cannot run (no SHA extensions
+in the CPU or the compiler, another architecture, or ``FASTENGAGE_NO_SHA_NI`` set).
 
 The cryptography is OpenSSL's (libcrypto, located and checked by ``fastengage.privacy``): these
 kernels only loop over the ids and call it by address (:mod:`.ccall`), so both cores hash with
