@@ -31,7 +31,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from fastengage.tools.benchrun import compare_figures  # noqa: E402  (one comparison rule)
+from fastengage.tools.benchrun import compare_figures, report_comparison  # noqa: E402
 
 DEFAULT_RESULTS = os.path.join(HERE, "out", "results.jsonl")
 DEFAULT_BASELINE = os.path.join(HERE, "baseline.json")
@@ -103,12 +103,7 @@ def main(argv=None) -> int:
     baseline = {k: v for k, v in baseline.items() if _selected(k, args)}
     notes = []
     regressions, missing = compare(baseline, latest, args.tolerance, notes)
-    for key in missing:
-        print(f"missing (not run): {key}")
-    for line in notes:
-        print(f"note: {line}")
-    for line in regressions:
-        print(f"REGRESSION {line}")
+    report_comparison(regressions, missing, notes)
     checked = len(baseline) - len(missing)
     print(f"{checked} benchmarks checked against the baseline, {len(regressions)} regressions "
           f"(tolerance {args.tolerance:.0%})")

@@ -178,6 +178,17 @@ def compare_figures(baseline: dict, current: dict, tolerance: float,
     return regressions, missing
 
 
+def report_comparison(regressions: list, missing: list, notes: list) -> None:
+    """Print what :func:`compare_figures` found, one line each (the CLI's and bench/regress.py's
+    output)."""
+    for name in missing:
+        print(f"missing (not run): {name}")
+    for line in notes:
+        print(f"note: {line}")
+    for line in regressions:
+        print(f"REGRESSION {line}")
+
+
 def compare_results(current: dict, baseline: dict, tolerance: float,
                     notes: list | None = None) -> tuple[list, list]:
     """``(regressions, missing)``: human-readable lines; see the module docstring."""
@@ -253,12 +264,7 @@ def _run_bench(args) -> int:
         return 0
     notes = []
     regressions, missing = compare_results(doc, baseline, args.tolerance, notes)
-    for name in missing:
-        print(f"missing (not run): {name}")
-    for line in notes:
-        print(f"note: {line}")
-    for line in regressions:
-        print(f"REGRESSION {line}")
+    report_comparison(regressions, missing, notes)
     print(f"{len(baseline.get('benchmarks', [])) - len(missing)} benchmarks compared with "
           f"{args.compare}: {len(regressions)} regressions (tolerance {args.tolerance:.0%})")
     sys.stdout.flush()
