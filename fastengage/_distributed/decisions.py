@@ -12,7 +12,6 @@ The policy travels as the file ``policy.save`` writes (the safe bundle format: J
 """
 from __future__ import annotations
 
-import copy
 import io
 
 import numpy as np
@@ -85,18 +84,11 @@ def first_rows(counts: pa.Table) -> dict:
 
 def decide_table(policy, table, first_row: int, options: dict) -> pa.Table:
     """``policy.decide(table, **options)`` as rows ``first_row, first_row + 1, ...`` of the
-    whole input.
-
-    ``decide`` has no public argument for the first row's position, so this calls it on a
-    shallow copy whose kernel launcher (``_run``, which takes the position of the batch's first
-    row) adds ``first_row``: the rest of ``decide`` (reading, masks, output) is the public one.
-    """
-    if first_row == 0:
-        return policy.decide(table, **options)
-    shifted = copy.copy(policy)
-    run = policy._run
-    shifted._run = lambda X, mask, seed, row0, *rest: run(X, mask, seed, row0 + first_row, *rest)
-    return shifted.decide(table, **options)
+    whole input (``decide``'s ``first_row=``; a ``first_row`` the user gave the engine's
+    ``decide`` is the position of the whole input's first row and adds to it)."""
+    options = dict(options)
+    first_row += options.pop("first_row", 0)
+    return policy.decide(table, first_row=first_row, **options)
 
 
 def decide_batches(batches, policy, first_row: int, options: dict):
