@@ -40,6 +40,11 @@ from ..common.config import NJIT
 from ..common.launch import parallel_kernel
 from .drift import js_distance, psi
 
+#: Positions listed per block by :func:`_gather`; runs of at most INSERTION_MAX values are
+#: insertion-sorted. Neither changes any result.
+GATHER_BLOCK = 4096
+INSERTION_MAX = 96
+
 #: ``stats`` slots filled by :func:`column_drift`.
 KS, WASS, PSI, JS, N_REF, N_CUR, MEAN_REF, M2_REF, STATUS, BINS = range(10)
 N_STATS = 10
@@ -193,16 +198,41 @@ def _splitters(a, b, lo, hi, sample):
 @njit(**NJIT)
 def _gather(x, ids, flag, start, run):
     """The values of flagged buckets into ``run`` (bucket k's from ``start[k]``), each bucket's
-    values sorted."""
+    values sorted. A block's flagged positions are listed first without a branch (a few
+    percent of the values are flagged, at random positions: a branch per value mispredicts),
+    then only those are read."""
     fill = start.copy()
-    for i in range(x.shape[0]):
-        k = ids[i]
-        if flag[k]:
+    picked = np.empty(GATHER_BLOCK, dtype=np.int64)
+    n = x.shape[0]
+    for begin in range(0, n, GATHER_BLOCK):
+        m = 0
+        for i in range(begin, min(n, begin + GATHER_BLOCK)):
+            picked[m] = i
+            m += flag[ids[i]]
+        for t in range(m):
+            i = picked[t]
+            k = ids[i]
             run[fill[k]] = x[i]
             fill[k] += 1
     for k in range(flag.shape[0]):
         if flag[k] and fill[k] - start[k] > 1:
-            run[start[k]:fill[k]].sort()
+            _sort_run(run[start[k]:fill[k]])
+
+
+@njit(**NJIT)
+def _sort_run(run):
+    """Sort a bucket's values in place: insertion sort for the usual few dozen (about 1.5x
+    faster than Numba's quicksort there), Numba's sort beyond ``INSERTION_MAX``."""
+    if run.shape[0] > INSERTION_MAX:
+        run.sort()
+        return
+    for i in range(1, run.shape[0]):
+        v = run[i]
+        j = i - 1
+        while j >= 0 and run[j] > v:
+            run[j + 1] = run[j]
+            j -= 1
+        run[j + 1] = v
 
 
 @njit(**NJIT)
