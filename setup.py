@@ -21,6 +21,7 @@ CYTHON_DIRECTIVES = {
 CYTHON_MODULES = [
     "common.idmap",
     "common.chunks",
+    "clv.native",
     "common.yardstick",
     "features.fold_native",
     "privacy.hmac_native",

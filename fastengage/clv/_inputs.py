@@ -12,6 +12,7 @@ import pyarrow as pa
 from .._io import columns as _cols
 from .._io.sources import amount_to_float64, open_source
 from ..errors import InputError
+from ..kernels.clv import native as _knative
 from ..kernels.clv import summary as _ks
 from ..kernels.common.config import CLV_INT_PATTERN_MAX_Y
 
@@ -69,7 +70,8 @@ def compress_rft(x, tx, T, weights=None):
     path; anything else the general hash.
     """
     w = np.empty(0) if weights is None else np.ascontiguousarray(weights, np.float64)
-    ok, px, ptx, pT, pw = _ks.whole_patterns(x, tx, T, w, INT_PATTERN_MAX_Y)
+    ok, px, ptx, pT, pw = _knative.whole_patterns(*(np.ascontiguousarray(a, np.float64)
+                                                   for a in (x, tx, T)), w, INT_PATTERN_MAX_Y)
     if ok:
         return [px, ptx, pT], pw
     pats, pw, _ = compress(x, tx, T, weights=weights)
@@ -85,7 +87,7 @@ def check_rft(frequency: np.ndarray, recency: np.ndarray, T: np.ndarray,
         raise InputError(f"{names[0]}, {names[1]} and {names[2]} must have the same length "
                          f"(got {frequency.shape[0]}, {recency.shape[0]}, {T.shape[0]})")
     # contiguous copies of broadcast views (a no-op for the arrays fit passes)
-    bad_x, bad_tx, bad_T, neg_x, neg_tx, over = _ks.rft_violations(
+    bad_x, bad_tx, bad_T, neg_x, neg_tx, over = _knative.rft_violations(
         *(np.ascontiguousarray(a, dtype=np.float64) for a in (frequency, recency, T)))
     if check_finite:
         for name, bad in zip(names, (bad_x, bad_tx, bad_T)):

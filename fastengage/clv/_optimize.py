@@ -17,7 +17,7 @@ import numpy as np
 from scipy import optimize
 
 from ..errors import ConvergenceError
-from ..kernels.clv import special as _kspecial
+from ..kernels.clv import native as _knative
 from ._spec import ModelSpec, Payload
 
 __all__ = ["FitResult", "maximise"]
@@ -243,8 +243,9 @@ def _newton(prob: _Problem, u0, max_iter: int) -> _NewtonResult:
         theta = np.exp(u)
         counter[0] += 1
         ll, g, H = prob.loglik_derivs(theta)
-        ok, val, g_u, H_u, gmax = _kspecial.log_space_objective(theta, ll, g, H, prob.W,
-                                                                prob.pen_w)
+        ok, val, g_u, H_u, gmax = _knative.log_space_objective(
+            theta, float(ll), np.ascontiguousarray(g, np.float64),
+            np.ascontiguousarray(H, np.float64), prob.W, prob.pen_w)
         return _Point(val, g_u, H_u, ll, g, H, gmax) if ok else None
 
     u = np.asarray(u0, dtype=np.float64).copy()
@@ -314,7 +315,7 @@ def _taylor_point(u: np.ndarray, s: np.ndarray, p: _Point) -> _Point:
 
 def _damped_step(H: np.ndarray, g: np.ndarray, lam: float):
     """-(H + lam I)^-1 g, or None when H + lam I is not positive definite."""
-    ok, step = _kspecial.damped_newton_step(np.ascontiguousarray(H), np.ascontiguousarray(g),
+    ok, step = _knative.damped_newton_step(np.ascontiguousarray(H), np.ascontiguousarray(g),
                                              float(lam))
     return step if ok else None
 

@@ -24,6 +24,7 @@ from .._io.ids import IdEncoder
 from .._io.times import parse_time
 from .._io.sources import US_PER_DAY, open_source
 from ..errors import InputError
+from ..kernels.clv import native as _native
 from ..kernels.clv import summary as _k
 from ..kernels.common.scan import is_sorted
 
@@ -125,15 +126,16 @@ def summary(data, *, customer: str, time: str, amount: str | None = None, as_of=
     ids = enc.ids()
     n_customers = len(ids)
     metadata = {}
-    ordered = bool(is_sorted(us))
 
     if calibration_end is None:
-        if ordered:
-            # a time-ordered log (the usual case): one sequential pass from the microseconds
-            length, offset = FREQS[freq]
-            first, last, n_per, monetary, n_after = _k.summarize_sorted_us(
-                codes, us, length, offset, end_period, amounts, n_customers, amount is not None)
-        else:
+        # a time-ordered log (the usual case): one sequential pass from the microseconds, which
+        # also checks the order (compiled ahead of time: no JIT on a first call, #11)
+        length, offset = FREQS[freq]
+        ordered, first, last, n_per, monetary, n_after = _native.summarize_sorted_us(
+            np.ascontiguousarray(codes, np.int64), np.ascontiguousarray(us, np.int64), length,
+            offset, end_period, amounts,
+            n_customers, amount is not None)
+        if not ordered:
             periods = _period(us, freq)
             keep = periods <= end_period
             n_after = int(codes.shape[0] - np.count_nonzero(keep))
@@ -163,6 +165,7 @@ def summary(data, *, customer: str, time: str, amount: str | None = None, as_of=
     if cal_us >= end_us:
         raise InputError(f"calibration_end ({calibration_end}) must be before as_of / the last "
                          "transaction time")
+    ordered = bool(is_sorted(us))
     cal_period = int(_period(np.array([cal_us]), freq)[0])
     periods = _period(us, freq)
     in_cal = us <= cal_us

@@ -10,7 +10,6 @@ from numba import njit, prange
 
 from ..common.config import CLV_PARALLEL_MIN_ROWS, CLV_REDUCE_CHUNK, NJIT
 from ..common.launch import bind_template, dual_kernel, kernel_template
-from ..common.linalg import solve_factored
 
 
 def dual(size_arg: int):
@@ -428,61 +427,6 @@ def log_nb_tail(r, x, q):
     if lower >= 1.0:
         return -np.inf
     return math.log1p(-lower)
-
-
-@njit(**NJIT)
-def damped_newton_step(H, g, lam):
-    """-(H + lam I)^-1 g for a small symmetric H by an in-place Cholesky factorisation (no BLAS:
-    the optimiser's 2x2..4x4 systems cost more in a BLAS call than in arithmetic).
-
-    Returns (ok, step); ok is False when H + lam I is not positive definite.
-    """
-    k = g.shape[0]
-    L = np.zeros((k, k))
-    step = np.zeros(k)
-    for j in range(k):
-        d = H[j, j] + lam
-        for q in range(j):
-            d -= L[j, q] * L[j, q]
-        if not d > 0.0:
-            return False, step
-        L[j, j] = math.sqrt(d)
-        for i in range(j + 1, k):
-            v = H[i, j]
-            for q in range(j):
-                v -= L[i, q] * L[j, q]
-            L[i, j] = v / L[j, j]
-    solve_factored(L, -g, step)
-    for i in range(k):
-        if not math.isfinite(step[i]):
-            return False, step
-    return True, step
-
-
-@njit(**NJIT)
-def log_space_objective(theta, ll, grad, hess, total_weight, pen):
-    """The optimiser's objective in u = log(theta): f = -ll/W + sum_i pen_i theta_i^2 (``pen``
-    holds one penalty weight per parameter), its gradient g_u = theta * df/dtheta and Hessian
-    H_u = diag(theta) d2f/dtheta2 diag(theta) + diag(g_u).
-
-    Returns (ok, f, g_u, H_u, max |g_u|); ok is False when any input is not finite.
-    """
-    k = theta.shape[0]
-    g_u = np.zeros(k)
-    H_u = np.zeros((k, k))
-    ok = math.isfinite(ll)
-    val = -ll / total_weight
-    gmax = 0.0
-    for i in range(k):
-        ok &= math.isfinite(grad[i])
-        val += pen[i] * theta[i] * theta[i]
-        g_u[i] = (-grad[i] / total_weight + 2.0 * pen[i] * theta[i]) * theta[i]
-        gmax = max(gmax, abs(g_u[i]))
-        for j in range(k):
-            ok &= math.isfinite(hess[i, j])
-            H_u[i, j] = -hess[i, j] / total_weight * theta[i] * theta[j]
-        H_u[i, i] += 2.0 * pen[i] * theta[i] * theta[i] + g_u[i]
-    return ok, val, g_u, H_u, gmax
 
 
 @njit(**NJIT)

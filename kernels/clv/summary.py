@@ -5,13 +5,12 @@ the epoch, already floored the way pandas' ``to_period`` floors them). Customers
 a counting sort (O(n)); each customer's periods are then sorted in place, which is cheap because a
 customer has few transactions.
 """
-import math
-
 import numpy as np
 from numba import njit, prange
 
 from ..common.config import NJIT
 from ..common.launch import parallel_kernel
+from . import native as _native
 
 
 @njit(**NJIT)
@@ -210,12 +209,11 @@ def unique_patterns(cols):
     return first_row[:m].copy(), inverse, counts[:m].copy()
 
 
-@njit(**NJIT)
 def summarize_sorted(codes, periods, amounts, n_customers, has_amount):
-    """``summarize`` for rows already in time order: ``summarize_sorted_us`` on periods (length
-    1, no cut). One sequential pass, no grouping."""
-    return summarize_sorted_us(codes, periods, 1, 0, np.iinfo(np.int64).max, amounts,
-                               n_customers, has_amount)[:4]
+    """``summarize`` for rows already in time order: ``native.summarize_sorted_us`` on periods
+    (length 1, no cut). One sequential pass, no grouping, compiled ahead of time."""
+    return _native.summarize_sorted_us(codes, periods, 1, 0, np.iinfo(np.int64).max, amounts,
+                                       n_customers, has_amount)[1:5]
 
 
 @njit(**NJIT)
@@ -237,155 +235,3 @@ def holdout_counts_sorted(codes, periods, amounts, n_customers):
         if rows[c] > 0:
             mean_amount[c] = total[c] / rows[c]
     return counts, mean_amount
-
-
-@njit(**NJIT)
-def summarize_sorted_us(codes, us, length, offset, end_period, amounts, n_customers, has_amount):
-    """Per-customer statistics of rows in time order, fused with the period flooring and the
-    as-of cut, straight from the time-ordered int64 microseconds (or periods, with length 1):
-    one sequential pass, no grouping. In time order, a customer's rows of one period are
-    consecutive among that customer's rows, so a new period is a change from the customer's last
-    period, and the repeat-period mean is the sum of the amounts outside the first period over
-    the number of repeat periods. Returns (first, last, n_periods, monetary, rows_after)."""
-    first = np.full(n_customers, np.iinfo(np.int64).max, dtype=np.int64)
-    last = np.full(n_customers, np.iinfo(np.int64).min, dtype=np.int64)
-    n_periods = np.zeros(n_customers, dtype=np.int64)
-    repeat = np.zeros(n_customers, dtype=np.float64)
-    after = 0
-    for i in range(codes.shape[0]):
-        p = (us[i] - offset) // length
-        if p > end_period:
-            after = codes.shape[0] - i   # time order: every later row is after as well
-            break
-        c = codes[i]
-        if n_periods[c] == 0:
-            first[c] = p
-            last[c] = p
-            n_periods[c] = 1
-        else:
-            if p != last[c]:
-                n_periods[c] += 1
-                last[c] = p
-            if has_amount and p != first[c]:
-                repeat[c] += amounts[i]
-    monetary = np.zeros(n_customers, dtype=np.float64)
-    for c in range(n_customers):
-        if n_periods[c] > 1:
-            monetary[c] = repeat[c] / (n_periods[c] - 1)
-    return first, last, n_periods, monetary, after
-
-
-@njit(**NJIT)
-def whole_patterns(x, tx, T, w, max_y):
-    """Distinct (x, t_x, T) rows of whole-number data with their total weight, cache-friendly.
-
-    Parameters
-    ----------
-    x, tx, T : float64[n]  frequency, recency, age
-    w : float64[n] or float64[0]  weights (empty: every row weighs 1)
-    max_y : int  the dense path is taken only for T < max_y
-
-    Returns
-    -------
-    (ok, px, ptx, pT, pw) : ok is False (and the arrays empty) when a value is not a whole number,
-    is negative, t_x > T, or T >= max_y; the caller then takes the hash path (``unique_patterns``).
-
-    One pass checks the rows, one counts them per x; a counting sort then buckets the rows by x,
-    and within a bucket the (t_x, T) pairs (t_x <= T) are deduplicated in a dense int32 slot array
-    over the triangle T (T + 1) / 2 + t_x (268 kB for a year of days: it stays in L2), which is
-    reset after each bucket.
-    """
-    n = x.shape[0]
-    has_w = w.shape[0] == n
-    fail = (False, np.empty(0, np.float64), np.empty(0, np.float64), np.empty(0, np.float64),
-            np.empty(0, np.float64))
-    # checks without early exit or branches (the loop vectorises), then the counts per x
-    ok = True
-    xmax = 0.0
-    ymax = 0.0
-    for i in range(n):
-        xi = x[i]
-        ti = tx[i]
-        Ti = T[i]
-        ok &= (xi >= 0.0) & (ti >= 0.0) & (ti <= Ti) & (Ti < max_y) & (xi < n + 1024.0)
-        ok &= (math.floor(xi) == xi) & (math.floor(ti) == ti) & (math.floor(Ti) == Ti)
-        xmax = xi if xi > xmax else xmax
-        ymax = Ti if Ti > ymax else ymax
-    if not ok:
-        return fail
-    nx = int(xmax) + 1
-    lanes = np.zeros((nx, 4), dtype=np.int64)   # 4 lanes: no store-to-load chain on runs of one x
-    for i in range(n):
-        lanes[int(x[i]), i & 3] += 1
-    counts = lanes.sum(axis=1)
-    ny = int(ymax) + 1
-    offsets = np.zeros(nx + 1, dtype=np.int64)
-    for j in range(nx):
-        offsets[j + 1] = offsets[j] + counts[j]
-    fill = offsets[:-1].copy()
-    key = np.empty(n, dtype=np.int32)
-    wk = np.empty(n if has_w else 0, dtype=np.float64)
-    for i in range(n):
-        j = int(x[i])
-        pos = fill[j]
-        Ti = int(T[i])
-        key[pos] = Ti * (Ti + 1) // 2 + int(tx[i])
-        if has_w:
-            wk[pos] = w[i]
-        fill[j] = pos + 1
-    slot = np.full(ny * (ny + 1) // 2, -1, dtype=np.int32)
-    px = np.empty(n, dtype=np.float64)
-    pk = np.empty(n, dtype=np.int32)
-    pw = np.empty(n, dtype=np.float64)
-    m = 0
-    for j in range(nx):
-        start = m
-        for pos in range(offsets[j], offsets[j + 1]):
-            k = key[pos]
-            s = slot[k]
-            wt = wk[pos] if has_w else 1.0
-            if s == -1:
-                slot[k] = m
-                px[m] = j
-                pk[m] = k
-                pw[m] = wt
-                m += 1
-            else:
-                pw[s] += wt
-        for q in range(start, m):
-            slot[pk[q]] = -1
-    ptx = np.empty(m, dtype=np.float64)
-    pT = np.empty(m, dtype=np.float64)
-    for q in range(m):
-        k = pk[q]
-        Ti = int((np.sqrt(8.0 * k + 1.0) - 1.0) / 2.0)
-        while Ti * (Ti + 1) // 2 > k:
-            Ti -= 1
-        while (Ti + 1) * (Ti + 2) // 2 <= k:
-            Ti += 1
-        pT[q] = Ti
-        ptx[q] = k - Ti * (Ti + 1) // 2
-    return True, px[:m].copy(), ptx, pT, pw[:m].copy()
-
-
-@njit(**NJIT)
-def rft_violations(x, tx, T):
-    """One pass over BTYD summaries counting what ``check_rft`` reports: NaN/inf in x, t_x and T,
-    x < 0, t_x < 0, and t_x > T (1 + 1e-12) + 1e-12 (branch-free counts)."""
-    bad_x = 0
-    bad_tx = 0
-    bad_T = 0
-    neg_x = 0
-    neg_tx = 0
-    over = 0
-    for i in range(x.shape[0]):
-        xi = x[i]
-        ti = tx[i]
-        Ti = T[i]
-        bad_x += not math.isfinite(xi)
-        bad_tx += not math.isfinite(ti)
-        bad_T += not math.isfinite(Ti)
-        neg_x += xi < 0.0
-        neg_tx += ti < 0.0
-        over += ti > Ti * (1.0 + 1e-12) + 1e-12
-    return bad_x, bad_tx, bad_T, neg_x, neg_tx, over
