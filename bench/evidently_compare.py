@@ -8,6 +8,10 @@ with ours. Not part of the default test run. Set-up once, then run::
     python bench/evidently_compare.py --python /tmp/evvenv/bin/python            # 1M x 20
     python bench/evidently_compare.py --python /tmp/evvenv/bin/python --rows 20000 --cols 5
 
+evidently's 1M x 20 run takes minutes of CPU (half an hour of wall on a loaded machine):
+``--save-evidently out.json`` keeps its values and times, ``--evidently-from out.json`` compares
+a later fastengage run with them (same generated data, values asserted equal again).
+
 What is compared: with its defaults (evidently 0.7), DataDriftPreset scores a numeric column
 of more than 1,000 reference rows by the Wasserstein distance normed by the reference's
 standard deviation (``wasserstein_distance / max(std(ref), 0.001)``, drift at >= 0.1): that is
@@ -18,13 +22,16 @@ asymptotic method; that case is not generated here. Its per-column drift decisio
 against the threshold; ours adds PSI >= 0.2 and the null-rate change, so the flags are counted,
 not asserted. Times: evidently's Report.run on pandas DataFrames already in memory vs our
 drift() on Arrow tables already in memory (both include all their own work from there), wall
-and CPU time, one round each after a warm-up on a small slice.
+and CPU time, one round for evidently after a warm-up on a small slice; for fastengage the
+median of ``--rounds`` interleaved rounds of one thread (CPU) and of two threads (wall and CPU).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import pathlib
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -73,23 +80,45 @@ def main(argv=None) -> dict:
                         help="the interpreter of the venv holding evidently")
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--cols", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--save-evidently", help="write evidently's values and times here")
+    parser.add_argument("--evidently-from", help="evidently's values and times from an earlier "
+                        "--save-evidently run on the same --rows/--cols (not run again)")
     args = parser.parse_args(argv)
 
     from fastengage.monitor import drift
 
     ref = pa.table(columns(args.rows, args.cols, 0, 0.0))
     cur = pa.table(columns(args.rows, args.cols, 1, 0.02))
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = pathlib.Path(tmp)
-        pq.write_table(ref, tmp / "ref.parquet")
-        pq.write_table(cur, tmp / "cur.parquet")
-        subprocess.run([args.python, "-c", EVIDENTLY_SIDE, str(tmp / "ref.parquet"),
-                        str(tmp / "cur.parquet"), str(tmp / "out.json")], check=True)
-        theirs = json.loads((tmp / "out.json").read_text())
-    drift(ref.slice(0, 2000), cur.slice(0, 2000))  # warm-up (JIT cache)
-    wall, cpu = time.perf_counter(), time.process_time()
-    ours = drift(ref, cur)
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    if args.evidently_from:
+        theirs = json.loads(pathlib.Path(args.evidently_from).read_text())
+        assert (theirs.get("rows"), theirs.get("cols")) == (args.rows, args.cols), \
+            "evidently's saved run is of another size"
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp = pathlib.Path(tmp)
+            pq.write_table(ref, tmp / "ref.parquet")
+            pq.write_table(cur, tmp / "cur.parquet")
+            subprocess.run([args.python, "-c", EVIDENTLY_SIDE, str(tmp / "ref.parquet"),
+                            str(tmp / "cur.parquet"), str(tmp / "out.json")], check=True)
+            theirs = json.loads((tmp / "out.json").read_text())
+        theirs.update(rows=args.rows, cols=args.cols, load=os.getloadavg()[0],
+                      finished=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()))
+        if args.save_evidently:
+            pathlib.Path(args.save_evidently).write_text(json.dumps(theirs))
+    for threads in (1, 2):
+        drift(ref.slice(0, 2000), cur.slice(0, 2000), n_threads=threads)  # warm-up (JIT cache)
+    cpu1, wall2, cpu2 = [], [], []
+    for _ in range(args.rounds):
+        start = time.process_time()
+        ours = drift(ref, cur, n_threads=1)
+        cpu1.append(time.process_time() - start)
+        start, wall = time.process_time(), time.perf_counter()
+        two = drift(ref, cur, n_threads=2)
+        wall2.append(time.perf_counter() - wall)
+        cpu2.append(time.process_time() - start)
+        assert two.equals(ours), "drift differs between 1 and 2 threads"
+    cpu, wall, cpu_two = (statistics.median(v) for v in (cpu1, wall2, cpu2))
 
     rows = {r["column"]: r for r in ours.to_pylist()}
     agree = 0
@@ -101,9 +130,15 @@ def main(argv=None) -> dict:
     assert set(theirs["columns"]) == set(rows)
     result = {"rows": args.rows, "cols": args.cols, "evidently": theirs["version"],
               "evidently_wall_s": theirs["wall"], "evidently_cpu_s": theirs["cpu"],
-              "fastengage_wall_s": wall, "fastengage_cpu_s": cpu,
-              "ratio_wall": theirs["wall"] / wall, "ratio_cpu": theirs["cpu"] / cpu,
-              "columns_equal": len(rows), "drift_flags_agree": agree}
+              "evidently_load": theirs.get("load"), "evidently_finished": theirs.get("finished"),
+              "fastengage_cpu_1thread_s": cpu, "fastengage_wall_2threads_s": wall,
+              "fastengage_cpu_2threads_s": cpu_two,
+              "rounds_cpu_1thread": [round(x, 4) for x in cpu1],
+              "rounds_wall_2threads": [round(x, 4) for x in wall2],
+              "ratio_cpu_1thread": theirs["cpu"] / cpu, "ratio_cpu_2threads": theirs["cpu"] / cpu_two,
+              "ratio_wall_2threads": theirs["wall"] / wall,
+              "columns_equal": len(rows), "drift_flags_agree": agree,
+              "load": os.getloadavg()[0]}
     print(json.dumps(result, indent=1))
     return result
 
