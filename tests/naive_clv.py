@@ -182,3 +182,34 @@ def check_pareto_loglik(loglik_grad, theta, x, tx, T, every):
     fd = fd_grad(lambda th: loglik_grad(th, x, tx, T, w)[0], theta, 1e-6)
     np.testing.assert_allclose(grad, fd, rtol=1e-5, atol=1e-4)
     return ll, grad
+
+
+def summary_stats(codes, us, length, offset, end_period, amounts, n_customers):
+    """Per-customer (first, last, distinct periods, repeat-period mean amount, rows after the
+    cut) from transactions in any order: periods floored like pandas' to_period, rows after
+    ``end_period`` dropped; the repeat mean sums amounts per period, first period excluded."""
+    periods = np.floor_divide(np.asarray(us, np.int64) - offset, length)
+    keep = periods <= end_period
+    first = np.full(n_customers, np.iinfo(np.int64).max)
+    last = np.full(n_customers, np.iinfo(np.int64).min)
+    n_per = np.zeros(n_customers, np.int64)
+    monetary = np.zeros(n_customers)
+    for c in range(n_customers):
+        sel = keep & (codes == c)
+        if not sel.any():
+            continue
+        per = np.unique(periods[sel])
+        first[c], last[c], n_per[c] = per[0], per[-1], per.size
+        if per.size > 1:
+            monetary[c] = amounts[sel & (periods != per[0])].sum() / (per.size - 1)
+    return first, last, n_per, monetary, int(np.count_nonzero(~keep))
+
+
+def rft_patterns(x, tx, T, w=None):
+    """Distinct (x, t_x, T) rows sorted by x, then first appearance, with their total weight."""
+    rows = np.stack([x, tx, T], 1)
+    uniq, first, inverse = np.unique(rows, axis=0, return_index=True, return_inverse=True)
+    weights = np.bincount(inverse.reshape(-1), weights=None if w is None else w,
+                          minlength=uniq.shape[0])
+    order = np.lexsort((first, uniq[:, 0]))
+    return uniq[order, 0], uniq[order, 1], uniq[order, 2], weights[order]
