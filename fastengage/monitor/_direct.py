@@ -85,4 +85,4 @@ def direct_states(ref_src, cur_src, kinds, n_bins, n_threads):
 
 def _addresses(columns: list[np.ndarray]) -> np.ndarray:
     """The address of each column's first value (the kernel reads ``rows`` values there)."""
-    return np.array([col.ctypes.data for col in columns], dtype=np.int64)
+    return np.array([col.__array_interface__["data"][0] for col in columns], dtype=np.int64)

@@ -314,6 +314,11 @@ def column_drift(a, b, n_bins, eps, bucket_rows, max_buckets, sample, n_entries,
         for slot in (KS, WASS, PSI, JS, MEAN_REF, M2_REF):
             stats[slot] = np.nan
         return
+    if not (np.isfinite(lo_v) and np.isfinite(hi_v)):
+        # an infinite value: the map has no finite range (and the sorted walk gives scipy's
+        # answers there: KS as usual, Wasserstein inf)
+        stats[STATUS] = 1
+        return
     mean_a = total_a / na
     # --- the bucket map -----------------------------------------------------------------------
     # In a bucket of r values per side G moves by ~2 r / n, against the ECDF gap's own spread of

@@ -106,6 +106,23 @@ def test_few_distinct_values_are_declined_and_drift_still_equals_scipy():
         assert row[key] == pytest.approx(value, rel=TOL, abs=1e-12), key
 
 
+@pytest.mark.parametrize("where", ["current +inf", "reference -inf", "both"])
+def test_infinite_values_are_declined_and_drift_equals_scipy(where):
+    # an infinite value used to index the bucket map out of bounds (a segfault)
+    from scipy import stats
+
+    rng = np.random.default_rng(4)
+    a, b = rng.normal(size=20_000), rng.normal(0.1, 1, 15_000)
+    if where != "reference -inf":
+        b[7] = np.inf
+    if where != "current +inf":
+        a[3] = -np.inf
+    assert _run(a, b)[0][buckets.STATUS] == 1
+    row = drift(pa.table({"x": a}), pa.table({"x": b})).to_pylist()[0]
+    assert row["ks_statistic"] == pytest.approx(stats.ks_2samp(a, b).statistic, rel=TOL)
+    assert row["wasserstein"] == stats.wasserstein_distance(a, b) == np.inf
+
+
 def test_empty_side_gives_nan():
     stats, _, _ = _run(np.array([1.0, 2.0]), np.array([np.nan]))
     assert stats[buckets.N_CUR] == 0 and np.isnan(stats[buckets.KS])
