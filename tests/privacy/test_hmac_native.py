@@ -135,7 +135,10 @@ def _compile(tmp_path, *flags):
 #undef __x86_64__
 #undef __amd64__
 #endif
-#if defined(SIMULATE_OLD_GCC) && !defined(__clang__)  /* a GCC before the "sha" target */
+#if defined(SIMULATE_OLD_COMPILER) && defined(__clang__)  /* a clang before the "sha" target */
+#undef __clang_major__
+#define __clang_major__ 3
+#elif defined(SIMULATE_OLD_COMPILER)                       /* a GCC before the "sha" target */
 #undef __GNUC__
 #undef __GNUC_MINOR__
 #define __GNUC__ 4
@@ -171,7 +174,7 @@ int main(void) {
 def test_the_header_builds_with_and_without_sha_support(tmp_path):
     # as on another architecture or with a compiler that lacks the "sha" target: no SHA-NI
     # code, every entry point a stub, the run-time check says 0
-    for flags in (["-DSIMULATE_OTHER_ARCH"], ["-DSIMULATE_OLD_GCC"], ["-DFE_NO_SHA_NI"]):
+    for flags in (["-DSIMULATE_OTHER_ARCH"], ["-DSIMULATE_OLD_COMPILER"], ["-DFE_NO_SHA_NI"]):
         assert _compile(tmp_path, *flags).split() == ["0", "0"]
     lines = _compile(tmp_path).split()
     if os.uname().machine not in ("x86_64", "amd64"):
