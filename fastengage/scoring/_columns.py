@@ -7,7 +7,7 @@ import pyarrow.compute as pc
 
 from ..errors import InputError
 
-__all__ = ["feature_column", "feature_columns", "feature_matrix", "NULL_RULES"]
+__all__ = ["feature_arrays", "feature_column", "feature_columns", "feature_matrix", "NULL_RULES"]
 
 _PLAIN = (pa.float64(), pa.float32(), pa.int64(), pa.int32())
 
@@ -75,3 +75,19 @@ def feature_matrix(batch, features: list[str], dtype, nulls: str) -> np.ndarray:
         else:
             out[:, j] = feature_column(col, name, None, nulls)
     return out
+
+
+def feature_arrays(batch, features: list[str], dtype, nulls: str) -> tuple:
+    """Every feature column of ``batch`` as a contiguous float32 or float64 array (zero-copy
+    for those types without nulls; other types converted to ``dtype`` as ``feature_matrix``
+    does), for kernels that read columns and round to ``dtype`` themselves."""
+    out = []
+    for col, name in zip(_columns(batch, features), features):
+        if col.type in _PLAIN and not col.null_count:
+            values = col.to_numpy()
+        else:
+            values = feature_column(col, name, None, nulls)
+        if values.dtype not in (np.float32, np.float64) or not values.flags.c_contiguous:
+            values = np.ascontiguousarray(values, dtype=dtype)
+        out.append(values)
+    return tuple(out)

@@ -25,7 +25,7 @@ import numpy as np
 from ..errors import ModelFormatError
 from ..kernels.common import launch
 from ..kernels.scoring import native as score_native
-from ._columns import feature_matrix
+from ._columns import feature_arrays
 from .model import Model
 
 
@@ -216,15 +216,16 @@ class TreeEnsemble:
         depth = self.depth
         n_int = (1 << depth) - 1
         n_trees = len(self.trees)
-        feat = np.zeros((n_trees, max(n_int, 1)), np.int32)
-        thr = np.full((n_trees, max(n_int, 1)), np.inf)
-        nan_left = np.ones((n_trees, max(n_int, 1)), np.uint8)
+        feat = np.zeros((n_trees, n_int), np.int64)
+        thr = np.full((n_trees, n_int), np.inf)
+        nan_left = np.zeros((n_trees, n_int), np.uint8)
+        real = np.zeros((n_trees, n_int), bool)
         leaves = np.zeros((n_trees, 1 << depth), self.acc_dtype)
         for t, tree in enumerate(self.trees):
             # Level by level: ``cur`` holds, for each position of the level, the canonical node
             # there (>= 0 internal, < 0 a leaf ~l). A leaf met above the last level is pushed
-            # down the always-left chain (x <= +inf, NaN left), its value copied to every leaf
-            # below it.
+            # down a chain of padding nodes, its value copied to every leaf below it (so the
+            # side a padding node sends a row to does not matter).
             cur = np.array([0 if tree.n_internal else -1], np.int64)
             for level in range(depth):
                 pos = (1 << level) - 1 + np.arange(cur.size)
@@ -233,6 +234,7 @@ class TreeEnsemble:
                 feat[t, pos[inner]] = tree.feature[idx]
                 thr[t, pos[inner]] = tree.threshold[idx]
                 nan_left[t, pos[inner]] = tree.nan_left[idx]
+                real[t, pos[inner]] = True
                 nxt = np.empty(2 * cur.size, np.int64)
                 if tree.n_internal:
                     safe = np.maximum(cur, 0)
@@ -242,15 +244,37 @@ class TreeEnsemble:
                     nxt[0::2] = nxt[1::2] = cur
                 cur = nxt
             leaves[t] = tree.leaf_value[~cur]
+        # The side NaN takes moves into the block slot a node reads (no NaN test per step):
+        # NaN going right reads the plain value (NaN fails "<="); NaN going left reads the value
+        # with NaN -> -inf; "x <= NaN" (a "< -inf" split) with NaN going left becomes
+        # "is missing <= -inf".
+        how = np.where(nan_left == 1, score_native.SLOT_NAN_LOW, score_native.SLOT_PLAIN)
+        is_nan = (nan_left == 1) & np.isnan(thr)
+        how[is_nan] = score_native.SLOT_IS_NAN
+        thr[is_nan] = -np.inf
+        keys, slot = np.unique((feat * 3 + how)[real], return_inverse=True)
+        slots = np.zeros((n_trees, n_int), np.int64)  # padding nodes: slot 0 and "<= +inf"
+        slots[real] = slot.ravel()
         # Float32 inputs against float32-exact thresholds compare in float32 (same result, half
         # the bytes, and no conversion in the inner loop).
+        node = np.dtype([("thr", "<f8"), ("slot", "<u4"), ("pad", "<u4")])
         if self.input_dtype == np.float32:
-            thr32 = thr.astype(np.float32)
-            if np.array_equal(thr32.astype(np.float64), thr):
-                thr = thr32
-        self._arrays = (feat.astype(np.uint32).ravel(), thr.ravel(), nan_left.ravel(),
-                        leaves.ravel(), np.array([t.target for t in self.trees], np.int32))
-        self._tail = (np.int64(depth),)
+            with np.errstate(over="ignore"):  # a huge threshold is then simply not exact
+                thr32 = thr.astype(np.float32)
+            if np.array_equal(thr32.astype(np.float64), thr, equal_nan=True):
+                thr, node = thr32, np.dtype([("thr", "<f4"), ("slot", "<u4")])
+        nodes = np.zeros(n_trees * n_int, node)
+        nodes["thr"] = thr.ravel()
+        nodes["slot"] = slots.ravel()
+        self._kernel_arrays((nodes,), leaves.ravel(), keys // 3, keys % 3)
+
+    def _kernel_arrays(self, nodes, leaves, slot_feature, slot_how) -> None:
+        self._nodes = nodes
+        self._leaves = np.ascontiguousarray(leaves, self.acc_dtype)
+        self._target = np.array([t.target for t in self.trees], np.int32)
+        #: block slot s holds feature ``slot_feature[s]``, filled as ``slot_how[s]``
+        self.slot_feature = np.ascontiguousarray(slot_feature, np.int32)
+        self.slot_how = np.ascontiguousarray(slot_how, np.uint8)
 
     def _build_general(self) -> None:
         feats, thrs, kinds, nls, lefts, rights, leaves = [], [], [], [], [], [], []
@@ -287,14 +311,16 @@ class TreeEnsemble:
         def cat(parts, dtype):
             return np.ascontiguousarray(np.concatenate(parts) if parts else np.zeros(0), dtype=dtype)
 
-        self._arrays = (
-            roots, cat(feats, np.int32), cat(thrs, np.float64), cat(lefts, np.int32),
+        # one plain block slot per feature the splits use (this layout tests NaN itself)
+        used, slot = np.unique(cat(feats, np.int64), return_inverse=True)
+        nodes = (
+            roots, slot.astype(np.int32).ravel(), cat(thrs, np.float64), cat(lefts, np.int32),
             cat(rights, np.int32), cat(kinds, np.uint8), cat(nls, np.uint8),
             cat(cat_start, np.int32), cat(cat_len, np.int32),
             cat(bits, np.uint32) if bits else np.zeros(1, np.uint32),
-            cat(leaves, self.acc_dtype), np.array([t.target for t in self.trees], np.int32),
         )
-        self._tail = ()
+        self._kernel_arrays(nodes, cat(leaves, self.acc_dtype), used,
+                            np.full(used.size, score_native.SLOT_PLAIN))
 
     # -- scoring -------------------------------------------------------------------------------
 
@@ -317,53 +343,63 @@ class TreeEnsemble:
         self._flush_cache[chunks] = flush
         return flush
 
-    def _traverse(self, X, chunks, parallel, n_threads, raw, mode, out) -> None:
+    def _source(self, X):
+        """``(source, n)`` for the kernel: a tuple of feature columns as is, or a row-major
+        matrix (float32/float64 read as is: the kernel rounds each block to the input type)."""
+        if isinstance(X, tuple):
+            return X, X[0].shape[0]
+        if X.dtype not in (np.float32, np.float64) or not X.flags.c_contiguous:
+            X = np.ascontiguousarray(X, dtype=self.input_dtype)
+        return X, X.shape[0]
+
+    def _traverse(self, source, chunks, parallel, n_threads, raw, mode, out) -> None:
         """Sums of every tree into ``raw`` (zeros, ``(n, n_raw)``); unless ``mode`` is
         ``RAW_ONLY``, each block of rows is then finished (average, base values, transform
         ``mode``) into ``out`` while in cache. One worker serves both thread counts."""
         static = self.__dict__.get("_static")
         if static is None:  # per-model arguments, built once (single-row predict latency)
-            perfect = self.layout == "perfect"
-            *nodes, leaves, target = self._arrays
             base = self.base if self.base is not None else np.zeros(self.n_raw, self.acc_dtype)
-            static = self._static = (perfect, tuple(nodes), leaves, target,
-                                     int(self._tail[0]) if perfect else 0,
-                                     float(self.average_over or 1), bool(self.average_over), base)
-        perfect, nodes, leaves, target, depth, avg, use_avg, base = static
+            static = self._static = (
+                self.layout == "perfect", self.input_dtype == np.float32, self.slot_feature,
+                self.slot_how, self._nodes, self._leaves, self._target, self.depth,
+                float(self.average_over or 1), bool(self.average_over), base)
+        perfect, x32, slot_feature, slot_how, nodes, leaves, target, depth, avg, use_avg, base = static
         worker = score_native.tree_worker  # takes arrays by address: float32/float64 only
-        if X.dtype not in (np.float32, np.float64) or not X.flags.c_contiguous:
-            X = np.ascontiguousarray(X, dtype=self.input_dtype)
-        args = (perfect, X.reshape(-1), X.shape[1], nodes, leaves, target, self.flush(chunks),
-                depth, raw, avg, use_avg, base, int(mode), self.scale, out,
+        args = (perfect, x32, source, slot_feature, slot_how, nodes, leaves, target,
+                self.flush(chunks), depth, raw, avg, use_avg, base, int(mode), self.scale, out,
                 np.zeros(1, np.int64))
         if parallel:
             launch.run_threaded(partial(worker, *args), n_threads)
         else:
             worker(*args)
 
-    def raw(self, X: np.ndarray, parallel: bool = True, chunks: int = 1,
+    def raw(self, X, parallel: bool = True, chunks: int = 1,
             n_threads: int | None = None) -> np.ndarray:
-        """Sum of leaf values per output: ``(n, n_raw)`` in ``acc_dtype``; ``X`` is ``(n, F)``."""
-        out = np.zeros((X.shape[0], self.n_raw), self.acc_dtype)
-        if X.shape[0] == 0 or not self.trees:
+        """Sum of leaf values per output: ``(n, n_raw)`` in ``acc_dtype``; ``X`` is an ``(n, F)``
+        matrix or a tuple of ``F`` float32/float64 columns (see :meth:`predict`)."""
+        X, n = self._source(X)
+        out = np.zeros((n, self.n_raw), self.acc_dtype)
+        if n == 0 or not self.trees:
             return out
-        self._traverse(np.ascontiguousarray(X), chunks, parallel, n_threads, out,
-                       score_native.RAW_ONLY, out)
+        self._traverse(X, chunks, parallel, n_threads, out, score_native.RAW_ONLY, out)
         return out
 
-    def predict(self, X: np.ndarray, parallel: bool = True, chunks: int = 1,
+    def predict(self, X, parallel: bool = True, chunks: int = 1,
                 n_threads: int | None = None) -> np.ndarray:
         """Final scores ``(n, n_out)`` in ``out_dtype``: sums, then base values, then transform.
-        The result does not depend on ``n_threads`` (each row is summed by one thread)."""
+        ``X``: an ``(n, F)`` matrix, or a tuple of ``F >= 1`` contiguous float32/float64
+        columns of ``n`` rows (only the columns the splits use are read; no matrix is built;
+        see ``_columns.feature_arrays``). The result
+        does not depend on ``n_threads`` (each row is summed by one thread)."""
         dt = self.acc_dtype
-        if self.out_dtype == dt and self.trees and X.shape[0]:
+        if self.out_dtype == dt and self.trees:
             # One pass: each block of rows is summed and finished while in cache (also the
             # single-row latency path: one kernel call).
-            X = np.ascontiguousarray(X)
-            raw = np.zeros((X.shape[0], self.n_raw), dt)
-            out = (raw if self.post == score_native.NONE
-                   else np.empty((X.shape[0], self.n_out), dt))
-            self._traverse(X, chunks, parallel, n_threads, raw, self.post, out)
+            X, n = self._source(X)
+            raw = np.zeros((n, self.n_raw), dt)
+            out = raw if self.post == score_native.NONE else np.empty((n, self.n_out), dt)
+            if n:
+                self._traverse(X, chunks, parallel, n_threads, raw, self.post, out)
             return out
         raw = self.raw(X, parallel, chunks, n_threads)
         if self.average_over:
@@ -395,9 +431,10 @@ class TreeModel(Model):
     """A tree ensemble scored natively (ONNX TreeEnsemble* or LightGBM text model).
 
     Null rule: a null feature is a missing value (NaN) and follows the model's missing rule.
-    Features are read into one row-major ``(n, F)`` matrix of the model's input dtype per batch
-    (tree traversal reads a row's features at random, so a row should sit in one cache line or
-    two).
+    Feature columns go to the kernel as they are (zero-copy float32/float64); each worker copies
+    a block of 64 rows into a row-major buffer of the model's input type (tree traversal reads a
+    row's features at random, so a row should sit in a cache line or two), so no ``(n, F)``
+    matrix is built in a serial pass before the parallel kernel.
     """
 
     default_nulls = "nan"
@@ -440,9 +477,13 @@ class TreeModel(Model):
         return min(t, n_src) if n_src >= t else 1
 
     def _predict_matrix(self, X, parallel, n_threads):
-        X = np.ascontiguousarray(X, dtype=self.ensemble.input_dtype)
+        # float32/float64 go to the kernel as they are (it rounds each block to the input type)
         return self.ensemble.predict(X, parallel, self._chunks(X.shape[0]), n_threads)
 
     def _predict(self, batch, features, nulls, parallel, n_threads):
-        X = feature_matrix(batch, features, self.ensemble.input_dtype, nulls)
-        return self.ensemble.predict(X, parallel, self._chunks(X.shape[0]), n_threads)
+        n = batch.num_rows
+        if not features:
+            X = np.empty((n, 0), self.ensemble.input_dtype)
+        else:
+            X = feature_arrays(batch, features, self.ensemble.input_dtype, nulls)
+        return self.ensemble.predict(X, parallel, self._chunks(n), n_threads)

@@ -10,13 +10,20 @@ through the shared counter ``next_block[0]``; the launch rule
 runs it once for one thread. A row is computed by one thread with the same arithmetic whatever
 the block it falls in, so results are bit-identical for any thread count.
 
+Features reach the tree workers as they are (Arrow columns zero-copy, or a matrix): each
+worker copies its block of rows into a row-major buffer of *slots* in the input type
+(``_load_block``), so no ``n x F`` matrix is built in a serial pass, and a row's features sit in
+a few cache lines. A slot is a feature as is, or with NaN replaced (``SLOT_*``), which is how
+the perfect layout takes the side NaN goes to out of the inner loop.
+
 Layouts (filled by ``fastengage.scoring.trees``):
 
 * **perfect** -- every tree padded to a complete binary tree of depth ``D``: node ``j``'s
   children are ``2j+1``/``2j+2``, so a traversal is ``D`` steps of ``j = 2j + 2 - go_left``, no
   pointer chasing, no data-dependent exit. Each tree is applied to a whole block of rows one
   level at a time, so the block's traversals are independent loads the CPU overlaps. Only
-  "``x <= t``, NaN goes to a stored side" nodes fit.
+  "``x <= t``, NaN goes to a stored side" nodes fit; a node is its threshold and its slot,
+  packed (``node32``/``node64``), and "go left" is one compare of the slot value.
 * **general** -- explicit left/right children (a negative child ``c`` is leaf ``~c``) and a node
   kind for splits that cannot be rewritten: equality (ONNX ``BRANCH_EQ``/``NEQ``), LightGBM
   "zero is missing" and LightGBM categorical bitsets.
@@ -28,7 +35,7 @@ model order, in chunks flushed into the output (``flush``): that reproduces ONNX
 split of the trees over its threads bit for bit. Post-transforms use the runtimes' formulas in
 the scores' own type (``expf`` for float32, as ONNX Runtime and Numba's float32 ``np.exp``).
 """
-from libc.math cimport exp, expf, fabs
+from libc.math cimport INFINITY, exp, expf, fabs
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t
 from libc.stdlib cimport calloc, free, malloc
 
@@ -49,9 +56,20 @@ ctypedef fused x_t:      # features
     float
     double
 
-ctypedef fused thr_t:    # thresholds of the perfect layout
-    float
-    double
+# Perfect-layout node: threshold and the block slot it compares, packed so that a step's two
+# node loads hit one cache line (float32 thresholds: 8 bytes; float64: 16)
+ctypedef struct node32:
+    float thr
+    uint32_t slot
+
+ctypedef struct node64:
+    double thr
+    uint32_t slot
+    uint32_t pad
+
+ctypedef fused node_t:
+    node32
+    node64
 
 ctypedef fused acc_t:    # leaf values, sums and scores
     float
@@ -76,109 +94,21 @@ DEF _LEQ = 0
 DEF _EQ = 1
 DEF _CAT = 3
 
-# Post-transforms of raw scores (the enum for the kernels, the same numbers for Python below)
-cdef enum:
-    _NONE = 0
-    _LOGISTIC = 1
-    _SOFTMAX = 2
-    _SOFTMAX_ZERO = 3
-    _SIGMOID = 4
-    _EXP = 5
-    _PAIR_LOGISTIC = 10
-    _PAIR_NEG = 11
-    _PAIR_ONE_MINUS = 12
-    _PAIR_SIGMOID = 13
-    _PAIR_PLAIN_LOGISTIC = 14
-    _RAW_ONLY = -1
+# How a block slot is filled from its feature (see _load_block)
+SLOT_PLAIN = 0      # the value as is (NaN stays NaN: fails every "<=", so it goes right)
+SLOT_NAN_LOW = 1    # NaN -> -inf (passes "<= t" for every non-NaN t, so it goes left)
+SLOT_IS_NAN = 2     # NaN -> -inf, any other value -> +inf ("<= -inf": left iff missing)
+DEF _NAN_LOW = 1
+DEF _IS_NAN = 2
+DEF _SRC32 = 4      # (bit set per call: the source column is float32, else float64)
 
-NONE = _NONE
-LOGISTIC = _LOGISTIC          # ONNX Runtime logistic ``v = 1/(1+exp(-|s|)); s < 0 ? 1-v : v``
-SOFTMAX = _SOFTMAX            # max-shifted softmax over the row
-SOFTMAX_ZERO = _SOFTMAX_ZERO  # ONNX SOFTMAX_ZERO: exact zeros stay zero
-SIGMOID = _SIGMOID            # 1 / (1 + exp(-scale * s)) per column (LightGBM; linear: scale 1)
-EXP = _EXP                    # LightGBM poisson/gamma/tweedie
-PAIR_LOGISTIC = _PAIR_LOGISTIC      # one score s -> [logistic(-s), logistic(s)] (ONNX binary)
-PAIR_NEG = _PAIR_NEG                # s -> [-s, s]
-PAIR_ONE_MINUS = _PAIR_ONE_MINUS    # s -> [1 - s, s] (ONNX binary, all weights positive)
-PAIR_SIGMOID = _PAIR_SIGMOID        # p = 1/(1+exp(-scale s)) -> [1 - p, p] (LightGBM binary)
-PAIR_PLAIN_LOGISTIC = _PAIR_PLAIN_LOGISTIC  # z -> [1/(1+exp(z)), 1/(1+exp(-z))] (linear 2-class)
-#: Tree workers only: sums without averaging, base values or a transform.
-RAW_ONLY = _RAW_ONLY
+include "_post.pxi"
 
 #: LightGBM's ``kZeroThreshold`` is the float literal ``1e-35f``: 1.0000000180025095e-35 as a
 #: double, not 1e-35 (values in between are "zero" for LightGBM).
 ZERO = <double> (<float> 1e-35)
 cdef double _ZERO = ZERO
 DEF _INT32_END = 2147483648.0
-
-
-cdef inline acc_t _exp(acc_t v) noexcept nogil:
-    if acc_t is float:
-        return expf(v)
-    else:
-        return exp(v)
-
-
-cdef inline acc_t _logistic(acc_t s) noexcept nogil:
-    # (the magnitude cast back to acc_t, or Cython would pick the double _exp for float32)
-    cdef acc_t mag = <acc_t> fabs(s)
-    cdef acc_t v = (<acc_t> 1) / ((<acc_t> 1) + _exp(-mag))
-    return (<acc_t> 1) - v if s < 0 else v
-
-
-cdef void _post_row(acc_t* src, Py_ssize_t ss, acc_t* dst, Py_ssize_t ds, Py_ssize_t k,
-                    int mode, acc_t scale) noexcept nogil:
-    """Transform ``mode`` of one row: ``k`` scores at ``src[j * ss]`` into ``dst[j * ds]``
-    (``dst`` may be ``src``). The same arithmetic for every caller, so a row's result never
-    depends on which kernel or block computed it."""
-    cdef Py_ssize_t j
-    cdef acc_t one = 1, m, s, e, total, p
-    if mode == _NONE:
-        for j in range(k):
-            dst[j * ds] = src[j * ss]
-    elif mode == _LOGISTIC:
-        for j in range(k):
-            dst[j * ds] = _logistic(src[j * ss])
-    elif mode == _SOFTMAX or mode == _SOFTMAX_ZERO:
-        m = src[0]
-        for j in range(1, k):
-            if src[j * ss] > m:
-                m = src[j * ss]
-        total = 0
-        for j in range(k):
-            s = src[j * ss]
-            if mode == _SOFTMAX_ZERO and s == 0:
-                dst[j * ds] = s * _exp(-m)
-            else:
-                e = _exp(s - m)
-                dst[j * ds] = e
-                total = total + e
-        for j in range(k):
-            dst[j * ds] = dst[j * ds] / total
-    elif mode == _SIGMOID:
-        for j in range(k):
-            dst[j * ds] = one / (one + _exp(-scale * src[j * ss]))
-    elif mode == _EXP:
-        for j in range(k):
-            dst[j * ds] = _exp(src[j * ss])
-    else:
-        s = src[0]
-        if mode == _PAIR_LOGISTIC:
-            dst[0] = _logistic(-s)
-            dst[ds] = _logistic(s)
-        elif mode == _PAIR_NEG:
-            dst[0] = -s
-            dst[ds] = s
-        elif mode == _PAIR_ONE_MINUS:
-            dst[0] = one - s
-            dst[ds] = s
-        elif mode == _PAIR_PLAIN_LOGISTIC:
-            dst[0] = one / (one + _exp(s))
-            dst[ds] = one / (one + _exp(-s))
-        else:  # PAIR_SIGMOID
-            p = one / (one + _exp(-scale * s))
-            dst[0] = one - p
-            dst[ds] = p
 
 
 cdef void _finish_rows(acc_t* raw, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t k, acc_t avg,
@@ -196,6 +126,13 @@ cdef void _finish_rows(acc_t* raw, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t k, a
         _post_row(raw + i * k, 1, out + i * n_out, 1, k, mode, scale)
 
 
+cdef void* _zeroed(Py_ssize_t count, size_t size) except NULL:
+    cdef void* p = calloc(max(count, 1), size)
+    if p == NULL:
+        raise MemoryError()
+    return p
+
+
 cdef inline void _flush(acc_t* part, acc_t* raw, Py_ssize_t lo, Py_ssize_t m,
                         Py_ssize_t k) noexcept nogil:
     # out[lo + r] += part[r]; part = 0 (a chunk of trees summed from zero, added in order)
@@ -205,50 +142,73 @@ cdef inline void _flush(acc_t* part, acc_t* raw, Py_ssize_t lo, Py_ssize_t m,
         part[q] = 0
 
 
-cdef inline void _step(const x_t* rows, size_t F, const uint32_t* tf, const thr_t* tt,
-                       const uint8_t* tn, size_t* idx, Py_ssize_t r) noexcept nogil:
-    # One level of one row's traversal. Branch-free: NaN fails "<=" and then takes the stored
-    # side; a branch on NaN here would be mispredicted on every missing value.
+cdef void _load_block(x_t* buf, Py_ssize_t S, const void** src, const size_t* stride,
+                      const uint8_t* how, Py_ssize_t lo, Py_ssize_t m) noexcept nogil:
+    """Rows ``lo:lo+m`` of every slot into the row-major block ``buf`` ``(m, S)``: the one pass
+    over the input (no ``n x F`` matrix is built beforehand), in the comparison type (a C cast
+    float64 -> float32 rounds to nearest, as NumPy's ``astype``)."""
+    cdef Py_ssize_t s, r
+    cdef size_t st
+    cdef const float* p32
+    cdef const double* p64
+    cdef x_t v, low = -INFINITY, high = INFINITY
+    for s in range(S):
+        st = stride[s]
+        if how[s] & _SRC32:
+            p32 = (<const float*> src[s]) + <size_t> lo * st
+            for r in range(m):
+                buf[r * S + s] = <x_t> p32[<size_t> r * st]
+        else:
+            p64 = (<const double*> src[s]) + <size_t> lo * st
+            for r in range(m):
+                buf[r * S + s] = <x_t> p64[<size_t> r * st]
+        if how[s] & 3 == _NAN_LOW:
+            for r in range(m):
+                v = buf[r * S + s]
+                buf[r * S + s] = low if v != v else v
+        elif how[s] & 3 == _IS_NAN:
+            for r in range(m):
+                v = buf[r * S + s]
+                buf[r * S + s] = low if v != v else high
+
+
+cdef inline void _step(const x_t* rows, size_t S, const node_t* tn, size_t* idx,
+                       Py_ssize_t r) noexcept nogil:
+    # One level of one row's traversal, branch-free: a NaN's side is already in its slot's
+    # value, so a step is three loads, a compare and ``j = 2j + 2 - go``.
     cdef size_t j = idx[r]
-    cdef x_t x = rows[<size_t> r * F + tf[j]]
-    idx[r] = 2 * j + 2 - ((<size_t> (x <= tt[j])) | ((<size_t> (x != x)) & tn[j]))
+    idx[r] = 2 * j + 2 - <size_t> (rows[<size_t> r * S + tn[j].slot] <= tn[j].thr)
 
 
-cdef void _perfect_block(const x_t* Xf, size_t F, Py_ssize_t lo, Py_ssize_t hi,
-                         const uint32_t* feat, const thr_t* thr, const uint8_t* nan_left,
+cdef void _perfect_block(const x_t* rows, size_t S, Py_ssize_t m, const node_t* nodes,
                          const acc_t* leaves, const int32_t* target, const uint8_t* flush,
-                         Py_ssize_t n_trees, int depth, acc_t* raw, Py_ssize_t k,
-                         acc_t* part) noexcept nogil:
-    """Add every tree's leaf value to rows ``lo:hi`` of ``raw`` (perfect layout); unsigned
-    indexing throughout (no sign fix-ups in a three-load inner loop)."""
+                         Py_ssize_t n_trees, int depth, acc_t* raw, Py_ssize_t lo,
+                         Py_ssize_t k, acc_t* part) noexcept nogil:
+    """Add every tree's leaf value to the block's ``m`` rows (perfect layout); unsigned
+    indexing throughout (no sign fix-ups in the inner loop)."""
     cdef size_t n_int = (<size_t> 1 << depth) - 1, n_leaf = <size_t> 1 << depth
-    cdef Py_ssize_t m = hi - lo, r, t, level, col
-    cdef const x_t* rows = Xf + <size_t> lo * F
-    cdef const uint32_t* tf
-    cdef const thr_t* tt
-    cdef const uint8_t* tn
+    cdef Py_ssize_t r, t, level, col
+    cdef const node_t* tn
     cdef const acc_t* tl
     # on the stack: no other pointer can alias it, so the compiler keeps the traversal's
     # loads and stores free of reloads
     cdef size_t idx[_TREE_BLOCK]
     for t in range(n_trees):
-        tf = feat + <size_t> t * n_int
-        tt = thr + <size_t> t * n_int
-        tn = nan_left + <size_t> t * n_int
+        tn = nodes + <size_t> t * n_int
         for r in range(m):
             idx[r] = 0
         for level in range(depth):
             # four rows per step: four independent load chains in flight (GCC does not
-            # unroll this by itself; Numba's LLVM did, ~15% on this kernel)
+            # unroll this by itself)
             r = 0
             while r + 4 <= m:
-                _step(rows, F, tf, tt, tn, idx, r)
-                _step(rows, F, tf, tt, tn, idx, r + 1)
-                _step(rows, F, tf, tt, tn, idx, r + 2)
-                _step(rows, F, tf, tt, tn, idx, r + 3)
+                _step(rows, S, tn, idx, r)
+                _step(rows, S, tn, idx, r + 1)
+                _step(rows, S, tn, idx, r + 2)
+                _step(rows, S, tn, idx, r + 3)
                 r += 4
             while r < m:
-                _step(rows, F, tf, tt, tn, idx, r)
+                _step(rows, S, tn, idx, r)
                 r += 1
         col = target[t]
         tl = leaves + (<size_t> t * n_leaf - n_int)
@@ -272,15 +232,15 @@ cdef inline bint _cat_left(const uint32_t* bits, int32_t start, int32_t length,
     return False
 
 
-cdef void _general_block(const x_t* Xf, size_t F, Py_ssize_t lo, Py_ssize_t hi,
-                         const int32_t* roots, const int32_t* feat, const double* thr,
+cdef void _general_block(const x_t* rows, size_t S, Py_ssize_t m,
+                         const int32_t* roots, const int32_t* slot, const double* thr,
                          const int32_t* left, const int32_t* right, const uint8_t* kind,
                          const uint8_t* nan_left, const int32_t* cat_start,
                          const int32_t* cat_len, const uint32_t* cat_bits,
                          const acc_t* leaves, const int32_t* target, const uint8_t* flush,
-                         Py_ssize_t n_trees, acc_t* raw, Py_ssize_t k,
+                         Py_ssize_t n_trees, acc_t* raw, Py_ssize_t lo, Py_ssize_t k,
                          acc_t* part) noexcept nogil:
-    """Add every tree's leaf value to rows ``lo:hi`` of ``raw`` (general layout)."""
+    """Add every tree's leaf value to the block's ``m`` rows (general layout; plain slots)."""
     cdef Py_ssize_t t, i, col
     cdef int64_t node
     cdef size_t base, un
@@ -289,12 +249,12 @@ cdef void _general_block(const x_t* Xf, size_t F, Py_ssize_t lo, Py_ssize_t hi,
     cdef bint go
     for t in range(n_trees):
         col = target[t]
-        for i in range(lo, hi):
+        for i in range(m):
             node = roots[t]
-            base = <size_t> i * F
+            base = <size_t> i * S
             while node >= 0:
                 un = <size_t> node
-                x = <double> Xf[base + <size_t> feat[un]]
+                x = <double> rows[base + <size_t> slot[un]]
                 kd = kind[un]
                 if kd == _LEQ:  # the common case first, without a branch on NaN
                     go = (x <= thr[un]) | ((x != x) & (nan_left[un] == 1))
@@ -309,16 +269,9 @@ cdef void _general_block(const x_t* Xf, size_t F, Py_ssize_t lo, Py_ssize_t hi,
                 else:
                     go = x <= thr[un]
                 node = left[un] if go else right[un]
-            part[(i - lo) * k + col] += leaves[~node]
+            part[i * k + col] += leaves[~node]
         if flush[t]:
-            _flush(part, raw, lo, hi - lo, k)
-
-
-cdef void* _zeroed(Py_ssize_t count, size_t size) except NULL:
-    cdef void* p = calloc(max(count, 1), size)
-    if p == NULL:
-        raise MemoryError()
-    return p
+            _flush(part, raw, lo, m, k)
 
 
 cdef inline const void* _addr(arr) except? NULL:
@@ -329,50 +282,54 @@ cdef inline const void* _addr(arr) except? NULL:
     return cnp.PyArray_DATA(a) if cnp.PyArray_SIZE(a) else NULL
 
 
-cdef void _tree_blocks(bint perfect, bint thr32, const x_t* Xf, size_t n_feat,
-                       const void** p, const acc_t* leaves, const int32_t* target,
-                       const uint8_t* flush, Py_ssize_t n_trees, int depth, acc_t* raw,
-                       Py_ssize_t n, Py_ssize_t k, double avg, bint use_avg, const acc_t* base,
-                       int mode, double scale, acc_t* out, Py_ssize_t n_out,
-                       long long* counter, acc_t* part) noexcept nogil:
+cdef void _tree_blocks(bint perfect, bint thr32, const void** src, const size_t* stride,
+                       const uint8_t* how, Py_ssize_t S, x_t* buf, const void** p,
+                       const acc_t* leaves, const int32_t* target, const uint8_t* flush,
+                       Py_ssize_t n_trees, int depth, acc_t* raw, Py_ssize_t n, Py_ssize_t k,
+                       double avg, bint use_avg, const acc_t* base, int mode, double scale,
+                       acc_t* out, Py_ssize_t n_out, long long* counter,
+                       acc_t* part) noexcept nogil:
     # claims blocks of rows until none is left (see tree_worker)
     cdef Py_ssize_t n_blocks = (n + _TREE_BLOCK - 1) // _TREE_BLOCK
-    cdef Py_ssize_t b = fe_score_fetch_add(counter, 1), lo, hi
+    cdef Py_ssize_t b = fe_score_fetch_add(counter, 1), lo, m
     while b < n_blocks:
         lo = b * _TREE_BLOCK
-        hi = min(n, lo + _TREE_BLOCK)
+        m = min(n, lo + _TREE_BLOCK) - lo
+        _load_block(buf, S, src, stride, how, lo, m)
         if perfect and thr32:
-            _perfect_block(Xf, n_feat, lo, hi, <const uint32_t*> p[0], <const float*> p[1],
-                           <const uint8_t*> p[2], leaves, target, flush, n_trees, depth, raw,
-                           k, part)
+            _perfect_block(buf, S, m, <const node32*> p[0], leaves, target, flush, n_trees,
+                           depth, raw, lo, k, part)
         elif perfect:
-            _perfect_block(Xf, n_feat, lo, hi, <const uint32_t*> p[0], <const double*> p[1],
-                           <const uint8_t*> p[2], leaves, target, flush, n_trees, depth, raw,
-                           k, part)
+            _perfect_block(buf, S, m, <const node64*> p[0], leaves, target, flush, n_trees,
+                           depth, raw, lo, k, part)
         else:
-            _general_block(Xf, n_feat, lo, hi, <const int32_t*> p[0], <const int32_t*> p[1],
+            _general_block(buf, S, m, <const int32_t*> p[0], <const int32_t*> p[1],
                            <const double*> p[2], <const int32_t*> p[3], <const int32_t*> p[4],
                            <const uint8_t*> p[5], <const uint8_t*> p[6], <const int32_t*> p[7],
                            <const int32_t*> p[8], <const uint32_t*> p[9], leaves, target,
-                           flush, n_trees, raw, k, part)
+                           flush, n_trees, raw, lo, k, part)
         if mode != _RAW_ONLY:
-            _finish_rows(raw, lo, hi, k, <acc_t> avg, use_avg, base, mode, <acc_t> scale, out,
-                         n_out)
+            _finish_rows(raw, lo, lo + m, k, <acc_t> avg, use_avg, base, mode, <acc_t> scale,
+                         out, n_out)
         b = fe_score_fetch_add(counter, 1)
 
 
-def tree_worker(bint perfect, cnp.ndarray Xf, Py_ssize_t n_feat, tuple nodes,
-                cnp.ndarray leaves, cnp.ndarray target, cnp.ndarray flush, int depth,
-                cnp.ndarray raw, double avg, bint use_avg, cnp.ndarray base, int mode,
-                double scale, cnp.ndarray out, cnp.ndarray next_block):
+def tree_worker(bint perfect, bint x32, source, cnp.ndarray slot_feature,
+                cnp.ndarray slot_how, tuple nodes, cnp.ndarray leaves, cnp.ndarray target,
+                cnp.ndarray flush, int depth, cnp.ndarray raw, double avg, bint use_avg,
+                cnp.ndarray base, int mode, double scale, cnp.ndarray out,
+                cnp.ndarray next_block):
     """One worker of a tree-ensemble prediction (see the module docstring).
 
-    ``Xf``: the row-major ``(n, F)`` features flattened (float32 or float64); ``leaves``: leaf
-    values; ``target`` (int32): output column of each tree; ``flush`` (uint8): 1 after the last
-    tree of a chunk; ``raw``: ``(n, K)`` zeros, the sums (float32 or float64, as ``leaves``,
-    ``base`` and ``out``). ``nodes``, perfect layout: ``(feat uint32, thr float32 or float64,
-    nan_left uint8)``, ``T * (2**depth - 1)`` internal nodes tree after tree (``leaves``
-    ``T * 2**depth``); general layout: ``(roots, feat, thr float64, left, right, kind,
+    ``source``: the features, either a row-major ``(n, F)`` matrix or a tuple of ``F``
+    columns of ``n`` values (float32 or float64 each; only the columns a slot names are read).
+    Slot ``s`` of a block holds feature ``slot_feature[s]`` (int32) filled as ``slot_how[s]``
+    (uint8, ``SLOT_*``), as float32 if ``x32`` else float64. ``leaves``: leaf values;
+    ``target`` (int32): output column of each tree; ``flush`` (uint8): 1 after the last tree of
+    a chunk; ``raw``: ``(n, K)`` zeros, the sums (float32 or float64, as ``leaves``, ``base``
+    and ``out``). ``nodes``, perfect layout: one packed array of ``T * (2**depth - 1)`` nodes
+    tree after tree (``node32`` when its itemsize is 8, else ``node64``; ``leaves``
+    ``T * 2**depth``); general layout: ``(roots, slot, thr float64, left, right, kind,
     nan_left, cat_start, cat_len, cat_bits)`` (int32 but ``kind``/``nan_left`` uint8 and
     ``cat_bits`` uint32; ``roots`` is each tree's root, ``~leaf`` for a single-leaf tree).
     ``next_block``: int64, the shared block counter. Every array is C-contiguous and of these
@@ -383,13 +340,14 @@ def tree_worker(bint perfect, cnp.ndarray Xf, Py_ssize_t n_feat, tuple nodes,
     cdef Py_ssize_t n = raw.shape[0], k = raw.shape[1], n_out = out.shape[1]
     if n == 0:
         return
+    cdef Py_ssize_t S = slot_feature.shape[0], q, F = 0
+    cdef const int32_t* feature = <const int32_t*> _addr(slot_feature)
+    cdef const uint8_t* how0 = <const uint8_t*> _addr(slot_how)
     cdef const void* p[10]
-    cdef Py_ssize_t q
     for q in range(len(nodes)):
         p[q] = _addr(nodes[q])
-    cdef bint thr32 = perfect and nodes[1].dtype.itemsize == 4
-    cdef bint x32 = Xf.dtype.itemsize == 4, acc32 = raw.dtype.itemsize == 4
-    cdef const void* x = _addr(Xf)
+    cdef bint thr32 = perfect and nodes[0].dtype.itemsize == 8
+    cdef bint acc32 = raw.dtype.itemsize == 4
     cdef const void* lv = _addr(leaves)
     cdef const int32_t* tg = <const int32_t*> _addr(target)
     cdef const uint8_t* fl = <const uint8_t*> _addr(flush)
@@ -398,27 +356,64 @@ def tree_worker(bint perfect, cnp.ndarray Xf, Py_ssize_t n_feat, tuple nodes,
     cdef void* o = <void*> _addr(out)
     cdef long long* counter = <long long*> _addr(next_block)
     cdef Py_ssize_t n_trees = target.shape[0]
-    cdef void* part = _zeroed(_TREE_BLOCK * k, 8)
-    with nogil:
-        if x32 and acc32:
-            _tree_blocks(perfect, thr32, <const float*> x, n_feat, p, <const float*> lv, tg, fl,
-                         n_trees, depth, <float*> r, n, k, avg, use_avg, <const float*> bs,
-                         mode, scale, <float*> o, n_out, counter, <float*> part)
-        elif x32:
-            _tree_blocks(perfect, thr32, <const float*> x, n_feat, p, <const double*> lv, tg,
-                         fl, n_trees, depth, <double*> r, n, k, avg, use_avg,
-                         <const double*> bs, mode, scale, <double*> o, n_out, counter,
-                         <double*> part)
-        elif acc32:
-            _tree_blocks(perfect, thr32, <const double*> x, n_feat, p, <const float*> lv, tg,
-                         fl, n_trees, depth, <float*> r, n, k, avg, use_avg, <const float*> bs,
-                         mode, scale, <float*> o, n_out, counter, <float*> part)
-        else:
-            _tree_blocks(perfect, thr32, <const double*> x, n_feat, p, <const double*> lv, tg,
-                         fl, n_trees, depth, <double*> r, n, k, avg, use_avg,
-                         <const double*> bs, mode, scale, <double*> o, n_out, counter,
-                         <double*> part)
-    free(part)
+    cdef cnp.ndarray col
+    cdef const char* data = NULL
+    cdef size_t width = 0
+    cdef bint matrix = not isinstance(source, tuple)
+    if matrix:
+        col = source
+        data = <const char*> _addr(col)
+        F = col.shape[1]
+        width = col.dtype.itemsize
+    # per call, C memory: the slots' sources, the block and the chunk sums
+    cdef const void** src = NULL
+    cdef size_t* stride = NULL
+    cdef uint8_t* how = NULL
+    cdef void* buf = NULL
+    cdef void* part = NULL
+    try:
+        src = <const void**> _zeroed(S, sizeof(void*))
+        stride = <size_t*> _zeroed(S, sizeof(size_t))
+        how = <uint8_t*> _zeroed(S, 1)
+        buf = _zeroed(_TREE_BLOCK * S, 4 if x32 else 8)
+        part = _zeroed(_TREE_BLOCK * k, 8)
+        for q in range(S):
+            if matrix:
+                src[q] = data + <size_t> feature[q] * width
+                stride[q] = F
+            else:
+                col = source[feature[q]]
+                src[q] = _addr(col)
+                stride[q] = 1
+                width = col.dtype.itemsize
+            how[q] = how0[q] | (_SRC32 if width == 4 else 0)
+        with nogil:
+            if x32 and acc32:
+                _tree_blocks(perfect, thr32, src, stride, how, S, <float*> buf, p,
+                             <const float*> lv, tg, fl, n_trees, depth, <float*> r, n, k, avg,
+                             use_avg, <const float*> bs, mode, scale, <float*> o, n_out,
+                             counter, <float*> part)
+            elif x32:
+                _tree_blocks(perfect, thr32, src, stride, how, S, <float*> buf, p,
+                             <const double*> lv, tg, fl, n_trees, depth, <double*> r, n, k,
+                             avg, use_avg, <const double*> bs, mode, scale, <double*> o, n_out,
+                             counter, <double*> part)
+            elif acc32:
+                _tree_blocks(perfect, thr32, src, stride, how, S, <double*> buf, p,
+                             <const float*> lv, tg, fl, n_trees, depth, <float*> r, n, k, avg,
+                             use_avg, <const float*> bs, mode, scale, <float*> o, n_out,
+                             counter, <float*> part)
+            else:
+                _tree_blocks(perfect, thr32, src, stride, how, S, <double*> buf, p,
+                             <const double*> lv, tg, fl, n_trees, depth, <double*> r, n, k,
+                             avg, use_avg, <const double*> bs, mode, scale, <double*> o, n_out,
+                             counter, <double*> part)
+    finally:
+        free(src)
+        free(stride)
+        free(how)
+        free(buf)
+        free(part)
 
 
 def post_worker(acc_t[:, ::1] raw, acc_t[:, ::1] out, int mode, double scale,

@@ -247,7 +247,9 @@ def random_trees(draw):
         kinds = draw(st.lists(st.sampled_from([0, 0, 1, 2]), min_size=m, max_size=m))
         trees.append(Tree(
             np.array(draw(st.lists(st.integers(0, F - 1), min_size=m, max_size=m)), np.int32),
-            np.array(draw(st.lists(st.sampled_from([-1.0, -0.5, 0.0, 0.25, 1.0]), min_size=m, max_size=m))),
+            # NaN is a "< -inf" split (lt_to_leq): only missing values may go left
+            np.array(draw(st.lists(st.sampled_from([-1.0, -0.5, 0.0, 0.25, 1.0, np.nan, -np.inf, np.inf]),
+                                   min_size=m, max_size=m))),
             np.array(kinds, np.uint8),
             np.array(draw(st.lists(st.integers(0, 1), min_size=m, max_size=m)), np.uint8),
             np.array(left, np.int32), np.array(right, np.int32),
@@ -262,8 +264,13 @@ def random_trees(draw):
 def test_kernels_match_naive_reference(spec, seed):
     trees, n_raw = spec
     rng = np.random.default_rng(seed)
-    X = rng.choice([-1.0, -0.5, 0.0, 0.25, 0.3, 1.0, np.nan, 1e-40], size=(200, F))
+    X = rng.choice([-1.0, -0.5, 0.0, 0.25, 0.3, 1.0, np.nan, 1e-40, -np.inf, np.inf], size=(200, F))
     ref = naive.tree_raw(trees, X, n_raw)
+    # float32 inputs: the kernel rounds each block of float64 values as NumPy's astype does
+    ref32 = naive.tree_raw(trees, X.astype(np.float32).astype(np.float64), n_raw)
+    # the column path (Arrow batches): one float32 column among float64 ones
+    cols = tuple(X[:, j].astype(np.float32) if j == 1 else X[:, j].copy() for j in range(F))
+    ref_cols = naive.tree_raw(trees, np.column_stack(cols).astype(np.float64), n_raw)
     layouts = ["general"]
     if all(np.all(t.kind == 0) for t in trees):
         layouts.append("perfect")
@@ -271,6 +278,11 @@ def test_kernels_match_naive_reference(spec, seed):
         ens = TreeEnsemble(trees, F, n_raw, layout=layout)
         np.testing.assert_array_equal(ens.raw(X, parallel=True), ref)
         np.testing.assert_array_equal(ens.raw(X[:3], parallel=False), ref[:3])
+        np.testing.assert_array_equal(ens.raw(cols, parallel=True, n_threads=2), ref_cols)
+        np.testing.assert_array_equal(ens.raw(cols, parallel=True, n_threads=1), ref_cols)
+        ens32 = TreeEnsemble(trees, F, n_raw, layout=layout, input_dtype=np.float32)
+        np.testing.assert_array_equal(ens32.raw(X, parallel=True), ref32)
+        np.testing.assert_array_equal(ens32.raw(X.astype(np.float32), parallel=False), ref32)
 
 
 def test_score_table_uses_native_and_streams(sk_models):
@@ -368,3 +380,28 @@ def test_lightgbm_random_forest_and_linear_trees(tmp_path):
     lin.save_model(str(tmp_path / "lin.txt"))
     with pytest.raises(ModelFormatError, match="linear tree"):
         load_model(tmp_path / "lin.txt")
+
+
+@pytest.mark.parametrize("input_dtype", [np.float64, np.float32])
+def test_perfect_layout_nan_sides_at_extreme_thresholds(input_dtype):
+    """The perfect layout moves NaN's side into the value a node reads (NaN kept, NaN -> -inf,
+    or "is missing"); every threshold kind x NaN side x extreme value agrees with the
+    reference, also on a depth-2 tree padded around a leaf."""
+    trees = []
+    for t, thr in enumerate([np.nan, -np.inf, np.inf, 0.25, -0.0]):
+        for nan_left in (0, 1):
+            trees.append(Tree(np.array([t % F], np.int32), np.array([thr]), np.zeros(1, np.uint8),
+                              np.array([nan_left], np.uint8), np.array([~0], np.int32),
+                              np.array([~1], np.int32), np.array([1.0, 2.0 + t]), 0))
+            trees.append(Tree(np.array([t % F, (t + 1) % F], np.int32), np.array([thr, 0.3]),
+                              np.zeros(2, np.uint8), np.array([nan_left, 1 - nan_left], np.uint8),
+                              np.array([1, ~0], np.int32), np.array([~2, ~1], np.int32),
+                              np.array([0.5, 4.0, 8.0 + t]), 0))
+    values = np.array([np.nan, -np.inf, np.inf, 0.25, 0.3, -1.0, 0.0, -0.0])
+    X = values[np.indices((values.size,) * 2).reshape(2, -1).T][:, [0, 1] * (F // 2)]
+    ref = naive.tree_raw(trees, X.astype(input_dtype).astype(np.float64), 1)
+    for layout in ("perfect", "general"):
+        ens = TreeEnsemble(trees, F, 1, layout=layout, input_dtype=input_dtype)
+        np.testing.assert_array_equal(ens.raw(X), ref, err_msg=layout)
+        cols = tuple(np.ascontiguousarray(X[:, j]) for j in range(F))
+        np.testing.assert_array_equal(ens.raw(cols, n_threads=2), ref, err_msg=layout)
