@@ -71,8 +71,11 @@ def test_hmac_sha256_vs_polars_hash(benchmark, ids):
         theirs = pa.chunked_array([theirs.to_arrow()]).cast(pa.string())
         assert len(mine) == len(theirs) and pc.all(pc.equal(mine, theirs)).as_py()
 
+    from fastengage.privacy.pseudonyms import sha_ni_enabled  # which kernel is measured
+
     compare(benchmark, "privacy.hmac_sha256", ours, {"polars-hash": peer}, check,
-            rounds=ROUNDS, size=f"{N_IDS} string ids", extra={"ids": N_IDS})
+            rounds=ROUNDS, size=f"{N_IDS} string ids",
+            extra={"ids": N_IDS, "sha_ni": sha_ni_enabled()})
 
 
 @pytest.mark.parametrize("method", ["hmac-sha256", "blake2b", "siphash-2-4"])
