@@ -214,24 +214,22 @@ class Policy:
         return self
 
     def _task_sums(self, batch, features, codes, rewards, n_threads):
-        """Per-task sums of the rows of ``batch`` grouped by arm (see ``kernels/bandits/
-        ridge.py``). Each feature column is scattered into arm order straight from the input;
-        the sums' diagonals prove the features finite (a NaN or inf makes one non-finite)."""
+        """Per-task, per-arm sums of the rows of ``batch`` (see ``kernels/bandits/ridge.py``),
+        flattened to ``(task_arm, part_G, part_g, part_s)``. The kernel reads the feature
+        columns straight from the input by address (the list below keeps them alive); the
+        sums' diagonals prove the features finite (a NaN or inf makes one non-finite)."""
         K, d, n = len(self._arms), self.n_features, codes.shape[0]
-        order, task_arm, start, stop, starts = _ridge.plan_tasks(codes, K, BANDIT_ROWS_PER_TASK)
-        T = task_arm.shape[0]
-        part_G, part_g, part_s = np.zeros((T, d, d)), np.zeros((T, d)), np.zeros((T, 3))
-        threads = _threads(n, n_threads)
-        offsets = _ridge.scatter_plan(codes, starts, BANDIT_ROWS_PER_TASK)
-        XG = np.empty((d, n))
-        for j, name in enumerate(features):
-            _ridge.scatter_rows(feature_column(batch, name), codes, offsets,
-                                BANDIT_ROWS_PER_TASK, XG[j], n_threads=threads)
-        _ridge.task_sums(XG, rewards, order, start, stop, part_G, part_g, part_s,
-                         n_threads=threads)
-        if not np.isfinite(part_G.diagonal(axis1=1, axis2=2)).all():
-            check_finite(XG, features, by_column=True)  # names the column, or an overflow
-        return task_arm, part_G, part_g, part_s
+        columns = [feature_column(batch, name) for name in features]
+        addresses = np.array([col.ctypes.data for col in columns], dtype=np.int64)
+        T = max(1, -(-n // BANDIT_ROWS_PER_TASK))
+        part_G, part_g, part_s = np.zeros((T, K, d, d)), np.zeros((T, K, d)), np.zeros((T, K, 3))
+        _ridge.block_sums(addresses, n, codes, rewards, BANDIT_ROWS_PER_TASK, part_G, part_g,
+                          part_s, n_threads=_threads(n, n_threads))
+        if not np.isfinite(part_G.diagonal(axis1=2, axis2=3)).all():
+            check_finite(np.stack(columns), features, by_column=True)  # names it, or overflow
+        task_arm = np.tile(np.arange(K), T)
+        return (task_arm, part_G.reshape(T * K, d, d), part_g.reshape(T * K, d),
+                part_s.reshape(T * K, 3))
 
     def _add(self, batch, features, codes, rewards, n_threads) -> None:
         with self._lock:
@@ -239,7 +237,7 @@ class Policy:
                                                                n_threads)
             _ridge.add_task_sums(task_arm, part_G, part_g, part_s, self._G, self._g,
                                  self._counts, self._sums, self._sums2)
-            self._refresh(np.unique(task_arm))
+            self._refresh(np.unique(task_arm[part_s[:, 0] > 0]))  # arms with rows
 
     def update_one(self, x, arm, reward: float) -> None:
         """Learn from one outcome (a service's feedback call): ``x`` the context (1-D NumPy,

@@ -5,149 +5,113 @@ squared rewards ``s2[a]``; contextual policies also keep the Gram matrix ``G[a] 
 ``g[a] = sum r x`` over the rows logged for that arm. The ridge model of an arm is
 ``A = G + lambda I``, ``theta = A^-1 g``. Statistics add, so two policies merge by adding them.
 
-Accumulation is parallel over tasks of at most ``rows_per_task`` rows of one arm (rows grouped by
-arm in their original order); each task sums into its own slot and the slots of an arm are added
-in task order afterwards, so the result does not depend on the thread count.
+Accumulation is parallel over tasks of ``rows_per_task`` consecutive input rows; each task sums
+every arm's rows into its own slots and the slots of an arm are added in task order afterwards,
+so the result does not depend on the thread count.
 """
 import math
 
 import numpy as np
 from numba import njit, prange
 
-from ..common.config import BANDIT_UPDATE_BLOCK, NJIT
+from ..common.config import NJIT
 from ..common.launch import parallel_kernel
+from .columns import column_at
+
+#: Rows of one task sorted by arm at a time (their features gathered row by row into a local
+#: buffer that stays in L1/L2). A layout constant: the sums do not depend on it (each entry adds
+#: its rows in input order) nor on the threads.
+SUB_BLOCK = 256
 
 
 @njit(**NJIT)
-def plan_tasks(arms, n_arms, rows_per_task):
-    """Group row indices by arm (stable) and cut each arm's rows into tasks.
-
-    Returns ``(order, task_arm, task_start, task_stop, starts)``: ``order`` lists row indices arm
-    by arm (arm ``a``'s at ``starts[a]:starts[a+1]``); task ``t`` covers
-    ``order[task_start[t]:task_stop[t]]``, all rows of arm ``task_arm[t]``.
-    """
-    n = arms.shape[0]
-    counts = np.zeros(n_arms, dtype=np.int64)
-    for i in range(n):
-        counts[arms[i]] += 1
-    starts = np.zeros(n_arms + 1, dtype=np.int64)
-    n_tasks = 0
-    for a in range(n_arms):
-        starts[a + 1] = starts[a] + counts[a]
-        n_tasks += (counts[a] + rows_per_task - 1) // rows_per_task
-    order = np.empty(n, dtype=np.int64)
-    fill = starts[:-1].copy()
-    for i in range(n):
-        a = arms[i]
-        order[fill[a]] = i
-        fill[a] += 1
-    task_arm = np.empty(n_tasks, dtype=np.int64)
-    task_start = np.empty(n_tasks, dtype=np.int64)
-    task_stop = np.empty(n_tasks, dtype=np.int64)
-    t = 0
-    for a in range(n_arms):
-        lo = starts[a]
-        while lo < starts[a + 1]:
-            hi = min(lo + rows_per_task, starts[a + 1])
-            task_arm[t] = a
-            task_start[t] = lo
-            task_stop[t] = hi
-            t += 1
-            lo = hi
-    return order, task_arm, task_start, task_stop, starts
-
-
-@njit(**NJIT)
-def _lane_products(lanes, u, v):
-    """``lanes[r] += u[r] * v[r]``: products of one block of rows kept per row position, so the
-    loop is element-wise (SIMD) instead of a reduction the compiler may not reorder."""
-    for r in range(u.shape[0]):
-        lanes[r] += u[r] * v[r]
-
-
-@njit(**NJIT)
-def _lane_sum(lanes):
-    """The lanes of one entry added in lane order (a fixed order, whatever the threads)."""
-    s = 0.0
-    for r in range(lanes.shape[0]):
-        s += lanes[r]
-    return s
-
-
-@njit(**NJIT)
-def scatter_plan(arms, starts, rows_per_range):
-    """``offsets[r, a]``: where the first row of arm ``a`` in range ``r`` (rows
-    ``r * rows_per_range ...``) goes when rows are grouped by arm, stably (``starts`` from
-    :func:`plan_tasks`). The ranges then scatter independently (:func:`scatter_rows`), and the
-    grouped order is the same for any range size."""
-    n = arms.shape[0]
+def _sort_block(codes, lo, m, starts, pos):
+    """Stable counting sort of rows ``lo .. lo+m-1`` by arm: ``pos[i]`` is row ``lo + i``'s
+    slot, ``starts[a]:starts[a+1]`` arm ``a``'s slots."""
     K = starts.shape[0] - 1
-    R = max(1, (n + rows_per_range - 1) // rows_per_range)
-    offsets = np.empty((R, K), dtype=np.int64)
+    starts[:] = 0
+    for i in range(m):
+        starts[codes[lo + i] + 1] += 1
+    for a in range(K):
+        starts[a + 1] += starts[a]
     fill = starts[:K].copy()
-    for r in range(R):
-        offsets[r] = fill
-        for i in range(r * rows_per_range, min(n, (r + 1) * rows_per_range)):
-            fill[arms[i]] += 1
-    return offsets
+    for i in range(m):
+        a = codes[lo + i]
+        pos[i] = fill[a]
+        fill[a] += 1
+
+
+@njit(**NJIT)
+def _add_outer(G, g, x, r):
+    """``G += x x^T`` and ``g += r x`` for one row (every row of ``G`` an element-wise SIMD
+    loop over the contiguous ``x``; each entry adds its rows in order)."""
+    d = x.shape[0]
+    for p in range(d):
+        xp = x[p]
+        Gp = G[p]
+        for q in range(d):
+            Gp[q] += xp * x[q]
+    for p in range(d):
+        g[p] += r * x[p]
+
+
+@njit(**NJIT)
+def _add_outer2(G, g, x, y, r, w):
+    """Two rows ``x`` then ``y`` (rewards ``r``, ``w``): per entry ``(G + x_p x_q) + y_p y_q``,
+    the same additions in the same order as two calls of :func:`_add_outer`, with half the
+    loads and stores of ``G``."""
+    d = x.shape[0]
+    for p in range(d):
+        xp = x[p]
+        yp = y[p]
+        Gp = G[p]
+        for q in range(d):
+            Gp[q] = (Gp[q] + xp * x[q]) + yp * y[q]
+    for p in range(d):
+        g[p] = (g[p] + r * x[p]) + w * y[p]
 
 
 @parallel_kernel
-def scatter_rows(src, arms, offsets, rows_per_range, dst):
-    """``dst[k] = src[order[k]]`` for one feature column (rows grouped by arm, stably): read
-    straight from the input column (no copy of the feature matrix first), written through one
-    sequential stream per arm and range, ranges in parallel."""
-    n = arms.shape[0]
-    for r in prange(offsets.shape[0]):
-        fill = offsets[r].copy()
-        for i in range(r * rows_per_range, min(n, (r + 1) * rows_per_range)):
-            a = arms[i]
-            dst[fill[a]] = src[i]
-            fill[a] += 1
+def block_sums(addresses, n, codes, rewards, rows_per_task, part_G, part_g, part_s):
+    """Per task ``t`` (rows ``t * rows_per_task ...`` in input order) and arm ``a``:
+    ``part_G[t, a]`` (sum x x^T), ``part_g[t, a]`` (sum r x) and ``part_s[t, a] = (count,
+    sum r, sum r^2)`` over the task's rows of arm ``a``, each entry summed in row order.
 
-
-@parallel_kernel
-def task_sums(XG, rewards, order, task_start, task_stop, part_G, part_g, part_s):
-    """Per task: ``part_G[t]`` (upper triangle of sum x x^T), ``part_g[t]`` (sum r x) and
-    ``part_s[t] = (count, sum r, sum r^2)`` over the task's rows. ``XG`` is features x rows in
-    ``order`` (see :func:`scatter_rows`), so a task's rows are contiguous.
-
-    Rows are taken ``BANDIT_UPDATE_BLOCK`` at a time; every entry of the triangle keeps one
-    running sum per row position of the block ("lanes", element-wise SIMD products over
-    contiguous rows), and the lanes are added in lane order at the end of the task. The order of
-    every addition follows the task layout, not the threads.
+    One pass over the input: feature column ``j`` is read at ``addresses[j]`` (see
+    :mod:`.columns`) ``SUB_BLOCK`` rows at a time; the block's rows are sorted by arm into a
+    local row-major buffer and added to their arm's sums one row at a time (rank-1 updates of
+    a task-owned ``d x d`` block that stays in cache). The order of every addition follows the
+    input and the task layout, not the threads.
     """
-    d = XG.shape[0]
-    L = BANDIT_UPDATE_BLOCK
-    for t in prange(task_start.shape[0]):
-        rb = np.empty(L)
-        lanes = np.zeros((d * (d + 1) // 2, L))
-        lanes_g = np.zeros((d, L))
-        s1 = 0.0
-        s2 = 0.0
-        for k0 in range(task_start[t], task_stop[t], L):
-            m = min(L, task_stop[t] - k0)
-            for r in range(m):
-                rb[r] = rewards[order[k0 + r]]
-                s1 += rb[r]
-                s2 += rb[r] * rb[r]
-            e = 0
-            for p in range(d):
-                xp = XG[p, k0:k0 + m]
-                _lane_products(lanes_g[p], xp, rb[:m])
-                for q in range(p, d):
-                    _lane_products(lanes[e], xp, XG[q, k0:k0 + m])
-                    e += 1
-        G = part_G[t]
-        e = 0
-        for p in range(d):
-            part_g[t, p] = _lane_sum(lanes_g[p])
-            for q in range(p, d):
-                G[p, q] = _lane_sum(lanes[e])
-                e += 1
-        part_s[t, 0] = task_stop[t] - task_start[t]
-        part_s[t, 1] = s1
-        part_s[t, 2] = s2
+    d = addresses.shape[0]
+    T, K = part_G.shape[0], part_G.shape[1]
+    for t in prange(T):
+        xb = np.empty((SUB_BLOCK, d))
+        rb = np.empty(SUB_BLOCK)
+        pos = np.empty(SUB_BLOCK, dtype=np.int64)
+        starts = np.empty(K + 1, dtype=np.int64)
+        stop = min(n, (t + 1) * rows_per_task)
+        for lo in range(t * rows_per_task, stop, SUB_BLOCK):
+            m = min(SUB_BLOCK, stop - lo)
+            _sort_block(codes, lo, m, starts, pos)
+            for j in range(d):
+                col = column_at(addresses, j, n)
+                for i in range(m):
+                    xb[pos[i], j] = col[lo + i]
+            for i in range(m):
+                rb[pos[i]] = rewards[lo + i]
+            for a in range(K):
+                G, g, s = part_G[t, a], part_g[t, a], part_s[t, a]
+                k, end = starts[a], starts[a + 1]
+                while k + 2 <= end:
+                    _add_outer2(G, g, xb[k], xb[k + 1], rb[k], rb[k + 1])
+                    k += 2
+                if k < end:
+                    _add_outer(G, g, xb[k], rb[k])
+                for k in range(starts[a], end):
+                    s[0] += 1.0
+                    s[1] += rb[k]
+                    s[2] += rb[k] * rb[k]
 
 
 @njit(**NJIT)
