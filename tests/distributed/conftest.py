@@ -1,9 +1,10 @@
-"""Engine sessions of the adapter tests: ONE Spark session for the whole run (its start-up
-costs ~11 s on a quiet machine)."""
+"""Engine sessions of the adapter tests: ONE Spark session for all of test_spark.py (its
+start-up costs ~11 s on a quiet machine), stopped when the module ends so that its JVM does not
+idle beside the rest of the suite (the only module using it)."""
 import pytest
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def spark():
     pytest.importorskip("pyspark")
     from pyspark.sql import SparkSession
