@@ -33,7 +33,6 @@ from ._columns import (
     check_finite,
     eligible_mask,
     feature_column,
-    feature_matrix,
     reward_vector,
 )
 from ._snapshot import _Snapshot
@@ -62,6 +61,18 @@ def _first_row(first_row) -> int:
 def _threads(n_rows: int, n_threads: int | None) -> int | None:
     """One thread for small batches (see ``BANDIT_PARALLEL_MIN_ROWS``); same results."""
     return 1 if n_rows < BANDIT_PARALLEL_MIN_ROWS else n_threads
+
+
+class _Columns:
+    """A batch's feature columns as the decision kernel reads them: in place, by address (the
+    arrays are held here for the call; no copy into a matrix)."""
+
+    __slots__ = ("addresses", "arrays", "n")
+
+    def __init__(self, batch, features):
+        self.n = batch.num_rows
+        self.arrays = [feature_column(batch, name) for name in features]
+        self.addresses = np.array([a.ctypes.data for a in self.arrays], dtype=np.int64)
 
 
 class Policy:
@@ -301,21 +312,25 @@ class Policy:
             raise InputError(f"x must be a 1-D array of {d} features, got shape {x.shape}")
         return x
 
-    def _run(self, XC, mask, seed, row0, draws, want_mean, want_dist, n_threads, features):
+    def _run(self, columns, mask, seed, row0, draws, want_mean, want_dist, n_threads,
+             features):
+        """Decide the rows of ``columns`` (a :class:`_Columns`: the batch's feature columns,
+        read by the kernel in place) whose first row is row ``row0`` of the random streams."""
         snap = self._snapshot
-        n, K = XC.shape[1], snap.theta.shape[0]
+        n, K = columns.n, snap.theta.shape[0]
         arm, prop = np.empty(n, dtype=np.int64), np.empty(n)
         mean = np.empty((n if want_mean else 0, K))
         dist = np.empty((n if want_dist else 0, K))
         bad = np.zeros(-(-n // BANDIT_DECIDE_CHUNK), dtype=np.int64)
-        _decide.decide_rows(XC, mask if mask is not None else np.zeros((0, K), np.uint8),
+        _decide.decide_rows(columns.addresses, n,
+                            mask if mask is not None else np.zeros((0, K), np.uint8),
                             snap.theta, snap.L_inv, snap.base_mean, snap.base_var, snap.scale,
                             snap.bounds, snap.beta_a, snap.beta_b, self.KIND,
                             self.params.get("epsilon", 0.0),
                             seed, row0, draws, arm, prop, mean, dist, bad,
                             n_threads=_threads(n, n_threads))
         if bad.any():  # a NaN or inf feature (or only an overflow of finite values)
-            check_finite(XC, features, by_column=True)
+            check_finite(np.stack(columns.arrays), features, by_column=True)
         return arm, prop, mean, dist
 
     def _batches(self, data, features, id, eligible, keep=None):
@@ -325,9 +340,6 @@ class Policy:
         features, source, columns = self._read(data, features, extra)
         total = source.num_rows
         start = 0
-        # One buffer for every batch's features: they are written and read while in cache,
-        # instead of a matrix of the whole input passing through memory twice.
-        buf = np.empty(len(features) * min(total or BANDIT_DECIDE_BATCH, BANDIT_DECIDE_BATCH))
         for batch in source.batches(columns, batch_size=BANDIT_DECIDE_BATCH):
             if keep is not None:  # rows without consent: zeros and null lists, never read
                 from ._consent import blank_rows
@@ -335,8 +347,7 @@ class Policy:
                 batch = blank_rows(batch, ~keep[start:start + batch.num_rows], features,
                                    eligible if isinstance(eligible, str) else None)
             mask = eligible_mask(eligible, batch, start, self._arms, total)
-            X = feature_matrix(batch, features, by_column=True, out=buf, check=False)
-            yield start, batch, X, mask, features
+            yield start, batch, _Columns(batch, features), mask, features
             start += batch.num_rows
 
     def decide(self, data, *, features: list[str] | None = None, id: str | None = None,

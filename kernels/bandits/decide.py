@@ -23,8 +23,14 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ..common.config import BANDIT_BOUND_SLACK, BANDIT_DECIDE_CHUNK, BANDIT_ROWWISE_BELOW, NJIT
+from ..common.config import (
+    BANDIT_BOUND_SLACK,
+    BANDIT_DECIDE_CHUNK,
+    BANDIT_ROWWISE_BELOW,
+    NJIT,
+)
 from ..common.launch import parallel_kernel
+from .columns import column_at
 from .rng import next_beta, next_index, next_normal, next_uniform, stream_base
 
 GREEDY = 0
@@ -394,20 +400,21 @@ def decide_block(XC, lo, hi, mask, theta, L_inv, base_mean, base_var, scale, bou
 
 
 @parallel_kernel
-def decide_rows(XC, mask, theta, L_inv, base_mean, base_var, scale, bounds, beta_a, beta_b,
-                kind, epsilon, seed, row0, draws, out_arm, out_prop, out_mean, out_dist,
+def decide_rows(addresses, n, mask, theta, L_inv, base_mean, base_var, scale, bounds, beta_a,
+                beta_b, kind, epsilon, seed, row0, draws, out_arm, out_prop, out_mean, out_dist,
                 out_bad):
-    """Decide every row of ``XC`` (features x rows: each feature column contiguous, as Arrow
-    holds it); ``mask`` is (n, K) uint8 or (0, K) for "all arms eligible"; ``bounds`` (4, K)
-    the width bounds ``ub0, ub1, lb0, lb1`` (see :func:`ucb_contenders`).
+    """Decide every row of the ``n``-row input whose feature column ``j`` (float64) is at
+    ``addresses[j]`` (see :mod:`.columns`); ``mask`` is (n, K) uint8 or (0, K) for "all arms
+    eligible"; ``bounds`` (4, K) the width bounds ``ub0, ub1, lb0, lb1`` (see
+    :func:`ucb_contenders`). Each task copies its chunk of every column into a features x rows
+    block (contiguous rows per feature, in cache) and decides it.
 
     ``out_mean`` (n, K) receives each eligible arm's expected reward (NaN for the others) and
     ``out_dist`` (n, K) each arm's probability; pass (0, K) arrays to skip either.
     ``out_bad[c]`` (one per ``BANDIT_DECIDE_CHUNK`` rows) counts the chunk's rows whose means
     are not finite, so the caller proves the features finite without reading them again.
     """
-    n = XC.shape[1]
-    d = XC.shape[0]
+    d = addresses.shape[0]
     K = theta.shape[0]
     B = BANDIT_DECIDE_CHUNK
     n_chunks = (n + B - 1) // B
@@ -416,10 +423,15 @@ def decide_rows(XC, mask, theta, L_inv, base_mean, base_var, scale, bounds, beta
         scratch = scratch_for(d, K, B)
         everyone = np.ones(K, dtype=np.uint8)
         lo = c * B
-        out_bad[c] = decide_block(XC, lo, min(n, lo + B), mask, theta, L_inv, base_mean,
+        hi = min(n, lo + B)
+        XC = np.empty((d, hi - lo))
+        for j in range(d):
+            XC[j] = column_at(addresses, j, n)[lo:hi]
+        # The block's rows are rows lo.. of the outputs, the mask and the random streams.
+        out_bad[c] = decide_block(XC, 0, hi - lo, mask[lo:hi], theta, L_inv, base_mean,
                                   base_var, scale, bounds, beta_a, beta_b, kind, epsilon, seed,
-                                  row0, draws, prune, everyone, scratch, out_arm, out_prop,
-                                  out_mean, out_dist)
+                                  row0 + lo, draws, prune, everyone, scratch, out_arm[lo:hi],
+                                  out_prop[lo:hi], out_mean[lo:hi], out_dist[lo:hi])
 
 
 @njit(**NJIT)
