@@ -13,6 +13,7 @@ import numpy as np
 
 from .._io.columns import Convert, read_columns
 from ..kernels.common import config
+from ..kernels.common.launch import resolve_threads
 from ..kernels.monitor import buckets
 from ._columns import CATEGORICAL, NUMERIC, NumericState, column_kind, float_values, value_states
 from .profile import Profile, _kinds
@@ -61,7 +62,8 @@ def direct_states(ref_src, cur_src, kinds, n_bins, n_threads):
                               config.MONITOR_PSI_EPS, config.MONITOR_BUCKET_ROWS,
                               config.MONITOR_BUCKET_MAX, config.MONITOR_BUCKET_SAMPLE,
                               config.MONITOR_BUCKET_GRID, config.MONITOR_BUCKET_GATHER_LIMIT,
-                              stats, ref_p, cur_p, n_threads=n_threads)
+                              stats, ref_p, cur_p, resolve_threads(n_threads),
+                              n_threads=n_threads)
     for j, c in enumerate(numeric):
         st = stats[j]
         if st[buckets.STATUS]:

@@ -32,7 +32,7 @@ def _run_columns(refs, curs, n_bins=10, n_threads=None):
                           config.MONITOR_BUCKET_ROWS, config.MONITOR_BUCKET_MAX,
                           config.MONITOR_BUCKET_SAMPLE, config.MONITOR_BUCKET_GRID,
                           config.MONITOR_BUCKET_GATHER_LIMIT, stats, ref_p, cur_p,
-                          n_threads=n_threads)
+                          n_threads or 2, n_threads=n_threads)
     return stats, ref_p, cur_p
 
 
