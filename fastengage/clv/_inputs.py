@@ -12,7 +12,7 @@ import pyarrow as pa
 from .._io import columns as _cols
 from .._io.sources import amount_to_float64, open_source
 from ..errors import InputError
-from ..kernels.clv import native as _knative
+from ..kernels.clv import summary_native as _knative
 from ..kernels.clv import summary as _ks
 from ..kernels.common.config import CLV_INT_PATTERN_MAX_Y
 

@@ -24,9 +24,8 @@ from .._io.ids import IdEncoder
 from .._io.times import parse_time
 from .._io.sources import US_PER_DAY, open_source
 from ..errors import InputError
-from ..kernels.clv import native as _native
+from ..kernels.clv import summary_native as _native
 from ..kernels.clv import summary as _k
-from ..kernels.common.scan import is_sorted
 
 __all__ = ["summary", "FREQS", "to_us"]
 
@@ -116,7 +115,9 @@ def summary(data, *, customer: str, time: str, amount: str | None = None, as_of=
     cols = _cols.read_columns(src, roles, {"customer": _cols.codes(enc),
                                            "time": _cols.microseconds, "amount": _cols.float64},
                               batch_size=batch_size)
-    codes, us = cols["customer"], cols["time"]
+    # the native kernels take int64 codes and microseconds (no copy when they already are)
+    codes = np.ascontiguousarray(cols["customer"], np.int64)
+    us = np.ascontiguousarray(cols["time"], np.int64)
     if codes.size == 0:
         raise InputError("the transaction input is empty: no rows to summarise")
     amounts = cols["amount"] if amount is not None else np.zeros(1)
@@ -132,9 +133,7 @@ def summary(data, *, customer: str, time: str, amount: str | None = None, as_of=
         # also checks the order (compiled ahead of time: no JIT on a first call, #11)
         length, offset = FREQS[freq]
         ordered, first, last, n_per, monetary, n_after = _native.summarize_sorted_us(
-            np.ascontiguousarray(codes, np.int64), np.ascontiguousarray(us, np.int64), length,
-            offset, end_period, amounts,
-            n_customers, amount is not None)
+            codes, us, length, offset, end_period, amounts, n_customers, amount is not None)
         if not ordered:
             periods = _period(us, freq)
             keep = periods <= end_period
@@ -165,7 +164,7 @@ def summary(data, *, customer: str, time: str, amount: str | None = None, as_of=
     if cal_us >= end_us:
         raise InputError(f"calibration_end ({calibration_end}) must be before as_of / the last "
                          "transaction time")
-    ordered = bool(is_sorted(us))
+    ordered = bool(np.all(us[1:] >= us[:-1]))
     cal_period = int(_period(np.array([cal_us]), freq)[0])
     periods = _period(us, freq)
     in_cal = us <= cal_us

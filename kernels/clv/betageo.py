@@ -9,17 +9,15 @@ at time zero). With m = modified, the individual likelihood (FHL 2005 eq. 6; Bat
 evaluated as a log-sum-exp so that large x, T and b never overflow. Likelihoods are summed over
 distinct (x, t_x, T) patterns with weights; the gradient is analytic (digamma).
 """
-import functools
 import math
 
 import numpy as np
 from numba import njit, prange
 
-from ..common.config import CLV_PARALLEL_MIN_ROWS, CLV_REDUCE_CHUNK, NJIT
-from ..common.launch import resolve_threads, run_threaded
+from ..common.config import CLV_REDUCE_CHUNK, NJIT
 from . import native as _native
 from .special import (bg_conditional_alive_expectation, digamma, discounted_kernel, dual,
-                      log_nb_tail, logaddexp, pattern_loglik)
+                      log_nb_tail, logaddexp, pattern_loglik, run_workers, threaded)
 
 
 @njit(**NJIT)
@@ -69,40 +67,7 @@ loglik_grad = pattern_loglik(_loglik_prep, _loglik_row, 5, "betageo")
 
 
 # -- compiled ahead of time (kernels/clv/native.pyx): the first-call path of fit and predict ----
-def _workers(n_rows: int, n_threads) -> int:
-    """Threads of a native kernel over ``n_rows`` rows: as many as asked (the launch rule's
-    default), at most one per chunk of CLV_REDUCE_CHUNK rows."""
-    return max(1, min(resolve_threads(n_threads), -(-n_rows // CLV_REDUCE_CHUNK)))
-
-
-def _threaded(size_arg: int):
-    """Decorator for a native launch ``fn(*args, workers)`` in which worker ``t`` of ``T`` does
-    chunks ``t, t + T, ...`` of CLV_REDUCE_CHUNK rows: the kernel ``k(*args, n_threads=None)``
-    runs on one thread below CLV_PARALLEL_MIN_ROWS rows of argument ``size_arg`` (or with
-    ``n_threads=1``), on the launch rule's threads above. A chunk is always computed by one
-    thread and partial sums are added in chunk order, so the result never depends on the thread
-    count. ``k.serial(*args)`` and ``k.parallel(*args, n_threads=None)`` pick one path."""
-    def wrap(fn):
-        @functools.wraps(fn)
-        def call(*args, n_threads=None):
-            n = args[size_arg].shape[0]
-            if n < CLV_PARALLEL_MIN_ROWS or n_threads == 1:
-                return fn(*args, 1)
-            return fn(*args, _workers(n, n_threads))
-        call.serial = lambda *args: fn(*args, 1)
-        call.parallel = lambda *args, n_threads=None: fn(
-            *args, _workers(args[size_arg].shape[0], n_threads))
-        return call
-    return wrap
-
-
-def _run(work, workers: int) -> None:
-    """``work(t, workers)`` for t = 0 .. workers - 1, one thread each (launch.run_threaded)."""
-    tickets = list(range(workers))   # list.pop holds the GIL: each thread takes its own t
-    run_threaded(lambda: work(tickets.pop(), workers), workers)
-
-
-@_threaded(1)
+@threaded(1)
 def probability_alive(params, x, tx, T, future_t, modified, workers):
     """P(alive at T + future_t | x, t_x, T) (FHL 2005 eq. 13 at future_t = 0).
 
@@ -111,17 +76,17 @@ def probability_alive(params, x, tx, T, future_t, modified, workers):
     (Euler's integral), summed after a Pfaff transformation (``native._survive``).
     """
     out = np.empty(x.shape[0])
-    _run(lambda w, k: _native.bg_predict(params, future_t, x, tx, T, float(modified), False, out,
-                                         CLV_REDUCE_CHUNK, w, k), workers)
+    run_workers(lambda w, k: _native.bg_predict(params, future_t, x, tx, T, float(modified),
+                                                False, out, CLV_REDUCE_CHUNK, w, k), workers)
     return out
 
 
-@_threaded(1)
+@threaded(1)
 def expected_purchases(params, t, x, tx, T, modified, workers):
     """E[Y(t) | x, t_x, T]: expected purchases in (T, T+t] (FHL 2005 eq. 10; Batislam eq. 9)."""
     out = np.zeros(x.shape[0])
-    _run(lambda w, k: _native.bg_predict(params, t, x, tx, T, float(modified), True, out,
-                                         CLV_REDUCE_CHUNK, w, k), workers)
+    run_workers(lambda w, k: _native.bg_predict(params, t, x, tx, T, float(modified), True,
+                                                out, CLV_REDUCE_CHUNK, w, k), workers)
     return out
 
 
@@ -173,7 +138,7 @@ def probability_n_purchases(params, t, k, modified):
 
 
 
-@_threaded(3)
+@threaded(3)
 def loglik_derivs_tab(params, ux, uy, ix, iT, itx, w, modified, want_hess, workers):
     """Weighted total log-likelihood (FHL 2005 eq. 6), its gradient and, when ``want_hess``, its
     Hessian w.r.t. (r, alpha, a, b), with every special function tabulated.
@@ -195,8 +160,9 @@ def loglik_derivs_tab(params, ux, uy, ix, iT, itx, w, modified, want_hess, worke
     """
     tab, ly, iy = _native.bg_tables(params, ux, uy, float(modified))
     parts = np.zeros((-(-ix.shape[0] // CLV_REDUCE_CHUNK), 18))
-    _run(lambda t, k: _native.bg_chunk_sums(params, tab, ly, iy, ix, iT, itx, w, bool(want_hess),
-                                            parts, CLV_REDUCE_CHUNK, t, k), workers)
+    run_workers(lambda t, k: _native.bg_chunk_sums(params, tab, ly, iy, ix, iT, itx, w,
+                                                   bool(want_hess), parts, CLV_REDUCE_CHUNK, t, k),
+                workers)
     return _native.bg_finish(params, parts, bool(want_hess))
 
 

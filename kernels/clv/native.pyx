@@ -1,23 +1,22 @@
 # cython: language_level=3
-"""The first-call path of ``clv.summary`` + ``BetaGeo.fit`` + its predictions, compiled at build
-time (issue #11: a cold first call in a fresh process spent ~13 s CPU compiling the Numba
-versions of these loops, for work that takes milliseconds).
+"""The BG/NBD and MBG/NBD likelihood, predictions and the optimiser's per-step arithmetic of
+fastengage.clv, compiled at build time (issue #11: a cold first ``BetaGeo.fit`` in a fresh
+process spent ~7 s CPU compiling the Numba versions of these loops, for work that takes
+milliseconds).
 
-* ``summarize_sorted_us``: per-customer statistics of a time-ordered log, with the order check;
-* ``rft_violations``, ``whole_patterns``: the checks and the pattern compression of ``fit``;
-* ``bg_tables`` / ``bg_chunk_sums`` / ``bg_finish``: the BG/NBD and MBG/NBD log-likelihood with
-  its gradient and Hessian over tabulated special functions (the sums per chunk of
-  ``CLV_REDUCE_CHUNK`` patterns, a chunk summed by one thread, the chunks then added in order:
-  the result never depends on the thread count);
+* ``bg_tables`` / ``bg_chunk_sums`` / ``bg_finish``: the log-likelihood with its gradient and
+  Hessian over tabulated special functions (the sums per chunk of ``CLV_REDUCE_CHUNK``
+  patterns, a chunk summed by one thread, the chunks then added in order: the result never
+  depends on the thread count);
 * ``bg_predict``: P(alive) and the conditional expected purchases;
-* ``log_space_objective``, ``damped_newton_step``: the optimiser's small per-step arithmetic.
+* ``log_space_objective``, ``damped_newton_step``: every model's Newton step.
 
 Every expression is written in the operation order of the Numba kernels it replaced, with the
 same libm functions and no floating-point reassociation, so fits and predictions keep their
 bits (tests/clv/test_clv_native.py checks them against plain NumPy references).
 """
-from libc.math cimport INFINITY, NAN, exp, expm1, fabs, floor, isfinite, lgamma, log, log1p, sqrt
-from libc.stdint cimport int32_t, int64_t
+from libc.math cimport INFINITY, NAN, exp, expm1, fabs, isfinite, lgamma, log, log1p, sqrt
+from libc.stdint cimport int64_t
 
 import numpy as np
 
@@ -25,187 +24,13 @@ cimport numpy as cnp
 
 cnp.import_array()
 
-cdef int64_t INT64_MAX = 0x7FFFFFFFFFFFFFFF
-cdef int64_t INT64_MIN = -INT64_MAX - 1
 #: hard cap on the terms of the hypergeometric series (see kernels/clv/special.py)
 cdef int64_t MAX_TERMS = 2000000
 cdef double TINY = 1e-17
 #: the 18 partial sums of one chunk of patterns (see ``_tab_rows``)
 DEF N_SUMS = 18
-#: columns of the per-frequency table (see ``_x_tables``)
+#: columns of the per-frequency table (see ``bg_tables``)
 DEF N_TAB = 13
-
-
-cdef inline int64_t _floor_div(int64_t a, int64_t b) noexcept nogil:
-    cdef int64_t q = a // b  # C division truncates (cdivision): floor it like Python's //
-    if (a % b != 0) and ((a < 0) != (b < 0)):
-        q -= 1
-    return q
-
-
-# -- summary ----------------------------------------------------------------------------------
-def summarize_sorted_us(const int64_t[::1] codes, const int64_t[::1] us, int64_t length,
-                        int64_t offset, int64_t end_period, const double[::1] amounts,
-                        int64_t n_customers, bint has_amount):
-    """Per-customer statistics of rows in time order, fused with the period flooring, the as-of
-    cut and the check that the rows are in time order (non-decreasing ``us``).
-
-    In time order, a customer's rows of one period are consecutive among that customer's rows,
-    so a new period is a change from the customer's last period, and the repeat-period mean is
-    the sum of the amounts outside the first period over the number of repeat periods.
-
-    Returns (ordered, first, last, n_periods, monetary, rows_after); when ``ordered`` is False
-    the rows are not in time order and the other values are meaningless (the caller groups).
-    """
-    cdef Py_ssize_t n = codes.shape[0], i, j
-    first_a = np.full(n_customers, INT64_MAX, dtype=np.int64)
-    last_a = np.full(n_customers, INT64_MIN, dtype=np.int64)
-    nper_a = np.zeros(n_customers, dtype=np.int64)
-    repeat_a = np.zeros(n_customers, dtype=np.float64)
-    monetary_a = np.zeros(n_customers, dtype=np.float64)
-    cdef int64_t[::1] first = first_a, last = last_a, n_periods = nper_a
-    cdef double[::1] repeat = repeat_a, monetary = monetary_a
-    cdef int64_t after = 0, p, c
-    cdef bint ordered = True
-    with nogil:
-        for i in range(n):
-            if i > 0 and us[i] < us[i - 1]:
-                ordered = False
-                break
-            p = _floor_div(us[i] - offset, length)
-            if p > end_period:
-                after = n - i   # time order: every later row is after as well (checked here)
-                for j in range(i + 1, n):
-                    if us[j] < us[j - 1]:
-                        ordered = False
-                        break
-                break
-            c = codes[i]
-            if n_periods[c] == 0:
-                first[c] = p
-                last[c] = p
-                n_periods[c] = 1
-            else:
-                if p != last[c]:
-                    n_periods[c] += 1
-                    last[c] = p
-                if has_amount and p != first[c]:
-                    repeat[c] += amounts[i]
-        if ordered:
-            for c in range(n_customers):
-                if n_periods[c] > 1:
-                    monetary[c] = repeat[c] / (n_periods[c] - 1)
-    return ordered, first_a, last_a, nper_a, monetary_a, int(after)
-
-
-# -- fit input: checks and patterns -----------------------------------------------------------
-def rft_violations(const double[::1] x, const double[::1] tx, const double[::1] T):
-    """One pass over BTYD summaries counting NaN/inf in x, t_x and T, x < 0, t_x < 0 and
-    t_x > T (1 + 1e-12) + 1e-12: (bad_x, bad_tx, bad_T, neg_x, neg_tx, over)."""
-    cdef Py_ssize_t i
-    cdef int64_t bad_x = 0, bad_tx = 0, bad_T = 0, neg_x = 0, neg_tx = 0, over = 0
-    cdef double xi, ti, Ti
-    with nogil:
-        for i in range(x.shape[0]):
-            xi = x[i]
-            ti = tx[i]
-            Ti = T[i]
-            bad_x += not isfinite(xi)
-            bad_tx += not isfinite(ti)
-            bad_T += not isfinite(Ti)
-            neg_x += xi < 0.0
-            neg_tx += ti < 0.0
-            over += ti > Ti * (1.0 + 1e-12) + 1e-12
-    return int(bad_x), int(bad_tx), int(bad_T), int(neg_x), int(neg_tx), int(over)
-
-
-def whole_patterns(const double[::1] x, const double[::1] tx, const double[::1] T,
-                   const double[::1] w, int64_t max_y):
-    """Distinct (x, t_x, T) rows of whole-number data with their total weight.
-
-    ``w`` empty: every row weighs 1. Returns (ok, px, ptx, pT, pw); ok is False (arrays empty)
-    when a value is not a whole number, is negative, t_x > T, or T >= max_y (the caller then
-    hashes). Rows are bucketed by x (counting sort); within a bucket the (t_x, T) pairs are
-    deduplicated in a dense int32 slot array over the triangle T (T + 1) / 2 + t_x, reset after
-    each bucket. Patterns come by increasing x, then first appearance.
-    """
-    cdef Py_ssize_t n = x.shape[0], i, j, q, pos
-    cdef bint has_w = w.shape[0] == n
-    cdef bint ok = True
-    cdef double xmax = 0.0, ymax = 0.0, xi, ti, Ti_d, wt
-    empty = np.empty(0, np.float64)
-    with nogil:
-        for i in range(n):
-            xi = x[i]
-            ti = tx[i]
-            Ti_d = T[i]
-            ok &= (xi >= 0.0) & (ti >= 0.0) & (ti <= Ti_d) & (Ti_d < max_y) & (xi < n + 1024.0)
-            ok &= (floor(xi) == xi) & (floor(ti) == ti) & (floor(Ti_d) == Ti_d)
-            xmax = xi if xi > xmax else xmax
-            ymax = Ti_d if Ti_d > ymax else ymax
-    if not ok:
-        return False, empty, empty, empty, empty
-    cdef Py_ssize_t nx = <Py_ssize_t>xmax + 1, ny = <Py_ssize_t>ymax + 1
-    offsets_a = np.zeros(nx + 1, dtype=np.int64)
-    key_a = np.empty(n, dtype=np.int32)
-    wk_a = np.empty(n if has_w else 0, dtype=np.float64)
-    slot_a = np.full(ny * (ny + 1) // 2, -1, dtype=np.int32)
-    px_a = np.empty(n, dtype=np.float64)
-    pk_a = np.empty(n, dtype=np.int32)
-    pw_a = np.empty(n, dtype=np.float64)
-    cdef int64_t[::1] offsets = offsets_a
-    cdef int32_t[::1] key = key_a, slot = slot_a, pk = pk_a
-    cdef double[::1] wk = wk_a, px = px_a, pw = pw_a
-    cdef int64_t Ti, k
-    cdef int32_t s
-    cdef Py_ssize_t m = 0, start
-    with nogil:
-        for i in range(n):
-            offsets[<Py_ssize_t>x[i] + 1] += 1
-        for j in range(nx):
-            offsets[j + 1] += offsets[j]
-        # offsets[j] now is where bucket j starts: fill from there, then shift back
-        for i in range(n):
-            j = <Py_ssize_t>x[i]
-            pos = offsets[j]
-            Ti = <int64_t>T[i]
-            key[pos] = <int32_t>(Ti * (Ti + 1) // 2 + <int64_t>tx[i])
-            if has_w:
-                wk[pos] = w[i]
-            offsets[j] = pos + 1
-        for j in range(nx, 0, -1):
-            offsets[j] = offsets[j - 1]
-        offsets[0] = 0
-        for j in range(nx):
-            start = m
-            for pos in range(offsets[j], offsets[j + 1]):
-                k = key[pos]
-                s = slot[k]
-                wt = wk[pos] if has_w else 1.0
-                if s == -1:
-                    slot[k] = <int32_t>m
-                    px[m] = j
-                    pk[m] = <int32_t>k
-                    pw[m] = wt
-                    m += 1
-                else:
-                    pw[s] += wt
-            for q in range(start, m):
-                slot[pk[q]] = -1
-    ptx_a = np.empty(m, dtype=np.float64)
-    pT_a = np.empty(m, dtype=np.float64)
-    cdef double[::1] ptx = ptx_a, pT = pT_a
-    with nogil:
-        for q in range(m):
-            k = pk[q]
-            Ti = <int64_t>((sqrt(8.0 * k + 1.0) - 1.0) / 2.0)
-            while Ti * (Ti + 1) // 2 > k:
-                Ti -= 1
-            while (Ti + 1) * (Ti + 2) // 2 <= k:
-                Ti += 1
-            pT[q] = Ti
-            ptx[q] = k - Ti * (Ti + 1) // 2
-    return True, px_a[:m].copy(), ptx_a, pT_a, pw_a[:m].copy()
 
 
 # -- special functions (the same series as kernels/clv/special.py) ----------------------------
@@ -257,24 +82,30 @@ cdef inline double one_minus_pow_over(double e, double log_q) noexcept nogil:
     return -expm1(v) / e
 
 
+cdef double _series(double c_minus_k, double a, double shift, double c, double z, double term,
+                    double total, int64_t n) noexcept nogil:
+    """Continue total = sum of terms t_n with t_{n+1} = t_n (c-k+n) (a+n-shift) / ((c+n) (n+1)) z
+    from the term of index n: the hypergeometric tails of ``bg_tail_series`` (shift 1) and
+    ``_survive`` (shift 0). Stops when the tail after a term is below 1e-17 of the total, rb
+    bounding every later ratio, or when a term is 0."""
+    cdef double ratio, rb
+    while n < MAX_TERMS:
+        term *= (c_minus_k + n) * (a + n - shift) / ((c + n) * (n + 1.0)) * z
+        n += 1
+        total += term
+        ratio = fabs((c_minus_k + n) * (a + n - shift) / ((c + n) * (n + 1.0)) * z)
+        rb = ratio if ratio > z else z
+        if (rb < 1.0 and fabs(term) * rb < TINY * (1.0 - rb) * fabs(total)) or term == 0.0:
+            break
+    return total
+
+
 cdef double bg_tail_series(double c_minus_k, double a, double c, double z) noexcept nogil:
     """G = sum_{n>=1} (c-k)_n (a)_{n-1} / ((c)_n n!) z^n, for 0 <= z < 1."""
     if z == 0.0:
         return 0.0
-    cdef double term = (c_minus_k) / c * z, total, ratio, rb
-    cdef int64_t n = 1
-    total = term
-    while n < MAX_TERMS:
-        term *= (c_minus_k + n) * (a + n - 1.0) / ((c + n) * (n + 1.0)) * z
-        n += 1
-        total += term
-        ratio = fabs((c_minus_k + n) * (a + n - 1.0) / ((c + n) * (n + 1.0)) * z)
-        rb = ratio if ratio > z else z
-        if rb < 1.0 and fabs(term) * rb < TINY * (1.0 - rb) * fabs(total):
-            break
-        if term == 0.0:
-            break
-    return total
+    cdef double term = (c_minus_k) / c * z   # n = 1: (c-k)_1 (a)_0 / ((c)_1 1!) z
+    return _series(c_minus_k, a, 1.0, c, z, term, term, 1)
 
 
 cdef double bg_conditional_alive_expectation(double k, double a, double c,
@@ -481,18 +312,10 @@ cdef inline double _alive_now(double r, double alpha, double a, double b, double
 
 
 cdef double _survive(double k, double a, double c, double u) noexcept nogil:
-    """E[(1 + p u)^-k] for p ~ Beta(a, c - a): 2F1(k, a; c; -u) by Pfaff, w = u/(1+u)."""
-    cdef double w = u / (1.0 + u), total = 1.0, term = 1.0, ratio, rb
-    cdef int64_t n = 0
-    while n < 2000000:
-        term *= (c - k + n) * (a + n) / ((c + n) * (n + 1.0)) * w
-        n += 1
-        total += term
-        ratio = fabs((c - k + n) * (a + n) / ((c + n) * (n + 1.0)) * w)
-        rb = ratio if ratio > w else w
-        if (rb < 1.0 and fabs(term) * rb < 1e-17 * (1.0 - rb) * fabs(total)) or term == 0.0:
-            break
-    return exp(-a * log1p(u)) * total
+    """E[(1 + p u)^-k] for p ~ Beta(a, c - a): 2F1(k, a; c; -u) by Pfaff, w = u/(1+u):
+    (1+u)^(-a) 2F1(c-k, a; c; w)."""
+    cdef double w = u / (1.0 + u)
+    return exp(-a * log1p(u)) * _series(c - k, a, 0.0, c, w, 1.0, 1.0, 0)
 
 
 def bg_predict(const double[::1] params, const double[::1] t, const double[::1] x,

@@ -3,19 +3,55 @@
 Everything here is scalar and branch-light so that the pattern kernels can call it per pattern
 inside ``prange``. Nothing raises: out-of-domain input gives NaN, which the Python layer checks.
 """
+import functools
 import math
 
 import numpy as np
 from numba import njit, prange
 
 from ..common.config import CLV_PARALLEL_MIN_ROWS, CLV_REDUCE_CHUNK, NJIT
-from ..common.launch import bind_template, dual_kernel, kernel_template
+from ..common.launch import (bind_template, dual_kernel, kernel_template, resolve_threads,
+                            run_threaded)
 
 
 def dual(size_arg: int):
     """The launch rule's serial-below-a-size variant for the CLV pattern kernels
     (:func:`kernels.common.launch.dual_kernel` with ``CLV_PARALLEL_MIN_ROWS``)."""
     return dual_kernel(size_arg, CLV_PARALLEL_MIN_ROWS)
+
+
+# -- launching the kernels compiled ahead of time (kernels/clv/native.pyx) ---------------------
+def worker_count(n_rows: int, n_threads) -> int:
+    """Threads of a native kernel over ``n_rows`` rows: as many as asked (the launch rule's
+    default), at most one per chunk of CLV_REDUCE_CHUNK rows."""
+    return max(1, min(resolve_threads(n_threads), -(-n_rows // CLV_REDUCE_CHUNK)))
+
+
+def threaded(size_arg: int):
+    """Decorator for a native launch ``fn(*args, workers)`` in which worker ``t`` of ``T`` does
+    chunks ``t, t + T, ...`` of CLV_REDUCE_CHUNK rows: the kernel ``k(*args, n_threads=None)``
+    runs on one thread below CLV_PARALLEL_MIN_ROWS rows of argument ``size_arg`` (or with
+    ``n_threads=1``), on the launch rule's threads above. A chunk is always computed by one
+    thread and partial sums are added in chunk order, so the result never depends on the thread
+    count. ``k.serial(*args)`` and ``k.parallel(*args, n_threads=None)`` pick one path."""
+    def wrap(fn):
+        @functools.wraps(fn)
+        def call(*args, n_threads=None):
+            n = args[size_arg].shape[0]
+            if n < CLV_PARALLEL_MIN_ROWS or n_threads == 1:
+                return fn(*args, 1)
+            return fn(*args, worker_count(n, n_threads))
+        call.serial = lambda *args: fn(*args, 1)
+        call.parallel = lambda *args, n_threads=None: fn(
+            *args, worker_count(args[size_arg].shape[0], n_threads))
+        return call
+    return wrap
+
+
+def run_workers(work, workers: int) -> None:
+    """``work(t, workers)`` for t = 0 .. workers - 1, one thread each (launch.run_threaded)."""
+    tickets = list(range(workers))   # list.pop holds the GIL: each thread takes its own t
+    run_threaded(lambda: work(tickets.pop(), workers), workers)
 
 
 @kernel_template

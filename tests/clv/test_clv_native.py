@@ -1,6 +1,7 @@
-"""The CLV kernels compiled ahead of time (kernels/clv/native.pyx, issue #11): each against a plain
-NumPy reference (tests/naive_clv.py), thread counts giving identical bits, and the cold-start
-promise itself: a first summary + BetaGeo fit + predictions compiles no Numba specialisation."""
+"""The CLV kernels compiled ahead of time (#11: kernels/clv/native.pyx, summary_native.pyx),
+each against a plain NumPy reference (tests/naive_clv.py), thread counts giving identical bits,
+and the cold-start promise itself: summaries, a BetaGeo fit and predictions compile no Numba
+kernel in a fresh process."""
 import json
 import os
 import subprocess
@@ -14,7 +15,8 @@ from hypothesis import strategies as st
 
 import naive_clv as nv
 from fastengage.kernels.clv import betageo as kb
-from fastengage.kernels.clv import native
+from fastengage.kernels.clv import native, summary_native
+from fastengage.kernels.clv import summary as ks
 from fastengage.kernels.common.config import CLV_REDUCE_CHUNK
 
 DAY = 86_400_000_000
@@ -33,7 +35,7 @@ def test_summarize_sorted_us_equals_reference(n, n_customers, period, seed, has_
     end_period = int(np.floor_divide(np.quantile(us, min(cut, 1.0)).astype(np.int64) - offset, length))
     if cut > 1.0:
         end_period += 3
-    ordered, first, last, n_per, monetary, after = native.summarize_sorted_us(
+    ordered, first, last, n_per, monetary, after = summary_native.summarize_sorted_us(
         codes, us, length, offset, end_period, amounts if has_amount else np.zeros(1),
         n_customers, has_amount)
     assert ordered
@@ -45,6 +47,66 @@ def test_summarize_sorted_us_equals_reference(n, n_customers, period, seed, has_
     assert after == ref[4]
 
 
+@settings(max_examples=100, deadline=None)
+@given(st.integers(1, 600), st.integers(1, 50), st.integers(0, 2**31), st.booleans())
+def test_customer_periods_equals_reference(n, n_customers, seed, has_amount):
+    """Rows in any order (grouped by customer, periods sorted stably; runs of more than 32 rows
+    take the merge sort)."""
+    rng = np.random.default_rng(seed)
+    codes = rng.integers(0, n_customers, n).astype(np.int64)
+    periods = rng.integers(-20, 60, n).astype(np.int64)
+    amounts = np.round(rng.uniform(-5, 100, n), 2)
+    first, last, n_per, monetary, mean_amount = ks.customer_periods(
+        codes, periods, amounts if has_amount else np.zeros(1), n_customers, has_amount)
+    ref = nv.summary_stats(codes, periods, 1, 0, 10**9, amounts if has_amount else np.zeros(n),
+                           n_customers)
+    for got, want in zip((first, last, n_per), ref[:3]):
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_allclose(monetary, ref[3], rtol=1e-12, atol=1e-9)
+    rows = np.bincount(codes, minlength=n_customers)
+    sums = np.bincount(codes, weights=amounts if has_amount else np.zeros(n), minlength=n_customers)
+    np.testing.assert_allclose(mean_amount, np.where(rows > 0, sums / np.maximum(rows, 1), 0.0),
+                               rtol=1e-12, atol=1e-9)
+
+
+def test_customer_periods_and_holdout_are_bit_identical_for_any_thread_count():
+    rng = np.random.default_rng(8)
+    n, n_customers = 60_000, 5 * CLV_REDUCE_CHUNK + 3
+    codes = rng.integers(0, n_customers, n).astype(np.int64)
+    codes[:500] = 7   # one long customer (merge sort)
+    periods = rng.integers(0, 400, n).astype(np.int64)
+    amounts = rng.uniform(0, 100, n)
+    ref = ks.customer_periods(codes, periods, amounts, n_customers, True, n_threads=1)
+    for n_threads in (2, 3):
+        for a, b in zip(ref, ks.customer_periods(codes, periods, amounts, n_customers, True,
+                                                 n_threads=n_threads)):
+            np.testing.assert_array_equal(a, b)
+    order = np.argsort(periods, kind="stable")
+    counts, mean = ks.holdout_counts_sorted(codes[order], periods[order], amounts[order],
+                                            n_customers)
+    np.testing.assert_array_equal(counts, ref[2])
+    np.testing.assert_allclose(mean, ref[4], rtol=1e-12)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(0, 3000), st.integers(1, 4), st.integers(1, 40), st.integers(0, 2**31))
+def test_unique_patterns_equals_numpy(n, k, distinct, seed):
+    rng = np.random.default_rng(seed)
+    cols = rng.integers(0, distinct, (n, k)).astype(np.float64) * 0.5
+    if n:
+        cols[rng.integers(0, n)] = -0.0   # bit patterns: -0.0 is its own pattern
+    first, inverse, counts = ks.unique_patterns(cols)
+    bits = cols.view(np.uint64)
+    _, ref_first, ref_inverse, ref_counts = np.unique(bits, axis=0, return_index=True,
+                                                      return_inverse=True, return_counts=True)
+    order = np.argsort(ref_first)          # numpy sorts by value; ours is first-seen order
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    np.testing.assert_array_equal(first, ref_first[order])
+    np.testing.assert_array_equal(counts, ref_counts[order])
+    np.testing.assert_array_equal(inverse, rank[ref_inverse.reshape(-1)])
+
+
 @pytest.mark.parametrize("swap_at", [1, 5, 19])
 def test_summarize_sorted_us_reports_rows_out_of_time_order(swap_at):
     us = np.arange(20, dtype=np.int64) * DAY
@@ -52,7 +114,7 @@ def test_summarize_sorted_us_reports_rows_out_of_time_order(swap_at):
     codes = np.zeros(20, np.int64)
     # out of order before the as-of cut, and after it (a later row may be inside the window)
     for end in (10**6, 3):
-        assert not native.summarize_sorted_us(codes, us, DAY, 0, end, np.zeros(1), 1, False)[0]
+        assert not summary_native.summarize_sorted_us(codes, us, DAY, 0, end, np.zeros(1), 1, False)[0]
 
 
 @settings(max_examples=150, deadline=None)
@@ -63,7 +125,7 @@ def test_whole_patterns_equals_reference(n, seed, weighted, max_t):
     tx = np.floor(rng.random(n) * (T + 1))
     x = rng.integers(0, 6, n).astype(float)
     w = rng.random(n) if weighted else None
-    ok, px, ptx, pT, pw = native.whole_patterns(x, tx, T, np.empty(0) if w is None else w, 1024)
+    ok, px, ptx, pT, pw = summary_native.whole_patterns(x, tx, T, np.empty(0) if w is None else w, 1024)
     assert ok
     rx, rtx, rT, rw = nv.rft_patterns(x, tx, T, w)
     np.testing.assert_array_equal(px, rx)
@@ -78,7 +140,7 @@ def test_whole_patterns_declines_what_it_cannot_tabulate(bad):
     {"fraction": lambda: tx.__setitem__(0, 0.5), "negative": lambda: x.__setitem__(1, -1.0),
      "tx_over_T": lambda: tx.__setitem__(1, 5.0), "T_too_large": lambda: T.__setitem__(0, 1024.0),
      "nan": lambda: T.__setitem__(0, np.nan)}[bad]()
-    assert native.whole_patterns(x, tx, T, np.empty(0), 1024)[0] is False
+    assert summary_native.whole_patterns(x, tx, T, np.empty(0), 1024)[0] is False
 
 
 def test_rft_violations_counts_like_numpy():
@@ -91,7 +153,7 @@ def test_rft_violations_counts_like_numpy():
         want = (np.count_nonzero(~np.isfinite(x)), np.count_nonzero(~np.isfinite(tx)),
                 np.count_nonzero(~np.isfinite(T)), np.count_nonzero(x < 0),
                 np.count_nonzero(tx < 0), np.count_nonzero(tx > T * (1 + 1e-12) + 1e-12))
-    assert native.rft_violations(x, tx, T) == want
+    assert summary_native.rft_violations(x, tx, T) == want
 
 
 def _customers(n, seed=0):
@@ -172,22 +234,27 @@ import pyarrow as pa
 from fastengage import clv
 from fastengage.tools.coldstart import CompileProfiler
 rng = np.random.default_rng(0)
-n = 5000
-t = pa.table({"id": rng.integers(0, 400, n),
+n = 30000
+t = pa.table({"id": rng.integers(0, 6000, n),
               "time": pa.array(np.sort(rng.integers(0, 300, n)) * 86_400_000_000, pa.timestamp("us")),
               "amount": rng.uniform(1, 50, n)})
+shuffled = t.take(rng.permutation(n))
 with CompileProfiler() as prof:
     s = clv.summary(t, customer="id", time="time", amount="amount", freq="D")
     m = clv.BetaGeo().fit(s)
-    m.predict(s, 30.0, customer="id")
+    m.predict(s, 30.0, customer="id")   # > CLV_PREDICT_COMPRESS_ABOVE customers: patterns
     m.probability_alive(s["frequency"], s["recency"], s["T"], 5.0)
+    clv.summary(shuffled, customer="id", time="time", amount="amount", freq="W")
+    clv.summary(shuffled, customer="id", time="time", calibration_end="1970-06-01")
+    clv.summary(t, customer="id", time="time", amount="amount", calibration_end="1970-06-01")
 print("@@" + json.dumps([r["kernel"] for r in prof.records]))
 """
 
 
 def test_first_summary_fit_and_predict_compile_nothing():
-    """The cold-start promise (#11): in a fresh process with an empty Numba cache, the first
-    summary of a time-ordered log, BetaGeo fit and predictions compile no Numba kernel."""
+    """The cold-start promise (#11): in a fresh process with an empty Numba cache, summaries
+    (time-ordered or not, with a holdout split), a BetaGeo fit and its predictions compile no
+    Numba kernel."""
     with tempfile.TemporaryDirectory() as cache:
         out = subprocess.run([sys.executable, "-c", _COLD], capture_output=True, text=True,
                              env=dict(os.environ, NUMBA_CACHE_DIR=cache), timeout=600)
