@@ -198,3 +198,18 @@ class HybridLinUCBAlgorithm2:
         Ai = np.linalg.inv(self.A[a])
         self.A0 += np.outer(z, z) - self.B[a].T @ Ai @ self.B[a]
         self.b0 += r * z - self.B[a].T @ Ai @ self.b[a]
+
+
+def task_arm_sums(X, arms, r, K, rows_per_task):
+    """Per task (``rows_per_task`` consecutive rows) and arm: ``sum x x^T``, ``sum r x`` and
+    ``(count, sum r, sum r^2)``, every entry summed row by row in input order (what
+    ``kernels/bandits/ridge.block_sums`` promises, so the comparison is bit for bit)."""
+    n, d = X.shape
+    T = max(1, -(-n // rows_per_task))
+    G, g, s = np.zeros((T, K, d, d)), np.zeros((T, K, d)), np.zeros((T, K, 3))
+    for i in range(n):
+        t, a = i // rows_per_task, arms[i]
+        G[t, a] += np.outer(X[i], X[i])
+        g[t, a] += r[i] * X[i]
+        s[t, a] += (1.0, r[i], r[i] * r[i])
+    return G, g, s
