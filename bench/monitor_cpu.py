@@ -45,7 +45,7 @@ def main(argv=None):
     sorted_path = lambda: drift(Profile.from_data(t_ref, n_threads=1),  # noqa: E731
                                 Profile.from_data(t_cur, n_threads=1), n_threads=1)
     sorted_path()
-    ours, peer, before, walls = [], [], [], []
+    ours, peer, before, walls, peer_walls = [], [], [], [], []
     for _ in range(args.rounds):
         t, table = cpu_of(lambda: drift(t_ref, t_cur, n_threads=1))
         ours.append(t)
@@ -53,7 +53,9 @@ def main(argv=None):
         drift(t_ref, t_cur, n_threads=2)
         walls.append(time.perf_counter() - wall)
         before.append(cpu_of(sorted_path)[0])
+        wall = time.perf_counter()
         t, theirs = cpu_of(lambda: _scipy_drift(ref, cur))
+        peer_walls.append(time.perf_counter() - wall)
         peer.append(t)
     rows = {r["column"]: r for r in table.to_pylist()}
     for name, (ks, p, w, js, psi) in theirs.items():
@@ -67,7 +69,9 @@ def main(argv=None):
     print(f"  sorted path (profiles of both sides, the path before the bucket kernel) CPU "
           f"{statistics.median(before):.3f} s {[round(x, 3) for x in before]}; "
           f"2-thread wall of drift() {statistics.median(walls):.3f} s "
-          f"{[round(x, 3) for x in walls]}")
+          f"{[round(x, 3) for x in walls]} vs scipy+NumPy wall {statistics.median(peer_walls):.2f} s: "
+          f"{statistics.median(peer_walls) / statistics.median(walls):.1f}x; load "
+          f"{os.getloadavg()[0]:.1f}")
     if args.skip_readout:
         return
     os.environ["FASTENGAGE_BENCH"] = "full"
