@@ -41,10 +41,8 @@ from ..common.config import NJIT
 from ..common.launch import parallel_kernel
 from .drift import js_distance, psi
 
-#: Positions listed per block by :func:`_gather`; runs of at most INSERTION_MAX values are
-#: insertion-sorted. Neither changes any result.
+#: Positions listed per block by :func:`_gather` (changes no result).
 GATHER_BLOCK = 4096
-INSERTION_MAX = 96
 
 #: ``stats`` slots filled by :func:`column_drift`.
 KS, WASS, PSI, JS, N_REF, N_CUR, MEAN_REF, M2_REF, STATUS, BINS = range(10)
@@ -217,23 +215,7 @@ def _gather(x, ids, flag, start, run):
             fill[k] += 1
     for k in range(flag.shape[0]):
         if flag[k] and fill[k] - start[k] > 1:
-            _sort_run(run[start[k]:fill[k]])
-
-
-@njit(**NJIT)
-def _sort_run(run):
-    """Sort a bucket's values in place: insertion sort for the usual few dozen (about 1.5x
-    faster than Numba's quicksort there), Numba's sort beyond ``INSERTION_MAX``."""
-    if run.shape[0] > INSERTION_MAX:
-        run.sort()
-        return
-    for i in range(1, run.shape[0]):
-        v = run[i]
-        j = i - 1
-        while j >= 0 and run[j] > v:
-            run[j + 1] = run[j]
-            j -= 1
-        run[j + 1] = v
+            run[start[k]:fill[k]].sort()
 
 
 @njit(**NJIT)
