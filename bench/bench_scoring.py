@@ -208,3 +208,70 @@ def test_single_row_latency(benchmark, trained):
             {"onnxruntime": lambda: sess.run(None, {"X": x32})[1]},
             lambda a, c, p: np.testing.assert_array_equal(a, c), rounds=50,
             size="1 row", extra={"latency_us": {k: [v[0] * 1e6, v[1] * 1e6] for k, v in lat.items()}})
+
+
+def cpu_per_core(n_rows: int = N_TREE, rounds: int = 3) -> dict:
+    """Tree ratios per core, robust to a loaded machine: every side on one thread (ONNX
+    Runtime ``intra_op_num_threads=1``, scikit-learn under ``threadpool_limits(1)``, LightGBM
+    ``num_threads=1``, fastengage ``n_threads=1`` summing in ORT's one-thread order), CPU time
+    (``time.process_time``), medians of interleaved rounds, answers asserted equal.
+
+        FASTENGAGE_BENCH=full python -m bench.bench_scoring
+    """
+    import lightgbm as lgb
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from threadpoolctl import threadpool_limits
+
+    X_train = _features(N_TRAIN, 0)
+    X_lgb = _features(N_TRAIN, 2)
+    X = _features(n_rows, 1)
+    table, X32 = _table(X), X.astype(np.float32)
+    with threadpool_limits(1):
+        hgb = HistGradientBoostingClassifier(max_iter=100, max_depth=6, max_leaf_nodes=64,
+                                             early_stopping=False, random_state=0)
+        hgb.fit(X_train, _label(X_train))
+        booster = lgb.train(dict(objective="binary", num_leaves=64, max_depth=6, verbose=-1,
+                                 min_data_in_leaf=5, num_threads=1),
+                            lgb.Dataset(X_lgb, _label(X_lgb), feature_name=NAMES),
+                            num_boost_round=100)
+    b = sklearn_to_onnx(hgb, NAMES, zipmap=False)
+    ours_onnx = load_model(b).match_onnxruntime(1)
+    ours_lgb = load_model(booster.model_to_string().encode())
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = opts.inter_op_num_threads = 1
+    sess = ort.InferenceSession(b, opts, providers=["CPUExecutionProvider"])
+    sides = {
+        "fastengage (ONNX model)": lambda: ours_onnx.score(table, id="id", n_threads=1)
+        .column("probability_1").to_numpy(),
+        "onnxruntime": lambda: sess.run(None, {"X": X32})[1][:, 1],
+        "sklearn": lambda: hgb.predict_proba(X)[:, 1],
+        "fastengage (LightGBM model)": lambda: ours_lgb.score(table, id="id", n_threads=1)
+        .column("probability_1").to_numpy(),
+        "lightgbm": lambda: booster.predict(X, num_threads=1),
+    }
+    times = {name: [] for name in sides}
+    with threadpool_limits(1):
+        got = {name: fn() for name, fn in sides.items()}
+        np.testing.assert_array_equal(got["fastengage (ONNX model)"], got["onnxruntime"])
+        np.testing.assert_allclose(got["fastengage (LightGBM model)"], got["lightgbm"], rtol=0,
+                                   atol=1e-12)
+        for _ in range(rounds):
+            for name, fn in sides.items():
+                t0 = time.process_time()
+                fn()
+                times[name].append(time.process_time() - t0)
+    med = {name: statistics.median(t) for name, t in times.items()}
+    ratios = {"onnxruntime": med["onnxruntime"] / med["fastengage (ONNX model)"],
+              "sklearn": med["sklearn"] / med["fastengage (ONNX model)"],
+              "lightgbm": med["lightgbm"] / med["fastengage (LightGBM model)"]}
+    import os
+    print(f"{n_rows} rows, one thread each, CPU medians of {rounds} interleaved rounds, "
+          f"load {os.getloadavg()[0]:.1f}")
+    for name, s in med.items():
+        print(f"  {name:28s} {s:.3f} s")
+    print("  ratios: " + ", ".join(f"{k} {v:.2f}x" for k, v in ratios.items()))
+    return ratios
+
+
+if __name__ == "__main__":
+    cpu_per_core()
