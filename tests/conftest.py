@@ -23,8 +23,8 @@ def retail_table():
     return load_online_retail()
 
 
-# Under pytest-xdist (`.ci/run`: `-n 2 --dist loadfile`) files are handed to the workers in
-# collection order, so a long file collected last keeps one worker busy after the other has
+# Under pytest-xdist (`.ci/run`: `-n 2 --dist loadfile --no-loadscope-reorder`) files are handed
+# to the workers in collection order, so a long file collected last keeps one worker busy after the other has
 # finished. These files (the slowest in `--durations` of the CI run; see README "Tests and CI")
 # are collected first. Only the order changes: every test still runs.
 FIRST = (
