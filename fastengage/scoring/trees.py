@@ -347,7 +347,11 @@ class TreeEnsemble:
         """``(source, n)`` for the kernel: a tuple of feature columns as is, or a row-major
         matrix (float32/float64 read as is: the kernel rounds each block to the input type)."""
         if isinstance(X, tuple):
-            return X, X[0].shape[0]
+            n = X[0].shape[0]
+            if any(c.ndim != 1 or c.shape[0] != n for c in X):
+                raise ValueError("feature columns must be vectors of one length")
+            return tuple(c if c.dtype in (np.float32, np.float64) and c.flags.c_contiguous
+                         else np.ascontiguousarray(c, dtype=self.input_dtype) for c in X), n
         if X.dtype not in (np.float32, np.float64) or not X.flags.c_contiguous:
             X = np.ascontiguousarray(X, dtype=self.input_dtype)
         return X, X.shape[0]
