@@ -22,6 +22,7 @@ CYTHON_MODULES = [
     "common.idmap",
     "common.chunks",
     "clv.native",
+    "clv.spend_native",
     "clv.summary_native",
     "common.yardstick",
     "features.fold_native",

@@ -16,8 +16,8 @@ from numba import njit, prange
 
 from ..common.config import CLV_REDUCE_CHUNK, NJIT
 from . import native as _native
-from .special import (bg_conditional_alive_expectation, digamma, discounted_kernel, dual,
-                      log_nb_tail, logaddexp, pattern_loglik, run_workers, threaded)
+from .special import (bg_conditional_alive_expectation, digamma, dual, log_nb_tail, logaddexp,
+                      pattern_loglik, run_workers, threaded)
 
 
 @njit(**NJIT)
@@ -166,19 +166,13 @@ def loglik_derivs_tab(params, ux, uy, ix, iT, itx, w, modified, want_hess, worke
     return _native.bg_finish(params, parts, bool(want_hess))
 
 
-@njit(**NJIT)
-def _discount_prep(params, extra):
-    return params[0], params[1], params[2], params[3], float(extra[0])
-
-
-@njit(**NJIT)
-def _if_alive(c, x, T, t):
-    """E[Y(t) | alive at T] (FHL 2005 eq. 10 without P(alive))."""
-    r, alpha, a, b, m = c
-    return bg_conditional_alive_expectation(r + x, a, a + b + x + m - 1.0, t / (alpha + T + t))
-
-
-#: ``discounted_if_alive(params, x, T, times, disc, modified)``: per (x, T) pair; the
-#: conditional expectation factors into P(alive | x, t_x, T) times a term of (x, T) only
-#: (FHL 2005 eq. 10), so CLV needs this once per distinct (x, T), not per customer and horizon.
-discounted_if_alive = discounted_kernel(_discount_prep, _if_alive, "betageo")
+@threaded(1)
+def discounted_if_alive(params, x, T, times, disc, modified, workers):
+    """Per (x, T) pair: sum_h (E[Y(t_h) | alive at T] - E[Y(t_h-1) | alive at T]) disc_h. The
+    conditional expectation factors into P(alive | x, t_x, T) times a term of (x, T) only
+    (FHL 2005 eq. 10), so CLV needs this once per distinct (x, T), not per customer and
+    horizon."""
+    out = np.empty(x.shape[0])
+    run_workers(lambda k, n: _native.bg_discounted(params, x, T, times, disc, float(modified), out,
+                                                   CLV_REDUCE_CHUNK, k, n), workers)
+    return out

@@ -8,7 +8,8 @@ milliseconds).
   Hessian over tabulated special functions (the sums per chunk of ``CLV_REDUCE_CHUNK``
   patterns, a chunk summed by one thread, the chunks then added in order: the result never
   depends on the thread count);
-* ``bg_predict``: P(alive) and the conditional expected purchases;
+* ``bg_predict``: P(alive) and the conditional expected purchases; ``bg_discounted`` the
+  discounted expected purchases of CLV;
 * ``log_space_objective``, ``damped_newton_step``: every model's Newton step.
 
 Every expression is written in the operation order of the Numba kernels it replaced, with the
@@ -34,36 +35,7 @@ DEF N_TAB = 13
 
 
 # -- special functions (the same series as kernels/clv/special.py) ----------------------------
-cdef double digamma(double x) noexcept nogil:
-    """psi(x) for x > 0: upward recurrence to x >= 10, then the asymptotic series."""
-    if not x > 0.0:
-        return NAN
-    cdef double result = 0.0, inv, inv2
-    while x < 10.0:
-        result -= 1.0 / x
-        x += 1.0
-    inv = 1.0 / x
-    inv2 = inv * inv
-    result += log(x) - 0.5 * inv - inv2 * (
-        1.0 / 12 - inv2 * (1.0 / 120 - inv2 * (1.0 / 252 - inv2 * (1.0 / 240 - inv2 * (1.0 / 132))))
-    )
-    return result
-
-
-cdef double trigamma(double x) noexcept nogil:
-    """psi'(x) for x > 0: upward recurrence to x >= 10, then the asymptotic series."""
-    if not x > 0.0:
-        return NAN
-    cdef double result = 0.0, inv, inv2
-    while x < 10.0:
-        result += 1.0 / (x * x)
-        x += 1.0
-    inv = 1.0 / x
-    inv2 = inv * inv
-    result += inv + 0.5 * inv2 + inv * inv2 * (
-        1.0 / 6 - inv2 * (1.0 / 30 - inv2 * (1.0 / 42 - inv2 * (1.0 / 30 - inv2 * (
-            5.0 / 66 - inv2 * (691.0 / 2730))))))
-    return result
+include "special_native.pxi"
 
 
 cdef inline double expit(double u) noexcept nogil:
@@ -344,6 +316,34 @@ def bg_predict(const double[::1] params, const double[::1] t, const double[::1] 
                     out[i] = _alive_now(r, alpha, a, b, x[i], tx[i], T[i], m) * \
                         bg_conditional_alive_expectation(r + x[i], a, a + b + x[i] + m - 1.0,
                                                          t[i] / (alpha + T[i] + t[i]))
+            lo += n_workers * chunk
+
+
+def bg_discounted(const double[::1] params, const double[::1] x, const double[::1] T,
+                  const double[::1] times, const double[::1] disc, double m, double[::1] out,
+                  int64_t chunk, int64_t worker, int64_t n_workers):
+    """Per (x, T) pair of the rows of chunks worker, worker + n_workers, ...: out[i] =
+    sum_h (E[Y(t_h) | alive at T] - E[Y(t_{h-1}) | alive at T]) disc_h (FHL 2005 eq. 10 without
+    P(alive), which CLV multiplies in per customer)."""
+    cdef double r = params[0], alpha = params[1], a = params[2], b = params[3]
+    cdef double prev, acc, t, cur
+    cdef Py_ssize_t n = x.shape[0], i, h, lo, hi
+    with nogil:
+        lo = worker * chunk
+        while lo < n:
+            hi = lo + chunk if lo + chunk < n else n
+            for i in range(lo, hi):
+                prev = 0.0
+                acc = 0.0
+                for h in range(times.shape[0]):
+                    t = times[h]
+                    cur = 0.0
+                    if t > 0.0:
+                        cur = bg_conditional_alive_expectation(r + x[i], a, a + b + x[i] + m - 1.0,
+                                                               t / (alpha + T[i] + t))
+                    acc += (cur - prev) * disc[h]
+                    prev = cur
+                out[i] = acc
             lo += n_workers * chunk
 
 

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 import naive_clv as nv
 from fastengage.kernels.clv import betageo as kb
 from fastengage.kernels.clv import native, summary_native
+from fastengage.kernels.clv import spend as kspend
 from fastengage.kernels.clv import summary as ks
 from fastengage.kernels.common.config import CLV_REDUCE_CHUNK
 
@@ -191,11 +192,55 @@ def test_bg_predictions_are_bit_identical_for_any_thread_count():
     x, tx, T = _customers(7 * CLV_REDUCE_CHUNK + 5, seed=1)
     theta = np.array([0.4, 3.0, 0.7, 1.9])
     ft = np.linspace(0, 30, x.size)
+    times, disc = np.arange(1.0, 13.0) * 4.345, 0.99 ** np.arange(1.0, 13.0)
     for kernel, args in ((kb.probability_alive, (theta, x, tx, T, ft, 0)),
-                         (kb.expected_purchases, (theta, ft, x, tx, T, 1))):
+                         (kb.expected_purchases, (theta, ft, x, tx, T, 1)),
+                         (kb.discounted_if_alive, (theta, x, T, times, disc, 0))):
         ref = kernel.serial(*args)
         for n_threads in (1, 2, 3):
             np.testing.assert_array_equal(kernel.parallel(*args, n_threads=n_threads), ref)
+
+
+@pytest.mark.parametrize("modified", [0, 1])
+def test_bg_discounted_equals_expected_purchase_differences(modified):
+    """CLV's per-(x, T) sum: P(alive) times it is the discounted sum of the increments of the
+    conditional expected purchases over the horizons."""
+    x, tx, T = _customers(500, seed=3)
+    theta = np.array([0.4, 3.0, 0.7, 1.9])
+    times, disc = np.array([0.0, 4.0, 8.5, 13.0]), np.array([1.0, 0.99, 0.98, 0.97])
+    got = kb.discounted_if_alive(theta, x, T, times, disc, modified)
+    alive = kb.probability_alive(theta, x, tx, T, np.zeros_like(x), modified)
+    cum = [kb.expected_purchases(theta, np.full_like(x, t), x, tx, T, modified) for t in times]
+    want = sum((cum[h] - (cum[h - 1] if h else 0.0)) * disc[h] for h in range(times.size))
+    np.testing.assert_allclose(got * alive, want, rtol=1e-12, atol=1e-15)
+
+
+def test_spend_kernels_equal_reference():
+    """Gamma-Gamma: the compiled loglik/gradient against the plain per-row likelihood
+    (tests/naive_clv.gg_ll) and its finite differences; 1 and 2 threads give the same bits."""
+    rng = np.random.default_rng(6)
+    n = 3 * CLV_REDUCE_CHUNK + 11
+    x = rng.integers(1, 20, n).astype(float)
+    m = rng.gamma(3.0, 10.0, n)
+    w = rng.random(n) + 0.5
+    theta = np.array([6.0, 3.5, 15.0])
+    xs, ms, ws, bad_x, bad_m, nonpos, W, S, _, _ = kspend.repeat_buyers(x, m, w)
+    assert (bad_x, bad_m, nonpos) == (0, 0, 0) and np.array_equal(xs, x)
+    ux = np.flatnonzero(W > 0)
+    args = (theta, ux.astype(float), W[ux], S[ux], xs, ms, ws)
+    ll, grad, H = kspend.loglik_derivs.serial(*args, True)
+    assert ll == pytest.approx(np.sum(w * nv.gg_ll(theta, x, m)), rel=1e-12)
+    fd = nv.fd_grad(lambda th: np.sum(w * nv.gg_ll(th, x, m)), theta)
+    np.testing.assert_allclose(grad, fd, rtol=1e-6)
+    fdH = np.column_stack([nv.fd_grad(lambda th: kspend.loglik_derivs.serial(
+        th, *args[1:], False)[1][j], theta) for j in range(3)])
+    np.testing.assert_allclose(H, fdH, rtol=1e-5, atol=1e-6 * np.abs(fdH).max())
+    for n_threads in (1, 2):
+        for a, b in zip((ll, grad, H), kspend.loglik_derivs.parallel(*args, True,
+                                                                       n_threads=n_threads)):
+            np.testing.assert_array_equal(a, b)
+    x[3], m[5], m[7] = np.nan, np.inf, -1.0
+    assert kspend.repeat_buyers(x, m, w)[3:6] == (1, 1, 1)
 
 
 def test_log_space_objective_equals_numpy():
@@ -232,6 +277,7 @@ import json
 import numpy as np
 import pyarrow as pa
 from fastengage import clv
+from fastengage.clv.datasets import load_cdnow_sample
 from fastengage.tools.coldstart import CompileProfiler
 rng = np.random.default_rng(0)
 n = 30000
@@ -247,14 +293,20 @@ with CompileProfiler() as prof:
     clv.summary(shuffled, customer="id", time="time", amount="amount", freq="W")
     clv.summary(shuffled, customer="id", time="time", calibration_end="1970-06-01")
     clv.summary(t, customer="id", time="time", amount="amount", calibration_end="1970-06-01")
+    s = clv.summary(load_cdnow_sample(), customer="customer_id", time="date",
+                    amount="dollar_value", as_of="1997-09-30", freq="D", freq_multiplier=7)
+    x, tx, T, mv = (s[c].to_numpy() for c in ("frequency", "recency", "T", "monetary_value"))
+    bg = clv.BetaGeo().fit(x, tx, T)
+    gg = clv.GammaGamma().fit(x, mv)
+    gg.customer_lifetime_value(bg, x, tx, T, mv, months=12, discount_rate=0.01, freq="W")
 print("@@" + json.dumps([r["kernel"] for r in prof.records]))
 """
 
 
 def test_first_summary_fit_and_predict_compile_nothing():
     """The cold-start promise (#11): in a fresh process with an empty Numba cache, summaries
-    (time-ordered or not, with a holdout split), a BetaGeo fit and its predictions compile no
-    Numba kernel."""
+    (time-ordered or not, with a holdout split), a BetaGeo fit and its predictions, a
+    Gamma-Gamma fit and 12-month CLV compile no Numba kernel."""
     with tempfile.TemporaryDirectory() as cache:
         out = subprocess.run([sys.executable, "-c", _COLD], capture_output=True, text=True,
                              env=dict(os.environ, NUMBA_CACHE_DIR=cache), timeout=600)
