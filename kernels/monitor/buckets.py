@@ -29,10 +29,7 @@ arrive as the addresses of their buffers (``column_view``): the columns of an Ar
 separate buffers, and gathering them into one matrix cost a copy of every value (and its page
 faults) before any work.
 """
-import ctypes
-
 import numpy as np
-from llvmlite import ir
 from numba import carray, njit, prange, types
 from numba.extending import intrinsic, overload
 
@@ -49,12 +46,20 @@ KS, WASS, PSI, JS, N_REF, N_CUR, MEAN_REF, M2_REF, STATUS, BINS = range(10)
 N_STATS = 10
 
 
+class _Buffer:
+    """Memory at an address, as NumPy's array interface describes it (read-only)."""
+
+    def __init__(self, address, n):
+        self.__array_interface__ = {"data": (int(address), True), "shape": (int(n),),
+                                    "typestr": "<f8", "version": 3}
+
+
 def column_view(address, n):
     """The ``n`` float64 values at ``address`` as an array (read, never written). This Python
     body runs under ``NUMBA_DISABLE_JIT``; compiled kernels use the overload below."""
     if n == 0:
         return np.empty(0)
-    return np.frombuffer((ctypes.c_double * int(n)).from_address(int(address)), dtype=np.float64)
+    return np.asarray(_Buffer(address, n))
 
 
 @intrinsic
@@ -62,7 +67,7 @@ def _float_pointer(typingctx, address):
     sig = types.CPointer(types.float64)(types.int64)
 
     def codegen(context, builder, signature, args):
-        return builder.inttoptr(args[0], ir.PointerType(ir.DoubleType()))
+        return builder.inttoptr(args[0], context.get_value_type(signature.return_type))
 
     return sig, codegen
 
