@@ -391,19 +391,20 @@ def damped_newton_step(const double[:, ::1] H, const double[::1] g, double lam):
         for q in range(j):
             d -= L[j, q] * L[j, q]
         if not d > 0.0:
+            step_a[:] = 0.0
             return False, step_a
         L[j, j] = sqrt(d)
+        # row j of L is complete: the forward substitution of L y = -g reaches y[j] (in step)
+        s = -g[j]
+        for q in range(j):
+            s -= L[j, q] * step[q]
+        step[j] = s / L[j, j]
         for i in range(j + 1, k):
             v = H[i, j]
             for q in range(j):
                 v -= L[i, q] * L[j, q]
             L[i, j] = v / L[j, j]
-    # L L^T step = -g: forward, then back substitution
-    for i in range(k):
-        s = -g[i]
-        for q in range(i):
-            s -= L[i, q] * step[q]
-        step[i] = s / L[i, i]
+    # then the back substitution L^T step = y
     for i in range(k - 1, -1, -1):
         s = step[i]
         for q in range(i + 1, k):
