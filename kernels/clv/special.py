@@ -3,7 +3,6 @@
 Everything here is scalar and branch-light so that the pattern kernels can call it per pattern
 inside ``prange``. Nothing raises: out-of-domain input gives NaN, which the Python layer checks.
 """
-import functools
 import math
 
 import numpy as np
@@ -35,7 +34,6 @@ def threaded(size_arg: int):
     thread and partial sums are added in chunk order, so the result never depends on the thread
     count. ``k.serial(*args)`` and ``k.parallel(*args, n_threads=None)`` pick one path."""
     def wrap(fn):
-        @functools.wraps(fn)
         def call(*args, n_threads=None):
             n = args[size_arg].shape[0]
             if n < CLV_PARALLEL_MIN_ROWS or n_threads == 1:
@@ -44,6 +42,10 @@ def threaded(size_arg: int):
         call.serial = lambda *args: fn(*args, 1)
         call.parallel = lambda *args, n_threads=None: fn(
             *args, worker_count(args[size_arg].shape[0], n_threads))
+        # named like the kernel it launches (functools.wraps without importing beyond the
+        # kernel layer's allowed modules)
+        call.__name__, call.__qualname__, call.__doc__ = fn.__name__, fn.__qualname__, fn.__doc__
+        call.__wrapped__ = fn
         return call
     return wrap
 
