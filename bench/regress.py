@@ -2,8 +2,9 @@
 
     python bench/regress.py check  [--tolerance 0.30] [--results F] [--baseline F]
     python bench/regress.py update [--results F] [--baseline F]     # accept the latest run
-    (``--size full`` or ``--size smoke`` restricts either command to runs of that size, and
-    ``--match REGEX`` to the ``name@size`` keys matching it)
+    (``--size full`` or ``--size smoke`` restricts either command to runs of that size,
+    ``--match REGEX`` to the ``name@size`` keys matching it, and ``--since TIME`` to records
+    written from that time on, e.g. one quiet run's)
 
 Each benchmark run appends records to bench/out/results.jsonl (see bench/_compare.py). For every
 (name, size) in the baseline, ``check`` takes the newest record and compares two figures that do
@@ -37,8 +38,9 @@ DEFAULT_RESULTS = os.path.join(HERE, "out", "results.jsonl")
 DEFAULT_BASELINE = os.path.join(HERE, "baseline.json")
 
 
-def latest_records(path: str) -> dict:
-    """Newest record per (name, size) key, from a JSON-lines results file."""
+def latest_records(path: str, since: str | None = None) -> dict:
+    """Newest record per (name, size) key, from a JSON-lines results file; with ``since`` (ISO
+    time, as records write it) only records written then or later."""
     latest = {}
     if not os.path.exists(path):
         return latest
@@ -48,6 +50,8 @@ def latest_records(path: str) -> dict:
             if not line:
                 continue
             rec = json.loads(line)
+            if since is not None and rec.get("time", "") < since:
+                continue
             if "median_s" in rec and "reference_s" in rec:
                 latest[f"{rec['name']}@{rec.get('size', '')}"] = rec
     return latest
@@ -80,10 +84,13 @@ def main(argv=None) -> int:
                         help="only benchmarks run at this size (smoke or full)")
     parser.add_argument("--match", default=None,
                         help="only benchmarks whose 'name@size' key matches this regular expression")
+    parser.add_argument("--since", default=None,
+                        help="only records written at or after this time (e.g. 2026-12-02T09:13), "
+                             "so that one run's records make the baseline")
     parser.add_argument("--tolerance", type=float, default=0.30,
                         help="allowed relative slow-down (default 0.30 = 30%%)")
     args = parser.parse_args(argv)
-    latest = latest_records(args.results)
+    latest = latest_records(args.results, args.since)
     latest = {k: v for k, v in latest.items() if _selected(k, args)}
     if args.command == "update":
         baseline = {}

@@ -66,3 +66,12 @@ def test_yardstick_is_fixed_work():
     assert yardstick.run(table, 10_000) != yardstick.run(table, 20_000)
     assert benchrun.reference_seconds(repeats=1) > 0
     assert "x" in benchrun.machine()
+
+
+def test_since_keeps_one_runs_records(tmp_path):
+    results, baseline = tmp_path / "r.jsonl", tmp_path / "b.json"
+    _write(results, [dict(_rec(1.0, name="old"), time="2026-12-01T10:00:00"),
+                     dict(_rec(2.0, name="new"), time="2026-12-02T09:20:00")])
+    assert regress.main(["update", "--results", str(results), "--baseline", str(baseline),
+                         "--since", "2026-12-02T09:13"]) == 0
+    assert set(json.loads(baseline.read_text())) == {"new@full"}
