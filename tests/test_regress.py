@@ -36,11 +36,11 @@ def test_check_and_update(tmp_path, capsys):
 
 def test_normalized_time_needs_the_same_yardstick_and_machine(tmp_path, capsys):
     results, baseline = tmp_path / "r.jsonl", tmp_path / "b.json"
-    tagged = dict(_rec(1.0), reference="yardstick-1", machine="cpu A x2")
+    tagged = dict(_rec(1.0), reference="yardstick-2", machine="cpu A x2")
     _write(results, [tagged])
     assert regress.main(["update", "--results", str(results), "--baseline", str(baseline)]) == 0
     saved = json.loads(baseline.read_text())["rfm_a@full"]
-    assert saved["reference"] == "yardstick-1" and saved["machine"] == "cpu A x2"
+    assert saved["reference"] == "yardstick-2" and saved["machine"] == "cpu A x2"
     # 3x slower on the same machine with the same yardstick: a regression
     _write(results, [dict(tagged, median_s=3.0)])
     assert regress.main(["check", "--results", str(results), "--baseline", str(baseline)]) == 1
