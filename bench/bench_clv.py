@@ -167,6 +167,13 @@ def _pareto_check(x, tx, T, *, newton, ll_tol, ll_gap, names, rel, ratio_rel):
         assert o.log_likelihood_ >= ll_theirs - ll_tol * abs(ll_theirs)
         if ll_gap is not None:
             assert o.log_likelihood_ - ll_theirs <= ll_gap * abs(ll_theirs)
+        if o.log_likelihood_ - ll_theirs > 100 * ll_tol * abs(ll_theirs):
+            # lifetimes stopped short of our maximum (seen in the hard region at 20k customers:
+            # -96051.26 against our -96046.19, its s/beta far along the ridge), so its
+            # parameters are not the MLE to compare with; ours is the better fit
+            print(f"\n[clv.pareto] lifetimes stopped {o.log_likelihood_ - ll_theirs:.3g} "
+                  "log-likelihood below our optimum; parameters not compared")
+            return
         for k in names:
             assert o.params_[k] == pytest.approx(t.params_[k], rel=rel), k
         if ratio_rel is not None:
