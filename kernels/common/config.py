@@ -158,10 +158,6 @@ MF_SERVE_CHUNK = 64
 #: Requests for at most this many customers run on the calling thread only (no parallel launch):
 #: what a service answering single customers from many threads wants. Same results either way.
 RECOMMEND_SERIAL_MAX = 16
-#: A policy update adds rows to the Gram matrices this many at a time (one running sum per row
-#: position of the block and entry: d(d+1)/2 x 64 floats, 107 KiB at 20 features, in L2).
-#: Blocks follow the per-arm task layout, so results do not depend on threads.
-BANDIT_UPDATE_BLOCK = 64
 
 # --- features: customer profiles and training sets (issue #15.1, #15.2) -----------------------
 #: Customers per parallel task of the profile fold; each task allocates its scratch once, sized

@@ -261,12 +261,17 @@ def topn_block_worker(const floating[:, ::1] U, const int64_t[::1] urows,
     free(hi)
 
 
+cdef int64_t _find_int(const int64_t* sorted_keys, const int64_t* key_codes, Py_ssize_t n,
+                       int64_t key) noexcept nogil:
+    cdef Py_ssize_t k = _lower_bound(sorted_keys, 0, n, key) if n else 0
+    return key_codes[k] if k < n and sorted_keys[k] == key else -1
+
+
 def find_int(const int64_t[::1] sorted_keys, const int64_t[::1] key_codes, int64_t key):
     """Code of integer id ``key`` (-1 if absent): binary search in ``sorted_keys`` (ascending),
     ``key_codes[k]`` being the code of ``sorted_keys[k]``."""
     cdef Py_ssize_t n = sorted_keys.shape[0]
-    cdef Py_ssize_t k = _lower_bound(&sorted_keys[0], 0, n, key) if n else 0
-    return key_codes[k] if k < n and sorted_keys[k] == key else -1
+    return _find_int(&sorted_keys[0] if n else NULL, &key_codes[0] if n else NULL, n, key)
 
 
 cdef int _compare_bytes(const uint8_t* data, int64_t start, int64_t end, const uint8_t* key,
@@ -281,19 +286,15 @@ cdef int _compare_bytes(const uint8_t* data, int64_t start, int64_t end, const u
     return -1 if end - start < size else 1
 
 
-def find_str(const int64_t[::1] offsets, const uint8_t[::1] data, const int64_t[::1] order,
-             const uint8_t[::1] key):
-    """Code of string id ``key`` (its UTF-8 bytes) or -1: binary search over the ids
-    ``data[offsets[c]:offsets[c + 1]]``, visited in ``order`` (codes sorted by their bytes)."""
-    cdef Py_ssize_t lo = 0, hi = order.shape[0], mid
+cdef int64_t _find_str(const int64_t* offsets, const uint8_t* data, const int64_t* order,
+                       Py_ssize_t n, const uint8_t* key, Py_ssize_t size) noexcept nogil:
+    cdef Py_ssize_t lo = 0, hi = n, mid
     cdef int64_t c
     cdef int cmp
-    cdef const uint8_t* d = &data[0] if data.shape[0] else NULL
-    cdef const uint8_t* kp = &key[0] if key.shape[0] else NULL
     while lo < hi:
         mid = (lo + hi) >> 1
         c = order[mid]
-        cmp = _compare_bytes(d, offsets[c], offsets[c + 1], kp, key.shape[0])
+        cmp = _compare_bytes(data, offsets[c], offsets[c + 1], key, size)
         if cmp < 0:
             lo = mid + 1
         elif cmp > 0:
@@ -301,6 +302,16 @@ def find_str(const int64_t[::1] offsets, const uint8_t[::1] data, const int64_t[
         else:
             return c
     return -1
+
+
+def find_str(const int64_t[::1] offsets, const uint8_t[::1] data, const int64_t[::1] order,
+             const uint8_t[::1] key):
+    """Code of string id ``key`` (its UTF-8 bytes) or -1: binary search over the ids
+    ``data[offsets[c]:offsets[c + 1]]``, visited in ``order`` (codes sorted by their bytes)."""
+    return _find_str(&offsets[0] if offsets.shape[0] else NULL,
+                     &data[0] if data.shape[0] else NULL,
+                     &order[0] if order.shape[0] else NULL, order.shape[0],
+                     &key[0] if key.shape[0] else NULL, key.shape[0])
 
 
 cdef Py_ssize_t _serve_row(const floating* x, Model* m, int64_t a, int64_t e,
@@ -403,38 +414,29 @@ cdef class Server:
                  float[::1] out_score):
         """Top ``n = out_idx.size`` for the customer with integer id ``key``: writes item ids
         (or codes) and scores, returns the count, or -1 when the id is not in the model."""
-        cdef Py_ssize_t n = out_idx.shape[0], k, count = -1
+        cdef Py_ssize_t n = out_idx.shape[0], count = -1
+        cdef int64_t row
         if self.string_ids or out_score.shape[0] != n or n < 1:
             raise ValueError("topn_int needs integer ids and two outputs of the same size >= 1")
         with nogil:
-            k = _lower_bound(self.sorted_keys, 0, self.n_keys, key) if self.n_keys else 0
-            if k < self.n_keys and self.sorted_keys[k] == key:
-                count = self._run(self.key_codes[k], exclude_seen, &out_idx[0], &out_score[0], n)
+            row = _find_int(self.sorted_keys, self.key_codes, self.n_keys, key)
+            if row >= 0:
+                count = self._run(row, exclude_seen, &out_idx[0], &out_score[0], n)
         if count == -2:
             raise MemoryError()
         return count
 
     def topn_str(self, bytes key, bint exclude_seen, int64_t[::1] out_idx, float[::1] out_score):
         """:meth:`topn_int` for the customer whose string id has the UTF-8 bytes ``key``."""
-        cdef Py_ssize_t n = out_idx.shape[0], size = len(key), lo = 0, hi, mid, count = -1
+        cdef Py_ssize_t n = out_idx.shape[0], size = len(key), count = -1
         cdef const uint8_t* kp = <const uint8_t*> (<const char*> key)
-        cdef int cmp
-        cdef int64_t c
+        cdef int64_t row
         if not self.string_ids or out_score.shape[0] != n or n < 1:
             raise ValueError("topn_str needs string ids and two outputs of the same size >= 1")
         with nogil:
-            hi = self.n_keys
-            while lo < hi:
-                mid = (lo + hi) >> 1
-                c = self.order[mid]
-                cmp = _compare_bytes(self.data, self.offsets[c], self.offsets[c + 1], kp, size)
-                if cmp < 0:
-                    lo = mid + 1
-                elif cmp > 0:
-                    hi = mid
-                else:
-                    count = self._run(c, exclude_seen, &out_idx[0], &out_score[0], n)
-                    break
+            row = _find_str(self.offsets, self.data, self.order, self.n_keys, kp, size)
+            if row >= 0:
+                count = self._run(row, exclude_seen, &out_idx[0], &out_score[0], n)
         if count == -2:
             raise MemoryError()
         return count
