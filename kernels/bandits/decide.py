@@ -30,7 +30,7 @@ from ..common.config import (
     NJIT,
 )
 from ..common.launch import parallel_kernel
-from .columns import column_at
+from ..common.columns import column_view
 from .rng import next_beta, next_index, next_normal, next_uniform, stream_base
 
 GREEDY = 0
@@ -426,7 +426,7 @@ def decide_rows(addresses, n, mask, theta, L_inv, base_mean, base_var, scale, bo
         hi = min(n, lo + B)
         XC = np.empty((d, hi - lo))
         for j in range(d):
-            XC[j] = column_at(addresses, j, n)[lo:hi]
+            XC[j] = column_view(addresses[j], n)[lo:hi]
         # The block's rows are rows lo.. of the outputs, the mask and the random streams.
         out_bad[c] = decide_block(XC, 0, hi - lo, mask[lo:hi], theta, L_inv, base_mean,
                                   base_var, scale, bounds, beta_a, beta_b, kind, epsilon, seed,

@@ -16,7 +16,7 @@ from numba import njit, prange
 
 from ..common.config import NJIT
 from ..common.launch import parallel_kernel
-from .columns import column_at
+from ..common.columns import column_view
 
 #: Rows of one task sorted by arm at a time (their features gathered row by row into a local
 #: buffer that stays in L1/L2). A layout constant: the sums do not depend on it (each entry adds
@@ -95,7 +95,7 @@ def block_sums(addresses, n, codes, rewards, rows_per_task, part_G, part_g, part
             m = min(SUB_BLOCK, stop - lo)
             _sort_block(codes, lo, m, starts, pos)
             for j in range(d):
-                col = column_at(addresses, j, n)
+                col = column_view(addresses[j], n)
                 for i in range(m):
                     xb[pos[i], j] = col[lo + i]
             for i in range(m):

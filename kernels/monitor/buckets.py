@@ -30,9 +30,9 @@ separate buffers, and gathering them into one matrix cost a copy of every value 
 faults) before any work.
 """
 import numpy as np
-from numba import carray, njit, prange, types
-from numba.extending import intrinsic, overload
+from numba import njit, prange
 
+from ..common.columns import column_view
 from ..common.config import MONITOR_BUCKET_CELLS as CELLS
 from ..common.config import NJIT
 from ..common.launch import parallel_kernel
@@ -44,39 +44,6 @@ GATHER_BLOCK = 4096
 #: ``stats`` slots filled by :func:`column_drift`.
 KS, WASS, PSI, JS, N_REF, N_CUR, MEAN_REF, M2_REF, STATUS, BINS = range(10)
 N_STATS = 10
-
-
-class _Buffer:
-    """Memory at an address, as NumPy's array interface describes it (read-only)."""
-
-    def __init__(self, address, n):
-        self.__array_interface__ = {"data": (int(address), True), "shape": (int(n),),
-                                    "typestr": "<f8", "version": 3}
-
-
-def column_view(address, n):
-    """The ``n`` float64 values at ``address`` as an array (read, never written). This Python
-    body runs under ``NUMBA_DISABLE_JIT``; compiled kernels use the overload below."""
-    if n == 0:
-        return np.empty(0)
-    return np.asarray(_Buffer(address, n))
-
-
-@intrinsic
-def _float_pointer(typingctx, address):
-    sig = types.CPointer(types.float64)(types.int64)
-
-    def codegen(context, builder, signature, args):
-        return builder.inttoptr(args[0], context.get_value_type(signature.return_type))
-
-    return sig, codegen
-
-
-@overload(column_view)
-def _column_view_compiled(address, n):
-    def impl(address, n):
-        return carray(_float_pointer(address), n)
-    return impl
 
 
 @njit(**NJIT)
@@ -294,8 +261,6 @@ def column_drift(a, b, n_bins, eps, bucket_rows, max_buckets, sample, n_entries,
                  stats, ref_p, cur_p, ids_a, ids_b):
     """:func:`drift_columns` of one column, on the calling thread; ``ids_a`` / ``ids_b``:
     scratch (uint16) of ``a``'s and ``b``'s length."""
-    rows_a = a.shape[0]
-    rows_b = b.shape[0]
     mom = np.empty((2, 4))
     _moments(a, mom[0])
     _moments(b, mom[1])
