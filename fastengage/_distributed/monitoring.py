@@ -27,8 +27,7 @@ def kinds_of(schema: pa.Schema, columns, categorical, options: dict) -> dict:
 def partition_profile(batches, kinds: dict, options: dict, partition: int = 0,
                       n_threads: int = 1):
     """One record batch: the partition's number and its profile's file (null for a partition
-    without rows: nothing to merge, and a saved empty profile reads back its categorical
-    columns as strings, which then refuse to merge with integer categories)."""
+    without rows: it has nothing to merge, so nothing is serialised or shipped for it)."""
     from ..monitor import Profile
     profile, rows = Profile(kinds, **options), 0
     for batch in batches:
