@@ -326,23 +326,20 @@ def bg_discounted(const double[::1] params, const double[::1] x, const double[::
     sum_h (E[Y(t_h) | alive at T] - E[Y(t_{h-1}) | alive at T]) disc_h (FHL 2005 eq. 10 without
     P(alive), which CLV multiplies in per customer)."""
     cdef double r = params[0], alpha = params[1], a = params[2], b = params[3]
-    cdef double prev, acc, t, cur
-    cdef Py_ssize_t n = x.shape[0], i, h, lo, hi
+    cdef double acc, t
+    cdef Py_ssize_t n = x.shape[0], n_times = times.shape[0], i, h, lo, hi
     with nogil:
         lo = worker * chunk
         while lo < n:
             hi = lo + chunk if lo + chunk < n else n
             for i in range(lo, hi):
-                prev = 0.0
-                acc = 0.0
-                for h in range(times.shape[0]):
+                acc = 0.0   # summed by parts: sum_h E[Y(t_h)] (disc_h - disc_h+1); E[Y(t<=0)] = 0
+                for h in range(n_times):
                     t = times[h]
-                    cur = 0.0
                     if t > 0.0:
-                        cur = bg_conditional_alive_expectation(r + x[i], a, a + b + x[i] + m - 1.0,
-                                                               t / (alpha + T[i] + t))
-                    acc += (cur - prev) * disc[h]
-                    prev = cur
+                        acc += (disc[h] - (disc[h + 1] if h + 1 < n_times else 0.0)) * \
+                            bg_conditional_alive_expectation(r + x[i], a, a + b + x[i] + m - 1.0,
+                                                             t / (alpha + T[i] + t))
                 out[i] = acc
             lo += n_workers * chunk
 

@@ -91,16 +91,13 @@ def _discounted(params, x, T, times, disc, *extra):
     # template of ``discounted_if_alive``: _prep and _value are the model's (bind_template)
     consts = _prep(params, extra)   # noqa: F821
     out = np.empty(x.shape[0])
+    n_times = times.shape[0]
     for i in prange(x.shape[0]):
-        prev = 0.0
-        acc = 0.0
-        for h in range(times.shape[0]):
-            t = times[h]
-            cur = 0.0
-            if t > 0.0:
-                cur = _value(consts, x[i], T[i], t)   # noqa: F821
-            acc += (cur - prev) * disc[h]
-            prev = cur
+        acc = 0.0   # summed by parts: sum_h E[Y(t_h)] (disc_h - disc_h+1); E[Y(t<=0)] = 0
+        for h in range(n_times):
+            if times[h] > 0.0:
+                acc += (disc[h] - (disc[h + 1] if h + 1 < n_times else 0.0)) * \
+                    _value(consts, x[i], T[i], times[h])   # noqa: F821
         out[i] = acc
     return out
 

@@ -4,17 +4,19 @@ versions were ~6 s of JIT compilation on a first ``clv.summary`` + ``fit`` in a 
 
 * ``summarize_sorted_us``: per-customer statistics of a time-ordered log, with the order check;
 * ``scatter_by_customer`` + ``customer_periods_chunks``: the same for rows in any order (grouped
-  by a counting sort, each customer's periods sorted stably; customers spread over workers in
+  by a counting sort; sums in row order, periods sorted only to count them; customers spread over workers in
   chunks, each customer computed by one thread), ``holdout_counts_sorted`` for the holdout split;
 * ``unique_patterns``: distinct rows by bit pattern (predictions on many customers);
 * ``rft_violations``, ``whole_patterns``: the checks and the pattern compression of ``fit``.
 
-Loops and operation order are those of the Numba kernels they replaced: results keep their
-bits (tests/clv/test_clv_native.py checks them against plain NumPy references).
+Loops and operation order are those of the Numba kernels they replaced, except that
+``customer_periods_chunks`` sums repeat-period amounts in row order (as the reference's masked
+sum does) instead of in period order; tests/clv/test_clv_native.py checks every loop against
+plain NumPy references.
 """
 from libc.math cimport floor, isfinite, sqrt
 from libc.stdint cimport int32_t, int64_t, uint64_t
-from libc.stdlib cimport free, malloc, realloc
+from libc.stdlib cimport free, malloc, qsort, realloc
 
 import numpy as np
 
@@ -143,67 +145,25 @@ def scatter_by_customer(const int64_t[::1] codes, const int64_t[::1] periods,
     return offsets_a, keys_a, vals_a
 
 
-cdef void _sort_segment(int64_t* keys, double* vals, Py_ssize_t m, int64_t* tk,
-                        double* tv) noexcept nogil:
-    """Stable sort of keys[0:m] ascending carrying vals along (insertion sort for short runs,
-    else a bottom-up merge sort through the buffers tk/tv of m entries): equal keys keep their
-    row order, as with a stable argsort."""
-    cdef Py_ssize_t i, j, width, lo, mid, hi, a, b, o
-    cdef int64_t k
-    cdef double v
-    cdef int64_t* sk = keys
-    cdef double* sv = vals
-    cdef int64_t* dk = tk
-    cdef double* dv = tv
-    if m <= 32:
-        for i in range(1, m):
-            k = keys[i]
-            v = vals[i]
-            j = i - 1
-            while j >= 0 and keys[j] > k:
-                keys[j + 1] = keys[j]
-                vals[j + 1] = vals[j]
-                j -= 1
-            keys[j + 1] = k
-            vals[j + 1] = v
-        return
-    width = 1
-    while width < m:
-        lo = 0
-        while lo < m:
-            mid = lo + width if lo + width < m else m
-            hi = lo + 2 * width if lo + 2 * width < m else m
-            a = lo
-            b = mid
-            o = lo
-            while a < mid and b < hi:
-                if sk[b] < sk[a]:
-                    dk[o] = sk[b]
-                    dv[o] = sv[b]
-                    b += 1
-                else:
-                    dk[o] = sk[a]
-                    dv[o] = sv[a]
-                    a += 1
-                o += 1
-            while a < mid:
-                dk[o] = sk[a]
-                dv[o] = sv[a]
-                a += 1
-                o += 1
-            while b < hi:
-                dk[o] = sk[b]
-                dv[o] = sv[b]
-                b += 1
-                o += 1
-            lo = hi
-        sk, dk = dk, sk
-        sv, dv = dv, sv
-        width *= 2
-    if sk != keys:
-        for i in range(m):
-            keys[i] = sk[i]
-            vals[i] = sv[i]
+cdef int _compare_int64(const void* a, const void* b) noexcept nogil:
+    cdef int64_t x = (<const int64_t*>a)[0], y = (<const int64_t*>b)[0]
+    return (x > y) - (x < y)
+
+
+cdef int64_t _distinct_sorted(int64_t* keys, Py_ssize_t m) noexcept nogil:
+    """Distinct values of keys[0:m] (m >= 1), sorting them in place first unless they already
+    ascend (the common case: a log written in time order). Only the count is needed, so any
+    sort will do: libc's qsort rather than a sort of our own."""
+    cdef Py_ssize_t j
+    cdef int64_t count = 1
+    for j in range(1, m):
+        if keys[j] < keys[j - 1]:
+            qsort(keys, m, sizeof(int64_t), _compare_int64)
+            break
+    for j in range(1, m):
+        if keys[j] != keys[j - 1]:
+            count += 1
+    return count
 
 
 def customer_periods_chunks(const int64_t[::1] offsets, int64_t[::1] keys, double[::1] vals,
@@ -216,17 +176,10 @@ def customer_periods_chunks(const int64_t[::1] offsets, int64_t[::1] keys, doubl
 
     first / last period, distinct periods, the mean over repeat periods of the per-period
     amount sums (first period excluded; 0 without a repeat period) and the mean of the raw
-    amounts (summed in row order, before the sort). Sorts each customer's keys in place."""
-    cdef Py_ssize_t n_customers = offsets.shape[0] - 1, c, lo, hi, j, start, longest = 0
-    cdef int64_t count
+    amounts, both summed in row order. Sorts a customer's keys in place when they do not ascend."""
+    cdef Py_ssize_t n_customers = offsets.shape[0] - 1, c, lo, hi, j, start
+    cdef int64_t count, first_key, last_key
     cdef double total, repeat_sum
-    for c in range(n_customers):
-        if offsets[c + 1] - offsets[c] > longest:
-            longest = offsets[c + 1] - offsets[c]
-    tk_a = np.empty(longest, dtype=np.int64)
-    tv_a = np.empty(longest, dtype=np.float64)
-    cdef int64_t[::1] tk = tk_a
-    cdef double[::1] tv = tv_a
     with nogil:
         start = worker * chunk
         while start < n_customers:
@@ -235,21 +188,23 @@ def customer_periods_chunks(const int64_t[::1] offsets, int64_t[::1] keys, doubl
                 hi = offsets[c + 1]
                 if hi == lo:
                     continue
-                total = 0.0   # in row order, before the sort
+                first_key = keys[lo]
+                last_key = keys[lo]
+                for j in range(lo + 1, hi):
+                    if keys[j] < first_key:
+                        first_key = keys[j]
+                    if keys[j] > last_key:
+                        last_key = keys[j]
+                total = 0.0   # both sums in row order, as the reference's masked sums
+                repeat_sum = 0.0
                 for j in range(lo, hi):
                     total += vals[j]
-                mean_amount[c] = total / (hi - lo)
-                if hi - lo > 1:
-                    _sort_segment(&keys[lo], &vals[lo], hi - lo, &tk[0], &tv[0])
-                first[c] = keys[lo]
-                last[c] = keys[hi - 1]
-                count = 1
-                repeat_sum = 0.0
-                for j in range(lo + 1, hi):
-                    if keys[j] != keys[j - 1]:
-                        count += 1
-                    if keys[j] != keys[lo]:
+                    if keys[j] != first_key:
                         repeat_sum += vals[j]
+                mean_amount[c] = total / (hi - lo)
+                first[c] = first_key
+                last[c] = last_key
+                count = _distinct_sorted(&keys[lo], hi - lo)
                 n_periods[c] = count
                 if count > 1:
                     monetary[c] = repeat_sum / (count - 1)

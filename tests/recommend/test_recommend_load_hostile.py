@@ -12,14 +12,10 @@ import pyarrow as pa
 import pytest
 
 from fastengage.errors import ModelFormatError
-from fastengage.recommend import ALS, BPR, ItemKNN
+from recommend_models import small_models
 from bundle_edit import load_npy, members, npy, rezip
 
-MODELS = {
-    "als": lambda: ALS(factors=6, iterations=2, seed=1),
-    "bpr": lambda: BPR(factors=6, iterations=2, seed=1, n_threads=1),
-    "knn": lambda: ItemKNN("cosine", K=5),
-}
+MODELS = small_models("cosine")
 
 
 @pytest.fixture(scope="module")

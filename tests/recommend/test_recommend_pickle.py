@@ -12,14 +12,10 @@ import pytest
 
 from fastengage._io.ids import IdEncoder
 from fastengage.errors import ModelFormatError
-from fastengage.recommend import ALS, BPR, ItemKNN, Interactions
+from fastengage.recommend import ALS, Interactions
+from recommend_models import small_models
 
-MODELS = {
-    "als": lambda: ALS(factors=6, iterations=2, seed=1),
-    "als_numpy": lambda: ALS(factors=6, iterations=2, seed=1, use_native=False),
-    "bpr": lambda: BPR(factors=6, iterations=2, seed=1, n_threads=1),
-    "knn": lambda: ItemKNN("bm25", K=5),
-}
+MODELS = small_models("bm25", numpy_als=True)
 
 
 @pytest.fixture(scope="module")
