@@ -19,6 +19,7 @@ CYTHON_DIRECTIVES = {
 }
 
 CYTHON_MODULES = [
+    "bandits.serve_native",
     "common.idmap",
     "common.chunks",
     "clv.native",

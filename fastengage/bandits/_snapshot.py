@@ -8,7 +8,7 @@ class _Snapshot:
     """The arrays one decision reads; never modified after it is built."""
 
     __slots__ = ("A_inv", "L_inv", "arm_params", "base_mean", "base_var", "beta_a", "beta_b",
-                 "bounds", "everyone", "scale", "theta")
+                 "bounds", "everyone", "scale", "server", "theta")
 
     def __init__(self, theta, A_inv, L_inv, base_mean, base_var, scale, beta_a, beta_b):
         self.theta, self.A_inv, self.L_inv = theta, A_inv, L_inv
@@ -21,6 +21,7 @@ class _Snapshot:
             [np.stack([base_mean, base_var]), self.bounds, np.stack([beta_a, beta_b])]),
             dtype=np.float64)
         self.everyone = np.ones(theta.shape[0], np.uint8)
+        self.server = None  # the compiled decide_one path, built on first use (policies.py)
 
     @staticmethod
     def _width_bounds(L_inv, base_var, scale):

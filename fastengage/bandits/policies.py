@@ -20,6 +20,7 @@ from .._io.sources import open_source
 from ..errors import InputError
 from ..kernels.bandits import decide as _decide
 from ..kernels.bandits import ridge as _ridge
+from ..kernels.bandits import serve_native as _serve
 from ..kernels.common.config import (
     BANDIT_DECIDE_BATCH,
     BANDIT_DECIDE_CHUNK,
@@ -40,7 +41,6 @@ from ._snapshot import _Snapshot
 __all__ = ["Policy"]  # the concrete policies are in .kinds
 
 _UINT64 = 2 ** 64
-_NO_CONTEXT = np.zeros(0)
 
 
 def _seed64(seed) -> np.uint64:
@@ -303,8 +303,8 @@ class Policy:
                              arm=arm, reward=reward, features=features, n_threads=n_threads)
 
     # -- decisions ------------------------------------------------------------------------
-    def _context(self, x) -> np.ndarray:
-        d = self.n_features
+    def _context(self, x, snap=None) -> np.ndarray:
+        d = self.n_features if snap is None else snap.theta.shape[1]
         if not self.CONTEXTUAL:
             return np.zeros(0)
         x = np.ascontiguousarray(x, dtype=np.float64)
@@ -425,32 +425,40 @@ class Policy:
 
     def decide_one(self, x=None, eligible=None, seed: int | None = None):
         """One decision for a service: ``(arm id, propensity)``; ``(None, nan)`` when no arm is
-        eligible. One nogil kernel call on an immutable snapshot: safe from many threads.
-        Without ``seed``, each call takes the next row of a per-policy random stream."""
+        eligible. One GIL-free call of the snapshot's compiled server (immutable): safe from
+        many threads, and they run at once. Without ``seed``, each call takes the next row of
+        a per-policy random stream."""
         snap = self._snapshot
-        if self.CONTEXTUAL:
-            x = np.ascontiguousarray(x, dtype=np.float64)
-            if x.shape != (snap.theta.shape[1],):
-                raise InputError(f"x must be a 1-D array of {snap.theta.shape[1]} features, "
-                                 f"got shape {x.shape}")
-        else:
-            x = _NO_CONTEXT
-        if eligible is None:
-            elig = snap.everyone
-        else:
-            elig = np.ascontiguousarray(eligible, dtype=np.uint8)
-            if elig.shape != snap.everyone.shape:
-                raise InputError(f"eligible must be a length-{len(snap.everyone)} boolean array")
+        server = snap.server if snap.server is not None else self._server(snap)
         if seed is None:
             seed_, row = self._service_seed, next(self._service_rows)
         else:
             seed_, row = _seed64(seed), 0
-        arm, p = _decide.decide_single(x, elig, snap.theta, snap.L_inv, snap.arm_params,
-                                       snap.scale, self.KIND, self._epsilon, seed_, row,
-                                       BANDIT_TS_PROPENSITY_DRAWS)
+        arm, p = server.decide(x if self.CONTEXTUAL else None, eligible, seed_, row)
+        if arm == _serve.NOT_READY:  # not contiguous float64 / uint8: convert, check, retry
+            arm, p = server.decide(self._context(x, snap), self._eligible(eligible, snap),
+                                   seed_, row)
         if arm == -2:
             raise InputError("x holds NaN or infinite values")
         return (None, float("nan")) if arm < 0 else (self._arm_list()[arm], p)
+
+    def _server(self, snap):
+        """Build (once per snapshot; a race builds two equal ones) the compiled server."""
+        from ..kernels.bandits.serve import DECIDE_SINGLE_ADDRESS
+
+        snap.server = _serve.Server(DECIDE_SINGLE_ADDRESS, snap.theta, snap.L_inv,
+                                    snap.arm_params, snap.everyone, snap.scale, self.KIND,
+                                    self._epsilon, BANDIT_TS_PROPENSITY_DRAWS)
+        return snap.server
+
+    @staticmethod
+    def _eligible(eligible, snap):
+        if eligible is None:
+            return None
+        elig = np.ascontiguousarray(eligible, dtype=np.uint8)
+        if elig.shape != snap.everyone.shape:
+            raise InputError(f"eligible must be a length-{len(snap.everyone)} boolean array")
+        return elig
 
     def _arm_list(self) -> list:
         cached = getattr(self, "_arm_list_cache", None)

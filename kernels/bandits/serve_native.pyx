@@ -1,0 +1,94 @@
+# cython: language_level=3
+"""The compiled serving path of one bandit policy snapshot (``Policy.decide_one``).
+
+Like ``kernels/recommend/serve_native.pyx``'s ``Server``: everything a decision reads is bound
+once, at construction (raw pointers into the snapshot's arrays, which it keeps alive), so a call
+only checks ``x`` and the mask and runs the decision with the GIL released. Why: binding the
+eleven arguments of the Numba kernel and its dispatch held the GIL for ~3 us of a ~4 us call,
+so two service threads decided no faster than one.
+
+The decision itself is :func:`.serve._decide_single_c` (the Numba kernel of ``decide``, compiled
+as a C function), called through its address: the same arithmetic and the same decisions.
+A server is immutable; a policy builds a new one with each new snapshot, so a decision never
+sees a half-applied update.
+"""
+cimport numpy as cnp
+from libc.stdint cimport int64_t, uint8_t, uint64_t
+
+import numpy as np
+
+cnp.import_array()
+
+ctypedef int64_t (*decide_fn)(const double*, const uint8_t*, const double*, const double*,
+                              const double*, int64_t, int64_t, double, int64_t, double,
+                              uint64_t, int64_t, int64_t, double*) noexcept nogil
+
+#: What :meth:`Server.decide` returns as the arm when ``x`` or ``eligible`` is not a contiguous
+#: array of the right dtype and length: the caller converts and validates, then calls again.
+NOT_READY = -3
+
+
+cdef class Server:
+    """One snapshot's single decision. ``decide(x, eligible, seed, row)`` -> ``(arm code,
+    propensity)``: code ``-1`` no eligible arm, ``-2`` non-finite ``x``, :data:`NOT_READY`
+    ``x``/``eligible`` not contiguous float64/uint8 of the right length."""
+    cdef object _arrays           # keeps every array below alive
+    cdef decide_fn fn
+    cdef const double* theta
+    cdef const double* L_inv
+    cdef const double* arm_params
+    cdef const uint8_t* everyone
+    cdef const double* no_context
+    cdef double zero
+    cdef Py_ssize_t K, d
+    cdef double scale, epsilon
+    cdef int64_t kind, draws
+
+    def __cinit__(self, size_t address, theta, L_inv, arm_params, everyone, double scale,
+                  int64_t kind, double epsilon, int64_t draws):
+        cdef const double[:, ::1] theta_ = theta
+        cdef const double[:, :, ::1] L_inv_ = L_inv
+        cdef const double[:, ::1] params_ = arm_params
+        cdef const uint8_t[::1] everyone_ = everyone
+        self.K, self.d = theta_.shape[0], theta_.shape[1]
+        if (L_inv_.shape[0] != self.K or L_inv_.shape[1] != self.d or L_inv_.shape[2] != self.d
+                or params_.shape[0] != 8 or params_.shape[1] != self.K
+                or everyone_.shape[0] != self.K or self.K == 0):
+            raise ValueError("the snapshot's arrays do not agree in shape")
+        self._arrays = (theta, L_inv, arm_params, everyone)
+        self.theta = &theta_[0, 0] if self.d else &self.zero
+        self.L_inv = &L_inv_[0, 0, 0] if self.d else &self.zero
+        self.arm_params, self.everyone = &params_[0, 0], &everyone_[0]
+        self.no_context = &self.zero
+        self.fn = <decide_fn><size_t>address
+        self.scale, self.kind, self.epsilon, self.draws = scale, kind, epsilon, draws
+
+    def decide(self, x, eligible, uint64_t seed, int64_t row):
+        cdef const double* xp = self.no_context
+        cdef const uint8_t* ep = self.everyone
+        cdef double prop = 0.0
+        cdef int64_t arm
+        # Plain NumPy checks, not a typed memoryview: binding one costs more than the checks.
+        if self.d:
+            if not _is_vector(x, cnp.NPY_DOUBLE, self.d):
+                return NOT_READY, prop
+            xp = <const double*>cnp.PyArray_DATA(<cnp.ndarray>x)
+        if eligible is not None:
+            if not _is_vector(eligible, cnp.NPY_UINT8, self.K):
+                return NOT_READY, prop
+            ep = <const uint8_t*>cnp.PyArray_DATA(<cnp.ndarray>eligible)
+        with nogil:
+            arm = self.fn(xp, ep, self.theta, self.L_inv, self.arm_params, self.K, self.d,
+                          self.scale, self.kind, self.epsilon, seed, row, self.draws, &prop)
+        return arm, prop
+
+
+cdef inline bint _is_vector(obj, int type_num, Py_ssize_t n):
+    """``obj`` is a C-contiguous, aligned, native-byte-order 1-D NumPy array of ``n`` values of
+    ``type_num``."""
+    if not cnp.PyArray_Check(obj):
+        return False
+    cdef cnp.ndarray arr = <cnp.ndarray>obj
+    return (cnp.PyArray_NDIM(arr) == 1 and cnp.PyArray_DIM(arr, 0) == n
+            and cnp.PyArray_TYPE(arr) == type_num and cnp.PyArray_ISCARRAY_RO(arr)
+            and cnp.PyArray_ISNOTSWAPPED(arr))
