@@ -446,7 +446,8 @@ class Policy:
         """Build (once per snapshot; a race builds two equal ones) the compiled server."""
         from ..kernels.bandits.serve import DECIDE_SINGLE_ADDRESS
 
-        snap.server = _serve.Server(DECIDE_SINGLE_ADDRESS, snap.theta, snap.L_inv,
+        snap.server = _serve.Server(DECIDE_SINGLE_ADDRESS, np.ascontiguousarray(snap.theta),
+                                    np.ascontiguousarray(snap.L_inv),
                                     snap.arm_params, snap.everyone, snap.scale, self.KIND,
                                     self._epsilon, BANDIT_TS_PROPENSITY_DRAWS)
         return snap.server
