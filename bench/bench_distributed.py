@@ -43,6 +43,10 @@ ROWS = int(os.environ.get("FASTENGAGE_BENCH_ROWS", 2_000_000 if FULL else 50_000
 CUSTOMERS = max(100, ROWS // 20)
 ITEMS = 2_000 if FULL else 300
 DAY_US = 86_400_000_000
+# local[2] runs every task in the driver JVM, so it holds the cached log and MLlib's ALS blocks:
+# 8g from 10M rows on (headroom, 4g was not tried at 20M; stays under the 10 GiB the shared
+# 24 GiB machine can spare)
+DRIVER_MEMORY = "8g" if ROWS >= 10_000_000 else "4g" if FULL else "1g"
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +55,7 @@ def spark():
     session = (SparkSession.builder.master("local[2]").appName("fastengage-bench")
                .config("spark.sql.session.timeZone", "UTC")
                .config("spark.sql.shuffle.partitions", "8")
-               .config("spark.driver.memory", "4g" if FULL else "1g")
+               .config("spark.driver.memory", DRIVER_MEMORY)
                .config("spark.ui.enabled", "false").getOrCreate())
     session.sparkContext.setLogLevel("ERROR")
     yield session
