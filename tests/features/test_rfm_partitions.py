@@ -114,6 +114,37 @@ def test_cython_id_map_against_first_seen_reference():
     check()
 
 
+@pytest.mark.parametrize("unique_share", [1.0, 0.6, 0.01])
+def test_id_maps_that_grow_by_projection_keep_first_seen_codes(unique_share):
+    """Calls long enough for the table to be sized by the projected count of new ids (nearly
+    unique ids, half unique, many rows per id), over two calls: codes are the first-seen
+    numbering of a plain reference, for int64 and string ids alike."""
+    from fastengage.kernels.common.idmap import BytesIdMap, Int64IdMap
+
+    rng = np.random.default_rng(11)
+    n = 300_000
+    pool = rng.choice(2**62, max(1, int(n * unique_share)), replace=False) - 2**61
+    values = np.where(rng.random(n) < unique_share, rng.choice(2**62, n) - 2**61,
+                      pool[rng.integers(0, len(pool), n)])
+    _, first = np.unique(values, return_index=True)
+    in_first_seen = values[np.sort(first)]
+    expected = np.searchsorted(np.sort(first), first[np.searchsorted(np.unique(values), values)])
+    strings = pa.array(values.astype(str))
+    for encode_call in ("int", "string"):
+        m = Int64IdMap() if encode_call == "int" else BytesIdMap()
+        out = np.empty(n, np.int64)
+        for lo, hi in ((0, n // 3), (n // 3, n)):
+            if encode_call == "int":
+                m.encode(values[lo:hi], out[lo:hi])
+            else:
+                offsets, data = string_buffers(strings.slice(lo, hi - lo))
+                m.encode(np.ascontiguousarray(offsets), data, out[lo:hi])
+        np.testing.assert_array_equal(out, expected, err_msg=encode_call)
+        assert len(m) == len(in_first_seen)
+        if encode_call == "int":
+            np.testing.assert_array_equal(np.asarray(m.keys()), in_first_seen)
+
+
 def _codes_by_row(offsets, local, bases, rows):
     part_of_row = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
     codes = np.empty(len(rows), np.int64)
