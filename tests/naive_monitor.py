@@ -7,9 +7,15 @@ EPS = 1e-4
 
 
 def quantile_bins(ref, cur, n_bins):
-    """Bin proportions on the reference's inverted-CDF quantile edges, bins (e[b-1], e[b]]."""
+    """Bin proportions on the reference's inverted-CDF quantile edges, bins (e[b-1], e[b]].
+
+    The edge k / n_bins is the sorted reference's value of rank ceil(k n / n_bins), taken in
+    integers: ``np.quantile(..., method="inverted_cdf")`` forms k / n_bins in floating point and
+    picks the next rank when k n / n_bins is a whole number it rounds up (n = 19151, k = 9 of 11)."""
     ref = np.sort(np.asarray(ref, dtype=float))
-    edges = np.unique(np.quantile(ref, np.arange(1, n_bins) / n_bins, method="inverted_cdf"))
+    n = ref.size
+    ranks = [(k * n + n_bins - 1) // n_bins - 1 for k in range(1, n_bins)]
+    edges = np.unique(ref[ranks])
     def props(x):
         below = np.searchsorted(np.sort(x), edges, side="right")
         counts = np.diff(np.concatenate([[0], below, [len(x)]]))
