@@ -14,14 +14,10 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from ..common.config import BANDIT_SORT_BLOCK as SUB_BLOCK
 from ..common.config import NJIT
 from ..common.launch import parallel_kernel
 from ..common.columns import column_view
-
-#: Rows of one task sorted by arm at a time (their features gathered row by row into a local
-#: buffer that stays in L1/L2). A layout constant: the sums do not depend on it (each entry adds
-#: its rows in input order) nor on the threads.
-SUB_BLOCK = 256
 
 
 @njit(**NJIT)

@@ -80,6 +80,15 @@ MONITOR_BUCKET_GRID = 4096
 #: A column whose buckets needing their values in order hold more than this share of its values
 #: (few distinct values, a constant column) is sorted instead.
 MONITOR_BUCKET_GATHER_LIMIT = 0.25
+#: Positions listed per block by the drift kernel's gather (kernels/monitor/buckets.py); a
+#: layout constant that changes no result.
+MONITOR_GATHER_BLOCK = 4096
+#: A drift column goes on the equal-cell bucket map with this many cells a bucket when the sample
+#: puts at most MONITOR_GRID_CELL_FILL times the bucket's target count into any cell; else
+#: (crowded regions, heavy tails) on the step map. Both give the same results up to
+#: floating-point rounding; only the bucket layout (so the share of values gathered) differs.
+MONITOR_GRID_CELLS_PER_BUCKET = 4
+MONITOR_GRID_CELL_FILL = 2
 
 # --- bandits (next-best-action policies and off-policy evaluation, issue #12) ------------------
 #: Rows per parallel task of a batch decision (scratch allocated once per task); large enough
@@ -138,6 +147,10 @@ CLV_PARETO_DIRECT_TERMS = 64
 #: threads costs more than the work (16 ms per launch measured on a loaded 2-core machine with
 #: OpenMP's active wait). Results are per row or per fixed task, so they do not change.
 BANDIT_PARALLEL_MIN_ROWS = 20_000
+#: Rows of one bandit-fit task sorted by arm at a time (their features gathered into a local
+#: buffer that stays in L1/L2). A layout constant: the Gram sums add each entry's rows in input
+#: order whatever it is, on any thread count.
+BANDIT_SORT_BLOCK = 256
 #: Distinct strings one block of rows may hold in the segment-column encoder of dp_report
 #: (kernels/privacy/segments.py); past it the column is dictionary-encoded by Arrow instead.
 PRIVACY_SMALL_DICTIONARY = 256

@@ -34,19 +34,13 @@ from numba import njit, prange
 
 from ..common.columns import column_view
 from ..common.config import MONITOR_BUCKET_CELLS as CELLS
+from ..common.config import MONITOR_GATHER_BLOCK as GATHER_BLOCK
+from ..common.config import MONITOR_GRID_CELL_FILL as GRID_CELL_FILL
+from ..common.config import MONITOR_GRID_CELLS_PER_BUCKET as GRID_CELLS_PER_BUCKET
 from ..common.config import NJIT
 from ..common.launch import parallel_kernel
 from .drift import js_distance, psi
 
-#: Positions listed per block by :func:`_gather` (changes no result).
-GATHER_BLOCK = 4096
-
-#: A column goes on the equal-cell map (:func:`_grid_plan`) with this many cells a bucket when
-#: the sample puts at most GRID_CELL_FILL times the bucket's target count into any cell; else
-#: (crowded regions, heavy tails) on the step map (:func:`_plan`). Both give the same results
-#: up to floating-point rounding; only the bucket layout (so the share gathered) differs.
-GRID_CELLS_PER_BUCKET = 4
-GRID_CELL_FILL = 2
 
 #: ``stats`` slots filled by :func:`column_drift`.
 KS, WASS, PSI, JS, N_REF, N_CUR, MEAN_REF, M2_REF, STATUS, BINS = range(10)
