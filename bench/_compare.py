@@ -1,9 +1,9 @@
 """Side-by-side measurement: fastengage and the tool a user would otherwise pick, in one run.
 
-Every benchmark calls :func:`compare`. It times fastengage through pytest-benchmark (so
-``--benchmark-*`` options and JSON output work as usual), times each peer the same number of
-rounds in the same process, checks that every peer gave the same answer, and records medians and
-ratios. Ratios (peer time / fastengage time, >1 means fastengage is faster) are what we quote:
+Every benchmark calls :func:`compare`. It checks that every peer gives the same answer, then
+times fastengage through pytest-benchmark (so ``--benchmark-*`` options and JSON output work as
+usual) with one round of each peer before each of its rounds (interleaved, in the same process),
+and records medians and ratios. Ratios (peer time / fastengage time, >1 means fastengage is faster) are what we quote:
 the machine is shared and absolute times drift.
 
 Each call also appends one JSON line to ``bench/out/results.jsonl`` holding the medians, the
@@ -35,16 +35,6 @@ def reference_seconds() -> float:
     return _REFERENCE_CACHE["ref"]
 
 
-def _time_rounds(fn: Callable[[], Any], rounds: int) -> tuple[float, Any]:
-    result = fn()  # warm-up (JIT, caches); its result is the one checked
-    times = []
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), result
-
-
 def compare(benchmark, name: str, ours: Callable[[], Any], peers: Mapping[str, Callable[[], Any]],
             check: Callable[[Any, Any, str], None], *, rounds: int = 3,
             peer_rounds: int | None = None, size: str = "",
@@ -73,16 +63,36 @@ def compare(benchmark, name: str, ours: Callable[[], Any], peers: Mapping[str, C
     dict with ``median_s`` (ours), ``peers`` ({name: median_s}) and ``ratios`` ({name: peer/ours}).
     """
     ours_result = ours()  # warm-up, also JIT compilation
-    benchmark.pedantic(ours, rounds=rounds, iterations=1, warmup_rounds=0)
-    ours_median = benchmark.stats.stats.median if benchmark.stats is not None else None
-    if ours_median is None:  # --benchmark-disable: time it ourselves
-        ours_median, _ = _time_rounds(ours, rounds)
-    peer_medians, ratios = {}, {}
+    n_peer_rounds = rounds if peer_rounds is None else peer_rounds
     for peer_name, fn in peers.items():
-        median, peer_result = _time_rounds(fn, rounds if peer_rounds is None else peer_rounds)
-        check(ours_result, peer_result, peer_name)
-        peer_medians[peer_name] = median
-        ratios[peer_name] = median / ours_median
+        check(ours_result, fn(), peer_name)  # the peer's warm-up call is the one checked
+    del ours_result
+    peer_times: dict[str, list[float]] = {peer_name: [] for peer_name in peers}
+
+    def one_peer_round():
+        # Runs before each of our timed rounds, untimed by pytest-benchmark: with the sides
+        # interleaved, another process's burst of load lands on both, not on one side's block
+        # of back-to-back rounds (which swung memory-bound ratios by 1.6x between quiet runs).
+        for peer_name, fn in peers.items():
+            if len(peer_times[peer_name]) < n_peer_rounds:
+                t0 = time.perf_counter()
+                fn()
+                peer_times[peer_name].append(time.perf_counter() - t0)
+
+    benchmark.pedantic(ours, setup=one_peer_round, rounds=rounds, iterations=1, warmup_rounds=0)
+    ours_median = benchmark.stats.stats.median if benchmark.stats is not None else None
+    if ours_median is None:  # --benchmark-disable (pytest-xdist): time it ourselves
+        ours_times = []
+        for _ in range(rounds):
+            one_peer_round()
+            t0 = time.perf_counter()
+            ours()
+            ours_times.append(time.perf_counter() - t0)
+        ours_median = statistics.median(ours_times)
+    while any(len(t) < n_peer_rounds for t in peer_times.values()):
+        one_peer_round()  # peers timed more often than ours
+    peer_medians = {peer_name: statistics.median(t) for peer_name, t in peer_times.items()}
+    ratios = {peer_name: median / ours_median for peer_name, median in peer_medians.items()}
     record = {
         "name": name,
         "size": size,
@@ -93,7 +103,7 @@ def compare(benchmark, name: str, ours: Callable[[], Any], peers: Mapping[str, C
         "reference": benchrun.REFERENCE,
         "machine": benchrun.machine(),
         "rounds": rounds,
-        "peer_rounds": rounds if peer_rounds is None else peer_rounds,
+        "peer_rounds": n_peer_rounds,
         "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
         **(dict(extra) if extra else {}),
     }
