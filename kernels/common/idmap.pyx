@@ -19,8 +19,6 @@ cdef extern from *:
 
 # Keys hashed and prefetched ahead of probing: enough misses in flight to hide memory latency.
 DEF BLOCK = 16
-# Values over which a rate of new ids counts as steady enough to size the table by (_keys_to_hold).
-DEF IDMAP_STEADY_VALUES = 65536
 
 import numpy as np
 
@@ -118,29 +116,6 @@ cdef int _grow_slots(Slot** slots, int64_t* capacity, int64_t need,
     return 0
 
 
-cdef inline int64_t _keys_to_hold(int64_t size, int64_t need, int64_t capacity,
-                                  int64_t new_keys, int64_t values_seen,
-                                  int64_t values_left) noexcept nogil:
-    """How many keys to make room for when the next block needs ``need`` (``size`` held now).
-
-    Doubling alone rehashes every key ~log2(n) times, each pass over a table far larger than
-    the caches (5M distinct ids: 1.2-2.6 s of a 0.4 s encode). When the table must grow, the
-    rate of new keys since the last growth (``new_keys`` in ``values_seen`` values) projects
-    the distinct ids still to come in this call's ``values_left`` values, never more keys than
-    values remain. A rate that will fall (the first distinct customers of a log with many rows
-    each) would over-size the table and cost cache misses later, so the growth is at most 8x
-    unless the rate is steady: measured over IDMAP_STEADY_VALUES values or more, at least half
-    of them new (nearly unique ids: one or two rows per customer, order numbers)."""
-    cdef int64_t projected
-    if 2 * need <= capacity or values_seen <= 0:
-        return need
-    projected = size + <int64_t>((<double>new_keys / values_seen) * values_left)
-    projected = min(projected, size + values_left)
-    if values_seen < IDMAP_STEADY_VALUES or 2 * new_keys < values_seen:
-        projected = min(projected, 4 * need)
-    return max(projected, need)
-
-
 cdef int _check_allocated(const void* slots, const void* first, const void* second) except -1:
     """MemoryError unless a map's table and buffers were allocated (``__dealloc__`` frees them)."""
     if slots == NULL or first == NULL or second == NULL:
@@ -189,20 +164,18 @@ cdef class Int64IdMap:
     def __len__(self):
         return self.size
 
-    cdef int _grow(self, int64_t n_more, int64_t table_keys) except -1 nogil:
-        """Make room for n_more new keys without any resize inside the probing loop; a table
-        that must grow is sized for ``table_keys`` (>= size + n_more) keys."""
+    cdef int _grow(self, int64_t n_more) except -1 nogil:
+        """Make room for n_more new keys without any resize inside the probing loop."""
         cdef int64_t need = self.size + n_more
         _reserve(<void**>&self.keys_by_code, &self.keys_capacity, need, sizeof(int64_t))
-        _grow_slots(&self.slots, &self.capacity, max(need, table_keys), True)
+        _grow_slots(&self.slots, &self.capacity, need, True)
         return 0
 
     def encode(self, const int64_t[::1] values,  # IN  ids, any order, repeats allowed
                int64_t[::1] out):                # OUT dense code of each id
         """Encode ``values`` into ``out``, adding unseen ids. Returns the number of new ids."""
         cdef int64_t n = values.shape[0]
-        cdef int64_t i, b, end, j, key, mask, before, capacity_then
-        cdef int64_t grown_at = 0, size_then = self.size
+        cdef int64_t i, b, end, j, key, mask, before
         cdef int64_t slot_of[BLOCK]
         with nogil:
             before = self.size
@@ -210,11 +183,7 @@ cdef class Int64IdMap:
                 end = min(b + BLOCK, n)
                 # Room for the whole block up front, so no resize happens between the
                 # prefetch and the probe of a key (a resize would move the slots).
-                capacity_then = self.capacity
-                self._grow(end - b, _keys_to_hold(self.size, self.size + end - b, self.capacity,
-                                                  self.size - size_then, b - grown_at, n - b))
-                if self.capacity != capacity_then:
-                    grown_at, size_then = b, self.size
+                self._grow(end - b)
                 mask = self.capacity - 1
                 for i in range(b, end):
                     slot_of[i - b] = <int64_t>(mix64(<uint64_t>values[i]) & <uint64_t>mask)
@@ -295,14 +264,13 @@ cdef class BytesIdMap:
     def __len__(self):
         return self.size
 
-    cdef int _grow(self, int64_t n_more, int64_t bytes_more, int64_t table_keys) except -1 nogil:
-        """Make room for n_more new strings of bytes_more bytes in all, before probing; a
-        table that must grow is sized for ``table_keys`` (>= size + n_more) keys."""
+    cdef int _grow(self, int64_t n_more, int64_t bytes_more) except -1 nogil:
+        """Make room for n_more new strings of bytes_more bytes in all, before probing."""
         cdef int64_t need = self.size + n_more
         _reserve(<void**>&self.offsets, &self.offsets_capacity, need + 1, sizeof(int64_t))
         _reserve(<void**>&self.arena, &self.arena_capacity, self.offsets[self.size] + bytes_more,
                  1)
-        _grow_slots(&self.slots, &self.capacity, max(need, table_keys), False)
+        _grow_slots(&self.slots, &self.capacity, need, False)
         return 0
 
     cdef inline int64_t _find(self, const uint8_t* s, int64_t n, uint64_t h, bint insert) noexcept nogil:
@@ -333,8 +301,7 @@ cdef class BytesIdMap:
                int64_t[::1] out):                  # OUT dense code of each string
         """Encode the n strings ``data[offsets[i]:offsets[i+1]]``; returns the number of new ids."""
         cdef int64_t n = offsets.shape[0] - 1
-        cdef int64_t i, b, end, start, length, before, block_bytes, capacity_then
-        cdef int64_t grown_at = 0, size_then = self.size
+        cdef int64_t i, b, end, start, length, before, block_bytes
         cdef uint64_t hash_of[BLOCK]
         cdef const uint8_t* base = &data[0] if data.shape[0] > 0 else NULL
         with nogil:
@@ -342,12 +309,7 @@ cdef class BytesIdMap:
             for b in range(0, n, BLOCK):
                 end = min(b + BLOCK, n)
                 block_bytes = <int64_t>(offsets[end] - offsets[b])
-                capacity_then = self.capacity
-                self._grow(end - b, block_bytes,
-                           _keys_to_hold(self.size, self.size + end - b, self.capacity,
-                                         self.size - size_then, b - grown_at, n - b))
-                if self.capacity != capacity_then:
-                    grown_at, size_then = b, self.size
+                self._grow(end - b, block_bytes)
                 for i in range(b, end):
                     start = offsets[i]
                     length = offsets[i + 1] - start
