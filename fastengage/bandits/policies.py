@@ -26,7 +26,6 @@ from ..kernels.common.config import (
     BANDIT_DECIDE_CHUNK,
     BANDIT_PARALLEL_MIN_ROWS,
     BANDIT_ROWS_PER_TASK,
-    BANDIT_NOGIL_MIN_WORK,
     BANDIT_TS_PROPENSITY_DRAWS,
 )
 from ._columns import (
@@ -447,15 +446,10 @@ class Policy:
         """Build (once per snapshot; a race builds two equal ones) the compiled server."""
         from ..kernels.bandits.serve import DECIDE_SINGLE_ADDRESS
 
-        n_arms, d = snap.theta.shape
-        work = n_arms * (d * d + d + 1)
-        if self.KIND in (_decide.GAUSS_TS, _decide.BETA_TS):
-            work *= 1 + BANDIT_TS_PROPENSITY_DRAWS
         snap.server = _serve.Server(DECIDE_SINGLE_ADDRESS, np.ascontiguousarray(snap.theta),
                                     np.ascontiguousarray(snap.L_inv),
                                     snap.arm_params, snap.everyone, snap.scale, self.KIND,
-                                    self._epsilon, BANDIT_TS_PROPENSITY_DRAWS,
-                                    work >= BANDIT_NOGIL_MIN_WORK)
+                                    self._epsilon, BANDIT_TS_PROPENSITY_DRAWS)
         return snap.server
 
     @staticmethod

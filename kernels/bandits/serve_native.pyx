@@ -10,9 +10,7 @@ so two service threads decided no faster than one.
 The decision itself is :func:`.serve._decide_single_c` (the Numba kernel of ``decide``, compiled
 as a C function), called through its address: the same arithmetic and the same decisions.
 A server is immutable; a policy builds a new one with each new snapshot, so a decision never
-sees a half-applied update. ``release_gil=False`` keeps the GIL for decisions too small to pay
-for handing it over: measured with two threads calling a 10-arm x 20-feature LinUCB (~1.3 us a
-decision), releasing it made two threads 0.63x as fast as one.
+sees a half-applied update.
 """
 cimport numpy as cnp
 from libc.stdint cimport int64_t, uint8_t, uint64_t
@@ -45,10 +43,9 @@ cdef class Server:
     cdef Py_ssize_t K, d
     cdef double scale, epsilon
     cdef int64_t kind, draws
-    cdef readonly bint release_gil   # read by tests
 
     def __cinit__(self, size_t address, theta, L_inv, arm_params, everyone, double scale,
-                  int64_t kind, double epsilon, int64_t draws, bint release_gil=True):
+                  int64_t kind, double epsilon, int64_t draws):
         cdef const double[:, ::1] theta_ = theta
         cdef const double[:, :, ::1] L_inv_ = L_inv
         cdef const double[:, ::1] params_ = arm_params
@@ -65,7 +62,6 @@ cdef class Server:
         self.no_context = &self.zero
         self.fn = <decide_fn><size_t>address
         self.scale, self.kind, self.epsilon, self.draws = scale, kind, epsilon, draws
-        self.release_gil = release_gil
 
     def decide(self, x, eligible, uint64_t seed, int64_t row):
         cdef const double* xp = self.no_context
@@ -81,11 +77,7 @@ cdef class Server:
             if not _is_vector(eligible, cnp.NPY_UINT8, self.K):
                 return NOT_READY, prop
             ep = <const uint8_t*>cnp.PyArray_DATA(<cnp.ndarray>eligible)
-        if self.release_gil:
-            with nogil:
-                arm = self.fn(xp, ep, self.theta, self.L_inv, self.arm_params, self.K, self.d,
-                              self.scale, self.kind, self.epsilon, seed, row, self.draws, &prop)
-        else:  # a ~1 us decision: handing the GIL to a waiting thread and back costs more
+        with nogil:
             arm = self.fn(xp, ep, self.theta, self.L_inv, self.arm_params, self.K, self.d,
                           self.scale, self.kind, self.epsilon, seed, row, self.draws, &prop)
         return arm, prop

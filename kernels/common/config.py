@@ -151,12 +151,6 @@ BANDIT_PARALLEL_MIN_ROWS = 20_000
 #: buffer that stays in L1/L2). A layout constant: the Gram sums add each entry's rows in input
 #: order whatever it is, on any thread count.
 BANDIT_SORT_BLOCK = 256
-#: ``decide_one`` releases the GIL only for decisions of at least this many multiply-adds
-#: (arms x (d^2 + d + 1), times the propensity draws of Thompson sampling). Below it (10 arms x
-#: 20 features is ~4,200: ~1.3 us) the hand-over of the GIL to a waiting thread and back costs
-#: more than the decision, and two threads calling at once ran at 0.63x of one. Same decisions
-#: either way.
-BANDIT_NOGIL_MIN_WORK = 16_384
 #: Distinct strings one block of rows may hold in the segment-column encoder of dp_report
 #: (kernels/privacy/segments.py); past it the column is dictionary-encoded by Arrow instead.
 PRIVACY_SMALL_DICTIONARY = 256

@@ -117,27 +117,3 @@ def test_each_decision_reads_one_snapshot_under_concurrent_updates():
             replay._snapshot = snap
             options.add(replay.decide_one(X[i], seed=i))
         assert got in options, (i, before, after)
-
-
-def test_server_keeps_the_gil_only_for_small_decisions():
-    # A ~1 us LinUCB decision keeps the GIL (its hand-over costs more); Thompson sampling's
-    # propensity draws and wide contexts release it. Decisions are the same either way.
-    from fastengage.kernels.common.config import BANDIT_NOGIL_MIN_WORK
-
-    table, X, names, ids = _logs(300, 5, 4, 3)
-    small = LinUCB(ids, features=names).update(table, arm="arm", reward="r")
-    ts_table, _, _, ts_ids = _logs(300, 5, 8, 5)   # 8 x 31 x 101 draws = 25,048 >= 16,384
-    ts = LinTS(ts_ids, features=names).update(ts_table, arm="arm", reward="r")
-    d = 64
-    assert 4 * (d * d + d + 1) >= BANDIT_NOGIL_MIN_WORK
-    wide_table, wide_X, wide_names, _ = _logs(300, d, 4, 4)
-    wide = LinUCB(ids, features=wide_names).update(wide_table, arm="arm", reward="r")
-    for policy, x in ((small, X[0]), (ts, X[0]), (wide, wide_X[0])):
-        policy.decide_one(x, seed=1)
-    assert small._snapshot.server.release_gil is False
-    assert ts._snapshot.server.release_gil is True
-    assert wide._snapshot.server.release_gil is True
-    for policy, x in ((small, X[1]), (wide, wide_X[1])):
-        got = policy.decide_one(x, seed=5)
-        ref = policy.decide(pa.table({f"f{j}": [float(v)] for j, v in enumerate(x)}), seed=5)
-        assert got[0] == ref["arm"][0].as_py()
