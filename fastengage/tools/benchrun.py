@@ -54,8 +54,17 @@ def reference_seconds(repeats: int = 5, clock=time.perf_counter) -> float:
 
 
 def machine() -> str:
-    """CPU model and core count: normalized times are compared only on the same kind of machine."""
+    """CPU model, the microarchitecture LLVM compiles the kernels for, and core count: normalized
+    times are compared only on the same kind of machine. The model name alone is not enough:
+    cloud VMs report Zen 3 and Zen 4 hosts both as "AMD EPYC", and the two run our kernels and
+    the peers' at different relative speeds."""
     model = platform.processor() or platform.machine()
+    try:
+        import llvmlite.binding as ll
+
+        arch = f" ({ll.get_host_cpu_name()})"
+    except Exception:  # llvmlite comes with numba; without it the model name has to do
+        arch = ""
     try:
         with open("/proc/cpuinfo") as fh:
             for line in fh:
@@ -64,7 +73,7 @@ def machine() -> str:
                     break
     except OSError:
         pass
-    return f"{model} x{os.cpu_count()}"
+    return f"{model}{arch} x{os.cpu_count()}"
 
 
 def _stats(times: list[float]) -> dict:
