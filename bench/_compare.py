@@ -3,8 +3,8 @@
 Every benchmark calls :func:`compare`. It checks that every peer gives the same answer, then
 times fastengage through pytest-benchmark (so ``--benchmark-*`` options and JSON output work as
 usual) with one round of each peer before each of its rounds (interleaved, in the same process),
-and records medians and ratios. Ratios (peer time / fastengage time, >1 means fastengage is faster) are what we quote:
-the machine is shared and absolute times drift.
+and records medians and ratios. Ratios (peer time / fastengage time, >1 means fastengage is
+faster) are what we quote: the machine is shared and absolute times drift.
 
 Each call also appends one JSON line to ``bench/out/results.jsonl`` holding the medians, the
 ratios and the median of the yardstick (a fixed compiled workload) timed in the same run, which is what

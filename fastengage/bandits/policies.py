@@ -425,9 +425,10 @@ class Policy:
 
     def decide_one(self, x=None, eligible=None, seed: int | None = None):
         """One decision for a service: ``(arm id, propensity)``; ``(None, nan)`` when no arm is
-        eligible. One GIL-free call of the snapshot's compiled server (immutable): safe from
-        many threads, and they run at once. Without ``seed``, each call takes the next row of
-        a per-policy random stream."""
+        eligible. One call of the snapshot's compiled server (immutable), the decision itself
+        without the GIL: safe from many threads (at ~1 us a decision the GIL hand-over, not
+        the decision, limits two threads; decide in batches for throughput). Without
+        ``seed``, each call takes the next row of a per-policy random stream."""
         snap = self._snapshot
         server = snap.server if snap.server is not None else self._server(snap)
         if seed is None:

@@ -13,8 +13,9 @@ and dumps the counters through Valgrind client requests, issued from a 30-byte m
 stub (a no-op outside Valgrind). Everything runs on one thread (``FASTENGAGE_NUM_THREADS=1``,
 ``NUMBA_NUM_THREADS=1``). Numba's cache is keyed by CPU name and features, and Valgrind
 reports a different CPU; the child therefore pins ``NUMBA_CPU_NAME``/``NUMBA_CPU_FEATURES`` to
-the host's values (less AVX-512, which Valgrind cannot run), so it reuses the kernels compiled natively (by a native pre-run of the same
-workloads, usually a cache hit after the test suite) instead of compiling under Valgrind.
+the host's values (less AVX-512, which Valgrind cannot run), so it reuses the kernels compiled
+natively (by a native pre-run of the same workloads, usually a cache hit after the test suite)
+instead of compiling under Valgrind.
 Counts depend on the CPU model's code generation, so baseline keys carry the CPU name.
 
     python -m fastengage.tools.gate run    [--capability ...] [--json OUT]

@@ -4,8 +4,9 @@
 Like ``kernels/recommend/serve_native.pyx``'s ``Server``: everything a decision reads is bound
 once, at construction (raw pointers into the snapshot's arrays, which it keeps alive), so a call
 only checks ``x`` and the mask and runs the decision with the GIL released. Why: binding the
-eleven arguments of the Numba kernel and its dispatch held the GIL for ~3 us of a ~4 us call,
-so two service threads decided no faster than one.
+eleven arguments of the Numba kernel and its dispatch held the GIL for ~3 us of a ~4 us call.
+(Two threads still decide no faster than one at ~1 us a decision: handing the GIL between
+them costs more than the decision.)
 
 The decision itself is :func:`.serve._decide_single_c` (the Numba kernel of ``decide``, compiled
 as a C function), called through its address: the same arithmetic and the same decisions.
