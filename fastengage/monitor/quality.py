@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
+from functools import partial
 
 import numpy as np
 import pyarrow as pa
@@ -11,11 +12,11 @@ import pyarrow.compute as pc
 
 from .._io.sources import amount_to_float64, open_source, time_to_us
 from ..errors import InputError
-from ..kernels.monitor.quality import group_metrics, group_order
+from ..kernels.common.launch import resolve_threads, run_threaded
+from ..kernels.monitor import quality_native as _native
 
 _US_PER_DAY = 86_400_000_000
-_STATS = ("n", "positives", "auc", "log_loss", "brier", "ece", "precision_at_k", "recall_at_k",
-          "k")
+_STATS = _native.STATS
 
 
 def _window_us(window) -> int:
@@ -66,7 +67,7 @@ def _load(data, score, label, time, segment):
 
 def _evaluate(p, y, groups, n_groups, k, n_bins, strategy, n_threads):
     by_score = np.argsort(p, kind="stable")
-    rows, starts = group_order(by_score, groups, n_groups)
+    rows, starts = _native.group_order(by_score, np.ascontiguousarray(groups, np.int64), n_groups)
     edges = np.empty((n_groups, n_bins + 1))
     if strategy == "uniform":
         edges[:] = np.linspace(0.0, 1.0, n_bins + 1)
@@ -79,8 +80,10 @@ def _evaluate(p, y, groups, n_groups, k, n_bins, strategy, n_threads):
     bins = [np.zeros((n_groups, n_bins)) for _ in range(3)]
     lift = [np.zeros((n_groups, 10)) for _ in range(2)]
     eps = float(np.finfo(np.float64).eps)  # scikit-learn's log_loss clipping
-    group_metrics(rows, starts, y, p, edges, float(k), eps, out, *bins, *lift,
-                  n_threads=n_threads)
+    args = (rows, starts, np.ascontiguousarray(y, np.float64), np.ascontiguousarray(p, np.float64),
+            edges, float(k), eps, out, *bins, *lift, np.zeros(1, np.int64))
+    run_threaded(partial(_native.group_metrics, *args),
+                 max(1, min(resolve_threads(n_threads), n_groups)))
     return out, bins, lift
 
 
