@@ -1,9 +1,11 @@
 """Cold start: the first call of each capability in a fresh process, with an empty Numba cache
 (cold) and with the cache that run filled (warm); and a cold ``fastengage demo``.
 
-    python bench/cold_start.py [--capability rfm,clv,recommend,scoring,score] [--rows 50000] [--no-demo]
+    python bench/cold_start.py [--capability rfm,profile,...] [--rows 50000] [--no-demo]
 
-(``score`` is scoring alone; ``scoring`` scores rfm features, so it includes rfm's first call.)
+Default: every capability of ``fastengage.tools.workloads`` plus ``score`` (scoring alone;
+``scoring`` scores rfm features, so it includes rfm's first call) and ``ope`` (the bandits'
+off-policy evaluation; ``bandits`` is update + decide + ``decide_one``).
 
 Data: the first 50,000 Online Retail rows with a customer id (``fastengage.datasets``). Each
 figure comes from a new interpreter with ``NUMBA_CACHE_DIR`` pointing at a fresh folder, so the
@@ -36,6 +38,10 @@ sys.path.insert(0, os.path.dirname(HERE))
 
 from fastengage.tools import benchrun  # noqa: E402
 from fastengage.tools.coldstart import first_call_in_fresh_process, summarize  # noqa: E402
+from fastengage.tools.workloads import CAPABILITIES  # noqa: E402
+
+#: Every first call measured by default, in order.
+FIRST_CALLS = CAPABILITIES + ("score", "ope")
 
 
 def reference_cpu_seconds() -> float:
@@ -90,7 +96,8 @@ def main(argv=None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--report", metavar="PROFILE_JSON",
                         help="only print the Markdown table of a saved profile, then exit")
-    parser.add_argument("--capability", default="rfm,clv,recommend,scoring,score")
+    parser.add_argument("--capability", default=",".join(FIRST_CALLS),
+                        help=f"comma-separated subset of {','.join(FIRST_CALLS)} (default: all)")
     parser.add_argument("--rows", type=int, default=50_000)
     parser.add_argument("--no-demo", action="store_true")
     args = parser.parse_args(argv)

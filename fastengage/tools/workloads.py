@@ -28,7 +28,7 @@ __all__ = ["CAPABILITIES", "DEFAULT_CAPABILITIES", "variants", "first_call", "re
            "parse_capabilities"]
 
 #: Every capability that has a workload, in warm-up order.
-CAPABILITIES = ("rfm", "clv", "recommend", "scoring", "bandits", "monitor", "privacy",
+CAPABILITIES = ("rfm", "profile", "clv", "recommend", "scoring", "bandits", "monitor", "privacy",
                 "experiments")
 #: The ones ``fastengage warmup`` runs when no ``--capability`` is given: all of them.
 DEFAULT_CAPABILITIES = CAPABILITIES
@@ -249,6 +249,33 @@ def _scoring_variants() -> list[tuple[str, Callable[[], object]]]:
     return [("ONNX trees (churn_hgb.onnx)", trees), ("linear/logistic", linear)]
 
 
+# -- profile -----------------------------------------------------------------------------------
+def _profile_first(t: pa.Table) -> None:
+    from .. import profile
+
+    profile(t, customer="CustomerID", time="InvoiceDate", amount="amount", order="InvoiceNo",
+            item="StockCode")
+
+
+def _profile_variants() -> list[tuple[str, Callable[[], object]]]:
+    from .. import profile
+
+    cols = dict(customer="customer", time="time", amount="amount")
+
+    def table(ids, sorted_):
+        return transactions(_TINY, string_ids=ids, time_sorted=sorted_)
+
+    channel = pa.array(np.array(["web", "store", "app"])[np.arange(_TINY) % 3])
+    return [
+        ("int ids, sorted, order, item", lambda: profile(table(False, True), order="order",
+                                                         item="item", **cols)),
+        ("string ids, unsorted", lambda: profile(table(True, False), **cols)),
+        ("dense int ids, channel", lambda: profile(
+            _dense_ids(table(False, True)).append_column("channel", channel), channel="channel",
+            **cols)),
+    ]
+
+
 # -- the capabilities owned by other modules: small, best-effort ---------------------------------
 def _bandits_variants():
     from ..bandits import BetaTS, LinUCB
@@ -266,12 +293,29 @@ def _bandits_variants():
         p = BetaTS([0, 1, 2]).update(logs, arm="arm", reward="reward")
         p.decide(logs, seed=1)
 
-    return [("LinUCB", linucb), ("Beta TS", beta)]
+    return [("LinUCB", linucb), ("Beta TS", beta),
+            ("off-policy evaluation", lambda: _ope_first(None))]
 
 
 def _bandits_first(t: pa.Table) -> None:
     for _, fn in _bandits_variants()[:1]:
         fn()
+
+
+def _ope_logs(n: int = 2_000):
+    rng = np.random.default_rng(0)
+    logs = pa.table({"action": rng.integers(0, 3, n), "reward": rng.integers(0, 2, n),
+                     "propensity": np.full(n, 1 / 3), "x0": rng.random(n)})
+    return logs, rng.dirichlet(np.ones(3), n)
+
+
+def _ope_first(t: pa.Table) -> None:
+    """Off-policy evaluation of a target policy's action probabilities on logged rounds."""
+    from ..bandits import evaluate
+
+    logs, target = _ope_logs()
+    evaluate(logs, action="action", reward="reward", propensity="propensity", target=target,
+             estimators=["ipw", "snipw", "dr"], n_bootstrap=100, seed=0)
 
 
 def _monitor_variants():
@@ -320,12 +364,13 @@ def _experiments_first(t: pa.Table) -> None:
     _experiments_variants()[0][1]()
 
 
-_FIRST = {"rfm": _rfm_first, "clv": _clv_first, "recommend": _recommend_first,
-          "scoring": _scoring_first, "score": _score_first, "bandits": _bandits_first,
-          "monitor": _monitor_first,
+_FIRST = {"rfm": _rfm_first, "profile": _profile_first, "clv": _clv_first,
+          "recommend": _recommend_first, "scoring": _scoring_first, "score": _score_first,
+          "bandits": _bandits_first, "ope": _ope_first, "monitor": _monitor_first,
           "privacy": _privacy_first, "experiments": _experiments_first}
-_VARIANTS = {"rfm": _rfm_variants, "clv": _clv_variants, "recommend": _recommend_variants,
-             "scoring": _scoring_variants, "bandits": _bandits_variants,
+_VARIANTS = {"rfm": _rfm_variants, "profile": _profile_variants, "clv": _clv_variants,
+             "recommend": _recommend_variants, "scoring": _scoring_variants,
+             "bandits": _bandits_variants,
              "monitor": _monitor_variants, "privacy": _privacy_variants,
              "experiments": _experiments_variants}
 
@@ -333,7 +378,7 @@ _VARIANTS = {"rfm": _rfm_variants, "clv": _clv_variants, "recommend": _recommend
 def first_call(capability: str, table: pa.Table | None = None) -> None:
     """Run a user's first call of ``capability`` on ``table`` (default: 50k Online Retail rows).
     Besides the capabilities, ``"score"`` is scoring alone (``"scoring"`` scores rfm features,
-    so its first call includes rfm's)."""
+    so its first call includes rfm's) and ``"ope"`` is the bandits' off-policy evaluation."""
     _FIRST[capability](retail_sample() if table is None else table)
 
 
