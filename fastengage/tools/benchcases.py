@@ -18,7 +18,7 @@ from .gendata import transactions
 
 __all__ = ["Case", "cases", "BENCH_CAPABILITIES"]
 
-BENCH_CAPABILITIES = ("rfm", "clv", "recommend", "scoring")
+BENCH_CAPABILITIES = ("rfm", "clv", "recommend", "scoring", "bandits", "monitor", "privacy")
 
 
 @dataclass
@@ -166,8 +166,114 @@ def _scoring_cases(rows: int) -> list[Case]:
     return [case]
 
 
-_CASES = {"rfm": _rfm_cases, "clv": _clv_cases, "recommend": _recommend_cases,
-          "scoring": _scoring_cases}
+def _linucb_logs(rows: int, d: int = 20, k: int = 10):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(rows, d))
+    arms = rng.integers(0, k, rows)
+    beta = rng.normal(size=(k, d)) / np.sqrt(d)
+    reward = np.einsum("nd,nd->n", X, beta[arms]) + 0.5 * rng.normal(size=rows)
+    names = [f"x{j}" for j in range(d)]
+    table = pa.table({**{n: X[:, j] for j, n in enumerate(names)}, "arm": arms,
+                      "reward": reward})
+    return table, X, arms, reward, names, list(range(k))
+
+
+def _bandits_cases(rows: int) -> list[Case]:
+    from ..bandits import LinUCB
+
+    table, X, arms, reward, names, arm_ids = _linucb_logs(rows)
+    fit = Case(f"bandits.linucb_fit@{rows} rows", "rows", rows, lambda: LinUCB(
+        arm_ids, features=names).update(table, arm="arm", reward="reward"))
+    policy = fit.ours()
+    decide = Case(f"bandits.linucb_decide@{rows} rows", "decisions", rows,
+                  lambda: policy.decide(table, seed=0))
+    if not _have("mabwiser"):
+        for case in (fit, decide):
+            case.skipped["mabwiser"] = "not installed (pip install mabwiser)"
+        return [fit, decide]
+    from mabwiser.mab import MAB, LearningPolicy
+
+    def mabwiser():
+        return MAB(arms=arm_ids, learning_policy=LearningPolicy.LinUCB(alpha=1.0, l2_lambda=1.0))
+
+    def fit_check(ours_result, peer_result, peer):
+        for k, arm in enumerate(arm_ids):
+            np.testing.assert_allclose(ours_result._snapshot.theta[k],
+                                       peer_result._imp.arm_to_model[arm].beta, rtol=1e-7,
+                                       atol=1e-9, err_msg=f"{peer}: arm {arm}'s ridge differs")
+
+    def mabwiser_fit():
+        model = mabwiser()
+        model.fit(arms, reward, X)
+        return model
+
+    fit.peers["mabwiser"] = mabwiser_fit
+    fit.check = fit_check
+    fitted = mabwiser_fit()
+    decide.peers["mabwiser"] = lambda: fitted.predict(X)
+    decide.check = lambda ours_result, peer_result, peer: np.testing.assert_array_equal(
+        ours_result["arm"].to_numpy(), np.asarray(peer_result), err_msg=f"{peer}: arms differ")
+    return [fit, decide]
+
+
+def _monitor_cases(rows: int) -> list[Case]:
+    from ..monitor import drift
+
+    rng = np.random.default_rng(0)
+    n_cols = 5
+    reference = pa.table({f"c{j}": rng.normal(size=rows) for j in range(n_cols)})
+    current = pa.table({f"c{j}": rng.normal(0.05 * j, 1.0 + 0.02 * j, rows)
+                        for j in range(n_cols)})
+    case = Case(f"monitor.drift@{rows} rows x {n_cols} columns", "rows", 2 * rows * n_cols,
+                lambda: drift(reference, current))
+    if not _have("scipy"):
+        case.skipped["scipy"] = "not installed (pip install scipy)"
+        return [case]
+    from scipy import stats
+
+    def scipy_drift():  # KS and Wasserstein per column, the two that need sorting
+        return [(stats.ks_2samp(reference[c].to_numpy(), current[c].to_numpy()).statistic,
+                 stats.wasserstein_distance(reference[c].to_numpy(), current[c].to_numpy()))
+                for c in reference.column_names]
+
+    def check(ours_result, peer_result, peer):
+        ks, wd = (np.array(v) for v in zip(*peer_result))
+        np.testing.assert_allclose(ours_result["ks_statistic"].to_numpy(), ks, rtol=1e-9,
+                                   err_msg=f"{peer}: KS differs")
+        np.testing.assert_allclose(ours_result["wasserstein"].to_numpy(), wd, rtol=1e-9,
+                                   err_msg=f"{peer}: Wasserstein differs")
+
+    case.peers["scipy"] = scipy_drift
+    case.check = check
+    return [case]
+
+
+def _privacy_cases(rows: int) -> list[Case]:
+    import hashlib
+    import hmac
+
+    from ..privacy import pseudonymize
+
+    key = bytes(range(32))
+    ids = [f"customer-{i:09d}" for i in np.random.default_rng(0).permutation(rows)]
+    table = pa.table({"customer": pa.array(ids)})
+    case = Case(f"privacy.pseudonymize_hmac@{rows} ids", "ids", rows,
+                lambda: pseudonymize(table, ["customer"], key=key))
+
+    def python_hmac():  # what a user writes without a vectorised HMAC
+        return [hmac.new(key, i.encode(), hashlib.sha256).hexdigest()[:32] for i in ids]
+
+    def check(ours_result, peer_result, peer):
+        assert ours_result["customer"].to_pylist() == peer_result, f"{peer}: tokens differ"
+
+    case.peers["python hmac"] = python_hmac
+    case.check = check
+    return [case]
+
+
+_CASES = {"rfm": _rfm_cases, "clv": _clv_cases,
+          "recommend": _recommend_cases, "scoring": _scoring_cases, "bandits": _bandits_cases,
+          "monitor": _monitor_cases, "privacy": _privacy_cases}
 
 
 def cases(capability: str, rows: int) -> list[Case]:

@@ -105,6 +105,19 @@ def test_bench_command_end_to_end(tmp_path, capsys):
     assert cli.main(["bench", "--capability", "nope"]) == 2
 
 
+@pytest.mark.parametrize("capability", ["bandits", "monitor", "privacy"])
+def test_bench_cases_agree_with_their_peers(capability):
+    """Each case's check asserts that ours and the installed peer give the same answer; a
+    peer that is not installed is listed as skipped, never silently dropped."""
+    from fastengage.tools.benchcases import cases
+
+    for case in cases(capability, 2_000):
+        assert case.peers or case.skipped, case.name
+        ours = case.ours()
+        for name, peer in case.peers.items():
+            case.check(ours, peer(), name)
+
+
 def test_gate_client_requests_are_noops_outside_valgrind():
     request = gate._ClientRequests()
     for code in (gate.START_INSTRUMENTATION, gate.ZERO_STATS, gate.DUMP_STATS,
