@@ -27,6 +27,7 @@ CYTHON_MODULES = [
     "clv.summary_native",
     "common.yardstick",
     "features.fold_native",
+    "monitor.drift_native",
     "monitor.quality_native",
     "privacy.hmac_native",
     "recommend.fit_native",
