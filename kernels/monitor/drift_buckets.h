@@ -3,8 +3,8 @@
  *
  * Why C: compiled at build time, a cold drift() compiles nothing (issue #11: the Numba kernels
  * this replaces cost ~24 s of JIT compilation on a first call), and the per-value loops are
- * plain loops that FE_CLONES compiles for AVX2 and for baseline x86-64 (no fast-math: both
- * clones do the same operations in the same order, so they give the same bits).
+ * plain C loops, the hottest with an AVX2 twin chosen at run time (__builtin_cpu_supports) that
+ * does the same operations on the same lanes (no fast-math, no FMA): the same bits either way.
  *
  * Per column, four passes over the values:
  *  1. count, min, max and sum of each side (the bucket map needs the range);
@@ -25,14 +25,6 @@
 #include <string.h>
 #include "drift_sort.h"
 
-#if defined(__x86_64__) && defined(__has_attribute)
-#  if __has_attribute(target_clones)
-#    define FE_DRIFT_CLONES __attribute__((target_clones("avx2", "default")))
-#  endif
-#endif
-#ifndef FE_DRIFT_CLONES
-#  define FE_DRIFT_CLONES
-#endif
 
 /* ``stats`` slots (kernels/monitor/buckets.py names them) */
 enum { FE_KS, FE_WASS, FE_PSI, FE_JS, FE_N_REF, FE_N_CUR, FE_MEAN_REF, FE_M2_REF, FE_STATUS,
@@ -47,7 +39,15 @@ typedef struct {
     double eps, gather_limit, cell_fill;
 } fe_drift_params;
 
+/* one bucket's tally: its origin (read) beside its sums, so that a value touches one cache
+ * line, not three arrays' */
 typedef struct {
+    double origin, offset;
+    int64_t count, pad;
+} fe_tally_slot;
+
+typedef struct {
+    fe_tally_slot *tally;
     double *q, *picks, *lower, *upper, *origin, *off_a, *off_b, *left_edge, *rate, *edges,
         *below_a, *below_b, *run;
     int64_t *cnt_a, *cnt_b, *cum_a, *start_a, *start_b, *fill, *edge_bucket, *base, *picked,
@@ -58,7 +58,7 @@ typedef struct {
 } fe_drift_work;
 
 static void fe_drift_work_free(fe_drift_work *w) {
-    free(w->q); free(w->picks); free(w->lower); free(w->upper); free(w->origin);
+    free(w->tally); free(w->q); free(w->picks); free(w->lower); free(w->upper); free(w->origin);
     free(w->off_a); free(w->off_b); free(w->left_edge); free(w->rate); free(w->edges);
     free(w->below_a); free(w->below_b); free(w->run); free(w->cnt_a); free(w->cnt_b);
     free(w->cum_a); free(w->start_a); free(w->start_b); free(w->fill); free(w->edge_bucket); free(w->base);
@@ -72,6 +72,7 @@ static int fe_drift_work_alloc(fe_drift_work *w, const fe_drift_params *p, int64
                                int64_t rows_b) {
     const int64_t nb = p->max_buckets + 1, ne = p->n_entries + 1;
     memset(w, 0, sizeof(*w));
+    w->tally = malloc(nb * sizeof(fe_tally_slot));
     w->q = malloc((p->cells + 1) * sizeof(double));
     w->picks = malloc((2 * p->sample + 1) * sizeof(double));
     w->lower = malloc(nb * sizeof(double));
@@ -101,7 +102,7 @@ static int fe_drift_work_alloc(fe_drift_work *w, const fe_drift_params *p, int64
     w->flag = malloc(nb);
     w->run = NULL;
     w->run_cap = 0;
-    if (!w->q || !w->picks || !w->lower || !w->upper || !w->origin || !w->off_a || !w->off_b
+    if (!w->tally || !w->q || !w->picks || !w->lower || !w->upper || !w->origin || !w->off_a || !w->off_b
         || !w->left_edge || !w->rate || !w->edges || !w->below_a || !w->below_b || !w->cnt_a
         || !w->cnt_b || !w->cum_a || !w->start_a || !w->start_b || !w->fill || !w->edge_bucket || !w->base
         || !w->picked || !w->packed || !w->grid || !w->ids_a || !w->ids_b || !w->shared
@@ -136,15 +137,26 @@ static inline int64_t fe_count_le(const double *s, int64_t n, double x) {
     return lo;
 }
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define FE_HAVE_AVX2_PATH 1
+#endif
+
+static inline int fe_cpu_avx2(void) {
+#ifdef FE_HAVE_AVX2_PATH
+    return __builtin_cpu_supports("avx2");
+#else
+    return 0;
+#endif
+}
+
 /* Valid count, min, max and sum of x (NaN is missing). Four lanes (lane t takes values
- * t, t + 4, ...; sums added as (l0 + l1) + (l2 + l3)): vectorised, same bits in both clones */
-FE_DRIFT_CLONES
-static void fe_moments(const double *x, int64_t n, double *out) {
-    double cnt[4] = {0, 0, 0, 0}, total[4] = {0, 0, 0, 0};
-    double mn[4] = {INFINITY, INFINITY, INFINITY, INFINITY};
-    double mx[4] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY};
+ * t, t + 4, ...; sums added as (l0 + l1) + (l2 + l3)); the AVX2 path does the same operations
+ * on the same lanes (min/max as v < m ? v : m, which minpd/maxpd are), so the same bits */
+static void fe_moments_lanes(const double *x, int64_t n, int64_t from, double *cnt, double *total,
+                             double *mn, double *mx) {
     const int64_t n4 = n - n % 4;
-    for (int64_t i = 0; i < n4; i += 4) {
+    for (int64_t i = from; i < n4; i += 4) {
         for (int t = 0; t < 4; t++) {
             const double v = x[i + t];
             const int valid = v == v;
@@ -154,7 +166,7 @@ static void fe_moments(const double *x, int64_t n, double *out) {
             mx[t] = v > mx[t] ? v : mx[t];
         }
     }
-    for (int64_t i = n4; i < n; i++) {
+    for (int64_t i = n4 > from ? n4 : from; i < n; i++) {
         const double v = x[i];
         const int valid = v == v;
         cnt[0] += valid ? 1.0 : 0.0;
@@ -162,10 +174,81 @@ static void fe_moments(const double *x, int64_t n, double *out) {
         mn[0] = v < mn[0] ? v : mn[0];
         mx[0] = v > mx[0] ? v : mx[0];
     }
+}
+
+#ifdef FE_HAVE_AVX2_PATH
+__attribute__((target("avx2")))
+static int64_t fe_moments_avx2(const double *x, int64_t n, double *cnt, double *total, double *mn,
+                               double *mx) {
+    __m256d c = _mm256_loadu_pd(cnt), s = _mm256_loadu_pd(total);
+    __m256d lo = _mm256_loadu_pd(mn), hi = _mm256_loadu_pd(mx);
+    const __m256d one = _mm256_set1_pd(1.0), zero = _mm256_setzero_pd();
+    const int64_t n4 = n - n % 4;
+    for (int64_t i = 0; i < n4; i += 4) {
+        const __m256d v = _mm256_loadu_pd(x + i);
+        const __m256d valid = _mm256_cmp_pd(v, v, _CMP_ORD_Q);
+        c = _mm256_add_pd(c, _mm256_and_pd(valid, one));
+        s = _mm256_add_pd(s, _mm256_blendv_pd(zero, v, valid));
+        lo = _mm256_min_pd(v, lo);  /* v < lo ? v : lo */
+        hi = _mm256_max_pd(v, hi);
+    }
+    _mm256_storeu_pd(cnt, c);
+    _mm256_storeu_pd(total, s);
+    _mm256_storeu_pd(mn, lo);
+    _mm256_storeu_pd(mx, hi);
+    return n4;
+}
+
+/* four lanes of sum over valid v of (v - mean)^2 (no FMA: the same bits as the plain loop) */
+__attribute__((target("avx2")))
+static int64_t fe_dev_avx2(const double *x, int64_t n, double mean, double *dev4) {
+    __m256d acc = _mm256_loadu_pd(dev4);
+    const __m256d vm = _mm256_set1_pd(mean), zero = _mm256_setzero_pd();
+    const int64_t n4 = n - n % 4;
+    for (int64_t i = 0; i < n4; i += 4) {
+        const __m256d v = _mm256_loadu_pd(x + i);
+        const __m256d d = _mm256_sub_pd(v, vm);
+        acc = _mm256_add_pd(acc, _mm256_blendv_pd(zero, _mm256_mul_pd(d, d),
+                                                  _mm256_cmp_pd(v, v, _CMP_ORD_Q)));
+    }
+    _mm256_storeu_pd(dev4, acc);
+    return n4;
+}
+#endif
+
+static void fe_moments(const double *x, int64_t n, double *out) {
+    double cnt[4] = {0, 0, 0, 0}, total[4] = {0, 0, 0, 0};
+    double mn[4] = {INFINITY, INFINITY, INFINITY, INFINITY};
+    double mx[4] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY};
+    int64_t from = 0;
+#ifdef FE_HAVE_AVX2_PATH
+    if (fe_cpu_avx2()) from = fe_moments_avx2(x, n, cnt, total, mn, mx);
+#endif
+    fe_moments_lanes(x, n, from, cnt, total, mn, mx);
     out[0] = (cnt[0] + cnt[1]) + (cnt[2] + cnt[3]);
     out[1] = fmin(fmin(mn[0], mn[1]), fmin(mn[2], mn[3]));
     out[2] = fmax(fmax(mx[0], mx[1]), fmax(mx[2], mx[3]));
     out[3] = (total[0] + total[1]) + (total[2] + total[3]);
+}
+
+/* the squared deviations of one block into four lanes, as fe_moments */
+static inline void fe_dev_block(const double *xb, int64_t m, double mean, int avx2,
+                                double *dev4) {
+    int64_t i = 0;
+#ifdef FE_HAVE_AVX2_PATH
+    if (avx2) i = fe_dev_avx2(xb, m, mean, dev4);
+#endif
+    (void)avx2;
+    const int64_t m4 = m - m % 4;
+    for (; i < m4; i += 4)
+        for (int t = 0; t < 4; t++) {
+            const double v = xb[i + t], d = v - mean;
+            dev4[t] += v == v ? d * d : 0.0;
+        }
+    for (; i < m; i++) {
+        const double v = xb[i], d = v - mean;
+        dev4[0] += v == v ? d * d : 0.0;
+    }
 }
 
 /* (cell, CDF at x) of the sample, piecewise linear through the quantiles q; *c: the cell of an
@@ -294,6 +377,38 @@ static inline void fe_grid_ids(const double *x, int64_t n, double lo, double sca
     }
 }
 
+#ifdef FE_HAVE_AVX2_PATH
+/* fe_grid_ids with AVX2 gathers (GCC does not vectorise a uint16 table lookup): the same
+ * truncation of the same double product, so the same ids. Reads grid[cell + 1] too (a 32-bit
+ * gather at uint16 offsets): the table has one slot more than cells. */
+__attribute__((target("avx2")))
+static void fe_grid_ids_avx2(const double *x, int64_t n, double lo, double scale,
+                             const uint16_t *grid, int64_t last, uint16_t *ids, uint16_t nan_id) {
+    const __m256d vlo = _mm256_set1_pd(lo), vscale = _mm256_set1_pd(scale);
+    const __m128i vlast = _mm_set1_epi32((int)last), vnan = _mm_set1_epi32(nan_id);
+    const __m128i low16 = _mm_set1_epi32(0xFFFF);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m128i k2[2];
+        for (int h = 0; h < 2; h++) {
+            const __m256d v = _mm256_loadu_pd(x + i + 4 * h);
+            const __m256d valid = _mm256_cmp_pd(v, v, _CMP_ORD_Q);
+            const __m256d u = _mm256_blendv_pd(vlo, v, valid);
+            __m128i cell = _mm256_cvttpd_epi32(_mm256_mul_pd(_mm256_sub_pd(u, vlo), vscale));
+            cell = _mm_min_epi32(cell, vlast);
+            const __m128i k = _mm_and_si128(_mm_i32gather_epi32((const int *)grid, cell, 2), low16);
+            const __m256i vm = _mm256_castpd_si256(valid);
+            const __m128i m32 = _mm_castps_si128(_mm_shuffle_ps(
+                _mm_castsi128_ps(_mm256_castsi256_si128(vm)),
+                _mm_castsi128_ps(_mm256_extracti128_si256(vm, 1)), _MM_SHUFFLE(2, 0, 2, 0)));
+            k2[h] = _mm_blendv_epi8(vnan, k, m32);
+        }
+        _mm_storeu_si128((__m128i *)(ids + i), _mm_packus_epi32(k2[0], k2[1]));
+    }
+    fe_grid_ids(x + i, n - i, lo, scale, grid, last, ids + i, nan_id);
+}
+#endif
+
 /* ids of one block on the equal-step map */
 static inline void fe_step_ids(const double *x, int64_t n, double lo, double scale,
                                const double *left_edge, const double *rate,
@@ -316,52 +431,83 @@ static inline void fe_step_ids(const double *x, int64_t n, double lo, double sca
 }
 
 /* Bucket ids of x into ids, per bucket its count and the sum of its values' offsets from
- * origin; returns the sum of squared deviations of the valid values from mean when
- * want_dev (value order), else 0. Per block: ids first (vectorised), then the tally reads the
- * block's values and ids from L1 cache. The NaN id's slot takes NaN's, never read. */
-FE_DRIFT_CLONES
+ * origin (into counts / offsets, n_buckets + 1 slots); returns the sum of squared deviations of
+ * the valid values from mean when want_dev (four lanes, as fe_moments), else 0. Per block: ids
+ * first (vectorised), then the tally reads the block's values and ids from L1 cache, into
+ * w->tally (origin, sums and count of a bucket in one cache line). The NaN id's slot takes
+ * NaN's, never read. */
 static double fe_ids_and_tally(const double *x, int64_t n, int on_grid, double lo, double scale,
-                               const fe_drift_work *w, int64_t last, uint16_t *ids,
-                               uint16_t nan_id, int64_t *counts, double *offsets, int want_dev,
-                               double mean) {
-    const double *origin = w->origin;
-    double dev, dev4[4] = {0, 0, 0, 0};
+                               fe_drift_work *w, int64_t n_buckets, int64_t last, uint16_t *ids,
+                               int64_t *counts, double *offsets, int want_dev, double mean) {
+    const uint16_t nan_id = (uint16_t)n_buckets;
+    const int cpu_avx2 = fe_cpu_avx2(), avx2 = on_grid && cpu_avx2;
+    fe_tally_slot *tally = w->tally;
+    for (int64_t k = 0; k <= n_buckets; k++) {
+        tally[k].origin = w->origin[k];
+        tally[k].offset = 0.0;
+        tally[k].count = 0;
+    }
+    double dev4[4] = {0, 0, 0, 0};
     for (int64_t begin = 0; begin < n; begin += FE_BLOCK) {
         const int64_t m = n - begin < FE_BLOCK ? n - begin : FE_BLOCK;
         const double *xb = x + begin;
         uint16_t *ib = ids + begin;
+#ifdef FE_HAVE_AVX2_PATH
+        if (avx2)
+            fe_grid_ids_avx2(xb, m, lo, scale, w->grid, last, ib, nan_id);
+        else
+#endif
         if (on_grid)
             fe_grid_ids(xb, m, lo, scale, w->grid, last, ib, nan_id);
         else
             fe_step_ids(xb, m, lo, scale, w->left_edge, w->rate, w->packed, last, ib, nan_id);
         for (int64_t i = 0; i < m; i++) {
-            const uint16_t k = ib[i];
-            counts[k] += 1;
-            offsets[k] += xb[i] - origin[k];
+            fe_tally_slot *t = tally + ib[i];
+            t->count += 1;
+            t->offset += xb[i] - t->origin;
         }
-        if (want_dev) {  /* four lanes, as fe_moments */
-            const int64_t m4 = m - m % 4;
-            for (int64_t i = 0; i < m4; i += 4)
-                for (int t = 0; t < 4; t++) {
-                    const double v = xb[i + t], d = v - mean;
-                    dev4[t] += v == v ? d * d : 0.0;
-                }
-            for (int64_t i = m4; i < m; i++) {
-                const double v = xb[i], d = v - mean;
-                dev4[0] += v == v ? d * d : 0.0;
-            }
-        }
+        if (want_dev) fe_dev_block(xb, m, mean, cpu_avx2, dev4);
     }
-    dev = (dev4[0] + dev4[1]) + (dev4[2] + dev4[3]);
-    return dev;
+    for (int64_t k = 0; k <= n_buckets; k++) {
+        counts[k] = tally[k].count;
+        offsets[k] = tally[k].offset;
+    }
+    return (dev4[0] + dev4[1]) + (dev4[2] + dev4[3]);
 }
 
 /* The values of flagged buckets into run (bucket k's from start[k]), each bucket's values
  * sorted. A block's flagged positions are listed first without a branch (a few percent of the
  * values are flagged, at random positions: a branch per value mispredicts). fill: scratch */
+/* Sort the c values of one bucket, all in about [lo, hi): distributed first into c equal
+ * slots of the range by a counting sort (a bucket's values are spread fairly evenly over it),
+ * then an insertion sort finishes the nearly sorted run (and puts right any value the map's
+ * rounding left a hair outside); over FE_DIST_MAX values, or a zero range, the introsort */
+#define FE_DIST_MAX 512
+static void fe_sort_bucket(double *a, int64_t c, double lo, double hi) {
+    if (c > FE_DIST_MAX || !(hi > lo)) {
+        fe_sort_f64(a, c);
+        return;
+    }
+    double tmp[FE_DIST_MAX];
+    int32_t slot_of[FE_DIST_MAX], start[FE_DIST_MAX + 1];
+    const double per = (double)c / (hi - lo);
+    memset(start, 0, (c + 1) * sizeof(int32_t));
+    for (int64_t i = 0; i < c; i++) {
+        int64_t s = (int64_t)((a[i] - lo) * per);
+        s = s < 0 ? 0 : (s > c - 1 ? c - 1 : s);
+        slot_of[i] = (int32_t)s;
+        start[s + 1]++;
+        tmp[i] = a[i];
+    }
+    for (int64_t s = 0; s < c; s++) start[s + 1] += start[s];
+    for (int64_t i = 0; i < c; i++) a[start[slot_of[i]]++] = tmp[i];
+    fe_insertion_f64(a, c);
+}
+
 static void fe_gather(const double *x, int64_t n, const uint16_t *ids, const uint8_t *flag,
-                      const int64_t *start, int64_t n_buckets, int64_t *fill, int64_t *picked,
-                      int64_t block, double *run) {
+                      const int64_t *start, int64_t n_buckets, const double *lower,
+                      const double *upper, int64_t *fill, int64_t *picked, int64_t block,
+                      double *run) {
     memcpy(fill, start, n_buckets * sizeof(int64_t));
     for (int64_t begin = 0; begin < n; begin += block) {
         const int64_t end = n < begin + block ? n : begin + block;
@@ -377,7 +523,8 @@ static void fe_gather(const double *x, int64_t n, const uint16_t *ids, const uin
         }
     }
     for (int64_t k = 0; k < n_buckets; k++)
-        if (flag[k] && fill[k] - start[k] > 1) fe_sort_f64(run + start[k], fill[k] - start[k]);
+        if (flag[k] && fill[k] - start[k] > 1)
+            fe_sort_bucket(run + start[k], fill[k] - start[k], lower[k], upper[k]);
 }
 
 /* integral of |G| over [lo, hi) and the largest |G| after a run of equal values, in a bucket

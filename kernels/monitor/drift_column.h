@@ -58,16 +58,11 @@ static int fe_column_drift(const double *a, int64_t na_rows, const double *b, in
     int64_t *cnt_a = w->cnt_a, *cnt_b = w->cnt_b;
     double *off_a = w->off_a, *off_b = w->off_b;
     const size_t nbk = (size_t)(n_buckets + 1);
-    memset(cnt_a, 0, nbk * sizeof(int64_t));
-    memset(cnt_b, 0, nbk * sizeof(int64_t));
-    memset(off_a, 0, nbk * sizeof(double));
-    memset(off_b, 0, nbk * sizeof(double));
     stats[FE_MEAN_REF] = mean_a;
-    const uint16_t nan_id = (uint16_t)n_buckets;
-    stats[FE_M2_REF] = fe_ids_and_tally(a, na_rows, on_grid, q[0], scale, w, last, w->ids_a,
-                                        nan_id, cnt_a, off_a, 1, mean_a);
-    fe_ids_and_tally(b, nb_rows, on_grid, q[0], scale, w, last, w->ids_b, nan_id, cnt_b, off_b,
-                     0, 0.0);
+    stats[FE_M2_REF] = fe_ids_and_tally(a, na_rows, on_grid, q[0], scale, w, n_buckets, last,
+                                        w->ids_a, cnt_a, off_a, 1, mean_a);
+    fe_ids_and_tally(b, nb_rows, on_grid, q[0], scale, w, n_buckets, last, w->ids_b, cnt_b,
+                     off_b, 0, 0.0);
     /* --- which buckets need their values in order ------------------------------------------ */
     const int64_t ta = na, tb = nb;
     int64_t g = 0, bound = 0;  /* the largest |G| at a bucket boundary: KS is at least this */
@@ -127,10 +122,10 @@ static int fe_column_drift(const double *a, int64_t na_rows, const double *b, in
     /* --- the values of the flagged buckets, in order ---------------------------------------- */
     if (fe_grow_run(w, gathered_a + gathered_b)) return -1;
     double *run_a = w->run, *run_b = w->run + gathered_a;
-    fe_gather(a, na_rows, w->ids_a, flag, start_a, n_buckets, w->fill, w->picked,
-              p->gather_block, run_a);
-    fe_gather(b, nb_rows, w->ids_b, flag, start_b, n_buckets, w->fill, w->picked,
-              p->gather_block, run_b);
+    fe_gather(a, na_rows, w->ids_a, flag, start_a, n_buckets, w->lower, w->upper, w->fill,
+              w->picked, p->gather_block, run_a);
+    fe_gather(b, nb_rows, w->ids_b, flag, start_b, n_buckets, w->lower, w->upper, w->fill,
+              w->picked, p->gather_block, run_b);
     /* --- the flagged buckets in order -------------------------------------------------------- */
     g = 0;
     int64_t top = bound;
