@@ -9,6 +9,8 @@
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -213,3 +215,130 @@ def task_arm_sums(X, arms, r, K, rows_per_task):
         g[t, a] += r[i] * X[i]
         s[t, a] += (1.0, r[i], r[i] * r[i])
     return G, g, s
+
+
+# -- decisions of every policy kind, row by row in plain Python floats ------------------------
+# The kernels (kernels/bandits/decide_core.h) promise every sum in index order and no fused
+# multiply-add, and their random draws are the streams above through libm's log/cos/pow, which
+# Python's math module and ``**`` call too: so this reference gives the same bits.
+GREEDY, UCB, GAUSS_TS, BETA_TS = 0, 1, 2, 3
+_MASK64 = (1 << 64) - 1
+_G, _M1, _M2, _S = int(GOLDEN), int(M1), int(M2), int(STREAM)
+
+
+def _mix64_int(z):
+    z = ((z ^ (z >> 30)) * _M1) & _MASK64
+    z = ((z ^ (z >> 27)) * _M2) & _MASK64
+    return z ^ (z >> 31)
+
+
+class Stream:
+    """The counter stream ``(seed, row)`` of ``kernels/bandits/rng.py``, one draw at a time."""
+
+    def __init__(self, seed, row):
+        self.state = _mix64_int(int(seed) ^ _mix64_int((int(row) * _S + _G) & _MASK64))
+
+    def uniform(self):
+        self.state = (self.state + _G) & _MASK64
+        return float(_mix64_int(self.state) >> 11) * (1.0 / 9007199254740992.0)
+
+    def normal(self):
+        u1, u2 = self.uniform(), self.uniform()
+        return math.sqrt(-2.0 * math.log(1.0 - u1)) * math.cos(2.0 * math.pi * u2)
+
+    def gamma(self, shape):
+        boost = 1.0
+        if shape < 1.0:
+            boost = (1.0 - self.uniform()) ** (1.0 / shape)
+            shape += 1.0
+        d = shape - 1.0 / 3.0
+        c = 1.0 / math.sqrt(9.0 * d)
+        while True:
+            z = self.normal()
+            v = 1.0 + c * z
+            if v <= 0.0:
+                continue
+            v = v * v * v
+            u = self.uniform()
+            if math.log(1.0 - u) < 0.5 * z * z + d - d * v + d * math.log(v):
+                return d * v * boost
+
+    def beta(self, a, b):
+        x = self.gamma(a)
+        y = self.gamma(b)
+        return x / (x + y)
+
+    def index(self, n):
+        k = int(self.uniform() * n)
+        return k if k < n else n - 1
+
+
+def arm_mean_width(x, theta, L_inv, base_mean, base_var, scale):
+    """Per arm: ``base_mean + theta . x`` and ``scale * sqrt(base_var + |L_inv x|^2)``, every
+    sum in index order (what the kernels compute, bit for bit)."""
+    K, d = theta.shape
+    mean, width = np.empty(K), np.empty(K)
+    for a in range(K):
+        s = float(base_mean[a])
+        for j in range(d):
+            s += float(theta[a, j]) * float(x[j])
+        mean[a] = s
+        q = float(base_var[a])
+        for i in range(d):
+            z = 0.0
+            for j in range(i + 1):
+                z += float(L_inv[a, i, j]) * float(x[j])
+            q += z * z
+        width[a] = q if q == math.inf else (scale * math.sqrt(q) if q > 0.0 else 0.0)
+    return mean, width
+
+
+def decide_row(x, elig, theta, L_inv, base_mean, base_var, scale, beta_a, beta_b, kind,
+               epsilon, seed, row, draws):
+    """One row's ``(arm, propensity, expected reward per arm, probability per arm)`` as
+    ``kernels/bandits/decide.py`` documents it: greedy/UCB with uniform tie-breaking and exact
+    propensities from the row's stream (drawn only when needed: an epsilon or a tie), Thompson
+    sampling as the decision's draw plus ``draws`` further draws (their shares)."""
+    K = theta.shape[0]
+    mean, width = arm_mean_width(x, theta, L_inv, base_mean, base_var, scale)
+    elig = np.asarray(elig, bool)
+    dist = np.zeros(K)
+    if not elig.any():
+        return -1, math.nan, np.full(K, np.nan), dist
+    if kind == BETA_TS:
+        mean = np.where(elig, beta_a / (beta_a + beta_b), mean)
+    expected = np.where(elig, mean, np.nan)
+    arms = np.flatnonzero(elig)
+    if kind in (GREEDY, UCB):
+        score = {a: mean[a] + width[a] if kind == UCB else mean[a] for a in arms}
+        score = {a: -math.inf if math.isnan(s) else s for a, s in score.items()}  # overflow
+        best = max(score.values())
+        top = [a for a in arms if score[a] == best]
+        eps = epsilon if kind == GREEDY else 0.0
+        explore, k = False, 0
+        if eps > 0.0 or len(top) > 1:
+            stream = Stream(seed, row)
+            if eps > 0.0:
+                explore = stream.uniform() < eps
+            k = stream.index(len(arms) if explore else len(top))
+        for a in arms:
+            dist[a] = eps / len(arms) + ((1.0 - eps) / len(top) if a in top else 0.0)
+        chosen = (arms if explore else top)[k]
+        return int(chosen), dist[chosen], expected, dist
+    stream = Stream(seed, row)
+
+    def draw():
+        best, arm = -math.inf, -1
+        for a in arms:
+            s = (stream.beta(beta_a[a], beta_b[a]) if kind == BETA_TS
+                 else mean[a] + width[a] * stream.normal())
+            if arm < 0 or s > best:
+                best, arm = s, a
+        return arm
+
+    chosen = draw()
+    dist[chosen] += 1.0
+    for _ in range(draws):
+        dist[draw()] += 1.0
+    dist /= draws + 1.0
+    return int(chosen), dist[chosen], expected, dist

@@ -22,10 +22,12 @@ from ..kernels.bandits import decide as _decide
 from ..kernels.bandits import ridge as _ridge
 from ..kernels.bandits import serve_native as _serve
 from ..kernels.common.config import (
+    BANDIT_BOUND_SLACK,
     BANDIT_DECIDE_BATCH,
     BANDIT_DECIDE_CHUNK,
     BANDIT_PARALLEL_MIN_ROWS,
     BANDIT_ROWS_PER_TASK,
+    BANDIT_ROWWISE_BELOW,
     BANDIT_TS_PROPENSITY_DRAWS,
 )
 from ._columns import (
@@ -445,12 +447,11 @@ class Policy:
 
     def _server(self, snap):
         """Build (once per snapshot; a race builds two equal ones) the compiled server."""
-        from ..kernels.bandits.serve import DECIDE_SINGLE_ADDRESS
-
-        snap.server = _serve.Server(DECIDE_SINGLE_ADDRESS, np.ascontiguousarray(snap.theta),
+        snap.server = _serve.Server(np.ascontiguousarray(snap.theta),
                                     np.ascontiguousarray(snap.L_inv),
                                     snap.arm_params, snap.everyone, snap.scale, self.KIND,
-                                    self._epsilon, BANDIT_TS_PROPENSITY_DRAWS)
+                                    self._epsilon, BANDIT_TS_PROPENSITY_DRAWS,
+                                    BANDIT_BOUND_SLACK, BANDIT_ROWWISE_BELOW)
         return snap.server
 
     @staticmethod

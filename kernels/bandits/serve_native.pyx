@@ -8,8 +8,9 @@ eleven arguments of the Numba kernel and its dispatch held the GIL for ~3 us of 
 (Two threads still decide no faster than one at ~1 us a decision: handing the GIL between
 them costs more than the decision.)
 
-The decision itself is :func:`.serve._decide_single_c` (the Numba kernel of ``decide``, compiled
-as a C function), called through its address: the same arithmetic and the same decisions.
+The decision itself is ``fe_decide_single`` of ``decide_core.h``, called directly (compiled
+into this module at build time, no Numba): the code of every row of a batch ``decide``, so
+the same arithmetic and the same decisions.
 A server is immutable; a policy builds a new one with each new snapshot, so a decision never
 sees a half-applied update.
 """
@@ -20,9 +21,12 @@ import numpy as np
 
 cnp.import_array()
 
-ctypedef int64_t (*decide_fn)(const double*, const uint8_t*, const double*, const double*,
-                              const double*, int64_t, int64_t, double, int64_t, double,
-                              uint64_t, int64_t, int64_t, double*) noexcept nogil
+cdef extern from "decide_core.h" nogil:
+    int64_t fe_decide_single(const double *x, const uint8_t *elig, const double *theta,
+                             const double *L_inv, const double *arm_params, int64_t K,
+                             int64_t d, double scale, int64_t kind, double epsilon,
+                             uint64_t seed, int64_t row, int64_t draws, double slack,
+                             int64_t rowwise_below, double *prop)
 
 #: What :meth:`Server.decide` returns as the arm when ``x`` or ``eligible`` is not a contiguous
 #: array of the right dtype and length: the caller converts and validates, then calls again.
@@ -32,9 +36,9 @@ NOT_READY = -3
 cdef class Server:
     """One snapshot's single decision. ``decide(x, eligible, seed, row)`` -> ``(arm code,
     propensity)``: code ``-1`` no eligible arm, ``-2`` non-finite ``x``, :data:`NOT_READY`
-    ``x``/``eligible`` not contiguous float64/uint8 of the right length."""
+    ``x``/``eligible`` not contiguous float64/uint8 of the right length. ``slack`` and
+    ``rowwise_below`` are ``BANDIT_BOUND_SLACK`` and ``BANDIT_ROWWISE_BELOW``."""
     cdef object _arrays           # keeps every array below alive
-    cdef decide_fn fn
     cdef const double* theta
     cdef const double* L_inv
     cdef const double* arm_params
@@ -42,11 +46,11 @@ cdef class Server:
     cdef const double* no_context
     cdef double zero
     cdef Py_ssize_t K, d
-    cdef double scale, epsilon
-    cdef int64_t kind, draws
+    cdef double scale, epsilon, slack
+    cdef int64_t kind, draws, rowwise_below
 
-    def __cinit__(self, size_t address, theta, L_inv, arm_params, everyone, double scale,
-                  int64_t kind, double epsilon, int64_t draws):
+    def __cinit__(self, theta, L_inv, arm_params, everyone, double scale, int64_t kind,
+                  double epsilon, int64_t draws, double slack, int64_t rowwise_below):
         cdef const double[:, ::1] theta_ = theta
         cdef const double[:, :, ::1] L_inv_ = L_inv
         cdef const double[:, ::1] params_ = arm_params
@@ -61,8 +65,8 @@ cdef class Server:
         self.L_inv = &L_inv_[0, 0, 0] if self.d else &self.zero
         self.arm_params, self.everyone = &params_[0, 0], &everyone_[0]
         self.no_context = &self.zero
-        self.fn = <decide_fn><size_t>address
         self.scale, self.kind, self.epsilon, self.draws = scale, kind, epsilon, draws
+        self.slack, self.rowwise_below = slack, rowwise_below
 
     def decide(self, x, eligible, uint64_t seed, int64_t row):
         cdef const double* xp = self.no_context
@@ -79,8 +83,11 @@ cdef class Server:
                 return NOT_READY, prop
             ep = <const uint8_t*>cnp.PyArray_DATA(<cnp.ndarray>eligible)
         with nogil:
-            arm = self.fn(xp, ep, self.theta, self.L_inv, self.arm_params, self.K, self.d,
-                          self.scale, self.kind, self.epsilon, seed, row, self.draws, &prop)
+            arm = fe_decide_single(xp, ep, self.theta, self.L_inv, self.arm_params, self.K,
+                                   self.d, self.scale, self.kind, self.epsilon, seed, row,
+                                   self.draws, self.slack, self.rowwise_below, &prop)
+        if arm == -4:
+            raise MemoryError()
         return arm, prop
 
 
