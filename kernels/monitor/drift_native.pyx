@@ -39,6 +39,7 @@ cdef extern from "drift_buckets.h" nogil:
     int fe_column_drift(const double *a, int64_t na_rows, const double *b, int64_t nb_rows,
                         const fe_drift_params *p, fe_drift_work *w, double *stats,
                         double *ref_p, double *cur_p)
+    int fe_drift_plain_only
     double fe_psi(const double *p, const double *q, int64_t n, double eps)
     double fe_js_distance(const double *p, const double *q, int64_t n)
 
@@ -109,6 +110,13 @@ def bucket_worker(const int64_t[::1] ref_at, const int64_t[::1] cur_at, int64_t 
             fe_drift_work_free(&w)
     if failed:
         raise MemoryError("drift: out of memory for the bucket kernel's scratch")
+
+
+def _plain_loops_only(bint plain):
+    """Tests only (not thread-safe): ``True`` makes the bucket kernel skip its AVX2 twins and
+    run the plain C loops, which must give the same bits."""
+    global fe_drift_plain_only
+    fe_drift_plain_only = plain
 
 
 def sorted_worker(const double[::1] ref_vals, const double[::1] ref_w,

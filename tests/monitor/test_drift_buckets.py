@@ -152,3 +152,27 @@ def test_raw_tables_equal_their_profiles():
     for name in inexact:
         np.testing.assert_allclose(direct[name].to_numpy(), profiled[name].to_numpy(),
                                    rtol=1e-12)
+
+
+def test_plain_loops_give_the_avx2_twins_bits():
+    # the kernel picks AVX2 versions of its hottest loops at run time; the plain C loops (what a
+    # CPU without AVX2 runs) must give the same bits, on both bucket maps
+    from fastengage.kernels.monitor import drift_native
+
+    rng = np.random.default_rng(13)
+    refs = [rng.normal(size=50_003), rng.lognormal(size=50_003),
+            np.append(rng.uniform(0, 1, 50_002), 50.0)]  # the outlier: the equal-step map
+    curs = [rng.normal(0.05, 1, 40_001), rng.lognormal(0.1, 1, 40_001),
+            np.append(rng.uniform(0.02, 1, 40_000), 60.0)]
+    for x in refs + curs:
+        x[rng.integers(0, x.size, 100)] = np.nan
+    runs = []
+    for plain in (True, False):
+        drift_native._plain_loops_only(plain)
+        try:
+            runs.append(_run_columns(refs, curs, n_threads=1))
+        finally:
+            drift_native._plain_loops_only(False)
+    assert np.all(runs[0][0][:, buckets.STATUS] == 0)
+    for x, y in zip(*runs):
+        assert x.tobytes() == y.tobytes()
