@@ -41,46 +41,51 @@ FE_TARGET FE_INLINE void FE_FN(fe_fit_transpose)(const double *const *src, int64
 #define FE_LOAD(c) (*(const FE_V *)(src[c] + i))
 #define FE_STORE(k, v) (*(FE_V *)(out + (k) * ld) = (v))
 #if FE_W == 8
-    typedef int64_t FE_I __attribute__((vector_size(64)));
-    const FE_I even = {0, 8, 2, 10, 4, 12, 6, 14}, odd = {1, 9, 3, 11, 5, 13, 7, 15};
-    const FE_I lo2 = {0, 1, 8, 9, 4, 5, 12, 13}, hi2 = {2, 3, 10, 11, 6, 7, 14, 15};
-    const FE_I lo4 = {0, 1, 2, 3, 8, 9, 10, 11}, hi4 = {4, 5, 6, 7, 12, 13, 14, 15};
     const FE_V r0 = FE_LOAD(0), r1 = FE_LOAD(1), r2 = FE_LOAD(2), r3 = FE_LOAD(3);
     const FE_V r4 = FE_LOAD(4), r5 = FE_LOAD(5), r6 = FE_LOAD(6), r7 = FE_LOAD(7);
     /* t(2a+e): columns 2a, 2a+1 of rows e, e+2, e+4, e+6 */
-    const FE_V t0 = __builtin_shuffle(r0, r1, even), t1 = __builtin_shuffle(r0, r1, odd);
-    const FE_V t2 = __builtin_shuffle(r2, r3, even), t3 = __builtin_shuffle(r2, r3, odd);
-    const FE_V t4 = __builtin_shuffle(r4, r5, even), t5 = __builtin_shuffle(r4, r5, odd);
-    const FE_V t6 = __builtin_shuffle(r6, r7, even), t7 = __builtin_shuffle(r6, r7, odd);
+#  define FE_EVEN(a, b) FE_SHUF(FE_V, a, b, 0, 8, 2, 10, 4, 12, 6, 14)
+#  define FE_ODD(a, b) FE_SHUF(FE_V, a, b, 1, 9, 3, 11, 5, 13, 7, 15)
+    const FE_V t0 = FE_EVEN(r0, r1), t1 = FE_ODD(r0, r1);
+    const FE_V t2 = FE_EVEN(r2, r3), t3 = FE_ODD(r2, r3);
+    const FE_V t4 = FE_EVEN(r4, r5), t5 = FE_ODD(r4, r5);
+    const FE_V t6 = FE_EVEN(r6, r7), t7 = FE_ODD(r6, r7);
     /* u(b): four columns of rows b and b+4 */
-    const FE_V u0 = __builtin_shuffle(t0, t2, lo2), u2 = __builtin_shuffle(t0, t2, hi2);
-    const FE_V u1 = __builtin_shuffle(t1, t3, lo2), u3 = __builtin_shuffle(t1, t3, hi2);
-    const FE_V u4 = __builtin_shuffle(t4, t6, lo2), u6 = __builtin_shuffle(t4, t6, hi2);
-    const FE_V u5 = __builtin_shuffle(t5, t7, lo2), u7 = __builtin_shuffle(t5, t7, hi2);
-    FE_STORE(0, __builtin_shuffle(u0, u4, lo4));
-    FE_STORE(4, __builtin_shuffle(u0, u4, hi4));
-    FE_STORE(1, __builtin_shuffle(u1, u5, lo4));
-    FE_STORE(5, __builtin_shuffle(u1, u5, hi4));
-    FE_STORE(2, __builtin_shuffle(u2, u6, lo4));
-    FE_STORE(6, __builtin_shuffle(u2, u6, hi4));
-    FE_STORE(3, __builtin_shuffle(u3, u7, lo4));
-    FE_STORE(7, __builtin_shuffle(u3, u7, hi4));
+#  define FE_LO2(a, b) FE_SHUF(FE_V, a, b, 0, 1, 8, 9, 4, 5, 12, 13)
+#  define FE_HI2(a, b) FE_SHUF(FE_V, a, b, 2, 3, 10, 11, 6, 7, 14, 15)
+    const FE_V u0 = FE_LO2(t0, t2), u2 = FE_HI2(t0, t2);
+    const FE_V u1 = FE_LO2(t1, t3), u3 = FE_HI2(t1, t3);
+    const FE_V u4 = FE_LO2(t4, t6), u6 = FE_HI2(t4, t6);
+    const FE_V u5 = FE_LO2(t5, t7), u7 = FE_HI2(t5, t7);
+    /* row k: the low halves (rows 0-3) or high halves (rows 4-7) of u(k mod 4), u(k mod 4 + 4) */
+#  define FE_LO4(a, b) FE_SHUF(FE_V, a, b, 0, 1, 2, 3, 8, 9, 10, 11)
+#  define FE_HI4(a, b) FE_SHUF(FE_V, a, b, 4, 5, 6, 7, 12, 13, 14, 15)
+    FE_STORE(0, FE_LO4(u0, u4));
+    FE_STORE(4, FE_HI4(u0, u4));
+    FE_STORE(1, FE_LO4(u1, u5));
+    FE_STORE(5, FE_HI4(u1, u5));
+    FE_STORE(2, FE_LO4(u2, u6));
+    FE_STORE(6, FE_HI4(u2, u6));
+    FE_STORE(3, FE_LO4(u3, u7));
+    FE_STORE(7, FE_HI4(u3, u7));
+#  undef FE_EVEN
+#  undef FE_ODD
+#  undef FE_LO2
+#  undef FE_HI2
+#  undef FE_LO4
+#  undef FE_HI4
 #elif FE_W == 4
-    typedef int64_t FE_I __attribute__((vector_size(32)));
-    const FE_I even = {0, 4, 2, 6}, odd = {1, 5, 3, 7}, lo2 = {0, 1, 4, 5}, hi2 = {2, 3, 6, 7};
     const FE_V r0 = FE_LOAD(0), r1 = FE_LOAD(1), r2 = FE_LOAD(2), r3 = FE_LOAD(3);
-    const FE_V t0 = __builtin_shuffle(r0, r1, even), t1 = __builtin_shuffle(r0, r1, odd);
-    const FE_V t2 = __builtin_shuffle(r2, r3, even), t3 = __builtin_shuffle(r2, r3, odd);
-    FE_STORE(0, __builtin_shuffle(t0, t2, lo2));
-    FE_STORE(2, __builtin_shuffle(t0, t2, hi2));
-    FE_STORE(1, __builtin_shuffle(t1, t3, lo2));
-    FE_STORE(3, __builtin_shuffle(t1, t3, hi2));
+    const FE_V t0 = FE_SHUF(FE_V, r0, r1, 0, 4, 2, 6), t1 = FE_SHUF(FE_V, r0, r1, 1, 5, 3, 7);
+    const FE_V t2 = FE_SHUF(FE_V, r2, r3, 0, 4, 2, 6), t3 = FE_SHUF(FE_V, r2, r3, 1, 5, 3, 7);
+    FE_STORE(0, FE_SHUF(FE_V, t0, t2, 0, 1, 4, 5));
+    FE_STORE(2, FE_SHUF(FE_V, t0, t2, 2, 3, 6, 7));
+    FE_STORE(1, FE_SHUF(FE_V, t1, t3, 0, 1, 4, 5));
+    FE_STORE(3, FE_SHUF(FE_V, t1, t3, 2, 3, 6, 7));
 #elif FE_W == 2
-    typedef int64_t FE_I __attribute__((vector_size(16)));
-    const FE_I even = {0, 2}, odd = {1, 3};
     const FE_V r0 = FE_LOAD(0), r1 = FE_LOAD(1);
-    FE_STORE(0, __builtin_shuffle(r0, r1, even));
-    FE_STORE(1, __builtin_shuffle(r0, r1, odd));
+    FE_STORE(0, FE_SHUF(FE_V, r0, r1, 0, 2));
+    FE_STORE(1, FE_SHUF(FE_V, r0, r1, 1, 3));
 #else
 #  error "FE_W must be 2, 4 or 8"
 #endif
