@@ -19,6 +19,9 @@ CYTHON_DIRECTIVES = {
 }
 
 CYTHON_MODULES = [
+    "bandits.decide_native",
+    "bandits.fit_native",
+    "bandits.ope_native",
     "bandits.serve_native",
     "common.idmap",
     "common.chunks",

@@ -18,118 +18,51 @@ DR-OS      dm + lam w / (w^2 + lam) (r - qf)
 Each estimate is the mean of its round rewards, and its bootstrap resamples rounds (as obp's
 ``estimate_confidence_interval_by_bootstrap``) from the counter stream ``(seed, replicate)``.
 """
+from functools import partial
+
 import numpy as np
-from numba import prange
 
 from ..common.config import BANDIT_OPE_CHUNK
-from ..common.launch import parallel_kernel
-from .rng import next_index, stream_base
+from ..common.launch import run_threaded
+from . import ope_native as _native
 
-IPW = 0
-SNIPW = 1
-DM = 2
-DR = 3
-SNDR = 4
-SWITCH_DR = 5
-DR_OS = 6
+IPW = int(_native.Estimator.IPW)
+SNIPW = int(_native.Estimator.SNIPW)
+DM = int(_native.Estimator.DM)
+DR = int(_native.Estimator.DR)
+SNDR = int(_native.Estimator.SNDR)
+SWITCH_DR = int(_native.Estimator.SWITCH_DR)
+DR_OS = int(_native.Estimator.DR_OS)
 
 
-@parallel_kernel
+def _counter():
+    return np.zeros(1, dtype=np.int64)
+
+
 def round_terms(action, position, pscore, pi_e, q_hat, tol, out_w, out_dm, out_qf, out_bad,
-                chunk_w):
+                chunk_w, *, n_threads=None):
     """Per round: ``w``, ``dm``, ``qf`` (the last two only when ``q_hat`` has rows) and
     ``out_bad = 1`` when the round's target probabilities at its position are negative, do not
     sum to 1 within ``tol``, its logged propensity is not in (0, 1], or a reward-model value at
     its position is not finite. ``chunk_w[c] = (sum w, sum w^2)`` over chunk ``c`` of
     ``BANDIT_OPE_CHUNK`` rounds (chunks are fixed, so their sums do not depend on threads)."""
-    n = action.shape[0]
-    K = pi_e.shape[1]
-    has_q = q_hat.shape[0] > 0
-    n_chunks = (n + BANDIT_OPE_CHUNK - 1) // BANDIT_OPE_CHUNK
-    for c in prange(n_chunks):
-        sw = 0.0
-        sw2 = 0.0
-        for i in range(c * BANDIT_OPE_CHUNK, min(n, (c + 1) * BANDIT_OPE_CHUNK)):
-            a = action[i]
-            p = position[i]
-            ps = pscore[i]
-            bad = not (ps > 0.0 and ps <= 1.0)
-            total = 0.0
-            num = 0.0
-            for b in range(K):
-                pb = pi_e[i, b, p]
-                if not pb >= 0.0:
-                    bad = True
-                total += pb
-                if has_q:
-                    qb = q_hat[i, b, p]
-                    if not abs(qb) < np.inf:
-                        bad = True
-                    num += pb * qb
-            if abs(total - 1.0) > tol:
-                bad = True
-            out_bad[i] = bad
-            w = pi_e[i, a, p] / ps
-            out_w[i] = w
-            sw += w
-            sw2 += w * w
-            if has_q:
-                out_dm[i] = num / total
-                out_qf[i] = q_hat[i, a, p]
-        chunk_w[c, 0] = sw
-        chunk_w[c, 1] = sw2
+    run_threaded(partial(_native.round_terms_worker, action, position, pscore, pi_e, q_hat,
+                         float(tol), BANDIT_OPE_CHUNK, out_w, out_dm, out_qf, out_bad, chunk_w,
+                         _counter()), n_threads)
 
 
-@parallel_kernel
-def round_rewards(reward, w, dm, qf, mean_w, clip, tau, lam, estimators, out, chunk_sums):
+def round_rewards(reward, w, dm, qf, mean_w, clip, tau, lam, estimators, out, chunk_sums, *,
+                  n_threads=None):
     """``out[i, e]``: round reward of estimator ``estimators[e]`` (codes above) for round ``i``;
     ``chunk_sums[c, e]``: their sum over chunk ``c`` (added in chunk order by the caller).
     ``out`` with zero rows is not filled (no bootstrap needs it)."""
-    n = reward.shape[0]
-    E = estimators.shape[0]
-    store = out.shape[0] > 0
-    n_chunks = (n + BANDIT_OPE_CHUNK - 1) // BANDIT_OPE_CHUNK
-    for c in prange(n_chunks):
-        for e in range(E):
-            chunk_sums[c, e] = 0.0
-        for i in range(c * BANDIT_OPE_CHUNK, min(n, (c + 1) * BANDIT_OPE_CHUNK)):
-            wi = w[i]
-            r = reward[i]
-            for e in range(E):
-                code = estimators[e]
-                if code == IPW:
-                    v = min(wi, clip) * r
-                elif code == SNIPW:
-                    v = wi * r / mean_w
-                elif code == DM:
-                    v = dm[i]
-                elif code == DR:
-                    v = dm[i] + min(wi, clip) * (r - qf[i])
-                elif code == SNDR:
-                    v = dm[i] + wi * (r - qf[i]) / mean_w
-                elif code == SWITCH_DR:
-                    v = dm[i] + (wi * (r - qf[i]) if wi <= tau else 0.0)
-                else:  # DR_OS
-                    den = wi * wi + lam
-                    shrunk = (lam * wi / den if den > 0.0 else 0.0) if lam < np.inf else wi
-                    v = dm[i] + shrunk * (r - qf[i])
-                if store:
-                    out[i, e] = v
-                chunk_sums[c, e] += v
+    run_threaded(partial(_native.round_rewards_worker, reward, w, dm, qf, float(mean_w),
+                         float(clip), float(tau), float(lam), estimators, BANDIT_OPE_CHUNK, out,
+                         chunk_sums, _counter()), n_threads)
 
 
-@parallel_kernel
-def bootstrap_means(values, seed, out):
+def bootstrap_means(values, seed, out, *, n_threads=None):
     """``out[b, e]``: mean of ``values[:, e]`` over ``n`` rounds drawn with replacement from the
     stream ``(seed, b)``; one replicate per task, so any thread count gives the same bits."""
-    n = values.shape[0]
-    E = values.shape[1]
-    for b in prange(out.shape[0]):
-        state = stream_base(seed, b)
-        acc = np.zeros(E)
-        for _ in range(n):
-            state, j = next_index(state, n)
-            for e in range(E):
-                acc[e] += values[j, e]
-        for e in range(E):
-            out[b, e] = acc[e] / n
+    run_threaded(partial(_native.bootstrap_worker, values, int(seed), out, _counter()),
+                 n_threads)
