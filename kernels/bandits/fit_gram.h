@@ -94,30 +94,36 @@ static inline void fe_fit_sort(const int64_t *codes, int64_t lo, int64_t m, int6
  * overflow the core's miss buffers and be dropped or stall it). */
 typedef struct {
     const fe_fit_problem *pb;
-    int64_t lo, lines_per_column, next, end, per_step;
+    int64_t lo, stop;  /* the rows to fetch */
+    int64_t column;    /* 0 .. d-1 features, d rewards, d+1 codes, d+2 done */
+    int64_t row;       /* next row of that column, lo .. stop-1, one cache line apart */
+    int64_t per_step;  /* lines per step */
 } fe_fit_prefetcher;
 
 static inline void fe_fit_prefetch_plan(fe_fit_prefetcher *pf, const fe_fit_problem *pb,
                                         int64_t lo, int64_t m, int64_t steps) {
+    const int64_t lines = (pb->d + 2) * ((m + 7) / 8);
     pf->pb = pb;
     pf->lo = lo;
-    pf->lines_per_column = (m + 7) / 8;
-    pf->next = 0;
-    pf->end = m > 0 ? (pb->d + 2) * pf->lines_per_column : 0;
-    pf->per_step = steps > 0 ? (pf->end + steps - 1) / steps : pf->end;
+    pf->stop = lo + m;
+    pf->column = m > 0 ? 0 : pb->d + 2;
+    pf->row = lo;
+    pf->per_step = steps > 0 ? (lines + steps - 1) / steps : lines;
 }
 
 static inline void fe_fit_prefetch_step(fe_fit_prefetcher *pf) {
-    const int64_t stop = pf->next + pf->per_step < pf->end ? pf->next + pf->per_step : pf->end;
     const int64_t d = pf->pb->d;
-    for (int64_t u = pf->next; u < stop; u++) {
-        const int64_t j = u / pf->lines_per_column;
-        const int64_t row = pf->lo + (u - j * pf->lines_per_column) * 8;
+    for (int64_t u = 0; u < pf->per_step && pf->column < d + 2; u++) {
+        const int64_t j = pf->column, row = pf->row;
         if (j < d) __builtin_prefetch(pf->pb->cols[j] + row, 0, 3);
         else if (j == d) __builtin_prefetch(pf->pb->rewards + row, 0, 3);
         else __builtin_prefetch(pf->pb->codes + row, 0, 3);
+        pf->row += 8;
+        if (pf->row >= pf->stop) {
+            pf->row = pf->lo;
+            pf->column++;
+        }
     }
-    pf->next = stop;
 }
 
 /* Task t's sums from the arms' W tiles: the upper triangle of G mirrored, g, (count, sum r,
