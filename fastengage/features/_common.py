@@ -119,7 +119,7 @@ def features_table(state: np.ndarray, ids_of, customer_column: str, as_of_us: in
                    returns: str, frequency_is_rows: bool, report: dict,
                    segments: SegmentMap | None, ids_sorted: bool,
                    output_type: pa.DataType | None = None,
-                   order: np.ndarray | None = None) -> pa.Table:
+                   order: np.ndarray | None = None, n_threads: int | None = None) -> pa.Table:
     """Finish records into the output table.
 
     Parameters
@@ -133,13 +133,15 @@ def features_table(state: np.ndarray, ids_of, customer_column: str, as_of_us: in
         (dictionary-encoded input ids).
     order : int64 array, optional
         Read the records in this order (the codes passed to ``ids_of`` are then positions in it).
+    n_threads : int, optional
+        Threads of the records' read-out (default: all); the table does not depend on it.
     """
     names, seg_table = compile_segments(segments)
     # The columns stay in one list (no other names) so that each can be replaced, and freed,
     # one at a time below.
     order = _NO_ORDER if order is None else order
     values = list(_k.finish(state, order, as_of_us, returns == "net", frequency_is_rows,
-                            seg_table))
+                            seg_table, n_threads))
     codes = values.pop(0)
     n_returns_only = values.pop()
     n_customers = len(codes)

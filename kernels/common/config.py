@@ -195,3 +195,11 @@ RFM_SERIAL_MAX_ROWS = 1 << 17
 #: the customers whose code is equal to it modulo the part count; counts and sums are integers,
 #: so the result is the same for any part and thread count. 8 parts balance 2-8 threads.
 PRIVACY_AGGREGATE_PARTS = 8
+
+# --- features: rfm() read-out and scores (issue #15.5, session 8) -------------------------------
+#: Records per chunk of rfm's read-out (``fold_native.finalize_*``): 4 MiB of records, enough
+#: chunks for two threads to share 5M customers evenly; the output does not depend on it.
+RFM_READOUT_CHUNK = 1 << 16
+#: Integer scores (recency days, frequency) are ranked by counting when the largest value is
+#: at most this (one count a value), else by selection; the scores are the same.
+RFM_COUNTING_MAX_VALUE = 1 << 22

@@ -2,21 +2,26 @@
 """The one-shot RFM fold and the read-out of the records, compiled at build time (issue #11).
 
 :func:`fastengage.rfm` on an in-memory table folds its rows into 64-byte customer records
-(``rfm.STATE_DTYPE``) partition by partition (``fold_partition``; the partitions come from
+(``rfm.STATE_DTYPE``) partition by partition (``fold_worker``; the partitions come from
 ``oneshot.partition`` or ``hashed.encode_partitions``) and reads the records out once
-(``finalize``, up to the rounding of the totals). The Numba versions of these loops were ~5 s of the ~6 s of JIT compilation of a
-first ``rfm()`` call in a fresh process; compiled ahead of time they cost nothing on a cold start.
+(``finalize_count`` then ``finalize_worker``, totals rounded to float64 included). The Numba
+versions of these loops were ~5 s of the ~6 s of JIT compilation of a first ``rfm()`` call in a
+fresh process; compiled ahead of time they cost nothing on a cold start.
 The streaming fold (``rfm.update``, pair sets, merges) and the profile kernels stay in Numba;
-their money arithmetic is the same 192-bit fixed point, and a test checks that this module's
-and ``rfm.py``'s give the same bits (``fixed_words_of``); the totals are read out by
-``rfm.money_values``, the one implementation of the correctly rounded read-out.
+their money arithmetic is the same 192-bit fixed point and read-out, and tests check that this
+module's and ``rfm.py``'s give the same bits (``fixed_words_of``, ``money_value_of``).
 
 A partition's records are written by one thread only: worker ``t`` of ``T`` folds partitions
 ``t, t + T, ...`` (the launch rule, ``kernels.common.launch.run_threaded``, runs the ``T``
-workers), so the records never depend on the thread count.
+workers), so the records never depend on the thread count. The read-out works the same way on
+fixed chunks of records, each written to the output rows its count (first pass) gave it.
 """
 from libc.stdint cimport int32_t, int64_t, uint64_t
+from libc.math cimport ldexp
 from libc.stdlib cimport calloc, free, malloc, qsort
+
+cdef extern from *:
+    int __builtin_clzll(unsigned long long x) nogil
 
 import numpy as np
 
@@ -311,50 +316,128 @@ def is_sorted(const int64_t[::1] values):
     return ordered
 
 
-def finalize(cnp.ndarray state, const int64_t[::1] order, int64_t as_of_us,
-             bint frequency_is_rows):
-    """Feature columns of every customer with at least one purchase, in code order, or in the
-    order of the permutation ``order`` (empty: code order); reading the records through it costs
-    one cache line per customer, a gather of them first twice that.
+cdef inline double _money_value(uint64_t frac, uint64_t lo, int64_t hi) noexcept nogil:
+    # The fixed-point total correctly rounded to float64 (half to even): the same steps, and the
+    # same bits (tested), as rfm.money_value, which the Numba kernels use.
+    cdef uint64_t w[3]
+    cdef uint64_t top, nxt, rest, window, mant, low
+    cdef int base, lz
+    cdef bint neg = hi < 0
+    cdef bint sticky
+    cdef double value
+    w[0] = frac
+    w[1] = lo
+    w[2] = <uint64_t> hi
+    if neg:
+        _negate(w)
+    rest = 0
+    if w[2] != 0:
+        top = w[2]
+        nxt = w[1]
+        rest = w[0]
+        base = 128
+    elif w[1] != 0:
+        top = w[1]
+        nxt = w[0]
+        base = 64
+    elif w[0] != 0:
+        top = w[0]
+        nxt = 0
+        base = 0
+    else:
+        return 0.0
+    lz = __builtin_clzll(top)
+    if lz == 0:
+        window = top
+        sticky = nxt != 0 or rest != 0
+    else:
+        window = (top << lz) | (nxt >> (64 - lz))
+        sticky = (nxt << lz) != 0 or rest != 0
+    mant = window >> 11
+    low = window & 0x7FF
+    if low > 0x400 or (low == 0x400 and (sticky or (mant & 1))):
+        mant += 1
+    value = ldexp(<double> mant, base + 11 - lz - 64)
+    return -value if neg else value
 
-    Returns (codes = positions in the order read, first_us, last_us, recency_days, tenure_days,
-    frequency, purchase_days, the monetary totals' words frac, lo (uint64) and hi (int64), and
-    the number of customers with returns only). The totals are read out by ``rfm.money_values``
-    (the one implementation of the rounding, which the Numba kernels share).
-    """
+
+def money_value_of(uint64_t frac, uint64_t lo, int64_t hi):
+    """The read-out of one total, for the test against ``rfm.money_value``."""
+    return _money_value(frac, lo, hi)
+
+
+def finalize_count(cnp.ndarray state,          # IN  records (rfm.STATE_DTYPE)
+                   const int64_t[::1] order,   # IN  permutation to read them in, or empty
+                   int64_t chunk,              # IN  positions per chunk of the plan
+                   int64_t first, int64_t step,  # IN  this worker does chunks first, first + step, ...
+                   int64_t[:, ::1] counts):    # OUT per chunk: customers who bought, returns only
+    """First pass of the read-out: who bought (and who only returned), chunk by chunk, so that
+    every chunk's rows of output have a known start whatever the thread count."""
     cdef Record* recs = _records(state)
-    cdef Py_ssize_t n = state.shape[0], k, j = 0, m = 0
-    cdef int64_t n_returns_only = 0
+    cdef Py_ssize_t n = state.shape[0]
     cdef bint permuted = order.shape[0] > 0
+    cdef int64_t c, k, hi, buyers, returns_only
     cdef Record* rec
     with nogil:
-        for k in range(n):
-            if recs[k].purchase_rows > 0:
-                m += 1
-            elif recs[k].return_rows > 0:
-                n_returns_only += 1
-    ints_arr = np.empty((8, m), np.int64)
-    words_arr = np.empty((2, m), np.uint64)
-    cdef int64_t[:, ::1] ints = ints_arr
-    cdef uint64_t[:, ::1] words = words_arr
+        c = first
+        while c * chunk < n:
+            buyers = 0
+            returns_only = 0
+            hi = min(n, (c + 1) * chunk)
+            for k in range(c * chunk, hi):
+                rec = &recs[order[k]] if permuted else &recs[k]
+                if rec.purchase_rows > 0:
+                    buyers += 1
+                elif rec.return_rows > 0:
+                    returns_only += 1
+            counts[c, 0] = buyers
+            counts[c, 1] = returns_only
+            c += step
+
+
+def finalize_worker(cnp.ndarray state,           # IN  records (rfm.STATE_DTYPE)
+                    const int64_t[::1] order,    # IN  permutation to read them in, or empty
+                    int64_t as_of_us, bint frequency_is_rows,
+                    int64_t chunk,               # IN  positions per chunk (as finalize_count)
+                    const int64_t[::1] starts,   # IN  first output row of each chunk
+                    int64_t first, int64_t step,  # IN  this worker does chunks first, first + step, ...
+                    int64_t[::1] codes,          # OUT position (in the order read) of each buyer
+                    int64_t[::1] first_us, int64_t[::1] last_us,
+                    int64_t[::1] recency, int64_t[::1] tenure,
+                    int64_t[::1] frequency, int64_t[::1] days,
+                    double[::1] total, double[::1] mean):
+    """Second pass: the feature columns of every customer with at least one purchase, in code
+    order or in the order of the permutation ``order``; reading the records through it costs one
+    cache line per customer, a gather of them first twice that. The monetary total is read out
+    here, correctly rounded (``_money_value``), and ``mean = total / frequency``."""
+    cdef Record* recs = _records(state)
+    cdef Py_ssize_t n = state.shape[0]
+    cdef bint permuted = order.shape[0] > 0
+    cdef int64_t c, k, hi, j, freq
+    cdef double money
+    cdef Record* rec
     with nogil:
-        for k in range(n):
-            rec = &recs[order[k]] if permuted else &recs[k]
-            if rec.purchase_rows == 0:
-                continue
-            ints[0, j] = k
-            ints[1, j] = rec.first_us
-            ints[2, j] = rec.last_us
-            ints[3, j] = _floor_div(as_of_us - rec.last_us, US_PER_DAY)
-            ints[4, j] = _floor_div(as_of_us - rec.first_us, US_PER_DAY)
-            ints[5, j] = rec.purchase_rows if frequency_is_rows else rec.frequency
-            ints[6, j] = rec.purchase_days
-            ints[7, j] = rec.money_hi
-            words[0, j] = rec.money_frac
-            words[1, j] = rec.money_lo
-            j += 1
-    return (ints_arr[0], ints_arr[1], ints_arr[2], ints_arr[3], ints_arr[4], ints_arr[5],
-            ints_arr[6], words_arr[0], words_arr[1], ints_arr[7], n_returns_only)
+        c = first
+        while c * chunk < n:
+            j = starts[c]
+            hi = min(n, (c + 1) * chunk)
+            for k in range(c * chunk, hi):
+                rec = &recs[order[k]] if permuted else &recs[k]
+                if rec.purchase_rows == 0:
+                    continue
+                freq = rec.purchase_rows if frequency_is_rows else rec.frequency
+                money = _money_value(rec.money_frac, rec.money_lo, rec.money_hi)
+                codes[j] = k
+                first_us[j] = rec.first_us
+                last_us[j] = rec.last_us
+                recency[j] = _floor_div(as_of_us - rec.last_us, US_PER_DAY)
+                tenure[j] = _floor_div(as_of_us - rec.first_us, US_PER_DAY)
+                frequency[j] = freq
+                days[j] = rec.purchase_days
+                total[j] = money
+                mean[j] = money / <double> freq
+                j += 1
+            c += step
 
 
 def fixed_words_of(double a):

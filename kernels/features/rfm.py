@@ -25,8 +25,9 @@ from numba import njit
 
 from numba.cpython.unsafe.numbers import leading_zeros
 
-from ..common.config import NJIT
-from .fold_native import finalize
+from ..common.config import NJIT, RFM_COUNTING_MAX_VALUE, RFM_READOUT_CHUNK
+from ..common.launch import resolve_threads, run_threaded
+from . import fold_native as _native
 from .pairset import EMPTY, insert, pair_key
 
 US_PER_DAY = np.int64(86_400_000_000)
@@ -337,15 +338,21 @@ def quintile_scores(values, higher_is_better):
 
     Ties share a score because w only counts strictly worse values. No sort is needed:
     ``floor(5 w / n) >= k`` exactly when ``w >= c_k = ceil(k n / 5)``, i.e. when ``v`` is beyond
-    the c_k-th worst value, so four order statistics (one O(n) selection) decide every score.
-    Plain NumPy (its selection and binary search are compiled C): no kernel to compile on a
-    first call (#11), and as fast as a loop over the values.
+    the c_k-th worst value, so four order statistics decide every score. Non-negative integers
+    no larger than :data:`RFM_COUNTING_MAX_VALUE` (recency days, frequencies) take them from a
+    count of each value, and their scores from a table by value; other values from one O(n)
+    selection. Plain NumPy (its counting, selection and binary search are compiled C): no kernel
+    to compile on a first call (#11).
     """
     values = np.asarray(values)
     n = values.shape[0]
     if n == 0:
         return np.empty(0, np.int8)
     c = (np.arange(1, 5) * n + 4) // 5
+    if values.dtype.kind in "iu":
+        lo, hi = int(values.min()), int(values.max())
+        if lo >= 0 and hi <= RFM_COUNTING_MAX_VALUE:
+            return _counted_scores(values, hi, c, higher_is_better)
     if higher_is_better:  # cut k is the c_k-th smallest; score = 1 + #{k: v > cut_k}
         cuts = np.partition(values, c - 1)[c - 1]
         above = np.searchsorted(cuts, values, side="left")
@@ -355,19 +362,66 @@ def quintile_scores(values, higher_is_better):
     return (above + 1).astype(np.int8)
 
 
-def finish(state, order, as_of_us, net_returns, frequency_is_rows, segment_table):
-    """``fold_native.finalize`` (``order``: int64 permutation of the records, or empty; compiled
+def _counted_scores(values, hi, c, higher_is_better):
+    """:func:`quintile_scores` of integers in ``0..hi``: the order statistics from the running
+    count of each value (the r-th smallest is the first value whose count reaches r), then each
+    score read from a table indexed by value."""
+    n = values.shape[0]
+    running = np.cumsum(np.bincount(values, minlength=hi + 1))
+    every_value = np.arange(hi + 1)
+    if higher_is_better:
+        cuts = np.searchsorted(running, c, side="left")  # c_k-th smallest
+        table = np.searchsorted(cuts, every_value, side="left")
+    else:
+        cuts = np.searchsorted(running, n - c + 1, side="left")[::-1]  # c_k-th largest, ascending
+        table = 4 - np.searchsorted(cuts, every_value, side="right")
+    return (table + 1).astype(np.int8)[values]
+
+
+def read_out(state, order, as_of_us, frequency_is_rows, n_threads=None):
+    """The feature columns of every customer who bought, from ``state`` read in code order or
+    through the permutation ``order`` (int64, or empty): (codes = positions in the order read,
+    first_us, last_us, recency_days, tenure_days, frequency, purchase_days, monetary_total,
+    monetary_mean, number of customers with returns only).
+
+    Two passes of ``fold_native`` over fixed chunks of records (who bought, then the columns,
+    the totals correctly rounded as :func:`money_value` does), each on ``n_threads`` threads;
+    every chunk writes the output rows its count gave it, so nothing depends on the threads.
+    """
+    order = np.ascontiguousarray(order, np.int64)
+    n = state.shape[0]
+    chunk = RFM_READOUT_CHUNK
+    n_chunks = max(1, -(-n // chunk))
+    workers = min(resolve_threads(n_threads), n_chunks)
+    counts = np.zeros((n_chunks, 2), np.int64)
+    tickets = list(range(workers))  # worker t of T does chunks t, t + T, ... (list.pop holds
+    # the GIL, so each worker takes a different t)
+    run_threaded(lambda: _native.finalize_count(state, order, chunk, tickets.pop(), workers,
+                                                counts), workers)
+    starts = np.zeros(n_chunks + 1, np.int64)
+    np.cumsum(counts[:, 0], out=starts[1:])
+    m = int(starts[-1])
+    ints = [np.empty(m, np.int64) for _ in range(7)]
+    total = np.empty(m, np.float64)
+    mean = np.empty(m, np.float64)
+    tickets = list(range(workers))
+    run_threaded(lambda: _native.finalize_worker(state, order, as_of_us, frequency_is_rows, chunk,
+                                                 starts, tickets.pop(), workers, *ints, total,
+                                                 mean), workers)
+    return (*ints, total, mean, int(counts[:, 1].sum()))
+
+
+def finish(state, order, as_of_us, net_returns, frequency_is_rows, segment_table,
+           n_threads=None):
+    """:func:`read_out` (``order``: int64 permutation of the records, or empty; compiled
     ahead of time, #11), the three scores and the segment lookup.
 
-    Returns the columns of ``finalize`` followed by r, f, m (int8) and the segment index
-    (int16), and the number of customers with returns only.
+    Returns the columns of ``read_out`` followed by r, f, m (int8) and the segment index
+    (int16), and the number of customers with returns only. The totals hold returns as they
+    were folded (net or not).
     """
-    (codes, first, last, recency, tenure, frequency, days, frac, lo, hi,
-     n_returns_only) = finalize(state, np.ascontiguousarray(order, np.int64), as_of_us,
-                                frequency_is_rows)
-    total = money_values(frac, lo, hi)  # returns in it as they were folded (net or not)
-    del frac, lo, hi
-    mean = total / frequency
+    (codes, first, last, recency, tenure, frequency, days, total, mean,
+     n_returns_only) = read_out(state, order, as_of_us, frequency_is_rows, n_threads)
     r = quintile_scores(recency, False)
     f = quintile_scores(frequency, True)
     m = quintile_scores(total, True)

@@ -311,6 +311,61 @@ def test_compiled_ahead_money_matches_the_numba_kernels(amounts):
         assert folded[0][field] == rec[field], field
 
 
+_WORDS = st.integers(0, 2**64 - 1)
+
+
+@settings(max_examples=300, deadline=None)
+@given(frac=_WORDS | st.sampled_from([0, 1, 2**63, 2**64 - 1]),
+       lo=_WORDS | st.sampled_from([0, 1, 2**53 - 1, 2**53 + 1, 2**63]),
+       hi=st.integers(-2**63, 2**63 - 1) | st.sampled_from([0, -1, 1, 2**30]))
+def test_compiled_ahead_read_out_matches_the_numba_rounding(frac, lo, hi):
+    """fold_native's read-out of a total (what rfm() returns) and rfm.money_value (streaming,
+    profile) round every 192-bit total to the same float64 bits, ties and negatives included."""
+    from fastengage.kernels.features import fold_native, rfm as rfm_kernels
+
+    ours = fold_native.money_value_of(frac, lo, hi)
+    theirs = rfm_kernels.money_value(np.uint64(frac), np.uint64(lo), np.int64(hi))
+    assert np.float64(ours).tobytes() == np.float64(theirs).tobytes()
+
+
+@pytest.mark.parametrize("permuted", [False, True])
+def test_read_out_does_not_depend_on_threads_or_chunks(monkeypatch, permuted):
+    """The read-out's chunks (several per thread here) land at the rows their counts give,
+    customers without a purchase skipped: same columns at 1 and 2 threads and in one chunk."""
+    from fastengage.kernels.features import rfm as rfm_kernels
+
+    rng = np.random.default_rng(5)
+    n = 10_000
+    state = rfm_kernels.new_state(n)
+    bought = rng.random(n) < 0.8
+    state["purchase_rows"] = np.where(bought, rng.integers(1, 5, n), 0)
+    state["return_rows"] = np.where(rng.random(n) < 0.3, 1, 0)
+    state["frequency"] = state["purchase_rows"]
+    state["purchase_days"] = state["purchase_rows"]
+    state["first_us"] = rng.integers(0, 10**15, n)
+    state["last_us"] = state["first_us"] + rng.integers(0, 10**12, n)
+    money = np.round(rng.normal(50, 80, n), 2)
+    rfm_kernels.set_money(state, money)
+    order = rng.permutation(n).astype(np.int64) if permuted else np.empty(0, np.int64)
+    as_of = 10**15 + 10**12
+    one_chunk = rfm_kernels.read_out(state, order, as_of, True, n_threads=1)
+    monkeypatch.setattr(rfm_kernels, "RFM_READOUT_CHUNK", 999)
+    for threads in (1, 2):
+        got = rfm_kernels.read_out(state, order, as_of, True, n_threads=threads)
+        for a, b in zip(got, one_chunk):
+            assert np.array_equal(a, b)
+    codes, first, last, recency, tenure, frequency, days, total, mean, returns_only = one_chunk
+    records = state[order] if permuted else state
+    keep = np.flatnonzero(records["purchase_rows"] > 0)
+    assert codes.tolist() == keep.tolist()
+    assert first.tolist() == records["first_us"][keep].tolist()
+    assert recency.tolist() == ((as_of - records["last_us"][keep]) // 86_400_000_000).tolist()
+    assert total.tolist() == (money[order] if permuted else money)[keep].tolist()
+    assert mean.tolist() == (total / frequency).tolist()
+    assert returns_only == int(np.count_nonzero((records["purchase_rows"] == 0)
+                                                & (records["return_rows"] > 0)))
+
+
 @pytest.mark.parametrize("shape", ["one_heavy_id", "clustered", "shared_prefix"])
 def test_range_partitions_with_skewed_ids(monkeypatch, shape):
     """Range partitions whose splitters repeat (an id holding half the rows), ids packed in a

@@ -196,3 +196,15 @@ def test_split_sums_that_floats_would_round_differently():
 def test_scores_match_reference(values, higher):
     got = k_rfm.quintile_scores(np.array(values, dtype=np.int64), higher)
     assert got.tolist() == scores_reference(values, higher)
+
+
+@settings(max_examples=200, deadline=None)
+@given(values=st.lists(st.integers(0, 12), min_size=1, max_size=60), higher=st.booleans(),
+       big=st.booleans())
+def test_counted_scores_match_reference_and_selection(values, higher, big):
+    """Non-negative integers are scored by counting (recency days, frequencies); past
+    RFM_COUNTING_MAX_VALUE, and as floats, by selection: all three agree with the reference."""
+    ints = np.array(values, dtype=np.int64) + (k_rfm.RFM_COUNTING_MAX_VALUE if big else 0)
+    expected = scores_reference(ints.tolist(), higher)
+    assert k_rfm.quintile_scores(ints, higher).tolist() == expected
+    assert k_rfm.quintile_scores(ints.astype(np.float64), higher).tolist() == expected
