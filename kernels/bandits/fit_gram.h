@@ -45,7 +45,8 @@
  * part_G[T][K][d][d], part_g[T][K][d], part_s[T][K][3], every entry written by its task). */
 typedef struct {
     const double *const *cols; /* d feature columns of n values each */
-    const int64_t *codes;      /* arm of each row, 0 <= code < K (validated by the caller) */
+    const int64_t *codes;      /* arm of each row, 0 <= code < K (validated by the caller), */
+    const int32_t *codes32;    /* as int64 or as int32 (Arrow's index_in): one is NULL */
     const double *rewards;
     int64_t n, d, K, rows_per_task, block;
     double *part_G, *part_g, *part_s;
@@ -79,13 +80,22 @@ static inline void fe_fit_scratch_init(double *scratch, int64_t d, int64_t K, in
 
 /* Stable counting sort of rows lo .. lo+m-1 by arm: idx[starts[a] .. starts[a+1]-1] are the
  * offsets (from lo) of arm a's rows, in input order. fill: K scratch int64s. */
-static inline void fe_fit_sort(const int64_t *codes, int64_t lo, int64_t m, int64_t K,
-                               int64_t *starts, int64_t *fill, int32_t *idx) {
-    for (int64_t a = 0; a <= K; a++) starts[a] = 0;
-    for (int64_t i = 0; i < m; i++) starts[codes[lo + i] + 1]++;
-    for (int64_t a = 0; a < K; a++) starts[a + 1] += starts[a];
-    for (int64_t a = 0; a < K; a++) fill[a] = starts[a];
-    for (int64_t i = 0; i < m; i++) idx[fill[codes[lo + i]]++] = (int32_t)i;
+#define FE_FIT_SORT(T, SUF)                                                                     \
+static inline void fe_fit_sort_##SUF(const T *codes, int64_t lo, int64_t m, int64_t K,           \
+                                     int64_t *starts, int64_t *fill, int32_t *idx) {            \
+    for (int64_t a = 0; a <= K; a++) starts[a] = 0;                                             \
+    for (int64_t i = 0; i < m; i++) starts[codes[lo + i] + 1]++;                                \
+    for (int64_t a = 0; a < K; a++) starts[a + 1] += starts[a];                                 \
+    for (int64_t a = 0; a < K; a++) fill[a] = starts[a];                                        \
+    for (int64_t i = 0; i < m; i++) idx[fill[codes[lo + i]]++] = (int32_t)i;                    \
+}
+FE_FIT_SORT(int64_t, i64)
+FE_FIT_SORT(int32_t, i32)
+
+static inline void fe_fit_sort(const fe_fit_problem *pb, int64_t lo, int64_t m, int64_t *starts,
+                               int64_t *fill, int32_t *idx) {
+    if (pb->codes32) fe_fit_sort_i32(pb->codes32, lo, m, pb->K, starts, fill, idx);
+    else fe_fit_sort_i64(pb->codes, lo, m, pb->K, starts, fill, idx);
 }
 
 /* Prefetching the next block while the current one is summed: the block's cache lines
@@ -117,6 +127,7 @@ static inline void fe_fit_prefetch_step(fe_fit_prefetcher *pf) {
         const int64_t j = pf->column, row = pf->row;
         if (j < d) __builtin_prefetch(pf->pb->cols[j] + row, 0, 3);
         else if (j == d) __builtin_prefetch(pf->pb->rewards + row, 0, 3);
+        else if (pf->pb->codes32) __builtin_prefetch(pf->pb->codes32 + row, 0, 3);
         else __builtin_prefetch(pf->pb->codes + row, 0, 3);
         pf->row += 8;
         if (pf->row >= pf->stop) {

@@ -137,7 +137,7 @@ FE_TARGET static void FE_FN(fe_fit_task)(const fe_fit_problem *pb, int64_t t, do
     fe_fit_prefetcher pf;
     for (int64_t lo = first; lo < stop; lo += block) {
         const int64_t m = stop - lo < block ? stop - lo : block;
-        fe_fit_sort(pb->codes, lo, m, K, starts, fill, idx);
+        fe_fit_sort(pb, lo, m, starts, fill, idx);
         /* the block's extended rows [x, r, 1, 0...] in input order */
         for (int64_t j = 0; j < d; j++) src[j] = pb->cols[j] + lo;
         src[d] = pb->rewards + lo;

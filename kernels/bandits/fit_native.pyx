@@ -14,10 +14,14 @@ task slots in task order (:func:`add_task_sums`). So the statistics are the same
 thread count, and the same bits as the row-by-row sums of ``tests/naive_bandits.py``.
 """
 from libc.math cimport sqrt
-from libc.stdint cimport int64_t
+from libc.stdint cimport int32_t, int64_t
 from libc.stdlib cimport free, malloc
 
 import numpy as np
+
+ctypedef fused arm_code:
+    int32_t
+    int64_t
 
 
 cdef extern from *:
@@ -34,6 +38,7 @@ cdef extern from "fit_gram.h" nogil:
     ctypedef struct fe_fit_problem:
         const double* const* cols
         const int64_t* codes
+        const int32_t* codes32
         const double* rewards
         int64_t n, d, K, rows_per_task, block
         double* part_G
@@ -53,19 +58,26 @@ def vector_bits():
     return fe_fit_vector_bits()
 
 
-def block_sums_worker(const int64_t[::1] addresses, int64_t n, const int64_t[::1] codes,
+def block_sums_worker(const int64_t[::1] addresses, int64_t n, const arm_code[::1] codes,
                       const double[::1] rewards, int64_t rows_per_task, int64_t block_rows,
                       double[:, :, :, ::1] part_G, double[:, :, ::1] part_g,
                       double[:, :, ::1] part_s, int64_t[::1] next_task, int bits=0):
     """One worker of :func:`kernels.bandits.ridge.block_sums`: claims tasks ``t`` (rows
     ``t * rows_per_task`` onwards) through ``next_task[0]`` until none are left and writes
     their sums (``part_G[t]``, ``part_g[t]``, ``part_s[t]``; overwritten). Feature column ``j``
-    is ``n`` float64 values at address ``addresses[j]``; ``0 <= codes < K``. ``bits``: 0 the
-    CPU's body, else 512 / 256 / 128 to force one (tests); returns False if it cannot run."""
+    is ``n`` float64 values at address ``addresses[j]``; ``0 <= codes < K``, int32 (what
+    Arrow's ``index_in`` gives, no conversion needed) or int64. ``bits``: 0 the CPU's body,
+    else 512 / 256 / 128 to force one (tests); returns False if it cannot run."""
     cdef int64_t T = part_s.shape[0], K = part_s.shape[1], d = part_g.shape[2]
     cdef fe_fit_problem pb
     pb.cols = <const double* const*> &addresses[0] if d else NULL
-    pb.codes = &codes[0] if n else NULL
+    pb.codes = NULL
+    pb.codes32 = NULL
+    if n:
+        if arm_code is int32_t:
+            pb.codes32 = &codes[0]
+        else:
+            pb.codes = &codes[0]
     pb.rewards = &rewards[0] if n else NULL
     pb.n = n
     pb.d = d

@@ -55,14 +55,15 @@ def _logs(n, d, K, seed, skew, scale=True):
        K=st.integers(1, 30), rows_per_task=st.sampled_from([1, 5, 64, 255, 256, 700, 5000]),
        block=st.sampled_from([1, 3, 8, 9, 64, 256]), seed=st.integers(0, 10_000),
        skew=st.booleans())
-def test_every_simd_body_equals_row_by_row_sums_bit_for_bit(n, d, K, rows_per_task, block,
-                                                            seed, skew):
+def test_every_simd_body_and_code_type_equal_row_by_row_sums(n, d, K, rows_per_task, block, seed,
+                                                             skew):
     X, arms, r = _logs(n, d, K, seed, skew)
     want = nb.task_arm_sums(X, arms, r, K, rows_per_task)
     for bits in BODIES:
-        got = _worker_sums(X, arms, r, K, rows_per_task, block, bits)
-        for mine, ref in zip(got, want):
-            np.testing.assert_array_equal(mine, ref, err_msg=f"{bits}-bit body")
+        for codes in (arms, arms.astype(np.int32)):  # int32: Arrow's index_in, unconverted
+            got = _worker_sums(X, codes, r, K, rows_per_task, block, bits)
+            for mine, ref in zip(got, want):
+                np.testing.assert_array_equal(mine, ref, err_msg=f"{bits} bits, {codes.dtype}")
 
 
 @settings(max_examples=25, deadline=None)
