@@ -206,9 +206,43 @@ def test_decide_one_latency(benchmark, logs):
     print(f"\n[bandits.decide_one] {K} arms x {D} features: p50 {p50 * 1e6:.1f} us, "
           f"p99 {p99 * 1e6:.1f} us")
 
-    # Decisions per second from 1 and 2 threads calling decide_one at once (the kernel releases
-    # the GIL), rounds alternating so load drifts hit both alike; seeded calls, so the threaded
-    # answers must equal the serial ones.
+    one, two = _thread_rates(policy, rows)
+    benchmark.extra_info.update({"decisions_per_s_1_thread": one, "decisions_per_s_2_threads": two,
+                                 "throughput_2_over_1_threads": two / one})
+    print(f"[bandits.decide_one] decisions/s: 1 thread {one:,.0f}, 2 threads {two:,.0f} "
+          f"({two / one:.2f}x; load {os.getloadavg()[0]:.1f})")
+    if not FULL:
+        return
+    # At which model size do two threads beat one? (The decision runs without the GIL; the
+    # Python part of a call holds it, so small models cannot scale.)
+    for k, d in ((20, 50), (50, 50), (100, 100)):
+        rng = np.random.default_rng(k * d)
+        Xs = rng.normal(size=(20_000, d))
+        names, ids = [f"f{j}" for j in range(d)], [f"a{a}" for a in range(k)]
+        codes = rng.integers(0, k, len(Xs))
+        big = LinUCB(ids, features=names).update(pa.table({
+            **{f: Xs[:, j] for j, f in enumerate(names)}, "arm": pa.array(np.asarray(ids)[codes]),
+            "r": Xs[:, 0] * codes + rng.normal(size=len(Xs))}), arm="arm", reward="r")
+        some = [np.ascontiguousarray(x) for x in Xs[:1000]]
+        lat = []
+        for x in some:
+            t0 = time.perf_counter()
+            big.decide_one(x)
+            lat.append(time.perf_counter() - t0)
+        one, two = _thread_rates(big, some)
+        benchmark.extra_info[f"scaling_{k}x{d}"] = {
+            "p50_us": statistics.median(lat) * 1e6, "p99_us": float(np.percentile(lat, 99)) * 1e6,
+            "decisions_per_s_1_thread": one, "decisions_per_s_2_threads": two}
+        print(f"[bandits.decide_one] {k} arms x {d} features: p50 "
+              f"{statistics.median(lat) * 1e6:.1f} us, p99 {np.percentile(lat, 99) * 1e6:.1f} us;"
+              f" decisions/s 1 thread {one:,.0f}, 2 threads {two:,.0f} ({two / one:.2f}x; load "
+              f"{os.getloadavg()[0]:.1f})")
+
+
+def _thread_rates(policy, rows):
+    """Decisions per second from 1 and 2 threads calling decide_one at once (the kernel releases
+    the GIL), rounds alternating so load drifts hit both alike; seeded calls, so the threaded
+    answers must equal the serial ones. Medians of 5 rounds."""
     from concurrent.futures import ThreadPoolExecutor
 
     def serve(part):
@@ -228,11 +262,7 @@ def test_decide_one_latency(benchmark, logs):
     threaded = [None] * len(idx)
     threaded[0::2], threaded[1::2] = halves
     assert threaded == serial
-    one, two = statistics.median(rates[1]), statistics.median(rates[2])
-    benchmark.extra_info.update({"decisions_per_s_1_thread": one, "decisions_per_s_2_threads": two,
-                                 "throughput_2_over_1_threads": two / one})
-    print(f"[bandits.decide_one] decisions/s: 1 thread {one:,.0f}, 2 threads {two:,.0f} "
-          f"({two / one:.2f}x; load {os.getloadavg()[0]:.1f})")
+    return statistics.median(rates[1]), statistics.median(rates[2])
 
 
 def test_regret_vs_mabwiser(benchmark):

@@ -435,6 +435,8 @@ class Policy:
         server = snap.server if snap.server is not None else self._server(snap)
         if seed is None:
             seed_, row = self._service_seed, next(self._service_rows)
+        elif type(seed) is int and 0 <= seed < _UINT64:  # what _seed64 returns, without NumPy
+            seed_, row = seed, 0
         else:
             seed_, row = _seed64(seed), 0
         arm, p = server.decide(x if self.CONTEXTUAL else None, eligible, seed_, row)
