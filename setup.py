@@ -29,6 +29,7 @@ CYTHON_MODULES = [
     "clv.spend_native",
     "clv.summary_native",
     "common.yardstick",
+    "experiments.native",
     "features.fold_native",
     "monitor.drift_native",
     "monitor.quality_native",

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import pyarrow as pa
@@ -9,7 +10,8 @@ import pyarrow.compute as pc
 
 from .._io.sources import open_source
 from ..errors import InputError
-from ..kernels.experiments.aggregate import group_sums
+from ..kernels.common.launch import resolve_threads, run_threaded
+from ..kernels.experiments import native as _native
 
 
 def codes(array, column: str, role: str):
@@ -103,8 +105,11 @@ def moments(groups, n_groups, matrix, pairs, n_threads, *, extra_rows=None,
     cross = np.zeros((n_groups, n_pairs))
     pair_arr = np.array(pairs, dtype=np.int64).reshape(-1, 2)
     nonbinary = np.zeros(n_cols, dtype=np.int64)
-    group_sums(groups, n_groups, matrix, shift, pair_arr, counts, sums, squares, cross, nonbinary,
-               n_threads=n_threads)
+    n_tasks = 1 + n_cols + n_pairs  # the row counts, each column, each pair
+    run_threaded(partial(_native.group_sums_worker, np.ascontiguousarray(groups, np.int64),
+                         np.ascontiguousarray(matrix, np.float64), shift, pair_arr, counts, sums,
+                         squares, cross, nonbinary, np.zeros(1, np.int64)),
+                 max(1, min(resolve_threads(n_threads), n_tasks)))
     if extra_rows:
         # fixed order of addition: member groups in the order listed
         add = lambda a: np.vstack([a] + [np.sum(a[list(rows)], axis=0, keepdims=True)

@@ -6,7 +6,7 @@ import pyarrow as pa
 
 from .._io.sources import time_to_us
 from ..errors import InputError
-from ..kernels.experiments.bayes import expected_loss, prob_b_beats_a
+from ..kernels.experiments.native import expected_loss, prob_b_beats_a
 from . import stats as st
 from ._aggregate import codes, combine, load, moments, value_matrix
 

@@ -7,7 +7,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..errors import InputError
-from ..kernels.experiments.uplift import ranking_cumulants
+from ..kernels.experiments.native import ranking_cumulants
 from . import stats as st
 from ._aggregate import load, value_matrix
 
@@ -75,8 +75,8 @@ class TransformedOutcomeUplift:
 def _curve_points(outcome, uplift, treated):
     uplift = np.asarray(uplift, dtype=np.float64)
     order = np.argsort(-uplift, kind="stable")
-    return ranking_cumulants(order, uplift, np.asarray(treated, dtype=bool),
-                             np.asarray(outcome, dtype=np.float64))
+    treated = np.ascontiguousarray(treated, dtype=bool).view(np.uint8)
+    return ranking_cumulants(order, uplift, treated, np.ascontiguousarray(outcome, np.float64))
 
 
 def uplift_curve(outcome, uplift, treated):
