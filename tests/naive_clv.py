@@ -213,3 +213,85 @@ def rft_patterns(x, tx, T, w=None):
                           minlength=uniq.shape[0])
     order = np.lexsort((first, uniq[:, 0]))
     return uniq[order, 0], uniq[order, 1], uniq[order, 2], weights[order]
+
+
+# -- references of the kernels compiled ahead of time in kernels/clv/models_native.pyx ---------
+def pareto_ll_mp(params, x, tx, T, dps=30):
+    """Pareto/NBD log-likelihood (note eq. 22) with mpmath's hyp2f1 at ``dps`` digits: exact
+    where ``pareto_ll_quad`` loses digits (a likelihood in the subnormal range of doubles).
+    Returns (ll, log of the alive-at-T term)."""
+    import mpmath as mp
+    with mp.workdps(dps):
+        r, alpha, s, beta, x, tx, T = (mp.mpf(float(v)) for v in (*params, x, tx, T))
+        A = r + s + x
+        if alpha >= beta:
+            b2, m, dz = s + 1, alpha, alpha - beta
+        else:
+            b2, m, dz = r + x, beta, beta - alpha
+
+        def F(y):
+            return mp.hyp2f1(A, b2, A + 1, dz / (m + y), maxterms=10**7) / (m + y) ** A
+        head = mp.loggamma(r + x) - mp.loggamma(r) + r * mp.log(alpha) + s * mp.log(beta)
+        l1 = -(r + x) * mp.log(alpha + T) - s * mp.log(beta + T)
+        total = mp.exp(l1) + (s / A * (F(tx) - F(T)) if tx < T else 0)
+        return float(head + mp.log(total)), float(head + l1)
+
+
+def pareto_alive_ref(params, x, tx, T, t=0.0):
+    """P(alive at T + t | x, t_x, T) of the Pareto/NBD (Fader & Hardie 2005 note, eq. 18): the
+    alive-at-T term of the likelihood over the whole likelihood (mpmath), times the posterior
+    survival ((beta+T)/(beta+T+t))^s."""
+    r, alpha, s, beta = params
+    ll, alive_term = pareto_ll_mp(params, x, tx, T)
+    return float(np.exp(alive_term - ll + s * (np.log(beta + T) - np.log(beta + T + t))))
+
+
+def pareto_expected_ref(params, t, x, tx, T):
+    """E[Y(t) | x, t_x, T] (note eq. 26): P(alive at T) (r+x)(beta+T)/((alpha+T)(s-1))
+    [1 - ((beta+T)/(beta+T+t))^(s-1)], by the lifetime integral when s = 1 is near."""
+    r, alpha, s, beta = params
+    if t <= 0:
+        return 0.0
+    bt = beta + T
+    if abs(s - 1.0) < 1e-6:
+        h = np.log((bt + t) / bt)
+    else:
+        h = (1.0 - (bt / (bt + t)) ** (s - 1.0)) / (s - 1.0)
+    return pareto_alive_ref(params, x, tx, T) * (r + x) / (alpha + T) * bt * h
+
+
+def bgbb_alive_ref(params, x, tx, n, future=0.0):
+    """P(alive at opportunity n + 1 + future | x, t_x, n) of the BG/BB (FHS 2010 eq. 11)."""
+    a, b, g, d = params
+    return float(np.exp(betaln(a + x, b + n - x) - betaln(a, b) + betaln(g, d + n + 1 + future)
+                        - betaln(g, d) - bgbb_ll(params, x, tx, n)))
+
+
+def bgbb_expected_ref(params, ns, x, tx, n):
+    """E[X(n, n+n*) | x, t_x, n] of the BG/BB (FHS 2010 eq. 13), as the sum over the next n*
+    opportunities of P(alive at n+i and a transaction there):
+    sum_i B(a+x+1, b+n-x)/B(a, b) B(g, d+n+i)/B(g, d) / L."""
+    a, b, g, d = params
+    if ns <= 0:
+        return 0.0
+    i = np.arange(1, int(ns) + 1)
+    terms = (betaln(a + x + 1, b + n - x) - betaln(a, b) + betaln(g, d + n + i) - betaln(g, d)
+             - bgbb_ll(params, x, tx, n))
+    return float(np.exp(terms).sum())
+
+
+def sbg_row_ll(params, t, censored):
+    """log S(t) (censored) or log P(T = t) of the sBG (Fader & Hardie 2007, eqs. 5-6)."""
+    a, b = params
+    if censored:
+        return betaln(a, b + t) - betaln(a, b)
+    return betaln(a + 1, b + t - 1) - betaln(a, b)
+
+
+def sbg_derl_ref(params, d, n):
+    """DERL of the sBG (Fader & Hardie 2010 eq. 6): sum_{k>=0} S(n+1+k)/S(n) / (1+d)^k, the
+    survival ratios summed directly (terms below 1e-18 of the sum dropped)."""
+    a, b = params
+    k = np.arange(0, 200_000)
+    ls = betaln(a, b + n + 1 + k) - betaln(a, b + n) - k * np.log1p(d)
+    return float(np.exp(ls).sum())

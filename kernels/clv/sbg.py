@@ -4,53 +4,48 @@ Churn probability theta ~ Beta(alpha, beta); a customer churns at the end of per
 P(T = t) = B(alpha+1, beta+t-1)/B(alpha, beta) (eq. 5) and survives period t with
 S(t) = B(alpha, beta+t)/B(alpha, beta) (eq. 6). Observations are (t, censored, weight) rows:
 ``weight`` customers who churned in period t, or (censored) were still active after period t.
+
+The loops are compiled ahead of time (kernels/clv/models_discrete.pxi in models_native.pyx,
+issue #11: a cold first fit compiled 11 Numba specialisations, ~2 s CPU); every row is computed
+by one thread and the likelihood summed in row order, so results do not depend on the thread
+count.
 """
-import math
-
 import numpy as np
-from numba import njit, prange
 
-from ..common.config import NJIT
-from .special import dual, digamma, lbeta, pattern_loglik
-
-
-@njit(**NJIT)
-def _loglik_prep(params, cols):
-    al, be = params[0], params[1]
-    return (al, be, lbeta(al, be), digamma(al + be), digamma(al), digamma(be)), cols[2]
+from ..common.config import CLV_REDUCE_CHUNK
+from . import models_native as _native
+from .special import run_workers, threaded
 
 
-@njit(**NJIT)
-def _loglik_row(c, cols, i):
-    al, be, lb, d_ab, d_a, d_b = c
-    ti = cols[0][i]
-    s = digamma(al + be + ti)
-    if cols[1][i]:   # still active after period t: log S(t)
-        return (lbeta(al, be + ti) - lb, d_a - s - (d_a - d_ab),
-                digamma(be + ti) - s - (d_b - d_ab))
-    # churned in period t: log P(T = t)
-    return (lbeta(al + 1.0, be + ti - 1.0) - lb, digamma(al + 1.0) - s - (d_a - d_ab),
-            digamma(be + ti - 1.0) - s - (d_b - d_ab))
+def _f(a):
+    """A C-contiguous float64 view of ``a`` (a copy only when it is not one already)."""
+    return np.ascontiguousarray(a, dtype=np.float64)
 
 
-#: ``loglik_grad(params, t, censored, w)``: weighted total log-likelihood, gradient w.r.t.
-#: (alpha, beta), per-row ll (per-row terms in parallel, summed in row order).
-loglik_grad = pattern_loglik(_loglik_prep, _loglik_row, 3, "sbg")
+@threaded(1)
+def loglik_grad(params, t, censored, w, workers):
+    """Weighted total log-likelihood of (t, censored) rows, gradient w.r.t. (alpha, beta), per-row
+    ll (per-row terms on ``workers`` threads, summed in row order)."""
+    params, t, w = _f(params), _f(t), _f(w)
+    flags = np.ascontiguousarray(censored, dtype=np.bool_).view(np.uint8)
+    terms = np.empty((t.shape[0], 3))
+    run_workers(lambda k, m: _native.sbg_rows(params, t, flags, terms, CLV_REDUCE_CHUNK, k, m),
+                workers)
+    total, grad = _native.weighted_totals(terms, w)
+    return total, grad, terms[:, 0].copy()
 
 
-@dual(1)
-def survival(params, t):
+@threaded(1)
+def survival(params, t, workers):
     """S(t) = B(alpha, beta+t)/B(alpha, beta)."""
-    al, be = params[0], params[1]
+    params, t = _f(params), _f(t)
     out = np.empty(t.shape[0])
-    lb = lbeta(al, be)
-    for i in prange(t.shape[0]):
-        out[i] = math.exp(lbeta(al, be + t[i]) - lb)
+    run_workers(lambda k, m: _native.sbg_survival(params, t, out, CLV_REDUCE_CHUNK, k, m), workers)
     return out
 
 
-@dual(1)
-def derl(params, d, n):
+@threaded(1)
+def derl(params, d, n, workers):
     """Discounted expected residual lifetime of a customer who has made n renewals (Fader &
     Hardie 2010, "Customer-base valuation in a contractual setting", eq. 6):
 
@@ -59,20 +54,7 @@ def derl(params, d, n):
     counting the payment at the start of the next period, discounted per period at rate d > 0.
     The series has term ratio (beta+n+1+k)/(alpha+beta+n+1+k)/(1+d) < 1/(1+d).
     """
-    al, be = params[0], params[1]
+    params, d, n = _f(params), _f(d), _f(n)
     out = np.empty(n.shape[0])
-    for i in prange(n.shape[0]):
-        z = 1.0 / (1.0 + d[i])
-        b = be + n[i] + 1.0
-        c = al + be + n[i] + 1.0
-        total = 1.0
-        term = 1.0
-        k = 0
-        while k < 10_000_000:
-            term *= (b + k) / (c + k) * z
-            k += 1
-            total += term
-            if term * z < 1e-17 * (1.0 - z) * total:
-                break
-        out[i] = (be + n[i]) / (al + be + n[i]) * total
+    run_workers(lambda k, m: _native.sbg_derl(params, d, n, out, CLV_REDUCE_CHUNK, k, m), workers)
     return out

@@ -86,71 +86,6 @@ def pattern_loglik(prep, row, n_terms: int, model: str):
                          _prep=prep, _row=row, _N_TERMS=int(n_terms))
 
 
-@kernel_template
-def _discounted(params, x, T, times, disc, *extra):
-    # template of ``discounted_if_alive``: _prep and _value are the model's (bind_template)
-    consts = _prep(params, extra)   # noqa: F821
-    out = np.empty(x.shape[0])
-    n_times = times.shape[0]
-    for i in prange(x.shape[0]):
-        acc = 0.0   # summed by parts: sum_h E[Y(t_h)] (disc_h - disc_h+1); E[Y(t<=0)] = 0
-        for h in range(n_times):
-            if times[h] > 0.0:
-                acc += (disc[h] - (disc[h + 1] if h + 1 < n_times else 0.0)) * \
-                    _value(consts, x[i], T[i], times[h])   # noqa: F821
-        out[i] = acc
-    return out
-
-
-def discounted_kernel(prep, value, model: str):
-    """A model's ``discounted_if_alive(params, x, T, times, disc, *extra)``: per (x, T) pair,
-    sum_h (E[Y(t_h) | alive at T] - E[Y(t_{h-1}) | alive at T]) * disc_h, the part of CLV that
-    does not depend on t_x (it is multiplied by P(alive) per customer), so CLV needs it once per
-    distinct (x, T). ``prep(params, extra)`` -> constants; ``value(constants, x, T, t)`` =
-    E[Y(t) | alive at T] for t > 0."""
-    return bind_template(_discounted, f"discounted_if_alive_{model}",
-                         f"Discounted expected purchases if alive ({model}).",
-                         1, CLV_PARALLEL_MIN_ROWS,
-                         _prep=prep, _value=value)
-
-
-@njit(**NJIT)
-def param_tuple(params, extra):
-    """``prep`` of :func:`discounted_kernel` for a model of four parameters."""
-    return params[0], params[1], params[2], params[3]
-
-
-@njit(**NJIT)
-def four_params(params, cols):
-    """``prep`` of :func:`pattern_loglik` for a model of four parameters over (x, t_x, n or T,
-    w) columns."""
-    return (params[0], params[1], params[2], params[3]), cols[3]
-
-
-@njit(**NJIT)
-def chunk_count(n):
-    """Number of CLV_REDUCE_CHUNK chunks that cover n rows."""
-    return (n + CLV_REDUCE_CHUNK - 1) // CLV_REDUCE_CHUNK
-
-
-@njit(**NJIT)
-def put_row(row, values):
-    """row[k] = values[k] for a tuple of floats (a chunk's partial sums into its row)."""
-    for k in range(len(values)):
-        row[k] = values[k]
-
-
-@njit(**NJIT)
-def sum_chunks(parts):
-    """Column sums of per-chunk partial sums, chunks in order: with chunks of CLV_REDUCE_CHUNK
-    rows summed in parallel, the total never depends on the thread count."""
-    sums = np.zeros(parts.shape[1])
-    for c in range(parts.shape[0]):
-        for k in range(parts.shape[1]):
-            sums[k] += parts[c, k]
-    return sums
-
-
 #: Hard cap on the terms of a hypergeometric series; the transformations below keep the ratio of
 #: successive terms below the argument ``z < 1``, so this only bites when ``z`` is within ~1e-5 of 1.
 MAX_TERMS = 2_000_000
@@ -205,15 +140,6 @@ def logaddexp(a, b):
 
 
 @njit(**NJIT)
-def expit(u):
-    """1 / (1 + exp(-u)) for any real u."""
-    if u >= 0:
-        return 1.0 / (1.0 + math.exp(-u))
-    e = math.exp(u)
-    return e / (1.0 + e)
-
-
-@njit(**NJIT)
 def one_minus_pow_over(e, log_q):
     """(1 - q**e) / e for log_q = log(q) <= 0, continuous at e = 0 (where it is -log q)."""
     v = e * log_q
@@ -222,11 +148,8 @@ def one_minus_pow_over(e, log_q):
     return -math.expm1(v) / e
 
 
-@njit(**NJIT)
-def lbeta(a, b):
-    return math.lgamma(a) + math.lgamma(b) - math.lgamma(a + b)
-
-
+#: The Pareto/NBD kernels run compiled ahead of time (kernels/clv/models_pareto.pxi, issue #11);
+#: the Numba series below stay for ``log_hyp2f1_ap1`` and as the tests' independent versions.
 #: Term cap of the Pareto/NBD series. Slow convergence happens for z -> 1 with a small exponent
 #: gap (beta >> alpha with small r+x, or alpha >> beta with small s: near-exponential lifetimes);
 #: past the cap the series reports NaN and the kernel switches to an exp-sinh quadrature.
