@@ -6,7 +6,8 @@
 Drift, full size: 1M reference rows vs 1M current rows of 20 numeric columns (the issue's
 setting). fastengage starts from the two Arrow tables and computes every statistic (PSI, JS,
 KS + p-value, Wasserstein, normalised Wasserstein, null rates) for every column: two raw inputs
-go the direct way (kernels/monitor/buckets.py, no sorted profiles kept). The peer is what a user writes by hand per column: scipy's ``ks_2samp``,
+go the direct way (kernels/monitor/buckets.py, the C bucket kernel of drift_native.pyx; no sorted
+profiles kept). The peer is what a user writes by hand per column: scipy's ``ks_2samp``,
 ``wasserstein_distance`` and ``jensenshannon`` on the reference's decile bins, plus a NumPy PSI.
 Quality: AUC, log loss, Brier and the reliability curve on 1M scores vs scikit-learn.
 """

@@ -61,7 +61,8 @@ static void fe_drift_work_free(fe_drift_work *w) {
     free(w->tally); free(w->q); free(w->picks); free(w->lower); free(w->upper); free(w->origin);
     free(w->off_a); free(w->off_b); free(w->left_edge); free(w->rate); free(w->edges);
     free(w->below_a); free(w->below_b); free(w->run); free(w->cnt_a); free(w->cnt_b);
-    free(w->cum_a); free(w->start_a); free(w->start_b); free(w->fill); free(w->edge_bucket); free(w->base);
+    free(w->cum_a); free(w->start_a); free(w->start_b); free(w->fill); free(w->edge_bucket);
+    free(w->base);
     free(w->picked); free(w->packed); free(w->grid); free(w->ids_a); free(w->ids_b);
     free(w->shared); free(w->flag);
     memset(w, 0, sizeof(*w));
@@ -102,9 +103,11 @@ static int fe_drift_work_alloc(fe_drift_work *w, const fe_drift_params *p, int64
     w->flag = malloc(nb);
     w->run = NULL;
     w->run_cap = 0;
-    if (!w->tally || !w->q || !w->picks || !w->lower || !w->upper || !w->origin || !w->off_a || !w->off_b
+    if (!w->tally || !w->q || !w->picks || !w->lower || !w->upper || !w->origin || !w->off_a
+        || !w->off_b
         || !w->left_edge || !w->rate || !w->edges || !w->below_a || !w->below_b || !w->cnt_a
-        || !w->cnt_b || !w->cum_a || !w->start_a || !w->start_b || !w->fill || !w->edge_bucket || !w->base
+        || !w->cnt_b || !w->cum_a || !w->start_a || !w->start_b || !w->fill || !w->edge_bucket
+        || !w->base
         || !w->picked || !w->packed || !w->grid || !w->ids_a || !w->ids_b || !w->shared
         || !w->flag) {
         fe_drift_work_free(w);

@@ -72,7 +72,8 @@ static double fe_trapezoid(double n, double d, double a, double b, double best) 
     const double ends = 0.5 * (exp(fe_log_term(n, d, a) - best) + exp(fe_log_term(n, d, b) - best));
     double value = h * (ends + inner);
     while (h >= 8.0) {
-        for (long t = 0; t < m; t++) inner += exp(fe_log_term(n, d, a + ((double)t + 0.5) * h) - best);
+        for (long t = 0; t < m; t++)
+            inner += exp(fe_log_term(n, d, a + ((double)t + 0.5) * h) - best);
         m *= 2;
         h *= 0.5;
         const double refined = h * (ends + inner);

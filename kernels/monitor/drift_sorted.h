@@ -29,7 +29,8 @@ static void fe_ecdf_gaps(const double *a, int64_t na, int64_t wa, double ta, con
         const double y = b[k < nb - 1 ? k : nb - 1];
         take_a = i < na && (k >= nb || x <= y);
         const double nxt = take_a ? x : y;
-        const double gap = fabs(fe_weight_upto(cum_a, wa, i) * tb - fe_weight_upto(cum_b, wb, k) * ta);
+        const double gap = fabs(fe_weight_upto(cum_a, wa, i) * tb
+                                - fe_weight_upto(cum_b, wb, k) * ta);
         area += gap * (nxt - v);  /* the gap held on [v, nxt) */
         if (nxt > v && gap > d_max) d_max = gap;
         v = nxt;
