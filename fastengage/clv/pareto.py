@@ -3,9 +3,11 @@
 
 While alive, purchases are Poisson with rate lambda ~ Gamma(r, alpha); the lifetime is exponential
 with rate mu ~ Gamma(s, beta). Likelihood: eq. (22) of the note, with the Gauss hypergeometric
-term computed after Euler's transformation (bounded terms, see ``kernels/clv_pareto.py``);
+term computed after Euler's transformation (bounded terms, see ``kernels/clv/pareto.py``);
 P(alive): eq. (18); conditional expectation: eq. (26); E[X(t)]: eq. (17); P(X(t)=x): eq. (19),
-evaluated as an integral over the lifetime (see ``kernels/clv_pareto.probability_n_purchases``).
+evaluated as an integral over the lifetime (see ``kernels/clv/pareto.probability_n_purchases``).
+The loops are compiled ahead of time (kernels/clv/models_native.pyx), so a first fit in a
+fresh process compiles nothing (issue #11).
 """
 from __future__ import annotations
 
