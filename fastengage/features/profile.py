@@ -1,8 +1,9 @@
 """Customer profiles beyond RFM (issue #15.1): one model-ready row per customer, point in time.
 
-:func:`profile` reads the rows once (any input of the Arrow layer), groups them by customer with
-a stable counting sort, and folds every customer's rows on one thread of a parallel kernel
-(``fastengage.kernels.features.profile``). The columns are listed in the README ("Customer
+:func:`profile` reads the rows once (any input of the Arrow layer), puts the customers with a
+purchase in output order (by id), groups their rows by output position with a stable counting
+sort, and folds every customer's rows on one thread straight into the output columns (Cython
+kernels compiled at build time, ``fastengage.kernels.features.profile_native``). The columns are listed in the README ("Customer
 profiles and training sets"); their definitions:
 
 * a row with ``amount >= 0`` is a purchase, ``amount < 0`` a return; only rows with
@@ -41,8 +42,6 @@ from .._io.columns import consented_input
 from .._io.sources import open_source
 from .._io.times import iso
 from ..errors import InputError
-from ..kernels.common.config import PROFILE_BLOCK, PROFILE_SORT_CHUNKS
-from ..kernels.common.launch import resolve_threads
 from ..kernels.features import profile as _k
 from ._common import RETURNS_MODES, _as_type, parse_as_of
 from ._profile_input import Rows, read_rows, sorted_codes
@@ -123,50 +122,55 @@ def profile_of_rows(rows: Rows, roles: dict, limit_us: int | None, windows: tupl
                     n_threads: int | None) -> pa.Table:
     """The profile table of converted rows, as of ``limit_us`` (None: the latest time)."""
     as_of_us = int(limit_us) if limit_us is not None else int(rows.times.max())
-    chunks = min(resolve_threads(n_threads), PROFILE_SORT_CHUNKS)
-    perm, offsets = _k.sort_by_customer(rows.codes, rows.times, as_of_us, rows.n_codes, chunks,
-                                        n_threads=n_threads)
+    counts = _k.count_rows(rows.codes, rows.times, rows.amounts, as_of_us, rows.n_codes,
+                           n_threads)
+    order, ids = _output_order(rows, counts.kept)
+    perm, offsets = _k.group_rows(counts, order, rows.codes, rows.times, as_of_us, n_threads)
     day = int(_k.US_PER_DAY)
     trend = int(np.argmin(windows))
     window_lo = np.array([_clamp(as_of_us - w * day) for w in windows], np.int64)
     # channel values in ascending order and the rank of each code (last_channel's tie rule)
     channel_values, channel_rank = (sorted_codes(rows.encoders["channel"])
                                     if "channel" in rows.encoders else (None, _EMPTY))
-    n_channels = len(channel_rank)
-    n_win = len(windows)
-    ints = np.zeros((rows.n_codes, _k.N_INT + _k.INT_PER_WINDOW * n_win), np.int64)
-    floats = np.zeros((rows.n_codes, _k.N_FLOAT + _k.FLOAT_PER_WINDOW * n_win), np.float64)
-    shares = np.zeros((rows.n_codes, 2 * n_channels), np.float64)
-    _k.fold_profiles(perm, offsets, rows.times, rows.amounts, rows.codes_of("order"),
-                     rows.codes_of("item"), rows.codes_of("category"), rows.codes_of("channel"),
-                     n_channels, channel_rank, np.int64(as_of_us), window_lo, trend,
-                     _clamp(as_of_us - 2 * windows[trend] * day),
-                     _clamp(as_of_us - windows[trend] * day), returns == "net",
-                     ints, floats, shares, PROFILE_BLOCK, n_threads=n_threads)
-    n_kept = int(offsets[-1])
+    ints, floats, shares = _k.fold_profiles(
+        perm, offsets, rows.times, rows.amounts, rows.codes_of("order"), rows.codes_of("item"),
+        rows.codes_of("category"), rows.codes_of("channel"), _n_codes(rows, "item"),
+        _n_codes(rows, "category"), channel_rank, as_of_us, window_lo, trend,
+        _clamp(as_of_us - 2 * windows[trend] * day), _clamp(as_of_us - windows[trend] * day),
+        returns == "net", n_threads)
     del perm, offsets
-    purchase_rows = ints[:, _k.I_PURCHASE_ROWS]
-    return_rows = ints[:, _k.I_RETURN_ROWS]
     report = dict(rows.report)
-    report["rows_after_as_of"] = len(rows.times) - n_kept
-    report["return_rows"] = int(return_rows.sum())
+    report["rows_after_as_of"] = counts.rows_after
+    report["return_rows"] = counts.return_rows
     if returns == "exclude":
         report["return_rows_excluded"] = report["return_rows"]
-    keep = np.flatnonzero(purchase_rows > 0)
-    n_returns_only = int(np.count_nonzero((purchase_rows == 0) & (return_rows > 0)))
-    ids = rows.ids.take(pa.array(keep))
-    if not rows.ids_sorted:
-        order = pc.sort_indices(ids)
-        ids = ids.take(order)
-        keep = keep[order.to_numpy()]
-    table = _table(ids, ints[keep], floats[keep], shares[keep], channel_values, channel_rank, roles,
-                   windows, returns)
+    table = _table(ids, ints, floats, shares, channel_values, channel_rank, roles, windows,
+                   returns)
     if table.schema.field(0).type != rows.output_type:
         table = table.set_column(0, roles["customer"], _as_type(table.column(0), rows.output_type))
-    report.update(as_of=iso(as_of_us), customers=int(len(keep)),
-                  customers_without_purchase=n_returns_only, returns=returns)
+    report.update(as_of=iso(as_of_us), customers=len(order),
+                  customers_without_purchase=counts.returns_only, returns=returns)
     log.info("fastengage.profile: %s", json.dumps(report))
     return table.replace_schema_metadata({"fastengage": json.dumps(report)})
+
+
+def _output_order(rows: Rows, kept: np.ndarray) -> tuple:
+    """(codes of the customers with a purchase, sorted by id; their ids)."""
+    if rows.ids_sorted:  # dense integer ids: codes ascend with the ids
+        order = np.flatnonzero(kept)
+    else:
+        by_id = pc.sort_indices(rows.ids).to_numpy()
+        order = by_id[kept[by_id].view(bool)]
+    order = order.astype(np.int64, copy=False)
+    if len(order) == len(rows.ids):
+        ids = rows.ids if rows.ids_sorted else rows.ids.take(pa.array(order))
+    else:
+        ids = rows.ids.take(pa.array(order))
+    return order, ids
+
+
+def _n_codes(rows: Rows, role: str) -> int:
+    return len(rows.encoders[role]) if role in rows.encoders else 0
 
 
 def profile_columns(windows=(30, 90, 365), *, returns: str = "net", item: bool = False,
@@ -198,37 +202,39 @@ def _nullable(values: np.ndarray) -> pa.Array:
 
 
 def _table(ids, ints, floats, shares, channel_values, channel_rank, roles: dict, windows, returns):
+    """The output table; ``ints``/``floats``/``shares`` hold one column per row (contiguous, so
+    the Arrow arrays are built without copying the values)."""
     k = _k
     cols = [ids,
-            pa.array(ints[:, k.I_FIRST]).cast(_TS), pa.array(ints[:, k.I_LAST]).cast(_TS),
-            pa.array(ints[:, k.I_RECENCY]), pa.array(ints[:, k.I_TENURE]),
-            pa.array(ints[:, k.I_FREQUENCY]), pa.array(ints[:, k.I_DAYS]),
-            pa.array(floats[:, k.F_MONETARY_TOTAL]), pa.array(floats[:, k.F_MONETARY_MEAN])]
+            pa.array(ints[k.I_FIRST]).cast(_TS), pa.array(ints[k.I_LAST]).cast(_TS),
+            pa.array(ints[k.I_RECENCY]), pa.array(ints[k.I_TENURE]),
+            pa.array(ints[k.I_FREQUENCY]), pa.array(ints[k.I_DAYS]),
+            pa.array(floats[k.F_MONETARY_TOTAL]), pa.array(floats[k.F_MONETARY_MEAN])]
     for w in range(len(windows)):
         i0 = k.N_INT + k.INT_PER_WINDOW * w
         f0 = k.N_FLOAT + k.FLOAT_PER_WINDOW * w
-        cols += [pa.array(ints[:, i0]), pa.array(ints[:, i0 + 1]), pa.array(floats[:, f0])]
+        cols += [pa.array(ints[i0]), pa.array(ints[i0 + 1]), pa.array(floats[f0])]
         if returns != "exclude":
-            cols += [pa.array(ints[:, i0 + 2]), pa.array(floats[:, f0 + 1])]
-    last_gap = ints[:, k.I_LAST_GAP]
-    cols += [pa.array(ints[:, k.I_ORDERS_PREV]), pa.array(floats[:, k.F_SPEND_PREV]),
-             _nullable(floats[:, k.F_ORDERS_TREND]), _nullable(floats[:, k.F_SPEND_TREND]),
-             _nullable(floats[:, k.F_GAP_MEAN]), _nullable(floats[:, k.F_GAP_STD]),
-             pa.array(last_gap, mask=last_gap < 0), _nullable(floats[:, k.F_OVERDUE])]
+            cols += [pa.array(ints[i0 + 2]), pa.array(floats[f0 + 1])]
+    last_gap = ints[k.I_LAST_GAP]
+    cols += [pa.array(ints[k.I_ORDERS_PREV]), pa.array(floats[k.F_SPEND_PREV]),
+             _nullable(floats[k.F_ORDERS_TREND]), _nullable(floats[k.F_SPEND_TREND]),
+             _nullable(floats[k.F_GAP_MEAN]), _nullable(floats[k.F_GAP_STD]),
+             pa.array(last_gap, mask=last_gap < 0), _nullable(floats[k.F_OVERDUE])]
     if "item" in roles:
-        cols += [pa.array(floats[:, k.F_ITEMS_PER_ORDER]), pa.array(ints[:, k.I_DISTINCT_ITEMS])]
+        cols += [pa.array(floats[k.F_ITEMS_PER_ORDER]), pa.array(ints[k.I_DISTINCT_ITEMS])]
     if "category" in roles:
-        cols += [pa.array(ints[:, k.I_DISTINCT_CATEGORIES]),
-                 pa.array(floats[:, k.F_TOP_CATEGORY_SHARE]),
-                 pa.array(floats[:, k.F_CATEGORY_ENTROPY])]
+        cols += [pa.array(ints[k.I_DISTINCT_CATEGORIES]),
+                 pa.array(floats[k.F_TOP_CATEGORY_SHARE]),
+                 pa.array(floats[k.F_CATEGORY_ENTROPY])]
     values = []
     if "channel" in roles:
         by_value = np.argsort(channel_rank)  # code of the i-th smallest value
         n = len(channel_rank)
-        cols += [pa.array(ints[:, k.I_N_CHANNELS]),
-                 channel_values.take(pa.array(channel_rank[ints[:, k.I_LAST_CHANNEL]]))]
-        cols += [pa.array(shares[:, c]) for c in by_value]
-        cols += [_nullable(shares[:, n + c]) for c in by_value]
+        cols += [pa.array(ints[k.I_N_CHANNELS]),
+                 channel_values.take(pa.array(channel_rank[ints[k.I_LAST_CHANNEL]]))]
+        cols += [pa.array(shares[c]) for c in by_value]
+        cols += [_nullable(shares[n + c]) for c in by_value]
         values = [v.as_py() for v in channel_values]
     names = [roles["customer"], *profile_columns(windows, returns=returns, item="item" in roles,
                                                  category="category" in roles, channels=values)]

@@ -196,6 +196,12 @@ RFM_SERIAL_MAX_ROWS = 1 << 17
 #: so the result is the same for any part and thread count. 8 parts balance 2-8 threads.
 PRIVACY_AGGREGATE_PARTS = 8
 
+# --- features: profile fold compiled ahead of time (issue #15.5, session 8) ---------------------
+#: The profile fold counts distinct items and lines per category through a per-worker table
+#: indexed by code (8 bytes a code) when the column has at most this many distinct values, else
+#: by sorting each customer's codes; the counts are the same either way.
+PROFILE_STAMP_MAX_CODES = 1 << 20
+
 # --- features: rfm() read-out and scores (issue #15.5, session 8) -------------------------------
 #: Records per chunk of rfm's read-out (``fold_native.finalize_*``): 4 MiB of records, enough
 #: chunks for two threads to share 5M customers evenly; the output does not depend on it.

@@ -228,24 +228,70 @@ def test_returns_error_mode_without_returns_and_exclude_drops_columns():
 def test_sort_pairs_is_a_stable_sort(values):
     keys = np.array(values, np.int64)
     vals = np.arange(len(keys), dtype=np.int64)
-    n = len(keys)
     k, v = keys.copy(), vals.copy()
-    kernels.sort_pairs(k, v, n, np.empty(n, np.int64), np.empty(n, np.int64))
+    kernels.sort_pairs(k, v)
     order = np.argsort(keys, kind="stable")
     assert np.array_equal(k, keys[order]) and np.array_equal(v, vals[order])
 
 
 @settings(max_examples=30, deadline=None)
-@given(st.lists(st.integers(0, 6), min_size=1, max_size=300), st.integers(1, 5),
+@given(st.lists(st.integers(0, 6), min_size=1, max_size=300), st.integers(1, 2),
        st.integers(0, 9))
-def test_sort_by_customer_is_stable_for_any_chunking(codes, chunks, limit):
+def test_sort_by_customer_is_stable_for_any_thread_count(codes, threads, limit):
     codes = np.array(codes, np.int64)
     times = np.arange(len(codes), dtype=np.int64) % 10
-    perm, offsets = kernels.sort_by_customer(codes, times, limit, 7, chunks)
+    perm, offsets = kernels.sort_by_customer(codes, times, limit, 7, n_threads=threads)
     keep = np.flatnonzero(times <= limit)
     want = keep[np.argsort(codes[keep], kind="stable")]
     assert np.array_equal(perm, want)
     assert np.array_equal(np.diff(offsets), np.bincount(codes[keep], minlength=7))
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 9), st.sampled_from([-2.0, 0.0, 1.0]),
+                          st.integers(0, 9)), min_size=1, max_size=300),
+       st.integers(1, 2), st.integers(0, 9), st.integers(0, 2**32 - 1))
+def test_group_rows_lays_customers_out_in_any_order(rows, threads, limit, seed):
+    """Only customers with a purchase by the cut get a group, at the position the caller
+    chose; their rows (returns included) keep their input order; the counts are right."""
+    codes = np.array([r[0] for r in rows], np.int64)
+    amounts = np.array([r[1] for r in rows])
+    times = np.array([r[2] for r in rows], np.int64)
+    counts = kernels.count_rows(codes, times, amounts, limit, 10, n_threads=threads)
+    by_cut = times <= limit
+    bought = {int(c) for c in codes[by_cut & (amounts >= 0)]}
+    assert {int(c) for c in np.flatnonzero(counts.kept)} == bought
+    assert counts.rows_after == int(np.count_nonzero(~by_cut))
+    assert counts.return_rows == int(np.count_nonzero(by_cut & (amounts < 0)))
+    assert counts.returns_only == len({int(c) for c in codes[by_cut]} - bought)
+    order = np.random.default_rng(seed).permutation(sorted(bought)).astype(np.int64)
+    perm, offsets = kernels.group_rows(counts, order, codes, times, limit, n_threads=threads)
+    for j, code in enumerate(order):
+        want = np.flatnonzero((codes == code) & by_cut)
+        assert np.array_equal(perm[offsets[j]:offsets[j + 1]], want)
+    assert offsets[-1] == len(perm)
+
+
+def test_exact_sums_use_rfms_words():
+    """The fold's fixed-point words are rfm.fixed_words's: same monetary totals as rfm()."""
+    rng = np.random.default_rng(11)
+    amounts = np.concatenate([rng.normal(0, 1e6, 500), AWKWARD, [5e-324, 1e-20, 2.0**62]])
+    customers = np.arange(len(amounts)) % 7
+    table = pa.table({"cust": customers, "ts": pa.array(np.full(len(amounts), T0), pa.timestamp("us")),
+                      "amt": amounts})
+    kw = dict(customer="cust", time="ts", amount="amt")
+    got = fe.profile(table, **kw).column("monetary_total")
+    assert got.equals(fe.rfm(table, **kw).column("monetary_total"))
+
+
+def test_distinct_codes_by_table_and_by_sort_agree(monkeypatch):
+    """Items and categories counted in a per-worker table or by sorting give the same table."""
+    from fastengage.kernels.features import profile as profile_kernels
+
+    table = _big(30_000, 800, seed=9)
+    by_table = fe.profile(table, **KW)
+    monkeypatch.setattr(profile_kernels, "PROFILE_STAMP_MAX_CODES", 0)
+    assert fe.profile(table, **KW).equals(by_table)
 
 
 #: Amounts whose float sums depend on the order of the additions (0.1 + 1e16 - 1e16 != 0.1),
