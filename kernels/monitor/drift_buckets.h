@@ -529,20 +529,31 @@ static void fe_gather(const double *x, int64_t n, const uint16_t *ids, const uin
 }
 
 /* integral of |G| over [lo, hi) and the largest |G| after a run of equal values, in a bucket
- * whose sorted values are sa (reference) and sb (current), G starting at g0 */
+ * whose sorted values are sa (reference) and sb (current), G starting at g0. One value a step,
+ * chosen without a data-dependent branch (the merge order of two random samples defeats branch
+ * prediction); an equal value adds a zero-width piece to the integral, and |G| counts for the
+ * maximum only once the next value differs: the same sums as walking runs of equal values. */
 static void fe_exact_bucket(const double *sa, int64_t na, const double *sb, int64_t nb,
                             int64_t g0, int64_t ta, int64_t tb, double lo, double hi,
                             double *area_out, int64_t *top_out) {
+    static const double none = INFINITY;  /* past a side's end: larger than every value */
+    const double *ea = na ? sa : &none, *eb = nb ? sb : &none;
     int64_t i = 0, k = 0, g = g0, top = 0;
     double pos = lo, area = 0.0;
-    while (i < na || k < nb) {
-        const double x = (k >= nb || (i < na && sa[i] <= sb[k])) ? sa[i] : sb[k];
+    double xa = na ? sa[0] : INFINITY, xb = nb ? sb[0] : INFINITY;
+    for (int64_t step = 0; step < na + nb; step++) {
+        const int take_a = xa <= xb;
+        const double x = take_a ? xa : xb;
         const double at = fmin(fmax(x, pos), hi);  /* the map's rounding may put x a hair out */
         area += fabs((double)g) * (at - pos);
         pos = at;
-        while (i < na && sa[i] == x) { g += tb; i++; }
-        while (k < nb && sb[k] == x) { g -= ta; k++; }
-        top = fe_max_i64(top, fe_abs_i64(g));
+        g += take_a ? tb : -ta;
+        i += take_a;
+        k += 1 - take_a;
+        xa = i < na ? ea[i < na ? i : 0] : INFINITY;
+        xb = k < nb ? eb[k < nb ? k : 0] : INFINITY;
+        const int64_t mag = fe_abs_i64(g);
+        top = (fmin(xa, xb) != x && mag > top) ? mag : top;
     }
     area += fabs((double)g) * (hi - pos);
     *area_out = area;
