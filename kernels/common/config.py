@@ -209,3 +209,9 @@ RFM_READOUT_CHUNK = 1 << 16
 #: Integer scores (recency days, frequency) are ranked by counting when the largest value is
 #: at most this (one count a value), else by selection; the scores are the same.
 RFM_COUNTING_MAX_VALUE = 1 << 22
+
+# --- monitor: drift kernel compiled ahead of time (issues #11, #13, session 8) ------------------
+#: Values per block of the drift kernel's id + tally pass (drift_native.pyx): a block's bucket
+#: ids are computed first (vectorised), then tallied while the block's values and ids are still
+#: in L1 cache (1024 values: 8 KiB + 2 KiB). The results do not depend on it.
+MONITOR_TALLY_BLOCK = 1024

@@ -37,6 +37,7 @@ from ..common.config import MONITOR_BUCKET_CELLS as CELLS
 from ..common.config import MONITOR_GATHER_BLOCK as GATHER_BLOCK
 from ..common.config import MONITOR_GRID_CELL_FILL as GRID_CELL_FILL
 from ..common.config import MONITOR_GRID_CELLS_PER_BUCKET as GRID_CELLS_PER_BUCKET
+from ..common.config import MONITOR_TALLY_BLOCK as TALLY_BLOCK
 from ..common.launch import resolve_threads, run_threaded
 from .drift_native import (BINS, JS, KS, M2_REF, MEAN_REF, N_CUR, N_REF, N_STATS, PSI,
                            STATUS, WASS, bucket_worker)
@@ -71,6 +72,6 @@ def drift_columns(ref_at, cur_at, rows_a, rows_b, n_bins, eps, bucket_rows, max_
         bucket_worker(ref_at, cur_at, int(rows_a), int(rows_b), int(n_bins), float(eps),
                       int(bucket_rows), int(max_buckets), int(sample), int(n_entries),
                       float(gather_limit), CELLS, GRID_CELLS_PER_BUCKET, float(GRID_CELL_FILL),
-                      GATHER_BLOCK, stats, ref_p, cur_p, counter)
+                      GATHER_BLOCK, TALLY_BLOCK, stats, ref_p, cur_p, counter)
 
     run_threaded(worker, n_threads=min(m, resolve_threads(n_threads)))

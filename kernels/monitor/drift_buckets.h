@@ -8,10 +8,10 @@
  *
  * Per column, four passes over the values:
  *  1. count, min, max and sum of each side (the bucket map needs the range);
- *  2. per block of FE_BLOCK values: bucket ids (a branch-free, vectorisable loop into ``ids``),
- *     then that block's counts and offset sums while its values are still in L1 cache (the
- *     reference side also sums its squared deviations from the mean; the current side's were
- *     never used and are not computed);
+ *  2. per block of tally_block values: bucket ids (a branch-free, vectorised loop into
+ *     ``ids``), then that block's counts and offset sums while its values are still in L1
+ *     cache (the reference side also sums its squared deviations from the mean; the current
+ *     side's were never used and are not computed);
  *  3. the flagged buckets' values gathered (positions listed branch-free per block) and sorted;
  *  4. an ordered walk over the flagged buckets only.
  * Nothing here allocates but fe_drift_work_alloc / fe_grow_run; a column's result depends on
@@ -30,12 +30,9 @@
 enum { FE_KS, FE_WASS, FE_PSI, FE_JS, FE_N_REF, FE_N_CUR, FE_MEAN_REF, FE_M2_REF, FE_STATUS,
        FE_BINS, FE_N_STATS };
 
-/* values per block of the id + tally pass: ids and values of a block stay in L1 cache */
-#define FE_BLOCK 1024
-
 typedef struct {
     int64_t n_bins, bucket_rows, max_buckets, sample, n_entries, cells, cells_per_bucket,
-        gather_block;
+        gather_block, tally_block;
     double eps, gather_limit, cell_fill;
 } fe_drift_params;
 
@@ -446,14 +443,15 @@ static inline void fe_step_ids(const double *x, int64_t n, double lo, double sca
  * NaN's, never read. */
 static double fe_ids_and_tally(const double *x, int64_t n, int on_grid, double lo, double scale,
                                fe_drift_work *w, int64_t n_buckets, int64_t last, uint16_t *ids,
-                               int64_t *counts, double *offsets, int want_dev, double mean) {
+                               int64_t *counts, double *offsets, int want_dev, double mean,
+                               int64_t block) {
     const uint16_t nan_id = (uint16_t)n_buckets;
     const int cpu_avx2 = fe_cpu_avx2(), avx2 = on_grid && cpu_avx2;
     fe_tally_slot *tally = w->tally;
     memset(tally, 0, (n_buckets + 1) * sizeof(fe_tally_slot));
     double dev4[4] = {0, 0, 0, 0};
-    for (int64_t begin = 0; begin < n; begin += FE_BLOCK) {
-        const int64_t m = n - begin < FE_BLOCK ? n - begin : FE_BLOCK;
+    for (int64_t begin = 0; begin < n; begin += block) {
+        const int64_t m = n - begin < block ? n - begin : block;
         const double *xb = x + begin;
         uint16_t *ib = ids + begin;
 #ifdef FE_HAVE_AVX2_PATH

@@ -60,9 +60,9 @@ static int fe_column_drift(const double *a, int64_t na_rows, const double *b, in
     const size_t nbk = (size_t)(n_buckets + 1);
     stats[FE_MEAN_REF] = mean_a;
     stats[FE_M2_REF] = fe_ids_and_tally(a, na_rows, on_grid, q[0], scale, w, n_buckets, last,
-                                        w->ids_a, cnt_a, off_a, 1, mean_a);
+                                        w->ids_a, cnt_a, off_a, 1, mean_a, p->tally_block);
     fe_ids_and_tally(b, nb_rows, on_grid, q[0], scale, w, n_buckets, last, w->ids_b, cnt_b,
-                     off_b, 0, 0.0);
+                     off_b, 0, 0.0, p->tally_block);
     /* --- which buckets need their values in order ------------------------------------------ */
     const int64_t ta = na, tb = nb;
     int64_t g = 0, bound = 0;  /* the largest |G| at a bucket boundary: KS is at least this */

@@ -29,7 +29,7 @@ cdef extern from "drift_buckets.h" nogil:
         FE_BINS, FE_N_STATS
     ctypedef struct fe_drift_params:
         int64_t n_bins, bucket_rows, max_buckets, sample, n_entries, cells, cells_per_bucket
-        int64_t gather_block
+        int64_t gather_block, tally_block
         double eps, gather_limit, cell_fill
     ctypedef struct fe_drift_work:
         pass
@@ -70,8 +70,8 @@ def bucket_worker(const int64_t[::1] ref_at, const int64_t[::1] cur_at, int64_t 
                   int64_t rows_b, int64_t n_bins, double eps, int64_t bucket_rows,
                   int64_t max_buckets, int64_t sample, int64_t n_entries, double gather_limit,
                   int64_t cells, int64_t cells_per_bucket, double cell_fill,
-                  int64_t gather_block, double[:, ::1] stats, double[:, ::1] ref_p,
-                  double[:, ::1] cur_p, int64_t[::1] next_column):
+                  int64_t gather_block, int64_t tally_block, double[:, ::1] stats,
+                  double[:, ::1] ref_p, double[:, ::1] cur_p, int64_t[::1] next_column):
     """One worker of :func:`kernels.monitor.buckets.drift_columns`: claims columns through the
     shared counter ``next_column[0]`` until none are left; column j's values are the
     ``rows_a`` float64 at address ``ref_at[j]`` and the ``rows_b`` at ``cur_at[j]`` (buffers
@@ -86,6 +86,8 @@ def bucket_worker(const int64_t[::1] ref_at, const int64_t[::1] cur_at, int64_t 
     p.cells = cells
     p.cells_per_bucket = cells_per_bucket
     p.gather_block = gather_block
+    # a multiple of 4: the squared deviations' four lanes then take the same values whatever it is
+    p.tally_block = max(4, (tally_block + 3) // 4 * 4)
     p.eps = eps
     p.gather_limit = gather_limit
     p.cell_fill = cell_fill
