@@ -4,7 +4,8 @@
   (obp itself cannot be installed here: it pins torch 1.12, scikit-learn 1.1.3, scipy 1.9.3),
   and its ``RegressionModel.fit_predict`` ("normal" fitting, per-position models, KFold
   cross-fitting) and ``estimate_confidence_interval_by_bootstrap`` given resample indices.
-* The counter-based random streams of ``kernels/bandits/rng.py``, vectorised in NumPy uint64.
+* The counter-based random streams of ``kernels/bandits/decide_rng.h``, vectorised in NumPy
+  uint64.
 * Ridge statistics and LinUCB/epsilon-greedy decisions with their exact propensities.
 """
 from __future__ import annotations
@@ -233,7 +234,8 @@ def _mix64_int(z):
 
 
 class Stream:
-    """The counter stream ``(seed, row)`` of ``kernels/bandits/rng.py``, one draw at a time."""
+    """The counter stream ``(seed, row)`` of ``kernels/bandits/decide_rng.h``, one draw at a
+    time."""
 
     def __init__(self, seed, row):
         self.state = _mix64_int(int(seed) ^ _mix64_int((int(row) * _S + _G) & _MASK64))

@@ -22,8 +22,8 @@ arm's greatest one (by ``BANDIT_BOUND_SLACK`` of the magnitudes, far above round
 arm with probability 1, and the other rows compute only the widths of the arms that may win.
 Decisions and propensities are exactly those of the full computation (tests compare both).
 
-All randomness of row ``i`` comes from the counter stream ``(seed, row0 + i)`` (see ``rng``), so
-results do not depend on the thread count.
+All randomness of row ``i`` comes from the counter stream ``(seed, row0 + i)``
+(``decide_rng.h``), so results do not depend on the thread count.
 
 The row loops are C compiled at build time (``decide_core.h`` through :mod:`.decide_native`;
 ``decide_one``'s server calls the same C function): no JIT compilation on a cold first call

@@ -8,8 +8,9 @@
  *    widths: base_var + z_0^2 + z_1^2 ..., z_i = L_i0 x_0 + L_i1 x_1 ...), whether a row is
  *    decided in a block (rows innermost, SIMD across rows) or alone (decide_one);
  *  - no a * b + c is fused (fp-contract off below; the AVX2 clone has no FMA anyway);
- *  - the random streams are the counter-based splitmix64 streams of rng.py in uint64, and the
- *    normal/gamma/beta samplers call the same libm log/cos/pow, so draws are bit-identical.
+ *  - the random streams (decide_rng.h) are the counter-based splitmix64 streams of the former
+ *    rng.py in uint64, and the normal/gamma/beta samplers call the same libm log/cos/pow, so
+ *    draws are bit-identical.
  * So decisions and propensities equal the former kernels' bit for bit (checked on many seeds
  * before those were removed) and do not depend on the thread count or on the block a row is in.
  * One deliberate change: a NaN score (inf - inf when finite features overflow the means) now

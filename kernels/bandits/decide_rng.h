@@ -1,16 +1,22 @@
-/* The counter-based random streams of kernels/bandits/rng.py in C (included by decide_core.h).
+/* Counter-based random numbers of the bandit kernels (included by decide_core.h; the OPE
+ * bootstrap of ope_native.pyx uses them too).
  *
- * Every draw of a decision is a pure function of (seed, row, k): the k-th draw of row `row` is
- * splitmix64(base(seed, row) + (k + 1) * GOLDEN), in uint64 arithmetic (wrapping, as NumPy's
- * uint64 in the Numba version), so the C and Numba streams give the same bits; the samplers
- * call the same libm log/cos/pow in the same expression order as rng.py.
+ * Every draw is a pure function of (seed, row, k): the k-th draw of row `row` is
+ * splitmix64(base(seed, row) + (k + 1) * GOLDEN) in wrapping uint64 arithmetic. Nothing depends
+ * on which thread handles a row or on the order rows are visited, so a batch decided on 1 or 8
+ * threads gives the same bits, and a test can recompute any draw in plain Python/NumPy
+ * (tests/naive_bandits.py). These are the streams of the former Numba module rng.py (removed
+ * in session 8), bit for bit: the samplers call the same libm log/cos/pow in the same
+ * expression order. Normals: Box-Muller's cosine branch only (two uniforms each, easy to
+ * reproduce); gammas: Marsaglia & Tsang (2000), shapes below 1 by the U^(1/shape) boost;
+ * Beta(a, b) = X / (X + Y) with X ~ Gamma(a), Y ~ Gamma(b).
  */
 #ifndef FE_DECIDE_RNG_H
 #define FE_DECIDE_RNG_H
 #include <math.h>
 #include <stdint.h>
 
-#pragma GCC optimize("fp-contract=off")  /* no fused multiply-add: the bits of rng.py */
+#pragma GCC optimize("fp-contract=off")  /* no fused multiply-add: fixed bits */
 
 #define FE_GOLDEN 0x9E3779B97F4A7C15ULL
 #define FE_M1 0xBF58476D1CE4E5B9ULL
