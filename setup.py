@@ -3,6 +3,9 @@
 Metadata and dependencies live in pyproject.toml; this file only describes the compiled parts.
 Every Cython module is listed explicitly so that a stray .pyx never ends up in a wheel by accident.
 """
+import glob
+import os
+
 import numpy as np
 from Cython.Build import cythonize
 from setuptools import Extension, find_packages, setup
@@ -41,10 +44,18 @@ CYTHON_MODULES = [
     "scoring.native",
 ]
 
+
+def _headers(name: str) -> list:
+    """The C headers and Cython includes beside a module: a change to one rebuilds the module."""
+    folder = os.path.join("kernels", name.split(".")[0])
+    return sorted(glob.glob(os.path.join(folder, "*.h")) + glob.glob(os.path.join(folder, "*.pxi")))
+
+
 extensions = [
     Extension(
         f"fastengage.kernels.{name}",
         [f"kernels/{name.replace('.', '/')}.pyx"],
+        depends=_headers(name),
         include_dirs=[np.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=["-O3"],
