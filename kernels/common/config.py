@@ -100,7 +100,7 @@ BANDIT_DECIDE_CHUNK = 1024
 #: scored row by row; more, feature by feature over contiguous rows (SIMD). Same bits either way.
 BANDIT_ROWWISE_BELOW = 8
 #: Relative slack of the UCB width bounds that let a decision skip widths (kernels/bandits/
-#: decide.py ``_may_win``): an arm is skipped only if its best possible score is below the top
+#: decide_core.h ``fe_may_win``): an arm is skipped only if its best possible score is below the top
 #: arm's least possible score by this much of their magnitudes. A correctness margin (orders of
 #: magnitude above float64 rounding), not a tuning knob: any value in [1e-13, 1e-6] gives the same
 #: decisions, larger ones only compute more widths.
