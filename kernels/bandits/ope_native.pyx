@@ -7,14 +7,14 @@ worker below on ``n_threads`` threads through
 :func:`fastengage.kernels.common.launch.run_threaded`. A worker claims fixed pieces of work from
 a shared atomic counter - chunks of ``chunk`` rounds, or whole bootstrap replicates - and every
 float sum stays inside one piece, so the results do not depend on the thread count. The
-estimators' formulas are in :mod:`.ope`'s docstring; the bootstrap's random streams are
-``rng.py``'s counter-based splitmix64 streams (``decide_core.h``, the same bits as Numba's).
+estimators' formulas are in :mod:`.ope`'s docstring; the bootstrap draws from the decisions'
+counter-based splitmix64 streams (``decide_rng.h``).
 """
 from libc.math cimport fabs, INFINITY
 from libc.stdint cimport int64_t, uint8_t, uint64_t
 from libc.stdlib cimport calloc, free
 
-cdef extern from "decide_core.h" nogil:
+cdef extern from "decide_rng.h" nogil:
     uint64_t fe_stream_base(uint64_t seed, uint64_t row)
     int64_t fe_next_index(uint64_t* state, int64_t n)
 
