@@ -18,8 +18,6 @@ DR-OS      dm + lam w / (w^2 + lam) (r - qf)
 Each estimate is the mean of its round rewards, and its bootstrap resamples rounds (as obp's
 ``estimate_confidence_interval_by_bootstrap``) from the counter stream ``(seed, replicate)``.
 """
-from functools import partial
-
 import numpy as np
 
 from ..common.config import BANDIT_OPE_CHUNK
@@ -46,9 +44,9 @@ def round_terms(action, position, pscore, pi_e, q_hat, tol, out_w, out_dm, out_q
     sum to 1 within ``tol``, its logged propensity is not in (0, 1], or a reward-model value at
     its position is not finite. ``chunk_w[c] = (sum w, sum w^2)`` over chunk ``c`` of
     ``BANDIT_OPE_CHUNK`` rounds (chunks are fixed, so their sums do not depend on threads)."""
-    run_threaded(partial(_native.round_terms_worker, action, position, pscore, pi_e, q_hat,
-                         float(tol), BANDIT_OPE_CHUNK, out_w, out_dm, out_qf, out_bad, chunk_w,
-                         _counter()), n_threads)
+    args = (action, position, pscore, pi_e, q_hat, float(tol), BANDIT_OPE_CHUNK, out_w, out_dm,
+            out_qf, out_bad, chunk_w, _counter())
+    run_threaded(lambda: _native.round_terms_worker(*args), n_threads)
 
 
 def round_rewards(reward, w, dm, qf, mean_w, clip, tau, lam, estimators, out, chunk_sums, *,
@@ -56,13 +54,13 @@ def round_rewards(reward, w, dm, qf, mean_w, clip, tau, lam, estimators, out, ch
     """``out[i, e]``: round reward of estimator ``estimators[e]`` (codes above) for round ``i``;
     ``chunk_sums[c, e]``: their sum over chunk ``c`` (added in chunk order by the caller).
     ``out`` with zero rows is not filled (no bootstrap needs it)."""
-    run_threaded(partial(_native.round_rewards_worker, reward, w, dm, qf, float(mean_w),
-                         float(clip), float(tau), float(lam), estimators, BANDIT_OPE_CHUNK, out,
-                         chunk_sums, _counter()), n_threads)
+    args = (reward, w, dm, qf, float(mean_w), float(clip), float(tau), float(lam), estimators,
+            BANDIT_OPE_CHUNK, out, chunk_sums, _counter())
+    run_threaded(lambda: _native.round_rewards_worker(*args), n_threads)
 
 
 def bootstrap_means(values, seed, out, *, n_threads=None):
     """``out[b, e]``: mean of ``values[:, e]`` over ``n`` rounds drawn with replacement from the
     stream ``(seed, b)``; one replicate per task, so any thread count gives the same bits."""
-    run_threaded(partial(_native.bootstrap_worker, values, int(seed), out, _counter()),
-                 n_threads)
+    counter = _counter()
+    run_threaded(lambda: _native.bootstrap_worker(values, int(seed), out, counter), n_threads)
