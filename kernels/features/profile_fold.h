@@ -8,6 +8,7 @@
 #define FE_PROFILE_FOLD_H
 
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "profile_money.h"

@@ -300,7 +300,8 @@ def fold_worker(const int64_t[::1] perm,        # IN  rows grouped by output pos
     cdef long long* counter = <long long*> &next_block[0]
     if n_channels > MAX_CHANNELS:
         raise ValueError(f"at most {MAX_CHANNELS} channels, got {n_channels}")
-    if ints.shape[1] != n_out or floats.shape[1] != n_out or (n_channels and shares.shape[1] != n_out):
+    if (ints.shape[1] != n_out or floats.shape[1] != n_out
+            or (n_channels and shares.shape[1] != n_out)):
         raise ValueError("output columns must have one cell per output position")
     if n_out == 0:
         return

@@ -277,8 +277,8 @@ def test_exact_sums_use_rfms_words():
     rng = np.random.default_rng(11)
     amounts = np.concatenate([rng.normal(0, 1e6, 500), AWKWARD, [5e-324, 1e-20, 2.0**62]])
     customers = np.arange(len(amounts)) % 7
-    table = pa.table({"cust": customers, "ts": pa.array(np.full(len(amounts), T0), pa.timestamp("us")),
-                      "amt": amounts})
+    times = pa.array(np.full(len(amounts), T0), pa.timestamp("us"))
+    table = pa.table({"cust": customers, "ts": times, "amt": amounts})
     kw = dict(customer="cust", time="ts", amount="amt")
     got = fe.profile(table, **kw).column("monetary_total")
     assert got.equals(fe.rfm(table, **kw).column("monetary_total"))
