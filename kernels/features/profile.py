@@ -17,8 +17,6 @@ Steps (``fastengage.features.profile`` runs them):
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from ..common.config import PROFILE_BLOCK, PROFILE_SORT_CHUNKS, PROFILE_STAMP_MAX_CODES
@@ -35,17 +33,16 @@ US_PER_DAY = np.int64(86_400_000_000)
 _EMPTY = np.empty(0, np.int64)
 
 
-@dataclass
 class Counts:
     """What :func:`count_rows` found: ``kept[code]`` (uint8) the customer has a purchase by the
     cut; ``slots`` the per-chunk row counts :func:`group_rows` turns into slots."""
 
-    kept: np.ndarray
-    slots: np.ndarray
-    bounds: np.ndarray
-    rows_after: int
-    return_rows: int
-    returns_only: int
+    __slots__ = ("kept", "slots", "bounds", "rows_after", "return_rows", "returns_only")
+
+    def __init__(self, kept: np.ndarray, slots: np.ndarray, bounds: np.ndarray, rows_after: int,
+                 return_rows: int, returns_only: int):
+        self.kept, self.slots, self.bounds = kept, slots, bounds
+        self.rows_after, self.return_rows, self.returns_only = rows_after, return_rows, returns_only
 
 
 def _launch(worker, n_items: int, n_threads: int | None) -> None:
