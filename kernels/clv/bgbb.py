@@ -15,19 +15,14 @@ import numpy as np
 
 from ..common.config import CLV_REDUCE_CHUNK
 from . import models_native as _native
-from .special import run_workers, threaded
-
-
-def _f(a):
-    """A C-contiguous float64 view of ``a`` (a copy only when it is not one already)."""
-    return np.ascontiguousarray(a, dtype=np.float64)
+from .special import as_float64, predict_rows, run_workers, threaded
 
 
 @threaded(1)
 def loglik_grad(params, x, tx, n, w, workers):
     """Weighted total log-likelihood of (x, t_x, n) patterns, its gradient w.r.t. (alpha, beta,
     gamma, delta) and the per-pattern (unweighted) ll, summed in row order."""
-    params, x, tx, n, w = _f(params), _f(x), _f(tx), _f(n), _f(w)
+    params, x, tx, n, w = map(as_float64, (params, x, tx, n, w))
     terms = np.empty((x.shape[0], 5))
     run_workers(lambda k, m: _native.bgbb_rows(params, x, tx, n, terms, CLV_REDUCE_CHUNK, k, m),
                 workers)
@@ -36,11 +31,9 @@ def loglik_grad(params, x, tx, n, w, workers):
 
 
 def _predict(expected, params, fut, x, tx, n, workers):
-    params, fut, x, tx, n = _f(params), _f(fut), _f(x), _f(tx), _f(n)
-    out = np.zeros(x.shape[0])
-    run_workers(lambda k, m: _native.bgbb_predict(expected, params, fut, x, tx, n, out,
-                                                  CLV_REDUCE_CHUNK, k, m), workers)
-    return out
+    params, fut, x, tx, n = map(as_float64, (params, fut, x, tx, n))
+    return predict_rows(_native.bgbb_predict, x.shape[0], expected, params, fut, x, tx, n,
+                        workers=workers)
 
 
 @threaded(1)

@@ -22,7 +22,7 @@ import numpy as np
 from ..common.config import (CLV_PARETO_DIRECT_TERMS, CLV_PARETO_INTEGER_GAP,
                              CLV_PARETO_NEAR_ONE_Z, CLV_REDUCE_CHUNK)
 from . import models_native as _native
-from .special import PARETO_MAX_TERMS, run_workers, threaded
+from .special import PARETO_MAX_TERMS, as_float64, predict_rows, run_workers, threaded
 
 #: Gauss-Legendre rule of the adaptive quadrature in ``probability_n_purchases``.
 _GL_X, _GL_W = np.polynomial.legendre.leggauss(20)
@@ -39,11 +39,6 @@ _log_F_quad = _native.pareto_log_F_quad
 _ALIVE, _EXPECTED, _POPULATION, _PMF = 0, 1, 2, 3
 
 
-def _f(a):
-    """A C-contiguous float64 view of ``a`` (a copy only when it is not one already)."""
-    return np.ascontiguousarray(a, dtype=np.float64)
-
-
 def _i(a):
     """A C-contiguous int64 view of ``a`` (a copy only when it is not one already)."""
     return np.ascontiguousarray(a, dtype=np.int64)
@@ -54,7 +49,7 @@ def loglik_grad(params, x, tx, T, w, workers):
     """Weighted total log-likelihood of (x, t_x, T) rows, its gradient w.r.t. (r, alpha, s,
     beta) and the per-row (unweighted) ll: per-row terms on ``workers`` threads, summed in row
     order."""
-    params, x, tx, T, w = _f(params), _f(x), _f(tx), _f(T), _f(w)
+    params, x, tx, T, w = map(as_float64, (params, x, tx, T, w))
     terms = np.empty((x.shape[0], 5))
     run_workers(lambda k, n: _native.pareto_rows(params, x, tx, T, terms, CLV_REDUCE_CHUNK, k, n),
                 workers)
@@ -73,7 +68,7 @@ def loglik_grad_tab(params, qx, qy, jq, ux, ix, ia, ib, T, w, workers):
     CLV_REDUCE_CHUNK, then over the chunks in order: the result does not depend on the thread
     count or the launch path.
     """
-    params, qx, qy, ux, T, w = _f(params), _f(qx), _f(qy), _f(ux), _f(T), _f(w)
+    params, qx, qy, ux, T, w = map(as_float64, (params, qx, qy, ux, T, w))
     jq, ix, ia, ib = _i(jq), _i(ix), _i(ia), _i(ib)
     xk, hx = _native.pareto_x_tables(params, ux)
     lF = np.empty(qx.shape[0])
@@ -88,11 +83,9 @@ def loglik_grad_tab(params, qx, qy, jq, ux, ix, ia, ib, T, w, workers):
 
 
 def _predict(kind, params, t, x, tx, T, workers):
-    params, t, x, tx, T = _f(params), _f(t), _f(x), _f(tx), _f(T)
-    out = np.zeros(t.shape[0])
-    run_workers(lambda k, n: _native.pareto_predict(kind, params, t, x, tx, T, out,
-                                                    CLV_REDUCE_CHUNK, k, n), workers)
-    return out
+    params, t, x, tx, T = map(as_float64, (params, t, x, tx, T))
+    return predict_rows(_native.pareto_predict, t.shape[0], kind, params, t, x, tx, T,
+                        workers=workers)
 
 
 @threaded(1)
@@ -138,7 +131,7 @@ def discounted_if_alive(params, x, T, times, disc, workers):
     """Per (x, T) pair: sum_h (E[Y(t_h) | alive at T] - E[Y(t_h-1) | alive at T]) disc_h, the
     part of CLV that does not depend on t_x (CLV multiplies it by P(alive) per customer), with
     E[Y(t) | alive at T] = (r+x)(beta+T)/((alpha+T)(s-1)) [1 - ((beta+T)/(beta+T+t))^(s-1)]."""
-    params, x, T, times, disc = _f(params), _f(x), _f(T), _f(times), _f(disc)
+    params, x, T, times, disc = map(as_float64, (params, x, T, times, disc))
     out = np.empty(x.shape[0])
     run_workers(lambda k, n: _native.pareto_discounted(params, x, T, times, disc, out,
                                                        CLV_REDUCE_CHUNK, k, n), workers)

@@ -14,19 +14,14 @@ import numpy as np
 
 from ..common.config import CLV_REDUCE_CHUNK
 from . import models_native as _native
-from .special import run_workers, threaded
-
-
-def _f(a):
-    """A C-contiguous float64 view of ``a`` (a copy only when it is not one already)."""
-    return np.ascontiguousarray(a, dtype=np.float64)
+from .special import as_float64, run_workers, threaded
 
 
 @threaded(1)
 def loglik_grad(params, t, censored, w, workers):
     """Weighted total log-likelihood of (t, censored) rows, gradient w.r.t. (alpha, beta), per-row
     ll (per-row terms on ``workers`` threads, summed in row order)."""
-    params, t, w = _f(params), _f(t), _f(w)
+    params, t, w = map(as_float64, (params, t, w))
     flags = np.ascontiguousarray(censored, dtype=np.bool_).view(np.uint8)
     terms = np.empty((t.shape[0], 3))
     run_workers(lambda k, m: _native.sbg_rows(params, t, flags, terms, CLV_REDUCE_CHUNK, k, m),
@@ -38,7 +33,7 @@ def loglik_grad(params, t, censored, w, workers):
 @threaded(1)
 def survival(params, t, workers):
     """S(t) = B(alpha, beta+t)/B(alpha, beta)."""
-    params, t = _f(params), _f(t)
+    params, t = map(as_float64, (params, t))
     out = np.empty(t.shape[0])
     run_workers(lambda k, m: _native.sbg_survival(params, t, out, CLV_REDUCE_CHUNK, k, m), workers)
     return out
@@ -54,7 +49,7 @@ def derl(params, d, n, workers):
     counting the payment at the start of the next period, discounted per period at rate d > 0.
     The series has term ratio (beta+n+1+k)/(alpha+beta+n+1+k)/(1+d) < 1/(1+d).
     """
-    params, d, n = _f(params), _f(d), _f(n)
+    params, d, n = map(as_float64, (params, d, n))
     out = np.empty(n.shape[0])
     run_workers(lambda k, m: _native.sbg_derl(params, d, n, out, CLV_REDUCE_CHUNK, k, m), workers)
     return out

@@ -56,6 +56,19 @@ def run_workers(work, workers: int) -> None:
     run_threaded(lambda: work(tickets.pop(), workers), workers)
 
 
+def as_float64(a):
+    """A C-contiguous float64 view of ``a`` (a copy only when it is not one already)."""
+    return np.ascontiguousarray(a, dtype=np.float64)
+
+
+def predict_rows(kernel, n_rows: int, *args, workers: int):
+    """A new float64 vector of ``n_rows`` filled by ``kernel(*args, out, chunk, worker,
+    n_workers)`` on ``workers`` threads (chunks of ``CLV_REDUCE_CHUNK`` rows, round robin)."""
+    out = np.zeros(n_rows)
+    run_workers(lambda k, m: kernel(*args, out, CLV_REDUCE_CHUNK, k, m), workers)
+    return out
+
+
 @kernel_template
 def _pattern_loglik(params, *cols):
     # template of ``pattern_loglik``: _prep, _row and _N_TERMS are the model's (bind_template)
