@@ -46,9 +46,11 @@ CYTHON_MODULES = [
 
 
 def _headers(name: str) -> list:
-    """The C headers and Cython includes beside a module: a change to one rebuilds the module."""
+    """The C headers and Cython includes beside a module, and the shared ones in
+    kernels/common: a change to one rebuilds the modules that may include it."""
     folder = os.path.join("kernels", name.split(".")[0])
-    return sorted(glob.glob(os.path.join(folder, "*.h")) + glob.glob(os.path.join(folder, "*.pxi")))
+    found = [glob.glob(os.path.join(folder, pattern)) for pattern in ("*.h", "*.pxi")]
+    return sorted(set(found[0] + found[1] + glob.glob(os.path.join("kernels", "common", "*.h"))))
 
 
 extensions = [

@@ -22,6 +22,8 @@
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "../common/atomic.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -491,9 +493,5 @@ static int64_t fe_decide_single(const double *x, const uint8_t *elig, const doub
     return arm;
 }
 
-/* -- threads: chunks of a batch claimed from a shared counter ------------------------------- */
-static inline long long fe_bd_fetch_add(long long *p, long long v) {
-    return __atomic_fetch_add(p, v, __ATOMIC_RELAXED);
-}
 
 #endif

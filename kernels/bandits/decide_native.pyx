@@ -46,7 +46,7 @@ cdef extern from "decide_core.h" nogil:
                              int64_t d, double scale, int64_t kind, double epsilon,
                              uint64_t seed, int64_t row, int64_t draws, double slack,
                              int64_t rowwise_below, double *prop)
-    long long fe_bd_fetch_add(long long *p, long long v)
+    long long fe_fetch_add(long long *p, long long v)
     double fe_next_uniform(uint64_t *state)
     double fe_next_normal(uint64_t *state)
     double fe_next_beta(uint64_t *state, double a, double b)
@@ -111,7 +111,7 @@ def decide_worker(const int64_t[::1] addresses, Py_ssize_t n, const uint8_t[:, :
     with nogil:
         for j in range(K):
             everyone[j] = 1
-        c = fe_bd_fetch_add(counter, 1)
+        c = fe_fetch_add(counter, 1)
         while c < n_chunks:
             lo = c * chunk
             m = min(n, lo + chunk) - lo
@@ -123,7 +123,7 @@ def decide_worker(const int64_t[::1] addresses, Py_ssize_t n, const uint8_t[:, :
             out_bad[c] = fe_decide_block(XC, chunk, m,
                                          mask_p + lo * K if mask_p != NULL else NULL,
                                          &pol, prune, everyone, &scratch, lo, row0 + lo, &out)
-            c = fe_bd_fetch_add(counter, 1)
+            c = fe_fetch_add(counter, 1)
     free(buf)
     free(ints)
     free(everyone)

@@ -24,14 +24,8 @@ ctypedef fused arm_code:
     int64_t
 
 
-cdef extern from *:
-    """
-    static inline long long fe_fit_fetch_add(long long *p, long long v) {
-        return __atomic_fetch_add(p, v, __ATOMIC_RELAXED);
-    }
-    """
-    # atomically: old = *p; *p += v; return old (workers claiming tasks of a shared plan)
-    long long fe_fit_fetch_add(long long *p, long long v) nogil
+cdef extern from "../common/atomic.h" nogil:
+    long long fe_fetch_add(long long* p, long long v)
 
 
 cdef extern from "fit_gram.h" nogil:
@@ -102,13 +96,13 @@ def block_sums_worker(const int64_t[::1] addresses, int64_t n, const arm_code[::
     cdef int64_t t
     cdef int ok = 1
     with nogil:
-        t = fe_fit_fetch_add(counter, 1)
+        t = fe_fetch_add(counter, 1)
         while t < T and ok:
             if bits == 0:
                 fe_fit_task(&pb, t, scratch, iscratch)
             else:
                 ok = fe_fit_task_with(bits, &pb, t, scratch, iscratch)
-            t = fe_fit_fetch_add(counter, 1)
+            t = fe_fetch_add(counter, 1)
     free(scratch)
     free(iscratch)
     return bool(ok)

@@ -18,13 +18,8 @@ cdef extern from "decide_rng.h" nogil:
     uint64_t fe_stream_base(uint64_t seed, uint64_t row)
     int64_t fe_next_index(uint64_t* state, int64_t n)
 
-cdef extern from *:
-    """
-    static inline long long fe_ope_fetch_add(long long *p, long long v) {
-        return __atomic_fetch_add(p, v, __ATOMIC_RELAXED);
-    }
-    """
-    long long fe_ope_fetch_add(long long* p, long long v) nogil
+cdef extern from "../common/atomic.h" nogil:
+    long long fe_fetch_add(long long* p, long long v)
 
 # Estimator codes (the order of ``ope.py``'s table).
 cpdef enum Estimator:
@@ -53,7 +48,7 @@ def round_terms_worker(const int64_t[::1] action, const int64_t[::1] position,  
     cdef long long* counter = <long long*> &next_chunk[0]
     cdef double ps, total, num, pb, qb, w, sw, sw2
     with nogil:
-        c = fe_ope_fetch_add(counter, 1)
+        c = fe_fetch_add(counter, 1)
         while c < n_chunks:
             sw = 0.0
             sw2 = 0.0
@@ -86,7 +81,7 @@ def round_terms_worker(const int64_t[::1] action, const int64_t[::1] position,  
                     out_qf[i] = q_hat[i, a, p]
             chunk_w[c, 0] = sw
             chunk_w[c, 1] = sw2
-            c = fe_ope_fetch_add(counter, 1)
+            c = fe_fetch_add(counter, 1)
 
 
 def round_rewards_worker(const double[::1] reward, const double[::1] w,            # IN
@@ -104,7 +99,7 @@ def round_rewards_worker(const double[::1] reward, const double[::1] w,         
     cdef double wi, r, v, den, shrunk
     cdef int64_t code
     with nogil:
-        c = fe_ope_fetch_add(counter, 1)
+        c = fe_fetch_add(counter, 1)
         while c < n_chunks:
             for e in range(E):
                 chunk_sums[c, e] = 0.0
@@ -135,7 +130,7 @@ def round_rewards_worker(const double[::1] reward, const double[::1] w,         
                     if store:
                         out[i, e] = v
                     chunk_sums[c, e] = chunk_sums[c, e] + v
-            c = fe_ope_fetch_add(counter, 1)
+            c = fe_fetch_add(counter, 1)
 
 
 def bootstrap_worker(const double[:, ::1] values, uint64_t seed,                   # IN
@@ -150,7 +145,7 @@ def bootstrap_worker(const double[:, ::1] values, uint64_t seed,                
     if acc == NULL:
         raise MemoryError()
     with nogil:
-        b = fe_ope_fetch_add(counter, 1)
+        b = fe_fetch_add(counter, 1)
         while b < B:
             state = fe_stream_base(seed, <uint64_t>b)
             for e in range(E):
@@ -161,5 +156,5 @@ def bootstrap_worker(const double[:, ::1] values, uint64_t seed,                
                     acc[e] = acc[e] + values[j, e]
             for e in range(E):
                 out[b, e] = acc[e] / n
-            b = fe_ope_fetch_add(counter, 1)
+            b = fe_fetch_add(counter, 1)
     free(acc)

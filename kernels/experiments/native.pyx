@@ -15,13 +15,8 @@ import numpy as np
 
 cnp.import_array()
 
-cdef extern from *:
-    """
-    static inline long long fe_exp_fetch_add(long long *p, long long v) {
-        return __atomic_fetch_add(p, v, __ATOMIC_RELAXED);
-    }
-    """
-    long long fe_exp_fetch_add(long long* p, long long v) nogil
+cdef extern from "../common/atomic.h" nogil:
+    long long fe_fetch_add(long long* p, long long v)
 
 
 def group_sums_worker(const int64_t[::1] groups, const double[:, ::1] columns,   # IN
@@ -41,7 +36,7 @@ def group_sums_worker(const int64_t[::1] groups, const double[:, ::1] columns,  
     cdef double raw, v, sa, sb
     cdef int64_t other, g
     with nogil:
-        task = fe_exp_fetch_add(counter, 1)
+        task = fe_fetch_add(counter, 1)
         while task < n_tasks:
             if task == 0:
                 for i in range(n):
@@ -67,7 +62,7 @@ def group_sums_worker(const int64_t[::1] groups, const double[:, ::1] columns,  
                 for i in range(n):
                     g = groups[i]
                     cross[g, c] = cross[g, c] + (columns[a, i] - sa) * (columns[b, i] - sb)
-            task = fe_exp_fetch_add(counter, 1)
+            task = fe_fetch_add(counter, 1)
 
 
 cdef inline double _lbeta(double a, double b) noexcept nogil:

@@ -12,12 +12,10 @@
 #include <math.h>
 #include <stdint.h>
 
+#include "../common/atomic.h"
+
 typedef struct { uint64_t w[3]; } fe_money;
 
-static inline long long fe_profile_fetch_add(long long *p, long long v) {
-    /* workers claiming blocks of customers */
-    return __atomic_fetch_add(p, v, __ATOMIC_RELAXED);
-}
 
 /* a hint to load the cache line of p (rows of the customers folded next) */
 static inline void fe_prefetch(const void *p) { __builtin_prefetch(p, 0, 3); }

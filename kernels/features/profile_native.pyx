@@ -38,7 +38,7 @@ cnp.import_array()
 
 
 cdef extern from "profile_fold.h" nogil:
-    long long fe_profile_fetch_add(long long* p, long long v)
+    long long fe_fetch_add(long long* p, long long v)
     ctypedef struct fe_money:
         uint64_t w[3]
     void fe_sort_pairs(int64_t* keys, int64_t* vals, int64_t n, int64_t* tmp_k, int64_t* tmp_v)
@@ -108,7 +108,7 @@ def count_worker(const int64_t[::1] codes, const int64_t[::1] times, const doubl
     cdef long long* counter = <long long*> &next_chunk[0]
     cdef int64_t c, i, code, after, returns
     with nogil:
-        c = fe_profile_fetch_add(counter, 1)
+        c = fe_fetch_add(counter, 1)
         while c < n_chunks:
             after = 0
             returns = 0
@@ -124,7 +124,7 @@ def count_worker(const int64_t[::1] codes, const int64_t[::1] times, const doubl
                     returns += 1
             tallies[c, 0] = after
             tallies[c, 1] = returns
-            c = fe_profile_fetch_add(counter, 1)
+            c = fe_fetch_add(counter, 1)
 
 
 def customers_kept(const int64_t[:, ::1] counts, const uint8_t[:, ::1] bought):
@@ -180,7 +180,7 @@ def scatter_worker(const int64_t[::1] codes, const int64_t[::1] times, int64_t l
     cdef long long* counter = <long long*> &next_chunk[0]
     cdef int64_t c, i, code, k
     with nogil:
-        c = fe_profile_fetch_add(counter, 1)
+        c = fe_fetch_add(counter, 1)
         while c < n_chunks:
             for i in range(bounds[c], bounds[c + 1]):
                 if times[i] > limit_us:
@@ -190,7 +190,7 @@ def scatter_worker(const int64_t[::1] codes, const int64_t[::1] times, int64_t l
                 if k >= 0:
                     perm[k] = i
                     slots[c, code] = k + 1
-            c = fe_profile_fetch_add(counter, 1)
+            c = fe_fetch_add(counter, 1)
 
 
 def longest_group(const int64_t[::1] offsets):
@@ -335,11 +335,11 @@ def fold_worker(const int64_t[::1] perm,        # IN  rows grouped by output pos
     with nogil:
         status = _alloc_scratch(&s, &inp, longest)
         if status == 0:
-            b = fe_profile_fetch_add(counter, 1)
+            b = fe_fetch_add(counter, 1)
             while b < n_blocks:
                 for j in range(b * block, min((b + 1) * block, n_out)):
                     fe_profile_fold_one(j, &inp, &out, &s)
-                b = fe_profile_fetch_add(counter, 1)
+                b = fe_fetch_add(counter, 1)
         _free_scratch(&s)
     if status != 0:
         raise MemoryError("profile fold: out of memory for a worker's scratch")

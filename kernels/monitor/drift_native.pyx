@@ -14,13 +14,8 @@ from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t
 
 import numpy as np
 
-cdef extern from *:
-    """
-    static inline long long fe_drift_fetch_add(long long *p, long long v) {
-        return __atomic_fetch_add(p, v, __ATOMIC_RELAXED);
-    }
-    """
-    long long fe_drift_fetch_add(long long *p, long long v) nogil
+cdef extern from "../common/atomic.h" nogil:
+    long long fe_fetch_add(long long* p, long long v)
 
 
 cdef extern from "drift_buckets.h" nogil:
@@ -102,13 +97,13 @@ def bucket_worker(const int64_t[::1] ref_at, const int64_t[::1] cur_at, int64_t 
         if fe_drift_work_alloc(&w, &p, rows_a, rows_b) != 0:
             failed = 1
         else:
-            j = fe_drift_fetch_add(counter, 1)
+            j = fe_fetch_add(counter, 1)
             while j < m and not failed:
                 failed = fe_column_drift(<const double*> ref_at[j], rows_a,
                                          <const double*> cur_at[j], rows_b, &p, &w,
                                          &stats[j, 0], &ref_p[j, 0], &cur_p[j, 0]) != 0
                 if not failed:
-                    j = fe_drift_fetch_add(counter, 1)
+                    j = fe_fetch_add(counter, 1)
             fe_drift_work_free(&w)
     if failed:
         raise MemoryError("drift: out of memory for the bucket kernel's scratch")
@@ -146,7 +141,7 @@ def sorted_worker(const double[::1] ref_vals, const double[::1] ref_w,
     cdef const double* rw = &ref_w[0] if ref_w.shape[0] else NULL
     cdef const double* cw = &cur_w[0] if cur_w.shape[0] else NULL
     with nogil:
-        j = fe_drift_fetch_add(counter, 1)
+        j = fe_fetch_add(counter, 1)
         while j < m:
             fe_sorted_column(rv, rw, ref_start[j], ref_len[j], ref_wstart[j], ref_total[j],
                              cv, cw, cur_start[j], cur_len[j], cur_wstart[j], cur_total[j],
@@ -156,7 +151,7 @@ def sorted_worker(const double[::1] ref_vals, const double[::1] ref_w,
             wass_out[j] = out[1]
             psi_out[j] = out[2]
             js_out[j] = out[3]
-            j = fe_drift_fetch_add(counter, 1)
+            j = fe_fetch_add(counter, 1)
 
 
 def smirnov_worker(const double[::1] n, const double[::1] d, double[::1] out,
@@ -168,10 +163,10 @@ def smirnov_worker(const double[::1] n, const double[::1] d, double[::1] out,
     if m == 0:
         return
     with nogil:
-        i = fe_drift_fetch_add(counter, 1)
+        i = fe_fetch_add(counter, 1)
         while i < m:
             out[i] = fe_smirnov(n[i], d[i])
-            i = fe_drift_fetch_add(counter, 1)
+            i = fe_fetch_add(counter, 1)
 
 
 def smirnov(double n, double d):

@@ -18,13 +18,8 @@ import numpy as np
 
 cnp.import_array()
 
-cdef extern from *:
-    """
-    static inline long long fe_quality_fetch_add(long long *p, long long v) {
-        return __atomic_fetch_add(p, v, __ATOMIC_RELAXED);
-    }
-    """
-    long long fe_quality_fetch_add(long long *p, long long v) nogil
+cdef extern from "../common/atomic.h" nogil:
+    long long fe_fetch_add(long long* p, long long v)
 
 #: Columns of ``out_stats``, in order.
 STATS = ("n", "positives", "auc", "log_loss", "brier", "ece", "precision_at_k", "recall_at_k",
@@ -74,7 +69,7 @@ def group_metrics(const int64_t[::1] rows, const int64_t[::1] starts,   # IN
     cdef int64_t r
     cdef double n, pos, loss, brier, rank_sum, block_pos, p, y, pc, neg, auc, ece, hits, s
     with nogil:
-        g = fe_quality_fetch_add(counter, 1)
+        g = fe_fetch_add(counter, 1)
         while g < n_groups:
             lo = starts[g]
             hi = starts[g + 1]
@@ -133,4 +128,4 @@ def group_metrics(const int64_t[::1] rows, const int64_t[::1] starts,   # IN
             out_stats[g, 6] = hits / k if k > 0 else NAN
             out_stats[g, 7] = hits / pos if pos > 0 else NAN
             out_stats[g, 8] = <double>k
-            g = fe_quality_fetch_add(counter, 1)
+            g = fe_fetch_add(counter, 1)

@@ -28,14 +28,8 @@ cdef extern from "sha256_ni.h":
                          int hex_out, uint8_t *out) nogil
     void fe_sha256_key_state(const uint8_t *block, uint32_t *out) nogil
 
-cdef extern from *:
-    """
-    static inline long long fe_privacy_fetch_add(long long *p, long long v) {
-        return __atomic_fetch_add(p, v, __ATOMIC_RELAXED);
-    }
-    """
-    # atomically: old = *p; *p += v; return old (workers claiming blocks of ids)
-    long long fe_privacy_fetch_add(long long *p, long long v) nogil
+cdef extern from "../common/atomic.h" nogil:
+    long long fe_fetch_add(long long* p, long long v)
 
 ctypedef fused offset_t:
     int32_t
@@ -75,7 +69,7 @@ def hmac_worker(const offset_t[::1] offsets, const uint8_t[::1] data,
     cdef long long *counter = &next_block[0]
     with nogil:
         while True:
-            block = fe_privacy_fetch_add(counter, 1)
+            block = fe_fetch_add(counter, 1)
             if block >= n_blocks:
                 break
             first = block * _HMAC_BLOCK

@@ -1,13 +1,7 @@
 # Shared by the compiled recommend kernels (textually included: inline helpers cost no call).
 
-cdef extern from *:
-    """
-    static inline long long fe_fetch_add(long long *p, long long v) {
-        return __atomic_fetch_add(p, v, __ATOMIC_RELAXED);
-    }
-    """
-    # atomically: old = *p; *p += v; return old (workers claiming chunks of a shared plan)
-    long long fe_fetch_add(long long *p, long long v) nogil
+cdef extern from "../common/atomic.h" nogil:
+    long long fe_fetch_add(long long* p, long long v)
 
 
 cdef inline floating _dot(const floating* a, const floating* b, Py_ssize_t f) noexcept nogil:

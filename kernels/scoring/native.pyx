@@ -43,14 +43,8 @@ cimport numpy as cnp
 
 cnp.import_array()
 
-cdef extern from *:
-    """
-    static inline long long fe_score_fetch_add(long long *p, long long v) {
-        return __atomic_fetch_add(p, v, __ATOMIC_RELAXED);
-    }
-    """
-    # atomically: old = *p; *p += v; return old (workers claiming blocks of rows)
-    long long fe_score_fetch_add(long long *p, long long v) nogil
+cdef extern from "../common/atomic.h" nogil:
+    long long fe_fetch_add(long long* p, long long v)
 
 ctypedef fused x_t:      # features
     float
@@ -291,7 +285,7 @@ cdef void _tree_blocks(bint perfect, bint thr32, const void** src, const size_t*
                        acc_t* part) noexcept nogil:
     # claims blocks of rows until none is left (see tree_worker)
     cdef Py_ssize_t n_blocks = (n + _TREE_BLOCK - 1) // _TREE_BLOCK
-    cdef Py_ssize_t b = fe_score_fetch_add(counter, 1), lo, m
+    cdef Py_ssize_t b = fe_fetch_add(counter, 1), lo, m
     while b < n_blocks:
         lo = b * _TREE_BLOCK
         m = min(n, lo + _TREE_BLOCK) - lo
@@ -311,7 +305,7 @@ cdef void _tree_blocks(bint perfect, bint thr32, const void** src, const size_t*
         if mode != _RAW_ONLY:
             _finish_rows(raw, lo, lo + m, k, <acc_t> avg, use_avg, base, mode, <acc_t> scale,
                          out, n_out)
-        b = fe_score_fetch_add(counter, 1)
+        b = fe_fetch_add(counter, 1)
 
 
 def tree_worker(bint perfect, bint x32, source, cnp.ndarray slot_feature,
@@ -426,11 +420,11 @@ def post_worker(acc_t[:, ::1] raw, acc_t[:, ::1] out, int mode, double scale,
     if n == 0:
         return
     with nogil:
-        b = fe_score_fetch_add(counter, 1)
+        b = fe_fetch_add(counter, 1)
         while b < n_blocks:
             for i in range(b * _POST_BLOCK, min(n, (b + 1) * _POST_BLOCK)):
                 _post_row(&raw[i, 0], 1, &out[i, 0], 1, k, mode, <acc_t> scale)
-            b = fe_score_fetch_add(counter, 1)
+            b = fe_fetch_add(counter, 1)
 
 
 def linear_worker(tuple cols, const double[:, ::1] coef, const double[::1] intercept, int mode,
@@ -462,7 +456,7 @@ def linear_worker(tuple cols, const double[:, ::1] coef, const double[::1] inter
         col = cols[j]
         ptrs[j] = &col[0]
     with nogil:
-        b = fe_score_fetch_add(counter, 1)
+        b = fe_fetch_add(counter, 1)
         while b < n_blocks:
             lo = b * _LINEAR_BLOCK
             m = min(n, lo + _LINEAR_BLOCK) - lo
@@ -477,6 +471,6 @@ def linear_worker(tuple cols, const double[:, ::1] coef, const double[::1] inter
                         a[i] = a[i] + w * c[i]
             for i in range(m):
                 _post_row(acc + i, _LINEAR_BLOCK, &out[0, lo + i], n, n_k, mode, 1.0)
-            b = fe_score_fetch_add(counter, 1)
+            b = fe_fetch_add(counter, 1)
     free(ptrs)
     free(acc)
