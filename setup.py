@@ -22,6 +22,7 @@ CYTHON_DIRECTIVES = {
 }
 
 CYTHON_MODULES = [
+    "bandits.arms_native",
     "bandits.decide_native",
     "bandits.fit_native",
     "bandits.ope_native",

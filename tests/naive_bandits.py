@@ -344,3 +344,9 @@ def decide_row(x, elig, theta, L_inv, base_mean, base_var, scale, beta_a, beta_b
         dist[draw()] += 1.0
     dist /= draws + 1.0
     return int(chosen), dist[chosen], expected, dist
+
+
+def arm_codes(values, arms):
+    """Position of each id of ``values`` in ``arms`` (a Python dict), -1 for an unknown id."""
+    position = {a: i for i, a in enumerate(arms)}
+    return [position.get(v, -1) for v in values]

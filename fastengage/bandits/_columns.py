@@ -6,12 +6,17 @@ to codes with ``pyarrow.compute.index_in``, once per column.
 """
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from .._io.sources import amount_to_float64
 from ..errors import InputError
+from ..kernels.bandits.arms_native import ArmTable
+from ..kernels.common.config import BANDIT_ARM_CHUNK
+from ..kernels.common.launch import resolve_threads, run_threaded
 
 __all__ = ["arm_array", "arm_codes", "check_finite", "eligible_mask", "feature_column",
            "feature_matrix", "reward_vector"]
@@ -67,26 +72,110 @@ def _as_arm_type(values, arms: pa.Array, column: str, role: str) -> pa.Array:
     )
 
 
-def arm_codes(values, arms: pa.Array, column: str, role: str = "arm") -> np.ndarray:
-    """Codes (int64, positions in ``arms``) of a column of arm ids.
+def arm_codes(values, arms: pa.Array, column: str, role: str = "arm",
+              dtype=np.int64) -> np.ndarray:
+    """Codes (``dtype``, int64 or int32; positions in ``arms``) of a column of arm ids.
+
+    A dictionary-encoded column maps its dictionary only, then takes the codes by index.
+    Callers may pass a column that was not validated in full (``Source.batches``'s
+    ``validated_by_caller``): a plain string column is read only by the lookup kernel, which
+    bounds-checks every offset, and is validated in full before an unknown id is reported;
+    every other type is validated in full here first.
 
     Raises
     ------
     InputError
-        On nulls, a type other than the arms', or ids the policy does not know (named).
+        On nulls, a type other than the arms', a corrupt column, or ids the policy does not
+        know (named).
     """
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if not pa.types.is_string(values.type):
+        _validate_full(values, column, role)
+    if pa.types.is_dictionary(values.type):
+        if values.null_count:
+            raise InputError(f"{role} column {column!r} has {values.null_count} null value(s)")
+        dictionary = values.dictionary
+        known = _lookup(_as_arm_type(dictionary, arms, column, role), arms, np.int64,
+                        strict=False)
+        codes = known[values.indices.to_numpy(zero_copy_only=False)]
+        if (codes < 0).any():
+            _raise_unknown(values.dictionary_decode(), arms, column, role)
+        return codes.astype(dtype, copy=False)
     values = _as_arm_type(values, arms, column, role)
     if values.null_count:
         raise InputError(f"{role} column {column!r} has {values.null_count} null value(s)")
-    codes = pc.index_in(values, value_set=arms)
-    if codes.null_count:
-        unknown = pc.unique(pc.filter(values, pc.is_null(codes))).to_pylist()
-        raise InputError(
-            f"{role} column {column!r} holds {len(unknown)} arm id(s) this policy does not know: "
-            + ", ".join(repr(u) for u in unknown[:5]) + (" ..." if len(unknown) > 5 else "")
-            + " (add them first with add_arms)"
-        )
-    return np.ascontiguousarray(codes.to_numpy(zero_copy_only=False), dtype=np.int64)
+    codes = _lookup(values, arms, dtype)
+    if codes is None:
+        _raise_unknown(values, arms, column, role)
+    return codes
+
+
+def _lookup(values: pa.Array, arms: pa.Array, dtype, strict: bool = True):
+    """Codes of ``values`` (no nulls, the arms' type) through the arms' hash table
+    (``kernels/bandits/arm_lookup.h``), on several threads for long columns. An unknown id
+    makes the result ``None`` (``strict``) or gets code -1."""
+    table = _arm_table(arms)
+    n = len(values)
+    out = np.empty(n, dtype=dtype)
+    counters = np.zeros(2, dtype=np.int64)  # next chunk, unknown ids
+    if table.strings:
+        offsets = np.frombuffer(values.buffers()[1], dtype=np.int32)[
+            values.offset:values.offset + n + 1]
+        if len(offsets) != n + 1:  # a buffer too short for the array: corrupt
+            return None if strict else np.full(n, -1, dtype=dtype)
+        data = values.buffers()[2]
+        data = np.frombuffer(data, dtype=np.uint8) if data is not None else _NO_BYTES
+
+        def worker():
+            table.strings_worker(offsets, data, out, BANDIT_ARM_CHUNK, counters)
+    else:
+        ids = values.to_numpy(zero_copy_only=False)
+
+        def worker():
+            table.ints_worker(ids, out, BANDIT_ARM_CHUNK, counters)
+    run_threaded(worker, min(resolve_threads(None), max(1, -(-n // BANDIT_ARM_CHUNK))))
+    return None if strict and counters[1] else out
+
+
+_NO_BYTES = np.zeros(0, dtype=np.uint8)
+_TABLES: dict = {}  # id(arms) -> (weak reference to arms, ArmTable)
+
+
+def _arm_table(arms: pa.Array):
+    """The hash table of a policy's arm array, built once per array (a race builds two)."""
+    key = id(arms)
+    entry = _TABLES.get(key)
+    if entry is not None and entry[0]() is arms:
+        return entry[1]
+    if pa.types.is_int64(arms.type):
+        table = ArmTable.of_ints(arms.to_numpy(zero_copy_only=False))
+    else:
+        offsets = np.frombuffer(arms.buffers()[1], dtype=np.int32)[
+            arms.offset:arms.offset + len(arms) + 1]
+        data = arms.buffers()[2]
+        table = ArmTable.of_strings(offsets, np.frombuffer(data, dtype=np.uint8)
+                                    if data is not None else _NO_BYTES)
+    _TABLES[key] = (weakref.ref(arms, lambda _, key=key: _TABLES.pop(key, None)), table)
+    return table
+
+
+def _validate_full(values: pa.Array, column: str, role: str) -> None:
+    try:
+        values.validate(full=True)
+    except pa.ArrowException as exc:
+        raise InputError(f"{role} column {column!r} is corrupt: {exc}") from exc
+
+
+def _raise_unknown(values: pa.Array, arms: pa.Array, column: str, role: str):
+    _validate_full(values, column, role)  # before Arrow's own kernels read it
+    unknown = pc.unique(pc.filter(values, pc.invert(pc.is_in(values, value_set=arms))))
+    unknown = unknown.to_pylist()
+    raise InputError(
+        f"{role} column {column!r} holds {len(unknown)} arm id(s) this policy does not know: "
+        + ", ".join(repr(u) for u in unknown[:5]) + (" ..." if len(unknown) > 5 else "")
+        + " (add them first with add_arms)"
+    )
 
 
 def feature_matrix(batch, features: list[str], by_column: bool = False,

@@ -218,10 +218,10 @@ class Policy:
         """
         data = consented_input(data, consent, customer=customer, time=time)
         features, source, columns = self._read(data, features, {"arm": arm, "reward": reward})
-        for batch in source.batches(columns):
+        for batch in source.batches(columns, validated_by_caller=(arm,)):
             if batch.num_rows == 0:
                 continue
-            codes = arm_codes(batch.column(arm), self._arms, arm)
+            codes = arm_codes(batch.column(arm), self._arms, arm, dtype=np.int32)
             rewards = reward_vector(batch, reward, self.BINARY_REWARDS)
             self._add(batch, features, codes, rewards, n_threads)
         return self

@@ -151,6 +151,9 @@ BANDIT_PARALLEL_MIN_ROWS = 20_000
 #: buffer that stays in L1/L2). A layout constant: the Gram sums add each entry's rows in input
 #: order whatever it is, on any thread count.
 BANDIT_SORT_BLOCK = 256
+#: Rows of a logged arm column one worker maps to arm codes at a time (a few ns a row: below
+#: two chunks a column is mapped on the calling thread alone).
+BANDIT_ARM_CHUNK = 131_072
 #: Distinct strings one block of rows may hold in the segment-column encoder of dp_report
 #: (kernels/privacy/segments.py); past it the column is dictionary-encoded by Arrow instead.
 PRIVACY_SMALL_DICTIONARY = 256

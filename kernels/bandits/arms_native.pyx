@@ -1,0 +1,147 @@
+# cython: language_level=3
+"""Arm ids -> arm codes (positions in a policy's arm list), compiled at build time (issue #12).
+
+Design: ``fastengage/bandits/_columns.py:arm_codes`` builds an :class:`ArmTable` from the
+policy's arms (a few to a few thousand ids, int64 or strings) and maps every logged arm column
+with it: ``update()`` once per batch, the OPE on its action column, eligibility lists. The table
+and its probing are ``arm_lookup.h``; the loops here run without the GIL, ``chunk`` rows at a
+time claimed by the workers of :func:`kernels.common.launch.run_threaded` through an atomic
+counter, each row's code written by one thread (the result does not depend on the thread
+count). The table is immutable once built, so concurrent lookups need no lock.
+"""
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
+
+import numpy as np
+
+ctypedef fused offset_t:
+    int32_t
+    int64_t
+
+ctypedef fused code_t:
+    int32_t
+    int64_t
+
+
+cdef extern from "../common/atomic.h" nogil:
+    long long fe_fetch_add(long long* p, long long v)
+
+
+cdef extern from "arm_lookup.h" nogil:
+    int FE_ARM_SLOT_WORDS
+    void fe_arm_words(const uint8_t* s, int64_t length, int64_t room, uint64_t* w0,
+                      uint64_t* w1)
+    uint64_t fe_arm_rest(const uint8_t* s, int64_t length)
+    int64_t fe_arm_table_capacity(int64_t k)
+    void fe_arm_table_put(int64_t* table, int64_t cap, uint64_t w0, uint64_t w1,
+                          uint64_t length, uint64_t rest, int64_t code)
+    int64_t fe_arm_find_string(const int64_t* table, int64_t cap, const uint8_t* s,
+                               int64_t length, int64_t room, const int64_t* arm_offsets,
+                               const uint8_t* arm_data)
+    int64_t fe_arm_find_int(const int64_t* table, int64_t cap, int64_t value)
+
+
+cdef const uint8_t EMPTY_BYTES[1]
+
+
+cdef class ArmTable:
+    """A read-only hash table of a policy's arm ids (all int64 or all strings, unique: the
+    caller, ``_columns.arm_array``, validated them). ``strings`` tells which."""
+    cdef readonly bint strings
+    cdef readonly int64_t n_arms, capacity
+    cdef object table          # int64[capacity * FE_ARM_SLOT_WORDS]
+    cdef object arm_offsets    # int64[n_arms + 1] (strings)
+    cdef object arm_data       # uint8[...] (strings)
+
+    def __cinit__(self):
+        self.strings = False
+        self.n_arms = 0
+        self.capacity = 0
+
+    @staticmethod
+    def of_ints(const int64_t[::1] ids):
+        cdef ArmTable t = ArmTable()
+        cdef int64_t k = ids.shape[0], cap = fe_arm_table_capacity(ids.shape[0]), a
+        cdef int64_t[::1] table = np.full(cap * FE_ARM_SLOT_WORDS, -1, dtype=np.int64)
+        for a in range(k):
+            fe_arm_table_put(&table[0], cap, <uint64_t>ids[a], 0, 0, 0, a)
+        t.table, t.n_arms, t.capacity = table.base, k, cap
+        return t
+
+    @staticmethod
+    def of_strings(const offset_t[::1] offsets, const uint8_t[::1] data):
+        """From an Arrow string array's offsets (length k + 1, already sliced to the array)
+        and value bytes."""
+        cdef ArmTable t = ArmTable()
+        cdef int64_t k = offsets.shape[0] - 1, cap = fe_arm_table_capacity(k), a, start, length
+        cdef int64_t[::1] table = np.full(cap * FE_ARM_SLOT_WORDS, -1, dtype=np.int64)
+        cdef int64_t[::1] own_offsets = np.zeros(k + 1, dtype=np.int64)
+        cdef uint8_t[::1] own = np.empty(max(1, offsets[k] - offsets[0]), dtype=np.uint8)
+        cdef uint64_t w0, w1
+        for a in range(k):
+            start, length = offsets[a], offsets[a + 1] - offsets[a]
+            own_offsets[a + 1] = own_offsets[a] + length
+            own[own_offsets[a]:own_offsets[a + 1]] = data[start:start + length]
+        for a in range(k):
+            start, length = own_offsets[a], own_offsets[a + 1] - own_offsets[a]
+            fe_arm_words(&own[start], length, own.shape[0] - start, &w0, &w1)
+            fe_arm_table_put(&table[0], cap, w0, w1, length,
+                             fe_arm_rest(&own[start], length) if length > 16 else 0, a)
+        t.strings = True
+        t.table, t.n_arms, t.capacity = table.base, k, cap
+        t.arm_offsets, t.arm_data = own_offsets.base, own.base
+        return t
+
+    def ints_worker(self, const int64_t[::1] values,  # IN  arm ids
+                    code_t[::1] out,                   # OUT code, -1 unknown
+                    int64_t chunk, int64_t[::1] counters):  # IN/OUT [next chunk, unknown]
+        """One worker: claims ``chunk`` rows at a time through ``counters[0]``, adds its
+        unknown ids to ``counters[1]``."""
+        if self.strings:
+            raise TypeError("this table holds string arm ids")
+        cdef const int64_t[::1] table = self.table
+        cdef int64_t n = values.shape[0], cap = self.capacity, c, i, stop, misses
+        cdef long long* next_chunk = <long long*>&counters[0]
+        cdef long long* unknown = <long long*>&counters[1]
+        with nogil:
+            c = fe_fetch_add(next_chunk, 1)
+            while c * chunk < n:
+                stop = min(n, (c + 1) * chunk)
+                misses = 0
+                for i in range(c * chunk, stop):
+                    out[i] = <code_t>fe_arm_find_int(&table[0], cap, values[i])
+                    misses += out[i] < 0
+                fe_fetch_add(unknown, misses)
+                c = fe_fetch_add(next_chunk, 1)
+
+    def strings_worker(self, const offset_t[::1] offsets,  # IN  Arrow offsets, n + 1
+                       const uint8_t[::1] data,            # IN  Arrow value bytes
+                       code_t[::1] out,                    # OUT code, -1 unknown
+                       int64_t chunk, int64_t[::1] counters):  # IN/OUT [next chunk, unknown]
+        """As :meth:`ints_worker`, for the strings ``data[offsets[i]:offsets[i + 1]]``."""
+        if not self.strings:
+            raise TypeError("this table holds integer arm ids")
+        cdef const int64_t[::1] table = self.table
+        cdef const int64_t[::1] arm_offsets = self.arm_offsets
+        cdef const uint8_t[::1] arm_data = self.arm_data
+        cdef int64_t n = offsets.shape[0] - 1, cap = self.capacity, c, i, stop, misses
+        cdef int64_t start, length, nbytes = data.shape[0]
+        cdef const uint8_t* base = &data[0] if nbytes else EMPTY_BYTES
+        cdef long long* next_chunk = <long long*>&counters[0]
+        cdef long long* unknown = <long long*>&counters[1]
+        with nogil:
+            c = fe_fetch_add(next_chunk, 1)
+            while c * chunk < n:
+                stop = min(n, (c + 1) * chunk)
+                misses = 0
+                for i in range(c * chunk, stop):
+                    start = offsets[i]
+                    length = offsets[i + 1] - start
+                    if length < 0 or start < 0 or start + length > nbytes:
+                        out[i] = -1  # malformed offsets: never read outside the buffer
+                    else:
+                        out[i] = <code_t>fe_arm_find_string(&table[0], cap, base + start,
+                                                            length, nbytes - start,
+                                                            &arm_offsets[0], &arm_data[0])
+                    misses += out[i] < 0
+                fe_fetch_add(unknown, misses)
+                c = fe_fetch_add(next_chunk, 1)
