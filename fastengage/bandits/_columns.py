@@ -18,7 +18,7 @@ from ..kernels.bandits.arms_native import ArmTable
 from ..kernels.common.config import BANDIT_ARM_CHUNK
 from ..kernels.common.launch import resolve_threads, run_threaded
 
-__all__ = ["arm_array", "arm_codes", "check_finite", "eligible_mask", "feature_column",
+__all__ = ["arm_array", "arm_codes", "arm_ids", "check_finite", "eligible_mask", "feature_column",
            "feature_matrix", "reward_vector"]
 
 
@@ -109,6 +109,12 @@ def arm_codes(values, arms: pa.Array, column: str, role: str = "arm",
     if codes is None:
         _raise_unknown(values, arms, column, role)
     return codes
+
+
+def arm_ids(codes: np.ndarray, arms: pa.Array) -> pa.Array:
+    """The arm ids of ``codes`` (int64 positions in ``arms``; -1 gives a null): what
+    ``arms.take(codes)`` gives, ~4x faster for string ids (``ArmTable.take``)."""
+    return _arm_table(arms).take(np.ascontiguousarray(codes, dtype=np.int64))
 
 
 def _lookup(values: pa.Array, arms: pa.Array, dtype, strict: bool = True):

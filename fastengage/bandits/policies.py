@@ -28,11 +28,13 @@ from ..kernels.common.config import (
     BANDIT_PARALLEL_MIN_ROWS,
     BANDIT_ROWS_PER_TASK,
     BANDIT_ROWWISE_BELOW,
+    BANDIT_SERVE_NOGIL_WORK,
     BANDIT_TS_PROPENSITY_DRAWS,
 )
 from ._columns import (
     arm_array,
     arm_codes,
+    arm_ids,
     check_finite,
     eligible_mask,
     feature_column,
@@ -397,14 +399,15 @@ class Policy:
             if id is not None:
                 ids.append(batch.column(id))
         codes = np.concatenate(arms) if arms else np.zeros(0, np.int64)
-        null = codes < 0
         if keep is not None:
-            null |= ~keep
+            codes[~keep] = -1
+        null = codes < 0
         out = {}
         if id is not None:
             out["id"] = pa.chunked_array(ids) if ids else pa.array([], pa.int64())
-        out["arm"] = self._arms.take(pa.array(codes, mask=null))
-        out["propensity"] = pa.array(np.concatenate(props) if props else np.zeros(0), mask=null)
+        out["arm"] = arm_ids(codes, self._arms)
+        out["propensity"] = pa.array(np.concatenate(props) if props else np.zeros(0),
+                                     mask=null if null.any() else None)
         if expected:
             K = len(self._arms)
             flat = np.concatenate(means).ravel() if means else np.zeros(0)
@@ -453,7 +456,8 @@ class Policy:
                                     np.ascontiguousarray(snap.L_inv),
                                     snap.arm_params, snap.everyone, snap.scale, self.KIND,
                                     self._epsilon, BANDIT_TS_PROPENSITY_DRAWS,
-                                    BANDIT_BOUND_SLACK, BANDIT_ROWWISE_BELOW)
+                                    BANDIT_BOUND_SLACK, BANDIT_ROWWISE_BELOW,
+                                    BANDIT_SERVE_NOGIL_WORK)
         return snap.server
 
     @staticmethod

@@ -119,4 +119,29 @@ static inline int64_t fe_arm_find_int(const int64_t *table, int64_t cap, int64_t
     }
 }
 
+/* The strings of codes[0 .. n) (code < 0: a null, no bytes) from the arms' own buffers into
+ * an Arrow string array's offsets (n + 1, from 0) and data, which has 16 bytes to spare past the
+ * total: an id of up to 16 bytes is copied as two fixed 8-byte words,
+ * no call to memcpy of a variable size. */
+static inline void fe_arm_gather(const int64_t *codes, int64_t n, const int64_t *arm_offsets,
+                                 const uint8_t *arm_data, int32_t *offsets, uint8_t *data) {
+    int64_t at = 0;
+    offsets[0] = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const int64_t code = codes[i];
+        if (code >= 0) {
+            const int64_t start = arm_offsets[code], len = arm_offsets[code + 1] - start;
+            if (len <= 16) {
+                uint64_t w[2];
+                memcpy(w, arm_data + start, 16);  /* the arms' buffer has 16 bytes to spare */
+                memcpy(data + at, w, 16);
+            } else {
+                memcpy(data + at, arm_data + start, (size_t)len);
+            }
+            at += len;
+        }
+        offsets[i + 1] = (int32_t)at;
+    }
+}
+
 #endif

@@ -38,6 +38,8 @@ cdef extern from "arm_lookup.h" nogil:
                                int64_t length, int64_t room, const int64_t* arm_offsets,
                                const uint8_t* arm_data)
     int64_t fe_arm_find_int(const int64_t* table, int64_t cap, int64_t value)
+    void fe_arm_gather(const int64_t* codes, int64_t n, const int64_t* arm_offsets,
+                       const uint8_t* arm_data, int32_t* offsets, uint8_t* data)
 
 
 cdef const uint8_t EMPTY_BYTES[1]
@@ -75,7 +77,8 @@ cdef class ArmTable:
         cdef int64_t k = offsets.shape[0] - 1, cap = fe_arm_table_capacity(k), a, start, length
         cdef int64_t[::1] table = np.full(cap * FE_ARM_SLOT_WORDS, -1, dtype=np.int64)
         cdef int64_t[::1] own_offsets = np.zeros(k + 1, dtype=np.int64)
-        cdef uint8_t[::1] own = np.empty(max(1, offsets[k] - offsets[0]), dtype=np.uint8)
+        # 16 zero bytes past the last id: fe_arm_gather copies short ids as two 8-byte words
+        cdef uint8_t[::1] own = np.zeros(offsets[k] - offsets[0] + 16, dtype=np.uint8)
         cdef uint64_t w0, w1
         for a in range(k):
             start, length = offsets[a], offsets[a + 1] - offsets[a]
@@ -90,6 +93,54 @@ cdef class ArmTable:
         t.table, t.n_arms, t.capacity = table.base, k, cap
         t.arm_offsets, t.arm_data = own_offsets.base, own.base
         return t
+
+    def take(self, const int64_t[::1] codes):
+        """The arm ids of ``codes`` (positions; -1 gives a null) as an Arrow array of the arms'
+        type: what ``arms.take(codes)`` gives, in one pass after a checking one."""
+        import pyarrow as pa
+
+        cdef int64_t n = codes.shape[0], i, total = 0, nulls = 0, code, bad = -1
+        cdef int64_t k = self.n_arms
+        cdef const int64_t[::1] arm_offsets = self.arm_offsets if self.strings else None
+        with nogil:  # every code is checked before any is used as an index
+            for i in range(n):
+                code = codes[i]
+                if code < 0:
+                    nulls += 1
+                elif code >= k:
+                    bad = code
+                    break
+                elif self.strings:
+                    total += arm_offsets[code + 1] - arm_offsets[code]
+        if bad >= 0:
+            raise IndexError(f"arm code {bad} out of range for {k} arms")
+        valid = np.asarray(codes) >= 0 if nulls else None
+        bitmap = pa.py_buffer(np.packbits(valid, bitorder="little")) if nulls else None
+        if not self.strings:
+            ids = np.asarray(self.table).reshape(-1, FE_ARM_SLOT_WORDS)
+            by_code = np.empty(k, dtype=np.int64)
+            used = ids[:, 3] >= 0
+            by_code[ids[used, 3]] = ids[used, 0]
+            values = by_code[np.maximum(codes, 0)] if n else np.zeros(0, np.int64)
+            return pa.Array.from_buffers(pa.int64(), n, [bitmap, pa.py_buffer(values)],
+                                         null_count=nulls)
+        if total > 2**31 - 1:  # past what int32 offsets hold
+            return pa.array(self.arm_strings()).cast(pa.large_string()).take(
+                pa.array(np.asarray(codes), mask=None if valid is None else ~valid))
+        cdef int32_t[::1] offsets = np.empty(n + 1, dtype=np.int32)
+        cdef uint8_t[::1] data = np.empty(total + 16, dtype=np.uint8)
+        cdef const uint8_t[::1] arm_data = self.arm_data
+        with nogil:
+            fe_arm_gather(&codes[0] if n else NULL, n, &arm_offsets[0], &arm_data[0],
+                          &offsets[0], &data[0])
+        return pa.Array.from_buffers(pa.string(), n, [bitmap, pa.py_buffer(offsets.base),
+                                                      pa.py_buffer(data.base)[:total]],
+                                     null_count=nulls)
+
+    def arm_strings(self):
+        """The arm ids (strings), in code order."""
+        offs, raw = np.asarray(self.arm_offsets), bytes(np.asarray(self.arm_data))
+        return [raw[offs[a]:offs[a + 1]].decode() for a in range(self.n_arms)]
 
     def ints_worker(self, const int64_t[::1] values,  # IN  arm ids
                     code_t[::1] out,                   # OUT code, -1 unknown

@@ -118,3 +118,21 @@ def test_fit_from_string_or_dictionary_arms_is_the_same():
         pa.table({**cols, "arm": pa.array(picked).dictionary_encode(), "r": r}), arm="arm",
         reward="r")
     np.testing.assert_array_equal(a._snapshot.theta, b._snapshot.theta)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.text(max_size=20), min_size=1, max_size=30, unique=True), st.data())
+def test_arm_ids_equal_arrow_take(arms, data):
+    """``arm_ids`` (what decide() returns as the arm column) against ``pyarrow``'s take."""
+    from fastengage.bandits._columns import arm_ids
+
+    table = arm_array(arms)
+    codes = np.array(data.draw(st.lists(st.integers(-1, len(arms) - 1), max_size=200)),
+                     dtype=np.int64)
+    got = arm_ids(codes, table)
+    got.validate(full=True)
+    assert got.equals(table.take(pa.array(codes, mask=codes < 0)))
+    ints = arm_array(list(range(-5, len(arms) * 7, 7)))
+    assert arm_ids(codes, ints).equals(ints.take(pa.array(codes, mask=codes < 0)))
+    with pytest.raises(IndexError):
+        arm_ids(np.array([len(arms)]), table)
