@@ -211,6 +211,15 @@ def test_decide_one_latency(benchmark, logs):
                                  "throughput_2_over_1_threads": two / one})
     print(f"[bandits.decide_one] decisions/s: 1 thread {one:,.0f}, 2 threads {two:,.0f} "
           f"({two / one:.2f}x; load {os.getloadavg()[0]:.1f})")
+    # A service that decides a few rows per call (decide_rows: one GIL-free call per
+    # micro-batch) scales with threads where single decisions cannot.
+    for rows_per_call in (16, 64):
+        one, two = _thread_rates_rows(policy, X[:8192], rows_per_call)
+        benchmark.extra_info[f"decide_rows_{rows_per_call}"] = {
+            "decisions_per_s_1_thread": one, "decisions_per_s_2_threads": two}
+        print(f"[bandits.decide_rows] {rows_per_call} rows a call: decisions/s 1 thread "
+              f"{one:,.0f}, 2 threads {two:,.0f} ({two / one:.2f}x; load "
+              f"{os.getloadavg()[0]:.1f})")
     if not FULL:
         return
     # At which model size do two threads beat one? (The decision runs without the GIL; the
@@ -237,6 +246,34 @@ def test_decide_one_latency(benchmark, logs):
               f"{statistics.median(lat) * 1e6:.1f} us, p99 {np.percentile(lat, 99) * 1e6:.1f} us;"
               f" decisions/s 1 thread {one:,.0f}, 2 threads {two:,.0f} ({two / one:.2f}x; load "
               f"{os.getloadavg()[0]:.1f})")
+
+
+def _thread_rates_rows(policy, X, rows_per_call):
+    """As :func:`_thread_rates`, for ``decide_rows`` on blocks of ``rows_per_call`` rows."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    blocks = [(np.ascontiguousarray(X[i:i + rows_per_call]), i)
+              for i in range(0, len(X), rows_per_call)]
+
+    def serve(part):
+        return [policy.decide_rows(blocks[i][0], seed=0, first_row=blocks[i][1])[0]
+                for i in part]
+
+    idx = list(range(len(blocks)))
+    serial = serve(idx)
+    rates = {1: [], 2: []}
+    with ThreadPoolExecutor(2) as pool:
+        for _ in range(5):
+            t0 = time.perf_counter()
+            serve(idx)
+            rates[1].append(len(X) / (time.perf_counter() - t0))
+            t0 = time.perf_counter()
+            halves = list(pool.map(serve, [idx[0::2], idx[1::2]]))
+            rates[2].append(len(X) / (time.perf_counter() - t0))
+    threaded = [None] * len(idx)
+    threaded[0::2], threaded[1::2] = halves
+    assert all((a == b).all() for a, b in zip(threaded, serial))
+    return statistics.median(rates[1]), statistics.median(rates[2])
 
 
 def _thread_rates(policy, rows):

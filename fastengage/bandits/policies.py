@@ -20,15 +20,11 @@ from .._io.sources import open_source
 from ..errors import InputError
 from ..kernels.bandits import decide as _decide
 from ..kernels.bandits import ridge as _ridge
-from ..kernels.bandits import serve_native as _serve
 from ..kernels.common.config import (
-    BANDIT_BOUND_SLACK,
     BANDIT_DECIDE_BATCH,
     BANDIT_DECIDE_CHUNK,
     BANDIT_PARALLEL_MIN_ROWS,
     BANDIT_ROWS_PER_TASK,
-    BANDIT_ROWWISE_BELOW,
-    BANDIT_SERVE_NOGIL_WORK,
     BANDIT_TS_PROPENSITY_DRAWS,
 )
 from ._columns import (
@@ -40,27 +36,10 @@ from ._columns import (
     feature_column,
     reward_vector,
 )
+from ._serving import Serving, _first_row, _seed64
 from ._snapshot import _Snapshot
 
 __all__ = ["Policy"]  # the concrete policies are in .kinds
-
-_UINT64 = 2 ** 64
-
-
-def _seed64(seed) -> np.uint64:
-    if seed is None:
-        return np.uint64(np.random.SeedSequence().generate_state(1, dtype=np.uint64)[0])
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
-        raise InputError(f"seed must be an integer, got {type(seed).__name__}")
-    return np.uint64(int(seed) % _UINT64)
-
-
-def _first_row(first_row) -> int:
-    if (isinstance(first_row, (bool, np.bool_)) or not isinstance(first_row, (int, np.integer))
-            or not 0 <= first_row < 2 ** 62):
-        raise InputError(f"first_row must be a non-negative integer, got {first_row!r}")
-    return int(first_row)
-
 
 def _threads(n_rows: int, n_threads: int | None) -> int | None:
     """One thread for small batches (see ``BANDIT_PARALLEL_MIN_ROWS``); same results."""
@@ -79,7 +58,7 @@ class _Columns:
         self.addresses = np.array([a.ctypes.data for a in self.arrays], dtype=np.int64)
 
 
-class Policy:
+class Policy(Serving):
     """Base class. Subclasses set ``KIND`` (kernel scoring rule) and ``CONTEXTUAL`` and turn the
     statistics into a snapshot in ``_derive``."""
 
@@ -427,47 +406,6 @@ class Policy:
                            names)[3]
                  for start, _, X, mask, names in self._batches(data, features, None, eligible)]
         return np.concatenate(parts) if parts else np.zeros((0, len(self._arms)))
-
-    def decide_one(self, x=None, eligible=None, seed: int | None = None):
-        """One decision for a service: ``(arm id, propensity)``; ``(None, nan)`` when no arm is
-        eligible. One call of the snapshot's compiled server (immutable), the decision itself
-        without the GIL: safe from many threads (at ~1 us a decision the GIL hand-over, not
-        the decision, limits two threads; decide in batches for throughput). Without
-        ``seed``, each call takes the next row of a per-policy random stream."""
-        snap = self._snapshot
-        server = snap.server if snap.server is not None else self._server(snap)
-        if seed is None:
-            seed_, row = self._service_seed, next(self._service_rows)
-        elif type(seed) is int and 0 <= seed < _UINT64:  # what _seed64 returns, without NumPy
-            seed_, row = seed, 0
-        else:
-            seed_, row = _seed64(seed), 0
-        arm, p = server.decide(x if self.CONTEXTUAL else None, eligible, seed_, row)
-        if arm == _serve.NOT_READY:  # not contiguous float64 / uint8: convert, check, retry
-            arm, p = server.decide(self._context(x, snap), self._eligible(eligible, snap),
-                                   seed_, row)
-        if arm == -2:
-            raise InputError("x holds NaN or infinite values")
-        return (None, float("nan")) if arm < 0 else (self._arm_list()[arm], p)
-
-    def _server(self, snap):
-        """Build (once per snapshot; a race builds two equal ones) the compiled server."""
-        snap.server = _serve.Server(np.ascontiguousarray(snap.theta),
-                                    np.ascontiguousarray(snap.L_inv),
-                                    snap.arm_params, snap.everyone, snap.scale, self.KIND,
-                                    self._epsilon, BANDIT_TS_PROPENSITY_DRAWS,
-                                    BANDIT_BOUND_SLACK, BANDIT_ROWWISE_BELOW,
-                                    BANDIT_SERVE_NOGIL_WORK)
-        return snap.server
-
-    @staticmethod
-    def _eligible(eligible, snap):
-        if eligible is None:
-            return None
-        elig = np.ascontiguousarray(eligible, dtype=np.uint8)
-        if elig.shape != snap.everyone.shape:
-            raise InputError(f"eligible must be a length-{len(snap.everyone)} boolean array")
-        return elig
 
     def _arm_list(self) -> list:
         cached = getattr(self, "_arm_list_cache", None)

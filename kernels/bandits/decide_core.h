@@ -494,4 +494,51 @@ static int64_t fe_decide_single(const double *x, const uint8_t *elig, const doub
 }
 
 
+/* -- a few rows from a service (decide_rows) ---------------------------------------------- */
+
+/* Rows 0..m-1 of the row-major m x d matrix X, decided as rows row0.. of the stream of `seed`
+ * (exactly decide's rows: the same blocks of the same code, transposed FE_SERVE_BLOCK rows at a
+ * time); mask NULL (every arm eligible) or m x K; arm_params and the rest as fe_decide_single.
+ * Returns how many rows have a non-finite first mean (the caller then checks X), or -4 when
+ * scratch memory cannot be allocated. No GIL, no state. */
+#define FE_SERVE_BLOCK 256
+__attribute__((unused))
+static int64_t fe_decide_matrix(const double *X, int64_t m, const uint8_t *mask,
+                                const double *theta, const double *L_inv,
+                                const double *arm_params, const uint8_t *everyone, int64_t K,
+                                int64_t d, double scale, int64_t kind, double epsilon,
+                                uint64_t seed, int64_t row0, int64_t draws, double slack,
+                                int64_t rowwise_below, int64_t *arms, double *props) {
+    if (m <= 0) return 0;
+    const int64_t B = m < FE_SERVE_BLOCK ? m : FE_SERVE_BLOCK;
+    double *buf = (double *)malloc((fe_scratch_doubles(d, K, B) + (size_t)(d * B))
+                                   * sizeof(double));
+    int64_t *ints = (int64_t *)malloc((size_t)(3 * B) * sizeof(int64_t));
+    if (buf == NULL || ints == NULL) {
+        free(buf);
+        free(ints);
+        return -4;
+    }
+    fe_policy p = {theta, L_inv, arm_params, arm_params + K, arm_params + 2 * K,
+                   arm_params + 6 * K, arm_params + 7 * K, scale, epsilon, slack,
+                   K, d, kind, draws, rowwise_below, seed};
+    fe_scratch s;
+    fe_scratch_bind(&s, buf, ints, d, K, B);
+    double *XC = buf + fe_scratch_doubles(d, K, B);
+    fe_outputs out = {arms, props, NULL, NULL};
+    const int prune = kind == FE_UCB && mask == NULL;
+    int64_t n_bad = 0;
+    for (int64_t lo = 0; lo < m; lo += B) {
+        const int64_t rows = m - lo < B ? m - lo : B;
+        for (int64_t r = 0; r < rows; r++)
+            for (int64_t j = 0; j < d; j++) XC[j * B + r] = X[(lo + r) * d + j];
+        n_bad += fe_decide_block(XC, B, rows, mask ? mask + lo * K : NULL, &p, prune, everyone,
+                                 &s, lo, row0 + lo, &out);
+    }
+    free(buf);
+    free(ints);
+    return n_bad;
+}
+
+
 #endif

@@ -29,6 +29,14 @@ cdef extern from "decide_core.h" nogil:
                              uint64_t seed, int64_t row, int64_t draws, double slack,
                              int64_t rowwise_below, double *prop)
 
+cdef extern from "decide_core.h" nogil:
+    int64_t fe_decide_matrix(const double *X, int64_t m, const uint8_t *mask,
+                             const double *theta, const double *L_inv, const double *arm_params,
+                             const uint8_t *everyone, int64_t K, int64_t d, double scale,
+                             int64_t kind, double epsilon, uint64_t seed, int64_t row0,
+                             int64_t draws, double slack, int64_t rowwise_below, int64_t *arms,
+                             double *props)
+
 #: What :meth:`Server.decide` returns as the arm when ``x`` or ``eligible`` is not a contiguous
 #: array of the right dtype and length: the caller converts and validates, then calls again.
 NOT_READY = -3
@@ -99,6 +107,33 @@ cdef class Server:
             raise MemoryError()
         return arm, prop
 
+
+    def decide_rows(self, const double[:, ::1] X,      # IN  (m, d) contexts
+                    const uint8_t[:, ::1] eligible,     # IN  (m, K) mask, or (0, K): all
+                    uint64_t seed, int64_t row0,
+                    int64_t[::1] arms,                  # OUT (m,) arm codes, -1 none eligible
+                    double[::1] props):                 # OUT (m,) propensities
+        """Rows ``i`` of ``X`` decided as rows ``row0 + i`` of the stream of ``seed`` (exactly
+        ``decide``'s rows, by the same block code), in one call without the GIL. Returns how
+        many rows have non-finite means (the caller finds the bad features)."""
+        cdef Py_ssize_t m = X.shape[0]
+        cdef bint masked = eligible.shape[0] != 0
+        cdef int64_t n_bad
+        if (X.shape[1] != self.d and m) or arms.shape[0] != m or props.shape[0] != m or (
+                masked and (eligible.shape[0] != m or eligible.shape[1] != self.K)):
+            raise ValueError("decide_rows: arrays do not agree in shape")
+        if m == 0:
+            return 0
+        with nogil:
+            n_bad = fe_decide_matrix(&X[0, 0] if self.d else self.no_context, m,
+                                     &eligible[0, 0] if masked else NULL, self.theta,
+                                     self.L_inv, self.arm_params, self.everyone, self.K,
+                                     self.d, self.scale, self.kind, self.epsilon, seed, row0,
+                                     self.draws, self.slack, self.rowwise_below, &arms[0],
+                                     &props[0])
+        if n_bad == -4:
+            raise MemoryError()
+        return n_bad
 
     cdef inline int64_t _decide(self, const double* xp, const uint8_t* ep, uint64_t seed,
                                 int64_t row, double* prop) noexcept nogil:
