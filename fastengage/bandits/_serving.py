@@ -77,32 +77,37 @@ class Serving:
         snap = self._snapshot
         server = snap.server if snap.server is not None else self._server(snap)
         K, d = snap.theta.shape
-        X = np.ascontiguousarray(X, dtype=np.float64)
+        if not (type(X) is np.ndarray and X.dtype == np.float64 and X.flags.c_contiguous):
+            X = np.ascontiguousarray(X, dtype=np.float64)
         if X.ndim != 2 or (X.shape[1] != d and (self.CONTEXTUAL or X.shape[1])):
             raise InputError(f"X must be a (rows, {d}) matrix of features, got {X.shape}")
-        if not self.CONTEXTUAL:
+        if not self.CONTEXTUAL and X.shape[1]:
             X = np.zeros((X.shape[0], 0))
         m = X.shape[0]
-        if eligible is None:
-            mask = np.zeros((0, K), dtype=np.uint8)
-        else:
-            mask = np.ascontiguousarray(eligible, dtype=np.uint8)
-            if mask.shape != (m, K) or (mask > 1).any():
+        if eligible is not None:
+            eligible = np.ascontiguousarray(eligible, dtype=np.uint8)
+            if eligible.shape != (m, K) or (eligible > 1).any():
                 raise InputError(f"eligible must be a ({m}, {K}) boolean mask")
         if seed is None:  # a fresh block of 2^32 rows of the service stream per call
             seed_, row0 = self._service_seed, (next(self._service_rows) << 32) % 2 ** 62
+        elif type(seed) is int and 0 <= seed < _UINT64 and first_row == 0:  # no NumPy
+            seed_, row0 = seed, 0
         else:
             seed_, row0 = _seed64(seed), _first_row(first_row)
-        codes, props = np.empty(m, dtype=np.int64), np.empty(m)
-        if server.decide_rows(X, mask, seed_, row0, codes, props):
+        codes, props, n_bad = server.decide_rows(X, eligible, seed_, row0)
+        if n_bad:
             bad = np.flatnonzero(~np.isfinite(X).all(axis=1))
             if len(bad):
                 raise InputError(f"X holds NaN or infinite values (rows {bad[:5].tolist()})")
-        props[codes < 0] = np.nan
-        ids = np.empty(m, dtype=object)
-        known = np.asarray(self._arm_list(), dtype=object)
-        ids[codes >= 0] = known[codes[codes >= 0]]
-        return ids, props
+        return self._arm_objects()[codes], props
+
+    def _arm_objects(self) -> np.ndarray:
+        """The arm ids as an object array with ``None`` appended (code -1 indexes it)."""
+        cached = getattr(self, "_arm_objects_cache", None)
+        if cached is None or cached[0] is not self._arms:
+            cached = (self._arms, np.array(self._arm_list() + [None], dtype=object))
+            self._arm_objects_cache = cached
+        return cached[1]
 
     def _server(self, snap):
         """Build (once per snapshot; a race builds two equal ones) the compiled server."""

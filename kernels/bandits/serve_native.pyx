@@ -108,32 +108,39 @@ cdef class Server:
         return arm, prop
 
 
-    def decide_rows(self, const double[:, ::1] X,      # IN  (m, d) contexts
-                    const uint8_t[:, ::1] eligible,     # IN  (m, K) mask, or (0, K): all
-                    uint64_t seed, int64_t row0,
-                    int64_t[::1] arms,                  # OUT (m,) arm codes, -1 none eligible
-                    double[::1] props):                 # OUT (m,) propensities
+    def decide_rows(self, const double[:, ::1] X,  # IN  (m, d) contexts
+                    eligible,                       # IN  None, or (m, K) C-contiguous uint8
+                    uint64_t seed, int64_t row0):
         """Rows ``i`` of ``X`` decided as rows ``row0 + i`` of the stream of ``seed`` (exactly
-        ``decide``'s rows, by the same block code), in one call without the GIL. Returns how
-        many rows have non-finite means (the caller finds the bad features)."""
+        ``decide``'s rows, by the same block code), in one call without the GIL. Returns
+        ``(arm codes int64 (-1: none eligible), propensities, rows with non-finite means)``;
+        the caller finds the bad features when the count is not 0."""
         cdef Py_ssize_t m = X.shape[0]
-        cdef bint masked = eligible.shape[0] != 0
-        cdef int64_t n_bad
-        if (X.shape[1] != self.d and m) or arms.shape[0] != m or props.shape[0] != m or (
-                masked and (eligible.shape[0] != m or eligible.shape[1] != self.K)):
-            raise ValueError("decide_rows: arrays do not agree in shape")
-        if m == 0:
-            return 0
-        with nogil:
-            n_bad = fe_decide_matrix(&X[0, 0] if self.d else self.no_context, m,
-                                     &eligible[0, 0] if masked else NULL, self.theta,
-                                     self.L_inv, self.arm_params, self.everyone, self.K,
-                                     self.d, self.scale, self.kind, self.epsilon, seed, row0,
-                                     self.draws, self.slack, self.rowwise_below, &arms[0],
-                                     &props[0])
+        cdef const uint8_t[:, ::1] mask
+        cdef const uint8_t* mask_p = NULL
+        cdef int64_t n_bad = 0
+        if X.shape[1] != self.d and m:
+            raise ValueError("decide_rows: X has the wrong number of features")
+        if eligible is not None:
+            mask = eligible
+            if mask.shape[0] != m or mask.shape[1] != self.K:
+                raise ValueError("decide_rows: eligible has the wrong shape")
+            if m:
+                mask_p = &mask[0, 0]
+        arms_ = np.empty(m, dtype=np.int64)
+        props_ = np.empty(m, dtype=np.float64)
+        cdef int64_t[::1] arms = arms_
+        cdef double[::1] props = props_
+        if m:
+            with nogil:
+                n_bad = fe_decide_matrix(&X[0, 0] if self.d else self.no_context, m, mask_p,
+                                         self.theta, self.L_inv, self.arm_params,
+                                         self.everyone, self.K, self.d, self.scale, self.kind,
+                                         self.epsilon, seed, row0, self.draws, self.slack,
+                                         self.rowwise_below, &arms[0], &props[0])
         if n_bad == -4:
             raise MemoryError()
-        return n_bad
+        return arms_, props_, n_bad
 
     cdef inline int64_t _decide(self, const double* xp, const uint8_t* ep, uint64_t seed,
                                 int64_t row, double* prop) noexcept nogil:
