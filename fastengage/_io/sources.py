@@ -369,7 +369,7 @@ def amount_to_float64(array: pa.Array, column: str, role: str = "amount",
     except pa.ArrowInvalid as exc:
         raise InputError(f"{role} column {column!r}: {exc}") from exc
     values = np.ascontiguousarray(values, dtype=np.float64)
-    if pa.types.is_floating(typ) or max_abs is not None:
+    if (pa.types.is_floating(typ) or max_abs is not None) and not _all_within(values, max_abs):
         bad = ~np.isfinite(values)
         n_nan = int(np.count_nonzero(np.isnan(values)))
         if max_abs is not None:
@@ -382,3 +382,14 @@ def amount_to_float64(array: pa.Array, column: str, role: str = "amount",
             who = f" (first at row {first_row + i:,}, {id_role} {ids[i].as_py()!r})" if ids is not None else ""
             raise InputError(f"{role} column {column!r} has {what}{who}; amounts must be finite")
     return values
+
+
+def _all_within(values: np.ndarray, max_abs: float | None) -> bool:
+    """True when every value is finite (and of magnitude < ``max_abs``), proved with reductions
+    that need no mask: a NaN makes the min/max NaN, an infinity makes them infinite. False
+    means "check value by value" (the caller finds and names the bad value)."""
+    if values.size == 0:
+        return True
+    lo, hi = values.min(), values.max()
+    limit = np.inf if max_abs is None else max_abs
+    return bool(-limit < lo and hi < limit)
