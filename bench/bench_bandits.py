@@ -248,54 +248,39 @@ def test_decide_one_latency(benchmark, logs):
               f"{os.getloadavg()[0]:.1f})")
 
 
-def _thread_rates_rows(policy, X, rows_per_call):
-    """As :func:`_thread_rates`, for ``decide_rows`` on blocks of ``rows_per_call`` rows."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    blocks = [(np.ascontiguousarray(X[i:i + rows_per_call]), i)
-              for i in range(0, len(X), rows_per_call)]
-
-    def serve(part):
-        return [policy.decide_rows(blocks[i][0], seed=0, first_row=blocks[i][1])[0]
-                for i in part]
-
-    idx = list(range(len(blocks)))
-    serial = serve(idx)
-    rates = {1: [], 2: []}
-    with ThreadPoolExecutor(2) as pool:
-        for _ in range(5):
-            t0 = time.perf_counter()
-            serve(idx)
-            rates[1].append(len(X) / (time.perf_counter() - t0))
-            t0 = time.perf_counter()
-            halves = list(pool.map(serve, [idx[0::2], idx[1::2]]))
-            rates[2].append(len(X) / (time.perf_counter() - t0))
-    threaded = [None] * len(idx)
-    threaded[0::2], threaded[1::2] = halves
-    assert all((a == b).all() for a, b in zip(threaded, serial))
-    return statistics.median(rates[1]), statistics.median(rates[2])
-
-
 def _thread_rates(policy, rows):
     """Decisions per second from 1 and 2 threads calling decide_one at once (the kernel releases
-    the GIL), rounds alternating so load drifts hit both alike; seeded calls, so the threaded
-    answers must equal the serial ones. Medians of 5 rounds."""
+    the GIL for large models), rounds alternating so load drifts hit both alike; seeded calls,
+    so the threaded answers must equal the serial ones. Medians of 5 rounds."""
+    calls = [lambda i=i: policy.decide_one(rows[i], seed=i) for i in range(len(rows))]
+    return _rates(calls, len(rows))
+
+
+def _thread_rates_rows(policy, X, rows_per_call):
+    """As :func:`_thread_rates`, for ``decide_rows`` on blocks of ``rows_per_call`` rows."""
+    calls = [lambda i=i: list(policy.decide_rows(np.ascontiguousarray(X[i:i + rows_per_call]),
+                                                 seed=0, first_row=i)[0])
+             for i in range(0, len(X), rows_per_call)]
+    return _rates(calls, len(X))
+
+
+def _rates(calls, n_decisions):
     from concurrent.futures import ThreadPoolExecutor
 
     def serve(part):
-        return [policy.decide_one(rows[i], seed=i) for i in part]
+        return [calls[i]() for i in part]
 
-    idx = list(range(len(rows)))
+    idx = list(range(len(calls)))
     serial = serve(idx)
     rates = {1: [], 2: []}
     with ThreadPoolExecutor(2) as pool:
         for _ in range(5):
             t0 = time.perf_counter()
             serve(idx)
-            rates[1].append(len(idx) / (time.perf_counter() - t0))
+            rates[1].append(n_decisions / (time.perf_counter() - t0))
             t0 = time.perf_counter()
             halves = list(pool.map(serve, [idx[0::2], idx[1::2]]))
-            rates[2].append(len(idx) / (time.perf_counter() - t0))
+            rates[2].append(n_decisions / (time.perf_counter() - t0))
     threaded = [None] * len(idx)
     threaded[0::2], threaded[1::2] = halves
     assert threaded == serial

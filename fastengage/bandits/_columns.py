@@ -132,14 +132,12 @@ def _lookup(values: pa.Array, arms: pa.Array, dtype, strict: bool = True):
             return None if strict else np.full(n, -1, dtype=dtype)
         data = values.buffers()[2]
         data = np.frombuffer(data, dtype=np.uint8) if data is not None else _NO_BYTES
-
-        def worker():
-            table.strings_worker(offsets, data, out, BANDIT_ARM_CHUNK, counters)
     else:
-        ids = values.to_numpy(zero_copy_only=False)
+        offsets, data = values.to_numpy(zero_copy_only=False), _NO_BYTES
 
-        def worker():
-            table.ints_worker(ids, out, BANDIT_ARM_CHUNK, counters)
+    def worker():
+        table.lookup_worker(offsets, data, out, BANDIT_ARM_CHUNK, counters)
+
     run_threaded(worker, min(resolve_threads(None), max(1, -(-n // BANDIT_ARM_CHUNK))))
     return None if strict and counters[1] else out
 

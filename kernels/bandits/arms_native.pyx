@@ -53,6 +53,9 @@ cdef class ArmTable:
     cdef object table          # int64[capacity * FE_ARM_SLOT_WORDS]
     cdef object arm_offsets    # int64[n_arms + 1] (strings)
     cdef object arm_data       # uint8[...] (strings)
+    cdef const int64_t* table_p          # the three arrays' data (kept alive above)
+    cdef const int64_t* arm_offsets_p
+    cdef const uint8_t* arm_data_p
 
     def __cinit__(self):
         self.strings = False
@@ -67,6 +70,7 @@ cdef class ArmTable:
         for a in range(k):
             fe_arm_table_put(&table[0], cap, <uint64_t>ids[a], 0, 0, 0, a)
         t.table, t.n_arms, t.capacity = table.base, k, cap
+        t.table_p = &table[0]
         return t
 
     @staticmethod
@@ -92,6 +96,7 @@ cdef class ArmTable:
         t.strings = True
         t.table, t.n_arms, t.capacity = table.base, k, cap
         t.arm_offsets, t.arm_data = own_offsets.base, own.base
+        t.table_p, t.arm_offsets_p, t.arm_data_p = &table[0], &own_offsets[0], &own[0]
         return t
 
     def take(self, const int64_t[::1] codes):
@@ -142,57 +147,51 @@ cdef class ArmTable:
         offs, raw = np.asarray(self.arm_offsets), bytes(np.asarray(self.arm_data))
         return [raw[offs[a]:offs[a + 1]].decode() for a in range(self.n_arms)]
 
-    def ints_worker(self, const int64_t[::1] values,  # IN  arm ids
-                    code_t[::1] out,                   # OUT code, -1 unknown
-                    int64_t chunk, int64_t[::1] counters):  # IN/OUT [next chunk, unknown]
-        """One worker: claims ``chunk`` rows at a time through ``counters[0]``, adds its
-        unknown ids to ``counters[1]``."""
-        if self.strings:
-            raise TypeError("this table holds string arm ids")
-        cdef const int64_t[::1] table = self.table
-        cdef int64_t n = values.shape[0], cap = self.capacity, c, i, stop, misses
+    def lookup_worker(self, const offset_t[::1] values,  # IN  int64 ids, or Arrow offsets
+                      const uint8_t[::1] data,           # IN  Arrow value bytes (strings)
+                      code_t[::1] out,                   # OUT code, -1 unknown
+                      int64_t chunk, int64_t[::1] counters):  # IN/OUT [next chunk, unknown]
+        """One worker: claims ``chunk`` rows at a time through ``counters[0]`` and adds its
+        unknown ids to ``counters[1]``. Integer tables read the ids ``values`` (int64);
+        string tables read the strings ``data[values[i]:values[i + 1]]``."""
+        cdef int64_t n = values.shape[0] - (1 if self.strings else 0), c, misses
+        if offset_t is int32_t and not self.strings:
+            raise TypeError("integer arm ids are int64")
         cdef long long* next_chunk = <long long*>&counters[0]
         cdef long long* unknown = <long long*>&counters[1]
         with nogil:
             c = fe_fetch_add(next_chunk, 1)
             while c * chunk < n:
-                stop = min(n, (c + 1) * chunk)
-                misses = 0
-                for i in range(c * chunk, stop):
-                    out[i] = <code_t>fe_arm_find_int(&table[0], cap, values[i])
-                    misses += out[i] < 0
+                if self.strings:
+                    misses = self._strings(values, data, c * chunk, min(n, (c + 1) * chunk),
+                                           out)
+                else:
+                    misses = self._ints(values, c * chunk, min(n, (c + 1) * chunk), out)
                 fe_fetch_add(unknown, misses)
                 c = fe_fetch_add(next_chunk, 1)
 
-    def strings_worker(self, const offset_t[::1] offsets,  # IN  Arrow offsets, n + 1
-                       const uint8_t[::1] data,            # IN  Arrow value bytes
-                       code_t[::1] out,                    # OUT code, -1 unknown
-                       int64_t chunk, int64_t[::1] counters):  # IN/OUT [next chunk, unknown]
-        """As :meth:`ints_worker`, for the strings ``data[offsets[i]:offsets[i + 1]]``."""
-        if not self.strings:
-            raise TypeError("this table holds integer arm ids")
-        cdef const int64_t[::1] table = self.table
-        cdef const int64_t[::1] arm_offsets = self.arm_offsets
-        cdef const uint8_t[::1] arm_data = self.arm_data
-        cdef int64_t n = offsets.shape[0] - 1, cap = self.capacity, c, i, stop, misses
-        cdef int64_t start, length, nbytes = data.shape[0]
+    cdef int64_t _ints(self, const offset_t[::1] values, int64_t lo, int64_t hi,
+                       code_t[::1] out) noexcept nogil:
+        cdef const int64_t* table = <const int64_t*> self.table_p
+        cdef int64_t i, misses = 0
+        for i in range(lo, hi):
+            out[i] = <code_t>fe_arm_find_int(table, self.capacity, values[i])
+            misses += out[i] < 0
+        return misses
+
+    cdef int64_t _strings(self, const offset_t[::1] offsets, const uint8_t[::1] data,
+                          int64_t lo, int64_t hi, code_t[::1] out) noexcept nogil:
+        cdef const int64_t* table = <const int64_t*> self.table_p
+        cdef int64_t i, start, length, misses = 0, nbytes = data.shape[0]
         cdef const uint8_t* base = &data[0] if nbytes else EMPTY_BYTES
-        cdef long long* next_chunk = <long long*>&counters[0]
-        cdef long long* unknown = <long long*>&counters[1]
-        with nogil:
-            c = fe_fetch_add(next_chunk, 1)
-            while c * chunk < n:
-                stop = min(n, (c + 1) * chunk)
-                misses = 0
-                for i in range(c * chunk, stop):
-                    start = offsets[i]
-                    length = offsets[i + 1] - start
-                    if length < 0 or start < 0 or start + length > nbytes:
-                        out[i] = -1  # malformed offsets: never read outside the buffer
-                    else:
-                        out[i] = <code_t>fe_arm_find_string(&table[0], cap, base + start,
-                                                            length, nbytes - start,
-                                                            &arm_offsets[0], &arm_data[0])
-                    misses += out[i] < 0
-                fe_fetch_add(unknown, misses)
-                c = fe_fetch_add(next_chunk, 1)
+        for i in range(lo, hi):
+            start = offsets[i]
+            length = offsets[i + 1] - start
+            if length < 0 or start < 0 or start + length > nbytes:
+                out[i] = -1  # malformed offsets: never read outside the buffer
+            else:
+                out[i] = <code_t>fe_arm_find_string(table, self.capacity, base + start, length,
+                                                    nbytes - start, self.arm_offsets_p,
+                                                    self.arm_data_p)
+            misses += out[i] < 0
+        return misses

@@ -14,18 +14,7 @@ from fastengage.bandits import UCB1, BetaTS, EpsilonGreedy, GaussianTS, LinEpsil
     LinUCB
 from fastengage.errors import InputError
 from fastengage.kernels.common.config import BANDIT_SERVE_NOGIL_WORK
-
-
-def _logs(n, d, K, seed):
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n, d))
-    arms = rng.integers(0, K, n)
-    r = np.einsum("nd,nd->n", X, rng.normal(size=(K, d))[arms]) + 0.3 * rng.normal(size=n)
-    ids = [f"arm{k}" for k in range(K)]
-    names = [f"f{j}" for j in range(d)]
-    table = pa.table({**{f: X[:, j] for j, f in enumerate(names)},
-                      "arm": pa.array(np.asarray(ids)[arms]), "r": r})
-    return table, X, names, ids
+from test_serve_native import _logs  # the same seeded logs
 
 
 def _same(ids, props, ref):
