@@ -11,6 +11,10 @@ Customer ids become dense codes in one of three ways, cheapest first:
 * **hash map** (small inputs, dictionary-encoded ids, strings over 15 bytes): the Cython map
   of ``kernels/idmap.pyx``, then a scatter by code.
 
+Sparse integers and short strings with many rows per customer (a sample suggests few ids, and
+there is no order column) skip the partitions: every row is folded straight into per-thread
+records that stay in cache (``kernels/features/fewids.py``), which gives the same records.
+
 Every way ends in the same fold (``kernels/features/oneshot.fold``, whose loop is compiled ahead
 of time in ``fold_native.pyx``) and gives the same table. Below :data:`SERIAL_MAX_ROWS` rows
 (config ``RFM_SERIAL_MAX_ROWS``) none of that pays: dense codes or the hash map's, then the rows
@@ -29,6 +33,7 @@ from ._common import check_types, dense_id_codes, features_table, new_report, pr
 from ..errors import InputError
 from ..kernels.common.config import RFM_SERIAL_MAX_ROWS
 from ..kernels.features import rfm as _k
+from ..kernels.features import fewids as _fewids
 from ..kernels.features import hashed as _hashed
 from ..kernels.features import oneshot as _one
 from ..kernels.common.launch import resolve_threads
@@ -72,16 +77,27 @@ def rfm_in_memory(source: Source, columns: dict, limit_us: int | None, returns: 
         chunks = resolve_threads(n_threads)
         rows = (times, amounts, order_codes, has_order, chunks)
         parts = _dense_partitions(column, name, rows)
+        folded = keys = None
         if parts is None and len(column) >= HASHED_MIN_ROWS and not pa.types.is_dictionary(column.type):
-            parts = _hashed_partitions(column, name, rows)
-        if parts is None:
-            parts = _mapped_partitions(column, name, rows)
-        # id_order: True when codes already ascend with the ids, None when the sorting
-        # permutation is still to be computed, or (permutation, ids in that order).
-        part_rows, bases, ids_by_code, id_order, output_type = parts
-        state = _k.uninitialised_state(int(bases[-1]))
-        n_after, n_returns = _one.fold(state, *part_rows, bases, *fold_settings, n_threads=chunks)
-        del parts, part_rows
+            keys = _id_keys(column, name, chunks)
+        if keys is not None and not has_order:
+            folded = _few_ids_fold(keys, column, rows, fold_settings)
+        if folded is not None:
+            state, (n_after, n_returns), ids_by_code = folded
+            id_order, output_type = True, column.type
+        else:
+            if keys is not None:
+                parts = _hashed_partitions(keys, column, rows)
+            if parts is None:
+                parts = _mapped_partitions(column, name, rows)
+            # id_order: True when codes already ascend with the ids, None when the sorting
+            # permutation is still to be computed, or (permutation, ids in that order).
+            part_rows, bases, ids_by_code, id_order, output_type = parts
+            state = _k.uninitialised_state(int(bases[-1]))
+            n_after, n_returns = _one.fold(state, *part_rows, bases, *fold_settings,
+                                           n_threads=chunks)
+            del parts, part_rows
+        del folded, keys
     order = None
     if isinstance(id_order, tuple):  # (permutation, ids already in that order)
         order, ids_by_code = id_order
@@ -143,13 +159,10 @@ def _code_partitions(codes: np.ndarray, n_codes: int, rows: tuple):
     return (offsets, local, p_times, p_amounts, p_orders), _one.code_bases(n_codes, shift)
 
 
-def _hashed_partitions(column: pa.Array, name: str, rows: tuple):
-    """Scatter rows into partitions of id ranges and number the ids partition by partition,
-    in id order.
-
-    Returns None for string ids longer than ``MAX_SHORT`` bytes (they take the hash map).
-    """
-    times, amounts, order_codes, has_order, chunks = rows
+def _id_keys(column: pa.Array, name: str, chunks: int):
+    """[keys0, keys1, two_words, signed]: each row's id as one key word (an integer) or two (a
+    string of at most ``MAX_SHORT`` bytes, packed); None for longer strings (the hash map's).
+    A list, so that ``_hashed_partitions`` can empty it and free the words once scattered."""
     two_words = id_kind(column.type, name, "customer") == "str"
     if two_words:
         offsets, data = string_buffers(column)
@@ -161,13 +174,52 @@ def _hashed_partitions(column: pa.Array, name: str, rows: tuple):
         keys0 = np.empty(len(column), np.uint64)
         keys1 = np.empty(len(column), np.uint64)
         _hashed.pack_short_strings(offsets, data, aligned, keys0, keys1, n_threads=chunks)
-        del offsets, data, aligned
+        return [keys0, keys1, True, False]
+    values = column.to_numpy(zero_copy_only=False)
+    keys0 = values.astype(np.uint64 if values.dtype.kind == "u" else np.int64,
+                          copy=False).view(np.uint64)
+    return [keys0, np.empty(0, np.uint64), False, values.dtype.kind != "u"]
+
+
+def _ids_of_keys(ids0: np.ndarray, ids1: np.ndarray, two_words: bool, signed: bool,
+                 column: pa.Array) -> pa.Array:
+    """The ids (the input column's type) whose key words are ``ids0``/``ids1``: strings are
+    unpacked from the words (no take of the strings, no second look at the input)."""
+    if two_words:
+        str_offsets, str_data = _hashed.unpack_short_strings(ids0, ids1)
+        ids = pa.Array.from_buffers(
+            pa.large_string(), len(ids0), [None, pa.py_buffer(str_offsets), pa.py_buffer(str_data)])
     else:
-        values = column.to_numpy(zero_copy_only=False)
-        keys0 = values.astype(np.uint64 if values.dtype.kind == "u" else np.int64,
-                              copy=False).view(np.uint64)
-        keys1 = np.empty(0, np.uint64)
-    signed = not two_words and values.dtype.kind != "u"
+        ids = pa.array(ids0.view(np.int64) if signed else ids0)
+    if ids.type != column.type and not pa.types.is_string_view(column.type):
+        ids = ids.cast(column.type)  # string_view: cast by features_table
+    return ids
+
+
+def _few_ids_fold(keys: tuple, column: pa.Array, rows: tuple, fold_settings: tuple):
+    """Many rows per customer and few customers: every row folded straight into its customer's
+    record (``kernels/features/fewids.py``), no partitions; (state, counts, ids in code order),
+    or None when the ids are not few enough for it (then the partitions pay)."""
+    keys0, keys1, two_words, signed = keys
+    times, amounts, _, _, chunks = rows
+    _, limit, exclude_returns, _, first_day, words = fold_settings
+    estimate = _hashed.estimated_ids(keys0, keys1, two_words, signed)
+    if not _fewids.takes(len(keys0), estimate, words):
+        return None
+    folded = _fewids.fold(keys0, keys1, two_words, signed, times, amounts, limit,
+                          exclude_returns, first_day, words, estimate, n_threads=chunks)
+    if folded is None:  # more ids than the sample suggested
+        return None
+    state, ids0, ids1, n_after, n_returns = folded
+    return state, (n_after, n_returns), _ids_of_keys(ids0, ids1, two_words, signed, column)
+
+
+def _hashed_partitions(keys: tuple, column: pa.Array, rows: tuple):
+    """Scatter rows into partitions of id ranges and number the ids partition by partition,
+    in id order."""
+    times, amounts, order_codes, has_order, chunks = rows
+    keys0, keys1, two_words, signed = keys
+    keys.clear()  # the caller's reference too: the words go once scattered
     bits = _hashed.partition_bits(len(column))
     part_offsets, p_keys0, p_keys1, p_times, p_amounts, p_orders = _hashed.partition(
         keys0, keys1, two_words, signed, times, amounts, order_codes, has_order, bits, chunks,
@@ -177,15 +229,7 @@ def _hashed_partitions(column: pa.Array, name: str, rows: tuple):
     local, bases, ids0, ids1 = _hashed.encode_partitions(part_offsets, p_keys0, p_keys1, two_words,
                                                          signed, n_threads=chunks)
     del p_keys0, p_keys1
-    if two_words:
-        # unpacked from the packed words (no take of the strings, no second look at the input)
-        str_offsets, str_data = _hashed.unpack_short_strings(ids0, ids1)
-        ids_by_code = pa.Array.from_buffers(
-            pa.large_string(), len(ids0), [None, pa.py_buffer(str_offsets), pa.py_buffer(str_data)])
-    else:
-        ids_by_code = pa.array(ids0 if values.dtype.kind == "u" else ids0.view(np.int64))
-    if ids_by_code.type != column.type and not pa.types.is_string_view(column.type):
-        ids_by_code = ids_by_code.cast(column.type)  # string_view: cast by features_table
+    ids_by_code = _ids_of_keys(ids0, ids1, two_words, signed, column)
     return ((part_offsets, local, p_times, p_amounts, p_orders), bases, ids_by_code, True,
             column.type)
 

@@ -202,6 +202,22 @@ FEATURES_DENSE_MAX_RANGE = 1 << 24
 #: rfm() on an in-memory table with fewer rows folds them on the calling thread in one serial
 #: kernel (no partitioning, no parallel kernel to compile on a first call); same result.
 RFM_SERIAL_MAX_ROWS = 1 << 17
+#: rfm() without an order column folds every row straight into its customer's record, without
+#: partitioning the rows (kernels/features/fewids.py), when the ids are few: a sample suggests at
+#: most this many (the estimate is low for skewed ids: 26k for 50k customers at 100 rows each,
+#: 62k for 250k at 20 rows, where the partitions were faster) ...
+RFM_FEW_IDS_MAX_ESTIMATE = 40_000
+#: ... and the rows are at least this many times the estimate. Same records either way.
+RFM_FEW_IDS_MIN_ROWS_PER_ID = 32
+#: A thread that meets more ids than this gives up, and the partitioned path runs instead.
+RFM_FEW_IDS_MAX_IDS = 1 << 17
+#: ... and the path is only taken when that many ids' tables, records and day bitmaps take at
+#: most this many bytes a thread (day bitmaps grow with the span of the times).
+RFM_FEW_IDS_MAX_BYTES = 64 << 20
+#: Rows a thread claims at a time (the blocks are claimed dynamically, balancing busy cores).
+RFM_FEW_IDS_BLOCK_ROWS = 1 << 16
+#: Rows between asking for a row's cache lines and folding it (software pipelining).
+RFM_FEW_IDS_PREFETCH_ROWS = 8
 #: Parts of dp_report's bounding pass (a power of two): with a per-customer cap each part owns
 #: the customers whose code is equal to it modulo the part count; counts and sums are integers,
 #: so the result is the same for any part and thread count. 8 parts balance 2-8 threads.

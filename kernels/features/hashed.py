@@ -130,7 +130,7 @@ def _bswap(x):
 
 
 @njit(**NJIT)
-def _sort_key(keys0, keys1, two_words, signed, i):
+def sort_key(keys0, keys1, two_words, signed, i):
     """(high, low) words of row i whose lexicographic order is the ids' order: an integer (the
     sign bit flipped when signed), or a packed short string in byte order (its bytes
     big-endian, zero padded, then its length: a prefix sorts first)."""
@@ -156,7 +156,7 @@ def _partition_of(split_high, split_low, high, low):
 
 
 @njit(**NJIT)
-def _lex_order(high, low):
+def lex_order(high, low):
     """Permutation sorting (high, low) pairs: one sort on high, runs of equal high by low."""
     order = np.argsort(high)
     n = order.shape[0]
@@ -173,21 +173,16 @@ def _lex_order(high, low):
 
 
 @njit(**NJIT)
-def _splitters(keys0, keys1, two_words, signed, min_bits):
-    """Ascending splitters of the partitions' id ranges: quantiles of the ids of an evenly spaced
-    sample of rows, so partitions hold similar numbers of rows whatever the ids look like.
-
-    There are at least ``2**min_bits`` partitions, more (up to ``2**MAX_BITS``) when the sample
-    shows many distinct ids: about :data:`IDS_PER_PARTITION` each, so that a partition's table
-    and records stay in cache when most customers have one or two rows.
-    """
+def _sample(keys0, keys1, two_words, signed):
+    """(high, low, order, estimate): the sort keys of an evenly spaced sample of rows, the
+    permutation sorting them, and the distinct ids of all rows it suggests (see below)."""
     n = keys0.shape[0]
     m = max(1, min(n, SAMPLE_ROWS))
     high = np.empty(m, np.uint64)
     low = np.empty(m, np.uint64)
     for j in range(m):
-        high[j], low[j] = _sort_key(keys0, keys1, two_words, signed, (j * n) // m)
-    order = _lex_order(high, low)
+        high[j], low[j] = sort_key(keys0, keys1, two_words, signed, (j * n) // m)
+    order = lex_order(high, low)
     # distinct ids in the sample, those seen once (f1) and twice (f2): Chao's estimate of the
     # distinct ids of all rows, d + f1 (f1 - 1) / (2 (f2 + 1)), capped at the row count
     distinct = 0
@@ -202,7 +197,26 @@ def _splitters(keys0, keys1, two_words, signed, min_bits):
         f1 += e - j == 1
         f2 += e - j == 2
         j = e
-    estimate = min(float(n), distinct + f1 * (f1 - 1) / (2.0 * (f2 + 1)))
+    return high, low, order, min(float(n), distinct + f1 * (f1 - 1) / (2.0 * (f2 + 1)))
+
+
+@njit(**NJIT)
+def estimated_ids(keys0, keys1, two_words, signed):
+    """Estimated number of distinct ids among the rows, from a sample of them (a few ms)."""
+    return _sample(keys0, keys1, two_words, signed)[3]
+
+
+@njit(**NJIT)
+def _splitters(keys0, keys1, two_words, signed, min_bits):
+    """Ascending splitters of the partitions' id ranges: quantiles of the ids of an evenly spaced
+    sample of rows, so partitions hold similar numbers of rows whatever the ids look like.
+
+    There are at least ``2**min_bits`` partitions, more (up to ``2**MAX_BITS``) when the sample
+    shows many distinct ids: about :data:`IDS_PER_PARTITION` each, so that a partition's table
+    and records stay in cache when most customers have one or two rows.
+    """
+    high, low, order, estimate = _sample(keys0, keys1, two_words, signed)
+    m = high.shape[0]
     bits = min_bits
     while bits < MAX_BITS and estimate > IDS_PER_PARTITION << bits:
         bits += 1
@@ -219,7 +233,7 @@ def _splitters(keys0, keys1, two_words, signed, min_bits):
 @njit(**NJIT)
 def _histogram(keys0, keys1, two_words, signed, split_high, split_low, lo, hi, part, counts):
     for i in range(lo, hi):
-        high, low = _sort_key(keys0, keys1, two_words, signed, i)
+        high, low = sort_key(keys0, keys1, two_words, signed, i)
         p = _partition_of(split_high, split_low, high, low)
         part[i] = p
         counts[p] += 1
@@ -428,5 +442,5 @@ def short_string_order(words0,  # IN  uint64[m] packed distinct strings (pack_sh
     high = np.empty(m, np.uint64)
     low = np.empty(m, np.uint64)
     for i in range(m):
-        high[i], low[i] = _sort_key(words0, words1, True, False, i)
-    return _lex_order(high, low)
+        high[i], low[i] = sort_key(words0, words1, True, False, i)
+    return lex_order(high, low)

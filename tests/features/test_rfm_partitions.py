@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 import fastengage as fe
 from fastengage.features import _batch as _rfm_batch, _common
 from fastengage._io.ids import string_buffers
+from fastengage.kernels.features import fewids as rfm_fewids
 from fastengage.kernels.features import hashed as rfm_hashed
 from fastengage.kernels.features import oneshot as rfm_oneshot
 from naive import rfm_reference
@@ -237,13 +238,14 @@ def test_long_string_ids_take_the_hash_map(monkeypatch, many_customers):
     exact = fe.rfm(_table(customer, times, amounts, orders, names), **kw)
     monkeypatch.setattr(_rfm_batch, "HASHED_MIN_ROWS", 0)
     monkeypatch.setattr(_rfm_batch, "SERIAL_MAX_ROWS", 0)
-    assert _rfm_batch._hashed_partitions(names, "cust", (None,) * 5) is None
+    assert _rfm_batch._id_keys(names, "cust", 1) is None
     assert fe.rfm(_table(customer, times, amounts, orders, names), **kw).equals(exact)
 
 
+@pytest.mark.parametrize("few_ids", [False, True])  # partitions, or the few-ids fold
 @pytest.mark.parametrize("typ", [pa.int8(), pa.int32(), pa.uint16(), pa.uint64(), pa.int64(),
                                  pa.string(), pa.large_string(), pa.string_view()])
-def test_hashed_path_keeps_every_id_type(monkeypatch, typ):
+def test_hashed_path_keeps_every_id_type(monkeypatch, typ, few_ids):
     rng = np.random.default_rng(8)
     n = 5_000
     raw = rng.integers(0, 100, n)
@@ -263,6 +265,7 @@ def test_hashed_path_keeps_every_id_type(monkeypatch, typ):
     monkeypatch.setattr(_rfm_batch, "HASHED_MIN_ROWS", 0)
     monkeypatch.setattr(_rfm_batch, "SERIAL_MAX_ROWS", 0)
     monkeypatch.setattr(_common, "FEATURES_DENSE_MAX_RANGE", 0)
+    monkeypatch.setattr(rfm_fewids, "takes", lambda *args: few_ids)
     result = fe.rfm(table, **kw)
     assert result.schema.field("cust").type == typ
     assert result.equals(expected)
