@@ -58,6 +58,42 @@ class _Columns:
         self.addresses = np.array([a.ctypes.data for a in self.arrays], dtype=np.int64)
 
 
+class _Outputs:
+    """The decision outputs of a whole input, filled batch by batch: allocated once when the
+    input's row count is known (no concatenation, no second copy of 16 bytes a row), else
+    gathered per batch (a stream)."""
+
+    __slots__ = ("K", "want_mean", "whole", "filled", "parts")
+
+    def __init__(self, K: int, want_mean: bool):
+        self.K, self.want_mean, self.whole, self.filled, self.parts = K, want_mean, None, 0, []
+
+    def views(self, start: int, n: int, total: int | None):
+        if total is not None and self.whole is None and not self.parts:
+            self.whole = (np.empty(total, dtype=np.int64), np.empty(total),
+                          np.empty((total if self.want_mean else 0, self.K)))
+        if self.whole is not None:
+            if start != self.filled or start + n > self.whole[0].shape[0]:
+                raise InputError("the input yielded more rows than it declared")
+            self.filled += n
+            arm, prop, mean = self.whole
+            return (arm[start:start + n], prop[start:start + n],
+                    mean[start:start + n] if self.want_mean else mean)
+        part = (np.empty(n, dtype=np.int64), np.empty(n),
+                np.empty((n if self.want_mean else 0, self.K)))
+        self.parts.append(part)
+        return part
+
+    def arrays(self):
+        if self.whole is not None:
+            if self.filled != self.whole[0].shape[0]:
+                raise InputError("the input yielded fewer rows than it declared")
+            return self.whole
+        if not self.parts:
+            return np.zeros(0, np.int64), np.zeros(0), np.zeros((0, self.K))
+        return tuple(np.concatenate(column) for column in zip(*self.parts))
+
+
 class Policy(Serving):
     """Base class. Subclasses set ``KIND`` (kernel scoring rule) and ``CONTEXTUAL`` and turn the
     statistics into a snapshot in ``_derive``."""
@@ -296,13 +332,17 @@ class Policy(Serving):
         return x
 
     def _run(self, columns, mask, seed, row0, draws, want_mean, want_dist, n_threads,
-             features):
+             features, out=None):
         """Decide the rows of ``columns`` (a :class:`_Columns`: the batch's feature columns,
-        read by the kernel in place) whose first row is row ``row0`` of the random streams."""
+        read by the kernel in place) whose first row is row ``row0`` of the random streams.
+        ``out``: ``(arm, prop, mean)`` views to fill (:class:`_Outputs`), else allocated."""
         snap = self._snapshot
         n, K = columns.n, snap.theta.shape[0]
-        arm, prop = np.empty(n, dtype=np.int64), np.empty(n)
-        mean = np.empty((n if want_mean else 0, K))
+        if out is not None:
+            arm, prop, mean = out
+        else:
+            arm, prop = np.empty(n, dtype=np.int64), np.empty(n)
+            mean = np.empty((n if want_mean else 0, K))
         dist = np.empty((n if want_dist else 0, K))
         bad = np.zeros(-(-n // BANDIT_DECIDE_CHUNK), dtype=np.int64)
         _decide.decide_rows(columns.addresses, n,
@@ -330,7 +370,7 @@ class Policy(Serving):
                 batch = blank_rows(batch, ~keep[start:start + batch.num_rows], features,
                                    eligible if isinstance(eligible, str) else None)
             mask = eligible_mask(eligible, batch, start, self._arms, total)
-            yield start, batch, _Columns(batch, features), mask, features
+            yield start, batch, _Columns(batch, features), mask, features, total
             start += batch.num_rows
 
     def decide(self, data, *, features: list[str] | None = None, id: str | None = None,
@@ -368,16 +408,14 @@ class Policy(Serving):
         seed = _seed64(seed)
         draws = self._draws(propensity_draws)
         row0 = _first_row(first_row)
-        ids, arms, props, means = [], [], [], []
-        for start, batch, X, mask, names in self._batches(data, features, id, eligible, keep):
-            a, p, m, _ = self._run(X, mask, seed, row0 + start, draws, expected, False,
-                                   n_threads, names)
-            arms.append(a)
-            props.append(p)
-            means.append(m)
+        ids, outputs = [], _Outputs(len(self._arms), expected)
+        for start, batch, X, mask, names, total in self._batches(data, features, id, eligible,
+                                                                 keep):
+            self._run(X, mask, seed, row0 + start, draws, expected, False, n_threads, names,
+                      out=outputs.views(start, X.n, total))
             if id is not None:
                 ids.append(batch.column(id))
-        codes = np.concatenate(arms) if arms else np.zeros(0, np.int64)
+        codes, props, means = outputs.arrays()
         if keep is not None:
             codes[~keep] = -1
         null = codes < 0
@@ -385,11 +423,10 @@ class Policy(Serving):
         if id is not None:
             out["id"] = pa.chunked_array(ids) if ids else pa.array([], pa.int64())
         out["arm"] = arm_ids(codes, self._arms)
-        out["propensity"] = pa.array(np.concatenate(props) if props else np.zeros(0),
-                                     mask=null if null.any() else None)
+        out["propensity"] = pa.array(props, mask=null if null.any() else None)
         if expected:
             K = len(self._arms)
-            flat = np.concatenate(means).ravel() if means else np.zeros(0)
+            flat = means.ravel()
             out["expected_reward"] = pa.FixedSizeListArray.from_arrays(
                 pa.array(flat), K, mask=None if keep is None else pa.array(~keep))
         return pa.table(out)
@@ -404,7 +441,8 @@ class Policy(Serving):
         row0 = _first_row(first_row)
         parts = [self._run(X, mask, seed, row0 + start, draws, False, True, n_threads,
                            names)[3]
-                 for start, _, X, mask, names in self._batches(data, features, None, eligible)]
+                 for start, _, X, mask, names, _ in self._batches(data, features, None,
+                                                                  eligible)]
         return np.concatenate(parts) if parts else np.zeros((0, len(self._arms)))
 
     def _arm_list(self) -> list:
