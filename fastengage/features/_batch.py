@@ -49,28 +49,45 @@ def rfm_in_memory(source: Source, columns: dict, limit_us: int | None, returns: 
     """RFM of a whole in-memory table in one parallel pass (no hash sets)."""
     roles = source.require(columns)
     check_types(source.schema, roles)
-    batches = list(source.batches(list(roles.values())))
+    name = columns["customer"]
+    # A large column of plain strings is validated in full only where its ids are read: packed
+    # into key words by a kernel that checks every offset against the data, and the distinct
+    # ids' UTF-8 checked once numbered (the UTF-8 check of 5M short ids was ~30 ms of ~0.25 s
+    # at 100 rows per customer); any other path validates it in full first (check_ids).
+    id_type = source.schema.field(name).type
+    deferred = ((pa.types.is_string(id_type) or pa.types.is_large_string(id_type))
+                and (source.num_rows or 0) >= max(SERIAL_MAX_ROWS, HASHED_MIN_ROWS))
+    batches = list(source.batches(list(roles.values()),
+                                  validated_by_caller=(name,) if deferred else ()))
     if not batches or batches[0].num_rows == 0:
         raise InputError("the input is empty: no rows to compute features from")
     (batch,) = batches  # in-memory inputs come as one combined batch
+    unchecked = [batch.column(name)] if deferred else []
+
+    def check_ids():
+        """Validate the deferred customer column in full, once (InputError if corrupt)."""
+        if unchecked:
+            _validate_ids(unchecked.pop(), name, source.description)
+
     report = new_report()
     report["rows_read"] = batch.num_rows
     limit = limit_us if limit_us is not None else _k.INT64_MAX
-    batch, n_null, times, amounts = prepare_batch(batch, columns, drop_null_customers, 0, returns, limit)
+    batch, n_null, times, amounts = prepare_batch(batch, columns, drop_null_customers, 0, returns,
+                                                  limit, check_ids if deferred else None)
     report["null_customer_rows_dropped"] = n_null
     if batch.num_rows == 0:
         raise InputError("no rows left after dropping null customer ids")
     has_order = columns["order"] is not None
     order_codes = (IdEncoder(columns["order"], "order").encode(batch.column(columns["order"]))
                    if has_order else np.empty(0, np.int64))
-    column = batch.column(columns["customer"])
-    name = columns["customer"]
+    column = batch.column(name)
     # Detected, never assumed: with non-decreasing times each customer's days arrive in order,
     # so a new day is simply a day different from the customer's latest one.
     days_sorted = _one.is_sorted(times)
     first_day, words = _one.day_words(int(times.min()), int(times.max()))
     fold_settings = (has_order, limit, returns == "exclude", days_sorted, first_day, words)
     if batch.num_rows < SERIAL_MAX_ROWS:
+        check_ids()
         state, (n_after, n_returns), ids_by_code, id_order, output_type = _fold_serial(
             column, name, times, amounts, order_codes, fold_settings)
     else:
@@ -79,7 +96,11 @@ def rfm_in_memory(source: Source, columns: dict, limit_us: int | None, returns: 
         parts = _dense_partitions(column, name, rows)
         folded = keys = None
         if parts is None and len(column) >= HASHED_MIN_ROWS and not pa.types.is_dictionary(column.type):
-            keys = _id_keys(column, name, chunks)
+            keys = _id_keys(column, name, chunks, check_ids)
+        if keys is None:
+            check_ids()  # the ids go to the hash map
+        elif deferred:
+            unchecked.clear()  # offsets checked while packing; UTF-8 on the distinct ids below
         if keys is not None and not has_order:
             folded = _few_ids_fold(keys, column, rows, fold_settings)
         if folded is not None:
@@ -98,6 +119,12 @@ def rfm_in_memory(source: Source, columns: dict, limit_us: int | None, returns: 
                                            n_threads=chunks)
             del parts, part_rows
         del folded, keys
+        if deferred and not unchecked:
+            try:
+                ids_by_code.validate(full=True)
+            except pa.ArrowException:  # report it as the input's: the row it is at
+                _validate_ids(column, name, source.description)
+                raise
     order = None
     if isinstance(id_order, tuple):  # (permutation, ids already in that order)
         order, ids_by_code = id_order
@@ -159,26 +186,38 @@ def _code_partitions(codes: np.ndarray, n_codes: int, rows: tuple):
     return (offsets, local, p_times, p_amounts, p_orders), _one.code_bases(n_codes, shift)
 
 
-def _id_keys(column: pa.Array, name: str, chunks: int):
+def _id_keys(column: pa.Array, name: str, chunks: int, check_ids):
     """[keys0, keys1, two_words, signed]: each row's id as one key word (an integer) or two (a
     string of at most ``MAX_SHORT`` bytes, packed); None for longer strings (the hash map's).
-    A list, so that ``_hashed_partitions`` can empty it and free the words once scattered."""
+    A list, so that ``_hashed_partitions`` can empty it and free the words once scattered.
+
+    A string that cannot be packed is either longer than ``MAX_SHORT`` or has offsets outside
+    the data: ``check_ids()`` (full validation, if not done yet) raises for the latter."""
     two_words = id_kind(column.type, name, "customer") == "str"
     if two_words:
         offsets, data = string_buffers(column)
-        if len(offsets) > 1 and int(np.diff(offsets).max()) > _hashed.MAX_SHORT:
-            return None
         # Whole-word loads need an 8-byte aligned buffer (Arrow's are 64-byte aligned).
         aligned = (data[:len(data) // 8 * 8].view(np.uint64) if data.ctypes.data % 8 == 0
                    else np.empty(0, np.uint64))
         keys0 = np.empty(len(column), np.uint64)
         keys1 = np.empty(len(column), np.uint64)
-        _hashed.pack_short_strings(offsets, data, aligned, keys0, keys1, n_threads=chunks)
+        if _hashed.pack_short_strings(offsets, data, aligned, keys0, keys1, n_threads=chunks):
+            check_ids()
+            return None
         return [keys0, keys1, True, False]
     values = column.to_numpy(zero_copy_only=False)
     keys0 = values.astype(np.uint64 if values.dtype.kind == "u" else np.int64,
                           copy=False).view(np.uint64)
     return [keys0, np.empty(0, np.uint64), False, values.dtype.kind != "u"]
+
+
+def _validate_ids(column: pa.Array, name: str, where: str) -> None:
+    """Arrow's full validation of the customer column (offsets, UTF-8), as Source.batches
+    does it for every other column."""
+    try:
+        column.validate(full=True)
+    except pa.ArrowException as exc:
+        raise InputError(f"column {name!r} of {where} is corrupt: {exc}") from exc
 
 
 def _ids_of_keys(ids0: np.ndarray, ids1: np.ndarray, two_words: bool, signed: bool,

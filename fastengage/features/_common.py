@@ -74,10 +74,12 @@ def dense_id_codes(column: pa.Array, name: str):
 
 
 def prepare_batch(batch: pa.RecordBatch, columns: dict, drop_null_customers: bool,
-                  rows_before: int, returns: str, limit_us: int):
+                  rows_before: int, returns: str, limit_us: int, check_ids=None):
     """Validate one batch and convert time and amount; returns (batch, n_null, times, amounts).
 
     Rows with a null customer id are dropped (and counted) only with ``drop_null_customers``.
+    ``check_ids``: when the caller deferred the full validation of the customer column (see
+    ``_batch.rfm_in_memory``), called before anything here reads the ids themselves.
     """
     cust = batch.column(columns["customer"])
     n_null = cust.null_count
@@ -88,12 +90,24 @@ def prepare_batch(batch: pa.RecordBatch, columns: dict, drop_null_customers: boo
                 f"{rows_before + 1:,}..{rows_before + batch.num_rows:,}; pass "
                 "drop_null_customers=True to drop those rows (the count is reported)"
             )
+        if check_ids is not None:
+            check_ids()
+            check_ids = None
         batch = batch.filter(pc.is_valid(cust))
     times = time_to_us(batch.column(columns["time"]), columns["time"])
     # |amount| < 2**63: per-customer sums are then exact and cannot overflow (see kernels).
-    amounts = amount_to_float64(batch.column(columns["amount"]), columns["amount"],
-                                ids=cust if not n_null else batch.column(columns["customer"]),
-                                max_abs=_k.MAX_ABS_AMOUNT, first_row=rows_before)
+    amount_args = (batch.column(columns["amount"]), columns["amount"])
+    amount_kw = dict(max_abs=_k.MAX_ABS_AMOUNT, first_row=rows_before)
+    ids = cust if not n_null else batch.column(columns["customer"])
+    if check_ids is None:
+        amounts = amount_to_float64(*amount_args, **amount_kw, ids=ids)
+    else:  # a bad amount names its row's customer: only once the ids are known to be sound
+        try:
+            amounts = amount_to_float64(*amount_args, **amount_kw)
+        except InputError:
+            check_ids()
+            amount_to_float64(*amount_args, **amount_kw, ids=ids)  # raises, naming the id
+            raise
     if returns == "error":
         n_ret = int(np.count_nonzero((amounts < 0) & (times <= limit_us)))
         if n_ret:

@@ -76,10 +76,21 @@ def pack_short_strings(offsets,  # IN  int32/int64[n + 1] Arrow string offsets (
                        aligned,  # IN  uint64 view of data's whole words (empty if unaligned)
                        words0,   # OUT uint64[n] bytes 0..7, little-endian, zero-padded
                        words1):  # OUT uint64[n] bytes 8..14, and the length in the top byte
-    """Pack each string of at most MAX_SHORT bytes into two words, injectively."""
+    """Pack each string of at most MAX_SHORT bytes into two words, injectively.
+
+    Returns how many strings it could not pack: longer than MAX_SHORT, or offsets that do not
+    lie in order inside ``data`` (a corrupt column, which the caller then reports; nothing is
+    read outside ``data``: the column may not have been validated yet). Their words are 0.
+    """
+    n_bad = 0
     for i in prange(words0.shape[0]):
         start = offsets[i]
         length = offsets[i + 1] - start
+        if start < 0 or length < 0 or length > MAX_SHORT or start + length > data.shape[0]:
+            words0[i] = 0
+            words1[i] = 0
+            n_bad += 1
+            continue
         if (start >> 3) + 2 < aligned.shape[0]:
             w0 = _low_bytes(_word_at(aligned, start), min(length, 8))
             w1 = _low_bytes(_word_at(aligned, start + 8), max(length - 8, 0))
@@ -92,6 +103,7 @@ def pack_short_strings(offsets,  # IN  int32/int64[n + 1] Arrow string offsets (
                 w1 |= np.uint64(data[start + k]) << np.uint64(8 * (k - 8))
         words0[i] = w0
         words1[i] = w1 | (np.uint64(length) << np.uint64(56))
+    return n_bad
 
 
 @njit(**NJIT)

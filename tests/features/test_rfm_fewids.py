@@ -144,3 +144,52 @@ def test_rfm_through_the_few_ids_fold_matches_the_reference(monkeypatch, ids, re
     n_calls = len(calls)
     assert fe.rfm(table, **kw, n_threads=2).equals(result, check_metadata=True)
     assert len(calls) == n_calls + 1
+
+
+def _string_ids(offsets, data):
+    return pa.Array.from_buffers(pa.string(), len(offsets) - 1,
+                                 [None, pa.py_buffer(np.asarray(offsets, np.int32)),
+                                  pa.py_buffer(data)])
+
+
+@pytest.mark.parametrize("few_ids", [True, False])  # the few-ids fold, or the partitions
+@pytest.mark.parametrize("corruption", ["utf8", "offset past the data", "offsets backwards"])
+def test_large_string_columns_validated_where_read_still_reject_corrupt_ids(monkeypatch, few_ids,
+                                                                             corruption):
+    """A large plain-string customer column is validated as it is packed (offsets) and once
+    numbered (UTF-8 of the distinct ids), not in full up front: a corrupt one is still an
+    InputError naming the column, and nothing reads outside its data."""
+    n = 3_000
+    data = b"".join(b"c%03d" % (k % 100) for k in range(n))  # 100 ids of 4 bytes, 30 rows each
+    offsets = np.arange(0, 4 * n + 1, 4)
+    if corruption == "utf8":
+        data = data[:4 * 1_234] + b"\xff" + data[4 * 1_234 + 1:]
+    elif corruption == "offset past the data":
+        offsets[1_500] = 4 * n + 10
+    else:
+        offsets[1_500] = offsets[1_499] - 2
+    table = pa.table({"cust": _string_ids(offsets, data),
+                      "ts": pa.array(np.arange(n) * 3_600_000_000, pa.timestamp("us")),
+                      "amt": np.ones(n)})
+    monkeypatch.setattr(rfm_batch, "SERIAL_MAX_ROWS", 0)
+    monkeypatch.setattr(rfm_batch, "HASHED_MIN_ROWS", 0)
+    monkeypatch.setattr(fewids, "takes", lambda *args: few_ids)
+    with pytest.raises(fe.InputError, match="column 'cust' of the input table is corrupt"):
+        fe.rfm(table, customer="cust", time="ts", amount="amt")
+
+
+def test_deferred_string_ids_are_still_named_in_amount_errors_and_dropped_when_null(monkeypatch):
+    n = 3_000
+    ids = [None if k == 17 else f"c{k % 100:03d}" for k in range(n)]
+    amounts = np.ones(n)
+    table = pa.table({"cust": pa.array(ids, pa.string()),
+                      "ts": pa.array(np.arange(n) * 3_600_000_000, pa.timestamp("us")),
+                      "amt": amounts})
+    kw = dict(customer="cust", time="ts", amount="amt", drop_null_customers=True)
+    expected = fe.rfm(table, **kw)  # small: validated up front, hash map
+    monkeypatch.setattr(rfm_batch, "SERIAL_MAX_ROWS", 0)
+    monkeypatch.setattr(rfm_batch, "HASHED_MIN_ROWS", 0)
+    assert fe.rfm(table, **kw).equals(expected, check_metadata=True)
+    amounts[40] = np.nan
+    with pytest.raises(fe.InputError, match="'amt' has 1 NaN value.*customer 'c040'"):
+        fe.rfm(table.set_column(2, "amt", pa.array(amounts)), **kw)

@@ -238,7 +238,9 @@ def test_long_string_ids_take_the_hash_map(monkeypatch, many_customers):
     exact = fe.rfm(_table(customer, times, amounts, orders, names), **kw)
     monkeypatch.setattr(_rfm_batch, "HASHED_MIN_ROWS", 0)
     monkeypatch.setattr(_rfm_batch, "SERIAL_MAX_ROWS", 0)
-    assert _rfm_batch._id_keys(names, "cust", 1) is None
+    checked = []
+    assert _rfm_batch._id_keys(names, "cust", 1, lambda: checked.append(1)) is None
+    assert checked  # a string it cannot pack: validated before the hash map reads it
     assert fe.rfm(_table(customer, times, amounts, orders, names), **kw).equals(exact)
 
 
