@@ -15,7 +15,6 @@ from ..kernels.bandits import serve_native as _serve
 from ..kernels.common.config import (
     BANDIT_BOUND_SLACK,
     BANDIT_ROWWISE_BELOW,
-    BANDIT_SERVE_NOGIL_WORK,
     BANDIT_TS_PROPENSITY_DRAWS,
 )
 
@@ -42,11 +41,11 @@ class Serving:
 
     def decide_one(self, x=None, eligible=None, seed: int | None = None):
         """One decision for a service: ``(arm id, propensity)``; ``(None, nan)`` when no arm is
-        eligible. One call of the snapshot's compiled server (immutable): safe from many
-        threads. The decision runs without the GIL for models of at least
-        ``BANDIT_SERVE_NOGIL_WORK`` multiply-adds; at ~1 us a decision of a smaller model,
-        handing the GIL over costs more than the decision, so two threads cannot beat one:
-        for throughput from several threads use :meth:`decide_rows` on a few rows at a time.
+        eligible. One call of the snapshot's compiled server (immutable), the decision itself
+        without the GIL: safe from many threads. At ~1 us a decision of a small model, the
+        Python around the call (under the GIL) is as long as the decision, so two threads
+        cannot beat one; for throughput from several threads use :meth:`decide_rows` on a
+        few rows at a time.
         Without ``seed``, each call takes the next row of a per-policy random stream."""
         snap = self._snapshot
         server = snap.server if snap.server is not None else self._server(snap)
@@ -115,8 +114,7 @@ class Serving:
                                     np.ascontiguousarray(snap.L_inv),
                                     snap.arm_params, snap.everyone, snap.scale, self.KIND,
                                     self._epsilon, BANDIT_TS_PROPENSITY_DRAWS,
-                                    BANDIT_BOUND_SLACK, BANDIT_ROWWISE_BELOW,
-                                    BANDIT_SERVE_NOGIL_WORK)
+                                    BANDIT_BOUND_SLACK, BANDIT_ROWWISE_BELOW)
         return snap.server
 
     @staticmethod

@@ -5,9 +5,9 @@ Like ``kernels/recommend/serve_native.pyx``'s ``Server``: everything a decision 
 once, at construction (raw pointers into the snapshot's arrays, which it keeps alive), so a call
 only checks ``x`` and the mask and runs the decision with the GIL released. Why: binding the
 eleven arguments of the Numba kernel and its dispatch held the GIL for ~3 us of a ~4 us call.
-Small models (under ``BANDIT_SERVE_NOGIL_WORK`` multiply-adds) decide holding the GIL: at
-~1 us a call, handing the GIL between two threads costs more than the decision, so two threads
-decided slower than one (0.64x at 10 arms x 20 features); larger ones release it.
+(At ~1 us a decision, two threads calling ``decide_one`` decide no faster than one: the
+Python around the call holds the GIL for about as long as the decision runs without it.
+``decide_rows`` decides a few rows per call, one GIL-free call for the lot.)
 
 The decision itself is ``fe_decide_single`` of ``decide_core.h``, called directly (compiled
 into this module at build time, no Numba): the code of every row of a batch ``decide``, so
@@ -57,11 +57,9 @@ cdef class Server:
     cdef Py_ssize_t K, d
     cdef double scale, epsilon, slack
     cdef int64_t kind, draws, rowwise_below
-    cdef readonly bint release_gil
 
     def __cinit__(self, theta, L_inv, arm_params, everyone, double scale, int64_t kind,
-                  double epsilon, int64_t draws, double slack, int64_t rowwise_below,
-                  int64_t nogil_work=0):
+                  double epsilon, int64_t draws, double slack, int64_t rowwise_below):
         cdef const double[:, ::1] theta_ = theta
         cdef const double[:, :, ::1] L_inv_ = L_inv
         cdef const double[:, ::1] params_ = arm_params
@@ -78,11 +76,6 @@ cdef class Server:
         self.no_context = &self.zero
         self.scale, self.kind, self.epsilon, self.draws = scale, kind, epsilon, draws
         self.slack, self.rowwise_below = slack, rowwise_below
-        # A decision of K arms x d features costs up to ~K d^2 multiply-adds (the widths).
-        # Below nogil_work, releasing the GIL costs more than it frees: another thread takes
-        # it, and this one waits to get it back for the few hundred nanoseconds of Python
-        # around the call (two threads then decide slower than one).
-        self.release_gil = self.K * (self.d * self.d + 1) >= nogil_work
 
     def decide(self, x, eligible, uint64_t seed, int64_t row):
         cdef const double* xp = self.no_context
@@ -98,10 +91,7 @@ cdef class Server:
             if not _is_vector(eligible, cnp.NPY_UINT8, self.K):
                 return NOT_READY, prop
             ep = <const uint8_t*>cnp.PyArray_DATA(<cnp.ndarray>eligible)
-        if self.release_gil:
-            with nogil:
-                arm = self._decide(xp, ep, seed, row, &prop)
-        else:
+        with nogil:
             arm = self._decide(xp, ep, seed, row, &prop)
         if arm == -4:
             raise MemoryError()

@@ -99,12 +99,6 @@ BANDIT_DECIDE_CHUNK = 1024
 #: Fewer rows than this (decide_one, the few rows of an arm whose width a block needs) are
 #: scored row by row; more, feature by feature over contiguous rows (SIMD). Same bits either way.
 BANDIT_ROWWISE_BELOW = 8
-#: decide_one releases the GIL only for models of at least this many multiply-adds
-#: (arms x (features^2 + 1)): below, handing the GIL to another thread and waiting to get it
-#: back costs more than the decision. Measured (session 8, quiet, 2 threads vs 1 with the GIL
-#: released): 0.64x at 10 x 20 (4,010), 0.71x at 20 x 50 (50,020), 1.11x at 50 x 50 (125,050),
-#: 1.64x at 100 x 100.
-BANDIT_SERVE_NOGIL_WORK = 100_000
 #: Relative slack of the UCB width bounds that let a decision skip widths (kernels/bandits/
 #: decide_core.h ``fe_may_win``): an arm is skipped only if its best possible score is below the top
 #: arm's least possible score by this much of their magnitudes. A correctness margin (orders of

@@ -1,7 +1,6 @@
 """decide_rows (a service's micro-batch through the compiled server, one GIL-free call): the
 same arms and propensities as ``decide`` on the same rows and seed, for every policy kind, with
-and without a mask and ``first_row``; its errors; and from several threads at once. Also the
-GIL rule of the server (released only for models worth it)."""
+and without a mask and ``first_row``; its errors; and from several threads at once."""
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
@@ -13,7 +12,6 @@ import pytest
 from fastengage.bandits import UCB1, BetaTS, EpsilonGreedy, GaussianTS, LinEpsilonGreedy, LinTS, \
     LinUCB
 from fastengage.errors import InputError
-from fastengage.kernels.common.config import BANDIT_SERVE_NOGIL_WORK
 from test_serve_native import _logs  # the same seeded logs
 
 
@@ -77,17 +75,3 @@ def test_decide_rows_from_threads_equals_serial():
     for (a, p), (b, q) in zip(serial, threaded):
         assert list(a) == list(b)
         np.testing.assert_array_equal(p, q)
-
-
-def test_server_releases_the_gil_only_for_models_worth_it():
-    small_table, _, small_names, small_ids = _logs(300, 4, 3, 0)
-    small = LinUCB(small_ids, features=small_names).update(small_table, arm="arm", reward="r")
-    small.decide_one(np.zeros(4))
-    assert 3 * (4 * 4 + 1) < BANDIT_SERVE_NOGIL_WORK
-    assert not small._snapshot.server.release_gil
-    d = 64
-    K = -(-BANDIT_SERVE_NOGIL_WORK // (d * d + 1))
-    big_table, _, big_names, big_ids = _logs(300, d, K, 0)
-    big = LinUCB(big_ids, features=big_names).update(big_table, arm="arm", reward="r")
-    big.decide_one(np.zeros(d))
-    assert big._snapshot.server.release_gil
