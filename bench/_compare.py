@@ -26,6 +26,18 @@ RESULTS = OUT_DIR / "results.jsonl"
 
 _REFERENCE_CACHE: dict[str, float] = {}
 
+#: Pause before every timed call, on both sides. A library's idle worker threads keep spinning
+#: for a while after a call (OpenBLAS ~0.1 s, the THREAD_TIMEOUT of 2^28 cycles; OpenMP's
+#: active wait), on the cores the next call needs: with the sides interleaved, MABWiser's BLAS
+#: threads were measured spinning through fastengage's 40 ms fit (its CPU time twice its wall
+#: time on one thread). Each side is timed without the other's spinning threads.
+SETTLE_S = 0.2
+
+
+def settle() -> None:
+    """Let the other side's worker threads go idle before a timed call (see ``SETTLE_S``)."""
+    time.sleep(SETTLE_S)
+
 
 def reference_seconds() -> float:
     """Median time of the yardstick (``fastengage.tools.benchrun.reference_seconds``), measured
@@ -75,16 +87,18 @@ def compare(benchmark, name: str, ours: Callable[[], Any], peers: Mapping[str, C
         # of back-to-back rounds (which swung memory-bound ratios by 1.6x between quiet runs).
         for peer_name, fn in peers.items():
             if len(peer_times[peer_name]) < n_peer_rounds:
+                settle()
                 t0 = time.perf_counter()
                 fn()
                 peer_times[peer_name].append(time.perf_counter() - t0)
+        settle()  # before our round
 
     benchmark.pedantic(ours, setup=one_peer_round, rounds=rounds, iterations=1, warmup_rounds=0)
     ours_median = benchmark.stats.stats.median if benchmark.stats is not None else None
     if ours_median is None:  # --benchmark-disable (pytest-xdist): time it ourselves
         ours_times = []
         for _ in range(rounds):
-            one_peer_round()
+            one_peer_round()  # ends with settle()
             t0 = time.perf_counter()
             ours()
             ours_times.append(time.perf_counter() - t0)

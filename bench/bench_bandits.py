@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from bench._compare import bench_size, compare
+from bench._compare import bench_size, compare, settle
 from fastengage.bandits import LinUCB, evaluate
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir, "tests"))
@@ -60,6 +60,7 @@ def _side_by_side(name, ours, peer, rounds):
     spent = {"ours": ([], []), "peer": ([], [])}
     for _ in range(rounds):
         for side, fn in (("ours", ours), ("peer", peer)):
+            settle()  # the other side's worker threads idle first
             c0, t0 = time.process_time(), time.perf_counter()
             fn()
             spent[side][0].append(time.perf_counter() - t0)
