@@ -165,10 +165,16 @@ class Source:
 
 def _validate(batch: pa.RecordBatch, where: str, validated_by_caller=()) -> None:
     for name, column in zip(batch.schema.names, batch.columns):
-        try:
-            column.validate(full=name not in validated_by_caller)
-        except pa.ArrowException as exc:
-            raise InputError(f"column {name!r} of {where} is corrupt: {exc}") from exc
+        validate_column(column, f"column {name!r} of {where}", full=name not in validated_by_caller)
+
+
+def validate_column(column, label: str, full: bool = True) -> None:
+    """Arrow's validation of one column (``full``: offsets inside their buffers, UTF-8,
+    dictionary indices), as an :class:`InputError` "<label> is corrupt: ..."."""
+    try:
+        column.validate(full=full)
+    except pa.ArrowException as exc:
+        raise InputError(f"{label} is corrupt: {exc}") from exc
 
 
 def _dataset_batches(data, columns, batch_size, schema):

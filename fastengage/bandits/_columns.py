@@ -12,7 +12,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .._io.sources import amount_to_float64
+from .._io.ids import string_buffers
+from .._io.sources import amount_to_float64, validate_column
 from ..errors import InputError
 from ..kernels.bandits.arms_native import ArmTable
 from ..kernels.common.config import BANDIT_ARM_CHUNK
@@ -126,12 +127,10 @@ def _lookup(values: pa.Array, arms: pa.Array, dtype, strict: bool = True):
     out = np.empty(n, dtype=dtype)
     counters = np.zeros(2, dtype=np.int64)  # next chunk, unknown ids
     if table.strings:
-        offsets = np.frombuffer(values.buffers()[1], dtype=np.int32)[
-            values.offset:values.offset + n + 1]
-        if len(offsets) != n + 1:  # a buffer too short for the array: corrupt
+        try:
+            offsets, data = string_buffers(values)
+        except InputError:  # a buffer too short for the array: corrupt
             return None if strict else np.full(n, -1, dtype=dtype)
-        data = values.buffers()[2]
-        data = np.frombuffer(data, dtype=np.uint8) if data is not None else _NO_BYTES
     else:
         offsets, data = values.to_numpy(zero_copy_only=False), _NO_BYTES
 
@@ -155,20 +154,13 @@ def _arm_table(arms: pa.Array):
     if pa.types.is_int64(arms.type):
         table = ArmTable.of_ints(arms.to_numpy(zero_copy_only=False))
     else:
-        offsets = np.frombuffer(arms.buffers()[1], dtype=np.int32)[
-            arms.offset:arms.offset + len(arms) + 1]
-        data = arms.buffers()[2]
-        table = ArmTable.of_strings(offsets, np.frombuffer(data, dtype=np.uint8)
-                                    if data is not None else _NO_BYTES)
+        table = ArmTable.of_strings(*string_buffers(arms))
     _TABLES[key] = (weakref.ref(arms, lambda _, key=key: _TABLES.pop(key, None)), table)
     return table
 
 
 def _validate_full(values: pa.Array, column: str, role: str) -> None:
-    try:
-        values.validate(full=True)
-    except pa.ArrowException as exc:
-        raise InputError(f"{role} column {column!r} is corrupt: {exc}") from exc
+    validate_column(values, f"{role} column {column!r}")
 
 
 def _raise_unknown(values: pa.Array, arms: pa.Array, column: str, role: str):

@@ -98,15 +98,7 @@ class Serving:
             bad = np.flatnonzero(~np.isfinite(X).all(axis=1))
             if len(bad):
                 raise InputError(f"X holds NaN or infinite values (rows {bad[:5].tolist()})")
-        return self._arm_objects()[codes], props
-
-    def _arm_objects(self) -> np.ndarray:
-        """The arm ids as an object array with ``None`` appended (code -1 indexes it)."""
-        cached = getattr(self, "_arm_objects_cache", None)
-        if cached is None or cached[0] is not self._arms:
-            cached = (self._arms, np.array(self._arm_list() + [None], dtype=object))
-            self._arm_objects_cache = cached
-        return cached[1]
+        return self._arm_views()[1][codes], props  # code -1 indexes the appended None
 
     def _server(self, snap):
         """Build (once per snapshot; a race builds two equal ones) the compiled server."""

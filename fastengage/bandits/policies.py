@@ -446,10 +446,16 @@ class Policy(Serving):
         return np.concatenate(parts) if parts else np.zeros((0, len(self._arms)))
 
     def _arm_list(self) -> list:
-        cached = getattr(self, "_arm_list_cache", None)
+        return self._arm_views()[0]
+
+    def _arm_views(self) -> tuple:
+        """(arm ids as a list, as an object array with ``None`` appended), cached per arm
+        array (``add_arms`` replaces it)."""
+        cached = getattr(self, "_arm_views_cache", None)
         if cached is None or cached[0] is not self._arms:
-            cached = (self._arms, self._arms.to_pylist())
-            self._arm_list_cache = cached
+            ids = self._arms.to_pylist()
+            cached = (self._arms, (ids, np.array(ids + [None], dtype=object)))
+            self._arm_views_cache = cached
         return cached[1]
 
     def _draws(self, draws) -> int:

@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .._io.ids import IdEncoder, id_kind, string_buffers
-from .._io.sources import Source
+from .._io.sources import Source, validate_column
 from ._common import check_types, dense_id_codes, features_table, new_report, prepare_batch
 from ..errors import InputError
 from ..kernels.common.config import RFM_SERIAL_MAX_ROWS
@@ -214,10 +214,7 @@ def _id_keys(column: pa.Array, name: str, chunks: int, check_ids):
 def _validate_ids(column: pa.Array, name: str, where: str) -> None:
     """Arrow's full validation of the customer column (offsets, UTF-8), as Source.batches
     does it for every other column."""
-    try:
-        column.validate(full=True)
-    except pa.ArrowException as exc:
-        raise InputError(f"column {name!r} of {where} is corrupt: {exc}") from exc
+    validate_column(column, f"column {name!r} of {where}")
 
 
 def _ids_of_keys(ids0: np.ndarray, ids1: np.ndarray, two_words: bool, signed: bool,

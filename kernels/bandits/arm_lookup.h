@@ -1,4 +1,4 @@
-/* Arm ids -> arm codes for a policy's small, fixed set of arms (fit_native.pyx, issue #12).
+/* Arm ids -> arm codes for a policy's small, fixed set of arms (arms_native.pyx, issue #12).
  *
  * Why not pyarrow.compute.index_in: it hashes every string of the column with a general
  * memo table, ~9 ns a row, a quarter of a whole LinUCB fit of 1M rows x 20 features. A policy

@@ -53,6 +53,7 @@ cdef class ArmTable:
     cdef object table          # int64[capacity * FE_ARM_SLOT_WORDS]
     cdef object arm_offsets    # int64[n_arms + 1] (strings)
     cdef object arm_data       # uint8[...] (strings)
+    cdef object int_ids        # int64[n_arms] (integer ids)
     cdef const int64_t* table_p          # the three arrays' data (kept alive above)
     cdef const int64_t* arm_offsets_p
     cdef const uint8_t* arm_data_p
@@ -71,6 +72,7 @@ cdef class ArmTable:
             fe_arm_table_put(&table[0], cap, <uint64_t>ids[a], 0, 0, 0, a)
         t.table, t.n_arms, t.capacity = table.base, k, cap
         t.table_p = &table[0]
+        t.int_ids = np.array(ids, dtype=np.int64)  # by code, for take()
         return t
 
     @staticmethod
@@ -122,11 +124,7 @@ cdef class ArmTable:
         valid = np.asarray(codes) >= 0 if nulls else None
         bitmap = pa.py_buffer(np.packbits(valid, bitorder="little")) if nulls else None
         if not self.strings:
-            ids = np.asarray(self.table).reshape(-1, FE_ARM_SLOT_WORDS)
-            by_code = np.empty(k, dtype=np.int64)
-            used = ids[:, 3] >= 0
-            by_code[ids[used, 3]] = ids[used, 0]
-            values = by_code[np.maximum(codes, 0)] if n else np.zeros(0, np.int64)
+            values = self.int_ids[np.maximum(codes, 0)] if n else np.zeros(0, np.int64)
             return pa.Array.from_buffers(pa.int64(), n, [bitmap, pa.py_buffer(values)],
                                          null_count=nulls)
         if total > 2**31 - 1:  # past what int32 offsets hold

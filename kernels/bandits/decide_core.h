@@ -454,6 +454,19 @@ static int64_t fe_decide_block(const double *XC, ptrdiff_t ld, int64_t m, const 
 
 /* -- one decision (decide_one) ------------------------------------------------------------ */
 
+/* The policy of a server: arm_params (8 x K) stacks base_mean, base_var, the four width
+ * bounds, beta_a, beta_b (serve_native.pyx binds it once per snapshot). */
+static inline fe_policy fe_policy_of_params(const double *theta, const double *L_inv,
+                                            const double *arm_params, int64_t K, int64_t d,
+                                            double scale, int64_t kind, double epsilon,
+                                            double slack, int64_t draws, int64_t rowwise_below,
+                                            uint64_t seed) {
+    fe_policy p = {theta, L_inv, arm_params, arm_params + K, arm_params + 2 * K,
+                   arm_params + 6 * K, arm_params + 7 * K, scale, epsilon, slack,
+                   K, d, kind, draws, rowwise_below, seed};
+    return p;
+}
+
 /* The decision of one row x (d values) with eligibility elig (K values) as row `row` of the
  * stream of `seed`: exactly row `row` of a batch. arm_params (8 x K) stacks base_mean,
  * base_var, the four width bounds, beta_a, beta_b. Returns the arm, -1 when none is eligible,
@@ -472,9 +485,8 @@ static int64_t fe_decide_single(const double *x, const uint8_t *elig, const doub
         }
     int prune = kind == FE_UCB;
     for (int64_t a = 0; a < K; a++) prune = prune && elig[a] != 0;
-    fe_policy p = {theta, L_inv, arm_params, arm_params + K, arm_params + 2 * K,
-                   arm_params + 6 * K, arm_params + 7 * K, scale, epsilon, slack,
-                   K, d, kind, draws, rowwise_below, seed};
+    const fe_policy p = fe_policy_of_params(theta, L_inv, arm_params, K, d, scale, kind,
+                                            epsilon, slack, draws, rowwise_below, seed);
     /* small models: scratch on the stack (no allocator call in a ~1 us decision) */
     double local[512];
     int64_t ints[3];
@@ -519,9 +531,8 @@ static int64_t fe_decide_matrix(const double *X, int64_t m, const uint8_t *mask,
         free(ints);
         return -4;
     }
-    fe_policy p = {theta, L_inv, arm_params, arm_params + K, arm_params + 2 * K,
-                   arm_params + 6 * K, arm_params + 7 * K, scale, epsilon, slack,
-                   K, d, kind, draws, rowwise_below, seed};
+    const fe_policy p = fe_policy_of_params(theta, L_inv, arm_params, K, d, scale, kind,
+                                            epsilon, slack, draws, rowwise_below, seed);
     fe_scratch s;
     fe_scratch_bind(&s, buf, ints, d, K, B);
     double *XC = buf + fe_scratch_doubles(d, K, B);
