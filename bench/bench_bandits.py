@@ -208,13 +208,17 @@ def test_decide_one_latency(benchmark, logs):
           f"p99 {p99 * 1e6:.1f} us")
 
     one, two = _thread_rates(policy, rows)
+    releases = policy._snapshot.server.releases_gil
     benchmark.extra_info.update({"decisions_per_s_1_thread": one, "decisions_per_s_2_threads": two,
-                                 "throughput_2_over_1_threads": two / one})
+                                 "throughput_2_over_1_threads": two / one,
+                                 "releases_gil": releases})
     print(f"[bandits.decide_one] decisions/s: 1 thread {one:,.0f}, 2 threads {two:,.0f} "
-          f"({two / one:.2f}x; load {os.getloadavg()[0]:.1f})")
-    # A service that decides a few rows per call (decide_rows: one GIL-free call per
-    # micro-batch) scales with threads where single decisions cannot.
-    for rows_per_call in (16, 64):
+          f"({two / one:.2f}x, GIL {'released' if releases else 'held'}; load "
+          f"{os.getloadavg()[0]:.1f})")
+    # A service that decides a few rows per call (decide_rows: one call per micro-batch, the GIL
+    # released from ~128 rows of this model on) scales with threads where single decisions of a
+    # small model cannot (see bench/gil_handoff.py).
+    for rows_per_call in (16, 64, 256):
         one, two = _thread_rates_rows(policy, X[:8192], rows_per_call)
         benchmark.extra_info[f"decide_rows_{rows_per_call}"] = {
             "decisions_per_s_1_thread": one, "decisions_per_s_2_threads": two}
@@ -223,9 +227,10 @@ def test_decide_one_latency(benchmark, logs):
               f"{os.getloadavg()[0]:.1f})")
     if not FULL:
         return
-    # At which model size do two threads beat one? (The decision runs without the GIL; the
-    # Python part of a call holds it, so small models cannot scale.)
-    for k, d in ((20, 50), (50, 50), (100, 100)):
+    # At which model size do two threads beat one? Decisions of at least
+    # BANDIT_SERVE_NOGIL_WORK multiply-adds (~1 us) run without the GIL; shorter ones keep it,
+    # since handing it over would cost more than the decision.
+    for k, d in ((10, 50), (20, 50), (50, 50), (100, 100)):
         rng = np.random.default_rng(k * d)
         Xs = rng.normal(size=(20_000, d))
         names, ids = [f"f{j}" for j in range(d)], [f"a{a}" for a in range(k)]
@@ -240,13 +245,15 @@ def test_decide_one_latency(benchmark, logs):
             big.decide_one(x)
             lat.append(time.perf_counter() - t0)
         one, two = _thread_rates(big, some)
+        releases = big._snapshot.server.releases_gil
         benchmark.extra_info[f"scaling_{k}x{d}"] = {
             "p50_us": statistics.median(lat) * 1e6, "p99_us": float(np.percentile(lat, 99)) * 1e6,
-            "decisions_per_s_1_thread": one, "decisions_per_s_2_threads": two}
+            "decisions_per_s_1_thread": one, "decisions_per_s_2_threads": two,
+            "releases_gil": releases}
         print(f"[bandits.decide_one] {k} arms x {d} features: p50 "
               f"{statistics.median(lat) * 1e6:.1f} us, p99 {np.percentile(lat, 99) * 1e6:.1f} us;"
-              f" decisions/s 1 thread {one:,.0f}, 2 threads {two:,.0f} ({two / one:.2f}x; load "
-              f"{os.getloadavg()[0]:.1f})")
+              f" decisions/s 1 thread {one:,.0f}, 2 threads {two:,.0f} ({two / one:.2f}x, GIL "
+              f"{'released' if releases else 'held'}; load {os.getloadavg()[0]:.1f})")
 
 
 def _thread_rates(policy, rows):
@@ -265,23 +272,35 @@ def _thread_rates_rows(policy, X, rows_per_call):
     return _rates(calls, len(X))
 
 
-def _rates(calls, n_decisions):
+def _rates(calls, n_decisions, seconds=0.3):
+    """Decisions per second of ``calls`` served by one thread, then split over two (odd and
+    even calls), rounds alternating so load drifts hit both alike; each timing repeats the calls
+    for about ``seconds`` (a GIL held through a 5 ms switch interval needs many intervals).
+    Medians of 5 rounds; the threaded answers must equal the serial ones."""
     from concurrent.futures import ThreadPoolExecutor
 
     def serve(part):
         return [calls[i]() for i in part]
 
     idx = list(range(len(calls)))
+    t0 = time.perf_counter()
     serial = serve(idx)
+    repeat = max(1, round(seconds / (time.perf_counter() - t0)))
+
+    def serve_repeated(part):
+        for _ in range(repeat - 1):
+            serve(part)
+        return serve(part)
+
     rates = {1: [], 2: []}
     with ThreadPoolExecutor(2) as pool:
         for _ in range(5):
             t0 = time.perf_counter()
-            serve(idx)
-            rates[1].append(n_decisions / (time.perf_counter() - t0))
+            serve_repeated(idx)
+            rates[1].append(repeat * n_decisions / (time.perf_counter() - t0))
             t0 = time.perf_counter()
-            halves = list(pool.map(serve, [idx[0::2], idx[1::2]]))
-            rates[2].append(n_decisions / (time.perf_counter() - t0))
+            halves = list(pool.map(serve_repeated, [idx[0::2], idx[1::2]]))
+            rates[2].append(repeat * n_decisions / (time.perf_counter() - t0))
     threaded = [None] * len(idx)
     threaded[0::2], threaded[1::2] = halves
     assert threaded == serial

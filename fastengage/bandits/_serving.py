@@ -15,6 +15,8 @@ from ..kernels.bandits import serve_native as _serve
 from ..kernels.common.config import (
     BANDIT_BOUND_SLACK,
     BANDIT_ROWWISE_BELOW,
+    BANDIT_SERVE_NOGIL_ROWS_WORK,
+    BANDIT_SERVE_NOGIL_WORK,
     BANDIT_TS_PROPENSITY_DRAWS,
 )
 
@@ -39,26 +41,20 @@ def _first_row(first_row) -> int:
 class Serving:
     """``decide_one`` / ``decide_rows`` of a policy (see the module docstring)."""
 
-    def decide_one(self, x=None, eligible=None, seed: int | None = None):
-        """One decision for a service: ``(arm id, propensity)``; ``(None, nan)`` when no arm is
-        eligible. One call of the snapshot's compiled server (immutable), the decision itself
-        without the GIL: safe from many threads. At ~1 us a decision of a small model, the
-        Python around the call (under the GIL) is as long as the decision, so two threads
-        cannot beat one; for throughput from several threads use :meth:`decide_rows` on a
-        few rows at a time.
-        Without ``seed``, each call takes the next row of a per-policy random stream."""
-        snap = self._snapshot
-        server = snap.server if snap.server is not None else self._server(snap)
+    #: The compiled method itself (kernels/bandits/serve_native.pyx: no Python frame around
+    #: the decision); its docstring is the documentation.
+    decide_one = _serve.decide_one
+
+    def _decide_one_checked(self, x, eligible, seed):
+        """decide_one for what the compiled path does not take as it is: converts ``x`` and
+        ``eligible``, checks the seed, and raises the clear error."""
+        server = self._snapshot.server
         if seed is None:
-            seed_, row = self._service_seed, next(self._service_rows)
-        elif type(seed) is int and 0 <= seed < _UINT64:  # what _seed64 returns, without NumPy
-            seed_, row = seed, 0
+            seed_, row = self._service.seed, self._service.take()
         else:
             seed_, row = _seed64(seed), 0
-        arm, p = server.decide(x if self.CONTEXTUAL else None, eligible, seed_, row)
-        if arm == _serve.NOT_READY:  # not contiguous float64 / uint8: convert, check, retry
-            arm, p = server.decide(self._context(x, snap), self._eligible(eligible, snap),
-                                   seed_, row)
+        arm, p = server.decide(self._context(x, self._snapshot),
+                               self._eligible(eligible, self._snapshot), seed_, row)
         if arm == -2:
             raise InputError("x holds NaN or infinite values")
         return (None, float("nan")) if arm < 0 else (self._arm_list()[arm], p)
@@ -74,7 +70,7 @@ class Serving:
         the same seed gives exactly ``decide``'s arms and propensities. Without ``seed``, each
         call draws from a fresh row block of the policy's service stream."""
         snap = self._snapshot
-        server = snap.server if snap.server is not None else self._server(snap)
+        server = snap.server
         K, d = snap.theta.shape
         if not (type(X) is np.ndarray and X.dtype == np.float64 and X.flags.c_contiguous):
             X = np.ascontiguousarray(X, dtype=np.float64)
@@ -88,7 +84,7 @@ class Serving:
             if eligible.shape != (m, K) or (eligible > 1).any():
                 raise InputError(f"eligible must be a ({m}, {K}) boolean mask")
         if seed is None:  # a fresh block of 2^32 rows of the service stream per call
-            seed_, row0 = self._service_seed, (next(self._service_rows) << 32) % 2 ** 62
+            seed_, row0 = self._service.seed, (self._service.take() << 32) % 2 ** 62
         elif type(seed) is int and 0 <= seed < _UINT64 and first_row == 0:  # no NumPy
             seed_, row0 = seed, 0
         else:
@@ -100,14 +96,16 @@ class Serving:
                 raise InputError(f"X holds NaN or infinite values (rows {bad[:5].tolist()})")
         return self._arm_views()[1][codes], props  # code -1 indexes the appended None
 
-    def _server(self, snap):
-        """Build (once per snapshot; a race builds two equal ones) the compiled server."""
+    def _with_server(self, snap):
+        """Give a new snapshot its compiled server (before the policy publishes it)."""
         snap.server = _serve.Server(np.ascontiguousarray(snap.theta),
                                     np.ascontiguousarray(snap.L_inv),
                                     snap.arm_params, snap.everyone, snap.scale, self.KIND,
                                     self._epsilon, BANDIT_TS_PROPENSITY_DRAWS,
-                                    BANDIT_BOUND_SLACK, BANDIT_ROWWISE_BELOW)
-        return snap.server
+                                    BANDIT_BOUND_SLACK, BANDIT_ROWWISE_BELOW,
+                                    self._arm_list(), self._service, self.CONTEXTUAL,
+                                    BANDIT_SERVE_NOGIL_WORK, BANDIT_SERVE_NOGIL_ROWS_WORK)
+        return snap
 
     @staticmethod
     def _eligible(eligible, snap):

@@ -21,7 +21,7 @@ class _Snapshot:
             [np.stack([base_mean, base_var]), self.bounds, np.stack([beta_a, beta_b])]),
             dtype=np.float64)
         self.everyone = np.ones(theta.shape[0], np.uint8)
-        self.server = None  # the compiled decide_one path, built on first use (policies.py)
+        self.server = None  # the compiled decide_one / decide_rows path (Serving._with_server)
 
     @staticmethod
     def _width_bounds(L_inv, base_var, scale):

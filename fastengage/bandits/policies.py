@@ -9,7 +9,6 @@ snapshot reference, so ``decide_one`` never sees a half-applied update.
 """
 from __future__ import annotations
 
-import itertools
 import threading
 
 import numpy as np
@@ -20,6 +19,7 @@ from .._io.sources import open_source
 from ..errors import InputError
 from ..kernels.bandits import decide as _decide
 from ..kernels.bandits import ridge as _ridge
+from ..kernels.bandits import serve_native as _serve_native
 from ..kernels.common.config import (
     BANDIT_DECIDE_BATCH,
     BANDIT_DECIDE_CHUNK,
@@ -117,8 +117,7 @@ class Policy(Serving):
         self._lock = threading.Lock()
         self._counts, self._sums, self._sums2 = np.zeros(K), np.zeros(K), np.zeros(K)
         self._G, self._g = np.zeros((K, d, d)), np.zeros((K, d))
-        self._service_rows = itertools.count()
-        self._service_seed = _seed64(None)
+        self._service = _serve_native.ServiceStream(_seed64(None))
         self._refresh()
 
     # -- hyperparameters ------------------------------------------------------------------
@@ -178,7 +177,7 @@ class Policy(Serving):
             theta, A_inv, L_inv = np.zeros((K, d)), np.zeros((K, d, d)), np.zeros((K, d, d))
             if d:
                 self._solve(theta, A_inv, L_inv, slice(0, K))
-        self._snapshot = _Snapshot(theta, A_inv, L_inv, *self._derive())
+        self._snapshot = self._with_server(_Snapshot(theta, A_inv, L_inv, *self._derive()))
 
     def _solve(self, theta, A_inv, L_inv, rows) -> None:
         bad = _ridge.solve_arms(self._G[rows], self._g[rows], self.params["l2"], theta[rows],

@@ -1,21 +1,26 @@
 # cython: language_level=3
-"""The compiled serving path of one bandit policy snapshot (``Policy.decide_one``).
+"""The compiled serving path of one bandit policy snapshot (``Policy.decide_one`` /
+``decide_rows``).
 
-Like ``kernels/recommend/serve_native.pyx``'s ``Server``: everything a decision reads is bound
-once, at construction (raw pointers into the snapshot's arrays, which it keeps alive), so a call
-only checks ``x`` and the mask and runs the decision with the GIL released. Why: binding the
-eleven arguments of the Numba kernel and its dispatch held the GIL for ~3 us of a ~4 us call.
-(At ~1 us a decision, two threads calling ``decide_one`` decide no faster than one: the
-Python around the call holds the GIL for about as long as the decision runs without it.
-``decide_rows`` decides a few rows per call, one GIL-free call for the lot.)
+Design: a policy builds one :class:`Server` per snapshot (immutable, like the snapshot) and
+keeps one :class:`ServiceStream` for its life. Everything a decision reads is bound once, at
+construction (raw pointers into the snapshot's arrays, which it keeps alive; the arm ids), so
+:func:`decide_one` -- the policy's method itself, no Python frame in between -- checks ``x``,
+the mask and the seed, runs the decision and returns the arm id in one C call. Anything it
+cannot take as it is (a list, float32, a bad seed, non-finite ``x``) goes to the policy's
+``_decide_one_checked``, which converts or raises the clear error.
 
-The decision itself is ``fe_decide_single`` of ``decide_core.h``, called directly (compiled
-into this module at build time, no Numba): the code of every row of a batch ``decide``, so
-the same arithmetic and the same decisions.
-A server is immutable; a policy builds a new one with each new snapshot, so a decision never
-sees a half-applied update.
+The GIL: a decision is ``fe_decide_single`` of ``decide_core.h`` (the code of every row of a
+batch ``decide``: same arithmetic, same decisions), which needs no GIL and keeps no state. The
+server releases the GIL around it when the decision is long enough for another thread to use
+the time (``BANDIT_SERVE_NOGIL_WORK``; ``BANDIT_SERVE_NOGIL_ROWS_WORK`` for ``decide_rows``): handing the GIL to a waiting thread and back costs a
+futex wake-up and a sleep, ~1 us on these VMs, more than a small model's whole decision
+(10 arms x 20 features: ~0.2 us). Releasing it there made two threads decide at 0.5-0.75x the
+rate of one; holding it, ~1x. Larger models (and every Thompson-sampling decision, with its
+propensity draws) release it, and two threads decide up to ~1.9x as fast as one.
 """
 cimport numpy as cnp
+from cpython.long cimport PyLong_CheckExact
 from libc.stdint cimport int64_t, uint8_t, uint64_t
 
 import numpy as np
@@ -23,6 +28,10 @@ import numpy as np
 cnp.import_array()
 
 cdef extern from "decide_core.h" nogil:
+    enum:
+        FE_GREEDY
+        FE_GAUSS_TS
+        FE_BETA_TS
     int64_t fe_decide_single(const double *x, const uint8_t *elig, const double *theta,
                              const double *L_inv, const double *arm_params, int64_t K,
                              int64_t d, double scale, int64_t kind, double epsilon,
@@ -41,6 +50,44 @@ cdef extern from "decide_core.h" nogil:
 #: array of the right dtype and length: the caller converts and validates, then calls again.
 NOT_READY = -3
 
+# What Server.decide_one returns when it cannot decide from its arguments as they are.
+cdef object _UNREADY = object()
+cdef object _NAN = float("nan")
+
+
+cdef class ServiceStream:
+    """A policy's service random stream: its seed and the next unused row. ``decide_one`` without
+    a seed decides as row ``take()`` of the stream; rows are taken under the GIL, so two
+    threads never share one."""
+    cdef readonly uint64_t seed
+    cdef int64_t next_row
+
+    def __cinit__(self, uint64_t seed):
+        self.seed, self.next_row = seed, 0
+
+    cpdef int64_t take(self):
+        self.next_row += 1
+        return self.next_row - 1
+
+
+def decide_one(policy, x=None, eligible=None, seed=None):
+    """One decision for a service: ``(arm id, propensity)``; ``(None, nan)`` when no arm is
+    eligible. ``x``: the row's features (a float64 NumPy vector in ``features`` order; other
+    array-likes are converted); ``eligible``: an optional boolean vector in ``arms`` order;
+    ``seed``: an integer to decide as row 0 of that seed's stream (what ``decide`` gives its
+    first row); without it each call takes the next row of the policy's service stream.
+
+    One call into compiled code that reads the policy's current snapshot (immutable) and never
+    takes the policy's lock: safe from any number of threads, concurrent with ``update``. The
+    decision runs without the GIL when it is long enough for another thread to use the time
+    (large models, Thompson sampling); a small model's decision (~0.2 us at 10 arms x 20
+    features) is shorter than handing the GIL over, so it keeps it. For throughput from several
+    threads on a small model, :meth:`decide_rows` decides a few rows per call."""
+    out = (<Server>policy._snapshot.server).decide_one(x, eligible, seed)
+    if out is _UNREADY:
+        return policy._decide_one_checked(x, eligible, seed)
+    return out
+
 
 cdef class Server:
     """One snapshot's single decision. ``decide(x, eligible, seed, row)`` -> ``(arm code,
@@ -57,9 +104,16 @@ cdef class Server:
     cdef Py_ssize_t K, d
     cdef double scale, epsilon, slack
     cdef int64_t kind, draws, rowwise_below
+    cdef bint contextual
+    cdef list arm_ids
+    cdef ServiceStream stream
+    cdef readonly bint releases_gil
+    cdef readonly int64_t work, nogil_rows_work
 
     def __cinit__(self, theta, L_inv, arm_params, everyone, double scale, int64_t kind,
-                  double epsilon, int64_t draws, double slack, int64_t rowwise_below):
+                  double epsilon, int64_t draws, double slack, int64_t rowwise_below,
+                  list arm_ids, ServiceStream stream not None, bint contextual,
+                  int64_t nogil_work, int64_t nogil_rows_work):
         cdef const double[:, ::1] theta_ = theta
         cdef const double[:, :, ::1] L_inv_ = L_inv
         cdef const double[:, ::1] params_ = arm_params
@@ -76,6 +130,48 @@ cdef class Server:
         self.no_context = &self.zero
         self.scale, self.kind, self.epsilon, self.draws = scale, kind, epsilon, draws
         self.slack, self.rowwise_below = slack, rowwise_below
+        if len(arm_ids) != self.K:
+            raise ValueError("the snapshot's arrays do not agree in shape")
+        self.arm_ids, self.stream, self.contextual = arm_ids, stream, contextual
+        self.work = decision_work(self.K, self.d, kind, draws)
+        self.nogil_rows_work = nogil_rows_work
+        self.releases_gil = self.work >= nogil_work
+
+    def decide_one(self, x, eligible, seed):
+        """``(arm id, propensity)`` of one decision (see the module's :func:`decide_one`), or
+        an internal marker when ``x``, ``eligible`` or ``seed`` need converting or checking (or
+        ``x`` is not finite): the caller then goes the checked way."""
+        cdef const double* xp = self.no_context
+        cdef const uint8_t* ep = self.everyone
+        cdef double prop = 0.0
+        cdef int64_t arm, row = 0
+        cdef uint64_t seed_
+        if self.contextual:
+            if not _is_vector(x, cnp.NPY_DOUBLE, self.d):
+                return _UNREADY
+            xp = <const double*>cnp.PyArray_DATA(<cnp.ndarray>x)
+        if eligible is not None:
+            if not _is_vector(eligible, cnp.NPY_UINT8, self.K):
+                return _UNREADY
+            ep = <const uint8_t*>cnp.PyArray_DATA(<cnp.ndarray>eligible)
+        if seed is None:
+            seed_, row = self.stream.seed, self.stream.take()
+        elif PyLong_CheckExact(seed) and 0 <= seed < 2 ** 64:
+            seed_ = seed
+        else:
+            return _UNREADY
+        if self.releases_gil:
+            with nogil:
+                arm = self._decide(xp, ep, seed_, row, &prop)
+        else:
+            arm = self._decide(xp, ep, seed_, row, &prop)
+        if arm >= 0:
+            return self.arm_ids[arm], prop
+        if arm == -1:
+            return None, _NAN
+        if arm == -4:
+            raise MemoryError()
+        return _UNREADY  # -2: x holds NaN or infinity; the checked way names the problem
 
     def decide(self, x, eligible, uint64_t seed, int64_t row):
         cdef const double* xp = self.no_context
@@ -91,7 +187,10 @@ cdef class Server:
             if not _is_vector(eligible, cnp.NPY_UINT8, self.K):
                 return NOT_READY, prop
             ep = <const uint8_t*>cnp.PyArray_DATA(<cnp.ndarray>eligible)
-        with nogil:
+        if self.releases_gil:
+            with nogil:
+                arm = self._decide(xp, ep, seed, row, &prop)
+        else:
             arm = self._decide(xp, ep, seed, row, &prop)
         if arm == -4:
             raise MemoryError()
@@ -121,16 +220,24 @@ cdef class Server:
         props_ = np.empty(m, dtype=np.float64)
         cdef int64_t[::1] arms = arms_
         cdef double[::1] props = props_
-        if m:
+        if m and m * self.work >= self.nogil_rows_work:
             with nogil:
-                n_bad = fe_decide_matrix(&X[0, 0] if self.d else self.no_context, m, mask_p,
-                                         self.theta, self.L_inv, self.arm_params,
-                                         self.everyone, self.K, self.d, self.scale, self.kind,
-                                         self.epsilon, seed, row0, self.draws, self.slack,
-                                         self.rowwise_below, &arms[0], &props[0])
+                n_bad = self._decide_matrix(&X[0, 0] if self.d else self.no_context, m, mask_p,
+                                            seed, row0, &arms[0], &props[0])
+        elif m:
+            n_bad = self._decide_matrix(&X[0, 0] if self.d else self.no_context, m, mask_p, seed,
+                                        row0, &arms[0], &props[0])
         if n_bad == -4:
             raise MemoryError()
         return arms_, props_, n_bad
+
+    cdef inline int64_t _decide_matrix(self, const double* X, int64_t m, const uint8_t* mask,
+                                       uint64_t seed, int64_t row0, int64_t* arms,
+                                       double* props) noexcept nogil:
+        return fe_decide_matrix(X, m, mask, self.theta, self.L_inv, self.arm_params,
+                                self.everyone, self.K, self.d, self.scale, self.kind,
+                                self.epsilon, seed, row0, self.draws, self.slack,
+                                self.rowwise_below, arms, props)
 
     cdef inline int64_t _decide(self, const double* xp, const uint8_t* ep, uint64_t seed,
                                 int64_t row, double* prop) noexcept nogil:
@@ -148,3 +255,18 @@ cdef inline bint _is_vector(obj, int type_num, Py_ssize_t n):
     return (cnp.PyArray_NDIM(arr) == 1 and cnp.PyArray_DIM(arr, 0) == n
             and cnp.PyArray_TYPE(arr) == type_num and cnp.PyArray_ISCARRAY_RO(arr)
             and cnp.PyArray_ISNOTSWAPPED(arr))
+
+
+cpdef int64_t decision_work(int64_t K, int64_t d, int64_t kind, int64_t draws):
+    """A decision's cost in multiply-adds (an upper bound: UCB skips widths that cannot win):
+    the K means (K d), the widths of UCB and Thompson sampling (K d (d + 1) / 2, a triangular
+    solve each), and for Thompson sampling ``draws + 1`` draws per arm (a normal draw costs
+    about 200 multiply-adds here, a Beta draw about 800)."""
+    cdef int64_t work = K * d
+    if kind != FE_GREEDY:
+        work += K * d * (d + 1) // 2
+    if kind == FE_GAUSS_TS:
+        work += (draws + 1) * K * 200
+    elif kind == FE_BETA_TS:
+        work += (draws + 1) * K * 800
+    return work

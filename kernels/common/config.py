@@ -116,6 +116,20 @@ BANDIT_ROWS_PER_TASK = 65_536
 #: Default number of extra Thompson draws per row behind a Thompson-sampling propensity (the
 #: share of the chosen arm among the decision's draw plus these draws).
 BANDIT_TS_PROPENSITY_DRAWS = 100
+#: decide_one releases the GIL around a decision of at least this many multiply-adds
+#: (serve_native.decision_work: 10 arms x 20 features LinUCB 2,300; 20 x 50 26,500; Thompson
+#: sampling always, its propensity draws alone cost ~4-80 us). Below it, handing the GIL to a
+#: waiting thread and back costs more than the decision. Measured on the 2-core Zen 4 VM, two
+#: threads against one, load 0.7-0.9 (``python bench/gil_handoff.py``; bench/RESULTS.md):
+#: 10 x 20 released 0.68x / held 1.06x; 10 x 50 (13,250) 0.76x / 0.92x;
+#: 30 x 30 (14,850) 1.03x / 1.00x; 15 x 50 (19,875) 0.93x / 0.98x; 10 x 70 (25,550)
+#: 1.31x / 0.93x; 20 x 50 1.19x / 0.99x. Either way the decisions are the same.
+BANDIT_SERVE_NOGIL_WORK = 20_000
+#: decide_rows releases the GIL for a micro-batch of at least this many multiply-adds (rows x
+#: decision_work). Its Python part is longer (~1.3 us: the arm ids, the outputs), so the batch
+#: must be longer too: 10 x 20 at 64 rows (147,200) released 0.84x / held 0.88x, 128 rows
+#: (294,400) 1.23x / 0.72x, 256 rows 1.59x / 0.83x; 20 x 50 at 16 rows (424,000) 1.04x / 0.91x.
+BANDIT_SERVE_NOGIL_ROWS_WORK = 250_000
 #: Rows per parallel task of the off-policy evaluation passes (per-row terms, no reductions).
 BANDIT_OPE_CHUNK = 16_384
 
