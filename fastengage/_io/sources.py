@@ -341,7 +341,8 @@ def _scaled(raw: np.ndarray, factor: int, column: str, unit: str) -> np.ndarray:
 
 def amount_to_float64(array: pa.Array, column: str, role: str = "amount",
                       ids: pa.Array | None = None, id_role: str = "customer",
-                      max_abs: float | None = None, first_row: int = 0) -> np.ndarray:
+                      max_abs: float | None = None,
+                      first_row: int | np.ndarray = 0) -> np.ndarray:
     """Convert a numeric column to a contiguous float64 array.
 
     Parameters
@@ -350,8 +351,9 @@ def amount_to_float64(array: pa.Array, column: str, role: str = "amount",
         The rows' ids (customers), named in the error for the first bad value.
     max_abs : float, optional
         Largest magnitude accepted (RFM: 2**63, so that exact per-customer sums cannot overflow).
-    first_row : int
-        Row number of the array's first value in the whole input (for the error message).
+    first_row : int or int64 array
+        Row number of the array's first value in the whole input (for the error message), or
+        every value's row number when rows were taken out before (dropped null customers).
 
     Raises
     ------
@@ -385,7 +387,8 @@ def amount_to_float64(array: pa.Array, column: str, role: str = "amount",
             what = (f"{n_nan} NaN value(s)" if n_nan else
                     f"the value {float(values[i])!r}" + (f" (|amount| must be < {max_abs:.4g})"
                                                    if np.isfinite(values[i]) else ""))
-            who = f" (first at row {first_row + i:,}, {id_role} {ids[i].as_py()!r})" if ids is not None else ""
+            row = int(first_row[i]) if isinstance(first_row, np.ndarray) else first_row + i
+            who = f" (first at row {row:,}, {id_role} {ids[i].as_py()!r})" if ids is not None else ""
             raise InputError(f"{role} column {column!r} has {what}{who}; amounts must be finite")
     return values
 

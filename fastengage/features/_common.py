@@ -93,11 +93,15 @@ def prepare_batch(batch: pa.RecordBatch, columns: dict, drop_null_customers: boo
         if check_ids is not None:
             check_ids()
             check_ids = None
-        batch = batch.filter(pc.is_valid(cust))
+        kept = pc.is_valid(cust)
+        batch = batch.filter(kept)
     times = time_to_us(batch.column(columns["time"]), columns["time"])
     # |amount| < 2**63: per-customer sums are then exact and cannot overflow (see kernels).
     amount_args = (batch.column(columns["amount"]), columns["amount"])
-    amount_kw = dict(max_abs=_k.MAX_ABS_AMOUNT, first_row=rows_before)
+    # An error names the row of the input, not of what is left after the dropped nulls.
+    first_row = rows_before + np.flatnonzero(kept.to_numpy(zero_copy_only=False)) if n_null \
+        else rows_before
+    amount_kw = dict(max_abs=_k.MAX_ABS_AMOUNT, first_row=first_row)
     ids = cust if not n_null else batch.column(columns["customer"])
     if check_ids is None:
         amounts = amount_to_float64(*amount_args, **amount_kw, ids=ids)
