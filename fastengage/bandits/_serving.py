@@ -1,6 +1,6 @@
 """The service paths of a bandit policy: one decision (``decide_one``) or a few rows
 (``decide_rows``) from NumPy, through the snapshot's compiled server
-(``kernels/bandits/serve_native.pyx``, built once per snapshot).
+(``kernels/bandits/serve_native.pyx``, built with each snapshot, before it is published).
 
 Design: :class:`Serving` is mixed into ``policies.Policy``; it reads only the policy's current
 snapshot (immutable), its KIND / CONTEXTUAL / epsilon and its service random stream, so these
@@ -61,8 +61,9 @@ class Serving:
 
     def decide_rows(self, X, eligible=None, seed: int | None = None, first_row: int = 0):
         """Decisions for the rows of a NumPy matrix ``X`` (rows x features; ignored by
-        non-contextual policies, give ``np.zeros((m, 0))``), in one call that releases the GIL:
-        a service's micro-batch. ``eligible``: an optional (rows, K) boolean mask in
+        non-contextual policies, give ``np.zeros((m, 0))``), in one compiled call (a service's
+        micro-batch) that releases the GIL from ``BANDIT_SERVE_NOGIL_ROWS_WORK`` multiply-adds
+        on (~128 rows of 10 arms x 20 features): two threads then decide up to ~1.7x as fast. ``eligible``: an optional (rows, K) boolean mask in
         ``policy.arms`` order. Returns ``(arms, propensities)``: an object array of arm ids
         (``None`` where no arm is eligible) and a float64 array (NaN there).
 

@@ -1,4 +1,4 @@
-"""decide_rows (a service's micro-batch through the compiled server, one GIL-free call): the
+"""decide_rows (a service's micro-batch through the compiled server, one compiled call): the
 same arms and propensities as ``decide`` on the same rows and seed, for every policy kind, with
 and without a mask and ``first_row``; its errors; and from several threads at once."""
 from __future__ import annotations
