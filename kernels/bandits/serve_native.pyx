@@ -83,7 +83,7 @@ def decide_one(policy, x=None, eligible=None, seed=None):
     (large models, Thompson sampling); a small model's decision (~0.2 us at 10 arms x 20
     features) is shorter than handing the GIL over, so it keeps it. For throughput from several
     threads on a small model, :meth:`decide_rows` decides a few rows per call."""
-    out = (<Server>policy._snapshot.server).decide_one(x, eligible, seed)
+    out = (<Server?>policy._snapshot.server).decide_one(x, eligible, seed)
     if out is _UNREADY:
         return policy._decide_one_checked(x, eligible, seed)
     return out
