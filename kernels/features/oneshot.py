@@ -9,16 +9,17 @@ sort and their distinct values counted. No hash set is needed because the table 
 streaming state (``kernels/rfm.py``) keeps pair sets instead.
 
 Both phases are parallel: the scatter over row chunks (stable, so rows keep their order inside a
-partition), the folding over partitions (disjoint records, so no atomics). The fold itself is
-compiled ahead of time (``fold_native.pyx``, Cython): it is also what a first, small ``rfm()``
-call runs, and as a Numba kernel it was most of that call's JIT compilation (#11).
+partition), the folding over partitions (disjoint records, so no atomics). Both are compiled
+ahead of time (Cython: the scatter in ``partition_native.pyx``, the fold in ``fold_native.pyx``),
+so no call, small or large, compiles a Numba kernel on a cold start (#11).
 """
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from ..common.config import NJIT
-from ..common.launch import parallel_kernel, resolve_threads, run_threaded
+from ..common.launch import resolve_threads, run_threaded
 from . import fold_native as _native
+from . import partition_native as _partition
 from .fold_native import is_sorted  # noqa: F401  (re-exported for the RFM API)
 from .rfm import US_PER_DAY
 
@@ -36,49 +37,6 @@ def partition_shift(n_codes: int) -> int:
     return shift
 
 
-@njit(**NJIT)
-def _histogram(codes, lo, hi, shift, counts):
-    for i in range(lo, hi):
-        counts[codes[i] >> shift] += 1
-
-
-@njit(**NJIT)
-def _scatter(codes, times, amounts, orders, has_order, lo, hi, shift, cursor,
-             out_local, out_times, out_amounts, out_orders):
-    mask = (np.int64(1) << shift) - 1
-    for i in range(lo, hi):
-        c = codes[i]
-        k = cursor[c >> shift]
-        cursor[c >> shift] = k + 1
-        out_local[k] = np.int32(c & mask)
-        out_times[k] = times[i]
-        out_amounts[k] = amounts[i]
-        if has_order:
-            out_orders[k] = orders[i]
-
-
-@njit(**NJIT)
-def partition_starts(hist):
-    """Scatter cursors and partition offsets from per-chunk histograms ``hist[chunk, part]``.
-
-    Partition-major, chunk-minor starts: chunk t's rows of a partition follow chunk t-1's, so
-    the scatter is stable and time order inside a partition is kept.
-    Returns (cursors int64[n_chunks, n_parts], part_offsets int64[n_parts + 1]).
-    """
-    n_chunks, n_parts = hist.shape
-    cursors = np.empty((n_chunks, n_parts), np.int64)
-    part_offsets = np.empty(n_parts + 1, np.int64)
-    pos = 0
-    for p in range(n_parts):
-        part_offsets[p] = pos
-        for t in range(n_chunks):
-            cursors[t, p] = pos
-            pos += hist[t, p]
-    part_offsets[n_parts] = pos
-    return cursors, part_offsets
-
-
-@parallel_kernel
 def partition(codes,      # IN  int64[n] customer codes, 0 <= code < n_codes
               times,      # IN  int64[n] µs UTC
               amounts,    # IN  float64[n]
@@ -86,7 +44,8 @@ def partition(codes,      # IN  int64[n] customer codes, 0 <= code < n_codes
               has_order,  # IN  bool
               n_codes,    # IN  number of customer codes
               shift,      # IN  log2 customers per partition
-              n_chunks):  # IN  parallel row chunks
+              n_chunks,   # IN  row chunks of the plan (results do not depend on it)
+              n_threads=None):
     """Stable scatter of the rows into partitions of ``2**shift`` customer codes.
 
     Returns
@@ -95,20 +54,25 @@ def partition(codes,      # IN  int64[n] customer codes, 0 <= code < n_codes
     local : int32[n]                    code - (p << shift)
     times, amounts, orders : permuted copies of the inputs (orders empty when not has_order)
     """
+    codes = np.ascontiguousarray(codes, np.int64)
     n = codes.shape[0]
+    n_chunks = max(1, int(n_chunks))
     n_parts = ((max(n_codes, 1) - 1) >> shift) + 1
     hist = np.zeros((n_chunks, n_parts), np.int64)
     step = (n + n_chunks - 1) // n_chunks
-    for t in prange(n_chunks):
-        _histogram(codes, min(n, t * step), min(n, (t + 1) * step), shift, hist[t])
-    cursors, part_offsets = partition_starts(hist)
+    workers = min(resolve_threads(n_threads), n_chunks)
+    next_chunk = np.zeros(1, np.int64)
+    run_threaded(lambda: _partition.code_histogram_worker(codes, shift, step, hist, next_chunk),
+                 workers)
+    cursors, part_offsets = _partition.partition_starts(hist)
     out_local = np.empty(n, np.int32)
     out_times = np.empty(n, np.int64)
     out_amounts = np.empty(n, np.float64)
     out_orders = np.empty(n if has_order else 0, np.int64)
-    for t in prange(n_chunks):
-        _scatter(codes, times, amounts, orders, has_order, min(n, t * step), min(n, (t + 1) * step),
-                 shift, cursors[t], out_local, out_times, out_amounts, out_orders)
+    args = (codes, np.ascontiguousarray(times, np.int64), np.ascontiguousarray(amounts, np.float64),
+            np.ascontiguousarray(orders, np.int64), bool(has_order), shift, step, cursors,
+            out_local, out_times, out_amounts, out_orders, np.zeros(1, np.int64))
+    run_threaded(lambda: _partition.code_scatter_worker(*args), workers)
     return part_offsets, out_local, out_times, out_amounts, out_orders
 
 
