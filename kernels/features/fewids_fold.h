@@ -158,11 +158,10 @@ static inline int fe_fewids_grow(fe_fewids_state* s, int64_t words) {
  * done, else grow s and go on from there). Software pipeline: the table slot of row i + 2 D is
  * requested, the record and day word of row i + D (found through its slot, now in cache) too,
  * so that the misses of several rows overlap instead of each row waiting for its own. */
-static inline int64_t fe_fewids_fold_block(const uint64_t* keys0, const uint64_t* keys1, int two_words,
-                                    const int64_t* times, const double* amounts, int64_t lo,
-                                    int64_t hi, int64_t limit_us, int exclude_returns,
-                                    int64_t first_day, int64_t words, int64_t prefetch_rows,
-                                    fe_fewids_state* s) {
+static inline __attribute__((always_inline)) int64_t fe_fewids_fold_rows(
+        const uint64_t* keys0, const uint64_t* keys1, const int two_words, const int64_t* times,
+        const double* amounts, int64_t lo, int64_t hi, int64_t limit_us, int exclude_returns,
+        int64_t first_day, int64_t words, int64_t prefetch_rows, fe_fewids_state* s) {
     uint64_t* const table = s->table;
     uint64_t* const records = s->records;
     uint64_t* const bitmap = s->bitmap;
@@ -239,6 +238,19 @@ static inline int64_t fe_fewids_fold_block(const uint64_t* keys0, const uint64_t
     s->after_rows += n_after;
     s->return_rows += n_ret;
     return stop;
+}
+
+/* fe_fewids_fold_rows compiled once per key width (two_words a constant in each loop). */
+static inline int64_t fe_fewids_fold_block(const uint64_t* keys0, const uint64_t* keys1, int two_words,
+                                    const int64_t* times, const double* amounts, int64_t lo,
+                                    int64_t hi, int64_t limit_us, int exclude_returns,
+                                    int64_t first_day, int64_t words, int64_t prefetch_rows,
+                                    fe_fewids_state* s) {
+    if (two_words)
+        return fe_fewids_fold_rows(keys0, keys1, 1, times, amounts, lo, hi, limit_us,
+                                   exclude_returns, first_day, words, prefetch_rows, s);
+    return fe_fewids_fold_rows(keys0, keys1, 0, times, amounts, lo, hi, limit_us,
+                               exclude_returns, first_day, words, prefetch_rows, s);
 }
 
 /* The records of every state, merged by id into out[0:d] in ascending id order (hashed's
