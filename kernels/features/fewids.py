@@ -64,6 +64,7 @@ def fold(keys0, keys1, two_words, signed,  # IN  id key words (as hashed.partiti
     as a thread meets more than ``RFM_FEW_IDS_MAX_IDS`` ids (the estimate was far too low:
     the caller takes the partitioned path instead, having lost a fraction of a pass).
     """
+    keys0, keys1 = np.ascontiguousarray(keys0, np.uint64), np.ascontiguousarray(keys1, np.uint64)
     n = keys0.shape[0]
     block_rows = RFM_FEW_IDS_BLOCK_ROWS
     n_blocks = max(1, -(-n // block_rows))

@@ -24,6 +24,10 @@ enum { FE_KEY0, FE_KEY1, FE_FIRST, FE_LAST, FE_FRAC, FE_LOW, FE_HIGH, FE_ROWS, F
 #define FE_US_PER_DAY 86400000000LL
 #define FE_TWO_64 18446744073709551616.0
 #define FE_TWO_52 4503599627370496.0
+/* rows whose hashes the fold keeps (a power of two above twice the prefetch distance) */
+#define FE_HASH_RING 64
+/* records the merge requests ahead of the one it adds up */
+#define FE_MERGE_AHEAD 8
 
 /* Exactly rfm.STATE_DTYPE (align=True), as fold_native.pyx's Record. */
 typedef struct {
@@ -85,6 +89,14 @@ static inline void fe_add_words(uint64_t* m, const uint64_t* w) {
     m[0] = s0;
     m[1] = s1;
     m[2] = m[2] + w[2] + c1;
+}
+
+/* SWAR bit count: __builtin_popcountll is a libgcc call on baseline x86-64 (no popcnt) */
+static inline int32_t fe_popcount(uint64_t x) {
+    x = x - ((x >> 1) & 0x5555555555555555ULL);
+    x = (x & 0x3333333333333333ULL) + ((x >> 2) & 0x3333333333333333ULL);
+    x = (x + (x >> 4)) & 0x0F0F0F0F0F0F0F0FULL;
+    return (int32_t)((x * 0x0101010101010101ULL) >> 56);
 }
 
 static inline uint64_t fe_fewids_hash(uint64_t k0, uint64_t k1) {
@@ -168,14 +180,22 @@ static inline __attribute__((always_inline)) int64_t fe_fewids_fold_rows(
     const uint64_t mask = (uint64_t)(2 * s->room - 1);
     int64_t n_codes = s->n_codes, n_after = 0, n_ret = 0, stop = hi;
     uint64_t w[3];
+    /* each row's hash is computed once, at i + 2 D, and kept for its two later uses */
+    uint64_t ring[FE_HASH_RING];
+    if (prefetch_rows > FE_HASH_RING / 2 - 1)
+        prefetch_rows = FE_HASH_RING / 2 - 1;
+    for (int64_t r = lo; r < hi && r < lo + 2 * prefetch_rows; r++)
+        ring[r & (FE_HASH_RING - 1)] = fe_fewids_hash(keys0[r], two_words ? keys1[r] : 0);
     for (int64_t i = lo; i < hi; i++) {
         int64_t ahead = i + 2 * prefetch_rows;
-        if (ahead < hi)
-            __builtin_prefetch(table + (fe_fewids_hash(keys0[ahead], two_words ? keys1[ahead] : 0)
-                                        & mask), 1, 3);
+        if (ahead < hi) {
+            uint64_t h = fe_fewids_hash(keys0[ahead], two_words ? keys1[ahead] : 0);
+            ring[ahead & (FE_HASH_RING - 1)] = h;
+            __builtin_prefetch(table + (h & mask), 1, 3);
+        }
         int64_t near = i + prefetch_rows;
         if (near < hi) {
-            uint64_t h = fe_fewids_hash(keys0[near], two_words ? keys1[near] : 0);
+            uint64_t h = ring[near & (FE_HASH_RING - 1)];
             uint64_t entry = table[h & mask];
             if (entry != 0 && (entry & FE_TAG) == (h & FE_TAG)) {
                 int64_t c = (int64_t)(entry & FE_CODE) - 1;
@@ -186,7 +206,7 @@ static inline __attribute__((always_inline)) int64_t fe_fewids_fold_rows(
         }
         uint64_t k0 = keys0[i];
         uint64_t k1 = two_words ? keys1[i] : 0;
-        uint64_t h = fe_fewids_hash(k0, k1);
+        uint64_t h = ring[i & (FE_HASH_RING - 1)];
         uint64_t j = fe_fewids_find(table, mask, records, k0, k1, h);
         uint64_t entry = table[j];
         uint64_t* rec;
@@ -287,6 +307,13 @@ static inline int64_t fe_fewids_merge(fe_fewids_state* const* states, int64_t n_
         int64_t e = r + 1;
         while (e < m && keys[e].high == keys[r].high && keys[e].low == keys[r].low)
             e++;
+        if (r + FE_MERGE_AHEAD < m) {  /* records are read in id order: at random */
+            const uint64_t* later = recs[keys[r + FE_MERGE_AHEAD].index];
+            const uint64_t* later_days = days[keys[r + FE_MERGE_AHEAD].index];
+            __builtin_prefetch(later, 0, 3);
+            for (int64_t x = 0; x < words; x += 8)
+                __builtin_prefetch(later_days + x, 0, 3);
+        }
         const uint64_t* rec = recs[keys[r].index];
         uint64_t first = rec[FE_FIRST], last = rec[FE_LAST], rows = rec[FE_ROWS];
         uint64_t money[3] = {rec[FE_FRAC], rec[FE_LOW], rec[FE_HIGH]};
@@ -302,7 +329,7 @@ static inline int64_t fe_fewids_merge(fe_fewids_state* const* states, int64_t n_
             uint64_t day_bits = 0;
             for (int64_t q = r; q < e; q++)
                 day_bits |= days[keys[q].index][x];
-            n_days += __builtin_popcountll(day_bits);
+            n_days += fe_popcount(day_bits);
         }
         fe_rfm_record* dst = out + d;
         dst->first_us = (int64_t)(first ^ FE_SIGN);

@@ -86,7 +86,9 @@ def estimated_ids(keys0, keys1, two_words, signed) -> float:
     """Estimated number of distinct ids among the rows, from an evenly spaced sample of them
     (a few ms): Chao's estimate d + f1 (f1 - 1) / (2 (f2 + 1)) from the sample's distinct ids
     d, those seen once (f1) and twice (f2), capped at the row count."""
-    return _native.sample_keys(keys0, keys1, bool(two_words), bool(signed), SAMPLE_ROWS)[2]
+    return _native.sample_keys(np.ascontiguousarray(keys0, np.uint64),
+                               np.ascontiguousarray(keys1, np.uint64), bool(two_words),
+                               bool(signed), SAMPLE_ROWS)[2]
 
 
 def _splitters(keys0, keys1, two_words, signed, min_bits):
@@ -129,6 +131,7 @@ def partition(keys0,      # IN  uint64[n] id key words (an int64 id viewed as ui
     keys0, keys1 : uint64[n]            permuted copies of the key words (keys1 empty unless two_words)
     times, amounts, orders : permuted copies of the inputs (orders empty when not has_order)
     """
+    keys0, keys1 = np.ascontiguousarray(keys0, np.uint64), np.ascontiguousarray(keys1, np.uint64)
     n = keys0.shape[0]
     two_words, signed, has_order = bool(two_words), bool(signed), bool(has_order)
     split_high, split_low = _splitters(keys0, keys1, two_words, signed, bits)
@@ -170,6 +173,7 @@ def encode_partitions(part_offsets,  # IN  int64[n_parts + 1] from partition()
     bases : int64[n_parts + 1]   partition p owns codes [bases[p], bases[p+1])
     ids0, ids1 : uint64[n_codes] key words of each code (ids1 empty unless two_words)
     """
+    keys0, keys1 = np.ascontiguousarray(keys0, np.uint64), np.ascontiguousarray(keys1, np.uint64)
     n = keys0.shape[0]
     two_words, signed = bool(two_words), bool(signed)
     part_offsets = np.ascontiguousarray(part_offsets, np.int64)
