@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "partition_rows.h"
+#include "profile_money.h"  /* the 192-bit fixed point of rfm.fixed_words */
 #include "sort_keys.h"
 
 /* a record's words: the id's key words, first and last purchase (biased by the sign bit, so
@@ -22,8 +23,6 @@ enum { FE_KEY0, FE_KEY1, FE_FIRST, FE_LAST, FE_FRAC, FE_LOW, FE_HIGH, FE_ROWS, F
 /* purchase rows count in the low half of the ROWS word, return rows in the high half */
 #define FE_RETURN_ROW ((uint64_t)1 << 32)
 #define FE_US_PER_DAY 86400000000LL
-#define FE_TWO_64 18446744073709551616.0
-#define FE_TWO_52 4503599627370496.0
 /* rows whose hashes the fold keeps (a power of two above twice the prefetch distance) */
 #define FE_HASH_RING 64
 /* records the merge requests ahead of the one it adds up */
@@ -54,41 +53,6 @@ static inline void fe_flag_store(int64_t* p, int64_t v) { __atomic_store_n(p, v,
 static inline int64_t fe_floor_div(int64_t a, int64_t b) {
     int64_t q = a / b;
     return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
-}
-
-/* (frac, lo, hi) of a (finite, |a| < 2**63) on the 2**-64 grid: rfm.fixed_words, as
- * fold_native.pyx computes it (adding and subtracting 2**52 rounds half to even). */
-static inline void fe_fixed_words(double a, uint64_t* w) {
-    int neg = a < 0.0;
-    double m = neg ? -a : a;
-    uint64_t ip = (uint64_t)m;
-    double f = (m - (double)ip) * FE_TWO_64;
-    if (f < FE_TWO_52)
-        f = (f + FE_TWO_52) - FE_TWO_52;
-    w[0] = (uint64_t)f;
-    w[1] = ip;
-    w[2] = 0;
-    if (neg) {
-        w[0] = ~w[0] + 1;
-        w[1] = ~w[1];
-        w[2] = ~w[2];
-        if (w[0] == 0 && ++w[1] == 0)
-            w[2] += 1;
-    }
-}
-
-/* (frac, low, high) += w: 192-bit addition, as rfm.add_money */
-static inline void fe_add_words(uint64_t* m, const uint64_t* w) {
-    uint64_t s0 = m[0] + w[0];
-    uint64_t c0 = s0 < w[0];
-    uint64_t s1 = m[1] + w[1];
-    uint64_t c1 = s1 < w[1];
-    s1 += c0;
-    if (c0 && s1 == 0)
-        c1 = 1;
-    m[0] = s0;
-    m[1] = s1;
-    m[2] = m[2] + w[2] + c1;
 }
 
 /* SWAR bit count: __builtin_popcountll is a libgcc call on baseline x86-64 (no popcnt) */
@@ -179,7 +143,6 @@ static inline __attribute__((always_inline)) int64_t fe_fewids_fold_rows(
     uint64_t* const bitmap = s->bitmap;
     const uint64_t mask = (uint64_t)(2 * s->room - 1);
     int64_t n_codes = s->n_codes, n_after = 0, n_ret = 0, stop = hi;
-    uint64_t w[3];
     /* each row's hash is computed once, at i + 2 D, and kept for its two later uses */
     uint64_t ring[FE_HASH_RING];
     if (prefetch_rows > FE_HASH_RING / 2 - 1)
@@ -238,14 +201,14 @@ static inline __attribute__((always_inline)) int64_t fe_fewids_fold_rows(
             rec[FE_ROWS] += FE_RETURN_ROW;
             n_ret++;
             if (!exclude_returns) {
-                fe_fixed_words(a, w);
-                fe_add_words(rec + FE_FRAC, w);
+                fe_money w = fe_money_of(a);
+                fe_money_add((fe_money*)(rec + FE_FRAC), &w);
             }
             continue;
         }
         rec[FE_ROWS] += 1;
-        fe_fixed_words(a, w);
-        fe_add_words(rec + FE_FRAC, w);
+        fe_money w = fe_money_of(a);
+        fe_money_add((fe_money*)(rec + FE_FRAC), &w);
         uint64_t biased = (uint64_t)t ^ FE_SIGN;
         if (biased < rec[FE_FIRST])
             rec[FE_FIRST] = biased;
@@ -316,13 +279,13 @@ static inline int64_t fe_fewids_merge(fe_fewids_state* const* states, int64_t n_
         }
         const uint64_t* rec = recs[keys[r].index];
         uint64_t first = rec[FE_FIRST], last = rec[FE_LAST], rows = rec[FE_ROWS];
-        uint64_t money[3] = {rec[FE_FRAC], rec[FE_LOW], rec[FE_HIGH]};
+        fe_money money = {{rec[FE_FRAC], rec[FE_LOW], rec[FE_HIGH]}};
         for (int64_t q = r + 1; q < e; q++) {
             const uint64_t* other = recs[keys[q].index];
             first = other[FE_FIRST] < first ? other[FE_FIRST] : first;
             last = other[FE_LAST] > last ? other[FE_LAST] : last;
             rows += other[FE_ROWS];
-            fe_add_words(money, other + FE_FRAC);
+            fe_money_add(&money, (const fe_money*)(other + FE_FRAC));
         }
         int32_t n_days = 0;
         for (int64_t x = 0; x < words; x++) {
@@ -334,9 +297,9 @@ static inline int64_t fe_fewids_merge(fe_fewids_state* const* states, int64_t n_
         fe_rfm_record* dst = out + d;
         dst->first_us = (int64_t)(first ^ FE_SIGN);
         dst->last_us = (int64_t)(last ^ FE_SIGN);
-        dst->money_frac = money[0];
-        dst->money_lo = money[1];
-        dst->money_hi = (int64_t)money[2];
+        dst->money_frac = money.w[0];
+        dst->money_lo = money.w[1];
+        dst->money_hi = (int64_t)money.w[2];
         dst->purchase_rows = (int32_t)(rows & FE_CODE);
         dst->return_rows = (int32_t)(rows >> 32);
         dst->frequency = 0;  /* frequency counts purchase rows without an order column */
