@@ -1,4 +1,6 @@
-"""rfm() from many threads at once equals serial results, whatever Numba's threading layer."""
+"""rfm() and scoring from many threads at once equal serial results, whatever Numba's threading
+layer. Since these paths became compiled C with their own worker threads (no Numba parallel
+kernel starts), the layer may never be initialised: the scripts then print "layer none"."""
 import subprocess
 import sys
 import textwrap
@@ -21,7 +23,10 @@ SCRIPT = textwrap.dedent("""
     threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
     [t.start() for t in threads]; [t.join() for t in threads]
     assert all(o.equals(s) for o, s in zip(out, serial))
-    print("layer", numba.threading_layer())
+    try:
+        print("layer", numba.threading_layer())
+    except ValueError:  # no Numba parallel kernel ran in this process
+        print("layer none")
 """)
 
 
@@ -36,7 +41,7 @@ def test_rfm_from_eight_threads_equals_serial(layer):
                           timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     if layer != "default":
-        assert f"layer {layer}" in proc.stdout
+        assert f"layer {layer}" in proc.stdout or "layer none" in proc.stdout
 
 
 SCORING_SCRIPT = textwrap.dedent("""
@@ -58,7 +63,10 @@ SCORING_SCRIPT = textwrap.dedent("""
     threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
     [t.start() for t in threads]; [t.join() for t in threads]
     assert all(o.equals(serial) for o in out)
-    print("layer", numba.threading_layer())
+    try:
+        print("layer", numba.threading_layer())
+    except ValueError:  # no Numba parallel kernel ran in this process
+        print("layer none")
 """)
 
 
@@ -69,4 +77,4 @@ def test_scoring_from_eight_threads_under_workqueue():
     proc = subprocess.run([sys.executable, "-c", SCORING_SCRIPT], capture_output=True, text=True,
                           env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "layer workqueue" in proc.stdout
+    assert "layer workqueue" in proc.stdout or "layer none" in proc.stdout
