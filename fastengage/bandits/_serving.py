@@ -47,24 +47,21 @@ class Serving:
 
     def _decide_one_checked(self, x, eligible, seed):
         """decide_one for what the compiled path does not take as it is: converts ``x`` and
-        ``eligible``, checks the seed, and raises the clear error."""
-        server = self._snapshot.server
-        if seed is None:
-            seed_, row = self._service.seed, self._service.take()
-        else:
-            seed_, row = _seed64(seed), 0
-        arm, p = server.decide(self._context(x, self._snapshot),
-                               self._eligible(eligible, self._snapshot), seed_, row)
-        if arm == -2:
+        ``eligible`` and the seed (checked), decides through the same server, and raises the
+        clear error for non-finite ``x``."""
+        snap = self._snapshot
+        x, eligible = self._context(x, snap), self._eligible(eligible, snap)
+        out = snap.server.decide_one(x, eligible, None if seed is None else int(_seed64(seed)))
+        if out is _serve.UNREADY:
             raise InputError("x holds NaN or infinite values")
-        return (None, float("nan")) if arm < 0 else (self._arm_list()[arm], p)
+        return out
 
     def decide_rows(self, X, eligible=None, seed: int | None = None, first_row: int = 0):
         """Decisions for the rows of a NumPy matrix ``X`` (rows x features; ignored by
         non-contextual policies, give ``np.zeros((m, 0))``), in one compiled call (a service's
         micro-batch) that releases the GIL from ``BANDIT_SERVE_NOGIL_ROWS_WORK`` multiply-adds
-        on (~128 rows of 10 arms x 20 features): two threads then decide up to ~1.7x as fast. ``eligible``: an optional (rows, K) boolean mask in
-        ``policy.arms`` order. Returns ``(arms, propensities)``: an object array of arm ids
+        on (~128 rows of 10 arms x 20 features): two threads then decide up to ~1.7x as fast.
+        ``eligible``: an optional (rows, K) boolean mask in ``policy.arms`` order. Returns ``(arms, propensities)``: an object array of arm ids
         (``None`` where no arm is eligible) and a float64 array (NaN there).
 
         Row ``i`` is decided as row ``first_row + i`` of ``decide``'s stream for ``seed``, so
@@ -104,7 +101,7 @@ class Serving:
                                     snap.arm_params, snap.everyone, snap.scale, self.KIND,
                                     self._epsilon, BANDIT_TS_PROPENSITY_DRAWS,
                                     BANDIT_BOUND_SLACK, BANDIT_ROWWISE_BELOW,
-                                    self._arm_list(), self._service, self.CONTEXTUAL,
+                                    self._arm_views()[0], self._service, self.CONTEXTUAL,
                                     BANDIT_SERVE_NOGIL_WORK, BANDIT_SERVE_NOGIL_ROWS_WORK)
         return snap
 

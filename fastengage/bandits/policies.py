@@ -444,9 +444,6 @@ class Policy(Serving):
                                                                   eligible)]
         return np.concatenate(parts) if parts else np.zeros((0, len(self._arms)))
 
-    def _arm_list(self) -> list:
-        return self._arm_views()[0]
-
     def _arm_views(self) -> tuple:
         """(arm ids as a list, as an object array with ``None`` appended), cached per arm
         array (``add_arms`` replaces it)."""

@@ -13,8 +13,8 @@ cannot take as it is (a list, float32, a bad seed, non-finite ``x``) goes to the
 The GIL: a decision is ``fe_decide_single`` of ``decide_core.h`` (the code of every row of a
 batch ``decide``: same arithmetic, same decisions), which needs no GIL and keeps no state. The
 server releases the GIL around it when the decision is long enough for another thread to use
-the time (``BANDIT_SERVE_NOGIL_WORK``; ``BANDIT_SERVE_NOGIL_ROWS_WORK`` for ``decide_rows``): handing the GIL to a waiting thread and back costs a
-futex wake-up and a sleep, ~1 us on these VMs, more than a small model's whole decision
+the time (``BANDIT_SERVE_NOGIL_WORK``; ``BANDIT_SERVE_NOGIL_ROWS_WORK`` for ``decide_rows``):
+handing the GIL to a waiting thread and back costs a futex wake-up and a sleep, ~1 us on these VMs, more than a small model's whole decision
 (10 arms x 20 features: ~0.2 us). Releasing it there made two threads decide at 0.5-0.75x the
 rate of one; holding it, ~1x. Larger models (and every Thompson-sampling decision, with its
 propensity draws) release it, and two threads decide up to ~1.9x as fast as one.
@@ -46,12 +46,12 @@ cdef extern from "decide_core.h" nogil:
                              int64_t draws, double slack, int64_t rowwise_below, int64_t *arms,
                              double *props)
 
-#: What :meth:`Server.decide` returns as the arm when ``x`` or ``eligible`` is not a contiguous
-#: array of the right dtype and length: the caller converts and validates, then calls again.
-NOT_READY = -3
-
-# What Server.decide_one returns when it cannot decide from its arguments as they are.
+# What Server.decide_one returns when it cannot decide from its arguments as they are: ``x`` or
+# ``eligible`` not a contiguous float64 / uint8 vector of the right length, a seed that is not
+# an int in [0, 2^64), or a non-finite ``x``. The caller converts and checks, then calls again.
 cdef object _UNREADY = object()
+#: The same marker, for Python callers.
+UNREADY = _UNREADY
 cdef object _NAN = float("nan")
 
 
@@ -90,10 +90,9 @@ def decide_one(policy, x=None, eligible=None, seed=None):
 
 
 cdef class Server:
-    """One snapshot's single decision. ``decide(x, eligible, seed, row)`` -> ``(arm code,
-    propensity)``: code ``-1`` no eligible arm, ``-2`` non-finite ``x``, :data:`NOT_READY`
-    ``x``/``eligible`` not contiguous float64/uint8 of the right length. ``slack`` and
-    ``rowwise_below`` are ``BANDIT_BOUND_SLACK`` and ``BANDIT_ROWWISE_BELOW``."""
+    """One snapshot's decisions: ``decide_one(x, eligible, seed)`` -> ``(arm id, propensity)``
+    or :data:`UNREADY`; ``decide_rows``. ``slack`` and ``rowwise_below`` are
+    ``BANDIT_BOUND_SLACK`` and ``BANDIT_ROWWISE_BELOW``."""
     cdef object _arrays           # keeps every array below alive
     cdef const double* theta
     cdef const double* L_inv
@@ -172,30 +171,6 @@ cdef class Server:
         if arm == -4:
             raise MemoryError()
         return _UNREADY  # -2: x holds NaN or infinity; the checked way names the problem
-
-    def decide(self, x, eligible, uint64_t seed, int64_t row):
-        cdef const double* xp = self.no_context
-        cdef const uint8_t* ep = self.everyone
-        cdef double prop = 0.0
-        cdef int64_t arm
-        # Plain NumPy checks, not a typed memoryview: binding one costs more than the checks.
-        if self.d:
-            if not _is_vector(x, cnp.NPY_DOUBLE, self.d):
-                return NOT_READY, prop
-            xp = <const double*>cnp.PyArray_DATA(<cnp.ndarray>x)
-        if eligible is not None:
-            if not _is_vector(eligible, cnp.NPY_UINT8, self.K):
-                return NOT_READY, prop
-            ep = <const uint8_t*>cnp.PyArray_DATA(<cnp.ndarray>eligible)
-        if self.releases_gil:
-            with nogil:
-                arm = self._decide(xp, ep, seed, row, &prop)
-        else:
-            arm = self._decide(xp, ep, seed, row, &prop)
-        if arm == -4:
-            raise MemoryError()
-        return arm, prop
-
 
     def decide_rows(self, const double[:, ::1] X,  # IN  (m, d) contexts
                     eligible,                       # IN  None, or (m, K) C-contiguous uint8
