@@ -263,3 +263,176 @@ def test_lgb_constant_features(params, y, published):
     np.testing.assert_allclose(ref, np.tile(published, (len(y), 1)), atol=1e-6)
     probe = np.array([[np.nan], [0.0], [-1e300], [np.inf]])
     _check_all_paths(model, _lgb_ref(booster, probe), probe)
+
+
+# -- LightGBM: iterations, early stopping, init_score, single-leaf trees ---------------------
+
+
+@pytest.mark.parametrize("params", [
+    {"objective": "regression", "learning_rate": 0.5},
+    {"objective": "multiclass", "num_class": 3},
+    {"objective": "binary"},
+])
+def test_lgb_start_and_num_iteration(params):
+    # LightGBM test_engine.py::test_predict_with_start_iteration and ::test_early_stopping:
+    # a model saved with start_iteration/num_iteration (or at its early-stopping best
+    # iteration, what save_model writes by default) scores as predict() with the same window.
+    from sklearn.datasets import load_iris, make_regression
+
+    if params["objective"] == "regression":
+        X, y = make_regression(n_samples=300, n_features=6, random_state=0)
+    elif params["objective"] == "multiclass":
+        X, y = load_iris(return_X_y=True)
+    else:
+        X, y = _breast_cancer()
+    rng = np.random.default_rng(0)
+    valid = rng.random(len(y)) < 0.2
+    train_set = lgb.Dataset(X[~valid], y[~valid])
+    booster = lgb.train(dict(params, verbose=-1, num_threads=1), train_set, num_boost_round=30,
+                        valid_sets=[lgb.Dataset(X[valid], y[valid], reference=train_set)],
+                        callbacks=[lgb.early_stopping(3, verbose=False)])
+    Xh = _with_holes(X, 4)
+    best = booster.best_iteration
+    assert 1 <= best <= 30
+    # save_model()/model_to_string() default to the best iteration, as predict() does
+    _assert_lgb(booster, Xh)
+    for start, num in [(0, 1), (0, best), (2, 3), (min(5, best - 1), 0), (1, -1)]:
+        if start >= booster.current_iteration():
+            continue
+        _assert_lgb(booster, Xh, start_iteration=start, num_iteration=num)
+
+
+@pytest.mark.parametrize("use_init_score", [False, True])
+def test_lgb_predict_stump(use_init_score):
+    # LightGBM test_engine.py::test_predict_stump: a model of stumps predicts the labels'
+    # log-odds (or 0 raw, probability 1/2, with an init_score), for 1 iteration and for all
+    X, y = _breast_cancer()
+    kw = {"init_score": np.random.default_rng(0).uniform(size=y.shape)} if use_init_score else {}
+    booster = _train({"objective": "binary", "min_data_in_leaf": X.shape[0]}, X, y, 5, **kw)
+    for num_iteration in (1, None):
+        model, ref = _assert_lgb(booster, X, num_iteration=num_iteration)
+        assert all(t.n_internal == 0 for t in model.ensemble.trees)
+        raw = 0.0 if use_init_score else np.log(y.mean() / (1.0 - y.mean()))
+        np.testing.assert_allclose(ref[:, 1], 1 / (1 + np.exp(-raw)))  # the peer's assertion
+
+
+def test_lgb_boost_from_average_with_single_leaf_trees():
+    # LightGBM test_engine.py::test_boost_from_average_with_single_leaf_trees (issue #4708):
+    # float32 training rows, extra trees, some trees of a single leaf
+    X = np.array([[1021.0589, 1018.9578], [1023.85754, 1018.7854], [1024.5468, 1018.88513],
+                  [1019.02954, 1018.88513], [1016.79926, 1018.88513], [1007.6, 1018.88513]],
+                 dtype=np.float32)
+    y = np.array([1023.8, 1024.6, 1024.4, 1023.8, 1022.0, 1014.4], dtype=np.float32)
+    params = {"extra_trees": True, "min_data_in_bin": 1, "extra_seed": 7,
+              "objective": "regression", "boost_from_average": True, "min_data_in_leaf": 1}
+    booster = _train(params, X, y, 10)
+    model = _load(booster)
+    ref = _lgb_ref(booster, X)  # LightGBM reads the float32 matrix as is
+    assert y.min() <= ref.mean() <= y.max()  # the peer's assertion
+    np.testing.assert_allclose(model.predict(X), ref, rtol=0, atol=TOL)  # float32 matrix
+    table = pa.table({"Column_0": X[:, 0], "Column_1": X[:, 1]})  # float32 Arrow columns
+    assert table.schema.field(0).type == pa.float32()
+    np.testing.assert_allclose(_scores(model.score(table)), ref, rtol=0, atol=TOL)
+
+
+def test_lgb_linear_trees_refused_clearly():
+    # LightGBM test_engine.py::test_linear_trees / ::test_linear_single_leaf: linear trees are
+    # a documented refusal of the native scorer (ModelFormatError naming them), never a model
+    # scored as if its leaves were constants.
+    X, y = _breast_cancer()
+    booster = _train({"objective": "binary", "linear_tree": True}, X, y, 3)
+    with pytest.raises(ModelFormatError, match="linear tree"):
+        load_model(booster.model_to_string().encode())
+    single = _train({"objective": "binary", "linear_tree": True, "min_sum_hessian": 5000}, X, y, 3)
+    with pytest.raises(ModelFormatError, match="linear tree"):
+        load_model(single.model_to_string().encode())
+
+
+# -- LightGBM: input types, names and layouts ------------------------------------------------
+
+
+def test_lgb_numpy_dtypes_as_arrow_types():
+    # LightGBM test_engine.py::test_pandas_with_numpy_regular_dtypes: uint8..uint64,
+    # int8..int64, bool, float16, float32 and float64 columns give the float64 predictions
+    rng = np.random.default_rng(42)
+    n = 100
+    X = np.column_stack([rng.integers(0, 2, n), rng.integers(1, 3, n),
+                         10 * rng.integers(1, 3, n), 100 * rng.integers(1, 3, n)]).astype(float)
+    y = X[:, 0] * (X[:, 1] + X[:, 2] + X[:, 3])
+    names = ["x1", "x2", "x3", "x4"]
+    booster = _train({"objective": "l2", "num_leaves": 31, "min_child_samples": 1}, X, y, 5,
+                     feature_name=names)
+    model = _load(booster)
+    ref = _lgb_ref(booster, X)
+    for types in (["uint8", "uint16", "uint32", "uint64"], ["int8", "int16", "int32", "int64"],
+                  ["bool", "float16", "float32", "float64"]):
+        table = pa.table({name: pa.array(X[:, j].astype(t)) for j, (name, t)
+                          in enumerate(zip(names, types))})
+        np.testing.assert_allclose(_scores(model.score(table)), ref, rtol=0, atol=TOL)
+
+
+def test_lgb_nullable_dtypes():
+    # LightGBM test_engine.py::test_pandas_nullable_dtypes: Int32 / Float64 / boolean columns
+    # with missing values (Arrow nulls) equal the float64 NaN predictions
+    rng = np.random.default_rng(42)
+    x1 = rng.integers(1, 3, 100).astype(float)
+    x2 = np.linspace(-1, 1, 100)
+    x3 = rng.integers(0, 11, 100).astype(float)
+    x4 = (rng.uniform(size=100) < 0.5).astype(float)
+    x1[1], x2[2], x4[3] = np.nan, np.nan, np.nan
+    X = np.column_stack([x1, x2, x3, x4])
+    y = np.nan_to_num(x1 * x2 + x3 * (1 + x4))
+    names = ["x1", "x2", "x3", "x4"]
+    booster = _train({"objective": "l2", "num_leaves": 31, "min_child_samples": 1}, X, y, 5,
+                     feature_name=names)
+    model = _load(booster)
+    ref = _lgb_ref(booster, X)
+    table = pa.table({
+        "x1": pa.array(x1, mask=np.isnan(x1)).cast(pa.int32()),
+        "x2": pa.array(x2, mask=np.isnan(x2)),
+        "x3": pa.array(x3.astype(np.int64)),
+        "x4": pa.array(x4, mask=np.isnan(x4)).cast(pa.bool_()),
+    })
+    assert [table.column(c).null_count for c in names] == [1, 1, 0, 1]
+    np.testing.assert_allclose(_scores(model.score(table)), ref, rtol=0, atol=TOL)
+
+
+def test_lgb_feature_names_and_validate_features():
+    # LightGBM test_engine.py::test_feature_name_with_non_ascii (names kept through the model
+    # text), ::test_feature_name (spaces become underscores in the model) and
+    # ::test_validate_features (a renamed column is an error naming the expected feature)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(100, 4))
+    y = X[:, 0] - 2 * X[:, 2] + rng.normal(size=100) * 0.1
+    names = ["F_零", "F_一", "F_二", "F_三"]
+    booster = _train({}, X, y, 5, feature_name=names)
+    model, ref = _assert_lgb(booster, _with_holes(X, 5))
+    assert model.features == names == booster.feature_name()
+    renamed = _table(X, names).rename_columns(["F_零", "F_一", "z", "F_三"])
+    with pytest.raises(ColumnNotFoundError, match="F_二"):
+        model.score(renamed)
+    spaced = _train({}, X, y, 5, feature_name=["f 0", "f 1", "f 2", "f 3"])
+    assert _load(spaced).features == spaced.feature_name() == ["f_0", "f_1", "f_2", "f_3"]
+    # features= maps the user's own column names onto the model's order
+    model = load_model(spaced.model_to_string().encode(), features=["f 0", "f 1", "f 2", "f 3"])
+    got = _scores(model.score(_table(X, ["f 0", "f 1", "f 2", "f 3"])))
+    np.testing.assert_allclose(got, _lgb_ref(spaced, X), rtol=0, atol=TOL)
+
+
+def test_lgb_row_major_col_major_and_sliced_matrices():
+    # LightGBM test_engine.py::test_equal_predict_from_row_major_and_col_major_data and
+    # ::test_sliced_data: Fortran-ordered, sliced and float32 matrices predict alike
+    from sklearn.datasets import make_regression
+
+    X, y = make_regression(n_samples=200, n_features=5, random_state=1)
+    booster = _train({"num_leaves": 8}, X, y, 5)
+    model = _load(booster)
+    ref = _lgb_ref(booster, X)
+    stacked = np.ones((204, 9))
+    stacked[2:202, 2:7] = X
+    for view in (np.asfortranarray(X), stacked[2:202, 2:7], X[::-1][::-1]):
+        np.testing.assert_allclose(model.predict(view), ref, rtol=0, atol=TOL)
+    X32 = X.astype(np.float32)
+    np.testing.assert_allclose(model.predict(X32), _lgb_ref(booster, X32), rtol=0, atol=TOL)
+    np.testing.assert_allclose(model.predict(stacked.astype(np.float32)[2:202, 2:7]),
+                               _lgb_ref(booster, X32), rtol=0, atol=TOL)
