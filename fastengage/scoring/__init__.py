@@ -89,7 +89,9 @@ def _parse(data: bytes, where: str, backend: str, features) -> Model:
         classes = None
         if info["kind"] == "classifier":
             classes = list(range(max(2, info["num_class"])))
-        return TreeModel(ens, features=names, kind=info["kind"], classes=classes)
+        model = TreeModel(ens, features=names, kind=info["kind"], classes=classes)
+        model.categories = info["pandas_categorical"]
+        return model
     if head.startswith(b"{"):
         if backend == "onnxruntime":
             raise ModelFormatError("fastengage linear models are scored natively only")

@@ -7,7 +7,8 @@ import pyarrow.compute as pc
 
 from ..errors import InputError
 
-__all__ = ["feature_arrays", "feature_column", "feature_columns", "feature_matrix", "NULL_RULES"]
+__all__ = ["category_codes", "feature_arrays", "feature_column", "feature_columns", "feature_matrix",
+           "NULL_RULES"]
 
 _PLAIN = (pa.float64(), pa.float32(), pa.int64(), pa.int32())
 
@@ -77,13 +78,74 @@ def feature_matrix(batch, features: list[str], dtype, nulls: str) -> np.ndarray:
     return out
 
 
-def feature_arrays(batch, features: list[str], dtype, nulls: str) -> tuple:
+def _is_category(typ) -> bool:
+    return (pa.types.is_dictionary(typ) or pa.types.is_string(typ) or pa.types.is_large_string(typ)
+            or pa.types.is_string_view(typ))
+
+
+def category_codes(array, column: str, categories: list, nulls: str) -> np.ndarray:
+    """Positions of a category column's values in ``categories`` as float64, NaN for a null or
+    a value not in the list: LightGBM's pandas rule (``cat.set_categories(categories).cat.codes``,
+    code -1 read as NaN, i.e. a missing value that follows the tree's own rule).
+
+    Raises
+    ------
+    InputError
+        A null under ``nulls="error"``, or values of another kind than the categories (text
+        against numbers or numbers against text).
+    """
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    if pa.types.is_dictionary(array.type):
+        array = array.dictionary_decode()
+    if array.null_count and nulls == "error":
+        raise InputError(f"category column {column!r} has {array.null_count} null value(s) and "
+                         "nulls='error' was asked for")
+    try:
+        value_set = pa.array(categories) if categories else pa.array([], array.type)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        raise InputError(f"category column {column!r}: the model's categories for it mix types "
+                         "Arrow cannot compare in one column") from None
+    text_values, text_set = _is_category(array.type), _is_category(value_set.type)
+    try:
+        if text_values != text_set:
+            raise pa.ArrowInvalid("text against numbers")
+        values = array.cast(value_set.type)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise InputError(f"category column {column!r} holds {array.type} values; the model's "
+                         f"categories for it are {value_set.type} ({exc})") from None
+    codes = pc.index_in(values, value_set=value_set)  # null for a null or an unseen value
+    return np.ascontiguousarray(pc.cast(codes, pa.float64()).to_numpy(zero_copy_only=False))
+
+
+def feature_arrays(batch, features: list[str], dtype, nulls: str, categories=None) -> tuple:
     """Every feature column of ``batch`` as a contiguous float32 or float64 array (zero-copy
     for those types without nulls; other types converted to ``dtype`` as ``feature_matrix``
-    does), for kernels that read columns and round to ``dtype`` themselves."""
+    does), for kernels that read columns and round to ``dtype`` themselves.
+
+    ``categories``: LightGBM's ``pandas_categorical`` lists (or None). Then the feature columns
+    holding categories (Arrow dictionary or string columns), in feature order, are the model's
+    pandas category columns in its order, and become codes (:func:`category_codes`); with none
+    of them the input is taken to hold the codes already (as LightGBM takes a NumPy matrix).
+    """
+    cols = _columns(batch, features)
+    coded = {}
+    if categories is not None:
+        cat_at = [j for j, col in enumerate(cols) if _is_category(col.type)]
+        if cat_at and len(cat_at) != len(categories):
+            raise InputError(
+                f"the LightGBM model was trained on {len(categories)} pandas category column(s) "
+                f"(its pandas_categorical lists) but {len(cat_at)} feature column(s) hold "
+                "categories (dictionary or string): "
+                + ", ".join(repr(features[j]) for j in cat_at)
+                + "; give every category column as categories, or all as LightGBM's codes")
+        coded = {j: category_codes(cols[j], features[j], categories[k], nulls)
+                 for k, j in enumerate(cat_at)}
     out = []
-    for col, name in zip(_columns(batch, features), features):
-        if col.type in _PLAIN and not col.null_count:
+    for j, (col, name) in enumerate(zip(cols, features)):
+        if j in coded:
+            values = coded[j]
+        elif col.type in _PLAIN and not col.null_count:
             values = col.to_numpy()
         else:
             values = feature_column(col, name, None, nulls)

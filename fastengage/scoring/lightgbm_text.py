@@ -15,6 +15,8 @@ softmax; poisson/gamma/tweedie: ``exp``; regression objectives: identity).
 """
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
 from ..errors import ModelFormatError
@@ -177,6 +179,29 @@ def _post(obj_name, obj_args, num_class):
     raise ModelFormatError(f"LightGBM objective {obj_name!r} is not supported by the native scorer")
 
 
+def _pandas_categorical(text: str):
+    """The category lists LightGBM's Python package appends to a model trained on pandas
+    ``category`` columns (``pandas_categorical:[[...], ...]``, its last non-empty line, as its
+    ``_load_pandas_categorical`` reads it), or None. At prediction LightGBM replaces the values of
+    the k-th category column by their positions in the k-th list (unseen values: NaN)."""
+    tail = text.rstrip().rsplit("\n", 1)[-1].strip()
+    key = "pandas_categorical:"
+    if not tail.startswith(key):
+        return None
+    try:
+        lists = json.loads(tail[len(key):])
+    except (ValueError, RecursionError):
+        raise ModelFormatError("LightGBM model: the pandas_categorical line is not JSON") from None
+    if lists is None:
+        return None
+    scalar = (str, int, float, bool)
+    if not (isinstance(lists, list) and all(isinstance(c, list) and all(
+            isinstance(v, scalar) for v in c) for c in lists)):
+        raise ModelFormatError("LightGBM model: pandas_categorical must be lists of categories "
+                               "(strings, numbers or booleans)")
+    return lists
+
+
 def parse_lightgbm(text: str) -> tuple[TreeEnsemble, dict]:
     """Parse a LightGBM text model; every field is checked (ModelFormatError names it).
 
@@ -186,8 +211,8 @@ def parse_lightgbm(text: str) -> tuple[TreeEnsemble, dict]:
 
     Returns
     -------
-    (TreeEnsemble, info) where ``info`` has ``feature_names``, ``objective``, ``num_class`` and
-    ``kind`` ("classifier" or "regressor").
+    (TreeEnsemble, info) where ``info`` has ``feature_names``, ``objective``, ``num_class``,
+    ``kind`` ("classifier" or "regressor") and ``pandas_categorical`` (category lists or None).
     """
     blocks = text.replace("\r\n", "\n").split("\n\n")
     header = _kv(blocks[0].split("\n"))
@@ -221,7 +246,8 @@ def parse_lightgbm(text: str) -> tuple[TreeEnsemble, dict]:
     # to output i % num_tree_per_iteration.
     trees = [_tree(_kv(lines[1:]), lines[0], n_features, i % per_iter)
              for i, lines in enumerate(tree_blocks)]
-    info = {"feature_names": names, "objective": obj_name, "num_class": num_class, "kind": kind_}
+    info = {"feature_names": names, "objective": obj_name, "num_class": num_class, "kind": kind_,
+            "pandas_categorical": _pandas_categorical(text)}
     n_iter = len(trees) // per_iter
     ens = TreeEnsemble(trees, n_features, per_iter, acc_dtype=np.float64, input_dtype=np.float64,
                        average_over=n_iter if average else 0, post=post, scale=scale)

@@ -442,6 +442,8 @@ class TreeModel(Model):
     """
 
     default_nulls = "nan"
+    #: LightGBM ``pandas_categorical`` lists: category columns become their codes
+    categories: list | None = None
 
     def __init__(self, ensemble: TreeEnsemble, *, features, kind, classes=None, note=""):
         super().__init__(features=features, n_features=ensemble.n_features, kind=kind,
@@ -489,5 +491,5 @@ class TreeModel(Model):
         if not features:
             X = np.empty((n, 0), self.ensemble.input_dtype)
         else:
-            X = feature_arrays(batch, features, self.ensemble.input_dtype, nulls)
+            X = feature_arrays(batch, features, self.ensemble.input_dtype, nulls, self.categories)
         return self.ensemble.predict(X, parallel, self._chunks(n), n_threads)

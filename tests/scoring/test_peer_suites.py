@@ -436,3 +436,69 @@ def test_lgb_row_major_col_major_and_sliced_matrices():
     np.testing.assert_allclose(model.predict(X32), _lgb_ref(booster, X32), rtol=0, atol=TOL)
     np.testing.assert_allclose(model.predict(stacked.astype(np.float32)[2:202, 2:7]),
                                _lgb_ref(booster, X32), rtol=0, atol=TOL)
+
+
+# -- LightGBM: pandas category columns ---------------------------------------------------------
+
+
+def _pandas_categorical_frames():
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(7)
+    X = pd.DataFrame({
+        "A": rng.permutation(["a", "b", "c", "d"] * 75),  # str
+        "B": rng.permutation([1, 2, 3] * 100),  # int
+        "C": rng.permutation([0.1, 0.2, -0.1, -0.1, 0.2] * 60),  # float
+        "D": rng.permutation([True, False] * 150),  # bool
+        "E": pd.Categorical(rng.permutation(["z", "y", "x", "w", "v"] * 60), ordered=True),
+    })
+    y = rng.permutation([0, 1] * 150)
+    X_test = pd.DataFrame({
+        "A": rng.permutation(["a", "b", "e"] * 20),  # unseen category
+        "B": rng.permutation([1, 3] * 30),
+        "C": rng.permutation([0.1, -0.1, 0.2, 0.2] * 15),
+        "D": rng.permutation([True, False] * 30),
+        "E": pd.Categorical(rng.permutation(["z", "y"] * 30), ordered=True),
+    })
+    for col in "ABCD":
+        X[col] = X[col].astype("category")
+        X_test[col] = X_test[col].astype("category")
+    X_test.loc[[3, 8], "B"] = None  # a missing category value
+    return X, y, X_test
+
+
+@pytest.mark.parametrize("categorical_feature", ["auto", [0], ["A", "B", "C", "D"],
+                                                 ["A", "B", "C", "D", "E"], []])
+def test_lgb_pandas_categorical(categorical_feature):
+    # LightGBM test_engine.py::test_pandas_categorical: a model trained on pandas category
+    # columns (str, int, float, bool, ordered) stores their categories (pandas_categorical)
+    # and predicts on the categories' positions, an unseen one ("e") being missing. The same
+    # frame as Arrow (dictionary columns, what pa.Table.from_pandas gives) or plain string
+    # columns scores as Booster.predict(frame). Before the fix the int/float/bool dictionary
+    # columns were decoded to their values (1, 2, 3 instead of codes 0, 1, 2): wrong numbers.
+    X, y, X_test = _pandas_categorical_frames()
+    booster = _train({"objective": "binary"}, X, y, 10, categorical_feature=categorical_feature)
+    model = _load(booster)
+    assert model.categories == booster.pandas_categorical
+    ref = _lgb_ref(booster, X_test)
+    table = pa.Table.from_pandas(X_test, preserve_index=False)
+    assert pa.types.is_dictionary(table.schema.field("B").type)
+    np.testing.assert_allclose(_scores(model.score(table)), ref, rtol=0, atol=TOL)
+    np.testing.assert_allclose(_scores(model.score(table, batch_size=7)), ref, rtol=0, atol=TOL)
+    plain = table.set_column(0, "A", table.column("A").cast(pa.string()))  # strings, not dict
+    np.testing.assert_allclose(_scores(model.score(plain)), ref, rtol=0, atol=TOL)
+    # the codes LightGBM itself feeds its trees (positions in the training categories, -1 ->
+    # NaN) as plain numbers
+    codes = np.column_stack([X_test[c].cat.set_categories(cats).cat.codes.to_numpy().astype(float)
+                             for c, cats in zip("ABCDE", booster.pandas_categorical)])
+    codes[codes == -1] = np.nan
+    np.testing.assert_allclose(_scores(model.score(_table(codes, list("ABCDE")))), ref,
+                               rtol=0, atol=TOL)
+    np.testing.assert_allclose(model.predict(codes), ref, rtol=0, atol=TOL)
+    # a category column missing among the others is an error naming the columns, as in
+    # LightGBM ("train and valid dataset categorical_feature do not match")
+    mixed = table.set_column(1, "B", pa.array(codes[:, 1]))
+    with pytest.raises(InputError, match="pandas category column"):
+        model.score(mixed)
+    wrong_kind = table.set_column(0, "A", pa.array(np.arange(60)).dictionary_encode())
+    with pytest.raises(InputError, match="'A'"):
+        model.score(wrong_kind)
