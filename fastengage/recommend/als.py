@@ -145,6 +145,14 @@ class ALS(MatrixFactorization):
             self._half(t_indptr, t_indices, t_conf, Y, X, n_threads=self._fit_threads)
             if self.calculate_loss:
                 self.loss_history_.append(self._loss(indptr, indices, conf, X, Y))
+        if not (np.isfinite(X).all() and np.isfinite(Y).all()):
+            # a NaN factor scores NaN, and top-n would silently return nothing for it
+            # (implicit raises ModelFitError here too)
+            raise ConvergenceError(
+                f"ALS fit: the factors are not finite (NaN or inf) after {self.iterations} "
+                f"iterations: with regularization={self.regularization:g} a half-step is "
+                f"singular ({self.factors} factors, {n_users} customers, {n_items} items); "
+                "use regularization > 0 or fewer factors")
         self.user_factors_ = X
         self.item_factors_ = Y
         self._finalize()
@@ -197,4 +205,10 @@ class ALS(MatrixFactorization):
         U = np.zeros((indptr.size - 1, self.factors), self.dtype)
         self._half(indptr, indices, conf, U, self.item_factors_, solver="cholesky",
                    n_threads=n_threads)
+        if not np.isfinite(U).all():
+            bad = int(np.count_nonzero(~np.isfinite(U).all(axis=1)))
+            raise ConvergenceError(
+                f"recommend_new: the fold-in of {bad} customer(s) has no finite solution "
+                f"(regularization={self.regularization:g} leaves their eq. 4 system singular); "
+                "refit with regularization > 0")
         return U

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import ConvergenceError, InputError
 from ..kernels.common.launch import resolve_threads
 from ..kernels.recommend import bpr as rec_bpr
 from ..kernels.recommend import csr as rec_csr
@@ -86,6 +86,11 @@ class BPR(MatrixFactorization):
                 self.seen_indptr_, self.seen_indices_, nnz_rows, X, Y, self.learning_rate,
                 self.regularization, self.verify_negative_samples, epoch_seed, n_chunks,
                 n_threads=self._fit_threads)
+        if not (np.isfinite(X).all() and np.isfinite(Y).all()):
+            raise ConvergenceError(
+                f"BPR fit: the factors are not finite (NaN or inf) after {self.iterations} "
+                f"epochs; the SGD diverged (learning_rate={self.learning_rate:g}): use a "
+                "smaller learning_rate")
         used = max(1, inter.nnz - int(skipped))
         self.train_accuracy_ = float(correct) / used
         self.user_factors_ = X
