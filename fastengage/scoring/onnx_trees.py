@@ -137,8 +137,11 @@ def tree_ensemble_from_onnx(node, input_dtype, n_features: int):
     acc = np.float64 if (thr_dtype == np.float64 or w_dtype == np.float64
                          or np.dtype(input_dtype) == np.float64) else np.float32
     base, _ = _get(a, "base_values", np.float32, np.zeros(0))
-    if feat.size and (feat.min() < 0 or feat.max() >= n_features):
-        raise NotNative("a node uses a feature index outside the model input")
+    # Only splits read a feature: leaves may name any (ONNX Runtime's own tests give them -2).
+    split_feat = feat[np.array([m != "LEAF" for m in modes], bool)] if len(modes) == feat.size \
+        else feat
+    if split_feat.size and (split_feat.min() < 0 or split_feat.max() >= n_features):
+        raise NotNative("a split uses a feature index outside the model input")
     if any(m not in ("BRANCH_LEQ", "BRANCH_LT", "BRANCH_GTE", "BRANCH_GT", "BRANCH_EQ",
                      "BRANCH_NEQ", "LEAF") for m in modes):
         raise NotNative("node modes other than BRANCH_* and LEAF")

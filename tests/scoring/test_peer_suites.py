@@ -502,3 +502,256 @@ def test_lgb_pandas_categorical(categorical_feature):
     wrong_kind = table.set_column(0, "A", pa.array(np.arange(60)).dictionary_encode())
     with pytest.raises(InputError, match="'A'"):
         model.score(wrong_kind)
+
+
+# -- ONNX Runtime: TreeEnsembleClassifier / TreeEnsembleRegressor -----------------------------
+# The hand-made models and published outputs of onnxruntime's own operator tests
+# (onnxruntime/test/providers/cpu/ml/tree_ensembler_classifier_test.cc, treeregressor_test.cc).
+
+ort = pytest.importorskip("onnxruntime")
+onnx = pytest.importorskip("onnx")
+from onnx import TensorProto, helper  # noqa: E402
+
+_ORT_TREES = dict(  # the three trees every classifier test of tree_ensembler_classifier_test.cc uses
+    nodes_truenodeids=[1, -1, 3, -1, -1, 1, -1, 3, 4, -1, -1, -1, 1, 2, -1, 4, -1, -1, -1],
+    nodes_falsenodeids=[2, -1, 4, -1, -1, 2, -1, 6, 5, -1, -1, -1, 6, 3, -1, 5, -1, -1, -1],
+    nodes_treeids=[0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2],
+    nodes_nodeids=[0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 5, 6, 0, 1, 2, 3, 4, 5, 6],
+    nodes_featureids=[2, -2, 0, -2, -2, 0, -2, 2, 1, -2, -2, -2, 0, 2, -2, 1, -2, -2, -2],
+    nodes_values=[-172.0, -2.0, 2.5, -2.0, -2.0, 1.5, -2.0, -62.5, 213.09999084, -2.0, -2.0, -2.0,
+                  27.5, -172.0, -2.0, 8.10000038, -2.0, -2.0, -2.0],
+    nodes_modes=["BRANCH_LEQ", "LEAF", "BRANCH_LEQ", "LEAF", "LEAF", "BRANCH_LEQ", "LEAF",
+                 "BRANCH_LEQ", "BRANCH_LEQ", "LEAF", "LEAF", "LEAF", "BRANCH_LEQ", "BRANCH_LEQ",
+                 "LEAF", "BRANCH_LEQ", "LEAF", "LEAF", "LEAF"],
+    class_treeids=[0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2],
+    class_nodeids=[1, 3, 4, 1, 4, 5, 6, 2, 4, 5, 6],
+)
+_ORT_X = np.array([1.0, 0.0, 0.4, 3.0, 44.0, -3.0, 12.0, 12.9, -312.0, 23.0, 11.3, -222.0, 23.0,
+                   11.3, -222.0, 23.0, 3311.3, -222.0, 23.0, 11.3, -222.0, 43.0, 413.3, -114.0],
+                  np.float32).reshape(8, 3)
+# edge rows beyond the peer's: NaN, infinities, the thresholds themselves, huge values
+_ORT_EDGE = np.array([[np.nan, np.nan, np.nan], [2.5, 213.09999084, -172.0],
+                      [1.5, 8.10000038, -62.5], [27.5, np.inf, -np.inf], [-np.inf, 1e30, 1e30],
+                      [np.nan, 0.0, -172.0]], np.float32)
+
+
+def _onnx_model(op, attrs, n_features, dtype=np.float32, label_type=TensorProto.INT64,
+                n_out=None, ml_opset=1):
+    elem = TensorProto.DOUBLE if dtype == np.float64 else TensorProto.FLOAT
+    inputs = [helper.make_tensor_value_info("X", elem, [None, n_features])]
+    if op == "TreeEnsembleClassifier":
+        outputs = [helper.make_tensor_value_info("Y", label_type, [None]),
+                   helper.make_tensor_value_info("Z", TensorProto.FLOAT, [None, n_out])]
+    else:
+        outputs = [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [None, n_out])]
+    node = helper.make_node(op, ["X"], [o.name for o in outputs], domain="ai.onnx.ml", **attrs)
+    graph = helper.make_graph([node], "peer", inputs, outputs)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
+                                                   helper.make_opsetid("ai.onnx.ml", ml_opset)])
+    model.ir_version = 8
+    return model.SerializeToString()
+
+
+def _ort_scores(blob, X, threads=1):
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    sess = ort.InferenceSession(blob, so, providers=["CPUExecutionProvider"])
+    out = sess.run(None, {"X": X})[-1]
+    return np.asarray(out).reshape(X.shape[0], -1)
+
+
+def _check_onnx(blob, X, published=None, names=("a", "b", "c")):
+    """fastengage's native scores of X == ONNX Runtime's, bit for bit (and == the published
+    outputs of the peer's test), on the NumPy and Arrow paths, one row and many."""
+    model = load_model(blob, features=list(names))
+    assert model.backend == "native-trees", model.note
+    model.match_onnxruntime(1)
+    ref = _ort_scores(blob, X)
+    got = model.predict(X)
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, ref)
+    table = _table(X.astype(np.float64), names, dtype=X.dtype)
+    np.testing.assert_array_equal(_scores(model.score(table)), ref)
+    for i in range(X.shape[0]):  # one row at a time (the serving path)
+        np.testing.assert_array_equal(model.predict(X[i:i + 1]), ref[i:i + 1])
+    if published is not None:
+        np.testing.assert_allclose(got[:len(published)], published, rtol=1e-6, atol=1e-7)
+    return model
+
+
+def test_ort_tree_ensemble_classifier():
+    # tree_ensembler_classifier_test.cc::TreeEnsembleClassifier (ai.onnx.ml opsets 1 and 3),
+    # ::TreeEnsembleClassifier_N1 (one row): four classes, post_transform NONE
+    attrs = dict(_ORT_TREES, class_ids=[2, 0, 1, 0, 2, 3, 1, 2, 0, 1, 3],
+                 class_weights=[1.0, 4.0, 1.0, 2.0, 1.0, 1.0, 2.0, 1.0, 1.0, 1.0, 3.0],
+                 classlabels_int64s=[0, 1, 2, 3])
+    published = np.array([7, 0, 0, 0, 0, 4, 0, 0, 0, 0, 3, 0, 0, 0, 3, 0, 0, 0, 3, 0, 0, 0, 2, 1,
+                          0, 0, 3, 0, 0, 1, 0, 4], np.float32).reshape(8, 4)
+    X = np.vstack([_ORT_X, _ORT_EDGE])
+    for opset in (1, 3):
+        model = _check_onnx(_onnx_model("TreeEnsembleClassifier", attrs, 3, n_out=4,
+                                        ml_opset=opset), X, published)
+        assert model.output_names == ["probability_0", "probability_1", "probability_2",
+                                      "probability_3"]
+
+
+def test_ort_tree_ensemble_classifier_as_tensor():
+    # tree_ensembler_classifier_test.cc::TreeEnsembleClassifier_as_tensor: double thresholds
+    # and weights (nodes_values_as_tensor / class_weights_as_tensor), double input
+    attrs = {k: v for k, v in _ORT_TREES.items() if k != "nodes_values"}
+    thresholds = np.array(_ORT_TREES["nodes_values"], np.float32).astype(np.float64)
+    weights = np.array([1.0, 4.0, 1.0, 2.0, 1.0, 1.0, 2.0, 1.0, 1.0, 1.0, 3.0])
+    attrs.update(nodes_values_as_tensor=helper.make_tensor("nodes_values_as_tensor",
+                                                           TensorProto.DOUBLE, [19], thresholds),
+                 class_weights_as_tensor=helper.make_tensor("class_weights_as_tensor",
+                                                            TensorProto.DOUBLE, [11], weights),
+                 class_ids=[2, 0, 1, 0, 2, 3, 1, 2, 0, 1, 3], classlabels_int64s=[0, 1, 2, 3])
+    published = np.array([7, 0, 0, 0, 0, 4, 0, 0, 0, 0, 3, 0, 0, 0, 3, 0, 0, 0, 3, 0, 0, 0, 2, 1,
+                          0, 0, 3, 0, 0, 1, 0, 4], np.float32).reshape(8, 4)
+    X = np.vstack([_ORT_X, _ORT_EDGE]).astype(np.float32).astype(np.float64)
+    _check_onnx(_onnx_model("TreeEnsembleClassifier", attrs, 3, np.float64, n_out=4, ml_opset=3),
+                X, published)
+
+
+@pytest.mark.parametrize("case", ["labels", "binary", "binary_probabilities"])
+def test_ort_tree_ensemble_classifier_two_classes(case):
+    # tree_ensembler_classifier_test.cc::TreeEnsembleClassifierLabels (string labels, one
+    # weight column: scores [-s, s]), ::TreeEnsembleClassifierBinary (a single class label,
+    # one score column) and ::TreeEnsembleClassifierBinaryProbabilities (two weight columns,
+    # LOGISTIC per column)
+    weights = [-1.0, 4.0, -1.0, 2.0, -1.0, 1.0, -2.0, 1.0, -1.0, 2.0, -3.0]
+    attrs = dict(_ORT_TREES, class_weights=weights, class_ids=[0] * 11)
+    label_type = TensorProto.INT64
+    if case == "labels":
+        attrs["classlabels_strings"] = ["label0", "label1"]
+        label_type, n_out = TensorProto.STRING, 2
+        published = np.array([-5, 5, 1, -1, 1, -1, 1, -1, 1, -1, -1, 1, 1, -1, 3, -3],
+                             np.float32).reshape(8, 2)
+        names = ["probability_label0", "probability_label1"]
+    elif case == "binary":
+        attrs["classlabels_int64s"] = [1]
+        n_out = 1
+        published = np.array([5, -1, -1, -1, -1, 1, -1, -3], np.float32).reshape(8, 1)
+        names = ["probability_1"]
+    else:
+        attrs.update(classlabels_int64s=[0, 1], post_transform="LOGISTIC",
+                     class_ids=[0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1])
+        n_out = 2
+        published = np.array([0.00669282, 0.99330717, 0.04742586, 0.88079702, 0.73105859,
+                              0.26894142, 0.73105859, 0.26894142, 0.73105859, 0.26894142,
+                              0.26894140, 0.73105859, 0.73105859, 0.26894142, 0.5, 0.04742586],
+                             np.float32).reshape(8, 2)
+        names = ["probability_0", "probability_1"]
+    blob = _onnx_model("TreeEnsembleClassifier", attrs, 3, label_type=label_type, n_out=n_out)
+    model = _check_onnx(blob, np.vstack([_ORT_X, _ORT_EDGE]), published)
+    assert model.output_names == names
+
+
+@pytest.mark.parametrize("attrs, message", [
+    # ::TreeEnsembleClassifierMismatchedClassArrays
+    ({"class_nodeids": [1]}, "differ in length"),
+    # ::TreeEnsembleClassifierMismatchedNodeArrays
+    ({"nodes_featureids": [0, -2]}, "differ in length"),
+    # ::TreeEnsembleClassifierBaseValuesTooLargeForBinaryClass (ONNX Runtime refuses it too)
+    ({"classlabels_int64s": [0], "class_ids": [0, 0], "base_values": [0.0, 0.0, 0.0]}, ""),
+    # ::TreeEnsembleClassifierBaseValuesWrongSizeMultiClass
+    ({"classlabels_int64s": [0, 1, 2], "class_ids": [0, 2], "base_values": [0.0, 0.0]}, ""),
+])
+def test_ort_tree_ensemble_classifier_malformed(attrs, message):
+    # a malformed operator is a ModelFormatError at load or score, never scores
+    base = dict(nodes_truenodeids=[1, -1, -1], nodes_falsenodeids=[2, -1, -1],
+                nodes_treeids=[0, 0, 0], nodes_nodeids=[0, 1, 2], nodes_featureids=[0, -2, -2],
+                nodes_values=[0.5, -2.0, -2.0], nodes_modes=["BRANCH_LEQ", "LEAF", "LEAF"],
+                class_treeids=[0, 0], class_nodeids=[1, 2], class_ids=[0, 1],
+                class_weights=[1.0, 1.0], classlabels_int64s=[0, 1])
+    base.update(attrs)
+    n_out = len(base["classlabels_int64s"])
+    blob = _onnx_model("TreeEnsembleClassifier", base, 1, n_out=n_out)
+    with pytest.raises(ModelFormatError, match=message):
+        load_model(blob, features=["a"]).score(pa.table({"a": [1.0]}))
+
+
+def test_ort_tree_ensemble_classifier_feature_out_of_range():
+    # tree_ensembler_classifier_test.cc::TreeEnsembleClassifierFailShape: a split on feature 2
+    # of a 2-feature input is a ModelFormatError (ONNX Runtime: "One path in the graph
+    # requests feature 2 but input tensor has 2 features")
+    attrs = dict(_ORT_TREES, class_ids=[2, 0, 1, 0, 2, 3, 1, 2, 0, 1, 3],
+                 class_weights=[1.0] * 11, classlabels_int64s=[0, 1, 2, 3])
+    blob = _onnx_model("TreeEnsembleClassifier", attrs, 2, n_out=4)
+    with pytest.raises(ModelFormatError):
+        load_model(blob, features=["a", "b"]).score(pa.table({"a": [1.0], "b": [0.0]}))
+
+
+_REG_TREES = dict(  # treeregressor_test.cc::GenTreeAndRunTest: 3 trees, 2 targets
+    nodes_truenodeids=[1, 2, -1, -1, -1, 1, -1, 3, -1, -1, 1, -1, -1],
+    nodes_falsenodeids=[4, 3, -1, -1, -1, 2, -1, 4, -1, -1, 2, -1, -1],
+    nodes_treeids=[0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 2, 2, 2],
+    nodes_nodeids=[0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 0, 1, 2],
+    nodes_featureids=[2, 1, -2, -2, -2, 0, -2, 2, -2, -2, 1, -2, -2],
+    nodes_values=[10.5, 13.10000038, -2.0, -2.0, -2.0, 1.5, -2.0, -213.0, -2.0, -2.0,
+                  13.10000038, -2.0, -2.0],
+    nodes_modes=["BRANCH_LEQ", "BRANCH_LEQ", "LEAF", "LEAF", "LEAF", "BRANCH_LEQ", "LEAF",
+                 "BRANCH_LEQ", "LEAF", "LEAF", "BRANCH_LEQ", "LEAF", "LEAF"],
+    # weights on internal nodes (ids 0, 1 of tree 0...) are ignored, as ONNX Runtime does
+    target_treeids=[0] * 10 + [1] * 10 + [2] * 6,
+    target_nodeids=[0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 0, 0, 1, 1, 2, 2],
+    target_ids=[0, 1] * 13,
+    target_weights=[1.5, 27.5, 2.25, 20.75, 2.0, 23.0, 3.0, 14.0, 0.0, 41.0, 1.83333333, 24.5, 0.0,
+                    41.0, 2.75, 16.25, 2.0, 23.0, 3.0, 14.0, 2.66666667, 17.0, 2.0, 23.0, 3.0,
+                    14.0],
+    n_targets=2,
+)
+
+
+@pytest.mark.parametrize("agg, base, published", [
+    # treeregressor_test.cc::TreeRegressorMultiTargetAverage
+    ("AVERAGE", [0.0, 0.0], [1.33333333, 29.0, 3.0, 14.0, 2.0, 23.0, 2.0, 23.0, 2.0, 23.0,
+                             2.66666667, 17.0, 2.0, 23.0, 3.0, 14.0]),
+    # ::TreeRegressorMultiTargetMin / Max (ONNX Runtime scores these: model.note says why)
+    ("MIN", [5.0, 5.0], [5.0, 28.0, 8.0, 19.0, 7.0, 28.0, 7.0, 28.0, 7.0, 28.0, 7.0, 19.0, 7.0,
+                         28.0, 8.0, 19.0]),
+    ("MAX", [0.0, 0.0], [2.0, 41.0, 3.0, 14.0, 2.0, 23.0, 2.0, 23.0, 2.0, 23.0, 3.0, 23.0, 2.0,
+                         23.0, 3.0, 14.0]),
+    ("SUM", [0.5, -1.0], None),
+])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])  # ::TreeRegressorMultiTargetMaxDouble
+def test_ort_tree_regressor_multi_target(agg, base, published, dtype):
+    attrs = dict(_REG_TREES, aggregate_function=agg, base_values=base)
+    blob = _onnx_model("TreeEnsembleRegressor", attrs, 3, dtype, n_out=2)
+    X = np.vstack([_ORT_X, _ORT_EDGE]).astype(dtype)
+    published = None if published is None else np.array(published, np.float32).reshape(8, 2)
+    if agg in ("MIN", "MAX"):
+        model = load_model(blob, features=["a", "b", "c"])
+        assert model.backend == "onnxruntime" and agg in model.note
+        got = _scores(model.score(_table(X.astype(np.float64), "abc", dtype=dtype)))
+        np.testing.assert_array_equal(got, _ort_scores(blob, X))
+        np.testing.assert_allclose(got[:8], published, rtol=1e-6)
+        return
+    _check_onnx(blob, X, published)
+
+
+@pytest.mark.parametrize("agg", ["SUM", "AVERAGE"])
+@pytest.mark.parametrize("n_obs", [1, 3, 201, 40002])
+def test_ort_tree_regressor_single_target(agg, n_obs):
+    # treeregressor_test.cc::TreeRegressorSingleTargetSum / ...SumBatch (201 and 40002 rows:
+    # ONNX Runtime's batched paths) / ...Average; leaves point at node 0 (ignored on leaves)
+    attrs = dict(nodes_truenodeids=[1, 0, 0, 1, 0, 0, 1, 0, 0],
+                 nodes_falsenodeids=[2, 0, 0, 2, 0, 0, 2, 0, 0],
+                 nodes_treeids=[0, 0, 0, 1, 1, 1, 2, 2, 2], nodes_nodeids=[0, 1, 2] * 3,
+                 nodes_featureids=[0, 0, 0, 0, 0, 0, 1, 0, 0],
+                 nodes_values=[1, 0, 0, 0.5, 0, 0, 0.5, 0, 0],
+                 nodes_modes=["BRANCH_LEQ", "LEAF", "LEAF"] * 3,
+                 target_treeids=[0, 0, 1, 1, 2, 2], target_nodeids=[1, 2] * 3, target_ids=[0] * 6,
+                 target_weights=[33.33333, 16.66666, 33.33333, -3.33333, 16.66666, -3.333333],
+                 n_targets=1, aggregate_function=agg)
+    blob = _onnx_model("TreeEnsembleRegressor", attrs, 2, n_out=1)
+    published = np.array([63.33333333, 26.66666667, 30.0], np.float32)
+    if agg == "AVERAGE":
+        published = published / np.float32(3)
+    reps = max(1, n_obs // 3)
+    X = np.tile(np.array([[0, 1], [1, 1], [2, 0]], np.float32), (reps, 1))[:n_obs]
+    model = _check_onnx(blob, X[:201], np.tile(published, reps)[:min(n_obs, 201), None],
+                        names=("a", "b"))
+    for threads in (1, 2, 3):  # ONNX Runtime's thread split of the trees, reproduced
+        model.match_onnxruntime(threads)
+        np.testing.assert_array_equal(model.predict(X), _ort_scores(blob, X, threads))
