@@ -55,6 +55,17 @@ class TransactionModel(BaseModel):
         if weights is not None:
             w = as_float_array(weights, "weights")
         check_rft(x, tx, TT, check_finite=True)
+        # lifetimes' _check_inputs refuses these too: a fractional count or a recency without a
+        # repeat purchase means a wrong column or a broken summary, not a customer history
+        fractional = np.count_nonzero(x != np.floor(x))
+        if fractional:
+            raise InputError(f"frequency has {fractional} non-integer value(s); it counts repeat "
+                             "purchases (periods with a purchase after the first)")
+        orphan = np.count_nonzero((x == 0) & (tx != 0))
+        if orphan:
+            raise InputError(f"recency is non-zero for {orphan} customer(s) with frequency 0; "
+                             "recency is the time from the first to the last purchase, 0 without "
+                             "a repeat purchase")
         if w is not None:
             if w.shape != x.shape:
                 raise InputError("weights must have one value per customer")

@@ -611,3 +611,409 @@ def test_mbg_probability_of_n_purchases_same_as_r_btyd():
     for t, n in ((2, 10), (39, 0), (30, 15), (52, 3)):
         assert m.probability_of_n_purchases(t, n) == pytest.approx(
             ref.probability_of_n_purchases_up_to_time(t, n), rel=1e-8)
+
+
+def _example_transactions():
+    """lifetimes' example_transactions.csv (date, id), read from the installed peer."""
+    _lifetimes()
+    import lifetimes
+    path = importlib.resources.files(lifetimes) / "datasets" / "example_transactions.csv"
+    df = pd.read_csv(str(path), parse_dates=["date"])
+    return df, pa.table({"id": df["id"].to_numpy(), "date": pa.array(df["date"].to_numpy())})
+
+
+def test_mbg_hourly_and_daily_predictions_do_not_differ_much():
+    # ::test_purchase_predictions_do_not_differ_much_if_looking_at_hourly_or_daily_frequencies
+    # (the peer asserts 7 decimals: assert_almost_equal's default)
+    df, tx = _example_transactions()
+    end = df["date"].max()
+    daily = clv.summary(tx, customer="id", time="date", as_of=end, freq="D")
+    hourly = clv.summary(tx, customer="id", time="date", as_of=end, freq="h")
+    per_day = clv.ModifiedBetaGeo().fit(daily).population_expected_purchases(30)
+    per_hour = clv.ModifiedBetaGeo().fit(hourly).population_expected_purchases(30 * 24)
+    np.testing.assert_almost_equal(per_day, per_hour)
+
+
+@pytest.mark.parametrize("name", ["bg", "pnbd"])
+def test_probability_of_n_purchases_is_a_distribution(name, request):
+    # ::test_conditional_probability_of_n_purchases_up_to_time_is_between_0_and_1 and
+    # ::..._adds_up_to_1 ask the conditional P(X(t) = n | x, t_x, T), which fastengage does not
+    # have; the same two properties of our unconditional P(X(t) = n) (BG/NBD and Pareto/NBD)
+    m = request.getfixturevalue(name)
+    n = np.arange(0, 400.0)
+    for t in (1.0, 5.0, 39.0, 78.0):
+        pmf = m.probability_of_n_purchases(t, n)
+        assert np.all((pmf >= 0) & (pmf <= 1))
+        assert pmf.sum() == pytest.approx(1.0, abs=1e-6)
+        assert (pmf * n).sum() == pytest.approx(m.population_expected_purchases(t), rel=1e-5)
+
+
+# == test_utils.py: summary_data_from_transaction_data / calibration_and_holdout_data =========
+def _frame(rows, cols=("id", "date")):
+    return pd.DataFrame(rows, columns=list(cols))
+
+
+def _arrow(df):
+    out = {c: df[c].to_numpy() for c in df.columns}
+    out["date"] = pa.array(pd.to_datetime(df["date"]).to_numpy())
+    return pa.table(out)
+
+
+TRANSACTIONS = [[1, "2015-02-01"], [1, "2015-02-06"], [2, "2015-01-01"], [3, "2015-01-01"],
+                [3, "2015-01-02"], [3, "2015-01-05"]]
+LARGE = [[1, "2015-01-01"], [1, "2015-02-06"], [2, "2015-01-01"], [3, "2015-01-01"],
+         [3, "2015-01-02"], [3, "2015-01-05"], [4, "2015-01-16"], [4, "2015-02-02"],
+         [4, "2015-02-05"], [5, "2015-01-16"], [5, "2015-01-17"], [5, "2015-01-18"],
+         [6, "2015-02-02"]]
+LARGE_MONEY = [row + [v] for row, v in zip(LARGE, [1, 2, 2, 3, 1, 5, 6, 3, 3, 3, 1, 8, 5])]
+
+
+def _rows(table, cols):
+    return [tuple(table.column(c).to_pylist()[i] for c in cols) for i in range(table.num_rows)]
+
+
+def test_summary_returns_correct_results():
+    # test_utils.py::test_summary_data_from_transaction_data_returns_correct_results
+    s = clv.summary(_arrow(_frame(TRANSACTIONS)), customer="id", time="date", as_of="2015-02-07")
+    assert _rows(s, ["id", "frequency", "recency", "T"]) == [
+        (1, 1.0, 5.0, 6.0), (2, 0.0, 0.0, 37.0), (3, 2.0, 4.0, 37.0)]
+
+
+def test_summary_works_with_string_customer_ids():
+    # ::test_summary_data_from_transaction_data_works_with_string_customer_ids (a duplicate row)
+    df = _frame([["X", "2015-02-01"], ["X", "2015-02-06"], ["Y", "2015-01-01"],
+                 ["Y", "2015-01-01"], ["Y", "2015-01-02"], ["Y", "2015-01-05"]])
+    s = clv.summary(_arrow(df), customer="id", time="date")
+    assert s.column("id").to_pylist() == ["X", "Y"]
+    assert _rows(s, ["frequency", "recency", "T"]) == [(1.0, 5.0, 5.0), (2.0, 4.0, 36.0)]
+
+
+def test_summary_keeps_int_customer_ids_int():
+    # ::test_summary_data_from_transaction_data_works_with_int_customer_ids_and_doesnt_coerce_to_float
+    df = _frame([[1, "2015-02-01"], [1, "2015-02-06"], [1, "2015-01-01"], [2, "2015-01-01"],
+                 [2, "2015-01-02"], [2, "2015-01-05"]])
+    s = clv.summary(_arrow(df), customer="id", time="date")
+    assert s.schema.field("id").type == pa.int64()
+    assert _rows(s, ["id", "frequency", "recency", "T"]) == [(1, 2.0, 36.0, 36.0),
+                                                            (2, 2.0, 4.0, 36.0)]
+
+
+def test_summary_with_specific_datetime_format():
+    # ::test_summary_data_from_transaction_data_with_specific_datetime_format. Deliberate
+    # difference: the time column must be a timestamp/date (no datetime_format=); a "%Y%m%d"
+    # string column is refused with the cast to use, and as_of="20150207" is a date.
+    import pyarrow.compute as pc
+    df = _frame(TRANSACTIONS)
+    strings = pa.table({"id": df["id"].to_numpy(),
+                        "date": [d.replace("-", "") for d in df["date"]]})
+    with pytest.raises(InputError, match="date.*string.*strptime"):
+        clv.summary(strings, customer="id", time="date", as_of="20150207")
+    cast = strings.set_column(1, "date", pc.strptime(strings["date"], format="%Y%m%d", unit="s"))
+    s = clv.summary(cast, customer="id", time="date", as_of="20150207")
+    assert _rows(s, ["id", "frequency", "recency", "T"]) == [
+        (1, 1.0, 5.0, 6.0), (2, 0.0, 0.0, 37.0), (3, 2.0, 4.0, 37.0)]
+
+
+def test_summary_with_weekly_frequency():
+    # ::test_summary_date_from_transaction_data_with_specific_non_daily_frequency (and
+    # ::test_find_first_transactions_with_specific_non_daily_frequency: W-SUN weeks)
+    s = clv.summary(_arrow(_frame(LARGE)), customer="id", time="date", as_of="20150207", freq="W")
+    assert _rows(s, ["id", "frequency", "recency", "T"]) == [
+        (1, 1.0, 5.0, 5.0), (2, 0.0, 0.0, 5.0), (3, 1.0, 1.0, 5.0), (4, 1.0, 3.0, 3.0),
+        (5, 0.0, 0.0, 3.0), (6, 0.0, 0.0, 0.0)]
+
+
+def test_summary_with_monetary_values():
+    # ::test_summary_date_from_transaction_with_monetary_values
+    s = clv.summary(_arrow(_frame(LARGE_MONEY, ("id", "date", "monetary_value"))), customer="id",
+                    time="date", amount="monetary_value", as_of="20150207")
+    assert _rows(s, ["id", "frequency", "recency", "T", "monetary_value"]) == [
+        (1, 1.0, 36.0, 37.0, 2.0), (2, 0.0, 0.0, 37.0, 0.0), (3, 2.0, 4.0, 37.0, 3.0),
+        (4, 2.0, 20.0, 22.0, 3.0), (5, 2.0, 2.0, 22.0, 4.5), (6, 0.0, 0.0, 5.0, 0.0)]
+
+
+def test_summary_weekly_monetary_sums_each_period():
+    # ::test_find_first_transactions_with_monetary_values_with_specific_non_daily_frequency: the
+    # amounts of one W period add up (customer 3: 3+1 in week 1, 5 in week 2; customer 4: 3+3)
+    s = clv.summary(_arrow(_frame(LARGE_MONEY, ("id", "date", "monetary_value"))), customer="id",
+                    time="date", amount="monetary_value", as_of="20150207", freq="W")
+    assert s.column("monetary_value").to_pylist() == [2.0, 0.0, 5.0, 6.0, 0.0, 0.0]
+
+
+def test_summary_drops_the_first_order_by_time_not_row_order():
+    # ::test_summary_data_from_transaction_data_will_choose_the_correct_first_order_to_drop_in_monetary_transactions
+    def run(dates, sales):
+        t = pa.table({"date": pa.array(pd.to_datetime(pd.Series(dates)).to_numpy()),
+                      "id": [2, 2, 2], "sales": sales})
+        return clv.summary(t, customer="id", time="date", amount="sales")
+    ordered = run(["2014-03-14", "2014-04-09", "2014-05-21"], [10, 20, 25])
+    unordered = run(["2014-04-09", "2014-03-14", "2014-05-21"], [20, 10, 25])
+    assert ordered.equals(unordered)
+    assert ordered.column("monetary_value").to_pylist() == [22.5]
+
+
+def test_summary_statistics_identical_to_hardies_paper():
+    # ::test_summary_statistics_are_indentical_to_hardies_paper_confirming_correct_aggregations
+    # (RFM and CLV: iso-value curves; the bundled CDNOW sample, before 1997-10-01)
+    import pyarrow.compute as pc
+    tx = load_cdnow_sample()
+    import datetime
+    tx = tx.filter(pc.less(tx["date"], pa.scalar(datetime.date(1997, 10, 1), pa.date32())))
+    s = clv.summary(tx, customer="customer_id", time="date", amount="dollar_value")
+    m = s.column("monetary_value").to_numpy()[s.column("frequency").to_numpy() > 0]
+    described = pd.Series(m).describe()
+    assert np.round(described["mean"]) == 35 and np.round(described["std"]) == 30
+    assert np.round(described["min"]) == 3 and np.round(described["50%"]) == 27
+    assert np.round(described["max"]) == 300 and described["count"] == 946
+
+
+def test_calibration_and_holdout_data():
+    # ::test_calibration_and_holdout_data (customer 6, first seen after the cut, is absent)
+    s = clv.summary(_arrow(_frame(LARGE)), customer="id", time="date", as_of="2015-02-07",
+                    calibration_end="2015-02-01")
+    holdout = dict(zip(s.column("id").to_pylist(), s.column("frequency_holdout").to_pylist()))
+    assert holdout[1] == 1 and holdout[2] == 0 and 6 not in holdout
+
+
+def test_calibration_and_holdout_data_too_early_raises():
+    # ::test_calibration_and_holdout_data_throws_better_error_if_observation_period_end_is_too_early
+    with pytest.raises(InputError, match="no transaction at or before calibration_end"):
+        clv.summary(_arrow(_frame(LARGE)), customer="id", time="date", as_of="2014-02-07",
+                    calibration_end="2014-02-01")
+
+
+def test_calibration_and_holdout_data_is_okay_with_unsorted_rows():
+    # ::test_calibration_and_holdout_data_is_okay_with_other_indexes (pandas index shuffled; the
+    # Arrow counterpart: rows in a shuffled order give the same customers' numbers)
+    t = _arrow(_frame(LARGE))
+    order = np.random.default_rng(3).permutation(t.num_rows)
+    a = clv.summary(t, customer="id", time="date", as_of="2015-02-07", calibration_end="2015-02-01")
+    b = clv.summary(t.take(order), customer="id", time="date", as_of="2015-02-07",
+                    calibration_end="2015-02-01")
+    cols = ["frequency", "recency", "T", "frequency_holdout", "duration_holdout"]
+    key = lambda tab: sorted(_rows(tab, ["id"] + cols))  # noqa: E731
+    assert key(a) == key(b)
+
+
+def test_calibration_and_holdout_data_weekly():
+    # ::test_calibration_and_holdout_data_works_with_specific_frequency
+    s = clv.summary(_arrow(_frame(LARGE)), customer="id", time="date", as_of="2015-02-07",
+                    calibration_end="2015-02-01", freq="W")
+    assert _rows(s, ["id", "frequency", "recency", "T", "frequency_holdout", "duration_holdout"]) == [
+        (1, 0.0, 0.0, 4.0, 1.0, 1.0), (2, 0.0, 0.0, 4.0, 0.0, 1.0), (3, 1.0, 1.0, 4.0, 0.0, 1.0),
+        (4, 0.0, 0.0, 2.0, 1.0, 1.0), (5, 0.0, 0.0, 2.0, 0.0, 1.0)]
+
+
+def test_calibration_and_holdout_data_date_boundaries():
+    # ::test_calibration_and_holdout_data_gives_correct_date_boundaries (rows after as_of are in
+    # neither period)
+    s = clv.summary(_arrow(_frame(LARGE)), customer="id", time="date", as_of="2015-02-04",
+                    calibration_end="2015-02-01")
+    holdout = dict(zip(s.column("id").to_pylist(), s.column("frequency_holdout").to_pylist()))
+    assert holdout[1] == 0 and holdout[4] == 1
+    assert s.schema.metadata[b"rows_after_as_of"] == b"2"
+
+
+def test_calibration_and_holdout_data_with_monetary_value():
+    # ::test_calibration_and_holdout_data_with_monetary_value
+    s = clv.summary(_arrow(_frame(LARGE_MONEY, ("id", "date", "monetary_value"))), customer="id",
+                    time="date", amount="monetary_value", as_of="2015-02-07",
+                    calibration_end="2015-02-01")
+    assert s.column("monetary_value").to_pylist() == [0, 0, 3, 0, 4.5]
+    assert s.column("monetary_value_holdout").to_pylist() == [2, 0, 0, 3, 0]
+
+
+def test_summary_squashes_period_purchases_to_one_purchase():
+    # ::test_summary_data_from_transaction_data_squashes_period_purchases_to_one_purchase
+    t = pa.table({"id": [1, 1], "t": pa.array(np.array(["2015-01-01", "2015-01-01"],
+                                                      dtype="datetime64[us]"))})
+    s = clv.summary(t, customer="id", time="t", freq="W")
+    assert s.column("frequency").to_pylist() == [0.0]
+
+
+@pytest.mark.parametrize("freq", ["D", "W", "h"])
+@pytest.mark.parametrize("money", [False, True])
+def test_summary_and_holdout_equal_lifetimes(freq, money):
+    # every summary case above, against the peer itself on one random log: ties inside a period,
+    # unsorted rows, several amounts per period, rows after as_of
+    lt = _lifetimes()
+    rng = np.random.default_rng(7)
+    n = 400
+    base = np.datetime64("2015-01-01T00:00:00")
+    df = pd.DataFrame({"id": rng.integers(0, 60, n),
+                       "date": base + rng.integers(0, 90 * 24 * 60, n).astype("timedelta64[m]"),
+                       "value": np.round(rng.uniform(1, 50, n), 2)})
+    tx = pa.table({"id": df["id"].to_numpy(), "date": pa.array(df["date"].to_numpy()),
+                   "value": df["value"].to_numpy()})
+    amount = "value" if money else None
+    cols = ["frequency", "recency", "T"] + (["monetary_value"] if money else [])
+    end = "2015-03-20"
+    # the peer always gets the amounts: without them lifetimes 0.11.3 fails on pandas 3 ("No
+    # objects to concatenate"); its frequency/recency/T do not depend on them
+    ref = lt.utils.summary_data_from_transaction_data(df, "id", "date", monetary_value_col="value",
+                                                      observation_period_end=end, freq=freq)
+    ours = clv.summary(tx, customer="id", time="date", amount=amount, as_of=end,
+                       freq=freq).to_pandas().set_index("id").loc[ref.index]
+    for c in cols:
+        np.testing.assert_allclose(ours[c].to_numpy(), ref[c].to_numpy(), rtol=1e-12, err_msg=c)
+    ref = lt.utils.calibration_and_holdout_data(df, "id", "date", "2015-02-15",
+                                                observation_period_end=end, freq=freq,
+                                                monetary_value_col="value")
+    ours = clv.summary(tx, customer="id", time="date", amount=amount, as_of=end,
+                       calibration_end="2015-02-15", freq=freq).to_pandas().set_index("id")
+    assert sorted(ours.index) == sorted(ref.index)
+    ours = ours.loc[ref.index]
+    pairs = [(c, c + "_cal") for c in cols] + [("frequency_holdout",) * 2,
+                                               ("duration_holdout",) * 2]
+    if money:
+        pairs.append(("monetary_value_holdout",) * 2)
+    for mine, theirs in pairs:
+        np.testing.assert_allclose(ours[mine].to_numpy(), ref[theirs].to_numpy(np.float64),
+                                   rtol=1e-12, err_msg=mine)
+
+
+def test_check_inputs():
+    # test_utils.py::test_check_inputs: recency > T, recency != 0 with frequency 0, a fractional
+    # frequency and a non-positive monetary value are refused by fit
+    x, tx, T = np.array([0.0, 1, 2]), np.array([0.0, 1, 10]), np.array([5.0, 6, 15])
+    m = np.array([2.3, 490, 33.33])
+    clv.BetaGeo().fit(x, tx, T)
+    with pytest.raises(InputError, match="recency exceeds T"):
+        clv.BetaGeo().fit(x, T + 1, T)
+    bad = tx.copy()
+    bad[0] = 1
+    with pytest.raises(InputError, match="recency is non-zero for 1 customer"):
+        clv.BetaGeo().fit(x, bad, T)
+    for cls in (clv.BetaGeo, clv.ModifiedBetaGeo, clv.ParetoNBD):
+        with pytest.raises(InputError, match="frequency has 1 non-integer"):
+            cls().fit(np.array([0, 0.5, 2]), tx, T)
+        with pytest.raises(InputError, match="recency is non-zero"):
+            cls().fit(x, bad, T)
+    bad_m = m.copy()
+    bad_m[1] = 0
+    with pytest.raises(InputError, match="monetary_value must be > 0"):
+        clv.GammaGamma().fit(x, bad_m)
+
+
+def test_summary_obeys_model_constraints():
+    # ::test_summary_data_from_transaction_data_obeys_data_contraints (example_transactions)
+    df, tx = _example_transactions()
+    s = clv.summary(tx, customer="id", time="date", as_of=df["date"].max())
+    x, r, T = (s.column(c).to_numpy() for c in ("frequency", "recency", "T"))
+    assert np.all(x == np.floor(x)) and np.all(r <= T) and np.all(r[x == 0] == 0)
+    clv.BetaGeo().fit(s)
+
+
+@pytest.fixture(scope="module")
+def example_bg():
+    """test_utils.py's fitted_bg: BG/NBD on example_transactions' daily summary."""
+    df, tx = _example_transactions()
+    s = clv.summary(tx, customer="id", time="date", as_of=df["date"].max())
+    return clv.BetaGeo().fit(s), s
+
+
+def test_customer_lifetime_value_with_known_values(example_bg):
+    # test_utils.py::test_customer_lifetime_value_with_known_values (the peer's docstring fit:
+    # r 0.16, alpha 1.86, a 1.85, b 3.18; predict(30) of the first five customers)
+    bg, s = example_bg
+    _assert_params(bg, dict(r=0.16, alpha=1.86, a=1.85, b=3.18), decimal=2)
+    x, tx, T = (s.column(c).to_numpy()[:5] for c in ("frequency", "recency", "T"))
+    expected = np.array([0.016053, 0.021171, 0.030461, 0.031686, 0.001607])
+    ones = np.ones(5)
+    np.testing.assert_almost_equal(bg.expected_purchases(30, x, tx, T), expected, decimal=5)
+    clv0 = clv.customer_lifetime_value(bg, x, tx, T, ones, months=1, discount_rate=0.0)
+    np.testing.assert_almost_equal(clv0, expected, decimal=5)
+    clv1 = clv.customer_lifetime_value(bg, x, tx, T, ones, months=1, discount_rate=1.0)
+    np.testing.assert_almost_equal(clv1, expected / 2.0, decimal=5)
+    clv2 = clv.customer_lifetime_value(bg, x, tx, T, ones, months=2, discount_rate=0)
+    np.testing.assert_allclose(clv2, expected * 2.0, rtol=0.1)
+    clv3 = clv.customer_lifetime_value(bg, x, tx, T, ones, months=2, discount_rate=1.0)
+    np.testing.assert_allclose(clv3, expected / 2.0 + expected / 4.0, rtol=0.1)
+    # and the lifetimes spelling time= (deprecated) against the peer's own function
+    lt = _lifetimes()
+    ref = lt.BetaGeoFitter()
+    ref.params_ = pd.Series(bg.params_)
+    ref.predict = ref.conditional_expected_number_of_purchases_up_to_time   # set by the peer's fit
+    with pytest.warns(DeprecationWarning, match="months"):
+        ours = clv.customer_lifetime_value(bg, x, tx, T, ones, time=3, discount_rate=0.02)
+    want = lt.utils._customer_lifetime_value(ref, pd.Series(x), pd.Series(tx), pd.Series(T),
+                                             pd.Series(ones), time=3, discount_rate=0.02)
+    np.testing.assert_allclose(ours, want.to_numpy(), rtol=1e-9)
+
+
+# == test_generate_data.py ======================================================================
+def _simulate_bgbb(n_periods, alpha, beta, gamma, delta, size, rng):
+    """lifetimes.generate_data.beta_geometric_beta_binom_model, vectorised (the peer's loop takes
+    ~7 s for 100k customers): each opportunity the customer first survives (1 - theta), then
+    buys with p; a last survival draw after the n opportunities gives ``alive``."""
+    p = rng.beta(alpha, beta, size)
+    theta = rng.beta(gamma, delta, size)
+    alive = np.ones(size, bool)
+    freq = np.zeros(size)
+    rec = np.zeros(size)
+    for t in range(n_periods):
+        alive &= rng.random(size) >= theta
+        buy = alive & (rng.random(size) < p)
+        freq += buy
+        rec[buy] = t + 1
+    alive &= rng.random(size) >= theta
+    return freq, rec, np.full(size, float(n_periods)), alive
+
+
+def test_bgbb_params_same_from_sim_data():
+    # test_generate_data.py::TestBetaGeoBetaBinomGeneration::test_params_same_from_sim_data (and
+    # ::test_positivity / ::test_hitting_max of the simulated data)
+    rng = np.random.default_rng(188898)
+    x, tx, n, alive = _simulate_bgbb(6, *BGBB_PAPER.values(), size=100_000, rng=rng)
+    assert x.min() >= 0 and tx.min() >= 0 and x.max() == 6 and tx.max() == 6
+    (ux, utx, un), w = _group(x, tx, n)
+    m = clv.BetaGeoBetaBinom().fit(ux, utx, un, weights=w)
+    np.testing.assert_allclose(list(BGBB_PAPER.values()), list(m.params_.values()), atol=0.1,
+                               rtol=1e-2)
+
+
+def test_bgbb_alive_probabilities_match_simulation():
+    # ::TestBetaGeoBetaBinomGeneration::test_alive_probs: the simulated alive share of the three
+    # Table 6 histories is our probability_alive (future=0) at the true parameters
+    rng = np.random.default_rng(11)
+    x, tx, n, alive = _simulate_bgbb(6, *BGBB_PAPER.values(), size=200_000, rng=rng)
+    m = _with(clv.BetaGeoBetaBinom, BGBB_PAPER)
+    for f, r in ((0, 0), (2, 4), (6, 6)):
+        sel = (x == f) & (tx == r)
+        share = alive[sel].mean()
+        se = math.sqrt(share * (1 - share) / sel.sum())
+        assert abs(share - m.probability_alive(f, r, 6)) < max(4 * se, 0.01)
+
+
+@pytest.mark.parametrize("T,freq,size", [(100, "D", 500), ([400, 200, 5, 103, 198, 401], "D", 6),
+                                         (100, "h", 500)])
+def test_bgnbd_transactional_data_summarises_to_its_generator(T, freq, size):
+    # test_generate_data.py::test_beta_geometric_nbd_model_transactional_data: transactions drawn
+    # like lifetimes' beta_geometric_nbd_model_transactional_data (its pandas DataFrame.append
+    # no longer runs on pandas 3) summarise to the generator's own (frequency, ceil(recency), T)
+    rng = np.random.default_rng(188898)
+    r, alpha, a, b = 0.24, 4.41, 0.79, 2.43
+    end = np.datetime64("2019-01-01T00:00:00", "us")
+    unit = np.timedelta64(1, "D" if freq == "D" else "h").astype("timedelta64[us]")
+    T = np.broadcast_to(np.asarray(T, float), (size,))
+    drop = rng.beta(a, b, size)
+    lam = rng.gamma(r, 1.0 / alpha, size)
+    ids, times, want = [], [], []
+    for i in range(size):
+        first = end - int(T[i]) * unit            # the peer's start_date - 1 unit
+        ages = []
+        u = rng.exponential(1.0 / lam[i])
+        alive = True
+        while u < T[i] - 1 and alive:             # purchases at start_date + u, u < T - 1 units
+            ages.append(u)
+            u += rng.exponential(1.0 / lam[i])
+            alive = rng.random() > drop[i]
+        ids += [i] * (len(ages) + 1)
+        us = np.array([0.0] + [1.0 + g for g in ages]) * unit.astype(np.int64)
+        times.append(first + us.astype("timedelta64[us]"))
+        periods = np.unique(np.floor([0.0] + [1.0 + g for g in ages]))
+        want.append((float(periods.size - 1), float(periods.max()), float(int(T[i]))))
+    tx = pa.table({"customer_id": np.array(ids), "date": pa.array(np.concatenate(times))})
+    s = clv.summary(tx, customer="customer_id", time="date", as_of=str(end), freq=freq)
+    assert s.column("customer_id").to_pylist() == list(range(size))
+    assert _rows(s, ["frequency", "recency", "T"]) == want
