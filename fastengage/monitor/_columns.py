@@ -108,7 +108,9 @@ def float_values(col, column: str = "", role: str = "") -> np.ndarray:
     if pa.types.is_dictionary(col.type):
         col = col.dictionary_decode()
     if not pa.types.is_float64(col.type):
-        col = pc.cast(col, pa.float64())
+        # integers past 2**53 round to the nearest float64, as NumPy's and scipy's conversion
+        # does (Arrow's safe cast refuses them: a profile of huge ids raised ArrowInvalid)
+        col = pc.cast(col, pa.float64(), safe=not pa.types.is_integer(col.type))
     return col.to_numpy(zero_copy_only=False)
 
 

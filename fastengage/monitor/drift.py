@@ -216,11 +216,20 @@ def numeric_rows(refs, curs, ks, wass, psi, js, ks_method, n_threads) -> list[di
             "ks_statistic": float(ks[j]) if valid else None,
             "ks_pvalue": float(pvalue[j]) if valid else None,
             "wasserstein": float(wass[j]) if valid else None,
-            "wasserstein_norm": (float(wass[j] / std) if std > 0 else
-                                 (0.0 if wass[j] == 0 else float("inf"))) if valid else None,
+            "wasserstein_norm": _normalised(float(wass[j]), std) if valid else None,
             "rank_error": rel, "new_categories": None, "missing_categories": None,
         })
     return out
+
+
+def _normalised(wasserstein: float, std: float) -> float:
+    """Wasserstein distance / reference std; a constant reference gives 0 (no move) or inf. An
+    undefined distance (NaN: infinities on both sides, inf - inf) stays NaN, as in scipy."""
+    if math.isnan(wasserstein):
+        return float("nan")
+    if std > 0:
+        return wasserstein / std
+    return 0.0 if wasserstein == 0 else float("inf")
 
 
 def _exact_ks_pvalue(n_ref: int, n_cur: int, d: float, asymptotic: float) -> float:
