@@ -43,6 +43,10 @@ def welch(mean_c, var_c, n_c, mean_t, var_t, n_t, alpha=0.05):
     with np.errstate(invalid="ignore", divide="ignore"):
         df = (sc + st) ** 2 / (sc ** 2 / (nc - 1) + st ** 2 / (nt - 1))
         t = (mt - mc) / np.sqrt(sc + st)
+    # both variances zero: df is 0/0, yet any df gives the same p (0 for a difference, NaN for
+    # none); scipy's ttest_ind(equal_var=False) takes df = 1 there (its test_ttest_ind_zero_
+    # division: zeros vs ones -> t = -inf, p = 0), so a constant metric that moved is significant
+    df = np.where(np.isnan(df), 1.0, df)
     p = 2 * stats.t.sf(np.abs(t), df)
     return _interval(mc, mt, sc, st, p, alpha, stats.t.ppf(1 - alpha / 2, df)) | \
         {"t": t, "df": df}

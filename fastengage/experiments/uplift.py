@@ -40,6 +40,10 @@ class TwoModelUplift:
 
     def fit(self, data, *, features, treatment: str, outcome: str) -> "TwoModelUplift":
         X, t, y = _xy(data, features, treatment, outcome)
+        if t.all() or not t.any():
+            raise InputError(f"treatment column {treatment!r} must hold both treated (1) and "
+                             f"control (0) users to fit a model on each; found only "
+                             f"{int(t[0])}")
         self.features = list(features)
         self.treated_model.fit(X[t], y[t])
         self.control_model.fit(X[~t], y[~t])
@@ -72,11 +76,40 @@ class TransformedOutcomeUplift:
         return np.asarray(self.model.predict(X), dtype=np.float64)
 
 
+def _curve_inputs(outcome, uplift, treated):
+    """float64 outcome and uplift, uint8 treated, checked: the kernel reads all three at the
+    rows of the uplift ordering without bounds checks, and a NaN score has no rank."""
+    arrays = {"outcome": np.asarray(outcome), "uplift": np.asarray(uplift),
+              "treated": np.asarray(treated)}
+    for name, a in arrays.items():
+        if a.dtype == object:  # e.g. an Arrow array with nulls
+            raise InputError(f"{name} must hold numbers without nulls")
+    sizes = {name: a.shape for name, a in arrays.items()}
+    if any(len(shape) != 1 for shape in sizes.values()) or \
+            len({shape[0] for shape in sizes.values()}) != 1:
+        raise InputError(f"outcome, uplift and treated must be 1-d and of one length; got "
+                         f"shapes {sizes}")
+    t = arrays["treated"]
+    if t.dtype != bool:
+        t = t.astype(np.float64)
+        if not np.all((t == 0) | (t == 1)):
+            raise InputError("treated must hold 0/1 (or booleans); found "
+                             f"{np.unique(t[(t != 0) & (t != 1)])[:5].tolist()}")
+    values = {}
+    for name in ("outcome", "uplift"):
+        v = np.ascontiguousarray(arrays[name], dtype=np.float64)
+        bad = int(np.sum(np.isnan(v) if name == "uplift" else ~np.isfinite(v)))
+        if bad:  # an infinite score still ranks; an infinite outcome makes every point inf/NaN
+            raise InputError(f"{name} holds {bad} NaN or null" +
+                             (" value(s)" if name == "uplift" else " or infinite value(s)"))
+        values[name] = v
+    return values["outcome"], values["uplift"], np.ascontiguousarray(t, dtype=bool).view(np.uint8)
+
+
 def _curve_points(outcome, uplift, treated):
-    uplift = np.asarray(uplift, dtype=np.float64)
+    outcome, uplift, treated = _curve_inputs(outcome, uplift, treated)
     order = np.argsort(-uplift, kind="stable")
-    treated = np.ascontiguousarray(treated, dtype=bool).view(np.uint8)
-    return ranking_cumulants(order, uplift, treated, np.ascontiguousarray(outcome, np.float64))
+    return ranking_cumulants(order, uplift, treated, outcome)
 
 
 def uplift_curve(outcome, uplift, treated):
