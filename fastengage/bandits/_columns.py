@@ -20,7 +20,7 @@ from ..kernels.common.config import BANDIT_ARM_CHUNK
 from ..kernels.common.launch import resolve_threads, run_threaded
 
 __all__ = ["arm_array", "arm_codes", "arm_ids", "check_finite", "eligible_mask", "feature_column",
-           "feature_matrix", "reward_vector"]
+           "feature_matrix", "reward_float64", "reward_vector"]
 
 
 def _plain(array):
@@ -38,11 +38,15 @@ def arm_array(arms, role: str = "arms") -> pa.Array:
     try:
         given = arms if isinstance(arms, (pa.Array, pa.ChunkedArray)) else pa.array(list(arms))
         array = _plain(given)
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        raise InputError(f"{role}: arm ids must be all strings or all integers ({exc})") from exc
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as exc:
+        raise InputError(f"{role}: arm ids must be all strings or all integers that fit in "
+                         f"int64 ({exc})") from exc
     typ = array.type
     if pa.types.is_integer(typ):
-        array = pc.cast(array, pa.int64())
+        try:
+            array = pc.cast(array, pa.int64())
+        except pa.ArrowInvalid as exc:  # uint64 ids from 2**63 on
+            raise InputError(f"{role}: integer arm ids must fit in int64 ({exc})") from exc
     elif pa.types.is_string(typ) or pa.types.is_large_string(typ) or pa.types.is_string_view(typ):
         array = pc.cast(array, pa.string())
     elif len(array) == 0 and pa.types.is_null(typ):
@@ -64,7 +68,14 @@ def _as_arm_type(values, arms: pa.Array, column: str, role: str) -> pa.Array:
     is_str = (pa.types.is_string(typ) or pa.types.is_large_string(typ)
               or pa.types.is_string_view(typ))
     if want_int and is_int:
-        return pc.cast(values, pa.int64())
+        try:
+            return pc.cast(values, pa.int64())
+        except pa.ArrowInvalid:  # uint64 ids from 2**63 on: no arm has them
+            big = pc.filter(values, pc.greater(values, pa.scalar(2 ** 63 - 1, pa.uint64())))
+            raise InputError(
+                f"{role} column {column!r} holds arm id(s) this policy does not know: "
+                + ", ".join(repr(v) for v in pc.unique(big).to_pylist()[:5])
+                + " (beyond int64, the range of integer arm ids)") from None
     if not want_int and is_str:
         return pc.cast(values, pa.string())
     raise InputError(
@@ -226,9 +237,20 @@ def check_finite(X: np.ndarray, features: list[str], by_column: bool) -> None:
                          "values")
 
 
+def reward_float64(array, column: str) -> np.ndarray:
+    """A reward column as float64: numbers, or booleans as 0/1 (a "clicked" flag; MABWiser takes
+    boolean rewards too); no nulls, NaN or infinities."""
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    if pa.types.is_boolean(array.type):
+        array = pc.cast(array, pa.uint8())  # nulls stay null and are reported below
+    return amount_to_float64(array, column, role="reward")
+
+
 def reward_vector(batch, column: str, binary: bool) -> np.ndarray:
-    """A reward column as float64: finite, and within [0, 1] when ``binary`` (Beta-Bernoulli)."""
-    r = amount_to_float64(batch.column(column), column, role="reward")
+    """A reward column as float64 (:func:`reward_float64`), within [0, 1] when ``binary``
+    (Beta-Bernoulli)."""
+    r = reward_float64(batch.column(column), column)
     if not np.isfinite(r).all():
         raise InputError(f"reward column {column!r} holds infinite values")
     if binary and r.size and (r.min() < 0.0 or r.max() > 1.0):

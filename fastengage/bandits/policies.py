@@ -38,6 +38,7 @@ from ._columns import (
 )
 from ._serving import Serving, _first_row, _seed64
 from ._snapshot import _Snapshot
+from ._stats import commit_finite, overflow_error
 
 __all__ = ["Policy"]  # the concrete policies are in .kinds
 
@@ -255,30 +256,44 @@ class Policy(Serving):
         _ridge.block_sums(addresses, n, codes, rewards, BANDIT_ROWS_PER_TASK, part_G, part_g,
                           part_s, n_threads=_threads(n, n_threads))
         if not np.isfinite(part_G.diagonal(axis1=2, axis2=3)).all():
-            check_finite(np.stack(columns), features, by_column=True)  # names it, or overflow
+            check_finite(np.stack(columns), features, by_column=True)  # overflow: _commit
         task_arm = np.tile(np.arange(K), T)
         return (task_arm, part_G.reshape(T * K, d, d), part_g.reshape(T * K, d),
                 part_s.reshape(T * K, 3))
+
+    def _stats(self) -> tuple:
+        """The statistics in the kernels' argument order (G, g, counts, sums, sums2)."""
+        return self._G, self._g, self._counts, self._sums, self._sums2
 
     def _add(self, batch, features, codes, rewards, n_threads) -> None:
         with self._lock:
             task_arm, part_G, part_g, part_s = self._task_sums(batch, features, codes, rewards,
                                                                n_threads)
-            _ridge.add_task_sums(task_arm, part_G, part_g, part_s, self._G, self._g,
-                                 self._counts, self._sums, self._sums2)
-            self._refresh(np.unique(task_arm[part_s[:, 0] > 0]))  # arms with rows
+            touched = np.unique(task_arm[part_s[:, 0] > 0])  # arms with rows
+            if not commit_finite(self._stats(), touched, lambda: _ridge.add_task_sums(
+                    task_arm, part_G, part_g, part_s, *self._stats())):
+                raise overflow_error(self._arms.take(pa.array(touched)), features, batch,
+                                     rewards)
+            self._refresh(touched)
 
     def update_one(self, x, arm, reward: float) -> None:
         """Learn from one outcome (a service's feedback call): ``x`` the context (1-D NumPy,
         ignored by non-contextual policies), ``arm`` the arm id, ``reward`` a number."""
         x = self._context(x)
+        if not np.isfinite(x).all():  # checked before the sums: a NaN stays in them for good
+            raise InputError("x holds NaN or infinite values")
         code = arm_codes(pa.array([arm]), self._arms, "arm")[0]
         r = float(reward)
         if not np.isfinite(r) or (self.BINARY_REWARDS and not 0.0 <= r <= 1.0):
             raise InputError(f"reward {reward!r} is not a valid reward for {type(self).__name__}")
+        arms = np.array([code])
         with self._lock:
-            _ridge.add_one(x, r, code, self._G, self._g, self._counts, self._sums, self._sums2)
-            self._refresh(np.array([code]))
+            if not commit_finite(self._stats(), arms,
+                                 lambda: _ridge.add_one(x, r, code, *self._stats())):
+                raise InputError(f"update_one overflows float64 in the statistics of arm "
+                                 f"{arm!r} (|x|^2 or reward^2 beyond 1.8e308); nothing was "
+                                 "learned")
+            self._refresh(arms)
 
     def merge(self, other: Policy) -> Policy:
         """Add another policy's statistics to this one (same class, hyperparameters and feature
@@ -299,9 +314,11 @@ class Policy(Serving):
             self.add_arms(missing)
         with self._lock:
             idx = pc.index_in(o_arms, value_set=self._arms).to_numpy()
-            for mine, theirs in zip((self._counts, self._sums, self._sums2, self._G, self._g),
-                                    stats):
-                np.add.at(mine, idx, theirs)
+            mine = (self._counts, self._sums, self._sums2, self._G, self._g)
+            if not commit_finite(mine, idx, lambda: [np.add.at(m, idx, t)
+                                                     for m, t in zip(mine, stats)]):
+                raise InputError("merge overflows float64 in the summed statistics; nothing "
+                                 "was merged")
             self._refresh()
         return self
 
