@@ -95,6 +95,14 @@ def _drop_values(name: str, state: NumericState, customers):
     ids = as_id_array(customers)
     if not (pa.types.is_integer(ids.type) or pa.types.is_floating(ids.type)):
         raise InputError(f"column {name!r} is numeric but the customers to forget are {ids.type}")
+    if pa.types.is_integer(ids.type) and len(ids):
+        # a numeric column holds float64: past 2**53 several ids share one value, so removing
+        # one id's value could remove another customer's rows too (or miss the id's own)
+        big = pc.max(pc.abs_checked(ids.cast(pa.float64(), safe=False))).as_py() or 0.0
+        if big > 2.0 ** 53:
+            raise InputError(f"column {name!r} is numeric (float64) and an id to forget exceeds "
+                             "2**53 in magnitude, where float64 cannot tell ids apart; profile "
+                             f"it with categorical=[{name!r}] to forget such ids exactly")
     targets = np.unique(ids.cast(pa.float64()).to_numpy(zero_copy_only=False))
     values = state.values
     hit = np.isin(values, targets)

@@ -767,3 +767,20 @@ def test_readout_empty_group_and_one_sided_segment():
     with pytest.raises(InputError, match="one variant only"):
         readout(pa.table({"arm": ["C"] * 3, "m": [1.0, 2, 3]}), variant="arm", control="C",
                 metrics="m")
+
+
+def test_forget_huge_ids():
+    # huge ids in a profile's id column: exact as categories; refused (clear error, no
+    # ArrowInvalid) in a numeric column, where 2**62 and 2**62 + 1 are one float64 value and
+    # forgetting one would drop the other customer's row too
+    table = pa.table({"cid": pa.array([2 ** 62, 2 ** 62 + 1, 3, 5], pa.int64()),
+                      "v": [1.0, 2.0, 3.0, 4.0]})
+    profile = Profile.from_data(table, categorical=["cid"])
+    profile.forget([2 ** 62 + 1], request="r1")
+    assert sorted(profile.state("cid").values.to_pylist()) == [3, 5, 2 ** 62]
+    numeric = Profile.from_data(table)
+    with pytest.raises(InputError, match="'cid'.*2\\*\\*53"):
+        numeric.forget([2 ** 62 + 1], request="r2", id_columns=["cid"])
+    assert numeric.state("cid").n == 4  # nothing removed
+    numeric.forget([3], request="r3", id_columns=["cid"])  # small ids stay exact
+    assert numeric.state("cid").n == 3
