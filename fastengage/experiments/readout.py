@@ -134,7 +134,12 @@ def _shares(expected, names):
     missing = [n for n in names if n not in {str(k) for k in expected}]
     if missing:
         raise InputError(f"srm_expected has no share for variant(s) {missing}")
-    return np.array([float({str(k): v for k, v in expected.items()}[n]) for n in names])
+    shares = np.array([float({str(k): v for k, v in expected.items()}[n]) for n in names])
+    if not np.all(np.isfinite(shares) & (shares > 0)):
+        # a zero share makes the chi-square 0/0 (NaN), which would read as a failed SRM check
+        raise InputError(f"srm_expected shares must be positive numbers; got "
+                         f"{dict(zip(names, shares.tolist()))}")
+    return shares
 
 
 _FIELDS = ("control", "treatment", "diff", "ci_low", "ci_high", "lift", "lift_ci_low",

@@ -267,6 +267,17 @@ def test_chisquare_data_types_and_cressie_read():
     assert_allclose(srm(obs, expected), stats.chisquare(obs, expected), **TIGHT)
 
 
+def test_srm_expected_share_zero_is_refused():
+    # chisquare with an expected count of 0 gives NaN or inf (scipy warns); in a readout that
+    # NaN read as a failed SRM check on every row. Regression: a zero share is refused up front.
+    users = pa.table({"arm": ["A"] * 5 + ["B"] * 5, "m": np.arange(10.0)})
+    with pytest.raises(InputError, match="srm_expected shares must be positive"):
+        readout(users, variant="arm", control="A", metrics="m", srm_expected={"A": 1, "B": 0})
+    row = readout(users, variant="arm", control="A", metrics="m",
+                  srm_expected={"A": 2, "B": 2}).to_pylist()[0]
+    assert row["srm_pvalue"] == stats.chisquare([5, 5]).pvalue == 1.0 and row["srm_ok"]
+
+
 # ---------------------------------------------------------------------------------------------
 # scipy: ttest_ind(equal_var=False) (test_stats.py::TestTTestInd, TestTTestIndFromStats) through
 # experiments.welch (summary numbers) and readout (Arrow rows; diff = treatment - control, so
