@@ -42,7 +42,8 @@ import time
 
 __all__ = ["GATE_CAPABILITIES", "measure", "compare", "main"]
 
-GATE_CAPABILITIES = ("rfm", "clv", "recommend", "scoring")
+GATE_CAPABILITIES = ("rfm", "profile", "clv", "recommend", "scoring", "bandits", "monitor",
+                     "privacy", "experiments")
 DEFAULT_TOLERANCE = 0.05
 
 # amd64 Valgrind client request: rax = &args, rdx = default; the magic rotate sequence then
@@ -124,7 +125,84 @@ def _workloads() -> dict:
         return lambda: (model.score(table, n_threads=1), [model.predict(X[i:i + 1])
                                                           for i in range(200)])
 
-    return {"rfm": rfm, "clv": clv, "recommend": recommend, "scoring": scoring}
+    def profile():
+        from .. import profile as run
+
+        ints = transactions(20_000, time_sorted=False)
+        strings = transactions(20_000, string_ids=True, time_sorted=False)
+        return lambda: (run(ints, customer="customer", time="time", amount="amount",
+                            order="order", item="item", n_threads=1),
+                        run(strings, customer="customer", time="time", amount="amount",
+                            n_threads=1))
+
+    def bandits():
+        import pyarrow as pa
+
+        from ..bandits import LinUCB, evaluate
+
+        rng = np.random.default_rng(0)
+        n, d, arms = 20_000, 8, [f"offer-{a}" for a in range(5)]
+        X = rng.normal(size=(n, d))
+        arm = rng.integers(0, len(arms), n)
+        logs = pa.table({**{f"x{j}": X[:, j] for j in range(d)},
+                         "arm": pa.array(np.asarray(arms)[arm]),
+                         "reward": (X[:, 0] * arm + rng.normal(size=n) > 1).astype(np.float64),
+                         "propensity": np.full(n, 1 / len(arms))})
+        features = [f"x{j}" for j in range(d)]
+        rows = [np.ascontiguousarray(x) for x in X[:200]]
+
+        def run():
+            policy = LinUCB(arms, features=features).update(logs, arm="arm", reward="reward",
+                                                           n_threads=1)
+            policy.decide(logs, seed=1, n_threads=1)
+            [policy.decide_one(x, seed=i) for i, x in enumerate(rows)]
+            evaluate(logs, action="arm", reward="reward", propensity="propensity",
+                     target=policy, estimators=["ipw", "snipw"], n_bootstrap=200, seed=0,
+                     n_threads=1)
+
+        return run
+
+    def monitor():
+        import pyarrow as pa
+
+        from ..monitor import drift, quality
+
+        rng = np.random.default_rng(0)
+        n = 20_000
+        colors = np.array(["red", "green", "blue", "grey", "black"])
+        reference = pa.table({"a": rng.normal(size=n), "b": rng.gamma(2.0, 3.0, n),
+                              "c": pa.array(colors[rng.integers(0, 5, n)])})
+        current = pa.table({"a": rng.normal(0.1, size=n), "b": rng.gamma(2.1, 3.0, n),
+                            "c": pa.array(colors[rng.integers(0, 4, n)])})
+        scored = pa.table({"score": rng.random(n), "label": rng.integers(0, 2, n)})
+        return lambda: (drift(reference, current, categorical=["c"], n_threads=1),
+                        quality(scored, score="score", label="label", n_threads=1))
+
+    def privacy():
+        from ..privacy import pseudonymize
+
+        strings = transactions(20_000, string_ids=True)
+        ints = transactions(20_000)
+        return lambda: (pseudonymize(strings, ["customer", "item"], key=b"k" * 32, n_threads=1),
+                        pseudonymize(ints, ["customer"], key=b"k" * 32, method="siphash-2-4",
+                                     n_threads=1))
+
+    def experiments():
+        import pyarrow as pa
+
+        from ..experiments import readout
+
+        rng = np.random.default_rng(0)
+        n = 20_000
+        users = pa.table({"variant": pa.array(np.where(rng.random(n) < 0.5, "A", "B")),
+                          "converted": rng.integers(0, 2, n).astype(np.float64),
+                          "revenue": rng.gamma(2.0, 10.0, n)})
+        return lambda: readout(users, variant="variant", control="A",
+                               metrics=["converted", "revenue"], n_threads=1)
+
+    return {"rfm": rfm, "profile": profile, "clv": clv, "recommend": recommend,
+            "scoring": scoring, "bandits": bandits, "monitor": monitor, "privacy": privacy,
+            "experiments": experiments}
 
 
 def _child(capabilities: list[str]) -> None:
