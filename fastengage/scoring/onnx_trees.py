@@ -100,6 +100,17 @@ def check_tree_ensemble(node) -> None:
                                f"{backed} leaf weight(s) and base value(s) (allowed 1..{limit})")
 
 
+def _class_one_always_scored(modes, tree_ids, node_ids, vote_tree, vote_node) -> bool:
+    """True if some tree holds a class-1 weight at every one of its leaves, so that every row
+    has a class-1 score (ONNX Runtime's ``has_score``; the value of the weight does not matter)."""
+    votes = set(zip(vote_tree.tolist(), vote_node.tolist()))
+    every_leaf_votes = {}
+    for mode, tree, node in zip(modes, tree_ids.tolist(), node_ids.tolist()):
+        if mode == "LEAF":
+            every_leaf_votes[tree] = every_leaf_votes.get(tree, True) and (tree, node) in votes
+    return any(every_leaf_votes.values())
+
+
 def tree_ensemble_from_onnx(node, input_dtype, n_features: int):
     """Flatten one TreeEnsemble node.
 
@@ -153,7 +164,12 @@ def tree_ensemble_from_onnx(node, input_dtype, n_features: int):
         labels = list(labels)
         n_classes = len(labels)
         distinct = np.unique(w_id)
-        binary = n_classes == 2 and distinct.size == 1
+        if n_classes == 2 and 1 in distinct and not _class_one_always_scored(
+                modes, tree_ids, node_ids, w_tree[w_id == 1], w_node[w_id == 1]):
+            # ONNX Runtime (FinalizeScores, two classes): a row none of whose leaves holds a
+            # class-1 weight gets the binary output [T(-s0), T(s0)], the others [T(s0), T(s1)]
+            raise NotNative("two-class classifier whose class-1 score exists on some rows only")
+        binary = n_classes == 2 and distinct.size == 1 and distinct[0] == 0
         if binary:
             n_raw = 1
             w_id = np.zeros_like(w_id)

@@ -560,20 +560,21 @@ def _ort_scores(blob, X, threads=1):
     return np.asarray(out).reshape(X.shape[0], -1)
 
 
-def _check_onnx(blob, X, published=None, names=("a", "b", "c")):
+def _check_onnx(blob, X, published=None, names=("a", "b", "c"), backend="native-trees"):
     """fastengage's native scores of X == ONNX Runtime's, bit for bit (and == the published
     outputs of the peer's test), on the NumPy and Arrow paths, one row and many."""
     model = load_model(blob, features=list(names))
-    assert model.backend == "native-trees", model.note
-    model.match_onnxruntime(1)
+    assert model.backend == backend, model.note
+    if backend == "native-trees":
+        model.match_onnxruntime(1)
     ref = _ort_scores(blob, X)
-    got = model.predict(X)
+    got = model.predict(X, n_threads=1)
     assert got.dtype == np.float32
     np.testing.assert_array_equal(got, ref)
     table = _table(X.astype(np.float64), names, dtype=X.dtype)
-    np.testing.assert_array_equal(_scores(model.score(table)), ref)
+    np.testing.assert_array_equal(_scores(model.score(table, n_threads=1, nulls="nan")), ref)
     for i in range(X.shape[0]):  # one row at a time (the serving path)
-        np.testing.assert_array_equal(model.predict(X[i:i + 1]), ref[i:i + 1])
+        np.testing.assert_array_equal(model.predict(X[i:i + 1], n_threads=1), ref[i:i + 1])
     if published is not None:
         np.testing.assert_allclose(got[:len(published)], published, rtol=1e-6, atol=1e-7)
     return model
@@ -613,7 +614,8 @@ def test_ort_tree_ensemble_classifier_as_tensor():
                 X, published)
 
 
-@pytest.mark.parametrize("case", ["labels", "binary", "binary_probabilities"])
+@pytest.mark.parametrize("case", ["labels", "binary", "binary_probabilities", "class_one_only",
+                                  "both_always"])
 def test_ort_tree_ensemble_classifier_two_classes(case):
     # tree_ensembler_classifier_test.cc::TreeEnsembleClassifierLabels (string labels, one
     # weight column: scores [-s, s]), ::TreeEnsembleClassifierBinary (a single class label,
@@ -642,9 +644,37 @@ def test_ort_tree_ensemble_classifier_two_classes(case):
                               0.26894140, 0.73105859, 0.73105859, 0.26894142, 0.5, 0.04742586],
                              np.float32).reshape(8, 2)
         names = ["probability_0", "probability_1"]
+    if case in ("class_one_only", "both_always"):  # beyond the peer: its weights on class 1
+        attrs.update(classlabels_int64s=[0, 1], post_transform="LOGISTIC", class_ids=[1] * 11)
+        n_out, published, names = 2, None, ["probability_0", "probability_1"]
+        if case == "both_always":  # ... and on class 0 as well, at every leaf
+            for key in ("class_treeids", "class_nodeids", "class_weights"):
+                attrs[key] = list(attrs[key]) * 2
+            attrs["class_ids"] = [0] * 11 + [1] * 11
+            attrs["class_weights"] = list(np.linspace(-2, 2, 22))
+            leaves = [(t, n) for t, n, m in zip(_ORT_TREES["nodes_treeids"],
+                                                _ORT_TREES["nodes_nodeids"],
+                                                _ORT_TREES["nodes_modes"]) if m == "LEAF"]
+            votes = set(zip(attrs["class_treeids"], attrs["class_nodeids"]))
+            missing = [leaf for leaf in leaves if leaf not in votes and leaf[0] == 1]
+            for t, n in missing:  # every leaf of tree 1 votes for class 1
+                attrs["class_treeids"].append(t)
+                attrs["class_nodeids"].append(n)
+                attrs["class_ids"].append(1)
+                attrs["class_weights"].append(0.25)
+    # ONNX Runtime's FinalizeScores gives a row whose leaves hold no class-1 weight the binary
+    # output [T(-s0), T(s0)] and the other rows [T(s0), T(s1)]: the native kernel does not
+    # reproduce that row-dependent rule, so such models run on ONNX Runtime (model.note says
+    # why). Before the fix they were scored natively as [T(s0), T(s1)] on every row: row 0 of
+    # ::TreeEnsembleClassifierBinaryProbabilities came out [0.9933, 0.5], not [0.0067, 0.9933].
+    # (class_one_only: tree 0 has a class-1 weight at every leaf, so every row has a class-1
+    # score and no row takes the binary output)
+    backend = "onnxruntime" if case == "binary_probabilities" else "native-trees"
     blob = _onnx_model("TreeEnsembleClassifier", attrs, 3, label_type=label_type, n_out=n_out)
-    model = _check_onnx(blob, np.vstack([_ORT_X, _ORT_EDGE]), published)
+    model = _check_onnx(blob, np.vstack([_ORT_X, _ORT_EDGE]), published, backend=backend)
     assert model.output_names == names
+    if backend == "onnxruntime":
+        assert "class-1 score exists on some rows only" in model.note
 
 
 @pytest.mark.parametrize("attrs, message", [
@@ -723,7 +753,7 @@ def test_ort_tree_regressor_multi_target(agg, base, published, dtype):
     if agg in ("MIN", "MAX"):
         model = load_model(blob, features=["a", "b", "c"])
         assert model.backend == "onnxruntime" and agg in model.note
-        got = _scores(model.score(_table(X.astype(np.float64), "abc", dtype=dtype)))
+        got = _scores(model.score(_table(X.astype(np.float64), "abc", dtype=dtype), nulls="nan"))
         np.testing.assert_array_equal(got, _ort_scores(blob, X))
         np.testing.assert_allclose(got[:8], published, rtol=1e-6)
         return
