@@ -683,9 +683,9 @@ def test_ort_tree_ensemble_classifier_two_classes(case):
     # ::TreeEnsembleClassifierMismatchedNodeArrays
     ({"nodes_featureids": [0, -2]}, "differ in length"),
     # ::TreeEnsembleClassifierBaseValuesTooLargeForBinaryClass (ONNX Runtime refuses it too)
-    ({"classlabels_int64s": [0], "class_ids": [0, 0], "base_values": [0.0, 0.0, 0.0]}, ""),
+    ({"classlabels_int64s": [0], "class_ids": [0, 0], "base_values": [0.0, 0.0, 0.0]}, None),
     # ::TreeEnsembleClassifierBaseValuesWrongSizeMultiClass
-    ({"classlabels_int64s": [0, 1, 2], "class_ids": [0, 2], "base_values": [0.0, 0.0]}, ""),
+    ({"classlabels_int64s": [0, 1, 2], "class_ids": [0, 2], "base_values": [0.0, 0.0]}, None),
 ])
 def test_ort_tree_ensemble_classifier_malformed(attrs, message):
     # a malformed operator is a ModelFormatError at load or score, never scores
@@ -785,3 +785,200 @@ def test_ort_tree_regressor_single_target(agg, n_obs):
     for threads in (1, 2, 3):  # ONNX Runtime's thread split of the trees, reproduced
         model.match_onnxruntime(threads)
         np.testing.assert_array_equal(model.predict(X), _ort_scores(blob, X, threads))
+
+
+# -- scikit-learn: trees and ensembles exported to ONNX, linear models -----------------------
+# The peer's outputs are sklearn's own predict / predict_proba / decision_function; ONNX
+# exports are also checked bit for bit against ONNX Runtime (float32 thresholds and sums).
+
+from fastengage.scoring import LinearModel  # noqa: E402
+from fastengage.scoring.export import sklearn_to_onnx  # noqa: E402
+
+# sklearn/tree/tests/test_tree.py (and ensemble/tests/test_forest.py, test_gradient_boosting.py)
+# toy sample: X, y, T and true_result
+_TOY_X = [[-2, -1], [-1, -1], [-1, -2], [1, 1], [1, 2], [2, 1]]
+_TOY_Y = [-1, -1, -1, 1, 1, 1]
+_TOY_T = [[-1, -1], [2, 2], [3, 2]]
+_TOY_TRUE = [-1, 1, 1]
+
+
+def _fit1(estimator, X, y):
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        return estimator.fit(X, y)
+
+
+def _sk_native(estimator, names, X, zipmap=True):
+    """Export, load natively, and check against ONNX Runtime bit for bit; returns the scores."""
+    blob = sklearn_to_onnx(estimator, names, zipmap=zipmap)
+    model = load_model(blob)
+    assert model.backend == "native-trees", model.note
+    model.match_onnxruntime(1)
+    X32 = np.asarray(X, np.float32)
+    got = _scores(model.score(_table(X32.astype(np.float64), names, dtype=np.float32),
+                              n_threads=1))
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    one = ort.InferenceSession(blob, so, providers=["CPUExecutionProvider"])
+    ref = one.run(None, {one.get_inputs()[0].name: X32})[-1]
+    if isinstance(ref, list):  # ZipMap: one dict per row, keys in class order
+        ref = np.array([[row[k] for k in estimator.classes_] for row in ref], np.float32)
+    np.testing.assert_array_equal(got, np.asarray(ref).reshape(len(X32), -1))
+    return model, got
+
+
+@pytest.mark.parametrize("name", ["tree", "forest", "extra_trees", "gradient_boosting", "hgb"])
+def test_sklearn_classification_toy(name):
+    # sklearn tree/tests/test_tree.py::test_classification_toy, ensemble/tests/test_forest.py::
+    # test_classification_toy, test_gradient_boosting.py::test_classification_toy: the class
+    # of each test row (argmax over our probability columns, named by classes_) is
+    # true_result, and the probabilities are predict_proba's
+    from sklearn.ensemble import (ExtraTreesClassifier, GradientBoostingClassifier,
+                                  HistGradientBoostingClassifier, RandomForestClassifier)
+    from sklearn.tree import DecisionTreeClassifier
+
+    est = {"tree": DecisionTreeClassifier(random_state=0),
+           "forest": RandomForestClassifier(n_estimators=10, random_state=1),
+           "extra_trees": ExtraTreesClassifier(n_estimators=10, random_state=1),
+           "gradient_boosting": GradientBoostingClassifier(n_estimators=10, random_state=1),
+           "hgb": HistGradientBoostingClassifier(max_iter=10, min_samples_leaf=1)}[name]
+    _fit1(est, np.array(_TOY_X, float), _TOY_Y)
+    model, got = _sk_native(est, ["x0", "x1"], _TOY_T)
+    assert model.output_names == [f"probability_{c}" for c in est.classes_] == \
+        ["probability_-1", "probability_1"]
+    np.testing.assert_array_equal(est.classes_[got.argmax(axis=1)], _TOY_TRUE)
+    np.testing.assert_allclose(got, est.predict_proba(np.array(_TOY_T, float)), atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["tree", "forest", "hgb"])
+def test_sklearn_iris_predict_proba(name):
+    # sklearn tree/tests/test_tree.py::test_iris / ::test_probability and ensemble/tests/
+    # test_forest.py::test_iris / ::test_probability: three classes, rows sum to one, string
+    # class labels name the output columns in classes_ order
+    from sklearn.datasets import load_iris
+    from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+    from sklearn.tree import DecisionTreeClassifier
+
+    X, y = load_iris(return_X_y=True)
+    labels = np.array(["setosa", "versicolor", "virginica"])[y]
+    est = {"tree": DecisionTreeClassifier(random_state=0),
+           "forest": RandomForestClassifier(n_estimators=8, random_state=0),
+           "hgb": HistGradientBoostingClassifier(max_iter=15)}[name]
+    _fit1(est, X, labels)
+    model, got = _sk_native(est, ["sl", "sw", "pl", "pw"], X)
+    assert model.classes == list(est.classes_)
+    assert model.output_names == ["probability_setosa", "probability_versicolor",
+                                  "probability_virginica"]
+    np.testing.assert_allclose(got.sum(axis=1), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(got, est.predict_proba(X.astype(np.float32)), atol=1e-5)
+
+
+def test_sklearn_regression_toy_and_multioutput():
+    # sklearn tree/tests/test_tree.py::test_regression_toy and ::test_multioutput (a regressor
+    # with two targets gives value_0, value_1)
+    from sklearn.ensemble import RandomForestRegressor
+    from sklearn.tree import DecisionTreeRegressor
+
+    X = np.array(_TOY_X, float)
+    reg = _fit1(DecisionTreeRegressor(random_state=1), X, _TOY_Y)
+    model, got = _sk_native(reg, ["x0", "x1"], _TOY_T)
+    np.testing.assert_allclose(got[:, 0], _TOY_TRUE)
+    assert model.output_names == ["value"]
+    y2 = np.column_stack([_TOY_Y, np.arange(6) * 0.5])
+    for est in (DecisionTreeRegressor(random_state=0), RandomForestRegressor(5, random_state=0)):
+        _fit1(est, X, y2)
+        model, got = _sk_native(est, ["x0", "x1"], _TOY_T + _TOY_X)
+        assert model.output_names == ["value_0", "value_1"]
+        np.testing.assert_allclose(got, est.predict(np.array(_TOY_T + _TOY_X, float)), atol=1e-5)
+
+
+def test_sklearn_hgb_missing_values_trivial():
+    # sklearn ensemble/_hist_gradient_boosting/tests/test_gradient_boosting.py::
+    # test_missing_values_trivial: y == isnan(X); the learnt missing-value direction must
+    # survive export (nodes_missing_value_tracks_true) and native scoring: perfect accuracy,
+    # and NaN given as an Arrow null or as NaN scores alike
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(100, 1))
+    mask = rng.binomial(1, 0.5, size=X.shape).astype(bool)
+    X[mask] = np.nan
+    y = mask.ravel()
+    gb = _fit1(HistGradientBoostingClassifier(max_iter=20), X, y)
+    model, got = _sk_native(gb, ["x"], X)
+    np.testing.assert_array_equal(gb.classes_[got.argmax(axis=1)], y)
+    np.testing.assert_allclose(got, gb.predict_proba(X.astype(np.float32)), atol=1e-5)
+    nan_kept = _scores(model.score(pa.table({"x": X[:, 0]}), n_threads=1))
+    np.testing.assert_array_equal(nan_kept, got)
+    # ...and the regressor (missing values going to the side seen with NaN in training)
+    reg = _fit1(HistGradientBoostingRegressor(max_iter=20), X, y.astype(float) * 3 - 1)
+    model, got = _sk_native(reg, ["x"], X)
+    np.testing.assert_allclose(got[:, 0], reg.predict(X.astype(np.float32)), atol=1e-5)
+
+
+@pytest.mark.parametrize("case", ["binary", "multinomial", "ovr", "strings"])
+def test_sklearn_logistic_predict_proba_and_decision_function(case):
+    # sklearn linear_model/tests/test_logistic.py::test_predict_2_classes (binary),
+    # ::test_predict_iris (multinomial, and one-vs-rest via OneVsRestClassifier): a
+    # LinearModel built from coef_ / intercept_ gives predict_proba (and, with the identity
+    # link, decision_function) in float64 to 1e-12, columns in classes_ order
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.multiclass import OneVsRestClassifier
+
+    X, y = load_iris(return_X_y=True)
+    names = ["sl", "sw", "pl", "pw"]
+    if case == "binary":
+        y = (y == 2).astype(int)
+    elif case == "strings":
+        y = np.array(["b", "c", "a"])[y]  # classes_ sorted: a, b, c
+    if case == "ovr":
+        est = _fit1(OneVsRestClassifier(LogisticRegression(max_iter=500)), X, y)
+        coef = np.vstack([e.coef_ for e in est.estimators_])
+        icpt = np.concatenate([e.intercept_ for e in est.estimators_])
+        decision = X @ coef.T + icpt
+        model = LinearModel(coef, icpt, features=names, link="logistic",
+                            classes=list(est.classes_), l1_normalize=True)
+    else:
+        est = _fit1(LogisticRegression(max_iter=500), X, y)
+        coef, icpt = est.coef_, est.intercept_
+        decision = est.decision_function(X)
+        link = "logistic" if case == "binary" else "softmax"
+        model = LinearModel(coef, icpt, features=names, link=link,
+                            classes=[c.item() for c in est.classes_])
+    table = _table(X, names)
+    got = _scores(model.score(table))
+    assert model.output_names == [f"probability_{c}" for c in est.classes_]
+    np.testing.assert_allclose(got, est.predict_proba(X), rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(est.classes_[got.argmax(axis=1)], est.predict(X))
+    raw = LinearModel(coef, icpt, features=names)  # identity link: decision_function
+    np.testing.assert_allclose(_scores(raw.score(table)), decision.reshape(len(X), -1),
+                               rtol=0, atol=1e-12)
+    if case != "ovr":  # the ONNX export runs on the native linear kernel, float32 precision
+        blob = sklearn_to_onnx(est, names)
+        onnx_model = load_model(blob)
+        assert onnx_model.backend == "native-linear", onnx_model.note
+        np.testing.assert_allclose(_scores(onnx_model.score(table)), est.predict_proba(X),
+                                   atol=1e-5)
+
+
+def test_sklearn_linear_regression_multiple_outcome():
+    # sklearn linear_model/tests/test_base.py::test_linear_regression_multiple_outcome: two
+    # targets, value_0 / value_1 equal predict; nulls are an error on the linear path
+    from sklearn.datasets import make_regression
+    from sklearn.linear_model import LinearRegression, Ridge
+
+    X, y = make_regression(n_samples=200, n_features=5, n_targets=2, random_state=0)
+    names = [f"x{j}" for j in range(5)]
+    for est in (LinearRegression(), Ridge(alpha=0.5)):
+        _fit1(est, X, y)
+        model = LinearModel(est.coef_, est.intercept_, features=names)
+        assert model.output_names == ["value_0", "value_1"]
+        table = _table(X, names)
+        np.testing.assert_allclose(_scores(model.score(table)), est.predict(X), rtol=1e-12,
+                                   atol=1e-9)
+        np.testing.assert_allclose(model.predict(X), est.predict(X), rtol=1e-12, atol=1e-9)
+    holed = _table(_with_holes(X, 6), names)
+    with pytest.raises(InputError, match="null"):
+        model.score(holed)
