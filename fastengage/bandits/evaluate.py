@@ -18,7 +18,7 @@ from .._io.sources import amount_to_float64, open_source
 from ..errors import InputError
 from ..kernels.bandits import ope as _ope
 from ..kernels.common.config import BANDIT_OPE_CHUNK
-from ._columns import arm_array, arm_codes, feature_matrix
+from ._columns import arm_array, arm_codes, feature_matrix, reward_float64
 from .policies import Policy, _seed64, _threads
 from .reward_model import fit_predict_rewards
 
@@ -31,14 +31,21 @@ _NEEDS_MODEL = {"dm", "dr", "sndr", "switch-dr", "dr-os"}
 _SUM_TOLERANCE = 1e-6
 
 
-def _positions(table, position):
+def _positions(table, position, slots):
+    """Each round's slot index and the number of slots. Positions are dense-ranked (obp's
+    OpenBanditDataset does the same), except when the target (or ``q_hat``) array has more
+    ``slots`` than the logs show positions and the positions are integers in ``[0, slots)``:
+    then they index its slots directly, as obp's estimators do (a slot that no logged round
+    shows; dense ranking would shift the slots after it)."""
     if position is None:
         return np.zeros(table.num_rows, dtype=np.int64), 1
     col = table.column(position).combine_chunks()
     if col.null_count:
         raise InputError(f"position column {position!r} has {col.null_count} null value(s)")
-    # Dense rank of the position values (obp's OpenBanditDataset does the same).
     levels = pc.unique(col).sort()
+    if (slots is not None and len(levels) < slots and pa.types.is_integer(col.type)
+            and levels[0].as_py() >= 0 and levels[-1].as_py() < slots):
+        return np.ascontiguousarray(col.to_numpy(), dtype=np.int64), slots
     codes = pc.index_in(col, value_set=levels).to_numpy()
     return np.ascontiguousarray(codes, np.int64), len(levels)
 
@@ -74,6 +81,9 @@ def _arms_for(target, arms, action_col, action):
     if arms is not None:
         return arm_array(arms)
     if isinstance(target, np.ndarray):
+        if target.ndim not in (2, 3):
+            raise InputError(f"target probabilities must be a (rows, K) or (rows, K, positions) "
+                             f"array, got shape {target.shape}")
         if not pa.types.is_integer(action_col.type):
             raise InputError("with a target array, pass arms=[ids in column order] (or log "
                              "integer actions 0..K-1)")
@@ -124,15 +134,16 @@ def evaluate(logs, *, action: str, reward: str, propensity: str, target,
     unknown = [e for e in names if e not in ESTIMATORS]
     if unknown or not names:
         raise InputError(f"unknown estimator(s) {unknown}; choose from {list(ESTIMATORS)}")
-    for label, value, lo in (("clip", clip, 0.0), ("switch_tau", switch_tau, 0.0),
-                             ("dros_lambda", dros_lambda, 0.0)):
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or not value >= lo:
-            raise InputError(f"{label} must be a number >= {lo}, got {value!r}")
+    for label, value in (("clip", clip), ("switch_tau", switch_tau),
+                         ("dros_lambda", dros_lambda), ("alpha", alpha)):
+        if (not isinstance(value, (int, float, np.integer, np.floating))
+                or isinstance(value, (bool, np.bool_)) or not value >= 0.0):
+            raise InputError(f"{label} must be a number >= 0, got {value!r}")
     if (not isinstance(n_bootstrap, (int, np.integer)) or isinstance(n_bootstrap, bool)
             or n_bootstrap < 0):
         raise InputError("n_bootstrap must be a non-negative integer")
     if not 0.0 < alpha < 1.0:
-        raise InputError("alpha must lie in (0, 1)")
+        raise InputError(f"alpha must lie in (0, 1), got {alpha!r}")
     if features is None and isinstance(target, Policy) and target.features is not None:
         features = target.features  # the policy's own context columns
     features = list(features) if features is not None else []
@@ -142,16 +153,17 @@ def evaluate(logs, *, action: str, reward: str, propensity: str, target,
         roles["eligible"] = eligible
     cols = source.require(roles)
     source.require({f"feature {f!r}": f for f in features})
-    table = pa.Table.from_batches(list(source.batches(list(cols.values()) + features)))
-    n = table.num_rows
+    batches = list(source.batches(list(cols.values()) + features))
+    n = sum(batch.num_rows for batch in batches)
     if n == 0:
         raise InputError("logs are empty")
+    table = pa.Table.from_batches(batches)
     action_col = table.column(action).combine_chunks()
     arm_ids = _arms_for(target, arms, action_col, action)
     codes = arm_codes(action_col, arm_ids, action, role="action")
-    r = amount_to_float64(table.column(reward), reward, role="reward")
+    r = reward_float64(table.column(reward), reward)
     pscore = amount_to_float64(table.column(propensity), propensity, role="propensity")
-    pos, L = _positions(table, position)
+    pos, L = _positions(table, position, _slots(target, reward_model))
     seed64 = _seed64(seed)
     pi_e = _target_array(target, table, arm_ids, features or None, n, L, eligible, seed,
                          propensity_draws, n_threads)
@@ -179,11 +191,8 @@ def evaluate(logs, *, action: str, reward: str, propensity: str, target,
     chunk_w = np.empty((n_chunks, 2))
     _ope.round_terms(codes, pos, pscore, pi_e, q_hat, _SUM_TOLERANCE, w, dm, qf, bad, chunk_w,
                      n_threads=_threads(n, n_threads))
-    n_bad = int(np.count_nonzero(bad))
-    if n_bad:
-        raise InputError(f"{n_bad} round(s) have a propensity outside (0, 1], target "
-                         "probabilities that are negative or do not sum to 1, or a non-finite "
-                         "reward-model value")
+    if bad.any():
+        raise _bad_rounds(bad.view(bool), pscore, propensity, pi_e, q_hat, pos)
     sum_w, sum_w2 = chunk_w.sum(axis=0)  # chunk sums added in chunk order
     mean_w = float(sum_w) / n
     est_codes = np.array([ESTIMATORS[e] for e in names], dtype=np.int64)
@@ -204,6 +213,37 @@ def evaluate(logs, *, action: str, reward: str, propensity: str, target,
     return pa.table({"estimator": names, "value": values, "ci_lower": lo, "ci_upper": hi,
                      "std_error": se, "ess": pa.array(ess, pa.float64()),
                      "n_rounds": pa.array([n] * len(names), pa.int64())})
+
+
+def _slots(target, reward_model):
+    """How many slots (positions) the target or ``q_hat`` array has, if either is 3-D."""
+    for given in (target, reward_model):
+        if isinstance(given, np.ndarray) and given.ndim == 3:
+            return given.shape[2]
+    return None
+
+
+def _bad_rounds(bad, pscore, propensity, pi_e, q_hat, pos) -> InputError:
+    """The error for the rounds the OPE kernel flagged, naming the input and the first row."""
+    rows = np.flatnonzero(bad)
+    ps = pscore[rows]
+    wrong = rows[~((ps > 0.0) & (ps <= 1.0))]
+    if wrong.size:
+        return InputError(f"propensity column {propensity!r}: {wrong.size} round(s) have a "
+                          f"propensity outside (0, 1] (first at row {wrong[0]}: "
+                          f"{float(pscore[wrong[0]])!r}); a logged action's propensity must "
+                          "be > 0")
+    pi = pi_e[rows, :, pos[rows]]
+    with np.errstate(invalid="ignore"):
+        wrong = rows[(~(pi >= 0.0)).any(axis=1) | ~(np.abs(pi.sum(axis=1) - 1.0)
+                                                     <= _SUM_TOLERANCE)]
+    if wrong.size:
+        i = wrong[0]
+        return InputError(f"target: {wrong.size} round(s) have probabilities (at the round's "
+                          "position) that are negative, not finite or do not sum to 1 (first "
+                          f"at row {i}: sum {float(pi_e[i, :, pos[i]].sum())!r})")
+    return InputError(f"reward_model: {rows.size} round(s) have non-finite expected rewards at "
+                      f"their position (first at row {rows[0]})")
 
 
 def _action_context(action_context, K):

@@ -543,3 +543,186 @@ def test_untrained_single_arm_empty_and_odd_inputs():
     policy = _learn(UCB1, [1, 2, 3], [1, 1, 1, 3, 2, 2, 3, 1, 3], [0, 1, 1, 0, 1, 0, 1, 1, 1])
     out = policy.decide(pa.table({"e": [[1, 3]] * 5}), eligible="e", seed=0)
     assert set(out["arm"].to_pylist()) <= {1, 3}
+
+
+# -- Open Bandit Pipeline tests/ope -----------------------------------------------------------
+def _action_dist(n, K, L, rng):
+    """obp tests/ope/conftest.py::generate_action_dist"""
+    x = rng.uniform(size=(n, K, L))
+    return x / x.sum(axis=1)[:, None, :]
+
+
+def _small(rng, **cols):
+    """The 5-round, 4-action, 3-slot inputs of obp's invalid-input tables, as Arrow logs;
+    positions drawn as obp's ``np.random.choice(3, size=5)`` (not every slot appears)."""
+    base = {"a": np.zeros(5, np.int64), "r": np.zeros(5), "p": np.ones(5),
+            "pos": rng.choice(3, size=5)}
+    return pa.table({**base, **cols})
+
+
+OPE = dict(action="a", reward="r", propensity="p", position="pos", n_bootstrap=0)
+BAD_OPE_INPUTS = [  # (obp test and description, logs columns, target, reward model, our message)
+    ("ipw/dr: `pscore` must be positive", {"p": np.arange(5.0)}, None, None,
+     r"propensity column 'p': 4 round\(s\) .* outside \(0, 1\] \(first at row 0: 0.0\)"),
+    ("pscore above 1 (not a probability)", {"p": np.full(5, 1.5)}, None, None,
+     r"propensity column 'p': 5 round"),
+    ("pscore NaN", {"p": np.r_[1.0, np.nan, 1, 1, 1]}, None, None, "'p' has 1 NaN"),
+    ("pscore null", {"p": pa.array([1.0, None, 1, 1, 1])}, None, None, "'p' has 1 null"),
+    ("ipw/dr: `action` elements must be integers in the range (-1)",
+     {"a": np.full(5, -1)}, None, None, "action column 'a' .* does not know: -1"),
+    ("ipw/dr: `action` elements must be integers in the range (8)",
+     {"a": np.full(5, 8)}, None, None, "does not know: 8"),
+    ("ipw/dr: `action` elements must be integers (float action)", {"a": np.zeros(5)}, None,
+     None, "with a target array, pass arms="),
+    ("action null", {"a": pa.array([0, None, 0, 0, 0])}, None, None, "'a' has 1 null"),
+    ("reward NaN", {"r": np.r_[0.0, np.nan, 0, 0, 0]}, None, None, "'r' has 1 NaN"),
+    ("ipw/dr: `reward` must be 1D array (a string column)", {"r": ["4"] * 5}, None, None,
+     "'r' has type string"),
+    ("position null", {"pos": pa.array([0, None, 1, 2, 0])}, None, None, "'pos' has 1 null"),
+    ("meta: `action_dist` must be a probability distribution", {},
+     lambda rng: _action_dist(5, 4, 3, rng) * 2, None,
+     r"target: 5 round\(s\) .* do not sum to 1 \(first at row 0: sum 2.0\)"),
+    ("negative target probability", {},
+     lambda rng: np.tile([[[1.5], [-0.5], [0.0], [0.0]]], (5, 1, 3)), None, "negative"),
+    ("meta: Expected `action_dist.shape[0]` (rows)", {},
+     lambda rng: _action_dist(4, 4, 3, rng), None, r"shape \(5, 4\) or \(5, 4, 3\)"),
+    ("meta: `action_dist` must be 3D array (1-D)", {}, lambda rng: np.full(5, 0.25), None,
+     r"\(rows, K\) or \(rows, K, positions\)"),
+    ("meta: `action_dist` must be 3D array ('3')", {}, lambda rng: "3", None,
+     "path '3' does not exist"),
+    ("meta: `action_dist` must be 3D array (None)", {}, lambda rng: None, None,
+     "unsupported input of type NoneType"),
+    ("dm/dr: Expected `estimated_rewards_by_reg_model.shape == action_dist.shape`", {}, None,
+     np.zeros((5, 4, 2)), r"reward_model array must have shape \(5, 4\[, 3\]\)"),
+    ("dm/dr: `estimated_rewards_by_reg_model` must be 3D array ('4')", {}, None, "4",
+     "scikit-learn estimator or an array"),
+    ("q_hat NaN", {}, None, np.full((5, 4, 3), np.nan), "reward_model: 5 round"),
+]
+
+
+@pytest.mark.parametrize("case", BAD_OPE_INPUTS, ids=[c[0] for c in BAD_OPE_INPUTS])
+def test_ope_invalid_inputs_name_the_problem(case):
+    # obp tests/ope/test_ipw_estimators.py::test_ipw_using_invalid_input_data,
+    # test_dr_estimators.py::test_dr_using_invalid_input_data,
+    # test_dm_estimators.py::test_dm_using_invalid_input_data and
+    # test_meta.py::test_meta_create_estimator_inputs_using_invalid_input_data: every
+    # estimator at once here (one call), an InputError naming the column or argument.
+    _, cols, target, q_hat, message = case
+    rng = np.random.default_rng(12345)
+    target = _action_dist(5, 4, 3, rng) if target is None else target(rng)  # None: valid
+    q_hat = np.zeros((5, 4, 3)) if q_hat is None else q_hat
+    with pytest.raises(InputError, match=message):
+        evaluate(_small(rng, **cols), target=target, reward_model=q_hat, **OPE)
+
+
+@pytest.mark.parametrize("kw", [
+    {"clip": ""}, {"clip": None}, {"clip": -1.0}, {"clip": np.nan},   # test_ipw_init_using_...
+    {"switch_tau": ""}, {"switch_tau": -1.0}, {"dros_lambda": None},  # test_dr_init_using_...
+    {"dros_lambda": np.nan},
+    {"n_bootstrap": -1}, {"n_bootstrap": "s"},             # test_meta_estimate_intervals_...
+    {"alpha": -1.0}, {"alpha": 2.0}, {"alpha": "0"}, {"seed": "s"},
+    {"estimators": ["ipw", "sg-ipw"]}, {"estimators": []},
+])
+def test_ope_invalid_hyperparameters(kw):
+    rng = np.random.default_rng(0)
+    args = {**OPE, **kw}
+    with pytest.raises(InputError):
+        evaluate(_small(rng), target=_action_dist(5, 4, 3, rng), reward_model=np.zeros((5, 4, 3)),
+                 **args)
+
+
+def test_ope_valid_hyperparameters_and_all_zero_rewards():
+    # obp tests/ope/test_dr_estimators.py::test_dr_init_using_valid_input_data (lambda inf,
+    # 0.3, 1) and test_dr_variants_using_valid_input_data: rewards and q_hat all zero, so every
+    # estimate is 0.0; obp's positions np.random.choice(3, size=5) need not show every slot
+    # (they index the target's slots directly; a missing slot 1 once raised a shape error).
+    rng = np.random.default_rng(7)
+    pi = _action_dist(5, 4, 3, rng)
+    for positions in (rng.choice(3, size=5), np.array([0, 2, 0, 2, 2]), np.zeros(5, int)):
+        logs = _small(rng, a=rng.choice(4, size=5), p=rng.uniform(0.5, 1.0, size=5),
+                      pos=positions)
+        for lam in (np.inf, 0.3, 1, np.float32(0.5)):
+            out = evaluate(logs, target=pi, reward_model=np.zeros((5, 4, 3)), clip=lam,
+                           switch_tau=lam, dros_lambda=lam, **OPE)
+            assert out["value"].to_pylist() == [0.0] * 7
+    # with a reward: obp's own formulas (slot = position value, tests/naive_bandits.py)
+    a, pos = rng.choice(4, size=5), np.array([0, 2, 0, 2, 2])
+    r, p, q = rng.random(5), rng.uniform(0.2, 1.0, 5), rng.random((5, 4, 3))
+    out = evaluate(_small(rng, a=a, r=r, p=p, pos=pos), target=pi, reward_model=q, **OPE)
+    lambdas = {"switch-dr": 100.0, "dr-os": 100.0}
+    for name, value in zip(out["estimator"].to_pylist(), out["value"].to_pylist()):
+        ref = nb.obp_round_rewards(name, r, a, p, pi, q, pos, lambdas.get(name, np.inf)).mean()
+        assert value == pytest.approx(ref, rel=1e-12, abs=1e-15), name
+    # positions that are labels (not 0..L-1) keep being dense-ranked
+    ranked = evaluate(_small(rng, a=a, r=r, p=p, pos=pos * 10 + 1), target=pi[:, :, [0, 2]],
+                      reward_model=q[:, :, [0, 2]], **OPE)
+    assert ranked["value"].to_pylist() == out["value"].to_pylist()
+
+
+@pytest.fixture(scope="module")
+def synthetic():
+    """obp's SyntheticBanditDataset shape (tests/ope/conftest.py::synthetic_bandit_feedback:
+    10 actions, 5 context dimensions, logistic rewards, a softmax behaviour policy), drawn with
+    NumPy; ``random_action_dist`` is obp's Random policy: uniform."""
+    rng = np.random.default_rng(12345)
+    n, K, d = 10_000, 10, 5
+    X = rng.normal(size=(n, d))
+    q = 1.0 / (1.0 + np.exp(-(X @ rng.normal(size=(d, K)) + rng.normal(size=K))))
+    logits = X @ rng.normal(size=(d, K))
+    pi_b = np.exp(logits - logits.max(axis=1, keepdims=True))
+    pi_b /= pi_b.sum(axis=1, keepdims=True)
+    action = (pi_b.cumsum(axis=1) < rng.random((n, 1))).sum(axis=1).clip(max=K - 1)
+    reward = (rng.random(n) < q[np.arange(n), action]).astype(float)
+    logs = pa.table({"a": action, "r": reward, "p": pi_b[np.arange(n), action]})
+    return logs, q[:, :, None], np.full((n, K, 1), 1.0 / K)
+
+
+def test_ope_invariants_of_obps_random_policy_tests(synthetic):
+    logs, q, pi = synthetic
+    kw = dict(action="a", reward="r", propensity="p", target=pi, n_bootstrap=0)
+
+    def values(**extra):
+        out = evaluate(logs, **{**kw, **extra})
+        return dict(zip(out["estimator"].to_pylist(), out["value"].to_pylist()))
+
+    # test_dm_estimators.py::test_dm_using_random_evaluation_policy: a perfect reward model
+    # makes DM the true value (np.average of q under the target, averaged over rounds)
+    got = values(reward_model=q, switch_tau=0.0, dros_lambda=0.0)
+    truth = np.average(q[:, :, 0], weights=pi[:, :, 0], axis=1).mean()
+    assert got["dm"] == pytest.approx(truth, rel=1e-12)
+    # test_dr_os_using_random_evaluation_policy / test_switch_dr_using_random_evaluation_policy:
+    # DR-OS(0) == DM == Switch-DR(0); Switch-DR(1e10) == DR; DR-OS(inf) ~ DR within 1e-5
+    assert got["dr-os"] == got["dm"] == got["switch-dr"]
+    big = values(reward_model=q, switch_tau=1e10, dros_lambda=np.inf)
+    assert big["switch-dr"] == big["dr"]
+    assert abs(big["dr-os"] - big["dr"]) < 1e-5
+    # test_boundedness_of_snipw / test_boundedness_of_sndr: pscore ** 3 (tiny propensities)
+    cubed = logs.set_column(2, "p", pa.array(logs["p"].to_numpy() ** 3))
+    out = evaluate(cubed, **{**kw, "reward_model": q})
+    bounded = dict(zip(out["estimator"].to_pylist(), out["value"].to_pylist()))
+    assert bounded["snipw"] <= 1 and bounded["sndr"] <= 2
+    assert bounded["ipw"] > 1  # the unnormalised estimate is not bounded: the check can fail
+    # test_ipw_using_random_evaluation_policy: a float per estimator, here with the interval
+    out = evaluate(logs, **{**kw, "reward_model": q, "n_bootstrap": 100, "seed": 1})
+    assert all(lo <= v <= hi for v, lo, hi in zip(out["value"].to_pylist(),
+                                                   out["ci_lower"].to_pylist(),
+                                                   out["ci_upper"].to_pylist()))
+    # test_meta_estimate_intervals_using_valid_input_data: n_bootstrap_samples 1 is valid
+    one = evaluate(logs, **{**kw, "reward_model": q, "n_bootstrap": 1, "seed": 1})
+    assert one["ci_lower"].to_pylist() == one["ci_upper"].to_pylist()
+    # test_meta_estimated_rewards_by_reg_model_inputs: obp's DM needs q_hat; fastengage fits
+    # its default reward model (logistic regression, cross-fitted) when none is given
+    fitted = evaluate(logs.slice(0, 2000), estimators="dm", **{**kw, "target": pi[:2000]})
+    assert 0.0 < fitted["value"][0].as_py() < 1.0
+    # one round, one action; float32 propensities; rounds in any order give the same values
+    single = evaluate(pa.table({"a": [0], "r": [1.0], "p": pa.array([0.5], pa.float32())}),
+                      action="a", reward="r", propensity="p", target=np.ones((1, 1)),
+                      reward_model=np.zeros((1, 1)), n_bootstrap=0)
+    assert dict(zip(single["estimator"].to_pylist(), single["value"].to_pylist()))["ipw"] == 2.0
+    order = np.random.default_rng(3).permutation(logs.num_rows)
+    shuffled = evaluate(logs.take(order), **{**kw, "target": pi[order], "reward_model": q[order]})
+    np.testing.assert_allclose(shuffled["value"].to_numpy(),
+                               evaluate(logs, **{**kw, "reward_model": q})["value"].to_numpy(),
+                               rtol=1e-12)
+    with pytest.raises(InputError, match="logs are empty"):
+        evaluate(logs.slice(0, 0), **{**kw, "target": pi[:0], "reward_model": q[:0]})
