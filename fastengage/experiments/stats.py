@@ -17,9 +17,9 @@ def proportions_ztest(count, nobs):
     """Two-proportion z-test of count[0]/nobs[0] - count[1]/nobs[1] with pooled variance, as
     ``statsmodels.stats.proportion.proportions_ztest``: returns (z, two-sided p)."""
     (c1, c2), (n1, n2) = _arr(*count), _arr(*nobs)
-    p1, p2 = c1 / n1, c2 / n2
-    pooled = (c1 + c2) / (n1 + n2)
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore"):  # an empty arm: NaN, no warning
+        p1, p2 = c1 / n1, c2 / n2
+        pooled = (c1 + c2) / (n1 + n2)
         z = (p1 - p2) / np.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
     return z, 2 * stats.norm.sf(np.abs(z))
 
@@ -28,9 +28,10 @@ def conversion(c_control, n_control, c_treat, n_treat, alpha=0.05):
     """Treatment minus control conversion: ``diff``, Wald interval (unpooled), pooled z-test
     p-value, relative ``lift`` = diff / control rate with a delta-method interval."""
     cc, nc, ct, nt = _arr(c_control, n_control, c_treat, n_treat)
-    pc, pt = cc / nc, ct / nt
+    with np.errstate(invalid="ignore", divide="ignore"):  # an empty arm: NaN, no warning
+        pc, pt = cc / nc, ct / nt
+        var_c, var_t = pc * (1 - pc) / nc, pt * (1 - pt) / nt
     z, p = proportions_ztest((ct, cc), (nt, nc))
-    var_c, var_t = pc * (1 - pc) / nc, pt * (1 - pt) / nt
     return _interval(pc, pt, var_c, var_t, p, alpha, stats.norm.ppf(1 - alpha / 2)) | {"z": z}
 
 

@@ -795,3 +795,52 @@ def test_forget_huge_ids():
     assert numeric.state("cid").n == 4  # nothing removed
     numeric.forget([3], request="r3", id_columns=["cid"])  # small ids stay exact
     assert numeric.state("cid").n == 3
+
+
+# ---------------------------------------------------------------------------------------------
+# Property: readout on any small experiment equals scipy's Welch and statsmodels' z-test and
+# Wald interval per (segment, variant), ties and tiny groups included.
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+_users = st.lists(st.tuples(st.sampled_from(["A", "B", "C"]), st.sampled_from(["s", "t"]),
+                            st.integers(0, 1), st.sampled_from([0.0, 1.5, 2.0, 7.25, -3.0])),
+                  min_size=2, max_size=40)
+
+
+@settings(max_examples=40, deadline=None)
+@given(_users)
+def test_readout_equals_scipy_and_statsmodels(users):
+    from statsmodels.stats.proportion import confint_proportions_2indep
+    from statsmodels.stats.proportion import proportions_ztest as sm_ztest
+    arms = sorted({u[0] for u in users})
+    if "A" not in arms or len(arms) < 2:
+        return
+    table = pa.table({"arm": [u[0] for u in users], "seg": [u[1] for u in users],
+                      "conv": pa.array([u[2] for u in users], pa.int8()),
+                      "rev": [u[3] for u in users]})
+    out = readout(table, variant="arm", control="A", metrics=["conv", "rev"], segment="seg")
+    binary_rev = all(u[3] in (0.0, 1.0) for u in users)
+    for row in out.to_pylist():
+        members = [u for u in users if row["segment"] in ("all", u[1])]
+        col = 2 if row["metric"] == "conv" else 3
+        ctrl = np.array([u[col] for u in members if u[0] == "A"], float)
+        trt = np.array([u[col] for u in members if u[0] == row["variant"]], float)
+        assert (row["n_control"], row["n_treatment"]) == (ctrl.size, trt.size)
+        if row["metric"] == "rev" and not binary_rev:
+            with warnings.catch_warnings(), np.errstate(all="ignore"):
+                warnings.simplefilter("ignore")
+                want = stats.ttest_ind(trt, ctrl, equal_var=False).pvalue \
+                    if min(ctrl.size, trt.size) >= 2 else np.nan
+            got = np.nan if row["p_value"] is None else row["p_value"]
+            assert_allclose(got, want, equal_nan=True, rtol=1e-9, atol=1e-12)
+        elif ctrl.size and trt.size:
+            count, nobs = np.array([trt.sum(), ctrl.sum()]), np.array([trt.size, ctrl.size])
+            with warnings.catch_warnings(), np.errstate(all="ignore"):
+                warnings.simplefilter("ignore")
+                want = sm_ztest(count, nobs)[1]
+                lo, hi = confint_proportions_2indep(count[0], nobs[0], count[1], nobs[1],
+                                                    method="wald", compare="diff")
+            got = np.nan if row["p_value"] is None else row["p_value"]
+            assert_allclose(got, want, equal_nan=True, rtol=1e-9, atol=1e-12)
+            assert_allclose([row["ci_low"], row["ci_high"]], [lo, hi], rtol=1e-9, atol=1e-12)
