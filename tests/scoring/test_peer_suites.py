@@ -982,3 +982,92 @@ def test_sklearn_linear_regression_multiple_outcome():
     holed = _table(_with_holes(X, 6), names)
     with pytest.raises(InputError, match="null"):
         model.score(holed)
+
+
+def _tree_ensemble_v5(dtype, n_trees=1, leaf_only=False):
+    """tree_ensembler_test.cc::GenTreeAndRunTest's ai.onnx.ml opset-5 TreeEnsemble (two
+    targets; trees repeated n_trees times as _multiply_update_* do), or ::TreeEnsembleLeafOnly."""
+    elem = TensorProto.DOUBLE if dtype == np.float64 else TensorProto.FLOAT
+    if leaf_only:
+        attrs = dict(n_targets=1, tree_roots=[0], nodes_featureids=[0], modes=[0], splits=[0.0],
+                     nodes_truenodeids=[0], nodes_trueleafs=[1], nodes_falsenodeids=[0],
+                     nodes_falseleafs=[1], leaf_targetids=[0], weights=[6.23])
+    else:
+        true_ids, false_ids = [], []
+        for t in range(n_trees):  # 3 nodes and 4 leaves per tree
+            true_ids += [1 + 3 * t, 0 + 4 * t, 1 + 4 * t]
+            false_ids += [2 + 3 * t, 2 + 4 * t, 3 + 4 * t]
+        attrs = dict(n_targets=2, tree_roots=[3 * t for t in range(n_trees)],
+                     nodes_featureids=[0, 0, 0] * n_trees, modes=[0, 0, 0] * n_trees,
+                     splits=[3.14, 1.2, 4.2] * n_trees, nodes_truenodeids=true_ids,
+                     nodes_trueleafs=[0, 1, 1] * n_trees, nodes_falsenodeids=false_ids,
+                     nodes_falseleafs=[0, 1, 1] * n_trees, leaf_targetids=[0, 1, 0, 1] * n_trees,
+                     weights=[5.23, 12.12, -12.23, 7.21] * n_trees)
+    modes, splits, weights = attrs.pop("modes"), attrs.pop("splits"), attrs.pop("weights")
+    node = helper.make_node(
+        "TreeEnsemble", ["X"], ["Y"], domain="ai.onnx.ml", aggregate_function=1, post_transform=0,
+        nodes_modes=helper.make_tensor("nodes_modes", TensorProto.UINT8, [len(modes)], modes),
+        nodes_splits=helper.make_tensor("nodes_splits", elem, [len(splits)], splits),
+        leaf_weights=helper.make_tensor("leaf_weight", elem, [len(weights)], weights), **attrs)
+    n_out = attrs["n_targets"]
+    graph = helper.make_graph([node], "v5", [helper.make_tensor_value_info("X", elem, [None, 1])],
+                              [helper.make_tensor_value_info("Y", elem, [None, n_out])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21),
+                                                   helper.make_opsetid("ai.onnx.ml", 5)])
+    model.ir_version = 10
+    return model.SerializeToString()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n_trees", [1, 3])
+def test_ort_tree_ensemble_v5_runs_on_onnxruntime(dtype, n_trees):
+    # tree_ensembler_test.cc::TreeEnsembleFloat / ::TreeEnsembleDouble (1 and 3 trees) and
+    # ::TreeEnsembleLeafOnly: the opset-5 TreeEnsemble operator is not read natively; it runs
+    # on ONNX Runtime with model.note saying why, and gives the published outputs
+    blob = _tree_ensemble_v5(dtype, n_trees)
+    model = load_model(blob, features=["x"])
+    assert model.backend == "onnxruntime" and "TreeEnsemble" in model.note
+    # the peer feeds X {3, 2} = [[1.2, 3.4], [-0.12, 1.66], [4.14, 1.77]]; its trees read
+    # feature 0 only, so the model here takes that one column
+    x = np.array([1.2, -0.12, 4.14], dtype)
+    got = _scores(model.score(pa.table({"x": x})))
+    published = np.array([5.23, 0, 5.23, 0, 0, 12.12], dtype).reshape(3, 2) * n_trees
+    np.testing.assert_allclose(got, published, rtol=1e-5)
+    leaf_only = load_model(_tree_ensemble_v5(np.float64, leaf_only=True), features=["x"])
+    np.testing.assert_array_equal(_scores(leaf_only.score(pa.table({"x": [1.0, 4.0]}))),
+                                  [[6.23], [6.23]])
+
+
+# -- edge cases beyond the peers' suites -----------------------------------------------------
+
+
+def test_lgb_edge_inputs_ids_and_types():
+    # Huge, duplicate and unsorted uint64 ids pass through in input order; int64 beyond 2**53,
+    # decimals and all-zero rows score as LightGBM scores their float64 values; an empty input
+    # is an InputError (DESIGN.md: an empty table is bad input; LightGBM returns an empty
+    # array), while predict() on an empty matrix returns (0, n_outputs)
+    from decimal import Decimal
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 3))
+    booster = _train({"objective": "binary"}, X, (X[:, 0] > 0).astype(int), 5)
+    model = _load(booster)
+    names = model.features
+    table = _table(X, names)
+    ids = pa.array([2**64 - 1, 5, 5, 2**63] + list(range(295, -1, -1)), pa.uint64())
+    out = model.score(table.append_column("cid", ids), id="cid")
+    assert out.column("cid").equals(pa.chunked_array([ids]))
+    np.testing.assert_allclose(_scores(out.drop(["cid"])), _lgb_ref(booster, X), rtol=0, atol=TOL)
+    big = np.array([2**53 + 1, -2**62, 2**62, 0], np.int64)
+    got = _scores(model.score(pa.table({n: big for n in names})))
+    ref = _lgb_ref(booster, np.repeat(big.astype(np.float64)[:, None], 3, axis=1))
+    np.testing.assert_allclose(got, ref, rtol=0, atol=TOL)
+    dec = pa.array([Decimal("1.25"), None, Decimal("-3.50")], pa.decimal128(10, 2))
+    got = _scores(model.score(pa.table({n: dec for n in names})))
+    ref = _lgb_ref(booster, np.array([[1.25] * 3, [np.nan] * 3, [-3.5] * 3]))
+    np.testing.assert_allclose(got, ref, rtol=0, atol=TOL)
+    with pytest.raises(InputError, match="no rows"):
+        model.score(table.slice(0, 0))
+    assert model.predict(np.empty((0, 3))).shape == (0, 2)
+    with pytest.raises(InputError, match="'cid'"):
+        model.score(table.append_column("cid", pa.array([None] + ["a"] * 299)), id="cid")
