@@ -55,17 +55,6 @@ class TransactionModel(BaseModel):
         if weights is not None:
             w = as_float_array(weights, "weights")
         check_rft(x, tx, TT, check_finite=True)
-        # lifetimes' _check_inputs refuses these too: a fractional count or a recency without a
-        # repeat purchase means a wrong column or a broken summary, not a customer history
-        fractional = np.count_nonzero(x != np.floor(x))
-        if fractional:
-            raise InputError(f"frequency has {fractional} non-integer value(s); it counts repeat "
-                             "purchases (periods with a purchase after the first)")
-        orphan = np.count_nonzero((x == 0) & (tx != 0))
-        if orphan:
-            raise InputError(f"recency is non-zero for {orphan} customer(s) with frequency 0; "
-                             "recency is the time from the first to the last purchase, 0 without "
-                             "a repeat purchase")
         if w is not None:
             if w.shape != x.shape:
                 raise InputError("weights must have one value per customer")
@@ -107,7 +96,23 @@ class TransactionModel(BaseModel):
                                  recency_col=recency_col, T_col=T_col, weights=weights,
                                  weights_col=weights_col)
         (px, ptx, pT), pw = compress_rft(x, tx, TT, weights=w)
+        self._check_histories(px, ptx, pw, counted=w is None)
         return self._fit_payload(self.kernels.payload(px, ptx, pT, pw), initial_params, n_threads)
+
+    @staticmethod
+    def _check_histories(px, ptx, pw, counted):
+        """What lifetimes' _check_inputs also refuses, on the distinct patterns (cheap): a
+        fractional frequency or a recency without a repeat purchase means a wrong column or a
+        broken summary, not a customer history. ``pw`` counts customers when ``counted``."""
+        for bad, what in ((px != np.floor(px), "frequency is not a whole number for {}; it counts "
+                           "repeat purchases (periods with a purchase after the first)"),
+                          ((px == 0) & (ptx != 0), "recency is non-zero for {} with frequency 0; "
+                           "recency is the time from the first to the last purchase, 0 without a "
+                           "repeat purchase")):
+            if bad.any():
+                n = f"{int(pw[bad].sum())} customer(s)" if counted else \
+                    f"{int(np.count_nonzero(bad))} distinct pattern(s)"
+                raise InputError(what.format(n))
 
     # -- predictions --------------------------------------------------------------------------
     def _pattern_eval(self, kernel, n_threads, *cols):
@@ -126,7 +131,9 @@ class TransactionModel(BaseModel):
         tx = np.asarray(recency, dtype=np.float64)
         TT = np.asarray(T, dtype=np.float64)
         x, tx, TT = np.broadcast_arrays(x, tx, TT)
-        check_rft(x.reshape(-1), tx.reshape(-1), TT.reshape(-1))
+        # NaN/inf refused, not predicted: the kernels' x == 0 / t_x < T branches turned a NaN
+        # history into P(alive) = 1 (lifetimes returns NaN; tests/clv/test_lifetimes_suite.py)
+        check_rft(x.reshape(-1), tx.reshape(-1), TT.reshape(-1), check_finite=True)
         return x, tx, TT
 
     def probability_alive(self, frequency, recency, T, future_t=0.0, *,

@@ -62,6 +62,11 @@ class BetaGeoBetaBinom(BaseModel):
             n = as_float_array(periods, "periods")
         if weights is not None:
             w = as_float_array(weights, "weights")
+        if w is not None:
+            if w.shape != x.shape:
+                raise InputError("weights must have one value per row")
+            if w.size and w.min() < 0:
+                raise InputError(f"weights has {int(np.count_nonzero(w < 0))} negative value(s)")
         check_rft(x, tx, n, ("frequency", "recency", "periods"))
         for name, a in (("frequency", x), ("recency", tx), ("periods", n)):
             if np.any(a != np.floor(a)):
@@ -82,9 +87,14 @@ class BetaGeoBetaBinom(BaseModel):
                               time_scale=1.0, x=px, tx=ptx, n=pn, w=pw)
         return self._fit_payload(payload, initial_params, n_threads)
 
-    def _arrays(self, *cols):
+    def _arrays(self, *cols, history=slice(0, 3)):
+        """Broadcast float64 columns; the (frequency, recency, periods) among them (``history``)
+        are checked like fit's: finite, non-negative, recency <= periods (a NaN history would
+        otherwise come out as a probability)."""
         arrs = np.broadcast_arrays(*[np.asarray(c, dtype=np.float64) for c in cols])
-        return arrs[0].shape, [np.ascontiguousarray(a.reshape(-1)) for a in arrs]
+        flat = [np.ascontiguousarray(a.reshape(-1)) for a in arrs]
+        check_rft(*flat[history], ("frequency", "recency", "periods"), check_finite=True)
+        return arrs[0].shape, flat
 
     def probability_alive(self, frequency, recency, periods, future=0, *,
                           n_threads: int | None = None) -> np.ndarray:
@@ -96,7 +106,8 @@ class BetaGeoBetaBinom(BaseModel):
     def expected_purchases(self, n_future, frequency, recency, periods, *,
                            n_threads: int | None = None) -> np.ndarray:
         """Expected transactions in the next ``n_future`` opportunities (eq. 13)."""
-        shape, (t, x, tx, n) = self._arrays(n_future, frequency, recency, periods)
+        shape, (t, x, tx, n) = self._arrays(n_future, frequency, recency, periods,
+                                            history=slice(1, 4))
         return _k.expected_purchases(self._theta(), t, x, tx, n,
                                      n_threads=n_threads).reshape(shape)
 

@@ -124,6 +124,12 @@ class GammaGamma(BaseModel):
         if nonpos:
             raise InputError(f"monetary_value must be > 0 for repeat buyers; {nonpos} customer(s) "
                              "have frequency > 0 and monetary_value <= 0")
+        # a negative count is a wrong column, not a customer to leave out silently (the kernel
+        # keeps x > 0). A fractional x is accepted: the likelihood is defined for any x > 0 and
+        # has its own (non-whole) path; lifetimes' _check_inputs refuses it
+        if x.size and x.min() < 0:
+            raise InputError(f"frequency has {int(np.count_nonzero(x < 0))} negative value(s); it "
+                             "counts repeat purchases")
         whole = W.size > 0
         data = _spend_data(xs, ms, ws, whole, (W, S, s_m, s_m2) if whole else None)
         return self._fit_payload(data, initial_params, n_threads)

@@ -885,14 +885,63 @@ def test_check_inputs():
     with pytest.raises(InputError, match="recency is non-zero for 1 customer"):
         clv.BetaGeo().fit(x, bad, T)
     for cls in (clv.BetaGeo, clv.ModifiedBetaGeo, clv.ParetoNBD):
-        with pytest.raises(InputError, match="frequency has 1 non-integer"):
+        with pytest.raises(InputError, match="frequency is not a whole number for 1 customer"):
             cls().fit(np.array([0, 0.5, 2]), tx, T)
         with pytest.raises(InputError, match="recency is non-zero"):
             cls().fit(x, bad, T)
+    # with weights the message counts distinct patterns
+    with pytest.raises(InputError, match="recency is non-zero for 1 distinct pattern"):
+        clv.BetaGeo().fit(x, bad, T, weights=np.array([2.0, 1.0, 1.0]))
     bad_m = m.copy()
     bad_m[1] = 0
     with pytest.raises(InputError, match="monetary_value must be > 0"):
         clv.GammaGamma().fit(x, bad_m)
+    # Gamma-Gamma: a negative frequency was dropped silently with the x = 0 rows (fit keeps
+    # x > 0); now refused. Deliberate difference: a fractional x is fitted (the likelihood is
+    # defined for any x > 0, and has its own path), where lifetimes' _check_inputs refuses it
+    with pytest.raises(InputError, match="frequency has 1 negative value"):
+        clv.GammaGamma().fit(np.array([-1.0, 1, 2]), m)
+    assert clv.GammaGamma().fit(np.array([1.5, 1, 2]), m).n_ == 3
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_predictions_refuse_nan_histories(bad):
+    # the peer returns NaN for a NaN history; ours used to return P(alive) = 1 for a NaN
+    # frequency, recency or T (BG/NBD), 1 for a NaN recency (Pareto/NBD), 0.93 (BG/BB): now an
+    # InputError naming the column, in every prediction and in customer_lifetime_value
+    bg = _with(clv.BetaGeo, BG_PAPER)
+    pn = _with(clv.ParetoNBD, PARETO_PAPER)
+    hist = [np.array([2.0, 1.0]), np.array([3.0, 1.0]), np.array([5.0, 6.0])]
+    for col, name in enumerate(("frequency", "recency", "T")):
+        h = [a.copy() for a in hist]
+        h[col][0] = bad
+        for m in (bg, pn):
+            with pytest.raises(InputError, match=f"{name} has 1 NaN/inf"):
+                m.probability_alive(*h)
+            with pytest.raises(InputError, match=f"{name} has 1 NaN/inf"):
+                m.expected_purchases(3, *h)
+        with pytest.raises(InputError, match=f"{name} has 1 NaN/inf"):
+            clv.customer_lifetime_value(bg, *h, np.ones(2))
+    bb = _with(clv.BetaGeoBetaBinom, BGBB_PAPER)
+    hist = [np.array([2.0, 1.0]), np.array([3.0, 1.0]), np.array([6.0, 6.0])]
+    for col, name in enumerate(("frequency", "recency", "periods")):
+        h = [a.copy() for a in hist]
+        h[col][0] = bad
+        with pytest.raises(InputError, match=f"{name} has 1 NaN/inf"):
+            bb.probability_alive(*h)
+        with pytest.raises(InputError, match=f"{name} has 1 NaN/inf"):
+            bb.expected_purchases(2, *h)
+    # finite histories still broadcast as before
+    assert bg.probability_alive(np.array([[0.0], [2.0]]), 0.0, 5.0).shape == (2, 1)
+
+
+def test_bgbb_refuses_negative_weights(donations):
+    # TransactionModel and GammaGamma refused negative weights; BG/BB fitted them silently
+    x, tx, n, w = donations
+    w = w.copy()
+    w[3] = -w[3]
+    with pytest.raises(InputError, match="weights has 1 negative"):
+        clv.BetaGeoBetaBinom().fit(x, tx, n, weights=w)
 
 
 def test_summary_obeys_model_constraints():
