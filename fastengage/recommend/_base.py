@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .._io import columns as _cols
 from .._io.ids import IdEncoder, id_kind
@@ -27,7 +28,9 @@ from .interactions import Interactions, _apply_weighting, id_array
 
 __all__ = ["Recommender"]
 
-def _as_id_array(values, role: str) -> pa.Array:
+def _as_id_array(values, role: str, id_type: pa.DataType | None = None) -> pa.Array:
+    """Ids as an Arrow array. Python values are read as Arrow infers them, else as the model's
+    id type ``id_type``, else as uint64 (a list of ints above 2**63 is no int64 array)."""
     if isinstance(values, pa.ChunkedArray):
         return values.combine_chunks()
     if isinstance(values, pa.Array):
@@ -36,8 +39,38 @@ def _as_id_array(values, role: str) -> pa.Array:
         values = [values]
     try:
         return pa.array(values)
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as exc:
+        for typ in (id_type, pa.uint64()):  # ints above 2**63 read as uint64: not found
+            try:
+                return pa.array(values, type=typ)
+            except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError):
+                pass
         raise InputError(f"{role} ids could not be read as an Arrow array: {exc}") from exc
+
+
+_INT64_MAX = pa.scalar(2 ** 63 - 1, pa.uint64())
+
+
+def _lookup_ids(encoder: IdEncoder, arr: pa.Array) -> np.ndarray:
+    """``encoder.lookup(arr)`` (-1: unknown) with the sign of integer ids respected: the
+    encoder keeps uint64 ids as their int64 bits, so a negative id must not find the uint64 id
+    with the same bits (-6 is not 2**64 - 6), nor a uint64 id above 2**63 a negative one."""
+    typ = arr.type.value_type if pa.types.is_dictionary(arr.type) else arr.type
+    if encoder.kind != "int" or not pa.types.is_integer(typ):
+        return encoder.lookup(arr)
+    model_unsigned = pa.types.is_uint64(encoder.type)
+    if model_unsigned and pa.types.is_signed_integer(typ):
+        outside = pc.less(arr, 0)
+    elif not model_unsigned and pa.types.is_uint64(typ):
+        outside = pc.greater(arr, _INT64_MAX)
+    else:
+        return encoder.lookup(arr)
+    outside = np.asarray(outside.fill_null(False).to_numpy(zero_copy_only=False), bool)
+    if not outside.any():
+        return encoder.lookup(arr)
+    codes = np.full(len(arr), -1, np.int64)
+    codes[~outside] = encoder.lookup(arr.filter(pa.array(~outside)))
+    return codes
 
 
 class Recommender:
@@ -158,14 +191,14 @@ class Recommender:
     def _customer_rows(self, customers) -> np.ndarray:
         if customers is None:
             return np.arange(self.n_customers, dtype=np.int64)
-        arr = _as_id_array(customers, "customer")
+        arr = _as_id_array(customers, "customer", self.customers_.type)
         if len(arr) == 0:
             return np.empty(0, np.int64)
         kind = id_kind(arr.type, self.customers_.column, "customer")
         if kind != self.customers_.kind:
             raise InputError(f"customer ids of type {arr.type} given, but the model's customer "
                              f"ids are of type {self.customers_.type}")
-        codes = self.customers_.lookup(arr)
+        codes = _lookup_ids(self.customers_, arr)
         unknown = int(np.count_nonzero(codes < 0))
         if unknown:
             examples = arr.filter(pa.array(codes < 0))[:3].to_pylist()
@@ -175,10 +208,10 @@ class Recommender:
         return codes
 
     def _item_codes(self, items, role: str, strict: bool) -> np.ndarray:
-        arr = _as_id_array(items, "item")
+        arr = _as_id_array(items, "item", self.items_.type)
         if len(arr) == 0:
             return np.empty(0, np.int64)
-        codes = self.items_.lookup(arr)
+        codes = _lookup_ids(self.items_, arr)
         if strict and (codes < 0).any():
             unknown = int(np.count_nonzero(codes < 0))
             examples = arr.filter(pa.array(codes < 0))[:3].to_pylist()
@@ -298,8 +331,12 @@ class Recommender:
         self._check_one_id(customer)
         table = self.recommend([customer], n=n, exclude_seen=exclude_seen)
         items = self._item_ids_numpy()[self.items_.lookup(table.column("item"))]
-        return (items.astype(np.int64) if self.items_.kind == "int" else items,
+        return (items.astype(self._item_id_dtype()) if self.items_.kind == "int" else items,
                 table.column("score").to_numpy())
+
+    def _item_id_dtype(self):
+        """NumPy type of integer item ids out of recommend_one: int64, uint64 for uint64 ids."""
+        return np.uint64 if pa.types.is_uint64(self.items_.type) else np.int64
 
     def _check_one_id(self, customer) -> None:
         """InputError unless ``customer`` is one id of the model's kind (int or str) that fits
@@ -308,7 +345,9 @@ class Recommender:
         is_int = isinstance(customer, (int, np.integer)) and not isinstance(customer,
                                                                             (bool, np.bool_))
         if kind == "int" and is_int:
-            if not -2 ** 63 <= int(customer) < 2 ** 63:
+            low, high = ((0, 2 ** 64) if pa.types.is_uint64(self.customers_.type)
+                         else (-2 ** 63, 2 ** 63))
+            if not low <= int(customer) < high:
                 raise InputError(f"customer id {customer!r} is not in the model")
         elif not (kind == "str" and isinstance(customer, str)):
             raise InputError(
@@ -402,7 +441,7 @@ class Recommender:
         """
         self._check_fitted()
         n = self._check_n(n)
-        arr = _as_id_array(items, "item")
+        arr = _as_id_array(items, "item", self.items_.type)
         codes = self._item_codes(arr, "similar_items", strict=True)
         with self._rw.read():
             idx, score, count = self._similar(codes, n)

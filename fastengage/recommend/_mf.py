@@ -103,7 +103,9 @@ class MatrixFactorization(Recommender):
         if self.customers_.kind == "int":
             values = np.ascontiguousarray(ids.to_numpy(zero_copy_only=False), np.int64)
             order = np.argsort(values, kind="stable").astype(np.int64)
-            kind, lookup = "int", (np.ascontiguousarray(values[order]), order)
+            # uint64 ids as their int64 bits (recommend_one converts a key the same way)
+            kind = "uint64" if pa.types.is_uint64(self.customers_.type) else "int"
+            lookup = (np.ascontiguousarray(values[order]), order)
         else:
             strings = ids.cast(pa.large_string())
             offsets, data = string_buffers(strings)
@@ -111,8 +113,11 @@ class MatrixFactorization(Recommender):
             kind, lookup = "str", (np.ascontiguousarray(offsets), data, order)
         V = self.item_factors_
         proj, proj_T, resid = self._bounds()
+        self._unsigned_items = pa.types.is_uint64(self.items_.type)
         if self.items_.kind == "int":
-            item_out, item_names = np.ascontiguousarray(self._item_ids_numpy(), np.int64), None
+            # uint64 item ids as their int64 bits, viewed back as uint64 by recommend_one
+            item_out = np.ascontiguousarray(self._item_ids_numpy().astype(np.int64, copy=False))
+            item_names = None
         else:
             item_out, item_names = np.arange(self.n_items, dtype=np.int64), self._item_ids_numpy()
         server = rec_serve.Server(lookup, self.user_factors_, V, proj, proj_T, resid,
@@ -131,9 +136,13 @@ class MatrixFactorization(Recommender):
         out_idx = np.empty(n, np.int64)
         out_score = np.empty(n, np.float32)
         count = -1
-        if kind == "int" and isinstance(customer, (int, np.integer)) \
+        if kind != "str" and isinstance(customer, (int, np.integer)) \
                 and not isinstance(customer, bool):
             key = int(customer)
+            if kind == "uint64":  # the server holds uint64 ids as their int64 bits;
+                # a negative key is no uint64 id (2 ** 63: out of range, not in the model)
+                key = key if 0 <= key < 2 ** 63 else (key - 2 ** 64 if 0 <= key < 2 ** 64
+                                                      else 2 ** 63)
             if -2 ** 63 <= key < 2 ** 63:
                 count = server.topn_int(key, bool(exclude_seen), out_idx, out_score)
         elif kind == "str" and isinstance(customer, str):
@@ -149,6 +158,8 @@ class MatrixFactorization(Recommender):
             out_idx, out_score = out_idx[:count], out_score[:count]
         if item_names is not None:  # string item ids: the kernel wrote codes
             return item_names[out_idx], out_score
+        if self._unsigned_items:  # the kernel wrote the uint64 ids' int64 bits
+            return out_idx.view(np.uint64), out_score
         return out_idx, out_score
 
     recommend_one.__doc__ = Recommender.recommend_one.__doc__

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import scipy.sparse as sp
 
 from .._io import columns as _cols
@@ -221,10 +222,27 @@ class Interactions:
 
     @classmethod
     def from_csr(cls, matrix, customer_ids=None, item_ids=None) -> "Interactions":
-        """Wrap an existing scipy CSR matrix (ids default to 0..n-1 as int64)."""
-        m = sp.csr_matrix(matrix, dtype=np.float32)
+        """Wrap an existing scipy sparse matrix or 2-d array (customers x items; ids default to
+        0..n-1 as int64). Duplicate entries are summed; every stored value must then be finite
+        and positive, as the events' weights of :meth:`from_data`: an explicitly stored zero
+        would be a "seen" item with no weight, and a negative value (implicit's negative
+        feedback) is not a confidence the models here define, so both are an error (call
+        ``matrix.eliminate_zeros()`` to drop stored zeros)."""
+        try:
+            m = sp.csr_matrix(matrix, dtype=np.float32)
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"from_csr needs a 2-d scipy sparse matrix or array: {exc}") from exc
         m.sum_duplicates()
         m.sort_indices()
+        bad = ~(np.isfinite(m.data) & (m.data > 0))
+        if bad.any():
+            first = int(np.argmax(bad))
+            row = int(np.searchsorted(m.indptr, first, side="right") - 1)
+            raise InputError(
+                f"from_csr: {int(np.count_nonzero(bad))} stored value(s) are not finite and "
+                f"positive (first: {float(m.data[first])!r} at row {row}, column "
+                f"{int(m.indices[first])}); interaction values must be > 0 (drop stored zeros "
+                "with matrix.eliminate_zeros())")
         m = sp.csr_matrix((m.data, m.indices.astype(np.int64), m.indptr.astype(np.int64)),
                           shape=m.shape)
         cids = pa.array(np.arange(m.shape[0], dtype=np.int64)) if customer_ids is None \
@@ -233,8 +251,13 @@ class Interactions:
             else pa.array(item_ids)
         if len(cids) != m.shape[0] or len(iids) != m.shape[1]:
             raise InputError("customer_ids/item_ids lengths must match the matrix shape")
-        return cls(m, IdEncoder.from_arrow(cids, "customer", "customer"),
-                   IdEncoder.from_arrow(iids, "item", "item"), "given")
+        encoders = []
+        for ids, role in ((cids, "customer"), (iids, "item")):
+            if len(ids) and pc.count_distinct(ids, mode="all").as_py() != len(ids):
+                raise InputError(f"from_csr: {role}_ids are not unique (one id per "
+                                 f"{'row' if role == 'customer' else 'column'})")
+            encoders.append(IdEncoder.from_arrow(ids, role, role))
+        return cls(m, *encoders, "given")
 
     # -- views -----------------------------------------------------------------------------
     @property

@@ -115,13 +115,18 @@ def temporal_split(data, *args, customer: str | None = None, item: str | None = 
 
 def random_split(interactions: Interactions, test_fraction: float = 0.2,
                  seed: int | None = None) -> Split:
-    """Hold out each stored pair with probability ``test_fraction`` (implicit's
-    ``train_test_split`` protocol); train and test never share a pair."""
+    """Hold out each stored pair with probability ``test_fraction``; train and test never
+    share a pair.
+
+    This is implicit's ``train_test_split(ratings, train_percentage=1 - test_fraction,
+    random_state=seed)`` draw for draw: one uniform number per stored pair in row-major order
+    from ``numpy.random.default_rng(seed)``, the pair held out when it is at least
+    ``1 - test_fraction``, so the same matrix and seed give implicit's split."""
     if not 0.0 < test_fraction < 1.0:
         raise InputError(f"test_fraction must be in (0, 1), got {test_fraction}")
     rng = np.random.default_rng(seed)
     m = interactions.matrix.tocoo()
-    test_mask = rng.random(m.nnz) < test_fraction
+    test_mask = rng.random(m.nnz) >= 1.0 - test_fraction
 
     def part(mask):
         out = sp.csr_matrix((m.data[mask], (m.row[mask], m.col[mask])), shape=m.shape)

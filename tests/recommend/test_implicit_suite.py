@@ -632,3 +632,350 @@ def test_fit_diverging_to_nan_is_an_error():
     with pytest.raises(ConvergenceError, match="learning_rate"):
         BPR(learning_rate=1e6, iterations=20, seed=1, n_threads=1).fit(
             events, customer="customer", item="item")
+
+
+# -- bpr_test.py ----------------------------------------------------------------------------------
+def test_fit_empty_matrix():
+    # implicit: bpr_test.py::test_fit_empty_matrix (implicit issue #264: a crash). implicit now
+    # fits an all-zero matrix; deliberate difference: ours says there is nothing to fit
+    implicit.bpr.BayesianPersonalizedRanking(use_gpu=False).fit(
+        sp.csr_matrix(np.zeros((3, 3))), show_progress=False)
+    for make in MODELS.values():
+        with pytest.raises(InputError, match="empty interaction matrix"):
+            make().fit(Interactions.from_csr(np.zeros((3, 3))))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_fit_almost_empty_matrix(kind):
+    # implicit: bpr_test.py::test_fit_almost_empty_matrix (implicit issue #264), on every model:
+    # one pair in 3 x 3 fits, and every customer gets each unseen item once
+    one_pair = np.array([[0, 0, 0], [0, 1.0, 0], [0, 0, 0]])
+    model = MODELS[kind]() if kind != "als" else ALS(factors=32, regularization=0.01, seed=23)
+    table = model.fit(Interactions.from_csr(one_pair)).recommend(n=3)
+    assert table.group_by("customer").aggregate([("item", "count")]).sort_by("customer") \
+        .column("item_count").to_pylist() == [3, 2, 3]
+    assert np.isfinite(table.column("score").to_numpy()).all()
+
+
+# -- knn_test.py ----------------------------------------------------------------------------------
+# implicit: knn_test.py::test_all_pairs_knn (the published 7 x 6 count matrix)
+KNN_COUNTS = np.array([
+    [5, 1, 0, 9, 0, 0],
+    [0, 2, 1, 1, 0, 0],
+    [7, 0, 3, 0, 0, 0],
+    [1, 8, 0, 0, 0, 0],
+    [0, 0, 4, 4, 0, 0],
+    [0, 3, 0, 0, 0, 2],
+    [0, 0, 0, 0, 6, 0],
+], dtype=np.float64)
+
+
+@pytest.mark.parametrize("similarity", ["cosine", "bm25"])
+def test_all_pairs_knn(similarity):
+    # implicit: knn_test.py::test_all_pairs_knn, with implicit's own cosine and bm25 weights
+    # (tfidf has no counterpart): the neighbours are the K largest entries of W^T W, values
+    # equal, W weighted by implicit's functions
+    counts = sp.csr_matrix(KNN_COUNTS)
+    if similarity == "cosine":
+        weighted = implicit_nn.normalize(counts.T).T
+    else:
+        weighted = implicit_nn.bm25_weight(counts.T, 1.2, 0.75).T
+    weighted = sp.csr_matrix(weighted)
+    all_neighbours = (weighted.T @ weighted).toarray()
+    K = 3
+    model = ItemKNN(similarity, K=K).fit(Interactions.from_csr(counts))
+    theirs = getattr(implicit_nn, {"cosine": "CosineRecommender",
+                                   "bm25": "BM25Recommender"}[similarity])(K=K)
+    theirs.fit(counts, show_progress=False)
+    peer = theirs.similarity.toarray()
+    for item in range(counts.shape[1]):
+        count = model.counts_[item]
+        ids = model.neighbours_[item, :count]
+        np.testing.assert_allclose(model.similarities_[item, :count], all_neighbours[item, ids],
+                                   rtol=1e-6)
+        row = all_neighbours[item]
+        expected = set(np.argsort(-row, kind="stable")[:K][row[np.argsort(-row, kind="stable")[:K]] > 0])
+        assert set(ids.tolist()) == expected
+        # implicit's stored neighbours: the same items and values
+        assert set(np.nonzero(peer[item])[0].tolist()) == expected
+        np.testing.assert_allclose(peer[item, ids], model.similarities_[item, :count],
+                                   rtol=1e-5)
+
+
+# -- evaluation_test.py ---------------------------------------------------------------------------
+def test_train_test_split():
+    # implicit: evaluation_test.py::test_train_test_split (the same seed, the same split) and
+    # the protocol itself: random_split(f, seed) is implicit's train_test_split(1 - f, seed)
+    # pair for pair (same uniform draws, same threshold)
+    rng = np.random.default_rng(7)
+    matrix = sp.csr_matrix((rng.random((10, 10)) > 0.5).astype(np.float64))
+    inter = Interactions.from_csr(matrix)
+    for seed in (0, 11, 999):
+        train, test = random_split(inter, 0.2, seed=seed)
+        train2, _ = random_split(inter, 0.2, seed=seed)
+        assert (train.matrix != train2.matrix).nnz == 0
+        their_train, their_test = implicit_eval.train_test_split(matrix, 0.8, seed)
+        assert (train.matrix != their_train).nnz == 0
+        assert (test.matrix != their_test).nnz == 0
+        assert train.nnz + test.nnz == inter.nnz
+        assert ((train.matrix + test.matrix) != inter.matrix).nnz == 0
+
+
+def test_train_test_split_larger():
+    # the same on a 300 x 200 matrix with counts, several fractions
+    rng = np.random.default_rng(3)
+    matrix = sp.random(300, 200, density=0.05, format="csr", random_state=5)
+    matrix.data = np.ceil(matrix.data * 4)
+    inter = Interactions.from_csr(matrix)
+    for fraction in (0.1, 0.25, 0.5):
+        seed = int(rng.integers(1000))
+        train, test = random_split(inter, fraction, seed=seed)
+        their_train, their_test = implicit_eval.train_test_split(matrix, 1.0 - fraction, seed)
+        assert (train.matrix != their_train).nnz == 0 and (test.matrix != their_test).nnz == 0
+
+
+def _peer_knn_on_random_data():
+    rng = np.random.default_rng(21)
+    pairs = 6000
+    # continuous values: no two similarities tie at a neighbour list's K-th place (a tie there
+    # is broken by the lower item code in ours, another way in implicit: both valid)
+    matrix = sp.coo_matrix((0.5 + 3.0 * rng.random(pairs),
+                            (rng.integers(0, 300, pairs), rng.zipf(1.3, pairs) % 200)),
+                           shape=(300, 200)).tocsr()
+    inter = Interactions.from_csr(matrix)
+    train, test = random_split(inter, 0.2, seed=4)
+    return train, test
+
+
+@pytest.mark.parametrize("K", [1, 5, 10, 50, 150])
+def test_metrics_equal_implicit_functions(K):
+    # implicit: evaluation_test.py (precision_at_k; and its functions mean_average_precision_at_k,
+    # ndcg_at_k, AUC_at_k, ranking_metrics_at_k): on implicit's own recommendations, our
+    # ranking_metrics gives implicit's numbers; our ItemKNN evaluated gives them too
+    train, test = _peer_knn_on_random_data()
+    tr = train.matrix.astype(np.float64)
+    te = test.matrix.astype(np.float64)
+    theirs = implicit_nn.BM25Recommender(K=30)
+    theirs.fit(tr, show_progress=False)
+    ref = {
+        "precision": implicit_eval.precision_at_k(theirs, tr, te, K=K, show_progress=False),
+        "map": implicit_eval.mean_average_precision_at_k(theirs, tr, te, K=K,
+                                                         show_progress=False),
+        "ndcg": implicit_eval.ndcg_at_k(theirs, tr, te, K=K, show_progress=False),
+        "auc": implicit_eval.AUC_at_k(theirs, tr, te, K=K, show_progress=False),
+    }
+    together = implicit_eval.ranking_metrics_at_k(theirs, tr, te, K=K, show_progress=False)
+    users = np.arange(train.n_customers)
+    ids, scores = theirs.recommend(users, tr[users], N=K)
+    # implicit's item-item lists stop at the items with a score (a few zeros, then -1 padding)
+    padded = bool((ids < 0).any())
+    assert padded == (K == 150)
+    got = ranking_metrics(ids, test)
+    model = ItemKNN("bm25", K=30).fit(train)
+    for key, value in ref.items():
+        assert together[key] == pytest.approx(value, rel=1e-12)
+        if key == "auc" and padded:
+            # Deliberate difference (README "Coming from implicit", issue #9 bug 2): implicit's
+            # AUC counts each -1 padding entry as a miss, ours ends the list there, so a short
+            # list scores higher here than in implicit, never lower
+            assert got[key] > value
+            continue
+        assert got[key] == pytest.approx(value, rel=1e-9), key
+    if not padded:
+        ours = evaluate(model, test, k=K)
+        for key, value in ref.items():
+            assert ours[key] == pytest.approx(value, rel=1e-6), key
+    else:
+        # Deliberate difference (README: exactly n items whenever n candidates exist): our
+        # lists go on past the scored items with zero-score items by popularity, so only the
+        # scored prefix is implicit's (scores per rank; equal scores may swap items)
+        table = model.recommend(train.customers.decode(users), n=K)
+        ours_scores = top_scores(table, users.size, K)
+        for row in range(users.size):
+            scored = int(np.count_nonzero(scores[row] > 0))
+            np.testing.assert_allclose(ours_scores[row, :scored], scores[row, :scored],
+                                       rtol=1e-5)
+            assert (ours_scores[row, scored:] == 0).all()
+
+
+def test_evaluate_als_with_implicit_factors():
+    # implicit: evaluation_test.py::test_evaluate_movielens_100k, on data we ship (no
+    # download): implicit's metrics of an ALS model equal ours for the same factors (our
+    # factors given to implicit's model), and our fit matches implicit's fit on the same split
+    train, test = _peer_knn_on_random_data()
+    tr = train.matrix.astype(np.float32)
+    te = test.matrix.astype(np.float32)
+    ours = ALS(factors=16, regularization=0.05, iterations=10, dtype=np.float64, seed=2).fit(train)
+    theirs = implicit.als.AlternatingLeastSquares(factors=16, regularization=0.05,
+                                                  iterations=10, dtype=np.float64,
+                                                  random_state=2, use_gpu=False)
+    theirs.fit(train.matrix.astype(np.float64), show_progress=False)
+    np.testing.assert_allclose(ours.item_factors_, theirs.item_factors, atol=1e-6)
+    got = evaluate(ours, test, k=10)
+    theirs.user_factors = ours.user_factors_.copy()
+    theirs.item_factors = ours.item_factors_.copy()
+    ref = implicit_eval.ranking_metrics_at_k(theirs, tr.astype(np.float64), te.astype(np.float64),
+                                             K=10, show_progress=False)
+    for key in ("precision", "map", "ndcg", "auc"):
+        assert got[key] == pytest.approx(ref[key], rel=1e-9), key
+
+
+# -- the peer's edge cases, on our input path -----------------------------------------------------
+@pytest.mark.parametrize("values,problem", [
+    ([1.0, -1.0], "-1.0 at row 0, column 1"),      # implicit: negative feedback (ALS)
+    ([1.0, np.nan], "nan at row 0, column 1"),
+    ([1.0, np.inf], "inf at row 0, column 1"),
+    ([1.0, 1e300], "inf at row 0, column 1"),      # overflows float32
+    ([1.0, 0.0], "0.0 at row 0, column 1"),        # a stored zero
+])
+def test_from_csr_values_must_be_positive(values, problem):
+    # Regression (found porting recommender_base_test.py::test_fit_non_csr_matrix/test_dtype
+    # with other matrices): from_csr took any stored value; a negative or NaN one gave NaN
+    # ALS scores and an empty recommend(), a stored zero a "seen" item with no weight and an
+    # ALS score of 3e5. Deliberate difference: implicit reads negatives as negative feedback,
+    # ours asks for interaction values > 0, as from_data does for weights.
+    matrix = sp.csr_matrix((np.array(values), np.array([0, 1]), np.array([0, 2, 2])),
+                           shape=(2, 2))
+    with pytest.raises(InputError, match=problem.replace("(", r"\(").replace(".", r"\.")):
+        Interactions.from_csr(matrix)
+
+
+def test_from_csr_ids():
+    # duplicate ids (one per row/column) and nulls are errors naming the role
+    eye = np.eye(3)
+    with pytest.raises(InputError, match="customer_ids are not unique"):
+        Interactions.from_csr(eye, customer_ids=[1, 1, 2])
+    with pytest.raises(InputError, match="item_ids are not unique"):
+        Interactions.from_csr(eye, item_ids=["a", "b", "a"])
+    with pytest.raises(InputError, match="null"):
+        Interactions.from_csr(eye, customer_ids=[1, None, 2])
+    with pytest.raises(InputError, match="2-d"):
+        Interactions.from_csr("not a matrix")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_arrow_events_unsorted_duplicated_equal_the_matrix(kind):
+    # recommender_base_test.py fits on a matrix; our users pass events. Shuffled rows with
+    # repeated (customer, item) events give the counted matrix's model: the same
+    # recommendations by id (ItemKNN, cosine/bm25: bit for bit; ALS/BPR: the codes follow first
+    # appearance, so the starting factors differ: the same top item for the checker board)
+    board = checker_board(50)
+    counts = board.copy()
+    counts.data = 1.0 + (np.arange(counts.nnz) % 3)  # 1..3 events per pair
+    events = events_of(counts)
+    order = np.random.default_rng(0).permutation(events.num_rows)
+    shuffled = events.take(pa.array(order))
+    # (ALS: regularized; at the suite's regularization=0 the model on this rank-2 board is
+    # degenerate, and which of its equally good answers comes out depends on the start)
+    make = MODELS[kind] if kind != "als" else (lambda: ALS(factors=32, regularization=0.1,
+                                                            seed=23))
+    from_events = make().fit(shuffled, customer="customer", item="item")
+    from_matrix = make().fit(Interactions.from_csr(counts))
+    a = from_events.recommend(np.arange(50), n=5).sort_by([("customer", "ascending"),
+                                                            ("rank", "ascending")])
+    b = from_matrix.recommend(np.arange(50), n=5)
+    if kind in ("cosine", "bm25"):
+        np.testing.assert_array_equal(a.column("score").to_numpy(), b.column("score").to_numpy())
+        same_score = np.isclose(top_scores(a, 50, 5)[:, :, None],
+                                top_scores(b, 50, 5)[:, None, :])
+        # every item ours puts at a rank has its score at that rank in the matrix model
+        assert same_score.any(axis=2).all()
+    assert top_items(a, 50, 5)[:, 0].tolist() == list(range(50))
+    assert top_items(b, 50, 5)[:, 0].tolist() == list(range(50))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_huge_and_string_ids(kind):
+    # ids at the ends of int64 and of uint64, and strings, kept and served as given: the same
+    # model as on the codes 0..n-1 (same first appearance, so the same codes and seeds)
+    coo = sp.coo_matrix(checker_board(8))
+    plain = pa.table({"customer": coo.row.astype(np.int64), "item": coo.col.astype(np.int64)})
+    reference = MODELS[kind]().fit(plain, customer="customer", item="item")
+    expected = reference.recommend(np.arange(8), n=3)
+    i64 = np.iinfo(np.int64)
+    big = np.array([i64.min, -1, 0, 7, 2 ** 62, i64.max - 1, i64.max, i64.min + 1])
+    for customers, items in (
+            (pa.array(big), pa.array(big[::-1])),
+            (pa.array([2 ** 64 - 1 - k for k in range(8)], pa.uint64()),
+             pa.array([2 ** 63 + k for k in range(8)], pa.uint64())),
+            (pa.array([f"customer-{k}" for k in range(8)]), pa.array([f"é{k}" for k in range(8)]))):
+        events = pa.table({"customer": customers.take(pa.array(coo.row)),
+                           "item": items.take(pa.array(coo.col))})
+        model = MODELS[kind]().fit(events, customer="customer", item="item")
+        table = model.recommend(customers, n=3)
+        assert table.column("customer").to_pylist() == \
+            customers.take(expected.column("customer")).to_pylist()
+        assert table.column("item").to_pylist() == \
+            items.take(expected.column("item")).to_pylist()
+        assert table.column("score").equals(expected.column("score"))
+        # as Python values too (a list of ints above 2**63 is not an int64 array)
+        assert model.recommend(customers.to_pylist(), n=3).equals(table)
+        for code in range(8):
+            got, scores = model.recommend_one(customers[code].as_py(), n=3)
+            want = table.filter(pa.compute.equal(table.column("customer"), customers[code]))
+            assert got.tolist() == want.column("item").to_pylist()
+            np.testing.assert_array_equal(scores, want.column("score").to_numpy())
+        if pa.types.is_integer(customers.type):
+            # an id of the other signedness with the same 64 bits is another customer
+            other = (customers.cast(pa.int64(), safe=False) if pa.types.is_uint64(customers.type)
+                     else customers.cast(pa.uint64(), safe=False))
+            wrapped = [v for v, c in zip(other.to_pylist(), customers.to_pylist()) if v != c]
+            assert wrapped
+            for value in wrapped:
+                with pytest.raises(InputError, match="not in the model"):
+                    model.recommend_one(value, n=3)
+                with pytest.raises(InputError, match="not in the model"):
+                    model.recommend([value], n=3)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_one_customer(kind):
+    # one customer: every item seen -> no candidates, an empty table with the columns
+    model = MODELS[kind]() if kind != "als" else ALS(factors=8, seed=0)
+    model.fit(pa.table({"customer": [5] * 4, "item": [1, 2, 3, 4]}), customer="customer",
+              item="item")
+    empty = model.recommend([5], n=3)
+    assert empty.num_rows == 0 and empty.column_names == ["customer", "rank", "item", "score"]
+    table = model.recommend([5], n=3, exclude_seen=False)
+    assert table.num_rows == 3 and len(set(table.column("item").to_pylist())) == 3
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_ties_are_ordered_by_popularity(kind):
+    # a customer with no history scores every item alike (0 for ALS and item-item): the README
+    # orders equal scores by the items' training popularity (customers per item), then code
+    counts = np.zeros((6, 5))
+    counts[0, [0, 1, 2]] = 1
+    counts[1, [2, 3]] = 1
+    counts[2, [2, 3]] = 1
+    counts[3, [4]] = 1
+    counts[4, [3]] = 1  # customer 5: no history
+    model = MODELS[kind]() if kind != "als" else ALS(factors=3, regularization=0.1, seed=0)
+    model.fit(Interactions.from_csr(counts))
+    table = model.recommend([5], n=5)
+    if kind != "bpr":  # BPR's item bias makes popular items score higher anyway
+        assert (table.column("score").to_numpy() == 0).all()
+    popularity_order = [2, 3, 0, 1, 4]  # 3, 3 customers (code 2 first), then 1 each by code
+    if kind != "bpr":
+        assert table.column("item").to_pylist() == popularity_order
+
+
+@pytest.mark.parametrize("bad,problem", [
+    (pa.array([1.0, float("nan"), 2.0], pa.float32()), "w"),
+    (pa.array([1.0, 0.0, 2.0]), "w"),
+    (pa.array([1.0, -3.0, 2.0]), "w"),
+])
+def test_bad_weights_name_the_column(bad, problem):
+    events = pa.table({"c": [1, 2, 3], "i": [1, 1, 2], "w": bad})
+    for make in MODELS.values():
+        with pytest.raises(InputError, match=f"'{problem}'"):
+            make().fit(events, customer="c", item="i", weight="w")
+
+
+def test_null_ids_name_the_column():
+    events = pa.table({"c": [1, None, 3], "i": ["a", "b", "c"]})
+    with pytest.raises(InputError, match="'c'.*null"):
+        ItemKNN().fit(events, customer="c", item="i")
+    events = pa.table({"c": [1, 2, 3], "i": ["a", None, "c"]})
+    with pytest.raises(InputError, match="'i'.*null"):
+        ALS(factors=2).fit(events, customer="c", item="i")
