@@ -1066,3 +1066,86 @@ def test_bgnbd_transactional_data_summarises_to_its_generator(T, freq, size):
     s = clv.summary(tx, customer="customer_id", time="date", as_of=str(end), freq=freq)
     assert s.column("customer_id").to_pylist() == list(range(size))
     assert _rows(s, ["frequency", "recency", "T"]) == want
+
+
+# == edge cases of the peer's inputs ===========================================================
+EDGE_X = np.array([0, 0, 0, 3, 3, 1, 50, 200, 1, 0, 5.0])
+EDGE_TX = np.array([0, 0, 0, 10, 0.5, 39, 39, 39.5, 1e-9, 0, 20])
+EDGE_T = np.array([0, 1e-9, 40, 10, 40, 39, 39, 40, 1e-9, 1000, 1000])
+
+
+@pytest.mark.parametrize("cls,peer,params", [
+    (clv.BetaGeo, "BetaGeoFitter", BG_PAPER), (clv.ModifiedBetaGeo, "ModifiedBetaGeoFitter",
+                                               MBG_BTYDPLUS),
+    (clv.ParetoNBD, "ParetoNBDFitter", PARETO_PAPER)])
+def test_edge_histories_equal_lifetimes(cls, peer, params):
+    # frequency 0 with T = 0 (first seen at the cut), T == recency, a repeat purchase at t = 0,
+    # 200 purchases, T far beyond the last purchase: P(alive) and E[purchases in 10] as the peer's
+    lt = _lifetimes()
+    m = _with(cls, params)
+    ref = getattr(lt, peer)()
+    ref.params_ = pd.Series(params)
+    np.testing.assert_allclose(m.probability_alive(EDGE_X, EDGE_TX, EDGE_T),
+                               ref.conditional_probability_alive(EDGE_X, EDGE_TX, EDGE_T),
+                               rtol=1e-8, atol=1e-300)
+    np.testing.assert_allclose(
+        m.expected_purchases(10, EDGE_X, EDGE_TX, EDGE_T),
+        ref.conditional_expected_number_of_purchases_up_to_time(10, EDGE_X, EDGE_TX, EDGE_T),
+        rtol=1e-8, atol=1e-300)
+    # float32 and integer inputs give the float64 answer of the same values
+    x32, tx32, T32 = (a.astype(np.float32) for a in (EDGE_X, EDGE_TX, EDGE_T))
+    np.testing.assert_array_equal(m.probability_alive(x32, tx32, T32),
+                                  m.probability_alive(*(a.astype(np.float64)
+                                                        for a in (x32, tx32, T32))))
+
+
+def test_summary_edge_cases_equal_lifetimes():
+    # duplicate rows, unsorted rows, a one-row customer, huge int64 ids, float32 amounts and a
+    # customer whose only row is after as_of: the peer's summary of the same log
+    lt = _lifetimes()
+    big = np.iinfo(np.int64)
+    ids = np.array([big.max, big.min, 7, big.max, 7, 7, big.min, 3, 7, 11], dtype=np.int64)
+    days = np.array([5, 1, 2, 5, 9, 2, 30, 4, 20, 60])       # row 0 == row 3, row 2 == row 5
+    amounts = np.array([1.5, 2.0, 3.25, 1.5, 4.0, 3.25, 8.0, 1.0, 2.5, 9.0], dtype=np.float32)
+    dates = np.datetime64("2015-01-01") + days.astype("timedelta64[D]")
+    df = pd.DataFrame({"id": ids, "date": pd.to_datetime(dates), "v": amounts.astype(np.float64)})
+    ref = lt.utils.summary_data_from_transaction_data(df, "id", "date", monetary_value_col="v",
+                                                      observation_period_end="2015-02-15")
+    tx = pa.table({"id": ids, "date": pa.array(dates.astype("datetime64[us]")),
+                   "v": pa.array(amounts, pa.float32())})
+    s = clv.summary(tx, customer="id", time="date", amount="v", as_of="2015-02-15")
+    assert s.schema.metadata[b"rows_after_as_of"] == b"1"
+    ours = s.to_pandas().set_index("id")
+    assert sorted(ours.index) == sorted(ref.index) and 11 not in ours.index
+    ours = ours.loc[ref.index]
+    for c in ("frequency", "recency", "T", "monetary_value"):
+        np.testing.assert_allclose(ours[c].to_numpy(), ref[c].to_numpy(), rtol=1e-12, err_msg=c)
+
+
+def test_summary_refuses_nulls_and_empty_input():
+    # nulls in the id, time or amount column are named, never dropped; an empty log is refused
+    ts = pa.array([1420070400000000, 1420156800000000], pa.timestamp("us"))
+    with pytest.raises(InputError, match="customer column 'id' has 1 null"):
+        clv.summary(pa.table({"id": pa.array([1, None]), "d": ts}), customer="id", time="d")
+    with pytest.raises(InputError, match="time column 'd' has 1 null"):
+        clv.summary(pa.table({"id": [1, 2], "d": pa.array([1420070400000000, None],
+                                                          pa.timestamp("us"))}),
+                    customer="id", time="d")
+    with pytest.raises(InputError, match="amount column 'v' has 1 null"):
+        clv.summary(pa.table({"id": [1, 1], "d": ts, "v": pa.array([1.0, None])}),
+                    customer="id", time="d", amount="v")
+    with pytest.raises(InputError, match="empty"):
+        clv.summary(pa.table({"id": pa.array([], pa.int64()), "d": pa.array([], pa.timestamp("us"))}),
+                    customer="id", time="d")
+
+
+def test_one_customer_and_all_zero_histories():
+    # the smallest inputs the peer accepts: one customer fits (degenerate but finite) and predicts;
+    # all customers without a repeat purchase give P(alive) = 1 under BG/NBD (x = 0) and finite
+    # expectations
+    one = clv.BetaGeo().fit(np.array([2.0]), np.array([5.0]), np.array([10.0]))
+    assert all(np.isfinite(v) and v > 0 for v in one.params_.values())
+    assert 0 <= one.probability_alive(2, 5, 10) <= 1
+    zeros = clv.BetaGeo().fit(np.zeros(50), np.zeros(50), np.linspace(1, 40, 50))
+    assert np.all(zeros.probability_alive(np.zeros(3), np.zeros(3), np.array([0, 5, 40.0])) == 1)
+    assert np.all(np.isfinite(zeros.expected_purchases(10, 0, 0, np.array([0, 5, 40.0]))))
