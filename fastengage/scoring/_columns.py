@@ -30,6 +30,8 @@ def feature_column(array, column: str, dtype, nulls: str) -> np.ndarray:
     if typ in _PLAIN and not array.null_count:  # the common case, without the checks below
         return np.ascontiguousarray(array.to_numpy(), dtype=dtype)
     if pa.types.is_dictionary(typ):
+        if _is_category(typ.value_type):  # (text: decoding string_view dictionaries fails)
+            raise InputError(f"feature column {column!r} has type {typ}; expected a number")
         array = array.dictionary_decode()
         typ = array.type
     if pa.types.is_boolean(typ):
@@ -96,25 +98,28 @@ def category_codes(array, column: str, categories: list, nulls: str) -> np.ndarr
     """
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()
-    if pa.types.is_dictionary(array.type):
-        array = array.dictionary_decode()
     if array.null_count and nulls == "error":
         raise InputError(f"category column {column!r} has {array.null_count} null value(s) and "
                          "nulls='error' was asked for")
+    if not categories:  # nothing to match: every value is unseen
+        return np.full(len(array), np.nan)
+    # A dictionary column is looked up once per dictionary entry, then spread by its indices.
+    values = array.dictionary if pa.types.is_dictionary(array.type) else array
     try:
-        value_set = pa.array(categories) if categories else pa.array([], array.type)
+        value_set = pa.array(categories)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         raise InputError(f"category column {column!r}: the model's categories for it mix types "
                          "Arrow cannot compare in one column") from None
-    text_values, text_set = _is_category(array.type), _is_category(value_set.type)
     try:
-        if text_values != text_set:
+        if _is_category(values.type) != _is_category(value_set.type):
             raise pa.ArrowInvalid("text against numbers")
-        values = array.cast(value_set.type)
+        values = values.cast(value_set.type)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
         raise InputError(f"category column {column!r} holds {array.type} values; the model's "
                          f"categories for it are {value_set.type} ({exc})") from None
     codes = pc.index_in(values, value_set=value_set)  # null for a null or an unseen value
+    if pa.types.is_dictionary(array.type):
+        codes = codes.take(array.indices)  # a null index stays null
     return np.ascontiguousarray(pc.cast(codes, pa.float64()).to_numpy(zero_copy_only=False))
 
 

@@ -16,6 +16,8 @@ Peer files (read at):
 import numpy as np
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fastengage.errors import ColumnNotFoundError, InputError, ModelFormatError
 from fastengage.scoring import load_model
@@ -502,6 +504,55 @@ def test_lgb_pandas_categorical(categorical_feature):
     wrong_kind = table.set_column(0, "A", pa.array(np.arange(60)).dictionary_encode())
     with pytest.raises(InputError, match="'A'"):
         model.score(wrong_kind)
+
+
+def test_lgb_pandas_categorical_from_polars():
+    # The same rule for polars Categorical (Arrow dictionary<uint32, string_view>) and String
+    # columns; the string_view dictionary used to fail inside Arrow's decode
+    pl = pytest.importorskip("polars")
+    X, y, X_test = _pandas_categorical_frames()
+    train = X[["A"]].assign(n=np.arange(300) % 7 * 1.0)
+    test = X_test[["A"]].assign(n=np.arange(60) % 5 * 1.5)
+    booster = _train({"objective": "binary"}, train, y, 10)
+    model = _load(booster)
+    ref = _lgb_ref(booster, test)
+    strings = pl.DataFrame({"A": test["A"].astype(str).tolist(), "n": test["n"].tolist()})
+    categorical = strings.with_columns(pl.col("A").cast(pl.Categorical))
+    for frame in (pl.from_pandas(test), strings, categorical):
+        np.testing.assert_allclose(_scores(model.score(frame)), ref, rtol=0, atol=TOL)
+    plain = _load(_train({"objective": "binary"}, train.assign(A=train["A"].cat.codes * 1.0),
+                         y, 3))  # trained on no category column: text is an error naming it
+    with pytest.raises(InputError, match="'A'"):
+        plain.score(categorical)
+
+
+def _codes_reference(values, categories):
+    """Plain Python: position of each value in the list, NaN for None or an unseen value."""
+    return np.array([float(categories.index(v)) if v is not None and v in categories
+                     else np.nan for v in values])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_category_codes_match_plain_reference(data):
+    # fastengage.scoring._columns.category_codes (the pandas_categorical rule) against a plain
+    # Python lookup, for text and integer categories, dictionary and plain columns, nulls
+    from fastengage.scoring._columns import category_codes
+
+    text = data.draw(st.booleans())
+    element = st.sampled_from(["a", "b", "c", "zz", ""]) if text else st.integers(-3, 5)
+    categories = data.draw(st.lists(element, unique=True, max_size=4))
+    values = data.draw(st.lists(st.one_of(st.none(), element), max_size=30))
+    array = pa.array(values, pa.string() if text else pa.int64())
+    if data.draw(st.booleans()):
+        array = array.dictionary_encode()
+    if text and data.draw(st.booleans()) and not pa.types.is_dictionary(array.type):
+        array = array.cast(pa.large_string())
+    got = category_codes(array, "c", categories, "nan")
+    np.testing.assert_array_equal(got, _codes_reference(values, categories))
+    if any(v is None for v in values):
+        with pytest.raises(InputError, match="'c'"):
+            category_codes(array, "c", categories, "error")
 
 
 # -- ONNX Runtime: TreeEnsembleClassifier / TreeEnsembleRegressor -----------------------------
