@@ -111,6 +111,19 @@ class BetaGeoBetaBinom(BaseModel):
         return _k.expected_purchases(self._theta(), t, x, tx, n,
                                      n_threads=n_threads).reshape(shape)
 
+    def probability_of_n_purchases(self, periods, n) -> np.ndarray:
+        """P(X(periods) = n): n transactions in the first ``periods`` opportunities of a new
+        customer (FHS 2010 eq. 7). Broadcasts; float64. Times the number of customers observed
+        for ``periods`` opportunities, ``n = 0..periods`` is lifetimes'
+        ``expected_number_of_transactions_in_first_n_periods`` (Hardie's in-sample fit)."""
+        nn, kk = np.broadcast_arrays(np.asarray(periods, dtype=np.float64),
+                                     np.asarray(n, dtype=np.float64))
+        for name, a in (("periods", nn), ("n", kk)):
+            if not np.all(np.isfinite(a)) or np.any(a < 0) or np.any(a != np.floor(a)):
+                raise InputError(f"{name} must hold non-negative whole numbers")
+        flat = [np.ascontiguousarray(a.reshape(-1)) for a in (nn, kk)]
+        return _k.probability_n_purchases(self._theta(), *flat).reshape(nn.shape)
+
     def individual_log_likelihood(self, frequency, recency, periods, *,
                                   n_threads: int | None = None) -> np.ndarray:
         shape, (x, tx, n) = self._arrays(frequency, recency, periods)

@@ -16,6 +16,8 @@ API map (README, "Coming from lifetimes"): ``conditional_probability_alive`` ->
 Deliberate, documented differences (asserted as our behaviour, see the cases):
 * BG/BB ``probability_alive(..., future=k)`` is lifetimes' ``m_periods_in_future=k + 1`` (ours
   counts the opportunities after the next one; FHS 2010 eq. 11 is ``future=0``).
+* BG/BB ``expected_number_of_transactions_in_first_n_periods(n)`` is
+  ``probability_of_n_purchases(n, k)`` times the number of customers (k = 0..n).
 * time columns must be timestamps or dates (lifetimes parses strings with ``datetime_format``): a
   string column is an InputError that says how to cast it.
 * models keep no per-customer data (no ``data``/``index``) and save only fitted models (safe bundle
@@ -24,8 +26,7 @@ Deliberate, documented differences (asserted as our behaviour, see the cases):
 Not ported, no fastengage counterpart: ``BaseFitter._unload_params``/``repr`` text, ``fit(index=)``,
 ``conditional_probability_alive_matrix`` (the plot helpers compute it on their grid; the matrix
 cases below check the same cells with broadcasting), Pareto/NBD's conditional
-``P(X(t)=n | x, t_x, T)``, BG/BB ``expected_number_of_transactions_in_first_n_periods``,
-``GammaGammaFitter(q_constraint=)``, ``calculate_alive_path``, ``expected_cumulative_transactions``,
+``P(X(t)=n | x, t_x, T)``, ``GammaGammaFitter(q_constraint=)``, ``calculate_alive_path``, ``expected_cumulative_transactions``,
 ``_find_first_transactions`` (private; its per-period squashing is checked through ``summary``),
 ``_scale_time``, ``generate_new_data``.
 """
@@ -212,6 +213,56 @@ def test_bgbb_fit_equals_lifetimes(bgbb, donations):
     ref = lt.BetaGeoBetaBinomFitter().fit(x, tx, n, w)
     for k in BGBB_PAPER:
         assert bgbb.params_[k] == pytest.approx(ref.params_[k], rel=1e-5)
+
+
+def test_bgbb_expected_purchases_in_n_periods_same_as_hardie_sheet(bgbb, donations):
+    # ::test_expected_purchases_in_n_periods_returns_same_value_as_Hardie_excel_sheet (In-Sample
+    # Fit sheet, cells C18 and C24): customers x P(X(6) = k), our probability_of_n_purchases
+    x, tx, n, w = donations
+    expected_customers = bgbb.probability_of_n_purchases(6, np.arange(7)) * w.sum()
+    np.testing.assert_almost_equal([3454.9, 1253.1], expected_customers[[0, 6]], decimal=0)
+    lt = _lifetimes()
+    ref = lt.BetaGeoBetaBinomFitter().fit(x, tx, n, w)
+    ours = _with(clv.BetaGeoBetaBinom, ref.params_.to_dict())
+    np.testing.assert_allclose(
+        ours.probability_of_n_purchases(6, np.arange(7)) * w.sum(),
+        ref.expected_number_of_transactions_in_first_n_periods(6)["model"].to_numpy(), rtol=1e-10)
+
+
+@pytest.mark.parametrize("params", [BGBB_PAPER, dict(alpha=0.3, beta=4.0, gamma=2.5, delta=0.7),
+                                    dict(alpha=5.0, beta=0.4, gamma=0.2, delta=9.0)])
+def test_bgbb_probability_of_n_purchases_against_quadrature(params):
+    # the kernel against the model itself: P(X(n)=k | p, theta) integrated over the two beta
+    # mixing distributions by Gauss-Jacobi quadrature; a distribution whose mean is the
+    # expected purchases of a new customer
+    from scipy.special import comb, roots_jacobi
+    m = _with(clv.BetaGeoBetaBinom, params)
+    a, b, g, d = params.values()
+
+    def beta_nodes(shape_a, shape_b, deg=80):
+        # x ~ Beta(shape_a, shape_b): Jacobi weight (1-t)^(b-1) (1+t)^(a-1) on t = 2x - 1
+        t, wt = roots_jacobi(deg, shape_b - 1.0, shape_a - 1.0)
+        return (t + 1) / 2, wt / wt.sum()
+
+    p, wp = beta_nodes(a, b)
+    th, wth = beta_nodes(g, d)
+    P, TH = p[:, None], th[None, :]
+    for n in (0, 1, 6, 20):
+        k = np.arange(n + 2.0)
+        got = m.probability_of_n_purchases(n, k)
+        want = []
+        for kk in k:
+            alive = comb(n, kk) * P ** kk * (1 - P) ** (n - kk) * (1 - TH) ** n
+            dead = sum(comb(i, kk) * P ** kk * (1 - P) ** (i - kk) * TH * (1 - TH) ** i
+                       for i in range(int(kk), n))
+            want.append(float(wp @ (alive + dead) @ wth) if kk <= n else 0.0)
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-12)
+        assert got.sum() == pytest.approx(1.0, abs=1e-12)
+        assert (got * k).sum() == pytest.approx(float(m.expected_purchases(n, 0, 0, 0)), rel=1e-9)
+    with pytest.raises(InputError, match="n must hold non-negative whole numbers"):
+        m.probability_of_n_purchases(6, 1.5)
+    with pytest.raises(InputError, match="periods must hold"):
+        m.probability_of_n_purchases(np.nan, 1)
 
 
 def test_bgbb_fit_with_and_without_weights(bgbb, donations):
