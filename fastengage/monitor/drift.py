@@ -224,8 +224,10 @@ def numeric_rows(refs, curs, ks, wass, psi, js, ks_method, n_threads) -> list[di
 
 def _normalised(wasserstein: float, std: float) -> float:
     """Wasserstein distance / reference std; a constant reference gives 0 (no move) or inf. An
-    undefined distance (NaN: infinities on both sides, inf - inf) stays NaN, as in scipy."""
-    if math.isnan(wasserstein):
+    undefined distance (NaN: infinities on both sides, inf - inf) stays NaN, as in scipy, and so
+    does an undefined std (an infinite reference value, or |x| ~ 1e154 and up, whose squares
+    overflow; evidently's distance / np.std gives NaN or 0 there too)."""
+    if math.isnan(wasserstein) or not math.isfinite(std):
         return float("nan")
     if std > 0:
         return wasserstein / std

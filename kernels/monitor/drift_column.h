@@ -30,6 +30,15 @@ static int fe_column_drift(const double *a, int64_t na_rows, const double *b, in
         stats[FE_STATUS] = 1;
         return 0;
     }
+    const double span = hi_v - lo_v;
+    if (!(span * (double)na * (double)nb < 0x1p1000) || (span > 0.0 && span < 0x1p-900)) {
+        /* a range near the double limits: the map's scale (cells / span) overflowed for a
+         * subnormal span, and an int64 cast of inf or NaN indexed the map out of bounds (a
+         * crash); the offset sums and G (hi - lo), up to na nb span, overflowed past ~1e300.
+         * The sorted walk takes these columns. */
+        stats[FE_STATUS] = 1;
+        return 0;
+    }
     const double mean_a = mom_a[3] / (double)na;
     /* --- the bucket map: r ~ sqrt(n) / 16 values per side and bucket (buckets.py) --------- */
     const int64_t n_max = na > nb ? na : nb;

@@ -844,3 +844,21 @@ def test_readout_equals_scipy_and_statsmodels(users):
             got = np.nan if row["p_value"] is None else row["p_value"]
             assert_allclose(got, want, equal_nan=True, rtol=1e-9, atol=1e-12)
             assert_allclose([row["ci_low"], row["ci_high"]], [lo, hi], rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("scale", [1e-310, 1e-305, 2.0 ** -950, 1e300, 1e307])
+def test_drift_extreme_magnitudes_equal_scipy(scale, path):
+    # values near the double limits, as scipy handles them (its wasserstein sums
+    # |u_cdf - v_cdf| x deltas). Regressions: a subnormal range crashed the bucket map (cells /
+    # span overflowed, an int64 cast of inf indexed out of bounds: segfault); |x| ~ 1e300 gave
+    # Wasserstein inf or NaN (counts x widths overflowed). Both now take the sorted walk.
+    rng = np.random.default_rng(11)
+    u, v = rng.normal(size=3000) * scale, rng.normal(0.1, 1.0, 2000) * scale
+    row = _drift_row(_floats(u), _floats(v), path)
+    ks = _scipy_ks(u, v)
+    assert_allclose([row["ks_statistic"], row["ks_pvalue"]], [ks.statistic, ks.pvalue], **TIGHT)
+    assert_allclose(row["wasserstein"], stats.wasserstein_distance(u, v), rtol=1e-9, atol=0)
+    # published: test_stats.py TestWassersteinDistance::test_shift pattern at the limit
+    row = _drift_row(_floats([-1e308, 0.0, 1.0, 1e308]), _floats([1e308, 5.0]), path)
+    assert_allclose(row["wasserstein"], 5e307, rtol=1e-12)
