@@ -17,6 +17,7 @@ import scipy.sparse as sp
 
 from ..errors import InputError
 from ..kernels.recommend import metrics as rec_metrics
+from ._ids import _lookup_ids
 from .interactions import Interactions, id_array
 
 __all__ = ["ranking_metrics", "evaluate"]
@@ -108,12 +109,13 @@ def evaluate(model, test: Interactions, k: int = 10, exclude_seen: bool = True, 
         model_rows = test_rows
         test_use = test
     else:
-        model_rows = model.customers_.lookup(id_array(test.customers).take(pa.array(test_rows)))
+        model_rows = _lookup_ids(model.customers_,
+                                 id_array(test.customers).take(pa.array(test_rows)))
         known = model_rows >= 0
         extra["customers_unknown"] = int(np.count_nonzero(~known))
         test_rows, model_rows = test_rows[known], model_rows[known]
         # re-express test columns as model item codes; unknown items stay as unreachable -1
-        col_map = model.items_.lookup(test.items.ids())
+        col_map = _lookup_ids(model.items_, test.items.ids())
         coo = m.tocoo()
         cols = col_map[coo.col]
         ok = cols >= 0

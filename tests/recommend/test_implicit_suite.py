@@ -821,6 +821,7 @@ def test_evaluate_als_with_implicit_factors():
 
 
 # -- the peer's edge cases, on our input path -----------------------------------------------------
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")
 @pytest.mark.parametrize("values,problem", [
     ([1.0, -1.0], "-1.0 at row 0, column 1"),      # implicit: negative feedback (ALS)
     ([1.0, np.nan], "nan at row 0, column 1"),
