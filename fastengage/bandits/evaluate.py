@@ -192,7 +192,8 @@ def evaluate(logs, *, action: str, reward: str, propensity: str, target,
     _ope.round_terms(codes, pos, pscore, pi_e, q_hat, _SUM_TOLERANCE, w, dm, qf, bad, chunk_w,
                      n_threads=_threads(n, n_threads))
     if bad.any():
-        raise _bad_rounds(bad.view(bool), pscore, propensity, pi_e, q_hat, pos)
+        raise _bad_rounds(bad.view(bool), pscore, propensity, pi_e, q_hat, pos,
+                          isinstance(target, Policy))
     sum_w, sum_w2 = chunk_w.sum(axis=0)  # chunk sums added in chunk order
     mean_w = float(sum_w) / n
     est_codes = np.array([ESTIMATORS[e] for e in names], dtype=np.int64)
@@ -223,7 +224,7 @@ def _slots(target, reward_model):
     return None
 
 
-def _bad_rounds(bad, pscore, propensity, pi_e, q_hat, pos) -> InputError:
+def _bad_rounds(bad, pscore, propensity, pi_e, q_hat, pos, policy: bool) -> InputError:
     """The error for the rounds the OPE kernel flagged, naming the input and the first row."""
     rows = np.flatnonzero(bad)
     ps = pscore[rows]
@@ -237,6 +238,10 @@ def _bad_rounds(bad, pscore, propensity, pi_e, q_hat, pos) -> InputError:
     with np.errstate(invalid="ignore"):
         wrong = rows[(~(pi >= 0.0)).any(axis=1) | ~(np.abs(pi.sum(axis=1) - 1.0)
                                                      <= _SUM_TOLERANCE)]
+    if wrong.size and policy and not pi_e[wrong, :, pos[wrong]].any():
+        return InputError(f"the target policy has no eligible arm on {wrong.size} round(s) "
+                          f"(first at row {wrong[0]}): it takes no action there, so OPE has "
+                          "no value for them; give every logged round an eligible arm")
     if wrong.size:
         i = wrong[0]
         return InputError(f"target: {wrong.size} round(s) have probabilities (at the round's "

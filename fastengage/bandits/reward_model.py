@@ -30,9 +30,22 @@ def _design(context, actions, action_context):
     return np.c_[context, action_context[actions]]
 
 
+class _Constant:
+    """The reward model of a training set whose rewards are all one value (a classifier cannot
+    be fitted on one class; obp's RegressionModel raises there): that value."""
+
+    def __init__(self, value: float):
+        self.value = value
+
+    def predict(self, X):
+        return np.full(X.shape[0], self.value)
+
+
 def _predict(model, X):
     from sklearn.base import is_classifier
 
+    if isinstance(model, _Constant):
+        return model.predict(X)
     if is_classifier(model):
         proba = model.predict_proba(X)
         classes = list(model.classes_)
@@ -41,13 +54,17 @@ def _predict(model, X):
 
 
 def _fit(base, context, action, reward, position, n_positions, action_context):
-    from sklearn.base import clone
+    from sklearn.base import clone, is_classifier
 
     models = []
     for p in range(n_positions):
         rows = position == p
         if not rows.any():
             raise InputError(f"no logged rounds at position {p}: cannot fit its reward model")
+        seen = np.unique(reward[rows])
+        if is_classifier(base) and seen.size == 1:  # e.g. no click in a fold of rare clicks
+            models.append(_Constant(float(seen[0])))
+            continue
         model = clone(base)
         model.fit(_design(context[rows], action[rows], action_context), reward[rows])
         models.append(model)
@@ -59,6 +76,10 @@ def fit_predict_rewards(context, action, reward, position, n_actions: int, n_pos
     """``q_hat`` of shape (rounds, n_actions, n_positions), cross-fitted over ``n_folds``."""
     from sklearn.model_selection import KFold
 
+    if model is None and not np.isin(reward, (0.0, 1.0)).all():
+        raise InputError("the default reward model (logistic regression) needs 0/1 rewards; "
+                         "the reward column holds other values: pass reward_model= a "
+                         "scikit-learn regressor (e.g. Ridge()) or an array of q_hat")
     base = default_reward_model(seed) if model is None else model
     if not hasattr(base, "fit"):
         raise InputError("reward_model must be a scikit-learn estimator or an array of q_hat")

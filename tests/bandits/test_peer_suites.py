@@ -797,3 +797,33 @@ def test_ope_invariants_of_obps_random_policy_tests(synthetic):
                                rtol=1e-12)
     with pytest.raises(InputError, match="logs are empty"):
         evaluate(logs.slice(0, 0), **{**kw, "target": pi[:0], "reward_model": q[:0]})
+
+
+def test_default_reward_model_edge_cases():
+    # obp's RegressionModel (its LogisticRegression) raises on a training fold with one reward
+    # class - all-zero rewards, or a fold without a click when clicks are rare; fastengage
+    # predicts that constant there. Non-0/1 rewards with the default (logistic) model: a clear
+    # error instead of scikit-learn's "Unknown label type"; a Policy target without an eligible
+    # arm on a round: an error saying so.
+    x = np.arange(12.0)
+    logs = pa.table({"a": [0, 1] * 6, "r": np.zeros(12), "p": np.full(12, 0.5), "x": x})
+    kw = dict(action="a", reward="r", propensity="p", features=["x"], n_bootstrap=0,
+              target=np.full((12, 2), 0.5))
+    out = evaluate(logs, estimators=["dm", "dr", "sndr"], **kw)
+    assert out["value"].to_pylist() == [0.0, 0.0, 0.0]
+    rare = logs.set_column(1, "r", pa.array(np.r_[1.0, np.zeros(11)]))
+    got = evaluate(rare, estimators=["dm"], n_folds=3, **kw)["value"][0].as_py()
+    assert 0.0 <= got < 1.0
+    with pytest.raises(InputError, match="needs 0/1 rewards"):
+        evaluate(logs.set_column(1, "r", pa.array(np.linspace(0, 3, 12))), estimators=["dm"],
+                 **kw)
+    from sklearn.linear_model import Ridge
+
+    ridge = evaluate(logs.set_column(1, "r", pa.array(np.linspace(0, 3, 12))),
+                     estimators=["dm"], reward_model=Ridge(), **kw)
+    assert np.isfinite(ridge["value"][0].as_py())
+    policy = LinUCB(["a", "b"], features=["x"])
+    with pytest.raises(InputError, match="no eligible arm on 1 round"):
+        evaluate(pa.table({"x": [1.0, 2.0], "a": ["a", "b"], "r": [1.0, 0.0], "p": [0.5, 0.5],
+                           "e": [["a"], []]}), action="a", reward="r", propensity="p",
+                 target=policy, eligible="e", estimators=["ipw"], n_bootstrap=0)
