@@ -17,6 +17,7 @@ import warnings
 import numpy as np
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings, strategies as st
 from numpy.testing import assert_allclose, assert_array_almost_equal
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
@@ -430,17 +431,24 @@ def test_pairwise_proportions_against_control_through_readout():
 # statsmodels: multipletests (statsmodels/stats/tests/test_multi.py), the methods we expose:
 # Bonferroni ("b", R column 1), Holm ("h", 2), Benjamini-Hochberg ("fdr_i", 6)
 
-from statsmodels.stats.tests import test_multi as _sm_multi  # noqa: E402  (R reference tables)
-
-_R_TABLES = {"TestMultiTests1": _sm_multi.res_multtest1, "TestMultiTests2": _sm_multi.res_multtest2,
-             "TestMultiTests3": _sm_multi.res0_large, "TestMultiTests4": _sm_multi.res_multtest3}
+try:  # the R reference tables, read from statsmodels' own test module (shipped in its wheel)
+    from statsmodels.stats.tests import test_multi as _sm_multi
+    _R_TABLES = {"TestMultiTests1": _sm_multi.res_multtest1,
+                 "TestMultiTests2": _sm_multi.res_multtest2,
+                 "TestMultiTests3": _sm_multi.res0_large,
+                 "TestMultiTests4": _sm_multi.res_multtest3}
+except ImportError:  # a statsmodels build without its tests: those cases are skipped, not lost
+    _R_TABLES = {}
 _METHODS = {"bonferroni": ("b", 1), "holm": ("h", 2), "fdr_bh": ("fdr_i", 6)}
 
 
-@pytest.mark.parametrize("table", sorted(_R_TABLES))
+@pytest.mark.parametrize("table", ["TestMultiTests1", "TestMultiTests2", "TestMultiTests3",
+                                   "TestMultiTests4"])
 @pytest.mark.parametrize("method", sorted(_METHODS))
 def test_multipletests_against_r(table, method):
     from statsmodels.stats.multitest import multipletests
+    if table not in _R_TABLES:
+        pytest.skip("statsmodels.stats.tests is not installed")
     res = _R_TABLES[table]
     sm_name, column = _METHODS[method]
     ours = adjust_pvalues(res[:, 0], method)
@@ -800,8 +808,6 @@ def test_forget_huge_ids():
 # ---------------------------------------------------------------------------------------------
 # Property: readout on any small experiment equals scipy's Welch and statsmodels' z-test and
 # Wald interval per (segment, variant), ties and tiny groups included.
-
-from hypothesis import given, settings, strategies as st  # noqa: E402
 
 _users = st.lists(st.tuples(st.sampled_from(["A", "B", "C"]), st.sampled_from(["s", "t"]),
                             st.integers(0, 1), st.sampled_from([0.0, 1.5, 2.0, 7.25, -3.0])),
