@@ -111,11 +111,14 @@ class BetaGeoBetaBinom(BaseModel):
         return _k.expected_purchases(self._theta(), t, x, tx, n,
                                      n_threads=n_threads).reshape(shape)
 
-    def probability_of_n_purchases(self, periods, n) -> np.ndarray:
+    def probability_of_n_purchases(self, periods, n, *,
+                                   n_threads: int | None = None) -> np.ndarray:
         """P(X(periods) = n): n transactions in the first ``periods`` opportunities of a new
         customer (FHS 2010 eq. 7). Broadcasts; float64. Times the number of customers observed
         for ``periods`` opportunities, ``n = 0..periods`` is lifetimes'
-        ``expected_number_of_transactions_in_first_n_periods`` (Hardie's in-sample fit)."""
+        ``expected_number_of_transactions_in_first_n_periods`` (Hardie's in-sample fit).
+        ``n_threads`` is accepted like every CLV entry point's; the kernel is serial (a table of
+        a few (periods, n) pairs, O(periods) each)."""
         nn, kk = np.broadcast_arrays(np.asarray(periods, dtype=np.float64),
                                      np.asarray(n, dtype=np.float64))
         for name, a in (("periods", nn), ("n", kk)):
