@@ -16,7 +16,7 @@ from ._compat import positional
 from ..kernels.recommend import csr as rec_csr
 from .interactions import Interactions, read_events
 
-__all__ = ["Split", "temporal_split", "random_split"]
+__all__ = ["Split", "temporal_split", "random_split", "leave_k_out_split"]
 
 
 class Split:
@@ -127,7 +127,11 @@ def random_split(interactions: Interactions, test_fraction: float = 0.2,
     rng = np.random.default_rng(seed)
     m = interactions.matrix.tocoo()
     test_mask = rng.random(m.nnz) >= 1.0 - test_fraction
+    return _split_pairs(interactions, m, test_mask)
 
+
+def _split_pairs(interactions: Interactions, m: sp.coo_matrix, test_mask: np.ndarray) -> Split:
+    """Train (pairs of ``m`` outside ``test_mask``) and test (inside), same ids and shape."""
     def part(mask):
         out = sp.csr_matrix((m.data[mask], (m.row[mask], m.col[mask])), shape=m.shape)
         out.sort_indices()
@@ -135,3 +139,48 @@ def random_split(interactions: Interactions, test_fraction: float = 0.2,
                             interactions.weighting, interactions.log_epsilon)
 
     return Split(part(~test_mask), part(test_mask), 0)
+
+
+def leave_k_out_split(interactions: Interactions, k: int = 1, train_only_fraction: float = 0.0,
+                      seed: int | None = None) -> Split:
+    """Hold out ``k`` random pairs of every customer with more than ``k + 1`` pairs (implicit's
+    ``leave_k_out_split(ratings, K, train_only_size)`` protocol; ``k=1``: leave-one-out).
+
+    Parameters
+    ----------
+    interactions : Interactions
+    k : int
+        Pairs held out per eligible customer (>= 1).
+    train_only_fraction : float
+        Share of the customers with pairs (``int(n * fraction)`` of them, drawn at random) kept
+        in train only, whatever their number of pairs; in [0, 1).
+    seed : int, optional
+        Seeds both draws: unlike implicit's (whose pair shuffle uses NumPy's global state),
+        the same seed gives the same split.
+
+    Returns
+    -------
+    Split
+        ``train + test`` is the input; every test customer has exactly ``k`` test pairs.
+    """
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise InputError(f"k must be an integer >= 1, got {k!r}")
+    if not 0.0 <= train_only_fraction < 1.0:
+        raise InputError(f"train_only_fraction must be in [0, 1), got {train_only_fraction}")
+    rng = np.random.default_rng(seed)
+    m = interactions.matrix.tocoo()  # row-major: the CSR's order
+    counts = np.diff(interactions.matrix.indptr)
+    eligible = counts > k + 1
+    if train_only_fraction > 0.0:
+        customers = np.flatnonzero(counts > 0)
+        size = max(1, int(customers.size * train_only_fraction))
+        eligible[rng.choice(customers, size=size, replace=False)] = False
+    # a random key per pair; the k smallest keys of an eligible customer's pairs are held out
+    candidate = eligible[m.row]
+    keys = rng.random(m.nnz)
+    order = np.lexsort((keys, m.row))
+    first = np.asarray(interactions.matrix.indptr[:-1], np.int64)[m.row[order]]
+    rank_in_row = np.arange(m.nnz) - first
+    test_mask = np.zeros(m.nnz, bool)
+    test_mask[order[(rank_in_row < k) & candidate[order]]] = True
+    return _split_pairs(interactions, m, test_mask)

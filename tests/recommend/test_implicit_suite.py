@@ -23,7 +23,7 @@ Deliberate differences, asserted as our documented behaviour (see the comments a
 Not ported (no counterpart in fastengage): similar_users (all three cases), similar_items with
 ``filter_items=``/``items=``/``recalculate_item``, fit callbacks, ``explain``,
 ``partial_fit_users``/``partial_fit_items`` (their fold-in half is ported), TFIDFRecommender and
-``all_pairs_knn`` with tfidf weights (ported with cosine and bm25), ``leave_k_out_split``,
+``all_pairs_knn`` with tfidf weights (ported with cosine and bm25),
 GPU/ANN/LMF models, and the MovieLens-100k download (evaluation_test.py).
 """
 import io
@@ -37,8 +37,8 @@ from threadpoolctl import threadpool_limits
 
 from fastengage.errors import ConvergenceError, InputError
 from fastengage.kernels.recommend import als as rec_als
-from fastengage.recommend import (ALS, BPR, Interactions, ItemKNN, evaluate, random_split,
-                                  ranking_metrics)
+from fastengage.recommend import (ALS, BPR, Interactions, ItemKNN, evaluate, leave_k_out_split,
+                                  random_split, ranking_metrics)
 
 implicit = pytest.importorskip("implicit")  # installed on 3.11: these always run here
 import implicit.als  # noqa: E402
@@ -732,6 +732,70 @@ def test_train_test_split_larger():
         train, test = random_split(inter, fraction, seed=seed)
         their_train, their_test = implicit_eval.train_test_split(matrix, 1.0 - fraction, seed)
         assert (train.matrix != their_train).nnz == 0 and (test.matrix != their_test).nnz == 0
+
+
+def _leave_k_matrix(seed: int = 0) -> sp.csr_matrix:
+    # implicit: evaluation_test.py::_get_matrix (100 x 100, density 0.5)
+    return sp.random(100, 100, density=0.5, format="csr", dtype=np.float32, random_state=seed)
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_leave_k_out_shape_and_sum(k):
+    # implicit: evaluation_test.py::test_leave_k_out_returns_correct_shape,
+    # ::test_leave_k_out_outputs_produce_input and ::test_leave_k_split_is_reservable
+    matrix = _leave_k_matrix()
+    inter = Interactions.from_csr(matrix)
+    train, test = leave_k_out_split(inter, k=k, seed=1)
+    assert train.shape == test.shape == inter.shape
+    assert ((train.matrix + test.matrix) != inter.matrix).nnz == 0
+    assert inter.matrix.sum() > 0 and test.matrix.sum() > 0 and train.matrix.sum() > 0
+    # every customer with more than k + 1 pairs has exactly k test pairs: as implicit's split
+    their_train, their_test = implicit_eval.leave_k_out_split(matrix, K=k, random_state=1)
+    eligible = np.diff(inter.matrix.indptr) > k + 1
+    np.testing.assert_array_equal(np.diff(test.matrix.indptr), np.where(eligible, k, 0))
+    np.testing.assert_array_equal(np.diff(sp.csr_matrix(their_test).indptr),
+                                  np.where(eligible, k, 0))
+    assert ((their_train + their_test) != matrix).nnz == 0
+    # the same seed, the same split (implicit's shuffle reads NumPy's global state instead)
+    again = leave_k_out_split(inter, k=k, seed=1)
+    assert (again.test.matrix != test.matrix).nnz == 0
+    other = leave_k_out_split(inter, k=k, seed=2)
+    assert (other.test.matrix != test.matrix).nnz > 0
+
+
+def test_leave_k_out_train_only():
+    # implicit: evaluation_test.py::test_leave_k_out_gets_correct_train_only_shape
+    inter = Interactions.from_csr(_leave_k_matrix())
+    train, test = leave_k_out_split(inter, k=1, train_only_fraction=0.8, seed=3)
+    train_only = ~np.isin(np.unique(train.matrix.tocoo().row), test.matrix.tocoo().row)
+    assert train_only.sum() == int(train.shape[0] * 0.8)
+    their_train, their_test = implicit_eval.leave_k_out_split(_leave_k_matrix(), K=1,
+                                                              train_only_size=0.8, random_state=3)
+    theirs = ~np.isin(np.unique(their_train.tocoo().row), their_test.tocoo().row)
+    assert theirs.sum() == train_only.sum()
+
+
+def test_leave_k_out_customers_with_few_pairs_stay_in_train():
+    # the eligibility rule (more than k + 1 pairs), on customers of 1..6 pairs, k = 2
+    rows = np.repeat(np.arange(6), np.arange(1, 7))
+    cols = np.concatenate([np.arange(n) for n in range(1, 7)])
+    inter = Interactions.from_csr(sp.csr_matrix((np.ones(rows.size), (rows, cols))))
+    train, test = leave_k_out_split(inter, k=2, seed=0)
+    assert np.diff(test.matrix.indptr).tolist() == [0, 0, 0, 2, 2, 2]
+    assert np.diff(train.matrix.indptr).tolist() == [1, 2, 3, 2, 3, 4]
+
+
+@pytest.mark.parametrize("k,fraction", [(0, 0.0), (-1, 0.0), (1, -1.0), (1, 1.0)])
+def test_leave_k_out_bad_arguments(k, fraction):
+    # implicit: evaluation_test.py::test_leave_k_out_raises_error_for_k_less_than_zero,
+    # ::..._invalid_train_only_size_lower_bound and ::..._upper_bound (ValueError; ours is an
+    # InputError, a ValueError)
+    with pytest.raises(ValueError):
+        implicit_eval.leave_k_out_split(None, K=k, train_only_size=fraction)
+    with pytest.raises(InputError, match="k must be|train_only_fraction"):
+        leave_k_out_split(Interactions.from_csr(np.eye(3)), k=k, train_only_fraction=fraction)
+    with pytest.raises(InputError, match="k must be"):
+        leave_k_out_split(Interactions.from_csr(np.eye(3)), k=1.5)
 
 
 def _peer_knn_on_random_data():
