@@ -1,4 +1,5 @@
-"""Calibration-vs-holdout checks of a fitted transaction model.
+"""Calibration-vs-holdout checks of a fitted transaction model, and the tracking of repeat
+transactions over time (:func:`cumulative_transactions`).
 
 Input is the table of :func:`fastengage.clv.summary` with ``calibration_end`` (columns
 ``frequency``, ``recency``, ``T``, ``frequency_holdout``, ``duration_holdout``). Everything is
@@ -12,7 +13,7 @@ import pyarrow as pa
 from ..errors import InputError
 from ._inputs import compress, read_columns
 
-__all__ = ["holdout_table", "holdout_errors", "period_transactions"]
+__all__ = ["holdout_table", "holdout_errors", "period_transactions", "cumulative_transactions"]
 
 
 def _read(table, cols):
@@ -90,3 +91,69 @@ def period_transactions(model, table, *, max_frequency: int = 7,
     actual = np.bincount(bucket, minlength=max_frequency + 1)
     return pa.table({"frequency": np.arange(max_frequency + 1, dtype=np.int64),
                      "actual": actual.astype(np.int64), "model": expected})
+
+
+def cumulative_transactions(model, data, *, customer: str, time: str, periods: int,
+                            freq: str = "D", freq_multiplier: int = 1,
+                            n_threads: int | None = None) -> pa.Table:
+    """Actual vs expected cumulative repeat transactions of the whole customer base over time
+    (BTYD's tracking plot; lifetimes' ``expected_cumulative_transactions``).
+
+    Periods are counted from the period (``freq``) of the earliest transaction p0; transactions
+    after p0 + ``periods`` are left out; purchases of one customer in one period count once,
+    and each customer's first period is the birth, not a repeat. Every ``freq_multiplier``
+    periods (i = k m, k = 1 .. periods // m), with n_b customers born in period p0 + b:
+
+        actual    = repeat transactions in periods p0 .. p0 + i - 1
+        predicted = sum_{b < i} n_b E[X((i - b) / m)]   (the model's population_expected_purchases)
+
+    so a model fitted in weeks on day periods uses ``freq="D", freq_multiplier=7`` as
+    :func:`fastengage.clv.summary` does.
+
+    Returns
+    -------
+    pyarrow.Table with ``period`` (int64, k - 1), ``date`` (timestamp[us], start of the last
+    period in the sum, p0 + i - 1), ``actual`` (int64) and ``predicted`` (float64).
+    """
+    from .._io import columns as _cols
+    from .._io.ids import IdEncoder
+    from .._io.sources import open_source
+    from .summary import FREQS, _period
+    if freq not in FREQS:
+        raise InputError(f"freq={freq!r} is not supported; use one of {sorted(FREQS)}")
+    for name, v in (("periods", periods), ("freq_multiplier", freq_multiplier)):
+        if isinstance(v, bool) or int(v) != v or v < 1:
+            raise InputError(f"{name} must be a positive integer, got {v!r}")
+    periods, step = int(periods), int(freq_multiplier)
+    src = open_source(data)
+    roles = src.require({"customer": customer, "time": time})
+    enc = IdEncoder(customer, "customer")
+    cols = _cols.read_columns(src, roles, {"customer": _cols.codes(enc),
+                                           "time": _cols.microseconds})
+    codes = np.asarray(cols["customer"], np.int64)
+    if codes.size == 0:
+        raise InputError("the transaction input is empty")
+    offset = _period(cols["time"], freq)
+    offset -= offset.min()
+    keep = offset <= periods
+    # one (customer, period) pair per purchase period, sorted by customer then period: the
+    # first pair of each customer is the birth
+    pairs = np.unique(codes[keep] * np.int64(periods + 1) + offset[keep])
+    who, when = np.divmod(pairs, np.int64(periods + 1))
+    birth = np.ones(pairs.size, bool)
+    birth[1:] = who[1:] != who[:-1]
+    born = np.bincount(when[birth], minlength=periods + 1).astype(np.float64)
+    repeats = np.bincount(when[~birth], minlength=periods + 1)
+    ends = np.arange(1, periods // step + 1, dtype=np.int64) * step      # i = k m
+    ages = np.arange(0, periods + 1, dtype=np.float64) / step
+    expected = np.zeros(periods + 1)
+    expected[1:] = model.population_expected_purchases(ages[1:], n_threads=n_threads)
+    # predicted_i = sum_b born[b] E[X((i - b) / m)]: a convolution, E[X(0)] = 0
+    predicted = np.convolve(born, expected)[ends]
+    actual = np.cumsum(repeats)[ends - 1]
+    length, origin = FREQS[freq]
+    p0 = int(_period(np.array([int(np.min(cols["time"]))]), freq)[0])
+    start_us = (p0 + ends - 1) * length + origin
+    return pa.table({"period": np.arange(ends.size, dtype=np.int64),
+                     "date": pa.array(start_us, pa.timestamp("us")),
+                     "actual": actual.astype(np.int64), "predicted": predicted})

@@ -1200,3 +1200,87 @@ def test_one_customer_and_all_zero_histories():
     zeros = clv.BetaGeo().fit(np.zeros(50), np.zeros(50), np.linspace(1, 40, 50))
     assert np.all(zeros.probability_alive(np.zeros(3), np.zeros(3), np.array([0, 5, 40.0])) == 1)
     assert np.all(np.isfinite(zeros.expected_purchases(10, 0, 0, np.array([0, 5, 40.0]))))
+
+
+# == test_utils.py: expected_cumulative_transactions ===========================================
+@pytest.fixture(scope="module")
+def cdnow_log():
+    return load_cdnow_sample()
+
+
+def _tracking(cdnow_log, cls, periods, step):
+    from fastengage.clv.validation import cumulative_transactions
+    s = clv.summary(cdnow_log, customer="customer_id", time="date", as_of="1997-09-30", freq="D",
+                    freq_multiplier=step)
+    model = cls().fit(s)
+    return model, cumulative_transactions(model, cdnow_log, customer="customer_id", time="date",
+                                          periods=periods, freq="D", freq_multiplier=step)
+
+
+def test_expected_cumulative_transactions_equals_r_btyd_walkthrough(cdnow_log):
+    # test_utils.py::test_expected_cumulative_transactions_equals_r_btyd_walktrough and
+    # ::test_incremental_transactions_equals_r_btyd_walktrough (Pareto/NBD in weeks on days,
+    # cum.tracking[, 20:25] and inc.tracking[, 20:25] of the BTYD walkthrough)
+    model, out = _tracking(cdnow_log, clv.ParetoNBD, 25 * 7, 7)
+    actual = out.column("actual").to_numpy()
+    predicted = out.column("predicted").to_numpy()
+    np.testing.assert_allclose(actual[19:25], [1359, 1414, 1484, 1517, 1573, 1672])
+    np.testing.assert_allclose(predicted[19:25].round(), [1309, 1385, 1460, 1533, 1604, 1674])
+    inc_actual = np.diff(actual)[18:24]
+    inc_predicted = np.diff(predicted)[18:24].round(2)
+    np.testing.assert_allclose(inc_actual, [73.00, 55.00, 70.00, 33.00, 56.00, 99.00])
+    np.testing.assert_allclose(inc_predicted, [78.31, 76.42, 74.65, 72.98, 71.41, 69.93], atol=1e-2)
+    assert out.column("period").to_pylist() == list(range(25))
+
+
+def test_expected_cumulative_transactions_date_index(cdnow_log):
+    # test_utils.py::test_expected_cumulative_transactions_date_index (BG/NBD in days, 14 days)
+    model, out = _tracking(cdnow_log, clv.BetaGeo, 14, 1)
+    dates = [str(d.date()) for d in out.column("date").to_pylist()[-4:]]
+    assert dates == ["1997-01-11", "1997-01-12", "1997-01-13", "1997-01-14"]
+    np.testing.assert_allclose(out.column("actual").to_numpy()[-4:], [11, 12, 15, 19])
+    np.testing.assert_allclose(out.column("predicted").to_numpy()[-4:].round(2),
+                               [10.67, 12.67, 14.87, 17.24], atol=1e-2)
+
+
+def test_expected_cumulative_transactions_dedups_inside_a_time_period(example_bg):
+    # test_utils.py::test_expected_cumulative_transactions_dedups_inside_a_time_period
+    from fastengage.clv.validation import cumulative_transactions
+    bg, _ = example_bg
+    df, tx = _example_transactions()
+    by = {f: cumulative_transactions(bg, tx, customer="id", time="date", periods=10, freq=f)
+          for f in ("W", "D")}
+    assert np.all(by["W"].column("actual").to_numpy() >= by["D"].column("actual").to_numpy())
+
+
+@pytest.mark.parametrize("freq,periods,step", [("D", 60, 7), ("W", 12, 1), ("D", 30, 1)])
+def test_expected_cumulative_transactions_equal_lifetimes(cdnow_log, freq, periods, step):
+    # the peer's expected_cumulative_transactions with our parameters, set_index_date=True
+    lt = _lifetimes()
+    from fastengage.clv.validation import cumulative_transactions
+    model = _with(clv.BetaGeo, BG_PAPER if step == 7 else dict(BG_PAPER, alpha=BG_PAPER["alpha"] * 7))
+    ref = lt.BetaGeoFitter()
+    ref.params_ = pd.Series(model.params_)
+    df = pd.DataFrame({"id": cdnow_log.column("customer_id").to_numpy(),
+                       "date": pd.to_datetime(cdnow_log.column("date").to_numpy())})
+    want = lt.utils.expected_cumulative_transactions(ref, df, "date", "id", periods, freq=freq,
+                                                     set_index_date=True, freq_multiplier=step)
+    got = cumulative_transactions(model, cdnow_log, customer="customer_id", time="date",
+                                  periods=periods, freq=freq, freq_multiplier=step)
+    np.testing.assert_array_equal(got.column("actual").to_numpy(), want["actual"].to_numpy())
+    np.testing.assert_allclose(got.column("predicted").to_numpy(), want["predicted"].to_numpy(),
+                               rtol=1e-10)
+    assert [d.date() for d in got.column("date").to_pylist()] == \
+        [p.start_time.date() for p in want.index]
+
+
+def test_cumulative_transactions_refuses_bad_arguments(cdnow_log, bg):
+    from fastengage.clv.validation import cumulative_transactions
+    for kwargs, match in ((dict(periods=0), "periods must be a positive integer"),
+                          (dict(periods=10, freq_multiplier=1.5), "freq_multiplier"),
+                          (dict(periods=10, freq="Q"), "freq='Q'")):
+        with pytest.raises(InputError, match=match):
+            cumulative_transactions(bg, cdnow_log, customer="customer_id", time="date", **kwargs)
+    with pytest.raises(InputError, match="empty"):
+        cumulative_transactions(bg, cdnow_log.slice(0, 0), customer="customer_id", time="date",
+                                periods=5)
