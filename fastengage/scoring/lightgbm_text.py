@@ -9,8 +9,10 @@ values outside int32 become INT_MIN on x86-64 and go right, as do negatives (-0.
 LightGBM's predictor first replaces every ``|x| <= kZeroThreshold`` (``1e-35f``) by 0; numerical
 thresholds between -kZeroThreshold and kZeroThreshold are moved so that raw values compare as
 the zeroed ones do (see :func:`_zeroed_thresholds`), which keeps that rule out of the kernels.
-Scores are summed in float64 in LightGBM's order (iteration by iteration, class by class) and
-transformed by the objective (binary/cross-entropy: ``1/(1+exp(-sigmoid*s))``; multiclass:
+Linear trees (``linear_tree=True``): a leaf adds ``leaf_const + sum(leaf_coeff * x)`` over its
+``leaf_features`` (a zero-band x read as 0), or its ``leaf_value`` when one of those x is NaN
+(``Tree::Predict``). Scores are summed in float64 in LightGBM's order (iteration by iteration,
+class by class) and transformed by the objective (binary/cross-entropy: ``1/(1+exp(-sigmoid*s))``; multiclass:
 softmax; poisson/gamma/tweedie: ``exp``; regression objectives: identity).
 """
 from __future__ import annotations
@@ -116,19 +118,36 @@ def _categorical(kv, where, threshold, is_cat, n_leaves):
     return out
 
 
+def _linear(kv, where, n_leaves, n_features):
+    """A linear tree's leaves (``is_linear=1``): ``(leaf_const, num_features, leaf_features,
+    leaf_coeff)`` as :class:`Tree` takes them, every count and index checked."""
+    const = _nums(kv, "leaf_const", float, n_leaves, where)
+    count = _nums(kv, "num_features", int, n_leaves, where)
+    if count.min() < 0:
+        raise ModelFormatError(f"LightGBM model: {where} num_features must not be negative")
+    total = int(count.sum())
+    feats = _nums(kv, "leaf_features", int, total, where) if total else np.zeros(0, np.int64)
+    coeff = _nums(kv, "leaf_coeff", float, total, where) if total else np.zeros(0)
+    if feats.size and (feats.min() < 0 or feats.max() >= n_features):
+        raise ModelFormatError(f"LightGBM model: {where} leaf_features names a feature out of range")
+    if not (np.all(np.isfinite(const)) and np.all(np.isfinite(coeff))):
+        raise ModelFormatError(f"LightGBM model: {where} has a non-finite linear leaf")
+    return const, count, feats, coeff
+
+
 def _tree(kv, where, n_features, target):
-    if kv.get("is_linear", "0") != "0":
-        raise ModelFormatError(f"LightGBM model: {where} is a linear tree, which is not supported")
     # num_leaves only sets how many values to expect: arrays are sized by the text itself.
     n_leaves = _int(kv, "num_leaves", None, 1, 2**31 - 1, where)
     # "shrinkage" is informational: LightGBM has already folded it into leaf_value.
     leaf_value = _nums(kv, "leaf_value", float, n_leaves, where)
     if not np.all(np.isfinite(leaf_value)):
         raise ModelFormatError(f"LightGBM model: {where} has a non-finite leaf value")
+    linear = _linear(kv, where, n_leaves, n_features) if kv.get("is_linear", "0") != "0" else None
     m = n_leaves - 1
     if m == 0:
         return Tree(np.zeros(0, np.int32), np.zeros(0), np.zeros(0, np.uint8), np.zeros(0, np.uint8),
-                    np.zeros(0, np.int32), np.zeros(0, np.int32), leaf_value, target)
+                    np.zeros(0, np.int32), np.zeros(0, np.int32), leaf_value, target,
+                    linear=linear)
     feature = _nums(kv, "split_feature", int, m, where)
     threshold = _nums(kv, "threshold", float, m, where)
     decision = _nums(kv, "decision_type", int, m, where)
@@ -159,7 +178,7 @@ def _tree(kv, where, n_features, target):
         nan_left[is_cat] = 0
     threshold = np.where(is_cat, threshold, _zeroed_thresholds(threshold))
     return Tree(feature.astype(np.int32), threshold, kind, nan_left, left.astype(np.int32),
-                right.astype(np.int32), leaf_value, target, cat_bits)
+                right.astype(np.int32), leaf_value, target, cat_bits, linear=linear)
 
 
 def _post(obj_name, obj_args, num_class):

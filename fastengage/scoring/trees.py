@@ -26,6 +26,7 @@ from ..errors import ModelFormatError
 from ..kernels.common import launch
 from ..kernels.scoring import native as score_native
 from ._columns import feature_arrays
+from ._tree_checks import structure_problem
 from .model import Model
 
 
@@ -37,42 +38,6 @@ __all__ = ["Tree", "TreeEnsemble", "TreeModel", "structure_problem"]
 MAX_PERFECT_DEPTH = 12
 #: Padded node budget of the perfect layout over the whole ensemble.
 MAX_PERFECT_NODES = 1 << 22
-
-
-def structure_problem(left: np.ndarray, right: np.ndarray, n_leaves: int) -> str | None:
-    """Why children arrays do not form one binary tree rooted at internal node 0, or None.
-
-    A tree of ``m`` internal nodes has ``m + 1`` leaves; its ``2m`` child slots name every
-    internal node but the root exactly once and every leaf (``~l``) exactly once. Then every
-    node but the root has one parent, so the only way left to fail is a cycle that the root does
-    not reach: pointer doubling on the parent array (``log2 m`` vectorised steps) finds it.
-    Traversals of a tree that passes never loop and never index outside its arrays.
-    """
-    m = int(left.shape[0])
-    if right.shape[0] != m:
-        return f"{m} left children but {right.shape[0]} right children"
-    if n_leaves != m + 1:
-        return f"{n_leaves} leaves for {m} splits (a binary tree has {m + 1})"
-    if m == 0:
-        return None
-    children = np.concatenate([left, right]).astype(np.int64)
-    if children.min() < -n_leaves or children.max() >= m:
-        return "a child index is out of range"
-    inner = children[children >= 0]
-    if np.any(inner == 0):
-        return "the root is a child of another node (cycle)"
-    if np.any(np.bincount(inner, minlength=m)[1:] != 1):
-        return "an internal node is the child of no node or of several (not a tree)"
-    if np.any(np.bincount(~children[children < 0], minlength=n_leaves) != 1):
-        return "a leaf is referenced by no node or by several (not a tree)"
-    parent = np.zeros(m, np.int64)
-    slots = np.concatenate([np.arange(m), np.arange(m)])
-    parent[inner] = slots[children >= 0]
-    for _ in range(m.bit_length() + 1):
-        parent = parent[parent]
-    if np.any(parent != 0):
-        return "internal nodes form a cycle unreachable from the root"
-    return None
 
 
 @dataclass
@@ -90,6 +55,9 @@ class Tree:
     target : int, output column this tree adds to
     cat_bits : dict of node -> uint32 bitset words (LightGBM categorical nodes), else empty
     source : int, index of the model tree this came from (-1: its position)
+    linear : LightGBM linear tree leaves or None: ``(const (L,), count (L,) int, features,
+        coeff)``, leaf ``l`` adding ``const[l] + sum coeff * x`` over its ``count[l]`` terms
+        (``features``/``coeff`` leaf after leaf), or ``leaf_value[l]`` if one x is NaN
     """
 
     feature: np.ndarray
@@ -102,6 +70,7 @@ class Tree:
     target: int
     cat_bits: dict = field(default_factory=dict)
     source: int = -1  # an ONNX tree voting for K outputs becomes K trees with the same source
+    linear: tuple | None = None
 
     @property
     def n_internal(self) -> int:
@@ -127,6 +96,13 @@ class Tree:
         cat_nodes = set(np.flatnonzero(self.kind == score_native.KIND_CAT).tolist())
         if cat_nodes != set(self.cat_bits):
             return "categorical splits and bitsets do not match"
+        if self.linear is not None:
+            const, count, feats, coeff = self.linear
+            if (np.shape(const) != np.shape(self.leaf_value) or np.shape(count) != np.shape(const)
+                    or np.min(count, initial=0) < 0 or np.shape(feats) != (int(np.sum(count)),)
+                    or np.shape(coeff) != np.shape(feats)
+                    or np.any((feats < 0) | (feats >= n_features))):
+                return "linear leaves do not match the tree or the features"
         return None
 
     def depth(self) -> int:
@@ -191,7 +167,8 @@ class TreeEnsemble:
         self.n_source = n_source
         #: dtype of the scores; ONNX tree operators output float32 even when they sum in double
         self.out_dtype = np.dtype(out_dtype) if out_dtype is not None else self.acc_dtype
-        simple = all(bool(np.all(t.kind == score_native.KIND_LEQ)) for t in trees)
+        simple = all(bool(np.all(t.kind == score_native.KIND_LEQ)) and t.linear is None
+                     for t in trees)
         fits = self.depth <= MAX_PERFECT_DEPTH and len(trees) * (2 << self.depth) <= MAX_PERFECT_NODES
         if layout == "auto":
             layout = "perfect" if simple and fits else "general"
@@ -279,6 +256,7 @@ class TreeEnsemble:
     def _build_general(self) -> None:
         feats, thrs, kinds, nls, lefts, rights, leaves = [], [], [], [], [], [], []
         cat_start, cat_len, bits = [], [], []
+        lin_len, lin_feats, lin_coeff, lin_const = [], [], [], []  # per leaf / per term
         roots = np.empty(len(self.trees), np.int32)
         node_off = leaf_off = bit_off = 0
         for t, tree in enumerate(self.trees):
@@ -305,20 +283,37 @@ class TreeEnsemble:
                 bit_off += len(words)
             cat_start.append(starts)
             cat_len.append(lens)
+            n_leaves = tree.leaf_value.shape[0]
+            if tree.linear is None:
+                lin_len.append(np.full(n_leaves, -1))
+                lin_const.append(np.zeros(n_leaves))
+            else:
+                lin_const.append(tree.linear[0])
+                lin_len.append(tree.linear[1])
+                lin_feats.append(tree.linear[2])
+                lin_coeff.append(tree.linear[3])
             node_off += m
             leaf_off += tree.leaf_value.shape[0]
 
         def cat(parts, dtype):
             return np.ascontiguousarray(np.concatenate(parts) if parts else np.zeros(0), dtype=dtype)
 
-        # one plain block slot per feature the splits use (this layout tests NaN itself)
-        used, slot = np.unique(cat(feats, np.int64), return_inverse=True)
+        # one plain block slot per feature the splits or linear leaves use (this layout tests
+        # NaN itself)
+        split_feats, term_feats = cat(feats, np.int64), cat(lin_feats, np.int64)
+        used = np.unique(np.concatenate([split_feats, term_feats]))
         nodes = (
-            roots, slot.astype(np.int32).ravel(), cat(thrs, np.float64), cat(lefts, np.int32),
-            cat(rights, np.int32), cat(kinds, np.uint8), cat(nls, np.uint8),
+            roots, np.searchsorted(used, split_feats).astype(np.int32), cat(thrs, np.float64),
+            cat(lefts, np.int32), cat(rights, np.int32), cat(kinds, np.uint8), cat(nls, np.uint8),
             cat(cat_start, np.int32), cat(cat_len, np.int32),
             cat(bits, np.uint32) if bits else np.zeros(1, np.uint32),
         )
+        if lin_feats:  # LightGBM linear leaves (see score_native.tree_worker)
+            counts = cat(lin_len, np.int32)
+            starts = np.concatenate([[0], np.cumsum(np.maximum(counts, 0))[:-1]])
+            nodes += (starts.astype(np.int32), counts,
+                      np.searchsorted(used, term_feats).astype(np.int32),
+                      cat(lin_coeff, np.float64), cat(lin_const, np.float64))
         self._kernel_arrays(nodes, cat(leaves, self.acc_dtype), used,
                             np.full(used.size, score_native.SLOT_PLAIN))
 

@@ -226,15 +226,37 @@ cdef inline bint _cat_left(const uint32_t* bits, int32_t start, int32_t length,
     return False
 
 
+cdef inline double _linear_leaf(const x_t* row, const int32_t* lin_start,
+                                const int32_t* lin_len, const int32_t* lin_slot,
+                                const double* lin_coeff, const double* lin_const,
+                                Py_ssize_t leaf, double constant) noexcept nogil:
+    # LightGBM's Tree::Predict for a linear tree: leaf_const + sum coeff * x over the leaf's
+    # features (x as its predictor reads it: |x| <= kZeroThreshold is 0), or the leaf's plain
+    # value (``constant``) if one of them is NaN
+    cdef double v = lin_const[leaf], x
+    cdef Py_ssize_t q
+    for q in range(lin_start[leaf], lin_start[leaf] + lin_len[leaf]):
+        x = <double> row[lin_slot[q]]
+        if x != x:
+            return constant
+        if fabs(x) > _ZERO:
+            v += lin_coeff[q] * x
+    return v
+
+
 cdef void _general_block(const x_t* rows, size_t S, Py_ssize_t m,
                          const int32_t* roots, const int32_t* slot, const double* thr,
                          const int32_t* left, const int32_t* right, const uint8_t* kind,
                          const uint8_t* nan_left, const int32_t* cat_start,
                          const int32_t* cat_len, const uint32_t* cat_bits,
+                         const int32_t* lin_start, const int32_t* lin_len,
+                         const int32_t* lin_slot, const double* lin_coeff,
+                         const double* lin_const,
                          const acc_t* leaves, const int32_t* target, const uint8_t* flush,
                          Py_ssize_t n_trees, acc_t* raw, Py_ssize_t lo, Py_ssize_t k,
                          acc_t* part) noexcept nogil:
-    """Add every tree's leaf value to the block's ``m`` rows (general layout; plain slots)."""
+    """Add every tree's leaf value to the block's ``m`` rows (general layout; plain slots).
+    ``lin_start`` is NULL unless some leaf is linear (``lin_len[leaf] >= 0``)."""
     cdef Py_ssize_t t, i, col
     cdef int64_t node
     cdef size_t base, un
@@ -263,7 +285,12 @@ cdef void _general_block(const x_t* rows, size_t S, Py_ssize_t m,
                 else:
                     go = x <= thr[un]
                 node = left[un] if go else right[un]
-            part[i * k + col] += leaves[~node]
+            if lin_start != NULL and lin_len[~node] >= 0:
+                part[i * k + col] += <acc_t> _linear_leaf(
+                    rows + base, lin_start, lin_len, lin_slot, lin_coeff, lin_const, ~node,
+                    <double> leaves[~node])
+            else:
+                part[i * k + col] += leaves[~node]
         if flush[t]:
             _flush(part, raw, lo, m, k)
 
@@ -300,8 +327,11 @@ cdef void _tree_blocks(bint perfect, bint thr32, const void** src, const size_t*
             _general_block(buf, S, m, <const int32_t*> p[0], <const int32_t*> p[1],
                            <const double*> p[2], <const int32_t*> p[3], <const int32_t*> p[4],
                            <const uint8_t*> p[5], <const uint8_t*> p[6], <const int32_t*> p[7],
-                           <const int32_t*> p[8], <const uint32_t*> p[9], leaves, target,
-                           flush, n_trees, raw, lo, k, part)
+                           <const int32_t*> p[8], <const uint32_t*> p[9],
+                           <const int32_t*> p[10], <const int32_t*> p[11],
+                           <const int32_t*> p[12], <const double*> p[13],
+                           <const double*> p[14], leaves, target, flush, n_trees, raw, lo, k,
+                           part)
         if mode != _RAW_ONLY:
             _finish_rows(raw, lo, lo + m, k, <acc_t> avg, use_avg, base, mode, <acc_t> scale,
                          out, n_out)
@@ -325,7 +355,11 @@ def tree_worker(bint perfect, bint x32, source, cnp.ndarray slot_feature,
     tree after tree (``node32`` when its itemsize is 8, else ``node64``; ``leaves``
     ``T * 2**depth``); general layout: ``(roots, slot, thr float64, left, right, kind,
     nan_left, cat_start, cat_len, cat_bits)`` (int32 but ``kind``/``nan_left`` uint8 and
-    ``cat_bits`` uint32; ``roots`` is each tree's root, ``~leaf`` for a single-leaf tree).
+    ``cat_bits`` uint32; ``roots`` is each tree's root, ``~leaf`` for a single-leaf tree),
+    then, for LightGBM linear trees, ``(lin_start, lin_len, lin_slot, lin_coeff float64,
+    lin_const float64)``: leaf ``l``'s linear terms are ``lin_start[l]`` to
+    ``lin_start[l] + lin_len[l]`` (slot and coefficient), ``lin_len[l] = -1`` for a constant
+    leaf (empty arrays, or omitted: no linear leaf).
     ``next_block``: int64, the shared block counter. Every array is C-contiguous and of these
     dtypes (the caller builds them; arrays are taken by address, which is what keeps a
     one-row prediction cheap). Unless ``mode == RAW_ONLY``, each block is then finished into
@@ -337,9 +371,11 @@ def tree_worker(bint perfect, bint x32, source, cnp.ndarray slot_feature,
     cdef Py_ssize_t S = slot_feature.shape[0], q, F = 0
     cdef const int32_t* feature = <const int32_t*> _addr(slot_feature)
     cdef const uint8_t* how0 = <const uint8_t*> _addr(slot_how)
-    cdef const void* p[10]
-    for q in range(len(nodes)):
-        p[q] = _addr(nodes[q])
+    cdef const void* p[15]
+    if len(nodes) > 15:
+        raise ValueError("at most 15 node arrays")
+    for q in range(15):
+        p[q] = _addr(nodes[q]) if q < len(nodes) else NULL
     cdef bint thr32 = perfect and nodes[0].dtype.itemsize == 8
     cdef bint acc32 = raw.dtype.itemsize == 4
     cdef const void* lv = _addr(leaves)

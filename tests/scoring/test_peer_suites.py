@@ -337,17 +337,58 @@ def test_lgb_boost_from_average_with_single_leaf_trees():
     np.testing.assert_allclose(_scores(model.score(table)), ref, rtol=0, atol=TOL)
 
 
-def test_lgb_linear_trees_refused_clearly():
-    # LightGBM test_engine.py::test_linear_trees / ::test_linear_single_leaf: linear trees are
-    # a documented refusal of the native scorer (ModelFormatError naming them), never a model
-    # scored as if its leaves were constants.
+@pytest.mark.parametrize("params", [
+    # LightGBM test_engine.py::test_linear_trees (regression, with NaN in the data: a leaf
+    # whose linear features hold a NaN falls back to its constant value)
+    {"objective": "regression", "linear_tree": True},
+    {"objective": "regression", "linear_tree": True, "linear_lambda": 0.1},
+    # ::test_linear_single_leaf (binary; min_sum_hessian makes every tree a single leaf)
+    {"objective": "binary", "linear_tree": True, "min_sum_hessian": 5000},
+    {"objective": "binary", "linear_tree": True},
+    # ::test_save_and_load_linear (multiclass objective with linear trees; categorical splits)
+    {"objective": "multiclass", "num_class": 3, "linear_tree": True},
+])
+def test_lgb_linear_trees(params):
+    # Linear trees were refused with a ModelFormatError before session 11; they now run in the
+    # general-layout kernel: leaf_const + sum(coeff * x) over the leaf's features (x in the
+    # zero band |x| <= 1e-35f read as 0, as LightGBM's predictor does), or the leaf's
+    # constant if one of those features is NaN.
     X, y = _breast_cancer()
-    booster = _train({"objective": "binary", "linear_tree": True}, X, y, 3)
-    with pytest.raises(ModelFormatError, match="linear tree"):
-        load_model(booster.model_to_string().encode())
-    single = _train({"objective": "binary", "linear_tree": True, "min_sum_hessian": 5000}, X, y, 3)
-    with pytest.raises(ModelFormatError, match="linear tree"):
-        load_model(single.model_to_string().encode())
+    X = X[:, :8].copy()
+    if params["objective"] == "multiclass":
+        y = np.digitize(X[:, 0], np.quantile(X[:, 0], [0.33, 0.66]))
+        X[:, 7] = np.arange(len(X)) % 4  # a categorical column among linear ones
+    elif params["objective"] == "regression":
+        y = X[:, 0] * 2 + X[:, 1] ** 2 * 0.01
+    Xtrain = _with_holes(X, 7, 0.1)
+    kw = {"categorical_feature": [7]} if params["objective"] == "multiclass" else {}
+    booster = _train(params, Xtrain, y, 6, **kw)
+    probe = _with_holes(X, 8, 0.1)
+    probe[:4] = 1e-36  # the zero band
+    probe[4:8] = -1e-40
+    probe[8, :] = np.inf
+    probe[9, 0] = 1e300
+    model, _ = _assert_lgb(booster, probe)
+    assert model.ensemble.layout == "general"
+    assert any(t.linear is not None for t in model.ensemble.trees)
+    if params.get("min_sum_hessian"):
+        assert all(t.n_internal == 0 for t in model.ensemble.trees)
+
+
+def test_lgb_linear_tree_hostile_fields():
+    # a linear tree whose counts, features or coefficients do not fit is a ModelFormatError
+    X, y = _breast_cancer()
+    text = _train({"objective": "binary", "linear_tree": True}, X[:, :4], y, 2).model_to_string()
+    import re
+
+    for pattern, repl in [(r"num_features=(\d+)", "num_features=-1"),
+                          (r"leaf_features=(\d+)", "leaf_features=99"),
+                          (r"leaf_coeff=([^ \n]+)", "leaf_coeff=nan"),
+                          (r"leaf_const=([^ \n]+)", "leaf_const=x")]:
+        bad = re.sub(pattern, repl, text, count=1)
+        assert bad != text
+        with pytest.raises(ModelFormatError):
+            load_model(bad.encode())
 
 
 # -- LightGBM: input types, names and layouts ------------------------------------------------
