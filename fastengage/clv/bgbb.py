@@ -124,7 +124,9 @@ class BetaGeoBetaBinom(BaseModel):
         for name, a in (("periods", nn), ("n", kk)):
             if not np.all(np.isfinite(a)) or np.any(a < 0) or np.any(a != np.floor(a)):
                 raise InputError(f"{name} must hold non-negative whole numbers")
-        flat = [np.ascontiguousarray(a.reshape(-1)) for a in (nn, kk)]
+        # owned copies: a broadcast view would give Numba a read-only array (a second
+        # specialisation, and its FutureWarning)
+        flat = [np.array(a.reshape(-1), dtype=np.float64) for a in (nn, kk)]
         return _k.probability_n_purchases(self._theta(), *flat).reshape(nn.shape)
 
     def individual_log_likelihood(self, frequency, recency, periods, *,

@@ -18,6 +18,8 @@ Deliberate, documented differences (asserted as our behaviour, see the cases):
   counts the opportunities after the next one; FHS 2010 eq. 11 is ``future=0``).
 * BG/BB ``expected_number_of_transactions_in_first_n_periods(n)`` is
   ``probability_of_n_purchases(n, k)`` times the number of customers (k = 0..n).
+* ``utils.expected_cumulative_transactions`` is ``clv.validation.cumulative_transactions`` (Arrow
+  in and out; the ``date`` column is lifetimes' ``set_index_date=True`` index).
 * time columns must be timestamps or dates (lifetimes parses strings with ``datetime_format``): a
   string column is an InputError that says how to cast it.
 * models keep no per-customer data (no ``data``/``index``) and save only fitted models (safe bundle
@@ -26,8 +28,8 @@ Deliberate, documented differences (asserted as our behaviour, see the cases):
 Not ported, no fastengage counterpart: ``BaseFitter._unload_params``/``repr`` text, ``fit(index=)``,
 ``conditional_probability_alive_matrix`` (the plot helpers compute it on their grid; the matrix
 cases below check the same cells with broadcasting), Pareto/NBD's conditional
-``P(X(t)=n | x, t_x, T)``, ``GammaGammaFitter(q_constraint=)``, ``calculate_alive_path``, ``expected_cumulative_transactions``,
-``_find_first_transactions`` (private; its per-period squashing is checked through ``summary``),
+``P(X(t)=n | x, t_x, T)``, ``GammaGammaFitter(q_constraint=)``, ``calculate_alive_path`` (probability_alive broadcast over
+T = 0..t is the same path), ``_find_first_transactions`` (private; its per-period squashing is checked through ``summary``),
 ``_scale_time``, ``generate_new_data``.
 """
 import importlib.resources
@@ -40,6 +42,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fastengage import clv
 from fastengage.clv.datasets import load_cdnow_sample, load_cdnow_summary, load_donations
@@ -263,6 +267,21 @@ def test_bgbb_probability_of_n_purchases_against_quadrature(params):
         m.probability_of_n_purchases(6, 1.5)
     with pytest.raises(InputError, match="periods must hold"):
         m.probability_of_n_purchases(np.nan, 1)
+
+
+@settings(max_examples=40, deadline=None)
+@given(params=st.tuples(*[st.floats(0.05, 20.0)] * 4), n=st.integers(0, 60))
+def test_bgbb_probability_of_n_purchases_is_a_distribution(params, n):
+    # property form of the case above: any parameters and horizon give a distribution over
+    # k = 0..n whose mean is the expected purchases of a new customer (eq. 13 at x = t_x = n = 0)
+    m = _with(clv.BetaGeoBetaBinom, dict(zip(BGBB_PAPER, params)))
+    k = np.arange(n + 1.0)
+    pmf = m.probability_of_n_purchases(n, k)
+    assert np.all((pmf >= 0) & (pmf <= 1 + 1e-12))
+    assert pmf.sum() == pytest.approx(1.0, abs=1e-9)
+    assert (pmf * k).sum() == pytest.approx(float(m.expected_purchases(n, 0, 0, 0)), rel=1e-7,
+                                            abs=1e-12)
+    assert m.probability_of_n_purchases(n, n + 1) == 0.0
 
 
 def test_bgbb_fit_with_and_without_weights(bgbb, donations):
