@@ -174,13 +174,13 @@ class Recommender:
             raise InputError(f"{role}: {unknown} item id(s) are not in the model (e.g. {examples})")
         return codes[codes >= 0]
 
-    def _allowed(self, items, exclude_items) -> tuple[np.ndarray, bool]:
+    def _allowed(self, items, exclude_items, items_role="items=") -> tuple[np.ndarray, bool]:
         if items is None and exclude_items is None:
             return np.ones(1, np.uint8), False
         allowed = np.ones(self.n_items, np.uint8)
         if items is not None:
             allowed[:] = 0
-            allowed[self._item_codes(items, "items=", strict=True)] = 1
+            allowed[self._item_codes(items, items_role, strict=True)] = 1
         if exclude_items is not None:
             # excluding an item the model does not know is a no-op, not an error
             allowed[self._item_codes(exclude_items, "exclude_items=", strict=False)] = 0
@@ -386,9 +386,15 @@ class Recommender:
         meta = {"unknown_item_events": unknown} if unknown_items == "ignore" else None
         return self._table(id_array(enc), idx, score, count, metadata=meta)
 
-    def similar_items(self, items, n: int = 10) -> pa.Table:
+    def similar_items(self, items, n: int = 10, *, candidates=None,
+                      exclude_items=None) -> pa.Table:
         """The ``n`` items most similar to each of ``items`` (the item itself included, as in
         implicit).
+
+        ``candidates`` (item ids, all in the model) restricts the answers to those items and
+        ``exclude_items`` (unknown ids ignored) leaves items out: implicit's ``items=`` and
+        ``filter_items=``. ItemKNN answers from its ``K`` stored neighbours, so a filter can
+        leave fewer than ``n``.
 
         Returns
         -------
@@ -399,12 +405,14 @@ class Recommender:
         n = self._check_n(n)
         arr = _as_id_array(items, "item", self.items_.type)
         codes = self._item_codes(arr, "similar_items", strict=True)
+        allowed, use_allowed = self._allowed(candidates, exclude_items, "candidates=")
         with self._rw.read():
-            idx, score, count = self._similar(codes, n)
+            idx, score, count = self._similar(codes, n, allowed, use_allowed)
         return self._table(self._item_ids.take(pa.array(codes)), idx, score, count,
                            first="item", second="similar_item")
 
-    def _similar(self, codes: np.ndarray, n: int):  # pragma: no cover - abstract
+    def _similar(self, codes: np.ndarray, n: int, allowed: np.ndarray,
+                 use_allowed: bool):  # pragma: no cover - abstract
         raise NotImplementedError
 
     # -- persistence (fastengage.recommend._persist: bounded, every member validated) ---------

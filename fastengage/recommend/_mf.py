@@ -186,22 +186,23 @@ class MatrixFactorization(Recommender):
     def _block(self) -> int:
         return max(16, _BLOCK_ENTRIES // max(1, self.n_items))
 
-    def _similar(self, codes, n):
+    def _similar(self, codes, n, allowed, use_allowed):
         V = self.item_factors_
         norms = self._item_norms.astype(V.dtype)
         if not self.use_native:
             def score_block(s, e):
                 q = codes[s:e]
                 return (V[q] @ V.T) / (norms[q][:, None] * norms[None, :])
-            return _numpy_topn(score_block, codes, n, None, np.ones(1, np.uint8), False,
+            return _numpy_topn(score_block, codes, n, None, allowed, use_allowed,
                                self._tiebreak, self._block())
         B = codes.size
         out_idx = np.empty((B, n), np.int64)
         out_score = np.empty((B, n), np.float32)
         out_count = np.empty(B, np.int64)
         n_threads = 1 if B <= RECOMMEND_SERIAL_MAX else self.n_threads
-        rec_serve.mf_similar(V, norms, codes, self._tiebreak, out_idx, out_score, out_count,
-                             resolve_threads(n_threads), n_threads=n_threads)
+        rec_serve.mf_similar(V, norms, codes, allowed, use_allowed, self._tiebreak, out_idx,
+                             out_score, out_count, resolve_threads(n_threads),
+                             n_threads=n_threads)
         return out_idx, out_score, out_count
 
     def _forgotten_state(self, keep, seen):

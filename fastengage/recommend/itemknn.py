@@ -136,13 +136,22 @@ class ItemKNN(Recommender):
         rows = np.arange(hist[0].size - 1, dtype=np.int64)
         return self._run(rows, hist, n, seen, allowed, use_allowed, n_threads)
 
-    def _similar(self, codes, n):
+    def _similar(self, codes, n, allowed, use_allowed):
+        # the stored K neighbours (as implicit's item-item models): a filter leaves fewer
+        nbr, sim = self.neighbours_[codes], self.similarities_[codes]
+        kept = nbr >= 0
+        if use_allowed:
+            kept &= allowed[np.maximum(nbr, 0)] != 0
+            order = np.argsort(~kept, axis=1, kind="stable")  # kept first, in rank order
+            nbr = np.take_along_axis(nbr, order, axis=1)
+            sim = np.take_along_axis(sim, order, axis=1)
+        count = np.minimum(kept.sum(axis=1), n)
         k = min(n, self.K)
         idx = np.full((codes.size, n), -1, np.int64)
         score = np.full((codes.size, n), np.nan, np.float32)
-        idx[:, :k] = self.neighbours_[codes, :k]
-        score[:, :k] = self.similarities_[codes, :k]
-        return idx, score, np.minimum(self.counts_[codes], n)
+        idx[:, :k] = nbr[:, :k]
+        score[:, :k] = sim[:, :k]
+        return idx, score, count
 
     def _arrays(self) -> dict:
         return {"neighbours": self.neighbours_, "similarities": self.similarities_,

@@ -84,11 +84,12 @@ def mf_topn_block(U, urows, seen_rows, seen_indptr, seen_indices, V, proj, proj_
 
 
 @dual_kernel(2, RECOMMEND_SERIAL_MAX + 1)
-def mf_similar(V, norms, codes, tb, out_idx, out_score, out_count, workers):
+def mf_similar(V, norms, codes, allowed, use_allowed, tb, out_idx, out_score, out_count,
+               workers):
     """Cosine top-n of item factors: for each query ``codes[b]``, the items ``j`` with the
-    highest ``V[q] . V[j] / (norms[q] norms[j])`` (the item itself included), codes to
-    ``out_idx[b]``. Each query's scores are computed on one thread (no reductions across
-    threads)."""
+    highest ``V[q] . V[j] / (norms[q] norms[j])`` (the item itself included), among the items
+    with ``allowed[j] != 0`` when ``use_allowed``, codes to ``out_idx[b]``. Each query's scores
+    are computed on one thread (no reductions across threads)."""
     B = codes.size
     n_items, f = V.shape
     n_chunks = (B + MF_SERVE_CHUNK - 1) // MF_SERVE_CHUNK
@@ -106,6 +107,6 @@ def mf_similar(V, norms, codes, tb, out_idx, out_score, out_count, workers):
                     for k in range(f):
                         s += V[q, k] * V[j, k]
                     scores[j] = s / (norms[q] * norms[j])
-                out_count[b] = _scores_topn_row(scores, no_seen, 0, 0, _ALL, False, tb, n,
-                                                out_idx[b], out_score[b])
+                out_count[b] = _scores_topn_row(scores, no_seen, 0, 0, allowed, use_allowed,
+                                                tb, n, out_idx[b], out_score[b])
             c = fetch_add(next_chunk, 1)

@@ -6,8 +6,9 @@ the same test; otherwise the contract its mixin checks is checked on ours.
 
 Mapping (README "Coming from implicit"): a user_items row -> the customer's events (an Arrow
 table) or an :class:`Interactions`; ``filter_already_liked_items`` -> ``exclude_seen``;
-``filter_items`` / ``items`` -> ``exclude_items`` / ``items``; ``recalculate_user`` ->
-``recommend_new`` (fold-in); model ids -> the user's own ids (here 0..n-1, so codes == ids).
+``filter_items`` / ``items`` -> ``exclude_items`` / ``items`` (``candidates`` in
+``similar_items``); ``recalculate_user`` -> ``recommend_new`` (fold-in); model ids -> the user's
+own ids (here 0..n-1, so codes == ids).
 
 Deliberate differences, asserted as our documented behaviour (see the comments at each case):
 
@@ -21,10 +22,10 @@ Deliberate differences, asserted as our documented behaviour (see the comments a
   ``sum(c) + n_users * n_items - nnz`` (compared after that division).
 
 Not ported (no counterpart in fastengage): similar_users (all three cases), similar_items with
-``filter_items=``/``items=``/``recalculate_item``, fit callbacks, ``explain``,
-``partial_fit_users``/``partial_fit_items`` (their fold-in half is ported), TFIDFRecommender and
-``all_pairs_knn`` with tfidf weights (ported with cosine and bm25),
-GPU/ANN/LMF models, and the MovieLens-100k download (evaluation_test.py).
+``recalculate_item``, fit callbacks, ``explain``, ``partial_fit_users``/``partial_fit_items``
+(their fold-in half is ported), TFIDFRecommender and ``all_pairs_knn`` with tfidf weights
+(ported with cosine and bm25), GPU/ANN/LMF models, and the MovieLens-100k download
+(evaluation_test.py).
 """
 import io
 import pickle
@@ -271,6 +272,44 @@ def test_similar_items_same_scores_as_implicit(kind):
                                   ids[:, 0])
     np.testing.assert_allclose(table.column("score").to_numpy().reshape(50, 10), scores,
                                rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_similar_items_filter(kind):
+    # implicit: recommender_base_test.py::test_similar_items_filter (filter_items= ->
+    # exclude_items=, items= -> candidates=)
+    model = fitted(kind, 256)
+    table = model.similar_items(np.arange(50), n=10, exclude_items=np.arange(52) * 5)
+    similar = table.column("similar_item").to_numpy()
+    assert similar.size and (similar % 5 != 0).all()
+    selected = np.arange(10)
+    table = model.similar_items(np.arange(50), n=10, candidates=selected)
+    for item in range(50):
+        got = table.filter(pa.compute.equal(table.column("item"), item))
+        got = got.column("similar_item").to_pylist()
+        if kind in ("als", "bpr"):
+            assert set(got) == set(selected.tolist())
+        else:
+            # item-item: from the stored K neighbours (implicit's raise NotImplementedError
+            # here): the candidates among them, in rank order
+            stored = model.neighbours_[item][:model.counts_[item]].tolist()
+            assert got == [j for j in stored if j < 10][:10]
+    if kind in ("cosine", "bm25"):  # implicit's filter_items answer, score for score
+        ids, scores = peer_fitted(kind, 256).similar_items(np.arange(50), N=10,
+                                                           filter_items=np.arange(52) * 5)
+        ours = model.similar_items(np.arange(50), n=10, exclude_items=np.arange(52) * 5)
+        np.testing.assert_allclose(top_scores(ours, 50, 10), scores, rtol=1e-5, atol=1e-6)
+    with pytest.raises(InputError, match="candidates=.*not in the model"):
+        model.similar_items([0], candidates=[0, 10_000])
+    if kind in ("als", "bpr"):  # the NumPy path (use_native=False) filters alike
+        numpy_model = pickle.loads(pickle.dumps(model))
+        numpy_model.use_native = False
+        for kw in (dict(candidates=selected), dict(exclude_items=np.arange(52) * 5)):
+            a = model.similar_items(np.arange(50), n=10, **kw)
+            b = numpy_model.similar_items(np.arange(50), n=10, **kw)
+            assert a.column("similar_item").equals(b.column("similar_item"))
+            np.testing.assert_allclose(a.column("score").to_numpy(),
+                                       b.column("score").to_numpy(), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("kind", KINDS)
