@@ -68,7 +68,8 @@ def probability_n_purchases(params, n, k):
     the (n, k) columns (FHS 2010 eq. 7):
 
         C(n,k) B(alpha+k, beta+n-k)/B(alpha,beta) B(gamma, delta+n)/B(gamma,delta)
-        + sum_{i=k}^{n-1} C(i,k) B(alpha+k, beta+i-k)/B(alpha,beta) B(gamma+1, delta+i)/B(gamma,delta)
+        + sum_{i=k}^{n-1} C(i,k) B(alpha+k, beta+i-k)/B(alpha,beta)
+                                 B(gamma+1, delta+i)/B(gamma,delta)
 
     (alive through all n opportunities with k purchases, or dead after opportunity i). Whole
     n >= 0 and k >= 0 (the API checks); 0 where k > n. O(n) per row: n counts opportunities."""

@@ -28,12 +28,12 @@ Deliberate, documented differences (asserted as our behaviour, see the cases):
 Not ported, no fastengage counterpart: ``BaseFitter._unload_params``/``repr`` text, ``fit(index=)``,
 ``conditional_probability_alive_matrix`` (the plot helpers compute it on their grid; the matrix
 cases below check the same cells with broadcasting), Pareto/NBD's conditional
-``P(X(t)=n | x, t_x, T)``, ``GammaGammaFitter(q_constraint=)``, ``calculate_alive_path`` (probability_alive broadcast over
-T = 0..t is the same path), ``_find_first_transactions`` (private; its per-period squashing is checked through ``summary``),
+``P(X(t)=n | x, t_x, T)``, ``GammaGammaFitter(q_constraint=)``, ``calculate_alive_path``
+(probability_alive broadcast over T = 0..t is the same path), ``_find_first_transactions``
+(private; its per-period squashing is checked through ``summary``),
 ``_scale_time``, ``generate_new_data``.
 """
 import importlib.resources
-import io
 import math
 import warnings
 import zipfile
@@ -55,7 +55,8 @@ BG_PAPER = dict(r=0.243, alpha=4.414, a=0.793, b=2.426)
 MBG_BTYDPLUS = dict(r=0.525, alpha=6.183, a=0.891, b=1.614)
 # Fader, Hardie & Lee Pareto/NBD on CDNOW (test_estimation.py::TestParetoNBDFitter)
 PARETO_PAPER = dict(r=0.553, alpha=10.578, s=0.606, beta=11.669)
-# Fader, Hardie & Shang (2010) BG/BB on the donations (test_estimation.py::TestBetaGeoBetaBinomFitter)
+# Fader, Hardie & Shang (2010) BG/BB on the donations
+# (test_estimation.py::TestBetaGeoBetaBinomFitter)
 BGBB_PAPER = dict(alpha=1.204, beta=0.750, gamma=0.657, delta=2.783)
 # Fader, Hardie & Lee (2005) Gamma-Gamma on the CDNOW repeat buyers (lifetimes' v is our gamma)
 GG_PAPER = dict(p=6.25, q=3.74, gamma=15.44)
@@ -211,22 +212,26 @@ def test_bgbb_conditional_expectation_same_as_hardie_sheet(bgbb, donations):
             ref.conditional_expected_number_of_purchases_up_to_time(t, x, tx, n), rtol=1e-9)
 
 
-def test_bgbb_fit_equals_lifetimes(bgbb, donations):
+@pytest.fixture(scope="module")
+def peer_bgbb(donations):
     lt = _lifetimes()
     x, tx, n, w = donations
-    ref = lt.BetaGeoBetaBinomFitter().fit(x, tx, n, w)
+    return lt.BetaGeoBetaBinomFitter().fit(x, tx, n, w)
+
+
+def test_bgbb_fit_equals_lifetimes(bgbb, peer_bgbb):
+    ref = peer_bgbb
     for k in BGBB_PAPER:
         assert bgbb.params_[k] == pytest.approx(ref.params_[k], rel=1e-5)
 
 
-def test_bgbb_expected_purchases_in_n_periods_same_as_hardie_sheet(bgbb, donations):
+def test_bgbb_expected_purchases_in_n_periods_same_as_hardie_sheet(bgbb, donations, peer_bgbb):
     # ::test_expected_purchases_in_n_periods_returns_same_value_as_Hardie_excel_sheet (In-Sample
     # Fit sheet, cells C18 and C24): customers x P(X(6) = k), our probability_of_n_purchases
     x, tx, n, w = donations
     expected_customers = bgbb.probability_of_n_purchases(6, np.arange(7)) * w.sum()
     np.testing.assert_almost_equal([3454.9, 1253.1], expected_customers[[0, 6]], decimal=0)
-    lt = _lifetimes()
-    ref = lt.BetaGeoBetaBinomFitter().fit(x, tx, n, w)
+    ref = peer_bgbb
     ours = _with(clv.BetaGeoBetaBinom, ref.params_.to_dict())
     np.testing.assert_allclose(
         ours.probability_of_n_purchases(6, np.arange(7)) * w.sum(),
@@ -581,7 +586,8 @@ def test_bg_probability_of_n_purchases_same_as_r_btyd():
     assert abs(m.probability_of_n_purchases(39, 0) - 0.5737864) < 10e-5
     expected = np.array([0.0019995214, 0.0015170236, 0.0011633150, 0.0009003148, 0.0007023638,
                          0.0005517902, 0.0004361913, 0.0003467171, 0.0002769613, 0.0002222260])
-    np.testing.assert_array_almost_equal(expected, m.probability_of_n_purchases(30, np.arange(11, 21)),
+    np.testing.assert_array_almost_equal(expected,
+                                         m.probability_of_n_purchases(30, np.arange(11, 21)),
                                          decimal=5)
     lt = _lifetimes()
     ref = lt.BetaGeoFitter()
@@ -593,7 +599,8 @@ def test_bg_probability_of_n_purchases_same_as_r_btyd():
 
 @pytest.mark.parametrize("cls,tol", [(clv.BetaGeo, 10e-5), (clv.ModifiedBetaGeo, 10e-2)])
 def test_scaling_inputs_gives_same_results(cdnow, cls, tol):
-    # TestBetaGeoFitter / TestModifiedBetaGammaFitter ::test_scaling_inputs_gives_same_or_similar_results
+    # TestBetaGeoFitter / TestModifiedBetaGammaFitter
+    # ::test_scaling_inputs_gives_same_or_similar_results
     # (lifetimes also checks its private _scale < 1; ours has no rescaling to expose). The
     # maximum likelihood is equivariant under a time unit change: ours agrees far inside tol.
     x, tx, T = cdnow
@@ -601,7 +608,8 @@ def test_scaling_inputs_gives_same_results(cdnow, cls, tol):
     base = cls().fit(x, tx, T)
     large = cls().fit(x, scale * tx, scale * T)
     for f, r, t in ((1, 1, 2), (1, 2, 10)):
-        diff = abs(large.probability_alive(f, scale * r, scale * t) - base.probability_alive(f, r, t))
+        diff = abs(large.probability_alive(f, scale * r, scale * t)
+                   - base.probability_alive(f, r, t))
         assert diff < tol and diff < 1e-5
     assert large.params_["alpha"] == pytest.approx(scale * base.params_["alpha"], rel=1e-5)
 
@@ -759,7 +767,8 @@ def test_summary_works_with_string_customer_ids():
 
 
 def test_summary_keeps_int_customer_ids_int():
-    # ::test_summary_data_from_transaction_data_works_with_int_customer_ids_and_doesnt_coerce_to_float
+    # ::test_summary_data_from_transaction_data_works_with_int_customer_ids_and_doesnt_coerce_to_
+    # float
     df = _frame([[1, "2015-02-01"], [1, "2015-02-06"], [1, "2015-01-01"], [2, "2015-01-01"],
                  [2, "2015-01-02"], [2, "2015-01-05"]])
     s = clv.summary(_arrow(df), customer="id", time="date")
@@ -811,7 +820,8 @@ def test_summary_weekly_monetary_sums_each_period():
 
 
 def test_summary_drops_the_first_order_by_time_not_row_order():
-    # ::test_summary_data_from_transaction_data_will_choose_the_correct_first_order_to_drop_in_monetary_transactions
+    # ::test_summary_data_from_transaction_data_will_choose_the_correct_first_order_to_drop_in_
+    # monetary_transactions
     def run(dates, sales):
         t = pa.table({"date": pa.array(pd.to_datetime(pd.Series(dates)).to_numpy()),
                       "id": [2, 2, 2], "sales": sales})
@@ -869,7 +879,8 @@ def test_calibration_and_holdout_data_weekly():
     # ::test_calibration_and_holdout_data_works_with_specific_frequency
     s = clv.summary(_arrow(_frame(LARGE)), customer="id", time="date", as_of="2015-02-07",
                     calibration_end="2015-02-01", freq="W")
-    assert _rows(s, ["id", "frequency", "recency", "T", "frequency_holdout", "duration_holdout"]) == [
+    cols = ["id", "frequency", "recency", "T", "frequency_holdout", "duration_holdout"]
+    assert _rows(s, cols) == [
         (1, 0.0, 0.0, 4.0, 1.0, 1.0), (2, 0.0, 0.0, 4.0, 0.0, 1.0), (3, 1.0, 1.0, 4.0, 0.0, 1.0),
         (4, 0.0, 0.0, 2.0, 1.0, 1.0), (5, 0.0, 0.0, 2.0, 0.0, 1.0)]
 
@@ -1205,8 +1216,8 @@ def test_summary_refuses_nulls_and_empty_input():
         clv.summary(pa.table({"id": [1, 1], "d": ts, "v": pa.array([1.0, None])}),
                     customer="id", time="d", amount="v")
     with pytest.raises(InputError, match="empty"):
-        clv.summary(pa.table({"id": pa.array([], pa.int64()), "d": pa.array([], pa.timestamp("us"))}),
-                    customer="id", time="d")
+        clv.summary(pa.table({"id": pa.array([], pa.int64()),
+                              "d": pa.array([], pa.timestamp("us"))}), customer="id", time="d")
 
 
 def test_one_customer_and_all_zero_histories():
@@ -1277,7 +1288,8 @@ def test_expected_cumulative_transactions_equal_lifetimes(cdnow_log, freq, perio
     # the peer's expected_cumulative_transactions with our parameters, set_index_date=True
     lt = _lifetimes()
     from fastengage.clv.validation import cumulative_transactions
-    model = _with(clv.BetaGeo, BG_PAPER if step == 7 else dict(BG_PAPER, alpha=BG_PAPER["alpha"] * 7))
+    weekly = BG_PAPER if step == 7 else dict(BG_PAPER, alpha=BG_PAPER["alpha"] * 7)
+    model = _with(clv.BetaGeo, weekly)
     ref = lt.BetaGeoFitter()
     ref.params_ = pd.Series(model.params_)
     df = pd.DataFrame({"id": cdnow_log.column("customer_id").to_numpy(),
