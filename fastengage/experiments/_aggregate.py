@@ -143,11 +143,18 @@ def combine(m: Moments, rows) -> Moments:
     rows = list(rows)
     n = m.n[rows]
     total = n.sum()
-    mean = (m.mean[rows] * n[:, None]).sum(axis=0) / total
-    # within + between-group sums of squares, divided by total - 1
-    ss = ((m.var[rows] * (n[:, None] - 1)).sum(axis=0)
-          + (n[:, None] * (m.mean[rows] - mean) ** 2).sum(axis=0))
-    return Moments(np.array(total), mean, ss / (total - 1), None, m.sums[rows].sum(axis=0))
+    w = n[:, None]
+    # an empty group has a NaN mean and a group of one a NaN variance (0/0): they add nothing
+    # (a sequential readout's day with one user in an arm made the pooled variance NaN, and
+    # tau with it)
+    group_mean = np.where(w > 0, m.mean[rows], 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):  # no users at all: NaN, no warning
+        mean = (group_mean * w).sum(axis=0) / total
+        # within + between-group sums of squares, divided by total - 1
+        ss = (np.where(w > 1, m.var[rows] * (w - 1), 0.0).sum(axis=0)
+              + np.where(w > 0, w * (group_mean - mean) ** 2, 0.0).sum(axis=0))
+        var = ss / (total - 1)
+    return Moments(np.array(total), mean, var, None, m.sums[rows].sum(axis=0))
 
 
 def pooled_cov(m: Moments, rows, pair, a, b) -> float:
@@ -155,8 +162,10 @@ def pooled_cov(m: Moments, rows, pair, a, b) -> float:
     rows = list(rows)
     n = m.n[rows]
     total = n.sum()
-    ma = (m.mean[rows, a] * n).sum() / total
-    mb = (m.mean[rows, b] * n).sum() / total
-    cross = (m.cov[rows, pair] * (n - 1)).sum() + \
-        (n * (m.mean[rows, a] - ma) * (m.mean[rows, b] - mb)).sum()
+    mean_a = np.where(n > 0, m.mean[rows, a], 0.0)  # empty groups and groups of one add
+    mean_b = np.where(n > 0, m.mean[rows, b], 0.0)  # nothing, as in combine()
+    ma = (mean_a * n).sum() / total
+    mb = (mean_b * n).sum() / total
+    cross = np.where(n > 1, m.cov[rows, pair] * (n - 1), 0.0).sum() + \
+        np.where(n > 0, n * (mean_a - ma) * (mean_b - mb), 0.0).sum()
     return cross / (total - 1)

@@ -49,6 +49,8 @@ def sequential(data, *, variant: str, control, treatment=None, metric: str, time
     if str(control) not in names:
         raise InputError(f"control {control!r} is not a value of column {variant!r}: {names}")
     others = [n for n in names if n != str(control)]
+    if not others:
+        raise InputError(f"column {variant!r} holds one variant only ({names[0]!r})")
     if treatment is None:
         if len(others) != 1:
             raise InputError(f"several treatments {others}: pass treatment=")

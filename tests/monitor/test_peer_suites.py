@@ -868,3 +868,35 @@ def test_drift_extreme_magnitudes_equal_scipy(scale, path):
     # published: test_stats.py TestWassersteinDistance::test_shift pattern at the limit
     row = _drift_row(_floats([-1e308, 0.0, 1.0, 1e308]), _floats([1e308, 5.0]), path)
     assert_allclose(row["wasserstein"], 5e307, rtol=1e-12)
+
+
+def test_sequential_with_sparse_days_equals_cumulative_reference():
+    # days with one user (or none) in an arm: a group of one has a NaN variance (0/0) and an
+    # empty one a NaN mean; pooled over days they must add nothing. Regression: the pooled
+    # variance went NaN, so the default tau raised "tau must be positive (got nan)", and with a
+    # given tau the cumulative variance went NaN and the p-value stayed 1 (never rejecting).
+    from fastengage.experiments import msprt, sequential
+    rng = np.random.default_rng(21)
+    day = np.array([0, 0, 0, 1, 3, 3, 3, 3, 4] + [5] * 40 + [6] * 40)
+    arm = np.array(["A", "B", "A", "B", "A", "A", "A", "B", "A"]
+                   + list(rng.choice(["A", "B"], 80)))
+    y = rng.normal(1.0 + 1.5 * (arm == "B"), 1.0)
+    table = pa.table({"arm": arm, "y": y,
+                      "t": pa.array((day * 86_400 + 60) * 1_000_000, pa.timestamp("us"))})
+    for tau in (None, 0.5):
+        out = sequential(table, variant="arm", control="A", metric="y", time="t", tau=tau)
+        used = 0.1 * np.std(y, ddof=1) if tau is None else tau
+        rows, p_run = out.to_pylist(), 1.0
+        expected_days = [d for d in np.unique(day)
+                         if min(np.sum((day <= d) & (arm == v)) for v in "AB") >= 2]
+        assert [r["day"].day - 1 for r in rows] == expected_days
+        for r, d in zip(rows, expected_days):
+            a, b = y[(day <= d) & (arm == "A")], y[(day <= d) & (arm == "B")]
+            _, p, _ = msprt(b.mean() - a.mean(), a.var(ddof=1) / a.size + b.var(ddof=1) / b.size,
+                            used)
+            p_run = min(p_run, float(p))
+            assert_allclose([r["diff"], r["p_value"]], [b.mean() - a.mean(), p_run], rtol=1e-9)
+        assert rows[-1]["decision"] == "reject"
+    with pytest.raises(InputError, match="one variant only"):
+        sequential(table.filter(pa.compute.equal(table["arm"], "A")), variant="arm",
+                   control="A", metric="y", time="t")
