@@ -48,7 +48,7 @@ def _lgb_ref(booster, X, **predict_kw):
     ref = np.asarray(booster.predict(X, **predict_kw), np.float64)
     if ref.ndim == 1:
         ref = ref[:, None]
-    if booster.dump_model()["objective"].startswith("binary"):
+    if booster.dump_model().get("objective", "").startswith("binary"):
         ref = np.column_stack([1.0 - ref[:, 0], ref[:, 0]])
     return ref
 
@@ -221,6 +221,40 @@ def test_lgb_regression_objectives(objective):
     y = np.abs(y) + 1.0
     booster = _train({"objective": objective}, X, y, 25)
     _assert_lgb(booster, _with_holes(X, 2))
+
+
+def test_lgb_custom_objective_scores_raw():
+    # LightGBM test_engine.py::test_objective_callable_train_binary_classification: a model
+    # trained with a callable objective is saved with objective "none" and predicts raw scores
+    # (value), which fastengage gives as they are; the peer's published log loss and AUC of
+    # sigmoid(raw) hold for our scores too
+    from sklearn.metrics import log_loss, roc_auc_score
+
+    def logloss_obj(preds, train_data):
+        y_pred = 1.0 / (1.0 + np.exp(-preds))
+        return y_pred - train_data.get_label(), y_pred * (1.0 - y_pred)
+
+    X, y = _breast_cancer()
+    booster = lgb.train({"verbose": -1, "objective": logloss_obj, "learning_rate": 0.01},
+                        lgb.Dataset(X, y), num_boost_round=20)
+    model, ref = _assert_lgb(booster, X)
+    assert model.kind == "regressor" and model.output_names == ["value"]
+    p = 1.0 / (1.0 + np.exp(-model.predict(X)[:, 0]))
+    assert log_loss(y, p) == pytest.approx(0.547907)
+    assert roc_auc_score(y, p) == pytest.approx(0.995944)
+
+
+@pytest.mark.parametrize("objective", ["lambdarank", "rank_xendcg"])
+def test_lgb_ranking_objectives(objective):
+    # LightGBM test_engine.py::test_ranking_prediction_early_stopping (rank_xendcg) and
+    # ::test_ranking_with_position_information_with_dataset_constructor (lambdarank): ranking
+    # models score raw relevance (value); groups of 10 rows, graded labels 0..2
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(500, 6))
+    y = np.clip(np.round(X[:, 0] + 0.5 * X[:, 1] + rng.normal(size=500) * 0.3 + 1), 0, 2)
+    booster = _train({"objective": objective}, X, y, 10, group=[10] * 50)
+    model, _ = _assert_lgb(booster, _with_holes(X, 9))
+    assert model.output_names == ["value"]
 
 
 @pytest.mark.parametrize("params", [
