@@ -10,9 +10,13 @@ in onnxruntime/core/providers/cpu/ml):
   ``[logistic(-s), logistic(s)]`` under ``LOGISTIC``, ``[-s, s]`` under ``NONE`` and, when all
   weights are non-negative, ``[1 - s, s]``; otherwise one score per class, transformed row-wise.
 
+* two labels with weights for both: ``[T(s0), T(s1)]``, except that ONNX Runtime gives a row
+  none of whose leaves holds a class-1 weight the binary output ``[T(-s0), T(s0)]``; models
+  where that can happen (no tree with a class-1 weight at every leaf) are not native.
+
 What this module cannot reproduce exactly (PROBIT, MIN/MAX aggregation, odd base-value counts,
-set-membership nodes) raises :class:`NotNative` with the reason, and the caller falls back to
-ONNX Runtime.
+set-membership nodes, the two-class rule above) raises :class:`NotNative` with the reason, and
+the caller falls back to ONNX Runtime.
 """
 from __future__ import annotations
 
