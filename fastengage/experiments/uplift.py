@@ -20,7 +20,15 @@ def _xy(data, features, treatment, outcome=None):
     if not np.all((t == 0) | (t == 1)):
         raise InputError(f"treatment column {treatment!r} must hold 0/1 (or booleans)")
     y = value_matrix(table, [outcome])[0] if outcome else None
+    if y is not None:
+        _finite(y, outcome)
     return X, t.astype(bool), y
+
+
+def _finite(values, column):
+    bad = int(np.sum(~np.isfinite(values)))
+    if bad:  # value_matrix refuses nulls; NaN and inf would only come out as NaN estimates
+        raise InputError(f"column {column!r} holds {bad} NaN or infinite value(s)")
 
 
 def _score(model, X):
@@ -158,6 +166,7 @@ def campaign_roi(data, *, treatment: str, values, cost_per_contact: float = 0.0,
     rows = {k: [] for k in ("value", "per_user_lift", "incremental", "incremental_low",
                             "incremental_high", "p_value", "cost", "roi", "roi_low", "roi_high")}
     for name, v in zip(values, matrix):
+        _finite(v, name)
         a, b = v[~t], v[t]
         if np.all((v == 0) | (v == 1)):
             out = st.conversion(a.sum(), n_c, b.sum(), n_t, alpha)

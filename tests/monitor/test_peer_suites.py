@@ -900,3 +900,23 @@ def test_sequential_with_sparse_days_equals_cumulative_reference():
     with pytest.raises(InputError, match="one variant only"):
         sequential(table.filter(pa.compute.equal(table["arm"], "A")), variant="arm",
                    control="A", metric="y", time="t")
+
+
+def test_campaign_roi_and_uplift_models_refuse_nan_values():
+    # NaN / inf in a value or outcome column: scipy's ttest_ind and sklift's models propagate or
+    # fail inside the estimator; ours name the column (as readout does). Regression: campaign_roi
+    # returned a row of NaN (and -inf) estimates without a word.
+    from sklearn.linear_model import LinearRegression
+    from fastengage.experiments.uplift import campaign_roi
+    for bad in (np.nan, np.inf):
+        table = pa.table({"t": [0, 0, 0, 1, 1, 1], "rev": [1.0, bad, 2, 3, 4, 5],
+                          "a": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]})
+        with pytest.raises(InputError, match="'rev' holds 1 NaN or infinite"):
+            campaign_roi(table, treatment="t", values="rev", cost_per_contact=1.0)
+        with pytest.raises(InputError, match="'rev' holds 1 NaN or infinite"):
+            TwoModelUplift(LinearRegression()).fit(table, features=["a"], treatment="t",
+                                                  outcome="rev")
+    good = pa.table({"t": [0, 0, 0, 1, 1, 1], "rev": [1.0, 1.5, 2, 3, 4, 5]})
+    row = campaign_roi(good, treatment="t", values="rev").to_pylist()[0]
+    want = stats.ttest_ind([3.0, 4, 5], [1.0, 1.5, 2], equal_var=False)
+    assert_allclose([row["per_user_lift"], row["p_value"]], [2.5, want.pvalue], rtol=1e-12)
