@@ -22,7 +22,7 @@ except ImportError as exc:  # pragma: no cover - exercised only on a broken inst
         "`pip install -e .` (or `python setup.py build_ext --inplace`) from the source checkout."
     ) from exc
 
-__all__ = ["IdEncoder", "id_kind", "string_buffers"]
+__all__ = ["IdEncoder", "id_kind", "string_buffers", "as_id_type"]
 
 
 def id_kind(typ: pa.DataType, column: str, role: str = "id") -> str:
@@ -66,6 +66,29 @@ def string_buffers(array: pa.Array) -> tuple:
     data = (np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None and data_buf.size
             else np.zeros(1, dtype=np.uint8))
     return offsets, data
+
+
+def as_id_type(ids: pa.Array | pa.ChunkedArray, typ: pa.DataType) -> pa.Array:
+    """Distinct ``ids`` (any order) as the user's id type ``typ``.
+
+    A dictionary type gets every id as its own dictionary entry. Its index type is the user's
+    when the ids fit in it, else the narrowest wider signed one: the ids of a stream (or of a
+    table's chunks, each with its own dictionary) may outnumber what one chunk's int8 indices
+    can address, and failing there would lose a finished result. Arrow casts only strings to
+    dictionaries, so the dictionary is built here for integer ids too.
+    """
+    if isinstance(ids, pa.ChunkedArray):
+        ids = ids.combine_chunks()
+    if not pa.types.is_dictionary(typ):
+        return ids.cast(typ)
+    index_type = typ.index_type
+    for wider in (index_type, pa.int16(), pa.int32(), pa.int64()):
+        addressable = 2 ** (wider.bit_width - pa.types.is_signed_integer(wider))
+        if wider.bit_width >= index_type.bit_width and len(ids) <= addressable:
+            index_type = wider
+            break
+    indices = pa.array(np.arange(len(ids), dtype=index_type.to_pandas_dtype()), index_type)
+    return pa.DictionaryArray.from_arrays(indices, ids.cast(typ.value_type), ordered=typ.ordered)
 
 
 def _value_type(typ: pa.DataType) -> pa.DataType:
@@ -119,9 +142,18 @@ class IdEncoder:
         if array.null_count:
             raise InputError(f"{self.role} column {self.column!r} has {array.null_count} null value(s)")
         if pa.types.is_dictionary(array.type):
-            dict_codes = self._apply(array.dictionary, insert)
             indices = array.indices.to_numpy(zero_copy_only=False)
-            return dict_codes[indices]
+            dictionary = array.dictionary
+            # Entries no row uses are no id of the data: they get no code (an unused channel
+            # would otherwise become output columns, an unused null a false error).
+            used = np.zeros(len(dictionary), np.bool_)
+            used[indices] = True
+            if not used.all():
+                kept = np.flatnonzero(used)
+                dict_codes = np.full(len(dictionary), -1, np.int64)
+                dict_codes[kept] = self._apply(dictionary.take(pa.array(kept)), insert)
+                return dict_codes[indices]
+            return self._apply(dictionary, insert)[indices]
         n = len(array)
         out = np.empty(n, dtype=np.int64)
         method = self._map.encode if insert else self._map.lookup

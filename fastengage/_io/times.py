@@ -9,8 +9,8 @@ nowhere else, so that every capability reads the same value the same way:
   compact ``YYYYMMDD`` that lifetimes' users pass (``"20150207"`` is 7 Feb 2015; NumPy would read
   it as the year 20,150,207). Any other all-digit string is ambiguous and refused.
 
-Values outside what int64 microseconds can hold, NaT and numbers are refused with an
-:class:`~fastengage.errors.InputError` naming the argument.
+Values outside 0001-01-01 .. 9999-12-31 (the range of time columns), NaT and numbers are
+refused with an :class:`~fastengage.errors.InputError` naming the argument.
 """
 from __future__ import annotations
 
@@ -20,11 +20,11 @@ import re
 import numpy as np
 
 from ..errors import InputError
+from .sources import TIME_MAX_US, TIME_MIN_US
 
 __all__ = ["parse_time", "iso", "US_PER_UNIT"]
 
 _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
-_INT64_MAX = 2**63 - 1
 #: Microseconds per NumPy/Arrow time unit, as exact fractions (numerator, denominator).
 US_PER_UNIT = {"W": (604_800_000_000, 1), "D": (86_400_000_000, 1), "h": (3_600_000_000, 1),
                "m": (60_000_000, 1), "s": (1_000_000, 1), "ms": (1_000, 1), "us": (1, 1),
@@ -49,9 +49,10 @@ def _datetime64_us(value: np.datetime64, name: str) -> int:
         return _datetime64_us(value.astype("datetime64[D]"), name)
     num, den = US_PER_UNIT[unit]
     us = int(value.astype(np.int64)) * count * num // den  # Python ints: exact, no wrap-around
-    if not -_INT64_MAX <= us <= _INT64_MAX:
-        raise InputError(f"{name}={value!r} is outside the range of int64 microseconds "
-                         "(about years -290,000 to 294,000)")
+    if not TIME_MIN_US <= us <= TIME_MAX_US:
+        # the range of every time column (and of Python's datetime, which reports it)
+        raise InputError(f"{name}={value!r} is outside the supported range "
+                         "0001-01-01 .. 9999-12-31")
     return us
 
 

@@ -135,6 +135,8 @@ def rfm_in_memory(source: Source, columns: dict, limit_us: int | None, returns: 
     if returns == "exclude":
         report["return_rows_excluded"] = int(n_returns)
     as_of_us = limit_us if limit_us is not None else int(times.max())
+    if pa.types.is_dictionary(id_type):  # the declared type: chunks may have been widened
+        output_type = id_type
     return features_table(state, lambda codes: _ids_at(ids_by_code, codes), name, as_of_us,
                           returns, not has_order, report, segments, True, output_type, order,
                           n_threads)

@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .._io.ids import id_kind
+from .._io.ids import as_id_type, id_kind
 from .._io.sources import amount_to_float64, time_to_us
 from .._io.times import iso, parse_time  # noqa: F401  (iso re-exported)
 from ..errors import InputError
@@ -94,7 +94,7 @@ def prepare_batch(batch: pa.RecordBatch, columns: dict, drop_null_customers: boo
             check_ids()
             check_ids = None
         kept = pc.is_valid(cust)
-        batch = batch.filter(kept)
+        batch = _filter_rows(batch, kept)
     times = time_to_us(batch.column(columns["time"]), columns["time"])
     # |amount| < 2**63: per-customer sums are then exact and cannot overflow (see kernels).
     amount_args = (batch.column(columns["amount"]), columns["amount"])
@@ -122,15 +122,22 @@ def prepare_batch(batch: pa.RecordBatch, columns: dict, drop_null_customers: boo
     return batch, n_null, times, amounts
 
 
+def _filter_rows(batch: pa.RecordBatch, keep: pa.Array) -> pa.RecordBatch:
+    """``batch.filter(keep)``; Arrow has no filter kernel for string_view, so such columns are
+    filtered as large_string and cast back (the output keeps the user's id type)."""
+    if not any(pa.types.is_string_view(t) for t in batch.schema.types):
+        return batch.filter(keep)
+    columns = [c.cast(pa.large_string()).filter(keep).cast(c.type)
+               if pa.types.is_string_view(c.type) else c.filter(keep) for c in batch.columns]
+    return pa.RecordBatch.from_arrays(columns, schema=batch.schema)
+
+
 def _as_type(ids: pa.ChunkedArray, typ: pa.DataType) -> pa.ChunkedArray:
-    """``ids`` cast to the user's id type; Arrow casts only strings to dictionaries, so integer
-    dictionaries are built by encoding (the output's ids are distinct and sorted)."""
-    if not pa.types.is_dictionary(typ):
-        return ids.cast(typ)
-    values = ids.cast(typ.value_type).combine_chunks()
-    encoded = pc.dictionary_encode(values)
-    return pa.chunked_array([pa.DictionaryArray.from_arrays(
-        encoded.indices.cast(typ.index_type), encoded.dictionary)], typ)
+    """The output's ids (distinct, sorted) cast to the user's id type (see
+    :func:`fastengage._io.ids.as_id_type`: a dictionary's index type widens when the ids outnumber
+    it)."""
+    out = as_id_type(ids, typ)
+    return pa.chunked_array([out], out.type)
 
 
 def features_table(state: np.ndarray, ids_of, customer_column: str, as_of_us: int,

@@ -96,6 +96,9 @@ def read_rows(source: Source, roles: dict, returns: str, drop_null_customers: bo
     else:
         n_codes, ids, ids_sorted = len(customers), customers.ids(), False
         output_type = customers.input_type
+        declared = source.schema.field(roles["customer"]).type
+        if pa.types.is_dictionary(declared):  # chunks may have been widened to be combined
+            output_type = declared
     rows = Rows(arrays.pop("codes"), arrays.pop("times"), arrays.pop("amounts"), n_codes, ids,
                 ids_sorted, output_type, arrays, encoders, report)
     return rows

@@ -144,8 +144,9 @@ def profile_of_rows(rows: Rows, roles: dict, limit_us: int | None, windows: tupl
     report["return_rows"] = counts.return_rows
     if returns == "exclude":
         report["return_rows_excluded"] = report["return_rows"]
+    channel_type = rows.encoders["channel"].input_type if "channel" in rows.encoders else None
     table = _table(ids, ints, floats, shares, channel_values, channel_rank, roles, windows,
-                   returns)
+                   returns, channel_type)
     if table.schema.field(0).type != rows.output_type:
         table = table.set_column(0, roles["customer"], _as_type(table.column(0), rows.output_type))
     report.update(as_of=iso(as_of_us), customers=len(order),
@@ -201,7 +202,19 @@ def _nullable(values: np.ndarray) -> pa.Array:
     return pa.array(values, from_pandas=True)  # NaN -> null
 
 
-def _table(ids, ints, floats, shares, channel_values, channel_rank, roles: dict, windows, returns):
+def _as_channel_type(last: pa.Array, typ: pa.DataType) -> pa.Array:
+    """``last_channel`` in the channel column's own type: the encoder gives plain values
+    (large_string for string_view); a dictionary column gets a dictionary of the channels
+    (at most PROFILE_MAX_CHANNELS, within any index type)."""
+    if not pa.types.is_dictionary(typ):
+        return last.cast(typ)
+    encoded = pc.dictionary_encode(last.cast(typ.value_type))
+    return pa.DictionaryArray.from_arrays(encoded.indices.cast(typ.index_type), encoded.dictionary,
+                                          ordered=typ.ordered)
+
+
+def _table(ids, ints, floats, shares, channel_values, channel_rank, roles: dict, windows, returns,
+           channel_type=None):
     """The output table; ``ints``/``floats``/``shares`` hold one column per row (contiguous, so
     the Arrow arrays are built without copying the values)."""
     k = _k
@@ -232,7 +245,8 @@ def _table(ids, ints, floats, shares, channel_values, channel_rank, roles: dict,
         by_value = np.argsort(channel_rank)  # code of the i-th smallest value
         n = len(channel_rank)
         cols += [pa.array(ints[k.I_N_CHANNELS]),
-                 channel_values.take(pa.array(channel_rank[ints[k.I_LAST_CHANNEL]]))]
+                 _as_channel_type(channel_values.take(
+                     pa.array(channel_rank[ints[k.I_LAST_CHANNEL]])), channel_type)]
         cols += [pa.array(shares[c]) for c in by_value]
         cols += [_nullable(shares[n + c]) for c in by_value]
         values = [v.as_py() for v in channel_values]

@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 import pyarrow as pa
 
-from .._io.ids import IdEncoder
+from .._io.ids import IdEncoder, as_id_type
 from .._io.columns import consented_input
 from .._io.sources import open_source
 from .._io.persist import load_bundle, save_bundle
@@ -389,7 +389,12 @@ class RFMState:
                 "n_customers": n, "n_orders": len(self.orders) if self.orders is not None else 0,
                 "rows_tracked": self._rows_tracked,
             }
-            tables = {"customers": pa.table({"id": self.customers.ids()})}
+            # The ids in the type they came in (dictionary, string_view), so that a loaded
+            # state's tables keep the customer column's type.
+            ids = self.customers.ids()
+            if self.customers.input_type is not None:
+                ids = as_id_type(ids, self.customers.input_type)
+            tables = {"customers": pa.table({"id": ids})}
             if self.orders is not None:
                 tables["orders"] = pa.table({"id": self.orders.ids()})
             save_bundle(path, _sf.KIND, _sf.VERSION, meta,

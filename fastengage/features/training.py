@@ -94,6 +94,7 @@ def training_set(data, *, customer: str, time: str, amount: str, order: str | No
     roles = source.require(dict(customer=customer, time=time, amount=amount, order=order,
                                 **{k: feature_options.get(k) for k in ("item", "category", "channel")}))
     table = _materialise(source, list(dict.fromkeys(roles.values())))
+    table, views = _without_string_views(table)
     if table.num_rows == 0:
         raise InputError("the input is empty: no rows to build a training set from")
     times = time_to_us(table.column(time), time)
@@ -135,6 +136,10 @@ def training_set(data, *, customer: str, time: str, amount: str, order: str | No
                        "rows_in_horizon": int(np.count_nonzero(window)),
                        "rows_after_horizon": int(np.count_nonzero(times > cut + horizon_us))})
     out = _stack(parts, features, roles)
+    for name, column in ((customer, customer), ("last_channel", roles.get("channel"))):
+        if column in views and name in out.column_names:  # back to the user's type
+            i = out.column_names.index(name)
+            out = out.set_column(i, name, out.column(i).cast(pa.string_view()))
     meta = {"horizon_days": horizon_us / US_PER_DAY, "features": features,
             "label": label if not callable(label) else getattr(label, "__name__", "callable"),
             "cutoffs": report}
@@ -176,6 +181,16 @@ def _materialise(source, columns: list) -> pa.Table:
             pa.Table.from_batches([data.select(columns)])
     schema = pa.schema([source.schema.field(c) for c in columns])
     return pa.Table.from_batches(list(source.batches(columns)), schema=schema)
+
+
+def _without_string_views(table: pa.Table) -> tuple:
+    """(``table`` with string_view columns as large_string, their names): Arrow has no filter
+    or take kernel for string_view, and the cut-offs filter the rows."""
+    views = {f.name for f in table.schema if pa.types.is_string_view(f.type)}
+    if views:
+        table = table.cast(pa.schema([f.with_type(pa.large_string()) if f.name in views else f
+                                      for f in table.schema]))
+    return table, views
 
 
 def _feature_function(features: str, kw: dict):
