@@ -128,14 +128,15 @@ def feature_arrays(batch, features: list[str], dtype, nulls: str, categories=Non
     for those types without nulls; other types converted to ``dtype`` as ``feature_matrix``
     does), for kernels that read columns and round to ``dtype`` themselves.
 
-    ``categories``: LightGBM's ``pandas_categorical`` lists (or None). Then the feature columns
+    ``categories``: LightGBM's ``pandas_categorical`` lists (None or empty: no category
+    columns; a dictionary column is then read as its values). Otherwise the feature columns
     holding categories (Arrow dictionary or string columns), in feature order, are the model's
     pandas category columns in its order, and become codes (:func:`category_codes`); with none
     of them the input is taken to hold the codes already (as LightGBM takes a NumPy matrix).
     """
     cols = _columns(batch, features)
     coded = {}
-    if categories is not None:
+    if categories:  # (an empty list: trained on pandas without category columns)
         cat_at = [j for j, col in enumerate(cols) if _is_category(col.type)]
         if cat_at and len(cat_at) != len(categories):
             raise InputError(

@@ -595,10 +595,17 @@ def test_lgb_pandas_categorical_from_polars():
     categorical = strings.with_columns(pl.col("A").cast(pl.Categorical))
     for frame in (pl.from_pandas(test), strings, categorical):
         np.testing.assert_allclose(_scores(model.score(frame)), ref, rtol=0, atol=TOL)
-    plain = _load(_train({"objective": "binary"}, train.assign(A=train["A"].cat.codes * 1.0),
-                         y, 3))  # trained on no category column: text is an error naming it
-    with pytest.raises(InputError, match="'A'"):
-        plain.score(categorical)
+    plain_train = train.assign(A=train["A"].cat.codes * 1.0)
+    plain_booster = _train({"objective": "binary"}, plain_train, y, 3)
+    plain = _load(plain_booster)  # trained on no category column (pandas_categorical: [])
+    assert plain.categories == [] == plain_booster.pandas_categorical
+    with pytest.raises(InputError, match="'A'.*expected a number"):
+        plain.score(categorical)  # text is not a number for it
+    # ...while a dictionary-encoded number column is read as its values (storage, not codes)
+    numbers = pa.table({"A": pa.array(plain_train["A"].to_numpy()).dictionary_encode(),
+                        "n": plain_train["n"].to_numpy()})
+    np.testing.assert_allclose(_scores(plain.score(numbers)), _lgb_ref(plain_booster, plain_train),
+                               rtol=0, atol=TOL)
 
 
 def _codes_reference(values, categories):
