@@ -187,9 +187,11 @@ class Recommender:
         return allowed, True
 
     def _check_n(self, n) -> int:
+        """``n`` checked, and capped at the number of items: no answer is longer, and the
+        outputs are allocated ``n`` wide (implicit issue #22: N beyond the item count)."""
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise InputError(f"n must be a positive integer, got {n!r}")
-        return int(n)
+        return min(int(n), self.n_items)
 
     def _table(self, customer_ids: pa.Array, idx: np.ndarray, score: np.ndarray,
                count: np.ndarray, first: str = "customer", second: str = "item",

@@ -48,6 +48,7 @@ class MatrixFactorization(Recommender):
         self._sorted_norms = norms[self._perm]
         self._bounds_cache = None
         self._serve = None
+        self._item_count = self.item_factors_.shape[0]
 
     def _bounds(self):
         """``(P, P^T y, residual norms)`` of the pruning bound, in decreasing-norm order:
@@ -128,10 +129,10 @@ class MatrixFactorization(Recommender):
     def recommend_one(self, customer, n: int = 10,
                       exclude_seen: bool = True) -> tuple[np.ndarray, np.ndarray]:
         # Everything under the GIL is kept short: threads serving requests queue for it.
-        if type(n) is not int or n < 1:
-            n = self._check_n(n)
         if self.customers_ is None or not self.use_native:
             return super().recommend_one(customer, n, exclude_seen)
+        if type(n) is not int or n < 1 or n > self._item_count:
+            n = self._check_n(n)  # checked, capped at the item count
         kind, server, item_names = self._serve or self._serving()
         out_idx = np.empty(n, np.int64)
         out_score = np.empty(n, np.float32)

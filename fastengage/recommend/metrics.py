@@ -125,7 +125,9 @@ def evaluate(model, test: Interactions, k: int = 10, exclude_seen: bool = True, 
         mm.sort_indices()
         test_use = mm
     seen = (model.seen_indptr_, model.seen_indices_) if exclude_seen else None
-    idx, _, _ = model._topn_rows(model_rows, int(k), seen, np.ones(1, np.uint8), False,
+    # k beyond the item count: the same metrics as k = n_items (no list is longer)
+    idx, _, _ = model._topn_rows(model_rows, min(int(k), model.n_items), seen,
+                                 np.ones(1, np.uint8), False,
                                  n_threads=threads)
     res = ranking_metrics(idx, test_use, test_rows, n_threads=threads)
     res["k"] = int(k)

@@ -156,6 +156,28 @@ def test_recommend(kind):
     assert table.num_rows == 1 and 0 not in table.column("item").to_pylist()
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_n_far_beyond_the_item_count(kind):
+    # implicit: recommender_base_test.py::test_recommend, "more than possible" (implicit issue
+    # #22: N is capped at the item count). Regression: our outputs were allocated n wide before
+    # any cap, so n=2**40 raised MemoryError (8 TiB) instead of answering.
+    model = fitted(kind, 50)
+    huge = 2 ** 40
+    assert model.recommend([0], n=huge).equals(model.recommend([0], n=50))
+    items, scores = model.recommend_one(0, n=huge)
+    assert items.size == 26 and scores.size == 26
+    assert model.similar_items([0], n=huge).equals(model.similar_items([0], n=50))
+    if kind != "bpr":
+        history = events_of(checker_board(50)[:2], customer_offset=100)
+        assert model.recommend_new(history, customer="customer", item="item", n=huge).equals(
+            model.recommend_new(history, customer="customer", item="item", n=50))
+    held_out = Interactions.from_csr(sp.identity(50, format="csr"))
+    at_huge = evaluate(model, held_out, k=huge)
+    at_all = evaluate(model, held_out, k=50)
+    assert at_huge.pop("k") == huge and at_all.pop("k") == 50
+    assert at_huge == at_all
+
+
 @pytest.mark.parametrize("kind", ["als", "cosine", "bm25"])
 def test_recommend_same_answer_as_implicit(kind):
     # implicit: recommender_base_test.py::test_recommend, answers compared with implicit's.
