@@ -223,6 +223,37 @@ def test_lgb_regression_objectives(objective):
     _assert_lgb(booster, _with_holes(X, 2))
 
 
+@pytest.mark.parametrize("how", ["dart", "goss", "continue", "continue_dart", "refit",
+                                 "extra_trees", "monotone"])
+def test_lgb_boosting_variants(how):
+    # LightGBM test_engine.py::test_continue_train (init_model from a saved file),
+    # ::test_continue_train_dart, ::test_refit (leaf values refitted on new rows),
+    # ::test_goss_boosting_and_strategy_equivalent, ::test_extra_trees,
+    # ::test_monotone_constraints: whatever made the trees, the saved text scores as predict()
+    from sklearn.datasets import make_regression
+
+    X, y = make_regression(n_samples=400, n_features=6, random_state=42)
+    params = {"objective": "regression"}
+    if how in ("dart", "continue_dart"):
+        params["boosting_type"] = "dart"
+    elif how == "goss":
+        params["data_sample_strategy"] = "goss"
+    elif how == "extra_trees":
+        params["extra_trees"] = True
+    elif how == "monotone":
+        params["monotone_constraints"] = [1, -1, 0, 0, 0, 0]
+    booster = _train(params, X[:300], y[:300], 10)
+    if how.startswith("continue"):
+        init = load_model(booster.model_to_string().encode())  # the init model scores too
+        np.testing.assert_allclose(init.predict(X), _lgb_ref(booster, X), rtol=0, atol=TOL)
+        booster = lgb.train(dict(params, verbose=-1, num_threads=1), lgb.Dataset(X[:300], y[:300]),
+                            num_boost_round=10, init_model=booster)
+        assert booster.current_iteration() == 20
+    elif how == "refit":
+        booster = booster.refit(X[300:], y[300:])
+    _assert_lgb(booster, _with_holes(X, 10))
+
+
 def test_lgb_custom_objective_scores_raw():
     # LightGBM test_engine.py::test_objective_callable_train_binary_classification: a model
     # trained with a callable objective is saved with objective "none" and predicts raw scores
