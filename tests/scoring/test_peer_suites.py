@@ -436,6 +436,9 @@ def test_lgb_linear_trees(params):
     model, _ = _assert_lgb(booster, probe)
     assert model.ensemble.layout == "general"
     assert any(t.linear is not None for t in model.ensemble.trees)
+    assert len(probe) > 512  # the threaded path; results never depend on the thread count
+    np.testing.assert_array_equal(model.predict(probe, n_threads=1),
+                                  model.predict(probe, n_threads=3))
     if params.get("min_sum_hessian"):
         assert all(t.n_internal == 0 for t in model.ensemble.trees)
 
