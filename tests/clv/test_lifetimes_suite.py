@@ -28,8 +28,8 @@ Deliberate, documented differences (asserted as our behaviour, see the cases):
 Not ported, no fastengage counterpart: ``BaseFitter._unload_params``/``repr`` text, ``fit(index=)``,
 ``conditional_probability_alive_matrix`` (the plot helpers compute it on their grid; the matrix
 cases below check the same cells with broadcasting), Pareto/NBD's conditional
-``P(X(t)=n | x, t_x, T)``, ``GammaGammaFitter(q_constraint=)``, ``calculate_alive_path``
-(probability_alive broadcast over T = 0..t is the same path), ``_find_first_transactions``
+``P(X(t)=n | x, t_x, T)``, ``GammaGammaFitter(q_constraint=)``, ``calculate_alive_path`` (ported as the summary as of each
+day and its probability_alive), ``_find_first_transactions``
 (private; its per-period squashing is checked through ``summary``),
 ``_scale_time``, ``generate_new_data``.
 """
@@ -1097,6 +1097,29 @@ def test_customer_lifetime_value_with_known_values(example_bg):
     want = lt.utils._customer_lifetime_value(ref, pd.Series(x), pd.Series(tx), pd.Series(T),
                                              pd.Series(ones), time=3, discount_rate=0.02)
     np.testing.assert_allclose(ours, want.to_numpy(), rtol=1e-9)
+
+
+def test_calculate_alive_path(example_bg):
+    # test_utils.py::test_calculate_alive_path (customer 33, 205 days; the peer's function no
+    # longer runs on pandas 3: fillna(method=)). Ours: the summary of the customer's rows as of
+    # each day, and probability_alive of it; the path starts at 1 and, at the customer's T, is the
+    # summary's P(alive)
+    import pyarrow.compute as pc
+    bg, s = example_bg
+    _, tx = _example_transactions()
+    user = tx.filter(pc.equal(tx["id"], 33))
+    row = s.filter(pc.equal(s["id"], 33))
+    x, tx_, T = (row.column(c)[0].as_py() for c in ("frequency", "recency", "T"))
+    first = pc.min(user["date"]).as_py()
+    days = sorted(set(range(0, 205, 8)) | {int(T)})
+    path = {}
+    for d in days:
+        day = clv.summary(user, customer="id", time="date", as_of=first + pd.Timedelta(days=d))
+        path[d] = float(bg.probability_alive(*(day.column(c)[0].as_py()
+                                               for c in ("frequency", "recency", "T"))))
+    assert path[0] == 1
+    assert path[int(T)] == bg.probability_alive(x, tx_, T)
+    assert all(0 <= p <= 1 for p in path.values())
 
 
 # == test_generate_data.py ======================================================================
