@@ -195,15 +195,16 @@ class Recommender:
 
     def _table(self, customer_ids: pa.Array, idx: np.ndarray, score: np.ndarray,
                count: np.ndarray, first: str = "customer", second: str = "item",
-               metadata: dict | None = None) -> pa.Table:
+               metadata: dict | None = None, second_ids: pa.Array | None = None) -> pa.Table:
         n = idx.shape[1]
+        second_ids = self._item_ids if second_ids is None else second_ids
         mask = np.arange(n)[None, :] < count[:, None]
         owner = np.repeat(np.arange(len(customer_ids), dtype=np.int64), count)
         rank = np.broadcast_to(np.arange(1, n + 1, dtype=np.int32), idx.shape)[mask]
         table = pa.table({
             first: customer_ids.take(pa.array(owner)),
             "rank": pa.array(rank, pa.int32()),
-            second: self._item_ids.take(pa.array(idx[mask])),
+            second: second_ids.take(pa.array(idx[mask])),
             "score": pa.array(score[mask].astype(np.float32)),
         })
         if metadata:

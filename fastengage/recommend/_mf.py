@@ -23,6 +23,7 @@ from ..kernels.common.config import RECOMMEND_SERIAL_MAX
 from ..kernels.common.launch import resolve_threads
 from ..kernels.recommend import serve as rec_serve
 from ._base import Recommender
+from ._ids import _as_id_array, _lookup_ids
 
 #: relative margin of the pruning bounds (covers float rounding of the scores)
 _SLACK = 1.0 + 1e-3
@@ -205,6 +206,47 @@ class MatrixFactorization(Recommender):
                              out_score, out_count, resolve_threads(n_threads),
                              n_threads=n_threads)
         return out_idx, out_score, out_count
+
+    def similar_customers(self, customers, n: int = 10, *, candidates=None,
+                          exclude_customers=None) -> pa.Table:
+        """The ``n`` customers whose factors are closest in cosine to each of ``customers``
+        (the customer itself included), implicit's ``similar_users``; ``candidates`` (ids of
+        the model) restricts the answers, ``exclude_customers`` (unknown ids ignored) leaves
+        customers out.
+
+        Returns
+        -------
+        pyarrow.Table
+            ``customer``, ``rank`` (int32), ``similar_customer``, ``score`` (float32, cosine).
+        """
+        self._check_fitted()
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise InputError(f"n must be a positive integer, got {n!r}")
+        with self._rw.read():
+            U = self.user_factors_
+            n = min(int(n), U.shape[0])
+            rows = self._customer_rows(customers)
+            allowed, use_allowed = np.ones(1, np.uint8), False
+            if candidates is not None or exclude_customers is not None:
+                allowed, use_allowed = np.ones(U.shape[0], np.uint8), True
+                if candidates is not None:
+                    allowed[:] = 0
+                    allowed[self._customer_rows(candidates)] = 1
+                if exclude_customers is not None:
+                    codes = _lookup_ids(self.customers_, _as_id_array(
+                        exclude_customers, "customer", self.customers_.type))
+                    allowed[codes[codes >= 0]] = 0
+            norms = np.linalg.norm(U.astype(np.float64), axis=1)
+            norms = np.where(norms > 0, norms, 1.0).astype(U.dtype)
+            out_idx, out_score, out_count = _topn_outputs(rows.size, n)
+            threads = 1 if rows.size <= RECOMMEND_SERIAL_MAX else self.n_threads
+            # equal scores: the lower customer code (first seen) first
+            rec_serve.mf_similar(U, norms, rows, allowed, use_allowed,
+                                 np.arange(U.shape[0], dtype=np.int64), out_idx, out_score,
+                                 out_count, resolve_threads(threads), n_threads=threads)
+            ids = self._customer_ids
+            return self._table(ids.take(pa.array(rows)), out_idx, out_score, out_count,
+                               second="similar_customer", second_ids=ids)
 
     def _forgotten_state(self, keep, seen):
         """(attributes, exact, notes, details) after forgetting the rows not in ``keep``; the

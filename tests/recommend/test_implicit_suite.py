@@ -8,7 +8,8 @@ Mapping (README "Coming from implicit"): a user_items row -> the customer's even
 table) or an :class:`Interactions`; ``filter_already_liked_items`` -> ``exclude_seen``;
 ``filter_items`` / ``items`` -> ``exclude_items`` / ``items`` (``candidates`` in
 ``similar_items``); ``recalculate_user`` -> ``recommend_new`` (fold-in); model ids -> the user's
-own ids (here 0..n-1, so codes == ids).
+own ids (here 0..n-1, so codes == ids); ``similar_users`` -> ``similar_customers`` (``users`` /
+``filter_users`` -> ``candidates`` / ``exclude_customers``).
 
 Deliberate differences, asserted as our documented behaviour (see the comments at each case):
 
@@ -21,11 +22,11 @@ Deliberate differences, asserted as our documented behaviour (see the comments a
 * ``ALS.loss()`` is the unnormalised objective; implicit divides it by
   ``sum(c) + n_users * n_items - nnz`` (compared after that division).
 
-Not ported (no counterpart in fastengage): similar_users (all three cases), similar_items with
-``recalculate_item``, fit callbacks, ``explain``, ``partial_fit_users``/``partial_fit_items``
-(their fold-in half is ported), TFIDFRecommender and ``all_pairs_knn`` with tfidf weights
-(ported with cosine and bm25), GPU/ANN/LMF models, and the MovieLens-100k download
-(evaluation_test.py).
+Not ported (no counterpart in fastengage): similar_users of item-item models (implicit's raise
+NotImplementedError too), similar_items with ``recalculate_item``, fit callbacks, ``explain``,
+``partial_fit_users``/``partial_fit_items`` (their fold-in half is ported), TFIDFRecommender and
+``all_pairs_knn`` with tfidf weights (ported with cosine and bm25), GPU/ANN/LMF models, and the
+MovieLens-100k download (evaluation_test.py).
 """
 import io
 import pickle
@@ -263,8 +264,53 @@ def test_evaluation(kind):
     assert got["customers"] == 50 and got["customers_unknown"] == 0
     if kind != "bpr":  # implicit's own model: the same number from implicit's evaluation
         theirs = peer_fitted(kind, 50)
-        assert implicit_eval.precision_at_k(theirs, checker_board(50), sp.identity(50, format="csr"),
-                                            K=1, show_progress=False) == got["precision"]
+        identity = sp.identity(50, format="csr")
+        assert implicit_eval.precision_at_k(theirs, checker_board(50), identity, K=1,
+                                            show_progress=False) == got["precision"]
+
+
+@pytest.mark.parametrize("kind", ["als", "bpr"])
+def test_similar_users(kind):
+    # implicit: recommender_base_test.py::test_similar_users and ::test_similar_users_batch
+    # (similar_users -> similar_customers, matrix-factorisation models; implicit's item-item
+    # models raise NotImplementedError, ours have no such method)
+    model = fitted(kind, 50)
+    for customer in range(50):
+        got = model.similar_customers([customer], n=10).column("similar_customer").to_numpy()
+        assert (got % 2 == customer % 2).all()
+    model = fitted(kind, 256)
+    table = model.similar_customers(np.arange(50), n=10)
+    similar = table.column("similar_customer").to_numpy().reshape(50, 10)
+    scores = table.column("score").to_numpy().reshape(50, 10)
+    assert similar[:, 0].tolist() == list(range(50))  # itself first, cosine ~1
+    np.testing.assert_allclose(scores[:, 0], 1.0, atol=1e-4)
+    assert (similar % 2 == np.arange(50)[:, None] % 2).all()
+    # implicit's similar_users on the same factors: the same scores per rank
+    peer = implicit.als.AlternatingLeastSquares(factors=model.user_factors_.shape[1],
+                                                use_gpu=False)
+    peer.user_factors = model.user_factors_.copy()
+    peer.item_factors = model.item_factors_.copy()
+    ids, peer_scores = peer.similar_users(np.arange(50), N=10)
+    np.testing.assert_array_equal(ids[:, 0], np.arange(50))
+    np.testing.assert_allclose(scores, peer_scores, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["als", "bpr"])
+def test_similar_users_filter(kind):
+    # implicit: recommender_base_test.py::test_similar_users_filter (filter_users= ->
+    # exclude_customers=, users= -> candidates=)
+    model = fitted(kind, 256)
+    table = model.similar_customers(np.arange(50), n=10, exclude_customers=np.arange(52) * 5)
+    assert table.num_rows == 500 and (table.column("similar_customer").to_numpy() % 5 != 0).all()
+    selected = np.arange(10)
+    table = model.similar_customers(np.arange(50), n=10, candidates=selected)
+    for customer in range(50):
+        got = table.filter(pa.compute.equal(table.column("customer"), customer))
+        assert set(got.column("similar_customer").to_pylist()) == set(selected.tolist())
+    with pytest.raises(InputError, match="not in the model"):
+        model.similar_customers([0], candidates=[0, 10_000])
+    huge = model.similar_customers([0], n=2 ** 40)  # capped at the customer count
+    assert huge.num_rows == 256
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -755,7 +801,8 @@ def test_all_pairs_knn(similarity):
         np.testing.assert_allclose(model.similarities_[item, :count], all_neighbours[item, ids],
                                    rtol=1e-6)
         row = all_neighbours[item]
-        expected = set(np.argsort(-row, kind="stable")[:K][row[np.argsort(-row, kind="stable")[:K]] > 0])
+        best = np.argsort(-row, kind="stable")[:K]
+        expected = set(best[row[best] > 0].tolist())
         assert set(ids.tolist()) == expected
         # implicit's stored neighbours: the same items and values
         assert set(np.nonzero(peer[item])[0].tolist()) == expected
@@ -1024,7 +1071,8 @@ def test_huge_and_string_ids(kind):
             (pa.array(big), pa.array(big[::-1])),
             (pa.array([2 ** 64 - 1 - k for k in range(8)], pa.uint64()),
              pa.array([2 ** 63 + k for k in range(8)], pa.uint64())),
-            (pa.array([f"customer-{k}" for k in range(8)]), pa.array([f"é{k}" for k in range(8)]))):
+            (pa.array([f"customer-{k}" for k in range(8)]),
+             pa.array([f"é{k}" for k in range(8)]))):
         events = pa.table({"customer": customers.take(pa.array(coo.row)),
                            "item": items.take(pa.array(coo.col))})
         model = MODELS[kind]().fit(events, customer="customer", item="item")
