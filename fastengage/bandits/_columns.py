@@ -19,7 +19,7 @@ from ..kernels.bandits.arms_native import ArmTable
 from ..kernels.common.config import BANDIT_ARM_CHUNK
 from ..kernels.common.launch import resolve_threads, run_threaded
 
-__all__ = ["arm_array", "arm_codes", "arm_ids", "check_finite", "eligible_mask", "feature_column",
+__all__ = ["arm_array", "arm_code", "arm_codes", "arm_ids", "check_finite", "eligible_mask", "feature_column",
            "feature_matrix", "reward_float64", "reward_vector"]
 
 
@@ -121,6 +121,26 @@ def arm_codes(values, arms: pa.Array, column: str, role: str = "arm",
     if codes is None:
         _raise_unknown(values, arms, column, role)
     return codes
+
+
+def arm_code(arm, arms: pa.Array) -> int:
+    """The code of one arm id (``update_one``): a dict lookup for a plain ``int``/``str`` (or
+    NumPy integer) id, built once per arm array; anything else, or an id the dict lacks, goes
+    through :func:`arm_codes` (same code, or its error)."""
+    key = id(arms)
+    entry = _INDEX.get(key)
+    if entry is None or entry[0]() is not arms:
+        entry = (weakref.ref(arms, lambda _, key=key: _INDEX.pop(key, None)),
+                 {a: k for k, a in enumerate(arms.to_pylist())})
+        _INDEX[key] = entry
+    if type(arm) is int or type(arm) is str or isinstance(arm, np.integer):
+        code = entry[1].get(arm)  # a NumPy integer hashes as its int; str != int ids
+        if code is not None:
+            return code
+    return int(arm_codes(pa.array([arm]), arms, "arm")[0])
+
+
+_INDEX: dict = {}  # id(arms) -> (weak reference to arms, {arm id: code})
 
 
 def arm_ids(codes: np.ndarray, arms: pa.Array) -> pa.Array:

@@ -29,6 +29,7 @@ from ..kernels.common.config import (
 )
 from ._columns import (
     arm_array,
+    arm_code,
     arm_codes,
     arm_ids,
     check_finite,
@@ -178,7 +179,9 @@ class Policy(Serving):
             theta, A_inv, L_inv = np.zeros((K, d)), np.zeros((K, d, d)), np.zeros((K, d, d))
             if d:
                 self._solve(theta, A_inv, L_inv, slice(0, K))
-        self._snapshot = self._with_server(_Snapshot(theta, A_inv, L_inv, *self._derive()))
+            old = arms = None  # every arm solved again
+        self._snapshot = self._with_server(_Snapshot(theta, A_inv, L_inv, *self._derive(),
+                                                     previous=old, arms=arms))
 
     def _solve(self, theta, A_inv, L_inv, rows) -> None:
         bad = _ridge.solve_arms(self._G[rows], self._g[rows], self.params["l2"], theta[rows],
@@ -282,7 +285,7 @@ class Policy(Serving):
         x = self._context(x)
         if not np.isfinite(x).all():  # checked before the sums: a NaN stays in them for good
             raise InputError("x holds NaN or infinite values")
-        code = arm_codes(pa.array([arm]), self._arms, "arm")[0]
+        code = arm_code(arm, self._arms)
         r = float(reward)
         if not np.isfinite(r) or (self.BINARY_REWARDS and not 0.0 <= r <= 1.0):
             raise InputError(f"reward {reward!r} is not a valid reward for {type(self).__name__}")
@@ -315,8 +318,10 @@ class Policy(Serving):
         with self._lock:
             idx = pc.index_in(o_arms, value_set=self._arms).to_numpy()
             mine = (self._counts, self._sums, self._sums2, self._G, self._g)
-            if not commit_finite(mine, idx, lambda: [np.add.at(m, idx, t)
-                                                     for m, t in zip(mine, stats)]):
+            with np.errstate(over="ignore", invalid="ignore"):  # checked by commit_finite
+                merged = commit_finite(mine, idx, lambda: [np.add.at(m, idx, t)
+                                                           for m, t in zip(mine, stats)])
+            if not merged:
                 raise InputError("merge overflows float64 in the summed statistics; nothing "
                                  "was merged")
             self._refresh()
