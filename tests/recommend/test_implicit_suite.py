@@ -1176,3 +1176,16 @@ def test_evaluate_online_retail_like_implicit(retail_table):
     assert ours["precision"] > 0.15
     for key in ("precision", "map", "ndcg", "auc"):
         assert ours[key] == pytest.approx(theirs[key], rel=5e-3), key
+
+
+@pytest.mark.parametrize("kind", ["als", "bpr"])
+def test_similar_customers_after_forget(kind):
+    # similar_customers reads the state forget() swaps: a forgotten customer is no answer
+    # and no longer a valid query
+    model = MODELS[kind]().fit(Interactions.from_csr(checker_board(50)))
+    model.forget([4, 7])
+    table = model.similar_customers(np.arange(10)[~np.isin(np.arange(10), [4, 7])], n=50)
+    assert not set(table.column("similar_customer").to_pylist()) & {4, 7}
+    assert table.num_rows == 8 * 48
+    with pytest.raises(InputError, match="not in the model"):
+        model.similar_customers([4])
