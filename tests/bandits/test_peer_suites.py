@@ -702,6 +702,40 @@ def test_ope_invalid_hyperparameters(kw):
                  **args)
 
 
+def test_ope_missing_columns_are_named():
+    # obp tests/ope/test_meta.py::test_meta_post_init (a bandit_feedback without a necessary
+    # key raises "Missing key"): a missing column raises ColumnNotFoundError naming it.
+    from fastengage.errors import ColumnNotFoundError
+
+    rng = np.random.default_rng(0)
+    for missing, role in (("a", "action"), ("r", "reward"), ("p", "propensity"),
+                          ("pos", "position")):
+        logs = _small(rng).drop_columns([missing])
+        with pytest.raises(ColumnNotFoundError, match=f"{role} column '{missing}'"):
+            evaluate(logs, target=_action_dist(5, 4, 3, rng), reward_model=np.zeros((5, 4, 3)),
+                     **OPE)
+
+
+@pytest.mark.parametrize("kw, message", [
+    ({"reward_model": "RandomForest"}, "scikit-learn estimator or an array"),  # base_model
+    ({"n_folds": 0}, "n_folds must be a positive integer"),     # n_folds == 0, must be >= 1
+    ({"n_folds": "a"}, "n_folds must be a positive integer"),   # n_folds must be an int
+    ({"action_context": np.zeros(4)}, r"finite \(4, m\) array"),  # must be 2D array
+    ({"action_context": np.zeros((3, 2))}, r"finite \(4, m\) array"),
+    ({"action_context": np.full((4, 2), np.nan)}, r"finite \(4, m\) array"),
+])
+def test_reward_model_invalid_arguments(kw, message):
+    # obp tests/ope/test_regression_models.py::test_initializing_regression_models_using_
+    # invalid_input_data / test_fitting_regression_models_using_invalid_input_data: the
+    # arguments of the default reward model's fit (obp's RegressionModel)
+    rng = np.random.default_rng(0)
+    logs = pa.table({"a": np.arange(12) % 4, "r": np.arange(12) % 2 * 1.0, "p": np.full(12, 0.25),
+                     "x": rng.normal(size=12)})
+    with pytest.raises(InputError, match=message):
+        evaluate(logs, action="a", reward="r", propensity="p", features=["x"], estimators="dm",
+                 target=np.full((12, 4), 0.25), n_bootstrap=0, **kw)
+
+
 def test_ope_valid_hyperparameters_and_all_zero_rewards():
     # obp tests/ope/test_dr_estimators.py::test_dr_init_using_valid_input_data (lambda inf,
     # 0.3, 1) and test_dr_variants_using_valid_input_data: rewards and q_hat all zero, so every
