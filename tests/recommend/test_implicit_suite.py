@@ -35,10 +35,15 @@ import numpy as np
 import pyarrow as pa
 import pytest
 import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from threadpoolctl import threadpool_limits
+
+import naive_recommend
 
 from fastengage.errors import ConvergenceError, InputError
 from fastengage.kernels.recommend import als as rec_als
+from fastengage.kernels.recommend import serve as rec_serve
 from fastengage.recommend import (ALS, BPR, Interactions, ItemKNN, evaluate, leave_k_out_split,
                                   random_split, ranking_metrics)
 
@@ -1189,3 +1194,33 @@ def test_similar_customers_after_forget(kind):
     assert table.num_rows == 8 * 48
     with pytest.raises(InputError, match="not in the model"):
         model.similar_customers([4])
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2 ** 32 - 1), st.integers(1, 40), st.integers(1, 6), st.integers(1, 12),
+       st.booleans())
+def test_mf_similar_kernel_matches_naive(seed, n_items, f, n, use_allowed):
+    # the kernel behind similar_items / similar_customers (filters added for the ports above)
+    # against the plain reference: cosine scores, allowed mask, ties by the tie-break rank.
+    # Small integer factors: exact dot products, many ties.
+    rng = np.random.default_rng(seed)
+    V = rng.integers(-2, 3, (n_items, f)).astype(np.float64)
+    norms = np.linalg.norm(V, axis=1)
+    norms = np.where(norms > 0, norms, 1.0)
+    codes = rng.integers(0, n_items, 5).astype(np.int64)
+    allowed = (rng.random(n_items) < 0.6).astype(np.uint8) if use_allowed else np.ones(1, np.uint8)
+    tiebreak = rng.permutation(n_items).astype(np.int64)
+    for kernel in (rec_serve.mf_similar.serial, rec_serve.mf_similar.parallel):
+        out_idx = np.empty((codes.size, n), np.int64)
+        out_score = np.empty((codes.size, n), np.float32)
+        out_count = np.empty(codes.size, np.int64)
+        args = (V, norms, codes, allowed, use_allowed, tiebreak, out_idx, out_score, out_count,
+                2)
+        kernel(*args) if kernel is rec_serve.mf_similar.serial else kernel(*args, n_threads=2)
+        for b, q in enumerate(codes):
+            scores = [float(V[q] @ V[j]) / (norms[q] * norms[j]) for j in range(n_items)]
+            ids, ref = naive_recommend.topn(scores, n, allowed=allowed if use_allowed else None,
+                                            tiebreak=tiebreak)
+            assert out_count[b] == len(ids)
+            assert out_idx[b, :len(ids)].tolist() == ids
+            np.testing.assert_allclose(out_score[b, :len(ids)], ref, rtol=1e-6)
