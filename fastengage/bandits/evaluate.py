@@ -34,18 +34,26 @@ _SUM_TOLERANCE = 1e-6
 def _positions(table, position, slots):
     """Each round's slot index and the number of slots. Positions are dense-ranked (obp's
     OpenBanditDataset does the same), except when the target (or ``q_hat``) array has more
-    ``slots`` than the logs show positions and the positions are integers in ``[0, slots)``:
-    then they index its slots directly, as obp's estimators do (a slot that no logged round
-    shows; dense ranking would shift the slots after it)."""
+    ``slots`` than the logs show positions and the positions are 0-based slot indices
+    (integers from 0, all below ``slots``): then they index its slots directly, as obp's
+    estimators do (a slot no logged round shows; dense ranking would shift the slots after
+    it). Fewer positions without a 0 (1-based labels with one missing?) stay an error: which
+    slot each means is ambiguous."""
     if position is None:
         return np.zeros(table.num_rows, dtype=np.int64), 1
     col = table.column(position).combine_chunks()
     if col.null_count:
         raise InputError(f"position column {position!r} has {col.null_count} null value(s)")
     levels = pc.unique(col).sort()
-    if (slots is not None and len(levels) < slots and pa.types.is_integer(col.type)
-            and levels[0].as_py() >= 0 and levels[-1].as_py() < slots):
-        return np.ascontiguousarray(col.to_numpy(), dtype=np.int64), slots
+    if slots is not None and len(levels) < slots:
+        if (pa.types.is_integer(col.type) and levels[0].as_py() == 0
+                and levels[-1].as_py() < slots):
+            return np.ascontiguousarray(col.to_numpy(), dtype=np.int64), slots
+        shown = levels.to_pylist()
+        raise InputError(f"position column {position!r} shows {len(shown)} position(s) "
+                         f"{shown[:6]}{' ...' if len(shown) > 6 else ''} but the target has "
+                         f"{slots} slots: give 0-based slot indices (0..{slots - 1}), or labels "
+                         "covering every slot (they are dense-ranked)")
     codes = pc.index_in(col, value_set=levels).to_numpy()
     return np.ascontiguousarray(codes, np.int64), len(levels)
 

@@ -624,10 +624,10 @@ def _action_dist(n, K, L, rng):
 
 
 def _small(rng, **cols):
-    """The 5-round, 4-action, 3-slot inputs of obp's invalid-input tables, as Arrow logs;
-    positions drawn as obp's ``np.random.choice(3, size=5)`` (not every slot appears)."""
+    """The 5-round, 4-action, 3-slot inputs of obp's invalid-input tables, as Arrow logs. obp
+    draws positions ``np.random.choice(3, size=5)``, so a slot may be missing: here slot 1 is."""
     base = {"a": np.zeros(5, np.int64), "r": np.zeros(5), "p": np.ones(5),
-            "pos": rng.choice(3, size=5)}
+            "pos": np.array([0, 2, 0, 2, 2])}
     return pa.table({**base, **cols})
 
 
@@ -740,10 +740,12 @@ def test_ope_valid_hyperparameters_and_all_zero_rewards():
     # obp tests/ope/test_dr_estimators.py::test_dr_init_using_valid_input_data (lambda inf,
     # 0.3, 1) and test_dr_variants_using_valid_input_data: rewards and q_hat all zero, so every
     # estimate is 0.0; obp's positions np.random.choice(3, size=5) need not show every slot
-    # (they index the target's slots directly; a missing slot 1 once raised a shape error).
+    # (0-based, they index the target's slots directly; a missing slot 1 once raised a shape
+    # error). Without a 0 ({1, 2} of 3 slots) 0-based and 1-based labels cannot be told apart:
+    # an error (obp would take them as 0-based).
     rng = np.random.default_rng(7)
     pi = _action_dist(5, 4, 3, rng)
-    for positions in (rng.choice(3, size=5), np.array([0, 2, 0, 2, 2]), np.zeros(5, int)):
+    for positions in (np.array([0, 2, 0, 2, 2]), np.array([0, 1, 1, 0, 0]), np.zeros(5, int)):
         logs = _small(rng, a=rng.choice(4, size=5), p=rng.uniform(0.5, 1.0, size=5),
                       pos=positions)
         for lam in (np.inf, 0.3, 1, np.float32(0.5)):
@@ -758,6 +760,9 @@ def test_ope_valid_hyperparameters_and_all_zero_rewards():
     for name, value in zip(out["estimator"].to_pylist(), out["value"].to_pylist()):
         ref = nb.obp_round_rewards(name, r, a, p, pi, q, pos, lambdas.get(name, np.inf)).mean()
         assert value == pytest.approx(ref, rel=1e-12, abs=1e-15), name
+    with pytest.raises(InputError, match=r"shows 2 position\(s\) \[1, 2\] but the target "
+                       r"has 3 slots"):
+        evaluate(_small(rng, pos=np.array([1, 2, 1, 2, 2])), target=pi, reward_model=q, **OPE)
     # positions that are labels (not 0..L-1) keep being dense-ranked
     ranked = evaluate(_small(rng, a=a, r=r, p=p, pos=pos * 10 + 1), target=pi[:, :, [0, 2]],
                       reward_model=q[:, :, [0, 2]], **OPE)
