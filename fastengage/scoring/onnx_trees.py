@@ -7,8 +7,9 @@ in onnxruntime/core/providers/cpu/ml):
   accumulated in that dtype, tree after tree, then base values are added;
 * NaN takes the true branch iff ``missing_value_tracks_true`` (or the mode is ``BRANCH_NEQ``);
 * classifiers with two labels and weights for a single class ("binary case") output
-  ``[logistic(-s), logistic(s)]`` under ``LOGISTIC``, ``[-s, s]`` under ``NONE`` and, when all
-  weights are non-negative, ``[1 - s, s]``; otherwise one score per class, transformed row-wise.
+  ``[logistic(-s), logistic(s)]`` under ``LOGISTIC``; under ``NONE``/``SOFTMAX*``, ``[1 - s, s]``
+  when all weights are non-negative and ``[-s, s]`` otherwise; other classifiers one score per
+  class, transformed row-wise.
 
 * two labels with weights for both: ``[T(s0), T(s1)]``, except that ONNX Runtime gives a row
   none of whose leaves holds a class-1 weight the binary output ``[T(-s0), T(s0)]``; models
@@ -104,15 +105,19 @@ def check_tree_ensemble(node) -> None:
                                f"{backed} leaf weight(s) and base value(s) (allowed 1..{limit})")
 
 
-def _class_one_always_scored(modes, tree_ids, node_ids, vote_tree, vote_node) -> bool:
-    """True if some tree holds a class-1 weight at every one of its leaves, so that every row
-    has a class-1 score (ONNX Runtime's ``has_score``; the value of the weight does not matter)."""
-    votes = set(zip(vote_tree.tolist(), vote_node.tolist()))
-    every_leaf_votes = {}
+def _always_scored(modes, tree_ids, node_ids, w_tree, w_node, w_id) -> set:
+    """The outputs every row has a score for: those for which some tree holds a weight at every
+    one of its leaves (ONNX Runtime's ``has_score``; the weight's value does not matter).
+    ONNX Runtime treats an output without a score on a row differently (no base value, or
+    another binary output), which the native kernels do not reproduce."""
+    leaves = {}
     for mode, tree, node in zip(modes, tree_ids.tolist(), node_ids.tolist()):
         if mode == "LEAF":
-            every_leaf_votes[tree] = every_leaf_votes.get(tree, True) and (tree, node) in votes
-    return any(every_leaf_votes.values())
+            leaves.setdefault(tree, set()).add(node)
+    votes = {}
+    for tree, node, out in zip(w_tree.tolist(), w_node.tolist(), w_id.tolist()):
+        votes.setdefault((out, tree), set()).add(node)
+    return {out for (out, tree), nodes in votes.items() if leaves.get(tree, {None}) <= nodes}
 
 
 def tree_ensemble_from_onnx(node, input_dtype, n_features: int):
@@ -168,25 +173,35 @@ def tree_ensemble_from_onnx(node, input_dtype, n_features: int):
         labels = list(labels)
         n_classes = len(labels)
         distinct = np.unique(w_id)
-        if n_classes == 2 and 1 in distinct and not _class_one_always_scored(
-                modes, tree_ids, node_ids, w_tree[w_id == 1], w_node[w_id == 1]):
+        always = _always_scored(modes, tree_ids, node_ids, w_tree, w_node, w_id)
+        if n_classes == 2 and 1 in distinct and 1 not in always:
             # ONNX Runtime (FinalizeScores, two classes): a row none of whose leaves holds a
             # class-1 weight gets the binary output [T(-s0), T(s0)], the others [T(s0), T(s1)]
             raise NotNative("two-class classifier whose class-1 score exists on some rows only")
+        if n_classes == 1 and (post_name != "NONE" or base.size):
+            # ONNX Runtime applies no transform to a single class (and base values per row)
+            raise NotNative(f"one-class classifier with post_transform {post_name} or base values")
+        checked = range(1) if n_classes == 2 else range(n_classes)  # (two: the binary score)
+        if base.size and any(c not in always for c in checked):
+            raise NotNative("base values and a class without a score on some rows (ONNX Runtime "
+                            "adds the base value only where there is a score)")
         binary = n_classes == 2 and distinct.size == 1 and distinct[0] == 0
         if binary:
             n_raw = 1
             w_id = np.zeros_like(w_id)
             if base.size > 1:
                 raise NotNative("binary classifier with two base values")
-            if bool(np.all(weights >= 0)):
-                post = score_native.PAIR_ONE_MINUS
-            elif post_name == "LOGISTIC":
+            # ONNX Runtime 1.2x: LOGISTIC gives [logistic(-s), logistic(s)] whatever the
+            # weights' signs; NONE and SOFTMAX* give [1 - s, s] when every weight is >= 0,
+            # [-s, s] otherwise (onnxruntime tree_ensembler_classifier_test.cc's binary cases)
+            if post_name == "LOGISTIC":
                 post = score_native.PAIR_LOGISTIC
-            elif post_name == "NONE":
-                post = score_native.PAIR_NEG
-            else:
+            elif post_name not in ("NONE", "SOFTMAX", "SOFTMAX_ZERO"):
                 raise NotNative(f"binary classifier with post_transform {post_name}")
+            elif bool(np.all(weights >= 0)):
+                post = score_native.PAIR_ONE_MINUS
+            else:
+                post = score_native.PAIR_NEG
             base_vec = base[:1] if base.size == 1 else None
         else:
             n_raw = n_classes
@@ -204,6 +219,10 @@ def tree_ensemble_from_onnx(node, input_dtype, n_features: int):
         n_raw = int(a.get("n_targets", 1))
         if post_name != "NONE":
             raise NotNative(f"regressor with post_transform {post_name}")
+        if n_raw > 1 and base.size and any(k not in _always_scored(
+                modes, tree_ids, node_ids, w_tree, w_node, w_id) for k in range(n_raw)):
+            raise NotNative("base values and a target without a score on some rows (ONNX Runtime "
+                            "then outputs 0 for it)")
         post = score_native.NONE
         if base.size == 1 and n_raw == 1 or base.size == n_raw:
             base_vec = base
