@@ -219,8 +219,8 @@ def tree_ensemble_from_onnx(node, input_dtype, n_features: int):
         n_raw = int(a.get("n_targets", 1))
         if post_name != "NONE":
             raise NotNative(f"regressor with post_transform {post_name}")
-        if n_raw > 1 and base.size and any(k not in _always_scored(
-                modes, tree_ids, node_ids, w_tree, w_node, w_id) for k in range(n_raw)):
+        if n_raw > 1 and base.size and not set(range(n_raw)) <= _always_scored(
+                modes, tree_ids, node_ids, w_tree, w_node, w_id):
             raise NotNative("base values and a target without a score on some rows (ONNX Runtime "
                             "then outputs 0 for it)")
         post = score_native.NONE
