@@ -173,7 +173,8 @@ def tree_ensemble_from_onnx(node, input_dtype, n_features: int):
         labels = list(labels)
         n_classes = len(labels)
         distinct = np.unique(w_id)
-        always = _always_scored(modes, tree_ids, node_ids, w_tree, w_node, w_id)
+        always = _always_scored(modes, tree_ids, node_ids, w_tree, w_node, w_id) \
+            if n_classes == 2 or base.size else set()  # (only read in those cases)
         if n_classes == 2 and 1 in distinct and 1 not in always:
             # ONNX Runtime (FinalizeScores, two classes): a row none of whose leaves holds a
             # class-1 weight gets the binary output [T(-s0), T(s0)], the others [T(s0), T(s1)]
