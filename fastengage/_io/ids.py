@@ -144,6 +144,8 @@ class IdEncoder:
         if pa.types.is_dictionary(array.type):
             indices = array.indices.to_numpy(zero_copy_only=False)
             dictionary = array.dictionary
+            if pa.types.is_string_view(dictionary.type):  # (polars' categoricals) no take kernel
+                dictionary = dictionary.cast(pa.large_string())
             # Entries no row uses are no id of the data: they get no code (an unused channel
             # would otherwise become output columns, an unused null a false error).
             used = np.zeros(len(dictionary), np.bool_)
@@ -157,6 +159,8 @@ class IdEncoder:
         n = len(array)
         out = np.empty(n, dtype=np.int64)
         method = self._map.encode if insert else self._map.lookup
+        if self.kind == "int" and array.type != self.type:
+            return self._apply_other_int_type(array, insert)
         if self.kind == "int":
             try:
                 # uint64 ids past int64's range keep their bits: the map only needs equality.
@@ -168,6 +172,30 @@ class IdEncoder:
         else:
             offsets, data = string_buffers(array)
             method(np.ascontiguousarray(offsets), data, out)
+        return out
+
+    def _apply_other_int_type(self, array: pa.Array, insert: bool) -> np.ndarray:
+        """Integer ids of another type than the encoder's (a later batch, a lookup): taken as
+        the encoder's type, so that uint64 2**63 and int64 -2**63 (the same bits in the map)
+        never meet. New ids that do not fit are an error (the output column has the first
+        batch's type); ids that do not fit are unknown to a lookup."""
+        values = array.to_numpy(zero_copy_only=False)
+        bounds = np.iinfo(self.type.to_pandas_dtype())
+        if values.dtype == np.uint64:  # compared as uint64, the bounds clipped to its range
+            fits = values <= np.uint64(min(bounds.max, 2**64 - 1))
+        else:
+            values = values.astype(np.int64, copy=False)
+            fits = (values >= max(bounds.min, -2**63)) & (values <= min(bounds.max, 2**63 - 1))
+        if fits.all():
+            return self._apply(pc.cast(array, self.type), insert)
+        if insert:
+            bad = array[int(np.argmin(fits))].as_py()
+            raise InputError(
+                f"{self.role} column {self.column!r} has the id {bad} ({array.type}), which does "
+                f"not fit {self.type}, the type of its first batch; cast every batch to one type")
+        out = np.full(len(array), -1, dtype=np.int64)
+        kept = np.flatnonzero(fits)
+        out[kept] = self._apply(pc.cast(array.take(pa.array(kept)), self.type), insert)
         return out
 
     def encode(self, array: pa.Array | pa.ChunkedArray) -> np.ndarray:

@@ -139,7 +139,7 @@ def training_set(data, *, customer: str, time: str, amount: str, order: str | No
     for name, column in ((customer, customer), ("last_channel", roles.get("channel"))):
         if column in views and name in out.column_names:  # back to the user's type
             i = out.column_names.index(name)
-            out = out.set_column(i, name, out.column(i).cast(pa.string_view()))
+            out = out.set_column(i, name, out.column(i).cast(views[column]))
     meta = {"horizon_days": horizon_us / US_PER_DAY, "features": features,
             "label": label if not callable(label) else getattr(label, "__name__", "callable"),
             "cutoffs": report}
@@ -184,13 +184,18 @@ def _materialise(source, columns: list) -> pa.Table:
 
 
 def _without_string_views(table: pa.Table) -> tuple:
-    """(``table`` with string_view columns as large_string, their names): Arrow has no filter
-    or take kernel for string_view, and the cut-offs filter the rows."""
-    views = {f.name for f in table.schema if pa.types.is_string_view(f.type)}
-    if views:
-        table = table.cast(pa.schema([f.with_type(pa.large_string()) if f.name in views else f
-                                      for f in table.schema]))
-    return table, views
+    """(``table`` with string_view values as large_string, ``{name: original type}`` of those
+    columns): Arrow has no filter or take kernel for string_view (polars' strings and
+    categoricals), and the cut-offs filter the rows."""
+    views, fields = {}, []
+    for f in table.schema:
+        value_type = f.type.value_type if pa.types.is_dictionary(f.type) else f.type
+        if pa.types.is_string_view(value_type):
+            views[f.name] = f.type
+            f = f.with_type(pa.dictionary(f.type.index_type, pa.large_string(), f.type.ordered)
+                            if pa.types.is_dictionary(f.type) else pa.large_string())
+        fields.append(f)
+    return (table.cast(pa.schema(fields)) if views else table), views
 
 
 def _feature_function(features: str, kw: dict):
@@ -202,8 +207,14 @@ def _feature_function(features: str, kw: dict):
 
 
 def _plain(ids):
-    """Ids as a plain array (dictionaries decoded), for matching label keys to features."""
-    ids = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
+    """Ids as a plain array (dictionaries decoded), for matching label keys to features and
+    grouping: chunk by chunk, because chunks' dictionaries may differ (Arrow's group-by does
+    not unify them, and combining them may outgrow the index type)."""
+    if isinstance(ids, pa.ChunkedArray):
+        if not pa.types.is_dictionary(ids.type):
+            return ids.combine_chunks()
+        return pa.concat_arrays([chunk.dictionary_decode() for chunk in ids.chunks]) \
+            if ids.num_chunks else pa.array([], ids.type.value_type)
     return ids.dictionary_decode() if pa.types.is_dictionary(ids.type) else ids
 
 
@@ -230,7 +241,7 @@ def _labels(table, window, amounts, feats, roles, label, returns):
         return pc.fill_null(pc.take(sums.column("v_sum"), pos), 0.0).cast(pa.float64())
     buys = rows.filter(pa.array(amt > 0))
     k = pa.table({"k": _plain(buys.column(customer)),
-                  "o": (buys.column(roles["order"]) if "order" in roles
+                  "o": (_plain(buys.column(roles["order"])) if "order" in roles
                         else pa.array(np.arange(buys.num_rows)))})
     counts = k.group_by("k", use_threads=False).aggregate([("o", "count_distinct")])
     pos = pc.index_in(keys, value_set=counts.column("k"))
