@@ -19,8 +19,8 @@ from ..kernels.bandits.arms_native import ArmTable
 from ..kernels.common.config import BANDIT_ARM_CHUNK
 from ..kernels.common.launch import resolve_threads, run_threaded
 
-__all__ = ["arm_array", "arm_code", "arm_codes", "arm_ids", "check_finite", "eligible_mask", "feature_column",
-           "feature_matrix", "reward_float64", "reward_vector"]
+__all__ = ["arm_array", "arm_code", "arm_codes", "arm_ids", "check_finite", "eligible_mask",
+           "feature_column", "feature_matrix", "reward_float64", "reward_vector"]
 
 
 def _plain(array):

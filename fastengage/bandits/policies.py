@@ -39,7 +39,7 @@ from ._columns import (
 )
 from ._serving import Serving, _first_row, _seed64
 from ._snapshot import _Snapshot
-from ._stats import commit_finite, overflow_error
+from ._stats import commit_finite, learn_all_or_nothing, overflow_error
 
 __all__ = ["Policy"]  # the concrete policies are in .kinds
 
@@ -231,20 +231,27 @@ class Policy(Serving):
         """Learn from logged outcomes: one row per decision with its arm and reward.
 
         Safe to call from several threads (statistics are added under a lock); decisions
-        running meanwhile keep reading the previous snapshot. ``consent`` (a
-        :class:`fastengage.privacy.ConsentFilter`, with ``customer=`` and optionally ``time=``
-        column names): only rows whose customer had consent (at the row's time, else at the
-        rule's ``as_of``) are learned; what was excluded: ``consent.last_report``.
+        running meanwhile keep reading the previous snapshot. All or nothing: a bad value in any
+        batch of a stream raises with nothing of it learned (a retry counts no row twice).
+        ``consent`` (a :class:`fastengage.privacy.ConsentFilter`, with ``customer=`` and
+        optionally ``time=``): only rows whose customer had consent (at the row's time, else
+        at the rule's ``as_of``) are learned; what was excluded: ``consent.last_report``.
         """
         data = consented_input(data, consent, customer=customer, time=time)
         features, source, columns = self._read(data, features, {"arm": arm, "reward": reward})
-        for batch in source.batches(columns, validated_by_caller=(arm,)):
-            if batch.num_rows == 0:
-                continue
-            codes = arm_codes(batch.column(arm), self._arms, arm, dtype=np.int32)
-            rewards = reward_vector(batch, reward, self.BINARY_REWARDS)
-            self._add(batch, features, codes, rewards, n_threads)
+        batches = source.batches(columns, validated_by_caller=(arm,))
+        learn_all_or_nothing(self, (self._batch_sums(batch, features, arm, reward, n_threads)
+                                    for batch in batches if batch.num_rows))
         return self
+
+    def _batch_sums(self, batch, features, arm, reward, n_threads):
+        """``_task_sums`` of a batch and the error to raise if adding them overflows."""
+        codes = arm_codes(batch.column(arm), self._arms, arm, dtype=np.int32)
+        rewards = reward_vector(batch, reward, self.BINARY_REWARDS)
+        task_arm, part_G, part_g, part_s = self._task_sums(batch, features, codes, rewards,
+                                                           n_threads)
+        return task_arm, part_G, part_g, part_s, lambda touched: overflow_error(
+            self._arms.take(pa.array(touched)), features, batch, rewards)
 
     def _task_sums(self, batch, features, codes, rewards, n_threads):
         """Per-task, per-arm sums of the rows of ``batch`` (see ``kernels/bandits/ridge.py``),
@@ -259,24 +266,21 @@ class Policy(Serving):
         _ridge.block_sums(addresses, n, codes, rewards, BANDIT_ROWS_PER_TASK, part_G, part_g,
                           part_s, n_threads=_threads(n, n_threads))
         if not np.isfinite(part_G.diagonal(axis1=2, axis2=3)).all():
-            check_finite(np.stack(columns), features, by_column=True)  # overflow: _commit
+            check_finite(np.stack(columns), features, by_column=True)  # else overflow: later
         task_arm = np.tile(np.arange(K), T)
         return (task_arm, part_G.reshape(T * K, d, d), part_g.reshape(T * K, d),
                 part_s.reshape(T * K, 3))
 
-    def _stats(self) -> tuple:
-        """The statistics in the kernels' argument order (G, g, counts, sums, sums2)."""
+    def _stats(self) -> tuple:  # in the kernels' argument order
         return self._G, self._g, self._counts, self._sums, self._sums2
 
-    def _add(self, batch, features, codes, rewards, n_threads) -> None:
+    def _add_sums(self, task_arm, part_G, part_g, part_s, error) -> None:
+        """Add ``_task_sums``-shaped sums, or nothing and raise ``error(arms)`` on overflow."""
         with self._lock:
-            task_arm, part_G, part_g, part_s = self._task_sums(batch, features, codes, rewards,
-                                                               n_threads)
             touched = np.unique(task_arm[part_s[:, 0] > 0])  # arms with rows
             if not commit_finite(self._stats(), touched, lambda: _ridge.add_task_sums(
                     task_arm, part_G, part_g, part_s, *self._stats())):
-                raise overflow_error(self._arms.take(pa.array(touched)), features, batch,
-                                     rewards)
+                raise error(touched)
             self._refresh(touched)
 
     def update_one(self, x, arm, reward: float) -> None:

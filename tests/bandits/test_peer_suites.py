@@ -443,7 +443,8 @@ def test_thompson_boolean_rewards_and_counts():
 def test_thompson_rejects_rewards_outside_0_1():
     # tests/test_thompson.py::test_thompson_non_binary_without_threshold (ValueError there)
     with pytest.raises(InputError, match=r"\[0, 1\]"):
-        _learn(BetaTS, [1, 2, 3], [1, 1, 1, 2, 2, 3, 3, 3, 3, 3], [0, 1, 1, 0, 0, 0, 0, 1.25, 1, 1])
+        _learn(BetaTS, [1, 2, 3], [1, 1, 1, 2, 2, 3, 3, 3, 3, 3],
+               [0, 1, 1, 0, 0, 0, 0, 1.25, 1, 1])
     with pytest.raises(InputError, match="not a valid reward"):
         BetaTS([1, 2]).update_one(None, 1, -0.5)
 
@@ -887,3 +888,38 @@ def test_partial_fit_snapshot_equals_a_fresh_one(cls):
         np.testing.assert_array_equal(getattr(policy._snapshot, name),
                                       getattr(fresh._snapshot, name), err_msg=name)
     assert policy.decide(_table(X), seed=1).equals(fresh.decide(_table(X), seed=1))
+
+
+@pytest.mark.parametrize("bad", ["nan", "arm", "reward", "overflow"])
+def test_a_stream_is_learned_all_or_nothing(bad):
+    # MABWiser validates all of fit()'s input before it learns; a fastengage stream once kept
+    # the batches before a bad one (a corrected retry then counted them twice). Now nothing of
+    # the input is learned, and a good stream equals the same rows as one table.
+    rng = np.random.default_rng(8)
+    X, arms, r = rng.normal(size=(300, 5)), rng.integers(0, 3, 300), rng.random(300)
+    batches = [_table(X[i:i + 100], arm=arms[i:i + 100], r=r[i:i + 100]).to_batches()[0]
+               for i in (0, 100, 200)]
+    last = batches[2].to_pydict()
+    if bad == "nan":
+        last["f1"][5] = np.nan
+    elif bad == "arm":
+        last["arm"][5] = 9
+    elif bad == "reward":
+        last["r"][5] = None
+    else:
+        last["f1"][5] = 1e200
+    broken = batches[:2] + [pa.RecordBatch.from_pydict(last, schema=batches[0].schema)]
+    policy = _learn(LinUCB, [0, 1, 2], [0, 1, 2], [1.0, 0.0, 1.0], CTX[:3])
+    before = [a.copy() for a in policy._stats()]
+    with pytest.raises(InputError):
+        policy.update(pa.RecordBatchReader.from_batches(batches[0].schema, broken), arm="arm",
+                      reward="r")
+    for now, then in zip(policy._stats(), before):
+        np.testing.assert_array_equal(now, then)
+    streamed = LinUCB([0, 1, 2], features=F).update(
+        pa.RecordBatchReader.from_batches(batches[0].schema, batches), arm="arm", reward="r")
+    whole = LinUCB([0, 1, 2], features=F).update(pa.Table.from_batches(batches), arm="arm",
+                                                 reward="r")
+    assert streamed._counts.tolist() == whole._counts.tolist()
+    np.testing.assert_allclose(streamed._G, whole._G, rtol=1e-12)
+    np.testing.assert_allclose(streamed._snapshot.theta, whole._snapshot.theta, rtol=1e-9)
