@@ -138,6 +138,9 @@ class IdEncoder:
 
     def _apply(self, array: pa.Array, insert: bool) -> np.ndarray:
         if isinstance(array, pa.ChunkedArray):
+            if pa.types.is_dictionary(array.type) and array.num_chunks > 1:
+                # chunk by chunk: their dictionaries may not combine into the index type
+                return np.concatenate([self._apply(chunk, insert) for chunk in array.chunks])
             array = array.combine_chunks()
         if array.null_count:
             raise InputError(f"{self.role} column {self.column!r} has {array.null_count} null value(s)")

@@ -317,8 +317,7 @@ def time_to_us(array: pa.Array, column: str) -> np.ndarray:
     InputError
         If the column holds nulls or is not a timestamp or date.
     """
-    if isinstance(array, pa.ChunkedArray):
-        array = array.combine_chunks()
+    array = _one_array(array)
     typ = array.type
     if array.null_count:
         raise InputError(f"time column {column!r} has {array.null_count} null value(s)")
@@ -339,6 +338,16 @@ def time_to_us(array: pa.Array, column: str) -> np.ndarray:
         f"time column {column!r} has type {typ}; expected a timestamp or a date "
         "(cast strings first, e.g. pyarrow.compute.strptime or pyarrow.compute.cast)"
     )
+
+
+def _one_array(array):
+    """A chunked column as one array; chunks of a dictionary column are decoded one by one
+    (their own dictionaries may not combine into the index type: 3 int8 chunks x 100 values)."""
+    if not isinstance(array, pa.ChunkedArray):
+        return array
+    if pa.types.is_dictionary(array.type) and array.num_chunks > 1:
+        return pa.concat_arrays([chunk.dictionary_decode() for chunk in array.chunks])
+    return array.combine_chunks()
 
 
 def _scaled(raw: np.ndarray, factor: int, column: str, unit: str) -> np.ndarray:
@@ -377,8 +386,7 @@ def amount_to_float64(array: pa.Array, column: str, role: str = "amount",
         If the column is not numeric, or holds nulls, NaN or infinite values (or values beyond
         ``max_abs``).
     """
-    if isinstance(array, pa.ChunkedArray):
-        array = array.combine_chunks()
+    array = _one_array(array)
     typ = array.type
     if pa.types.is_dictionary(typ):
         array = array.dictionary_decode()

@@ -252,6 +252,12 @@ def _labels(table, window, amounts, feats, roles, label, returns):
 def _stack(parts, features, roles) -> pa.Table:
     if len(parts) == 1:
         return parts[0]
+    customer = roles["customer"]
+    types = {part.schema.field(customer).type for part in parts}
+    if len(types) > 1 and all(pa.types.is_dictionary(t) for t in types):  # dictionary ids: a cut-off with more customers widened its index type
+        widest = max(types, key=lambda t: t.index_type.bit_width)
+        parts = [p.set_column(p.column_names.index(customer), customer, p[customer].cast(widest))
+                 for p in parts]
     out = pa.concat_tables(parts, promote_options="default")
     if features != "profile" or "channel" not in roles:
         return out

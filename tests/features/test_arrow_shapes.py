@@ -543,6 +543,17 @@ def test_chunks_whose_dictionaries_outgrow_the_index_type():
     for batch in table.to_batches():
         state.update(batch)
     assert state.to_table().equals(got)
+    # time and amount columns chunked the same way (training_set combined them: the same error);
+    # two cut-offs with 60 and 289 customers: int8 and int16 parts are stacked as int16
+    def chunked(values):
+        return pa.chunked_array([pa.DictionaryArray.from_arrays(
+            pa.array(np.arange(100), pa.int8()), values[100 * k:100 * (k + 1)]) for k in range(3)])
+    table = pa.table({"cust": ids, "ts": chunked(pa.array(np.arange(300) * 3600, pa.timestamp("s"))),
+                      "amt": chunked(pa.array(np.arange(300) * 0.5))})
+    assert fe.rfm(table, **KW)["monetary_total"].to_pylist()[:2] == [0.0, 0.5]
+    out = fe.training_set(table, **KW, cutoffs=["1970-01-03T11:00", "1970-01-13"], horizon=1,
+                          require_full_horizon=False)
+    assert out.schema.field("cust").type == wide and out.num_rows == 60 + 289
 
 
 @pytest.mark.parametrize("typ", [pa.dictionary(pa.int8(), pa.string()), pa.string_view(),
