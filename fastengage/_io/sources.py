@@ -401,7 +401,9 @@ def amount_to_float64(array: pa.Array, column: str, role: str = "amount",
         elif pa.types.is_decimal(typ):
             values = decimal_to_float64(array)
         else:
-            values = pc.cast(array, pa.float64()).to_numpy(zero_copy_only=False)
+            # integers past 2**53 become the nearest float64 (as decimals do; a safe cast
+            # refused them although |amount| < 2**63 is documented); max_abs bounds them
+            values = pc.cast(array, pa.float64(), safe=False).to_numpy(zero_copy_only=False)
     except pa.ArrowInvalid as exc:
         raise InputError(f"{role} column {column!r}: {exc}") from exc
     values = np.ascontiguousarray(values, dtype=np.float64)
