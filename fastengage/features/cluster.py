@@ -13,6 +13,8 @@ settings as JSON) and assigns new customers with :meth:`Segments.predict` (neare
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pyarrow as pa
 
@@ -34,21 +36,38 @@ def _read_matrix(data, columns, id_column=None):
     if id_column is not None:
         wanted["id"] = id_column
     source.require(wanted)
-    table = pa.Table.from_batches(list(source.batches(list(wanted.values()))))
+    names = list(dict.fromkeys(wanted.values()))
+    batches = list(source.batches(names))
+    if batches:
+        table = pa.Table.from_batches(batches)
+    else:  # zero batches (an empty stream): an empty table of the input's types
+        table = pa.schema([source.schema.field(name) for name in names]).empty_table()
     X = np.empty((table.num_rows, len(columns)), dtype=np.float64)
     for j, name in enumerate(columns):
-        col = table.column(name)
-        if not (pa.types.is_integer(col.type) or pa.types.is_floating(col.type)
-                or pa.types.is_decimal(col.type) or pa.types.is_boolean(col.type)):
-            raise InputError(f"column {name!r} has type {col.type}; segments need numeric columns")
-        if col.null_count:
-            raise InputError(f"column {name!r} has {col.null_count} null value(s); fill or drop them")
-        values = col.cast(pa.float64()).to_numpy()
-        if not np.isfinite(values).all():
-            raise InputError(f"column {name!r} has {int((~np.isfinite(values)).sum())} non-finite value(s)")
-        X[:, j] = values
+        X[:, j] = _feature_values(table.column(name), name)
     ids = table.column(id_column) if id_column is not None else None
     return X, ids, table
+
+
+def _feature_values(column, name):
+    """One feature column as float64: integers of any width (uint64 past 2**53 too: the nearest
+    double, as scikit-learn converts them), floats, decimals, booleans, and dictionaries of
+    those (decoded); nulls and non-finite values are refused, naming the column."""
+    column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if pa.types.is_dictionary(column.type):
+        column = column.dictionary_decode()
+    typ = column.type
+    if not (pa.types.is_integer(typ) or pa.types.is_floating(typ)
+            or pa.types.is_decimal(typ) or pa.types.is_boolean(typ)):
+        raise InputError(f"column {name!r} has type {typ}; segments need numeric columns")
+    if column.null_count:
+        raise InputError(f"column {name!r} has {column.null_count} null value(s); fill or drop them")
+    # unsafe: integers past 2**53 round to the nearest double instead of raising ArrowInvalid
+    values = np.asarray(column.cast(pa.float64(), safe=False).to_numpy(zero_copy_only=False),
+                        dtype=np.float64)
+    if not np.isfinite(values).all():
+        raise InputError(f"column {name!r} has {int((~np.isfinite(values)).sum())} non-finite value(s)")
+    return values
 
 
 def _transform(X, transform):
@@ -183,7 +202,12 @@ def _kmeans(Z, k, seed, n_init):
         from sklearn.cluster import KMeans
     except ImportError as exc:  # pragma: no cover - exercised without the extra
         raise ImportError("segments.cluster needs scikit-learn: pip install 'fastengage[segments]'") from exc
-    return KMeans(n_clusters=k, init="k-means++", n_init=n_init, random_state=seed).fit(Z)
+    from sklearn.exceptions import ConvergenceWarning
+
+    with warnings.catch_warnings():
+        # "fewer distinct clusters than n_clusters": the caller turns it into an InputError
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return KMeans(n_clusters=k, init="k-means++", n_init=n_init, random_state=seed).fit(Z)
 
 
 def cluster(features, *, columns: list[str], k: int | None = None, transform: str = "log1p",
@@ -212,6 +236,10 @@ def cluster(features, *, columns: list[str], k: int | None = None, transform: st
     """
     if not isinstance(columns, (list, tuple)) or not columns or not all(isinstance(c, str) for c in columns):
         raise InputError("columns= must be a non-empty list of column names")
+    if len(set(columns)) != len(columns):  # a saved model must load: its columns are distinct
+        raise InputError(f"columns={list(columns)} names a column more than once")
+    if isinstance(n_init, bool) or not isinstance(n_init, (int, np.integer)) or n_init < 1:
+        raise InputError(f"n_init must be a positive integer, got {n_init!r}")
     if transform not in TRANSFORMS:
         raise InputError(f"transform must be one of {TRANSFORMS}, got {transform!r}")
     order_by = order_by or columns[0]
@@ -219,9 +247,18 @@ def cluster(features, *, columns: list[str], k: int | None = None, transform: st
         raise InputError(f"order_by={order_by!r} must be one of columns={list(columns)}")
     X, _, _ = _read_matrix(features, list(columns))
     n = X.shape[0]
+    if n == 0:
+        raise InputError("no customers to cluster: the input has no rows")
     T = _transform(X, transform)
-    mean = T.mean(axis=0)
-    scale = T.std(axis=0)
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean = T.mean(axis=0)
+        scale = T.std(axis=0)
+    bad = ~(np.isfinite(mean) & np.isfinite(scale))
+    if bad.any():  # squares past 1e154 overflow: every z would be 0, one segment in disguise
+        name = columns[int(np.argmax(bad))]
+        raise InputError(f"column {name!r} has values too large to standardise (up to "
+                         f"{np.abs(X[:, int(np.argmax(bad))]).max():.3g}); rescale it or use "
+                         "transform='log1p'")
     scale[scale == 0] = 1.0
     Z = (T - mean) / scale
     rng = np.random.default_rng(seed)
@@ -233,15 +270,25 @@ def cluster(features, *, columns: list[str], k: int | None = None, transform: st
         if not 2 <= lo <= hi:
             raise InputError(f"k_range must be (lo, hi) with 2 <= lo <= hi, got {k_range}")
         sample = Z[rng.choice(n, min(n, sample_size), replace=False)]
-        for kk in range(lo, min(hi, len(sample) - 1) + 1):
+        # silhouette needs 2..n-1 non-empty clusters, and k-means finds at most as many
+        # clusters as distinct rows (more would leave segments empty)
+        distinct = len(np.unique(sample, axis=0))
+        for kk in range(lo, min(hi, len(sample) - 1, distinct) + 1):
             labels = _kmeans(sample, kk, seed, n_init).labels_
             silhouette[kk] = float(silhouette_score(sample, labels))
         if not silhouette:
-            raise InputError(f"too few customers ({n}) to choose k by silhouette")
+            raise InputError(f"too few customers ({n}, {distinct} distinct in the sample) to "
+                             "choose k by silhouette; pass k=")
         k = max(silhouette, key=lambda kk: (silhouette[kk], -kk))
-    if not isinstance(k, (int, np.integer)) or not 1 <= k <= min(n, _MAX_K):
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= min(n, _MAX_K):
         raise InputError(f"k must be an integer in 1..{min(n, _MAX_K)}, got {k!r}")
-    centroids = _kmeans(Z, int(k), seed, n_init).cluster_centers_
+    fitted = _kmeans(Z, int(k), seed, n_init)
+    if np.bincount(fitted.labels_, minlength=int(k)).min() == 0:
+        # scikit-learn only warns (ConvergenceWarning) and leaves a segment empty for good
+        raise InputError(f"k={k} segments but the columns have only "
+                         f"{len(np.unique(Z, axis=0))} distinct row(s) (duplicate customers); "
+                         "pass a smaller k")
+    centroids = fitted.cluster_centers_
     agreement = None
     if previous is not None:
         centroids, agreement = _match_previous(centroids, mean, scale, transform, previous, X, columns)
