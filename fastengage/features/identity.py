@@ -55,7 +55,8 @@ def resolve(links, *, left: str, right: str, max_degree: int | None = None,
         report: links read, null links dropped, self links, ids, components, largest component,
         ids cut.
     """
-    if max_degree is not None and (not isinstance(max_degree, (int, np.integer)) or max_degree < 1):
+    if max_degree is not None and (isinstance(max_degree, bool)
+                                   or not isinstance(max_degree, (int, np.integer)) or max_degree < 1):
         raise InputError(f"max_degree must be a positive integer or None, got {max_degree!r}")
     source = open_source(links)
     cols = source.require({"left": left, "right": right})
@@ -63,6 +64,8 @@ def resolve(links, *, left: str, right: str, max_degree: int | None = None,
     if kinds["left"] != kinds["right"]:
         raise InputError(f"link columns {left!r} ({source.schema.field(left).type}) and {right!r} "
                          f"({source.schema.field(right).type}) must both be integers or both strings")
+    common = _common_int_type(source.schema.field(left).type, source.schema.field(right).type) \
+        if kinds["left"] == "int" else None
     encoder = IdEncoder(f"{left}/{right}", "id")
     left_codes, right_codes = [], []
     report = {"links_read": 0, "null_links_dropped": 0}
@@ -78,6 +81,8 @@ def resolve(links, *, left: str, right: str, max_degree: int | None = None,
             keep = pc.invert(nulls)
             a, b = pc.filter(a, keep), pc.filter(b, keep)
             report["null_links_dropped"] += n_null
+        if common is not None:  # int32 beside int64, uint64 beside uint8...: one id type
+            a, b = _as_int_type(a, common, left, right), _as_int_type(b, common, right, left)
         if a.type != encoder.type and encoder.type is not None and kinds["left"] == "str":
             a = a.cast(encoder.type)
         left_codes.append(encoder.encode(a))
@@ -120,6 +125,38 @@ def resolve(links, *, left: str, right: str, max_degree: int | None = None,
     table = pa.table({"id": ids, "customer_key": key, "component_size": pa.array(sizes),
                       "links": pa.array(links_per_id), **extra})
     return table.replace_schema_metadata({"fastengage": json.dumps(report)})
+
+
+def _value_type(typ):
+    return typ.value_type if pa.types.is_dictionary(typ) else typ
+
+
+def _common_int_type(left_type, right_type):
+    """The one integer type both link columns are coded in when their types differ (None when
+    they are the same): the wider of two signed or of two unsigned types, else int64 (a uint64
+    id past 2**63 beside signed ids is refused by :func:`_as_int_type`)."""
+    a, b = _value_type(left_type), _value_type(right_type)
+    if a == b and not pa.types.is_dictionary(left_type) and not pa.types.is_dictionary(right_type):
+        return None
+    if a == b:
+        return a
+    signed_a, signed_b = pa.types.is_signed_integer(a), pa.types.is_signed_integer(b)
+    if signed_a == signed_b:
+        return a if a.bit_width >= b.bit_width else b
+    return pa.int64()
+
+
+def _as_int_type(array, typ, column, other):
+    if pa.types.is_dictionary(array.type):
+        array = array.dictionary_decode()
+    if array.type == typ:
+        return array
+    try:
+        return array.cast(typ)
+    except pa.ArrowInvalid as exc:
+        raise InputError(f"link column {column!r} ({array.type}) holds ids that do not fit {typ}, "
+                         f"the type shared with {other!r}: {exc}; cast both columns to one "
+                         "integer type") from None
 
 
 def apply_identity(data, identity: pa.Table, *, customer: str) -> pa.Table:
