@@ -298,3 +298,59 @@ def sbg_derl_ref(params, d, n):
     k = np.arange(0, 200_000)
     ls = betaln(a, b + n + 1 + k) - betaln(a, b + n) - k * np.log1p(d)
     return float(np.exp(ls).sum())
+
+
+# -- session 11: BG/BB P(X(n) = k) and the cumulative-transactions tracking ---------------------
+
+def bgbb_pmf_mp(params, n, k, dps=50):
+    """P(X(n) = k) of the BG/BB for a new customer (Fader, Hardie & Shang 2010 eq. 7), each
+    beta function in mpmath at ``dps`` digits, summed in that precision:
+    C(n,k) B(a+k, b+n-k)/B(a,b) B(g, d+n)/B(g,d)
+    + sum_{i=k}^{n-1} C(i,k) B(a+k, b+i-k)/B(a,b) B(g+1, d+i)/B(g,d); 0 for k > n."""
+    import mpmath as mp
+    n, k = int(n), int(k)
+    if k > n:
+        return 0.0
+    with mp.workdps(dps):
+        a, b, g, d = (mp.mpf(float(p)) for p in params)
+        bab, bgd = mp.beta(a, b), mp.beta(g, d)
+        total = mp.binomial(n, k) * mp.beta(a + k, b + n - k) / bab * mp.beta(g, d + n) / bgd
+        for i in range(k, n):
+            total += mp.binomial(i, k) * mp.beta(a + k, b + i - k) / bab \
+                * mp.beta(g + 1, d + i) / bgd
+        return float(total)
+
+
+def bgnbd_population_expected(params, t):
+    """E[X(t)] of the BG/NBD for a new customer (Fader, Hardie & Lee 2005 eq. 7):
+    (a+b-1)/(a-1) [1 - (alpha/(alpha+t))^r 2F1(r, b; a+b-1; t/(alpha+t))], mpmath."""
+    import mpmath as mp
+    r, alpha, a, b = (mp.mpf(float(p)) for p in params)
+    t = mp.mpf(float(t))
+    return float((a + b - 1) / (a - 1) * (1 - (alpha / (alpha + t)) ** r
+                                         * mp.hyp2f1(r, b, a + b - 1, t / (alpha + t))))
+
+
+def cumulative_transactions_ref(customers, periods_of, horizon, step, expected):
+    """lifetimes' ``expected_cumulative_transactions`` by plain loops. ``periods_of``: each
+    transaction's period index counted from the earliest transaction's period (0-based);
+    transactions after period ``horizon`` left out; one purchase per (customer, period); a
+    customer's first period is their birth. For i = k * step (k = 1 .. horizon // step):
+    actual_i = repeat transactions in periods 0 .. i - 1,
+    predicted_i = sum over customers born in period b < i of expected((i - b) / step).
+    Returns (actual list, predicted list)."""
+    seen = {}
+    for c, p in zip(customers, periods_of):
+        if p <= horizon:
+            seen.setdefault(c, set()).add(int(p))
+    births, repeats = [], []
+    for c, ps in seen.items():
+        ordered = sorted(ps)
+        births.append(ordered[0])
+        repeats.extend(ordered[1:])
+    actual, predicted = [], []
+    for kk in range(1, horizon // step + 1):
+        i = kk * step
+        actual.append(sum(1 for p in repeats if p < i))
+        predicted.append(sum(expected((i - b) / step) for b in births if b < i))
+    return actual, predicted

@@ -120,3 +120,21 @@ def item_knn(W, K):
         cand.sort(key=lambda t: (-t[0], t[1]))
         out.append(cand[:K])
     return out
+
+
+# -- session 11: similar customers / items with candidate and exclusion lists -----------------
+
+def cosine_similar(F, row, n, allowed=None):
+    """implicit's similar_users / similar_items on factors ``F``: cosine of row ``row`` with
+    every row (itself included; a zero row has norm 1), best ``n`` by score desc then row
+    asc, only ``allowed`` rows when given. Returns (rows, scores) as lists."""
+    F = np.asarray(F, dtype=np.float64)
+    norms = [math.sqrt(sum(v * v for v in F[j])) or 1.0 for j in range(F.shape[0])]
+    scores = [float(F[row] @ F[j]) / (norms[row] * norms[j]) for j in range(F.shape[0])]
+    return topn(scores, n, allowed=allowed)
+
+
+def leave_k_out_expectation(pairs_per_customer, k):
+    """implicit's leave_k_out_split contract per customer (train_only_size 0): a customer with
+    more than k + 1 distinct pairs has exactly k of them in test, the others none."""
+    return {c: (k if m > k + 1 else 0) for c, m in pairs_per_customer.items()}

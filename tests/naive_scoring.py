@@ -212,3 +212,75 @@ def onnx_trees(seed, n_features=3, n_trees=3, classifier=False, n_targets=1, n_c
     model.ir_version = 8
     onnx.checker.check_model(model)
     return model.SerializeToString()
+
+
+# -- session 11: LightGBM linear trees and pandas category codes, from the peer's definitions --
+
+def _lgb_json_leaf_value(node, x):
+    """LightGBM's Tree::Predict at one leaf of ``dump_model()``'s JSON: a linear leaf
+    (``leaf_const``/``leaf_features``/``leaf_coeff``) gives leaf_const + sum coeff * x in the
+    order listed, or the plain ``leaf_value`` as soon as one of its features is NaN."""
+    if "leaf_features" not in node:
+        return float(node["leaf_value"])
+    out = float(node["leaf_const"])
+    for feat, coeff in zip(node["leaf_features"], node["leaf_coeff"]):
+        v = x[feat]
+        if math.isnan(v):
+            return float(node["leaf_value"])
+        out += float(coeff) * v
+    return out
+
+
+def _lgb_json_go_left(node, v):
+    """LightGBM's Tree::NumericalDecision / CategoricalDecision (include/LightGBM/tree.h) on a
+    JSON node: categorical '||'-joined categories go left (NaN, negatives go right);
+    numerical: NaN is 0 unless missing_type is NaN; the missing value (NaN, or zero-band with
+    missing_type Zero) follows default_left; else ``v <= threshold``."""
+    if node["decision_type"] == "==":
+        if math.isnan(v) or int(v) < 0:
+            return False
+        return int(v) in {int(c) for c in str(node["threshold"]).split("||")}
+    missing = node["missing_type"]
+    if math.isnan(v) and missing != "NaN":
+        v = 0.0
+    if (missing == "Zero" and -ZERO <= v <= ZERO) or (missing == "NaN" and math.isnan(v)):
+        return bool(node["default_left"])
+    return v <= float(node["threshold"])
+
+
+def lgb_json_raw(dump, X):
+    """Raw scores ``(n, num_tree_per_iteration)`` of a LightGBM model from its own
+    ``Booster.dump_model()`` JSON, row by row and tree by tree in a Python double. Each row is
+    first read as LightGBM's predictor reads a dense row (a value with |x| <= 1e-35f is 0).
+    Average output (random forest) divides by the iterations."""
+    k = int(dump["num_tree_per_iteration"])
+    trees = dump["tree_info"]
+    out = np.zeros((X.shape[0], k))
+    for i in range(X.shape[0]):
+        x = [0.0 if abs(float(v)) <= ZERO else float(v) for v in X[i]]
+        for t, tree in enumerate(trees):
+            node = tree["tree_structure"]
+            while "leaf_value" not in node:
+                go = _lgb_json_go_left(node, x[node["split_feature"]])
+                node = node["left_child"] if go else node["right_child"]
+            out[i, t % k] += _lgb_json_leaf_value(node, x)
+    if dump.get("average_output"):
+        out /= max(1, len(trees) // k)
+    return out
+
+
+def pandas_category_codes(values, categories):
+    """LightGBM's pandas rule for a category column at predict time:
+    ``Series(values).astype('category').cat.set_categories(categories).cat.codes``, code -1
+    (a null or a value not in the list) read as NaN. Plain Python: a value matches a category
+    of the same kind (text with text, integer with integer) and equal value."""
+    out = []
+    for v in values:
+        code = math.nan
+        if v is not None:
+            for pos, c in enumerate(categories):
+                if isinstance(c, str) == isinstance(v, str) and c == v:
+                    code = float(pos)
+                    break
+        out.append(code)
+    return np.array(out, dtype=np.float64)
