@@ -78,8 +78,7 @@ def resolve(links, *, left: str, right: str, max_degree: int | None = None,
             if not drop_null_links:
                 raise InputError(f"{n_null} link row(s) have a null id in {left!r} or {right!r}; "
                                  "pass drop_null_links=True to drop them (the count is reported)")
-            keep = pc.invert(nulls)
-            a, b = pc.filter(a, keep), pc.filter(b, keep)
+            a, b = _drop_rows(a, nulls), _drop_rows(b, nulls)
             report["null_links_dropped"] += n_null
         if common is not None:  # int32 beside int64, uint64 beside uint8...: one id type
             a, b = _as_int_type(a, common, left, right), _as_int_type(b, common, right, left)
@@ -125,6 +124,14 @@ def resolve(links, *, left: str, right: str, max_degree: int | None = None,
     table = pa.table({"id": ids, "customer_key": key, "component_size": pa.array(sizes),
                       "links": pa.array(links_per_id), **extra})
     return table.replace_schema_metadata({"fastengage": json.dumps(report)})
+
+
+def _drop_rows(array, drop):
+    """``array`` without the rows where ``drop`` is true; string_view (no filter or take kernel
+    in Arrow) becomes large_string, the type the id map gives string_view ids anyway."""
+    if pa.types.is_string_view(array.type):
+        array = array.cast(pa.large_string())
+    return pc.filter(array, pc.invert(drop))
 
 
 def _value_type(typ):
