@@ -41,10 +41,12 @@ from ..kernels.common.config import (PRIVACY_AGGREGATE_PARTS, PRIVACY_HASH_CHUNK
                                      PRIVACY_SMALL_DICTIONARY, PRIVACY_SMALL_DICTIONARY_MIN_ROWS)
 from ..kernels.privacy.aggregate import bounded_aggregates, cap_rows
 from ..kernels.privacy.segments import remap_codes, small_dictionary
+from ._dp_args import METRICS
+from ._dp_args import check_args as _check_args
+from ._dp_args import check_int64_sums as _check_int64_sums
 
 __all__ = ["dp_report", "DPReport", "Budget", "METRICS"]
 
-METRICS = ("count", "sum", "mean")
 _MAX_BY = 3          # segment columns; each gets 21 bits of a packed int64 key
 _SHIFT = 21
 
@@ -58,7 +60,8 @@ class Budget:
     """
 
     def __init__(self, epsilon: float):
-        if not (isinstance(epsilon, (int, float)) and math.isfinite(epsilon) and epsilon > 0):
+        if isinstance(epsilon, bool) or not (isinstance(epsilon, (int, float))
+                                             and math.isfinite(epsilon) and epsilon > 0):
             raise InputError(f"Budget epsilon={epsilon!r} must be a positive finite number")
         self.epsilon = float(epsilon)
         self.spent = 0.0
@@ -176,8 +179,12 @@ class _Segments:
     def __len__(self) -> int:
         return len(self.columns[0]) if len(self.by) == 1 else len(self.packed)
 
-    def key_columns(self) -> dict:
+    def key_columns(self, input_types=None) -> dict:
+        """The segments' keys per ``by`` column; with no segment at all (an empty input and no
+        ``keys=``), empty columns of the types the input's columns would have given."""
         n = len(self)
+        if n == 0 and input_types:
+            return {name: pa.array([], _key_type(input_types[name])) for name in self.by}
         if len(self.by) == 1:
             return {self.by[0]: self.columns[0].ids()}
         packed = self.packed.ids().to_numpy() if n else np.zeros(0, np.int64)
@@ -186,6 +193,12 @@ class _Segments:
             shift = _SHIFT * (len(self.by) - 1 - j)
             out[name] = encoder.decode((packed >> shift) & ((1 << _SHIFT) - 1))
         return out
+
+
+def _key_type(typ):
+    """The type the id map gives keys read from a column of type ``typ``."""
+    typ = typ.value_type if pa.types.is_dictionary(typ) else typ
+    return pa.large_string() if pa.types.is_string_view(typ) else typ
 
 
 def _segment_column(batch, name: str) -> pa.Array:
@@ -284,43 +297,6 @@ class _Customers:
         return self.size if self.offset is not None else len(self.encoder)
 
 
-def _check_args(metrics, amount, bounds, customer, max_rows, epsilon, resolution, alpha):
-    if isinstance(metrics, str):
-        metrics = [metrics]
-    metrics = list(dict.fromkeys(metrics))
-    bad = [m for m in metrics if m not in METRICS]
-    if bad or not metrics:
-        raise InputError(f"metrics={metrics!r}; choose from {', '.join(METRICS)}")
-    needs_amount = any(m in ("sum", "mean") for m in metrics)
-    if needs_amount:
-        if amount is None:
-            raise InputError("metrics sum/mean need amount= (the column to sum)")
-        if bounds is None or len(bounds) != 2:
-            raise InputError("metrics sum/mean need bounds=(lower, upper): amounts are clamped "
-                             "to them, which is what bounds each customer's influence")
-        lower, upper = float(bounds[0]), float(bounds[1])
-        if not (math.isfinite(lower) and math.isfinite(upper) and lower < upper):
-            raise InputError(f"bounds={bounds!r} must be finite with lower < upper")
-        if not (isinstance(resolution, (int, float)) and resolution > 0):
-            raise InputError(f"resolution={resolution!r} must be positive")
-        if round(lower / resolution) >= round(upper / resolution):
-            raise InputError(f"bounds={bounds!r} collapse to one value at resolution="
-                             f"{resolution!r}")
-        bounds = (lower, upper)
-    if customer is not None:
-        if isinstance(max_rows, bool) or not isinstance(max_rows, (int, np.integer)) \
-                or max_rows < 1:
-            raise InputError("customer= is the privacy unit: max_rows_per_customer= (a positive "
-                             "int) must bound how many rows each customer contributes")
-    elif max_rows is not None:
-        raise InputError("max_rows_per_customer= needs customer= (whose rows to cap)")
-    if not (isinstance(epsilon, (int, float)) and math.isfinite(epsilon) and epsilon > 0):
-        raise InputError(f"epsilon={epsilon!r} must be a positive finite number")
-    if not 0 < alpha < 1:
-        raise InputError(f"alpha={alpha!r} must be in (0, 1)")
-    return metrics, needs_amount, bounds
-
-
 def _coded_aggregates(segments, batch, keep, values, lower_u, upper_u, resolution, n_threads):
     """The general path: segment codes of every row, then the per-part aggregation kernel."""
     seg = np.ascontiguousarray(segments.codes(batch), dtype=np.int32)
@@ -339,6 +315,7 @@ def _bounded_aggregates(data, by, customer, amount, bounds, max_rows, keys, reso
     roles = source.require({**{f"by[{j}]": b for j, b in enumerate(by)}, "customer": customer,
                             "amount": amount})
     segments = _Segments(by, keys, n_threads)
+    segments.input_types = {b: source.schema.field(b).type for b in by}
     customers = _Customers(customer) if customer is not None else None
     k = int(max_rows) if customer is not None else 0
     counts, sums = np.zeros(len(segments), np.int64), np.zeros(len(segments), np.int64)
@@ -430,14 +407,15 @@ def dp_report(data, *, by: Sequence[str], epsilon: float, customer: str | None =
     segments, counts, sums, rows, dropped = _bounded_aggregates(
         data, by, customer, amount if needs_amount else None, bounds, max_rows_per_customer,
         keys, resolution, batch_size, n_threads)
-    if budget is not None:
-        budget._reserve(epsilon, f"dp_report by {by}")
     k = int(max_rows_per_customer) if customer is not None else 0
     if needs_amount:
         lower_u, upper_u = (round(b / resolution) for b in bounds)
+        _check_int64_sums(counts, max(k, 1), max(abs(lower_u), abs(upper_u)))
+    if budget is not None:
+        budget._reserve(epsilon, f"dp_report by {by}")
     n = len(segments)
     unit_rows = max(k, 1)
-    table = dict(segments.key_columns())
+    table = dict(segments.key_columns(getattr(segments, "input_types", None)))
     accounting = {"mechanism": "discrete Laplace (OpenDP make_laplace, int64 vectors)",
                   "privacy_unit": customer or "row", "max_rows_per_customer": unit_rows,
                   "keys_protected": keys is not None, "alpha": alpha, "segments": n,
