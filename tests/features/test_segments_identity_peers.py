@@ -200,7 +200,8 @@ def test_result_equal_in_diff_n_threads():
         one = cluster(table, columns=table.column_names, k=3, transform="none", seed=0)
     with threadpool_limits(limits=2, user_api="openmp"):
         two = cluster(table, columns=table.column_names, k=3, transform="none", seed=0)
-    np.testing.assert_array_equal(one.centroids_, two.centroids_)
+    np.testing.assert_array_equal(_labels(one, table), _labels(two, table))  # the peer's claim
+    np.testing.assert_allclose(one.centroids_, two.centroids_, rtol=1e-12, atol=1e-12)
 
 
 def test_unsorted_and_chunked_rows_give_the_same_partition():
@@ -411,6 +412,20 @@ def test_self_links_cycles_and_a_large_component_against_scipy():
     assert (keys[big] == 10**12).all() and (keys[~big] == ids[~big] + 10**12).all()
     report = json.loads(got.schema.metadata[b"fastengage"])
     assert report["largest_component"] == n and report["self_links"] == selfs.size + lonely.size
+
+
+def test_links_per_id_are_the_multigraph_degree():
+    # the ``links`` column: link rows touching an id, repeated links each counted, a self link
+    # once (networkx's MultiGraph degree counts a self loop twice)
+    nx = pytest.importorskip("networkx")
+    rng = np.random.default_rng(4)
+    edges = [tuple(e) for e in rng.integers(0, 15, (80, 2)).tolist()]
+    G = nx.MultiGraph(edges)
+    got = resolve(_links(edges), left="l", right="r")
+    loops = {v: sum(1 for a, b in edges if a == b == v) for v in G}
+    assert dict(zip(got.column("id").to_pylist(), got.column("links").to_pylist())) == \
+        {v: G.degree(v) - loops[v] for v in G}
+    assert _components(got) == {frozenset(c) for c in nx.connected_components(G)}
 
 
 @pytest.mark.parametrize("max_degree", [1, 2, 3])
