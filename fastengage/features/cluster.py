@@ -80,7 +80,7 @@ class Segments:
     """A fitted segmentation: scaling, centroids in the scaled space, and how labels were ordered."""
 
     def __init__(self, columns, transform, mean, scale, centroids, *, order_by, seed,
-                 silhouette=None, agreement=None):
+                 silhouette=None, agreement=None, labels=None):
         self.columns = list(columns)
         self.transform = transform
         self.mean_ = np.asarray(mean, dtype=np.float64)
@@ -90,6 +90,10 @@ class Segments:
         self.seed = seed
         self.silhouette_ = silhouette or {}
         self.agreement_ = agreement
+        # the segment number of each centroid: 0..k-1, except after a refit with fewer segments
+        # than ``previous`` (the matched segments keep their old numbers, e.g. 0, 2, 3)
+        self.labels_ = (np.arange(self.k, dtype=np.int32) if labels is None
+                        else np.asarray(labels, dtype=np.int32))
 
     @property
     def k(self) -> int:
@@ -99,6 +103,10 @@ class Segments:
         return (_transform(X, self.transform) - self.mean_) / self.scale_
 
     def _labels(self, X):
+        return self.labels_[self._nearest(X)]
+
+    def _nearest(self, X):
+        """Index of the nearest centroid of each row."""
         with np.errstate(over="ignore", invalid="ignore"):
             Z = self._scaled(X)
             # |z - c|^2 = |z|^2 - 2 z.c + |c|^2; the |z|^2 term does not change the argmin
@@ -121,9 +129,9 @@ class Segments:
         of every input column."""
         cols = list(self.columns) + ([revenue] if revenue and revenue not in self.columns else [])
         X, _, table = _read_matrix(features, cols)
-        labels = self._labels(X[:, :len(self.columns)])
+        labels = self._nearest(X[:, :len(self.columns)])  # centroid index; segment: labels_
         size = np.bincount(labels, minlength=self.k)
-        out = {"segment": pa.array(np.arange(self.k, dtype=np.int32)), "customers": pa.array(size),
+        out = {"segment": pa.array(self.labels_), "customers": pa.array(size),
                "share_of_customers": pa.array(size / max(1, len(labels)))}
         if revenue:
             r = X[:, cols.index(revenue)]
@@ -157,7 +165,7 @@ class Segments:
     def save(self, path) -> None:
         meta = {"columns": self.columns, "transform": self.transform, "order_by": self.order_by,
                 "seed": self.seed, "k": self.k, "silhouette": {str(k): v for k, v in self.silhouette_.items()},
-                "agreement": self.agreement_}
+                "agreement": self.agreement_, "labels": self.labels_.tolist()}
         save_bundle(path, _KIND, _VERSION, meta,
                     {"mean": self.mean_, "scale": self.scale_, "centroids": self.centroids_})
 
@@ -183,6 +191,12 @@ class Segments:
                     raise ModelFormatError(f"segments file: {name}.npy has non-finite values")
             if not (scale > 0).all():
                 raise ModelFormatError("segments file: scale.npy must be positive")
+            labels = m.get("labels")  # absent in files written before it existed: 0..k-1
+            if labels is not None and (
+                    not isinstance(labels, list) or len(labels) != k
+                    or not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**31
+                               for v in labels) or len(set(labels)) != k):
+                raise ModelFormatError("segments file: 'labels' must list k distinct segment numbers")
             agreement = m.get("agreement")
             if agreement is not None and not isinstance(agreement, (int, float)):
                 raise ModelFormatError("segments file: 'agreement' must be a number or null")
@@ -194,7 +208,7 @@ class Segments:
                        silhouette={int(a): float(v) for a, v in sil.items()
                                    if str(a).isdigit() and len(str(a)) <= 4
                                    and isinstance(v, (int, float))},
-                       agreement=agreement)
+                       agreement=agreement, labels=labels)
 
 
 def _kmeans(Z, k, seed, n_init):
@@ -289,15 +303,16 @@ def cluster(features, *, columns: list[str], k: int | None = None, transform: st
                          f"{len(np.unique(Z, axis=0))} distinct row(s) (duplicate customers); "
                          "pass a smaller k")
     centroids = fitted.cluster_centers_
-    agreement = None
+    agreement = labels = None
     if previous is not None:
-        centroids, agreement = _match_previous(centroids, mean, scale, transform, previous, X, columns)
+        centroids, labels, agreement = _match_previous(centroids, mean, scale, transform, previous,
+                                                       X, columns)
     else:
         j = list(columns).index(order_by)
         # order by the centroid's value of order_by in the original units (monotone in the mean)
         centroids = centroids[np.argsort(-centroids[:, j], kind="stable")]
     return Segments(columns, transform, mean, scale, centroids, order_by=order_by, seed=seed,
-                    silhouette=silhouette, agreement=agreement)
+                    silhouette=silhouette, agreement=agreement, labels=labels)
 
 
 def _match_previous(centroids, mean, scale, transform, previous, X, columns):
@@ -310,10 +325,17 @@ def _match_previous(centroids, mean, scale, transform, previous, X, columns):
     in_prev = (raw - previous.mean_) / previous.scale_
     cost = ((in_prev[:, None, :] - previous.centroids_[None, :, :]) ** 2).sum(axis=2)
     rows, cols = linear_sum_assignment(cost)
-    # matched new centroids take the old labels' order; new segments without a match go last
+    # matched new centroids take the old segments' numbers (in the old order); with more segments
+    # than before the unmatched ones get new numbers after the old ones, with fewer the numbers
+    # of the unmatched old segments are simply not used (a segment keeps its number either way)
     order = list(rows[np.argsort(cols)])
-    order += [r for r in range(centroids.shape[0]) if r not in set(rows)]
+    labels = [int(previous.labels_[c]) for c in np.sort(cols)]
+    unmatched = [r for r in range(centroids.shape[0]) if r not in set(rows)]
+    order += unmatched
+    labels += list(range(int(previous.labels_.max()) + 1,
+                         int(previous.labels_.max()) + 1 + len(unmatched)))
     matched = centroids[np.asarray(order)]
-    new = Segments(columns, transform, mean, scale, matched, order_by=previous.order_by, seed=None)
+    new = Segments(columns, transform, mean, scale, matched, order_by=previous.order_by, seed=None,
+                   labels=labels)
     agreement = float(np.mean(new._labels(X) == previous._labels(X)))
-    return matched, agreement
+    return matched, np.asarray(labels, dtype=np.int32), agreement

@@ -215,6 +215,56 @@ def test_unsorted_and_chunked_rows_give_the_same_partition():
     np.testing.assert_array_equal(_labels(again, table), _labels(seg, table))
 
 
+def test_refit_with_fewer_segments_keeps_their_numbers(tmp_path):
+    # sklearn test_k_means.py::test_kmeans_init_fitted_centers (a refit from a fitted solution
+    # keeps it) has its counterpart in previous=; edge case beyond the peer: a segment that
+    # disappeared. Before, k=3 after k=4 renumbered the kept segments 0..2 (segment 2 became 1)
+    # and agreement_ read 0.37 though no customer moved.
+    from fastengage.segments import Segments
+
+    rng = np.random.default_rng(0)
+    corners = np.array([[0, 0], [10, 0], [0, 10], [10, 10]], float)
+    X = corners[rng.integers(0, 4, 400)] + rng.normal(0, 0.5, (400, 2))
+    table = _table(X, ["a", "b"])
+    first = cluster(table, columns=["a", "b"], k=4, transform="none", seed=0)
+    before = _labels(first, table)
+    kept = table.filter(pa.array(before != 1))
+    second = cluster(kept, columns=["a", "b"], k=3, transform="none", seed=1, previous=first)
+    assert second.agreement_ == 1.0 and second.labels_.tolist() == [0, 2, 3]
+    np.testing.assert_array_equal(_labels(second, kept), before[before != 1])
+    assert second.profile(kept).column("segment").to_pylist() == [0, 2, 3]
+    path = tmp_path / "seg.fe"
+    second.save(path)
+    back = Segments.load(path)
+    assert back.labels_.tolist() == [0, 2, 3] and back.predict(kept).equals(second.predict(kept))
+    import io
+    import zipfile
+
+    from fastengage.errors import ModelFormatError
+
+    def with_labels(labels):
+        out = io.BytesIO()
+        with zipfile.ZipFile(path) as zin, zipfile.ZipFile(out, "w") as zout:
+            for info in zin.infolist():
+                body = zin.read(info)
+                if info.filename == "meta.json":
+                    header = json.loads(body)
+                    if labels is None:
+                        del header["meta"]["labels"]
+                    else:
+                        header["meta"]["labels"] = labels
+                    body = json.dumps(header).encode()
+                zout.writestr(info.filename, body)
+        return io.BytesIO(out.getvalue())
+
+    assert Segments.load(with_labels(None)).labels_.tolist() == [0, 1, 2]  # files before labels
+    for bad in ([0, 0, 1], [0, 1], [0, -1, 2], [0, True, 2], "012", [0, 1, 2**40]):
+        with pytest.raises(ModelFormatError, match="labels"):
+            Segments.load(with_labels(bad))
+    grown = cluster(table, columns=["a", "b"], k=4, transform="none", seed=0, previous=second)
+    assert sorted(grown.labels_.tolist()) == [0, 2, 3, 4]  # the new segment gets a new number
+
+
 def test_odd_arrow_inputs():
     cols = ["a", "b"]
     X = np.array([[1.0, 2.0], [1.5, 2.5], [40.0, 80.0], [42.0, 81.0]])
