@@ -280,9 +280,11 @@ def cluster(features, *, columns: list[str], k: int | None = None, transform: st
     if k is None:
         from sklearn.metrics import silhouette_score
 
-        lo, hi = k_range
-        if not 2 <= lo <= hi:
-            raise InputError(f"k_range must be (lo, hi) with 2 <= lo <= hi, got {k_range}")
+        if (not isinstance(k_range, (tuple, list)) or len(k_range) != 2
+                or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+                           for v in k_range) or not 2 <= k_range[0] <= k_range[1]):
+            raise InputError(f"k_range must be (lo, hi) with integers 2 <= lo <= hi, got {k_range!r}")
+        lo, hi = (int(v) for v in k_range)
         sample = Z[rng.choice(n, min(n, sample_size), replace=False)]
         # silhouette needs 2..n-1 non-empty clusters, and k-means finds at most as many
         # clusters as distinct rows (more would leave segments empty)

@@ -58,6 +58,8 @@ def resolve(links, *, left: str, right: str, max_degree: int | None = None,
     if max_degree is not None and (isinstance(max_degree, bool)
                                    or not isinstance(max_degree, (int, np.integer)) or max_degree < 1):
         raise InputError(f"max_degree must be a positive integer or None, got {max_degree!r}")
+    if isinstance(left, str) and left == right:
+        raise InputError(f"left= and right= both name {left!r}: links need two id columns")
     source = open_source(links)
     cols = source.require({"left": left, "right": right})
     kinds = {role: id_kind(source.schema.field(name).type, name, role) for role, name in cols.items()}

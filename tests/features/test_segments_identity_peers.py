@@ -308,7 +308,9 @@ def test_odd_arrow_inputs():
     same = pa.table({"a": [3.0] * 10, "b": [1.0] * 10})
     with pytest.raises(InputError, match="1 distinct"):
         cluster(same, columns=cols, k=None)
-    for bad in ({"k": True}, {"k": 2, "n_init": 0}, {"k": 2, "columns": ["a", "a"]}):
+    for bad in ({"k": True}, {"k": 2, "n_init": 0}, {"k": 2, "columns": ["a", "a"]},
+                {"k": None, "k_range": (2,)}, {"k": None, "k_range": "ab"},
+                {"k": None, "k_range": (2.5, 4)}):
         with pytest.raises(InputError):
             cluster(plain, **{"columns": cols, **bad})
 
@@ -551,6 +553,8 @@ def test_odd_arrow_link_inputs(typ):
                       "r": pa.concat_arrays([table.column("r").combine_chunks(), table.column("r").chunk(0).slice(0, 1)])})
     with pytest.raises(InputError, match="null id in 'l' or 'r'"):
         resolve(nulls, left="l", right="r")
+    with pytest.raises(InputError, match="two id columns"):  # was a raw IndexError
+        resolve(table, left="l", right="l")
     # string_view: Arrow has no filter/take kernel for it (a raw ArrowNotImplementedError before)
     for data in (nulls, pa.RecordBatchReader.from_batches(nulls.schema, nulls.to_batches(max_chunksize=2))):
         dropped = resolve(data, left="l", right="r", drop_null_links=True)
