@@ -260,7 +260,9 @@ def load_bundle(path: str | os.PathLike | io.IOBase, kind: str,
     """
     try:
         zf = zipfile.ZipFile(path, "r")
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+    # NotImplementedError: a central directory entry needing a newer zip version ("zip file
+    # version 10.1"), raised while the directory is read (found by the rfm_state fuzz target)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:
         raise ModelFormatError(f"not a fastengage {kind} file: {exc}") from exc
     try:
         _check_members(zf, kind)

@@ -774,3 +774,18 @@ def test_one_row_duplicates_and_uint64_ids_above_2_63_against_polars():
         assert got["monetary_total"].to_pylist()[2] == exact_total([2.5] + [0.1] * 5)
         last = [_us(v) for v in frame["last"].to_list()]
         assert [_us(v) for v in got["last_purchase"].to_pylist()] == last
+
+
+def test_state_file_needing_a_newer_zip_version_is_a_model_format_error():
+    """Found by the rfm_state fuzz target (tests/fuzz/harness.py, 30 s): a central directory
+    entry whose "version needed to extract" is 10.1 made zipfile raise NotImplementedError out
+    of RFMState.load (every bundle loader shares the opening)."""
+    import io
+
+    buffer = io.BytesIO()
+    fe.RFMState(**KW).update(_small()).save(buffer)
+    raw = bytearray(buffer.getvalue())
+    entry = raw.find(b"PK\x01\x02")  # the first central directory entry
+    raw[entry + 6:entry + 8] = (101).to_bytes(2, "little")
+    with pytest.raises(fe.ModelFormatError, match="zip file version 10.1"):
+        fe.RFMState.load(io.BytesIO(bytes(raw)))
