@@ -34,7 +34,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .._io.ids import IdEncoder, string_buffers
+from .._io.ids import IdEncoder, id_kind, string_buffers
 from .._io.sources import amount_to_float64, open_source
 from ..errors import InputError
 from ..kernels.common.config import (PRIVACY_AGGREGATE_PARTS, PRIVACY_HASH_CHUNKS,
@@ -130,6 +130,7 @@ class _Segments:
             missing = [b for b in self.by if b not in table.column_names]
             if missing:
                 raise InputError(f"keys= lacks the by column(s) {missing}")
+            self.key_types = {b: table.schema.field(b).type for b in self.by}
             codes = self._encode(table, insert=True)
             if len(np.unique(codes)) != len(codes):
                 raise InputError("keys= lists a segment more than once")
@@ -193,6 +194,17 @@ class _Segments:
             shift = _SHIFT * (len(self.by) - 1 - j)
             out[name] = encoder.decode((packed >> shift) & ((1 << _SHIFT) - 1))
         return out
+
+
+def _check_key_kinds(key_types, input_types) -> None:
+    """keys= of integers for a string column (or the reverse) is an error, not a raw parse
+    failure of the id map."""
+    for name, typ in input_types.items():
+        want, have = id_kind(typ, name, "segment"), id_kind(key_types[name], name, "keys=")
+        if want != have:
+            raise InputError(f"keys= column {name!r} ({key_types[name]}) holds "
+                             f"{'integers' if have == 'int' else 'strings'} but the data's "
+                             f"{name!r} ({typ}) holds {'integers' if want == 'int' else 'strings'}")
 
 
 def _key_type(typ):
@@ -316,6 +328,8 @@ def _bounded_aggregates(data, by, customer, amount, bounds, max_rows, keys, reso
                             "amount": amount})
     segments = _Segments(by, keys, n_threads)
     segments.input_types = {b: source.schema.field(b).type for b in by}
+    if keys is not None:
+        _check_key_kinds(segments.key_types, segments.input_types)
     customers = _Customers(customer) if customer is not None else None
     k = int(max_rows) if customer is not None else 0
     counts, sums = np.zeros(len(segments), np.int64), np.zeros(len(segments), np.int64)

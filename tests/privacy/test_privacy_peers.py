@@ -164,6 +164,11 @@ def test_bad_bounds_and_overflowing_sums_are_clear_errors():
         dp_report(table, by=["s"], customer="c", amount="a", bounds=(0, 2**40), resolution=1,
                   max_rows_per_customer=2**30, epsilon=1.0, budget=budget)
     assert budget.spent == 0  # refused before any budget is spent
+    # keys= of another kind than the data's column: was a raw "invalid literal for int()"
+    with pytest.raises(InputError, match="keys= column 's' .* holds integers but the data's 's'"):
+        dp_report(table, by=["s"], metrics=["count"], epsilon=1.0, keys={"s": [1, 2]})
+    with pytest.raises(InputError, match="holds strings but the data's 's' .* holds integers"):
+        dp_report(pa.table({"s": [1]}), by=["s"], metrics=["count"], epsilon=1.0, keys={"s": ["1"]})
     for bad in ({"epsilon": True}, {"epsilon": 1.0, "alpha": True}, {"epsilon": 1.0, "resolution": True}):
         with pytest.raises(InputError):
             dp_report(table, by=["s"], amount="a", bounds=(0, 1), **bad)
