@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .._io.ids import IdEncoder
+from .._io.ids import IdEncoder, id_kind
 from .._io.sources import open_source, time_to_us
 from .._io.times import iso, parse_time
 from ..errors import InputError
@@ -83,10 +83,65 @@ def _bound_times(array: pa.Array, column: str, fill: int) -> np.ndarray:
     return out
 
 
-def _consent_timelines(consents, purpose: str, names: dict, as_of_us, encoder: IdEncoder):
-    """Encode the consent customers and build their timelines for ``purpose``."""
+def _shared_id_type(consent_type, data_type, consent_column: str, data_column: str):
+    """The integer type both tables' customer ids are coded in when their types differ (None:
+    no cast needed; the id map unifies string types itself). Strings beside integers is an
+    error naming both columns."""
+    have = id_kind(consent_type, consent_column, "consent customer")
+    want = id_kind(data_type, data_column, "customer")
+    if have != want:
+        kinds = {"int": "integers", "str": "strings"}
+        raise InputError(f"the consent table's customer column {consent_column!r} "
+                         f"({consent_type}) holds {kinds[have]} but the data's {data_column!r} "
+                         f"({data_type}) holds {kinds[want]}; cast one of them")
+    if have == "str":
+        return None
+    a, b = (t.value_type if pa.types.is_dictionary(t) else t for t in (consent_type, data_type))
+    if a == b:
+        return None
+    if pa.types.is_signed_integer(a) == pa.types.is_signed_integer(b):
+        return a if a.bit_width >= b.bit_width else b
+    return pa.int64()
+
+
+def _as_id_type(array, typ, label: str):
+    if typ is None:
+        return array
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    if pa.types.is_dictionary(array.type):
+        array = array.dictionary_decode()
+    if array.type == typ:
+        return array
+    try:
+        return array.cast(typ)
+    except pa.ArrowInvalid as exc:
+        raise InputError(f"{label} ({array.type}) holds ids that do not fit {typ}, the type "
+                         f"shared with the other table's customer ids: {exc}") from None
+
+
+def _filter_rows(batch: pa.RecordBatch, keep: pa.Array) -> pa.RecordBatch:
+    """``batch.filter(keep)``, also for string_view / binary_view columns (Arrow has no filter
+    kernel for them: they are filtered as large_string / large_binary and cast back)."""
+    views = {i: f.type for i, f in enumerate(batch.schema)
+             if pa.types.is_string_view(f.type) or pa.types.is_binary_view(f.type)}
+    if not views:
+        return batch.filter(keep)
+    columns = [c.cast(pa.large_string() if pa.types.is_string_view(views[i]) else pa.large_binary())
+               if i in views else c for i, c in enumerate(batch.columns)]
+    kept = pa.RecordBatch.from_arrays(columns, names=batch.schema.names).filter(keep)
+    columns = [c.cast(views[i]) if i in views else c for i, c in enumerate(kept.columns)]
+    return pa.RecordBatch.from_arrays(columns, schema=batch.schema)
+
+
+def _consent_timelines(consents, purpose: str, names: dict, as_of_us, encoder: IdEncoder,
+                       data_type, data_column: str):
+    """Encode the consent customers and build their timelines for ``purpose``; returns them
+    and the id type the data's customer ids are to be cast to (None: none)."""
     source = open_source(consents)
     source.require({f"consent {role}": names[role] for role in _ROLES})
+    shared = _shared_id_type(source.schema.field(names["customer"]).type, data_type,
+                             names["customer"], data_column)
     table = pa.Table.from_batches(list(source.batches([names[r] for r in _ROLES])),
                                   schema=pa.schema([source.schema.field(names[r])
                                                     for r in dict.fromkeys(_ROLES)]))
@@ -99,7 +154,8 @@ def _consent_timelines(consents, purpose: str, names: dict, as_of_us, encoder: I
     valid_from = _bound_times(table.column(names["valid_from"]), names["valid_from"], _INT64_MIN)
     valid_to = _bound_times(table.column(names["valid_to"]), names["valid_to"], _INT64_MAX)
     granted = _status_granted(table.column(names["status"]), names["status"])
-    codes = encoder.encode(table.column(names["customer"]))
+    codes = encoder.encode(_as_id_type(table.column(names["customer"]), shared,
+                                       f"consent customer column {names['customer']!r}"))
     known = valid_from <= as_of_us if as_of_us is not None else np.ones(len(codes), np.bool_)
     empty = valid_from >= valid_to
     if empty.any():
@@ -112,7 +168,7 @@ def _consent_timelines(consents, purpose: str, names: dict, as_of_us, encoder: I
     np.cumsum(np.bincount(codes, minlength=len(encoder)), out=rec_start[1:])
     return kern.consent_timeline(rec_start, np.ascontiguousarray(valid_from[order]),
                                  np.ascontiguousarray(valid_to[order]),
-                                 np.ascontiguousarray(granted[order]))
+                                 np.ascontiguousarray(granted[order])), shared
 
 
 def consented(data, consents, *, customer: str, time: str | None, purpose: str, as_of=None,
@@ -158,12 +214,14 @@ def consented(data, consents, *, customer: str, time: str | None, purpose: str, 
     source = open_source(data)
     roles = source.require({"customer": customer, "time": time})
     encoder = IdEncoder(names["customer"], "customer")
-    seg_start, seg_time, seg_state = _consent_timelines(consents, purpose, names, as_of_us,
-                                                        encoder)
+    (seg_start, seg_time, seg_state), shared = _consent_timelines(
+        consents, purpose, names, as_of_us, encoder, source.schema.field(roles["customer"]).type,
+        roles["customer"])
     kept_batches, row_counts = [], np.zeros(len(REASONS), np.int64)
     flags = np.zeros(0, np.uint8)
     for batch in source.batches(source.schema.names, batch_size=batch_size):
-        codes = encoder.encode(batch.column(roles["customer"]))
+        codes = encoder.encode(_as_id_type(batch.column(roles["customer"]), shared,
+                                           f"customer column {roles['customer']!r}"))
         times = (time_to_us(batch.column(roles["time"]), roles["time"]) if time is not None
                  else np.full(batch.num_rows, as_of_us, np.int64))
         reasons = np.empty(batch.num_rows, np.int8)
@@ -173,7 +231,7 @@ def consented(data, consents, *, customer: str, time: str | None, purpose: str, 
             flags = np.concatenate([flags, np.zeros(len(encoder) - flags.size, np.uint8)])
         kern.mark_customers(codes, reasons, flags)
         row_counts += np.bincount(reasons, minlength=len(REASONS))
-        kept_batches.append(batch.filter(pa.array(reasons == kern.KEPT)))
+        kept_batches.append(_filter_rows(batch, pa.array(reasons == kern.KEPT)))
     kept = pa.Table.from_batches(kept_batches, schema=source.schema)
     seen = flags != 0
     customer_counts = [int(np.count_nonzero(flags & (1 << r))) for r in range(len(REASONS))]

@@ -205,3 +205,41 @@ def test_reference_agrees_with_the_kernel_on_the_ported_data():
     got, _ = _aggregates(pa.table({"s": segs, "c": custs, "a": amounts}), bounds=(0.0, 100.0),
                          customer="c", max_rows=2)
     assert {k: (c, s * 0.01) for k, (c, s) in ref.items()} == pytest.approx(got)
+
+
+def test_consent_with_odd_id_types():
+    # edge cases beyond the peers (consent has no peer suite): tables whose customer ids are of
+    # two integer types, string_view/binary_view columns, strings beside integers
+    import datetime as dt
+
+    from fastengage.privacy import consented
+
+    when = dt.datetime(2021, 1, 1)
+    consents = pa.table({"c": pa.array([1, 2], pa.int8()), "purpose": ["analytics"] * 2,
+                         "status": ["granted", "withdrawn"], "valid_from": [dt.datetime(2020, 1, 1)] * 2,
+                         "valid_to": pa.array([None, None], pa.timestamp("us"))})
+
+    def run(events, table=consents):
+        return consented(events, table, customer="c", time="t", purpose="analytics")
+
+    # int8 consent ids beside int64 event ids past int8: raised "does not fit int8, the type of
+    # its first batch"; the unknown id is simply not consented
+    got = run(pa.table({"c": [1, 2, 2**40], "t": [when] * 3}))
+    assert got.data.column("c").to_pylist() == [1]
+    assert got.report.column("rows").to_pylist() == [1, 1, 1, 0]
+    small = run(pa.table({"c": pa.array([1, 3], pa.uint64()), "t": [when] * 2}))
+    assert small.data.column("c").type == pa.uint64() and small.data.column("c").to_pylist() == [1]
+    with pytest.raises(InputError, match="'c' \\(uint64\\) holds ids that do not fit int64"):
+        run(pa.table({"c": pa.array([1, 2**64 - 1], pa.uint64()), "t": [when] * 2}))
+    # strings beside integers: was "changed type from int64 to string between batches"
+    with pytest.raises(InputError, match="holds integers but the data's 'c' \\(string\\) holds strings"):
+        run(pa.table({"c": ["1", "2"], "t": [when] * 2}))
+    # string_view / binary_view columns are kept with their types (was Arrow's raw
+    # "array_take has no kernel for string_view")
+    text = consents.set_column(0, "c", pa.array(["1", "2"]))
+    events = pa.table({"c": pa.array(["1", "2", "1"], pa.string_view()), "t": [when] * 3,
+                       "blob": pa.array([b"a", b"b", b"c"], pa.binary_view())})
+    got = run(events, text)
+    assert got.data.schema == events.schema
+    assert got.data.column("blob").to_pylist() == [b"a", b"c"]
+
