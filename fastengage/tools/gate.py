@@ -30,6 +30,7 @@ region: the injected slow-down the gate's own test uses.
 from __future__ import annotations
 
 import argparse
+import gc
 import glob
 import json
 import os
@@ -45,6 +46,10 @@ __all__ = ["GATE_CAPABILITIES", "measure", "compare", "main"]
 GATE_CAPABILITIES = ("rfm", "profile", "clv", "recommend", "scoring", "bandits", "monitor",
                      "privacy", "experiments")
 DEFAULT_TOLERANCE = 0.05
+#: Unmeasured runs of each workload first. CPython 3.11 specialises a function's bytecode after
+#: a few calls, which makes later runs cheaper: rfm counted 18.99M, 18.93M, 18.99M instructions
+#: in its 2nd-4th runs and 18.72-18.76M from the 5th on (twelve runs in one session).
+WARM_RUNS = 5
 
 # amd64 Valgrind client request: rax = &args, rdx = default; the magic rotate sequence then
 # xchg rbx,rbx; result in rdx. As a C function uint64 f(uint64 *args).
@@ -218,17 +223,25 @@ def _child(capabilities: list[str]) -> None:
         cap = token.partition("*")[0]
         if cap not in runs:
             runs[cap] = makers[cap]()
-            runs[cap]()  # warm: kernels loaded from the cache, lazy imports done
+            for _ in range(WARM_RUNS):  # kernels loaded, lazy imports done, bytecode specialised
+                runs[cap]()
     request = _ClientRequests()
     for token in capabilities:
         cap, _, times = token.partition("*")
         repeats = int(times) if times else (int(factor) if cap == slow_cap and factor else 1)
+        # Python's cyclic collector runs when allocations since the last collection pass a
+        # threshold, so whether a collection (~250k instructions) lands inside a region depends
+        # on everything allocated before it: 1.4% between two identical rfm runs. Collect
+        # outside the region and keep the collector off inside it.
+        gc.collect()
+        gc.disable()
         request(START_INSTRUMENTATION)
         request(ZERO_STATS)
         for _ in range(repeats):
             runs[cap]()
         request(DUMP_STATS)
         request(STOP_INSTRUMENTATION)
+        gc.enable()
     print("@@GATE-DONE@@", flush=True)
 
 

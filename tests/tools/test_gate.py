@@ -40,8 +40,10 @@ def test_slowdown_variable_repeats_the_measured_workload(monkeypatch):
     monkeypatch.setattr(gate, "_ClientRequests", lambda: (lambda code: None))
     monkeypatch.setenv("FASTENGAGE_GATE_SLOWDOWN", "rfm:3")
     gate._child(["rfm", "clv", "clv*2"])
-    # one warm-up call per distinct capability, then 3 (rfm, slowed) + 1 (clv) + 2 (clv*2)
-    assert calls == ["rfm", "clv"] + ["rfm"] * 3 + ["clv"] + ["clv"] * 2
+    # WARM_RUNS unmeasured calls per distinct capability, then 3 (rfm, slowed) + 1 (clv) +
+    # 2 (clv*2)
+    warm = gate.WARM_RUNS
+    assert calls == ["rfm"] * warm + ["clv"] * warm + ["rfm"] * 3 + ["clv"] + ["clv"] * 2
 
 
 def test_repeat_runs_the_check_n_times_and_fails_if_any_run_fails(monkeypatch, capsys):
