@@ -63,6 +63,7 @@ import pyarrow.compute as pc
 from .._io.ids import IdEncoder
 from .._io.sources import open_source
 from ..errors import InputError
+from .consent import _filter_rows
 
 __all__ = ["AuditRecord", "audit", "as_id_array", "codes_of", "drop_ids", "read_log",
            "forget_everywhere", "forget_rows", "find_traces"]
@@ -132,7 +133,7 @@ def as_id_array(customers, id_type: pa.DataType | None = None) -> pa.Array:
         customers = [customers]
     if isinstance(customers, pa.ChunkedArray):
         customers = customers.combine_chunks()
-    array = customers if isinstance(customers, pa.Array) else pa.array(
+    array = customers if isinstance(customers, pa.Array) else _python_ids(
         customers.tolist() if isinstance(customers, np.ndarray) else list(customers))
     if pa.types.is_dictionary(array.type):
         array = array.dictionary_decode()
@@ -153,6 +154,18 @@ def as_id_array(customers, id_type: pa.DataType | None = None) -> pa.Array:
             raise InputError(f"customers to forget do not fit the id type {value_type}: {exc}") \
                 from exc
     return pc.unique(array)
+
+
+def _python_ids(values: list) -> pa.Array:
+    """Python ids as an Arrow array; integers past int64 (uint64 ids) as uint64."""
+    try:
+        return pa.array(values)
+    except OverflowError:
+        try:
+            return pa.array(values, pa.uint64())
+        except (OverflowError, pa.ArrowException):
+            raise InputError("customers to forget hold integers that fit neither int64 nor "
+                             "uint64") from None
 
 
 def _is_text(typ: pa.DataType) -> bool:
@@ -219,13 +232,19 @@ def forget_rows(data, customers, *, customer: str, request: str | None = None):
     ids = as_id_array(customers, source.schema.field(column).type)
     kept, removed, found = [], 0, set()
     for batch in source.batches(source.schema.names):
-        hit = pc.is_in(batch.column(column), value_set=ids)
+        values = batch.column(column)
+        value_type = values.type.value_type if pa.types.is_dictionary(values.type) else values.type
+        if pa.types.is_string_view(value_type):  # Arrow has no is_in/filter for string_view
+            values = (pa.DictionaryArray.from_arrays(values.indices,
+                                                     values.dictionary.cast(pa.large_string()))
+                      if pa.types.is_dictionary(values.type) else values.cast(pa.large_string()))
+        hit = pc.is_in(values, value_set=ids)
         hit = pc.fill_null(hit, False)
         n_hit = pc.sum(hit).as_py() or 0
         if n_hit:
             removed += n_hit
-            found.update(pc.unique(batch.column(column).filter(hit)).to_pylist())
-            batch = batch.filter(pc.invert(hit))
+            found.update(pc.unique(values.filter(hit)).to_pylist())
+            batch = _filter_rows(batch, pc.invert(hit))
         kept.append(batch)
     table = pa.Table.from_batches(kept, schema=source.schema)
     return table, audit("table", requested=len(ids), found=len(found), rows_removed=removed,

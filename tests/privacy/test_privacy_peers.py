@@ -243,3 +243,22 @@ def test_consent_with_odd_id_types():
     assert got.data.schema == events.schema
     assert got.data.column("blob").to_pylist() == [b"a", b"c"]
 
+
+
+def test_forget_rows_with_odd_id_types():
+    # string_view ids (plain and in a dictionary): Arrow has no is_in/filter kernel for them (was
+    # a raw ArrowNotImplementedError); uint64 ids past int64 given as Python ints (was a raw
+    # OverflowError from pyarrow's type inference)
+    from fastengage.privacy import forget_rows
+
+    for column in (pa.array(["a", "b", "a"], pa.string_view()),
+                   pa.array(["a", "b", "a"], pa.string_view()).dictionary_encode()):
+        table = pa.table({"c": column, "x": pa.array([b"1", b"2", b"3"], pa.binary_view())})
+        kept, record = forget_rows(table, ["a"], customer="c")
+        assert kept.schema == table.schema and kept.column("x").to_pylist() == [b"2"]
+        assert (record.customers_found, record.rows_removed) == (1, 2)
+    table = pa.table({"c": pa.array([2**64 - 1, 2, 2**63], pa.uint64())})
+    kept, record = forget_rows(table, [2**64 - 1, 2**63], customer="c")
+    assert kept.column("c").to_pylist() == [2] and record.customers_found == 2
+    with pytest.raises(InputError, match="fit neither int64 nor uint64"):
+        forget_rows(table, [2**64 - 1, -1], customer="c")
