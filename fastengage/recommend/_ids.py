@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from .._io.ids import IdEncoder
 from ..errors import InputError
@@ -32,26 +31,6 @@ def _as_id_array(values, role: str, id_type: pa.DataType | None = None) -> pa.Ar
         raise InputError(f"{role} ids could not be read as an Arrow array: {exc}") from exc
 
 
-_INT64_MAX = pa.scalar(2 ** 63 - 1, pa.uint64())
-
-
 def _lookup_ids(encoder: IdEncoder, arr: pa.Array) -> np.ndarray:
-    """``encoder.lookup(arr)`` (-1: unknown) with the sign of integer ids respected: the
-    encoder keeps uint64 ids as their int64 bits, so a negative id must not find the uint64 id
-    with the same bits (-6 is not 2**64 - 6), nor a uint64 id above 2**63 a negative one."""
-    typ = arr.type.value_type if pa.types.is_dictionary(arr.type) else arr.type
-    if encoder.kind != "int" or not pa.types.is_integer(typ):
-        return encoder.lookup(arr)
-    model_unsigned = pa.types.is_uint64(encoder.type)
-    if model_unsigned and pa.types.is_signed_integer(typ):
-        outside = pc.less(arr, 0)
-    elif not model_unsigned and pa.types.is_uint64(typ):
-        outside = pc.greater(arr, _INT64_MAX)
-    else:
-        return encoder.lookup(arr)
-    outside = np.asarray(outside.fill_null(False).to_numpy(zero_copy_only=False), bool)
-    if not outside.any():
-        return encoder.lookup(arr)
-    codes = np.full(len(arr), -1, np.int64)
-    codes[~outside] = encoder.lookup(arr.filter(pa.array(~outside)))
-    return codes
+    """``encoder.lookup(arr)``: -1 marks an unknown id (integer ids keep their sign there)."""
+    return encoder.lookup(arr)
