@@ -17,8 +17,6 @@ peer's definition (plain Python / NumPy / mpmath loops that never call fastengag
 * bandits ``update_one`` (the partial re-solve of 3f19ff9): ``naive_bandits.ridge_stats`` /
   ``linucb_scores`` over every outcome learned so far.
 """
-import math
-
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -143,8 +141,8 @@ def test_lightgbm_linear_trees_float32_arrow_nulls_and_multiclass(objective):
 
 
 def test_lightgbm_linear_single_leaf_and_nan_fallback_reference():
-    # edge cases named in the brief: every tree a single (linear) leaf; a row whose linear
-    # feature is NaN falls back to the leaf's plain value; a zero-band value reads as 0
+    # edge cases named in the brief: every tree a single leaf (constant: no features); a row
+    # whose linear feature is NaN falls back to the leaf's plain value; a zero-band value reads as 0
     from fastengage.scoring import load_model
 
     rng = np.random.default_rng(3)
@@ -157,6 +155,20 @@ def test_lightgbm_linear_single_leaf_and_nan_fallback_reference():
     assert all(t["num_leaves"] == 1 for t in dump["tree_info"])
     probe = np.array([[1.0, 2.0, 3.0], [np.nan, 2.0, 3.0], [1e-36, 0.0, -1e-40],
                       [1.0, np.nan, np.nan], [np.inf, 0.0, 0.0]])
+    want = naive_scoring.lgb_json_raw(dump, probe)
+    np.testing.assert_allclose(want[:, 0], booster.predict(probe), rtol=1e-12, atol=1e-12)
+    model = load_model(booster.model_to_string().encode())
+    np.testing.assert_allclose(model.predict(probe), want, rtol=1e-12, atol=1e-12)
+    # a stump whose leaves are linear in feature 2 (split at the zero threshold): NaN in
+    # feature 2 falls back to the leaf value, a zero-band value goes left and reads as 0
+    params = {"objective": "regression", "linear_tree": True, "verbose": -1, "num_threads": 1,
+              "num_leaves": 2, "min_data_in_leaf": 150}
+    booster = lgb.train(params, lgb.Dataset(X, y), num_boost_round=2)
+    dump = booster.dump_model()
+    assert any(t["tree_structure"].get("left_child", {}).get("leaf_features")
+               for t in dump["tree_info"])
+    probe = np.array([[0.0, 0.0, v] for v in (np.nan, 1e-36, -1e-40, 0.0, -0.0, 2.0, -2.0,
+                                              np.inf, -np.inf, 1e300)])
     want = naive_scoring.lgb_json_raw(dump, probe)
     np.testing.assert_allclose(want[:, 0], booster.predict(probe), rtol=1e-12, atol=1e-12)
     model = load_model(booster.model_to_string().encode())
@@ -473,17 +485,23 @@ def test_leave_k_out_split_follows_the_per_customer_contract(seed, n_customers, 
 
 # -- bandits: update_one's partial re-solve ------------------------------------------------------
 
-@settings(FAST, max_examples=25)
+@settings(FAST, max_examples=40)
 @given(seed=st.integers(0, 10_000), d=st.integers(1, 5), K=st.integers(1, 6),
        steps=st.integers(1, 60), lam=st.sampled_from([0.1, 1.0, 4.0]),
-       batch_first=st.booleans(), alpha=st.sampled_from([0.0, 1.0, 2.5]))
-def test_update_one_snapshot_equals_ridge_reference(seed, d, K, steps, lam, batch_first, alpha):
-    from fastengage.bandits import LinUCB
+       batch_first=st.booleans(), alpha=st.sampled_from([0.0, 1.0, 2.5]),
+       kind=st.sampled_from(["LinUCB", "LinTS", "LinEpsilonGreedy"]),
+       masked=st.booleans())
+def test_update_one_snapshot_equals_ridge_reference(seed, d, K, steps, lam, batch_first, alpha,
+                                                    kind, masked):
+    import fastengage.bandits as bandits
 
     rng = np.random.default_rng(seed)
     ids = [f"arm{a}" for a in range(K)]
     names = [f"f{j}" for j in range(d)]
-    policy = LinUCB(ids, features=names, l2=lam, alpha=alpha)
+    params = {"l2": lam}
+    if kind == "LinUCB":
+        params["alpha"] = alpha
+    policy = getattr(bandits, kind)(ids, features=names, **params)
     X_all, arms_all, r_all = np.zeros((0, d)), np.zeros(0, np.int64), np.zeros(0)
     if batch_first:
         n0 = int(rng.integers(1, 50))
@@ -496,6 +514,7 @@ def test_update_one_snapshot_equals_ridge_reference(seed, d, K, steps, lam, batc
     # uneven arm use: one favourite arm takes most updates, so the others' bounds stay cached
     favourite = int(rng.integers(0, K))
     probe = rng.normal(size=(20, d))
+    mask = rng.random((20, K)) < 0.6 if masked else None
     for step in range(steps):
         a = favourite if rng.random() < 0.7 else int(rng.integers(0, K))
         x = rng.normal(size=d) * rng.choice([1.0, 1e-3, 30.0])
@@ -509,21 +528,31 @@ def test_update_one_snapshot_equals_ridge_reference(seed, d, K, steps, lam, batc
             snap = policy._snapshot
             np.testing.assert_allclose(snap.theta, theta, rtol=1e-7, atol=1e-9)
             np.testing.assert_allclose(snap.A_inv, A_inv, rtol=1e-7, atol=1e-11)
-            mean, score = naive_bandits.linucb_scores(probe, theta, A_inv, alpha)
-            out = policy.decide(pa.table({f: probe[:, j] for j, f in enumerate(names)}),
-                                features=names, expected=True, seed=0)
-            got_mean = np.asarray(out["expected_reward"].combine_chunks().flatten()).reshape(-1, K)
-            np.testing.assert_allclose(got_mean, mean, rtol=1e-7, atol=1e-9)
             # the width each arm's cached bound gives (|L_inv x|^2 = x^T A_inv x)
             width = np.stack([np.sum((probe @ snap.L_inv[a].T) ** 2, axis=1) for a in range(K)],
                              axis=1)
             np.testing.assert_allclose(width, np.einsum("ni,kij,nj->nk", probe, A_inv, probe),
                                        rtol=1e-6, atol=1e-10)
-            top = score.max(axis=1, keepdims=True)
-            clear = (np.sort(score, axis=1)[:, -2:-1] < top - 1e-6).ravel() if K > 1 else \
-                np.ones(len(probe), bool)
-            chosen = np.array([ids.index(v) for v in out["arm"].to_pylist()])
-            np.testing.assert_array_equal(chosen[clear], score.argmax(axis=1)[clear])
+            out = policy.decide(pa.table({f: probe[:, j] for j, f in enumerate(names)}),
+                                features=names, expected=True, seed=0, eligible=mask)
+            mean, score = naive_bandits.linucb_scores(probe, theta, A_inv, alpha)
+            got_mean = np.asarray(out["expected_reward"].combine_chunks().flatten()).reshape(-1, K)
+            want_mean = mean if mask is None else np.where(mask, mean, np.nan)
+            np.testing.assert_allclose(got_mean, want_mean, rtol=1e-7, atol=1e-9)
+            chosen = out["arm"].to_pylist()
+            if mask is not None:
+                for row in range(len(probe)):
+                    assert (chosen[row] is None) == (not mask[row].any())
+                    assert chosen[row] is None or mask[row, ids.index(chosen[row])]
+            if kind != "LinUCB":
+                continue
+            # LinUCB: the argmax of mean + alpha * width among eligible arms, where it is clear
+            score = score if mask is None else np.where(mask, score, -np.inf)
+            ordered = np.sort(score, axis=1)
+            clear = np.isfinite(ordered[:, -1]) & (
+                (ordered[:, -2] < ordered[:, -1] - 1e-6) if K > 1 else True)
+            got = np.array([-1 if v is None else ids.index(v) for v in chosen])
+            np.testing.assert_array_equal(got[clear], score.argmax(axis=1)[clear])
     with pytest.raises(InputError):
         policy.update_one(np.full(d, np.nan), ids[0], 1.0)
     np.testing.assert_allclose(policy._snapshot.theta,
