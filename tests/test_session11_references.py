@@ -395,17 +395,18 @@ def _check_similar(factors, queries, answers, n, allowed):
             assert exact[row] == pytest.approx(score, rel=1e-4, abs=1e-5)
 
 
-@settings(FAST, max_examples=20)
+@settings(FAST, max_examples=30)
 @given(seed=st.integers(0, 10_000), n_customers=st.integers(2, 25), n_items=st.integers(2, 20),
-       n=st.integers(1, 30), data=st.data(), kind=st.sampled_from(["als", "bpr"]))
+       n=st.integers(1, 30), data=st.data(),
+       kind=st.sampled_from(["als", "bpr", "als-numpy"]))
 def test_similar_customers_and_items_with_filters_equal_cosine_reference(seed, n_customers,
                                                                          n_items, n, data, kind):
     from fastengage.recommend import ALS, BPR, Interactions
 
     matrix = _random_interactions(seed, n_customers, n_items, 0.3)
     inter = Interactions.from_csr(matrix)
-    model = (ALS(factors=4, iterations=3, seed=seed) if kind == "als"
-             else BPR(factors=4, iterations=3, seed=seed)).fit(inter)
+    model = (BPR(factors=4, iterations=3, seed=seed) if kind == "bpr" else
+             ALS(factors=4, iterations=3, seed=seed, use_native=kind == "als")).fit(inter)
     for side, F, size in (("customer", model.user_factors_, n_customers),
                           ("item", model.item_factors_, n_items)):
         F = np.asarray(F, np.float64)
