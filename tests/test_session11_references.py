@@ -572,3 +572,17 @@ def test_similar_customers_empty_exclusion_list():
     model = ALS(factors=2, iterations=2, seed=0).fit(Interactions.from_csr(matrix))
     want = model.similar_customers([0], 2)
     assert model.similar_customers([0], 2, exclude_customers=[]).equals(want)
+
+
+@pytest.mark.xfail(strict=True, raises=ValueError, reason=(
+    "session-11 bug for the lead: leave_k_out_split of interactions with no pairs and "
+    "train_only_fraction > 0 raises NumPy's raw 'a cannot be empty unless no samples are "
+    "taken' (rng.choice over zero customers with size max(1, ...)); with fraction 0 it "
+    "returns the empty split"))
+def test_leave_k_out_split_no_pairs_with_train_only_fraction():
+    from fastengage.recommend import Interactions, leave_k_out_split
+
+    empty = Interactions.from_csr(sp.csr_matrix((3, 4), dtype=np.float32))
+    assert leave_k_out_split(empty, k=1, seed=0).test.nnz == 0  # the rule without the fraction
+    train, test = leave_k_out_split(empty, k=1, train_only_fraction=0.5, seed=0)
+    assert train.nnz == test.nnz == 0
