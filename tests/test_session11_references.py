@@ -586,3 +586,16 @@ def test_leave_k_out_split_no_pairs_with_train_only_fraction():
     assert leave_k_out_split(empty, k=1, seed=0).test.nnz == 0  # the rule without the fraction
     train, test = leave_k_out_split(empty, k=1, train_only_fraction=0.5, seed=0)
     assert train.nnz == test.nnz == 0
+
+
+@pytest.mark.xfail(strict=True, raises=TypeError, reason=(
+    "session-11 finding for the lead: update_one(x, arm, reward=None) raises Python's raw "
+    "TypeError from float(None), not the InputError every other bad reward gets (a string "
+    "reward such as '1' is silently read as 1.0)"))
+def test_update_one_null_reward_is_an_input_error():
+    from fastengage.bandits import LinUCB
+
+    policy = LinUCB([1, 2], features=["a"])
+    with pytest.raises(InputError):
+        policy.update_one(np.array([1.0]), 1, None)
+    assert policy._counts.sum() == 0
