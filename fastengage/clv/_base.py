@@ -188,8 +188,8 @@ class BaseModel:
         say so). Returns the :class:`~fastengage.privacy.forget.AuditRecord`; the model is
         unchanged. Present so that ``forget_everywhere`` can be given every object a service
         holds."""
-        from ..privacy.forget import as_id_array, audit
-        requested = len(as_id_array(customers))
+        from ..privacy.forget import audit, count_requested
+        requested = count_requested(customers)
         return audit(type(self).__name__, requested=requested, found=0, rows_removed=0,
                      exact=False, request=request,
                      notes="holds population parameters only (no ids or per-customer data); "

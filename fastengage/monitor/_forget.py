@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 
 from ..errors import InputError
 from ..kernels.monitor.profile import sorted_row_stats
-from ..privacy.forget import as_id_array, audit
+from ..privacy.forget import as_id_array, audit, count_requested
 from ._columns import CATEGORICAL, NUMERIC, CategoricalState, NumericState
 
 
@@ -39,7 +39,7 @@ def forget_ids(profile, customers, request, id_columns):
         if unknown:
             raise InputError(f"id_columns {unknown} are not in this profile; it has "
                              f"{list(kinds)}")
-    requested = len(as_id_array(customers))
+    requested = count_requested(customers)
     removed, found = {}, set()
     with profile._lock:
         new_states = {}

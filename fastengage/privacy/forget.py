@@ -27,7 +27,11 @@ Helpers for implementers
 ========================
 
 * :func:`as_id_array(customers, id_type)` -> a null-free, de-duplicated ``pyarrow.Array`` of
-  the object's id type (raises :class:`~fastengage.errors.InputError` on a type mismatch).
+  the object's id type (raises :class:`~fastengage.errors.InputError` on a type mismatch,
+  integers against text or the reverse; integers the object's integer type cannot hold are left
+  out: no such customer there, so ``forget_everywhere`` goes on to the next object).
+* :func:`count_requested(customers)` -> how many distinct ids were requested (the record's
+  ``customers_requested``, the same for every object).
 * :func:`codes_of(encoder, customers)` -> the codes (int64) an :class:`IdEncoder` gave to those
   that it knows, and how many were requested.
 * :func:`drop_ids(encoder, codes)` -> ``(new_encoder, remap)``: an encoder holding every other
@@ -65,8 +69,8 @@ from .._io.sources import open_source
 from ..errors import InputError
 from .consent import _filter_rows
 
-__all__ = ["AuditRecord", "audit", "as_id_array", "codes_of", "drop_ids", "read_log",
-           "forget_everywhere", "forget_rows", "find_traces"]
+__all__ = ["AuditRecord", "audit", "as_id_array", "codes_of", "count_requested", "drop_ids",
+           "read_log", "forget_everywhere", "forget_rows", "find_traces"]
 
 
 @dataclass(frozen=True)
@@ -134,7 +138,7 @@ def as_id_array(customers, id_type: pa.DataType | None = None) -> pa.Array:
     if isinstance(customers, pa.ChunkedArray):
         customers = customers.combine_chunks()
     array = customers if isinstance(customers, pa.Array) else _python_ids(
-        customers.tolist() if isinstance(customers, np.ndarray) else list(customers))
+        customers.tolist() if isinstance(customers, np.ndarray) else list(customers), id_type)
     if pa.types.is_dictionary(array.type):
         array = array.dictionary_decode()
     if array.null_count:
@@ -148,6 +152,10 @@ def as_id_array(customers, id_type: pa.DataType | None = None) -> pa.Array:
         if not same_kind:
             raise InputError(f"customers to forget are {array.type} but the object's ids are "
                              f"{value_type}")
+        if pa.types.is_integer(array.type) and pa.types.is_integer(value_type):
+            # an id outside the object's integer type cannot be one of its customers: not
+            # found there, rather than an error that would stop forget_everywhere midway
+            array = array.filter(pa.array(_fits(array, value_type)))
         try:
             array = array.cast(value_type)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
@@ -156,8 +164,37 @@ def as_id_array(customers, id_type: pa.DataType | None = None) -> pa.Array:
     return pc.unique(array)
 
 
-def _python_ids(values: list) -> pa.Array:
-    """Python ids as an Arrow array; integers past int64 (uint64 ids) as uint64."""
+def _fits(array: pa.Array, typ: pa.DataType) -> np.ndarray:
+    """Which integer ids of ``array`` the integer type ``typ`` can hold."""
+    values = array.to_numpy(zero_copy_only=False)
+    bounds = np.iinfo(typ.to_pandas_dtype())
+    if values.dtype == np.uint64:
+        return values <= np.uint64(min(bounds.max, 2**64 - 1))
+    values = values.astype(np.int64, copy=False)
+    return (values >= max(bounds.min, -2**63)) & (values <= min(bounds.max, 2**63 - 1))
+
+
+def count_requested(customers) -> int:
+    """How many distinct ids ``customers`` names (an audit record's ``customers_requested``),
+    whatever the type of the object they are forgotten from."""
+    if isinstance(customers, (str, bytes, int, np.integer)):
+        return 1
+    if isinstance(customers, (pa.Array, pa.ChunkedArray)):
+        return len(pc.unique(customers.cast(customers.type.value_type)
+                             if pa.types.is_dictionary(customers.type) else customers))
+    values = customers.tolist() if isinstance(customers, np.ndarray) else list(customers)
+    return len(set(values))
+
+
+def _python_ids(values: list, id_type: pa.DataType | None = None) -> pa.Array:
+    """Python ids as an Arrow array; integers past int64 (uint64 ids) as uint64. With an
+    integer ``id_type``, integers it cannot hold are left out (no such customer there)."""
+    value_type = id_type.value_type if id_type is not None and pa.types.is_dictionary(
+        id_type) else id_type
+    if (value_type is not None and pa.types.is_integer(value_type) and values
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in values)):
+        bounds = np.iinfo(value_type.to_pandas_dtype())
+        return pa.array([v for v in values if bounds.min <= v <= bounds.max], value_type)
     try:
         return pa.array(values)
     except OverflowError:
@@ -176,10 +213,11 @@ def _is_text(typ: pa.DataType) -> bool:
 def codes_of(encoder: IdEncoder, customers) -> tuple[np.ndarray, int]:
     """(codes of the known ones, number requested) for ``customers`` in ``encoder``."""
     ids = as_id_array(customers, encoder.type)
+    requested = count_requested(customers)  # ids the type cannot hold count as requested
     if len(encoder) == 0 or len(ids) == 0:
-        return np.zeros(0, np.int64), len(ids)
+        return np.zeros(0, np.int64), requested
     codes = encoder.lookup(ids)
-    return codes[codes >= 0], len(ids)
+    return codes[codes >= 0], requested
 
 
 def drop_ids(encoder: IdEncoder, codes: np.ndarray) -> tuple[IdEncoder, np.ndarray]:
@@ -247,7 +285,8 @@ def forget_rows(data, customers, *, customer: str, request: str | None = None):
             batch = _filter_rows(batch, pc.invert(hit))
         kept.append(batch)
     table = pa.Table.from_batches(kept, schema=source.schema)
-    return table, audit("table", requested=len(ids), found=len(found), rows_removed=removed,
+    return table, audit("table", requested=count_requested(customers), found=len(found),
+                        rows_removed=removed,
                         exact=True, notes="rows removed", request=request)
 
 
