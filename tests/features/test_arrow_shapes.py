@@ -42,6 +42,7 @@ from naive_profile import naive_labels, naive_profile
 
 DAY_US = 86_400_000_000
 TIME_MIN_US = -62_135_596_800_000_000  # 0001-01-01, README "Streaming and incremental features"
+TIME_MAX_US = 253_402_300_799_999_999  # 9999-12-31T23:59:59.999999
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 KW = dict(customer="cust", time="ts", amount="amt")
 
@@ -367,7 +368,7 @@ def test_rfm_over_arrow_shapes_equals_the_references(log, data, with_order, cut)
     kwargs = dict(KW, order="ord" if with_order else None)
     if as_of_us is not None:
         kwargs["as_of"] = np.datetime64(as_of_us, "us")
-        if as_of_us < TIME_MIN_US:  # a microsecond before 0001-01-01
+        if not TIME_MIN_US <= as_of_us <= TIME_MAX_US:  # before 0001-01-01 or after 9999-12-31
             with pytest.raises(fe.InputError, match="as_of=.* is outside the supported range"):
                 fe.rfm(data_in, **kwargs)
             return
@@ -452,6 +453,11 @@ def test_training_set_over_arrow_shapes(log, data, cut_day, horizon, label):
         message = "outside the supported range" if cut < TIME_MIN_US else \
             "no events on or before cutoff"
         with pytest.raises(fe.InputError, match=message):
+            fe.training_set(data_in, **KW, order="ord", cutoffs=[np.datetime64(cut, "us")],
+                            horizon=horizon, label=label, require_full_horizon=False)
+        return
+    if cut > TIME_MAX_US:  # a cut-off after 9999-12-31 (events near the end of the range)
+        with pytest.raises(fe.InputError, match="outside the supported range"):
             fe.training_set(data_in, **KW, order="ord", cutoffs=[np.datetime64(cut, "us")],
                             horizon=horizon, label=label, require_full_horizon=False)
         return
