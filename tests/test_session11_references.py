@@ -229,10 +229,6 @@ def test_category_codes_equal_pandas_rule_reference(data):
         np.testing.assert_array_equal(category_codes(array, "c", categories, "error"), want)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "session-11 bug for the lead: a null held in a dictionary column's values (index valid, "
-    "DictionaryArray.null_count 0) passes nulls='error' in category_codes and in "
-    "Model.score(nulls='error') and is scored as a missing value; a plain null raises"))
 def test_category_codes_null_in_dictionary_values_is_a_null():
     from fastengage.scoring._columns import category_codes
 
@@ -425,7 +421,7 @@ def test_similar_customers_and_items_with_filters_equal_cosine_reference(seed, n
                 allowed[e] = False
         kw = {"candidates": cands}
         if side == "customer" and excl == []:
-            # a plain empty list is test_similar_customers_empty_exclusion_list (xfail, a bug);
+            # a plain empty list: test_similar_customers_empty_exclusion_list;
             # an empty int64 array is read fine
             excl = np.zeros(0, np.int64)
         if side == "customer":
@@ -561,10 +557,6 @@ def test_update_one_snapshot_equals_ridge_reference(seed, d, K, steps, lam, batc
                                rtol=1e-7, atol=1e-9)
 
 
-@pytest.mark.xfail(strict=True, raises=InputError, reason=(
-    "session-11 bug for the lead: similar_customers(exclude_customers=[]) raises 'customer column "
-    "'customer' has type null' (pa.array([]) is null-typed) while similar_items(exclude_items=[]) "
-    "and an empty int64 array exclude nothing"))
 def test_similar_customers_empty_exclusion_list():
     from fastengage.recommend import ALS, Interactions
 
@@ -574,11 +566,6 @@ def test_similar_customers_empty_exclusion_list():
     assert model.similar_customers([0], 2, exclude_customers=[]).equals(want)
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError, reason=(
-    "session-11 bug for the lead: leave_k_out_split of interactions with no pairs and "
-    "train_only_fraction > 0 raises NumPy's raw 'a cannot be empty unless no samples are "
-    "taken' (rng.choice over zero customers with size max(1, ...)); with fraction 0 it "
-    "returns the empty split"))
 def test_leave_k_out_split_no_pairs_with_train_only_fraction():
     from fastengage.recommend import Interactions, leave_k_out_split
 
@@ -586,16 +573,18 @@ def test_leave_k_out_split_no_pairs_with_train_only_fraction():
     assert leave_k_out_split(empty, k=1, seed=0).test.nnz == 0  # the rule without the fraction
     train, test = leave_k_out_split(empty, k=1, train_only_fraction=0.5, seed=0)
     assert train.nnz == test.nnz == 0
+    with pytest.raises(InputError, match="seed"):
+        leave_k_out_split(empty, k=1, seed=-1)
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError, reason=(
-    "session-11 finding for the lead: update_one(x, arm, reward=None) raises Python's raw "
-    "TypeError from float(None), not the InputError every other bad reward gets (a string "
-    "reward such as '1' is silently read as 1.0)"))
 def test_update_one_null_reward_is_an_input_error():
     from fastengage.bandits import LinUCB
 
     policy = LinUCB([1, 2], features=["a"])
     with pytest.raises(InputError):
         policy.update_one(np.array([1.0]), 1, None)
+    with pytest.raises(InputError, match="not a valid reward"):
+        policy.update_one(np.array([1.0]), 1, "1")  # float("1") would read it as 1.0
     assert policy._counts.sum() == 0
+    policy.update_one(np.array([1.0]), 1, np.bool_(True))  # booleans are 0/1, as in update()
+    assert policy._counts.sum() == 1

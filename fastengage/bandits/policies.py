@@ -290,7 +290,7 @@ class Policy(Serving):
         if not np.isfinite(x).all():  # checked before the sums: a NaN stays in them for good
             raise InputError("x holds NaN or infinite values")
         code = arm_code(arm, self._arms)
-        r = float(reward)
+        r = float(reward) if isinstance(reward, (int, float, np.number, np.bool_)) else np.nan
         if not np.isfinite(r) or (self.BINARY_REWARDS and not 0.0 <= r <= 1.0):
             raise InputError(f"reward {reward!r} is not a valid reward for {type(self).__name__}")
         arms = np.array([code])

@@ -20,6 +20,8 @@ def _as_id_array(values, role: str, id_type: pa.DataType | None = None) -> pa.Ar
         return values
     if np.isscalar(values) or isinstance(values, (str, bytes)):
         values = [values]
+    if len(values) == 0 and id_type is not None:  # [] infers Arrow's null type: no ids at all
+        return pa.array([], type=id_type)
     try:
         return pa.array(values)
     except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as exc:

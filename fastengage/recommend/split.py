@@ -167,12 +167,15 @@ def leave_k_out_split(interactions: Interactions, k: int = 1, train_only_fractio
         raise InputError(f"k must be an integer >= 1, got {k!r}")
     if not 0.0 <= train_only_fraction < 1.0:
         raise InputError(f"train_only_fraction must be in [0, 1), got {train_only_fraction}")
-    rng = np.random.default_rng(seed)
+    try:
+        rng = np.random.default_rng(seed)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"seed must be None or a non-negative integer, got {seed!r}") from exc
     m = interactions.matrix.tocoo()  # row-major: the CSR's order
     counts = np.diff(interactions.matrix.indptr)
     eligible = counts > k + 1
-    if train_only_fraction > 0.0:
-        customers = np.flatnonzero(counts > 0)
+    customers = np.flatnonzero(counts > 0)
+    if train_only_fraction > 0.0 and customers.size:
         size = max(1, int(customers.size * train_only_fraction))
         eligible[rng.choice(customers, size=size, replace=False)] = False
     # a random key per pair; the k smallest keys of an eligible customer's pairs are held out

@@ -85,6 +85,16 @@ def _is_category(typ) -> bool:
             or pa.types.is_string_view(typ))
 
 
+def _logical_nulls(array: pa.Array) -> int:
+    """Null rows of ``array``, counting a dictionary row whose index is valid but points to a
+    null entry of the dictionary (``null_count`` sees only null indices)."""
+    if not pa.types.is_dictionary(array.type) or not array.dictionary.null_count:
+        return array.null_count
+    null_entries = np.flatnonzero(array.dictionary.is_null().to_numpy(zero_copy_only=False))
+    indices = array.indices.fill_null(null_entries[0]).to_numpy(zero_copy_only=False)
+    return int(np.isin(indices, null_entries).sum())
+
+
 def category_codes(array, column: str, categories: list, nulls: str) -> np.ndarray:
     """Positions of a category column's values in ``categories`` as float64, NaN for a null or
     a value not in the list: LightGBM's pandas rule (``cat.set_categories(categories).cat.codes``,
@@ -98,8 +108,8 @@ def category_codes(array, column: str, categories: list, nulls: str) -> np.ndarr
     """
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()
-    if array.null_count and nulls == "error":
-        raise InputError(f"category column {column!r} has {array.null_count} null value(s) and "
+    if nulls == "error" and (n_null := _logical_nulls(array)):
+        raise InputError(f"category column {column!r} has {n_null} null value(s) and "
                          "nulls='error' was asked for")
     if not categories:  # nothing to match: every value is unseen
         return np.full(len(array), np.nan)
