@@ -117,14 +117,15 @@ BANDIT_ROWS_PER_TASK = 65_536
 #: share of the chosen arm among the decision's draw plus these draws).
 BANDIT_TS_PROPENSITY_DRAWS = 100
 #: decide_one releases the GIL around a decision of at least this many multiply-adds
-#: (serve_native.decision_work: 10 arms x 20 features LinUCB 2,300; 20 x 50 26,500; Thompson
-#: sampling always, its propensity draws alone cost ~4-80 us). Below it, handing the GIL to a
-#: waiting thread and back costs more than the decision. Measured on the 2-core Zen 4 VM, two
-#: threads against one, load 0.7-0.9 (``python bench/gil_handoff.py``; bench/RESULTS.md):
-#: 10 x 20 released 0.68x / held 1.06x; 10 x 50 (13,250) 0.76x / 0.92x;
-#: 30 x 30 (14,850) 1.03x / 1.00x; 15 x 50 (19,875) 0.93x / 0.98x; 10 x 70 (25,550)
-#: 1.31x / 0.93x; 20 x 50 1.19x / 0.99x. Either way the decisions are the same.
-BANDIT_SERVE_NOGIL_WORK = 20_000
+#: (serve_native.decision_work: 10 arms x 20 features LinUCB 2,300; 20 x 50 26,500; 50 x 50
+#: 66,250; Thompson sampling always, its propensity draws alone cost ~4-80 us). Below it,
+#: handing the GIL to a waiting thread and back costs more than the decision. What a hand-over
+#: costs moves with the VM's state (a sleeping thread's wake-up), so this sits between the
+#: crossovers measured (``python bench/gil_handoff.py``, two threads against one, released /
+#: held; bench/RESULTS.md): session 10 (load 0.7-0.9) 20 x 50 1.19x / 0.99x, 50 x 50 1.70x;
+#: session 11 (load 1.0-1.5) 20 x 50 0.69x / 0.98x, 50 x 50 0.91x / 0.96x, 60 x 80 (199,200)
+#: 1.45x / 0.97x. Either way the decisions are the same.
+BANDIT_SERVE_NOGIL_WORK = 50_000
 #: decide_rows releases the GIL for a micro-batch of at least this many multiply-adds (rows x
 #: decision_work). Its Python part is longer (~1.3 us: the arm ids, the outputs), so the batch
 #: must be longer too: 10 x 20 at 64 rows (147,200) released 0.84x / held 0.88x, 128 rows
