@@ -12,8 +12,13 @@ from setuptools import Extension, find_packages, setup
 
 # One place for the Cython directives of every kernel: no bounds checks or wraparound in the hot
 # loops (the Python layer validates), C division semantics, and Python 3 language level.
+# freethreading_compatible: on a free-threaded CPython (3.14t) importing these modules keeps the
+# GIL off. They hold no state that the GIL protected: kernels write only caller-owned outputs;
+# mutable objects (id maps, arm tables, RFM states) are changed under their owner's lock; the
+# bandit service stream takes rows by atomic add (tests/test_free_threading.py).
 CYTHON_DIRECTIVES = {
     "language_level": "3",
+    "freethreading_compatible": True,
     "boundscheck": False,
     "wraparound": False,
     "cdivision": True,

@@ -195,7 +195,11 @@ class TransactionModel(BaseModel):
         src = open_source(data)
         roles = src.require({"customer": customer, "frequency": frequency_col,
                              "recency": recency_col, "T": T_col})
-        table = pa.Table.from_batches(list(src.batches(list(roles.values()))))
+        names = list(roles.values())
+        batches = list(src.batches(names))
+        # a source of no batches (a reader or dataset with nothing in it) is a 0-row table
+        table = (pa.Table.from_batches(batches) if batches else
+                 pa.schema([src.schema.field(n) for n in names]).empty_table())
         x, tx, TT = (amount_to_float64(table.column(roles[r]), roles[r], r)
                      for r in ("frequency", "recency", "T"))
         out = {}

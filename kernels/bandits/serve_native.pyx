@@ -27,6 +27,9 @@ import numpy as np
 
 cnp.import_array()
 
+cdef extern from "../common/atomic.h" nogil:
+    long long fe_fetch_add(long long *p, long long v)
+
 cdef extern from "decide_core.h" nogil:
     enum:
         FE_GREEDY
@@ -57,17 +60,16 @@ cdef object _NAN = float("nan")
 
 cdef class ServiceStream:
     """A policy's service random stream: its seed and the next unused row. ``decide_one`` without
-    a seed decides as row ``take()`` of the stream; rows are taken under the GIL, so two
-    threads never share one."""
+    a seed decides as row ``take()`` of the stream; a row is taken by one atomic add, so two
+    threads never share one, with or without a GIL (free-threaded CPython)."""
     cdef readonly uint64_t seed
-    cdef int64_t next_row
+    cdef long long next_row
 
     def __cinit__(self, uint64_t seed):
         self.seed, self.next_row = seed, 0
 
     cpdef int64_t take(self):
-        self.next_row += 1
-        return self.next_row - 1
+        return fe_fetch_add(&self.next_row, 1)
 
 
 def decide_one(policy, x=None, eligible=None, seed=None):
