@@ -24,6 +24,7 @@ from cpython.long cimport PyLong_CheckExact
 from libc.stdint cimport int64_t, uint8_t, uint64_t
 
 import numpy as np
+from sys import intern
 
 cnp.import_array()
 
@@ -85,7 +86,8 @@ def decide_one(policy, x=None, eligible=None, seed=None):
     (large models, Thompson sampling); a small model's decision (~0.2 us at 10 arms x 20
     features) is shorter than handing the GIL over, so it keeps it. For throughput from several
     threads on a small model, :meth:`decide_rows` decides a few rows per call."""
-    out = (<Server?>policy._snapshot.server).decide_one(x, eligible, seed)
+    cdef Server server = policy._snapshot.server
+    out = server.serve_one(x, eligible, seed)
     if out is _UNREADY:
         return policy._decide_one_checked(x, eligible, seed)
     return out
@@ -133,6 +135,9 @@ cdef class Server:
         self.slack, self.rowwise_below = slack, rowwise_below
         if len(arm_ids) != self.K:
             raise ValueError("the snapshot's arrays do not agree in shape")
+        # Interned: on a free-threaded CPython an interned string is immortal, so handing the
+        # same arm id to many threads costs no shared reference-count traffic.
+        arm_ids = [intern(a) if type(a) is str else a for a in arm_ids]
         self.arm_ids, self.stream, self.contextual = arm_ids, stream, contextual
         self.work = decision_work(self.K, self.d, kind, draws)
         self.nogil_rows_work = nogil_rows_work
@@ -142,6 +147,10 @@ cdef class Server:
         """``(arm id, propensity)`` of one decision (see the module's :func:`decide_one`), or
         an internal marker when ``x``, ``eligible`` or ``seed`` need converting or checking (or
         ``x`` is not finite): the caller then goes the checked way."""
+        return self.serve_one(x, eligible, seed)
+
+    cdef object serve_one(self, x, eligible, seed):
+        # A C call from the module's decide_one: no method lookup or argument packing.
         cdef const double* xp = self.no_context
         cdef const uint8_t* ep = self.everyone
         cdef double prop = 0.0
