@@ -2,7 +2,7 @@
 (``decide_rows``) from NumPy, through the snapshot's compiled server
 (``kernels/bandits/serve_native.pyx``, built with each snapshot, before it is published).
 
-Design: :class:`Serving` is mixed into ``policies.Policy``; it reads only the policy's current
+Design: :class:`Serving` is the base of ``policies.Policy``; it reads only the policy's current
 snapshot (immutable), its KIND / CONTEXTUAL / epsilon and its service random stream, so these
 calls never take the policy's lock and are safe from any number of threads.
 """
@@ -38,12 +38,10 @@ def _first_row(first_row) -> int:
     return int(first_row)
 
 
-class Serving:
-    """``decide_one`` / ``decide_rows`` of a policy (see the module docstring)."""
-
-    #: The compiled method itself (kernels/bandits/serve_native.pyx: no Python frame around
-    #: the decision); its docstring is the documentation.
-    decide_one = _serve.decide_one
+class Serving(_serve.ServingBase):
+    """``decide_one`` / ``decide_rows`` of a policy (see the module docstring). ``decide_one``
+    and the published ``_snapshot`` come from the compiled base class
+    (kernels/bandits/serve_native.pyx: no Python frame around the decision)."""
 
     def _decide_one_checked(self, x, eligible, seed):
         """decide_one for what the compiled path does not take as it is: converts ``x`` and

@@ -63,6 +63,8 @@ def test_released_and_held_decide_alike(monkeypatch, make):
     assert held == released
 
 
+@pytest.mark.skipif(not getattr(sys, "_is_gil_enabled", lambda: True)(),
+                    reason="about handing over a GIL; a free-threaded build has none to hand over")
 def test_a_large_decision_lets_another_thread_run():
     # With a 1 s switch interval, a thread that never releases the GIL would run its whole
     # loop before the main thread got the GIL back; a released decision hands it over each call.
@@ -104,24 +106,40 @@ def test_unseeded_calls_follow_the_service_stream():
 
 
 def test_unseeded_calls_from_threads_take_distinct_rows():
+    # Each thread takes blocks of ROW_BLOCK rows by one atomic add and uses them in order.
     policy, X = _linucb(4, 5)
     stream = policy._service
     start = stream.take() + 1
     n_threads, per_thread = 4, 5000
+    rows = [[] for _ in range(n_threads)]
 
-    def serve():
+    def serve(k):
         for i in range(per_thread):
             policy.decide_one(X[i % len(X)])
+        rows[k] = [serve_native.take_service_row(policy) for _ in range(per_thread)]
 
-    threads = [threading.Thread(target=serve) for _ in range(n_threads)]
+    threads = [threading.Thread(target=serve, args=(k,)) for k in range(n_threads)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert stream.take() == start + n_threads * per_thread  # no row taken twice or lost
+    taken = [r for part in rows for r in part]
+    assert len(set(taken)) == len(taken)  # no row used twice
+    assert all(start <= r for r in taken)
+    block = serve_native.ROW_BLOCK
+    per_thread_blocks = -(-2 * per_thread // block)
+    assert stream.take() == start + n_threads * per_thread_blocks * block  # no block lost
+
+
+def test_one_thread_takes_consecutive_rows_across_updates():
+    policy, X = _linucb(3, 4)
+    first = [serve_native.take_service_row(policy) for _ in range(10)]
+    policy.update_one(X[0], arm=policy.arms[0].as_py(), reward=1.0)  # a new snapshot and server
+    after = [serve_native.take_service_row(policy) for _ in range(10)]
+    assert first + after == list(range(first[0], first[0] + 20))
 
 
 def test_decide_one_is_the_compiled_method():
-    assert LinUCB.decide_one is serve_native.decide_one
+    assert LinUCB.decide_one is serve_native.ServingBase.decide_one
     assert "One decision for a service" in LinUCB.decide_one.__doc__
     assert BANDIT_TS_PROPENSITY_DRAWS > 0
