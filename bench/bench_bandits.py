@@ -31,6 +31,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir, "tests"))
 import naive_bandits as nb
 
 FULL = bench_size() == "full"
+FREE_THREADED = not getattr(sys, "_is_gil_enabled", lambda: True)()
 ROUNDS = 3 if FULL else 1
 N = 1_000_000 if FULL else 20_000
 D, K = 20, 10
@@ -212,9 +213,9 @@ def test_decide_one_latency(benchmark, logs):
     benchmark.extra_info.update({"decisions_per_s_1_thread": one, "decisions_per_s_2_threads": two,
                                  "throughput_2_over_1_threads": two / one,
                                  "releases_gil": releases})
+    benchmark.extra_info["free_threaded"] = FREE_THREADED
     print(f"[bandits.decide_one] decisions/s: 1 thread {one:,.0f}, 2 threads {two:,.0f} "
-          f"({two / one:.2f}x, GIL {'released' if releases else 'held'}; load "
-          f"{os.getloadavg()[0]:.1f})")
+          f"({two / one:.2f}x, {_gil_state(releases)}; load {os.getloadavg()[0]:.1f})")
     # A service that decides a few rows per call (decide_rows: one call per micro-batch, the GIL
     # released from ~128 rows of this model on) scales with threads where single decisions of a
     # small model cannot (see bench/gil_handoff.py).
@@ -252,15 +253,24 @@ def test_decide_one_latency(benchmark, logs):
             "releases_gil": releases}
         print(f"[bandits.decide_one] {k} arms x {d} features: p50 "
               f"{statistics.median(lat) * 1e6:.1f} us, p99 {np.percentile(lat, 99) * 1e6:.1f} us;"
-              f" decisions/s 1 thread {one:,.0f}, 2 threads {two:,.0f} ({two / one:.2f}x, GIL "
-              f"{'released' if releases else 'held'}; load {os.getloadavg()[0]:.1f})")
+              f" decisions/s 1 thread {one:,.0f}, 2 threads {two:,.0f} ({two / one:.2f}x, "
+              f"{_gil_state(releases)}; load {os.getloadavg()[0]:.1f})")
+
+
+def _gil_state(releases: bool) -> str:
+    if FREE_THREADED:
+        return "free-threaded CPython, no GIL"
+    return f"GIL {'released' if releases else 'held'}"
 
 
 def _thread_rates(policy, rows):
     """Decisions per second from 1 and 2 threads calling decide_one at once (the kernel releases
     the GIL for large models), rounds alternating so load drifts hit both alike; seeded calls,
     so the threaded answers must equal the serial ones. Medians of 5 rounds."""
-    calls = [lambda i=i: policy.decide_one(rows[i], seed=i) for i in range(len(rows))]
+    # x and the policy bound as arguments: a call then shares no object with the other thread
+    # but the policy (on a free-threaded CPython, loading a shared list or cell on each call
+    # would be measured, not decide_one)
+    calls = [lambda i=i, x=rows[i], p=policy: p.decide_one(x, seed=i) for i in range(len(rows))]
     return _rates(calls, len(rows))
 
 

@@ -56,7 +56,18 @@ cdef extern from *:
     static inline void *fe_load_ptr(void *const *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
     static inline void fe_store_ptr(void **p, void *v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
     static unsigned long long fe_serving_uids = 0;
+    /* 3.14+: references from the interpreter's stack to obj stop touching its reference count
+     * (free-threaded builds; a no-op elsewhere). */
+    static int fe_defer_refcount(PyObject *obj) {
+    #if PY_VERSION_HEX >= 0x030E0000
+        return PyUnstable_Object_EnableDeferredRefcount(obj);
+    #else
+        (void)obj;
+        return 0;
+    #endif
+    }
     """
+    int fe_defer_refcount(object obj)
     void* fe_load_ptr(void* const* p) nogil
     void fe_store_ptr(void** p, void* v) nogil
     unsigned long long fe_serving_uids
@@ -344,6 +355,13 @@ cdef class ServingBase:
         with cython.critical_section(self):
             self._snap = snap
             fe_store_ptr(&self._current, <void*>server)
+
+    def _share_between_threads(self):
+        """Called once the policy is built: on a free-threaded CPython, every thread that loads
+        the policy (a global, an attribute, a closure's cell) would otherwise update its one
+        reference count, atomically, on each call; deferred, such loads leave it alone. The
+        policy is then freed by the garbage collector, not at its last reference."""
+        return bool(fe_defer_refcount(self))
 
     cdef Server _published_server(self):
         with cython.critical_section(self):
