@@ -121,7 +121,6 @@ class Policy(Serving):
         self._G, self._g = np.zeros((K, d, d)), np.zeros((K, d))
         self._service = _serve_native.ServiceStream(_seed64(None))
         self._refresh()
-        self._share_between_threads()
 
     # -- hyperparameters ------------------------------------------------------------------
     def _check_params(self, params: dict) -> dict:

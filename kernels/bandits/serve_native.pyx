@@ -352,16 +352,17 @@ cdef class ServingBase:
     @_snapshot.setter
     def _snapshot(self, snap):
         cdef Server server = snap.server
+        cdef bint first
         with cython.critical_section(self):
+            first = self._snap is None
             self._snap = snap
             fe_store_ptr(&self._current, <void*>server)
-
-    def _share_between_threads(self):
-        """Called once the policy is built: on a free-threaded CPython, every thread that loads
-        the policy (a global, an attribute, a closure's cell) would otherwise update its one
-        reference count, atomically, on each call; deferred, such loads leave it alone. The
-        policy is then freed by the garbage collector, not at its last reference."""
-        return bool(fe_defer_refcount(self))
+        if first:
+            # On a free-threaded CPython every thread that loads the policy (a global, an
+            # attribute, a closure's cell) would update its one reference count, atomically, on
+            # each call; deferred, such loads leave it alone. The policy is then freed by the
+            # garbage collector, not at its last reference.
+            fe_defer_refcount(self)
 
     cdef Server _published_server(self):
         with cython.critical_section(self):
