@@ -28,7 +28,8 @@ GRID = [(10, 20, 0), (10, 50, 0), (30, 30, 0), (15, 50, 0), (10, 70, 0), (20, 50
         (10, 20, 16), (10, 20, 64), (10, 20, 128), (10, 20, 256), (20, 50, 16), (20, 50, 64)]
 
 
-def policies(K, D, n=20_000):
+def logs(K, D, n=20_000):
+    """Seeded logs of K arms x D features with linear rewards: (table, X, feature names, arms)."""
     rng = np.random.default_rng(0)
     X = rng.normal(size=(n, D))
     names, ids = [f"f{j}" for j in range(D)], [f"a{a}" for a in range(K)]
@@ -36,6 +37,11 @@ def policies(K, D, n=20_000):
     table = pa.table({**{f: X[:, j] for j, f in enumerate(names)},
                       "arm": pa.array(np.asarray(ids)[codes]),
                       "r": X[:, 0] * codes + rng.normal(size=n)})
+    return table, X, names, ids
+
+
+def policies(K, D, n=20_000):
+    table, X, names, ids = logs(K, D, n)
     out = {}
     saved = serving.BANDIT_SERVE_NOGIL_WORK, serving.BANDIT_SERVE_NOGIL_ROWS_WORK
     try:
@@ -66,12 +72,13 @@ def caller(policy, X, rows_per_call):
     return loop, rows_per_call, [decide(b, None, 0)[0].tolist() for b in blocks]
 
 
-def two_over_one(loop, seconds=0.4):
+def two_over_one(loop, seconds=0.4, n_rounds=3):
+    """(seconds a call on one thread, rate of two threads / rate of one), medians of n_rounds."""
     t0 = time.perf_counter()
     loop(50)
     n = max(2 * int(seconds / ((time.perf_counter() - t0) / 50) / 2), 20)
     rounds = []
-    for _ in range(3):
+    for _ in range(n_rounds):
         t0 = time.perf_counter()
         loop(n)
         one = time.perf_counter() - t0

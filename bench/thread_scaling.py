@@ -17,25 +17,16 @@ Every thread decides its own rows (its own arrays), as request threads do.
 from __future__ import annotations
 
 import os
-import statistics
 import sys
-import threading
-import time
 
 import numpy as np
-import pyarrow as pa
+from gil_handoff import logs, two_over_one  # run as a script: bench/ is on the path
 
 from fastengage.bandits import LinUCB
 
 
-def policy_and_rows(K: int, D: int, n: int = 20_000):
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(n, D))
-    names, ids = [f"f{j}" for j in range(D)], [f"a{a}" for a in range(K)]
-    codes = rng.integers(0, K, n)
-    table = pa.table({**{f: X[:, j] for j, f in enumerate(names)},
-                      "arm": pa.array(np.asarray(ids)[codes]),
-                      "r": X[:, 0] * codes + rng.normal(size=n)})
+def policy_and_rows(K: int, D: int):
+    table, X, names, ids = logs(K, D)
     return LinUCB(ids, features=names).update(table, arm="arm", reward="r"), X[:1000]
 
 
@@ -65,26 +56,6 @@ def patterns(policy, X):
             "server": server}
 
 
-def two_over_one(loop, seconds: float = 0.5, rounds: int = 7):
-    t0 = time.perf_counter()
-    loop(2000)
-    m = max(2 * int(seconds / ((time.perf_counter() - t0) / 2000) / 2), 2000)
-    timings = []
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        loop(m)
-        one = time.perf_counter() - t0
-        threads = [threading.Thread(target=loop, args=(m // 2,)) for _ in range(2)]
-        t0 = time.perf_counter()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        timings.append((one, time.perf_counter() - t0))
-    one = statistics.median(t[0] for t in timings)
-    return one / m * 1e6, one / statistics.median(t[1] for t in timings)
-
-
 def main(argv):
     K, D = (int(a) for a in argv[:2]) if len(argv) >= 2 else (10, 20)
     policy, X = policy_and_rows(K, D)
@@ -92,8 +63,8 @@ def main(argv):
     print(f"{K} arms x {D} features; {'GIL build' if gil else 'free-threaded, GIL off'}; "
           f"server releases the GIL: {policy._snapshot.server.releases_gil}")
     for name, loop in patterns(policy, X).items():
-        us, ratio = two_over_one(loop)
-        print(f"{name:>22}: {us:6.3f} us a call, 2 threads / 1 {ratio:5.2f}x   "
+        seconds, ratio = two_over_one(loop, seconds=0.5, n_rounds=7)
+        print(f"{name:>22}: {seconds * 1e6:6.3f} us a call, 2 threads / 1 {ratio:5.2f}x   "
               f"load {os.getloadavg()[0]:.1f}", flush=True)
 
 
