@@ -27,6 +27,7 @@ from ..kernels.common.config import (
     BANDIT_ROWS_PER_TASK,
     BANDIT_TS_PROPENSITY_DRAWS,
 )
+from ..kernels.common.launch import resolve_threads
 from ._columns import (
     arm_array,
     arm_code,
@@ -44,13 +45,12 @@ from ._stats import commit_finite, learn_all_or_nothing, overflow_error
 __all__ = ["Policy"]  # the concrete policies are in .kinds
 
 def _threads(n_rows: int, n_threads: int | None) -> int | None:
-    """One thread for small batches (see ``BANDIT_PARALLEL_MIN_ROWS``); same results."""
-    return 1 if n_rows < BANDIT_PARALLEL_MIN_ROWS else n_threads
+    """One thread for small batches (``BANDIT_PARALLEL_MIN_ROWS``); a bad count is refused."""
+    return 1 if resolve_threads(n_threads) and n_rows < BANDIT_PARALLEL_MIN_ROWS else n_threads
 
 
 class _Columns:
-    """A batch's feature columns as the decision kernel reads them: in place, by address (the
-    arrays are held here for the call; no copy into a matrix)."""
+    """A batch's feature columns read in place by the decision kernel, by address (no copy)."""
 
     __slots__ = ("addresses", "arrays", "n")
 

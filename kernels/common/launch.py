@@ -39,7 +39,13 @@ _layer_is_threadsafe: bool | None = None
 
 def resolve_threads(n_threads: int | None) -> int:
     """The thread count a launch uses: ``n_threads``, else the configured default, clipped to
-    ``1..NUMBA_NUM_THREADS`` (Numba cannot start more threads than it was initialised with)."""
+    ``1..NUMBA_NUM_THREADS`` (Numba cannot start more threads than it was initialised with).
+
+    Every API's ``n_threads`` passes here, so this is where 0, a negative count, a bool or a
+    non-integer is refused (a ValueError naming the argument; it used to run one thread)."""
+    if n_threads is not None and (isinstance(n_threads, bool) or not hasattr(n_threads, "__index__")
+                                  or n_threads < 1):
+        raise ValueError(f"n_threads must be None or a positive integer, got {n_threads!r}")
     limit = numba.config.NUMBA_NUM_THREADS
     n = n_threads if n_threads is not None else (DEFAULT_THREADS or limit)
     return max(1, min(int(n), limit))
