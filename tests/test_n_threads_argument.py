@@ -23,6 +23,21 @@ def tx():
                      "amount": rng.uniform(1, 50, n), "x": rng.normal(size=n)})
 
 
+def _onnx_model():
+    """A one-feature linear ONNX graph (Y = 2 x), scored by ONNX Runtime."""
+    from onnx import TensorProto, helper
+
+    from fastengage.scoring import load_model
+
+    graph = helper.make_graph(
+        [helper.make_node("Mul", ["X", "two"], ["Y"])], "double",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, 1])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [None, 1])],
+        [helper.make_tensor("two", TensorProto.FLOAT, [1], [2.0])])
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return load_model(proto.SerializeToString(), backend="onnxruntime", features=["x"])
+
+
 @pytest.mark.parametrize("bad", BAD)
 def test_resolve_threads_refuses(bad):
     with pytest.raises(ValueError, match="n_threads must be None or a positive integer"):
@@ -41,7 +56,8 @@ def test_resolve_threads_takes_counts(good, want):
     lambda t, n: clv.summary(t, customer="customer", time="ts", amount="amount", n_threads=n),
     lambda t, n: drift(t, t, columns=["x"], n_threads=n),
     lambda t, n: LinUCB(["a", "b"], features=["x"]).decide(t, id="customer", n_threads=n),
-], ids=["rfm", "clv.summary", "drift", "bandits.decide"])
+    lambda t, n: _onnx_model().score(t, features=["x"], n_threads=n),
+], ids=["rfm", "clv.summary", "drift", "bandits.decide", "onnx score"])
 def test_apis_refuse_a_count_below_one(tx, call, bad):
     with pytest.raises(ValueError, match="n_threads"):
         call(tx, bad)

@@ -32,6 +32,7 @@ import pyarrow as pa
 from onnx import helper, numpy_helper
 
 from ..errors import InputError, ModelFormatError
+from ..kernels.common.launch import resolve_threads
 from ._columns import feature_column, feature_matrix
 from .linear import LinearModel
 from .model import Model
@@ -348,6 +349,7 @@ class OnnxModel(Model):
     def _session(self, n_threads):
         import onnxruntime as ort
 
+        resolve_threads(n_threads)  # refuses 0, negatives, bools (ONNX Runtime read 0 as "all")
         key = int(n_threads or 0)
         with self._lock:
             sess = self._sessions.get(key)
