@@ -22,7 +22,7 @@ except ImportError as exc:  # pragma: no cover - exercised only on a broken inst
         "`pip install -e .` (or `python setup.py build_ext --inplace`) from the source checkout."
     ) from exc
 
-__all__ = ["IdEncoder", "id_kind", "string_buffers", "as_id_type"]
+__all__ = ["IdEncoder", "id_kind", "string_buffers", "as_id_type", "common_int_type", "cast_ids"]
 
 
 def id_kind(typ: pa.DataType, column: str, role: str = "id") -> str:
@@ -93,6 +93,35 @@ def as_id_type(ids: pa.Array | pa.ChunkedArray, typ: pa.DataType) -> pa.Array:
 
 def _value_type(typ: pa.DataType) -> pa.DataType:
     return typ.value_type if pa.types.is_dictionary(typ) else typ
+
+
+def common_int_type(a: pa.DataType, b: pa.DataType) -> pa.DataType:
+    """The one integer type two integer id columns (dictionaries by their values) are coded in:
+    the wider of two signed or of two unsigned types, else int64 (a uint64 id past 2**63 beside
+    signed ids is then refused by :func:`cast_ids`)."""
+    a, b = _value_type(a), _value_type(b)
+    if a == b:
+        return a
+    if pa.types.is_signed_integer(a) == pa.types.is_signed_integer(b):
+        return a if a.bit_width >= b.bit_width else b
+    return pa.int64()
+
+
+def cast_ids(array: pa.Array | pa.ChunkedArray, typ: pa.DataType, what: str, shared_with: str,
+             hint: str = "") -> pa.Array:
+    """``array`` (one array, a dictionary decoded) as the integer type ``typ``; ids that do not
+    fit are an InputError naming ``what`` and the column whose type it shares."""
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    if pa.types.is_dictionary(array.type):
+        array = array.dictionary_decode()
+    if array.type == typ:
+        return array
+    try:
+        return array.cast(typ)
+    except pa.ArrowInvalid as exc:
+        raise InputError(f"{what} ({array.type}) holds ids that do not fit {typ}, the type "
+                         f"shared with {shared_with}: {exc}{hint}") from None
 
 
 class IdEncoder:

@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .._io.ids import IdEncoder, id_kind, string_buffers
+from .._io.ids import IdEncoder, cast_ids, common_int_type, id_kind, string_buffers
 from .._io.sources import open_source
 from ..errors import InputError
 from ..kernels.features import pairset as _pairset
@@ -136,36 +136,17 @@ def _drop_rows(array, drop):
     return pc.filter(array, pc.invert(drop))
 
 
-def _value_type(typ):
-    return typ.value_type if pa.types.is_dictionary(typ) else typ
-
-
 def _common_int_type(left_type, right_type):
     """The one integer type both link columns are coded in when their types differ (None when
-    they are the same): the wider of two signed or of two unsigned types, else int64 (a uint64
-    id past 2**63 beside signed ids is refused by :func:`_as_int_type`)."""
-    a, b = _value_type(left_type), _value_type(right_type)
-    if a == b and not pa.types.is_dictionary(left_type) and not pa.types.is_dictionary(right_type):
+    they are the same): see :func:`fastengage._io.ids.common_int_type`."""
+    if left_type == right_type and not pa.types.is_dictionary(left_type):
         return None
-    if a == b:
-        return a
-    signed_a, signed_b = pa.types.is_signed_integer(a), pa.types.is_signed_integer(b)
-    if signed_a == signed_b:
-        return a if a.bit_width >= b.bit_width else b
-    return pa.int64()
+    return common_int_type(left_type, right_type)
 
 
 def _as_int_type(array, typ, column, other):
-    if pa.types.is_dictionary(array.type):
-        array = array.dictionary_decode()
-    if array.type == typ:
-        return array
-    try:
-        return array.cast(typ)
-    except pa.ArrowInvalid as exc:
-        raise InputError(f"link column {column!r} ({array.type}) holds ids that do not fit {typ}, "
-                         f"the type shared with {other!r}: {exc}; cast both columns to one "
-                         "integer type") from None
+    return cast_ids(array, typ, f"link column {column!r}", repr(other),
+                    "; cast both columns to one integer type")
 
 
 def apply_identity(data, identity: pa.Table, *, customer: str) -> pa.Table:

@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .._io.ids import IdEncoder, id_kind
+from .._io.ids import IdEncoder, cast_ids, common_int_type, id_kind
 from .._io.sources import open_source, time_to_us
 from .._io.times import iso, parse_time
 from ..errors import InputError
@@ -97,27 +97,13 @@ def _shared_id_type(consent_type, data_type, consent_column: str, data_column: s
     if have == "str":
         return None
     a, b = (t.value_type if pa.types.is_dictionary(t) else t for t in (consent_type, data_type))
-    if a == b:
-        return None
-    if pa.types.is_signed_integer(a) == pa.types.is_signed_integer(b):
-        return a if a.bit_width >= b.bit_width else b
-    return pa.int64()
+    return None if a == b else common_int_type(a, b)
 
 
 def _as_id_type(array, typ, label: str):
     if typ is None:
         return array
-    if isinstance(array, pa.ChunkedArray):
-        array = array.combine_chunks()
-    if pa.types.is_dictionary(array.type):
-        array = array.dictionary_decode()
-    if array.type == typ:
-        return array
-    try:
-        return array.cast(typ)
-    except pa.ArrowInvalid as exc:
-        raise InputError(f"{label} ({array.type}) holds ids that do not fit {typ}, the type "
-                         f"shared with the other table's customer ids: {exc}") from None
+    return cast_ids(array, typ, label, "the other table's customer ids")
 
 
 def _filter_rows(batch: pa.RecordBatch, keep: pa.Array) -> pa.RecordBatch:
