@@ -39,7 +39,9 @@ def test_n_threads_is_used_and_clipped():
     assert _seen(1) == {1}
     assert _seen(limit) == {limit}
     assert _seen(10 * limit) == {limit}  # cannot start more threads than Numba has
-    assert resolve_threads(0) == 1 and resolve_threads(-3) == 1
+    for bad in (0, -3):  # refused, not read as one thread (tests/test_n_threads_argument.py)
+        with pytest.raises(ValueError, match="n_threads"):
+            resolve_threads(bad)
 
 
 def test_a_call_leaves_the_callers_thread_count_alone():

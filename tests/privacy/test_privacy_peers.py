@@ -204,7 +204,10 @@ def test_reference_agrees_with_the_kernel_on_the_ported_data():
     ref = naive_privacy.bounded_aggregates(segs, custs, amounts, 2, 0.0, 100.0, 0.01)
     got, _ = _aggregates(pa.table({"s": segs, "c": custs, "a": amounts}), bounds=(0.0, 100.0),
                          customer="c", max_rows=2)
-    assert {k: (c, s * 0.01) for k, (c, s) in ref.items()} == pytest.approx(got)
+    want = {k: (c, s * 0.01) for k, (c, s) in ref.items()}
+    assert want.keys() == got.keys()
+    for segment, value in want.items():  # pytest >= 9.2 compares no nested containers
+        assert value == pytest.approx(got[segment]), segment
 
 
 def test_consent_with_odd_id_types():
