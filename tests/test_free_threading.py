@@ -100,15 +100,26 @@ def test_decide_one_from_threads_while_another_thread_updates():
     assert not bad and len(counts) == 3 and min(counts) > 0
 
 
-def _rates(policy, X, seconds=0.4):
-    """Decisions per second of one thread, then of two at once, each deciding its own rows (as
-    a service's request threads do); medians of 5 rounds."""
-    def loop(n, out=None):
-        rows = [np.ascontiguousarray(x) for x in X[:1000]]
+def _decide_loop(policy, X):
+    def loop(n):
+        rows = [np.ascontiguousarray(x) for x in X[:1000]]  # this thread's own requests
         decide = policy.decide_one
         for i in range(n):
             decide(rows[i % 1000])
+    return loop
 
+
+def _plain_loop(X):
+    def loop(n):
+        rows = [np.ascontiguousarray(x) for x in X[:1000]]
+        total = 0.0
+        for i in range(n):
+            total += rows[i % 1000][0] * 1.5
+    return loop
+
+
+def _two_over_one(loop, seconds=0.4):
+    """Rate of two threads over rate of one, running ``loop``; medians of 5 rounds."""
     t0 = time.perf_counter()
     loop(2000)
     n = max(2 * int(seconds / ((time.perf_counter() - t0) / 2000) / 2), 2000)
@@ -116,29 +127,32 @@ def _rates(policy, X, seconds=0.4):
     for _ in range(5):
         t0 = time.perf_counter()
         loop(n)
-        one.append(n / (time.perf_counter() - t0))
+        one.append(time.perf_counter() - t0)
         threads = [threading.Thread(target=loop, args=(n // 2,)) for _ in range(2)]
         t0 = time.perf_counter()
         for t in threads:
             t.start()
         for t in threads:
             t.join()
-        two.append(n / (time.perf_counter() - t0))
-    return statistics.median(one), statistics.median(two)
+        two.append(time.perf_counter() - t0)
+    return statistics.median(one) / statistics.median(two)
 
 
 @needs_free_threading
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs two cores")
 def test_decide_one_scales_with_threads():
-    # The issue's service case, 10 arms x 20 features: two threads decide faster than one. A
-    # shared machine can slow one round, so the best of three tries counts (plain Python code
-    # gets 1.2-1.6x from two threads on the 2-vCPU VMs here; a GIL gives at most ~1.05x).
+    # The issue's service case, 10 arms x 20 features: two threads decide faster than one, about
+    # as much faster as plain Python code gets right now (1.2-1.6x on the 2-vCPU VMs here; a GIL
+    # allows ~1x). When another process holds a core (a second pytest worker), plain Python
+    # does not scale either and there is nothing to measure.
     policy, X, _ = _policy()
     assert not policy._snapshot.server.releases_gil  # the small model's path: nothing detached
-    ratios = []
+    tries = []
     for _ in range(3):
-        one, two = _rates(policy, X)
-        ratios.append(two / one)
-        if ratios[-1] >= 1.2:
-            break
-    assert max(ratios) >= 1.2, ratios
+        plain, decide = _two_over_one(_plain_loop(X)), _two_over_one(_decide_loop(policy, X))
+        tries.append((round(decide, 2), round(plain, 2)))
+        if decide >= max(1.15, 0.75 * plain):
+            return
+    if all(plain < 1.25 for _, plain in tries):
+        pytest.skip(f"two threads of plain Python got only {tries} (decide, plain): machine busy")
+    raise AssertionError(f"decide_one did not scale with threads: (decide, plain) {tries}")

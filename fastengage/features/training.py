@@ -122,6 +122,9 @@ def training_set(data, *, customer: str, time: str, amount: str, order: str | No
         past = table.filter(pa.array(times <= cut))  # the features never see a later row
         if past.num_rows == 0:
             raise InputError(f"no events on or before cutoff {iso(cut)}")
+        if past.column(customer).null_count == past.num_rows:
+            raise InputError(f"no events with a customer id on or before cutoff {iso(cut)} (its "
+                             f"{past.num_rows} row(s) have a null customer, dropped)")
         feats = compute(past, np.datetime64(cut, "us"))
         del past
         window = (times > cut) & (times <= cut + horizon_us)

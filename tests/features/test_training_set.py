@@ -62,8 +62,8 @@ def test_no_leakage(log, cut_days, which, seed, str_ids, features):
     cuts = sorted(T0 + d * DAY for d in cut_days)
     c = cuts[min(which, len(cuts) - 1)]
     if not any(t <= c and a >= 0 and k is not None for t, a, k in zip(ts, amt, cust)) \
-            or not all(any(t <= x for t in ts) for x in cuts):
-        return
+            or not all(any(t <= x and k is not None for t, k in zip(ts, cust)) for x in cuts):
+        return  # (a cut-off with no customer's event before it is an error: tested below)
     opts = dict(channel="chan", windows=(7, 30)) if features == "profile" else {}
     base = fe.training_set(_table(cust, ts, amt, order, chan, str_ids), **KW, features=features,
                            cutoffs=[np.datetime64(x, "us") for x in cuts], horizon=30, **opts)
@@ -171,3 +171,11 @@ def test_errors():
         fe.training_set(table, customer="cust", time="ts", amount="amt", cutoffs=["2024-03-01"])
     with pytest.raises(InputError, match="horizon"):
         fe.training_set(table, **kw, cutoffs=["2024-03-01"], horizon=0)
+
+
+def test_a_cutoff_with_only_null_customers_before_it_is_named():
+    table = _table([None, None, 0], [T0, T0 + DAY, T0 + 30 * DAY], [1.0, 2.0, 3.0], [0, 1, 2],
+                   ["web", "web", "web"], False)
+    with pytest.raises(InputError, match=r"no events with a customer id on or before cutoff "
+                                         r".*2 row\(s\) have a null customer"):
+        fe.training_set(table, **KW, cutoffs=[np.datetime64(T0 + 2 * DAY, "us")], horizon=30)
