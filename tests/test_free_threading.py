@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import pytest
 
+from bench.gil_handoff import logs
 from fastengage.bandits import LinUCB
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,13 +63,7 @@ def test_importing_every_module_keeps_the_gil_off():
 
 
 def _policy(K=10, D=20, n=20_000):
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(n, D))
-    names, ids = [f"f{j}" for j in range(D)], [f"offer-{a}" for a in range(K)]
-    codes = rng.integers(0, K, n)
-    table = pa.table({**{f: X[:, j] for j, f in enumerate(names)},
-                      "arm": pa.array(np.asarray(ids)[codes]),
-                      "r": X[:, 0] * codes + rng.normal(size=n)})
+    table, X, names, ids = logs(K, D, n)  # the logs bench/gil_handoff.py measures on
     return LinUCB(ids, features=names).update(table, arm="arm", reward="r"), X, table
 
 
