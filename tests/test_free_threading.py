@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import os
 import re
-import statistics
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from bench.gil_handoff import logs
+from bench.gil_handoff import logs, two_over_one
 from fastengage.bandits import LinUCB
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -112,24 +110,9 @@ def _plain_loop(X):
     return loop
 
 
-def _two_over_one(loop, seconds=0.4):
+def _two_over_one(loop):
     """Rate of two threads over rate of one, running ``loop``; medians of 5 rounds."""
-    t0 = time.perf_counter()
-    loop(2000)
-    n = max(2 * int(seconds / ((time.perf_counter() - t0) / 2000) / 2), 2000)
-    one, two = [], []
-    for _ in range(5):
-        t0 = time.perf_counter()
-        loop(n)
-        one.append(time.perf_counter() - t0)
-        threads = [threading.Thread(target=loop, args=(n // 2,)) for _ in range(2)]
-        t0 = time.perf_counter()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        two.append(time.perf_counter() - t0)
-    return statistics.median(one) / statistics.median(two)
+    return two_over_one(loop, seconds=0.4, n_rounds=5)[1]
 
 
 @needs_free_threading
